@@ -1,0 +1,71 @@
+#include "proxy/cli.h"
+
+#include <string.h>
+
+struct command {
+    const char *name;
+    int (*fn)(int argc, char **argv);
+};
+
+/* Only subcommands that work are listed (and dispatched). */
+static const struct command commands[] = {
+    {.name = "check", .fn = tf_cmd_check},
+    {.name = "version", .fn = tf_cmd_version},
+};
+
+void tf_cli_usage(FILE *out)
+{
+    fputs("usage: tlsfront <command> [options]\n"
+          "\n"
+          "commands:\n"
+          "  check   [-c FILE]   validate the configuration; exit 0 ok, 1 problems\n"
+          "  version             print the version of tlsfront and its libraries\n"
+          "\n"
+          "  -c, --config FILE   configuration file (default " TF_DEFAULT_CONFIG ")\n"
+          "  -h, --help          this text\n",
+          out);
+}
+
+int tf_cli_config_arg(int argc, char **argv, const char **path)
+{
+    *path = TF_DEFAULT_CONFIG;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "-c") == 0 || strcmp(a, "--config") == 0) {
+            if (i + 1 >= argc) {
+                fprintf(stderr, "tlsfront %s: %s needs a file name\n", argv[0], a);
+                return TF_EXIT_USAGE;
+            }
+            *path = argv[++i];
+        } else if (strncmp(a, "--config=", 9) == 0) {
+            *path = a + 9;
+        } else {
+            fprintf(stderr, "tlsfront %s: unknown option '%s'; see 'tlsfront --help'\n",
+                    argv[0], a);
+            return TF_EXIT_USAGE;
+        }
+    }
+    return 0;
+}
+
+int tf_cli_main(int argc, char **argv)
+{
+    if (argc < 2) {
+        tf_cli_usage(stderr);
+        return TF_EXIT_USAGE;
+    }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "-h") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "help") == 0) {
+        tf_cli_usage(stdout);
+        return TF_EXIT_OK;
+    }
+    if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "-V") == 0)
+        return tf_cmd_version(argc - 1, argv + 1);
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
+        if (strcmp(cmd, commands[i].name) == 0)
+            return commands[i].fn(argc - 1, argv + 1);
+    }
+    fprintf(stderr, "tlsfront: unknown command '%s'\n\n", cmd);
+    tf_cli_usage(stderr);
+    return TF_EXIT_USAGE;
+}

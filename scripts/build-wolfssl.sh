@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# Builds wolfSSL from Debian's wolfssl source package with the x86-64 assembly
+# enabled, into a cache keyed by the source version and the configure flags,
+# and prints the install prefix. A second run with the same flags only prints.
+#
+# Why not Debian's libwolfssl: it is a generic C build, 10-100x slower here
+# (see docs/PERFORMANCE.md and SPEC §1).
+set -euo pipefail
+
+CACHE=${TLSFRONT_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/tlsfront}
+
+# The features tlsfront uses; keep docs/BUILD.md in step with this list.
+FLAGS=(
+    --enable-static --disable-shared --with-pic
+    --enable-intelasm --enable-aesni --enable-sp --enable-sp-asm
+    --enable-tls13 --disable-oldtls --enable-sni --enable-alpn --enable-supportedcurves
+    --enable-session-ticket --enable-ocsp --enable-ocspstapling
+    --enable-pkcs12 --enable-opensslextra --enable-curve25519 --enable-ecc
+    --enable-aesgcm --enable-chacha --enable-poly1305 --enable-harden
+    --disable-examples --disable-crypttests --disable-benchmark
+)
+CFLAGS_W="-O2 -g"
+
+key=$(printf '%s\n' "${FLAGS[@]}" "$CFLAGS_W" | sha256sum | cut -c1-12)
+work="$CACHE/wolfssl-src"
+srclist="$work/sources.list"
+lists="$work/lists"
+mkdir -p "$lists/partial"
+
+# Both the release and the security suite, so apt-get source picks the
+# highest patched version. The deb-src lines live only in our own files and
+# reach apt through -o options: the machine's apt configuration is untouched.
+cat > "$srclist" <<SRC
+deb-src http://deb.debian.org/debian bookworm main
+deb-src http://deb.debian.org/debian-security bookworm-security main
+SRC
+APT_OPTS=(-o "Dir::Etc::SourceList=$srclist" -o "Dir::Etc::SourceParts=/nonexistent"
+          -o "Dir::State::Lists=$lists" -o "APT::Sandbox::User=root")
+
+# The newest source version decides the cache key; look it up cheaply when the
+# index is fresh (less than a day old), otherwise refresh it.
+# apt keeps the server's timestamps on list files, so a stamp of our own marks
+# when the index was last refreshed.
+stamp="$work/lists.stamp"
+if [ -z "$(find "$stamp" -mmin -1440 2>/dev/null)" ]; then
+    { apt-get "${APT_OPTS[@]}" update -q >&2 && touch "$stamp"; } || {
+        # Offline but already built: reuse the newest cached build.
+        prev=$(ls -d "$CACHE"/wolfssl-5*-"$key" 2>/dev/null | sort -V | tail -n 1 || true)
+        if [ -n "$prev" ] && [ -f "$prev/lib/libwolfssl.a" ]; then echo "$prev"; exit 0; fi
+        echo "build-wolfssl: cannot reach Debian's source index" >&2; exit 1
+    }
+fi
+ver=$(apt-cache "${APT_OPTS[@]}" showsrc wolfssl 2>/dev/null \
+        | awk '/^Version:/ {print $2}' | sort -V | tail -n 1)
+[ -n "$ver" ] || { echo "build-wolfssl: no wolfssl source package found" >&2; exit 1; }
+
+prefix="$CACHE/wolfssl-$ver-$key"
+if [ -f "$prefix/lib/libwolfssl.a" ] && [ -f "$prefix/share/tlsfront-configure-flags" ]; then
+    echo "$prefix"
+    exit 0
+fi
+
+echo "build-wolfssl: building wolfssl $ver (assembly enabled) into $prefix" >&2
+build="$work/build-$ver-$key"
+log="$work/build-$ver-$key.log"
+rm -rf "$build"
+mkdir -p "$build"
+if ! (
+    set -e
+    cd "$build"
+    # dpkg-source applies Debian's patches (the security fixes among them).
+    apt-get "${APT_OPTS[@]}" source -q "wolfssl=$ver"
+    cd "$(find . -maxdepth 1 -mindepth 1 -type d -name 'wolfssl-*' | head -n 1)"
+    ./autogen.sh
+    ./configure -q --prefix="$prefix" "${FLAGS[@]}" CFLAGS="$CFLAGS_W"
+    make -j"$(nproc)"
+    make install
+) >"$log" 2>&1; then
+    tail -n 40 "$log" >&2
+    echo "build-wolfssl: failed; full log in $log" >&2
+    exit 1
+fi
+mkdir -p "$prefix/share"
+printf '%s ' "${FLAGS[@]}" > "$prefix/share/tlsfront-configure-flags"
+echo "$ver" > "$prefix/share/tlsfront-wolfssl-debian-version"
+rm -rf "$build"
+echo "$prefix"

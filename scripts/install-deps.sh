@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs the Debian packages tlsfront builds, tests and benchmarks with.
+# Runs apt-get only when something is missing, so a second run takes a moment.
+set -euo pipefail
+
+PKGS=(
+    build-essential cmake pkg-config git
+    libuv1-dev libhttp-parser-dev libyaml-dev libcriterion-dev
+    dpkg-dev autoconf automake libtool           # building wolfSSL from Debian's source package
+    clang libclang-rt-14-dev                     # libFuzzer and sanitizer runtimes
+    openssl curl gnutls-bin ca-certificates      # real peers in the end-to-end tests
+)
+
+missing=()
+for p in "${PKGS[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+    exit 0
+fi
+
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+echo "install-deps: installing ${missing[*]}" >&2
+$SUDO apt-get update -q
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
