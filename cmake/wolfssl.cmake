@@ -10,6 +10,8 @@ set(TLSFRONT_WOLFSSL "bundled" CACHE STRING "wolfSSL to link: bundled (fast, def
 set_property(CACHE TLSFRONT_WOLFSSL PROPERTY STRINGS bundled system)
 
 if(TLSFRONT_WOLFSSL STREQUAL "bundled")
+    # The script runs at every configure (it answers from its cache in a
+    # fraction of a second) so a change of flags reaches existing build trees.
     if(NOT WOLFSSL_PREFIX)
         execute_process(
             COMMAND bash ${PROJECT_SOURCE_DIR}/scripts/build-wolfssl.sh
@@ -20,7 +22,8 @@ if(TLSFRONT_WOLFSSL STREQUAL "bundled")
             message(FATAL_ERROR "scripts/build-wolfssl.sh failed (see above); "
                                 "run scripts/install-deps.sh first, or -DTLSFRONT_WOLFSSL=system")
         endif()
-        set(WOLFSSL_PREFIX "${_wolfssl_prefix}" CACHE PATH "bundled wolfSSL install prefix" FORCE)
+        set(WOLFSSL_PREFIX "${_wolfssl_prefix}")
+        message(STATUS "bundled wolfSSL: ${WOLFSSL_PREFIX}")
     endif()
     if(NOT EXISTS "${WOLFSSL_PREFIX}/lib/libwolfssl.a")
         message(FATAL_ERROR "no libwolfssl.a under WOLFSSL_PREFIX=${WOLFSSL_PREFIX}")

@@ -17,9 +17,11 @@ FLAGS=(
     --enable-session-ticket --enable-ocsp --enable-ocspstapling
     --enable-pkcs12 --enable-opensslextra --enable-curve25519 --enable-ecc
     --enable-aesgcm --enable-chacha --enable-poly1305 --enable-harden
+    --enable-certgen --enable-keygen --enable-certext
     --disable-examples --disable-crypttests --disable-benchmark
 )
-CFLAGS_W="-O2 -g"
+# WOLFSSL_ALT_NAMES: subjectAltName in generated certificates (bench fixtures).
+CFLAGS_W="-O2 -g -DWOLFSSL_ALT_NAMES"
 
 key=$(printf '%s\n' "${FLAGS[@]}" "$CFLAGS_W" | sha256sum | cut -c1-12)
 work="$CACHE/wolfssl-src"
