@@ -10,6 +10,7 @@ struct command {
 /* Only subcommands that work are listed (and dispatched). */
 static const struct command commands[] = {
     {.name = "check", .fn = tf_cmd_check},
+    {.name = "cert", .fn = tf_cmd_cert},
     {.name = "version", .fn = tf_cmd_version},
 };
 
@@ -18,7 +19,12 @@ void tf_cli_usage(FILE *out)
     fputs("usage: tlsfront <command> [options]\n"
           "\n"
           "commands:\n"
-          "  check   [-c FILE]   validate the configuration; exit 0 ok, 1 problems\n"
+          "  check   [-c FILE]   validate the configuration and every certificate;\n"
+          "                      exit 0 ok, 1 problems\n"
+          "  cert    [--json] FILE...\n"
+          "                      inspect certificate bundles: status, names, chain as\n"
+          "                      served, key, validity, every warning and error;\n"
+          "                      exit 0 ok, 1 a bundle is rejected\n"
           "  version             print the version of tlsfront and its libraries\n"
           "\n"
           "  -c, --config FILE   configuration file (default " TF_DEFAULT_CONFIG ")\n"

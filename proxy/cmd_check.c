@@ -1,7 +1,15 @@
+/* tlsfront check [-c FILE]: the configuration, then every certificate source
+ * as the store would load it, then whether each tenant host has a
+ * certificate. Exit 0 when nothing is wrong (warnings are printed but allowed,
+ * as with `haproxy -c`), 1 when the configuration has errors, a bundle is
+ * rejected, a source cannot be read or there is no usable default
+ * certificate. */
 #include "proxy/cli.h"
 
+#include "certstore/store.h"
 #include "common/err.h"
 #include "conf/conf.h"
+#include "tls/tls.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -9,31 +17,128 @@
 /* Room for every error the loader collects, one per line. */
 #define CHECK_ERRBUF 16384
 
+typedef struct {
+    size_t bundles, warned, rejected, errors;
+} tally_t;
+
+static int load_conf(const char *path, tf_conf_t **conf)
+{
+    char *err = malloc(CHECK_ERRBUF);
+    if (err == NULL) {
+        fputs("tlsfront check: out of memory\n", stderr);
+        return TF_ENOMEM;
+    }
+    err[0] = '\0';
+    int rc = tf_conf_load_file(path, conf, err, CHECK_ERRBUF);
+    if (rc != 0) {
+        fputs(err, stderr);
+        if (err[0] == '\0' || err[strlen(err) - 1] != '\n')
+            fputc('\n', stderr);
+        fprintf(stderr, "%s: configuration has errors\n", path);
+    }
+    free(err);
+    return rc;
+}
+
+static void report_bundle(const tf_cs_entry_t *e, tally_t *t)
+{
+    const tf_cs_bundle_t *b = tf_cs_entry_latest(e);
+    if (b == NULL)
+        return;
+    t->bundles++;
+    t->warned += tf_cs_bundle_status(b) == TF_CS_WARN;
+    t->rejected += tf_cs_bundle_status(b) == TF_CS_ERROR;
+    for (size_t i = 0; i < tf_cs_bundle_diag_count(b); i++) {
+        const tf_cs_diag_t *d = tf_cs_bundle_diag_at(b, i);
+        if (d->severity == TF_CS_INFO)
+            continue;
+        fprintf(stderr, "%s: %s\n", d->severity == TF_CS_FATAL ? "error" : "warning",
+                d->message);
+    }
+}
+
+static void report_notes(const tf_cs_snapshot_t *snap, tally_t *t)
+{
+    for (size_t i = 0; i < tf_cs_snapshot_note_count(snap); i++) {
+        bool is_error = false;
+        const char *msg = tf_cs_snapshot_note_at(snap, i, &is_error);
+        fprintf(stderr, "%s: %s\n", is_error ? "error" : "note", msg);
+        t->errors += is_error;
+    }
+}
+
+/* A host no certificate covers gets the default certificate, which browsers
+ * reject: worth a warning naming what clients would see. */
+static void report_uncovered(const tf_conf_t *conf, const tf_cs_snapshot_t *snap)
+{
+    const tf_cs_bundle_t *def = tf_cs_snapshot_default(snap);
+    for (size_t i = 0; i < tf_conf_tenant_count(conf); i++) {
+        const tf_conf_tenant_t *t = tf_conf_tenant(conf, i);
+        for (size_t h = 0; h < t->hosts.count; h++) {
+            const char *host = t->hosts.items[h];
+            if (tf_cs_snapshot_covers(snap, host))
+                continue;
+            fprintf(stderr,
+                    "warning: %s:%u:%u: tenant '%s': no certificate covers '%s': clients "
+                    "asking for it get the default certificate %s (%s), which does not "
+                    "match it; add a bundle for '%s' to tls.certs\n",
+                    tf_conf_source(conf), t->line, t->column, t->name, host,
+                    def ? tf_cs_bundle_name(def) : "(none)",
+                    def ? tf_cs_bundle_subject(def) : "no default loaded", host);
+        }
+    }
+}
+
+static int check_certs(const tf_conf_t *conf, tally_t *t)
+{
+    const tf_conf_tls_t *tls = tf_conf_tls(conf);
+    tf_cs_store_opts_t opts = {
+        .sources = tls->certs.items,
+        .nsources = tls->certs.count,
+        .default_cert = tls->default_cert,
+    };
+    tf_cs_store_t *store = NULL;
+    tf_cs_snapshot_t *snap = NULL;
+    int rc = tf_cs_store_new(&opts, &store);
+    if (rc == 0)
+        rc = tf_cs_store_build(store, 0, &snap);
+    if (rc != 0) {
+        fprintf(stderr, "error: cannot load the certificate store: %s\n", tf_strerror(rc));
+        tf_cs_store_free(store);
+        return rc;
+    }
+    for (size_t i = 0; i < tf_cs_snapshot_entry_count(snap); i++)
+        report_bundle(tf_cs_snapshot_entry_at(snap, i), t);
+    report_notes(snap, t);
+    report_uncovered(conf, snap);
+    tf_cs_snapshot_unref(snap);
+    tf_cs_store_free(store);
+    return 0;
+}
+
 int tf_cmd_check(int argc, char **argv)
 {
     const char *path;
     int rc = tf_cli_config_arg(argc, argv, &path);
     if (rc != 0)
         return rc;
-
-    char *err = malloc(CHECK_ERRBUF);
-    if (err == NULL) {
-        fputs("tlsfront check: out of memory\n", stderr);
-        return TF_EXIT_PROBLEMS;
-    }
-    err[0] = '\0';
     tf_conf_t *conf = NULL;
-    rc = tf_conf_load_file(path, &conf, err, CHECK_ERRBUF);
-    if (rc != 0) {
-        fputs(err, stderr);
-        if (err[0] == '\0' || err[strlen(err) - 1] != '\n')
-            fputc('\n', stderr);
-        fprintf(stderr, "%s: configuration has errors\n", path);
-        free(err);
+    if (load_conf(path, &conf) != 0)
+        return TF_EXIT_PROBLEMS;
+
+    tally_t t = {0};
+    rc = tf_tls_global_init();
+    if (rc == 0) {
+        rc = check_certs(conf, &t);
+        tf_tls_global_cleanup();
+    }
+    tf_conf_unref(conf);
+    if (rc != 0 || t.rejected > 0 || t.errors > 0) {
+        fprintf(stderr, "%s: %zu certificate bundles, %zu rejected; %zu store errors\n", path,
+                t.bundles, t.rejected, t.errors);
         return TF_EXIT_PROBLEMS;
     }
-    printf("%s: configuration OK\n", path);
-    tf_conf_unref(conf);
-    free(err);
+    printf("%s: configuration OK; %zu certificate bundles (%zu with warnings)\n", path,
+           t.bundles, t.warned);
     return TF_EXIT_OK;
 }

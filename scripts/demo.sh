@@ -1,18 +1,21 @@
 #!/usr/bin/env bash
 # The README's first command: installs what is needed, builds tlsfront with
-# the assembly wolfSSL, and shows it working. Until the front door lands
-# (issue 4) the demo validates the shipped example configuration; then it
-# will start the proxy with a generated demo PKI.
+# the assembly wolfSSL, generates a demo PKI and configuration in ./demo, and
+# shows tlsfront judging them. (The proxy itself, `tlsfront run`, joins the
+# demo with the front-door issue.)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash scripts/install-deps.sh
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build build -j"$(nproc)" --target tlsfront
+cmake --build build -j"$(nproc)" --target tlsfront >/dev/null
+demo=$(bash scripts/demo-pki.sh demo)
 
-echo
-echo "\$ build/tlsfront version"
-build/tlsfront version
-echo
-echo "\$ build/tlsfront check -c examples/tlsfront.yaml"
-build/tlsfront check -c examples/tlsfront.yaml
+show() {
+    echo
+    echo "\$ $*"
+    "$@"
+}
+show build/tlsfront version
+show build/tlsfront check -c "$demo/tlsfront.yaml"
+show build/tlsfront cert "$demo/certs/acme.pem" "$demo/certs/wildcard.pem"
