@@ -6,6 +6,7 @@
 #include <wolfssl/ssl.h>
 
 #include <criterion/criterion.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,10 +18,13 @@ static char dir[1024];      /* this test's certificate directory */
 static char def[1100];      /* dir/system.pem */
 static tf_cs_store_t *store;
 
-static void sh(const char *fmt, const char *a, const char *b)
+__attribute__((format(printf, 1, 2))) static void sh(const char *fmt, ...)
 {
     char cmd[4096];
-    snprintf(cmd, sizeof cmd, fmt, a, b);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
     cr_assert_eq(system(cmd), 0, "command failed: %s", cmd);
 }
 
@@ -82,7 +86,7 @@ static void teardown(void)
 {
     tf_cs_store_free(store);
     store = NULL;
-    sh("rm -rf '%s'%s", dir, "");
+    sh("rm -rf '%s'", dir);
     wolfSSL_Cleanup();
 }
 

@@ -13,13 +13,29 @@
         cr_assert_eq(tf_run(&(r), argv_), 0, "could not start $TF_TLSFRONT");                  \
     } while (0)
 
-static char *example_path(void)
+/* The demo PKI and configuration (scripts/demo-pki.sh), generated once into
+ * the build tree; returns the directory. */
+static const char *demo_dir(void)
 {
+    static char dir[2048];
     const char *src = getenv("TF_SOURCE_DIR");
+    const char *build = getenv("TF_BUILD_DIR");
     cr_assert_not_null(src, "TF_SOURCE_DIR is not set");
-    char *p = malloc(strlen(src) + 32);
+    cr_assert_not_null(build, "TF_BUILD_DIR is not set");
+    snprintf(dir, sizeof dir, "%s/tests/cli-demo", build);
+    char cmd[4500];
+    snprintf(cmd, sizeof cmd,
+             "[ -f '%s/tlsfront.yaml' ] || bash '%s/scripts/demo-pki.sh' '%s' >/dev/null",
+             dir, src, dir);
+    cr_assert_eq(system(cmd), 0, "%s", cmd);
+    return dir;
+}
+
+static char *path_in(const char *dir, const char *name)
+{
+    char *p = malloc(strlen(dir) + strlen(name) + 2);
     cr_assert_not_null(p);
-    sprintf(p, "%s/examples/tlsfront.yaml", src);
+    sprintf(p, "%s/%s", dir, name);
     return p;
 }
 
@@ -39,7 +55,9 @@ Test(cli, help_goes_to_stdout_and_lists_only_working_commands)
     RUN(r, "--help");
     cr_expect_eq(r.status, 0);
     cr_expect_not_null(strstr(r.out, "check"));
+    cr_expect_not_null(strstr(r.out, "cert "));
     cr_expect_not_null(strstr(r.out, "version"));
+    cr_expect_null(strstr(r.out, "  run "), "run is not listed until it works");
     tf_run_dispose(&r);
 }
 
@@ -69,18 +87,124 @@ Test(cli, version_names_every_library_and_the_fast_wolfssl)
     tf_run_dispose(&r);
 }
 
-Test(cli, check_accepts_the_shipped_example)
+Test(cli, check_accepts_the_demo_configuration_and_its_certificates)
 {
-    char *ex = example_path();
+    char *cfg = path_in(demo_dir(), "tlsfront.yaml");
     tf_run_t r;
-    RUN(r, "check", "-c", ex);
+    RUN(r, "check", "-c", cfg);
     cr_expect_eq(r.status, 0, "stderr: %s", r.err);
-    cr_expect_not_null(strstr(r.out, "OK"));
+    cr_expect_not_null(strstr(r.out, "configuration OK; 4 certificate bundles"), "%s", r.out);
     tf_run_dispose(&r);
-    RUN(r, "check", "--config=" "/nonexistent-dir/x.yaml");
+    free(cfg);
+}
+
+Test(cli, check_fails_on_a_rejected_bundle_and_warns_for_uncovered_hosts)
+{
+    const char *demo = demo_dir();
+    char text[8192];
+    snprintf(text, sizeof text,
+             "listen:\n  https: [\"127.0.0.1:8443\"]\n"
+             "tls:\n  certs: [\"%s/certs\", \"%s/broken.pem\"]\n"
+             "  default_cert: %s/certs/system.pem\n"
+             "tenants:\n  shop:\n    hosts: [\"shop.example\", \"*.acme.example\"]\n"
+             "    backends: [\"127.0.0.1:8081\"]\n",
+             demo, demo, demo);
+    char *cfg = tf_run_tempfile("tlsfront.yaml", text);
+    char *broken = path_in(demo, "broken.pem");
+    FILE *f = fopen(broken, "w");
+    cr_assert_not_null(f);
+    fputs("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n", f);
+    fclose(f);
+
+    tf_run_t r;
+    RUN(r, "check", "-c", cfg);
+    cr_expect_eq(r.status, 1, "%s", r.err);
+    cr_expect_not_null(strstr(r.err, "error: "), "%s", r.err);
+    cr_expect_not_null(strstr(r.err, "broken.pem"), "%s", r.err);
+    cr_expect_not_null(strstr(r.err, "no certificate covers 'shop.example'"), "%s", r.err);
+    cr_expect_not_null(strstr(r.err, "no certificate covers '*.acme.example'"), "%s", r.err);
+    cr_expect_not_null(strstr(r.err, "tenant 'shop'"), "%s", r.err);
+    cr_expect_null(strstr(r.err, "covers 'portal.acme.example'"), "%s", r.err);
+    tf_run_dispose(&r);
+    free(cfg);
+    free(broken);
+}
+
+Test(cli, check_reports_a_missing_certificate_directory)
+{
+    const char *demo = demo_dir();
+    char text[4096];
+    snprintf(text, sizeof text,
+             "listen:\n  https: [\"127.0.0.1:8443\"]\n"
+             "tls:\n  certs: [\"/nonexistent-certs\"]\n"
+             "  default_cert: %s/certs/system.pem\n"
+             "tenants:\n  all:\n    hosts: [\"*\"]\n    backends: [\"127.0.0.1:8081\"]\n",
+             demo);
+    char *cfg = tf_run_tempfile("tlsfront.yaml", text);
+    tf_run_t r;
+    RUN(r, "check", "-c", cfg);
     cr_expect_eq(r.status, 1);
+    cr_expect_not_null(strstr(r.err, "/nonexistent-certs: cannot read"), "%s", r.err);
     tf_run_dispose(&r);
-    free(ex);
+    free(cfg);
+}
+
+Test(cli, cert_describes_a_bundle_and_exits_0)
+{
+    char *pem = path_in(demo_dir(), "certs/acme.pem");
+    tf_run_t r;
+    RUN(r, "cert", pem);
+    cr_expect_eq(r.status, 0, "%s", r.err);
+    cr_expect_not_null(strstr(r.out, ": OK"), "%s", r.out);
+    cr_expect_not_null(strstr(r.out, "portal.acme.example, chat.acme.example"), "%s", r.out);
+    cr_expect_not_null(strstr(r.out, "1. /CN=portal.acme.example"), "%s", r.out);
+    cr_expect_not_null(strstr(r.out, "2. /O=tlsfront demo/CN=tlsfront demo intermediate"));
+    cr_expect_not_null(strstr(r.out, "ECDSA P-256"));
+    cr_expect_not_null(strstr(r.out, "days left"));
+    cr_expect_null(strstr(r.out, "PRIVATE KEY"), "the key must never be printed");
+    tf_run_dispose(&r);
+    free(pem);
+}
+
+Test(cli, cert_json_is_one_array_and_a_rejected_bundle_exits_1)
+{
+    const char *demo = demo_dir();
+    char *good = path_in(demo, "certs/acme.pem");
+    /* The certificate alone, with no key beside it: rejected. */
+    char *crt = path_in(demo, "pki/acme.crt");
+    char *bad = tf_run_tempfile("leaf-only.pem", "");
+    char cp[4200];
+    snprintf(cp, sizeof cp, "cp '%s' '%s'", crt, bad);
+    cr_assert_eq(system(cp), 0);
+    free(crt);
+    tf_run_t r;
+    RUN(r, "cert", "--json", good, bad);
+    cr_expect_eq(r.status, 1, "%s", r.err);
+    cr_expect_eq(r.out[0], '[', "%s", r.out);
+    cr_expect_not_null(strstr(r.out, "\"status\":\"OK\""), "%s", r.out);
+    cr_expect_not_null(strstr(r.out, "\"status\":\"ERROR\""), "%s", r.out);
+    cr_expect_not_null(strstr(r.out, "\"code\":\"no_private_key\""), "%s", r.out);
+    cr_expect_not_null(strstr(r.out, "\"days_left\":"), "%s", r.out);
+    /* Valid JSON, checked by a real parser. */
+    char *json = tf_run_tempfile("out.json", r.out);
+    char cmd[4200];
+    snprintf(cmd, sizeof cmd, "python3 -m json.tool '%s' >/dev/null", json);
+    cr_expect_eq(system(cmd), 0, "not valid JSON: %s", r.out);
+    tf_run_dispose(&r);
+    free(good);
+    free(bad);
+    free(json);
+}
+
+Test(cli, cert_without_files_is_a_usage_error)
+{
+    tf_run_t r;
+    RUN(r, "cert");
+    cr_expect_eq(r.status, 2);
+    tf_run_dispose(&r);
+    RUN(r, "cert", "--frob", "x.pem");
+    cr_expect_eq(r.status, 2);
+    tf_run_dispose(&r);
 }
 
 Test(cli, check_reports_file_line_column_and_exits_1)
