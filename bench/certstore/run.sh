@@ -35,7 +35,7 @@ defaults
     timeout server 5s
     timeout connect 5s
 frontend f
-    bind 127.0.0.1:0 ssl crt $1/certs/
+    bind 127.0.0.1:8443 ssl crt $1/certs/
     default_backend b
 backend b
     server s 127.0.0.1:1
@@ -58,6 +58,7 @@ for n in $counts; do
     dir="$work/$n"
     if [ ! -f "$dir/certs/tenant$(printf %06d $((n - 1))).pem" ]; then
         rm -rf "$dir"
+        mkdir -p "$work"
         "$build/bench/certstore/bench_cs_gen" "$dir" "$n" >/dev/null
     fi
     : >"$dir/results"
@@ -72,7 +73,7 @@ for n in $counts; do
     one=$(grep '^rebuild_one' "$dir/results" | field seconds | median)
     hs="-" hm="-"
     if [ "$n" -le "$haproxy_max" ] && command -v haproxy >/dev/null; then
-        read -r hs hk < <(haproxy_load "$dir")
+        read -r hs hk < <(haproxy_load "$dir" || echo "failed 0")
         hm=$((hk / 1024))
     fi
     printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' \
