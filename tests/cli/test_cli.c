@@ -17,16 +17,18 @@
  * the build tree; returns the directory. */
 static const char *demo_dir(void)
 {
-    static char dir[2048];
+    static char dir[1024];
     const char *src = getenv("TF_SOURCE_DIR");
     const char *build = getenv("TF_BUILD_DIR");
     cr_assert_not_null(src, "TF_SOURCE_DIR is not set");
     cr_assert_not_null(build, "TF_BUILD_DIR is not set");
     snprintf(dir, sizeof dir, "%s/tests/cli-demo", build);
-    char cmd[4500];
+    /* Tests run in parallel processes: one makes the PKI, the others wait. */
+    char cmd[6500];
     snprintf(cmd, sizeof cmd,
-             "[ -f '%s/tlsfront.yaml' ] || bash '%s/scripts/demo-pki.sh' '%s' >/dev/null",
-             dir, src, dir);
+             "mkdir -p '%s' && flock '%s.lock' sh -c \"[ -f '%s/tlsfront.yaml' ] || "
+             "bash '%s/scripts/demo-pki.sh' '%s' >/dev/null\"",
+             dir, dir, dir, src, dir);
     cr_assert_eq(system(cmd), 0, "%s", cmd);
     return dir;
 }
