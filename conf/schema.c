@@ -1,0 +1,298 @@
+/* The configuration schema (SPEC §3): one table per mapping, each row giving
+ * a key's name, type, bounds, default, where it is stored and its extra
+ * check. The loader in load.c is driven entirely by these tables; a new key
+ * is a new row here plus a field in struct tf_conf. */
+#include "conf/conf_internal.h"
+
+#include <ctype.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+
+#define C(f) offsetof(struct tf_conf, f)
+#define T(f) offsetof(tf_conf_tenant_t, f)
+
+static const char *const log_levels[] = {"error", "warn", "info", "debug", NULL};
+static const char *const log_formats[] = {"text", "json", NULL};
+static const char *const unknown_sni[] = {"default", "reject", NULL};
+static const char *const tls_versions[] = {"1.2", "1.3", NULL};
+static const char *const modes[] = {"http", "tcp", NULL};
+
+static const tf_conf__key_t log_keys[] = {
+    {.name = "level",
+     .type = TF_CONF__T_ENUM,
+     .offset = C(log.level),
+     .enums = log_levels,
+     .def = "info"},
+    {.name = "access",
+     .type = TF_CONF__T_STRING,
+     .offset = C(log_access),
+     .def = "stdout",
+     .check = tf_conf__check_access_log},
+    {.name = "format",
+     .type = TF_CONF__T_ENUM,
+     .offset = C(log.format),
+     .enums = log_formats,
+     .def = "text"},
+    {.name = NULL},
+};
+
+static const tf_conf__key_t listen_keys[] = {
+    {.name = "https",
+     .type = TF_CONF__T_ADDR_LIST,
+     .offset = C(listen_https),
+     .flags = TF_CONF__F_REQUIRED | TF_CONF__F_LISTENER | TF_CONF__F_NONEMPTY,
+     .example = "https: [\"0.0.0.0:443\", \"[::]:443\"]"},
+    {.name = "http",
+     .type = TF_CONF__T_ADDR_LIST,
+     .offset = C(listen_http),
+     .flags = TF_CONF__F_LISTENER,
+     .example = "http: [\"0.0.0.0:80\"]"},
+    {.name = NULL},
+};
+
+static const tf_conf__key_t admin_keys[] = {
+    {.name = "listen",
+     .type = TF_CONF__T_ADDR,
+     .offset = C(admin.listen),
+     .flags = TF_CONF__F_LISTENER,
+     .def = "127.0.0.1:9443"},
+    {.name = "token_file",
+     .type = TF_CONF__T_STRING,
+     .offset = C(admin.token_file),
+     .flags = TF_CONF__F_NULLABLE,
+     .check = tf_conf__check_nonempty},
+    {.name = NULL},
+};
+
+static const tf_conf__key_t acme_keys[] = {
+    {.name = "webroot",
+     .type = TF_CONF__T_STRING,
+     .offset = C(acme_webroot),
+     .flags = TF_CONF__F_NULLABLE,
+     .def = "/var/lib/tlsfront/acme",
+     .check = tf_conf__check_abs_path},
+    {.name = NULL},
+};
+
+static const tf_conf__key_t tls_keys[] = {
+    {.name = "certs",
+     .type = TF_CONF__T_STR_LIST,
+     .offset = C(tls.certs),
+     .def = "/etc/tlsfront/certs",
+     .check = tf_conf__check_nonempty},
+    {.name = "default_cert",
+     .type = TF_CONF__T_STRING,
+     .offset = C(tls.default_cert),
+     .def = "/etc/tlsfront/certs/system.pem",
+     .check = tf_conf__check_nonempty},
+    {.name = "unknown_sni",
+     .type = TF_CONF__T_ENUM,
+     .offset = C(tls.unknown_sni),
+     .enums = unknown_sni,
+     .def = "default"},
+    {.name = "min_version",
+     .type = TF_CONF__T_ENUM,
+     .offset = C(tls.min_version),
+     .enums = tls_versions,
+     .def = "1.2"},
+    {.name = "ticket_keys_file",
+     .type = TF_CONF__T_STRING,
+     .offset = C(tls.ticket_keys_file),
+     .flags = TF_CONF__F_NULLABLE,
+     .check = tf_conf__check_nonempty},
+    {.name = NULL},
+};
+
+#define TIMEOUT(n, d)                                                                              \
+    {                                                                                              \
+        .name = #n, .type = TF_CONF__T_DURATION, .offset = C(timeouts.n##_ms), .min = 1,           \
+        .max = TF_CONF_TIMEOUT_MAX_MS, .def = d                                                    \
+    }
+
+static const tf_conf__key_t timeout_keys[] = {
+    TIMEOUT(handshake, "10s"), TIMEOUT(request_header, "10s"),
+    TIMEOUT(idle, "60s"),      TIMEOUT(connect, "5s"),
+    TIMEOUT(response, "60s"),  TIMEOUT(tunnel, "1h"),
+    TIMEOUT(drain, "30s"),     {.name = NULL},
+};
+
+static const tf_conf__key_t limit_keys[] = {
+    {.name = "max_connections",
+     .type = TF_CONF__T_UINT,
+     .offset = C(limits.max_connections),
+     .size = sizeof(uint32_t),
+     .min = 1,
+     .max = TF_CONF_MAX_CONNECTIONS_MAX,
+     .def = "10000"},
+    {.name = "max_header_bytes",
+     .type = TF_CONF__T_UINT,
+     .offset = C(limits.max_header_bytes),
+     .size = sizeof(uint32_t),
+     .min = TF_CONF_HEADER_BYTES_MIN,
+     .max = TF_CONF_HEADER_BYTES_MAX,
+     .def = "32768"},
+    {.name = NULL},
+};
+
+static const tf_conf__key_t health_keys[] = {
+    {.name = "path",
+     .type = TF_CONF__T_STRING,
+     .offset = T(health.path),
+     .def = "/health",
+     .check = tf_conf__check_url_path},
+    {.name = "interval",
+     .type = TF_CONF__T_DURATION,
+     .offset = T(health.interval_ms),
+     .min = 100,
+     .max = 3600 * 1000,
+     .def = "5s"},
+    {.name = NULL},
+};
+
+static const tf_conf__key_t tenant_keys[] = {
+    {.name = "hosts",
+     .type = TF_CONF__T_HOST_LIST,
+     .offset = T(hosts),
+     .flags = TF_CONF__F_REQUIRED | TF_CONF__F_NONEMPTY,
+     .example = "hosts: [\"app.example.com\"]"},
+    {.name = "backends",
+     .type = TF_CONF__T_ADDR_LIST,
+     .offset = T(backends),
+     .flags = TF_CONF__F_REQUIRED | TF_CONF__F_NONEMPTY,
+     .example = "backends: [\"10.0.0.5:8080\"]"},
+    {.name = "health",
+     .type = TF_CONF__T_SECTION,
+     .flags = TF_CONF__F_OPTIONAL,
+     .present_offset = T(health.enabled),
+     .sub = health_keys},
+    {.name = "mode", .type = TF_CONF__T_ENUM, .offset = T(mode), .enums = modes, .def = "http"},
+    {.name = NULL},
+};
+
+static const tf_conf__key_t root_keys[] = {
+    {.name = "workers",
+     .type = TF_CONF__T_WORKERS,
+     .offset = C(workers),
+     .size = sizeof(unsigned),
+     .min = 1,
+     .max = TF_CONF_WORKERS_MAX,
+     .def = "1"},
+    {.name = "user",
+     .type = TF_CONF__T_STRING,
+     .offset = C(user),
+     .flags = TF_CONF__F_NULLABLE,
+     .check = tf_conf__check_nonempty},
+    {.name = "log", .type = TF_CONF__T_SECTION, .sub = log_keys},
+    {.name = "listen", .type = TF_CONF__T_SECTION, .sub = listen_keys},
+    {.name = "admin",
+     .type = TF_CONF__T_SECTION,
+     .flags = TF_CONF__F_OPTIONAL,
+     .present_offset = C(admin.enabled),
+     .sub = admin_keys},
+    {.name = "acme", .type = TF_CONF__T_SECTION, .sub = acme_keys},
+    {.name = "tls", .type = TF_CONF__T_SECTION, .sub = tls_keys},
+    {.name = "timeouts", .type = TF_CONF__T_SECTION, .sub = timeout_keys},
+    {.name = "limits", .type = TF_CONF__T_SECTION, .sub = limit_keys},
+    {.name = "tenants",
+     .type = TF_CONF__T_TENANTS,
+     .flags = TF_CONF__F_REQUIRED | TF_CONF__F_NONEMPTY,
+     .sub = tenant_keys,
+     .example = "tenants: { app: { hosts: [\"app.example.com\"], backends: "
+                "[\"127.0.0.1:8080\"] } }"},
+    {.name = NULL},
+};
+
+const tf_conf__key_t *tf_conf__schema_root(void)
+{
+    return root_keys;
+}
+
+size_t tf_conf__schema_count(const tf_conf__key_t *keys)
+{
+    size_t n = 0;
+    while (keys[n].name != NULL)
+        n++;
+    return n;
+}
+
+const tf_conf__key_t *tf_conf__schema_find(const tf_conf__key_t *keys, const char *name, size_t len)
+{
+    for (const tf_conf__key_t *k = keys; k->name != NULL; k++) {
+        if (strlen(k->name) == len && memcmp(k->name, name, len) == 0)
+            return k;
+    }
+    return NULL;
+}
+
+static size_t min3(size_t a, size_t b, size_t c)
+{
+    size_t m = a < b ? a : b;
+    return m < c ? m : c;
+}
+
+size_t tf_conf__levenshtein(const char *a, const char *b, size_t cap)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    /* Keys are short; anything longer cannot be a near miss of one. */
+    if (lb > 63 || la > 63 || (la > lb ? la - lb : lb - la) > cap)
+        return cap + 1;
+    size_t row[64];
+    for (size_t j = 0; j <= lb; j++)
+        row[j] = j;
+    for (size_t i = 1; i <= la; i++) {
+        size_t diag = row[0], best = i;
+        row[0] = i;
+        for (size_t j = 1; j <= lb; j++) {
+            size_t up = row[j];
+            row[j] = min3(row[j] + 1, row[j - 1] + 1, diag + (a[i - 1] != b[j - 1]));
+            diag = up;
+            best = best < row[j] ? best : row[j];
+        }
+        if (best > cap)
+            return cap + 1;
+    }
+    return row[lb];
+}
+
+const char *tf_conf__suggest(const tf_conf__key_t *keys, const char *name)
+{
+    /* Keys are lower case: compare case-insensitively so "TLS" finds "tls". */
+    char low[64];
+    size_t n = strlen(name);
+    if (n >= sizeof low)
+        return NULL;
+    for (size_t i = 0; i <= n; i++)
+        low[i] = (char)tolower((unsigned char)name[i]);
+    const char *best = NULL;
+    size_t dist = 3;
+    for (const tf_conf__key_t *k = keys; k->name != NULL; k++) {
+        size_t d = tf_conf__levenshtein(low, k->name, 2);
+        if (d < dist) {
+            dist = d;
+            best = k->name;
+        }
+    }
+    return best;
+}
+
+/* Searches SUB for NAME and writes "PREFIX.NAME" into OUT when found. */
+static bool find_in(const tf_conf__key_t *sub, const char *prefix, const char *name, char *out,
+                    size_t len)
+{
+    if (tf_conf__schema_find(sub, name, strlen(name)) == NULL)
+        return false;
+    snprintf(out, len, "%s.%s", prefix, name);
+    return true;
+}
+
+bool tf_conf__schema_home(const char *name, char *out, size_t len)
+{
+    for (const tf_conf__key_t *k = root_keys; k->name != NULL; k++) {
+        if (k->type == TF_CONF__T_SECTION && find_in(k->sub, k->name, name, out, len))
+            return true;
+        if (k->type == TF_CONF__T_TENANTS && find_in(k->sub, "tenants.NAME", name, out, len))
+            return true;
+    }
+    return false;
+}
