@@ -7,7 +7,9 @@
  * slower than the assembly build the project links by default (SPEC §1, §10).
  *
  * Usage: bench_crypto [--seconds N] [--json] [--no-openssl] [--openssl PATH]
- * Pin it to one core (bench/crypto/run.sh uses taskset -c 1); the child inherits that.
+ * Pin it to one core (bench/crypto/run.sh uses taskset -c 1); the child inherits that. The
+ * RSA key is made by wolfSSL when built with --enable-keygen, else by `openssl genrsa` into a
+ * temporary file that is deleted at once: no private key is ever committed.
  */
 #include <wolfssl/options.h>
 #include <wolfssl/ssl.h>
@@ -58,7 +60,7 @@ struct results {
     double ossl[OP_COUNT];
 };
 
-/* ---- timing ------------------------------------------------------------------------- */
+/* ---- timing --------------------------------------------------------------------------------- */
 
 static double now_seconds(void)
 {
@@ -84,7 +86,7 @@ static double run_timed(int (*op)(void *), void *ctx, double seconds)
     return (double)count / elapsed;
 }
 
-/* ---- AES-128-GCM -------------------------------------------------------------------- */
+/* ---- AES-128-GCM ---------------------------------------------------------------------------- */
 
 struct aes_ctx {
     Aes aes;
@@ -126,7 +128,7 @@ out:
     return rate;
 }
 
-/* ---- ECDSA and ECDH on P-256 --------------------------------------------------------- */
+/* ---- ECDSA and ECDH on P-256 ---------------------------------------------------------------- */
 
 struct ecc_ctx {
     WC_RNG *rng;
@@ -180,7 +182,7 @@ out:
     return rate;
 }
 
-/* ---- X25519 --------------------------------------------------------------------------- */
+/* ---- X25519 --------------------------------------------------------------------------------- */
 
 struct x25519_ctx {
     curve25519_key priv;
@@ -215,7 +217,7 @@ static double bench_x25519(WC_RNG *rng, double seconds)
     return rate;
 }
 
-/* ---- RSA-2048 ------------------------------------------------------------------------- */
+/* ---- RSA-2048 ------------------------------------------------------------------------------- */
 
 struct rsa_ctx {
     RsaKey key;
@@ -233,6 +235,7 @@ static int rsa_op(void *p)
     return ret == (int)sizeof(c->out) ? 0 : -1;
 }
 
+#ifndef WOLFSSL_KEY_GEN
 /* Reads a whole small file into a malloc'd, NUL-terminated buffer; the caller frees it. */
 static char *read_small_file(const char *path, size_t *len)
 {
@@ -252,9 +255,9 @@ static char *read_small_file(const char *path, size_t *len)
     return buf;
 }
 
-/* wolfSSL is built without --enable-keygen, and no private key is ever committed, so the key
- * is generated now by the openssl command line into a private temporary file. Returns a DER
- * length, or -1 (no openssl, or an unreadable key). */
+/* Without --enable-keygen wolfSSL cannot make an RSA key, and no private key is ever
+ * committed, so the key is generated now by the openssl command line into a private
+ * temporary file. Returns a DER length, or -1 (no openssl, or an unreadable key). */
 static int generate_rsa_der(const char *openssl, byte *der, word32 der_size)
 {
     char path[] = "/tmp/tf-bench-rsa-XXXXXX", cmd[512];
@@ -276,31 +279,43 @@ static int generate_rsa_der(const char *openssl, byte *der, word32 der_size)
     free(pem);
     return ret > 0 ? ret : -1;
 }
+#endif
+
+/* Fills an initialised key with a fresh RSA-2048 private key; 0 or -1. */
+static int make_rsa_key(RsaKey *key, WC_RNG *rng, const char *openssl)
+{
+#ifdef WOLFSSL_KEY_GEN
+    (void)openssl;
+    return wc_MakeRsaKey(key, 2048, WC_RSA_EXPONENT, rng) == 0 ? 0 : -1;
+#else
+    byte der[4096];
+    word32 idx = 0;
+    int der_len = generate_rsa_der(openssl, der, sizeof(der)), ret = -1;
+
+    if (der_len > 0 && wc_RsaPrivateKeyDecode(der, &idx, key, (word32)der_len) == 0)
+        ret = 0;
+    memset(der, 0, sizeof(der));
+    return ret;
+#endif
+}
 
 static double bench_rsa(WC_RNG *rng, const char *openssl, double seconds)
 {
     struct rsa_ctx c = {.rng = rng};
-    byte der[4096];
-    word32 idx = 0;
-    int der_len = generate_rsa_der(openssl, der, sizeof(der));
     double rate = -1.0;
 
-    if (der_len < 0)
-        return -1.0;
     memset(c.digest_info, 0x3c, sizeof(c.digest_info));
     if (wc_InitRsaKey(&c.key, NULL) != 0)
-        goto out;
+        return -1.0;
     /* WC_RSA_BLINDING (--enable-harden) needs an RNG on the key. */
-    if (wc_RsaPrivateKeyDecode(der, &idx, &c.key, (word32)der_len) == 0 &&
-        wc_RsaSetRNG(&c.key, rng) == 0 && wc_RsaEncryptSize(&c.key) == (int)sizeof(c.out))
+    if (make_rsa_key(&c.key, rng, openssl) == 0 && wc_RsaSetRNG(&c.key, rng) == 0 &&
+        wc_RsaEncryptSize(&c.key) == (int)sizeof(c.out))
         rate = run_timed(rsa_op, &c, seconds);
     wc_FreeRsaKey(&c.key);
-out:
-    memset(der, 0, sizeof(der));
     return rate;
 }
 
-/* ---- openssl speed ---------------------------------------------------------------------- */
+/* ---- openssl speed -------------------------------------------------------------------------- */
 
 /* `openssl speed -mr` lines: "+F:n:AES-128-GCM:<bytes/s per size...>", "+F2:n:2048:sign:verify"
  * (RSA), "+F4:n:256:sign:verify" (ECDSA), "+F5:n:bits:op[:time]" (ECDH; 253 bits is X25519).
@@ -316,8 +331,8 @@ static void parse_openssl_line(const char *line, struct results *r)
     double a, b, c, d, e, f;
     int idx, bits;
 
-    if (sscanf(line, "+F:%d:AES-128-GCM:%lf:%lf:%lf:%lf:%lf:%lf", &idx, &a, &b, &c, &d, &e,
-               &f) == 7)
+    if (sscanf(line, "+F:%d:AES-128-GCM:%lf:%lf:%lf:%lf:%lf:%lf", &idx, &a, &b, &c, &d, &e, &f) ==
+        7)
         r->ossl[OP_AES_GCM] = f / (1024.0 * 1024.0);
     else if (sscanf(line, "+F2:%d:%d:%lf:%lf", &idx, &bits, &a, &b) == 4 && bits == 2048)
         r->ossl[OP_RSA_SIGN] = per_second(a);
@@ -339,8 +354,8 @@ static void run_openssl_speed(const struct options *o, struct results *r)
     int secs = o->seconds < 1.0 ? 1 : (int)(o->seconds + 0.5);
 
     for (size_t i = 0; i < sizeof(args) / sizeof(args[0]); i++) {
-        snprintf(cmd, sizeof(cmd), "'%s' speed -mr -seconds %d %s 2>/dev/null", o->openssl,
-                 secs, args[i]);
+        snprintf(cmd, sizeof(cmd), "'%s' speed -mr -seconds %d %s 2>/dev/null", o->openssl, secs,
+                 args[i]);
         FILE *p = popen(cmd, "r");
         if (p == NULL)
             return;
@@ -350,7 +365,7 @@ static void run_openssl_speed(const struct options *o, struct results *r)
     }
 }
 
-/* ---- output ------------------------------------------------------------------------------ */
+/* ---- output --------------------------------------------------------------------------------- */
 
 static int compiled_aesni(void)
 {
@@ -399,8 +414,7 @@ static void print_table(const struct options *o, const struct results *r)
     printf("wolfSSL %s (headers %s), %s\n", wolfSSL_lib_version(), LIBWOLFSSL_VERSION_STRING,
            TF_WOLFSSL_BUILD);
     printf("compiled in: WOLFSSL_AESNI=%s USE_INTEL_SPEEDUP=%s WOLFSSL_SP_X86_64_ASM=%s\n",
-           yes_no(compiled_aesni()), yes_no(compiled_intel_speedup()),
-           yes_no(compiled_sp_asm()));
+           yes_no(compiled_aesni()), yes_no(compiled_intel_speedup()), yes_no(compiled_sp_asm()));
     printf("%.1f s per operation, one thread\n\n", o->seconds);
     printf("%-30s %-7s %14s %14s %7s\n", "operation", "unit", "wolfSSL", "OpenSSL", "ratio");
     for (int i = 0; i < OP_COUNT; i++) {
@@ -446,7 +460,7 @@ static void print_json(const struct options *o, const struct results *r)
     printf("]}\n");
 }
 
-/* ---- main -------------------------------------------------------------------------------- */
+/* ---- main ----------------------------------------------------------------------------------- */
 
 static int usage(const char *argv0)
 {
