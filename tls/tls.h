@@ -1,11 +1,37 @@
-/* tls/ — the wolfSSL wrapper.
+/* tls/ — the wolfSSL wrapper (SPEC §6).
  *
- * For now: library initialisation and build introspection for
- * `tlsfront version`. The TLS session layer (contexts, SNI callback, I/O
- * over memory buffers) joins this header with the front-door issue.
+ * wolfSSL never touches a socket: it reads ciphertext from, and writes
+ * ciphertext to, memory buffers owned by the session; the proxy moves those
+ * bytes with libuv. This module knows nothing of libuv either.
+ *
+ * Objects:
+ *   tf_tls_ctx_t      per worker thread: one WOLFSSL_CTX holding the default
+ *                     certificate, the protocol settings (versions, suites,
+ *                     groups, ALPN) and the session-ticket keys. Created at
+ *                     start and on configuration reload; not shared between
+ *                     threads.
+ *   tf_tls_session_t  one per client connection: a WOLFSSL plus its input and
+ *                     output buffers, the certificate snapshot it took at
+ *                     creation (held until it is freed), and what the
+ *                     handshake selected.
+ *
+ * Certificate selection: after the ClientHello, the session looks the SNI
+ * up in its snapshot (tf_cs_snapshot_select) and loads the chosen chain and
+ * key into the connection (wolfSSL frees them when the handshake ends). With
+ * `unknown_sni: reject`, an SNI that no certificate covers gets a fatal
+ * unrecognized_name alert; no SNI at all always gets the default.
  */
 #ifndef TF_TLS_TLS_H
 #define TF_TLS_TLS_H
+
+#include "certstore/store.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/* ---- process-wide ------------------------------------------------------ */
 
 /* Initialises wolfSSL once per process; call before any other tf_tls_* or
  * certificate-store function. Returns 0 or TF_ETLS. Not thread-safe: call
@@ -25,5 +51,115 @@ const char *tf_tls_build_info(void);
 /* Whether the assembly code paths that make TLS fast (AES-NI, the x86-64
  * single-precision ECC/RSA code) are compiled in. 1 or 0. */
 int tf_tls_has_fast_crypto(void);
+
+/* ---- session-ticket keys ------------------------------------------------- */
+
+/* Ticket keys: the newest encrypts, every key decrypts until it ages out.
+ * Shared by the worker contexts of one process (reference counted, internally
+ * locked: rotation happens on one thread while others read). */
+typedef struct tf_tls_tickets tf_tls_tickets_t;
+
+/* Keys generated in memory and rotated every `rotate_s` seconds (each key
+ * decrypts for 2 * rotate_s). With `keys_file` (tls.ticket_keys_file: 80-byte
+ * records as haproxy's tls-ticket-keys, base64, one per line, newest last)
+ * the keys come from the file instead, so several instances resume each
+ * other's sessions; the file is re-read by tf_tls_tickets_reload(). On error
+ * writes "FILE: reason: what to do" into err. */
+int tf_tls_tickets_new(const char *keys_file, unsigned rotate_s, tf_tls_tickets_t **out,
+                       char *err, size_t errlen) __attribute__((warn_unused_result));
+int tf_tls_tickets_rotate(tf_tls_tickets_t *t, time_t now);
+tf_tls_tickets_t *tf_tls_tickets_ref(tf_tls_tickets_t *t);
+void tf_tls_tickets_unref(tf_tls_tickets_t *t);
+
+/* ---- contexts ------------------------------------------------------------- */
+
+typedef struct tf_tls_ctx tf_tls_ctx_t;
+
+typedef struct {
+    bool tls13_only;          /* tls.min_version "1.3" */
+    bool reject_unknown_sni;  /* tls.unknown_sni: reject */
+    tf_tls_tickets_t *tickets; /* referenced by the context; NULL: no tickets */
+} tf_tls_ctx_opts_t;
+
+/* A context whose default certificate is the snapshot's default (the
+ * snapshot must have one). Versions TLS 1.2 and 1.3 (or 1.3 only); TLS 1.3
+ * suites AES-128-GCM, AES-256-GCM, CHACHA20-POLY1305; TLS 1.2 ECDHE with
+ * AES-GCM or CHACHA20-POLY1305 only; groups X25519, P-256, P-384; ALPN
+ * http/1.1; renegotiation refused. Errors into err. Free with
+ * tf_tls_ctx_free() after every session made from it is freed. */
+int tf_tls_ctx_new(const tf_tls_ctx_opts_t *opts, const tf_cs_snapshot_t *snap,
+                   tf_tls_ctx_t **out, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+void tf_tls_ctx_free(tf_tls_ctx_t *ctx);
+
+/* ---- sessions ------------------------------------------------------------- */
+
+typedef struct tf_tls_session tf_tls_session_t;
+
+/* What a call asks the caller to do next. */
+typedef enum {
+    TF_TLS_OK = 0,         /* progress made (handshake done, bytes read/written) */
+    TF_TLS_WANT_READ = 1,  /* feed more ciphertext, then call again */
+    TF_TLS_CLOSED = 2,     /* the peer sent close_notify: no more plaintext */
+} tf_tls_status_t;
+/* Failures are negative: TF_ETLS (protocol error, alert sent or received),
+ * TF_ENOMEM. tf_tls_session_error() says why in words. */
+
+/* A server session on ctx, reading certificates from snap (a reference is
+ * taken and held until tf_tls_session_free). NULL when out of memory. */
+tf_tls_session_t *tf_tls_session_new(tf_tls_ctx_t *ctx, tf_cs_snapshot_t *snap);
+void tf_tls_session_free(tf_tls_session_t *s);
+
+/* Ciphertext that arrived from the client. The session copies what it
+ * cannot consume yet (at most one TLS record, ~16.7 KiB, stays buffered). */
+int tf_tls_session_feed(tf_tls_session_t *s, const void *data, size_t len);
+
+/* Drives the handshake. TF_TLS_OK once it is complete (then the accessors
+ * below answer), TF_TLS_WANT_READ, or a negative error. Output may be
+ * pending afterwards in every case (alerts included): always flush. */
+int tf_tls_session_handshake(tf_tls_session_t *s);
+
+/* Decrypts into buf. Returns bytes (> 0), TF_TLS_WANT_READ (nothing
+ * complete buffered), TF_TLS_CLOSED, or a negative error. */
+ssize_t tf_tls_session_read(tf_tls_session_t *s, void *buf, size_t len);
+
+/* Encrypts len bytes (all of them; records of up to 16 KiB) into the
+ * output buffer. Returns len or a negative error. */
+ssize_t tf_tls_session_write(tf_tls_session_t *s, const void *buf, size_t len);
+
+/* Queues a close_notify alert. */
+int tf_tls_session_shutdown(tf_tls_session_t *s);
+
+/* Ciphertext waiting to be sent: a pointer to `*len` bytes, valid until the
+ * next call on the session. Mark what was handed to the network as sent with
+ * tf_tls_session_consume_out(). */
+const void *tf_tls_session_out(tf_tls_session_t *s, size_t *len);
+void tf_tls_session_consume_out(tf_tls_session_t *s, size_t n);
+
+/* Hands the whole pending output over: *buf receives a malloc'd buffer the
+ * caller frees (after uv_write completes), *len its length; the session's
+ * output becomes empty. Lets a write be in flight while the session keeps
+ * encrypting. Returns 0, or TF_ENOMEM. *buf is NULL when nothing is pending. */
+int tf_tls_session_take_out(tf_tls_session_t *s, void **buf, size_t *len);
+
+/* After the handshake: the SNI as sent (NULL if none), how the certificate
+ * was chosen, the bundle served, the negotiated version ("TLSv1.3"), cipher
+ * suite name, whether the session was resumed, and ALPN ("http/1.1" or NULL). */
+const char *tf_tls_session_sni(const tf_tls_session_t *s);
+tf_cs_selection_t tf_tls_session_selection(const tf_tls_session_t *s);
+const tf_cs_bundle_t *tf_tls_session_served(const tf_tls_session_t *s);
+const char *tf_tls_session_version(const tf_tls_session_t *s);
+const char *tf_tls_session_cipher(const tf_tls_session_t *s);
+bool tf_tls_session_resumed(const tf_tls_session_t *s);
+const char *tf_tls_session_alpn(const tf_tls_session_t *s);
+
+/* Why the last call failed, for the log ("unknown SNI rejected:
+ * unrecognized_name", "protocol version not supported", ...). Static or
+ * session-owned string. */
+const char *tf_tls_session_error(const tf_tls_session_t *s);
+
+/* Heap bytes held by the session now (its buffers, and wolfSSL's own
+ * allocations when the build tracks them), for the memory budget. */
+size_t tf_tls_session_memory(const tf_tls_session_t *s);
 
 #endif
