@@ -23,7 +23,9 @@
     X(TF_EUNSUPPORTED, -10011, "unsupported")                                                  \
     X(TF_ENOTFOUND, -10012, "not found")                                                       \
     X(TF_ETOOBIG, -10013, "too large")                                                         \
-    X(TF_ETLS, -10014, "TLS error")
+    X(TF_ETLS, -10014, "TLS error")                                                            \
+    X(TF_EKEYMULTIPLE, -10015, "more than one private key")                                    \
+    X(TF_EPUBLICWILDCARD, -10016, "wildcard on a public suffix")
 
 enum tf_err {
 #define TF_ERR_ENUM(name, value, msg) name = (value),

@@ -9,6 +9,7 @@ PKGS=(
     dpkg-dev autoconf automake libtool           # building wolfSSL from Debian's source package
     clang libclang-rt-14-dev                     # libFuzzer and sanitizer runtimes
     openssl curl gnutls-bin ca-certificates      # real peers in the end-to-end tests
+    publicsuffix                                 # refusing wildcards on public suffixes (*.co.uk)
 )
 
 missing=()
