@@ -21,7 +21,9 @@ FLAGS=(
     --disable-examples --disable-crypttests --disable-benchmark
 )
 # WOLFSSL_ALT_NAMES: subjectAltName in generated certificates (bench fixtures).
-CFLAGS_W="-O2 -g -DWOLFSSL_ALT_NAMES"
+# WOLFSSL_ALWAYS_KEEP_SNI: the server keeps the client's SNI for the
+# certificate-setup callback, which picks the certificate from the store.
+CFLAGS_W="-O2 -g -DWOLFSSL_ALT_NAMES -DWOLFSSL_ALWAYS_KEEP_SNI"
 
 key=$(printf '%s\n' "${FLAGS[@]}" "$CFLAGS_W" | sha256sum | cut -c1-12)
 work="$CACHE/wolfssl-src"
