@@ -16,6 +16,7 @@ show() {
     echo "\$ $*"
     "$@"
 }
-show build/tlsfront version
-show build/tlsfront check -c "$demo/tlsfront.yaml"
-show build/tlsfront cert "$demo/certs/acme.pem" "$demo/certs/wildcard.pem"
+tlsfront=build/proxy/tlsfront
+show $tlsfront version
+show $tlsfront check -c "$demo/tlsfront.yaml"
+show $tlsfront cert "$demo/certs/acme.pem" "$demo/certs/wildcard.pem"
