@@ -59,7 +59,14 @@ ver=$(apt-cache "${APT_OPTS[@]}" showsrc wolfssl 2>/dev/null \
 [ -n "$ver" ] || { echo "build-wolfssl: no wolfssl source package found" >&2; exit 1; }
 
 prefix="$CACHE/wolfssl-$ver-$key"
-if [ -f "$prefix/lib/libwolfssl.a" ] && [ -f "$prefix/share/tlsfront-configure-flags" ]; then
+# What `tlsfront version` reports; rewritten each run so it always matches the key.
+record_flags() {
+    mkdir -p "$prefix/share"
+    printf '%s ' "${FLAGS[@]}" "CFLAGS=$CFLAGS_W" > "$prefix/share/tlsfront-configure-flags"
+    echo "$ver" > "$prefix/share/tlsfront-wolfssl-debian-version"
+}
+if [ -f "$prefix/lib/libwolfssl.a" ] && [ -f "$prefix/share/tlsfront-wolfssl-debian-version" ]; then
+    record_flags
     echo "$prefix"
     exit 0
 fi
@@ -84,8 +91,6 @@ if ! (
     echo "build-wolfssl: failed; full log in $log" >&2
     exit 1
 fi
-mkdir -p "$prefix/share"
-printf '%s ' "${FLAGS[@]}" > "$prefix/share/tlsfront-configure-flags"
-echo "$ver" > "$prefix/share/tlsfront-wolfssl-debian-version"
+record_flags
 rm -rf "$build"
 echo "$prefix"
