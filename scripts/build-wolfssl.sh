@@ -7,7 +7,7 @@
 # (see docs/PERFORMANCE.md and SPEC §1).
 set -euo pipefail
 
-CACHE=${TLSFRONT_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/tlsfront}
+CACHE=${TLSFRONT_CACHE:-${XDG_CACHE_HOME:-${HOME:-/root}/.cache}/tlsfront}
 
 # The features tlsfront uses; keep docs/BUILD.md in step with this list.
 FLAGS=(
@@ -30,6 +30,11 @@ work="$CACHE/wolfssl-src"
 srclist="$work/sources.list"
 lists="$work/lists"
 mkdir -p "$lists/partial"
+
+# Several build trees may configure at once (the test script's three, or
+# parallel CI jobs): one build of the cache at a time.
+exec 9>"$work/lock"
+flock 9
 
 # Both the release and the security suite, so apt-get source picks the
 # highest patched version. The deb-src lines live only in our own files and

@@ -10,6 +10,7 @@ PKGS=(
     clang libclang-rt-14-dev                     # libFuzzer and sanitizer runtimes
     openssl curl gnutls-bin ca-certificates      # real peers in the end-to-end tests
     publicsuffix                                 # refusing wildcards on public suffixes (*.co.uk)
+    python3                                      # the demo backend; JSON checks in tests
 )
 
 missing=()
@@ -25,4 +26,5 @@ SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 echo "install-deps: installing ${missing[*]}" >&2
 $SUDO apt-get update -q
-DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+# Through env: sudo's env_reset would drop a plain assignment.
+$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
