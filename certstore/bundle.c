@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -237,8 +238,9 @@ static void process(tf_cs__draft_t *d, const char *file, const char *data, size_
                         "%s: line %d: '-----BEGIN %.*s-----' has no matching END line: the "
                         "file is truncated or was pasted incompletely; copy it again",
                         file, blk.line, (int)blk.label_len, blk.label);
+            /* Not counted as a key: the error above already rejects the
+             * file, and a complete key after it must not read as a second. */
             d->bad_certs += blk.kind == TF_CS__PEM_CERT;
-            d->n_keys += blk.kind >= TF_CS__PEM_KEY_PKCS1 && blk.kind <= TF_CS__PEM_KEY_OTHER;
             continue;
         }
         if (blk.kind == TF_CS__PEM_CERT && !sibling) {
@@ -412,13 +414,13 @@ out:
     return rc;
 }
 
-/* NAME.key for NAME.pem or NAME.crt; NULL for other names. */
-static char *sibling_path(const char *path)
+char *tf_cs__sibling_key_path(const char *path)
 {
     size_t n = strlen(path);
     char *s;
 
-    if (n < 5 || (strcmp(path + n - 4, ".pem") != 0 && strcmp(path + n - 4, ".crt") != 0))
+    if (n < 5 || (strcasecmp(path + n - 4, ".pem") != 0 && strcasecmp(path + n - 4, ".crt") != 0 &&
+                  strcasecmp(path + n - 4, ".cer") != 0))
         return NULL;
     s = malloc(n + 1);
     if (s) {
@@ -468,7 +470,7 @@ int tf_cs_bundle_load_file(const char *path, const tf_cs_load_opts_t *opts, tf_c
     if (rc != 0)
         return unreadable(path, rc, opts, out);
     in.data = data;
-    sib = sibling_path(path);
+    sib = tf_cs__sibling_key_path(path);
     if (sib && !tf_cs__pem_has_key(data, in.len)) {
         key_in.name = sib;
         rc = read_file(sib, &key, &key_in.len, &key_in.mode);

@@ -187,6 +187,13 @@ bool tf_cs__asn_time(const unsigned char *p, int len, time_t *out);
  * chain by issuer -> subject, and records chain diagnostics. */
 void tf_cs__chain_build(tf_cs__draft_t *d);
 
+/* ---- bundle.c ---------------------------------------------------------------- */
+
+/* NAME.key beside NAME.pem, NAME.crt or NAME.cer (extension in any case), as a
+ * malloc'd path the caller frees; NULL for other names or out of memory. The
+ * loader reads it and the store fingerprints it: one rule for both. */
+char *tf_cs__sibling_key_path(const char *path);
+
 /* ---- validate.c ------------------------------------------------------------- */
 
 /* Names, dates, algorithms, key size and usage checks on the chosen leaf. */
@@ -194,7 +201,7 @@ void tf_cs__validate(tf_cs__draft_t *d);
 
 /* Host-name syntax: 1 valid name, 2 valid wildcard ("*.example.com"), 0
  * invalid. name is lower-case ASCII. */
-int tf_cs__name_kind(const char *name, size_t len);
+int tf_cs__name_kind(const char *name, size_t len, const char **reason);
 
 /* ---- trust.c ---------------------------------------------------------------- */
 

@@ -2,6 +2,8 @@
  * rebuild re-reads only what changed (SPEC §4.5). See store_internal.h. */
 #include "certstore/store_internal.h"
 
+#include "certstore/certstore_internal.h"
+
 #include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
@@ -36,22 +38,17 @@ static void fp_from_stat(tf_cs__fp_t *fp, const struct stat *st)
     fp->ctime_ns = (int64_t)st->st_ctim.tv_sec * 1000000000 + st->st_ctim.tv_nsec;
 }
 
-/* NAME.key beside NAME.pem / NAME.crt / NAME.cer is part of the file's
- * identity: replacing only the key must trigger a re-parse. */
+/* NAME.key beside the bundle is part of the file's identity: replacing only
+ * the key must trigger a re-parse. */
 static void fingerprint_sibling_key(const char *path, tf_cs__fp_t *key_fp)
 {
-    const char *dot = strrchr(path, '.');
-    const char *slash = strrchr(path, '/');
-    char key[4096];
     struct stat st;
+    char *key = tf_cs__sibling_key_path(path);
 
     memset(key_fp, 0, sizeof *key_fp);
-    if (dot == NULL || (slash != NULL && dot < slash))
-        return;
-    int n = snprintf(key, sizeof key, "%.*s.key", (int)(dot - path), path);
-    if (n <= 0 || (size_t)n >= sizeof key || stat(key, &st) != 0)
-        return;
-    fp_from_stat(key_fp, &st);
+    if (key != NULL && stat(key, &st) == 0)
+        fp_from_stat(key_fp, &st);
+    free(key);
 }
 
 bool tf_cs__fp_equal(const tf_cs__file_t *a, const tf_cs__file_t *b)

@@ -16,6 +16,7 @@
 
 struct tf_cs_entry {
     atomic_int refs;
+    time_t parsed_at;       /* the build time its latest parse judged dates at */
     tf_cs__file_t file;     /* path owned by the entry */
     tf_cs_bundle_t *served; /* last good version, or NULL */
     tf_cs_bundle_t *failed; /* latest parse when rejected, or NULL */
@@ -27,6 +28,7 @@ struct tf_cs_snapshot {
     size_t n;
     tf_cs_entry_t *default_entry; /* its own reference, or NULL */
     tf_cs__index_t *index;
+    time_t next_change; /* 0: no date ahead can change anything */
     struct note {
         char *text;
         bool error;
@@ -43,13 +45,14 @@ struct tf_cs_store {
     tf_cs_trust_t *trust;
     tf_cs_intern_t *intern;
     tf_cs_snapshot_t *current; /* base of the next build, or NULL */
+    char *trust_note;          /* why validation runs without system roots, or NULL */
     tf_cs_store_stats_t stats;
 };
 
 /* ---- entries ---------------------------------------------------------------- */
 
-static tf_cs_entry_t *entry_new(const tf_cs__file_t *file, tf_cs_bundle_t *served,
-                                tf_cs_bundle_t *failed)
+static tf_cs_entry_t *entry_new(const tf_cs__file_t *file, time_t parsed_at,
+                                tf_cs_bundle_t *served, tf_cs_bundle_t *failed)
 {
     tf_cs_entry_t *e = calloc(1, sizeof *e);
     if (e == NULL)
@@ -61,6 +64,7 @@ static tf_cs_entry_t *entry_new(const tf_cs__file_t *file, tf_cs_bundle_t *serve
         return NULL;
     }
     atomic_init(&e->refs, 1);
+    e->parsed_at = parsed_at;
     e->served = tf_cs_bundle_ref(served);
     e->failed = tf_cs_bundle_ref(failed);
     return e;
@@ -157,6 +161,11 @@ const tf_cs_bundle_t *tf_cs_snapshot_default(const tf_cs_snapshot_t *snap)
 const tf_cs_entry_t *tf_cs_snapshot_default_entry(const tf_cs_snapshot_t *snap)
 {
     return snap->default_entry;
+}
+
+time_t tf_cs_snapshot_next_change(const tf_cs_snapshot_t *snap)
+{
+    return snap->next_change;
 }
 
 const tf_cs_bundle_t *tf_cs_snapshot_select(const tf_cs_snapshot_t *snap, const char *sni,
@@ -276,7 +285,15 @@ int tf_cs_store_new(const tf_cs_store_opts_t *opts, tf_cs_store_t **out)
     rc = tf_cs_intern_new(&s->intern);
     if (rc != 0)
         goto out;
+    /* Without the system roots every bundle still loads; only telling a
+     * missing intermediate from a root gets coarser, so say so and go on. */
     const char *ca = opts->ca_file != NULL ? opts->ca_file : TF_CS_SYSTEM_CA_FILE;
+    if (opts->ca_file == NULL && access(ca, R_OK) != 0) {
+        ca = NULL;
+        s->trust_note = strdup(TF_CS_SYSTEM_CA_FILE ": the system trust store is missing: "
+                               "'missing intermediate' warnings cannot tell roots apart; "
+                               "install ca-certificates");
+    }
     const char *psl = opts->psl_file;
     if (psl == NULL && access(TF_CS_SYSTEM_PSL_FILE, R_OK) == 0)
         psl = TF_CS_SYSTEM_PSL_FILE;
@@ -299,6 +316,7 @@ void tf_cs_store_free(tf_cs_store_t *s)
         free(s->sources[i]);
     free(s->sources);
     free(s->default_cert);
+    free(s->trust_note);
     tf_cs_trust_free(s->trust);
     tf_cs_intern_free(s->intern);
     free(s);
@@ -422,6 +440,49 @@ static int scan_all(tf_cs_store_t *s, tf_cs__files_t *fs, tf_cs_snapshot_t *snap
     return 0;
 }
 
+#define EXPIRY_WARNING_S (30 * 86400)
+
+/* The dates at which a bundle's judgement changes: valid from, expiring
+ * within 30 days, expired. */
+static void bundle_dates(const tf_cs_bundle_t *b, time_t d[3])
+{
+    d[0] = tf_cs_bundle_not_before(b);
+    d[1] = tf_cs_bundle_not_after(b) - EXPIRY_WARNING_S;
+    d[2] = tf_cs_bundle_not_after(b) + 1;
+}
+
+/* An unchanged file is parsed again when one of its dates passed since its
+ * parse, so "expired" and "expiring" appear without a change to the file. */
+static bool dates_crossed(const tf_cs_entry_t *e, time_t now)
+{
+    const tf_cs_bundle_t *b = tf_cs_entry_latest(e);
+    time_t d[3];
+    if (b == NULL || tf_cs_bundle_chain_len(b) == 0)
+        return false;
+    bundle_dates(b, d);
+    for (int i = 0; i < 3; i++) {
+        if (d[i] > e->parsed_at && d[i] <= now)
+            return true;
+    }
+    return false;
+}
+
+/* Files unchanged since the last build keep their entry; the others become
+ * parse jobs. */
+static void reuse_or_queue(tf_cs_store_t *s, const tf_cs__files_t *fs, time_t now,
+                           tf_cs_snapshot_t *snap, parse_queue_t *q)
+{
+    for (size_t i = 0; i < fs->n; i++) {
+        tf_cs_entry_t *old = find_entry(s->current, fs->v[i].path);
+        if (old != NULL && tf_cs__fp_equal(&old->file, &fs->v[i]) && !dates_crossed(old, now)) {
+            snap->entries[i] = entry_ref(old);
+            snap->stats.reused++;
+            continue;
+        }
+        q->jobs[q->n++] = (parse_job_t){.file = &fs->v[i], .old = old};
+    }
+}
+
 /* Turns the scanned files into entries: unchanged ones reused, the rest
  * parsed. A file that fails keeps its last good bundle. */
 static int make_entries(tf_cs_store_t *s, const tf_cs__files_t *fs, time_t now,
@@ -436,15 +497,7 @@ static int make_entries(tf_cs_store_t *s, const tf_cs__files_t *fs, time_t now,
         free(q.jobs);
         return TF_ENOMEM;
     }
-    for (size_t i = 0; i < fs->n; i++) {
-        tf_cs_entry_t *old = find_entry(s->current, fs->v[i].path);
-        if (old != NULL && tf_cs__fp_equal(&old->file, &fs->v[i])) {
-            snap->entries[i] = entry_ref(old);
-            snap->stats.reused++;
-            continue;
-        }
-        q.jobs[q.n++] = (parse_job_t){.file = &fs->v[i], .old = old};
-    }
+    reuse_or_queue(s, fs, now, snap, &q);
     atomic_init(&q.next, 0);
     parse_all(&q, s->threads);
     snap->stats.parsed = q.n;
@@ -455,14 +508,13 @@ static int make_entries(tf_cs_store_t *s, const tf_cs__files_t *fs, time_t now,
             continue;
         parse_job_t *job = &q.jobs[j++];
         bool ok = job->rc == 0 && job->bundle != NULL;
+        /* Out of memory is not the file's fault: fail the build, keep the old. */
+        if (job->bundle == NULL && job->rc == TF_ENOMEM)
+            rc = TF_ENOMEM;
         tf_cs_bundle_t *served = ok ? job->bundle : (job->old ? job->old->served : NULL);
-        snap->entries[i] = entry_new(job->file, served, ok ? NULL : job->bundle);
+        snap->entries[i] = entry_new(job->file, now, served, ok ? NULL : job->bundle);
         if (snap->entries[i] == NULL)
             rc = TF_ENOMEM;
-        if (!ok && served != NULL)
-            note(snap, false, "%s: the new version is rejected; still serving the version loaded "
-                       "earlier: fix the file, the store picks it up when it changes",
-                 job->file->path);
     }
     snap->n = fs->n;
     for (size_t i = 0; i < q.n; i++)
@@ -554,7 +606,10 @@ static int build_index(tf_cs_snapshot_t *snap, time_t now)
     return rc;
 }
 
-static void count_stats(tf_cs_snapshot_t *snap)
+/* Counts, the notes every build repeats (so the current snapshot always
+ * says why a file is not what is served), and the next date at which a
+ * rebuild could select or judge differently. */
+static void count_stats(tf_cs_snapshot_t *snap, time_t now)
 {
     snap->stats.files = snap->n;
     for (size_t i = 0; i < snap->n; i++) {
@@ -562,6 +617,19 @@ static void count_stats(tf_cs_snapshot_t *snap)
         snap->stats.served += e->served != NULL;
         snap->stats.failed += e->failed != NULL;
         snap->stats.kept_last_good += e->failed != NULL && e->served != NULL;
+        if (e->failed != NULL && e->served != NULL)
+            note(snap, false, "%s: the new version is rejected; still serving the version "
+                              "loaded earlier: fix the file, the store picks it up when it "
+                              "changes",
+                 e->file.path);
+        time_t d[3];
+        if (e->served == NULL)
+            continue;
+        bundle_dates(e->served, d);
+        for (int k = 0; k < 3; k++) {
+            if (d[k] > now && (snap->next_change == 0 || d[k] < snap->next_change))
+                snap->next_change = d[k];
+        }
     }
 }
 
@@ -576,6 +644,8 @@ int tf_cs_store_build(tf_cs_store_t *s, time_t now, tf_cs_snapshot_t **out)
     atomic_init(&snap->refs, 1);
     if (now == 0)
         now = time(NULL);
+    if (s->trust_note != NULL)
+        note(snap, false, "%s", s->trust_note);
     rc = scan_all(s, &fs, snap);
     if (rc == 0)
         rc = make_entries(s, &fs, now, snap);
@@ -588,7 +658,7 @@ int tf_cs_store_build(tf_cs_store_t *s, time_t now, tf_cs_snapshot_t **out)
         tf_cs_snapshot_unref(snap);
         return rc;
     }
-    count_stats(snap);
+    count_stats(snap, now);
     s->stats.builds++;
     s->stats.files_parsed += snap->stats.parsed;
     s->stats.files_reused += snap->stats.reused;

@@ -40,8 +40,10 @@ typedef struct {
 } tf_cs_store_opts_t;
 
 /* Creates a store; copies what it needs from opts. Loads the system trust
- * data once. *out is freed with tf_cs_store_free(). Returns 0, TF_ENOMEM, or
- * -errno when ca_file cannot be read. Builds nothing yet. */
+ * data once; when the system CA file is missing (and none was named) it goes
+ * on without roots and every snapshot notes it. *out is freed with
+ * tf_cs_store_free(). Returns 0, TF_ENOMEM, or -errno when a named ca_file or
+ * psl_file cannot be read. Builds nothing yet. */
 TF_CS_MUST_CHECK int tf_cs_store_new(const tf_cs_store_opts_t *opts, tf_cs_store_t **out);
 
 /* Frees the store and its reference to the last snapshot; snapshots handed
@@ -50,7 +52,9 @@ void tf_cs_store_free(tf_cs_store_t *store);
 
 /* Scans the sources and builds a new snapshot at time `now` (0: time(NULL)).
  * Files whose identity has not changed since the last build keep their entry
- * without being read; changed and new files are parsed on `threads` threads.
+ * without being read, unless one of their dates (valid from, 30 days before
+ * expiry, expiry) passed since; changed and new files are parsed on
+ * `threads` threads.
  * A file that now fails keeps its last good bundle in service. A build that
  * would leave no usable default certificate keeps the previous one.
  * On success *out holds one reference for the caller (the store keeps its
@@ -91,6 +95,12 @@ const tf_cs_bundle_t *tf_cs_snapshot_select(const tf_cs_snapshot_t *snap, const 
 /* The default certificate's bundle, or NULL when there is none (only when no
  * build ever loaded it). */
 const tf_cs_bundle_t *tf_cs_snapshot_default(const tf_cs_snapshot_t *snap);
+
+/* The earliest time after the build at which a certificate in service
+ * becomes valid, enters its last 30 days, or expires: a rebuild then (files
+ * unchanged or not) may select differently (SPEC §4.4 rule 5) and re-judges
+ * those bundles. 0 when no such date lies ahead. The caller schedules it. */
+time_t tf_cs_snapshot_next_change(const tf_cs_snapshot_t *snap);
 
 /* The default certificate's entry (possibly kept from an earlier build after
  * its file vanished, so not always among the entries), or NULL. */

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "certstore/certstore_internal.h"
+#include "certstore/names.h"
 
 _Static_assert(KEYID_SIZE <= TF_CS__HASH_LEN, "wolfSSL name hashes must fit");
 
@@ -132,7 +133,8 @@ static bool copy_names(tf_cs__cert_t *c, const DecodedCert *dc)
     for (const DNS_entry *e = dc->altNames; e; e = e->next)
         if (e->type == ASN_DNS_TYPE && e->len > 0)
             total += (size_t)e->len + 1;
-    c->has_san = dc->altNames != NULL;
+    /* Set for any subjectAltName, even one with no DNS name (IP-only). */
+    c->has_san = dc->extSubjAltNameSet || dc->altNames != NULL;
     if (total == 0)
         return true;
     c->names = p = malloc(total);
@@ -252,47 +254,25 @@ void tf_cs__cert_dispose(tf_cs__cert_t *c)
 
 /* ---- names ------------------------------------------------------------------- */
 
-static bool label_ok(const char *s, size_t n)
+/* One definition of name syntax for the loader and the index (names.c), so a
+ * name listed as served is one the index can match. */
+int tf_cs__name_kind(const char *name, size_t len, const char **reason)
 {
-    if (n == 0 || n > 63 || s[0] == '-' || s[n - 1] == '-')
-        return false;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char ch = (unsigned char)s[i];
-
-        /* Underscores are not host-name syntax but appear in real SANs. */
-        if (!(islower(ch) || isdigit(ch) || ch == '-' || ch == '_'))
-            return false;
+    switch (tf_cs__pattern_classify(name, len, NULL, NULL, reason)) {
+    case TF_CS_PATTERN_WILDCARD:
+        return 2;
+    case TF_CS_PATTERN_EXACT:
+        return 1;
+    default:
+        return 0;
     }
-    return true;
-}
-
-static bool host_ok(const char *s, size_t len)
-{
-    size_t start = 0;
-
-    if (len == 0 || len > 253)
-        return false;
-    for (size_t i = 0; i <= len; i++) {
-        if (i == len || s[i] == '.') {
-            if (!label_ok(s + start, i - start))
-                return false;
-            start = i + 1;
-        }
-    }
-    return true;
-}
-
-int tf_cs__name_kind(const char *name, size_t len)
-{
-    if (len >= 2 && name[0] == '*' && name[1] == '.')
-        return host_ok(name + 2, len - 2) ? 2 : 0;
-    return host_ok(name, len) ? 1 : 0;
 }
 
 static void add_name(tf_cs__draft_t *d, const char *raw, bool from_cn)
 {
     size_t len = strlen(raw);
     char buf[256];
+    const char *why = "not a valid host name";
     int kind;
 
     if (len >= sizeof buf)
@@ -300,7 +280,7 @@ static void add_name(tf_cs__draft_t *d, const char *raw, bool from_cn)
     for (size_t i = 0; i < len; i++)
         buf[i] = (char)tolower((unsigned char)raw[i]);
     buf[len] = '\0';
-    kind = tf_cs__name_kind(buf, len);
+    kind = tf_cs__name_kind(buf, len, &why);
     if (kind == 2 && tf_cs__is_public_suffix(d->opts->trust, buf + 2)) {
         tf_cs__diag(d, TF_CS_D_PUBLIC_WILDCARD, TF_EPUBLICWILDCARD,
                     "%s: wildcard %s covers the public suffix %s: no client accepts it and no CA "
@@ -312,10 +292,9 @@ static void add_name(tf_cs__draft_t *d, const char *raw, bool from_cn)
         if (!tf_cs__strlist_add(&d->bad_names, &d->n_bad_names, buf, len))
             d->oom = true;
         tf_cs__diag(d, TF_CS_D_INVALID_NAME, 0,
-                    "%s: %s '%s' is not a valid host name or wildcard (a wildcard is a whole "
-                    "left-most label: *.example.com): it is never matched; reissue the "
-                    "certificate without it",
-                    d->name, from_cn ? "common name" : "name", buf);
+                    "%s: %s '%s': %s; no client can ask for it by SNI, so it is never "
+                    "matched: reissue the certificate without it",
+                    d->name, from_cn ? "common name" : "name", buf, why);
         return;
     }
     if (!tf_cs__strlist_add(&d->names, &d->n_names, buf, len))
@@ -324,9 +303,18 @@ static void add_name(tf_cs__draft_t *d, const char *raw, bool from_cn)
 
 static void check_names(tf_cs__draft_t *d, const tf_cs__cert_t *leaf)
 {
-    if (leaf->names) {
-        for (const char *p = leaf->names; p < leaf->names + leaf->names_len; p += strlen(p) + 1)
+    /* With a subjectAltName the CN is never used (RFC 6125), even when the
+     * SAN holds only IP addresses or e-mail names. */
+    if (leaf->has_san) {
+        for (const char *p = leaf->names; p && p < leaf->names + leaf->names_len;
+             p += strlen(p) + 1)
             add_name(d, p, false);
+        if (leaf->names == NULL)
+            tf_cs__diag(d, TF_CS_D_INVALID_NAME, 0,
+                        "%s: the subjectAltName holds no DNS name, so the certificate covers "
+                        "no host name (its common name is not used when a subjectAltName is "
+                        "present): reissue it with subjectAltName = DNS:<name>",
+                        d->name);
         return;
     }
     if (leaf->cn[0] == '\0')

@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 static void format_time(time_t t, char *buf, size_t len)
 {
@@ -137,6 +138,9 @@ static void print_json(FILE *out, const tf_cs_bundle_t *b, time_t now)
     fputc(',', out);
     tf_json_key(out, "errors");
     json_diags(out, b, TF_CS_FATAL);
+    fputc(',', out);
+    tf_json_key(out, "notes");
+    json_diags(out, b, TF_CS_INFO);
     fputc('}', out);
 }
 
@@ -167,25 +171,8 @@ static int parse_args(int argc, char **argv, bool *json, int *first)
     return 0;
 }
 
-int tf_cmd_cert(int argc, char **argv)
+static int print_bundles(int argc, char **argv, int first, bool json, const tf_cs_trust_t *trust)
 {
-    bool json;
-    int first;
-    int rc = parse_args(argc, argv, &json, &first);
-    if (rc != 0)
-        return rc;
-    if (tf_tls_global_init() != 0) {
-        fputs("tlsfront cert: cannot initialise wolfSSL\n", stderr);
-        return TF_EXIT_PROBLEMS;
-    }
-    tf_cs_trust_t *trust = NULL;
-    rc = tf_cs_trust_load_system(&trust);
-    if (rc != 0) {
-        fprintf(stderr, "tlsfront cert: %s: cannot read the system trust store: %s; "
-                        "install ca-certificates\n",
-                TF_CS_SYSTEM_CA_FILE, tf_strerror(rc));
-        return TF_EXIT_PROBLEMS;
-    }
     time_t now = time(NULL);
     tf_cs_load_opts_t opts = {.trust = trust, .now = now};
     int status = TF_EXIT_OK;
@@ -212,7 +199,40 @@ int tf_cmd_cert(int argc, char **argv)
     }
     if (json)
         fputs("]\n", stdout);
+    return status;
+}
+
+int tf_cmd_cert(int argc, char **argv)
+{
+    bool json;
+    int first;
+    int rc = parse_args(argc, argv, &json, &first);
+    if (rc != 0)
+        return rc;
+    if (tf_tls_global_init() != 0) {
+        fputs("tlsfront cert: cannot initialise wolfSSL\n", stderr);
+        return TF_EXIT_PROBLEMS;
+    }
+    /* Without the system roots bundles still load; only telling a missing
+     * intermediate from a root gets coarser. */
+    bool have_ca = access(TF_CS_SYSTEM_CA_FILE, R_OK) == 0;
+    bool have_psl = access(TF_CS_SYSTEM_PSL_FILE, R_OK) == 0;
+    if (!have_ca)
+        fprintf(stderr, "tlsfront cert: %s: the system trust store is missing: 'missing "
+                        "intermediate' warnings cannot tell roots apart; install "
+                        "ca-certificates\n",
+                TF_CS_SYSTEM_CA_FILE);
+    tf_cs_trust_t *trust = NULL;
+    rc = tf_cs_trust_load(have_ca ? TF_CS_SYSTEM_CA_FILE : NULL,
+                          have_psl ? TF_CS_SYSTEM_PSL_FILE : NULL, &trust);
+    if (rc != 0) {
+        fprintf(stderr, "tlsfront cert: cannot read %s or %s: %s\n", TF_CS_SYSTEM_CA_FILE,
+                TF_CS_SYSTEM_PSL_FILE, tf_strerror(rc));
+        rc = TF_EXIT_PROBLEMS;
+    } else {
+        rc = print_bundles(argc, argv, first, json, trust);
+    }
     tf_cs_trust_free(trust);
     tf_tls_global_cleanup();
-    return status;
+    return rc;
 }

@@ -157,6 +157,7 @@ static const struct {
     {"bundles/p12-keyfirst.pem", "www.example.com", TF_CS_KEY_EC, 256},
     {"bundles/sib.pem", "www.example.com", TF_CS_KEY_EC, 256},
     {"bundles/sibcrt.crt", "rsa.example.com", TF_CS_KEY_RSA, 2048},
+    {"bundles/sibupper.CER", "www.example.com", TF_CS_KEY_EC, 256},
     {"bundles/wild.pem", "*.example.com", TF_CS_KEY_EC, 256},
 };
 
@@ -289,17 +290,58 @@ Test(bundle, invalid_wildcards_reported_not_matched)
     tf_cs_bundle_unref(b);
 }
 
+Test(bundle, underscore_names_are_reported_not_served)
+{
+    tf_cs_bundle_t *b = load_rc("bundles/under.pem", 0);
+
+    cr_expect_eq(tf_cs_bundle_status(b), TF_CS_WARN);
+    cr_assert_eq(tf_cs_bundle_name_count(b), 1);
+    cr_expect_str_eq(tf_cs_bundle_name_at(b, 0), "under.example.com");
+    cr_assert_eq(tf_cs_bundle_bad_name_count(b), 1);
+    cr_expect_str_eq(tf_cs_bundle_bad_name_at(b, 0), "my_host.example.com");
+    expect_diag(b, TF_CS_D_INVALID_NAME, "'my_host.example.com'");
+    tf_cs_bundle_unref(b);
+}
+
+Test(bundle, a_san_without_dns_names_does_not_fall_back_to_the_cn)
+{
+    tf_cs_bundle_t *b = load_rc("bundles/ipsan.pem", 0);
+
+    cr_expect_eq(tf_cs_bundle_name_count(b), 0);
+    cr_expect_null(tf_cs_bundle_find_diag(b, TF_CS_D_NO_SAN));
+    expect_diag(b, TF_CS_D_INVALID_NAME, "holds no DNS name");
+    tf_cs_bundle_unref(b);
+}
+
+Test(bundle, a_truncated_key_before_a_good_one_is_malformed_not_two_keys)
+{
+    tf_cs_bundle_t *b = load_rc("bundles/trunc-key.pem", TF_ECERT);
+
+    cr_expect_eq(tf_cs_bundle_status(b), TF_CS_ERROR);
+    expect_diag(b, TF_CS_D_MALFORMED, "no matching END line");
+    cr_expect_null(tf_cs_bundle_find_diag(b, TF_CS_D_MULTIPLE_KEYS));
+    tf_cs_bundle_unref(b);
+}
+
+/* The loader classifies names exactly as the index matches them (names.c):
+ * whatever it lists as served can be selected by some SNI. */
 Test(bundle, name_syntax)
 {
-    cr_expect_eq(tf_cs__name_kind("a.example.com", 13), 1);
-    cr_expect_eq(tf_cs__name_kind("*.example.com", 13), 2);
-    cr_expect_eq(tf_cs__name_kind("f*.example.com", 14), 0);
-    cr_expect_eq(tf_cs__name_kind("*.*.example.com", 15), 0);
-    cr_expect_eq(tf_cs__name_kind("a.*.example.com", 15), 0);
-    cr_expect_eq(tf_cs__name_kind("-a.example.com", 14), 0);
-    cr_expect_eq(tf_cs__name_kind("a..example.com", 14), 0);
-    cr_expect_eq(tf_cs__name_kind("example.com.", 12), 0);
-    cr_expect_eq(tf_cs__name_kind("", 0), 0);
+    const char *why = NULL;
+    cr_expect_eq(tf_cs__name_kind("a.example.com", 13, NULL), 1);
+    cr_expect_eq(tf_cs__name_kind("*.example.com", 13, NULL), 2);
+    cr_expect_eq(tf_cs__name_kind("f*.example.com", 14, &why), 0);
+    cr_expect_not_null(strstr(why, "partial-label wildcard"), "%s", why);
+    cr_expect_eq(tf_cs__name_kind("*.*.example.com", 15, NULL), 0);
+    cr_expect_eq(tf_cs__name_kind("a.*.example.com", 15, NULL), 0);
+    cr_expect_eq(tf_cs__name_kind("-a.example.com", 14, NULL), 0);
+    cr_expect_eq(tf_cs__name_kind("a..example.com", 14, NULL), 0);
+    /* SNI never carries '_', so such a name could never be selected. */
+    cr_expect_eq(tf_cs__name_kind("my_host.example.com", 19, NULL), 0);
+    /* One trailing dot is normalized away, as for SNI. */
+    cr_expect_eq(tf_cs__name_kind("example.com.", 12, NULL), 1);
+    cr_expect_eq(tf_cs__name_kind("example.com..", 13, NULL), 0);
+    cr_expect_eq(tf_cs__name_kind("", 0, NULL), 0);
 }
 
 Test(bundle, public_suffixes)
@@ -533,16 +575,19 @@ Test(bundle, errors_rejected_with_reason)
 Test(bundle, wildcard_on_public_suffix)
 {
     tf_cs_bundle_t *b;
+    const tf_cs_trust_t *with_list = opts.trust;
+
+    /* Without the list only a single label is known to be public. */
+    opts.trust = NULL;
+    b = load_rc("bundles/pubtld.pem", TF_EPUBLICWILDCARD);
+    expect_diag(b, TF_CS_D_PUBLIC_WILDCARD, "*.com");
+    tf_cs_bundle_unref(b);
+    opts.trust = with_list;
 
     if (tf_cs_trust_suffix_count(trust) == 0)
         cr_skip_test("no public suffix list at %s", TF_CS_SYSTEM_PSL_FILE);
     b = load_rc("bundles/pubsfx.pem", TF_EPUBLICWILDCARD);
     expect_diag(b, TF_CS_D_PUBLIC_WILDCARD, "*.co.uk");
-    tf_cs_bundle_unref(b);
-
-    /* Without the list only a single label is known to be public. */
-    opts.trust = NULL;
-    b = load_rc("bundles/pubtld.pem", TF_EPUBLICWILDCARD);
     tf_cs_bundle_unref(b);
 }
 

@@ -17,6 +17,7 @@ static char fixtures[1024]; /* generated bundles, read-only */
 static char dir[1024];      /* this test's certificate directory */
 static char def[1100];      /* dir/system.pem */
 static tf_cs_store_t *store;
+static time_t made_at; /* when the fixtures were made: "now" for every build */
 
 __attribute__((format(printf, 1, 2))) static void sh(const char *fmt, ...)
 {
@@ -68,6 +69,16 @@ static void setup(void)
     char script[1100];
     snprintf(script, sizeof script, "%s/tests/certstore/store-fixtures.sh", src);
     sh("bash '%s' '%s'", script, fixtures);
+    /* Fixtures are cached in the build tree and their certificates age:
+     * judge them at the time they were made, not at the wall clock. */
+    char done[1100];
+    snprintf(done, sizeof done, "%s/DONE", fixtures);
+    FILE *f = fopen(done, "r");
+    long long t = 0;
+    cr_assert_not_null(f);
+    cr_assert_eq(fscanf(f, "%lld", &t), 1);
+    fclose(f);
+    made_at = (time_t)t + 60;
     snprintf(dir, sizeof dir, "/tmp/tf-store-XXXXXX");
     cr_assert_not_null(mkdtemp(dir));
     snprintf(def, sizeof def, "%s/system.pem", dir);
@@ -78,7 +89,7 @@ static void setup(void)
 
     const char *sources[] = {dir};
     tf_cs_store_opts_t opts = {.sources = sources, .nsources = 1, .default_cert = def,
-                               .threads = 2};
+                               .threads = 4};
     cr_assert_eq(tf_cs_store_new(&opts, &store), 0);
 }
 
@@ -90,13 +101,20 @@ static void teardown(void)
     wolfSSL_Cleanup();
 }
 
-static tf_cs_snapshot_t *build(void)
+static tf_cs_snapshot_t *build_at(time_t now)
 {
     tf_cs_snapshot_t *snap = NULL;
-    cr_assert_eq(tf_cs_store_build(store, 0, &snap), 0);
+    cr_assert_eq(tf_cs_store_build(store, now, &snap), 0);
     cr_assert_not_null(snap);
     return snap;
 }
+
+static tf_cs_snapshot_t *build(void)
+{
+    return build_at(made_at);
+}
+
+#define DAY 86400
 
 /* Which file serves this SNI, and how it was chosen. */
 static const char *served_file(const tf_cs_snapshot_t *snap, const char *sni,
@@ -233,6 +251,11 @@ Test(store, a_broken_overwrite_keeps_the_last_good_version)
     cr_expect_eq(st.failed, 1);
     cr_expect_eq(st.kept_last_good, 1);
     cr_expect(has_note(b, "still serving the version loaded earlier", false));
+    /* The next build reuses the entry and still says why. */
+    tf_cs_snapshot_t *b2 = build();
+    cr_expect_eq(tf_cs_snapshot_stats(b2).parsed, 0);
+    cr_expect(has_note(b2, "still serving the version loaded earlier", false));
+    tf_cs_snapshot_unref(b2);
     const tf_cs_entry_t *e = tf_cs_snapshot_entry_at(b, 0);
     cr_assert_not_null(e);
     cr_expect_not_null(strstr(tf_cs_entry_path(e), "acme.pem"));
@@ -338,5 +361,63 @@ Test(store, snapshots_outlive_the_store)
     tf_cs_store_free(store);
     store = NULL;
     cr_expect_str_eq(served_file(snap, "chat.acme.example", NULL), "acme.pem");
+    tf_cs_snapshot_unref(snap);
+}
+
+Test(store, a_later_rebuild_follows_validity_without_file_changes)
+{
+    put("notyet.pem", "a-notyet.pem");
+    put("valid.pem", "b-valid.pem");
+    tf_cs_snapshot_t *a = build();
+    cr_expect_str_eq(served_file(a, "www.stale.example", NULL), "b-valid.pem");
+    /* The not-yet-valid one starts in 5 days: the snapshot says when to look again. */
+    time_t next = tf_cs_snapshot_next_change(a);
+    cr_expect_gt(next, made_at);
+    cr_expect_leq(next, made_at + 5 * DAY);
+    /* Six days on, both are valid and the one expiring last wins. */
+    tf_cs_snapshot_t *b = build_at(made_at + 6 * DAY);
+    cr_expect_str_eq(served_file(b, "www.stale.example", NULL), "a-notyet.pem");
+    tf_cs_snapshot_unref(a);
+    tf_cs_snapshot_unref(b);
+}
+
+Test(store, unchanged_files_are_judged_again_when_their_dates_pass)
+{
+    tf_cs_snapshot_t *a = build();
+    const tf_cs_bundle_t *acme = tf_cs_snapshot_select(a, "chat.acme.example", 17, NULL);
+    cr_expect_null(tf_cs_bundle_find_diag(acme, TF_CS_D_EXPIRING));
+    /* The fixtures expire in 90 days: 61 days on they are in their last 30. */
+    tf_cs_snapshot_t *b = build_at(made_at + 61 * DAY);
+    cr_expect_eq(tf_cs_snapshot_stats(b).parsed, 3);
+    acme = tf_cs_snapshot_select(b, "chat.acme.example", 17, NULL);
+    cr_expect_not_null(tf_cs_bundle_find_diag(acme, TF_CS_D_EXPIRING));
+    /* Nothing else happens before expiry: the next build reads nothing. */
+    tf_cs_snapshot_t *c = build_at(made_at + 62 * DAY);
+    cr_expect_eq(tf_cs_snapshot_stats(c).parsed, 0);
+    tf_cs_snapshot_t *d = build_at(made_at + 91 * DAY);
+    acme = tf_cs_snapshot_select(d, "chat.acme.example", 17, NULL);
+    cr_expect_not_null(tf_cs_bundle_find_diag(acme, TF_CS_D_EXPIRED));
+    tf_cs_snapshot_unref(a);
+    tf_cs_snapshot_unref(b);
+    tf_cs_snapshot_unref(c);
+    tf_cs_snapshot_unref(d);
+}
+
+/* Enough changed files that the build parses on several threads. */
+Test(store, many_files_parse_on_several_threads)
+{
+    char name[64];
+    for (int i = 0; i < 24; i++) {
+        snprintf(name, sizeof name, "copy%02d.pem", i);
+        put(i % 2 ? "other.pem" : "renew-long.pem", name);
+    }
+    tf_cs_snapshot_t *snap = build();
+    tf_cs_snapshot_stats_t st = tf_cs_snapshot_stats(snap);
+    cr_expect_eq(st.files, 27);
+    cr_expect_eq(st.parsed, 27);
+    cr_expect_eq(st.served, 27);
+    cr_expect_eq(st.failed, 0);
+    cr_expect_str_eq(served_file(snap, "other.example", NULL), "copy01.pem");
+    cr_expect(has_note(snap, "other.example: covered by", false));
     tf_cs_snapshot_unref(snap);
 }

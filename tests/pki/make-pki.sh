@@ -4,9 +4,9 @@
 #
 #   make-pki.sh OUTDIR
 #
-# Idempotent: when OUTDIR/DONE exists it does nothing. Safe for concurrent
-# callers: everything is built in a private temporary directory that is renamed
-# into place at the end; a loser of the rename race discards its copy.
+# Idempotent: when OUTDIR/DONE exists with the current VERSION it does nothing;
+# an older PKI is replaced. Concurrent callers take turns on OUTDIR.lock; the
+# PKI is built in a temporary directory and renamed into place at the end.
 # OUTDIR/DONE holds the Unix time the PKI was made: tests use it as "now" so
 # that day counts do not drift with the age of the build tree.
 #
@@ -15,10 +15,17 @@
 set -euo pipefail
 
 out=${1:?usage: make-pki.sh OUTDIR}
-[ -f "$out/DONE" ] && exit 0
+# Bump when the set of files changes, so build trees with an older PKI remake it.
+version=2
+[ -f "$out/DONE" ] && [ "$(cat "$out/VERSION" 2>/dev/null)" = "$version" ] && exit 0
 
 parent=$(dirname -- "$out")
 mkdir -p -- "$parent"
+# Callers in parallel: one builds, the others wait and find it done.
+exec 8>"$out.lock"
+flock 8
+[ -f "$out/DONE" ] && [ "$(cat "$out/VERSION" 2>/dev/null)" = "$version" ] && exit 0
+rm -rf -- "$out"
 tmp=$(mktemp -d "$out.tmp.XXXXXX")
 trap 'rm -rf -- "$tmp"' EXIT
 umask 077
@@ -134,6 +141,8 @@ eckey pubtld.key;   sign pubtld "*.com" "DNS:*.com"
 eckey pubsfx.key;   sign pubsfx "*.co.uk" "DNS:*.co.uk,DNS:ok.example.com"
 eckey badwild.key;  sign badwild good.example.com \
     "DNS:good.example.com,DNS:f*.example.com,DNS:*.*.example.com,DNS:a.*.example.com"
+eckey under.key;    sign under under.example.com "DNS:under.example.com,DNS:my_host.example.com"
+eckey ipsan.key;    sign ipsan ip.example.com "IP:127.0.0.1"
 eckey expired.key
 signdates expired old.example.com "DNS:old.example.com" "$(gdate $((now - 90 * 86400)))" \
     "$(gdate $((now - 2 * 86400)))"
@@ -179,6 +188,9 @@ cat ec.crt int.crt >$b/sib.pem
 cp ec.key $b/sib.key
 cat rsa.crt int.crt >$b/sibcrt.crt
 pkcs1 rsa.key >$b/sibcrt.key
+cat ec.crt int.crt >$b/sibupper.CER
+cp ec.key $b/sibupper.key
+{ cat ec.crt int.crt; head -c 120 ec.key; echo; cat ec.key; } >$b/trunc-key.pem
 cat ec.crt int.crt >$b/no-key.pem
 cat ec.key >$b/no-cert.pem
 cat ec.crt int.crt ec.key mismatch.key >$b/two-keys.pem
@@ -191,7 +203,7 @@ printf 'this is not a certificate\r\n\x00\x01binary\n' >$b/garbage.pem
 { openssl x509 -in ec.crt -outform DER | head -c 200 | base64 -w 64 |
     sed '1i -----BEGIN CERTIFICATE-----' | sed '$a -----END CERTIFICATE-----'; cat ec.key; } >$b/bad-der.pem
 cat ed.crt ed.key >$b/ed25519.pem
-for n in wild p384 sha1 rsa1024 client expiring expired notyet pubtld pubsfx badwild; do
+for n in wild p384 sha1 rsa1024 client expiring expired notyet pubtld pubsfx badwild under ipsan; do
     cat $n.crt int.crt $n.key >$b/$n.pem
 done
 cat cn.crt int.crt cn.key >$b/cnonly.pem
@@ -200,6 +212,7 @@ cp root.crt trust-root.pem
 
 chmod 600 $b/* ./*.key
 rm -rf cadb ./*.csr ec.p12 ca.cnf ext.cnf
+echo "$version" >VERSION
 echo "$now" >DONE
 
 cd /
