@@ -119,8 +119,13 @@ static void follow(tf_cs__draft_t *d, bool *used)
         int next = find_issuer(d, cur, used);
 
         if (next < 0) {
-            if (cur == &d->certs[d->leaf] &&
-                !tf_cs__trust_has_root(d->opts->trust, cur->issuer_hash))
+            /* The chain must reach a root clients have. It stops short when
+             * the last certificate's issuer is not one — unless that
+             * certificate is itself a trusted root's cross-signed twin
+             * (same subject), where clients stop anyway. */
+            if (!tf_cs__trust_has_root(d->opts->trust, cur->issuer_hash) &&
+                (cur == &d->certs[d->leaf] ||
+                 !tf_cs__trust_has_root(d->opts->trust, cur->subject_hash)))
                 missing_intermediate(d, cur);
             return;
         }

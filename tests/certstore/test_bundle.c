@@ -412,6 +412,23 @@ Test(bundle, missing_intermediate)
     expect_no_diag(b, TF_CS_D_MISSING_INTERMEDIATE);
     tf_cs_bundle_unref(b);
     tf_cs_trust_free(int_as_root);
+    opts.trust = trust;
+}
+
+/* Two intermediates: leaving out the upper one breaks the chain as surely
+ * as leaving out the leaf's issuer. */
+Test(bundle, missing_upper_intermediate)
+{
+    tf_cs_bundle_t *b = load_rc("bundles/deep-full.pem", 0);
+    cr_expect_eq(tf_cs_bundle_status(b), TF_CS_OK, "%s",
+                 tf_cs_bundle_diag_count(b) ? tf_cs_bundle_diag_at(b, 0)->message : "");
+    expect_chain(b, 3, "deep.example.com");
+    tf_cs_bundle_unref(b);
+
+    b = load_warn("bundles/deep-missing.pem");
+    expect_chain(b, 2, "deep.example.com");
+    expect_diag(b, TF_CS_D_MISSING_INTERMEDIATE, "Second Intermediate");
+    tf_cs_bundle_unref(b);
 }
 
 Test(bundle, unrelated_certificate_not_served)

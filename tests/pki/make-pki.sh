@@ -16,7 +16,7 @@ set -euo pipefail
 
 out=${1:?usage: make-pki.sh OUTDIR}
 # Bump when the set of files changes, so build trees with an older PKI remake it.
-version=2
+version=3
 [ -f "$out/DONE" ] && [ "$(cat "$out/VERSION" 2>/dev/null)" = "$version" ] && exit 0
 
 parent=$(dirname -- "$out")
@@ -122,6 +122,12 @@ csr int.key "tlsfront Test Intermediate CA" int.csr
 openssl x509 -req -in int.csr -CA root.crt -CAkey root.key -set_serial 0x1001 -days 1825 \
     -extfile ext.cnf -extensions ca_int -out int.crt 2>/dev/null
 
+# A second intermediate under the first, for chains that stop one level short.
+eckey int2.key
+csr int2.key "tlsfront Test Second Intermediate CA" int2.csr
+openssl x509 -req -in int2.csr -CA int.crt -CAkey int.key -set_serial 0x1002 -days 1825 \
+    -extfile ext.cnf -extensions ca_int -out int2.crt 2>/dev/null
+
 # An unrelated CA certificate, for "not part of the chain" warnings.
 eckey other.key
 openssl req -new -x509 -key other.key -subj "/O=elsewhere/CN=Unrelated CA" -days 3650 \
@@ -143,6 +149,10 @@ eckey badwild.key;  sign badwild good.example.com \
     "DNS:good.example.com,DNS:f*.example.com,DNS:*.*.example.com,DNS:a.*.example.com"
 eckey under.key;    sign under under.example.com "DNS:under.example.com,DNS:my_host.example.com"
 eckey ipsan.key;    sign ipsan ip.example.com "IP:127.0.0.1"
+eckey deep.key
+csr deep.key deep.example.com deep.csr
+TF_SAN=DNS:deep.example.com openssl x509 -req -in deep.csr -CA int2.crt -CAkey int2.key \
+    -set_serial 0x2001 -days 365 -extfile ext.cnf -extensions leaf -out deep.crt 2>/dev/null
 eckey expired.key
 signdates expired old.example.com "DNS:old.example.com" "$(gdate $((now - 90 * 86400)))" \
     "$(gdate $((now - 2 * 86400)))"
@@ -174,6 +184,8 @@ cat ec.key int.crt ec.crt >$b/reversed.pem
 cat root.crt int.crt ec.crt ec.key >$b/root-first.pem
 cat ec.crt int.crt root.crt ec.key >$b/with-root.pem
 cat ec.crt ec.key >$b/no-int.pem
+cat deep.crt int2.crt int.crt deep.key >$b/deep-full.pem
+cat deep.crt int2.crt deep.key >$b/deep-missing.pem
 cat ec.crt int.crt other.crt ec.key >$b/unrelated.pem
 sed 's/$/\r/' $b/ec-pkcs8.pem >$b/crlf.pem
 { printf '\xef\xbb\xbf'; cat $b/rsa-pkcs1.pem; } >$b/bom.pem
