@@ -119,13 +119,12 @@ static void follow(tf_cs__draft_t *d, bool *used)
         int next = find_issuer(d, cur, used);
 
         if (next < 0) {
-            /* The chain must reach a root clients have. It stops short when
-             * the last certificate's issuer is not one — unless that
-             * certificate is itself a trusted root's cross-signed twin
-             * (same subject), where clients stop anyway. */
-            if (!tf_cs__trust_has_root(d->opts->trust, cur->issuer_hash) &&
-                (cur == &d->certs[d->leaf] ||
-                 !tf_cs__trust_has_root(d->opts->trust, cur->subject_hash)))
+            /* Only the leaf's own issuer is checked (SPEC §4.2). Higher up, a
+             * chain that stops short of a system root is what every private
+             * CA looks like (its root is not in the system store), so a
+             * warning there would be noise for them. */
+            if (cur == &d->certs[d->leaf] &&
+                !tf_cs__trust_has_root(d->opts->trust, cur->issuer_hash))
                 missing_intermediate(d, cur);
             return;
         }
