@@ -15,11 +15,14 @@
  *                     creation (held until it is freed), and what the
  *                     handshake selected.
  *
- * Certificate selection: after the ClientHello, the session looks the SNI
- * up in its snapshot (tf_cs_snapshot_select) and loads the chosen chain and
- * key into the connection (wolfSSL frees them when the handshake ends). With
- * `unknown_sni: reject`, an SNI that no certificate covers gets a fatal
- * unrecognized_name alert; no SNI at all always gets the default.
+ * Certificate selection: once the whole ClientHello is buffered, and before
+ * wolfSSL reads it, the session takes its SNI, looks it up in its snapshot
+ * (tf_cs_snapshot_select) and loads the chosen chain and key into the
+ * connection unless the context already holds that certificate (wolfSSL
+ * frees the copy when the handshake ends). With `unknown_sni: reject`, an
+ * SNI that no certificate covers gets a fatal unrecognized_name alert
+ * (15 03 03 00 02 02 70) and TF_ETLS; no SNI at all always gets the default.
+ * docs/TLS.md explains why and gives the measured costs.
  */
 #ifndef TF_TLS_TLS_H
 #define TF_TLS_TLS_H
@@ -30,6 +33,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <time.h>
 
 /* ---- process-wide ------------------------------------------------------ */
 
@@ -60,14 +64,32 @@ int tf_tls_has_fast_crypto(void);
 typedef struct tf_tls_tickets tf_tls_tickets_t;
 
 /* Keys generated in memory and rotated every `rotate_s` seconds (each key
- * decrypts for 2 * rotate_s). With `keys_file` (tls.ticket_keys_file: 80-byte
- * records as haproxy's tls-ticket-keys, base64, one per line, newest last)
- * the keys come from the file instead, so several instances resume each
- * other's sessions; the file is re-read by tf_tls_tickets_reload(). On error
- * writes "FILE: reason: what to do" into err. */
-int tf_tls_tickets_new(const char *keys_file, unsigned rotate_s, tf_tls_tickets_t **out,
-                       char *err, size_t errlen) __attribute__((warn_unused_result));
+ * decrypts for 2 * rotate_s; 0 means 3600). With `keys_file`
+ * (tls.ticket_keys_file: 80-byte records as haproxy's tls-ticket-keys,
+ * base64, one per line, newest last, '#' comments; see docs/TLS.md) the keys
+ * come from the file instead, so several instances resume each other's
+ * sessions: the penultimate key encrypts (the only one if there is one),
+ * every key decrypts. Tickets are sealed with ChaCha20-Poly1305 and carry a
+ * lifetime hint of rotate_s (at most 7 days) in both modes. On error writes
+ * "FILE: reason: what to do" into err; returns 0, TF_ENOMEM, TF_ECONF (bad
+ * file), -errno (unreadable file) or TF_ETLS. Free with tf_tls_tickets_unref(). */
+int tf_tls_tickets_new(const char *keys_file, unsigned rotate_s, tf_tls_tickets_t **out, char *err,
+                       size_t errlen) __attribute__((warn_unused_result));
+
+/* Re-reads the keys file (no-op for memory keys). On error the keys in use
+ * stay and err says why; returns 0 or the codes of tf_tls_tickets_new(). */
+int tf_tls_tickets_reload(tf_tls_tickets_t *t, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+
+/* Memory keys: adds a key when the newest is rotate_s old at `now` and drops
+ * keys older than 2 * rotate_s. Also done lazily when a ticket is issued or
+ * opened, so calling it from a timer is optional. No-op for file keys.
+ * Returns 0 or TF_ETLS (random generator failure). Thread-safe. */
 int tf_tls_tickets_rotate(tf_tls_tickets_t *t, time_t now);
+
+/* The ticket lifetime hint in seconds (rotate_s). */
+unsigned tf_tls_tickets_lifetime(const tf_tls_tickets_t *t);
+
 tf_tls_tickets_t *tf_tls_tickets_ref(tf_tls_tickets_t *t);
 void tf_tls_tickets_unref(tf_tls_tickets_t *t);
 
@@ -76,8 +98,8 @@ void tf_tls_tickets_unref(tf_tls_tickets_t *t);
 typedef struct tf_tls_ctx tf_tls_ctx_t;
 
 typedef struct {
-    bool tls13_only;          /* tls.min_version "1.3" */
-    bool reject_unknown_sni;  /* tls.unknown_sni: reject */
+    bool tls13_only;           /* tls.min_version "1.3" */
+    bool reject_unknown_sni;   /* tls.unknown_sni: reject */
     tf_tls_tickets_t *tickets; /* referenced by the context; NULL: no tickets */
 } tf_tls_ctx_opts_t;
 
@@ -87,9 +109,8 @@ typedef struct {
  * AES-GCM or CHACHA20-POLY1305 only; groups X25519, P-256, P-384; ALPN
  * http/1.1; renegotiation refused. Errors into err. Free with
  * tf_tls_ctx_free() after every session made from it is freed. */
-int tf_tls_ctx_new(const tf_tls_ctx_opts_t *opts, const tf_cs_snapshot_t *snap,
-                   tf_tls_ctx_t **out, char *err, size_t errlen)
-    __attribute__((warn_unused_result));
+int tf_tls_ctx_new(const tf_tls_ctx_opts_t *opts, const tf_cs_snapshot_t *snap, tf_tls_ctx_t **out,
+                   char *err, size_t errlen) __attribute__((warn_unused_result));
 void tf_tls_ctx_free(tf_tls_ctx_t *ctx);
 
 /* ---- sessions ------------------------------------------------------------- */
@@ -98,9 +119,9 @@ typedef struct tf_tls_session tf_tls_session_t;
 
 /* What a call asks the caller to do next. */
 typedef enum {
-    TF_TLS_OK = 0,         /* progress made (handshake done, bytes read/written) */
-    TF_TLS_WANT_READ = 1,  /* feed more ciphertext, then call again */
-    TF_TLS_CLOSED = 2,     /* the peer sent close_notify: no more plaintext */
+    TF_TLS_OK = 0,        /* progress made (handshake done, bytes read/written) */
+    TF_TLS_WANT_READ = 1, /* feed more ciphertext, then call again */
+    TF_TLS_CLOSED = 2,    /* the peer sent close_notify: no more plaintext */
 } tf_tls_status_t;
 /* Failures are negative: TF_ETLS (protocol error, alert sent or received),
  * TF_ENOMEM. tf_tls_session_error() says why in words. */
@@ -110,8 +131,10 @@ typedef enum {
 tf_tls_session_t *tf_tls_session_new(tf_tls_ctx_t *ctx, tf_cs_snapshot_t *snap);
 void tf_tls_session_free(tf_tls_session_t *s);
 
-/* Ciphertext that arrived from the client. The session copies what it
- * cannot consume yet (at most one TLS record, ~16.7 KiB, stays buffered). */
+/* Ciphertext that arrived from the client. The session copies it and frees
+ * the copy once wolfSSL has consumed it: after handshake/recv answered
+ * TF_TLS_WANT_READ at most one partial record (< 16.7 KiB) stays buffered.
+ * Returns 0 or TF_ENOMEM. */
 int tf_tls_session_feed(tf_tls_session_t *s, const void *data, size_t len);
 
 /* Drives the handshake. TF_TLS_OK once it is complete (then the accessors
@@ -119,15 +142,26 @@ int tf_tls_session_feed(tf_tls_session_t *s, const void *data, size_t len);
  * pending afterwards in every case (alerts included): always flush. */
 int tf_tls_session_handshake(tf_tls_session_t *s);
 
-/* Decrypts into buf. Returns bytes (> 0), TF_TLS_WANT_READ (nothing
- * complete buffered), TF_TLS_CLOSED, or a negative error. */
+/* Decrypts into buf (len > 0). Returns TF_TLS_OK with *nread > 0 bytes
+ * (call again: more may be buffered), TF_TLS_WANT_READ (no complete record
+ * buffered; *nread = 0), TF_TLS_CLOSED (close_notify received; every later
+ * call says so too; *nread = 0), or a negative error. Output may be pending
+ * afterwards (alerts, TLS 1.3 key-update replies): flush. */
+int tf_tls_session_recv(tf_tls_session_t *s, void *buf, size_t len, size_t *nread);
+
+/* The same as a byte count: bytes (> 0), TF_TLS_WANT_READ, TF_TLS_CLOSED,
+ * or a negative error. A status leaves buf untouched, but a 1- or 2-byte
+ * read and a status look alike: prefer tf_tls_session_recv(). Kept for
+ * callers written against the first version of this header. */
 ssize_t tf_tls_session_read(tf_tls_session_t *s, void *buf, size_t len);
 
 /* Encrypts len bytes (all of them; records of up to 16 KiB) into the
  * output buffer. Returns len or a negative error. */
 ssize_t tf_tls_session_write(tf_tls_session_t *s, const void *buf, size_t len);
 
-/* Queues a close_notify alert. */
+/* Queues a close_notify alert (once; later calls do nothing). Reading may
+ * go on until the peer's close_notify (TF_TLS_CLOSED); writing fails with
+ * TF_ETLS. Returns 0 or a negative error. */
 int tf_tls_session_shutdown(tf_tls_session_t *s);
 
 /* Ciphertext waiting to be sent: a pointer to `*len` bytes, valid until the
@@ -142,9 +176,11 @@ void tf_tls_session_consume_out(tf_tls_session_t *s, size_t n);
  * encrypting. Returns 0, or TF_ENOMEM. *buf is NULL when nothing is pending. */
 int tf_tls_session_take_out(tf_tls_session_t *s, void **buf, size_t *len);
 
-/* After the handshake: the SNI as sent (NULL if none), how the certificate
- * was chosen, the bundle served, the negotiated version ("TLSv1.3"), cipher
- * suite name, whether the session was resumed, and ALPN ("http/1.1" or NULL). */
+/* After the handshake: the SNI as sent (NULL if none; raw bytes up to the
+ * first NUL, so escape it before logging), how the certificate was chosen,
+ * the bundle served, the negotiated version ("TLSv1.3"), cipher suite name,
+ * whether the session was resumed, and ALPN ("http/1.1" or NULL). After an
+ * unknown-SNI rejection the SNI and selection answer too, for the log. */
 const char *tf_tls_session_sni(const tf_tls_session_t *s);
 tf_cs_selection_t tf_tls_session_selection(const tf_tls_session_t *s);
 const tf_cs_bundle_t *tf_tls_session_served(const tf_tls_session_t *s);
@@ -154,12 +190,15 @@ bool tf_tls_session_resumed(const tf_tls_session_t *s);
 const char *tf_tls_session_alpn(const tf_tls_session_t *s);
 
 /* Why the last call failed, for the log ("unknown SNI rejected:
- * unrecognized_name", "protocol version not supported", ...). Static or
- * session-owned string. */
+ * unrecognized_name", "protocol version not supported", "no shared cipher
+ * suite", "fatal alert received", or wolfSSL's own words); "no error" if
+ * none. Static string. */
 const char *tf_tls_session_error(const tf_tls_session_t *s);
 
-/* Heap bytes held by the session now (its buffers, and wolfSSL's own
- * allocations when the build tracks them), for the memory budget. */
+/* Heap bytes held by the session now, for the memory budget: the session
+ * struct, its buffers, and the WOLFSSL object. wolfSSL does not count its
+ * other allocations per connection (about 3.7 KB more on an idle TLS 1.3
+ * session with this build; docs/TLS.md has the measured totals). */
 size_t tf_tls_session_memory(const tf_tls_session_t *s);
 
 #endif

@@ -1,0 +1,70 @@
+/* In-memory TLS test harness: a certificate snapshot built from the store
+ * fixtures, and a wolfSSL client talking to a tf_tls server session through
+ * byte queues in the same process. */
+#ifndef TF_TESTS_TLS_HARNESS_H
+#define TF_TESTS_TLS_HARNESS_H
+
+#include "tls/tls.h"
+
+#include <wolfssl/options.h>
+#include <wolfssl/ssl.h>
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct {
+    uint8_t *buf;
+    size_t len, cap;
+} hx_bytes_t;
+
+/* Fixtures: acme.pem (portal/chat.acme.example), wild.pem
+ * (*.tenants.example), system.pem (default, system.example) and, with
+ * extra_rsa, rsa.pem (rsa.example, RSA-2048). */
+void hx_setup(bool extra_rsa);
+void hx_teardown(void);
+tf_cs_snapshot_t *hx_snap(void);
+const char *hx_dir(void); /* a scratch directory removed by hx_teardown */
+
+/* A server context; tickets may be NULL. */
+tf_tls_ctx_t *hx_ctx(bool tls13_only, bool reject_unknown, tf_tls_tickets_t *tickets);
+
+/* version: 0 (1.2 or 1.3), 12 or 13. ciphers NULL: wolfSSL's default. */
+WOLFSSL_CTX *hx_client_ctx(int version, const char *ciphers);
+
+typedef struct {
+    tf_tls_session_t *s;
+    WOLFSSL *c;
+    hx_bytes_t c2s, s2c;   /* in flight */
+    hx_bytes_t server_log; /* everything the server ever emitted */
+    size_t piece;          /* feed the server this many bytes at a time (0: all) */
+    int server_rc, client_err;
+} hx_pair_t;
+
+/* sni NULL: none. alpn: offer http/1.1. */
+hx_pair_t *hx_pair_new(tf_tls_ctx_t *ctx, WOLFSSL_CTX *cctx, const char *sni, bool alpn);
+void hx_pair_free(hx_pair_t *p);
+
+/* Runs both handshakes to completion or failure. Returns the server's last
+ * status (TF_TLS_OK when it completed). */
+int hx_handshake(hx_pair_t *p);
+
+/* Moves client→server and server→client bytes once. */
+void hx_pump(hx_pair_t *p);
+
+/* Client writes, server reads all of it back; returns bytes read. */
+size_t hx_client_to_server(hx_pair_t *p, const void *data, size_t len, void *out, size_t cap);
+/* Server writes, client reads all of it; returns bytes the client read. */
+size_t hx_server_to_client(hx_pair_t *p, const void *data, size_t len, void *out, size_t cap);
+
+/* The subject of the certificate the client was served ("/CN=..."). */
+void hx_peer_subject(hx_pair_t *p, char *buf, size_t len);
+
+/* Called with true before and false after each call into the client's
+ * wolfSSL (test_memory.c tells allocations apart with it). */
+extern void (*hx_client_side)(bool entering);
+
+void hx_bytes_append(hx_bytes_t *b, const void *data, size_t n);
+void hx_bytes_free(hx_bytes_t *b);
+
+#endif

@@ -1,0 +1,219 @@
+/* TLS contexts: protocol settings, the default certificate, and the
+ * per-connection certificate choice (SPEC §4.4, §6). */
+#include "tls/tls_internal.h"
+
+#include "common/err.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* SPEC §6: AEAD suites with forward secrecy only. wolfSSL's build contains
+ * others (DHE, CBC); naming every suite keeps them out. wolfSSL decides
+ * what a connection can sign with from flags it only ever turns on (an RSA
+ * certificate loaded over an ECDSA default leaves ECDHE-ECDSA enabled), so
+ * each list names the TLS 1.2 suites of one key type: together they are the
+ * SPEC's list, and a connection gets the half its certificate can serve. */
+#define TF_TLS13_SUITES                                                                            \
+    "TLS13-AES128-GCM-SHA256:TLS13-AES256-GCM-SHA384:TLS13-CHACHA20-POLY1305-SHA256:"
+static const char k_suites_ec[] = TF_TLS13_SUITES "ECDHE-ECDSA-AES128-GCM-SHA256:"
+                                                  "ECDHE-ECDSA-AES256-GCM-SHA384:"
+                                                  "ECDHE-ECDSA-CHACHA20-POLY1305";
+static const char k_suites_rsa[] = TF_TLS13_SUITES "ECDHE-RSA-AES128-GCM-SHA256:"
+                                                   "ECDHE-RSA-AES256-GCM-SHA384:"
+                                                   "ECDHE-RSA-CHACHA20-POLY1305";
+
+static const char *suites_for(const tf_cs_bundle_t *b)
+{
+    return tf_cs_bundle_key_type(b) == TF_CS_KEY_RSA ? k_suites_rsa : k_suites_ec;
+}
+
+/* Chains up to this size are concatenated on the stack. */
+enum { CHAIN_STACK_MAX = 8192 };
+
+__attribute__((format(printf, 3, 4))) static void set_err(char *err, size_t errlen, const char *fmt,
+                                                          ...)
+{
+    if (err == NULL || errlen == 0)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+/* Loads a bundle's chain (DER, leaf first, concatenated) and key into either
+ * the context or the connection. */
+static int load_bundle(WOLFSSL_CTX *wctx, WOLFSSL *ssl, const tf_cs_bundle_t *b)
+{
+    uint8_t stackbuf[CHAIN_STACK_MAX];
+    size_t total = 0, n = tf_cs_bundle_chain_len(b);
+    for (size_t i = 0; i < n; i++)
+        total += tf_cs_bundle_chain_at(b, i).len;
+    tf_cs_der_t key = tf_cs_bundle_key_der(b);
+    if (n == 0 || total > INT32_MAX || key.len == 0 || key.len > INT32_MAX)
+        return TF_ENOCERT;
+    uint8_t *chain = total <= sizeof stackbuf ? stackbuf : malloc(total);
+    if (chain == NULL)
+        return TF_ENOMEM;
+    size_t off = 0;
+    for (size_t i = 0; i < n; i++) {
+        tf_cs_der_t d = tf_cs_bundle_chain_at(b, i);
+        memcpy(chain + off, d.der, d.len);
+        off += d.len;
+    }
+    int ok;
+    if (ssl != NULL)
+        ok = wolfSSL_use_certificate_chain_buffer_format(ssl, chain, (long)total,
+                                                         WOLFSSL_FILETYPE_ASN1) == 1 &&
+             wolfSSL_use_PrivateKey_buffer(ssl, key.der, (long)key.len, WOLFSSL_FILETYPE_ASN1) == 1;
+    else
+        ok = wolfSSL_CTX_use_certificate_chain_buffer_format(wctx, chain, (long)total,
+                                                             WOLFSSL_FILETYPE_ASN1) == 1 &&
+             wolfSSL_CTX_use_PrivateKey_buffer(wctx, key.der, (long)key.len,
+                                               WOLFSSL_FILETYPE_ASN1) == 1;
+    if (chain != stackbuf)
+        free(chain);
+    return ok ? 0 : TF_ECERT;
+}
+
+int tf_tls__select(tf_tls_session_t *s, const char *sni, size_t len)
+{
+    s->selected = true;
+    const tf_cs_bundle_t *b = tf_cs_snapshot_select(s->snap, sni, len, &s->how);
+    if (b == NULL) {
+        s->error = "no certificate to serve";
+        return -1;
+    }
+    if (s->how == TF_CS_SEL_DEFAULT && s->ctx->reject_unknown_sni) {
+        s->rejected = true;
+        s->error = "unknown SNI rejected: unrecognized_name";
+        /* For the log line; wolfSSL never sees this ClientHello. */
+        s->rejected_sni = sni != NULL ? strndup(sni, len) : NULL;
+        return -1;
+    }
+    s->served = b;
+    /* The context already holds its default certificate; anything else,
+     * including a newer default after a reload, is loaded into the
+     * connection, and wolfSSL frees that copy when the handshake ends. */
+    if (b == s->ctx->def_bundle)
+        return 0;
+    /* The suites (and TLS 1.3 signature algorithms) follow the key type;
+     * the context's already fit a key of the default's type. */
+    if (load_bundle(NULL, s->ssl, b) != 0 ||
+        (tf_cs_bundle_key_type(b) != tf_cs_bundle_key_type(s->ctx->def_bundle) &&
+         wolfSSL_set_cipher_list(s->ssl, suites_for(b)) != WOLFSSL_SUCCESS)) {
+        s->error = "cannot load the selected certificate";
+        return -1;
+    }
+    return 0;
+}
+
+#ifdef OPENSSL_EXTRA
+/* wolfSSL's certificate-setup callback. The session normally chose the
+ * certificate from the ClientHello before wolfSSL saw it (hello.c); this
+ * covers a ClientHello that only wolfSSL could read. */
+static int on_cert(WOLFSSL *ssl, void *arg)
+{
+    (void)arg;
+    tf_tls_session_t *s = tf_tls__session_of(ssl);
+    if (s == NULL)
+        return 0;
+    if (s->selected)
+        return s->served != NULL ? 1 : 0;
+    char *name = NULL;
+    unsigned short len = wolfSSL_SNI_GetRequest(ssl, WOLFSSL_SNI_HOST_NAME, (void **)&name);
+    return tf_tls__select(s, len > 0 ? name : NULL, len) == 0 ? 1 : 0;
+}
+#endif
+
+static int configure(tf_tls_ctx_t *c, const tf_tls_ctx_opts_t *opts, const tf_cs_bundle_t *def,
+                     char *err, size_t errlen)
+{
+    WOLFSSL_CTX *w = c->wctx;
+    if (!opts->tls13_only && wolfSSL_CTX_SetMinVersion(w, WOLFSSL_TLSV1_2) != WOLFSSL_SUCCESS) {
+        set_err(err, errlen, "tls: cannot set the minimum version to TLS 1.2");
+        return TF_ETLS;
+    }
+    if (wolfSSL_CTX_set_cipher_list(w, suites_for(def)) != WOLFSSL_SUCCESS) {
+        set_err(err, errlen, "tls: cannot set the cipher suites");
+        return TF_ETLS;
+    }
+    /* set_groups orders the TLS 1.3 key shares; the curves list also
+     * disables every other curve for TLS 1.2 ECDHE. No FFDHE group is named,
+     * and no DHE suite is enabled, so finite-field DH is never chosen. */
+    int groups[] = {WOLFSSL_ECC_X25519, WOLFSSL_ECC_SECP256R1, WOLFSSL_ECC_SECP384R1};
+    int ok = wolfSSL_CTX_set_groups(w, groups, 3) == WOLFSSL_SUCCESS;
+#ifdef OPENSSL_EXTRA
+    ok = ok && wolfSSL_CTX_set1_curves_list(w, "X25519:P-256:P-384") == WOLFSSL_SUCCESS;
+#endif
+    if (!ok) {
+        set_err(err, errlen, "tls: cannot set the key exchange groups");
+        return TF_ETLS;
+    }
+    /* Resumption is by ticket only: no server-side session cache. */
+    wolfSSL_CTX_set_session_cache_mode(w, WOLFSSL_SESS_CACHE_OFF);
+    tf_tls__install_io(w);
+#ifdef OPENSSL_EXTRA
+    wolfSSL_CTX_set_cert_cb(w, on_cert, NULL);
+#endif
+    if (c->tickets != NULL) {
+        if (tf_tls__tickets_install(c->tickets, w) != 0) {
+            set_err(err, errlen, "tls: cannot install the session-ticket callback");
+            return TF_ETLS;
+        }
+    } else {
+        wolfSSL_CTX_NoTicketTLSv12(w);
+        wolfSSL_CTX_set_num_tickets(w, 0);
+    }
+    return 0;
+}
+
+int tf_tls_ctx_new(const tf_tls_ctx_opts_t *opts, const tf_cs_snapshot_t *snap, tf_tls_ctx_t **out,
+                   char *err, size_t errlen)
+{
+    *out = NULL;
+    const tf_cs_bundle_t *def = tf_cs_snapshot_default(snap);
+    if (def == NULL) {
+        set_err(err, errlen, "tls: no default certificate: set tls.default_cert");
+        return TF_ENOCERT;
+    }
+    tf_tls_ctx_t *c = calloc(1, sizeof *c);
+    if (c == NULL)
+        return TF_ENOMEM;
+    int rc = TF_ETLS;
+    c->reject_unknown_sni = opts->reject_unknown_sni;
+    c->wctx = wolfSSL_CTX_new(opts->tls13_only ? wolfTLSv1_3_server_method()
+                                               : wolfSSLv23_server_method());
+    if (c->wctx == NULL) {
+        set_err(err, errlen, "tls: cannot create a wolfSSL context");
+        goto out;
+    }
+    c->tickets = opts->tickets != NULL ? tf_tls_tickets_ref(opts->tickets) : NULL;
+    if ((rc = configure(c, opts, def, err, errlen)) != 0)
+        goto out;
+    if ((rc = load_bundle(c->wctx, NULL, def)) != 0) {
+        set_err(err, errlen, "%s: wolfSSL refuses the default certificate: check the bundle",
+                tf_cs_bundle_name(def));
+        goto out;
+    }
+    c->def_bundle = tf_cs_bundle_ref((tf_cs_bundle_t *)def);
+    *out = c;
+    return 0;
+out:
+    tf_tls_ctx_free(c);
+    return rc;
+}
+
+void tf_tls_ctx_free(tf_tls_ctx_t *ctx)
+{
+    if (ctx == NULL)
+        return;
+    wolfSSL_CTX_free(ctx->wctx);
+    if (ctx->def_bundle != NULL)
+        tf_cs_bundle_unref((tf_cs_bundle_t *)ctx->def_bundle);
+    if (ctx->tickets != NULL)
+        tf_tls_tickets_unref(ctx->tickets);
+    free(ctx);
+}

@@ -1,0 +1,174 @@
+/* The server_name of a ClientHello, read before wolfSSL sees the bytes.
+ *
+ * Why: this wolfSSL build offers no public hook that runs between the
+ * ClientHello and the ServerHello for both TLS 1.2 and 1.3 (its SNI callback
+ * setter needs OPENSSL_ALL or HAVE_STUNNEL; its certificate callback runs
+ * after the ServerHello in TLS 1.3). Reading the name first lets the session
+ * load the chosen certificate before wolfSSL picks the signature algorithm,
+ * and refuse an unknown name with a plaintext unrecognized_name alert
+ * before any handshake state exists. Malformed input is left to wolfSSL,
+ * which rejects it with the proper alert. */
+#include "tls/tls_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+enum {
+    REC_HDR = 5,
+    HS_HDR = 4,
+    MAX_HELLO = 65536,         /* larger ClientHellos are refused as malformed */
+    MAX_RECORD = 16384 + 2048, /* TLSCiphertext limit, RFC 8446 §5.2 */
+};
+
+typedef struct {
+    const uint8_t *p;
+    size_t len;
+} span_t;
+
+static bool take(span_t *s, size_t n, span_t *out)
+{
+    if (s->len < n)
+        return false;
+    if (out != NULL)
+        *out = (span_t){s->p, n};
+    s->p += n;
+    s->len -= n;
+    return true;
+}
+
+static bool take_u8(span_t *s, size_t *v)
+{
+    if (s->len < 1)
+        return false;
+    *v = s->p[0];
+    return take(s, 1, NULL);
+}
+
+static bool take_u16(span_t *s, size_t *v)
+{
+    if (s->len < 2)
+        return false;
+    *v = (size_t)s->p[0] << 8 | s->p[1];
+    return take(s, 2, NULL);
+}
+
+/* A length-prefixed vector (1 or 2 length bytes). */
+static bool take_vec(span_t *s, int lenbytes, span_t *out)
+{
+    size_t n;
+    if (!(lenbytes == 1 ? take_u8(s, &n) : take_u16(s, &n)))
+        return false;
+    return take(s, n, out);
+}
+
+/* The first host_name in a server_name extension body. */
+static int parse_sni_ext(span_t ext, const char **name, size_t *len)
+{
+    span_t list, entry;
+    if (!take_vec(&ext, 2, &list) || ext.len != 0)
+        return TF_TLS__HELLO_BAD;
+    while (list.len > 0) {
+        size_t type;
+        if (!take_u8(&list, &type) || !take_vec(&list, 2, &entry))
+            return TF_TLS__HELLO_BAD;
+        if (type == 0) {
+            *name = (const char *)entry.p;
+            *len = entry.len;
+            return TF_TLS__HELLO_OK;
+        }
+    }
+    return TF_TLS__HELLO_OK;
+}
+
+/* A complete ClientHello body (after the 4-byte handshake header). */
+static int parse_body(span_t b, const char **name, size_t *len)
+{
+    span_t exts, ext;
+    size_t type;
+    if (!take(&b, 2 + 32, NULL) || !take_vec(&b, 1, NULL) || !take_vec(&b, 2, NULL) ||
+        !take_vec(&b, 1, NULL))
+        return TF_TLS__HELLO_BAD;
+    if (b.len == 0)
+        return TF_TLS__HELLO_OK; /* no extensions at all */
+    if (!take_vec(&b, 2, &exts) || b.len != 0)
+        return TF_TLS__HELLO_BAD;
+    while (exts.len > 0) {
+        if (!take_u16(&exts, &type) || !take_vec(&exts, 2, &ext))
+            return TF_TLS__HELLO_BAD;
+        if (type == 0)
+            return parse_sni_ext(ext, name, len);
+    }
+    return TF_TLS__HELLO_OK;
+}
+
+/* Copies the handshake bytes of consecutive handshake records into dst
+ * (NULL: only count them). Returns the bytes available, or -1 when a record
+ * is not a handshake record. */
+static long gather(const uint8_t *in, size_t inlen, uint8_t *dst, size_t want)
+{
+    size_t have = 0;
+    while (have < want && inlen >= REC_HDR) {
+        size_t rlen = (size_t)in[3] << 8 | in[4];
+        if (in[0] != 0x16 || in[1] != 0x03 || rlen == 0 || rlen > MAX_RECORD)
+            return -1;
+        if (inlen < REC_HDR + rlen)
+            break;
+        size_t n = rlen < want - have ? rlen : want - have;
+        if (dst != NULL)
+            memcpy(dst + have, in + REC_HDR, n);
+        have += n;
+        in += REC_HDR + rlen;
+        inlen -= REC_HDR + rlen;
+    }
+    return (long)have;
+}
+
+int tf_tls__hello_sni(const uint8_t *in, size_t inlen, const char **name, size_t *len,
+                      void **scratch)
+{
+    *name = NULL;
+    *len = 0;
+    *scratch = NULL;
+    if (inlen < REC_HDR)
+        return TF_TLS__HELLO_MORE;
+    if (in[0] != 0x16 || in[1] != 0x03)
+        return TF_TLS__HELLO_BAD;
+    size_t rlen = (size_t)in[3] << 8 | in[4];
+    if (rlen > MAX_RECORD)
+        return TF_TLS__HELLO_BAD;
+    if (rlen >= HS_HDR && inlen >= REC_HDR + HS_HDR) {
+        const uint8_t *h = in + REC_HDR;
+        size_t blen = (size_t)h[1] << 16 | (size_t)h[2] << 8 | h[3];
+        if (h[0] != 0x01 || blen > MAX_HELLO)
+            return TF_TLS__HELLO_BAD;
+        if (rlen >= HS_HDR + blen) { /* the usual case: one record */
+            if (inlen < REC_HDR + HS_HDR + blen)
+                return TF_TLS__HELLO_MORE;
+            return parse_body((span_t){h + HS_HDR, blen}, name, len);
+        }
+    }
+    /* The ClientHello spans records: reassemble it. */
+    long have = gather(in, inlen, NULL, MAX_HELLO + HS_HDR);
+    if (have < 0)
+        return TF_TLS__HELLO_BAD;
+    if (have < HS_HDR)
+        return TF_TLS__HELLO_MORE;
+    uint8_t hdr[HS_HDR];
+    gather(in, inlen, hdr, HS_HDR);
+    size_t blen = (size_t)hdr[1] << 16 | (size_t)hdr[2] << 8 | hdr[3];
+    if (hdr[0] != 0x01 || blen > MAX_HELLO)
+        return TF_TLS__HELLO_BAD;
+    if ((size_t)have < HS_HDR + blen)
+        return TF_TLS__HELLO_MORE;
+    uint8_t *msg = malloc(HS_HDR + blen);
+    if (msg == NULL)
+        return TF_TLS__HELLO_NOMEM;
+    gather(in, inlen, msg, HS_HDR + blen);
+    int r = parse_body((span_t){msg + HS_HDR, blen}, name, len);
+    if (r != TF_TLS__HELLO_OK) {
+        free(msg);
+        return r;
+    }
+    *scratch = msg;
+    return r;
+}

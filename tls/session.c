@@ -1,0 +1,386 @@
+/* TLS sessions over memory buffers (SPEC §6): wolfSSL reads the ciphertext
+ * the proxy fed and writes into an output queue the proxy drains. */
+#include "tls/tls_internal.h"
+
+#include "common/err.h"
+
+#include <wolfssl/error-ssl.h>
+
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* First allocation of the output queue: a handshake flight or a few records. */
+enum { OUT_MIN = 4096 };
+
+static void buf_free(tf_tls__buf_t *b)
+{
+    free(b->buf);
+    *b = (tf_tls__buf_t){0};
+}
+
+static size_t buf_pending(const tf_tls__buf_t *b)
+{
+    return b->len - b->off;
+}
+
+static int buf_append(tf_tls__buf_t *b, const void *data, size_t n, size_t min_cap)
+{
+    if (b->off > 0 && b->off == b->len)
+        b->off = b->len = 0;
+    if (b->cap - b->len < n) {
+        if (b->off > 0) { /* slide the pending bytes to the front first */
+            memmove(b->buf, b->buf + b->off, b->len - b->off);
+            b->len -= b->off;
+            b->off = 0;
+        }
+        if (b->cap - b->len < n) {
+            size_t cap = b->cap > 0 ? b->cap : min_cap;
+            while (cap - b->len < n)
+                cap *= 2;
+            uint8_t *p = realloc(b->buf, cap);
+            if (p == NULL)
+                return TF_ENOMEM;
+            b->buf = p;
+            b->cap = cap;
+        }
+    }
+    memcpy(b->buf + b->len, data, n);
+    b->len += n;
+    return 0;
+}
+
+/* Drops the buffer once everything in it has been consumed, so an idle
+ * session holds no buffer of ours. */
+static void buf_trim(tf_tls__buf_t *b)
+{
+    if (b->off == b->len)
+        buf_free(b);
+}
+
+static int io_recv(WOLFSSL *ssl, char *buf, int sz, void *arg)
+{
+    (void)ssl;
+    tf_tls_session_t *s = arg;
+    size_t n = buf_pending(&s->in);
+    if (n == 0)
+        return WOLFSSL_CBIO_ERR_WANT_READ;
+    if (n > (size_t)sz)
+        n = (size_t)sz;
+    memcpy(buf, s->in.buf + s->in.off, n);
+    s->in.off += n;
+    return (int)n;
+}
+
+static int io_send(WOLFSSL *ssl, char *buf, int sz, void *arg)
+{
+    (void)ssl;
+    tf_tls_session_t *s = arg;
+    if (buf_append(&s->out, buf, (size_t)sz, OUT_MIN) != 0)
+        return WOLFSSL_CBIO_ERR_GENERAL;
+    return sz;
+}
+
+tf_tls_session_t *tf_tls__session_of(WOLFSSL *ssl)
+{
+    return wolfSSL_GetIOReadCtx(ssl);
+}
+
+void tf_tls__install_io(WOLFSSL_CTX *wctx)
+{
+    wolfSSL_CTX_SetIORecv(wctx, io_recv);
+    wolfSSL_CTX_SetIOSend(wctx, io_send);
+}
+
+/* The one place that turns wolfSSL's answers into ours. */
+static int map_result(tf_tls_session_t *s, int ret)
+{
+    int e = wolfSSL_get_error(s->ssl, ret);
+    switch (e) {
+    case WOLFSSL_ERROR_WANT_READ:
+        return TF_TLS_WANT_READ;
+    case WOLFSSL_ERROR_ZERO_RETURN:
+        s->closed = true;
+        return TF_TLS_CLOSED;
+    case MEMORY_E:
+        s->error = "out of memory";
+        s->failed = true;
+        return TF_ENOMEM;
+    default:
+        break;
+    }
+    /* WANT_WRITE cannot happen (the output queue always accepts) and is an
+     * error like every other code. Every error is final. A certificate
+     * callback's own reason wins. */
+    s->failed = true;
+    if (s->selected && s->served == NULL && s->error != NULL)
+        return TF_ETLS;
+    switch (e) {
+    case VERSION_ERROR:
+        s->error = "protocol version not supported";
+        break;
+    case MATCH_SUITE_ERROR:
+        s->error = "no shared cipher suite";
+        break;
+    case FATAL_ERROR:
+        s->error = "fatal alert received";
+        break;
+    default:
+        s->error = wolfSSL_ERR_reason_error_string((unsigned long)e);
+        break;
+    }
+    return TF_ETLS;
+}
+
+static void trim(tf_tls_session_t *s)
+{
+    buf_trim(&s->in);
+    buf_trim(&s->out);
+}
+
+tf_tls_session_t *tf_tls_session_new(tf_tls_ctx_t *ctx, tf_cs_snapshot_t *snap)
+{
+    tf_tls_session_t *s = calloc(1, sizeof *s);
+    if (s == NULL)
+        return NULL;
+    s->ssl = wolfSSL_new(ctx->wctx);
+    if (s->ssl == NULL) {
+        free(s);
+        return NULL;
+    }
+    s->ctx = ctx;
+    s->snap = tf_cs_snapshot_ref(snap);
+    wolfSSL_SetIOReadCtx(s->ssl, s);
+    wolfSSL_SetIOWriteCtx(s->ssl, s);
+    /* wolfSSL's ALPN select callback needs OPENSSL_ALL; the per-connection
+     * list answers http/1.1 when offered and ignores other protocols. */
+    char proto[] = "http/1.1";
+    if (wolfSSL_UseALPN(s->ssl, proto, sizeof proto - 1, WOLFSSL_ALPN_CONTINUE_ON_MISMATCH) !=
+        WOLFSSL_SUCCESS) {
+        tf_tls_session_free(s);
+        return NULL;
+    }
+    return s;
+}
+
+void tf_tls_session_free(tf_tls_session_t *s)
+{
+    if (s == NULL)
+        return;
+    wolfSSL_free(s->ssl);
+    tf_cs_snapshot_unref(s->snap);
+    buf_free(&s->in);
+    buf_free(&s->out);
+    free(s->rejected_sni);
+    free(s);
+}
+
+int tf_tls_session_feed(tf_tls_session_t *s, const void *data, size_t len)
+{
+    if (len == 0)
+        return 0;
+    return buf_append(&s->in, data, len, len);
+}
+
+/* A fatal unrecognized_name alert, plaintext: nothing was negotiated yet. */
+static const uint8_t k_alert_unrecognized_name[] = {0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 112};
+
+/* Chooses the certificate from the buffered ClientHello before wolfSSL
+ * reads it (see hello.c). TF_TLS_OK to go on with wolfSSL, TF_TLS_WANT_READ
+ * while the ClientHello is incomplete, or a negative error. */
+static int preselect(tf_tls_session_t *s)
+{
+    const char *name;
+    size_t len;
+    void *scratch;
+    if (buf_pending(&s->in) == 0)
+        return TF_TLS_WANT_READ;
+    int r = tf_tls__hello_sni(s->in.buf + s->in.off, buf_pending(&s->in), &name, &len, &scratch);
+    if (r == TF_TLS__HELLO_MORE)
+        return TF_TLS_WANT_READ;
+    if (r == TF_TLS__HELLO_NOMEM) {
+        s->error = "out of memory";
+        return TF_ENOMEM;
+    }
+    if (r == TF_TLS__HELLO_BAD) {
+        s->hello_opaque = true; /* wolfSSL refuses it with the right alert */
+        return TF_TLS_OK;
+    }
+    int sel = tf_tls__select(s, name, len);
+    free(scratch);
+    if (sel == 0)
+        return TF_TLS_OK;
+    if (s->rejected && buf_append(&s->out, k_alert_unrecognized_name,
+                                  sizeof k_alert_unrecognized_name, OUT_MIN) != 0)
+        return TF_ENOMEM;
+    return TF_ETLS;
+}
+
+int tf_tls_session_handshake(tf_tls_session_t *s)
+{
+    if (s->established)
+        return TF_TLS_OK;
+    if (s->failed)
+        return TF_ETLS;
+    int rc = TF_TLS_OK;
+    if (!s->selected && !s->hello_opaque)
+        rc = preselect(s);
+    if (rc == TF_TLS_OK) {
+        int ret = wolfSSL_accept(s->ssl);
+        rc = ret == WOLFSSL_SUCCESS ? TF_TLS_OK : map_result(s, ret);
+    }
+    if (rc == TF_TLS_OK)
+        s->established = true;
+    else if (rc < 0)
+        s->failed = true;
+    buf_trim(&s->in);
+    return rc;
+}
+
+int tf_tls_session_recv(tf_tls_session_t *s, void *buf, size_t len, size_t *nread)
+{
+    *nread = 0;
+    if (s->closed)
+        return TF_TLS_CLOSED;
+    if (s->failed || !s->established) {
+        if (s->error == NULL)
+            s->error = "read before the handshake";
+        return TF_ETLS;
+    }
+    int ret = wolfSSL_read(s->ssl, buf, len > INT_MAX ? INT_MAX : (int)len);
+    int rc = ret > 0 ? TF_TLS_OK : map_result(s, ret);
+    if (ret > 0)
+        *nread = (size_t)ret;
+    buf_trim(&s->in);
+    return rc;
+}
+
+ssize_t tf_tls_session_read(tf_tls_session_t *s, void *buf, size_t len)
+{
+    size_t n;
+    int rc = tf_tls_session_recv(s, buf, len, &n);
+    return rc == TF_TLS_OK ? (ssize_t)n : rc;
+}
+
+ssize_t tf_tls_session_write(tf_tls_session_t *s, const void *buf, size_t len)
+{
+    if (s->failed || s->shut || !s->established) {
+        if (s->error == NULL)
+            s->error = s->shut ? "write after shutdown" : "write before the handshake";
+        return TF_ETLS;
+    }
+    const uint8_t *p = buf;
+    size_t left = len;
+    while (left > 0) {
+        int chunk = left > (1u << 30) ? 1 << 30 : (int)left;
+        int ret = wolfSSL_write(s->ssl, p, chunk);
+        if (ret <= 0) {
+            int rc = map_result(s, ret);
+            return rc < 0 ? rc : TF_ETLS;
+        }
+        p += ret;
+        left -= (size_t)ret;
+    }
+    return (ssize_t)len;
+}
+
+int tf_tls_session_shutdown(tf_tls_session_t *s)
+{
+    if (s->shut)
+        return 0;
+    s->shut = true;
+    size_t before = buf_pending(&s->out);
+    int ret = wolfSSL_shutdown(s->ssl);
+    if (ret == WOLFSSL_SUCCESS || ret == WOLFSSL_SHUTDOWN_NOT_DONE)
+        return 0;
+    /* After the peer's close_notify, wolfSSL queues ours and then resets the
+     * object (wolfSSL_clear), which can fail; the alert is out either way. */
+    if (buf_pending(&s->out) > before)
+        return 0;
+    int rc = map_result(s, ret);
+    return rc < 0 ? rc : 0;
+}
+
+const void *tf_tls_session_out(tf_tls_session_t *s, size_t *len)
+{
+    *len = buf_pending(&s->out);
+    return *len > 0 ? s->out.buf + s->out.off : NULL;
+}
+
+void tf_tls_session_consume_out(tf_tls_session_t *s, size_t n)
+{
+    size_t pending = buf_pending(&s->out);
+    s->out.off += n < pending ? n : pending;
+    trim(s);
+}
+
+int tf_tls_session_take_out(tf_tls_session_t *s, void **buf, size_t *len)
+{
+    *buf = NULL;
+    *len = buf_pending(&s->out);
+    if (*len == 0) {
+        buf_free(&s->out);
+        return 0;
+    }
+    if (s->out.off > 0)
+        memmove(s->out.buf, s->out.buf + s->out.off, *len);
+    *buf = s->out.buf;
+    s->out = (tf_tls__buf_t){0};
+    return 0;
+}
+
+const char *tf_tls_session_sni(const tf_tls_session_t *s)
+{
+    if (s->rejected_sni != NULL)
+        return s->rejected_sni;
+    char *name = NULL;
+    unsigned short n = wolfSSL_SNI_GetRequest(s->ssl, WOLFSSL_SNI_HOST_NAME, (void **)&name);
+    return n > 0 ? name : NULL; /* wolfSSL stores it NUL-terminated */
+}
+
+tf_cs_selection_t tf_tls_session_selection(const tf_tls_session_t *s)
+{
+    return s->how;
+}
+
+const tf_cs_bundle_t *tf_tls_session_served(const tf_tls_session_t *s)
+{
+    return s->served;
+}
+
+const char *tf_tls_session_version(const tf_tls_session_t *s)
+{
+    return wolfSSL_get_version(s->ssl);
+}
+
+const char *tf_tls_session_cipher(const tf_tls_session_t *s)
+{
+    return wolfSSL_get_cipher_name(s->ssl);
+}
+
+bool tf_tls_session_resumed(const tf_tls_session_t *s)
+{
+    return wolfSSL_session_reused(s->ssl) == 1;
+}
+
+const char *tf_tls_session_alpn(const tf_tls_session_t *s)
+{
+    char *name = NULL;
+    unsigned short n = 0;
+    if (wolfSSL_ALPN_GetProtocol(s->ssl, &name, &n) != WOLFSSL_SUCCESS || n != 8 ||
+        memcmp(name, "http/1.1", 8) != 0)
+        return NULL;
+    return "http/1.1";
+}
+
+const char *tf_tls_session_error(const tf_tls_session_t *s)
+{
+    return s->error != NULL ? s->error : "no error";
+}
+
+size_t tf_tls_session_memory(const tf_tls_session_t *s)
+{
+    /* wolfSSL does not count its allocations per connection: its share is
+     * the WOLFSSL object itself; docs/TLS.md has the measured total. */
+    return sizeof *s + s->in.cap + s->out.cap + (size_t)wolfSSL_GetObjectSize();
+}

@@ -1,0 +1,80 @@
+/* tls/ internals shared by the module's files and its tests. Not part of the
+ * public API (tls/tls.h). */
+#ifndef TF_TLS_TLS_INTERNAL_H
+#define TF_TLS_TLS_INTERNAL_H
+
+#include "tls/tls.h"
+
+#include <wolfssl/options.h>
+#include <wolfssl/ssl.h>
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct tf_tls_ctx {
+    WOLFSSL_CTX *wctx;
+    tf_tls_tickets_t *tickets;        /* a reference, or NULL */
+    const tf_cs_bundle_t *def_bundle; /* a reference: the certificate the CTX holds */
+    bool reject_unknown_sni;
+};
+
+/* A growable byte queue: bytes [off, len) are pending. Freed when empty. */
+typedef struct {
+    uint8_t *buf;
+    size_t off, len, cap;
+} tf_tls__buf_t;
+
+struct tf_tls_session {
+    WOLFSSL *ssl;
+    tf_tls_ctx_t *ctx;
+    tf_cs_snapshot_t *snap;       /* a reference */
+    const tf_cs_bundle_t *served; /* valid while snap is held */
+    tf_cs_selection_t how;
+    bool selected; /* the certificate was chosen (and loaded) */
+    bool rejected; /* unknown SNI refused */
+    bool established;
+    bool closed;        /* close_notify received */
+    bool failed;        /* a fatal error ended the session */
+    bool shut;          /* tf_tls_session_shutdown was called */
+    bool hello_opaque;  /* hello.c could not read the ClientHello */
+    const char *error;  /* static string, why the last call failed */
+    char *rejected_sni; /* a copy of the SNI refused (wolfSSL never saw it) */
+    tf_tls__buf_t in;   /* ciphertext from the client */
+    tf_tls__buf_t out;  /* ciphertext for the client */
+};
+
+/* ctx.c: chooses the certificate for the SNI (`sni` of `len` bytes as
+ * received, NULL: none) and loads it into the session's WOLFSSL unless the
+ * context already holds it. Returns 0, or -1 to refuse: s->rejected is set
+ * for an unknown SNI under `unknown_sni: reject`; s->error says why. */
+int tf_tls__select(tf_tls_session_t *s, const char *sni, size_t len);
+
+/* hello.c: the server_name in the ClientHello at the start of `in`
+ * (ciphertext as received, possibly several records). On TF_TLS__HELLO_OK
+ * *name points into `in` or into *scratch, which the caller frees after
+ * using *name (NULL when the ClientHello fits one record); *name is NULL
+ * when there is no server_name. On other results *scratch is NULL. */
+enum {
+    TF_TLS__HELLO_OK = 0,
+    TF_TLS__HELLO_MORE = 1, /* incomplete: feed more */
+    TF_TLS__HELLO_BAD = 2,  /* not a ClientHello we can read: leave it to wolfSSL */
+    TF_TLS__HELLO_NOMEM = 3,
+};
+int tf_tls__hello_sni(const uint8_t *in, size_t inlen, const char **name, size_t *len,
+                      void **scratch);
+
+/* tickets.c: installs the ticket callback and lifetime on a context. */
+int tf_tls__tickets_install(tf_tls_tickets_t *t, WOLFSSL_CTX *wctx);
+
+/* tickets.c: the key material, for tests. Encrypting key's name into
+ * name[16]; returns the number of keys held. */
+size_t tf_tls__tickets_current(tf_tls_tickets_t *t, uint8_t name[16]);
+
+/* session.c: the session a WOLFSSL belongs to. */
+tf_tls_session_t *tf_tls__session_of(WOLFSSL *ssl);
+
+/* session.c: installs the memory-buffer I/O callbacks on a context. */
+void tf_tls__install_io(WOLFSSL_CTX *wctx);
+
+#endif
