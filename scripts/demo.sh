@@ -52,12 +52,21 @@ socketserver.TCPServer.allow_reuse_address = True
 socketserver.TCPServer(("127.0.0.1", 8081), H).serve_forever()
 PY
 pids+=($!)
-$tlsfront run -c "$demo/tlsfront.yaml" &
+wait_port() { # PORT: until something accepts there, 5 s at most
+    for _ in $(seq 50); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+        sleep 0.1
+    done
+    echo "demo: nothing listens on 127.0.0.1:$1" >&2
+    return 1
+}
+wait_port 8081
+# The proxy's log goes to a file so the tour stays readable.
+$tlsfront run -c "$demo/tlsfront.yaml" 2>"$demo/tlsfront.log" &
 pids+=($!)
-for _ in $(seq 50); do
-    (exec 3<>/dev/tcp/127.0.0.1/8443) 2>/dev/null && break
-    sleep 0.1
-done
+wait_port 8443
+echo
+echo "tlsfront run -c $demo/tlsfront.yaml is up (its log: $demo/tlsfront.log)"
 
 subject() { # SNI -> the subject of the certificate served for it
     local sni=()
