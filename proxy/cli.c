@@ -9,6 +9,7 @@ struct command {
 
 /* Only subcommands that work are listed (and dispatched). */
 static const struct command commands[] = {
+    {.name = "run", .fn = tf_cmd_run},
     {.name = "check", .fn = tf_cmd_check},
     {.name = "cert", .fn = tf_cmd_cert},
     {.name = "version", .fn = tf_cmd_version},
@@ -19,6 +20,9 @@ void tf_cli_usage(FILE *out)
     fputs("usage: tlsfront <command> [options]\n"
           "\n"
           "commands:\n"
+          "  run     [-c FILE]   run in the foreground: accept TLS on listen.https and\n"
+          "                      forward to the tenants' backends; SIGTERM/SIGINT drain\n"
+          "                      and exit\n"
           "  check   [-c FILE]   validate the configuration and every certificate;\n"
           "                      exit 0 ok, 1 problems\n"
           "  cert    [--json] FILE...\n"

@@ -15,6 +15,7 @@ int tf_cli_main(int argc, char **argv);
 int tf_cmd_check(int argc, char **argv);
 int tf_cmd_version(int argc, char **argv);
 int tf_cmd_cert(int argc, char **argv);
+int tf_cmd_run(int argc, char **argv);
 
 /* Prints the usage text to `out`. */
 void tf_cli_usage(FILE *out);

@@ -1,0 +1,310 @@
+/* See conn.h. Callbacks are named <side>_on_<event> and appear in lifecycle
+ * order: accept, handshake, backend connect, timer, close. The pump (pump.c)
+ * owns the TUNNEL phase. */
+#include "proxy/conn.h"
+
+#include "common/err.h"
+#include "proxy/proxy_internal.h"
+#include "proxy/pump.h"
+#include "proxy/upstream.h"
+#include "proxy/worker.h"
+
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void conn_on_handle_closed(uv_handle_t *h);
+static void backend_connect_next(tf_conn_t *c);
+
+/* ---- accept ----------------------------------------------------------- */
+
+static int client_accept(tf_conn_t *c, uv_stream_t *server)
+{
+    tf_worker_t *w = c->worker;
+    int rc = uv_tcp_init(&w->loop, &c->client.tcp);
+    if (rc != 0)
+        return rc;
+    c->handles++;
+    c->client.flags |= TF_STREAM_OPEN;
+    rc = uv_accept(server, (uv_stream_t *)&c->client.tcp);
+    if (rc != 0)
+        return rc;
+    int len = sizeof c->peer;
+    if (uv_tcp_getpeername(&c->client.tcp, &c->peer.sa, &len) != 0)
+        c->peer.sa.sa_family = AF_UNSPEC;
+    uv_tcp_nodelay(&c->client.tcp, 1);
+    /* Fails when memory or descriptors (wolfSSL's random source) run out. */
+    c->client.tls = tf_tls_session_new(w->tls, w->server->snap);
+    if (c->client.tls == NULL)
+        return TF_ETLS;
+    c->client.flags |= TF_STREAM_WRITABLE;
+    return c->client.ops->read_start(&c->client);
+}
+
+int tf_conn_accept(tf_worker_t *w, uv_stream_t *server)
+{
+    tf_conn_t *c = calloc(1, sizeof *c);
+    if (c == NULL)
+        return TF_ENOMEM;
+    c->worker = w;
+    c->id = (uint64_t)w->index + (uint64_t)w->server->nworkers * w->accepted++;
+    c->started_ms = c->active_ms = uv_now(&w->loop);
+    c->tenant = c->backend_ix = TF_CONN_NO_INDEX;
+    c->phase = TF_CONN_HANDSHAKE;
+    tf_stream_init(&c->client, &tf_stream_tls_ops, c);
+    tf_stream_init(&c->backend, &tf_stream_tcp_ops, c);
+    uv_timer_init(&w->loop, &c->timer);
+    c->handles++;
+    tf_worker_conn_added(w, c);
+    int rc = client_accept(c, server);
+    if (rc != 0) {
+        TF_CONN_LOG(TF_LOG_WARN, c, "cannot set the connection up: %s",
+                    rc == TF_ETLS ? "no TLS session (out of memory or file descriptors)"
+                                  : tf_strerror(rc));
+        tf_conn_close(c, TF_LOG_WARN, "no resources");
+        return rc == TF_ENOMEM ? TF_ETLS : rc;
+    }
+    TF_CONN_LOG(TF_LOG_DEBUG, c, "accepted");
+    tf_conn_arm_timer(c);
+    return 0;
+}
+
+/* ---- handshake done: route and connect -------------------------------- */
+
+void tf_conn_on_handshake(tf_conn_t *c)
+{
+    tf_worker_t *w = c->worker;
+    const char *sni = tf_tls_session_sni(c->client.tls);
+    TF_CONN_LOG(TF_LOG_DEBUG, c, "handshake done: %s %s%s", tf_tls_session_version(c->client.tls),
+                tf_tls_session_cipher(c->client.tls),
+                tf_tls_session_resumed(c->client.tls) ? " resumed" : "");
+    c->tenant = tf_upstream_route(w->upstream, sni);
+    if (c->tenant == TF_UPSTREAM_NONE) {
+        tf_conn_close(c, TF_LOG_INFO, "no tenant for this name");
+        return;
+    }
+    c->phase = TF_CONN_CONNECTING;
+    tf_pump_balance(c);
+    backend_connect_next(c);
+}
+
+static void backend_on_connect(uv_connect_t *req, int status);
+
+/* One attempt: a fresh handle to the next backend not marked down. */
+static void backend_connect_next(tf_conn_t *c)
+{
+    tf_worker_t *w = c->worker;
+    uint64_t now = uv_now(&w->loop);
+    uint32_t b = TF_UPSTREAM_NONE;
+    if (c->attempts < tf_upstream_backend_count(w->upstream, c->tenant))
+        b = tf_upstream_pick(w->upstream, c->tenant, now);
+    if (b == TF_UPSTREAM_NONE) {
+        tf_conn_close(c, TF_LOG_WARN, "no backend available");
+        return;
+    }
+    c->attempts++;
+    c->backend_ix = b;
+    const tf_backend_t *be = tf_upstream_backend(w->upstream, c->tenant, b);
+    int rc = uv_tcp_init(&w->loop, &c->backend.tcp);
+    if (rc == 0) {
+        c->handles++;
+        c->backend.flags |= TF_STREAM_OPEN;
+        rc = uv_tcp_connect(&c->breq.connect, &c->backend.tcp, &be->addr.sa, backend_on_connect);
+    }
+    if (rc != 0) {
+        tf_conn_fail(c, rc, "backend connect");
+        return;
+    }
+    tf_conn_arm_timer(c);
+}
+
+static void backend_on_retry_closed(uv_handle_t *h)
+{
+    tf_conn_t *c = tf_container_of(h, tf_conn_t, backend.tcp);
+    if (tf_conn_closing(c)) {
+        conn_on_handle_closed(h);
+        return;
+    }
+    c->handles--;
+    backend_connect_next(c);
+}
+
+/* The attempt failed (refused, unreachable, timed out): mark the backend
+ * down and try the next one on a new handle once this one has closed. */
+static void backend_retry(tf_conn_t *c, int err)
+{
+    tf_worker_t *w = c->worker;
+    const tf_backend_t *be = tf_upstream_backend(w->upstream, c->tenant, c->backend_ix);
+    TF_CONN_LOG(TF_LOG_WARN, c, "backend %s: connect failed: %s; marked down for %us", be->text,
+                uv_strerror(err), TF_UPSTREAM_DOWN_MS / 1000);
+    tf_upstream_mark_down(w->upstream, c->tenant, c->backend_ix, uv_now(&w->loop));
+    uv_timer_stop(&c->timer); /* re-armed by the next attempt */
+    c->backend.ops->close(&c->backend, backend_on_retry_closed);
+}
+
+static void backend_on_connect(uv_connect_t *req, int status)
+{
+    tf_conn_t *c = tf_container_of(req, tf_conn_t, breq.connect);
+    if (tf_conn_closing(c) || status == UV_ECANCELED)
+        return;
+    if (status < 0) {
+        backend_retry(c, status);
+        return;
+    }
+    uv_tcp_nodelay(&c->backend.tcp, 1);
+    TF_CONN_LOG(TF_LOG_DEBUG, c, "backend %s connected",
+                tf_upstream_backend(c->worker->upstream, c->tenant, c->backend_ix)->text);
+    c->phase = TF_CONN_TUNNEL;
+    c->active_ms = uv_now(&c->worker->loop);
+    tf_pump_start(c);
+}
+
+/* ---- the one timer ---------------------------------------------------- */
+
+static uint64_t phase_timeout(const tf_conn_t *c)
+{
+    const tf_conf_timeouts_t *t = tf_conf_timeouts(c->worker->server->conf);
+    switch ((tf_conn_phase_t)c->phase) {
+    case TF_CONN_HANDSHAKE:
+        return t->handshake_ms;
+    case TF_CONN_CONNECTING:
+        return t->connect_ms;
+    case TF_CONN_TUNNEL:
+    case TF_CONN_CLOSING:
+        break;
+    }
+    return t->idle_ms;
+}
+
+static void conn_on_timer(uv_timer_t *timer);
+
+/* Handshake and connect deadlines run from the phase's start; the idle
+ * deadline from the last movement of bytes, which the pump records without
+ * touching the timer: when the timer fires early, it re-arms for the rest. */
+void tf_conn_arm_timer(tf_conn_t *c)
+{
+    if (tf_conn_closing(c))
+        return;
+    uint64_t ms = phase_timeout(c);
+    if (c->phase == TF_CONN_TUNNEL) {
+        uint64_t idle = uv_now(&c->worker->loop) - c->active_ms;
+        ms = idle < ms ? ms - idle : 0;
+    }
+    uv_timer_start(&c->timer, conn_on_timer, ms, 0);
+}
+
+static void conn_on_timer(uv_timer_t *timer)
+{
+    tf_conn_t *c = tf_container_of(timer, tf_conn_t, timer);
+    uint64_t now = uv_now(&c->worker->loop);
+    switch ((tf_conn_phase_t)c->phase) {
+    case TF_CONN_HANDSHAKE:
+        tf_conn_close(c, TF_LOG_INFO, "handshake timeout");
+        return;
+    case TF_CONN_CONNECTING:
+        /* Not closing the connection: the next backend may answer. Closing
+         * the handle cancels the connect (its callback sees UV_ECANCELED). */
+        backend_retry(c, UV_ETIMEDOUT);
+        return;
+    case TF_CONN_TUNNEL:
+        if (now - c->active_ms >= phase_timeout(c)) {
+            tf_conn_close(c, TF_LOG_INFO, "idle timeout");
+            return;
+        }
+        tf_conn_arm_timer(c);
+        return;
+    case TF_CONN_CLOSING:
+        return;
+    }
+}
+
+/* ---- close ------------------------------------------------------------ */
+
+static const char *peer_text(const tf_conn_t *c, char *buf, size_t len)
+{
+    char host[INET6_ADDRSTRLEN] = "?";
+    if (c->peer.sa.sa_family == AF_INET) {
+        inet_ntop(AF_INET, &c->peer.in4.sin_addr, host, sizeof host);
+        snprintf(buf, len, "%s:%u", host, ntohs(c->peer.in4.sin_port));
+    } else if (c->peer.sa.sa_family == AF_INET6) {
+        inet_ntop(AF_INET6, &c->peer.in6.sin6_addr, host, sizeof host);
+        snprintf(buf, len, "[%s]:%u", host, ntohs(c->peer.in6.sin6_port));
+    } else {
+        snprintf(buf, len, "-");
+    }
+    return buf;
+}
+
+tf_log_conn_t tf_conn_log_prefix(const tf_conn_t *c, char *peerbuf, size_t len)
+{
+    tf_log_conn_t p = {
+        .id = c->id,
+        .peer = peer_text(c, peerbuf, len),
+        .sni = c->client.tls != NULL ? tf_tls_session_sni(c->client.tls) : NULL,
+    };
+    return p;
+}
+
+static void conn_log_summary(tf_conn_t *c, tf_log_level_t level)
+{
+    tf_upstream_t *u = c->worker->upstream;
+    const char *tenant =
+        c->tenant != TF_CONN_NO_INDEX ? tf_upstream_tenant_name(u, c->tenant) : NULL;
+    const char *backend = c->backend_ix != TF_CONN_NO_INDEX
+                              ? tf_upstream_backend(u, c->tenant, c->backend_ix)->text
+                              : NULL;
+    bool done = c->tenant != TF_CONN_NO_INDEX;
+    const char *version = done ? tf_tls_session_version(c->client.tls) : NULL;
+    TF_CONN_LOG(level, c,
+                "closed: %s; in=%llu out=%llu duration_ms=%llu tenant=%s backend=%s tls=%s "
+                "resumed=%s",
+                c->reason, (unsigned long long)c->bytes_up, (unsigned long long)c->bytes_down,
+                (unsigned long long)(uv_now(&c->worker->loop) - c->started_ms),
+                tenant ? tenant : "-", backend ? backend : "-", version ? version : "-",
+                done && tf_tls_session_resumed(c->client.tls) ? "yes" : "no");
+}
+
+static void conn_on_handle_closed(uv_handle_t *h)
+{
+    /* Every embedded handle's data points back at the connection. */
+    tf_conn_t *c = h->data;
+    if (--c->handles > 0)
+        return;
+    tf_stream_dispose(&c->client);
+    tf_stream_dispose(&c->backend);
+    tf_worker_conn_removed(c->worker, c);
+    free(c);
+}
+
+void tf_conn_close(tf_conn_t *c, tf_log_level_t level, const char *reason)
+{
+    if (tf_conn_closing(c))
+        return;
+    c->reason = reason;
+    conn_log_summary(c, level);
+    c->phase = TF_CONN_CLOSING;
+    c->client.tcp.data = c->backend.tcp.data = c->timer.data = c;
+    c->client.ops->close(&c->client, conn_on_handle_closed);
+    c->backend.ops->close(&c->backend, conn_on_handle_closed);
+    uv_close((uv_handle_t *)&c->timer, conn_on_handle_closed);
+}
+
+void tf_conn_fail(tf_conn_t *c, int err, const char *what)
+{
+    if (tf_conn_closing(c))
+        return;
+    /* Resets, timeouts and clients going away are part of normal life. */
+    bool benign = err == UV_EOF || err == UV_ECONNRESET || err == UV_EPIPE || err == UV_ETIMEDOUT ||
+                  err == UV_ECANCELED;
+    if (err == TF_ETLS) {
+        TF_CONN_LOG(TF_LOG_INFO, c, "TLS: %s", what ? what : "error");
+        tf_conn_close(c, TF_LOG_INFO, "TLS error");
+        return;
+    }
+    TF_CONN_LOG(benign ? TF_LOG_DEBUG : TF_LOG_WARN, c, "%s: %s", what, tf_strerror(err));
+    tf_conn_close(c, benign ? TF_LOG_INFO : TF_LOG_WARN,
+                  err == UV_EOF ? "peer closed"
+                  : benign      ? "peer reset"
+                                : "I/O error");
+}

@@ -1,0 +1,119 @@
+/* proxy/ connections (internal to proxy/): one allocation per accepted
+ * client, embedding both libuv TCP handles, the one timer, one write request
+ * per direction and the backend's connect/shutdown request.
+ *
+ * Lifecycle (phase):
+ *   HANDSHAKE  → TLS handshake with the client (timeouts.handshake)
+ *   CONNECTING → tenant chosen by SNI, connecting a backend (timeouts.connect
+ *                per attempt; a failed backend is marked down, the next tried)
+ *   TUNNEL     → bytes pumped both ways (timeouts.idle while nothing moves)
+ *   CLOSING    → handles closing; freed by the last close callback
+ * Each direction has its own state (tf_flow_t): up = client → backend,
+ * down = backend → client.
+ *
+ * Closing: tf_conn_close() is the one way to end a connection. It logs the
+ * summary line, moves to CLOSING and closes every open handle; the memory
+ * lives until the last close callback, which libuv never runs synchronously.
+ * So a callback may go on touching the struct after a call that can close,
+ * but must stop doing work: after any such call it checks
+ * tf_conn_closing() and returns at once.
+ */
+#ifndef TF_PROXY_CONN_H
+#define TF_PROXY_CONN_H
+
+#include "proxy/log.h"
+#include "proxy/stream.h"
+
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+typedef struct tf_worker tf_worker_t;
+
+typedef enum {
+    TF_CONN_HANDSHAKE,
+    TF_CONN_CONNECTING,
+    TF_CONN_TUNNEL,
+    TF_CONN_CLOSING,
+} tf_conn_phase_t;
+
+typedef enum {
+    TF_FLOW_OPEN,   /* source read, destination written */
+    TF_FLOW_ENDING, /* source ended: destination is shut once its queue drains */
+    TF_FLOW_ENDED,  /* destination's write side shut (FIN or close_notify sent) */
+} tf_flow_t;
+
+#define TF_CONN_NO_INDEX UINT32_MAX
+
+struct tf_conn {
+    tf_stream_t client;  /* TLS */
+    tf_stream_t backend; /* plain TCP */
+    uv_timer_t timer;
+    union {
+        uv_connect_t connect;
+        uv_shutdown_t shutdown;
+    } breq; /* the backend's: a connect completes before any shutdown */
+    tf_worker_t *worker;
+    tf_conn_t *prev, *next; /* the worker's list of connections */
+    uint64_t id;
+    uint64_t started_ms; /* uv_now() at accept */
+    uint64_t active_ms;  /* uv_now() when bytes last moved */
+    uint64_t bytes_up;   /* plaintext client → backend */
+    uint64_t bytes_down; /* plaintext backend → client */
+    union {
+        struct sockaddr sa;
+        struct sockaddr_in in4;
+        struct sockaddr_in6 in6;
+    } peer;
+    const char *reason; /* why it closed (static string), for the summary */
+    uint32_t tenant;    /* index in the worker's upstream table, or TF_CONN_NO_INDEX */
+    uint32_t backend_ix;
+    uint8_t phase;    /* tf_conn_phase_t */
+    uint8_t up, down; /* tf_flow_t */
+    uint8_t handles;  /* libuv handles open (not yet closed) */
+    uint8_t attempts; /* backend connects tried */
+};
+
+/* Accepts one connection from `server` into a new tf_conn_t (the listener
+ * checked the limits and counted it). Returns 0; TF_ENOMEM when the struct
+ * could not be allocated (the connection stays pending in libuv and the
+ * count is the caller's to undo); any other negative code when the
+ * connection was taken but could not be set up (it is closing, and resources
+ * are short: the caller should pause). */
+int tf_conn_accept(tf_worker_t *w, uv_stream_t *server);
+
+/* Ends the connection (see above); `reason` is a static string for the
+ * summary line, `level` the level of that line. Idempotent. */
+void tf_conn_close(tf_conn_t *c, tf_log_level_t level, const char *reason);
+
+static inline bool tf_conn_closing(const tf_conn_t *c)
+{
+    return c->phase == TF_CONN_CLOSING;
+}
+
+/* Closes on an I/O or TLS error (err: UV_* or TF_* code): resets and
+ * timeouts are info, other failures warnings. */
+void tf_conn_fail(tf_conn_t *c, int err, const char *what);
+
+/* The TLS stream calls this once the handshake completed. */
+void tf_conn_on_handshake(tf_conn_t *c);
+
+/* Re-arms the connection's one timer for its phase. */
+void tf_conn_arm_timer(tf_conn_t *c);
+
+/* The fixed prefix of this connection's log lines; `peerbuf` (>= 64 bytes)
+ * receives the peer address text. */
+tf_log_conn_t tf_conn_log_prefix(const tf_conn_t *c, char *peerbuf, size_t len);
+
+/* Logs one line with the connection prefix; the level test comes first. */
+#define TF_CONN_LOG(level, c, ...)                                                                 \
+    do {                                                                                           \
+        if (tf_log_enabled(level)) {                                                               \
+            char peer_[64];                                                                        \
+            tf_log_conn_t p_ = tf_conn_log_prefix((c), peer_, sizeof peer_);                       \
+            tf_log_conn_write((level), &p_, __VA_ARGS__);                                          \
+        }                                                                                          \
+    } while (0)
+
+#endif

@@ -1,0 +1,232 @@
+/* See listener.h. */
+#include "proxy/listener.h"
+
+#include "common/err.h"
+#include "proxy/conn.h"
+#include "proxy/log.h"
+#include "proxy/proxy_internal.h"
+#include "proxy/worker.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+/* ---- binding (main thread) -------------------------------------------- */
+
+static int resolve(const tf_conf_addr_t *a, struct sockaddr_storage *ss, socklen_t *len)
+{
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV | AI_PASSIVE};
+    struct addrinfo *res = NULL;
+    char port[8];
+    snprintf(port, sizeof port, "%u", (unsigned)a->port);
+    if (a->family != TF_CONF_ADDR_NAME)
+        hints.ai_flags |= AI_NUMERICHOST;
+    int rc = getaddrinfo(a->host, port, &hints, &res);
+    if (rc != 0)
+        return rc;
+    memcpy(ss, res->ai_addr, res->ai_addrlen);
+    *len = res->ai_addrlen;
+    freeaddrinfo(res);
+    return 0;
+}
+
+static int set_opt(int fd, int level, int name)
+{
+    int one = 1;
+    return setsockopt(fd, level, name, &one, sizeof one);
+}
+
+int tf_listener_bind(const tf_conf_addr_t *addr, char *err, size_t errlen)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = 0;
+    int rc = resolve(addr, &ss, &len);
+    if (rc != 0) {
+        snprintf(err, errlen, "%s: cannot listen: %s; use an IP address", addr->text,
+                 gai_strerror(rc));
+        return TF_EINVAL;
+    }
+    int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    const char *step = "socket";
+    if (fd < 0)
+        goto fail;
+    step = "setsockopt";
+    if (set_opt(fd, SOL_SOCKET, SO_REUSEADDR) != 0 || set_opt(fd, SOL_SOCKET, SO_REUSEPORT) != 0)
+        goto fail;
+    /* So that "0.0.0.0:443" and "[::]:443" can both be listed. */
+    if (ss.ss_family == AF_INET6 && set_opt(fd, IPPROTO_IPV6, IPV6_V6ONLY) != 0)
+        goto fail;
+    step = "bind";
+    if (bind(fd, (struct sockaddr *)&ss, len) != 0)
+        goto fail;
+    step = "listen";
+    if (listen(fd, TF_LISTENER_BACKLOG) != 0)
+        goto fail;
+    return fd;
+fail:
+    rc = -errno;
+    snprintf(err, errlen, "%s: cannot listen (%s): %s; %s", addr->text, step, strerror(errno),
+             errno == EADDRINUSE      ? "another process holds this address"
+             : errno == EACCES        ? "ports below 1024 need root or CAP_NET_BIND_SERVICE"
+             : errno == EADDRNOTAVAIL ? "this address is not on any interface"
+                                      : "check listen.https");
+    if (fd >= 0)
+        close(fd);
+    return rc;
+}
+
+/* ---- accepting (worker thread) ---------------------------------------- */
+
+static void listener_on_connection(uv_stream_t *server, int status);
+static void listener_on_retry(uv_timer_t *t);
+static void listener_on_paused(uv_handle_t *h);
+
+static int listener_open(tf_listener_t *l)
+{
+    int fd = dup(l->fd);
+    if (fd < 0)
+        return -errno;
+    int rc = uv_tcp_init(&l->worker->loop, &l->tcp);
+    if (rc != 0) {
+        close(fd);
+        return rc;
+    }
+    l->tcp.data = l;
+    rc = uv_tcp_open(&l->tcp, fd);
+    if (rc != 0)
+        close(fd);
+    if (rc == 0)
+        rc = uv_listen((uv_stream_t *)&l->tcp, TF_LISTENER_BACKLOG, listener_on_connection);
+    if (rc != 0) {
+        l->state = TF_LISTENER_CLOSING;
+        uv_close((uv_handle_t *)&l->tcp, listener_on_paused);
+        return rc;
+    }
+    l->state = TF_LISTENER_ACTIVE;
+    return 0;
+}
+
+int tf_listener_start(tf_listener_t *l, tf_worker_t *w, const tf_conf_addr_t *addr, int fd)
+{
+    memset(l, 0, sizeof *l);
+    l->worker = w;
+    l->addr = addr;
+    l->fd = fd;
+    uv_timer_init(&w->loop, &l->retry);
+    l->retry.data = l;
+    return listener_open(l);
+}
+
+static void listener_arm_retry(tf_listener_t *l)
+{
+    uv_timer_start(&l->retry, listener_on_retry, TF_LISTENER_RETRY_MS, 0);
+}
+
+static void listener_on_paused(uv_handle_t *h)
+{
+    tf_listener_t *l = h->data;
+    l->state = TF_LISTENER_PAUSED;
+    if (!l->stopping)
+        listener_arm_retry(l);
+}
+
+/* Out of descriptors: stop polling the socket by closing our handle on it
+ * (the original fd keeps it open and its backlog queued). */
+static void listener_pause(tf_listener_t *l, int err)
+{
+    TF_LOG(TF_LOG_WARN, "%s: cannot accept: %s; pausing accepts", l->addr->text, tf_strerror(err));
+    l->state = TF_LISTENER_CLOSING;
+    uv_close((uv_handle_t *)&l->tcp, listener_on_paused);
+}
+
+/* Takes the pending connection; false when it must wait (limit reached). */
+static bool listener_take(tf_listener_t *l)
+{
+    if (!tf_worker_admit(l->worker)) {
+        if (l->state != TF_LISTENER_PARKED)
+            TF_LOG(TF_LOG_WARN, "%s: limits.max_connections (%u) reached: new connections wait",
+                   l->addr->text, (unsigned)l->worker->server->max_connections);
+        l->state = TF_LISTENER_PARKED;
+        listener_arm_retry(l);
+        return false;
+    }
+    l->state = TF_LISTENER_ACTIVE;
+    int rc = tf_conn_accept(l->worker, (uv_stream_t *)&l->tcp);
+    if (rc == TF_ENOMEM) {
+        /* No memory for the struct: the connection stays pending. */
+        tf_worker_release(l->worker);
+        l->state = TF_LISTENER_PARKED;
+        listener_arm_retry(l);
+        return false;
+    }
+    if (rc != 0) {
+        listener_pause(l, rc);
+        return false;
+    }
+    return true;
+}
+
+static void listener_on_connection(uv_stream_t *server, int status)
+{
+    tf_listener_t *l = server->data;
+    if (l->state != TF_LISTENER_ACTIVE)
+        return;
+    if (status == UV_EMFILE || status == UV_ENFILE || status == UV_ENOBUFS || status == UV_ENOMEM) {
+        listener_pause(l, status);
+        return;
+    }
+    if (status < 0) {
+        TF_LOG(TF_LOG_INFO, "%s: accept: %s", l->addr->text, uv_strerror(status));
+        return;
+    }
+    listener_take(l);
+}
+
+void tf_listener_resume(tf_listener_t *l)
+{
+    if (l->stopping)
+        return;
+    if (l->state == TF_LISTENER_PARKED) {
+        listener_take(l);
+    } else if (l->state == TF_LISTENER_PAUSED) {
+        int rc = listener_open(l);
+        if (rc == 0)
+            TF_LOG(TF_LOG_INFO, "%s: accepting again", l->addr->text);
+        else if (l->state != TF_LISTENER_CLOSING)
+            listener_arm_retry(l);
+    }
+}
+
+static void listener_on_retry(uv_timer_t *t)
+{
+    tf_listener_resume(t->data);
+}
+
+static void listener_on_stopped(uv_handle_t *h)
+{
+    tf_listener_t *l = h->data;
+    if (h == (uv_handle_t *)&l->tcp)
+        l->state = TF_LISTENER_IDLE;
+}
+
+void tf_listener_stop(tf_listener_t *l)
+{
+    if (l->stopping)
+        return;
+    l->stopping = true;
+    uv_timer_stop(&l->retry);
+    uv_close((uv_handle_t *)&l->retry, NULL);
+    if (l->state == TF_LISTENER_ACTIVE || l->state == TF_LISTENER_PARKED) {
+        l->state = TF_LISTENER_CLOSING;
+        uv_close((uv_handle_t *)&l->tcp, listener_on_stopped);
+    }
+    if (l->fd >= 0) {
+        close(l->fd);
+        l->fd = -1;
+    }
+}

@@ -1,0 +1,432 @@
+/* See stream.h. The write path is shared: a stream hands the kernel one
+ * buffer at a time, trying uv_try_write() first so that the common case (the
+ * socket has room) copies nothing and needs no callback. What the two kinds
+ * differ in is where waiting bytes live (the TCP stream's queue, the TLS
+ * session's output) and how the write side ends (FIN, close_notify). */
+#include "proxy/stream.h"
+
+#include "common/err.h"
+#include "proxy/conn.h"
+#include "proxy/proxy_internal.h"
+#include "proxy/pump.h"
+#include "proxy/worker.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* What differs between the kinds on the write path. */
+typedef struct {
+    /* Hands over every waiting byte as one malloc'd buffer (NULL, 0: none). */
+    int (*take)(tf_stream_t *s, char **buf, size_t *len);
+    /* Starts ending the write side once nothing waits: 1 when a callback
+     * will report it shut, 0 when it is shut once its output has drained. */
+    int (*end)(tf_stream_t *s);
+} kind_t;
+
+static const kind_t tcp_kind;
+static const kind_t tls_kind;
+
+static const kind_t *kind_of(const tf_stream_t *s)
+{
+    return s->ops == &tf_stream_tls_ops ? &tls_kind : &tcp_kind;
+}
+
+void tf_stream_init(tf_stream_t *s, const tf_stream_ops_t *ops, tf_conn_t *conn)
+{
+    memset(s, 0, offsetof(tf_stream_t, wreq));
+    s->ops = ops;
+    s->conn = conn;
+}
+
+void tf_stream_dispose(tf_stream_t *s)
+{
+    free(s->wbuf);
+    free(s->qbuf);
+    s->wbuf = s->qbuf = NULL;
+    s->wlen = s->qlen = s->qcap = 0;
+    if (s->tls != NULL) {
+        tf_tls_session_free(s->tls);
+        s->tls = NULL;
+    }
+}
+
+/* ---- shared: reading -------------------------------------------------- */
+
+/* Every read lands in the worker's one buffer: per connection only the
+ * bytes that must wait are kept. */
+static void stream_on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
+{
+    tf_worker_t *w = h->loop->data;
+    buf->base = w->rbuf;
+    buf->len = sizeof w->rbuf;
+}
+
+static int stream_read_start(tf_stream_t *s, uv_read_cb cb)
+{
+    if ((s->flags & TF_STREAM_READING) || !(s->flags & TF_STREAM_OPEN))
+        return 0;
+    int rc = uv_read_start((uv_stream_t *)&s->tcp, stream_on_alloc, cb);
+    if (rc == 0)
+        s->flags |= TF_STREAM_READING;
+    return rc;
+}
+
+static void stream_read_stop(tf_stream_t *s)
+{
+    if (!(s->flags & TF_STREAM_READING))
+        return;
+    uv_read_stop((uv_stream_t *)&s->tcp);
+    s->flags &= (uint8_t)~TF_STREAM_READING;
+}
+
+static void stream_close(tf_stream_t *s, uv_close_cb cb)
+{
+    if (!(s->flags & TF_STREAM_OPEN))
+        return;
+    s->flags &= (uint8_t) ~(TF_STREAM_OPEN | TF_STREAM_READING | TF_STREAM_WRITABLE);
+    uv_close((uv_handle_t *)&s->tcp, cb);
+}
+
+/* ---- shared: writing -------------------------------------------------- */
+
+static void stream_on_write(uv_write_t *req, int status)
+{
+    tf_stream_t *s = tf_container_of(req, tf_stream_t, wreq);
+    free(s->wbuf);
+    s->wbuf = NULL;
+    s->wlen = 0;
+    if (tf_conn_closing(s->conn))
+        return;
+    if (status < 0) {
+        tf_conn_fail(s->conn, status, "write");
+        return;
+    }
+    if (tf_stream_flush(s) != 0 || tf_conn_closing(s->conn))
+        return;
+    tf_pump_on_written(s);
+}
+
+/* Writes buf (owned, malloc'd; freed here or when the write completes):
+ * synchronously as far as the socket takes it, the rest with one uv_write.
+ * Returns 1 when a write is now in flight, 0 when everything went out, or a
+ * negative code. */
+static int stream_send(tf_stream_t *s, char *buf, size_t len)
+{
+    uv_buf_t b = uv_buf_init(buf, (unsigned)len);
+    int n = uv_try_write((uv_stream_t *)&s->tcp, &b, 1);
+    if (n == (int)len) {
+        free(buf);
+        return 0;
+    }
+    if (n < 0 && n != UV_EAGAIN) {
+        free(buf);
+        return n;
+    }
+    size_t done = n > 0 ? (size_t)n : 0;
+    s->wbuf = buf;
+    s->wlen = len - done;
+    b = uv_buf_init(buf + done, (unsigned)(len - done));
+    int rc = uv_write(&s->wreq, (uv_stream_t *)&s->tcp, &b, 1, stream_on_write);
+    if (rc < 0) {
+        free(buf);
+        s->wbuf = NULL;
+        s->wlen = 0;
+        return rc;
+    }
+    return 1;
+}
+
+/* Output drained: a stream whose end was queued as data (close_notify) is
+ * now shut. */
+static int stream_check_shut(tf_stream_t *s)
+{
+    if ((s->flags & (TF_STREAM_SHUT_SENT | TF_STREAM_SHUT_DONE)) == TF_STREAM_SHUT_SENT &&
+        s->wbuf == NULL && kind_of(s) == &tls_kind) {
+        s->flags |= TF_STREAM_SHUT_DONE;
+        tf_pump_on_shut(s);
+    }
+    return 0;
+}
+
+int tf_stream_flush(tf_stream_t *s)
+{
+    const kind_t *k = kind_of(s);
+    while (s->wbuf == NULL && (s->flags & TF_STREAM_WRITABLE)) {
+        char *buf = NULL;
+        size_t len = 0;
+        int rc = k->take(s, &buf, &len);
+        if (rc == 0 && len > 0)
+            rc = stream_send(s, buf, len);
+        else if (rc == 0 && (s->flags & TF_STREAM_SHUT_WANTED) && !(s->flags & TF_STREAM_SHUT_SENT))
+            rc = k->end(s);
+        else if (rc == 0)
+            return stream_check_shut(s);
+        if (rc < 0) {
+            tf_conn_fail(s->conn, rc, rc == TF_ETLS ? tf_tls_session_error(s->tls) : "write");
+            return rc;
+        }
+        if (rc == 1)
+            return 0;
+        if (tf_conn_closing(s->conn))
+            return 0;
+    }
+    return 0;
+}
+
+int tf_stream_set_writable(tf_stream_t *s)
+{
+    s->flags |= TF_STREAM_WRITABLE;
+    return tf_stream_flush(s);
+}
+
+static int stream_shutdown(tf_stream_t *s)
+{
+    s->flags |= TF_STREAM_SHUT_WANTED;
+    return tf_stream_flush(s);
+}
+
+/* ---- plain TCP -------------------------------------------------------- */
+
+static void tcp_on_read(uv_stream_t *h, ssize_t n, const uv_buf_t *buf)
+{
+    tf_stream_t *s = tf_container_of(h, tf_stream_t, tcp);
+    if (n > 0)
+        tf_pump_on_data(s, buf->base, (size_t)n);
+    else if (n == UV_EOF)
+        tf_pump_on_eof(s);
+    else if (n < 0)
+        tf_conn_fail(s->conn, (int)n, "backend read");
+}
+
+static int tcp_read_start(tf_stream_t *s)
+{
+    return stream_read_start(s, tcp_on_read);
+}
+
+static int tcp_queue(tf_stream_t *s, const char *data, size_t len)
+{
+    if (s->qlen + len > s->qcap) {
+        size_t cap = s->qcap ? s->qcap : 16384;
+        while (cap < s->qlen + len)
+            cap *= 2;
+        char *q = realloc(s->qbuf, cap);
+        if (q == NULL)
+            return TF_ENOMEM;
+        s->qbuf = q;
+        s->qcap = cap;
+    }
+    memcpy(s->qbuf + s->qlen, data, len);
+    s->qlen += len;
+    return 0;
+}
+
+/* Nothing waiting: write straight from the caller's buffer (the worker's
+ * read buffer) and copy only what the socket did not take. */
+static int tcp_write(tf_stream_t *s, const void *data, size_t len)
+{
+    const char *p = data;
+    if (s->wbuf == NULL && s->qlen == 0 && (s->flags & TF_STREAM_WRITABLE)) {
+        uv_buf_t b = uv_buf_init((char *)p, (unsigned)len);
+        int n = uv_try_write((uv_stream_t *)&s->tcp, &b, 1);
+        if (n < 0 && n != UV_EAGAIN)
+            return n;
+        if (n > 0) {
+            p += n;
+            len -= (size_t)n;
+        }
+    }
+    if (len == 0)
+        return 0;
+    int rc = tcp_queue(s, p, len);
+    return rc != 0 ? rc : tf_stream_flush(s);
+}
+
+static int tcp_take(tf_stream_t *s, char **buf, size_t *len)
+{
+    *buf = s->qbuf;
+    *len = s->qlen;
+    s->qbuf = NULL;
+    s->qlen = s->qcap = 0;
+    if (*len == 0) {
+        free(*buf);
+        *buf = NULL;
+    }
+    return 0;
+}
+
+static void tcp_on_shutdown(uv_shutdown_t *req, int status)
+{
+    tf_conn_t *c = tf_container_of(req, tf_conn_t, breq.shutdown);
+    if (tf_conn_closing(c))
+        return;
+    c->backend.flags |= TF_STREAM_SHUT_DONE;
+    /* A peer that already reset makes the shutdown fail: the read side will
+     * report that; the write side is over either way. */
+    tf_pump_on_shut(&c->backend);
+}
+
+static int tcp_end(tf_stream_t *s)
+{
+    s->flags |= TF_STREAM_SHUT_SENT;
+    int rc = uv_shutdown(&s->conn->breq.shutdown, (uv_stream_t *)&s->tcp, tcp_on_shutdown);
+    return rc < 0 ? rc : 1;
+}
+
+static size_t tcp_pending(const tf_stream_t *s)
+{
+    return s->wlen + s->qlen;
+}
+
+static const kind_t tcp_kind = {.take = tcp_take, .end = tcp_end};
+
+const tf_stream_ops_t tf_stream_tcp_ops = {
+    .read_start = tcp_read_start,
+    .read_stop = stream_read_stop,
+    .write = tcp_write,
+    .shutdown = stream_shutdown,
+    .close = stream_close,
+    .pending = tcp_pending,
+};
+
+/* ---- TLS -------------------------------------------------------------- */
+
+static void tls_fail(tf_stream_t *s, int rc)
+{
+    tf_conn_fail(s->conn, rc, tf_tls_session_error(s->tls));
+}
+
+/* Decrypts everything complete that the session holds and hands it on: the
+ * session then keeps at most a partial record, so stopping the socket read
+ * is all backpressure needs. */
+#define TLS_READ_WANT 0
+#define TLS_READ_CLOSED (-1)
+
+/* Bytes (> 0), TLS_READ_WANT, TLS_READ_CLOSED or a negative TF_* code. */
+static ssize_t tls_read(tf_stream_t *s, char *buf, size_t len)
+{
+    size_t n = 0;
+    int rc = tf_tls_session_recv(s->tls, buf, len, &n);
+    if (rc == TF_TLS_OK && n > 0)
+        return (ssize_t)n;
+    if (rc == TF_TLS_CLOSED)
+        return TLS_READ_CLOSED;
+    return rc < 0 ? rc : TLS_READ_WANT;
+}
+
+static void tls_drain(tf_stream_t *s)
+{
+    tf_worker_t *w = s->conn->worker;
+    for (;;) {
+        ssize_t n = tls_read(s, w->pbuf, sizeof w->pbuf);
+        if (n > 0) {
+            tf_pump_on_data(s, w->pbuf, (size_t)n);
+            if (tf_conn_closing(s->conn))
+                return;
+            continue;
+        }
+        /* Reading may queue records (alerts, TLS 1.3 key updates). */
+        if (tf_stream_flush(s) != 0 || tf_conn_closing(s->conn))
+            return;
+        if (n == TLS_READ_CLOSED)
+            tf_pump_on_eof(s);
+        else if (n < 0)
+            tls_fail(s, (int)n);
+        return;
+    }
+}
+
+static void tls_handshake(tf_stream_t *s)
+{
+    int rc = tf_tls_session_handshake(s->tls);
+    /* Alerts are output too: flush before acting on a failure. */
+    if (tf_stream_flush(s) != 0 || tf_conn_closing(s->conn))
+        return;
+    if (rc < 0) {
+        tls_fail(s, rc);
+        return;
+    }
+    if (rc == TF_TLS_OK)
+        tf_conn_on_handshake(s->conn);
+}
+
+static void tls_on_read(uv_stream_t *h, ssize_t n, const uv_buf_t *buf)
+{
+    tf_stream_t *s = tf_container_of(h, tf_stream_t, tcp);
+    tf_conn_t *c = s->conn;
+    if (n == 0)
+        return;
+    if (n < 0) {
+        /* A TCP FIN without close_notify: passed on as an end of input. */
+        if (n == UV_EOF && c->phase != TF_CONN_HANDSHAKE)
+            tf_pump_on_eof(s);
+        else
+            tf_conn_fail(c, (int)n, "client read");
+        return;
+    }
+    int rc = tf_tls_session_feed(s->tls, buf->base, (size_t)n);
+    if (rc < 0) {
+        tls_fail(s, rc);
+        return;
+    }
+    if (c->phase == TF_CONN_HANDSHAKE) {
+        tls_handshake(s);
+        if (tf_conn_closing(c) || c->phase == TF_CONN_HANDSHAKE)
+            return;
+    }
+    tls_drain(s);
+}
+
+static int tls_read_start(tf_stream_t *s)
+{
+    return stream_read_start(s, tls_on_read);
+}
+
+static int tls_write(tf_stream_t *s, const void *data, size_t len)
+{
+    ssize_t n = tf_tls_session_write(s->tls, data, len);
+    if (n < 0)
+        return (int)n;
+    return tf_stream_flush(s);
+}
+
+static int tls_take(tf_stream_t *s, char **buf, size_t *len)
+{
+    void *p = NULL;
+    int rc = tf_tls_session_take_out(s->tls, &p, len);
+    *buf = p;
+    if (rc == 0 && *buf == NULL)
+        *len = 0;
+    return rc;
+}
+
+/* The close_notify goes out through the normal write path; the stream
+ * reports itself shut when that write has completed (tls_check_shut). */
+static int tls_end(tf_stream_t *s)
+{
+    s->flags |= TF_STREAM_SHUT_SENT;
+    int rc = tf_tls_session_shutdown(s->tls);
+    /* The session may refuse once the client's own close_notify arrived;
+     * either way nothing more can be sent, so the stream counts as shut. */
+    if (rc < 0)
+        TF_CONN_LOG(TF_LOG_DEBUG, s->conn, "no close_notify sent: %s",
+                    tf_tls_session_error(s->tls));
+    return 0;
+}
+
+static size_t tls_pending(const tf_stream_t *s)
+{
+    size_t out = 0;
+    (void)tf_tls_session_out(s->tls, &out);
+    return s->wlen + out;
+}
+
+static const kind_t tls_kind = {.take = tls_take, .end = tls_end};
+
+const tf_stream_ops_t tf_stream_tls_ops = {
+    .read_start = tls_read_start,
+    .read_stop = stream_read_stop,
+    .write = tls_write,
+    .shutdown = stream_shutdown,
+    .close = stream_close,
+    .pending = tls_pending,
+};

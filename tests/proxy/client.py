@@ -1,0 +1,196 @@
+#!/usr/bin/env python3
+"""TLS test client for tests/proxy (Python's ssl module over OpenSSL).
+
+  client.py bulk PORT SNI CAFILE MIB
+      sends MIB MiB of random bytes to an echo backend through the proxy while
+      reading the echo; prints "sent=SHA256 received=SHA256 bytes=N".
+  client.py concurrent PORT SNI CAFILE N
+      N connections open at once, each sends a line and reads it back;
+      prints "ok=K of N".
+  client.py wait-close PORT SNI CAFILE SECONDS
+      handshakes, sends nothing, waits for the proxy to close; prints
+      "closed" or "open".
+  client.py limit PORT SNI CAFILE N
+      opens N connections (the proxy's max_connections), then one more whose
+      handshake must wait until one of the N closes; prints "waited-then-served"
+      or what happened instead.
+  client.py flood PORT N
+      opens N plain TCP connections that send nothing, holds them a moment,
+      closes them; prints "flooded".
+  client.py stall PORT SNI CAFILE PID
+      asks the backend for an endless stream, reads nothing for 2 s, then
+      reports the proxy's resident memory and reads for a moment;
+      prints "rss_kib=N received=M".
+  client.py raw-idle PORT SECONDS
+      plain TCP connect, sends nothing; prints "closed" or "open".
+"""
+import hashlib
+import os
+import socket
+import ssl
+import sys
+import select
+import threading
+import time
+
+
+def tls_connect(port, sni, cafile, timeout=20):
+    ctx = ssl.create_default_context(cafile=cafile)
+    ctx.check_hostname = False
+    raw = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    return ctx.wrap_socket(raw, server_hostname=sni or None)
+
+
+def bulk(port, sni, cafile, mib):
+    """One thread, non-blocking: an SSL object must not be read and written
+    from two threads at once."""
+    total = mib * 1024 * 1024
+    data = os.urandom(total)
+    s = tls_connect(port, sni, cafile, timeout=60)
+    s.setblocking(False)
+    got = hashlib.sha256()
+    sent = received = 0
+    view = memoryview(data)
+    deadline = time.monotonic() + 90
+    while received < total and time.monotonic() < deadline:
+        want_write = [s] if sent < total else []
+        r, w, _ = select.select([s], want_write, [], 1.0)
+        if w:
+            try:
+                sent += s.send(view[sent:sent + (1 << 16)])
+            except (ssl.SSLWantWriteError, ssl.SSLWantReadError):
+                pass
+        while True:
+            try:
+                chunk = s.recv(1 << 16)
+            except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+                break
+            if not chunk:
+                deadline = 0
+                break
+            got.update(chunk)
+            received += len(chunk)
+    print("sent=%s received=%s bytes=%d" % (hashlib.sha256(data).hexdigest(), got.hexdigest(),
+                                            received))
+    s.close()
+
+
+def concurrent(port, sni, cafile, n):
+    socks = []
+    for i in range(n):
+        socks.append(tls_connect(port, sni, cafile))
+    ok = 0
+    for i, s in enumerate(socks):
+        msg = b"line %d\n" % i
+        s.sendall(msg)
+        buf = b""
+        while len(buf) < len(msg):
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            buf += chunk
+        ok += buf == msg
+    for s in socks:
+        s.close()
+    print("ok=%d of %d" % (ok, n))
+
+
+def limit(port, sni, cafile, n):
+    held = [tls_connect(port, sni, cafile) for _ in range(n)]
+    result = {}
+
+    def extra():
+        try:
+            s = tls_connect(port, sni, cafile, timeout=15)
+            result["done"] = time.monotonic()
+            s.close()
+        except OSError as e:
+            result["error"] = repr(e)
+
+    t = threading.Thread(target=extra)
+    t.start()
+    time.sleep(1.0)
+    early = "done" in result or "error" in result
+    released = time.monotonic()
+    held.pop().close()
+    t.join(20)
+    if early:
+        print("not held back: %r" % result)
+    elif "done" in result and result["done"] >= released:
+        print("waited-then-served")
+    else:
+        print("not served: %r" % result)
+    for s in held:
+        s.close()
+
+
+def flood(port, n):
+    socks = []
+    for _ in range(n):
+        try:
+            socks.append(socket.create_connection(("127.0.0.1", port), timeout=5))
+        except OSError:
+            pass
+    time.sleep(0.5)
+    for s in socks:
+        s.close()
+    print("flooded")
+
+
+def rss_kib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return -1
+
+
+def stall(port, sni, cafile, pid):
+    s = tls_connect(port, sni, cafile)
+    s.sendall(b"FLOOD\n")
+    time.sleep(2)
+    rss = rss_kib(pid)
+    received = 0
+    end = time.monotonic() + 1
+    while time.monotonic() < end:
+        received += len(s.recv(1 << 16))
+    print("rss_kib=%d received=%d" % (rss, received))
+    s.close()
+
+
+def wait_close(sock, seconds):
+    sock.settimeout(seconds)
+    try:
+        while sock.recv(4096):
+            pass
+        print("closed")
+    except socket.timeout:
+        print("open")
+    except (ssl.SSLError, OSError):
+        print("closed")
+
+
+def main():
+    mode = sys.argv[1]
+    if mode == "bulk":
+        bulk(int(sys.argv[2]), sys.argv[3], sys.argv[4], int(sys.argv[5]))
+    elif mode == "concurrent":
+        concurrent(int(sys.argv[2]), sys.argv[3], sys.argv[4], int(sys.argv[5]))
+    elif mode == "wait-close":
+        s = tls_connect(int(sys.argv[2]), sys.argv[3], sys.argv[4])
+        wait_close(s, float(sys.argv[5]))
+    elif mode == "limit":
+        limit(int(sys.argv[2]), sys.argv[3], sys.argv[4], int(sys.argv[5]))
+    elif mode == "flood":
+        flood(int(sys.argv[2]), int(sys.argv[3]))
+    elif mode == "stall":
+        stall(int(sys.argv[2]), sys.argv[3], sys.argv[4], int(sys.argv[5]))
+    elif mode == "raw-idle":
+        s = socket.create_connection(("127.0.0.1", int(sys.argv[2])), timeout=10)
+        wait_close(s, float(sys.argv[3]))
+    else:
+        sys.exit("unknown mode " + mode)
+
+
+if __name__ == "__main__":
+    main()

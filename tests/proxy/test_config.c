@@ -1,0 +1,149 @@
+/* tlsfront run under particular configurations (SPEC §3): several
+ * workers, limits.max_connections, running out of file descriptors, IPv4 and
+ * IPv6 listeners side by side, timeouts.idle. */
+#include "harness.h"
+
+#include <criterion/criterion.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static tf_px_t px;
+
+static void teardown(void)
+{
+    tf_px_stop(&px);
+}
+
+/* One suite (Criterion 2.4 leaks in its runner past three suites under
+ * LeakSanitizer): each test starts the proxy with its own options. */
+TestSuite(proxy_config, .fini = teardown, .timeout = 120);
+
+static char *client(int *st, const char *args)
+{
+    char script[1100];
+    snprintf(script, sizeof script, "%s/tests/proxy/client.py", getenv("TF_SOURCE_DIR"));
+    return tf_px_sh(st, "timeout 100 python3 '%s' %s", script, args);
+}
+
+/* Two workers: both listen (SO_REUSEPORT) and serve. */
+Test(proxy_config, two_workers_serve_connections)
+{
+    tf_px_opts_t o = {.workers = 2};
+    tf_px_start(&px, &o);
+    int st;
+    char args[1400];
+    snprintf(args, sizeof args, "concurrent %u portal.acme.example '%s' 50", px.port, px.ca);
+    char *out = client(&st, args);
+    cr_expect_not_null(strstr(out, "ok=50 of 50"), "%s", out);
+    free(out);
+    cr_expect_eq(tf_px_stop_proxy(&px), 0);
+}
+
+/* limits.max_connections: the next connection waits, it is not refused. */
+Test(proxy_config, connection_over_the_limit_waits_for_a_slot)
+{
+    tf_px_opts_t o = {.max_connections = 3};
+    tf_px_start(&px, &o);
+    int st;
+    char args[1400];
+    snprintf(args, sizeof args, "limit %u portal.acme.example '%s' 3", px.port, px.ca);
+    char *out = client(&st, args);
+    cr_expect_not_null(strstr(out, "waited-then-served"), "%s", out);
+    free(out);
+    char *log = tf_px_log(&px);
+    cr_expect_not_null(strstr(log, "limits.max_connections (3) reached"), "%s", log);
+    free(log);
+}
+
+/* Out of file descriptors: accepting pauses, then resumes. */
+Test(proxy_config, accepting_pauses_and_resumes)
+{
+    tf_px_opts_t o = {.nofile = 40};
+    tf_px_start(&px, &o);
+    int st;
+    char args[64];
+    snprintf(args, sizeof args, "flood %u 100", px.port);
+    char *out = client(&st, args);
+    cr_expect_not_null(strstr(out, "flooded"), "%s", out);
+    free(out);
+    /* Served again once descriptors are free (bounded retries, no timing). */
+    bool served = false;
+    for (int i = 0; i < 20 && !served; i++) {
+        out = tf_px_sh(&st,
+                       "(echo after-emfile; sleep 0.5) | timeout 10 openssl s_client -quiet "
+                       "-no_ign_eof -connect 127.0.0.1:%u -servername portal.acme.example "
+                       "-CAfile '%s'",
+                       px.port, px.ca);
+        served = strstr(out, "after-emfile") != NULL;
+        free(out);
+    }
+    cr_expect(served, "not served after running out of descriptors");
+    char *log = tf_px_log(&px);
+    cr_expect_not_null(strstr(log, "pausing accepts"), "%s", log);
+    cr_expect_not_null(strstr(log, "accepting again"), "%s", log);
+    free(log);
+    cr_expect_eq(tf_px_stop_proxy(&px), 0);
+}
+
+/* "0.0.0.0:P" and "[::]:P" side by side (IPV6_V6ONLY), both served. */
+Test(proxy_config, ipv4_and_ipv6_listeners_coexist)
+{
+    tf_px_opts_t o = {.dual_stack = true};
+    tf_px_start(&px, &o);
+    const char *hosts[] = {"127.0.0.1", "[::1]"};
+    for (size_t i = 0; i < 2; i++) {
+        int st;
+        char *out = tf_px_sh(&st,
+                             "(echo via-%zu; sleep 0.5) | timeout 20 openssl s_client -quiet "
+                             "-no_ign_eof -connect %s:%u -servername portal.acme.example "
+                             "-CAfile '%s'",
+                             i, hosts[i], px.port, px.ca);
+        char want[16];
+        snprintf(want, sizeof want, "via-%zu", i);
+        cr_expect_not_null(strstr(out, want), "%s: %s", hosts[i], out);
+        free(out);
+    }
+    char *log = tf_px_log(&px);
+    cr_expect_not_null(strstr(log, "[::1]:"), "%s", log);
+    free(log);
+    cr_expect_eq(tf_px_stop_proxy(&px), 0);
+}
+
+/* timeouts.idle: a tunnel where nothing moves is closed. */
+Test(proxy_config, silent_tunnel_closed_after_idle_timeout)
+{
+    tf_px_opts_t o = {.idle = "1s"};
+    tf_px_start(&px, &o);
+    int st;
+    char args[1400];
+    snprintf(args, sizeof args, "wait-close %u portal.acme.example '%s' 15", px.port, px.ca);
+    char *out = client(&st, args);
+    cr_expect_not_null(strstr(out, "closed"), "%s", out);
+    free(out);
+    char *log = tf_px_log(&px);
+    cr_expect_not_null(strstr(log, "closed: idle timeout"), "%s", log);
+    free(log);
+}
+
+/* `user:`: privileges dropped after binding and loading the keys. */
+Test(proxy_config, runs_as_the_configured_user)
+{
+    if (geteuid() != 0)
+        cr_skip_test("needs root to switch users");
+    tf_px_opts_t o = {.user = "nobody"};
+    tf_px_start(&px, &o);
+    int st;
+    char *out = tf_px_sh(&st, "grep '^Uid:' /proc/%d/status", (int)px.proxy_pid);
+    cr_expect_not_null(strstr(out, "65534"), "%s", out);
+    free(out);
+    out = tf_px_sh(&st,
+                   "(echo as-nobody; sleep 0.5) | timeout 20 openssl s_client -quiet -no_ign_eof "
+                   "-connect 127.0.0.1:%u -servername portal.acme.example -CAfile '%s'",
+                   px.port, px.ca);
+    cr_expect_not_null(strstr(out, "as-nobody"), "%s", out);
+    free(out);
+    cr_expect_eq(tf_px_stop_proxy(&px), 0);
+}
