@@ -81,6 +81,12 @@ static int load_bundle(WOLFSSL_CTX *wctx, WOLFSSL *ssl, const tf_cs_bundle_t *b)
 int tf_tls__select(tf_tls_session_t *s, const char *sni, size_t len)
 {
     s->selected = true;
+    /* Kept for the log: wolfSSL forgets it when it resets after a shutdown,
+     * and never sees it when the name is rejected. A few dozen bytes. */
+    if (sni != NULL && len > 0 && s->sni == NULL && (s->sni = strndup(sni, len)) == NULL) {
+        s->error = "out of memory";
+        return -1;
+    }
     const tf_cs_bundle_t *b = tf_cs_snapshot_select(s->snap, sni, len, &s->how);
     if (b == NULL) {
         s->error = "no certificate to serve";
@@ -89,8 +95,6 @@ int tf_tls__select(tf_tls_session_t *s, const char *sni, size_t len)
     if (s->how == TF_CS_SEL_DEFAULT && s->ctx->reject_unknown_sni) {
         s->rejected = true;
         s->error = "unknown SNI rejected: unrecognized_name";
-        /* For the log line; wolfSSL never sees this ClientHello. */
-        s->rejected_sni = sni != NULL ? strndup(sni, len) : NULL;
         return -1;
     }
     s->served = b;

@@ -171,7 +171,7 @@ void tf_tls_session_free(tf_tls_session_t *s)
     tf_cs_snapshot_unref(s->snap);
     buf_free(&s->in);
     buf_free(&s->out);
-    free(s->rejected_sni);
+    free(s->sni);
     free(s);
 }
 
@@ -331,8 +331,9 @@ int tf_tls_session_take_out(tf_tls_session_t *s, void **buf, size_t *len)
 
 const char *tf_tls_session_sni(const tf_tls_session_t *s)
 {
-    if (s->rejected_sni != NULL)
-        return s->rejected_sni;
+    if (s->sni != NULL)
+        return s->sni;
+    /* A ClientHello our reader could not parse: wolfSSL may still have one. */
     char *name = NULL;
     unsigned short n = wolfSSL_SNI_GetRequest(s->ssl, WOLFSSL_SNI_HOST_NAME, (void **)&name);
     return n > 0 ? name : NULL; /* wolfSSL stores it NUL-terminated */

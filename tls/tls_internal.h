@@ -39,7 +39,7 @@ struct tf_tls_session {
     bool shut;          /* tf_tls_session_shutdown was called */
     bool hello_opaque;  /* hello.c could not read the ClientHello */
     const char *error;  /* static string, why the last call failed */
-    char *rejected_sni; /* a copy of the SNI refused (wolfSSL never saw it) */
+    char *sni;          /* a copy of the client's SNI as sent, or NULL */
     tf_tls__buf_t in;   /* ciphertext from the client */
     tf_tls__buf_t out;  /* ciphertext for the client */
 };
