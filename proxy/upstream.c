@@ -207,14 +207,21 @@ const char *tf_upstream_tenant_name(const tf_upstream_t *u, uint32_t tenant)
 uint32_t tf_upstream_pick(tf_upstream_t *u, uint32_t tenant, uint64_t now_ms)
 {
     tenant_t *t = &u->tenants[tenant];
+    size_t soonest = 0;
     for (size_t k = 0; k < t->nbackends; k++) {
         size_t i = (t->next + k) % t->nbackends;
         if (t->backends[i].down_until_ms <= now_ms) {
             t->next = (i + 1) % t->nbackends;
             return (uint32_t)i;
         }
+        if (t->backends[i].down_until_ms < t->backends[soonest].down_until_ms)
+            soonest = i;
     }
-    return TF_UPSTREAM_NONE;
+    /* Every backend is marked down: try the one due back first rather than
+     * refuse everyone for the rest of the period, so a backend that
+     * restarted serves at once (nginx does the same). A connection tries
+     * each backend once at most, so a dead tenant still fails fast. */
+    return t->nbackends > 0 ? (uint32_t)soonest : TF_UPSTREAM_NONE;
 }
 
 size_t tf_upstream_backend_count(const tf_upstream_t *u, uint32_t tenant)

@@ -45,7 +45,9 @@ uint32_t tf_upstream_route(const tf_upstream_t *u, const char *sni);
 const char *tf_upstream_tenant_name(const tf_upstream_t *u, uint32_t tenant);
 
 /* The next backend of `tenant`, round robin, skipping those marked down at
- * `now_ms`; TF_UPSTREAM_NONE when every one is down. */
+ * `now_ms`; when every one is down, the one due back first (a restarted
+ * backend serves at once). TF_UPSTREAM_NONE only for a tenant without
+ * backends. */
 uint32_t tf_upstream_pick(tf_upstream_t *u, uint32_t tenant, uint64_t now_ms);
 size_t tf_upstream_backend_count(const tf_upstream_t *u, uint32_t tenant);
 const tf_backend_t *tf_upstream_backend(const tf_upstream_t *u, uint32_t tenant, uint32_t backend);

@@ -79,9 +79,9 @@ Test(proxy_upstream, round_robin_skips_backends_marked_down)
     tf_upstream_mark_down(up, t, 1, 1000);
     cr_expect_eq(tf_upstream_pick(up, t, 1000), 2, "1 is down");
     cr_expect_eq(tf_upstream_pick(up, t, 1000), 0);
-    tf_upstream_mark_down(up, t, 0, 1000);
-    tf_upstream_mark_down(up, t, 2, 1000);
-    cr_expect_eq(tf_upstream_pick(up, t, 2000), TF_UPSTREAM_NONE, "all down");
+    tf_upstream_mark_down(up, t, 0, 1100);
+    tf_upstream_mark_down(up, t, 2, 1200);
+    cr_expect_eq(tf_upstream_pick(up, t, 2000), 1, "all down: the one due back first");
     cr_expect_neq(tf_upstream_pick(up, t, 1000 + TF_UPSTREAM_DOWN_MS), TF_UPSTREAM_NONE,
                   "back after the down period");
     const tf_backend_t *b = tf_upstream_backend(up, t, 2);
