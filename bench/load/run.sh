@@ -1,0 +1,471 @@
+#!/usr/bin/env bash
+# Proxy benchmark (SPEC §10): tlsfront, haproxy and nginx side by side, one
+# worker each, pinned to core 0; the load generator (bench_loadgen, wolfSSL)
+# and the backend (bench_backend) on core 1, everything on loopback. Cases:
+#   ecdsa   TLS 1.3 full handshakes, ECDSA P-256 certificate, X25519, one
+#           HTTP/1.1 request each
+#   rsa     the same with an RSA-2048 certificate
+#   resume  TLS 1.3 resumed handshakes (tickets, psk_dhe_ke), ECDSA, one request each
+#   idle    memory per idle TLS connection: a fresh proxy, IDLE connections
+#           (handshake and one keep-alive request each), VmRSS delta / IDLE
+#   spread  (not run by default) as ecdsa, with SNI spread over SPREAD
+#           certificates; compare with ecdsa (SPEC: within 5%). Not nginx.
+#   keepalive (not run by default) 1 KiB responses, requests one after the
+#           other on CONNS keep-alive connections: requests per second and per
+#           CPU-second, p99 latency in the second table
+#   bulk    (not run by default) 1 MiB responses on BULK_CONNS keep-alive
+#           connections: MB per second and per CPU-second
+# Every figure is the median of REPEAT runs and is given as throughput and as
+# work per proxy CPU-second (the proxy's utime+stime from /proc/PID/stat).
+# haproxy runs `mode tcp` (TLS-terminating; `mode http` for keepalive and bulk,
+# where parsing HTTP is the work measured), nginx `proxy_pass` over HTTP/1.1
+# keep-alive, tlsfront its default HTTP mode; a proxy that does not start (or
+# is not installed) gets n/a and the others still run.
+#
+#   bench/load/run.sh [BUILD_DIR]
+#   REPEAT=3 DURATION=10 (s per run)  CONNS=50 (in flight)  IDLE=2000  SPREAD=10000
+#   BULK_CONNS=8
+#   PROXIES="tlsfront haproxy nginx"
+#   CASES="ecdsa rsa resume idle" (all: "ecdsa rsa resume spread keepalive bulk idle")
+#   IDLE_REQUEST=1 (0: idle connections get the handshake only)
+#   TLSFRONT=BUILD_DIR/proxy/tlsfront (the binary measured)
+#   TF_BENCH_DIR=/tmp/tlsfront-bench-load (certificates, configs, logs, raw results)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+build=$(realpath "${1:-build}")
+repeat=${REPEAT:-3}
+duration=${DURATION:-10}
+conns=${CONNS:-50}
+idle_n=${IDLE:-2000}
+idle_request=${IDLE_REQUEST:-1}
+spread_n=${SPREAD:-10000}
+bulk_conns=${BULK_CONNS:-8}
+proxies=${PROXIES:-tlsfront haproxy nginx}
+cases=${CASES:-ecdsa rsa resume idle}
+work=${TF_BENCH_DIR:-/tmp/tlsfront-bench-load}
+sni=tenant0.bench.example
+tck=$(getconf CLK_TCK)
+loadgen=$build/bench/load/bench_loadgen
+tlsfront=${TLSFRONT:-$build/proxy/tlsfront}
+
+PATH=$PATH:/usr/sbin
+for p in haproxy nginx; do
+    case " $proxies " in *" $p "*)
+        # Debian's haproxy and nginx, the peers the SPEC compares against (the
+        # package's service is not started where policy-rc.d forbids it).
+        command -v $p >/dev/null ||
+            DEBIAN_FRONTEND=noninteractive apt-get install -y -q $p >/dev/null || true ;;
+    esac
+done
+cmake --build "$build" --target bench_loadgen bench_backend bench_cs_gen >/dev/null
+# The proxy may not build yet: its rows then say n/a.
+cmake --build "$build" --target tlsfront >/dev/null 2>&1 || true
+ulimit -n "$(ulimit -Hn)"
+
+pids=()
+cleanup() {
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+}
+trap cleanup EXIT
+
+median() { sort -g | awk '{v[NR]=$1} END {print NR ? v[int((NR+1)/2)] : "n/a"}'; }
+field() { sed -E "s/.*(^| )$1=([^ ]+).*/\2/"; }
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+cpu_ticks() { # PID -> utime + stime in ticks, or "gone"
+    local s
+    s=$(cat "/proc/$1/stat" 2>/dev/null) || { echo gone; return; }
+    echo "${s##*) }" | awk '{print $12 + $13}'
+}
+rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo gone; }
+has() { case " $2 " in *" $1 "*) return 0 ;; esac; return 1; } # WORD LIST
+
+wait_port() { # PORT PID: 0 once PORT accepts, 1 if PID died or 60 s passed
+    for _ in $(seq 600); do
+        kill -0 "$2" 2>/dev/null || return 1
+        (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
+rsa_certs() { # DIR: RSA-2048 root, intermediate and leaf; bundle = leaf + intermediate + key
+    rm -rf "$1" && mkdir -p "$1/certs"
+    (
+        cd "$1"
+        openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out root.crt -days 3650 \
+            -subj "/CN=bench RSA root" 2>/dev/null
+        openssl req -newkey rsa:2048 -nodes -keyout int.key -out int.csr \
+            -subj "/CN=bench RSA intermediate" 2>/dev/null
+        printf 'basicConstraints=critical,CA:true\nkeyUsage=critical,keyCertSign,cRLSign\n' >int.ext
+        openssl x509 -req -in int.csr -CA root.crt -CAkey ca.key -CAcreateserial -days 3650 \
+            -extfile int.ext -out int.crt 2>/dev/null
+        openssl req -newkey rsa:2048 -nodes -keyout leaf.key -out leaf.csr -subj "/CN=$sni" \
+            2>/dev/null
+        printf 'subjectAltName=DNS:%s,DNS:*.%s\nextendedKeyUsage=serverAuth\n' "$sni" "$sni" \
+            >leaf.ext
+        openssl x509 -req -in leaf.csr -CA int.crt -CAkey int.key -CAcreateserial -days 365 \
+            -extfile leaf.ext -out leaf.crt 2>/dev/null
+        cat leaf.crt int.crt leaf.key >certs/tenant0.pem
+        chmod 600 certs/tenant0.pem
+    )
+}
+
+make_certs() {
+    if [ ! -f "$work/ecdsa/certs/tenant000000.pem" ]; then
+        rm -rf "$work/ecdsa"
+        "$build/bench/certstore/bench_cs_gen" "$work/ecdsa" 1 >/dev/null
+    fi
+    [ -f "$work/rsa/certs/tenant0.pem" ] || rsa_certs "$work/rsa"
+    local last
+    last=$work/spread/certs/tenant$(printf %06d $((spread_n - 1))).pem
+    if has spread "$cases" && [ ! -f "$last" ]; then
+        rm -rf "$work/spread"
+        "$build/bench/certstore/bench_cs_gen" "$work/spread" "$spread_n" >/dev/null
+    fi
+}
+
+# KIND -> the bundle for tenant0 (what SNI selects), and the one served without SNI.
+sni_cert() { if [ "$1" = rsa ]; then echo "$work/rsa/certs/tenant0.pem"; else echo "$work/$1/certs/tenant000000.pem"; fi; }
+default_cert() { if [ "$1" = rsa ]; then sni_cert rsa; else echo "$work/$1/certs/system.pem"; fi; }
+
+haproxy_cfg() { # KIND PORT -> config path; the default certificate is the directory's first
+    local cfg=$work/haproxy-$1.cfg
+    cat >"$cfg" <<CFG
+global
+    nbthread 1
+    maxconn 8000
+defaults
+    mode $haproxy_mode
+    timeout client 60s
+    timeout server 60s
+    timeout connect 5s
+frontend f
+    bind 127.0.0.1:$2 ssl crt $work/$1/certs/
+    default_backend b
+backend b
+    server s 127.0.0.1:$backend_port
+CFG
+    echo "$cfg"
+}
+
+nginx_cfg() { # KIND PORT -> config path; one certificate (the one SNI would select)
+    local cfg=$work/nginx-$1.conf
+    mkdir -p "$work/nginx-tmp"
+    cat >"$cfg" <<CFG
+daemon off;
+master_process off;
+worker_processes 1;
+error_log $work/nginx.log warn;
+pid $work/nginx.pid;
+events { worker_connections 8000; }
+http {
+    access_log off;
+    client_body_temp_path $work/nginx-tmp;
+    proxy_temp_path $work/nginx-tmp;
+    fastcgi_temp_path $work/nginx-tmp;
+    uwsgi_temp_path $work/nginx-tmp;
+    scgi_temp_path $work/nginx-tmp;
+    keepalive_requests 1000000; # like the others: no limit on a client connection
+    upstream b {
+        server 127.0.0.1:$backend_port;
+        keepalive 64;
+    }
+    server {
+        listen 127.0.0.1:$2 ssl;
+        ssl_certificate $(sni_cert "$1");
+        ssl_certificate_key $(sni_cert "$1");
+        ssl_protocols TLSv1.2 TLSv1.3; # 1.22 leaves TLS 1.3 out by default
+        location / {
+            proxy_pass http://b;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+        }
+    }
+}
+CFG
+    echo "$cfg"
+}
+
+tlsfront_cfg() { # KIND PORT -> config path (SPEC §3)
+    local cfg=$work/tlsfront-$1.yaml
+    cat >"$cfg" <<CFG
+workers: 1
+log: {level: warn, access: "off"}
+listen:
+  https: ["127.0.0.1:$2"]
+tls:
+  certs: ["$work/$1/certs"]
+  default_cert: $(default_cert "$1")
+tenants:
+  bench:
+    hosts: ["*"]
+    backends: ["127.0.0.1:$backend_port"]
+CFG
+    echo "$cfg"
+}
+
+start_proxy() { # PROXY KIND: sets proxy_pid and proxy_port, or fails
+    local cfg
+    proxy_port=$(free_port)
+    case $1 in
+    haproxy)
+        cfg=$(haproxy_cfg "$2" "$proxy_port")
+        taskset -c 0 haproxy -f "$cfg" -db >>"$work/haproxy.log" 2>&1 &
+        ;;
+    nginx)
+        command -v nginx >/dev/null || return 1
+        cfg=$(nginx_cfg "$2" "$proxy_port")
+        taskset -c 0 nginx -c "$cfg" -e "$work/nginx.log" >>"$work/nginx.out" 2>&1 &
+        ;;
+    tlsfront)
+        [ -x "$tlsfront" ] || return 1
+        cfg=$(tlsfront_cfg "$2" "$proxy_port")
+        taskset -c 0 "$tlsfront" run -c "$cfg" >>"$work/tlsfront.log" 2>&1 &
+        ;;
+    esac
+    proxy_pid=$!
+    pids+=("$proxy_pid")
+    if ! wait_port "$proxy_port" "$proxy_pid"; then
+        stop_proxy "$proxy_pid"
+        return 1
+    fi
+}
+
+stop_proxy() {
+    kill "$1" 2>/dev/null || true
+    wait "$1" 2>/dev/null || true
+}
+
+seconds() { awk -v a="$1" -v b="$2" -v t="$tck" 'BEGIN {printf "%.2f", (b - a) / t}'; }
+
+# One throughput run: appends the load generator's line, proxy_cpu= and
+# backend_cpu= to OUT; fails if the proxy is gone.
+load_run() { # PID PORT OUT LOADGEN-ARGS...
+    local pid=$1 port=$2 out=$3 c0 c1 b0 b1 line
+    shift 3
+    c0=$(cpu_ticks "$pid") b0=$(cpu_ticks "$backend_pid")
+    line=$(taskset -c 1 "$loadgen" --connect "127.0.0.1:$port" --conns "$conns" \
+        --duration "$duration" "$@" </dev/null || true)
+    c1=$(cpu_ticks "$pid") b1=$(cpu_ticks "$backend_pid")
+    [ "$c1" != gone ] || return 1
+    [ -n "$line" ] || line="handshakes=0 errors=-1 rate=0 cpu=0 resumed=0"
+    echo "$line proxy_cpu=$(seconds "$c0" "$c1") backend_cpu=$(seconds "$b0" "$b1")" >>"$out"
+}
+
+# One idle run on a fresh proxy: appends the load generator's line and kib_per_conn= to OUT.
+idle_run() { # PROXY OUT
+    local pid port r0 r1 lg out=$2 line flag=()
+    start_proxy "$1" ecdsa || return 1
+    pid=$proxy_pid port=$proxy_port
+    # Warm-up, so start-up allocations are not charged to the idle connections.
+    taskset -c 1 "$loadgen" --connect "127.0.0.1:$port" --sni "$sni" --conns 4 --duration 0.5 \
+        </dev/null >/dev/null || true
+    sleep 0.5
+    r0=$(rss_kib "$pid")
+    [ "$idle_request" = 1 ] && flag=(--idle-request)
+    taskset -c 1 "$loadgen" --connect "127.0.0.1:$port" --sni "$sni" --conns 100 \
+        --idle "$idle_n" "${flag[@]}" </dev/null >"$work/idle.out" 2>/dev/null &
+    lg=$!
+    pids+=("$lg")
+    for _ in $(seq 600); do
+        grep -q '^ready' "$work/idle.out" 2>/dev/null && break
+        kill -0 "$lg" 2>/dev/null || break
+        sleep 0.1
+    done
+    sleep 1
+    r1=$(rss_kib "$pid")
+    line=$(head -1 "$work/idle.out")
+    kill "$lg" 2>/dev/null || true
+    wait "$lg" 2>/dev/null || true
+    stop_proxy "$pid"
+    [ "$r1" != gone ] && grep -q '^ready' "$work/idle.out" || return 1
+    echo "$line kib_per_conn=$(awk -v a="$r0" -v b="$r1" -v n="$idle_n" \
+        'BEGIN {printf "%.1f", (b - a) / n}') rss_before=$r0 rss_after=$r1" >>"$out"
+}
+
+case_args() { # CASE -> load generator arguments
+    case $1 in
+    resume) echo "--resume --sni $sni" ;;
+    spread) echo "--full --sni-spread $spread_n" ;;
+    keepalive) echo "--full --requests 0 --sni $sni" ;;
+    bulk) echo "--full --requests 0 --conns $bulk_conns --sni $sni" ;;
+    *) echo "--full --sni $sni" ;;
+    esac
+}
+
+start_backend() { # SIZE: sets backend_port and backend_pid for the next proxy
+    local f=$work/backend-$1.port
+    if [ ! -s "$f" ]; then
+        taskset -c 1 "$build/bench/load/bench_backend" --size "$1" --port-file "$f" >/dev/null &
+        pids+=("$!")
+        echo "$!" >"$work/backend-$1.pid"
+        for _ in $(seq 50); do [ -s "$f" ] && break; sleep 0.1; done
+    fi
+    backend_port=$(cat "$f") backend_pid=$(cat "$work/backend-$1.pid")
+}
+
+run_kind() { # PROXY KIND CASE...: one proxy instance, each CASE REPEAT times
+    local p=$1 kind=$2 pid port c
+    shift 2
+    start_proxy "$p" "$kind" || {
+        echo "$p: does not start with the $kind certificates (see $work/$p.log)" >&2
+        return 1
+    }
+    pid=$proxy_pid port=$proxy_port
+    for c in "$@"; do
+        for _ in $(seq "$repeat"); do
+            # shellcheck disable=SC2046 # the arguments are words
+            load_run "$pid" "$port" "$work/results/$p.$c" $(case_args "$c") || {
+                echo "$p: exited during the $c case (see $work/$p.log)" >&2
+                stop_proxy "$pid"
+                return 1
+            }
+        done
+    done
+    stop_proxy "$pid"
+}
+
+# PROXY: every case, raw lines into $work/results/PROXY.CASE. A proxy that
+# fails one case (does not start, exits) still gets the others: each certificate
+# kind starts a fresh instance.
+run_proxy() {
+    local p=$1 want=()
+    haproxy_mode=tcp
+    start_backend 16
+    for c in ecdsa resume; do has $c "$cases" && want+=("$c"); done
+    [ ${#want[@]} -eq 0 ] || run_kind "$p" ecdsa "${want[@]}" || true
+    if has rsa "$cases"; then run_kind "$p" rsa rsa || true; fi
+    # nginx would need one server block per certificate for SNI.
+    if has spread "$cases" && [ "$p" != nginx ]; then run_kind "$p" spread spread || true; fi
+    haproxy_mode=http
+    if has keepalive "$cases"; then
+        start_backend 1024
+        run_kind "$p" ecdsa keepalive || true
+    fi
+    if has bulk "$cases"; then
+        start_backend 1048576
+        run_kind "$p" ecdsa bulk || true
+    fi
+    haproxy_mode=tcp
+    start_backend 16
+    if has idle "$cases"; then
+        for _ in $(seq "$repeat"); do
+            idle_run "$p" "$work/results/$p.idle" || {
+                echo "$p: idle case failed (see $work/$p.log, $work/idle.out)" >&2
+                break
+            }
+        done
+    fi
+}
+
+med() { # PROXY CASE KEY -> median of KEY over the runs, or n/a
+    local f=$work/results/$1.$2
+    [ -s "$f" ] || { echo n/a; return; }
+    field "$3" <"$f" | median
+}
+
+unit() { # CASE -> the key counted, and its divisor
+    case $1 in
+    keepalive) echo "requests 1" ;;
+    bulk) echo "bytes 1000000" ;;
+    *) echo "handshakes 1" ;;
+    esac
+}
+
+# PROXY CASE [proxy_cpu|seconds] -> median of the case's unit per proxy
+# CPU-second, or per wall second.
+per_cpu() {
+    local f=$work/results/$1.$2 key div
+    [ -s "$f" ] || { echo n/a; return; }
+    read -r key div < <(unit "$2")
+    awk -v key="$key" -v div="$div" -v per="${3:-proxy_cpu}" \
+        '{h = 0; c = 0; for (i = 1; i <= NF; i++) { split($i, kv, "=");
+          if (kv[1] == key) h = kv[2] / div; if (kv[1] == per) c = kv[2] }
+          printf "%.0f\n", (c > 0 ? h / c : 0)}' "$f" | median
+}
+
+ratio() { # A B -> A/B or -
+    case "$1$2" in
+    *n/a*) echo "-" ;;
+    *) awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", (b > 0 ? a / b : 0)}' ;;
+    esac
+}
+
+label() {
+    case $1 in
+    ecdsa) echo "full handshake, TLS 1.3, ECDSA P-256, 1 request" ;;
+    rsa) echo "full handshake, TLS 1.3, RSA-2048, 1 request" ;;
+    resume) echo "resumed handshake, TLS 1.3 ticket, 1 request" ;;
+    spread) echo "full handshake, ECDSA, SNI over $spread_n certificates" ;;
+    idle) echo "KiB per idle TLS connection ($idle_n)" ;;
+    keepalive) echo "keep-alive requests, 1 KiB responses, $conns connections" ;;
+    bulk) echo "bulk 1 MiB responses, MB, $bulk_conns connections" ;;
+    esac
+}
+
+peers() { for p in $proxies; do [ "$p" = tlsfront ] || echo "$p"; done; }
+
+print_table() {
+    local h="| case |" s="|---|" row p c
+    for p in $proxies; do h+=" $p /s | $p per CPU-s |" s+="---:|---:|"; done
+    if has tlsfront "$proxies"; then
+        for p in $(peers); do h+=" tlsfront/$p |" s+="---:|"; done
+    fi
+    echo "$h" && echo "$s"
+    for c in $cases; do
+        row="| $(label "$c") |"
+        for p in $proxies; do
+            if [ "$c" = idle ]; then row+=" $(med "$p" idle kib_per_conn) | |"; else
+                row+=" $(per_cpu "$p" "$c" seconds) | $(per_cpu "$p" "$c") |"; fi
+        done
+        if has tlsfront "$proxies"; then
+            for p in $(peers); do
+                if [ "$c" = idle ]; then
+                    row+=" $(ratio "$(med tlsfront idle kib_per_conn)" "$(med "$p" idle kib_per_conn)") |"
+                else
+                    row+=" $(ratio "$(per_cpu tlsfront "$c")" "$(per_cpu "$p" "$c")") |"
+                fi
+            done
+        fi
+        echo "$row"
+    done
+}
+
+print_loadgen_table() {
+    printf '| proxy | case | handshakes | requests | errors | p99 ms | proxy CPU s | loadgen CPU s | backend CPU s | loadgen CPU µs/handshake |\n'
+    printf '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n'
+    for p in $proxies; do
+        for c in $cases; do
+            [ "$c" = idle ] && continue
+            [ -s "$work/results/$p.$c" ] || { printf '| %s | %s | n/a | | | | | | | |\n' "$p" "$c"; continue; }
+            printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$p" "$c" \
+                "$(med "$p" "$c" handshakes)" "$(med "$p" "$c" requests)" "$(med "$p" "$c" errors)" \
+                "$(med "$p" "$c" p99_ms)" "$(med "$p" "$c" proxy_cpu)" "$(med "$p" "$c" cpu)" \
+                "$(med "$p" "$c" backend_cpu)" "$(med "$p" "$c" cpu_us_per_hs)"
+        done
+    done
+}
+
+mkdir -p "$work"
+rm -rf "$work/results" && mkdir -p "$work/results"
+make_certs
+rm -f "$work"/backend-*.port "$work"/backend-*.pid
+
+for p in $proxies; do run_proxy "$p"; done
+
+echo "median of $repeat runs, ${duration} s each, $conns connections in flight;" \
+    "proxy on core 0, load generator and backend on core 1; n/a: did not start"
+echo
+print_table
+for p in $proxies; do
+    compgen -G "$work/results/$p.*" >/dev/null || echo "$p: n/a (did not start: see $work/$p.log)"
+done
+echo
+echo "Load generator against proxy (medians of the raw runs): the proxy is the bottleneck while"
+echo "its CPU seconds are close to the run's ${duration} s; the load generator is, when its CPU"
+echo "seconds plus the backend's are (they share core 1)."
+echo
+print_loadgen_table
+echo
+echo "raw results: $work/results"
