@@ -1,5 +1,10 @@
 #include "proxy/cli.h"
 
+#include "common/err.h"
+#include "conf/conf.h"
+
+#include <stdlib.h>
+
 #include <string.h>
 
 struct command {
@@ -78,4 +83,26 @@ int tf_cli_main(int argc, char **argv)
     fprintf(stderr, "tlsfront: unknown command '%s'\n\n", cmd);
     tf_cli_usage(stderr);
     return TF_EXIT_USAGE;
+}
+
+/* Room for every error the loader collects, one per line. */
+#define CONF_ERRBUF 16384
+
+int tf_cli_load_conf(const char *path, tf_conf_t **conf)
+{
+    char *err = malloc(CONF_ERRBUF);
+    if (err == NULL) {
+        fputs("tlsfront: out of memory\n", stderr);
+        return TF_ENOMEM;
+    }
+    err[0] = '\0';
+    int rc = tf_conf_load_file(path, conf, err, CONF_ERRBUF);
+    if (rc != 0) {
+        fputs(err, stderr);
+        if (err[0] == '\0' || err[strlen(err) - 1] != '\n')
+            fputc('\n', stderr);
+        fprintf(stderr, "%s: configuration has errors\n", path);
+    }
+    free(err);
+    return rc;
 }

@@ -25,4 +25,11 @@ void tf_cli_usage(FILE *out);
  * TF_EXIT_USAGE after printing what was wrong. */
 int tf_cli_config_arg(int argc, char **argv, const char **path);
 
+/* Loads the configuration at `path`; on failure prints every error
+ * ("file:line:column: message") and a summary line to stderr. Returns 0 with
+ * *conf holding a reference the caller drops with tf_conf_unref(), or the
+ * loader's negative code. */
+typedef struct tf_conf tf_conf_t;
+int tf_cli_load_conf(const char *path, tf_conf_t **conf);
+
 #endif

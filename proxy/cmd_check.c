@@ -14,31 +14,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Room for every error the loader collects, one per line. */
-#define CHECK_ERRBUF 16384
-
 typedef struct {
     size_t bundles, warned, rejected, errors;
 } tally_t;
-
-static int load_conf(const char *path, tf_conf_t **conf)
-{
-    char *err = malloc(CHECK_ERRBUF);
-    if (err == NULL) {
-        fputs("tlsfront check: out of memory\n", stderr);
-        return TF_ENOMEM;
-    }
-    err[0] = '\0';
-    int rc = tf_conf_load_file(path, conf, err, CHECK_ERRBUF);
-    if (rc != 0) {
-        fputs(err, stderr);
-        if (err[0] == '\0' || err[strlen(err) - 1] != '\n')
-            fputc('\n', stderr);
-        fprintf(stderr, "%s: configuration has errors\n", path);
-    }
-    free(err);
-    return rc;
-}
 
 static void report_bundle(const tf_cs_entry_t *e, tally_t *t)
 {
@@ -123,7 +101,7 @@ int tf_cmd_check(int argc, char **argv)
     if (rc != 0)
         return rc;
     tf_conf_t *conf = NULL;
-    if (load_conf(path, &conf) != 0)
+    if (tf_cli_load_conf(path, &conf) != 0)
         return TF_EXIT_PROBLEMS;
 
     tally_t t = {0};

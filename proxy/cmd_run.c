@@ -24,7 +24,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#define RUN_ERRBUF 16384
 /* Memory ticket keys: a new key every hour, each valid for two. */
 #define TICKET_ROTATE_S 3600u
 #define TICKET_TIMER_MS 60000u
@@ -40,25 +39,6 @@ typedef struct {
     bool loop_ready;
     bool stopping;
 } run_t;
-
-static int run_load_conf(const char *path, tf_conf_t **conf)
-{
-    char *err = malloc(RUN_ERRBUF);
-    if (err == NULL) {
-        fputs("tlsfront run: out of memory\n", stderr);
-        return TF_ENOMEM;
-    }
-    err[0] = '\0';
-    int rc = tf_conf_load_file(path, conf, err, RUN_ERRBUF);
-    if (rc != 0) {
-        fputs(err, stderr);
-        if (err[0] == '\0' || err[strlen(err) - 1] != '\n')
-            fputc('\n', stderr);
-        fprintf(stderr, "%s: configuration has errors\n", path);
-    }
-    free(err);
-    return rc;
-}
 
 /* Builds the certificate store once; refuses to start without a default. */
 static int run_load_certs(const tf_conf_t *conf, tf_cs_snapshot_t **snap)
@@ -307,7 +287,7 @@ int tf_cmd_run(int argc, char **argv)
         return rc;
     run_t r;
     memset(&r, 0, sizeof r);
-    if (run_load_conf(path, &r.server.conf) != 0)
+    if (tf_cli_load_conf(path, &r.server.conf) != 0)
         return TF_EXIT_PROBLEMS;
     /* A client that goes away mid-write must cost an EPIPE, not the process. */
     signal(SIGPIPE, SIG_IGN);
