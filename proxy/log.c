@@ -68,7 +68,8 @@ static void put_head(line_t *l, tf_log_level_t level)
     put(l, " ");
 }
 
-static void put_message(line_t *l, const char *fmt, va_list ap)
+__attribute__((format(printf, 2, 0))) static void put_message(line_t *l, const char *fmt,
+                                                              va_list ap)
 {
     size_t room = sizeof l->buf - 1 - l->len;
     int n = vsnprintf(l->buf + l->len, room + 1, fmt, ap);
