@@ -1,0 +1,386 @@
+/* Request heads, strict framing and the backend's head (SPEC §7). See http.h. */
+#include "proxy/http.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+/* ---- the byte-level scan http-parser is lenient about ------------------------ */
+
+static bool is_tchar(unsigned char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           (c != 0 && strchr("!#$%&'*+-.^_`|~", c) != NULL);
+}
+
+/* One header line [s, e) without its CRLF: a token, a colon right after it
+ * (whitespace before the colon is how requests get smuggled past
+ * lenient parsers), then a value without control bytes but HTAB. */
+static bool header_line_ok(const unsigned char *s, const unsigned char *e)
+{
+    const unsigned char *p = s;
+    while (p < e && is_tchar(*p))
+        p++;
+    if (p == s || p == e || *p != ':')
+        return false;
+    for (p++; p < e; p++) {
+        if ((*p < 0x20 && *p != '\t') || *p == 0x7f)
+            return false;
+    }
+    return true;
+}
+
+static bool request_line_ok(const unsigned char *s, const unsigned char *e)
+{
+    for (const unsigned char *p = s; p < e; p++) {
+        if (*p < 0x20 || *p == 0x7f)
+            return false;
+    }
+    return e > s;
+}
+
+/* Finds the end of the head, checking every line on the way: every LF must
+ * follow a CR and every CR precede an LF; no line may start with whitespace
+ * (obsolete folding). Returns the head's length, 0 when it has not ended
+ * within len bytes, or -1 when it is malformed. */
+static long scan_head(const char *buf, size_t len)
+{
+    const unsigned char *b = (const unsigned char *)buf;
+    size_t line = 0;
+    bool first = true;
+    for (size_t i = 0; i < len; i++) {
+        if (b[i] == '\r') {
+            if (i + 1 < len && b[i + 1] != '\n')
+                return -1;
+            continue;
+        }
+        if (b[i] != '\n')
+            continue;
+        if (i == 0 || b[i - 1] != '\r')
+            return -1;
+        const unsigned char *s = b + line, *e = b + i - 1;
+        if (e == s)
+            return first ? -1 : (long)(i + 1);
+        if (first ? !request_line_ok(s, e) : (*s == ' ' || *s == '\t' || !header_line_ok(s, e)))
+            return -1;
+        first = false;
+        line = i + 1;
+    }
+    return 0;
+}
+
+/* ---- http-parser callbacks -------------------------------------------------------- */
+
+static int on_url(http_parser *hp, const char *at, size_t len)
+{
+    tf_http_parser_t *p = hp->data;
+    p->req->target = at;
+    p->req->target_len = len;
+    return 0;
+}
+
+static int on_header_field(http_parser *hp, const char *at, size_t len)
+{
+    tf_http_parser_t *p = hp->data;
+    tf_http_request_t *r = p->req;
+    if (r->nheaders == TF_HTTP_MAX_HEADERS)
+        return -1;
+    r->headers[r->nheaders] = (tf_http_header_t){.name = at, .name_len = len, .value = at + len};
+    r->nheaders++;
+    return 0;
+}
+
+static int on_header_value(http_parser *hp, const char *at, size_t len)
+{
+    tf_http_parser_t *p = hp->data;
+    tf_http_request_t *r = p->req;
+    if (r->nheaders == 0)
+        return -1;
+    r->headers[r->nheaders - 1].value = at;
+    r->headers[r->nheaders - 1].value_len = len;
+    return 0;
+}
+
+static int on_headers_complete(http_parser *hp)
+{
+    http_parser_pause(hp, 1);
+    return 0;
+}
+
+static int on_message_complete(http_parser *hp)
+{
+    tf_http_parser_t *p = hp->data;
+    p->done = true;
+    http_parser_pause(hp, 1);
+    return 0;
+}
+
+static const http_parser_settings settings = {
+    .on_url = on_url,
+    .on_header_field = on_header_field,
+    .on_header_value = on_header_value,
+    .on_headers_complete = on_headers_complete,
+    .on_message_complete = on_message_complete,
+};
+
+void tf_http_parser_init(tf_http_parser_t *p)
+{
+    memset(p, 0, sizeof *p);
+    http_parser_init(&p->parser, HTTP_REQUEST);
+    p->parser.data = p;
+}
+
+/* ---- what the headers say -------------------------------------------------------- */
+
+static bool name_is(const tf_http_header_t *h, const char *name)
+{
+    return h->name_len == strlen(name) && strncasecmp(h->name, name, h->name_len) == 0;
+}
+
+/* Calls fn for each comma-separated token of a header value, trimmed of
+ * optional whitespace; stops and returns true when fn does. */
+static bool each_token(const char *v, size_t len, bool (*fn)(const char *, size_t, void *),
+                       void *ud)
+{
+    size_t i = 0;
+    while (i <= len) {
+        size_t j = i;
+        while (j < len && v[j] != ',')
+            j++;
+        size_t s = i, e = j;
+        while (s < e && (v[s] == ' ' || v[s] == '\t'))
+            s++;
+        while (e > s && (v[e - 1] == ' ' || v[e - 1] == '\t'))
+            e--;
+        if (e > s && fn(v + s, e - s, ud))
+            return true;
+        i = j + 1;
+    }
+    return false;
+}
+
+static bool token_eq(const char *t, size_t n, void *want)
+{
+    return n == strlen(want) && strncasecmp(t, want, n) == 0;
+}
+
+typedef struct {
+    size_t count;
+    bool last_chunked;
+} te_scan_t;
+
+static bool te_token(const char *t, size_t n, void *ud)
+{
+    te_scan_t *s = ud;
+    s->count++;
+    s->last_chunked = token_eq(t, n, "chunked");
+    return false;
+}
+
+/* Content-Length: digits only, once. */
+static bool parse_length(const tf_http_header_t *h, uint64_t *out)
+{
+    uint64_t v = 0;
+    if (h->value_len == 0 || h->value_len > 18)
+        return false;
+    for (size_t i = 0; i < h->value_len; i++) {
+        if (h->value[i] < '0' || h->value[i] > '9')
+            return false;
+        v = v * 10 + (uint64_t)(h->value[i] - '0');
+    }
+    *out = v;
+    return true;
+}
+
+/* The framing rules of RFC 9112 §6, without any of its leniencies. */
+static int check_framing(tf_http_request_t *r)
+{
+    size_t lengths = 0, tes = 0, hosts = 0;
+    te_scan_t te = {0};
+    bool conn_upgrade = false, has_upgrade = false;
+    for (size_t i = 0; i < r->nheaders; i++) {
+        const tf_http_header_t *h = &r->headers[i];
+        if (name_is(h, "content-length")) {
+            if (++lengths > 1 || !parse_length(h, &r->content_length))
+                return 400;
+        } else if (name_is(h, "transfer-encoding")) {
+            tes++;
+            each_token(h->value, h->value_len, te_token, &te);
+        } else if (name_is(h, "host")) {
+            hosts++;
+            r->host = h->value;
+            r->host_len = h->value_len;
+        } else if (name_is(h, "connection")) {
+            conn_upgrade |= each_token(h->value, h->value_len, token_eq, "upgrade");
+        } else if (name_is(h, "upgrade")) {
+            has_upgrade = true;
+        } else if (name_is(h, "expect")) {
+            r->expect_continue = h->value_len == 12 && !strncasecmp(h->value, "100-continue", 12);
+        }
+    }
+    if (tes > 0 && (lengths > 0 || !te.last_chunked || te.count != 1 || r->version_minor == 0))
+        return 400;
+    if (hosts > 1 || (hosts == 0 && r->version_minor == 1))
+        return 400;
+    r->body = tes > 0 ? TF_HTTP_BODY_CHUNKED
+                      : (lengths > 0 && r->content_length > 0 ? TF_HTTP_BODY_LENGTH
+                                                              : TF_HTTP_BODY_NONE);
+    r->upgrade = conn_upgrade && has_upgrade;
+    return 0;
+}
+
+/* ---- parsing ------------------------------------------------------------------- */
+
+int tf_http_parse_head(tf_http_parser_t *p, const char *buf, size_t len, size_t max_head,
+                       tf_http_request_t *req)
+{
+    long head = scan_head(buf, len < max_head ? len : max_head);
+    if (head < 0)
+        return 400;
+    if (head == 0)
+        return len >= max_head ? 431 : TF_HTTP_MORE;
+
+    memset(req, 0, sizeof *req);
+    p->req = req;
+    size_t n = http_parser_execute(&p->parser, &settings, buf, (size_t)head);
+    if (HTTP_PARSER_ERRNO(&p->parser) != HPE_PAUSED || p->parser.http_major != 1 ||
+        p->parser.http_minor > 1)
+        return 400;
+    req->method = buf;
+    req->method_len = strcspn(buf, " ");
+    req->version_minor = p->parser.http_minor;
+    req->head_len = (size_t)head;
+    req->keep_alive = http_should_keep_alive(&p->parser) != 0;
+    int status = check_framing(req);
+    if (status != 0)
+        return status;
+    /* http-parser stops just before the head's last LF: feed it so that the
+     * parser stands where the body begins. */
+    http_parser_pause(&p->parser, 0);
+    p->in_body = true;
+    if (n < (size_t)head) {
+        http_parser_execute(&p->parser, &settings, buf + n, (size_t)head - n);
+        enum http_errno e = HTTP_PARSER_ERRNO(&p->parser);
+        if (e != HPE_OK && e != HPE_PAUSED)
+            return 400;
+    }
+    /* A message without a body is complete with its head. */
+    if (req->body == TF_HTTP_BODY_NONE)
+        p->done = true;
+    return 0;
+}
+
+int tf_http_body(tf_http_parser_t *p, const char *buf, size_t len, size_t *used, bool *done)
+{
+    *used = 0;
+    *done = p->done;
+    if (p->done || len == 0)
+        return 0;
+    http_parser_pause(&p->parser, 0);
+    size_t n = http_parser_execute(&p->parser, &settings, buf, len);
+    enum http_errno e = HTTP_PARSER_ERRNO(&p->parser);
+    if (e != HPE_OK && e != HPE_PAUSED)
+        return 400;
+    *used = n;
+    *done = p->done;
+    return 0;
+}
+
+/* ---- the backend's head ------------------------------------------------------------ */
+
+typedef struct {
+    char *out;
+    size_t len, cap;
+    bool overflow;
+} out_t;
+
+static void put(out_t *o, const char *s, size_t n)
+{
+    if (o->overflow || o->cap - o->len < n) {
+        o->overflow = true;
+        return;
+    }
+    memcpy(o->out + o->len, s, n);
+    o->len += n;
+}
+
+static void put_str(out_t *o, const char *s)
+{
+    put(o, s, strlen(s));
+}
+
+static void put_header(out_t *o, const char *name, const char *value, size_t vlen)
+{
+    put_str(o, name);
+    put(o, ": ", 2);
+    put(o, value, vlen);
+    put(o, "\r\n", 2);
+}
+
+/* Headers that describe one hop, not the message (RFC 9110 §7.6.1), and
+ * what the client claimed about forwarding: never passed on. */
+static bool hop_by_hop(const tf_http_header_t *h, bool upgrade)
+{
+    static const char *const names[] = {"connection",       "keep-alive",
+                                        "proxy-connection", "te",
+                                        "trailer",          "x-forwarded-for",
+                                        "x-forwarded-proto", "x-forwarded-host",
+                                        "x-forwarded-port"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        if (name_is(h, names[i]))
+            return true;
+    }
+    return name_is(h, "upgrade") && !upgrade;
+}
+
+typedef struct {
+    const tf_http_header_t *h;
+} listed_t;
+
+static bool names_header(const char *t, size_t n, void *ud)
+{
+    const tf_http_header_t *h = ((listed_t *)ud)->h;
+    return n == h->name_len && strncasecmp(t, h->name, n) == 0;
+}
+
+/* A header the client's Connection header names is hop-by-hop too. */
+static bool listed_in_connection(const tf_http_request_t *r, const tf_http_header_t *h)
+{
+    listed_t l = {.h = h};
+    for (size_t i = 0; i < r->nheaders; i++) {
+        if (name_is(&r->headers[i], "connection") &&
+            each_token(r->headers[i].value, r->headers[i].value_len, names_header, &l))
+            return true;
+    }
+    return false;
+}
+
+long tf_http_rewrite_head(const tf_http_request_t *req, const tf_http_forward_t *fwd, char *out,
+                          size_t outlen)
+{
+    out_t o = {.out = out, .cap = outlen};
+    /* The request line as received: the backend sees what the client asked. */
+    const char *eol = memchr(req->method, '\n', req->head_len);
+    put(&o, req->method, eol != NULL ? (size_t)(eol - req->method) + 1 : 0);
+    for (size_t i = 0; i < req->nheaders; i++) {
+        const tf_http_header_t *h = &req->headers[i];
+        bool upgrade_header = req->upgrade && name_is(h, "upgrade");
+        if (hop_by_hop(h, req->upgrade) || (!upgrade_header && listed_in_connection(req, h)))
+            continue;
+        put(&o, h->name, h->name_len);
+        put(&o, ": ", 2);
+        put(&o, h->value, h->value_len);
+        put(&o, "\r\n", 2);
+    }
+    if (req->upgrade)
+        put_str(&o, "Connection: upgrade\r\n");
+    char port[16];
+    int plen = snprintf(port, sizeof port, "%u", fwd->server_port);
+    put_header(&o, "X-Forwarded-For", fwd->client_addr, strlen(fwd->client_addr));
+    put_str(&o, "X-Forwarded-Proto: https\r\n");
+    if (req->host != NULL)
+        put_header(&o, "X-Forwarded-Host", req->host, req->host_len);
+    put_header(&o, "X-Forwarded-Port", port, (size_t)plen);
+    put(&o, "\r\n", 2);
+    return o.overflow ? -1 : (long)o.len;
+}

@@ -1,0 +1,247 @@
+/* Request heads, strict framing and the backend's head (SPEC §7), pure:
+ * no network. Every smuggling vector the SPEC names is refused with 400. */
+#include "proxy/http.h"
+
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <string.h>
+
+static tf_http_parser_t parser;
+static tf_http_request_t req;
+
+static int parse(const char *head)
+{
+    tf_http_parser_init(&parser);
+    return tf_http_parse_head(&parser, head, strlen(head), 32768, &req);
+}
+
+static void init(void)
+{
+    memset(&req, 0, sizeof req);
+}
+
+TestSuite(http, .init = init, .timeout = 10);
+
+Test(http, a_plain_get)
+{
+    const char *h = "GET /a?b=c HTTP/1.1\r\nHost: portal.acme.example:8443\r\nAccept: */*\r\n\r\n";
+    cr_assert_eq(parse(h), 0);
+    cr_expect_eq(req.method_len, 3);
+    cr_expect_eq(strncmp(req.method, "GET", 3), 0);
+    cr_expect_eq(req.target_len, 6);
+    cr_expect_eq(strncmp(req.target, "/a?b=c", 6), 0);
+    cr_expect_eq(req.version_minor, 1);
+    cr_expect_eq(req.nheaders, 2);
+    cr_expect_eq(strncmp(req.host, "portal.acme.example:8443", req.host_len), 0);
+    cr_expect_eq(req.body, TF_HTTP_BODY_NONE);
+    cr_expect(req.keep_alive);
+    cr_expect_not(req.upgrade);
+    cr_expect_eq(req.head_len, strlen(h));
+    cr_expect(parser.done);
+}
+
+Test(http, an_incomplete_head_wants_more_and_a_huge_one_is_431)
+{
+    cr_expect_eq(parse("GET / HTTP/1.1\r\nHost: a\r\n"), TF_HTTP_MORE);
+    cr_expect_eq(parse("GET / HTTP/1.1\r\nHost: a\r\n\r"), TF_HTTP_MORE);
+    char big[5000];
+    memset(big, 'a', sizeof big);
+    memcpy(big, "GET / HTTP/1.1\r\nX: ", 19);
+    tf_http_parser_init(&parser);
+    cr_expect_eq(tf_http_parse_head(&parser, big, sizeof big, 4096, &req), 431);
+}
+
+/* Each of these is a way to make two parsers disagree on where a request
+ * ends. All are 400. */
+static const char *const smuggling[] = {
+    /* duplicate and conflicting Content-Length */
+    "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n",
+    "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n",
+    "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5, 5\r\n\r\n",
+    "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: +5\r\n\r\n",
+    "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0x5\r\n\r\n",
+    /* Content-Length with Transfer-Encoding */
+    "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n",
+    "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n",
+    /* Transfer-Encoding other than a final chunked */
+    "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n",
+    "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, gzip\r\n\r\n",
+    "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+    "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n",
+    "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: xchunked\r\n\r\n",
+    "POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n",
+    /* obsolete line folding */
+    "GET / HTTP/1.1\r\nHost: a\r\nX-A: b\r\n c\r\n\r\n",
+    "GET / HTTP/1.1\r\nHost: a\r\nX-A: b\r\n\tc\r\n\r\n",
+    /* whitespace before the colon */
+    "POST / HTTP/1.1\r\nHost: a\r\nContent-Length : 5\r\n\r\n",
+    "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding\t: chunked\r\n\r\n",
+    /* bare LF and bare CR */
+    "GET / HTTP/1.1\nHost: a\n\n",
+    "GET / HTTP/1.1\r\nHost: a\nX: y\r\n\r\n",
+    "GET / HTTP/1.1\r\nHost: a\rX: y\r\n\r\n",
+    /* NUL and control bytes in headers */
+    "GET / HTTP/1.1\r\nHost: a\r\nX: a\x01z\r\n\r\n",
+    "GET / HTTP/1.1\r\nHost: a\r\nX: a\x7fz\r\n\r\n",
+    /* a field name that is not a token, a line without a colon */
+    "GET / HTTP/1.1\r\nHost: a\r\nX Y: z\r\n\r\n",
+    "GET / HTTP/1.1\r\nHost: a\r\nno colon here\r\n\r\n",
+    /* no Host, or two, in HTTP/1.1 */
+    "GET / HTTP/1.1\r\n\r\n",
+    "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+    /* not HTTP/1.x */
+    "GET / HTTP/2.0\r\nHost: a\r\n\r\n",
+    "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
+    "GET /\r\n\r\n",
+    "\r\n",
+};
+
+Test(http, every_smuggling_vector_is_400)
+{
+    for (size_t i = 0; i < sizeof smuggling / sizeof smuggling[0]; i++)
+        cr_expect_eq(parse(smuggling[i]), 400, "case %zu: %s", i, smuggling[i]);
+}
+
+Test(http, a_nul_byte_in_a_header_is_400)
+{
+    static const char h[] = "GET / HTTP/1.1\r\nHost: a\r\nX: a\0b\r\n\r\n";
+    tf_http_parser_init(&parser);
+    cr_expect_eq(tf_http_parse_head(&parser, h, sizeof h - 1, 32768, &req), 400);
+}
+
+Test(http, content_length_body_is_followed_to_its_end)
+{
+    const char *h = "POST /up HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\n";
+    cr_assert_eq(parse(h), 0);
+    cr_expect_eq(req.body, TF_HTTP_BODY_LENGTH);
+    cr_expect_eq(req.content_length, 10);
+    size_t used;
+    bool done;
+    cr_assert_eq(tf_http_body(&parser, "01234", 5, &used, &done), 0);
+    cr_expect_eq(used, 5);
+    cr_expect_not(done);
+    /* The rest of the body, then a pipelined request that is not ours. */
+    cr_assert_eq(tf_http_body(&parser, "56789GET / HTTP/1.1\r\n", 21, &used, &done), 0);
+    cr_expect_eq(used, 5);
+    cr_expect(done);
+}
+
+Test(http, chunked_body_with_trailers_is_followed_to_its_end)
+{
+    const char *h = "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n";
+    cr_assert_eq(parse(h), 0);
+    cr_expect_eq(req.body, TF_HTTP_BODY_CHUNKED);
+    const char *body = "5\r\nhello\r\n6;ext=1\r\n world\r\n0\r\nX-Trailer: t\r\n\r\n";
+    const char *next = "GET /next HTTP/1.1\r\n";
+    char all[256];
+    snprintf(all, sizeof all, "%s%s", body, next);
+    size_t used, total = 0;
+    bool done = false;
+    /* In small pieces, as reads deliver them. */
+    for (size_t off = 0; off < strlen(all) && !done; off += used) {
+        size_t n = strlen(all) - off < 7 ? strlen(all) - off : 7;
+        cr_assert_eq(tf_http_body(&parser, all + off, n, &used, &done), 0);
+        total += used;
+        if (!done)
+            cr_assert_eq(used, n);
+    }
+    cr_expect(done);
+    cr_expect_eq(total, strlen(body));
+}
+
+Test(http, invalid_chunk_sizes_are_400)
+{
+    static const char *const bad[] = {"zz\r\nhello\r\n0\r\n\r\n",
+                                      "ffffffffffffffffff\r\n",
+                                      "-5\r\nhello\r\n"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        cr_assert_eq(parse("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"), 0);
+        size_t used;
+        bool done;
+        cr_expect_eq(tf_http_body(&parser, bad[i], strlen(bad[i]), &used, &done), 400,
+                     "case %zu", i);
+    }
+}
+
+Test(http, connection_flags)
+{
+    cr_assert_eq(parse("GET / HTTP/1.0\r\n\r\n"), 0);
+    cr_expect_not(req.keep_alive);
+    cr_assert_eq(parse("GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"), 0);
+    cr_expect_not(req.keep_alive);
+    cr_assert_eq(parse("GET /ws HTTP/1.1\r\nHost: a\r\nConnection: keep-alive, Upgrade\r\n"
+                       "Upgrade: websocket\r\n\r\n"),
+                 0);
+    cr_expect(req.upgrade);
+    cr_assert_eq(parse("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n"
+                       "Expect: 100-continue\r\n\r\n"),
+                 0);
+    cr_expect(req.expect_continue);
+}
+
+static char out[4096];
+
+static const char *rewrite(const char *head)
+{
+    cr_assert_eq(parse(head), 0, "%s", head);
+    tf_http_forward_t fwd = {.client_addr = "192.0.2.7", .server_port = 8443};
+    long n = tf_http_rewrite_head(&req, &fwd, out, sizeof out - 1);
+    cr_assert_gt(n, 0);
+    out[n] = '\0';
+    return out;
+}
+
+Test(http, the_backend_head_keeps_the_request_and_says_who_asked)
+{
+    const char *o = rewrite("GET /a?b HTTP/1.1\r\nHost: Portal.Acme.Example:8443\r\n"
+                            "X-Forwarded-For: 6.6.6.6\r\nX-Forwarded-Proto: http\r\n"
+                            "Accept: */*\r\n\r\n");
+    cr_expect_str_eq(o, "GET /a?b HTTP/1.1\r\n"
+                        "Host: Portal.Acme.Example:8443\r\n"
+                        "Accept: */*\r\n"
+                        "X-Forwarded-For: 192.0.2.7\r\n"
+                        "X-Forwarded-Proto: https\r\n"
+                        "X-Forwarded-Host: Portal.Acme.Example:8443\r\n"
+                        "X-Forwarded-Port: 8443\r\n"
+                        "\r\n");
+}
+
+Test(http, hop_by_hop_headers_are_removed)
+{
+    const char *o = rewrite("GET / HTTP/1.1\r\nHost: a\r\nConnection: keep-alive, X-Secret\r\n"
+                            "Keep-Alive: timeout=5\r\nProxy-Connection: keep-alive\r\n"
+                            "TE: trailers\r\nTrailer: X-T\r\nUpgrade: h2c\r\nX-Secret: 1\r\n"
+                            "X-Kept: 2\r\n\r\n");
+    cr_expect_null(strstr(o, "Connection:"), "%s", o);
+    cr_expect_null(strstr(o, "Keep-Alive"), "%s", o);
+    cr_expect_null(strstr(o, "TE:"), "%s", o);
+    cr_expect_null(strstr(o, "Trailer"), "%s", o);
+    cr_expect_null(strstr(o, "Upgrade"), "%s", o);
+    cr_expect_null(strstr(o, "X-Secret"), "%s", o);
+    cr_expect_not_null(strstr(o, "X-Kept: 2\r\n"), "%s", o);
+}
+
+Test(http, an_upgrade_keeps_upgrade_and_connection)
+{
+    const char *o = rewrite("GET /chat HTTP/1.1\r\nHost: chat.acme.example\r\n"
+                            "Connection: Upgrade\r\nUpgrade: websocket\r\n"
+                            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                            "Sec-WebSocket-Version: 13\r\n\r\n");
+    cr_expect_not_null(strstr(o, "Upgrade: websocket\r\n"), "%s", o);
+    cr_expect_not_null(strstr(o, "Connection: upgrade\r\n"), "%s", o);
+    cr_expect_not_null(strstr(o, "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"), "%s", o);
+}
+
+Test(http, a_chunked_request_keeps_its_transfer_encoding)
+{
+    const char *o = rewrite("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n");
+    cr_expect_not_null(strstr(o, "Transfer-Encoding: chunked\r\n"), "%s", o);
+}
+
+Test(http, a_small_output_buffer_is_refused)
+{
+    cr_assert_eq(parse("GET / HTTP/1.1\r\nHost: a\r\n\r\n"), 0);
+    tf_http_forward_t fwd = {.client_addr = "192.0.2.7", .server_port = 443};
+    char small[20];
+    cr_expect_eq(tf_http_rewrite_head(&req, &fwd, small, sizeof small), -1);
+}
