@@ -92,6 +92,8 @@ void tf_conn_on_handshake(tf_conn_t *c)
 static void backend_on_connect(uv_connect_t *req, int status);
 
 /* One attempt: a fresh handle to the next backend not marked down. */
+static void backend_retry(tf_conn_t *c, int err);
+
 static void backend_connect_next(tf_conn_t *c)
 {
     tf_worker_t *w = c->worker;
@@ -111,6 +113,12 @@ static void backend_connect_next(tf_conn_t *c)
         c->handles++;
         c->backend.flags |= TF_STREAM_OPEN;
         rc = uv_tcp_connect(&c->breq.connect, &c->backend.tcp, &be->addr.sa, backend_on_connect);
+    }
+    if (rc != 0 && (c->backend.flags & TF_STREAM_OPEN)) {
+        /* Refused at once (unreachable, no address, no socket): like a
+         * failed connect, the next backend gets its turn. */
+        backend_retry(c, rc);
+        return;
     }
     if (rc != 0) {
         tf_conn_fail(c, rc, "backend connect");

@@ -68,9 +68,12 @@ void tf_pump_on_shut(tf_stream_t *dst)
 {
     tf_conn_t *c = dst->conn;
     if (dst == &c->client) {
-        /* The backend ended and the client has its close_notify: done. */
+        /* The backend ended and the client has its close_notify; the client
+         * may still be sending (TLS 1.3 half-close): the connection ends
+         * when both directions have (tf_pump_balance), or at the idle
+         * timeout. */
         c->down = TF_FLOW_ENDED;
-        tf_conn_close(c, TF_LOG_INFO, "backend closed");
+        tf_pump_balance(c);
         return;
     }
     c->up = TF_FLOW_ENDED;

@@ -81,6 +81,13 @@ static int load_bundle(WOLFSSL_CTX *wctx, WOLFSSL *ssl, const tf_cs_bundle_t *b)
 int tf_tls__select(tf_tls_session_t *s, const char *sni, size_t len)
 {
     s->selected = true;
+    /* A NUL inside the name would make the copy below (used for routing and
+     * the log) differ from what is looked up: such a name is simply invalid,
+     * an SNI that matches nothing. */
+    if (sni != NULL && memchr(sni, '\0', len) != NULL) {
+        sni = "";
+        len = 0;
+    }
     /* Kept for the log: wolfSSL forgets it when it resets after a shutdown,
      * and never sees it when the name is rejected. A few dozen bytes. */
     if (sni != NULL && len > 0 && s->sni == NULL && (s->sni = strndup(sni, len)) == NULL) {

@@ -16,7 +16,8 @@
 enum {
     REC_HDR = 5,
     HS_HDR = 4,
-    MAX_HELLO = 65536,         /* larger ClientHellos are refused as malformed */
+    MAX_HELLO = 16384,         /* larger ClientHellos are refused as malformed */
+    MAX_HELLO_RECORDS = 64,    /* a hello in more pieces is left to wolfSSL, not reassembled */
     MAX_RECORD = 16384 + 2048, /* TLSCiphertext limit, RFC 8446 §5.2 */
 };
 
@@ -106,10 +107,13 @@ static int parse_body(span_t b, const char **name, size_t *len)
  * is not a handshake record. */
 static long gather(const uint8_t *in, size_t inlen, uint8_t *dst, size_t want)
 {
-    size_t have = 0;
+    size_t have = 0, records = 0;
     while (have < want && inlen >= REC_HDR) {
         size_t rlen = (size_t)in[3] << 8 | in[4];
-        if (in[0] != 0x16 || in[1] != 0x03 || rlen == 0 || rlen > MAX_RECORD)
+        /* Each read re-scans the buffered records: bounding their number
+         * keeps a hello sent in 1-byte records from costing quadratic time. */
+        if (in[0] != 0x16 || in[1] != 0x03 || rlen == 0 || rlen > MAX_RECORD ||
+            ++records > MAX_HELLO_RECORDS)
             return -1;
         if (inlen < REC_HDR + rlen)
             break;
@@ -147,16 +151,20 @@ int tf_tls__hello_sni(const uint8_t *in, size_t inlen, const char **name, size_t
             return parse_body((span_t){h + HS_HDR, blen}, name, len);
         }
     }
-    /* The ClientHello spans records: reassemble it. */
-    long have = gather(in, inlen, NULL, MAX_HELLO + HS_HDR);
+    /* The ClientHello spans records: reassemble it. Count only up to its own
+     * end, so a record after it (a change_cipher_spec in the same read) is
+     * never looked at. */
+    uint8_t hdr[HS_HDR];
+    long have = gather(in, inlen, hdr, HS_HDR);
     if (have < 0)
         return TF_TLS__HELLO_BAD;
     if (have < HS_HDR)
         return TF_TLS__HELLO_MORE;
-    uint8_t hdr[HS_HDR];
-    gather(in, inlen, hdr, HS_HDR);
     size_t blen = (size_t)hdr[1] << 16 | (size_t)hdr[2] << 8 | hdr[3];
     if (hdr[0] != 0x01 || blen > MAX_HELLO)
+        return TF_TLS__HELLO_BAD;
+    have = gather(in, inlen, NULL, HS_HDR + blen);
+    if (have < 0)
         return TF_TLS__HELLO_BAD;
     if ((size_t)have < HS_HDR + blen)
         return TF_TLS__HELLO_MORE;

@@ -229,6 +229,11 @@ int tf_tls_session_handshake(tf_tls_session_t *s)
         int ret = wolfSSL_accept(s->ssl);
         rc = ret == WOLFSSL_SUCCESS ? TF_TLS_OK : map_result(s, ret);
     }
+    /* A close_notify before the handshake ends is the end of it. */
+    if (rc == TF_TLS_CLOSED) {
+        s->error = "closed during the handshake";
+        rc = TF_ETLS;
+    }
     if (rc == TF_TLS_OK)
         s->established = true;
     else if (rc < 0)

@@ -143,7 +143,7 @@ Test(proxy_tls, gnutls_cli_half_close_round_trip)
     free(out);
     char *log = tf_px_log(&px);
     cr_expect_not_null(strstr(log, "client ended its output"), "%s", log);
-    cr_expect_not_null(strstr(log, "closed: backend closed; in=20 out=20"), "%s", log);
+    cr_expect_not_null(strstr(log, "closed: done; in=20 out=20"), "%s", log);
     free(log);
 }
 

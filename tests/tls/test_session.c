@@ -492,3 +492,63 @@ Test(tls_session, client_hello_over_two_records)
     wolfSSL_CTX_free(cc);
     tf_tls_ctx_free(ctx);
 }
+
+/* A ClientHello split over two records and followed, in the same read, by
+ * a change_cipher_spec record (as middlebox-compatible clients send) is
+ * still read by us before wolfSSL: an unknown name gets the plaintext
+ * alert, not a ServerHello. */
+Test(tls_session, split_client_hello_followed_by_ccs_is_still_preselected)
+{
+    tf_tls_ctx_t *ctx = hx_ctx(false, true, NULL);
+    WOLFSSL_CTX *cc = hx_client_ctx(13, NULL);
+    hx_pair_t *p = hx_pair_new(ctx, cc, "nobody.example", false);
+    cr_assert_eq(wolfSSL_connect(p->c), WOLFSSL_FATAL_ERROR);
+    size_t body = p->c2s.len - 5, half = body / 2;
+    static const uint8_t ccs[] = {0x14, 0x03, 0x03, 0x00, 0x01, 0x01};
+    uint8_t *b = malloc(p->c2s.len + 5 + sizeof ccs);
+    cr_assert_not_null(b);
+    memcpy(b, p->c2s.buf, 5);
+    b[3] = (uint8_t)(half >> 8), b[4] = (uint8_t)half;
+    memcpy(b + 5, p->c2s.buf + 5, half);
+    memcpy(b + 5 + half, p->c2s.buf, 5);
+    b[5 + half + 3] = (uint8_t)((body - half) >> 8), b[5 + half + 4] = (uint8_t)(body - half);
+    memcpy(b + 10 + half, p->c2s.buf + 5 + half, body - half);
+    memcpy(b + 10 + body, ccs, sizeof ccs);
+    cr_assert_eq(tf_tls_session_feed(p->s, b, 10 + body + sizeof ccs), 0);
+    free(b);
+    p->c2s.len = 0;
+    cr_expect_eq(tf_tls_session_handshake(p->s), TF_ETLS);
+    size_t n;
+    const void *out = tf_tls_session_out(p->s, &n);
+    cr_assert_eq(n, sizeof k_alert_112, "server sent %zu bytes", n);
+    cr_expect_arr_eq(out, k_alert_112, sizeof k_alert_112);
+    hx_pair_free(p);
+    wolfSSL_CTX_free(cc);
+    tf_tls_ctx_free(ctx);
+}
+
+/* A ClientHello in hundreds of tiny records is not reassembled by us (each
+ * read would re-scan them all): wolfSSL gets it as it is. */
+Test(tls_session, a_hello_in_tiny_records_is_not_reassembled)
+{
+    tf_tls_ctx_t *ctx = hx_ctx(false, false, NULL);
+    WOLFSSL_CTX *cc = hx_client_ctx(13, NULL);
+    hx_pair_t *p = hx_pair_new(ctx, cc, "x.tenants.example", false);
+    cr_assert_eq(wolfSSL_connect(p->c), WOLFSSL_FATAL_ERROR);
+    size_t body = p->c2s.len - 5;
+    uint8_t *b = malloc(body * 6);
+    cr_assert_not_null(b);
+    for (size_t i = 0; i < body; i++) {
+        memcpy(b + 6 * i, p->c2s.buf, 3);
+        b[6 * i + 3] = 0, b[6 * i + 4] = 1, b[6 * i + 5] = p->c2s.buf[5 + i];
+    }
+    cr_assert_eq(tf_tls_session_feed(p->s, b, body * 6), 0);
+    free(b);
+    p->c2s.len = 0;
+    /* Whatever wolfSSL makes of it, the session neither crashes nor hangs. */
+    int rc = tf_tls_session_handshake(p->s);
+    cr_expect(rc == TF_TLS_WANT_READ || rc == TF_TLS_OK || rc == TF_ETLS, "rc %d", rc);
+    hx_pair_free(p);
+    wolfSSL_CTX_free(cc);
+    tf_tls_ctx_free(ctx);
+}
