@@ -462,14 +462,12 @@ Test(tls_session, key_exchange_groups)
 
 /* A ClientHello cut into two handshake records (large post-quantum key
  * shares do that): the certificate is still chosen from its SNI. */
-Test(tls_session, client_hello_over_two_records)
+/* The client's pending ClientHello record re-cut into two records, followed
+ * by `extra` (len bytes). *out_len receives the total; the caller frees. */
+static uint8_t *split_hello(hx_pair_t *p, const uint8_t *extra, size_t len, size_t *out_len)
 {
-    tf_tls_ctx_t *ctx = hx_ctx(false, true, NULL);
-    WOLFSSL_CTX *cc = hx_client_ctx(13, NULL);
-    hx_pair_t *p = hx_pair_new(ctx, cc, "x.tenants.example", false);
-    cr_assert_eq(wolfSSL_connect(p->c), WOLFSSL_FATAL_ERROR); /* wants the ServerHello */
     size_t body = p->c2s.len - 5, half = body / 2;
-    uint8_t *b = malloc(p->c2s.len + 5);
+    uint8_t *b = malloc(p->c2s.len + 5 + len);
     cr_assert_not_null(b);
     memcpy(b, p->c2s.buf, 5);
     b[3] = (uint8_t)(half >> 8), b[4] = (uint8_t)half;
@@ -477,12 +475,26 @@ Test(tls_session, client_hello_over_two_records)
     memcpy(b + 5 + half, p->c2s.buf, 5);
     b[5 + half + 3] = (uint8_t)((body - half) >> 8), b[5 + half + 4] = (uint8_t)(body - half);
     memcpy(b + 10 + half, p->c2s.buf + 5 + half, body - half);
+    if (len > 0)
+        memcpy(b + 10 + body, extra, len);
+    *out_len = 10 + body + len;
+    p->c2s.len = 0;
+    return b;
+}
+
+Test(tls_session, client_hello_over_two_records)
+{
+    tf_tls_ctx_t *ctx = hx_ctx(false, true, NULL);
+    WOLFSSL_CTX *cc = hx_client_ctx(13, NULL);
+    hx_pair_t *p = hx_pair_new(ctx, cc, "x.tenants.example", false);
+    cr_assert_eq(wolfSSL_connect(p->c), WOLFSSL_FATAL_ERROR); /* wants the ServerHello */
+    size_t half = (p->c2s.len - 5) / 2, total;
+    uint8_t *b = split_hello(p, NULL, 0, &total);
     /* The first record alone is not enough to choose. */
     cr_assert_eq(tf_tls_session_feed(p->s, b, 5 + half), 0);
     cr_expect_eq(tf_tls_session_handshake(p->s), TF_TLS_WANT_READ);
-    cr_assert_eq(tf_tls_session_feed(p->s, b + 5 + half, body - half + 5), 0);
+    cr_assert_eq(tf_tls_session_feed(p->s, b + 5 + half, total - 5 - half), 0);
     free(b);
-    p->c2s.len = 0;
     cr_assert_eq(hx_handshake(p), TF_TLS_OK, "%s", tf_tls_session_error(p->s));
     cr_expect_eq(tf_tls_session_selection(p->s), TF_CS_SEL_WILDCARD);
     char subject[256];
@@ -503,20 +515,11 @@ Test(tls_session, split_client_hello_followed_by_ccs_is_still_preselected)
     WOLFSSL_CTX *cc = hx_client_ctx(13, NULL);
     hx_pair_t *p = hx_pair_new(ctx, cc, "nobody.example", false);
     cr_assert_eq(wolfSSL_connect(p->c), WOLFSSL_FATAL_ERROR);
-    size_t body = p->c2s.len - 5, half = body / 2;
     static const uint8_t ccs[] = {0x14, 0x03, 0x03, 0x00, 0x01, 0x01};
-    uint8_t *b = malloc(p->c2s.len + 5 + sizeof ccs);
-    cr_assert_not_null(b);
-    memcpy(b, p->c2s.buf, 5);
-    b[3] = (uint8_t)(half >> 8), b[4] = (uint8_t)half;
-    memcpy(b + 5, p->c2s.buf + 5, half);
-    memcpy(b + 5 + half, p->c2s.buf, 5);
-    b[5 + half + 3] = (uint8_t)((body - half) >> 8), b[5 + half + 4] = (uint8_t)(body - half);
-    memcpy(b + 10 + half, p->c2s.buf + 5 + half, body - half);
-    memcpy(b + 10 + body, ccs, sizeof ccs);
-    cr_assert_eq(tf_tls_session_feed(p->s, b, 10 + body + sizeof ccs), 0);
+    size_t total;
+    uint8_t *b = split_hello(p, ccs, sizeof ccs, &total);
+    cr_assert_eq(tf_tls_session_feed(p->s, b, total), 0);
     free(b);
-    p->c2s.len = 0;
     cr_expect_eq(tf_tls_session_handshake(p->s), TF_ETLS);
     size_t n;
     const void *out = tf_tls_session_out(p->s, &n);
