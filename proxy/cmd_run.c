@@ -40,21 +40,6 @@ typedef struct {
     bool stopping;
 } run_t;
 
-/* The HTTP layer is not wired in yet: say so rather than let an operator
- * believe Host routing and X-Forwarded-* are in effect. */
-static void warn_http_tenants(const tf_conf_t *conf)
-{
-    for (size_t i = 0; i < tf_conf_tenant_count(conf); i++) {
-        const tf_conf_tenant_t *t = tf_conf_tenant(conf, i);
-        if (t->mode == TF_CONF_MODE_HTTP)
-            TF_LOG(TF_LOG_WARN,
-                   "%s:%u:%u: tenant '%s': mode http is not implemented yet: its connections "
-                   "are piped as mode: tcp (tenant chosen by SNI, no Host routing, no "
-                   "X-Forwarded-* headers); set 'mode: tcp' to silence this",
-                   tf_conf_source(conf), t->line, t->column, t->name);
-    }
-}
-
 /* Builds the certificate store once; refuses to start without a default. */
 static int run_load_certs(const tf_conf_t *conf, tf_cs_snapshot_t **snap)
 {
@@ -314,7 +299,6 @@ int tf_cmd_run(int argc, char **argv)
     }
     rc = run_setup(&r);
     if (rc == 0) {
-        warn_http_tenants(r.server.conf);
         TF_LOG(TF_LOG_INFO, "tlsfront running (pid %ld)", (long)getpid());
         run_close_fds(&r); /* each worker holds its own duplicates now */
         uv_run(&r.loop, UV_RUN_DEFAULT);

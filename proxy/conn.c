@@ -4,6 +4,8 @@
 #include "proxy/conn.h"
 
 #include "common/err.h"
+#include "proxy/exchange.h"
+#include "proxy/pool.h"
 #include "proxy/proxy_internal.h"
 #include "proxy/pump.h"
 #include "proxy/upstream.h"
@@ -15,7 +17,6 @@
 #include <string.h>
 
 static void conn_on_handle_closed(uv_handle_t *h);
-static void backend_connect_next(tf_conn_t *c);
 
 /* ---- accept ----------------------------------------------------------- */
 
@@ -53,7 +54,6 @@ int tf_conn_accept(tf_worker_t *w, uv_stream_t *server)
     c->tenant = c->backend_ix = TF_CONN_NO_INDEX;
     c->phase = TF_CONN_HANDSHAKE;
     tf_stream_init(&c->client, &tf_stream_tls_ops, c);
-    tf_stream_init(&c->backend, &tf_stream_tcp_ops, c);
     uv_timer_init(&w->loop, &c->timer);
     c->handles++;
     tf_worker_conn_added(w, c);
@@ -79,22 +79,28 @@ void tf_conn_on_handshake(tf_conn_t *c)
     TF_CONN_LOG(TF_LOG_DEBUG, c, "handshake done: %s %s%s", tf_tls_session_version(c->client.tls),
                 tf_tls_session_cipher(c->client.tls),
                 tf_tls_session_resumed(c->client.tls) ? " resumed" : "");
-    c->tenant = tf_upstream_route(w->upstream, sni);
-    if (c->tenant == TF_UPSTREAM_NONE) {
-        tf_conn_close(c, TF_LOG_INFO, "no tenant for this name");
+    uint32_t t = tf_upstream_route(w->upstream, sni);
+    if (t != TF_UPSTREAM_NONE && tf_upstream_tenant_conf(w->upstream, t)->mode == TF_CONF_MODE_TCP) {
+        c->tenant = t;
+        c->phase = TF_CONN_CONNECTING;
+        tf_pump_balance(c);
+        tf_conn_connect_backend(c);
         return;
     }
-    c->phase = TF_CONN_CONNECTING;
-    tf_pump_balance(c);
-    backend_connect_next(c);
+    /* Mode http: every request is routed by its own Host. */
+    int rc = tf_hx_start(c);
+    if (rc != 0)
+        tf_conn_fail(c, rc, "HTTP");
 }
 
 static void backend_on_connect(uv_connect_t *req, int status);
 
-/* One attempt: a fresh handle to the next backend not marked down. */
+/* The attempt failed (refused, unreachable, timed out): mark the backend
+ * down and try the next one on a new stream, which inherits what the
+ * client already sent. */
 static void backend_retry(tf_conn_t *c, int err);
 
-static void backend_connect_next(tf_conn_t *c)
+void tf_conn_connect_backend(tf_conn_t *c)
 {
     tf_worker_t *w = c->worker;
     uint64_t now = uv_now(&w->loop);
@@ -102,44 +108,45 @@ static void backend_connect_next(tf_conn_t *c)
     if (c->attempts < tf_upstream_backend_count(w->upstream, c->tenant))
         b = tf_upstream_pick(w->upstream, c->tenant, now);
     if (b == TF_UPSTREAM_NONE) {
+        if (c->hx != NULL) {
+            tf_hx_on_backend_failed(c);
+            return;
+        }
         tf_conn_close(c, TF_LOG_WARN, "no backend available");
         return;
     }
     c->attempts++;
     c->backend_ix = b;
     const tf_backend_t *be = tf_upstream_backend(w->upstream, c->tenant, b);
-    int rc = uv_tcp_init(&w->loop, &c->backend.tcp);
-    if (rc == 0) {
-        c->handles++;
-        c->backend.flags |= TF_STREAM_OPEN;
-        rc = uv_tcp_connect(&c->breq.connect, &c->backend.tcp, &be->addr.sa, backend_on_connect);
+    if (c->hx != NULL && tf_hx_pool_allowed(c)) {
+        tf_stream_t *pooled = tf_pool_take(w->pool, &be->addr.sa, c);
+        if (pooled != NULL) {
+            c->backend = pooled;
+            tf_hx_on_backend_ready(c, true);
+            return;
+        }
     }
-    if (rc != 0 && (c->backend.flags & TF_STREAM_OPEN)) {
+    tf_stream_t *s = tf_bstream_new(&w->loop, c);
+    if (s == NULL) {
+        tf_conn_fail(c, TF_ENOMEM, "backend connect");
+        return;
+    }
+    if (c->backend != NULL) {
+        tf_bstream_move_queue(s, c->backend);
+        tf_bstream_release(c->backend);
+    }
+    c->backend = s;
+    c->phase = TF_CONN_CONNECTING;
+    int rc = tf_bstream_connect(s, &be->addr.sa, backend_on_connect);
+    if (rc != 0) {
         /* Refused at once (unreachable, no address, no socket): like a
          * failed connect, the next backend gets its turn. */
         backend_retry(c, rc);
         return;
     }
-    if (rc != 0) {
-        tf_conn_fail(c, rc, "backend connect");
-        return;
-    }
     tf_conn_arm_timer(c);
 }
 
-static void backend_on_retry_closed(uv_handle_t *h)
-{
-    tf_conn_t *c = tf_container_of(h, tf_conn_t, backend.tcp);
-    if (tf_conn_closing(c)) {
-        conn_on_handle_closed(h);
-        return;
-    }
-    c->handles--;
-    backend_connect_next(c);
-}
-
-/* The attempt failed (refused, unreachable, timed out): mark the backend
- * down and try the next one on a new handle once this one has closed. */
 static void backend_retry(tf_conn_t *c, int err)
 {
     tf_worker_t *w = c->worker;
@@ -148,24 +155,41 @@ static void backend_retry(tf_conn_t *c, int err)
                 uv_strerror(err), TF_UPSTREAM_DOWN_MS / 1000);
     tf_upstream_mark_down(w->upstream, c->tenant, c->backend_ix, uv_now(&w->loop));
     uv_timer_stop(&c->timer); /* re-armed by the next attempt */
-    c->backend.ops->close(&c->backend, backend_on_retry_closed);
+    tf_conn_connect_backend(c);
 }
 
 static void backend_on_connect(uv_connect_t *req, int status)
 {
-    tf_conn_t *c = tf_container_of(req, tf_conn_t, breq.connect);
-    if (tf_conn_closing(c) || status == UV_ECANCELED)
+    tf_bstream_t *b = tf_container_of(req, tf_bstream_t, req.connect);
+    tf_conn_t *c = b->s.conn;
+    if (c == NULL || tf_conn_closing(c) || status == UV_ECANCELED)
         return;
     if (status < 0) {
         backend_retry(c, status);
         return;
     }
-    uv_tcp_nodelay(&c->backend.tcp, 1);
+    uv_tcp_nodelay(&b->s.tcp, 1);
     TF_CONN_LOG(TF_LOG_DEBUG, c, "backend %s connected",
                 tf_upstream_backend(c->worker->upstream, c->tenant, c->backend_ix)->text);
-    c->phase = TF_CONN_TUNNEL;
     c->active_ms = uv_now(&c->worker->loop);
+    if (c->hx != NULL) {
+        tf_hx_on_backend_ready(c, false);
+        return;
+    }
+    c->phase = TF_CONN_TUNNEL;
     tf_pump_start(c);
+}
+
+void tf_conn_stream_fail(tf_stream_t *s, int err, const char *what)
+{
+    tf_conn_t *c = s->conn;
+    if (c == NULL || tf_conn_closing(c))
+        return;
+    if (s == c->backend && c->hx != NULL && c->phase != TF_CONN_TUNNEL) {
+        tf_hx_on_backend_error(c, err);
+        return;
+    }
+    tf_conn_fail(c, err, what);
 }
 
 /* ---- the one timer ---------------------------------------------------- */
@@ -179,6 +203,9 @@ static uint64_t phase_timeout(const tf_conn_t *c)
     case TF_CONN_CONNECTING:
         return t->connect_ms;
     case TF_CONN_TUNNEL:
+        /* An upgraded HTTP connection (WebSocket) lives by its own limit. */
+        return c->hx != NULL ? t->tunnel_ms : t->idle_ms;
+    case TF_CONN_HTTP:
     case TF_CONN_CLOSING:
         break;
     }
@@ -194,6 +221,10 @@ void tf_conn_arm_timer(tf_conn_t *c)
 {
     if (tf_conn_closing(c))
         return;
+    if (c->phase == TF_CONN_HTTP) {
+        uv_timer_start(&c->timer, conn_on_timer, tf_hx_timeout_ms(c), 0);
+        return;
+    }
     uint64_t ms = phase_timeout(c);
     if (c->phase == TF_CONN_TUNNEL) {
         uint64_t idle = uv_now(&c->worker->loop) - c->active_ms;
@@ -214,6 +245,9 @@ static void conn_on_timer(uv_timer_t *timer)
         /* Not closing the connection: the next backend may answer. Closing
          * the handle cancels the connect (its callback sees UV_ECANCELED). */
         backend_retry(c, UV_ETIMEDOUT);
+        return;
+    case TF_CONN_HTTP:
+        tf_hx_on_timer(c);
         return;
     case TF_CONN_TUNNEL:
         if (now - c->active_ms >= phase_timeout(c)) {
@@ -280,7 +314,6 @@ static void conn_on_handle_closed(uv_handle_t *h)
     if (--c->handles > 0)
         return;
     tf_stream_dispose(&c->client);
-    tf_stream_dispose(&c->backend);
     tf_worker_conn_removed(c->worker, c);
     free(c);
 }
@@ -292,9 +325,14 @@ void tf_conn_close(tf_conn_t *c, tf_log_level_t level, const char *reason)
     c->reason = reason;
     conn_log_summary(c, level);
     c->phase = TF_CONN_CLOSING;
-    c->client.tcp.data = c->backend.tcp.data = c->timer.data = c;
+    c->client.tcp.data = c->timer.data = c;
     c->client.ops->close(&c->client, conn_on_handle_closed);
-    c->backend.ops->close(&c->backend, conn_on_handle_closed);
+    if (c->backend != NULL) {
+        tf_bstream_release(c->backend);
+        c->backend = NULL;
+    }
+    tf_hx_free(c->hx);
+    c->hx = NULL;
     uv_close((uv_handle_t *)&c->timer, conn_on_handle_closed);
 }
 
@@ -315,4 +353,10 @@ void tf_conn_fail(tf_conn_t *c, int err, const char *what)
                   err == UV_EOF ? "peer closed"
                   : benign      ? "peer reset"
                                 : "I/O error");
+}
+
+void tf_conn_drain(tf_conn_t *c)
+{
+    if (c->hx != NULL && !tf_conn_closing(c) && c->phase != TF_CONN_TUNNEL)
+        tf_hx_drain(c);
 }

@@ -4,10 +4,18 @@
  *
  * Lifecycle (phase):
  *   HANDSHAKE  → TLS handshake with the client (timeouts.handshake)
- *   CONNECTING → tenant chosen by SNI, connecting a backend (timeouts.connect
- *                per attempt; a failed backend is marked down, the next tried)
- *   TUNNEL     → bytes pumped both ways (timeouts.idle while nothing moves)
+ *   CONNECTING → connecting a backend (timeouts.connect per attempt; a
+ *                failed backend is marked down, the next tried)
+ *   HTTP       → mode http: requests and responses relayed one exchange at
+ *                a time by exchange.c (its own timeouts); CONNECTING again
+ *                whenever a request needs a new backend connection
+ *   TUNNEL     → bytes pumped both ways: mode tcp from the first byte
+ *                (timeouts.idle while nothing moves), mode http after a
+ *                101 Switching Protocols (timeouts.tunnel)
  *   CLOSING    → handles closing; freed by the last close callback
+ * The tenant of a mode tcp connection is chosen by SNI; a connection whose
+ * SNI names no mode tcp tenant speaks HTTP and routes every request by its
+ * Host.
  * Each direction has its own state (tf_flow_t): up = client → backend,
  * down = backend → client.
  *
@@ -34,9 +42,12 @@ typedef struct tf_worker tf_worker_t;
 typedef enum {
     TF_CONN_HANDSHAKE,
     TF_CONN_CONNECTING,
+    TF_CONN_HTTP,
     TF_CONN_TUNNEL,
     TF_CONN_CLOSING,
 } tf_conn_phase_t;
+
+typedef struct tf_hx tf_hx_t;
 
 typedef enum {
     TF_FLOW_OPEN,   /* source read, destination written */
@@ -47,13 +58,10 @@ typedef enum {
 #define TF_CONN_NO_INDEX UINT32_MAX
 
 struct tf_conn {
-    tf_stream_t client;  /* TLS */
-    tf_stream_t backend; /* plain TCP */
+    tf_stream_t client;   /* TLS */
+    tf_stream_t *backend; /* plain TCP (a tf_bstream_t), or NULL; owned */
+    tf_hx_t *hx;          /* mode http's state, or NULL; owned */
     uv_timer_t timer;
-    union {
-        uv_connect_t connect;
-        uv_shutdown_t shutdown;
-    } breq; /* the backend's: a connect completes before any shutdown */
     tf_worker_t *worker;
     tf_conn_t *prev, *next; /* the worker's list of connections */
     uint64_t id;
@@ -92,12 +100,28 @@ static inline bool tf_conn_closing(const tf_conn_t *c)
     return c->phase == TF_CONN_CLOSING;
 }
 
+/* The worker is draining: an HTTP connection waiting for a request closes
+ * now, one in the middle of an exchange after its response; a tunnel goes
+ * on until it ends or timeouts.drain. */
+void tf_conn_drain(tf_conn_t *c);
+
 /* Closes on an I/O or TLS error (err: UV_* or TF_* code): resets and
  * timeouts are info, other failures warnings. */
 void tf_conn_fail(tf_conn_t *c, int err, const char *what);
 
 /* The TLS stream calls this once the handshake completed. */
 void tf_conn_on_handshake(tf_conn_t *c);
+
+/* Connects a backend of c->tenant (round robin, down marks, one retry per
+ * backend): mode tcp then starts the tunnel, mode http hands the
+ * connection to tf_hx_on_backend_ready() or, when none answers,
+ * tf_hx_on_backend_failed(). */
+void tf_conn_connect_backend(tf_conn_t *c);
+
+/* A stream of the connection failed (err: UV_* or TF_*): the backend's
+ * failures go to the HTTP exchange when there is one (it may retry or
+ * answer 502), everything else closes the connection. */
+void tf_conn_stream_fail(tf_stream_t *s, int err, const char *what);
 
 /* Re-arms the connection's one timer for its phase. */
 void tf_conn_arm_timer(tf_conn_t *c);

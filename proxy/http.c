@@ -74,37 +74,45 @@ static long scan_head(const char *buf, size_t len)
 static int on_url(http_parser *hp, const char *at, size_t len)
 {
     tf_http_parser_t *p = hp->data;
-    p->req->target = at;
-    p->req->target_len = len;
+    if (p->target != NULL) {
+        *p->target = at;
+        *p->target_len = len;
+    }
     return 0;
 }
 
 static int on_header_field(http_parser *hp, const char *at, size_t len)
 {
     tf_http_parser_t *p = hp->data;
-    tf_http_request_t *r = p->req;
-    if (r->nheaders == TF_HTTP_MAX_HEADERS)
+    if (p->in_body)
+        return 0; /* trailers are relayed as bytes, never interpreted */
+    size_t n = *p->nheaders;
+    if (n == TF_HTTP_MAX_HEADERS)
         return -1;
-    r->headers[r->nheaders] = (tf_http_header_t){.name = at, .name_len = len, .value = at + len};
-    r->nheaders++;
+    p->headers[n] = (tf_http_header_t){.name = at, .name_len = len, .value = at + len};
+    *p->nheaders = n + 1;
     return 0;
 }
 
 static int on_header_value(http_parser *hp, const char *at, size_t len)
 {
     tf_http_parser_t *p = hp->data;
-    tf_http_request_t *r = p->req;
-    if (r->nheaders == 0)
+    if (p->in_body)
+        return 0;
+    size_t n = *p->nheaders;
+    if (n == 0)
         return -1;
-    r->headers[r->nheaders - 1].value = at;
-    r->headers[r->nheaders - 1].value_len = len;
+    p->headers[n - 1].value = at;
+    p->headers[n - 1].value_len = len;
     return 0;
 }
 
 static int on_headers_complete(http_parser *hp)
 {
+    tf_http_parser_t *p = hp->data;
     http_parser_pause(hp, 1);
-    return 0;
+    /* 1: no body follows whatever the headers say (a response to HEAD). */
+    return p->skip_body ? 1 : 0;
 }
 
 static int on_message_complete(http_parser *hp)
@@ -128,6 +136,14 @@ void tf_http_parser_init(tf_http_parser_t *p)
     memset(p, 0, sizeof *p);
     http_parser_init(&p->parser, HTTP_REQUEST);
     p->parser.data = p;
+}
+
+void tf_http_parser_init_response(tf_http_parser_t *p, bool head_request)
+{
+    memset(p, 0, sizeof *p);
+    http_parser_init(&p->parser, HTTP_RESPONSE);
+    p->parser.data = p;
+    p->skip_body = head_request;
 }
 
 /* ---- what the headers say -------------------------------------------------------- */
@@ -241,7 +257,10 @@ int tf_http_parse_head(tf_http_parser_t *p, const char *buf, size_t len, size_t 
         return len >= max_head ? 431 : TF_HTTP_MORE;
 
     memset(req, 0, sizeof *req);
-    p->req = req;
+    p->headers = req->headers;
+    p->nheaders = &req->nheaders;
+    p->target = &req->target;
+    p->target_len = &req->target_len;
     size_t n = http_parser_execute(&p->parser, &settings, buf, (size_t)head);
     if (HTTP_PARSER_ERRNO(&p->parser) != HPE_PAUSED || p->parser.http_major != 1 ||
         p->parser.http_minor > 1)
@@ -286,6 +305,92 @@ int tf_http_body(tf_http_parser_t *p, const char *buf, size_t len, size_t *used,
     return 0;
 }
 
+/* ---- responses -------------------------------------------------------------------- */
+
+/* The end of a response head: an empty line, CRLF or bare LF. Returns its
+ * length or 0 when it has not ended within len bytes. */
+static size_t scan_response_head(const char *buf, size_t len)
+{
+    for (size_t i = 1; i < len; i++) {
+        if (buf[i] != '\n')
+            continue;
+        if (buf[i - 1] == '\n')
+            return i + 1;
+        if (buf[i - 1] == '\r' && i >= 2 && buf[i - 2] == '\n')
+            return i + 1;
+    }
+    return 0;
+}
+
+/* Framing of a response (RFC 9112 §6.3): identical duplicate
+ * Content-Lengths are one, anything else ambiguous is refused. */
+static int response_framing(tf_http_parser_t *p, tf_http_response_t *r)
+{
+    size_t lengths = 0, tes = 0;
+    te_scan_t te = {0};
+    for (size_t i = 0; i < r->nheaders; i++) {
+        const tf_http_header_t *h = &r->headers[i];
+        if (name_is(h, "content-length")) {
+            uint64_t v = 0;
+            if (!parse_length(h, &v) || (lengths > 0 && v != r->content_length))
+                return 502;
+            r->content_length = v;
+            lengths++;
+        } else if (name_is(h, "transfer-encoding")) {
+            tes++;
+            each_token(h->value, h->value_len, te_token, &te);
+        }
+    }
+    if (tes > 0 && lengths > 0)
+        return 502;
+    unsigned st = r->status;
+    if (p->skip_body || st / 100 == 1 || st == 204 || st == 304)
+        r->body = TF_HTTP_RESP_NONE;
+    else if (tes > 0)
+        r->body = te.last_chunked ? TF_HTTP_RESP_CHUNKED : TF_HTTP_RESP_CLOSE;
+    else if (lengths > 0)
+        r->body = r->content_length > 0 ? TF_HTTP_RESP_LENGTH : TF_HTTP_RESP_NONE;
+    else
+        r->body = TF_HTTP_RESP_CLOSE;
+    return 0;
+}
+
+int tf_http_parse_response_head(tf_http_parser_t *p, const char *buf, size_t len,
+                                size_t max_head, tf_http_response_t *resp)
+{
+    size_t head = scan_response_head(buf, len < max_head ? len : max_head);
+    if (head == 0)
+        return len >= max_head ? 502 : TF_HTTP_MORE;
+    memset(resp, 0, sizeof *resp);
+    resp->start = buf;
+    p->headers = resp->headers;
+    p->nheaders = &resp->nheaders;
+    p->target = NULL;
+    size_t n = http_parser_execute(&p->parser, &settings, buf, head);
+    if (HTTP_PARSER_ERRNO(&p->parser) != HPE_PAUSED || p->parser.http_major != 1 ||
+        p->parser.http_minor > 1)
+        return 502;
+    resp->status = p->parser.status_code;
+    resp->version_minor = p->parser.http_minor;
+    resp->head_len = head;
+    resp->upgrade = resp->status == 101;
+    int status = response_framing(p, resp);
+    if (status != 0)
+        return status;
+    http_parser_pause(&p->parser, 0);
+    p->in_body = true;
+    if (n < head) {
+        http_parser_execute(&p->parser, &settings, buf + n, head - n);
+        enum http_errno e = HTTP_PARSER_ERRNO(&p->parser);
+        if (e != HPE_OK && e != HPE_PAUSED)
+            return 502;
+    }
+    resp->keep_alive = http_should_keep_alive(&p->parser) != 0 && resp->body != TF_HTTP_RESP_CLOSE;
+    if (resp->body == TF_HTTP_RESP_NONE)
+        p->done = true;
+    return 0;
+}
+
 /* ---- the backend's head ------------------------------------------------------------ */
 
 typedef struct {
@@ -321,16 +426,21 @@ static void put_header(out_t *o, const char *name, const char *value, size_t vle
  * what the client claimed about forwarding: never passed on. */
 static bool hop_by_hop(const tf_http_header_t *h, bool upgrade)
 {
-    static const char *const names[] = {"connection",       "keep-alive",
-                                        "proxy-connection", "te",
-                                        "trailer",          "x-forwarded-for",
-                                        "x-forwarded-proto", "x-forwarded-host",
-                                        "x-forwarded-port"};
+    static const char *const names[] = {"connection", "keep-alive", "proxy-connection", "te",
+                                        "trailer"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         if (name_is(h, names[i]))
             return true;
     }
     return name_is(h, "upgrade") && !upgrade;
+}
+
+/* What the client claimed about forwarding: replaced, never passed on. */
+static bool client_forwarded(const tf_http_header_t *h)
+{
+    return h->name_len > 12 && strncasecmp(h->name, "x-forwarded-", 12) == 0 &&
+           (name_is(h, "x-forwarded-for") || name_is(h, "x-forwarded-proto") ||
+            name_is(h, "x-forwarded-host") || name_is(h, "x-forwarded-port"));
 }
 
 typedef struct {
@@ -343,13 +453,13 @@ static bool names_header(const char *t, size_t n, void *ud)
     return n == h->name_len && strncasecmp(t, h->name, n) == 0;
 }
 
-/* A header the client's Connection header names is hop-by-hop too. */
-static bool listed_in_connection(const tf_http_request_t *r, const tf_http_header_t *h)
+/* A header the Connection header names is hop-by-hop too. */
+static bool listed_in_connection(const tf_http_header_t *hs, size_t n, const tf_http_header_t *h)
 {
     listed_t l = {.h = h};
-    for (size_t i = 0; i < r->nheaders; i++) {
-        if (name_is(&r->headers[i], "connection") &&
-            each_token(r->headers[i].value, r->headers[i].value_len, names_header, &l))
+    for (size_t i = 0; i < n; i++) {
+        if (name_is(&hs[i], "connection") &&
+            each_token(hs[i].value, hs[i].value_len, names_header, &l))
             return true;
     }
     return false;
@@ -365,7 +475,8 @@ long tf_http_rewrite_head(const tf_http_request_t *req, const tf_http_forward_t 
     for (size_t i = 0; i < req->nheaders; i++) {
         const tf_http_header_t *h = &req->headers[i];
         bool upgrade_header = req->upgrade && name_is(h, "upgrade");
-        if (hop_by_hop(h, req->upgrade) || (!upgrade_header && listed_in_connection(req, h)))
+        if (hop_by_hop(h, req->upgrade) || client_forwarded(h) ||
+            (!upgrade_header && listed_in_connection(req->headers, req->nheaders, h)))
             continue;
         put(&o, h->name, h->name_len);
         put(&o, ": ", 2);
@@ -381,6 +492,36 @@ long tf_http_rewrite_head(const tf_http_request_t *req, const tf_http_forward_t 
     if (req->host != NULL)
         put_header(&o, "X-Forwarded-Host", req->host, req->host_len);
     put_header(&o, "X-Forwarded-Port", port, (size_t)plen);
+    put(&o, "\r\n", 2);
+    return o.overflow ? -1 : (long)o.len;
+}
+
+
+long tf_http_rewrite_response_head(const tf_http_response_t *resp, bool close, char *out,
+                                   size_t outlen)
+{
+    out_t o = {.out = out, .cap = outlen};
+    const char *eol = memchr(resp->start, '\n', resp->head_len);
+    size_t line = eol != NULL ? (size_t)(eol - resp->start) : 0;
+    if (line > 0 && resp->start[line - 1] == '\r')
+        line--;
+    put(&o, resp->start, line);
+    put(&o, "\r\n", 2);
+    for (size_t i = 0; i < resp->nheaders; i++) {
+        const tf_http_header_t *h = &resp->headers[i];
+        bool upgrade_header = resp->upgrade && name_is(h, "upgrade");
+        if (!upgrade_header && (hop_by_hop(h, resp->upgrade) ||
+                                listed_in_connection(resp->headers, resp->nheaders, h)))
+            continue;
+        put(&o, h->name, h->name_len);
+        put(&o, ": ", 2);
+        put(&o, h->value, h->value_len);
+        put(&o, "\r\n", 2);
+    }
+    if (resp->upgrade)
+        put_str(&o, "Connection: upgrade\r\n");
+    else if (close)
+        put_str(&o, "Connection: close\r\n");
     put(&o, "\r\n", 2);
     return o.overflow ? -1 : (long)o.len;
 }

@@ -51,17 +51,47 @@ typedef struct {
     size_t head_len;      /* bytes of the head, up to and including its empty line */
 } tf_http_request_t;
 
-/* One request's parser. Embed it in the connection; no allocation. */
+/* How a response's body ends. */
+typedef enum {
+    TF_HTTP_RESP_NONE,    /* HEAD, 1xx, 204, 304, or Content-Length: 0 */
+    TF_HTTP_RESP_LENGTH,  /* Content-Length bytes */
+    TF_HTTP_RESP_CHUNKED, /* chunked, with optional trailers */
+    TF_HTTP_RESP_CLOSE,   /* everything until the backend closes */
+} tf_http_resp_body_t;
+
+/* A backend's response head. Pointers into the caller's buffer. */
+typedef struct {
+    const char *start; /* the status line */
+    unsigned status;
+    unsigned version_minor;
+    tf_http_header_t headers[TF_HTTP_MAX_HEADERS];
+    size_t nheaders;
+    tf_http_resp_body_t body;
+    uint64_t content_length;
+    bool keep_alive; /* the backend will keep the connection open after it */
+    bool upgrade;    /* 101 Switching Protocols */
+    size_t head_len;
+} tf_http_response_t;
+
+/* One message's parser (a request or a response). Embed it in the
+ * connection; no allocation. */
 typedef struct {
     http_parser parser;
-    tf_http_request_t *req; /* being filled by tf_http_parse_head() */
-    const char *last_field;
+    tf_http_header_t *headers; /* of the message being parsed */
+    size_t *nheaders;
+    const char **target;
+    size_t *target_len;
+    bool skip_body; /* a response to HEAD */
     bool in_body;
     bool done;
 } tf_http_parser_t;
 
 /* Readies the parser for the next request on the connection. */
 void tf_http_parser_init(tf_http_parser_t *p);
+
+/* Readies the parser for a backend's response; head_request: the request
+ * was HEAD (the response has no body whatever its headers say). */
+void tf_http_parser_init_response(tf_http_parser_t *p, bool head_request);
 
 /* Parses the request head at the start of buf (len bytes read so far).
  * Returns 0 with *req filled (pointers into buf) when the head is complete,
@@ -83,6 +113,24 @@ int tf_http_parse_head(tf_http_parser_t *p, const char *buf, size_t len, size_t 
  * buf is the next pipelined request. Returns 0, or 400 for a malformed
  * chunked body (invalid chunk size, bad framing). */
 int tf_http_body(tf_http_parser_t *p, const char *buf, size_t len, size_t *used, bool *done);
+
+/* Parses a backend's response head at the start of buf. Returns 0 with
+ * *resp filled, TF_HTTP_MORE, or 502 for a response that cannot be relayed
+ * safely (syntax, conflicting or duplicate Content-Length, Content-Length
+ * with Transfer-Encoding, a head over max_head bytes). Lenient where that
+ * is harmless (bare LF line ends): backends are configured, not hostile,
+ * but their framing must never be ambiguous. Bodies are then followed with
+ * tf_http_body(); a TF_HTTP_RESP_CLOSE body is never done before EOF. */
+int tf_http_parse_response_head(tf_http_parser_t *p, const char *buf, size_t len,
+                                size_t max_head, tf_http_response_t *resp);
+
+/* Writes the head to send the client: the status line and headers as
+ * received without the hop-by-hop ones (Connection and the headers it
+ * names, Keep-Alive, Proxy-Connection, TE, Trailer, Upgrade unless
+ * upgrading), then "Connection: close" when close is set, or
+ * "Connection: upgrade" for a 101. Returns the length or -1 (out too small). */
+long tf_http_rewrite_response_head(const tf_http_response_t *resp, bool close, char *out,
+                                   size_t outlen);
 
 /* What the backend is told about the client (SPEC §7). */
 typedef struct {

@@ -3,12 +3,19 @@
  * tf_stream_ops_t. */
 #include "proxy/pump.h"
 
+#include "proxy/exchange.h"
 #include "proxy/worker.h"
 
 static tf_stream_t *peer_of(tf_stream_t *s)
 {
     tf_conn_t *c = s->conn;
-    return s == &c->client ? &c->backend : &c->client;
+    return s == &c->client ? c->backend : &c->client;
+}
+
+/* Mode http hands everything to the exchange until a 101 makes a tunnel. */
+static bool http_owns(const tf_conn_t *c)
+{
+    return c->hx != NULL && c->phase != TF_CONN_TUNNEL;
 }
 
 /* The state of the direction that reads from `src`. */
@@ -26,6 +33,10 @@ static void touch(tf_conn_t *c)
 void tf_pump_on_data(tf_stream_t *src, const char *data, size_t len)
 {
     tf_conn_t *c = src->conn;
+    if (http_owns(c)) {
+        tf_hx_on_data(src, data, len);
+        return;
+    }
     tf_stream_t *dst = peer_of(src);
     if (src == &c->client)
         c->bytes_up += len;
@@ -43,6 +54,10 @@ void tf_pump_on_data(tf_stream_t *src, const char *data, size_t len)
 void tf_pump_on_eof(tf_stream_t *src)
 {
     tf_conn_t *c = src->conn;
+    if (http_owns(c)) {
+        tf_hx_on_eof(src);
+        return;
+    }
     uint8_t *flow = flow_from(src);
     src->ops->read_stop(src);
     if (*flow != TF_FLOW_OPEN)
@@ -60,6 +75,10 @@ void tf_pump_on_eof(tf_stream_t *src)
 
 void tf_pump_on_written(tf_stream_t *dst)
 {
+    if (http_owns(dst->conn)) {
+        tf_hx_on_written(dst);
+        return;
+    }
     touch(dst->conn);
     tf_pump_balance(dst->conn);
 }
@@ -67,6 +86,10 @@ void tf_pump_on_written(tf_stream_t *dst)
 void tf_pump_on_shut(tf_stream_t *dst)
 {
     tf_conn_t *c = dst->conn;
+    if (http_owns(c)) {
+        tf_hx_on_shut(dst);
+        return;
+    }
     if (dst == &c->client) {
         /* The backend ended and the client has its close_notify; the client
          * may still be sending (TLS 1.3 half-close): the connection ends
@@ -82,12 +105,12 @@ void tf_pump_on_shut(tf_stream_t *dst)
 
 void tf_pump_start(tf_conn_t *c)
 {
-    tf_stream_set_writable(&c->backend);
+    tf_stream_set_writable(c->backend);
     if (tf_conn_closing(c))
         return;
     if (c->up == TF_FLOW_OPEN && c->client.ops->read_start(&c->client) != 0)
         goto fail;
-    if (c->down == TF_FLOW_OPEN && c->backend.ops->read_start(&c->backend) != 0)
+    if (c->down == TF_FLOW_OPEN && c->backend->ops->read_start(c->backend) != 0)
         goto fail;
     tf_conn_arm_timer(c);
     tf_pump_balance(c);
@@ -122,18 +145,25 @@ void tf_pump_balance(tf_conn_t *c)
     case TF_CONN_HANDSHAKE:
     case TF_CONN_CLOSING:
         return;
+    case TF_CONN_HTTP:
+        tf_hx_balance(c);
+        return;
     case TF_CONN_CONNECTING:
+        if (c->hx != NULL) {
+            tf_hx_balance(c);
+            return;
+        }
         /* Bytes that arrived with the handshake wait for the backend. */
         c->client.ops->read_stop(&c->client);
-        if (c->backend.ops->pending(&c->backend) > TF_PUMP_HARD_CAP)
+        if (c->backend != NULL && c->backend->ops->pending(c->backend) > TF_PUMP_HARD_CAP)
             tf_conn_close(c, TF_LOG_WARN, "peer does not read");
         return;
     case TF_CONN_TUNNEL:
         break;
     }
-    if (!balance_one(c, &c->client, &c->backend, c->up))
+    if (!balance_one(c, &c->client, c->backend, c->up))
         return;
-    if (!balance_one(c, &c->backend, &c->client, c->down))
+    if (!balance_one(c, c->backend, &c->client, c->down))
         return;
     if (c->up == TF_FLOW_ENDED && c->down == TF_FLOW_ENDED)
         tf_conn_close(c, TF_LOG_INFO, "done");

@@ -8,6 +8,7 @@
 #include "common/err.h"
 #include "proxy/conn.h"
 #include "proxy/proxy_internal.h"
+#include "proxy/pool.h"
 #include "proxy/pump.h"
 #include "proxy/worker.h"
 
@@ -95,10 +96,10 @@ static void stream_on_write(uv_write_t *req, int status)
     free(s->wbuf);
     s->wbuf = NULL;
     s->wlen = 0;
-    if (tf_conn_closing(s->conn))
+    if (s->conn == NULL || tf_conn_closing(s->conn))
         return;
     if (status < 0) {
-        tf_conn_fail(s->conn, status, "write");
+        tf_conn_stream_fail(s, status, "write");
         return;
     }
     if (tf_stream_flush(s) != 0 || tf_conn_closing(s->conn))
@@ -162,7 +163,7 @@ int tf_stream_flush(tf_stream_t *s)
         else if (rc == 0)
             return stream_check_shut(s);
         if (rc < 0) {
-            tf_conn_fail(s->conn, rc, rc == TF_ETLS ? tf_tls_session_error(s->tls) : "write");
+            tf_conn_stream_fail(s, rc, rc == TF_ETLS ? tf_tls_session_error(s->tls) : "write");
             return rc;
         }
         if (rc == 1)
@@ -190,12 +191,19 @@ static int stream_shutdown(tf_stream_t *s)
 static void tcp_on_read(uv_stream_t *h, ssize_t n, const uv_buf_t *buf)
 {
     tf_stream_t *s = tf_container_of(h, tf_stream_t, tcp);
+    if (s->conn == NULL) {
+        /* Idle in the pool: anything the backend says now (it closed, or
+         * sent bytes nobody asked for) makes the connection unusable. */
+        if (n != 0)
+            tf_pool_on_idle_event(s);
+        return;
+    }
     if (n > 0)
         tf_pump_on_data(s, buf->base, (size_t)n);
     else if (n == UV_EOF)
         tf_pump_on_eof(s);
     else if (n < 0)
-        tf_conn_fail(s->conn, (int)n, "backend read");
+        tf_conn_stream_fail(s, (int)n, "backend read");
 }
 
 static int tcp_read_start(tf_stream_t *s)
@@ -256,19 +264,20 @@ static int tcp_take(tf_stream_t *s, char **buf, size_t *len)
 
 static void tcp_on_shutdown(uv_shutdown_t *req, int status)
 {
-    tf_conn_t *c = tf_container_of(req, tf_conn_t, breq.shutdown);
-    if (tf_conn_closing(c))
+    tf_bstream_t *b = tf_container_of(req, tf_bstream_t, req.shutdown);
+    tf_conn_t *c = b->s.conn;
+    if (c == NULL || tf_conn_closing(c))
         return;
-    c->backend.flags |= TF_STREAM_SHUT_DONE;
+    b->s.flags |= TF_STREAM_SHUT_DONE;
     /* A peer that already reset makes the shutdown fail: the read side will
      * report that; the write side is over either way. */
-    tf_pump_on_shut(&c->backend);
+    tf_pump_on_shut(&b->s);
 }
 
 static int tcp_end(tf_stream_t *s)
 {
     s->flags |= TF_STREAM_SHUT_SENT;
-    int rc = uv_shutdown(&s->conn->breq.shutdown, (uv_stream_t *)&s->tcp, tcp_on_shutdown);
+    int rc = uv_shutdown(&tf_bstream_of(s)->req.shutdown, (uv_stream_t *)&s->tcp, tcp_on_shutdown);
     return rc < 0 ? rc : 1;
 }
 
@@ -278,6 +287,53 @@ static size_t tcp_pending(const tf_stream_t *s)
 }
 
 static const kind_t tcp_kind = {.take = tcp_take, .end = tcp_end};
+
+tf_stream_t *tf_bstream_new(uv_loop_t *loop, tf_conn_t *conn)
+{
+    tf_bstream_t *b = calloc(1, sizeof *b);
+    if (b == NULL)
+        return NULL;
+    tf_stream_init(&b->s, &tf_stream_tcp_ops, conn);
+    if (uv_tcp_init(loop, &b->s.tcp) != 0) {
+        free(b);
+        return NULL;
+    }
+    b->s.flags |= TF_STREAM_OPEN;
+    return &b->s;
+}
+
+int tf_bstream_connect(tf_stream_t *s, const struct sockaddr *sa, uv_connect_cb cb)
+{
+    return uv_tcp_connect(&tf_bstream_of(s)->req.connect, &s->tcp, sa, cb);
+}
+
+static void bstream_on_closed(uv_handle_t *h)
+{
+    tf_stream_t *s = tf_container_of(h, tf_stream_t, tcp);
+    tf_stream_dispose(s);
+    free(tf_bstream_of(s));
+}
+
+void tf_bstream_release(tf_stream_t *s)
+{
+    s->conn = NULL;
+    if (s->flags & TF_STREAM_OPEN) {
+        stream_close(s, bstream_on_closed);
+        return;
+    }
+    /* Never opened or already closing: the close callback frees it. */
+}
+
+void tf_bstream_move_queue(tf_stream_t *to, tf_stream_t *from)
+{
+    free(to->qbuf);
+    to->qbuf = from->qbuf;
+    to->qlen = from->qlen;
+    to->qcap = from->qcap;
+    from->qbuf = NULL;
+    from->qlen = from->qcap = 0;
+    to->flags |= from->flags & TF_STREAM_SHUT_WANTED;
+}
 
 const tf_stream_ops_t tf_stream_tcp_ops = {
     .read_start = tcp_read_start,

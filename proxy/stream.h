@@ -66,6 +66,22 @@ struct tf_stream {
     uv_tcp_t tcp;
 };
 
+/* A backend connection: a plain TCP stream allocated on its own, so that it
+ * can outlive the client connection that opened it (the pool keeps idle
+ * ones, pool.h). `s.conn` is its current owner, NULL while pooled or after
+ * release; every callback checks it. */
+typedef struct tf_bstream {
+    tf_stream_t s;
+    union {
+        uv_connect_t connect;
+        uv_shutdown_t shutdown;
+    } req; /* a connect completes before any shutdown */
+    struct tf_bstream *prev, *next; /* a pool's idle list */
+    void *bucket;                   /* the pool bucket holding it while idle */
+    uint64_t idle_since_ms;
+    uint32_t uses; /* requests it has carried */
+} tf_bstream_t;
+
 extern const tf_stream_ops_t tf_stream_tcp_ops;
 extern const tf_stream_ops_t tf_stream_tls_ops;
 
@@ -74,6 +90,26 @@ void tf_stream_init(tf_stream_t *s, const tf_stream_ops_t *ops, tf_conn_t *conn)
 
 /* Frees the queue and the in-flight buffer; call after the handle closed. */
 void tf_stream_dispose(tf_stream_t *s);
+
+/* A new backend stream owned by conn, its handle initialised on `loop`.
+ * NULL when out of memory or handles. */
+tf_stream_t *tf_bstream_new(uv_loop_t *loop, tf_conn_t *conn);
+
+/* Starts connecting; `cb` runs with the stream's tf_bstream_t request. */
+int tf_bstream_connect(tf_stream_t *s, const struct sockaddr *sa, uv_connect_cb cb);
+
+static inline tf_bstream_t *tf_bstream_of(tf_stream_t *s)
+{
+    return (tf_bstream_t *)(void *)s;
+}
+
+/* Detaches a backend stream from its owner, closes it and frees it once
+ * libuv has (pending callbacks see no owner and do nothing). */
+void tf_bstream_release(tf_stream_t *s);
+
+/* Moves what `from` holds for its peer (queued bytes, a wanted shutdown) to
+ * `to`: a retried connect keeps what the client already sent. */
+void tf_bstream_move_queue(tf_stream_t *to, tf_stream_t *from);
 
 /* Marks the stream connected and writes what was queued meanwhile. */
 int tf_stream_set_writable(tf_stream_t *s);

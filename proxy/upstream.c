@@ -238,3 +238,8 @@ void tf_upstream_mark_down(tf_upstream_t *u, uint32_t tenant, uint32_t backend, 
 {
     u->tenants[tenant].backends[backend].down_until_ms = now_ms + TF_UPSTREAM_DOWN_MS;
 }
+
+const tf_conf_tenant_t *tf_upstream_tenant_conf(const tf_upstream_t *u, uint32_t tenant)
+{
+    return u->tenants[tenant].conf;
+}

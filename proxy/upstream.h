@@ -43,6 +43,8 @@ void tf_upstream_free(tf_upstream_t *u);
 uint32_t tf_upstream_route(const tf_upstream_t *u, const char *sni);
 
 const char *tf_upstream_tenant_name(const tf_upstream_t *u, uint32_t tenant);
+/* The tenant's configuration (mode, health). */
+const tf_conf_tenant_t *tf_upstream_tenant_conf(const tf_upstream_t *u, uint32_t tenant);
 
 /* The next backend of `tenant`, round robin, skipping those marked down at
  * `now_ms`; when every one is down, the one due back first (a restarted

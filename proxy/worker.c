@@ -9,6 +9,7 @@
 #include "proxy/conn.h"
 #include "proxy/listener.h"
 #include "proxy/log.h"
+#include "proxy/pool.h"
 #include "proxy/upstream.h"
 
 #include <stdio.h>
@@ -36,6 +37,7 @@ static void worker_dispose(tf_worker_t *w)
                uv_strerror(rc));
     tf_tls_ctx_free(w->tls);
     tf_upstream_free(w->upstream);
+    tf_pool_free(w->pool);
     free(w->listeners);
     free(w);
 }
@@ -89,7 +91,8 @@ int tf_worker_new(tf_server_t *server, unsigned index, tf_worker_t **out, char *
     w->loop.data = w;
     uv_async_init(&w->loop, &w->stop_async, worker_on_stop);
     uv_timer_init(&w->loop, &w->drain_timer);
-    rc = worker_tls(w, err, errlen);
+    w->pool = tf_pool_new(&w->loop, tf_conf_timeouts(server->conf)->idle_ms);
+    rc = w->pool != NULL ? worker_tls(w, err, errlen) : TF_ENOMEM;
     if (rc == 0)
         rc = tf_upstream_new(server->conf, &w->upstream, err, errlen);
     if (rc == 0)
@@ -145,6 +148,12 @@ static void worker_on_stop(uv_async_t *a)
     w->stopping = true;
     for (size_t i = 0; i < w->nlisten; i++)
         tf_listener_stop(&w->listeners[i]);
+    /* Idle keep-alive connections end now, busy ones after their response. */
+    tf_pool_clear(w->pool);
+    for (tf_conn_t *c = w->conns, *next; c != NULL; c = next) {
+        next = c->next;
+        tf_conn_drain(c);
+    }
     if (w->nconns == 0) {
         worker_finish(w);
         return;

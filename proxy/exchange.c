@@ -1,0 +1,999 @@
+/* See exchange.h. Functions appear in the order an exchange meets them:
+ * start, request head, backend, request body, response head, response
+ * body, completion, errors, timers, backpressure. */
+#include "proxy/exchange.h"
+
+#include "certstore/certstore.h"
+#include "common/err.h"
+#include "proxy/http.h"
+#include "proxy/pool.h"
+#include "proxy/pump.h"
+#include "proxy/upstream.h"
+#include "proxy/worker.h"
+
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+enum { RQ_IDLE, RQ_HEAD, RQ_BODY, RQ_DONE };
+enum { RS_NONE, RS_WAIT, RS_BODY, RS_DONE };
+
+/* A backend's response head may not exceed this. */
+#define HX_RESP_HEAD_MAX (64u * 1024u)
+/* Pipelined bytes read ahead while a response is relayed. */
+#define HX_PIPELINE_MAX (64u * 1024u)
+
+typedef struct {
+    char *p;
+    size_t len, cap;
+} buf_t;
+
+struct tf_hx {
+    buf_t in;    /* client bytes not yet relayed: a head being read, pipelined requests */
+    buf_t rin;   /* backend bytes of a response head being read */
+    char *bhead; /* the request head as sent to the backend, kept for one retry */
+    size_t bhead_len;
+    tf_http_parser_t req, resp;
+    uint64_t started_ms; /* the request's first byte */
+    uint64_t sent_ms;    /* the request completely sent */
+    uint64_t in_bytes, out_bytes;
+    unsigned status;
+    unsigned requests; /* completed on this connection */
+    uint16_t server_port;
+    uint8_t rq, rs;
+    bool head_method;   /* HEAD: the response has no body */
+    bool client_keep;   /* the client may send another request */
+    bool client_http10; /* keep-alive must be said explicitly */
+    bool upgrade;       /* the client asked for an Upgrade */
+    bool idempotent;
+    bool reused;        /* the backend connection came from the pool */
+    bool retried;       /* the request was sent again on a new connection */
+    bool resp_close;    /* the response body ends when the backend closes */
+    bool close_after;   /* the client connection ends after this response */
+    bool responded;     /* bytes of the final response reached the client */
+    bool backend_dirty; /* the backend connection cannot be reused */
+    bool client_eof;
+    bool closing; /* the client is being told goodbye */
+    char client_addr[INET6_ADDRSTRLEN];
+    char method[16];
+    char target[256];
+};
+
+/* Parsed heads are only needed while their head is handled: one per thread. */
+static _Thread_local tf_http_request_t req_scratch;
+static _Thread_local tf_http_response_t resp_scratch;
+
+static void process(tf_conn_t *c);
+static void send_error(tf_conn_t *c, unsigned status);
+static void response_done(tf_conn_t *c);
+static void resp_head(tf_conn_t *c);
+
+/* ---- buffers ---------------------------------------------------------- */
+
+static int buf_append(buf_t *b, const char *data, size_t len)
+{
+    if (b->len + len > b->cap) {
+        size_t cap = b->cap ? b->cap : 4096;
+        while (cap < b->len + len)
+            cap *= 2;
+        char *p = realloc(b->p, cap);
+        if (p == NULL)
+            return TF_ENOMEM;
+        b->p = p;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->len, data, len);
+    b->len += len;
+    return 0;
+}
+
+/* Drops the first n bytes; an emptied buffer gives its memory back, so an
+ * idle keep-alive connection holds none. */
+static void buf_consume(buf_t *b, size_t n)
+{
+    if (n >= b->len) {
+        free(b->p);
+        *b = (buf_t){0};
+        return;
+    }
+    memmove(b->p, b->p + n, b->len - n);
+    b->len -= n;
+}
+
+static void buf_free(buf_t *b)
+{
+    free(b->p);
+    *b = (buf_t){0};
+}
+
+void tf_hx_free(tf_hx_t *hx)
+{
+    if (hx == NULL)
+        return;
+    buf_free(&hx->in);
+    buf_free(&hx->rin);
+    free(hx->bhead);
+    free(hx);
+}
+
+/* ---- small helpers ---------------------------------------------------- */
+
+static uint64_t now_ms(const tf_conn_t *c)
+{
+    return uv_now(&c->worker->loop);
+}
+
+static const tf_conf_t *conf_of(const tf_conn_t *c)
+{
+    return c->worker->server->conf;
+}
+
+static bool backend_ready(const tf_conn_t *c)
+{
+    return c->backend != NULL && c->phase == TF_CONN_HTTP;
+}
+
+/* Writes to the client; a failure closes the connection. */
+static int client_write(tf_conn_t *c, const void *data, size_t len)
+{
+    int rc = c->client.ops->write(&c->client, data, len);
+    if (rc < 0 && !tf_conn_closing(c))
+        tf_conn_fail(c, rc, "client write");
+    return rc;
+}
+
+/* Writes to the backend; a failure goes to tf_hx_on_backend_error() once
+ * (the stream may have reported it already). */
+static int backend_write(tf_conn_t *c, const void *data, size_t len)
+{
+    tf_stream_t *b = c->backend;
+    int rc = b->ops->write(b, data, len);
+    if (rc < 0 && c->backend == b && !tf_conn_closing(c))
+        tf_hx_on_backend_error(c, rc);
+    return rc;
+}
+
+static void release_backend(tf_conn_t *c)
+{
+    if (c->backend != NULL) {
+        tf_bstream_release(c->backend);
+        c->backend = NULL;
+    }
+}
+
+/* The access log line of one exchange. */
+static void log_exchange(tf_conn_t *c)
+{
+    tf_hx_t *hx = c->hx;
+    tf_upstream_t *u = c->worker->upstream;
+    const char *tenant = c->tenant != TF_CONN_NO_INDEX ? tf_upstream_tenant_name(u, c->tenant) : "-";
+    const char *backend = c->tenant != TF_CONN_NO_INDEX && c->backend_ix != TF_CONN_NO_INDEX
+                              ? tf_upstream_backend(u, c->tenant, c->backend_ix)->text
+                              : "-";
+    TF_CONN_LOG(TF_LOG_INFO, c, "%s %s %u in=%llu out=%llu duration_ms=%llu tenant=%s backend=%s",
+                hx->method[0] ? hx->method : "-", hx->target[0] ? hx->target : "-", hx->status,
+                (unsigned long long)hx->in_bytes, (unsigned long long)hx->out_bytes,
+                (unsigned long long)(now_ms(c) - hx->started_ms), tenant, backend);
+}
+
+/* ---- start -------------------------------------------------------------- */
+
+static void peer_addr_text(const tf_conn_t *c, char *out, size_t len)
+{
+    if (c->peer.sa.sa_family == AF_INET)
+        inet_ntop(AF_INET, &c->peer.in4.sin_addr, out, (socklen_t)len);
+    else if (c->peer.sa.sa_family == AF_INET6)
+        inet_ntop(AF_INET6, &c->peer.in6.sin6_addr, out, (socklen_t)len);
+    else
+        snprintf(out, len, "unknown");
+}
+
+static uint16_t local_port(tf_conn_t *c)
+{
+    struct sockaddr_storage ss;
+    int len = sizeof ss;
+    if (uv_tcp_getsockname(&c->client.tcp, (struct sockaddr *)&ss, &len) != 0)
+        return 443;
+    if (ss.ss_family == AF_INET6)
+        return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+    return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+}
+
+int tf_hx_start(tf_conn_t *c)
+{
+    tf_hx_t *hx = calloc(1, sizeof *hx);
+    if (hx == NULL)
+        return TF_ENOMEM;
+    peer_addr_text(c, hx->client_addr, sizeof hx->client_addr);
+    hx->server_port = local_port(c);
+    c->hx = hx;
+    c->phase = TF_CONN_HTTP;
+    c->active_ms = now_ms(c);
+    tf_conn_arm_timer(c);
+    tf_hx_balance(c);
+    return 0;
+}
+
+/* ---- the request head ---------------------------------------------------- */
+
+/* Host without its port, lower case, into out. False when it is not a
+ * usable name (empty, too long, a bracket left open). */
+static bool host_only(const char *h, size_t len, char *out, size_t outlen)
+{
+    size_t end = len;
+    if (len > 0 && h[0] == '[') {
+        const char *rb = memchr(h, ']', len);
+        if (rb == NULL)
+            return false;
+        end = (size_t)(rb - h) + 1;
+    } else {
+        const char *colon = memchr(h, ':', len);
+        if (colon != NULL)
+            end = (size_t)(colon - h);
+    }
+    if (end > 0 && h[end - 1] == '.')
+        end--;
+    if (end == 0 || end >= outlen)
+        return false;
+    for (size_t i = 0; i < end; i++) {
+        unsigned char ch = (unsigned char)h[i];
+        if (ch <= ' ' || ch == '/' || ch == '\\' || ch >= 0x7f)
+            return false;
+        out[i] = (char)(ch >= 'A' && ch <= 'Z' ? ch + 32 : ch);
+    }
+    out[end] = '\0';
+    return true;
+}
+
+/* A certificate name (exact, or "*.base" covering one label) covers host. */
+static bool name_covers(const char *name, const char *host)
+{
+    if (strcasecmp(name, host) == 0)
+        return true;
+    if (name[0] != '*' || name[1] != '.')
+        return false;
+    const char *dot = strchr(host, '.');
+    return dot != NULL && dot != host && strcasecmp(dot + 1, name + 2) == 0;
+}
+
+static bool same_name(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    if (la > 0 && a[la - 1] == '.')
+        la--;
+    if (lb > 0 && b[lb - 1] == '.')
+        lb--;
+    return la == lb && strncasecmp(a, b, la) == 0;
+}
+
+/* SPEC §7: with SNI, Host must be that name or one the served certificate
+ * covers, or the request is misdirected (no fronting across certificates). */
+static bool host_allowed(const tf_conn_t *c, const char *host, const char *sni)
+{
+    if (same_name(host, sni))
+        return true;
+    const tf_cs_bundle_t *b = tf_tls_session_served(c->client.tls);
+    if (b == NULL)
+        return false;
+    for (size_t i = 0; i < tf_cs_bundle_name_count(b); i++) {
+        if (name_covers(tf_cs_bundle_name_at(b, i), host))
+            return true;
+    }
+    return false;
+}
+
+static bool method_is(const tf_http_request_t *r, const char *m)
+{
+    return r->method_len == strlen(m) && memcmp(r->method, m, r->method_len) == 0;
+}
+
+static void copy_clipped(char *out, size_t outlen, const char *s, size_t len)
+{
+    if (len >= outlen)
+        len = outlen - 1;
+    memcpy(out, s, len);
+    out[len] = '\0';
+}
+
+/* The tenant for the request, or an HTTP status to answer. */
+static unsigned route(tf_conn_t *c, const tf_http_request_t *r)
+{
+    char host[256];
+    const char *sni = tf_tls_session_sni(c->client.tls);
+    const char *name = sni;
+    if (r->host != NULL) {
+        if (!host_only(r->host, r->host_len, host, sizeof host))
+            return 400;
+        if (sni != NULL && !host_allowed(c, host, sni))
+            return 421;
+        name = host;
+    }
+    tf_upstream_t *u = c->worker->upstream;
+    uint32_t t = tf_upstream_route(u, name);
+    if (t == TF_UPSTREAM_NONE)
+        return 404;
+    /* A mode tcp tenant's names get raw TCP on connections of their own. */
+    if (tf_upstream_tenant_conf(u, t)->mode == TF_CONF_MODE_TCP)
+        return 421;
+    c->tenant = t;
+    return 0;
+}
+
+static int rewrite(tf_conn_t *c, const tf_http_request_t *r)
+{
+    tf_hx_t *hx = c->hx;
+    tf_http_forward_t fwd = {.client_addr = hx->client_addr, .server_port = hx->server_port};
+    size_t cap = r->head_len + r->host_len + 256;
+    free(hx->bhead);
+    hx->bhead = malloc(cap);
+    if (hx->bhead == NULL)
+        return TF_ENOMEM;
+    long n = tf_http_rewrite_head(r, &fwd, hx->bhead, cap);
+    if (n < 0)
+        return TF_ENOMEM;
+    hx->bhead_len = (size_t)n;
+    return 0;
+}
+
+/* A complete head: route it, rewrite it and find a backend connection. */
+static void handle_head(tf_conn_t *c, const tf_http_request_t *r)
+{
+    tf_hx_t *hx = c->hx;
+    copy_clipped(hx->method, sizeof hx->method, r->method, r->method_len);
+    copy_clipped(hx->target, sizeof hx->target, r->target, r->target_len);
+    hx->head_method = method_is(r, "HEAD");
+    hx->idempotent = hx->head_method || method_is(r, "GET") || method_is(r, "OPTIONS") ||
+                     method_is(r, "PUT") || method_is(r, "DELETE") || method_is(r, "TRACE");
+    hx->client_keep = r->keep_alive && !c->worker->stopping && !hx->client_eof;
+    hx->client_http10 = r->version_minor == 0;
+    hx->upgrade = r->upgrade;
+    unsigned status = route(c, r);
+    if (status != 0) {
+        send_error(c, status);
+        return;
+    }
+    if (rewrite(c, r) != 0) {
+        tf_conn_fail(c, TF_ENOMEM, "request head");
+        return;
+    }
+    buf_consume(&hx->in, r->head_len);
+    hx->rq = r->body == TF_HTTP_BODY_NONE ? RQ_DONE : RQ_BODY;
+    hx->rs = RS_WAIT;
+    tf_http_parser_init_response(&hx->resp, hx->head_method);
+    c->attempts = 0;
+    c->backend_ix = TF_CONN_NO_INDEX;
+    tf_conn_connect_backend(c);
+}
+
+static void read_head(tf_conn_t *c)
+{
+    tf_hx_t *hx = c->hx;
+    if (hx->rq == RQ_IDLE) {
+        hx->rq = RQ_HEAD;
+        hx->started_ms = now_ms(c);
+        tf_conn_arm_timer(c);
+    }
+    tf_http_request_t *r = &req_scratch;
+    tf_http_parser_init(&hx->req);
+    uint32_t max = tf_conf_limits(conf_of(c))->max_header_bytes;
+    int rc = tf_http_parse_head(&hx->req, hx->in.p, hx->in.len, max, r);
+    if (rc == TF_HTTP_MORE)
+        return;
+    if (rc != 0) {
+        if (r->method_len == 0)
+            copy_clipped(hx->method, sizeof hx->method, "-", 1);
+        send_error(c, (unsigned)rc);
+        return;
+    }
+    handle_head(c, r);
+}
+
+/* ---- the backend connection ---------------------------------------------- */
+
+void tf_hx_on_backend_ready(tf_conn_t *c, bool reused)
+{
+    tf_hx_t *hx = c->hx;
+    tf_stream_t *b = c->backend;
+    hx->reused = reused;
+    c->phase = TF_CONN_HTTP;
+    if (!reused && tf_stream_set_writable(b) != 0)
+        return;
+    if (tf_conn_closing(c) || c->backend != b)
+        return;
+    if (backend_write(c, hx->bhead, hx->bhead_len) < 0)
+        return;
+    /* Only a bodiless idempotent request on a reused connection may be
+     * sent again: keep its head until the response begins. */
+    if (!(reused && hx->idempotent && !hx->retried && hx->rq == RQ_DONE)) {
+        free(hx->bhead);
+        hx->bhead = NULL;
+    }
+    if (b->ops->read_start(b) != 0) {
+        tf_hx_on_backend_error(c, UV_EIO);
+        return;
+    }
+    if (hx->rq == RQ_DONE)
+        hx->sent_ms = now_ms(c);
+    tf_conn_arm_timer(c);
+    process(c);
+    if (!tf_conn_closing(c))
+        tf_hx_balance(c);
+}
+
+bool tf_hx_pool_allowed(const tf_conn_t *c)
+{
+    return c->hx != NULL && !c->hx->retried;
+}
+
+void tf_hx_on_backend_failed(tf_conn_t *c)
+{
+    c->phase = TF_CONN_HTTP;
+    send_error(c, 502);
+}
+
+void tf_hx_on_backend_error(tf_conn_t *c, int err)
+{
+    tf_hx_t *hx = c->hx;
+    if (c->backend == NULL || tf_conn_closing(c))
+        return;
+    bool eof = err == UV_EOF;
+    release_backend(c);
+    if (hx->rs == RS_WAIT && hx->rin.len == 0 && hx->bhead != NULL && hx->reused &&
+        !hx->retried) {
+        /* A pooled connection the backend had closed: once more, fresh. */
+        TF_CONN_LOG(TF_LOG_DEBUG, c, "pooled backend connection closed (%s): retrying",
+                    tf_strerror(err));
+        hx->retried = true;
+        c->attempts = 0;
+        tf_conn_connect_backend(c);
+        return;
+    }
+    if (hx->rs == RS_WAIT) {
+        TF_CONN_LOG(TF_LOG_WARN, c, "backend %s before its response: %s",
+                    eof ? "closed" : "failed", tf_strerror(err));
+        send_error(c, 502);
+        return;
+    }
+    if (hx->rs == RS_BODY && hx->resp_close && eof) {
+        hx->backend_dirty = true;
+        response_done(c);
+        return;
+    }
+    if (hx->rs == RS_BODY) {
+        TF_CONN_LOG(TF_LOG_WARN, c, "backend %s in the middle of its response: %s",
+                    eof ? "closed" : "failed", tf_strerror(err));
+        tf_conn_close(c, TF_LOG_WARN, "backend broke off its response");
+    }
+}
+
+/* ---- the request body ---------------------------------------------------- */
+
+/* Relays what of data belongs to the request body; returns how much. */
+static size_t forward_body(tf_conn_t *c, const char *data, size_t len)
+{
+    tf_hx_t *hx = c->hx;
+    size_t used = 0;
+    bool done = false;
+    if (tf_http_body(&hx->req, data, len, &used, &done) != 0) {
+        TF_CONN_LOG(TF_LOG_INFO, c, "invalid chunked request body");
+        send_error(c, 400);
+        return len;
+    }
+    if (used > 0 && backend_write(c, data, used) < 0)
+        return len;
+    if (done) {
+        hx->rq = RQ_DONE;
+        hx->sent_ms = now_ms(c);
+        tf_conn_arm_timer(c);
+    }
+    return used;
+}
+
+/* Moves the exchange on with what the input buffer holds. */
+static void process(tf_conn_t *c)
+{
+    tf_hx_t *hx = c->hx;
+    if (hx->closing || tf_conn_closing(c))
+        return;
+    switch (hx->rq) {
+    case RQ_IDLE:
+    case RQ_HEAD:
+        /* Pipelined requests wait for the response before them. */
+        if (hx->rs == RS_NONE && hx->in.len > 0)
+            read_head(c);
+        return;
+    case RQ_BODY:
+        if (backend_ready(c) && hx->in.len > 0) {
+            size_t used = forward_body(c, hx->in.p, hx->in.len);
+            if (!tf_conn_closing(c) && !hx->closing)
+                buf_consume(&hx->in, used);
+        }
+        return;
+    case RQ_DONE:
+        return;
+    }
+}
+
+static void client_data(tf_conn_t *c, const char *data, size_t len)
+{
+    tf_hx_t *hx = c->hx;
+    hx->in_bytes += len;
+    if (hx->closing)
+        return;
+    if (hx->rq == RQ_BODY && hx->in.len == 0 && backend_ready(c)) {
+        size_t used = forward_body(c, data, len);
+        if (tf_conn_closing(c) || hx->closing)
+            return;
+        data += used;
+        len -= used;
+    }
+    if (len > 0 && buf_append(&hx->in, data, len) != 0) {
+        tf_conn_fail(c, TF_ENOMEM, "client read");
+        return;
+    }
+    process(c);
+}
+
+/* ---- the response --------------------------------------------------------- */
+
+static void start_tunnel(tf_conn_t *c)
+{
+    tf_hx_t *hx = c->hx;
+    TF_CONN_LOG(TF_LOG_DEBUG, c, "upgraded: tunnel");
+    log_exchange(c);
+    if (hx->rin.len > 0 && client_write(c, hx->rin.p, hx->rin.len) < 0)
+        return;
+    buf_free(&hx->rin);
+    if (hx->in.len > 0 && backend_write(c, hx->in.p, hx->in.len) < 0)
+        return;
+    buf_free(&hx->in);
+    free(hx->bhead);
+    hx->bhead = NULL;
+    c->phase = TF_CONN_TUNNEL;
+    c->up = hx->client_eof ? TF_FLOW_ENDING : TF_FLOW_OPEN;
+    c->down = TF_FLOW_OPEN;
+    if (hx->client_eof && c->backend->ops->shutdown(c->backend) < 0)
+        return;
+    c->active_ms = now_ms(c);
+    tf_conn_arm_timer(c);
+    tf_pump_balance(c);
+}
+
+static void resp_body(tf_conn_t *c, const char *data, size_t len)
+{
+    tf_hx_t *hx = c->hx;
+    size_t used = 0;
+    bool done = false;
+    if (tf_http_body(&hx->resp, data, len, &used, &done) != 0) {
+        TF_CONN_LOG(TF_LOG_WARN, c, "backend sent an invalid chunked body");
+        tf_conn_close(c, TF_LOG_WARN, "invalid response body");
+        return;
+    }
+    if (used > 0) {
+        hx->out_bytes += used;
+        if (client_write(c, data, used) < 0)
+            return;
+    }
+    if (used < len)
+        hx->backend_dirty = true; /* bytes after the response: not reusable */
+    if (done)
+        response_done(c);
+}
+
+/* Writes a rewritten response head; false when the connection failed. */
+static bool send_head(tf_conn_t *c, const tf_http_response_t *r, bool close)
+{
+    size_t cap = r->head_len + 64;
+    char *out = malloc(cap);
+    if (out == NULL) {
+        tf_conn_fail(c, TF_ENOMEM, "response head");
+        return false;
+    }
+    long n = tf_http_rewrite_response_head(r, close, out, cap);
+    if (n > 0 && !close && c->hx->client_http10 && !r->upgrade && r->status >= 200) {
+        /* An HTTP/1.0 client closes unless told otherwise. */
+        const char *ka = "Connection: keep-alive\r\n\r\n";
+        if ((size_t)n + strlen(ka) <= cap) {
+            memcpy(out + n - 2, ka, strlen(ka));
+            n += (long)strlen(ka) - 2;
+        }
+    }
+    int rc = n > 0 ? client_write(c, out, (size_t)n) : TF_ENOMEM;
+    free(out);
+    if (n > 0)
+        c->hx->out_bytes += (uint64_t)n;
+    if (rc < 0 && !tf_conn_closing(c))
+        tf_conn_fail(c, rc, "response head");
+    return rc >= 0;
+}
+
+static void final_head(tf_conn_t *c, const tf_http_response_t *r)
+{
+    tf_hx_t *hx = c->hx;
+    hx->status = r->status;
+    hx->resp_close = r->body == TF_HTTP_RESP_CLOSE;
+    hx->close_after = !hx->client_keep || hx->resp_close || hx->rq != RQ_DONE ||
+                      c->worker->stopping || hx->client_eof;
+    hx->backend_dirty = !r->keep_alive;
+    free(hx->bhead);
+    hx->bhead = NULL;
+    if (!send_head(c, r, hx->close_after))
+        return;
+    hx->responded = true;
+    size_t head = r->head_len;
+    if (hx->resp.done) {
+        if (hx->rin.len > head)
+            hx->backend_dirty = true;
+        buf_free(&hx->rin);
+        response_done(c);
+        return;
+    }
+    hx->rs = RS_BODY;
+    buf_t rest = hx->rin;
+    hx->rin = (buf_t){0};
+    if (rest.len > head)
+        resp_body(c, rest.p + head, rest.len - head);
+    free(rest.p);
+}
+
+static void resp_head(tf_conn_t *c)
+{
+    tf_hx_t *hx = c->hx;
+    while (hx->rin.len > 0 && !tf_conn_closing(c) && hx->rs == RS_WAIT) {
+        tf_http_response_t *r = &resp_scratch;
+        int rc = tf_http_parse_response_head(&hx->resp, hx->rin.p, hx->rin.len, HX_RESP_HEAD_MAX,
+                                             r);
+        if (rc == TF_HTTP_MORE)
+            return;
+        if (rc != 0) {
+            TF_CONN_LOG(TF_LOG_WARN, c, "backend sent a response that cannot be relayed safely");
+            send_error(c, 502);
+            return;
+        }
+        if (r->status == 101) {
+            if (!hx->upgrade) {
+                TF_CONN_LOG(TF_LOG_WARN, c, "backend switched protocols unasked");
+                send_error(c, 502);
+                return;
+            }
+            hx->status = 101;
+            hx->responded = true;
+            if (!send_head(c, r, false))
+                return;
+            buf_consume(&hx->rin, r->head_len);
+            start_tunnel(c);
+            return;
+        }
+        if (r->status / 100 == 1) {
+            /* 100 Continue and other interim responses go through; the
+             * final one follows. */
+            if (!send_head(c, r, false))
+                return;
+            buf_consume(&hx->rin, r->head_len);
+            tf_http_parser_init_response(&hx->resp, hx->head_method);
+            continue;
+        }
+        final_head(c, r);
+        return;
+    }
+}
+
+static void backend_data(tf_conn_t *c, const char *data, size_t len)
+{
+    tf_hx_t *hx = c->hx;
+    if (hx->rs == RS_BODY) {
+        resp_body(c, data, len);
+        return;
+    }
+    if (hx->rs != RS_WAIT)
+        return;
+    if (buf_append(&hx->rin, data, len) != 0) {
+        tf_conn_fail(c, TF_ENOMEM, "backend read");
+        return;
+    }
+    resp_head(c);
+}
+
+/* ---- completion ------------------------------------------------------------ */
+
+/* Ends the client connection after what is queued: close_notify, then close. */
+static void finish_client(tf_conn_t *c)
+{
+    tf_hx_t *hx = c->hx;
+    hx->closing = true;
+    buf_free(&hx->in);
+    c->client.ops->read_stop(&c->client);
+    c->up = TF_FLOW_ENDED;
+    if (c->client.ops->shutdown(&c->client) < 0 && !tf_conn_closing(c))
+        tf_conn_close(c, TF_LOG_INFO, "done");
+}
+
+static void response_done(tf_conn_t *c)
+{
+    tf_hx_t *hx = c->hx;
+    tf_worker_t *w = c->worker;
+    hx->rs = RS_DONE;
+    log_exchange(c);
+    if (c->backend != NULL) {
+        bool reusable = !hx->backend_dirty && hx->rq == RQ_DONE && !w->stopping;
+        if (reusable) {
+            const tf_backend_t *be = tf_upstream_backend(w->upstream, c->tenant, c->backend_ix);
+            tf_pool_put(w->pool, &be->addr.sa, c->backend);
+            c->backend = NULL;
+        } else {
+            release_backend(c);
+        }
+    }
+    if (hx->close_after) {
+        finish_client(c);
+        return;
+    }
+    hx->requests++;
+    hx->rq = RQ_IDLE;
+    hx->rs = RS_NONE;
+    hx->status = 0;
+    hx->in_bytes = hx->out_bytes = 0;
+    hx->responded = hx->retried = hx->reused = hx->resp_close = hx->backend_dirty = false;
+    hx->method[0] = hx->target[0] = '\0';
+    buf_free(&hx->rin);
+    c->active_ms = now_ms(c);
+    tf_conn_arm_timer(c);
+    process(c);
+    if (!tf_conn_closing(c))
+        tf_hx_balance(c);
+}
+
+/* ---- errors ----------------------------------------------------------------- */
+
+static const char *reason_phrase(unsigned status)
+{
+    switch (status) {
+    case 400:
+        return "Bad Request";
+    case 404:
+        return "Not Found";
+    case 408:
+        return "Request Timeout";
+    case 421:
+        return "Misdirected Request";
+    case 431:
+        return "Request Header Fields Too Large";
+    case 502:
+        return "Bad Gateway";
+    case 503:
+        return "Service Unavailable";
+    case 504:
+        return "Gateway Timeout";
+    }
+    return "Error";
+}
+
+/* Answers the exchange with an error of our own and ends the connection;
+ * once a response is under way, only closing is left. */
+static void send_error(tf_conn_t *c, unsigned status)
+{
+    tf_hx_t *hx = c->hx;
+    release_backend(c);
+    c->phase = TF_CONN_HTTP;
+    if (hx->responded || hx->closing) {
+        tf_conn_close(c, TF_LOG_INFO, "aborted");
+        return;
+    }
+    const char *reason = reason_phrase(status);
+    char body[96], out[320];
+    int blen = snprintf(body, sizeof body, "%u %s\n", status, reason);
+    int n = snprintf(out, sizeof out,
+                     "HTTP/1.1 %u %s\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n"
+                     "Connection: close\r\n\r\n%s",
+                     status, reason, blen, body);
+    hx->status = status;
+    hx->responded = true;
+    if (hx->started_ms == 0)
+        hx->started_ms = now_ms(c);
+    hx->out_bytes += (uint64_t)n;
+    log_exchange(c);
+    if (client_write(c, out, (size_t)n) < 0)
+        return;
+    finish_client(c);
+}
+
+/* ---- pump events --------------------------------------------------------------- */
+
+void tf_hx_on_data(tf_stream_t *src, const char *data, size_t len)
+{
+    tf_conn_t *c = src->conn;
+    c->active_ms = now_ms(c);
+    if (src == &c->client) {
+        c->bytes_up += len;
+        client_data(c, data, len);
+    } else {
+        c->bytes_down += len;
+        backend_data(c, data, len);
+    }
+    if (!tf_conn_closing(c))
+        tf_hx_balance(c);
+}
+
+void tf_hx_on_eof(tf_stream_t *src)
+{
+    tf_conn_t *c = src->conn;
+    tf_hx_t *hx = c->hx;
+    if (src != &c->client) {
+        tf_hx_on_backend_error(c, UV_EOF);
+        return;
+    }
+    hx->client_eof = true;
+    c->client.ops->read_stop(&c->client);
+    if (hx->closing)
+        return;
+    switch (hx->rq) {
+    case RQ_IDLE:
+        if (hx->rs == RS_NONE) {
+            tf_conn_close(c, TF_LOG_INFO, "client closed");
+            return;
+        }
+        break;
+    case RQ_HEAD:
+        tf_conn_close(c, TF_LOG_INFO, "client closed in a request head");
+        return;
+    case RQ_BODY:
+        tf_conn_close(c, TF_LOG_INFO, "client closed in a request body");
+        return;
+    case RQ_DONE:
+        break;
+    }
+    /* The request is complete: its response still goes out, then the end. */
+    hx->close_after = true;
+}
+
+void tf_hx_on_written(tf_stream_t *dst)
+{
+    tf_conn_t *c = dst->conn;
+    c->active_ms = now_ms(c);
+    tf_hx_balance(c);
+}
+
+void tf_hx_on_shut(tf_stream_t *dst)
+{
+    tf_conn_t *c = dst->conn;
+    if (dst == &c->client)
+        tf_conn_close(c, TF_LOG_INFO, "done");
+}
+
+/* ---- timers ------------------------------------------------------------------- */
+
+typedef enum { DL_IDLE, DL_HEADER, DL_RESPONSE, DL_ACTIVITY } deadline_t;
+
+static deadline_t deadline_kind(const tf_hx_t *hx)
+{
+    if (hx->closing)
+        return DL_ACTIVITY;
+    if (hx->rs == RS_NONE && hx->rq == RQ_IDLE)
+        return hx->requests == 0 ? DL_HEADER : DL_IDLE;
+    if (hx->rs == RS_NONE && hx->rq == RQ_HEAD)
+        return DL_HEADER;
+    if (hx->rs == RS_WAIT && hx->rq == RQ_DONE && hx->rin.len == 0)
+        return DL_RESPONSE;
+    return DL_ACTIVITY;
+}
+
+static uint64_t deadline_at(const tf_conn_t *c, deadline_t k)
+{
+    const tf_hx_t *hx = c->hx;
+    const tf_conf_timeouts_t *t = tf_conf_timeouts(conf_of(c));
+    switch (k) {
+    case DL_IDLE:
+        return c->active_ms + t->idle_ms;
+    case DL_HEADER:
+        /* The first request's head is due from the handshake on. */
+        return (hx->rq == RQ_HEAD ? hx->started_ms : c->active_ms) + t->request_header_ms;
+    case DL_RESPONSE:
+        return hx->sent_ms + t->response_ms;
+    case DL_ACTIVITY:
+        break;
+    }
+    return c->active_ms + t->idle_ms;
+}
+
+uint64_t tf_hx_timeout_ms(const tf_conn_t *c)
+{
+    uint64_t at = deadline_at(c, deadline_kind(c->hx)), now = now_ms(c);
+    return at > now ? at - now : 0;
+}
+
+void tf_hx_on_timer(tf_conn_t *c)
+{
+    tf_hx_t *hx = c->hx;
+    deadline_t k = deadline_kind(hx);
+    if (deadline_at(c, k) > now_ms(c)) {
+        tf_conn_arm_timer(c);
+        return;
+    }
+    switch (k) {
+    case DL_IDLE:
+        tf_conn_close(c, TF_LOG_INFO, "keep-alive timeout");
+        return;
+    case DL_HEADER:
+        if (hx->rq == RQ_IDLE && hx->requests == 0 && hx->in.len == 0) {
+            /* Connected, shook hands, never asked: nothing to answer. */
+            tf_conn_close(c, TF_LOG_INFO, "no request");
+            return;
+        }
+        send_error(c, 408);
+        return;
+    case DL_RESPONSE:
+        TF_CONN_LOG(TF_LOG_WARN, c, "backend did not answer within timeouts.response");
+        send_error(c, 504);
+        return;
+    case DL_ACTIVITY:
+        if (!hx->responded && hx->rq == RQ_BODY)
+            send_error(c, 408);
+        else
+            tf_conn_close(c, TF_LOG_INFO, "idle timeout");
+        return;
+    }
+}
+
+void tf_hx_drain(tf_conn_t *c)
+{
+    tf_hx_t *hx = c->hx;
+    if (hx->rq == RQ_IDLE && hx->rs == RS_NONE && hx->in.len == 0) {
+        tf_conn_close(c, TF_LOG_INFO, "shutting down");
+        return;
+    }
+    hx->client_keep = false;
+    hx->close_after = true;
+}
+
+/* ---- backpressure --------------------------------------------------------------- */
+
+static bool want_client(const tf_conn_t *c)
+{
+    const tf_hx_t *hx = c->hx;
+    if (hx->closing || hx->client_eof)
+        return false;
+    switch (hx->rq) {
+    case RQ_IDLE:
+    case RQ_HEAD:
+        if (hx->rs == RS_NONE)
+            return hx->in.len <= tf_conf_limits(conf_of(c))->max_header_bytes;
+        return hx->in.len < HX_PIPELINE_MAX;
+    case RQ_BODY:
+        return backend_ready(c) && hx->in.len == 0 &&
+               c->backend->ops->pending(c->backend) < TF_PUMP_HIGH_WATER;
+    case RQ_DONE:
+        return hx->in.len < HX_PIPELINE_MAX;
+    }
+    return false;
+}
+
+void tf_hx_balance(tf_conn_t *c)
+{
+    if (tf_conn_closing(c))
+        return;
+    tf_hx_t *hx = c->hx;
+    size_t to_client = c->client.ops->pending(&c->client);
+    if (to_client > TF_PUMP_HARD_CAP) {
+        tf_conn_close(c, TF_LOG_WARN, "peer does not read");
+        return;
+    }
+    if (want_client(c)) {
+        if (c->client.ops->read_start(&c->client) != 0) {
+            tf_conn_close(c, TF_LOG_WARN, "cannot read");
+            return;
+        }
+    } else {
+        c->client.ops->read_stop(&c->client);
+    }
+    tf_stream_t *b = c->backend;
+    if (b == NULL || !backend_ready(c))
+        return;
+    bool want = (hx->rs == RS_WAIT || hx->rs == RS_BODY);
+    if (!want || to_client >= TF_PUMP_HIGH_WATER) {
+        b->ops->read_stop(b);
+    } else if (to_client <= TF_PUMP_LOW_WATER && b->ops->read_start(b) != 0) {
+        tf_hx_on_backend_error(c, UV_EIO);
+    }
+}

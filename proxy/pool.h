@@ -1,0 +1,49 @@
+/* proxy/ backend connection pool (internal): per worker, idle keep-alive
+ * connections to each backend address, reused by later requests of any
+ * client of that worker (SPEC §7).
+ *
+ * A pooled stream has no owner (s.conn == NULL) and keeps reading: a
+ * backend that closes it, or sends bytes nobody asked for, gets it dropped
+ * at once (tf_pool_on_idle_event). Taking is LIFO, so the warmest
+ * connection serves first and the coldest ones age out: a connection idle
+ * longer than the pool's idle limit is closed rather than reused. Nothing
+ * here needs a timer.
+ */
+#ifndef TF_PROXY_POOL_H
+#define TF_PROXY_POOL_H
+
+#include "proxy/stream.h"
+
+#include <stdint.h>
+#include <sys/socket.h>
+#include <uv.h>
+
+/* At least 32 per backend (SPEC §7 / issue 5: a pool of 2 exhausted ports
+ * for Traefik users). */
+#define TF_POOL_MAX_IDLE 64u
+
+typedef struct tf_pool tf_pool_t;
+
+/* A pool whose connections are reused while idle for less than idle_ms. */
+tf_pool_t *tf_pool_new(uv_loop_t *loop, uint64_t idle_ms);
+
+/* Closes every idle connection (drain) and frees the pool. */
+void tf_pool_free(tf_pool_t *p);
+
+/* Closes every idle connection; the pool stays usable. */
+void tf_pool_clear(tf_pool_t *p);
+
+/* An idle connection to `addr` handed to `conn` (reading stopped), or NULL. */
+tf_stream_t *tf_pool_take(tf_pool_t *p, const struct sockaddr *addr, tf_conn_t *conn);
+
+/* Keeps `s` (its owner done with it after a complete exchange) for reuse.
+ * Releases it instead when the bucket is full or memory short. */
+void tf_pool_put(tf_pool_t *p, const struct sockaddr *addr, tf_stream_t *s);
+
+/* An idle stream read EOF, an error or bytes: it is dropped. */
+void tf_pool_on_idle_event(tf_stream_t *s);
+
+/* Idle connections held, over all backends (for metrics and tests). */
+size_t tf_pool_idle_count(const tf_pool_t *p);
+
+#endif
