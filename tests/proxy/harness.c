@@ -50,13 +50,14 @@ static unsigned free_port(void)
     return ntohs(a.sin_port);
 }
 
-static void start_backend(tf_px_t *px)
+/* Starts `python3 SCRIPT NAME` with pipes on stdin and stdout; returns its
+ * pid, the write end of its stdin and its first line of output. */
+static pid_t spawn_script(const char *script, const char *name, int *stdin_fd, char *line,
+                          size_t linelen)
 {
     int in[2], out[2];
     cr_assert_eq(pipe(in), 0);
     cr_assert_eq(pipe(out), 0);
-    char script[1100];
-    snprintf(script, sizeof script, "%s/tests/proxy/backend.py", env("TF_SOURCE_DIR"));
     pid_t pid = fork();
     cr_assert_geq(pid, 0);
     if (pid == 0) {
@@ -64,21 +65,57 @@ static void start_backend(tf_px_t *px)
         dup2(out[1], 1);
         close(in[1]);
         close(out[0]);
-        execlp("python3", "python3", script, "echo-backend", (char *)NULL);
+        execlp("python3", "python3", script, name, (char *)NULL);
         _exit(127);
     }
     close(in[0]);
     close(out[1]);
-    px->backend_pid = pid;
-    px->backend_stdin = in[1];
-    char line[64] = {0};
-    ssize_t n = 0, r;
-    while (n < (ssize_t)sizeof line - 1 && (r = read(out[0], line + n, 1)) == 1 && line[n] != '\n')
+    *stdin_fd = in[1];
+    memset(line, 0, linelen);
+    size_t n = 0;
+    while (n < linelen - 1 && read(out[0], line + n, 1) == 1 && line[n] != '\n')
         n++;
+    line[n] = '\0';
     close(out[0]);
+    return pid;
+}
+
+static void start_backend(tf_px_t *px)
+{
+    char script[1100], line[64];
+    snprintf(script, sizeof script, "%s/tests/proxy/backend.py", env("TF_SOURCE_DIR"));
+    px->backend_pid = spawn_script(script, "echo-backend", &px->backend_stdin, line, sizeof line);
     cr_assert_eq(sscanf(line, "%u %u", &px->backend_port, &px->hole_port), 2,
                  "the test backend did not start: '%s'", line);
     cr_assert_gt(px->backend_port, 0, "the test backend did not start");
+}
+
+static void start_echo(tf_px_t *px)
+{
+    char script[1100], line[64];
+    snprintf(script, sizeof script, "%s/tests/proxy/echo_backend.py", env("TF_SOURCE_DIR"));
+    px->echo_pid = spawn_script(script, "echo1", &px->echo_stdin, line, sizeof line);
+    cr_assert_eq(sscanf(line, "%u", &px->echo_port), 1, "the HTTP test backend did not start: '%s'",
+                 line);
+}
+
+/* Mode http tenants on the HTTP test backend, one mode tcp tenant, no
+ * catch-all (so that an unknown Host is 404). */
+static void write_http_tenants(FILE *f, const tf_px_t *px)
+{
+    fprintf(f,
+            "tenants:\n"
+            "  acme:\n    hosts: [\"portal.acme.example\", \"chat.acme.example\"]\n"
+            "    backends: [\"127.0.0.1:%u\"]\n"
+            "  raw:\n    hosts: [\"portal.globex.example\"]\n"
+            "    backends: [\"127.0.0.1:%u\"]\n    mode: tcp\n"
+            "  others:\n    hosts: [\"*.tenants.example\"]\n"
+            "    backends: [\"127.0.0.1:%u\"]\n"
+            "  down:\n    hosts: [\"down.tenants.example\"]\n"
+            "    backends: [\"127.0.0.1:%u\"]\n"
+            "  slow:\n    hosts: [\"slow.tenants.example\"]\n"
+            "    backends: [\"127.0.0.1:%u\"]\n",
+            px->echo_port, px->backend_port, px->echo_port, px->dead_port, px->hole_port);
 }
 
 static void write_config(tf_px_t *px, const tf_px_opts_t *o, char *path, size_t len)
@@ -99,7 +136,19 @@ static void write_config(tf_px_t *px, const tf_px_opts_t *o, char *path, size_t 
             "tls:\n  certs: [\"%s/certs\"]\n  default_cert: %s/certs/system.pem\n"
             "  unknown_sni: %s\n"
             "timeouts:\n  handshake: 1s\n  connect: 2s\n  drain: 2s\n  idle: %s\n"
-            "limits:\n  max_connections: %u\n"
+            "  request_header: 1s\n  response: %s\n"
+            "limits:\n  max_connections: %u\n  max_header_bytes: 8192\n",
+            o && o->user ? "user: " : "", o && o->user ? o->user : "", o && o->user ? "\n" : "",
+            o && o->workers ? o->workers : 1, listen, px->demo, px->demo,
+            o && o->unknown_sni ? o->unknown_sni : "default", o && o->idle ? o->idle : "60s",
+            o && o->response ? o->response : "5s",
+            o && o->max_connections ? o->max_connections : 1000);
+    if (o && o->http) {
+        write_http_tenants(f, px);
+        fclose(f);
+        return;
+    }
+    fprintf(f,
             "tenants:\n"
             "  acme:\n    hosts: [\"portal.acme.example\", \"chat.acme.example\"]\n"
             "    backends: [\"127.0.0.1:%u\"]\n    mode: tcp\n"
@@ -110,10 +159,7 @@ static void write_config(tf_px_t *px, const tf_px_opts_t *o, char *path, size_t 
             "  slow:\n    hosts: [\"slow.tenants.example\"]\n"
             "    backends: [\"127.0.0.1:%u\", \"127.0.0.1:%u\"]\n    mode: tcp\n"
             "  fallback:\n    hosts: [\"*\"]\n    backends: [\"127.0.0.1:%u\"]\n    mode: tcp\n",
-            o && o->user ? "user: " : "", o && o->user ? o->user : "", o && o->user ? "\n" : "",
-            o && o->workers ? o->workers : 1, listen, px->demo, px->demo,
-            o && o->unknown_sni ? o->unknown_sni : "default", o && o->idle ? o->idle : "60s",
-            o && o->max_connections ? o->max_connections : 1000, px->backend_port, px->dead_port,
+            px->backend_port, px->dead_port,
             px->dead_port, px->backend_port, px->hole_port, px->backend_port, px->backend_port);
     fclose(f);
 }
@@ -169,7 +215,10 @@ void tf_px_start(tf_px_t *px, const tf_px_opts_t *opts)
     snprintf(px->tmp, sizeof px->tmp, "/tmp/tf-proxy-test-XXXXXX");
     cr_assert_not_null(mkdtemp(px->tmp));
     snprintf(px->log, sizeof px->log, "%s/tlsfront.log", px->tmp);
+    px->echo_stdin = -1;
     start_backend(px);
+    if (opts != NULL && opts->http)
+        start_echo(px);
     px->dead_port = free_port();
     px->port = free_port();
     char config[1200];
@@ -222,6 +271,12 @@ void tf_px_stop(tf_px_t *px)
         kill(px->backend_pid, SIGTERM);
         wait_bounded(px->backend_pid, 5000);
         px->backend_pid = 0;
+    }
+    if (px->echo_pid > 0) {
+        close(px->echo_stdin);
+        kill(px->echo_pid, SIGTERM);
+        wait_bounded(px->echo_pid, 5000);
+        px->echo_pid = 0;
     }
     if (px->tmp[0] != '\0' && getenv("TF_KEEP_TMP") == NULL) {
         char cmd[1100];

@@ -17,6 +17,8 @@ typedef struct {
     const char *idle;         /* timeouts.idle; NULL: 60s */
     const char *user;         /* `user:`; NULL: none */
     bool dual_stack;          /* listen on "0.0.0.0:P" and "[::]:P" instead of 127.0.0.1 */
+    bool http;                /* mode http tenants on echo_backend.py (see harness.c) */
+    const char *response;     /* timeouts.response; NULL: 5s */
 } tf_px_opts_t;
 
 typedef struct {
@@ -29,6 +31,9 @@ typedef struct {
     unsigned backend_port;
     unsigned dead_port; /* a port nothing listens on */
     unsigned hole_port; /* a port whose connects never complete */
+    pid_t echo_pid; /* echo_backend.py (opts.http) */
+    int echo_stdin;
+    unsigned echo_port;
     pid_t proxy_pid;
     unsigned port; /* the proxy's listener */
 } tf_px_t;

@@ -1,0 +1,364 @@
+/* Mode http end to end (SPEC §7): curl, raw requests over TLS (openssl
+ * s_client), a WebSocket client, and echo_backend.py, which answers with
+ * what it received so that forwarded heads and bodies are asserted exactly. */
+#include "harness.h"
+
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static tf_px_t px;
+
+static void setup(void)
+{
+    tf_px_opts_t o = {.http = true, .response = "1s"};
+    tf_px_start(&px, &o);
+}
+
+static void teardown(void)
+{
+    tf_px_stop(&px);
+}
+
+TestSuite(httpmode, .init = setup, .fini = teardown, .timeout = 120);
+
+/* curl to https://NAME:PORT with NAME resolved to loopback; extra: more
+ * curl arguments. Output: body (and what -w adds). */
+#define CURL(st, name, extra, ...)                                                                 \
+    tf_px_sh(st,                                                                                   \
+             "curl -sS --max-time 20 --cacert '%s' --resolve '%s:%u:127.0.0.1' " extra,            \
+             px.ca, name, px.port, __VA_ARGS__)
+
+/* Sends the bytes printf(1) makes of `req` over TLS with SNI `sni` and
+ * prints everything the proxy answers until it closes. */
+static char *raw(const char *sni, const char *req)
+{
+    int st;
+    return tf_px_sh(&st,
+                    "printf '%s' | timeout 20 openssl s_client -quiet -ign_eof -connect "
+                    "127.0.0.1:%u -servername %s -CAfile '%s' 2>/dev/null",
+                    req, px.port, sni, px.ca);
+}
+
+/* A field of the JSON the echo backend answered, printed by Python. */
+static char *json_field(const char *json, const char *expr)
+{
+    char path[1300];
+    snprintf(path, sizeof path, "%s/resp.json", px.tmp);
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f);
+    fputs(json, f);
+    fclose(f);
+    int st;
+    char *out = tf_px_sh(&st,
+                         "python3 -c 'import json,sys; d=[json.loads(l) for l in open(sys.argv[1]) "
+                         "if l.startswith(\"{\")]; print(%s)' '%s'",
+                         expr, path);
+    cr_assert_eq(st, 0, "%s\non: %s", out, json);
+    size_t n = strlen(out);
+    while (n > 0 && out[n - 1] == '\n')
+        out[--n] = '\0';
+    return out;
+}
+
+Test(httpmode, forwarded_headers_replace_the_clients_and_hop_by_hop_ones_go)
+{
+    int st;
+    char *out = CURL(&st, "portal.acme.example",
+                     "-H 'X-Forwarded-For: 6.6.6.6' -H 'X-Forwarded-Proto: http' "
+                     "-H 'Connection: keep-alive, X-Secret' -H 'X-Secret: s' -H 'Keep-Alive: 5' "
+                     "-H 'TE: trailers' -H 'Proxy-Connection: keep-alive' -H 'X-Kept: yes' "
+                     "https://portal.acme.example:%u/path?q=1",
+                     px.port);
+    cr_assert_eq(st, 0, "%s", out);
+    char *h = json_field(out, "[(k.lower(),v) for k,v in d[0][\"headers\"]]");
+    char want[256];
+    snprintf(want, sizeof want, "('host', 'portal.acme.example:%u')", px.port);
+    cr_expect(strstr(h, want) != NULL, "%s", h);
+    cr_expect(strstr(h, "('x-forwarded-for', '127.0.0.1')") != NULL, "%s", h);
+    cr_expect(strstr(h, "('x-forwarded-proto', 'https')") != NULL, "%s", h);
+    snprintf(want, sizeof want, "('x-forwarded-port', '%u')", px.port);
+    cr_expect(strstr(h, want) != NULL, "%s", h);
+    snprintf(want, sizeof want, "('x-forwarded-host', 'portal.acme.example:%u')", px.port);
+    cr_expect(strstr(h, want) != NULL, "%s", h);
+    cr_expect(strstr(h, "('x-kept', 'yes')") != NULL, "%s", h);
+    cr_expect_eq(tf_px_count(h, "x-forwarded-for"), 1, "%s", h);
+    cr_expect_eq(tf_px_count(h, "x-forwarded-proto"), 1, "%s", h);
+    cr_expect(strstr(h, "6.6.6.6") == NULL, "%s", h);
+    cr_expect(strstr(h, "x-secret") == NULL, "%s", h);
+    cr_expect(strstr(h, "keep-alive") == NULL, "%s", h);
+    cr_expect(strstr(h, "'te'") == NULL, "%s", h);
+    cr_expect(strstr(h, "proxy-connection") == NULL, "%s", h);
+    char *t = json_field(out, "d[0][\"target\"]");
+    cr_expect_str_eq(t, "/path?q=1");
+    free(t);
+    free(h);
+    free(out);
+}
+
+Test(httpmode, keep_alive_on_both_sides_reuses_the_backend_connection)
+{
+    int st;
+    /* Two requests on one client connection, then a second client. */
+    char *a = CURL(&st, "portal.acme.example",
+                   "https://portal.acme.example:%u/a https://portal.acme.example:%u/b", px.port,
+                   px.port);
+    cr_assert_eq(st, 0, "%s", a);
+    char *b = CURL(&st, "portal.acme.example", "https://portal.acme.example:%u/c", px.port);
+    cr_assert_eq(st, 0, "%s", b);
+    char *conns = json_field(a, "[r[\"conn\"] for r in d]");
+    char *reqs = json_field(a, "[r[\"req_on_conn\"] for r in d]");
+    cr_expect_str_eq(reqs, "[1, 2]", "one backend connection carries both: %s", a);
+    char *c2 = json_field(b, "d[0][\"req_on_conn\"]");
+    cr_expect_str_eq(c2, "3", "the next client reuses the pooled connection: %s", b);
+    char *log = tf_px_log(&px);
+    cr_expect_eq(tf_px_count(log, "backend 127.0.0.1:"), 1,
+                 "one backend connect for three requests:\n%s", log);
+    free(log);
+    free(conns);
+    free(reqs);
+    free(c2);
+    free(a);
+    free(b);
+}
+
+Test(httpmode, host_routing_421_and_404)
+{
+    int st;
+    /* Host differs from SNI but the served certificate covers it. */
+    char *out = CURL(&st, "portal.acme.example",
+                     "-H 'Host: chat.acme.example' -o /dev/null -w '%%{http_code}' "
+                     "https://portal.acme.example:%u/",
+                     px.port);
+    cr_expect_str_eq(out, "200");
+    free(out);
+    /* The wildcard certificate covers a sibling name. */
+    out = CURL(&st, "a.tenants.example",
+               "-H 'Host: b.tenants.example' -w ' %%{http_code}' https://a.tenants.example:%u/",
+               px.port);
+    cr_expect(strstr(out, "\"target\": \"/\"") != NULL && strstr(out, " 200") != NULL, "%s", out);
+    free(out);
+    /* Another tenant's name on this certificate's connection: misdirected. */
+    out = CURL(&st, "portal.acme.example",
+               "-H 'Host: portal.globex.example' -D - https://portal.acme.example:%u/", px.port);
+    cr_expect(strstr(out, "HTTP/1.1 421 Misdirected Request") != NULL, "%s", out);
+    cr_expect(strstr(out, "Connection: close") != NULL, "%s", out);
+    free(out);
+    /* Without SNI, a Host no tenant lists: 404. */
+    out = tf_px_sh(&st,
+                   "curl -sS -k --max-time 20 -H 'Host: nobody.example' -o /dev/null -w "
+                   "'%%{http_code}' https://127.0.0.1:%u/",
+                   px.port);
+    cr_expect_str_eq(out, "404");
+    free(out);
+    /* A mode tcp tenant's name is not served as HTTP on another connection. */
+    out = tf_px_sh(&st,
+                   "curl -sS -k --max-time 20 -H 'Host: portal.globex.example' -o /dev/null -w "
+                   "'%%{http_code}' https://127.0.0.1:%u/",
+                   px.port);
+    cr_expect_str_eq(out, "421");
+    free(out);
+}
+
+Test(httpmode, mode_tcp_tenants_are_still_piped)
+{
+    int st;
+    char *out = tf_px_sh(&st,
+                         "printf 'hello tcp\\n' | timeout 10 openssl s_client -quiet -connect "
+                         "127.0.0.1:%u -servername portal.globex.example -CAfile '%s' 2>/dev/null",
+                         px.port, px.ca);
+    cr_expect(strstr(out, "hello tcp") != NULL, "%s", out);
+    free(out);
+}
+
+static const char *const bad_requests[] = {
+    /* Content-Length with Transfer-Encoding, then a smuggled request. */
+    "POST / HTTP/1.1\\r\\nHost: portal.acme.example\\r\\nContent-Length: 5\\r\\n"
+    "Transfer-Encoding: chunked\\r\\n\\r\\n0\\r\\n\\r\\nGET /smuggled HTTP/1.1\\r\\n"
+    "Host: portal.acme.example\\r\\n\\r\\n",
+    /* duplicate Content-Length */
+    "POST / HTTP/1.1\\r\\nHost: portal.acme.example\\r\\nContent-Length: 3\\r\\n"
+    "Content-Length: 3\\r\\n\\r\\nabcGET /smuggled HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n",
+    /* Transfer-Encoding not ending in chunked */
+    "POST / HTTP/1.1\\r\\nHost: portal.acme.example\\r\\nTransfer-Encoding: chunked, gzip\\r\\n"
+    "\\r\\n",
+    /* obsolete line folding */
+    "GET / HTTP/1.1\\r\\nHost: portal.acme.example\\r\\nX-A: 1\\r\\n  folded\\r\\n\\r\\n",
+    /* whitespace before the colon */
+    "GET / HTTP/1.1\\r\\nHost: portal.acme.example\\r\\nContent-Length : 0\\r\\n\\r\\n",
+    /* bare LF */
+    "GET / HTTP/1.1\\nHost: portal.acme.example\\n\\n",
+    /* a control byte in a header value */
+    "GET / HTTP/1.1\\r\\nHost: portal.acme.example\\r\\nX-A: a\\001b\\r\\n\\r\\n",
+    /* an invalid chunk size */
+    "POST / HTTP/1.1\\r\\nHost: portal.acme.example\\r\\nTransfer-Encoding: chunked\\r\\n\\r\\n"
+    "zz\\r\\nabc\\r\\n0\\r\\n\\r\\n",
+};
+
+Test(httpmode, ambiguous_framing_is_400_and_the_connection_closes)
+{
+    for (size_t i = 0; i < sizeof bad_requests / sizeof bad_requests[0]; i++) {
+        char *out = raw("portal.acme.example", bad_requests[i]);
+        cr_expect(strncmp(out, "HTTP/1.1 400 Bad Request\r\n", 26) == 0, "request %zu: %s", i,
+                  out);
+        cr_expect_eq(tf_px_count(out, "HTTP/1."), 1, "request %zu: one answer only: %s", i, out);
+        cr_expect(strstr(out, "Connection: close") != NULL, "request %zu: %s", i, out);
+        free(out);
+    }
+    char *log = tf_px_log(&px);
+    cr_expect(strstr(log, "/smuggled") == NULL, "nothing smuggled reached a backend:\n%s", log);
+    free(log);
+}
+
+Test(httpmode, oversized_heads_are_431)
+{
+    int st;
+    char *out = tf_px_sh(&st,
+                         "(printf 'GET / HTTP/1.1\\r\\nHost: portal.acme.example\\r\\nX-Big: '; "
+                         "head -c 9000 /dev/zero | tr '\\0' a; printf '\\r\\n\\r\\n') | "
+                         "timeout 20 openssl s_client -quiet -ign_eof -connect 127.0.0.1:%u "
+                         "-servername portal.acme.example -CAfile '%s' 2>/dev/null",
+                         px.port, px.ca);
+    cr_expect(strncmp(out, "HTTP/1.1 431 ", 13) == 0, "%s", out);
+    free(out);
+}
+
+Test(httpmode, a_slow_head_gets_408)
+{
+    int st;
+    char *out = tf_px_sh(&st,
+                         "(printf 'GET / HTTP/1.1\\r\\nHost: portal.acme.example\\r\\n'; sleep 3) | "
+                         "timeout 20 openssl s_client -quiet -connect 127.0.0.1:%u -servername "
+                         "portal.acme.example -CAfile '%s' 2>/dev/null",
+                         px.port, px.ca);
+    cr_expect(strncmp(out, "HTTP/1.1 408 Request Timeout\r\n", 30) == 0, "%s", out);
+    free(out);
+}
+
+Test(httpmode, pipelined_requests_are_answered_in_order)
+{
+    char *out = raw("portal.acme.example",
+                    "GET /1 HTTP/1.1\\r\\nHost: portal.acme.example\\r\\n\\r\\n"
+                    "HEAD /headers-only-head HTTP/1.1\\r\\nHost: portal.acme.example\\r\\n\\r\\n"
+                    "GET /status/204 HTTP/1.1\\r\\nHost: portal.acme.example\\r\\n\\r\\n"
+                    "GET /status/304 HTTP/1.1\\r\\nHost: portal.acme.example\\r\\n\\r\\n"
+                    "POST /5 HTTP/1.1\\r\\nHost: portal.acme.example\\r\\nContent-Length: 3\\r\\n"
+                    "\\r\\nabc"
+                    "GET /6 HTTP/1.1\\r\\nHost: portal.acme.example\\r\\nConnection: close\\r\\n\\r\\n");
+    const char *p1 = strstr(out, "\"target\": \"/1\"");
+    const char *p2 = strstr(out, "X-Head: 1");
+    const char *p3 = strstr(out, "HTTP/1.1 204");
+    const char *p4 = strstr(out, "HTTP/1.1 304");
+    const char *p5 = strstr(out, "\"target\": \"/5\"");
+    const char *p6 = strstr(out, "\"target\": \"/6\"");
+    cr_assert(p1 && p2 && p3 && p4 && p5 && p6, "%s", out);
+    cr_expect(p1 < p2 && p2 < p3 && p3 < p4 && p4 < p5 && p5 < p6, "in order: %s", out);
+    /* HEAD's Content-Length: 1000 announced no body bytes. */
+    cr_expect(strstr(out, "hhhh") == NULL, "%s", out);
+    cr_expect(strstr(out, "\"body_len\": 3") != NULL, "%s", out);
+    cr_expect_eq(tf_px_count(out, "HTTP/1.1 "), 6, "%s", out);
+    free(out);
+}
+
+Test(httpmode, bodies_stream_both_ways_intact)
+{
+    int st;
+    char *out = tf_px_sh(&st,
+                         "head -c 5000000 /dev/urandom > '%s/up.bin' && sha256sum '%s/up.bin' | "
+                         "cut -d' ' -f1",
+                         px.tmp, px.tmp);
+    cr_assert_eq(st, 0);
+    out[64] = '\0';
+    char sum[65];
+    memcpy(sum, out, 65);
+    free(out);
+    /* Content-Length upload, chunked upload with 100-continue. */
+    char up[1300];
+    snprintf(up, sizeof up, "%s/up.bin", px.tmp);
+    out = CURL(&st, "portal.acme.example", "--data-binary @'%s' https://portal.acme.example:%u/up",
+               up, px.port);
+    char *got = json_field(out, "d[0][\"body_sha256\"], d[0][\"body_len\"]");
+    char want[128];
+    snprintf(want, sizeof want, "%s 5000000", sum);
+    cr_expect_str_eq(got, want);
+    free(got);
+    free(out);
+    out = CURL(&st, "portal.acme.example",
+               "-H 'Transfer-Encoding: chunked' -H 'Expect: 100-continue' --data-binary @'%s' "
+               "https://portal.acme.example:%u/up",
+               up, px.port);
+    got = json_field(out, "d[0][\"body_sha256\"], d[0][\"body_len\"]");
+    cr_expect_str_eq(got, want);
+    free(got);
+    free(out);
+    /* A 20 MB download with Content-Length, checked against the pattern. */
+    out = CURL(&st, "portal.acme.example",
+               "https://portal.acme.example:%u/big?bytes=20000000 | python3 -c 'import sys; "
+               "d=sys.stdin.buffer.read(); print(len(d), all(d[i]==i%%251 for i in "
+               "range(0,len(d),997)))'",
+               px.port);
+    cr_expect(strstr(out, "20000000 True") != NULL, "%s", out);
+    free(out);
+    /* Chunked and close-delimited responses. */
+    out = CURL(&st, "portal.acme.example", "--raw -D - https://portal.acme.example:%u/chunked",
+               px.port);
+    cr_expect(strstr(out, "Transfer-Encoding: chunked") != NULL, "%s", out);
+    cr_expect(strstr(out, "X-Trailer: done") != NULL, "%s", out);
+    free(out);
+    out = CURL(&st, "portal.acme.example",
+               "-D - https://portal.acme.example:%u/close-delimited", px.port);
+    cr_expect_eq(st, 0, "%s", out);
+    cr_expect(strstr(out, "\"target\": \"/close-delimited\"") != NULL, "%s", out);
+    cr_expect(strstr(out, "Connection: close") != NULL, "%s", out);
+    free(out);
+}
+
+Test(httpmode, websocket_upgrades_to_a_tunnel)
+{
+    int st;
+    char *out = tf_px_sh(&st, "timeout 30 python3 '%s/tests/proxy/ws_client.py' 127.0.0.1 %u "
+                              "portal.acme.example '%s' /ws 20",
+                         getenv("TF_SOURCE_DIR"), px.port, px.ca);
+    cr_expect_eq(st, 0, "%s", out);
+    cr_expect(strstr(out, "ok 20") != NULL, "%s", out);
+    free(out);
+}
+
+Test(httpmode, backend_errors_are_502_and_504)
+{
+    int st;
+    char *out = CURL(&st, "down.tenants.example", "-D - https://down.tenants.example:%u/",
+                     px.port);
+    cr_expect(strstr(out, "HTTP/1.1 502 Bad Gateway") != NULL, "%s", out);
+    free(out);
+    /* timeouts.response is 1s here. */
+    out = CURL(&st, "portal.acme.example", "-o /dev/null -w '%%{http_code}' "
+               "https://portal.acme.example:%u/slow?ms=4000",
+               px.port);
+    cr_expect_str_eq(out, "504");
+    free(out);
+}
+
+Test(httpmode, a_pooled_connection_the_backend_closed_is_retried)
+{
+    int st;
+    /* Each /close-after leaves a pooled connection the backend then closes;
+     * the GET right after may meet it and must be retried, never 502. */
+    char *out = tf_px_sh(&st,
+                         "for i in $(seq 20); do curl -sS --max-time 20 --cacert '%s' "
+                         "--resolve 'portal.acme.example:%u:127.0.0.1' -o /dev/null -w "
+                         "'%%{http_code} ' https://portal.acme.example:%u/close-after "
+                         "https://portal.acme.example:%u/after; done",
+                         px.ca, px.port, px.port, px.port);
+    cr_expect_eq(tf_px_count(out, "200 "), 40, "%s", out);
+    free(out);
+}
+
+Test(httpmode, http10_without_host_is_routed_by_sni)
+{
+    char *out = raw("portal.acme.example", "GET /ten HTTP/1.0\\r\\n\\r\\n");
+    cr_expect(strstr(out, "\"target\": \"/ten\"") != NULL, "%s", out);
+    cr_expect(strstr(out, "\"version\": \"HTTP/1.0\"") != NULL, "%s", out);
+    free(out);
+}
