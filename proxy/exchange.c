@@ -430,6 +430,13 @@ bool tf_hx_pool_allowed(const tf_conn_t *c)
 void tf_hx_on_backend_failed(tf_conn_t *c)
 {
     c->phase = TF_CONN_HTTP;
+    /* Nothing tried: the health checks found no backend healthy. */
+    if (c->attempts == 0) {
+        TF_CONN_LOG(TF_LOG_WARN, c, "tenant '%s': no healthy backend",
+                    tf_upstream_tenant_name(c->worker->upstream, c->tenant));
+        send_error(c, 503);
+        return;
+    }
     send_error(c, 502);
 }
 

@@ -7,6 +7,7 @@
 
 #include <arpa/inet.h>
 #include <netdb.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -207,21 +208,39 @@ const char *tf_upstream_tenant_name(const tf_upstream_t *u, uint32_t tenant)
 uint32_t tf_upstream_pick(tf_upstream_t *u, uint32_t tenant, uint64_t now_ms)
 {
     tenant_t *t = &u->tenants[tenant];
-    size_t soonest = 0;
+    size_t soonest = SIZE_MAX;
     for (size_t k = 0; k < t->nbackends; k++) {
         size_t i = (t->next + k) % t->nbackends;
-        if (t->backends[i].down_until_ms <= now_ms) {
+        const tf_backend_t *b = &t->backends[i];
+        if (b->unhealthy)
+            continue;
+        if (b->down_until_ms <= now_ms) {
             t->next = (i + 1) % t->nbackends;
             return (uint32_t)i;
         }
-        if (t->backends[i].down_until_ms < t->backends[soonest].down_until_ms)
+        if (soonest == SIZE_MAX || b->down_until_ms < t->backends[soonest].down_until_ms)
             soonest = i;
     }
-    /* Every backend is marked down: try the one due back first rather than
-     * refuse everyone for the rest of the period, so a backend that
-     * restarted serves at once (nginx does the same). A connection tries
-     * each backend once at most, so a dead tenant still fails fast. */
-    return t->nbackends > 0 ? (uint32_t)soonest : TF_UPSTREAM_NONE;
+    /* Every healthy backend is marked down: try the one due back first
+     * rather than refuse everyone for the rest of the period, so a backend
+     * that restarted serves at once (nginx does the same). A connection
+     * tries each backend once at most, so a dead tenant still fails fast. */
+    return soonest != SIZE_MAX ? (uint32_t)soonest : TF_UPSTREAM_NONE;
+}
+
+size_t tf_upstream_tenant_count(const tf_upstream_t *u)
+{
+    return u->ntenants;
+}
+
+bool tf_upstream_set_healthy(tf_upstream_t *u, uint32_t tenant, uint32_t backend, bool healthy)
+{
+    tf_backend_t *b = &u->tenants[tenant].backends[backend];
+    bool changed = b->unhealthy == healthy;
+    b->unhealthy = !healthy;
+    if (healthy && changed)
+        b->down_until_ms = 0;
+    return changed;
 }
 
 size_t tf_upstream_backend_count(const tf_upstream_t *u, uint32_t tenant)

@@ -10,6 +10,7 @@
 #include "conf/conf.h"
 
 #include <netinet/in.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -27,6 +28,7 @@ typedef struct {
     } addr;
     const char *text;       /* as written in the configuration */
     uint64_t down_until_ms; /* skipped until then (loop time) */
+    bool unhealthy;         /* the tenant's active health check failed */
 } tf_backend_t;
 
 /* Builds the table; backend host names are resolved here, once, with the
@@ -47,12 +49,17 @@ const char *tf_upstream_tenant_name(const tf_upstream_t *u, uint32_t tenant);
 const tf_conf_tenant_t *tf_upstream_tenant_conf(const tf_upstream_t *u, uint32_t tenant);
 
 /* The next backend of `tenant`, round robin, skipping those marked down at
- * `now_ms`; when every one is down, the one due back first (a restarted
- * backend serves at once). TF_UPSTREAM_NONE only for a tenant without
- * backends. */
+ * `now_ms` and those the active health check found unhealthy; when every
+ * healthy one is marked down, the one due back first (a restarted backend
+ * serves at once). TF_UPSTREAM_NONE when no backend is healthy. */
 uint32_t tf_upstream_pick(tf_upstream_t *u, uint32_t tenant, uint64_t now_ms);
 size_t tf_upstream_backend_count(const tf_upstream_t *u, uint32_t tenant);
 const tf_backend_t *tf_upstream_backend(const tf_upstream_t *u, uint32_t tenant, uint32_t backend);
+size_t tf_upstream_tenant_count(const tf_upstream_t *u);
+
+/* Sets a backend's health (active checks); returns whether it changed. */
+bool tf_upstream_set_healthy(tf_upstream_t *u, uint32_t tenant, uint32_t backend, bool healthy);
+
 void tf_upstream_mark_down(tf_upstream_t *u, uint32_t tenant, uint32_t backend, uint64_t now_ms);
 
 #endif

@@ -9,6 +9,7 @@
 #include "proxy/conn.h"
 #include "proxy/listener.h"
 #include "proxy/log.h"
+#include "proxy/health.h"
 #include "proxy/pool.h"
 #include "proxy/upstream.h"
 
@@ -95,11 +96,14 @@ int tf_worker_new(tf_server_t *server, unsigned index, tf_worker_t **out, char *
     rc = w->pool != NULL ? worker_tls(w, err, errlen) : TF_ENOMEM;
     if (rc == 0)
         rc = tf_upstream_new(server->conf, &w->upstream, err, errlen);
+    if (rc == 0 && (rc = tf_health_start(&w->loop, w->upstream, server->conf, &w->health)) != 0)
+        snprintf(err, errlen, "cannot start health checks: %s", tf_strerror(rc));
     if (rc == 0)
         rc = worker_listen(w, err, errlen);
     if (rc != 0) {
         for (size_t i = 0; i < w->nlisten; i++)
             tf_listener_stop(&w->listeners[i]);
+        tf_health_stop(w->health);
         worker_finish(w);
         worker_dispose(w);
         return rc;
@@ -148,6 +152,8 @@ static void worker_on_stop(uv_async_t *a)
     w->stopping = true;
     for (size_t i = 0; i < w->nlisten; i++)
         tf_listener_stop(&w->listeners[i]);
+    tf_health_stop(w->health);
+    w->health = NULL;
     /* Idle keep-alive connections end now, busy ones after their response. */
     tf_pool_clear(w->pool);
     for (tf_conn_t *c = w->conns, *next; c != NULL; c = next) {

@@ -21,6 +21,7 @@
 typedef struct tf_conn tf_conn_t;
 typedef struct tf_listener tf_listener_t;
 typedef struct tf_pool tf_pool_t;
+typedef struct tf_health tf_health_t;
 typedef struct tf_upstream tf_upstream_t;
 typedef struct tf_worker tf_worker_t;
 
@@ -47,6 +48,7 @@ struct tf_worker {
     tf_tls_ctx_t *tls;
     tf_upstream_t *upstream;
     tf_pool_t *pool; /* idle backend connections (mode http) */
+    tf_health_t *health; /* active health checks, or NULL */
     tf_listener_t *listeners; /* nlisten of them */
     size_t nlisten;
     tf_conn_t *conns; /* every open connection, newest first */

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static tf_px_t px;
 
@@ -113,7 +114,7 @@ Test(httpmode, keep_alive_on_both_sides_reuses_the_backend_connection)
     char *c2 = json_field(b, "d[0][\"req_on_conn\"]");
     cr_expect_str_eq(c2, "3", "the next client reuses the pooled connection: %s", b);
     char *log = tf_px_log(&px);
-    cr_expect_eq(tf_px_count(log, "backend 127.0.0.1:"), 1,
+    cr_expect_eq(tf_px_count(log, " connected\n"), 1,
                  "one backend connect for three requests:\n%s", log);
     free(log);
     free(conns);
@@ -360,5 +361,44 @@ Test(httpmode, http10_without_host_is_routed_by_sni)
     char *out = raw("portal.acme.example", "GET /ten HTTP/1.0\\r\\n\\r\\n");
     cr_expect(strstr(out, "\"target\": \"/ten\"") != NULL, "%s", out);
     cr_expect(strstr(out, "\"version\": \"HTTP/1.0\"") != NULL, "%s", out);
+    free(out);
+}
+
+/* Polls the proxy's log (bounded: 10 s) until it contains `needle`. */
+static bool log_shows(const char *needle)
+{
+    for (int i = 0; i < 200; i++) {
+        char *log = tf_px_log(&px);
+        bool found = strstr(log, needle) != NULL;
+        free(log);
+        if (found)
+            return true;
+        struct timespec ts = {0, 50 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    return false;
+}
+
+Test(httpmode, health_checks_skip_failing_backends_and_503_when_none_is_healthy)
+{
+    char want[128];
+    snprintf(want, sizeof want, "backend 127.0.0.1:%u failed its health check", px.dead_port);
+    cr_assert(log_shows(want), "the dead backend is found out");
+    cr_assert(log_shows("tenant 'sick': backend"), "the sick backend is found out");
+    int st;
+    char *out = tf_px_sh(&st,
+                         "for i in $(seq 6); do curl -sS --max-time 20 --cacert '%s' "
+                         "--resolve 'checked.tenants.example:%u:127.0.0.1' -o /dev/null -w "
+                         "'%%{http_code} ' https://checked.tenants.example:%u/; done",
+                         px.ca, px.port, px.port);
+    cr_expect_str_eq(out, "200 200 200 200 200 200 ", "only the healthy backend serves");
+    free(out);
+    char *log = tf_px_log(&px);
+    snprintf(want, sizeof want, "backend 127.0.0.1:%u: connect failed", px.dead_port);
+    cr_expect(strstr(log, want) == NULL || strstr(log, "tenant 'checked'") == NULL,
+              "no request tried the unhealthy backend");
+    free(log);
+    out = CURL(&st, "sick.tenants.example", "-D - https://sick.tenants.example:%u/", px.port);
+    cr_expect(strstr(out, "HTTP/1.1 503 Service Unavailable") != NULL, "%s", out);
     free(out);
 }

@@ -88,3 +88,21 @@ Test(proxy_upstream, round_robin_skips_backends_marked_down)
     cr_expect_str_eq(b->text, "[::1]:80");
     cr_expect_eq(b->addr.sa.sa_family, AF_INET6);
 }
+
+Test(proxy_upstream, unhealthy_backends_are_skipped_and_none_healthy_is_none)
+{
+    load(with_catch_all);
+    uint32_t t = tf_upstream_route(up, "portal.acme.example");
+    cr_expect(tf_upstream_set_healthy(up, t, 0, false), "a change");
+    cr_expect_not(tf_upstream_set_healthy(up, t, 0, false), "no change");
+    for (int i = 0; i < 4; i++)
+        cr_expect_neq(tf_upstream_pick(up, t, 1000), 0, "0 is unhealthy");
+    tf_upstream_mark_down(up, t, 1, 1000);
+    tf_upstream_mark_down(up, t, 2, 1000);
+    cr_expect_neq(tf_upstream_pick(up, t, 2000), 0, "marked down still beats unhealthy");
+    tf_upstream_set_healthy(up, t, 1, false);
+    tf_upstream_set_healthy(up, t, 2, false);
+    cr_expect_eq(tf_upstream_pick(up, t, 2000), TF_UPSTREAM_NONE, "none healthy");
+    cr_expect(tf_upstream_set_healthy(up, t, 2, true));
+    cr_expect_eq(tf_upstream_pick(up, t, 2000), 2, "healthy again, down mark cleared");
+}
