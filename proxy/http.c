@@ -307,23 +307,35 @@ int tf_http_body(tf_http_parser_t *p, const char *buf, size_t len, size_t *used,
 
 /* ---- responses -------------------------------------------------------------------- */
 
-/* The end of a response head: an empty line, CRLF or bare LF. Returns its
- * length or 0 when it has not ended within len bytes. */
-static size_t scan_response_head(const char *buf, size_t len)
+/* The end of a response head: an empty line, CRLF or bare LF. Every
+ * header line is checked as strictly as a request's (a name two parsers
+ * could read differently desynchronizes the connection), only the line
+ * ends may be bare LF. Returns its length, 0 when it has not ended within
+ * len bytes, or -1 when a line is malformed. */
+static long scan_response_head(const char *buf, size_t len)
 {
-    for (size_t i = 1; i < len; i++) {
-        if (buf[i] != '\n')
+    const unsigned char *b = (const unsigned char *)buf;
+    size_t line = 0;
+    bool first = true;
+    for (size_t i = 0; i < len; i++) {
+        if (b[i] != '\n')
             continue;
-        if (buf[i - 1] == '\n')
-            return i + 1;
-        if (buf[i - 1] == '\r' && i >= 2 && buf[i - 2] == '\n')
-            return i + 1;
+        const unsigned char *s = b + line, *e = b + i;
+        if (e > s && e[-1] == '\r')
+            e--;
+        if (e == s)
+            return first ? -1 : (long)(i + 1);
+        if (first ? !request_line_ok(s, e) : (*s == ' ' || *s == '\t' || !header_line_ok(s, e)))
+            return -1;
+        first = false;
+        line = i + 1;
     }
     return 0;
 }
 
-/* Framing of a response (RFC 9112 §6.3): identical duplicate
- * Content-Lengths are one, anything else ambiguous is refused. */
+/* Framing of a response (RFC 9112 §6.3): anything ambiguous is refused
+ * (http-parser already refuses a second Content-Length, even an identical
+ * one: the checks here do not rely on that). */
 static int response_framing(tf_http_parser_t *p, tf_http_response_t *r)
 {
     size_t lengths = 0, tes = 0;
@@ -358,9 +370,12 @@ static int response_framing(tf_http_parser_t *p, tf_http_response_t *r)
 int tf_http_parse_response_head(tf_http_parser_t *p, const char *buf, size_t len,
                                 size_t max_head, tf_http_response_t *resp)
 {
-    size_t head = scan_response_head(buf, len < max_head ? len : max_head);
-    if (head == 0)
+    long scanned = scan_response_head(buf, len < max_head ? len : max_head);
+    if (scanned < 0)
+        return 502;
+    if (scanned == 0)
         return len >= max_head ? 502 : TF_HTTP_MORE;
+    size_t head = (size_t)scanned;
     memset(resp, 0, sizeof *resp);
     resp->start = buf;
     p->headers = resp->headers;

@@ -245,3 +245,95 @@ Test(http, a_small_output_buffer_is_refused)
     char small[20];
     cr_expect_eq(tf_http_rewrite_head(&req, &fwd, small, sizeof small), -1);
 }
+
+/* ---- responses ---------------------------------------------------------- */
+
+static tf_http_response_t resp;
+
+static int parse_resp(const char *head, bool head_request)
+{
+    tf_http_parser_init_response(&parser, head_request);
+    return tf_http_parse_response_head(&parser, head, strlen(head), 32768, &resp);
+}
+
+Test(http, response_bodies_are_framed_by_length_chunks_or_close)
+{
+    cr_assert_eq(parse_resp("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello", false), 0);
+    cr_expect_eq(resp.body, TF_HTTP_RESP_LENGTH);
+    cr_expect_eq(resp.content_length, 5);
+    cr_expect(resp.keep_alive);
+    size_t used = 0;
+    bool done = false;
+    cr_assert_eq(tf_http_body(&parser, "helloHTTP", 9, &used, &done), 0);
+    cr_expect_eq(used, 5);
+    cr_expect(done);
+
+    cr_assert_eq(parse_resp("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", false), 0);
+    cr_expect_eq(resp.body, TF_HTTP_RESP_CHUNKED);
+    const char *chunks = "5\r\nhello\r\n0\r\nX-T: 1\r\n\r\nrest";
+    cr_assert_eq(tf_http_body(&parser, chunks, strlen(chunks), &used, &done), 0);
+    cr_expect_eq(used, strlen(chunks) - 4);
+    cr_expect(done);
+
+    cr_assert_eq(parse_resp("HTTP/1.0 200 OK\r\n\r\n", false), 0);
+    cr_expect_eq(resp.body, TF_HTTP_RESP_CLOSE);
+    cr_expect_not(resp.keep_alive, "only the close ends it");
+    cr_assert_eq(tf_http_body(&parser, "abc", 3, &used, &done), 0);
+    cr_expect_eq(used, 3);
+    cr_expect_not(done);
+}
+
+Test(http, head_1xx_204_and_304_responses_have_no_body)
+{
+    cr_assert_eq(parse_resp("HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n", true), 0);
+    cr_expect_eq(resp.body, TF_HTTP_RESP_NONE);
+    cr_expect(parser.done);
+    cr_assert_eq(parse_resp("HTTP/1.1 204 No Content\r\n\r\n", false), 0);
+    cr_expect_eq(resp.body, TF_HTTP_RESP_NONE);
+    cr_assert_eq(parse_resp("HTTP/1.1 304 Not Modified\r\nContent-Length: 10\r\n\r\n", false), 0);
+    cr_expect_eq(resp.body, TF_HTTP_RESP_NONE);
+    cr_assert_eq(parse_resp("HTTP/1.1 100 Continue\r\n\r\n", false), 0);
+    cr_expect_eq(resp.status, 100);
+    cr_expect_eq(resp.body, TF_HTTP_RESP_NONE);
+    cr_assert_eq(parse_resp("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                            "Connection: Upgrade\r\n\r\n",
+                            false),
+                 0);
+    cr_expect(resp.upgrade);
+}
+
+Test(http, ambiguous_responses_are_502)
+{
+    cr_expect_eq(parse_resp("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: "
+                            "chunked\r\n\r\n",
+                            false),
+                 502);
+    cr_expect_eq(parse_resp("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n",
+                            false),
+                 502);
+    cr_expect_eq(parse_resp("HTTP/1.1 200 OK\r\nTransfer-Encoding :chunked\r\n\r\n", false), 502);
+    cr_expect_eq(parse_resp("HTTP/1.1 200 OK\r\nX: a\r\n folded\r\n\r\n", false), 502);
+    cr_expect_eq(parse_resp("garbage\r\n\r\n", false), 502);
+    cr_expect_eq(parse_resp("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n",
+                            false),
+                 502, "http-parser refuses even identical duplicates");
+    cr_expect_eq(parse_resp("HTTP/1.1 200 OK\nContent-Length: 2\n\nok", false), 0, "bare LF");
+}
+
+Test(http, response_heads_lose_hop_by_hop_headers)
+{
+    cr_assert_eq(parse_resp("HTTP/1.1 200 OK\r\nConnection: keep-alive, X-Hop\r\nX-Hop: 1\r\n"
+                            "Keep-Alive: timerout=5\r\nContent-Length: 0\r\nX-Kept: 1\r\n\r\n",
+                            false),
+                 0);
+    char rout[512];
+    long n = tf_http_rewrite_response_head(&resp, true, rout, sizeof rout);
+    cr_assert_gt(n, 0);
+    rout[n] = '\0';
+    cr_expect_str_eq(rout, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nX-Kept: 1\r\n"
+                          "Connection: close\r\n\r\n");
+    n = tf_http_rewrite_response_head(&resp, false, rout, sizeof rout);
+    rout[n] = '\0';
+    cr_expect_str_eq(rout, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nX-Kept: 1\r\n\r\n");
+    cr_expect_eq(tf_http_rewrite_response_head(&resp, false, rout, 10), -1);
+}
