@@ -817,7 +817,11 @@ void tf_hx_on_data(tf_stream_t *src, const char *data, size_t len)
         client_data(c, data, len);
     } else {
         c->bytes_down += len;
+        /* A response head and the body bytes after it: one write. */
+        tf_stream_cork(&c->client);
         backend_data(c, data, len);
+        if (tf_conn_closing(c) || tf_stream_uncork(&c->client) != 0 || tf_conn_closing(c))
+            return;
     }
     if (!tf_conn_closing(c))
         tf_hx_balance(c);

@@ -142,8 +142,9 @@ tf_stream_t *tf_pool_take(tf_pool_t *p, const struct sockaddr *addr, tf_conn_t *
     tf_bstream_t *s = b->head;
     if (s == NULL)
         return NULL;
+    /* Still reading: the new owner's read callback takes over, with no
+     * epoll change in between. */
     unlink_stream(b, s);
-    s->s.ops->read_stop(&s->s);
     s->s.conn = conn;
     s->uses++;
     return &s->s;
@@ -154,7 +155,6 @@ void tf_pool_put(tf_pool_t *p, const struct sockaddr *addr, tf_stream_t *stream)
     tf_bstream_t *s = tf_bstream_of(stream);
     bucket_t *b = find_or_add(p, addr);
     stream->conn = NULL;
-    stream->ops->read_stop(stream);
     /* Only a connection in its plain state is reusable: nothing queued, no
      * write side shut. */
     bool clean = stream->wbuf == NULL && stream->qlen == 0 &&

@@ -33,7 +33,7 @@ void tf_pool_free(tf_pool_t *p);
 /* Closes every idle connection; the pool stays usable. */
 void tf_pool_clear(tf_pool_t *p);
 
-/* An idle connection to `addr` handed to `conn` (reading stopped), or NULL. */
+/* An idle connection to `addr` handed to `conn` (still reading), or NULL. */
 tf_stream_t *tf_pool_take(tf_pool_t *p, const struct sockaddr *addr, tf_conn_t *conn);
 
 /* Keeps `s` (its owner done with it after a complete exchange) for reuse.

@@ -149,9 +149,24 @@ static int stream_check_shut(tf_stream_t *s)
     return 0;
 }
 
+void tf_stream_cork(tf_stream_t *s)
+{
+    s->flags |= TF_STREAM_CORKED;
+}
+
+int tf_stream_uncork(tf_stream_t *s)
+{
+    if (!(s->flags & TF_STREAM_CORKED))
+        return 0;
+    s->flags &= (uint8_t)~TF_STREAM_CORKED;
+    return tf_stream_flush(s);
+}
+
 int tf_stream_flush(tf_stream_t *s)
 {
     const kind_t *k = kind_of(s);
+    if (s->flags & TF_STREAM_CORKED)
+        return 0;
     while (s->wbuf == NULL && (s->flags & TF_STREAM_WRITABLE)) {
         char *buf = NULL;
         size_t len = 0;
@@ -233,7 +248,8 @@ static int tcp_queue(tf_stream_t *s, const char *data, size_t len)
 static int tcp_write(tf_stream_t *s, const void *data, size_t len)
 {
     const char *p = data;
-    if (s->wbuf == NULL && s->qlen == 0 && (s->flags & TF_STREAM_WRITABLE)) {
+    if (s->wbuf == NULL && s->qlen == 0 &&
+        (s->flags & (TF_STREAM_WRITABLE | TF_STREAM_CORKED)) == TF_STREAM_WRITABLE) {
         uv_buf_t b = uv_buf_init((char *)p, (unsigned)len);
         int n = uv_try_write((uv_stream_t *)&s->tcp, &b, 1);
         if (n < 0 && n != UV_EAGAIN)

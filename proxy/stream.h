@@ -51,6 +51,7 @@ enum {
     TF_STREAM_SHUT_SENT = 1 << 3,   /* FIN or close_notify handed to libuv */
     TF_STREAM_OPEN = 1 << 4,        /* the uv_tcp_t is initialised, not closing */
     TF_STREAM_SHUT_DONE = 1 << 5,   /* the peer has been told: tf_pump_on_shut() ran */
+    TF_STREAM_CORKED = 1 << 6,      /* writes wait for tf_stream_uncork() */
 };
 
 struct tf_stream {
@@ -116,5 +117,10 @@ int tf_stream_set_writable(tf_stream_t *s);
 
 /* Writes pending output now (the TLS handshake's records). */
 int tf_stream_flush(tf_stream_t *s);
+
+/* Between cork and uncork, writes only queue (a response head and the
+ * start of its body leave in one system call); uncork writes what queued. */
+void tf_stream_cork(tf_stream_t *s);
+int tf_stream_uncork(tf_stream_t *s);
 
 #endif
