@@ -203,8 +203,9 @@ static uint64_t phase_timeout(const tf_conn_t *c)
     case TF_CONN_CONNECTING:
         return t->connect_ms;
     case TF_CONN_TUNNEL:
-        /* An upgraded HTTP connection (WebSocket) lives by its own limit. */
-        return c->hx != NULL ? t->tunnel_ms : t->idle_ms;
+        /* mode tcp and upgraded HTTP (WebSocket) alike: long-lived by
+         * nature, as haproxy's `timeout tunnel`. */
+        return t->tunnel_ms;
     case TF_CONN_HTTP:
     case TF_CONN_CLOSING:
         break;
@@ -251,7 +252,7 @@ static void conn_on_timer(uv_timer_t *timer)
         return;
     case TF_CONN_TUNNEL:
         if (now - c->active_ms >= phase_timeout(c)) {
-            tf_conn_close(c, TF_LOG_INFO, "idle timeout");
+            tf_conn_close_politely(c, TF_LOG_INFO, "tunnel timeout");
             return;
         }
         tf_conn_arm_timer(c);
@@ -334,6 +335,35 @@ void tf_conn_close(tf_conn_t *c, tf_log_level_t level, const char *reason)
     tf_hx_free(c->hx);
     c->hx = NULL;
     uv_close((uv_handle_t *)&c->timer, conn_on_handle_closed);
+}
+
+/* Best effort: a close_notify before a close the proxy decides (timeouts,
+ * drain), so that the client can tell it from a truncation. Only if the
+ * socket takes it at once: nothing waits for a peer that does not read. */
+static void client_goodbye(tf_conn_t *c)
+{
+    tf_stream_t *s = &c->client;
+    if (s->tls == NULL || c->phase == TF_CONN_HANDSHAKE || s->wbuf != NULL ||
+        !(s->flags & TF_STREAM_WRITABLE) || (s->flags & TF_STREAM_SHUT_SENT))
+        return;
+    s->flags |= TF_STREAM_SHUT_SENT;
+    if (tf_tls_session_shutdown(s->tls) < 0)
+        return;
+    void *buf = NULL;
+    size_t len = 0;
+    if (tf_tls_session_take_out(s->tls, &buf, &len) != 0 || buf == NULL)
+        return;
+    uv_buf_t b = uv_buf_init(buf, (unsigned)len);
+    (void)uv_try_write((uv_stream_t *)&s->tcp, &b, 1);
+    free(buf);
+}
+
+void tf_conn_close_politely(tf_conn_t *c, tf_log_level_t level, const char *reason)
+{
+    if (tf_conn_closing(c))
+        return;
+    client_goodbye(c);
+    tf_conn_close(c, level, reason);
 }
 
 void tf_conn_fail(tf_conn_t *c, int err, const char *what)

@@ -95,6 +95,10 @@ int tf_conn_accept(tf_worker_t *w, uv_stream_t *server);
  * summary line, `level` the level of that line. Idempotent. */
 void tf_conn_close(tf_conn_t *c, tf_log_level_t level, const char *reason);
 
+/* The same, after a best-effort close_notify to the client: for closes the
+ * proxy decides (timeouts, drain). */
+void tf_conn_close_politely(tf_conn_t *c, tf_log_level_t level, const char *reason);
+
 static inline bool tf_conn_closing(const tf_conn_t *c)
 {
     return c->phase == TF_CONN_CLOSING;

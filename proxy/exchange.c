@@ -924,12 +924,12 @@ void tf_hx_on_timer(tf_conn_t *c)
     }
     switch (k) {
     case DL_IDLE:
-        tf_conn_close(c, TF_LOG_INFO, "keep-alive timeout");
+        tf_conn_close_politely(c, TF_LOG_INFO, "keep-alive timeout");
         return;
     case DL_HEADER:
         if (hx->rq == RQ_IDLE && hx->requests == 0 && hx->in.len == 0) {
             /* Connected, shook hands, never asked: nothing to answer. */
-            tf_conn_close(c, TF_LOG_INFO, "no request");
+            tf_conn_close_politely(c, TF_LOG_INFO, "no request");
             return;
         }
         send_error(c, 408);
@@ -942,7 +942,7 @@ void tf_hx_on_timer(tf_conn_t *c)
         if (!hx->responded && hx->rq == RQ_BODY)
             send_error(c, 408);
         else
-            tf_conn_close(c, TF_LOG_INFO, "idle timeout");
+            tf_conn_close_politely(c, TF_LOG_INFO, "idle timeout");
         return;
     }
 }
@@ -951,7 +951,7 @@ void tf_hx_drain(tf_conn_t *c)
 {
     tf_hx_t *hx = c->hx;
     if (hx->rq == RQ_IDLE && hx->rs == RS_NONE && hx->in.len == 0) {
-        tf_conn_close(c, TF_LOG_INFO, "shutting down");
+        tf_conn_close_politely(c, TF_LOG_INFO, "shutting down");
         return;
     }
     hx->client_keep = false;

@@ -141,7 +141,7 @@ static void worker_on_drain_timeout(uv_timer_t *t)
     tf_worker_t *w = t->data;
     TF_LOG(TF_LOG_INFO, "worker %u: drain timeout: closing %zu connections", w->index, w->nconns);
     for (tf_conn_t *c = w->conns; c != NULL; c = c->next)
-        tf_conn_close(c, TF_LOG_INFO, "shutting down");
+        tf_conn_close_politely(c, TF_LOG_INFO, "shutting down");
 }
 
 static void worker_on_stop(uv_async_t *a)

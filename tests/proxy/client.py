@@ -23,6 +23,11 @@
       prints "rss_kib=N received=M".
   client.py raw-idle PORT SECONDS
       plain TCP connect, sends nothing; prints "closed" or "open".
+  client.py hold PORT SNI CAFILE SECONDS
+      opens a tunnel, checks one echo, prints "ready" (flushed), then echoes
+      a line every 0.1 s until the proxy ends the connection; prints
+      "echoes=N" and how it ended: "close_notify" (a clean TLS close) or
+      "truncated" (TCP closed without one).
 """
 import hashlib
 import os
@@ -73,6 +78,32 @@ def bulk(port, sni, cafile, mib):
     print("sent=%s received=%s bytes=%d" % (hashlib.sha256(data).hexdigest(), got.hexdigest(),
                                             received))
     s.close()
+
+
+def hold(port, sni, cafile, seconds):
+    s = tls_connect(port, sni, cafile, timeout=seconds)
+    s.sendall(b"ping\n")
+    if s.recv(100) != b"ping\n":
+        sys.exit("no echo")
+    print("ready", flush=True)
+    echoes, how = 0, "open"
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            s.sendall(b"line\n")
+            data = s.recv(100)
+        except ssl.SSLEOFError:
+            how = "truncated"
+            break
+        except (ConnectionResetError, BrokenPipeError, ssl.SSLError) as e:
+            how = "error " + type(e).__name__
+            break
+        if not data:
+            how = "close_notify"
+            break
+        echoes += 1
+        time.sleep(0.1)
+    print("echoes=%d %s" % (echoes, how))
 
 
 def concurrent(port, sni, cafile, n):
@@ -185,6 +216,8 @@ def main():
         flood(int(sys.argv[2]), int(sys.argv[3]))
     elif mode == "stall":
         stall(int(sys.argv[2]), sys.argv[3], sys.argv[4], int(sys.argv[5]))
+    elif mode == "hold":
+        hold(int(sys.argv[2]), sys.argv[3], sys.argv[4], float(sys.argv[5]))
     elif mode == "raw-idle":
         s = socket.create_connection(("127.0.0.1", int(sys.argv[2])), timeout=10)
         wait_close(s, float(sys.argv[3]))

@@ -143,12 +143,12 @@ static void write_config(tf_px_t *px, const tf_px_opts_t *o, char *path, size_t 
             "tls:\n  certs: [\"%s/certs\"]\n  default_cert: %s/certs/system.pem\n"
             "  unknown_sni: %s\n"
             "timeouts:\n  handshake: 1s\n  connect: 2s\n  drain: 2s\n  idle: %s\n"
-            "  request_header: 1s\n  response: %s\n"
+            "  request_header: 1s\n  response: %s\n  tunnel: %s\n"
             "limits:\n  max_connections: %u\n  max_header_bytes: 8192\n",
             o && o->user ? "user: " : "", o && o->user ? o->user : "", o && o->user ? "\n" : "",
             o && o->workers ? o->workers : 1, listen, px->demo, px->demo,
             o && o->unknown_sni ? o->unknown_sni : "default", o && o->idle ? o->idle : "60s",
-            o && o->response ? o->response : "5s",
+            o && o->response ? o->response : "5s", o && o->tunnel ? o->tunnel : "1h",
             o && o->max_connections ? o->max_connections : 1000);
     if (o && o->http) {
         write_http_tenants(f, px);

@@ -19,6 +19,7 @@ typedef struct {
     bool dual_stack;          /* listen on "0.0.0.0:P" and "[::]:P" instead of 127.0.0.1 */
     bool http;                /* mode http tenants on echo_backend.py (see harness.c) */
     const char *response;     /* timeouts.response; NULL: 5s */
+    const char *tunnel;       /* timeouts.tunnel; NULL: 1h */
 } tf_px_opts_t;
 
 typedef struct {

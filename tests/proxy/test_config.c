@@ -1,6 +1,6 @@
 /* tlsfront run under particular configurations (SPEC §3): several
  * workers, limits.max_connections, running out of file descriptors, IPv4 and
- * IPv6 listeners side by side, timeouts.idle. */
+ * IPv6 listeners side by side, timeouts.tunnel. */
 #include "harness.h"
 
 #include <criterion/criterion.h>
@@ -112,10 +112,11 @@ Test(proxy_config, ipv4_and_ipv6_listeners_coexist)
     cr_expect_eq(tf_px_stop_proxy(&px), 0);
 }
 
-/* timeouts.idle: a tunnel where nothing moves is closed. */
-Test(proxy_config, silent_tunnel_closed_after_idle_timeout)
+/* timeouts.tunnel: a mode tcp tunnel where nothing moves is closed (like
+ * haproxy's `timeout tunnel`; timeouts.idle is for HTTP keep-alive). */
+Test(proxy_config, silent_tunnel_closed_after_tunnel_timeout)
 {
-    tf_px_opts_t o = {.idle = "1s"};
+    tf_px_opts_t o = {.tunnel = "1s"};
     tf_px_start(&px, &o);
     int st;
     char args[1400];
@@ -124,7 +125,7 @@ Test(proxy_config, silent_tunnel_closed_after_idle_timeout)
     cr_expect_not_null(strstr(out, "closed"), "%s", out);
     free(out);
     char *log = tf_px_log(&px);
-    cr_expect_not_null(strstr(log, "closed: idle timeout"), "%s", log);
+    cr_expect_not_null(strstr(log, "closed: tunnel timeout"), "%s", log);
     free(log);
 }
 

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static tf_px_t px;
 
@@ -146,5 +147,50 @@ Test(proxy_flow, sigterm_drains_and_exits_zero)
     cr_expect_not_null(strstr(log, "SIGTERM: stopping"), "%s", log);
     cr_expect_not_null(strstr(log, "closed: "), "one summary line per connection:\n%s", log);
     cr_expect_null(strstr(log, "handles open"), "%s", log);
+    free(log);
+}
+
+/* SIGTERM drains: an open tunnel keeps working until timeouts.drain (2 s
+ * here), then gets a close_notify, and the proxy exits 0. */
+Test(proxy_flow, drain_keeps_an_open_tunnel_then_says_close_notify)
+{
+    char fifo[1300], outf[1300];
+    snprintf(fifo, sizeof fifo, "%s/ready", px.tmp);
+    snprintf(outf, sizeof outf, "%s/hold.out", px.tmp);
+    int st;
+    char *r = tf_px_sh(&st,
+                       "timeout 60 python3 '%s/tests/proxy/client.py' hold %u portal.acme.example "
+                       "'%s' 30 > '%s' 2>&1 &",
+                       getenv("TF_SOURCE_DIR"), px.port, px.ca, outf);
+    free(r);
+    /* Bounded wait for the tunnel to be up. */
+    bool ready = false;
+    for (int i = 0; i < 200 && !ready; i++) {
+        r = tf_px_sh(&st, "cat '%s'", outf);
+        ready = strstr(r, "ready") != NULL;
+        free(r);
+        struct timespec ts = {0, 50 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    cr_assert(ready, "the tunnel did not open");
+    cr_expect_eq(tf_px_stop_proxy(&px), 0, "drained and exited 0");
+    char *out = NULL;
+    for (int i = 0; i < 200; i++) {
+        free(out);
+        out = tf_px_sh(&st, "cat '%s'", outf);
+        if (strstr(out, "echoes=") != NULL)
+            break;
+        struct timespec ts = {0, 50 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    cr_expect(strstr(out, " close_notify") != NULL, "%s", out);
+    unsigned echoes = 0;
+    const char *e = strstr(out, "echoes=");
+    cr_assert_not_null(e, "%s", out);
+    sscanf(e, "echoes=%u", &echoes);
+    cr_expect_geq(echoes, 5, "the tunnel worked during the drain: %s", out);
+    free(out);
+    char *log = tf_px_log(&px);
+    cr_expect(strstr(log, "closed: shutting down") != NULL, "%s", log);
     free(log);
 }
