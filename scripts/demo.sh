@@ -35,13 +35,17 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
 trap cleanup EXIT
 
-# A backend that says which Host it was asked for.
+# A backend that says which Host it was asked for and what tlsfront told it
+# about the client (mode http, the default: X-Forwarded-*).
 python3 - <<'PY' &
 import http.server, socketserver
 class H(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
     def do_GET(self):
-        body = ("hello from the demo backend: you asked for %s%s\n"
-                % (self.headers.get("Host"), self.path)).encode()
+        body = ("hello from the demo backend: you asked for %s%s "
+                "(X-Forwarded-For: %s, X-Forwarded-Proto: %s)\n"
+                % (self.headers.get("Host"), self.path, self.headers.get("X-Forwarded-For"),
+                   self.headers.get("X-Forwarded-Proto"))).encode()
         self.send_response(200)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
@@ -81,6 +85,10 @@ for name in portal.acme.example chat.acme.example portal.globex.example \
     printf '  %-24s -> %s\n' "${name:-(no SNI)}" "$(subject "$name")"
 done
 show curl -sS --cacert "$demo/pki/root.crt" \
+    --resolve portal.acme.example:8443:127.0.0.1 https://portal.acme.example:8443/hello
+# Host must match the certificate of the connection (SPEC §7): another
+# tenant's name over acme's connection is 421 Misdirected Request.
+show curl -sS --cacert "$demo/pki/root.crt" -H "Host: portal.globex.example" \
     --resolve portal.acme.example:8443:127.0.0.1 https://portal.acme.example:8443/hello
 
 if [ -t 0 ]; then
