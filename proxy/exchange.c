@@ -349,7 +349,9 @@ static void handle_head(tf_conn_t *c, const tf_http_request_t *r)
     hx->client_keep = r->keep_alive && !c->worker->stopping && !hx->client_eof;
     hx->client_http10 = r->version_minor == 0;
     hx->upgrade = r->upgrade;
-    unsigned status = route(c, r);
+    /* A reverse proxy has no business opening tunnels to arbitrary places
+     * (nginx answers CONNECT with 400 too). */
+    unsigned status = method_is(r, "CONNECT") ? 400 : route(c, r);
     if (status != 0) {
         send_error(c, status);
         return;

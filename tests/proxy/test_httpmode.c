@@ -192,6 +192,8 @@ static const char *const bad_requests[] = {
     "GET / HTTP/1.1\\nHost: portal.acme.example\\n\\n",
     /* a control byte in a header value */
     "GET / HTTP/1.1\\r\\nHost: portal.acme.example\\r\\nX-A: a\\001b\\r\\n\\r\\n",
+    /* CONNECT: not a forward proxy */
+    "CONNECT portal.acme.example:443 HTTP/1.1\\r\\nHost: portal.acme.example:443\\r\\n\\r\\n",
     /* an invalid chunk size */
     "POST / HTTP/1.1\\r\\nHost: portal.acme.example\\r\\nTransfer-Encoding: chunked\\r\\n\\r\\n"
     "zz\\r\\nabc\\r\\n0\\r\\n\\r\\n",
