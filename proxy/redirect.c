@@ -485,16 +485,28 @@ static size_t max_head(const tf_redirect_t *r)
     return tf_conf_limits(r->conf)->max_header_bytes;
 }
 
-/* Called after new bytes [old, len). The head is parsed only once its
- * empty line has arrived or the limit is reached, so that a client
- * dribbling a large head byte by byte costs linear time, not quadratic. */
+/* Whether the bytes [old, len) complete the head ("\r\n\r\n") or hold
+ * a bare LF or CR, which the parser refuses at once (a head ending in "\n\n"
+ * would otherwise wait for a terminator that never comes). */
+static bool head_decidable(const char *b, size_t old, size_t len)
+{
+    for (size_t i = old > 3 ? old - 3 : 0; i < len; i++) {
+        if (i + 4 <= len && memcmp(b + i, "\r\n\r\n", 4) == 0)
+            return true;
+        if (i >= old && b[i] == '\n' && (i == 0 || b[i - 1] != '\r'))
+            return true;
+        if (i >= old && i > 0 && b[i - 1] == '\r' && b[i] != '\n')
+            return true;
+    }
+    return false;
+}
+
+/* Called after new bytes [old, len). The head is parsed only when that
+ * decides something, or at the limit, so that a client dribbling a large
+ * head byte by byte costs linear time, not quadratic. */
 static void conn_check_head(rd_conn_t *c, size_t old)
 {
-    size_t from = old > 3 ? old - 3 : 0;
-    bool ended = false;
-    for (size_t i = from; i + 4 <= c->len && !ended; i++)
-        ended = memcmp(c->buf + i, "\r\n\r\n", 4) == 0;
-    if (!ended && c->len < max_head(c->r))
+    if (!head_decidable(c->buf, old, c->len) && c->len < max_head(c->r))
         return;
     tf_http_parser_t p;
     tf_http_request_t req;
