@@ -2,6 +2,7 @@
 #include "proxy/redirect.h"
 
 #include "common/err.h"
+#include "proxy/access.h"
 #include "proxy/log.h"
 
 #include <errno.h>
@@ -12,6 +13,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define ACME_PREFIX "/.well-known/acme-challenge/"
@@ -136,14 +138,15 @@ static size_t host_part(const char *h, size_t n)
     return end;
 }
 
-/* Appends the target, percent-encoding bytes outside printable ASCII so
- * that the Location is a valid header value whatever the client sent. */
+/* Appends the target, percent-encoding bytes outside printable ASCII and
+ * the ASCII characters a URI may not hold (RFC 3986 §2), so that the
+ * Location is a valid URI and header value whatever the client sent. */
 static bool put_target(char *out, size_t outlen, size_t *pos, const char *t, size_t n)
 {
     static const char hex[] = "0123456789ABCDEF";
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)t[i];
-        bool plain = c > 0x20 && c < 0x7f;
+        bool plain = c > 0x20 && c < 0x7f && strchr("\"<>\\^`{|}", c) == NULL;
         if (*pos + (plain ? 1 : 3) >= outlen)
             return false;
         if (plain) {
@@ -244,6 +247,10 @@ struct rd_conn {
     char *buf; /* the request head so far */
     size_t len, cap;
     char *out; /* the response while it is written */
+    int64_t start_ms;     /* accepted at, wall clock (the access log's time) */
+    uint64_t start_tick;  /* accepted at, loop time (durations) */
+    uint64_t bytes_in;    /* read from the client before the response */
+    char peer[48];        /* the client's address, "" when unknown */
     uint8_t state;
     uint8_t handles; /* open handles; the struct is freed when none is left */
     bool eof;        /* the client ended its side */
@@ -254,6 +261,7 @@ struct tf_redirect {
     uv_timer_t retry;
     uv_loop_t *loop;
     tf_conf_t *conf;
+    tf_access_log_t *access; /* not owned; NULL: no access log */
     rd_conn_t *conns;
     size_t nconns;
     uint8_t handles; /* tcp and retry while open */
@@ -358,12 +366,42 @@ static void conn_send(rd_conn_t *c, char *out, size_t len)
     }
 }
 
-static void conn_respond(rd_conn_t *c, int status, const char *loc, const char *body,
-                         size_t body_len, bool head_only)
+static bool is_head(const tf_http_request_t *req)
+{
+    return req != NULL && req->method_len == 4 && memcmp(req->method, "HEAD", 4) == 0;
+}
+
+/* One access-log line per request, bad ones included (nginx logs its 400s
+ * too); req is NULL when no head was parsed. */
+static void conn_log(rd_conn_t *c, const tf_http_request_t *req, int status, size_t out_len)
+{
+    if (!tf_access_enabled(c->r->access))
+        return;
+    tf_access_entry_t e = {
+        .time_ms = c->start_ms,
+        .client = c->peer[0] ? c->peer : NULL,
+        .status = status,
+        .bytes_in = c->bytes_in,
+        .bytes_out = out_len,
+        .duration_ms = uv_now(c->r->loop) - c->start_tick,
+    };
+    if (req != NULL) {
+        e.method = req->method;
+        e.method_len = req->method_len;
+        e.path = req->target;
+        e.path_len = req->target_len;
+        e.version_minor = req->version_minor;
+    }
+    tf_access_write(c->r->access, &e);
+}
+
+/* Answers the request (req may be NULL: a head that never parsed). */
+static void conn_respond(rd_conn_t *c, const tf_http_request_t *req, int status, const char *loc,
+                         const char *body, size_t body_len)
 {
     size_t cap = RESPONSE_ROOM + (loc ? strlen(loc) : 0) + body_len;
     char *out = malloc(cap);
-    long n = out ? tf_redirect_format(out, cap, status, loc, body, body_len, head_only,
+    long n = out ? tf_redirect_format(out, cap, status, loc, body, body_len, is_head(req),
                                       time(NULL))
                  : -1;
     if (n < 0) {
@@ -371,14 +409,15 @@ static void conn_respond(rd_conn_t *c, int status, const char *loc, const char *
         conn_close(c);
         return;
     }
+    conn_log(c, req, status, (size_t)n);
     conn_send(c, out, (size_t)n);
 }
 
-static void conn_error(rd_conn_t *c, int status)
+static void conn_error(rd_conn_t *c, const tf_http_request_t *req, int status)
 {
     char body[64];
     int n = snprintf(body, sizeof body, "%d %s\n", status, tf_redirect_reason(status));
-    conn_respond(c, status, NULL, body, (size_t)n, false);
+    conn_respond(c, req, status, NULL, body, (size_t)n);
 }
 
 /* Opens dir/name as a directory without following a symlink. */
@@ -438,7 +477,7 @@ out:
     return rc;
 }
 
-static void conn_serve_challenge(rd_conn_t *c, const char *token, bool head_only)
+static void conn_serve_challenge(rd_conn_t *c, const tf_http_request_t *req, const char *token)
 {
     const char *webroot = tf_conf_acme_webroot(c->r->conf);
     char *body = NULL;
@@ -450,10 +489,10 @@ static void conn_serve_challenge(rd_conn_t *c, const char *token, bool head_only
     }
     if (rc != 0) {
         TF_LOG(TF_LOG_DEBUG, "http: ACME challenge not served: %s", tf_strerror(rc));
-        conn_error(c, 404);
+        conn_error(c, req, 404);
         return;
     }
-    conn_respond(c, 200, NULL, body, len, head_only);
+    conn_respond(c, req, 200, NULL, body, len);
     free(body);
 }
 
@@ -467,15 +506,14 @@ static void conn_answer(rd_conn_t *c, const tf_http_request_t *req)
         conn_close(c);
         return;
     }
-    bool head_only = req->method_len == 4 && memcmp(req->method, "HEAD", 4) == 0;
     int status = tf_redirect_route(req, tf_conf_acme_webroot(c->r->conf) != NULL, loc, cap);
     if (status == TF_REDIRECT_ACME) {
-        conn_serve_challenge(c, loc, head_only);
+        conn_serve_challenge(c, req, loc);
     } else if (status == 301) {
         static const char body[] = "301 Moved Permanently\n";
-        conn_respond(c, 301, loc, body, sizeof body - 1, head_only);
+        conn_respond(c, req, 301, loc, body, sizeof body - 1);
     } else {
-        conn_error(c, status);
+        conn_error(c, req, status);
     }
     free(loc);
 }
@@ -517,7 +555,7 @@ static void conn_check_head(rd_conn_t *c, size_t old)
     /* Reading goes on while the response is written: later bytes land in
      * the scratch buffer and an early reset is noticed. */
     if (rc != 0)
-        conn_error(c, rc);
+        conn_error(c, NULL, rc);
     else
         conn_answer(c, &req);
 }
@@ -565,6 +603,7 @@ static void conn_on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
         return;
     size_t old = c->len;
     c->len += (size_t)n;
+    c->bytes_in += (uint64_t)n;
     conn_check_head(c, old);
 }
 
@@ -575,7 +614,24 @@ static void conn_on_timer(uv_timer_t *t)
         conn_close(c);
         return;
     }
-    conn_error(c, 408);
+    conn_error(c, NULL, 408);
+}
+
+/* Notes when and from where, for the access log. */
+static void conn_started(rd_conn_t *c)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    c->start_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    c->start_tick = uv_now(c->r->loop);
+    struct sockaddr_storage ss;
+    int len = sizeof ss;
+    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) != 0)
+        return;
+    if (ss.ss_family == AF_INET)
+        uv_ip4_name((struct sockaddr_in *)&ss, c->peer, sizeof c->peer);
+    else if (ss.ss_family == AF_INET6)
+        uv_ip6_name((struct sockaddr_in6 *)&ss, c->peer, sizeof c->peer);
 }
 
 /* Returns 0, or TF_ENOMEM when the connection must stay pending. */
@@ -599,6 +655,7 @@ static int conn_accept(tf_redirect_t *r)
         return 0;
     }
     uv_tcp_nodelay(&c->tcp, 1);
+    conn_started(c);
     conn_arm(c, tf_conf_timeouts(r->conf)->request_header_ms);
     if (uv_read_start((uv_stream_t *)&c->tcp, conn_on_alloc, conn_on_read) != 0)
         conn_close(c);
@@ -688,6 +745,11 @@ void tf_redirect_close(tf_redirect_t *r, void (*done)(void *arg), void *arg)
     uv_close((uv_handle_t *)&r->retry, rd_on_handle_closed);
     for (rd_conn_t *c = r->conns; c != NULL; c = c->next)
         conn_close(c);
+}
+
+void tf_redirect_set_access_log(tf_redirect_t *r, tf_access_log_t *log)
+{
+    r->access = log;
 }
 
 size_t tf_redirect_connections(const tf_redirect_t *r)

@@ -63,6 +63,12 @@ void tf_redirect_set_conf(tf_redirect_t *r, tf_conf_t *conf);
  * not be used after this call. */
 void tf_redirect_close(tf_redirect_t *r, void (*done)(void *arg), void *arg);
 
+/* Writes one line per request (every answer, errors included) to log, which
+ * stays the caller's: it must outlive the responder or be replaced first.
+ * NULL: no access log. Call on the loop's thread. */
+typedef struct tf_access_log tf_access_log_t;
+void tf_redirect_set_access_log(tf_redirect_t *r, tf_access_log_t *log);
+
 /* Connections open now (for tests and metrics). */
 size_t tf_redirect_connections(const tf_redirect_t *r);
 

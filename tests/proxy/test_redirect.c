@@ -4,6 +4,8 @@
  * that the loop has no handle left. */
 #include "proxy/redirect.h"
 
+#include "proxy/access.h"
+
 #include "conf/conf.h"
 
 #include <criterion/criterion.h>
@@ -54,6 +56,8 @@ Test(redirect, redirects_keep_target_drop_port_and_lower_the_host)
     cr_expect_str_eq(out, "https://[2001:db8::1]/x");
     cr_expect_eq(route("GET /\xc3\xa9 HTTP/1.1\r\nHost: 192.0.2.1\r\n\r\n", out, sizeof out), 301);
     cr_expect_str_eq(out, "https://192.0.2.1/%C3%A9");
+    cr_expect_eq(route("GET /\"<>\\^`{|}~ HTTP/1.1\r\nHost: a\r\n\r\n", out, sizeof out), 301);
+    cr_expect_str_eq(out, "https://a/%22%3C%3E%5C%5E%60%7B%7C%7D~");
     cr_expect_eq(route("GET /x HTTP/1.1\r\nHost: a.example.\r\n\r\n", out, 20), 414);
 }
 
@@ -133,6 +137,8 @@ static struct {
     uv_loop_t loop;
     uv_async_t stop, swap;
     tf_redirect_t *r;
+    tf_access_log_t *access;
+    char access_path[160];
     pthread_t thread;
     int loop_close_rc;
     bool done_called;
@@ -225,6 +231,11 @@ static void setup(void)
     uv_async_init(&t.loop, &t.stop, on_stop);
     uv_async_init(&t.loop, &t.swap, on_swap);
     cr_assert_eq(tf_redirect_start(&t.loop, bind_any(), t.conf, &t.r), 0);
+    snprintf(t.access_path, sizeof t.access_path, "%s/access.log", t.dir);
+    tf_conf_log_t lc = {.access = TF_CONF_ACCESS_FILE, .access_path = t.access_path};
+    char err[256];
+    cr_assert_eq(tf_access_open(&lc, &t.access, err, sizeof err), 0, "%s", err);
+    tf_redirect_set_access_log(t.r, t.access);
     cr_assert_eq(pthread_create(&t.thread, NULL, loop_main, NULL), 0);
 }
 
@@ -234,6 +245,7 @@ static void teardown(void)
     pthread_join(t.thread, NULL);
     cr_expect_eq(t.loop_close_rc, 0, "the loop closed with handles left");
     cr_expect(t.done_called);
+    tf_access_free(t.access);
     tf_conf_unref(t.conf);
     tf_conf_unref(t.conf2);
     char cmd[128];
@@ -260,6 +272,14 @@ static char *run(int *st, const char *fmt, ...)
     if (st)
         *st = rc;
     return out;
+}
+
+static size_t tf_px_lines(const char *s)
+{
+    size_t n = 0;
+    for (; *s; s++)
+        n += *s == '\n';
+    return n;
 }
 
 static void expect_has(const char *hay, const char *needle)
@@ -440,4 +460,26 @@ Test(redirect, a_head_in_pieces_and_a_pipelined_second_request_get_one_answer)
     close(fd);
     expect_has(buf, "Location: https://a/p?q\r\n");
     cr_expect_eq(strstr(buf + 10, "HTTP/1.1"), NULL, "one response only:\n%s", buf);
+}
+
+Test(redirect, head_answers_have_no_body_and_every_answer_is_logged)
+{
+    char *o = exchange("HEAD /.well-known/acme-challenge/missing HTTP/1.1\r\nHost: a\r\n\r\n");
+    cr_expect(strncmp(o, "HTTP/1.1 404 Not Found\r\n", 24) == 0, "%s", o);
+    expect_has(o, "\r\nContent-Length: 14\r\n");
+    size_t n = strlen(o);
+    cr_expect(n > 4 && strcmp(o + n - 4, "\r\n\r\n") == 0, "a body after the head:\n%s", o);
+    free(o);
+    o = exchange("GET /a\"b?c HTTP/1.1\r\nHost: x.example\r\n\r\n");
+    free(o);
+    o = exchange("GET / HTTP/1.1\nHost: a\n\n");
+    free(o);
+    /* The lines are written before the responses, so they are there now. */
+    o = run(NULL, "cat %s", t.access_path);
+    expect_has(o, " 127.0.0.1 sni=- tenant=- \"HEAD /.well-known/acme-challenge/missing "
+                  "HTTP/1.1\" 404 in=");
+    expect_has(o, " 127.0.0.1 sni=- tenant=- \"GET /a\\x22b?c HTTP/1.1\" 301 in=40 out=");
+    expect_has(o, " \"-\" 400 in=24 out=");
+    cr_expect_eq(tf_px_lines(o), 3, "%s", o);
+    free(o);
 }
