@@ -12,6 +12,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -134,6 +135,8 @@ static struct {
     unsigned port;
     tf_conf_t *conf;
     tf_conf_t *conf2; /* acme.webroot: null */
+    tf_conf_t *conf3; /* limits.max_connections: 1 */
+    tf_conf_t *next;  /* what the swap installs */
     uv_loop_t loop;
     uv_async_t stop, swap;
     tf_redirect_t *r;
@@ -144,16 +147,16 @@ static struct {
     bool done_called;
 } t;
 
-static tf_conf_t *load_conf(const char *webroot)
+static tf_conf_t *load_conf(const char *webroot, unsigned max_conns)
 {
     char yaml[1024];
     snprintf(yaml, sizeof yaml,
              "listen:\n  https: [\"127.0.0.1:8443\"]\n  http: [\"127.0.0.1:8080\"]\n"
              "acme:\n  webroot: %s\n"
              "timeouts:\n  request_header: 500ms\n"
-             "limits:\n  max_header_bytes: 1024\n"
+             "limits:\n  max_header_bytes: 1024\n  max_connections: %u\n"
              "tenants:\n  a:\n    hosts: [\"*\"]\n    backends: [\"127.0.0.1:9\"]\n",
-             webroot);
+             webroot, max_conns);
     tf_conf_t *c = NULL;
     char err[1024] = "";
     cr_assert_eq(tf_conf_load_buffer("test.yaml", yaml, strlen(yaml), &c, err, sizeof err), 0,
@@ -190,7 +193,7 @@ static void on_stop(uv_async_t *a)
 static void on_swap(uv_async_t *a)
 {
     (void)a;
-    tf_redirect_set_conf(t.r, t.conf2);
+    tf_redirect_set_conf(t.r, t.next);
 }
 
 static void *loop_main(void *arg)
@@ -225,8 +228,9 @@ static void setup(void)
           "ln -s %s/outside/secret %s/webroot/.well-known/acme-challenge/link && "
           "mkfifo %s/webroot/.well-known/acme-challenge/fifo",
           d, d, d, d, d, d, d, d);
-    t.conf = load_conf(t.webroot);
-    t.conf2 = load_conf("null");
+    t.conf = load_conf(t.webroot, 100);
+    t.conf2 = load_conf("null", 100);
+    t.conf3 = load_conf(t.webroot, 1);
     cr_assert_eq(uv_loop_init(&t.loop), 0);
     uv_async_init(&t.loop, &t.stop, on_stop);
     uv_async_init(&t.loop, &t.swap, on_swap);
@@ -248,6 +252,7 @@ static void teardown(void)
     tf_access_free(t.access);
     tf_conf_unref(t.conf);
     tf_conf_unref(t.conf2);
+    tf_conf_unref(t.conf3);
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf %s", t.dir);
     cr_expect_eq(system(cmd), 0);
@@ -349,6 +354,7 @@ Test(redirect, traversal_symlinks_and_odd_files_are_404)
 
 Test(redirect, a_reload_without_webroot_stops_serving_challenges)
 {
+    t.next = t.conf2;
     uv_async_send(&t.swap);
     /* The swap is queued before our connection is accepted: both run on
      * the loop in order, the async first once its wakeup is processed. A
@@ -482,4 +488,37 @@ Test(redirect, head_answers_have_no_body_and_every_answer_is_logged)
     expect_has(o, " \"-\" 400 in=24 out=");
     cr_expect_eq(tf_px_lines(o), 3, "%s", o);
     free(o);
+}
+
+/* At limits.max_connections a new connection waits in the backlog (no
+ * spinning, no reset) and is served once a slot frees. */
+Test(redirect, at_the_limit_new_connections_wait_then_are_served)
+{
+    t.next = t.conf3;
+    uv_async_send(&t.swap);
+    /* A full exchange takes several loop turns: the swap, signalled before
+     * it, has been applied when it ends. */
+    free(run(NULL, CURL "-o /dev/null -H 'Host: a' 'http://127.0.0.1:%u/'", t.port));
+    /* The kernel hands connections out in order: a takes the one slot and
+     * holds it until its 408. */
+    int a = connect_port();
+    int b = connect_port();
+    const char *req = "GET /b HTTP/1.1\r\nHost: a\r\n\r\n";
+    cr_assert_eq(send(b, req, strlen(req), 0), (ssize_t)strlen(req));
+    struct pollfd pb = {.fd = b, .events = POLLIN};
+    cr_expect_eq(poll(&pb, 1, 200), 0, "b was served while a held the only slot");
+    char buf[2048] = {0};
+    size_t n = 0;
+    ssize_t r;
+    while (n < sizeof buf - 1 && (r = recv(a, buf + n, sizeof buf - 1 - n, 0)) > 0)
+        n += (size_t)r;
+    cr_expect(strncmp(buf, "HTTP/1.1 408 ", 13) == 0, "%s", buf);
+    close(a);
+    memset(buf, 0, sizeof buf);
+    n = 0;
+    while (n < sizeof buf - 1 && (r = recv(b, buf + n, sizeof buf - 1 - n, 0)) > 0)
+        n += (size_t)r;
+    close(b);
+    expect_has(buf, "HTTP/1.1 301 ");
+    expect_has(buf, "Location: https://a/b\r\n");
 }
