@@ -120,6 +120,36 @@ out=$(python3 "$here/ws_client.py" 127.0.0.1 "$port" a.example - /chat 2 --hold 
 [[ "$out" =~ ^ok\ [3-6]$ ]] || fail "ws hold: $out"
 ok "WebSocket echo, with and without --hold"
 
+# Through TLS: tlsfront (a mode: tcp tenant) in front of the backend, so the
+# client's TLS side (SNI, verification against the CA) is exercised too.
+if [ -n "${TF_TLSFRONT:-}" ] && [ -n "${TF_BUILD_DIR:-}" ]; then
+    demo="$TF_BUILD_DIR/tests/proxy-demo"
+    mkdir -p "$demo"
+    flock "$demo.lock" sh -c "[ -f '$demo/tlsfront.yaml' ] || bash '$here/../../scripts/demo-pki.sh' '$demo' >/dev/null" ||
+        fail "demo PKI"
+    tport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+    printf '%s\n' "log:" "  level: warn" "  access: off" "listen:" "  https: [\"127.0.0.1:$tport\"]" \
+        "tls:" "  certs: [\"$demo/certs\"]" "  default_cert: $demo/certs/system.pem" \
+        "tenants:" "  acme:" "    hosts: [\"portal.acme.example\"]" \
+        "    backends: [\"127.0.0.1:$port\"]" "    mode: tcp" >"$tmp/tlsfront.yaml"
+    "$TF_TLSFRONT" run -c "$tmp/tlsfront.yaml" >"$tmp/tlsfront.log" 2>&1 &
+    tpid=$!
+    for _ in $(seq 100); do
+        python3 -c 'import socket,sys; socket.create_connection(("127.0.0.1",int(sys.argv[1])),1)' \
+            "$tport" 2>/dev/null && break
+        sleep 0.1
+    done
+    out=$(python3 "$here/ws_client.py" 127.0.0.1 "$tport" portal.acme.example "$demo/pki/root.crt" /ws 10)
+    rc=$?
+    bad=$(python3 "$here/ws_client.py" 127.0.0.1 "$tport" portal.acme.example "$demo/certs/system.pem" /ws 1)
+    badrc=$?
+    kill "$tpid" 2>/dev/null
+    wait "$tpid" 2>/dev/null
+    [ $rc -eq 0 ] && [ "$out" = "ok 10" ] || fail "ws over TLS: $out ($(tail -n 5 "$tmp/tlsfront.log"))"
+    [ $badrc -eq 1 ] && [[ "$bad" == error:* ]] || fail "ws with a wrong CA file: $bad"
+    ok "WebSocket over TLS through tlsfront; a wrong CA is an error"
+fi
+
 exec 3>&-
 for _ in $(seq 50); do
     kill -0 "$pid" 2>/dev/null || break
