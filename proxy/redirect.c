@@ -271,6 +271,8 @@ struct tf_redirect {
     char scratch[SCRATCH_BYTES];
 };
 
+static void rd_take(tf_redirect_t *r);
+
 static void rd_maybe_free(tf_redirect_t *r)
 {
     if (!r->closing || r->handles > 0 || r->nconns > 0)
@@ -299,6 +301,12 @@ static void conn_on_closed(uv_handle_t *h)
     free(c->buf);
     free(c->out);
     free(c);
+    /* A connection left waiting at the limit takes the slot now rather
+     * than at the next retry. */
+    if (!r->closing && uv_is_active((uv_handle_t *)&r->retry)) {
+        uv_timer_stop(&r->retry);
+        rd_take(r);
+    }
     rd_maybe_free(r);
 }
 
