@@ -89,8 +89,7 @@ static size_t esc_text(const unsigned char *s, size_t n, char *esc, size_t *esc_
 {
     size_t len = s[0] < 0x80 ? 1 : utf8_len(s, n);
     bool plain = len > 1 ? !text_breaks(s, len)
-                         : (len == 1 && s[0] > 0x20 && s[0] != 0x7f && s[0] != '"' &&
-                            s[0] != '\\');
+                         : (len == 1 && s[0] > 0x20 && s[0] != 0x7f && s[0] != '"' && s[0] != '\\');
     if (len == 0)
         len = 1;
     if (plain) {

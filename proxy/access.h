@@ -49,13 +49,13 @@
 /* One request. Strings are only read during the call. NULL (or a zero
  * length for method and path) means "none". */
 typedef struct {
-    int64_t time_ms;     /* when the request arrived, ms since the Unix epoch (UTC) */
-    const char *client;  /* "192.0.2.7" or "2001:db8::7" */
-    const char *sni;     /* as the client sent it: raw bytes */
-    const char *tenant;  /* tenant name */
-    const char *method;  /* from the request head, not NUL-terminated */
+    int64_t time_ms;    /* when the request arrived, ms since the Unix epoch (UTC) */
+    const char *client; /* "192.0.2.7" or "2001:db8::7" */
+    const char *sni;    /* as the client sent it: raw bytes */
+    const char *tenant; /* tenant name */
+    const char *method; /* from the request head, not NUL-terminated */
     size_t method_len;
-    const char *path;    /* the request target as sent, not NUL-terminated */
+    const char *path; /* the request target as sent, not NUL-terminated */
     size_t path_len;
     unsigned version_minor; /* HTTP/1.0 or HTTP/1.1 */
     int status;             /* 0: none (a tcp connection) */

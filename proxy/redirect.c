@@ -18,32 +18,41 @@
 
 #define ACME_PREFIX "/.well-known/acme-challenge/"
 #define MAX_TOKEN 255
-#define FIRST_BUF 2048       /* most request heads fit in one read of this */
-#define RETRY_MS 250         /* a connection left pending (limit, memory) is retried */
-#define RESPONSE_ROOM 512    /* status line and headers, besides Location and body */
-#define SCRATCH_BYTES 4096   /* bytes read after the head are discarded here */
+#define FIRST_BUF 2048     /* most request heads fit in one read of this */
+#define RETRY_MS 250       /* a connection left pending (limit, memory) is retried */
+#define RESPONSE_ROOM 512  /* status line and headers, besides Location and body */
+#define SCRATCH_BYTES 4096 /* bytes read after the head are discarded here */
 
 /* ---- pure parts -------------------------------------------------------------- */
 
 const char *tf_redirect_reason(int status)
 {
     switch (status) {
-    case 200: return "OK";
-    case 301: return "Moved Permanently";
-    case 400: return "Bad Request";
-    case 404: return "Not Found";
-    case 408: return "Request Timeout";
-    case 414: return "URI Too Long";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    default: return "Error";
+    case 200:
+        return "OK";
+    case 301:
+        return "Moved Permanently";
+    case 400:
+        return "Bad Request";
+    case 404:
+        return "Not Found";
+    case 408:
+        return "Request Timeout";
+    case 414:
+        return "URI Too Long";
+    case 431:
+        return "Request Header Fields Too Large";
+    case 500:
+        return "Internal Server Error";
+    default:
+        return "Error";
     }
 }
 
 static bool is_token_char(unsigned char c)
 {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           c == '_' || c == '-';
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+           c == '-';
 }
 
 static bool method_is(const tf_http_request_t *req, const char *m)
@@ -75,8 +84,8 @@ static int acme_token(const char *t, size_t n, char *out, size_t outlen)
 
 static bool is_host_char(unsigned char c)
 {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           c == '-' || c == '.';
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+           c == '.';
 }
 
 /* An optional ":PORT" after the host: digits only, at most 65535 (empty
@@ -205,8 +214,8 @@ long tf_redirect_format(char *out, size_t outlen, int status, const char *loc, c
     static const char *const days[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
     static const char *const months[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
                                          "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
-    snprintf(date, sizeof date, "%s, %02d %s %04d %02d:%02d:%02d GMT", days[tm.tm_wday],
-             tm.tm_mday, months[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
+    snprintf(date, sizeof date, "%s, %02d %s %04d %02d:%02d:%02d GMT", days[tm.tm_wday], tm.tm_mday,
+             months[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
     int n = snprintf(out, outlen,
                      "HTTP/1.1 %d %s\r\nDate: %s\r\n%s%s%sContent-Type: text/plain\r\n"
                      "Content-Length: %zu\r\nConnection: close\r\n\r\n",
@@ -246,11 +255,11 @@ struct rd_conn {
     rd_conn_t *prev, *next;
     char *buf; /* the request head so far */
     size_t len, cap;
-    char *out; /* the response while it is written */
-    int64_t start_ms;     /* accepted at, wall clock (the access log's time) */
-    uint64_t start_tick;  /* accepted at, loop time (durations) */
-    uint64_t bytes_in;    /* read from the client before the response */
-    char peer[48];        /* the client's address, "" when unknown */
+    char *out;           /* the response while it is written */
+    int64_t start_ms;    /* accepted at, wall clock (the access log's time) */
+    uint64_t start_tick; /* accepted at, loop time (durations) */
+    uint64_t bytes_in;   /* read from the client before the response */
+    char peer[48];       /* the client's address, "" when unknown */
     uint8_t state;
     uint8_t handles; /* open handles; the struct is freed when none is left */
     bool eof;        /* the client ended its side */
@@ -409,9 +418,9 @@ static void conn_respond(rd_conn_t *c, const tf_http_request_t *req, int status,
 {
     size_t cap = RESPONSE_ROOM + (loc ? strlen(loc) : 0) + body_len;
     char *out = malloc(cap);
-    long n = out ? tf_redirect_format(out, cap, status, loc, body, body_len, is_head(req),
-                                      time(NULL))
-                 : -1;
+    long n =
+        out ? tf_redirect_format(out, cap, status, loc, body, body_len, is_head(req), time(NULL))
+            : -1;
     if (n < 0) {
         free(out);
         conn_close(c);

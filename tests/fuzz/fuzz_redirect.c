@@ -32,10 +32,14 @@ static void check_location(const char *out, size_t cap, int status)
 static void check_log(const tf_http_request_t *req)
 {
     static char line[TF_ACCESS_MAX_LINE];
-    tf_access_entry_t e = {.time_ms = 1795586462123LL, .client = "192.0.2.7",
-                           .sni = "a.example", .method = req->method,
-                           .method_len = req->method_len, .path = req->target,
-                           .path_len = req->target_len, .status = 301};
+    tf_access_entry_t e = {.time_ms = 1795586462123LL,
+                           .client = "192.0.2.7",
+                           .sni = "a.example",
+                           .method = req->method,
+                           .method_len = req->method_len,
+                           .path = req->target,
+                           .path_len = req->target_len,
+                           .status = 301};
     for (int f = TF_CONF_LOG_TEXT; f <= TF_CONF_LOG_JSON; f++) {
         size_t n = tf_access_format(&e, (tf_conf_log_format_t)f, line, sizeof line);
         if (n == 0 || n > sizeof line || line[n - 1] != '\n' || memchr(line, '\n', n - 1))
@@ -56,8 +60,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         check_location(out, sizeof out, status);
     else if (status != 400 && status != 404 && status != 414)
         abort();
-    if (status == 301 &&
-        tf_redirect_format(resp, sizeof resp, 301, out, "x\n", 2, false, 0) < 0)
+    if (status == 301 && tf_redirect_format(resp, sizeof resp, 301, out, "x\n", 2, false, 0) < 0)
         abort();
     check_log(&req);
     return 0;

@@ -109,8 +109,14 @@ Test(access, text_escapes_whatever_could_split_or_forge_a_line)
 Test(access, json_escapes_like_tf_json_str)
 {
     static const char *const values[] = {
-        "plain", "q\"b\\s", "nl\nt\tc\x01\x1f\x7f", "\xff\xfe", "\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80",
-        "\xc0\x80\xed\xa0\x80\xf4\x90\x80\x80", "\xe2\x82", "\xc3",
+        "plain",
+        "q\"b\\s",
+        "nl\nt\tc\x01\x1f\x7f",
+        "\xff\xfe",
+        "\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80",
+        "\xc0\x80\xed\xa0\x80\xf4\x90\x80\x80",
+        "\xe2\x82",
+        "\xc3",
     };
     for (size_t i = 0; i < sizeof values / sizeof values[0]; i++) {
         char want[256] = {0};
@@ -123,8 +129,7 @@ Test(access, json_escapes_like_tf_json_str)
         e.backend = values[i];
         const char *l = fmt(&e, TF_CONF_LOG_JSON);
         size_t ll = strlen(l), wl = strlen(want);
-        cr_expect(ll >= wl && strcmp(l + ll - wl, want) == 0, "%zu: want ...%s got %s", i, want,
-                  l);
+        cr_expect(ll >= wl && strcmp(l + ll - wl, want) == 0, "%zu: want ...%s got %s", i, want, l);
     }
 }
 
@@ -253,14 +258,15 @@ Test(access, json_lines_parse_with_python)
     fputs(fmt(&e, TF_CONF_LOG_JSON), f);
     fclose(f);
     char cmd[512];
-    snprintf(cmd, sizeof cmd,
-             "python3 -c 'import json,sys\n"
-             "ls=open(sys.argv[1],encoding=\"utf-8\").read().split(\"\\n\")[:-1]\n"
-             "o=[json.loads(l) for l in ls]\n"
-             "assert len(o)==3 and o[0][\"status\"]==200 and o[1][\"path\"].startswith(\"/a\\nb\")\n"
-             "assert o[2][\"truncated\"] and o[2][\"path\"].endswith(\"...\")\n"
-             "print(\"ok\")' %s 2>&1",
-             path);
+    snprintf(
+        cmd, sizeof cmd,
+        "python3 -c 'import json,sys\n"
+        "ls=open(sys.argv[1],encoding=\"utf-8\").read().split(\"\\n\")[:-1]\n"
+        "o=[json.loads(l) for l in ls]\n"
+        "assert len(o)==3 and o[0][\"status\"]==200 and o[1][\"path\"].startswith(\"/a\\nb\")\n"
+        "assert o[2][\"truncated\"] and o[2][\"path\"].endswith(\"...\")\n"
+        "print(\"ok\")' %s 2>&1",
+        path);
     int st;
     char *out = sh(&st, cmd);
     cr_expect_eq(st, 0, "%s", out);

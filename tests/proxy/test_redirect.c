@@ -47,9 +47,9 @@ static int route(const char *head, char *out, size_t outlen)
 Test(redirect, redirects_keep_target_drop_port_and_lower_the_host)
 {
     char out[512];
-    cr_expect_eq(route("GET /a/b?c=d HTTP/1.1\r\nHost: Portal.Acme.Example:8080\r\n\r\n", out,
-                       sizeof out),
-                 301);
+    cr_expect_eq(
+        route("GET /a/b?c=d HTTP/1.1\r\nHost: Portal.Acme.Example:8080\r\n\r\n", out, sizeof out),
+        301);
     cr_expect_str_eq(out, "https://portal.acme.example/a/b?c=d");
     cr_expect_eq(route("POST /x HTTP/1.1\r\nHost: [2001:db8::1]:80\r\nContent-Length: 3\r\n\r\n",
                        out, sizeof out),
@@ -100,14 +100,14 @@ Test(redirect, acme_tokens_only_from_a_strict_alphabet)
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         char head[256];
-        snprintf(head, sizeof head, "GET /.well-known/acme-challenge/%s HTTP/1.1\r\nHost: a\r\n\r\n",
-                 bad[i]);
+        snprintf(head, sizeof head,
+                 "GET /.well-known/acme-challenge/%s HTTP/1.1\r\nHost: a\r\n\r\n", bad[i]);
         cr_expect_eq(route(head, out, sizeof out), 404, "%s", bad[i]);
     }
     /* Other methods are redirected, like everything else. */
-    cr_expect_eq(route("POST /.well-known/acme-challenge/t HTTP/1.1\r\nHost: a\r\n\r\n", out,
-                       sizeof out),
-                 301);
+    cr_expect_eq(
+        route("POST /.well-known/acme-challenge/t HTTP/1.1\r\nHost: a\r\n\r\n", out, sizeof out),
+        301);
 }
 
 Test(redirect, responses_are_complete_and_closed)
@@ -159,8 +159,8 @@ static tf_conf_t *load_conf(const char *webroot, unsigned max_conns)
              webroot, max_conns);
     tf_conf_t *c = NULL;
     char err[1024] = "";
-    cr_assert_eq(tf_conf_load_buffer("test.yaml", yaml, strlen(yaml), &c, err, sizeof err), 0,
-                 "%s", err);
+    cr_assert_eq(tf_conf_load_buffer("test.yaml", yaml, strlen(yaml), &c, err, sizeof err), 0, "%s",
+                 err);
     return c;
 }
 
@@ -296,8 +296,9 @@ static void expect_has(const char *hay, const char *needle)
 
 Test(redirect, a_redirect_keeps_path_and_query_and_drops_the_port)
 {
-    char *o = run(NULL, CURL "-o /dev/null -H 'Host: Portal.Acme.Example:80' "
-                             "'http://127.0.0.1:%u/a/b?c=d&e=%%2F'",
+    char *o = run(NULL,
+                  CURL "-o /dev/null -H 'Host: Portal.Acme.Example:80' "
+                       "'http://127.0.0.1:%u/a/b?c=d&e=%%2F'",
                   t.port);
     expect_has(o, "HTTP/1.1 301 Moved Permanently\r\n");
     expect_has(o, "\r\nLocation: https://portal.acme.example/a/b?c=d&e=%2F\r\n");
@@ -306,8 +307,9 @@ Test(redirect, a_redirect_keeps_path_and_query_and_drops_the_port)
     expect_has(o, "\r\nDate: ");
     free(o);
     /* A request with a body gets its answer too (the body is drained). */
-    o = run(NULL, "head -c 20000 /dev/zero | " CURL "-o /dev/null -H 'Host: a.example' "
-                  "--data-binary @- 'http://127.0.0.1:%u/form'",
+    o = run(NULL,
+            "head -c 20000 /dev/zero | " CURL "-o /dev/null -H 'Host: a.example' "
+            "--data-binary @- 'http://127.0.0.1:%u/form'",
             t.port);
     expect_has(o, "HTTP/1.1 301 ");
     expect_has(o, "\r\nLocation: https://a.example/form\r\n");
@@ -332,9 +334,21 @@ Test(redirect, acme_challenges_are_served_from_the_webroot)
 Test(redirect, traversal_symlinks_and_odd_files_are_404)
 {
     static const char *const paths[] = {
-        "../secret",     "..%%2fsecret", "%%2e%%2e/secret", "%%2e%%2e%%2fsecret", "link",
-        "subdir",        "fifo",         "missing",         "",                    "..",
-        "/etc/passwd",   "%%2fetc%%2fpasswd", "Tok_en-1/",  ".Tok_en-1",           "Tok_en-1%%00",
+        "../secret",
+        "..%%2fsecret",
+        "%%2e%%2e/secret",
+        "%%2e%%2e%%2fsecret",
+        "link",
+        "subdir",
+        "fifo",
+        "missing",
+        "",
+        "..",
+        "/etc/passwd",
+        "%%2fetc%%2fpasswd",
+        "Tok_en-1/",
+        ".Tok_en-1",
+        "Tok_en-1%%00",
     };
     for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
         char *o = run(NULL,
@@ -345,8 +359,9 @@ Test(redirect, traversal_symlinks_and_odd_files_are_404)
         free(o);
     }
     /* The same token in absolute form is not origin-form: 400. */
-    char *o = run(NULL, CURL "-o /dev/null --request-target "
-                             "'http://a/.well-known/acme-challenge/Tok_en-1' 'http://127.0.0.1:%u/'",
+    char *o = run(NULL,
+                  CURL "-o /dev/null --request-target "
+                       "'http://a/.well-known/acme-challenge/Tok_en-1' 'http://127.0.0.1:%u/'",
                   t.port);
     expect_has(o, "HTTP/1.1 400 ");
     free(o);
@@ -361,8 +376,9 @@ Test(redirect, a_reload_without_webroot_stops_serving_challenges)
      * first request may still race it, so poll a bounded number of times. */
     bool gone = false;
     for (int i = 0; i < 50 && !gone; i++) {
-        char *o = run(NULL, CURL "-o /dev/null 'http://127.0.0.1:%u/.well-known/acme-challenge/"
-                                 "Tok_en-1'",
+        char *o = run(NULL,
+                      CURL "-o /dev/null 'http://127.0.0.1:%u/.well-known/acme-challenge/"
+                           "Tok_en-1'",
                       t.port);
         gone = strstr(o, "HTTP/1.1 404 ") != NULL;
         free(o);
@@ -389,8 +405,8 @@ Test(redirect, an_oversized_head_is_431)
     char big[1500];
     memset(big, 'b', sizeof big - 1);
     big[sizeof big - 1] = '\0';
-    char *o = run(NULL, CURL "-o /dev/null -H 'X-Big: %s' -H 'Host: a' 'http://127.0.0.1:%u/'",
-                  big, t.port);
+    char *o = run(NULL, CURL "-o /dev/null -H 'X-Big: %s' -H 'Host: a' 'http://127.0.0.1:%u/'", big,
+                  t.port);
     expect_has(o, "HTTP/1.1 431 Request Header Fields Too Large\r\n");
     free(o);
 }
