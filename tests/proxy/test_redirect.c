@@ -538,3 +538,18 @@ Test(redirect, at_the_limit_new_connections_wait_then_are_served)
     expect_has(buf, "HTTP/1.1 301 ");
     expect_has(buf, "Location: https://a/b\r\n");
 }
+
+/* A socket libuv cannot listen on: the error comes back at once, the fd is
+ * taken, and the responder's memory goes with the loop's next turn. */
+Test(redirect, a_failed_start_reports_and_leaves_nothing)
+{
+    uv_loop_t loop;
+    cr_assert_eq(uv_loop_init(&loop), 0);
+    int fd = socket(AF_INET, SOCK_DGRAM, 0);
+    cr_assert_geq(fd, 0);
+    tf_redirect_t *r = NULL;
+    cr_expect_neq(tf_redirect_start(&loop, fd, t.conf, &r), 0);
+    cr_expect_null(r);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    cr_expect_eq(uv_loop_close(&loop), 0);
+}
