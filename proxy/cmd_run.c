@@ -10,6 +10,7 @@
 #include "certstore/store.h"
 #include "common/err.h"
 #include "conf/conf.h"
+#include "proxy/access.h"
 #include "proxy/listener.h"
 #include "proxy/log.h"
 #include "proxy/worker.h"
@@ -33,9 +34,10 @@ typedef struct {
     tf_worker_t **workers;
     unsigned started;
     uv_loop_t loop;
-    uv_signal_t sigterm, sigint, sighup;
+    uv_signal_t sigterm, sigint, sighup, sigusr1;
     uv_timer_t tickets_timer;
     int *fds;
+    int *http_fds;
     bool loop_ready;
     bool stopping;
 } run_t;
@@ -89,41 +91,66 @@ static unsigned run_worker_count(const tf_conf_t *conf)
     return n;
 }
 
-/* One socket per listener and worker (SO_REUSEPORT), all bound before any
- * worker starts so that every error reaches the exit status. */
+/* Binds n sockets per worker (SO_REUSEPORT) for the addresses in `list`
+ * into a new array; -1 marks those not bound. */
+static int bind_all(const tf_conf_addr_list_t *list, unsigned nworkers, int **out)
+{
+    size_t n = (size_t)nworkers * list->count;
+    int *fds = malloc((n ? n : 1) * sizeof *fds);
+    if (fds == NULL)
+        return TF_ENOMEM;
+    for (size_t i = 0; i < n; i++)
+        fds[i] = -1;
+    *out = fds;
+    char err[512];
+    for (size_t i = 0; i < n; i++) {
+        fds[i] = tf_listener_bind(&list->items[i % list->count], err, sizeof err);
+        if (fds[i] < 0) {
+            TF_LOG(TF_LOG_ERROR, "%s", err);
+            return fds[i];
+        }
+    }
+    return 0;
+}
+
+/* One socket per listener and worker (SO_REUSEPORT), https and http, all
+ * bound before any worker starts so that every error reaches the exit
+ * status. */
 static int run_bind(run_t *r)
 {
     tf_server_t *s = &r->server;
     const tf_conf_addr_list_t *https = tf_conf_listen_https(s->conf);
-    size_t n = (size_t)s->nworkers * s->nlisten;
-    r->fds = malloc(n * sizeof *r->fds);
-    if (r->fds == NULL)
-        return TF_ENOMEM;
-    for (size_t i = 0; i < n; i++)
-        r->fds[i] = -1;
+    const tf_conf_addr_list_t *http = tf_conf_listen_http(s->conf);
+    int rc = bind_all(https, s->nworkers, &r->fds);
     s->fds = r->fds;
-    char err[512];
-    for (size_t i = 0; i < n; i++) {
-        r->fds[i] = tf_listener_bind(&https->items[i % s->nlisten], err, sizeof err);
-        if (r->fds[i] < 0) {
-            TF_LOG(TF_LOG_ERROR, "%s", err);
-            return r->fds[i];
-        }
-    }
+    if (rc == 0)
+        rc = bind_all(http, s->nworkers, &r->http_fds);
+    s->http_fds = r->http_fds;
+    if (rc != 0)
+        return rc;
     for (size_t i = 0; i < s->nlisten; i++)
         TF_LOG(TF_LOG_INFO, "listening on %s (%u workers)", https->items[i].text, s->nworkers);
+    for (size_t i = 0; i < s->nhttp; i++)
+        TF_LOG(TF_LOG_INFO, "listening on %s for plain HTTP: redirects to https%s",
+               http->items[i].text,
+               tf_conf_acme_webroot(s->conf) != NULL ? " and ACME http-01 challenges" : "");
     return 0;
+}
+
+static void close_fds(int **fds, size_t n)
+{
+    for (size_t i = 0; *fds != NULL && i < n; i++) {
+        if ((*fds)[i] >= 0)
+            close((*fds)[i]);
+    }
+    free(*fds);
+    *fds = NULL;
 }
 
 static void run_close_fds(run_t *r)
 {
-    size_t n = (size_t)r->server.nworkers * r->server.nlisten;
-    for (size_t i = 0; r->fds != NULL && i < n; i++) {
-        if (r->fds[i] >= 0)
-            close(r->fds[i]);
-    }
-    free(r->fds);
-    r->fds = NULL;
+    close_fds(&r->fds, (size_t)r->server.nworkers * r->server.nlisten);
+    close_fds(&r->http_fds, (size_t)r->server.nworkers * r->server.nhttp);
 }
 
 static int run_start_workers(run_t *r)
@@ -187,6 +214,7 @@ static void run_stop(run_t *r, const char *why)
     uv_close((uv_handle_t *)&r->sigterm, NULL);
     uv_close((uv_handle_t *)&r->sigint, NULL);
     uv_close((uv_handle_t *)&r->sighup, NULL);
+    uv_close((uv_handle_t *)&r->sigusr1, NULL);
     uv_close((uv_handle_t *)&r->tickets_timer, NULL);
 }
 
@@ -195,6 +223,16 @@ static void run_on_signal(uv_signal_t *h, int signum)
     run_t *r = h->data;
     if (signum == SIGHUP) {
         TF_LOG(TF_LOG_WARN, "SIGHUP: reload not implemented yet (issue 6)");
+        return;
+    }
+    if (signum == SIGUSR1) {
+        /* logrotate moved the access log: continue in a new file. */
+        int rc = tf_access_reopen(r->server.access);
+        if (rc != 0)
+            TF_LOG(TF_LOG_WARN, "SIGUSR1: cannot reopen the access log: %s; still writing to "
+                   "the old file", tf_strerror(rc));
+        else
+            TF_LOG(TF_LOG_INFO, "SIGUSR1: access log reopened");
         return;
     }
     run_stop(r, signum == SIGTERM ? "SIGTERM" : "SIGINT");
@@ -213,9 +251,9 @@ static int run_signals(run_t *r)
     if (rc != 0)
         return rc;
     r->loop_ready = true;
-    uv_signal_t *sigs[] = {&r->sigterm, &r->sigint, &r->sighup};
-    int nums[] = {SIGTERM, SIGINT, SIGHUP};
-    for (size_t i = 0; i < 3; i++) {
+    uv_signal_t *sigs[] = {&r->sigterm, &r->sigint, &r->sighup, &r->sigusr1};
+    int nums[] = {SIGTERM, SIGINT, SIGHUP, SIGUSR1};
+    for (size_t i = 0; i < sizeof nums / sizeof nums[0]; i++) {
         uv_signal_init(&r->loop, sigs[i]);
         sigs[i]->data = r;
         rc = uv_signal_start(sigs[i], run_on_signal, nums[i]);
@@ -254,6 +292,13 @@ static int run_setup(run_t *r)
     }
     s->nworkers = run_worker_count(s->conf);
     s->nlisten = tf_conf_listen_https(s->conf)->count;
+    s->nhttp = tf_conf_listen_http(s->conf)->count;
+    /* Opened before privileges are dropped, like the listening sockets. */
+    rc = tf_access_open(log, &s->access, err, sizeof err);
+    if (rc != 0) {
+        TF_LOG(TF_LOG_ERROR, "%s", err);
+        return rc;
+    }
     s->max_connections = tf_conf_limits(s->conf)->max_connections;
     atomic_init(&s->active, 0);
     rc = run_bind(r);
@@ -275,6 +320,7 @@ static void run_teardown(run_t *r)
     if (r->loop_ready)
         uv_loop_close(&r->loop);
     tf_tls_tickets_unref(r->server.tickets);
+    tf_access_free(r->server.access);
     tf_cs_snapshot_unref(r->server.snap);
     tf_conf_unref(r->server.conf);
 }

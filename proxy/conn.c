@@ -4,6 +4,7 @@
 #include "proxy/conn.h"
 
 #include "common/err.h"
+#include "proxy/access.h"
 #include "proxy/exchange.h"
 #include "proxy/pool.h"
 #include "proxy/proxy_internal.h"
@@ -15,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static void conn_on_handle_closed(uv_handle_t *h);
 
@@ -308,6 +310,36 @@ static void conn_log_summary(tf_conn_t *c, tf_log_level_t level)
                 done && tf_tls_session_resumed(c->client.tls) ? "yes" : "no");
 }
 
+/* mode tcp: one access log line per connection, without a request. */
+static void conn_access_log(tf_conn_t *c)
+{
+    tf_access_log_t *log = c->worker->server->access;
+    if (c->hx != NULL || c->tenant == TF_CONN_NO_INDEX || log == NULL || !tf_access_enabled(log))
+        return;
+    char addr[INET6_ADDRSTRLEN] = "";
+    if (c->peer.sa.sa_family == AF_INET)
+        inet_ntop(AF_INET, &c->peer.in4.sin_addr, addr, sizeof addr);
+    else if (c->peer.sa.sa_family == AF_INET6)
+        inet_ntop(AF_INET6, &c->peer.in6.sin6_addr, addr, sizeof addr);
+    tf_upstream_t *u = c->worker->upstream;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    uint64_t ms = uv_now(&c->worker->loop) - c->started_ms;
+    tf_access_entry_t e = {
+        .time_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 - (int64_t)ms,
+        .client = addr[0] ? addr : NULL,
+        .sni = tf_tls_session_sni(c->client.tls),
+        .tenant = tf_upstream_tenant_name(u, c->tenant),
+        .bytes_in = c->bytes_up,
+        .bytes_out = c->bytes_down,
+        .duration_ms = ms,
+        .backend = c->backend_ix != TF_CONN_NO_INDEX
+                       ? tf_upstream_backend(u, c->tenant, c->backend_ix)->text
+                       : NULL,
+    };
+    tf_access_write(log, &e);
+}
+
 static void conn_on_handle_closed(uv_handle_t *h)
 {
     /* Every embedded handle's data points back at the connection. */
@@ -325,6 +357,7 @@ void tf_conn_close(tf_conn_t *c, tf_log_level_t level, const char *reason)
         return;
     c->reason = reason;
     conn_log_summary(c, level);
+    conn_access_log(c);
     c->phase = TF_CONN_CLOSING;
     c->client.tcp.data = c->timer.data = c;
     c->client.ops->close(&c->client, conn_on_handle_closed);

@@ -5,6 +5,7 @@
 
 #include "certstore/certstore.h"
 #include "common/err.h"
+#include "proxy/access.h"
 #include "proxy/http.h"
 #include "proxy/pool.h"
 #include "proxy/pump.h"
@@ -16,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 enum { RQ_IDLE, RQ_HEAD, RQ_BODY, RQ_DONE };
 enum { RS_NONE, RS_WAIT, RS_BODY, RS_DONE };
@@ -56,9 +58,12 @@ struct tf_hx {
     bool backend_dirty; /* the backend connection cannot be reused */
     bool client_eof;
     bool closing; /* the client is being told goodbye */
+    uint8_t version_minor;
+    int64_t started_wall_ms; /* the request's first byte, for the access log */
     char client_addr[INET6_ADDRSTRLEN];
     char method[16];
-    char target[256];
+    char *target; /* a copy of the request target (malloc'd), or NULL */
+    size_t target_len;
 };
 
 /* Parsed heads are only needed while their head is handled: one per thread. */
@@ -115,6 +120,7 @@ void tf_hx_free(tf_hx_t *hx)
     buf_free(&hx->in);
     buf_free(&hx->rin);
     free(hx->bhead);
+    free(hx->target);
     free(hx);
 }
 
@@ -163,19 +169,48 @@ static void release_backend(tf_conn_t *c)
     }
 }
 
-/* The access log line of one exchange. */
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The access log line of one exchange (SPEC §9). */
 static void log_exchange(tf_conn_t *c)
 {
     tf_hx_t *hx = c->hx;
     tf_upstream_t *u = c->worker->upstream;
-    const char *tenant = c->tenant != TF_CONN_NO_INDEX ? tf_upstream_tenant_name(u, c->tenant) : "-";
+    const char *tenant = c->tenant != TF_CONN_NO_INDEX ? tf_upstream_tenant_name(u, c->tenant) : NULL;
     const char *backend = c->tenant != TF_CONN_NO_INDEX && c->backend_ix != TF_CONN_NO_INDEX
                               ? tf_upstream_backend(u, c->tenant, c->backend_ix)->text
-                              : "-";
-    TF_CONN_LOG(TF_LOG_INFO, c, "%s %s %u in=%llu out=%llu duration_ms=%llu tenant=%s backend=%s",
-                hx->method[0] ? hx->method : "-", hx->target[0] ? hx->target : "-", hx->status,
-                (unsigned long long)hx->in_bytes, (unsigned long long)hx->out_bytes,
-                (unsigned long long)(now_ms(c) - hx->started_ms), tenant, backend);
+                              : NULL;
+    uint64_t ms = now_ms(c) - hx->started_ms;
+    TF_CONN_LOG(TF_LOG_DEBUG, c, "%s %.*s %u in=%llu out=%llu duration_ms=%llu tenant=%s backend=%s",
+                hx->method[0] ? hx->method : "-", (int)(hx->target_len > 200 ? 200 : hx->target_len),
+                hx->target ? hx->target : "-", hx->status, (unsigned long long)hx->in_bytes,
+                (unsigned long long)hx->out_bytes, (unsigned long long)ms, tenant ? tenant : "-",
+                backend ? backend : "-");
+    tf_access_log_t *log = c->worker->server->access;
+    if (log == NULL || !tf_access_enabled(log))
+        return;
+    tf_access_entry_t e = {
+        .time_ms = hx->started_wall_ms ? hx->started_wall_ms : wall_ms(),
+        .client = hx->client_addr,
+        .sni = tf_tls_session_sni(c->client.tls),
+        .tenant = tenant,
+        .method = hx->method,
+        .method_len = strlen(hx->method),
+        .path = hx->target,
+        .path_len = hx->target ? hx->target_len : 0,
+        .version_minor = hx->version_minor,
+        .status = (int)hx->status,
+        .bytes_in = hx->in_bytes,
+        .bytes_out = hx->out_bytes,
+        .duration_ms = ms,
+        .backend = backend,
+    };
+    tf_access_write(log, &e);
 }
 
 /* ---- start -------------------------------------------------------------- */
@@ -342,7 +377,12 @@ static void handle_head(tf_conn_t *c, const tf_http_request_t *r)
 {
     tf_hx_t *hx = c->hx;
     copy_clipped(hx->method, sizeof hx->method, r->method, r->method_len);
-    copy_clipped(hx->target, sizeof hx->target, r->target, r->target_len);
+    free(hx->target);
+    hx->target_len = r->target_len;
+    hx->target = malloc(r->target_len + 1);
+    if (hx->target != NULL)
+        copy_clipped(hx->target, r->target_len + 1, r->target, r->target_len);
+    hx->version_minor = (uint8_t)r->version_minor;
     hx->head_method = method_is(r, "HEAD");
     hx->idempotent = hx->head_method || method_is(r, "GET") || method_is(r, "OPTIONS") ||
                      method_is(r, "PUT") || method_is(r, "DELETE") || method_is(r, "TRACE");
@@ -375,6 +415,7 @@ static void read_head(tf_conn_t *c)
     if (hx->rq == RQ_IDLE) {
         hx->rq = RQ_HEAD;
         hx->started_ms = now_ms(c);
+        hx->started_wall_ms = wall_ms();
         tf_conn_arm_timer(c);
     }
     tf_http_request_t *r = &req_scratch;
@@ -384,8 +425,6 @@ static void read_head(tf_conn_t *c)
     if (rc == TF_HTTP_MORE)
         return;
     if (rc != 0) {
-        if (r->method_len == 0)
-            copy_clipped(hx->method, sizeof hx->method, "-", 1);
         send_error(c, (unsigned)rc);
         return;
     }
@@ -745,7 +784,10 @@ static void response_done(tf_conn_t *c)
     hx->status = 0;
     hx->in_bytes = hx->out_bytes = 0;
     hx->responded = hx->retried = hx->reused = hx->resp_close = hx->backend_dirty = false;
-    hx->method[0] = hx->target[0] = '\0';
+    hx->method[0] = '\0';
+    free(hx->target);
+    hx->target = NULL;
+    hx->target_len = 0;
     buf_free(&hx->rin);
     c->active_ms = now_ms(c);
     tf_conn_arm_timer(c);

@@ -74,7 +74,7 @@ fail:
              errno == EADDRINUSE      ? "another process holds this address"
              : errno == EACCES        ? "ports below 1024 need root or CAP_NET_BIND_SERVICE"
              : errno == EADDRNOTAVAIL ? "this address is not on any interface"
-                                      : "check listen.https");
+                                      : "check the listen section");
     if (fd >= 0)
         close(fd);
     return rc;

@@ -11,6 +11,7 @@
 #include "proxy/log.h"
 #include "proxy/health.h"
 #include "proxy/pool.h"
+#include "proxy/redirect.h"
 #include "proxy/upstream.h"
 
 #include <stdio.h>
@@ -40,6 +41,7 @@ static void worker_dispose(tf_worker_t *w)
     tf_upstream_free(w->upstream);
     tf_pool_free(w->pool);
     free(w->listeners);
+    free(w->redirects);
     free(w);
 }
 
@@ -63,6 +65,38 @@ static int worker_listen(tf_worker_t *w, char *err, size_t errlen)
         }
     }
     return 0;
+}
+
+/* Port 80: one responder per listen.http address on this worker's socket. */
+static int worker_redirects(tf_worker_t *w, char *err, size_t errlen)
+{
+    const tf_server_t *s = w->server;
+    if (s->nhttp == 0)
+        return 0;
+    const tf_conf_addr_list_t *http = tf_conf_listen_http(s->conf);
+    w->redirects = calloc(s->nhttp, sizeof *w->redirects);
+    if (w->redirects == NULL)
+        return TF_ENOMEM;
+    for (size_t i = 0; i < s->nhttp; i++) {
+        int fd = dup(s->http_fds[w->index * s->nhttp + i]);
+        int rc = fd >= 0 ? tf_redirect_start(&w->loop, fd, s->conf, &w->redirects[i]) : UV_EMFILE;
+        if (rc != 0) {
+            snprintf(err, errlen, "%s: cannot listen: %s", http->items[i].text, tf_strerror(rc));
+            return rc;
+        }
+        w->nredirects = i + 1;
+        tf_redirect_set_access_log(w->redirects[i], s->access);
+    }
+    return 0;
+}
+
+static void worker_close_redirects(tf_worker_t *w)
+{
+    for (size_t i = 0; i < w->nredirects; i++) {
+        if (w->redirects[i] != NULL)
+            tf_redirect_close(w->redirects[i], NULL, NULL);
+        w->redirects[i] = NULL;
+    }
 }
 
 static int worker_tls(tf_worker_t *w, char *err, size_t errlen)
@@ -100,9 +134,12 @@ int tf_worker_new(tf_server_t *server, unsigned index, tf_worker_t **out, char *
         snprintf(err, errlen, "cannot start health checks: %s", tf_strerror(rc));
     if (rc == 0)
         rc = worker_listen(w, err, errlen);
+    if (rc == 0)
+        rc = worker_redirects(w, err, errlen);
     if (rc != 0) {
         for (size_t i = 0; i < w->nlisten; i++)
             tf_listener_stop(&w->listeners[i]);
+        worker_close_redirects(w);
         tf_health_stop(w->health);
         worker_finish(w);
         worker_dispose(w);
@@ -154,6 +191,7 @@ static void worker_on_stop(uv_async_t *a)
         tf_listener_stop(&w->listeners[i]);
     tf_health_stop(w->health);
     w->health = NULL;
+    worker_close_redirects(w);
     /* Idle keep-alive connections end now, busy ones after their response. */
     tf_pool_clear(w->pool);
     for (tf_conn_t *c = w->conns, *next; c != NULL; c = next) {

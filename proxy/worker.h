@@ -22,6 +22,8 @@ typedef struct tf_conn tf_conn_t;
 typedef struct tf_listener tf_listener_t;
 typedef struct tf_pool tf_pool_t;
 typedef struct tf_health tf_health_t;
+typedef struct tf_redirect tf_redirect_t;
+typedef struct tf_access_log tf_access_log_t;
 typedef struct tf_upstream tf_upstream_t;
 typedef struct tf_worker tf_worker_t;
 
@@ -33,6 +35,9 @@ typedef struct {
     tf_tls_tickets_t *tickets; /* reference held; NULL: no tickets */
     const int *fds;            /* listening sockets: fds[worker * nlisten + i] */
     size_t nlisten;
+    const int *http_fds; /* listen.http sockets: http_fds[worker * nhttp + i] */
+    size_t nhttp;
+    tf_access_log_t *access; /* the access log (log.access); never NULL */
     unsigned nworkers;
     uint32_t max_connections;
     _Atomic uint32_t active; /* connections open in all workers */
@@ -51,6 +56,8 @@ struct tf_worker {
     tf_health_t *health; /* active health checks, or NULL */
     tf_listener_t *listeners; /* nlisten of them */
     size_t nlisten;
+    tf_redirect_t **redirects; /* port 80 responders, nhttp of them (NULL: closed) */
+    size_t nredirects;
     tf_conn_t *conns; /* every open connection, newest first */
     size_t nconns;
     uint64_t accepted; /* connections accepted by this worker */

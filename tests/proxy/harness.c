@@ -138,23 +138,28 @@ static void write_config(tf_px_t *px, const tf_px_opts_t *o, char *path, size_t 
     fprintf(f,
             "%s%s%s"
             "workers: %u\n"
-            "log:\n  level: debug\n"
-            "listen:\n  https: [%s]\n"
             "tls:\n  certs: [\"%s/certs\"]\n  default_cert: %s/certs/system.pem\n"
             "  unknown_sni: %s\n"
             "timeouts:\n  handshake: 1s\n  connect: 2s\n  drain: 2s\n  idle: %s\n"
             "  request_header: 1s\n  response: %s\n  tunnel: %s\n"
             "limits:\n  max_connections: %u\n  max_header_bytes: 8192\n",
             o && o->user ? "user: " : "", o && o->user ? o->user : "", o && o->user ? "\n" : "",
-            o && o->workers ? o->workers : 1, listen, px->demo, px->demo,
+            o && o->workers ? o->workers : 1, px->demo, px->demo,
             o && o->unknown_sni ? o->unknown_sni : "default", o && o->idle ? o->idle : "60s",
             o && o->response ? o->response : "5s", o && o->tunnel ? o->tunnel : "1h",
             o && o->max_connections ? o->max_connections : 1000);
     if (o && o->http) {
+        /* Port 80, an ACME webroot and a JSON access log beside. */
+        fprintf(f,
+                "listen:\n  https: [%s]\n  http: [\"127.0.0.1:%u\"]\n"
+                "acme:\n  webroot: %s/acme\n"
+                "log:\n  level: debug\n  access: %s/access.log\n  format: json\n",
+                listen, px->http_port, px->tmp, px->tmp);
         write_http_tenants(f, px);
         fclose(f);
         return;
     }
+    fprintf(f, "log:\n  level: debug\nlisten:\n  https: [%s]\n", listen);
     fprintf(f,
             "tenants:\n"
             "  acme:\n    hosts: [\"portal.acme.example\", \"chat.acme.example\"]\n"
@@ -228,6 +233,7 @@ void tf_px_start(tf_px_t *px, const tf_px_opts_t *opts)
         start_echo(px);
     px->dead_port = free_port();
     px->port = free_port();
+    px->http_port = free_port();
     char config[1200];
     write_config(px, opts, config, sizeof config);
     start_proxy(px, config, opts ? opts->nofile : 0);

@@ -36,7 +36,8 @@ typedef struct {
     int echo_stdin;
     unsigned echo_port;
     pid_t proxy_pid;
-    unsigned port; /* the proxy's listener */
+    unsigned port;      /* the proxy's listener */
+    unsigned http_port; /* listen.http (opts.http only) */
 } tf_px_t;
 
 /* Makes (once, under a lock) the demo PKI, starts the backend and the proxy

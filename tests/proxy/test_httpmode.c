@@ -404,3 +404,53 @@ Test(httpmode, health_checks_skip_failing_backends_and_503_when_none_is_healthy)
     cr_expect(strstr(out, "HTTP/1.1 503 Service Unavailable") != NULL, "%s", out);
     free(out);
 }
+
+Test(httpmode, access_log_lines_port_80_and_sigusr1)
+{
+    int st;
+    char *out = CURL(&st, "portal.acme.example", "-o /dev/null https://portal.acme.example:%u/logged?x=1",
+                     px.port);
+    free(out);
+    char path[1300];
+    snprintf(path, sizeof path, "%s/access.log", px.tmp);
+    /* One JSON object per request, written before the response completes. */
+    out = tf_px_sh(&st,
+                   "python3 -c 'import json,sys; [print(d[\"method\"], d[\"path\"], d[\"status\"], "
+                   "d[\"tenant\"], d[\"sni\"], d[\"client\"], d[\"backend\"] is not None) for d in "
+                   "map(json.loads, open(sys.argv[1]))]' '%s'",
+                   path);
+    cr_expect(strstr(out, "GET /logged?x=1 200 acme portal.acme.example 127.0.0.1 True") != NULL,
+              "%s", out);
+    free(out);
+    /* Port 80: a redirect, and an ACME challenge served from the webroot. */
+    out = tf_px_sh(&st,
+                   "curl -sS --max-time 10 -o /dev/null -w '%%{http_code} %%{redirect_url}' -H "
+                   "'Host: portal.acme.example:80' 'http://127.0.0.1:%u/a/b?c=d'",
+                   px.http_port);
+    cr_expect_str_eq(out, "301 https://portal.acme.example/a/b?c=d");
+    free(out);
+    out = tf_px_sh(&st,
+                   "mkdir -p '%s/acme/.well-known/acme-challenge' && printf tok.thumb > "
+                   "'%s/acme/.well-known/acme-challenge/tok_1' && curl -sS --max-time 10 -H "
+                   "'Host: portal.acme.example' http://127.0.0.1:%u/.well-known/acme-challenge/tok_1",
+                   px.tmp, px.tmp, px.http_port);
+    cr_expect_str_eq(out, "tok.thumb");
+    free(out);
+    /* logrotate: move the file, SIGUSR1, the next line goes to a new file. */
+    out = tf_px_sh(&st, "mv '%s' '%s.1' && kill -USR1 %d", path, path, (int)px.proxy_pid);
+    free(out);
+    bool reopened = false;
+    for (int i = 0; i < 100 && !reopened; i++) {
+        char *log = tf_px_log(&px);
+        reopened = strstr(log, "access log reopened") != NULL;
+        free(log);
+        struct timespec ts = {0, 50 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    cr_assert(reopened);
+    out = CURL(&st, "portal.acme.example", "-o /dev/null https://portal.acme.example:%u/after", px.port);
+    free(out);
+    out = tf_px_sh(&st, "grep -c '\"/after\"' '%s'; grep -c '\"/logged' '%s.1'", path, path);
+    cr_expect_str_eq(out, "1\n1\n");
+    free(out);
+}
