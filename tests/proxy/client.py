@@ -21,6 +21,8 @@
       asks the backend for an endless stream, reads nothing for 2 s, then
       reports the proxy's resident memory and reads for a moment;
       prints "rss_kib=N received=M".
+  client.py stall-http PORT SNI CAFILE PID
+      the same for mode http: GET /big?bytes=2000000000 from echo_backend.py.
   client.py raw-idle PORT SECONDS
       plain TCP connect, sends nothing; prints "closed" or "open".
   client.py hold PORT SNI CAFILE SECONDS
@@ -176,9 +178,9 @@ def rss_kib(pid):
     return -1
 
 
-def stall(port, sni, cafile, pid):
+def stall(port, sni, cafile, pid, request=b"FLOOD\n"):
     s = tls_connect(port, sni, cafile)
-    s.sendall(b"FLOOD\n")
+    s.sendall(request)
     time.sleep(2)
     rss = rss_kib(pid)
     received = 0
@@ -218,6 +220,9 @@ def main():
         stall(int(sys.argv[2]), sys.argv[3], sys.argv[4], int(sys.argv[5]))
     elif mode == "hold":
         hold(int(sys.argv[2]), sys.argv[3], sys.argv[4], float(sys.argv[5]))
+    elif mode == "stall-http":
+        req = b"GET /big?bytes=2000000000 HTTP/1.1\r\nHost: %s\r\n\r\n" % sys.argv[3].encode()
+        stall(int(sys.argv[2]), sys.argv[3], sys.argv[4], int(sys.argv[5]), req)
     elif mode == "raw-idle":
         s = socket.create_connection(("127.0.0.1", int(sys.argv[2])), timeout=10)
         wait_close(s, float(sys.argv[3]))

@@ -454,3 +454,19 @@ Test(httpmode, access_log_lines_port_80_and_sigusr1)
     cr_expect_str_eq(out, "1\n1\n");
     free(out);
 }
+
+/* A client that reads nothing of a huge response: the proxy stops reading
+ * the backend instead of buffering (SPEC §7: never buffered whole). */
+Test(httpmode, a_client_that_does_not_read_holds_back_the_backend)
+{
+    int st;
+    char *out = tf_px_sh(&st,
+                         "timeout 60 python3 '%s/tests/proxy/client.py' stall-http %u "
+                         "portal.acme.example '%s' %d",
+                         getenv("TF_SOURCE_DIR"), px.port, px.ca, (int)px.proxy_pid);
+    long rss = -1, received = -1;
+    cr_assert_eq(sscanf(out, "rss_kib=%ld received=%ld", &rss, &received), 2, "%s", out);
+    cr_expect_lt(rss, 48 * 1024, "%s", out);
+    cr_expect_gt(received, 0, "%s", out);
+    free(out);
+}
