@@ -470,3 +470,18 @@ Test(httpmode, a_client_that_does_not_read_holds_back_the_backend)
     cr_expect_gt(received, 0, "%s", out);
     free(out);
 }
+
+/* A backend the kernel refuses at once (connect(2) fails without waiting:
+ * a broadcast address) is marked down like a refused one, and the next
+ * backend serves. */
+Test(httpmode, a_connect_that_fails_at_once_tries_the_next_backend)
+{
+    int st;
+    char *out = CURL(&st, "refused.tenants.example",
+                     "-o /dev/null -w '%%{http_code}' https://refused.tenants.example:%u/", px.port);
+    cr_expect_str_eq(out, "200");
+    free(out);
+    char *log = tf_px_log(&px);
+    cr_expect(strstr(log, "backend 255.255.255.255:80: connect failed") != NULL, "%s", log);
+    free(log);
+}
