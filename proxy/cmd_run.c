@@ -193,7 +193,12 @@ static void run_on_drain_poll(uv_timer_t *t)
     run_t *r = t->data;
     if (atomic_load(&r->shared.finished) < r->started)
         return;
-    uv_walk(&r->loop, run_close_handle, NULL);
+    /* Only this file's handles: the admin API and the reloader close their
+     * own (an admin request may still wait for a reload's answer). */
+    for (size_t i = 0; i < NSIGNALS; i++)
+        run_close_handle((uv_handle_t *)&r->sigs[i], NULL);
+    run_close_handle((uv_handle_t *)&r->tickets_timer, NULL);
+    run_close_handle((uv_handle_t *)&r->drain_poll, NULL);
 }
 
 static void run_stop(run_t *r, const char *why)

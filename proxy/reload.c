@@ -454,7 +454,11 @@ static void job_after(uv_work_t *req, int status)
         j->rc = status;
         snprintf(j->error, sizeof j->error, "reload cancelled");
     }
-    if (j->rc == 0 && !r->closed) {
+    if (r->closed && j->rc == 0) {
+        j->rc = TF_EINVAL;
+        snprintf(j->error, sizeof j->error, "shutting down: not applied");
+    }
+    if (j->rc == 0) {
         bool new_sources = j->store != NULL;
         job_publish(j);
         job_log(j, why);
