@@ -816,6 +816,8 @@ static void conn_on_closed(uv_handle_t *h)
         a->conns = c->next;
     if (c->next != NULL)
         c->next->prev = c->prev;
+    /* An upload's body may hold a private key. */
+    explicit_bzero(c->buf, c->cap + 1);
     free(c->buf);
     free(c->out);
     free(c->extra);
