@@ -40,7 +40,8 @@ typedef struct {
     uv_work_t req;
     tf_reload_t *r;
     bool with_conf;
-    bool quiet; /* a periodic check: log only when something changed */
+    bool quiet;     /* a periodic check: log only when something changed */
+    bool unchanged; /* certificates only, and no file changed: nothing to publish */
     waiter_t *waiters;
     tf_conf_t *conf;        /* the new configuration, or NULL */
     tf_cs_store_t *store;   /* a new store (sources changed), or NULL */
@@ -284,10 +285,19 @@ static void job_work(uv_work_t *req)
     }
     const tf_conf_t *conf = j->conf != NULL ? j->conf : r->conf;
     j->rc = job_build_store(j, conf);
-    if (j->rc == 0) {
-        job_diff(j, r->snap, j->snap);
-        j->rc = job_build_workers(j, conf);
+    if (j->rc != 0)
+        return;
+    job_diff(j, r->snap, j->snap);
+    /* Every change to a file shows in the counts (a re-parse after a date
+     * passed included), so zero means the same selection: the periodic
+     * check then costs the workers nothing. */
+    tf_reload_result_t *res = &j->res;
+    if (!j->with_conf && j->store == NULL &&
+        res->added + res->replaced + res->removed + res->failed == 0) {
+        j->unchanged = true;
+        return;
     }
+    j->rc = job_build_workers(j, conf);
 }
 
 /* ---- completion (loop thread) ------------------------------------------ */
@@ -458,7 +468,9 @@ static void job_after(uv_work_t *req, int status)
         j->rc = TF_EINVAL;
         snprintf(j->error, sizeof j->error, "shutting down: not applied");
     }
-    if (j->rc == 0) {
+    if (j->rc == 0 && j->unchanged) {
+        job_log(j, why);
+    } else if (j->rc == 0) {
         bool new_sources = j->store != NULL;
         job_publish(j);
         job_log(j, why);
