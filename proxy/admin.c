@@ -58,7 +58,7 @@ struct admin_conn {
     uint8_t handles;
     char method[16];
     char target[256];
-    char *out; /* the response being written */
+    char *out;   /* the response being written */
     char *extra; /* a PUT/DELETE's own JSON, merged with the reload's */
 };
 
@@ -66,24 +66,30 @@ static void conn_close(admin_conn_t *c);
 
 /* ---- responses ----------------------------------------------------------- */
 
+static const struct {
+    int status;
+    const char *text;
+} status_texts[] = {
+    {200, "OK"},
+    {400, "Bad Request"},
+    {401, "Unauthorized"},
+    {404, "Not Found"},
+    {405, "Method Not Allowed"},
+    {409, "Conflict"},
+    {411, "Length Required"},
+    {413, "Content Too Large"},
+    {422, "Unprocessable Content"},
+    {431, "Request Header Fields Too Large"},
+    {500, "Internal Server Error"},
+};
+
 static const char *status_text(int status)
 {
-    switch (status) {
-    case 200: return "OK";
-    case 201: return "Created";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 409: return "Conflict";
-    case 411: return "Length Required";
-    case 413: return "Content Too Large";
-    case 422: return "Unprocessable Content";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 503: return "Service Unavailable";
-    default: return "Error";
+    for (size_t i = 0; i < sizeof status_texts / sizeof status_texts[0]; i++) {
+        if (status_texts[i].status == status)
+            return status_texts[i].text;
     }
+    return "Error";
 }
 
 static void conn_on_written(uv_write_t *req, int status)
@@ -558,8 +564,8 @@ static void put_cert(admin_conn_t *c, const char *name)
      * that key in one file, unless the key lives in NAME.key already. */
     bool body_has_key = contains(body, c->body_len, "PRIVATE KEY-----");
     bool append_key = !body_has_key && !sibling && key != NULL;
-    int wrc = write_atomic(dir, name, body, c->body_len, append_key ? key : "",
-                           append_key ? keylen : 0);
+    int wrc =
+        write_atomic(dir, name, body, c->body_len, append_key ? key : "", append_key ? keylen : 0);
     wipe_free(key, keylen);
     if (wrc != 0) {
         tf_cs_bundle_unref(b);
@@ -567,8 +573,7 @@ static void put_cert(admin_conn_t *c, const char *name)
         respond_text(c, 500, NULL, "cannot write the bundle; see the log\n");
         return;
     }
-    TF_LOG(TF_LOG_INFO, "PUT /certs/%s: wrote %s (serial %s)", name, file,
-           tf_cs_bundle_serial(b));
+    TF_LOG(TF_LOG_INFO, "PUT /certs/%s: wrote %s (serial %s)", name, file, tf_cs_bundle_serial(b));
     c->extra = upload_extra(file, b);
     tf_cs_bundle_unref(b);
     start_reload(c, false, "PUT /certs");
@@ -584,7 +589,8 @@ static void delete_cert(admin_conn_t *c, const char *name)
         if (err != ENOENT)
             TF_LOG(TF_LOG_ERROR, "DELETE /certs/%s: %s: %s", name, path, strerror(err));
         respond_text(c, err == ENOENT ? 404 : 500, NULL,
-                     err == ENOENT ? "no such certificate\n" : "cannot remove the file; see the log\n");
+                     err == ENOENT ? "no such certificate\n"
+                                   : "cannot remove the file; see the log\n");
         return;
     }
     char key[4200];
@@ -714,8 +720,7 @@ static void on_head(admin_conn_t *c)
     }
     copy_field(c->target, sizeof c->target, req->target, req->target_len);
     if (!token_ok(c->admin, req)) {
-        TF_LOG(TF_LOG_WARN, "admin: %s request without a valid bearer token refused",
-               c->method);
+        TF_LOG(TF_LOG_WARN, "admin: %s request without a valid bearer token refused", c->method);
         respond_text(c, 401, "WWW-Authenticate: Bearer realm=\"tlsfront\"\r\n",
                      "a valid bearer token is required\n");
         return;
@@ -899,8 +904,8 @@ void tf_admin_reload_token(tf_admin_t *a, const tf_conf_t *conf)
     size_t len = 0;
     int rc = read_token(path, token, &len);
     if (rc != 0) {
-        TF_LOG(TF_LOG_ERROR, "%s: cannot read the admin token (%s); the token in use stays",
-               path, rc == TF_EINVAL ? "empty or too long" : strerror(-rc));
+        TF_LOG(TF_LOG_ERROR, "%s: cannot read the admin token (%s); the token in use stays", path,
+               rc == TF_EINVAL ? "empty or too long" : strerror(-rc));
         return;
     }
     memcpy(a->token, token, len);
@@ -955,8 +960,9 @@ int tf_admin_new(const tf_admin_opts_t *o, tf_admin_t **out)
     if (ac->token_file != NULL) {
         rc = read_token(ac->token_file, a->token, &a->token_len);
         if (rc != 0)
-            TF_LOG(TF_LOG_ERROR, "%s: cannot read admin.token_file: %s; write the token (one "
-                                 "line) into it",
+            TF_LOG(TF_LOG_ERROR,
+                   "%s: cannot read admin.token_file: %s; write the token (one "
+                   "line) into it",
                    ac->token_file, rc == TF_EINVAL ? "empty or too long" : strerror(-rc));
     }
     /* Uploads are judged as the store judges files; without the system

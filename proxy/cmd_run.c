@@ -131,9 +131,9 @@ static int run_start_workers(run_t *r)
         return TF_ENOMEM;
     char err[1024];
     for (unsigned i = 0; i < n; i++) {
-        int rc = tf_worker_new(&r->shared, i, tf_reload_conf(r->reload),
-                               tf_reload_snapshot(r->reload), r->metrics[i], &r->workers[i], err,
-                               sizeof err);
+        int rc =
+            tf_worker_new(&r->shared, i, tf_reload_conf(r->reload), tf_reload_snapshot(r->reload),
+                          r->metrics[i], &r->workers[i], err, sizeof err);
         if (rc != 0) {
             TF_LOG(TF_LOG_ERROR, "worker %u: %s", i, err);
             return rc;
@@ -144,8 +144,7 @@ static int run_start_workers(run_t *r)
     for (unsigned i = 0; i < n; i++) {
         int rc = tf_worker_start(r->workers[i]);
         if (rc != 0) {
-            TF_LOG(TF_LOG_ERROR, "worker %u: cannot start a worker thread: %s", i,
-                   uv_strerror(rc));
+            TF_LOG(TF_LOG_ERROR, "worker %u: cannot start a worker thread: %s", i, uv_strerror(rc));
             return rc;
         }
         r->started++;
@@ -308,8 +307,8 @@ static int run_setup(run_t *r)
     if (rc != 0)
         return rc;
     r->loop_ready = true;
-    tf_reload_opts_t ro = {.loop = &r->loop, .conf_path = r->conf_path, .conf = r->conf,
-                           .shared = s};
+    tf_reload_opts_t ro = {
+        .loop = &r->loop, .conf_path = r->conf_path, .conf = r->conf, .shared = s};
     rc = tf_reload_new(&ro, &r->reload);
     if (rc != 0)
         return rc;

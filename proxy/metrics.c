@@ -160,7 +160,6 @@ static void head(FILE *out, const char *name, const char *type, const char *help
     fprintf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
-
 static uint64_t sum(tf_metrics_worker_t *const *ws, unsigned n, size_t offset)
 {
     uint64_t s = 0;
@@ -185,7 +184,8 @@ static void render_conns(FILE *out, tf_metrics_worker_t *const *ws, unsigned n)
     head(out, "tlsfront_handshake_failures_total", "counter", "TLS handshakes failed, by reason.");
     for (size_t r = 0; r < TF_MHS_COUNT; r++)
         fprintf(out, "tlsfront_handshake_failures_total{reason=\"%s\"} %llu\n", hs_slugs[r],
-                (unsigned long long)sum(ws, n, FIELD(handshake_failures) + r * sizeof(_Atomic uint64_t)));
+                (unsigned long long)sum(ws, n,
+                                        FIELD(handshake_failures) + r * sizeof(_Atomic uint64_t)));
 }
 
 /* Tenant rows are per worker: the same name may sit in different slots. */
@@ -234,8 +234,9 @@ static void render_requests(FILE *out, tf_metrics_worker_t *const *ws, unsigned 
     head(out, "tlsfront_request_duration_seconds", "histogram",
          "Time from a request's first byte to its response's last.");
     for (size_t b = 0; b < TF_METRICS_BUCKETS; b++)
-        fprintf(out, "tlsfront_request_duration_seconds_bucket{le=\"%s\"} %llu\n", bucket_le[b],
-                (unsigned long long)sum(ws, n, FIELD(duration_buckets) + b * sizeof(_Atomic uint64_t)));
+        fprintf(
+            out, "tlsfront_request_duration_seconds_bucket{le=\"%s\"} %llu\n", bucket_le[b],
+            (unsigned long long)sum(ws, n, FIELD(duration_buckets) + b * sizeof(_Atomic uint64_t)));
     uint64_t count = sum(ws, n, FIELD(duration_count));
     fprintf(out, "tlsfront_request_duration_seconds_bucket{le=\"+Inf\"} %llu\n",
             (unsigned long long)count);
@@ -303,8 +304,7 @@ static void render_reloads(FILE *out, const tf_metrics_main_t *m)
 {
     head(out, "tlsfront_reloads_total", "counter",
          "Reloads by result: ok, partial (some files or the config rejected), failed.");
-    fprintf(out, "tlsfront_reloads_total{result=\"ok\"} %llu\n",
-            (unsigned long long)m->reloads_ok);
+    fprintf(out, "tlsfront_reloads_total{result=\"ok\"} %llu\n", (unsigned long long)m->reloads_ok);
     fprintf(out, "tlsfront_reloads_total{result=\"partial\"} %llu\n",
             (unsigned long long)m->reloads_partial);
     fprintf(out, "tlsfront_reloads_total{result=\"failed\"} %llu\n",

@@ -50,7 +50,7 @@ typedef enum {
 } tf_metrics_hs_reason_t;
 
 typedef struct {
-    _Atomic(const char *) name; /* set once by the worker; NULL: free */
+    _Atomic(const char *) name;  /* set once by the worker; NULL: free */
     _Atomic uint64_t classes[5]; /* 1xx .. 5xx */
 } tf_metrics_tenant_t;
 

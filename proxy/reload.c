@@ -201,7 +201,9 @@ static void job_diff(job_t *j, const tf_cs_snapshot_t *a, const tf_cs_snapshot_t
     while (i < na || k < nb) {
         const tf_cs_entry_t *ea = i < na ? tf_cs_snapshot_entry_at(a, i) : NULL;
         const tf_cs_entry_t *eb = k < nb ? tf_cs_snapshot_entry_at(b, k) : NULL;
-        int cmp = ea == NULL ? 1 : eb == NULL ? -1 : strcmp(tf_cs_entry_path(ea), tf_cs_entry_path(eb));
+        int cmp = ea == NULL   ? 1
+                  : eb == NULL ? -1
+                               : strcmp(tf_cs_entry_path(ea), tf_cs_entry_path(eb));
         if (cmp < 0) {
             j->res.removed++;
             i++;
@@ -352,16 +354,13 @@ static void job_restart_items(job_t *j, const tf_conf_t *old, const tf_conf_t *n
     const tf_conf_admin_t *a = tf_conf_admin(old), *b = tf_conf_admin(neu);
     restart_check(j, same_addrs(tf_conf_listen_https(old), tf_conf_listen_https(neu)),
                   "listen.https");
-    restart_check(j, same_addrs(tf_conf_listen_http(old), tf_conf_listen_http(neu)),
-                  "listen.http");
-    restart_check(j,
-                  a->enabled == b->enabled &&
-                      (!a->enabled || strcmp(a->listen.text, b->listen.text) == 0),
-                  "admin.listen");
+    restart_check(j, same_addrs(tf_conf_listen_http(old), tf_conf_listen_http(neu)), "listen.http");
+    restart_check(
+        j, a->enabled == b->enabled && (!a->enabled || strcmp(a->listen.text, b->listen.text) == 0),
+        "admin.listen");
     restart_check(j, tf_conf_workers(old) == tf_conf_workers(neu), "workers");
     restart_check(j, same_str(tf_conf_user(old), tf_conf_user(neu)), "user");
-    restart_check(j,
-                  tf_conf_limits(old)->max_connections == tf_conf_limits(neu)->max_connections,
+    restart_check(j, tf_conf_limits(old)->max_connections == tf_conf_limits(neu)->max_connections,
                   "limits.max_connections");
     restart_check(j,
                   same_str(tf_conf_tls(old)->ticket_keys_file, tf_conf_tls(neu)->ticket_keys_file),
@@ -381,8 +380,9 @@ static void job_log(const job_t *j, const char *why)
     for (const char *p = j->failures.data; p != NULL && *p != '\0';) {
         const char *nl = strchr(p, '\n');
         int n = (int)(nl ? nl - p : (long)strlen(p));
-        TF_LOG(TF_LOG_WARN, "reload: %.*s (rejected: a file that loaded before keeps serving its "
-                            "last good version)",
+        TF_LOG(TF_LOG_WARN,
+               "reload: %.*s (rejected: a file that loaded before keeps serving its "
+               "last good version)",
                n, p);
         p = nl ? nl + 1 : p + n;
     }
@@ -454,8 +454,9 @@ static void job_after(uv_work_t *req, int status)
     job_t *j = req->data;
     tf_reload_t *r = j->r;
     r->running = NULL;
-    const char *why = j->quiet ? "periodic check" : j->with_conf ? "configuration and certificates"
-                                                                : "certificates";
+    const char *why = j->quiet       ? "periodic check"
+                      : j->with_conf ? "configuration and certificates"
+                                     : "certificates";
     if (j->conf_err != NULL) {
         log_lines(TF_LOG_ERROR, "", j->conf_err);
         TF_LOG(TF_LOG_ERROR, "%s: configuration has errors: the running one stays", r->conf_path);
@@ -627,8 +628,9 @@ static void watch_add(tf_reload_t *r, const char *path)
             return;
     }
     if (r->nwatches == MAX_WATCHES) {
-        TF_LOG(TF_LOG_WARN, "%s: not watched (more than %d directories): changes are picked up "
-                            "by the periodic check",
+        TF_LOG(TF_LOG_WARN,
+               "%s: not watched (more than %d directories): changes are picked up "
+               "by the periodic check",
                dir, MAX_WATCHES);
         return;
     }

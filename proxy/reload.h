@@ -31,12 +31,12 @@ typedef struct tf_reload tf_reload_t;
 
 /* What one reload did, for the log, POST /reload and PUT/DELETE /certs. */
 typedef struct {
-    int rc;               /* 0: applied (possibly with rejected files); else nothing applied */
-    const char *error;    /* why nothing was applied (rc != 0), else NULL */
+    int rc;            /* 0: applied (possibly with rejected files); else nothing applied */
+    const char *error; /* why nothing was applied (rc != 0), else NULL */
     size_t added, replaced, removed, failed;
-    const char *failures; /* one "FILE: reason: what to do" per line, or NULL */
-    bool conf_requested;  /* the configuration was re-read */
-    bool conf_applied;    /* ... and is now in service */
+    const char *failures;    /* one "FILE: reason: what to do" per line, or NULL */
+    bool conf_requested;     /* the configuration was re-read */
+    bool conf_applied;       /* ... and is now in service */
     const char *conf_errors; /* every "file:line:column: message", one per line, or NULL */
     const char *restart;     /* settings that changed but need a restart, one per line, or NULL */
 } tf_reload_result_t;
@@ -69,8 +69,7 @@ tf_cs_snapshot_t *tf_reload_snapshot(const tf_reload_t *r);
 /* Asks for a reload (main thread). with_conf: re-read the configuration
  * too. why: for the log ("SIGHUP", "POST /reload"). cb (may be NULL) is
  * called once it is done, or at once with an error when stopping. */
-void tf_reload_request(tf_reload_t *r, bool with_conf, const char *why, tf_reload_cb cb,
-                       void *arg);
+void tf_reload_request(tf_reload_t *r, bool with_conf, const char *why, tf_reload_cb cb, void *arg);
 
 /* Called on the loop thread whenever a new configuration goes into service
  * (the admin API re-reads its token file). One listener. */

@@ -116,8 +116,7 @@ static void route_try_swap(tf_worker_t *w)
                    "worker %u: new tenants and backends apply once %zu connections routed by the "
                    "previous table close",
                    w->index, busy);
-            uv_timer_start(&w->route_timer, worker_on_route_timer, ROUTE_RETRY_MS,
-                           ROUTE_RETRY_MS);
+            uv_timer_start(&w->route_timer, worker_on_route_timer, ROUTE_RETRY_MS, ROUTE_RETRY_MS);
         }
         return;
     }

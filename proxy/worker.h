@@ -43,8 +43,8 @@ typedef struct {
     size_t nlisten;
     unsigned nworkers;
     uint32_t max_connections;
-    _Atomic uint32_t active;  /* connections open in all workers */
-    _Atomic uint32_t parked;  /* listeners waiting at max_connections, all workers */
+    _Atomic uint32_t active;     /* connections open in all workers */
+    _Atomic uint32_t parked;     /* listeners waiting at max_connections, all workers */
     tf_worker_t *const *workers; /* every worker, set before any starts */
     _Atomic unsigned finished;   /* workers whose loop has ended */
 } tf_shared_t;
@@ -79,7 +79,7 @@ struct tf_worker {
     uv_async_t gen_async;    /* a new generation waits in `mailbox` */
     uv_async_t resume_async; /* another worker freed a connection slot */
     uv_timer_t drain_timer;
-    uv_timer_t route_timer; /* retries an upstream swap that must wait */
+    uv_timer_t route_timer;  /* retries an upstream swap that must wait */
     uv_timer_t sample_timer; /* samples backend state for metrics */
     uv_thread_t thread;
     uv_mutex_t mailbox_lock;
@@ -87,9 +87,9 @@ struct tf_worker {
     tf_server_t view;         /* `server` points here */
     tf_server_t *server;
     unsigned index;
-    tf_worker_gen_t *gen;    /* current; never NULL once created */
-    tf_tls_ctx_t *tls;       /* the current generation's (read by conn.c) */
-    tf_upstream_t *upstream; /* the routing table in use (see worker.c) */
+    tf_worker_gen_t *gen;       /* current; never NULL once created */
+    tf_tls_ctx_t *tls;          /* the current generation's (read by conn.c) */
+    tf_upstream_t *upstream;    /* the routing table in use (see worker.c) */
     tf_worker_gen_t *route_gen; /* the generation `upstream` belongs to, referenced */
     tf_listener_t *listeners;   /* nlisten of them */
     size_t nlisten;

@@ -61,8 +61,7 @@ static void make_pki(tf_ops_t *t)
     snprintf(px->ca, sizeof px->ca, "%s/pki/root.crt", px->demo);
     snprintf(t->pki, sizeof t->pki, "%s/pki", px->demo);
     snprintf(t->certs, sizeof t->certs, "%s/certs", px->tmp);
-    out = tf_px_sh(&st, "mkdir '%s' && cp -p '%s'/certs/*.pem '%s'/", t->certs, px->demo,
-                   t->certs);
+    out = tf_px_sh(&st, "mkdir '%s' && cp -p '%s'/certs/*.pem '%s'/", t->certs, px->demo, t->certs);
     sh_ok("copy certs", out, st);
 }
 
@@ -274,8 +273,9 @@ char *tf_ops_admin(tf_ops_t *t, int *status, const char *method, const char *pat
     if (data != NULL)
         snprintf(body, sizeof body, "--data-binary @'%s'", data);
     int st;
-    char *out = tf_px_sh(&st, "curl -s -m 20 -X %s %s %s -w '\\n%%{http_code}' http://127.0.0.1:%u%s",
-                         method, auth, body, t->admin_port, path);
+    char *out =
+        tf_px_sh(&st, "curl -s -m 20 -X %s %s %s -w '\\n%%{http_code}' http://127.0.0.1:%u%s",
+                 method, auth, body, t->admin_port, path);
     char *nl = strrchr(out, '\n');
     *status = nl != NULL ? atoi(nl + 1) : 0;
     if (nl != NULL)

@@ -69,7 +69,8 @@ Test(ops_admin, metrics_pass_promtool)
     int st;
     char *out = admin(&st, "GET", "/metrics", NULL);
     cr_expect_eq(st, 200, "%s", out);
-    const char *names[] = {"tlsfront_connections_active", "tlsfront_connections_total ",
+    const char *names[] = {"tlsfront_connections_active",
+                           "tlsfront_connections_total ",
                            "tlsfront_handshakes_total{result=\"ok\"}",
                            "tlsfront_handshake_failures_total{reason=\"timeout\"}",
                            "tlsfront_backend_up{tenant=\"acme\"",
