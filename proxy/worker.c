@@ -15,7 +15,8 @@
  * handshake to its close, so w->upstream is replaced only when no open
  * connection holds a tenant index (checked on a short timer meanwhile).
  * Once conn.c takes tf_worker_gen_acquire() at accept and reads the
- * generation's table, both workarounds go (see docs/OPERATIONS.md). */
+ * generation's table, the wait goes by itself (conns_hold_gen), and the
+ * sequence-number books become redundant but stay balanced. */
 #include "proxy/worker.h"
 
 #include "common/err.h"
@@ -109,7 +110,7 @@ static void route_try_swap(tf_worker_t *w)
 {
     if (w->route_gen == w->gen)
         return;
-    size_t busy = routed_conns(w);
+    size_t busy = w->conns_hold_gen ? 0 : routed_conns(w);
     if (busy > 0) {
         if (!uv_is_active((uv_handle_t *)&w->route_timer)) {
             TF_LOG(TF_LOG_INFO,
@@ -222,6 +223,9 @@ tf_upstream_t *tf_worker_upstream(const tf_worker_t *w)
 
 tf_worker_gen_t *tf_worker_gen_acquire(tf_worker_t *w)
 {
+    /* Connections index their own generation's table from now on: a new
+     * table can replace w->upstream at once. */
+    w->conns_hold_gen = true;
     w->gen->refs++;
     return w->gen;
 }

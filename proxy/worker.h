@@ -97,6 +97,7 @@ struct tf_worker {
     size_t nconns;
     uint64_t accepted; /* connections accepted by this worker */
     bool stopping;
+    bool conns_hold_gen; /* conn.c takes tf_worker_gen_acquire(): no routing-table wait */
     int exit_status;
     tf_metrics_worker_t *metrics; /* this worker's counters (cache-line aligned) */
     char rbuf[TF_WORKER_BUF];     /* libuv reads land here (alloc_cb) */
