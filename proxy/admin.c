@@ -321,6 +321,8 @@ static void reload_json(FILE *f, void *arg)
     fprintf(f, ",\"certificates\":{\"added\":%zu,\"replaced\":%zu,\"removed\":%zu,\"failed\":%zu,",
             res->added, res->replaced, res->removed, res->failed);
     json_lines(f, "failures", res->failures);
+    fputc(',', f);
+    json_lines(f, "warnings", res->warnings);
     fprintf(f, "},\"config\":{\"requested\":%s,\"applied\":%s,",
             res->conf_requested ? "true" : "false", res->conf_applied ? "true" : "false");
     json_lines(f, "errors", res->conf_errors);

@@ -16,6 +16,8 @@
 #include <time.h>
 
 #define DEBOUNCE_MS 200
+/* A file written without pause for longer than this is reloaded anyway. */
+#define DEBOUNCE_MAX_MS 2000
 /* Catches what inotify misses (a source directory created later, network
  * file systems, some editors' rename dances); cheap: unchanged files are only
  * stat'ed. */
@@ -52,6 +54,7 @@ typedef struct {
     char error[1024];
     char *conf_err;
     text_t failures;
+    text_t warnings;
     text_t restart;
     tf_reload_result_t res;
 } job_t;
@@ -73,6 +76,7 @@ struct tf_reload {
     size_t nwatches;
     uv_timer_t debounce, rescan, next_change, daily;
     uint64_t ok, partial, failed;
+    uint64_t burst_start; /* loop time of the first event not yet acted on; 0: none */
     void (*on_conf)(void *arg, const tf_conf_t *conf);
     void *on_conf_arg;
 };
@@ -168,6 +172,18 @@ static void failure_lines(job_t *j, const tf_cs_entry_t *e)
     }
 }
 
+/* Warnings of a bundle going into service (missing intermediate, expiring,
+ * weak key...): the operator who just dropped it in should hear of them. */
+static void warning_lines(job_t *j, const tf_cs_entry_t *e)
+{
+    const tf_cs_bundle_t *b = tf_cs_entry_served(e);
+    for (size_t i = 0; b != NULL && i < tf_cs_bundle_diag_count(b); i++) {
+        const tf_cs_diag_t *d = tf_cs_bundle_diag_at(b, i);
+        if (d->severity == TF_CS_WARNING)
+            text_add(&j->warnings, d->message);
+    }
+}
+
 static void diff_new(job_t *j, const tf_cs_entry_t *e)
 {
     if (tf_cs_entry_failed(e) != NULL) {
@@ -175,6 +191,7 @@ static void diff_new(job_t *j, const tf_cs_entry_t *e)
         failure_lines(j, e);
     } else {
         j->res.added++;
+        warning_lines(j, e);
     }
 }
 
@@ -190,6 +207,7 @@ static void diff_changed(job_t *j, const tf_cs_entry_t *old, const tf_cs_entry_t
         }
     } else if (tf_cs_entry_served(e) != tf_cs_entry_served(old)) {
         j->res.replaced++;
+        warning_lines(j, e);
     }
 }
 
@@ -319,6 +337,7 @@ static void job_free(job_t *j)
     tf_cs_store_free(j->store);
     free(j->conf_err);
     free(j->failures.data);
+    free(j->warnings.data);
     free(j->restart.data);
     while (j->waiters != NULL) {
         waiter_t *w = j->waiters;
@@ -367,6 +386,17 @@ static void job_restart_items(job_t *j, const tf_conf_t *old, const tf_conf_t *n
                   "tls.ticket_keys_file");
 }
 
+static void log_lines(tf_log_level_t level, const char *prefix, const char *text)
+{
+    for (const char *p = text; p != NULL && *p != '\0';) {
+        const char *nl = strchr(p, '\n');
+        int n = (int)(nl ? nl - p : (long)strlen(p));
+        if (n > 0)
+            TF_LOG(level, "%s%.*s", prefix, n, p);
+        p = nl ? nl + 1 : p + n;
+    }
+}
+
 static void job_log(const job_t *j, const char *why)
 {
     const tf_reload_result_t *res = &j->res;
@@ -377,6 +407,7 @@ static void job_log(const job_t *j, const char *why)
                "reload (%s): certificates: %zu added, %zu replaced, %zu removed, %zu failed; "
                "%zu files, %zu served",
                why, res->added, res->replaced, res->removed, res->failed, st.files, st.served);
+    log_lines(TF_LOG_WARN, "reload: ", j->warnings.data);
     for (const char *p = j->failures.data; p != NULL && *p != '\0';) {
         const char *nl = strchr(p, '\n');
         int n = (int)(nl ? nl - p : (long)strlen(p));
@@ -384,17 +415,6 @@ static void job_log(const job_t *j, const char *why)
                "reload: %.*s (rejected: a file that loaded before keeps serving its "
                "last good version)",
                n, p);
-        p = nl ? nl + 1 : p + n;
-    }
-}
-
-static void log_lines(tf_log_level_t level, const char *prefix, const char *text)
-{
-    for (const char *p = text; p != NULL && *p != '\0';) {
-        const char *nl = strchr(p, '\n');
-        int n = (int)(nl ? nl - p : (long)strlen(p));
-        if (n > 0)
-            TF_LOG(level, "%s%.*s", prefix, n, p);
         p = nl ? nl + 1 : p + n;
     }
 }
@@ -440,6 +460,7 @@ static void job_finish_result(job_t *j)
     j->res.conf_requested = j->with_conf;
     j->res.conf_errors = j->conf_err;
     j->res.failures = j->failures.data;
+    j->res.warnings = j->warnings.data;
     j->res.restart = j->restart.data;
     if (j->rc != 0)
         r->failed++;
@@ -555,6 +576,7 @@ void tf_reload_request(tf_reload_t *r, bool with_conf, const char *why, tf_reloa
 static void on_debounce(uv_timer_t *t)
 {
     tf_reload_t *r = t->data;
+    r->burst_start = 0;
     request(r, false, false, NULL, NULL);
 }
 
@@ -563,7 +585,13 @@ static void on_fs_event(uv_fs_event_t *h, const char *file, int events, int stat
     tf_reload_t *r = h->data;
     if (file != NULL && file[0] == '.')
         return; /* editors' and our own temporary files: the store skips dotfiles too */
-    uv_timer_start(&r->debounce, on_debounce, DEBOUNCE_MS, 0);
+    /* Each event restarts the quiet period, but a burst never postpones
+     * the reload past DEBOUNCE_MAX_MS. */
+    uint64_t now = uv_now(r->loop);
+    if (r->burst_start == 0)
+        r->burst_start = now;
+    if (now - r->burst_start < DEBOUNCE_MAX_MS)
+        uv_timer_start(&r->debounce, on_debounce, DEBOUNCE_MS, 0);
 }
 
 static void on_rescan(uv_timer_t *t)

@@ -35,6 +35,7 @@ typedef struct {
     const char *error; /* why nothing was applied (rc != 0), else NULL */
     size_t added, replaced, removed, failed;
     const char *failures;    /* one "FILE: reason: what to do" per line, or NULL */
+    const char *warnings;    /* of the bundles added or replaced, one per line, or NULL */
     bool conf_requested;     /* the configuration was re-read */
     bool conf_applied;       /* ... and is now in service */
     const char *conf_errors; /* every "file:line:column: message", one per line, or NULL */
