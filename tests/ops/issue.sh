@@ -4,7 +4,7 @@
 #   issue.sh PKI OUT MODE NAME...
 # MODE: "new" (new key, bundle leaf+intermediate+key), "nokey" (new key kept
 # in OUT.key, bundle without it), or a key file to reuse (bundle leaf +
-# intermediate + that key). Prints the new serial.
+# intermediate + that key). DAYS: validity (default 90). Prints the new serial.
 set -euo pipefail
 pki=$1 out=$2 mode=$3
 shift 3
@@ -22,7 +22,7 @@ printf 'subjectAltName=%s\nextendedKeyUsage=serverAuth\nkeyUsage=critical,digita
     "$san" >"$tmp/ext"
 # A serial of our own: parallel tests share the PKI directory.
 openssl x509 -req -in "$tmp/csr" -CA "$pki/inter.crt" -CAkey "$pki/inter.key" \
-    -set_serial "0x$(openssl rand -hex 16)" -days 90 -extfile "$tmp/ext" -out "$tmp/crt" 2>/dev/null
+    -set_serial "0x$(openssl rand -hex 16)" -days "${DAYS:-90}" -extfile "$tmp/ext" -out "$tmp/crt" 2>/dev/null
 if [ "$mode" = nokey ]; then
     cat "$tmp/crt" "$pki/inter.crt" >"$out"
     cp "$tmp/key" "$out.key"

@@ -114,7 +114,7 @@ void tf_ops_write_config(tf_ops_t *t, const char *extra, const char *raw)
         if (t->token[0] != '\0')
             fprintf(f, "  token_file: %s/token\n", px->tmp);
         fprintf(f,
-                "tls:\n  certs: [\"%s\"]\n  default_cert: %s/system.pem\n"
+                "tls:\n  certs: [\"%s\"%s%s%s]\n  default_cert: %s/system.pem\n"
                 "timeouts:\n  handshake: 5s\n  connect: 2s\n  drain: 2s\n"
                 "tenants:\n"
                 "  acme:\n    hosts: [\"portal.acme.example\", \"chat.acme.example\"]\n"
@@ -122,7 +122,9 @@ void tf_ops_write_config(tf_ops_t *t, const char *extra, const char *raw)
                 "  others:\n    hosts: [\"*.tenants.example\"]\n"
                 "    backends: [\"127.0.0.1:%u\"]\n    mode: tcp\n"
                 "%s",
-                t->certs, t->certs, px->backend_port, px->backend_port, extra ? extra : "");
+                t->certs, t->extra_certs[0] ? ", \"" : "", t->extra_certs,
+                t->extra_certs[0] ? "\"" : "", t->certs, px->backend_port, px->backend_port,
+                extra ? extra : "");
     }
     fclose(f);
     cr_assert_eq(rename(tmp, t->config), 0);
@@ -194,6 +196,11 @@ void tf_ops_start(tf_ops_t *t, unsigned workers, const char *token, const char *
     start_proxy(t);
 }
 
+void tf_ops_restart(tf_ops_t *t)
+{
+    start_proxy(t);
+}
+
 void tf_ops_stop(tf_ops_t *t)
 {
     if (t->load_pid > 0)
@@ -204,8 +211,8 @@ void tf_ops_stop(tf_ops_t *t)
 char *tf_ops_issue(tf_ops_t *t, const char *out, const char *mode, const char *names)
 {
     int st;
-    char *serial = tf_px_sh(&st, "bash '%s/tests/ops/issue.sh' '%s' '%s' '%s' %s",
-                            env("TF_SOURCE_DIR"), t->pki, out, mode, names);
+    char *serial = tf_px_sh(&st, "DAYS=%u bash '%s/tests/ops/issue.sh' '%s' '%s' '%s' %s",
+                            t->days ? t->days : 90, env("TF_SOURCE_DIR"), t->pki, out, mode, names);
     cr_assert_eq(st, 0, "issue: %s", serial);
     serial[strcspn(serial, "\n")] = '\0';
     return serial;

@@ -19,6 +19,8 @@ typedef struct {
     char config[1200]; /* the configuration file */
     char token[64];    /* "" when no token is configured */
     unsigned workers;
+    unsigned days;          /* validity of certificates tf_ops_issue() makes; 0: 90 */
+    char extra_certs[1200]; /* a second tls.certs source, or "" */
     pid_t load_pid;
     char load_out[1200];
     char load_stop[1200];
@@ -28,6 +30,9 @@ typedef struct {
  * on, token required when `token` is not NULL. Tenants: acme (exact names),
  * "*.tenants.example", no catch-all; `extra` is appended to the tenants. */
 void tf_ops_start(tf_ops_t *t, unsigned workers, const char *token, const char *extra);
+
+/* Starts the proxy again (after tf_px_stop_proxy) on the same files. */
+void tf_ops_restart(tf_ops_t *t);
 
 /* Rewrites the configuration file with other `extra` tenants (or the
  * literal text `raw` when not NULL, for broken configurations). */

@@ -165,3 +165,48 @@ Test(ops_reload, signals_during_drain)
     free(tf_ops_load_stop(&ops));
     cr_expect_eq(tf_px_stop_proxy(&ops.px), 0);
 }
+
+/* SIGHUP with a new certificate source: a new store is built and watched. */
+Test(ops_reload, sighup_with_a_new_certificate_source)
+{
+    tf_ops_start(&ops, 1, NULL, NULL);
+    tf_ops_load_start(&ops, "portal.acme.example");
+    snprintf(ops.extra_certs, sizeof ops.extra_certs, "%s/more-certs", ops.px.tmp);
+    int st;
+    free(tf_px_sh(&st, "mkdir '%s'", ops.extra_certs));
+    char path[1400];
+    snprintf(path, sizeof path, "%s/shop.pem", ops.extra_certs);
+    char *serial = tf_ops_issue(&ops, path, "new", "shop.example");
+    tf_ops_write_config(&ops, NULL, NULL);
+    kill(ops.px.proxy_pid, SIGHUP);
+    cr_expect(tf_ops_wait_serial(&ops, "shop.example", serial, 15));
+    free(serial);
+    /* The new directory is watched too. */
+    snprintf(path, sizeof path, "%s/.next.pem", ops.extra_certs);
+    serial = tf_ops_issue(&ops, path, "new", "shop.example");
+    char dst[1400];
+    snprintf(dst, sizeof dst, "%s/shop.pem", ops.extra_certs);
+    cr_assert_eq(rename(path, dst), 0);
+    cr_expect(tf_ops_wait_serial(&ops, "shop.example", serial, 15));
+    free(serial);
+    expect_clean_load();
+}
+
+/* Certificates close to expiry are logged at start and when they arrive. */
+Test(ops_reload, expiring_certificates_are_logged)
+{
+    tf_ops_start(&ops, 1, NULL, NULL);
+    ops.days = 10;
+    char *serial = renew("soon.pem", "soon.example");
+    cr_expect(tf_ops_wait_serial(&ops, "soon.example", serial, 15));
+    free(serial);
+    cr_expect(tf_ops_wait_log(&ops, "reload: ", 1, 5));
+    char *log = tf_px_log(&ops.px);
+    cr_expect_not_null(strstr(log, "soon.pem: "), "%s", log);
+    cr_expect_not_null(strstr(log, "expir"), "%s", log);
+    free(log);
+    /* At start: restart the proxy on the same files. */
+    cr_expect_eq(tf_px_stop_proxy(&ops.px), 0);
+    tf_ops_restart(&ops);
+    cr_expect(tf_ops_wait_log(&ops, "certificate for soon.example expires in", 1, 5));
+}
