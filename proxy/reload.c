@@ -42,8 +42,9 @@ typedef struct {
     uv_work_t req;
     tf_reload_t *r;
     bool with_conf;
-    bool quiet;     /* a periodic check: log only when something changed */
-    bool unchanged; /* certificates only, and no file changed: nothing to publish */
+    bool quiet;          /* a periodic check: log only when something changed */
+    bool unchanged;      /* certificates only, and no file changed: nothing to publish */
+    uint64_t started_ns; /* uv_hrtime() when queued */
     waiter_t *waiters;
     tf_conf_t *conf;        /* the new configuration, or NULL */
     tf_cs_store_t *store;   /* a new store (sources changed), or NULL */
@@ -405,8 +406,9 @@ static void job_log(const job_t *j, const char *why)
     if (!j->quiet || changed)
         TF_LOG(TF_LOG_INFO,
                "reload (%s): certificates: %zu added, %zu replaced, %zu removed, %zu failed; "
-               "%zu files, %zu served",
-               why, res->added, res->replaced, res->removed, res->failed, st.files, st.served);
+               "%zu files, %zu served; %.1f ms",
+               why, res->added, res->replaced, res->removed, res->failed, st.files, st.served,
+               (double)(uv_hrtime() - j->started_ns) / 1e6);
     log_lines(TF_LOG_WARN, "reload: ", j->warnings.data);
     for (const char *p = j->failures.data; p != NULL && *p != '\0';) {
         const char *nl = strchr(p, '\n');
@@ -523,6 +525,7 @@ static void job_start(tf_reload_t *r)
     j->quiet = r->pending_quiet;
     j->waiters = r->pending_waiters;
     j->req.data = j;
+    j->started_ns = uv_hrtime();
     r->pending = r->pending_conf = false;
     r->pending_waiters = NULL;
     int rc = uv_queue_work(r->loop, &j->req, job_work, job_after);
