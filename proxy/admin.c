@@ -232,8 +232,9 @@ static void json_entry(FILE *f, const tf_cs_entry_t *e)
     fputc(',', f);
     tf_json_key(f, "status");
     /* "kept": the file now fails, its last good version is still served. */
-    tf_json_str(f, failed != NULL ? (served != NULL ? "kept" : "ERROR")
-                                  : tf_cs_status_name(tf_cs_bundle_status(served)));
+    tf_json_str(f, served == NULL   ? "ERROR"
+                   : failed != NULL ? "kept"
+                                    : tf_cs_status_name(tf_cs_bundle_status(served)));
     fputc(',', f);
     if (shown != NULL) {
         json_bundle_fields(f, shown);
