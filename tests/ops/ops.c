@@ -130,18 +130,11 @@ void tf_ops_write_config(tf_ops_t *t, const char *extra, const char *raw)
     cr_assert_eq(rename(tmp, t->config), 0);
 }
 
-static bool can_connect(unsigned port)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET,
-                            .sin_port = htons((uint16_t)port),
-                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    bool ok = connect(fd, (struct sockaddr *)&a, sizeof a) == 0;
-    close(fd);
-    return ok;
-}
-
-static void start_proxy(tf_ops_t *t)
+/* Ready once the proxy logged that it runs (every socket bound), which a
+ * connect alone cannot tell: on a busy machine another process may hold the
+ * port that was free a moment ago. Returns false when the proxy exited
+ * because a port was taken (the caller picks others), fails otherwise. */
+static bool start_proxy_once(tf_ops_t *t)
 {
     tf_px_t *px = &t->px;
     char wconf[1300];
@@ -157,16 +150,38 @@ static void start_proxy(tf_ops_t *t)
     }
     px->proxy_pid = pid;
     for (int i = 0; i < 400; i++) {
-        if (can_connect(px->port) && can_connect(t->admin_port))
-            return;
+        char *log = tf_px_log(px);
+        bool running = strstr(log, "tlsfront running (pid") != NULL;
+        bool taken = strstr(log, "Address already in use") != NULL ||
+                     strstr(log, "address already in use") != NULL;
         int st;
         if (waitpid(pid, &st, WNOHANG) == pid) {
             px->proxy_pid = 0;
-            cr_assert_fail("tlsfront exited at start:\n%s", tf_px_log(px));
+            if (taken) {
+                free(log);
+                return false;
+            }
+            cr_assert_fail("tlsfront exited at start:\n%s", log);
         }
+        free(log);
+        if (running)
+            return true;
         nap_ms(50);
     }
-    cr_assert_fail("tlsfront did not accept connections within 20 s");
+    cr_assert_fail("tlsfront did not start within 20 s");
+    return false;
+}
+
+static void start_proxy(tf_ops_t *t)
+{
+    for (int attempt = 0; attempt < 5; attempt++) {
+        if (start_proxy_once(t))
+            return;
+        t->px.port = free_port();
+        t->admin_port = free_port();
+        tf_ops_write_config(t, t->extra, NULL);
+    }
+    cr_assert_fail("no free ports for tlsfront after 5 attempts");
 }
 
 void tf_ops_start(tf_ops_t *t, unsigned workers, const char *token, const char *extra)
@@ -192,6 +207,7 @@ void tf_ops_start(tf_ops_t *t, unsigned workers, const char *token, const char *
         fclose(f);
     }
     t->workers = workers;
+    t->extra = extra;
     tf_ops_write_config(t, extra, NULL);
     start_proxy(t);
 }

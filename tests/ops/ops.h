@@ -19,6 +19,7 @@ typedef struct {
     char config[1200]; /* the configuration file */
     char token[64];    /* "" when no token is configured */
     unsigned workers;
+    const char *extra;      /* the extra tenants of the configuration in use */
     unsigned days;          /* validity of certificates tf_ops_issue() makes; 0: 90 */
     char extra_certs[1200]; /* a second tls.certs source, or "" */
     pid_t load_pid;
