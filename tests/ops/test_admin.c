@@ -218,3 +218,29 @@ Test(ops_admin, oversized_upload_is_413)
     cr_expect_eq(st, 413, "%s", out);
     free(out);
 }
+
+Test(ops_admin, chunked_upload_is_411)
+{
+    int rc;
+    char *out = tf_px_sh(&rc,
+                         "printf 'x' | curl -s -o /dev/null -w '%%{http_code}' -X PUT -H "
+                         "'Authorization: Bearer %s' -H 'Transfer-Encoding: chunked' "
+                         "--data-binary @- http://127.0.0.1:%u/certs/x",
+                         TOKEN, ops.admin_port);
+    cr_expect_str_eq(out, "411");
+    free(out);
+}
+
+/* A broken configuration: 500 with every error, and the running one stays. */
+Test(ops_admin, post_reload_with_a_broken_config_lists_the_errors)
+{
+    tf_ops_write_config(&ops, NULL, "workers: many\nbogus: 1\n");
+    int st;
+    char *out = admin(&st, "POST", "/reload", NULL);
+    cr_expect_eq(st, 500, "%s", out);
+    cr_expect_not_null(strstr(out, "\"applied\":false"), "%s", out);
+    cr_expect_not_null(strstr(out, "tlsfront.yaml:1:"), "%s", out);
+    cr_expect_not_null(strstr(out, "tlsfront.yaml:2:"), "%s", out);
+    free(out);
+    cr_expect(tf_ops_echo(&ops, "portal.acme.example"));
+}
