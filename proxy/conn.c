@@ -6,6 +6,7 @@
 #include "common/err.h"
 #include "proxy/access.h"
 #include "proxy/exchange.h"
+#include "proxy/metrics.h"
 #include "proxy/pool.h"
 #include "proxy/proxy_internal.h"
 #include "proxy/pump.h"
@@ -38,7 +39,7 @@ static int client_accept(tf_conn_t *c, uv_stream_t *server)
         c->peer.sa.sa_family = AF_UNSPEC;
     uv_tcp_nodelay(&c->client.tcp, 1);
     /* Fails when memory or descriptors (wolfSSL's random source) run out. */
-    c->client.tls = tf_tls_session_new(w->tls, w->server->snap);
+    c->client.tls = tf_tls_session_new(c->gen->tls, c->gen->snap);
     if (c->client.tls == NULL)
         return TF_ETLS;
     c->client.flags |= TF_STREAM_WRITABLE;
@@ -51,6 +52,7 @@ int tf_conn_accept(tf_worker_t *w, uv_stream_t *server)
     if (c == NULL)
         return TF_ENOMEM;
     c->worker = w;
+    c->gen = tf_worker_gen_acquire(w);
     c->id = (uint64_t)w->index + (uint64_t)w->server->nworkers * w->accepted++;
     c->started_ms = c->active_ms = uv_now(&w->loop);
     c->tenant = c->backend_ix = TF_CONN_NO_INDEX;
@@ -81,8 +83,9 @@ void tf_conn_on_handshake(tf_conn_t *c)
     TF_CONN_LOG(TF_LOG_DEBUG, c, "handshake done: %s %s%s", tf_tls_session_version(c->client.tls),
                 tf_tls_session_cipher(c->client.tls),
                 tf_tls_session_resumed(c->client.tls) ? " resumed" : "");
-    uint32_t t = tf_upstream_route(w->upstream, sni);
-    if (t != TF_UPSTREAM_NONE && tf_upstream_tenant_conf(w->upstream, t)->mode == TF_CONF_MODE_TCP) {
+    tf_metrics_handshake(w, true, NULL);
+    uint32_t t = tf_upstream_route(c->gen->upstream, sni);
+    if (t != TF_UPSTREAM_NONE && tf_upstream_tenant_conf(c->gen->upstream, t)->mode == TF_CONF_MODE_TCP) {
         c->tenant = t;
         c->phase = TF_CONN_CONNECTING;
         tf_pump_balance(c);
@@ -107,8 +110,8 @@ void tf_conn_connect_backend(tf_conn_t *c)
     tf_worker_t *w = c->worker;
     uint64_t now = uv_now(&w->loop);
     uint32_t b = TF_UPSTREAM_NONE;
-    if (c->attempts < tf_upstream_backend_count(w->upstream, c->tenant))
-        b = tf_upstream_pick(w->upstream, c->tenant, now);
+    if (c->attempts < tf_upstream_backend_count(c->gen->upstream, c->tenant))
+        b = tf_upstream_pick(c->gen->upstream, c->tenant, now);
     if (b == TF_UPSTREAM_NONE) {
         if (c->hx != NULL) {
             tf_hx_on_backend_failed(c);
@@ -119,7 +122,7 @@ void tf_conn_connect_backend(tf_conn_t *c)
     }
     c->attempts++;
     c->backend_ix = b;
-    const tf_backend_t *be = tf_upstream_backend(w->upstream, c->tenant, b);
+    const tf_backend_t *be = tf_upstream_backend(c->gen->upstream, c->tenant, b);
     if (c->hx != NULL && tf_hx_pool_allowed(c)) {
         tf_stream_t *pooled = tf_pool_take(w->pool, &be->addr.sa, c);
         if (pooled != NULL) {
@@ -152,10 +155,10 @@ void tf_conn_connect_backend(tf_conn_t *c)
 static void backend_retry(tf_conn_t *c, int err)
 {
     tf_worker_t *w = c->worker;
-    const tf_backend_t *be = tf_upstream_backend(w->upstream, c->tenant, c->backend_ix);
+    const tf_backend_t *be = tf_upstream_backend(c->gen->upstream, c->tenant, c->backend_ix);
     TF_CONN_LOG(TF_LOG_WARN, c, "backend %s: connect failed: %s; marked down for %us", be->text,
                 uv_strerror(err), TF_UPSTREAM_DOWN_MS / 1000);
-    tf_upstream_mark_down(w->upstream, c->tenant, c->backend_ix, uv_now(&w->loop));
+    tf_upstream_mark_down(c->gen->upstream, c->tenant, c->backend_ix, uv_now(&w->loop));
     uv_timer_stop(&c->timer); /* re-armed by the next attempt */
     tf_conn_connect_backend(c);
 }
@@ -172,7 +175,7 @@ static void backend_on_connect(uv_connect_t *req, int status)
     }
     uv_tcp_nodelay(&b->s.tcp, 1);
     TF_CONN_LOG(TF_LOG_DEBUG, c, "backend %s connected",
-                tf_upstream_backend(c->worker->upstream, c->tenant, c->backend_ix)->text);
+                tf_upstream_backend(c->gen->upstream, c->tenant, c->backend_ix)->text);
     c->active_ms = uv_now(&c->worker->loop);
     if (c->hx != NULL) {
         tf_hx_on_backend_ready(c, false);
@@ -198,7 +201,7 @@ void tf_conn_stream_fail(tf_stream_t *s, int err, const char *what)
 
 static uint64_t phase_timeout(const tf_conn_t *c)
 {
-    const tf_conf_timeouts_t *t = tf_conf_timeouts(c->worker->server->conf);
+    const tf_conf_timeouts_t *t = tf_conf_timeouts(c->gen->conf);
     switch ((tf_conn_phase_t)c->phase) {
     case TF_CONN_HANDSHAKE:
         return t->handshake_ms;
@@ -293,7 +296,7 @@ tf_log_conn_t tf_conn_log_prefix(const tf_conn_t *c, char *peerbuf, size_t len)
 
 static void conn_log_summary(tf_conn_t *c, tf_log_level_t level)
 {
-    tf_upstream_t *u = c->worker->upstream;
+    tf_upstream_t *u = c->gen->upstream;
     const char *tenant =
         c->tenant != TF_CONN_NO_INDEX ? tf_upstream_tenant_name(u, c->tenant) : NULL;
     const char *backend = c->backend_ix != TF_CONN_NO_INDEX
@@ -313,7 +316,7 @@ static void conn_log_summary(tf_conn_t *c, tf_log_level_t level)
 /* mode tcp: one access log line per connection, without a request. */
 static void conn_access_log(tf_conn_t *c)
 {
-    tf_access_log_t *log = c->worker->server->access;
+    tf_access_log_t *log = c->worker->server->shared->access;
     if (c->hx != NULL || c->tenant == TF_CONN_NO_INDEX || log == NULL || !tf_access_enabled(log))
         return;
     char addr[INET6_ADDRSTRLEN] = "";
@@ -321,7 +324,7 @@ static void conn_access_log(tf_conn_t *c)
         inet_ntop(AF_INET, &c->peer.in4.sin_addr, addr, sizeof addr);
     else if (c->peer.sa.sa_family == AF_INET6)
         inet_ntop(AF_INET6, &c->peer.in6.sin6_addr, addr, sizeof addr);
-    tf_upstream_t *u = c->worker->upstream;
+    tf_upstream_t *u = c->gen->upstream;
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     uint64_t ms = uv_now(&c->worker->loop) - c->started_ms;
@@ -348,7 +351,22 @@ static void conn_on_handle_closed(uv_handle_t *h)
         return;
     tf_stream_dispose(&c->client);
     tf_worker_conn_removed(c->worker, c);
+    tf_worker_gen_release(c->worker, c->gen);
     free(c);
+}
+
+/* The tlsfront_handshake_failures_total reason of a connection closed
+ * during its handshake. */
+static const char *handshake_failure(const tf_conn_t *c, const char *reason)
+{
+    if (strcmp(reason, "handshake timeout") == 0)
+        return "timeout";
+    if (strcmp(reason, "peer closed") == 0 || strcmp(reason, "peer reset") == 0)
+        return "closed";
+    if (strcmp(reason, "TLS error") != 0)
+        return "other";
+    const char *why = c->client.tls != NULL ? tf_tls_session_error(c->client.tls) : "";
+    return strncmp(why, "unknown SNI", 11) == 0 ? "unknown_sni" : "protocol";
 }
 
 void tf_conn_close(tf_conn_t *c, tf_log_level_t level, const char *reason)
@@ -356,6 +374,8 @@ void tf_conn_close(tf_conn_t *c, tf_log_level_t level, const char *reason)
     if (tf_conn_closing(c))
         return;
     c->reason = reason;
+    if (c->phase == TF_CONN_HANDSHAKE)
+        tf_metrics_handshake(c->worker, false, handshake_failure(c, reason));
     conn_log_summary(c, level);
     conn_access_log(c);
     c->phase = TF_CONN_CLOSING;

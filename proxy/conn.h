@@ -38,6 +38,7 @@
 #include <uv.h>
 
 typedef struct tf_worker tf_worker_t;
+typedef struct tf_worker_gen tf_worker_gen_t;
 
 typedef enum {
     TF_CONN_HANDSHAKE,
@@ -63,6 +64,10 @@ struct tf_conn {
     tf_hx_t *hx;          /* mode http's state, or NULL; owned */
     uv_timer_t timer;
     tf_worker_t *worker;
+    /* The worker's generation at accept (configuration, certificate
+     * snapshot, TLS context, tenant table), held until the struct is freed:
+     * a reload never changes what a running connection uses. */
+    tf_worker_gen_t *gen;
     tf_conn_t *prev, *next; /* the worker's list of connections */
     uint64_t id;
     uint64_t started_ms; /* uv_now() at accept */

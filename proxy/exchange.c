@@ -7,6 +7,7 @@
 #include "common/err.h"
 #include "proxy/access.h"
 #include "proxy/http.h"
+#include "proxy/metrics.h"
 #include "proxy/pool.h"
 #include "proxy/pump.h"
 #include "proxy/upstream.h"
@@ -133,7 +134,7 @@ static uint64_t now_ms(const tf_conn_t *c)
 
 static const tf_conf_t *conf_of(const tf_conn_t *c)
 {
-    return c->worker->server->conf;
+    return c->gen->conf;
 }
 
 static bool backend_ready(const tf_conn_t *c)
@@ -180,7 +181,7 @@ static int64_t wall_ms(void)
 static void log_exchange(tf_conn_t *c)
 {
     tf_hx_t *hx = c->hx;
-    tf_upstream_t *u = c->worker->upstream;
+    tf_upstream_t *u = c->gen->upstream;
     const char *tenant = c->tenant != TF_CONN_NO_INDEX ? tf_upstream_tenant_name(u, c->tenant) : NULL;
     const char *backend = c->tenant != TF_CONN_NO_INDEX && c->backend_ix != TF_CONN_NO_INDEX
                               ? tf_upstream_backend(u, c->tenant, c->backend_ix)->text
@@ -191,7 +192,8 @@ static void log_exchange(tf_conn_t *c)
                 hx->target ? hx->target : "-", hx->status, (unsigned long long)hx->in_bytes,
                 (unsigned long long)hx->out_bytes, (unsigned long long)ms, tenant ? tenant : "-",
                 backend ? backend : "-");
-    tf_access_log_t *log = c->worker->server->access;
+    tf_metrics_request(c->worker, tenant, hx->status, ms);
+    tf_access_log_t *log = c->worker->server->shared->access;
     if (log == NULL || !tf_access_enabled(log))
         return;
     tf_access_entry_t e = {
@@ -345,7 +347,7 @@ static unsigned route(tf_conn_t *c, const tf_http_request_t *r)
             return 421;
         name = host;
     }
-    tf_upstream_t *u = c->worker->upstream;
+    tf_upstream_t *u = c->gen->upstream;
     uint32_t t = tf_upstream_route(u, name);
     if (t == TF_UPSTREAM_NONE)
         return 404;
@@ -474,7 +476,7 @@ void tf_hx_on_backend_failed(tf_conn_t *c)
     /* Nothing tried: the health checks found no backend healthy. */
     if (c->attempts == 0) {
         TF_CONN_LOG(TF_LOG_WARN, c, "tenant '%s': no healthy backend",
-                    tf_upstream_tenant_name(c->worker->upstream, c->tenant));
+                    tf_upstream_tenant_name(c->gen->upstream, c->tenant));
         send_error(c, 503);
         return;
     }
@@ -767,7 +769,7 @@ static void response_done(tf_conn_t *c)
     if (c->backend != NULL) {
         bool reusable = !hx->backend_dirty && hx->rq == RQ_DONE && !w->stopping;
         if (reusable) {
-            const tf_backend_t *be = tf_upstream_backend(w->upstream, c->tenant, c->backend_ix);
+            const tf_backend_t *be = tf_upstream_backend(c->gen->upstream, c->tenant, c->backend_ix);
             tf_pool_put(w->pool, &be->addr.sa, c->backend);
             c->backend = NULL;
         } else {

@@ -144,23 +144,36 @@ static void listener_pause(tf_listener_t *l, int err)
     uv_close((uv_handle_t *)&l->tcp, listener_on_paused);
 }
 
+/* Every state change in and out of PARKED goes through here, so that the
+ * process-wide count of parked listeners (which tells a worker freeing a slot
+ * whether to wake the others) stays exact. */
+static void listener_set_state(tf_listener_t *l, tf_listener_state_t st)
+{
+    _Atomic uint32_t *parked = &l->worker->view.shared->parked;
+    if (l->state == TF_LISTENER_PARKED && st != TF_LISTENER_PARKED)
+        atomic_fetch_sub(parked, 1);
+    else if (l->state != TF_LISTENER_PARKED && st == TF_LISTENER_PARKED)
+        atomic_fetch_add(parked, 1);
+    l->state = (uint8_t)st;
+}
+
 /* Takes the pending connection; false when it must wait (limit reached). */
 static bool listener_take(tf_listener_t *l)
 {
     if (!tf_worker_admit(l->worker)) {
         if (l->state != TF_LISTENER_PARKED)
             TF_LOG(TF_LOG_WARN, "%s: limits.max_connections (%u) reached: new connections wait",
-                   l->addr->text, (unsigned)l->worker->server->max_connections);
-        l->state = TF_LISTENER_PARKED;
+                   l->addr->text, (unsigned)l->worker->view.shared->max_connections);
+        listener_set_state(l, TF_LISTENER_PARKED);
         listener_arm_retry(l);
         return false;
     }
-    l->state = TF_LISTENER_ACTIVE;
+    listener_set_state(l, TF_LISTENER_ACTIVE);
     int rc = tf_conn_accept(l->worker, (uv_stream_t *)&l->tcp);
     if (rc == TF_ENOMEM) {
         /* No memory for the struct: the connection stays pending. */
         tf_worker_release(l->worker);
-        l->state = TF_LISTENER_PARKED;
+        listener_set_state(l, TF_LISTENER_PARKED);
         listener_arm_retry(l);
         return false;
     }
@@ -222,7 +235,7 @@ void tf_listener_stop(tf_listener_t *l)
     uv_timer_stop(&l->retry);
     uv_close((uv_handle_t *)&l->retry, NULL);
     if (l->state == TF_LISTENER_ACTIVE || l->state == TF_LISTENER_PARKED) {
-        l->state = TF_LISTENER_CLOSING;
+        listener_set_state(l, TF_LISTENER_CLOSING);
         uv_close((uv_handle_t *)&l->tcp, listener_on_stopped);
     }
     if (l->fd >= 0) {

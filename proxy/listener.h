@@ -7,7 +7,9 @@
  *
  * Accepting pauses instead of spinning: at limits.max_connections the
  * pending connection is left in libuv, which then stops polling the socket,
- * and is taken when a connection closes; on EMFILE/ENFILE the handle is
+ * and is taken when a connection closes in any worker (the closing worker
+ * wakes the others' parked listeners; TF_LISTENER_RETRY_MS remains as a
+ * fallback); on EMFILE/ENFILE the handle is
  * closed (the socket stays open through a duplicate) and reopened when a
  * connection closes or after TF_LISTENER_RETRY_MS.
  */
@@ -53,7 +55,8 @@ int tf_listener_bind(const tf_conf_addr_t *addr, char *err, size_t errlen);
 int tf_listener_start(tf_listener_t *l, tf_worker_t *w, const tf_conf_addr_t *addr, int fd)
     __attribute__((warn_unused_result));
 
-/* A connection closed: a parked or paused listener tries again. */
+/* A connection closed (in this worker or another): a parked or paused
+ * listener tries again. Worker thread. */
 void tf_listener_resume(tf_listener_t *l);
 
 /* Stops accepting for good and closes the handles (the fd too). */

@@ -1,8 +1,22 @@
 /* See worker.h. A worker's loop runs until every handle is closed: the
- * listeners, the stop signal, the drain timer and the connections. Stopping
+ * listeners, its async signals and timers, and the connections. Stopping
  * closes the listeners at once, lets connections finish, closes what is left
  * when timeouts.drain expires, and closes its own handles once the last
- * connection is gone. */
+ * connection is gone.
+ *
+ * Generations and connections: proxy/conn.c does not hold a generation yet
+ * (it reads w->tls, w->server->snap, w->server->conf and w->upstream), so
+ * this file keeps the books for it. A connection is counted on the current
+ * generation when it is added; when it is removed, its accept sequence
+ * number (from its id) tells which generation it was accepted under, since
+ * each generation records the sequence number at which it became current.
+ * The TLS context, snapshot and configuration are swapped at once. The
+ * routing table is different: a connection keeps an index into it from its
+ * handshake to its close, so w->upstream is replaced only when no open
+ * connection holds a tenant index (checked on a short timer meanwhile).
+ * Once conn.c takes tf_worker_gen_acquire() at accept and reads the
+ * generation's table, the wait goes by itself (conns_hold_gen), and the
+ * sequence-number books become redundant but stay balanced. */
 #include "proxy/worker.h"
 
 #include "common/err.h"
@@ -19,14 +33,251 @@
 #include <string.h>
 #include <unistd.h>
 
+#define ROUTE_RETRY_MS 100
+#define SAMPLE_MS 1000
+
 static void worker_on_stop(uv_async_t *a);
+static void worker_on_gen(uv_async_t *a);
+static void worker_on_resume(uv_async_t *a);
+static void worker_on_route_timer(uv_timer_t *t);
+static void worker_on_sample(uv_timer_t *t);
+
+/* ---- generations ------------------------------------------------------- */
+
+static tf_worker_gen_t *gen_new(uint64_t conf_id, tf_conf_t *conf, tf_cs_snapshot_t *snap,
+                                tf_tls_ctx_t *tls, tf_upstream_t *upstream)
+{
+    tf_worker_gen_t *g = calloc(1, sizeof *g);
+    if (g == NULL) {
+        /* Config time, on the main thread: out of memory is fatal here. */
+        fputs("tlsfront: out of memory\n", stderr);
+        abort();
+    }
+    g->refs = 1;
+    g->conf_id = conf_id;
+    g->conf = tf_conf_ref(conf);
+    g->snap = tf_cs_snapshot_ref(snap);
+    g->tls = tls;
+    g->upstream = upstream;
+    return g;
+}
+
+static void gen_free(tf_worker_gen_t *g)
+{
+    if (g == NULL)
+        return;
+    tf_tls_ctx_free(g->tls);
+    tf_upstream_free(g->upstream);
+    tf_cs_snapshot_unref(g->snap);
+    tf_conf_unref(g->conf);
+    free(g);
+}
+
+/* Drops one reference; the last one unlinks the generation and frees it.
+ * The current generation holds a reference of its own, so it never goes. */
+static void gen_unref(tf_worker_t *w, tf_worker_gen_t *g)
+{
+    if (--g->refs > 0)
+        return;
+    for (tf_worker_gen_t **p = &w->gen; *p != NULL; p = &(*p)->older) {
+        if (*p == g) {
+            *p = g->older;
+            break;
+        }
+    }
+    TF_LOG(TF_LOG_DEBUG, "worker %u: configuration %llu released", w->index,
+           (unsigned long long)g->conf_id);
+    gen_free(g);
+}
+
+/* The generation connection c was accepted under (see the top comment). */
+static tf_worker_gen_t *gen_of(tf_worker_t *w, const tf_conn_t *c)
+{
+    uint64_t seq = (c->id - w->index) / w->view.nworkers;
+    tf_worker_gen_t *g = w->gen;
+    while (g->older != NULL && g->first_seq > seq)
+        g = g->older;
+    return g;
+}
+
+/* Whether some open connection holds an index into w->upstream. */
+static size_t routed_conns(const tf_worker_t *w)
+{
+    size_t n = 0;
+    for (const tf_conn_t *c = w->conns; c != NULL; c = c->next)
+        n += c->tenant != TF_CONN_NO_INDEX;
+    return n;
+}
+
+static void route_try_swap(tf_worker_t *w)
+{
+    if (w->route_gen == w->gen)
+        return;
+    size_t busy = w->conns_hold_gen ? 0 : routed_conns(w);
+    if (busy > 0) {
+        if (!uv_is_active((uv_handle_t *)&w->route_timer)) {
+            TF_LOG(TF_LOG_INFO,
+                   "worker %u: new tenants and backends apply once %zu connections routed by the "
+                   "previous table close",
+                   w->index, busy);
+            uv_timer_start(&w->route_timer, worker_on_route_timer, ROUTE_RETRY_MS, ROUTE_RETRY_MS);
+        }
+        return;
+    }
+    uv_timer_stop(&w->route_timer);
+    tf_worker_gen_t *old = w->route_gen;
+    w->route_gen = w->gen;
+    w->route_gen->refs++;
+    w->upstream = w->gen->upstream;
+    /* Health checks follow the table in use (its tenants, paths, backends). */
+    if (old != NULL && !w->stopping) {
+        tf_health_stop(w->health);
+        w->health = NULL;
+        if (tf_health_start(&w->loop, w->upstream, w->gen->conf, &w->health) != 0)
+            TF_LOG(TF_LOG_WARN, "worker %u: cannot start health checks: out of memory",
+                   w->index);
+    }
+    if (old != NULL)
+        gen_unref(w, old);
+}
+
+static void worker_on_route_timer(uv_timer_t *t)
+{
+    route_try_swap(t->data);
+}
+
+static void gen_make_current(tf_worker_t *w, tf_worker_gen_t *g)
+{
+    tf_worker_gen_t *old = w->gen;
+    g->first_seq = w->accepted;
+    g->older = old;
+    w->gen = g;
+    w->tls = g->tls;
+    w->view.conf = g->conf;
+    w->view.snap = g->snap;
+    for (size_t i = 0; i < w->nredirects; i++) {
+        if (w->redirects[i] != NULL)
+            tf_redirect_set_conf(w->redirects[i], g->conf);
+    }
+    if (old != NULL)
+        gen_unref(w, old); /* its "current" reference */
+    route_try_swap(w);
+}
+
+static void worker_on_gen(uv_async_t *a)
+{
+    tf_worker_t *w = a->loop->data;
+    uv_mutex_lock(&w->mailbox_lock);
+    tf_worker_gen_t *g = w->mailbox;
+    w->mailbox = NULL;
+    uv_mutex_unlock(&w->mailbox_lock);
+    if (g == NULL)
+        return;
+    if (w->stopping) {
+        gen_free(g);
+        return;
+    }
+    gen_make_current(w, g);
+    TF_LOG(TF_LOG_DEBUG, "worker %u: configuration %llu in service", w->index,
+           (unsigned long long)g->conf_id);
+}
+
+void tf_worker_publish(tf_worker_t *w, uint64_t conf_id, tf_conf_t *conf, tf_cs_snapshot_t *snap,
+                       tf_tls_ctx_t *tls, tf_upstream_t *upstream)
+{
+    tf_worker_gen_t *g = gen_new(conf_id, conf, snap, tls, upstream);
+    uv_mutex_lock(&w->mailbox_lock);
+    tf_worker_gen_t *unused = w->mailbox;
+    w->mailbox = g;
+    uv_mutex_unlock(&w->mailbox_lock);
+    /* Never seen by the worker: freeing it here races with nothing. */
+    gen_free(unused);
+    uv_async_send(&w->gen_async);
+}
+
+int tf_worker_build(const tf_shared_t *shared, const tf_conf_t *conf, const tf_cs_snapshot_t *snap,
+                    tf_tls_ctx_t **tls, tf_upstream_t **upstream, char *err, size_t errlen)
+{
+    const tf_conf_tls_t *t = tf_conf_tls(conf);
+    tf_tls_ctx_opts_t opts = {
+        .tls13_only = t->min_version == TF_CONF_TLS_1_3,
+        .reject_unknown_sni = t->unknown_sni == TF_CONF_SNI_REJECT,
+        .tickets = shared->tickets,
+    };
+    *tls = NULL;
+    *upstream = NULL;
+    int rc = tf_tls_ctx_new(&opts, snap, tls, err, errlen);
+    if (rc == 0)
+        rc = tf_upstream_new(conf, upstream, err, errlen);
+    if (rc != 0) {
+        tf_tls_ctx_free(*tls);
+        *tls = NULL;
+    }
+    return rc;
+}
+
+tf_conf_t *tf_worker_conf(const tf_worker_t *w)
+{
+    return w->gen->conf;
+}
+
+tf_cs_snapshot_t *tf_worker_snap(const tf_worker_t *w)
+{
+    return w->gen->snap;
+}
+
+tf_tls_ctx_t *tf_worker_tls(const tf_worker_t *w)
+{
+    return w->gen->tls;
+}
+
+tf_upstream_t *tf_worker_upstream(const tf_worker_t *w)
+{
+    return w->gen->upstream;
+}
+
+tf_worker_gen_t *tf_worker_gen_acquire(tf_worker_t *w)
+{
+    /* Connections index their own generation's table from now on: a new
+     * table can replace w->upstream at once. */
+    w->conns_hold_gen = true;
+    w->gen->refs++;
+    return w->gen;
+}
+
+void tf_worker_gen_release(tf_worker_t *w, tf_worker_gen_t *g)
+{
+    if (g != NULL)
+        gen_unref(w, g);
+}
+
+/* ---- life of the worker ------------------------------------------------ */
+
+static void close_once(uv_handle_t *h)
+{
+    if (!uv_is_closing(h))
+        uv_close(h, NULL);
+}
 
 static void worker_finish(tf_worker_t *w)
 {
-    if (!uv_is_closing((uv_handle_t *)&w->stop_async))
-        uv_close((uv_handle_t *)&w->stop_async, NULL);
-    if (!uv_is_closing((uv_handle_t *)&w->drain_timer))
-        uv_close((uv_handle_t *)&w->drain_timer, NULL);
+    close_once((uv_handle_t *)&w->stop_async);
+    close_once((uv_handle_t *)&w->gen_async);
+    close_once((uv_handle_t *)&w->resume_async);
+    close_once((uv_handle_t *)&w->drain_timer);
+    close_once((uv_handle_t *)&w->route_timer);
+    close_once((uv_handle_t *)&w->sample_timer);
+}
+
+static void worker_free_gens(tf_worker_t *w)
+{
+    while (w->gen != NULL) {
+        tf_worker_gen_t *g = w->gen;
+        w->gen = g->older;
+        gen_free(g);
+    }
+    gen_free(w->mailbox);
+    w->mailbox = NULL;
 }
 
 static void worker_dispose(tf_worker_t *w)
@@ -37,8 +288,9 @@ static void worker_dispose(tf_worker_t *w)
     if (rc != 0)
         TF_LOG(TF_LOG_WARN, "worker %u: loop closed with handles open: %s", w->index,
                uv_strerror(rc));
-    tf_tls_ctx_free(w->tls);
-    tf_upstream_free(w->upstream);
+    /* Every connection is gone: whatever generation is left goes too. */
+    worker_free_gens(w);
+    uv_mutex_destroy(&w->mailbox_lock);
     tf_pool_free(w->pool);
     free(w->listeners);
     free(w->redirects);
@@ -47,8 +299,8 @@ static void worker_dispose(tf_worker_t *w)
 
 static int worker_listen(tf_worker_t *w, char *err, size_t errlen)
 {
-    const tf_server_t *s = w->server;
-    const tf_conf_addr_list_t *https = tf_conf_listen_https(s->conf);
+    const tf_shared_t *s = w->view.shared;
+    const tf_conf_addr_list_t *https = tf_conf_listen_https(w->gen->conf);
     w->listeners = calloc(s->nlisten, sizeof *w->listeners);
     if (w->listeners == NULL)
         return TF_ENOMEM;
@@ -70,16 +322,16 @@ static int worker_listen(tf_worker_t *w, char *err, size_t errlen)
 /* Port 80: one responder per listen.http address on this worker's socket. */
 static int worker_redirects(tf_worker_t *w, char *err, size_t errlen)
 {
-    const tf_server_t *s = w->server;
+    const tf_shared_t *s = w->server->shared;
     if (s->nhttp == 0)
         return 0;
-    const tf_conf_addr_list_t *http = tf_conf_listen_http(s->conf);
+    const tf_conf_addr_list_t *http = tf_conf_listen_http(w->server->conf);
     w->redirects = calloc(s->nhttp, sizeof *w->redirects);
     if (w->redirects == NULL)
         return TF_ENOMEM;
     for (size_t i = 0; i < s->nhttp; i++) {
         int fd = dup(s->http_fds[w->index * s->nhttp + i]);
-        int rc = fd >= 0 ? tf_redirect_start(&w->loop, fd, s->conf, &w->redirects[i]) : UV_EMFILE;
+        int rc = fd >= 0 ? tf_redirect_start(&w->loop, fd, w->server->conf, &w->redirects[i]) : UV_EMFILE;
         if (rc != 0) {
             snprintf(err, errlen, "%s: cannot listen: %s", http->items[i].text, tf_strerror(rc));
             return rc;
@@ -99,38 +351,58 @@ static void worker_close_redirects(tf_worker_t *w)
     }
 }
 
-static int worker_tls(tf_worker_t *w, char *err, size_t errlen)
+static void worker_init_handles(tf_worker_t *w)
 {
-    const tf_conf_tls_t *tls = tf_conf_tls(w->server->conf);
-    tf_tls_ctx_opts_t opts = {
-        .tls13_only = tls->min_version == TF_CONF_TLS_1_3,
-        .reject_unknown_sni = tls->unknown_sni == TF_CONF_SNI_REJECT,
-        .tickets = w->server->tickets,
-    };
-    return tf_tls_ctx_new(&opts, w->server->snap, &w->tls, err, errlen);
+    uv_async_init(&w->loop, &w->stop_async, worker_on_stop);
+    uv_async_init(&w->loop, &w->gen_async, worker_on_gen);
+    uv_async_init(&w->loop, &w->resume_async, worker_on_resume);
+    uv_timer_init(&w->loop, &w->drain_timer);
+    uv_timer_init(&w->loop, &w->route_timer);
+    uv_timer_init(&w->loop, &w->sample_timer);
+    w->route_timer.data = w->sample_timer.data = w->drain_timer.data = w;
+    uv_timer_start(&w->sample_timer, worker_on_sample, SAMPLE_MS, SAMPLE_MS);
 }
 
-int tf_worker_new(tf_server_t *server, unsigned index, tf_worker_t **out, char *err, size_t errlen)
+static int worker_first_gen(tf_worker_t *w, tf_conf_t *conf, tf_cs_snapshot_t *snap, char *err,
+                            size_t errlen)
+{
+    tf_tls_ctx_t *tls = NULL;
+    tf_upstream_t *upstream = NULL;
+    int rc = tf_worker_build(w->view.shared, conf, snap, &tls, &upstream, err, errlen);
+    if (rc != 0)
+        return rc;
+    gen_make_current(w, gen_new(1, conf, snap, tls, upstream));
+    return 0;
+}
+
+int tf_worker_new(tf_shared_t *shared, unsigned index, tf_conf_t *conf, tf_cs_snapshot_t *snap,
+                  tf_metrics_worker_t *metrics, tf_worker_t **out, char *err, size_t errlen)
 {
     tf_worker_t *w = calloc(1, sizeof *w);
     if (w == NULL)
         return TF_ENOMEM;
-    w->server = server;
+    w->view.shared = shared;
+    w->view.nworkers = shared->nworkers;
+    w->view.max_connections = shared->max_connections;
+    w->server = &w->view;
     w->index = index;
+    w->metrics = metrics;
     int rc = uv_loop_init(&w->loop);
     if (rc != 0) {
         free(w);
         snprintf(err, errlen, "cannot create an event loop: %s", uv_strerror(rc));
         return rc;
     }
+    if (uv_mutex_init(&w->mailbox_lock) != 0)
+        abort(); /* start-up time: only fails without memory */
     w->loop.data = w;
-    uv_async_init(&w->loop, &w->stop_async, worker_on_stop);
-    uv_timer_init(&w->loop, &w->drain_timer);
-    w->pool = tf_pool_new(&w->loop, tf_conf_timeouts(server->conf)->idle_ms);
-    rc = w->pool != NULL ? worker_tls(w, err, errlen) : TF_ENOMEM;
-    if (rc == 0)
-        rc = tf_upstream_new(server->conf, &w->upstream, err, errlen);
-    if (rc == 0 && (rc = tf_health_start(&w->loop, w->upstream, server->conf, &w->health)) != 0)
+    worker_init_handles(w);
+    rc = worker_first_gen(w, conf, snap, err, errlen);
+    if (rc == 0) {
+        w->pool = tf_pool_new(&w->loop, tf_conf_timeouts(conf)->idle_ms);
+        rc = w->pool != NULL ? 0 : TF_ENOMEM;
+    }
+    if (rc == 0 && (rc = tf_health_start(&w->loop, w->upstream, w->server->conf, &w->health)) != 0)
         snprintf(err, errlen, "cannot start health checks: %s", tf_strerror(rc));
     if (rc == 0)
         rc = worker_listen(w, err, errlen);
@@ -153,6 +425,7 @@ static void worker_main(void *arg)
 {
     tf_worker_t *w = arg;
     uv_run(&w->loop, UV_RUN_DEFAULT);
+    atomic_fetch_add(&w->view.shared->finished, 1);
 }
 
 int tf_worker_start(tf_worker_t *w)
@@ -165,10 +438,21 @@ void tf_worker_stop(tf_worker_t *w)
     uv_async_send(&w->stop_async);
 }
 
-void tf_worker_join_free(tf_worker_t *w)
+void tf_worker_join(tf_worker_t *w)
 {
     uv_thread_join(&w->thread);
+}
+
+void tf_worker_free(tf_worker_t *w)
+{
     worker_dispose(w);
+}
+
+static void worker_on_sample(uv_timer_t *t)
+{
+    tf_worker_t *w = t->data;
+    if (w->route_gen != NULL)
+        tf_metrics_sample_backends(w, w->route_gen->conf_id);
 }
 
 /* ---- draining ---------------------------------------------------------- */
@@ -187,6 +471,7 @@ static void worker_on_stop(uv_async_t *a)
     if (w->stopping)
         return;
     w->stopping = true;
+    uv_timer_stop(&w->sample_timer);
     for (size_t i = 0; i < w->nlisten; i++)
         tf_listener_stop(&w->listeners[i]);
     tf_health_stop(w->health);
@@ -203,16 +488,15 @@ static void worker_on_stop(uv_async_t *a)
         return;
     }
     TF_LOG(TF_LOG_INFO, "worker %u: draining %zu connections", w->index, w->nconns);
-    w->drain_timer.data = w;
     uv_timer_start(&w->drain_timer, worker_on_drain_timeout,
-                   tf_conf_timeouts(w->server->conf)->drain_ms, 0);
+                   tf_conf_timeouts(w->gen->conf)->drain_ms, 0);
 }
 
 /* ---- connection bookkeeping ------------------------------------------- */
 
 bool tf_worker_admit(tf_worker_t *w)
 {
-    tf_server_t *s = w->server;
+    tf_shared_t *s = w->view.shared;
     uint32_t n = atomic_load_explicit(&s->active, memory_order_relaxed);
     do {
         if (n >= s->max_connections)
@@ -221,11 +505,31 @@ bool tf_worker_admit(tf_worker_t *w)
     return true;
 }
 
-void tf_worker_release(tf_worker_t *w)
+static void worker_resume_listeners(tf_worker_t *w)
 {
-    atomic_fetch_sub(&w->server->active, 1);
     for (size_t i = 0; i < w->nlisten; i++)
         tf_listener_resume(&w->listeners[i]);
+}
+
+static void worker_on_resume(uv_async_t *a)
+{
+    worker_resume_listeners(a->loop->data);
+}
+
+/* A slot is free: this worker's listeners try again at once, and so do any
+ * other worker's parked at the limit (woken through their async; their
+ * retry timer is only the fallback). */
+void tf_worker_release(tf_worker_t *w)
+{
+    tf_shared_t *s = w->view.shared;
+    atomic_fetch_sub(&s->active, 1);
+    worker_resume_listeners(w);
+    if (atomic_load_explicit(&s->parked, memory_order_relaxed) == 0 || s->workers == NULL)
+        return;
+    for (unsigned i = 0; i < s->nworkers; i++) {
+        if (s->workers[i] != w && s->workers[i] != NULL)
+            uv_async_send(&s->workers[i]->resume_async);
+    }
 }
 
 void tf_worker_conn_added(tf_worker_t *w, tf_conn_t *c)
@@ -236,6 +540,8 @@ void tf_worker_conn_added(tf_worker_t *w, tf_conn_t *c)
         w->conns->prev = c;
     w->conns = c;
     w->nconns++;
+    w->gen->refs++; /* accepted under the current generation */
+    tf_metrics_conn_opened(w->metrics);
 }
 
 void tf_worker_conn_removed(tf_worker_t *w, tf_conn_t *c)
@@ -247,6 +553,8 @@ void tf_worker_conn_removed(tf_worker_t *w, tf_conn_t *c)
     if (c->next != NULL)
         c->next->prev = c->prev;
     w->nconns--;
+    tf_metrics_conn_closed(w->metrics);
+    gen_unref(w, gen_of(w, c));
     tf_worker_release(w);
     if (w->stopping && w->nconns == 0)
         worker_finish(w);

@@ -11,6 +11,7 @@ PKGS=(
     openssl curl gnutls-bin ca-certificates      # real peers in the end-to-end tests
     publicsuffix                                 # refusing wildcards on public suffixes (*.co.uk)
     python3                                      # the demo backend; JSON checks in tests
+    prometheus                                   # promtool checks GET /metrics (tests/ops)
 )
 
 missing=()

@@ -1,0 +1,57 @@
+/* proxy/ admin API (SPEC §8): plain HTTP/1.1 on admin.listen, served by the
+ * main thread's loop, one request per connection (answered with
+ * "Connection: close"). With admin.token_file, every request must carry
+ * "Authorization: Bearer TOKEN" (compared in constant time); otherwise 401
+ * with "WWW-Authenticate: Bearer".
+ *
+ *   GET    /healthz      200 "ok"
+ *   GET    /metrics      Prometheus text format 0.0.4
+ *   GET    /certs        JSON array: every certificate file and its state
+ *   POST   /reload       certificates and configuration; JSON result
+ *   PUT    /certs/NAME   a PEM bundle (at most 1 MiB): validated, written as
+ *                        NAME.pem (mode 0600, atomically) into the first
+ *                        directory of tls.certs, then reloaded; 422 with
+ *                        every reason when it is not usable
+ *   DELETE /certs/NAME   removes NAME.pem (and NAME.key) and reloads; 404 if absent
+ *
+ * Private keys never appear in a response or a log line: bundles are
+ * described through the certificate store's accessors, which expose none.
+ */
+#ifndef TF_PROXY_ADMIN_H
+#define TF_PROXY_ADMIN_H
+
+#include "conf/conf.h"
+#include "proxy/metrics.h"
+#include "proxy/reload.h"
+
+#include <uv.h>
+
+/* Request head and body limits. */
+#define TF_ADMIN_MAX_HEAD 16384
+#define TF_ADMIN_MAX_BODY (1024u * 1024u)
+/* Deadline for a whole request to arrive. */
+#define TF_ADMIN_TIMEOUT_MS 10000
+
+typedef struct tf_admin tf_admin_t;
+
+typedef struct {
+    uv_loop_t *loop;
+    const tf_conf_t *conf; /* admin.listen and admin.token_file are read now */
+    tf_reload_t *reload;
+    tf_metrics_worker_t *const *metrics; /* one per worker */
+    unsigned nworkers;
+} tf_admin_opts_t;
+
+/* Binds admin.listen and reads the token file (at start, before privileges
+ * are dropped). Logs and returns a negative code on failure. */
+int tf_admin_new(const tf_admin_opts_t *opts, tf_admin_t **out) __attribute__((warn_unused_result));
+
+/* Re-reads admin.token_file from conf (after a configuration reload); on
+ * failure the token in use stays (logged). */
+void tf_admin_reload_token(tf_admin_t *a, const tf_conf_t *conf);
+
+/* Stops listening and closes idle connections; a request waiting for a
+ * reload is answered first. Frees itself once every handle has closed. */
+void tf_admin_close(tf_admin_t *a);
+
+#endif

@@ -1,0 +1,246 @@
+/* The admin API (SPEC §8) end to end with curl: the bearer token, every
+ * endpoint, uploads that pass and fail validation, and GET /metrics checked
+ * by Prometheus' own promtool. */
+#include "ops.h"
+
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define TOKEN "s3cret-admin-token"
+
+static tf_ops_t ops;
+
+static void setup(void)
+{
+    tf_ops_start(&ops, 2, TOKEN, NULL);
+}
+
+static void teardown(void)
+{
+    tf_ops_stop(&ops);
+}
+
+TestSuite(ops_admin, .init = setup, .fini = teardown, .timeout = 120);
+
+static char *admin(int *st, const char *method, const char *path, const char *data)
+{
+    return tf_ops_admin(&ops, st, method, path, TOKEN, data);
+}
+
+Test(ops_admin, token_required)
+{
+    int st;
+    char *out = tf_ops_admin(&ops, &st, "GET", "/healthz", NULL, NULL);
+    cr_expect_eq(st, 401, "%s", out);
+    free(out);
+    out = tf_ops_admin(&ops, &st, "GET", "/certs", "wrong-token", NULL);
+    cr_expect_eq(st, 401, "%s", out);
+    free(out);
+    int rc;
+    out = tf_px_sh(&rc, "curl -s -i http://127.0.0.1:%u/metrics", ops.admin_port);
+    cr_expect_not_null(strstr(out, "WWW-Authenticate: Bearer"), "%s", out);
+    free(out);
+    out = admin(&st, "GET", "/healthz", NULL);
+    cr_expect_eq(st, 200, "%s", out);
+    cr_expect_str_eq(out, "ok\n");
+    free(out);
+}
+
+Test(ops_admin, unknown_paths_and_methods)
+{
+    int st;
+    free(admin(&st, "GET", "/nothing", NULL));
+    cr_expect_eq(st, 404);
+    free(admin(&st, "POST", "/healthz", NULL));
+    cr_expect_eq(st, 405);
+    free(admin(&st, "GET", "/reload", NULL));
+    cr_expect_eq(st, 405);
+    free(admin(&st, "PUT", "/certs/.hidden", NULL));
+    cr_expect_eq(st, 404);
+}
+
+Test(ops_admin, metrics_pass_promtool)
+{
+    cr_expect(tf_ops_echo(&ops, "portal.acme.example"));
+    int st;
+    char *out = admin(&st, "GET", "/metrics", NULL);
+    cr_expect_eq(st, 200, "%s", out);
+    const char *names[] = {"tlsfront_connections_active",
+                           "tlsfront_connections_total ",
+                           "tlsfront_handshakes_total{result=\"ok\"}",
+                           "tlsfront_handshake_failures_total{reason=\"timeout\"}",
+                           "tlsfront_backend_up{tenant=\"acme\"",
+                           "tlsfront_certificates_loaded 4",
+                           "tlsfront_certificate_expiry_seconds{file=",
+                           "tlsfront_reloads_total{result=\"ok\"}",
+                           "tlsfront_request_duration_seconds_bucket{le=\"+Inf\"}"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        cr_expect_not_null(strstr(out, names[i]), "%s missing:\n%s", names[i], out);
+    char path[1400];
+    snprintf(path, sizeof path, "%s/metrics.txt", ops.px.tmp);
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f);
+    fputs(out, f);
+    fclose(f);
+    free(out);
+    int rc;
+    out = tf_px_sh(&rc, "promtool check metrics < '%s'", path);
+    cr_expect_eq(rc, 0, "promtool: %s", out);
+    free(out);
+}
+
+Test(ops_admin, certs_lists_every_file_without_keys)
+{
+    int st;
+    char *out = admin(&st, "GET", "/certs", NULL);
+    cr_expect_eq(st, 200, "%s", out);
+    cr_expect_null(strstr(out, "PRIVATE"), "%s", out);
+    char path[1400];
+    snprintf(path, sizeof path, "%s/certs.json", ops.px.tmp);
+    FILE *f = fopen(path, "w");
+    fputs(out, f);
+    fclose(f);
+    free(out);
+    int rc;
+    out = tf_px_sh(&rc,
+                   "python3 -c \"import json,sys; d=json.load(open(sys.argv[1])); "
+                   "assert len(d)==4, d; e=[x for x in d if x['file'].endswith('/acme.pem')][0]; "
+                   "assert e['names']==['portal.acme.example','chat.acme.example'], e; "
+                   "assert e['status']=='OK' and e['key']=={'type':'ECDSA','bits':256}, e; "
+                   "assert e['days_left']>80 and e['issuer'] and e['not_after'], e; "
+                   "assert e['warnings']==[], e; print('certs-ok')\" '%s'",
+                   path);
+    cr_expect_not_null(strstr(out, "certs-ok"), "%s", out);
+    free(out);
+}
+
+Test(ops_admin, post_reload_answers_json)
+{
+    int st;
+    char *out = admin(&st, "POST", "/reload", NULL);
+    cr_expect_eq(st, 200, "%s", out);
+    cr_expect_not_null(strstr(out, "\"ok\":true"), "%s", out);
+    cr_expect_not_null(strstr(out, "\"applied\":true"), "%s", out);
+    cr_expect_not_null(strstr(out, "\"added\":0"), "%s", out);
+    free(out);
+}
+
+Test(ops_admin, put_then_handshake_shows_it_then_delete)
+{
+    tf_ops_load_start(&ops, "portal.acme.example");
+    char bundle[1400];
+    snprintf(bundle, sizeof bundle, "%s/upload.pem", ops.px.tmp);
+    char *serial = tf_ops_issue(&ops, bundle, "new", "shop.example");
+    int st;
+    char *out = admin(&st, "PUT", "/certs/shop", bundle);
+    cr_expect_eq(st, 200, "%s", out);
+    cr_expect_not_null(strstr(out, "\"added\":1"), "%s", out);
+    cr_expect_null(strstr(out, "PRIVATE"), "%s", out);
+    free(out);
+    char path[1400];
+    snprintf(path, sizeof path, "%s/shop.pem", ops.certs);
+    struct stat sb;
+    cr_assert_eq(stat(path, &sb), 0);
+    cr_expect_eq(sb.st_mode & 0777, 0600);
+    cr_expect(tf_ops_wait_serial(&ops, "shop.example", serial, 5));
+    free(serial);
+
+    /* A renewed certificate without its key takes the existing one. */
+    char nokey[1400];
+    snprintf(nokey, sizeof nokey, "%s/renewed.pem", ops.px.tmp);
+    char keyfile[1500];
+    snprintf(keyfile, sizeof keyfile, "%s.key", nokey);
+    int rc;
+    char *cut = tf_px_sh(&rc, "openssl pkey -in '%s' -out '%s'", bundle, keyfile);
+    cr_assert_eq(rc, 0, "%s", cut);
+    free(cut);
+    char *renewed = tf_ops_issue(&ops, nokey, keyfile, "shop.example");
+    cut = tf_px_sh(&rc, "openssl x509 -in '%s' > '%s.crt' && cat '%s.crt' '%s/inter.crt' > '%s'",
+                   nokey, nokey, nokey, ops.pki, nokey);
+    free(cut);
+    out = admin(&st, "PUT", "/certs/shop", nokey);
+    cr_expect_eq(st, 200, "%s", out);
+    cr_expect_not_null(strstr(out, "\"replaced\":1"), "%s", out);
+    free(out);
+    cr_expect(tf_ops_wait_serial(&ops, "shop.example", renewed, 5));
+    free(renewed);
+
+    out = admin(&st, "DELETE", "/certs/shop", NULL);
+    cr_expect_eq(st, 200, "%s", out);
+    cr_expect_not_null(strstr(out, "\"removed\":1"), "%s", out);
+    free(out);
+    free(admin(&st, "DELETE", "/certs/shop", NULL));
+    cr_expect_eq(st, 404);
+    char *report = tf_ops_load_stop(&ops);
+    cr_expect_eq(tf_ops_report(report, "fail"), 0, "%s", report);
+    cr_expect_eq(tf_ops_report(report, "long_fail"), 0, "%s", report);
+    free(report);
+}
+
+Test(ops_admin, bad_upload_is_422_with_every_reason)
+{
+    char bundle[1400];
+    snprintf(bundle, sizeof bundle, "%s/bad.pem", ops.px.tmp);
+    char *serial = tf_ops_issue(&ops, bundle, "nokey", "bad.example");
+    free(serial);
+    int st;
+    char *out = admin(&st, "PUT", "/certs/bad", bundle);
+    cr_expect_eq(st, 422, "%s", out);
+    cr_expect_not_null(strstr(out, "no_private_key"), "%s", out);
+    free(out);
+    /* A key that is not the certificate's. */
+    int rc;
+    char *cmd = tf_px_sh(&rc, "cat '%s/acme.key' >> '%s'", ops.pki, bundle);
+    free(cmd);
+    out = admin(&st, "PUT", "/certs/bad", bundle);
+    cr_expect_eq(st, 422, "%s", out);
+    cr_expect_not_null(strstr(out, "key_mismatch"), "%s", out);
+    cr_expect_null(strstr(out, "PRIVATE KEY"), "%s", out);
+    free(out);
+    char path[1400];
+    snprintf(path, sizeof path, "%s/bad.pem", ops.certs);
+    cr_expect_neq(access(path, F_OK), 0, "a rejected upload must not be written");
+}
+
+Test(ops_admin, oversized_upload_is_413)
+{
+    char path[1400];
+    snprintf(path, sizeof path, "%s/big.pem", ops.px.tmp);
+    int rc;
+    char *out = tf_px_sh(&rc, "head -c 1100000 /dev/zero > '%s'", path);
+    free(out);
+    int st;
+    out = admin(&st, "PUT", "/certs/big", path);
+    cr_expect_eq(st, 413, "%s", out);
+    free(out);
+}
+
+Test(ops_admin, chunked_upload_is_411)
+{
+    int rc;
+    char *out = tf_px_sh(&rc,
+                         "printf 'x' | curl -s -o /dev/null -w '%%{http_code}' -X PUT -H "
+                         "'Authorization: Bearer %s' -H 'Transfer-Encoding: chunked' "
+                         "--data-binary @- http://127.0.0.1:%u/certs/x",
+                         TOKEN, ops.admin_port);
+    cr_expect_str_eq(out, "411");
+    free(out);
+}
+
+/* A broken configuration: 500 with every error, and the running one stays. */
+Test(ops_admin, post_reload_with_a_broken_config_lists_the_errors)
+{
+    tf_ops_write_config(&ops, NULL, "workers: many\nbogus: 1\n");
+    int st;
+    char *out = admin(&st, "POST", "/reload", NULL);
+    cr_expect_eq(st, 500, "%s", out);
+    cr_expect_not_null(strstr(out, "\"applied\":false"), "%s", out);
+    cr_expect_not_null(strstr(out, "tlsfront.yaml:1:"), "%s", out);
+    cr_expect_not_null(strstr(out, "tlsfront.yaml:2:"), "%s", out);
+    free(out);
+    cr_expect(tf_ops_echo(&ops, "portal.acme.example"));
+}
