@@ -131,7 +131,8 @@ void tf_metrics_sample_backends(tf_worker_t *w, uint64_t gen)
         for (uint32_t b = 0; b < tf_upstream_backend_count(w->upstream, t); b++, k++) {
             if (k >= TF_METRICS_BACKENDS)
                 break;
-            bool down = tf_upstream_backend(w->upstream, t, b)->down_until_ms > now;
+            const tf_backend_t *be = tf_upstream_backend(w->upstream, t, b);
+            bool down = be->unhealthy || be->down_until_ms > now;
             atomic_store_explicit(&w->metrics->backend_down[k], down, RELAXED);
         }
     }
