@@ -227,7 +227,7 @@ static void render_requests(FILE *out, tf_metrics_worker_t *const *ws, unsigned 
             for (unsigned c = 0; c < 5; c++) {
                 fputs("tlsfront_requests_total{tenant=", out);
                 label(out, name);
-                fprintf(out, ",class=\"%ux\"} %llu\n", c + 1,
+                fprintf(out, ",class=\"%uxx\"} %llu\n", c + 1,
                         (unsigned long long)tenant_class(ws, n, name, c));
             }
         }

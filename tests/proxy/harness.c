@@ -155,8 +155,9 @@ static void write_config(tf_px_t *px, const tf_px_opts_t *o, char *path, size_t 
         fprintf(f,
                 "listen:\n  https: [%s]\n  http: [\"127.0.0.1:%u\"]\n"
                 "acme:\n  webroot: %s/acme\n"
+                "admin:\n  listen: \"127.0.0.1:%u\"\n"
                 "log:\n  level: debug\n  access: %s/access.log\n  format: json\n",
-                listen, px->http_port, px->tmp, px->tmp);
+                listen, px->http_port, px->tmp, px->admin_port, px->tmp);
         write_http_tenants(f, px);
         fclose(f);
         return;
@@ -236,6 +237,7 @@ void tf_px_start(tf_px_t *px, const tf_px_opts_t *opts)
     px->dead_port = free_port();
     px->port = free_port();
     px->http_port = free_port();
+    px->admin_port = free_port();
     char config[1200];
     write_config(px, opts, config, sizeof config);
     start_proxy(px, config, opts ? opts->nofile : 0);

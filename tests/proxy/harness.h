@@ -37,7 +37,8 @@ typedef struct {
     unsigned echo_port;
     pid_t proxy_pid;
     unsigned port;      /* the proxy's listener */
-    unsigned http_port; /* listen.http (opts.http only) */
+    unsigned http_port;  /* listen.http (opts.http only) */
+    unsigned admin_port; /* admin.listen (opts.http only) */
 } tf_px_t;
 
 /* Makes (once, under a lock) the demo PKI, starts the backend and the proxy

@@ -485,3 +485,29 @@ Test(httpmode, a_connect_that_fails_at_once_tries_the_next_backend)
     cr_expect(strstr(log, "backend 255.255.255.255:80: connect failed") != NULL, "%s", log);
     free(log);
 }
+
+/* The HTTP layer feeds the metrics: handshakes, requests by tenant and
+ * class, durations; the exposition passes promtool. */
+Test(httpmode, requests_are_counted_in_the_metrics)
+{
+    int st;
+    char *out = CURL(&st, "portal.acme.example",
+                     "-o /dev/null https://portal.acme.example:%u/a -o /dev/null "
+                     "https://portal.acme.example:%u/status/404",
+                     px.port, px.port);
+    free(out);
+    char path[1300];
+    snprintf(path, sizeof path, "%s/metrics.txt", px.tmp);
+    out = tf_px_sh(&st, "curl -sS --max-time 10 http://127.0.0.1:%u/metrics > '%s' && "
+                        "grep -E '^tlsfront_(requests_total|handshakes_total|"
+                        "request_duration_seconds_count)' '%s'; promtool check metrics < '%s'",
+                   px.admin_port, path, path, path);
+    cr_expect(strstr(out, "tlsfront_requests_total{tenant=\"acme\",class=\"2xx\"} 1") != NULL,
+              "%s", out);
+    cr_expect(strstr(out, "tlsfront_requests_total{tenant=\"acme\",class=\"4xx\"} 1") != NULL,
+              "%s", out);
+    cr_expect(strstr(out, "tlsfront_request_duration_seconds_count 2") != NULL, "%s", out);
+    cr_expect(strstr(out, "tlsfront_handshakes_total{result=\"ok\"} 1") != NULL, "%s", out);
+    cr_expect_eq(st, 0, "promtool: %s", out);
+    free(out);
+}
