@@ -511,3 +511,38 @@ Test(httpmode, requests_are_counted_in_the_metrics)
     cr_expect_eq(st, 0, "promtool: %s", out);
     free(out);
 }
+
+/* An open WebSocket keeps echoing across reloads of the configuration and
+ * the certificates (SIGHUP twice while it holds). */
+Test(httpmode, websocket_survives_reloads)
+{
+    char outf[1300];
+    snprintf(outf, sizeof outf, "%s/ws.out", px.tmp);
+    int st;
+    char *r = tf_px_sh(&st,
+                       "timeout 60 python3 '%s/tests/proxy/ws_client.py' 127.0.0.1 %u "
+                       "portal.acme.example '%s' /ws 3 --hold 3 > '%s' 2>&1 &",
+                       getenv("TF_SOURCE_DIR"), px.port, px.ca, outf);
+    free(r);
+    cr_assert(log_shows("upgraded: tunnel"), "the WebSocket is up");
+    for (int i = 0; i < 2; i++) {
+        r = tf_px_sh(&st, "kill -HUP %d", (int)px.proxy_pid);
+        free(r);
+        struct timespec ts = {0, 400 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    char *out = NULL;
+    for (int i = 0; i < 200; i++) {
+        free(out);
+        out = tf_px_sh(&st, "cat '%s'", outf);
+        if (strstr(out, "ok ") != NULL || strstr(out, "error") != NULL)
+            break;
+        struct timespec ts = {0, 50 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    cr_expect(strstr(out, "ok ") != NULL, "%s", out);
+    free(out);
+    char *log = tf_px_log(&px);
+    cr_expect_geq(tf_px_count(log, "reload"), 2, "%s", log);
+    free(log);
+}
