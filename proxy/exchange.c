@@ -65,6 +65,7 @@ struct tf_hx {
     char method[16];
     char *target; /* a copy of the request target (malloc'd), or NULL */
     size_t target_len;
+    size_t scanned; /* bytes of `in` known not to end a head */
 };
 
 /* Parsed heads are only needed while their head is handled: one per thread. */
@@ -362,7 +363,8 @@ static int rewrite(tf_conn_t *c, const tf_http_request_t *r)
 {
     tf_hx_t *hx = c->hx;
     tf_http_forward_t fwd = {.client_addr = hx->client_addr, .server_port = hx->server_port};
-    size_t cap = r->head_len + r->host_len + 256;
+    /* Every header may grow by ": " spacing; then the X-Forwarded-* lines. */
+    size_t cap = r->head_len + r->host_len + 2 * r->nheaders + 256 + INET6_ADDRSTRLEN;
     free(hx->bhead);
     hx->bhead = malloc(cap);
     if (hx->bhead == NULL)
@@ -393,22 +395,40 @@ static void handle_head(tf_conn_t *c, const tf_http_request_t *r)
     hx->upgrade = r->upgrade;
     /* A reverse proxy has no business opening tunnels to arbitrary places
      * (nginx answers CONNECT with 400 too). */
+    c->tenant = c->backend_ix = TF_CONN_NO_INDEX;
     unsigned status = method_is(r, "CONNECT") ? 400 : route(c, r);
     if (status != 0) {
         send_error(c, status);
         return;
     }
     if (rewrite(c, r) != 0) {
-        tf_conn_fail(c, TF_ENOMEM, "request head");
+        send_error(c, 431);
         return;
     }
     buf_consume(&hx->in, r->head_len);
+    hx->scanned = 0;
     hx->rq = r->body == TF_HTTP_BODY_NONE ? RQ_DONE : RQ_BODY;
     hx->rs = RS_WAIT;
     tf_http_parser_init_response(&hx->resp, hx->head_method);
     c->attempts = 0;
     c->backend_ix = TF_CONN_NO_INDEX;
     tf_conn_connect_backend(c);
+}
+
+/* Whether the input holds "\n\r\n" or "\n\n" (bare LF: the parser
+ * answers 400); remembers how far it looked. */
+static bool head_may_end(tf_hx_t *hx)
+{
+    size_t from = hx->scanned > 2 ? hx->scanned - 2 : 0;
+    for (size_t i = from; i + 1 < hx->in.len; i++) {
+        if (hx->in.p[i] != '\n')
+            continue;
+        if (hx->in.p[i + 1] == '\n' ||
+            (hx->in.p[i + 1] == '\r' && (i + 2 >= hx->in.len || hx->in.p[i + 2] == '\n')))
+            return true;
+    }
+    hx->scanned = hx->in.len;
+    return false;
 }
 
 static void read_head(tf_conn_t *c)
@@ -420,9 +440,22 @@ static void read_head(tf_conn_t *c)
         hx->started_wall_ms = wall_ms();
         tf_conn_arm_timer(c);
     }
+    /* RFC 9112 §2.2: an empty line before a request line is ignored (some
+     * clients send one after a body). */
+    size_t skip = 0;
+    while (skip + 1 < hx->in.len && skip < 4 && hx->in.p[skip] == '\r' && hx->in.p[skip + 1] == '\n')
+        skip += 2;
+    if (skip > 0) {
+        buf_consume(&hx->in, skip);
+        hx->scanned = 0;
+    }
+    uint32_t max = tf_conf_limits(conf_of(c))->max_header_bytes;
+    /* A head ends with an empty line: until one may have arrived, parsing
+     * again from the start would cost O(n^2) on a head sent byte by byte. */
+    if (hx->in.len < max && !head_may_end(hx))
+        return;
     tf_http_request_t *r = &req_scratch;
     tf_http_parser_init(&hx->req);
-    uint32_t max = tf_conf_limits(conf_of(c))->max_header_bytes;
     int rc = tf_http_parse_head(&hx->req, hx->in.p, hx->in.len, max, r);
     if (rc == TF_HTTP_MORE)
         return;
@@ -493,16 +526,16 @@ void tf_hx_on_backend_error(tf_conn_t *c, int err)
     if (hx->rs == RS_WAIT && hx->rin.len == 0 && hx->bhead != NULL && hx->reused &&
         !hx->retried) {
         /* A pooled connection the backend had closed: once more, fresh. */
-        TF_CONN_LOG(TF_LOG_DEBUG, c, "pooled backend connection closed (%s): retrying",
-                    tf_strerror(err));
+        TF_CONN_LOG(TF_LOG_DEBUG, c, "pooled backend connection %s: retrying on a new one",
+                    eof ? "closed" : tf_strerror(err));
         hx->retried = true;
         c->attempts = 0;
         tf_conn_connect_backend(c);
         return;
     }
     if (hx->rs == RS_WAIT) {
-        TF_CONN_LOG(TF_LOG_WARN, c, "backend %s before its response: %s",
-                    eof ? "closed" : "failed", tf_strerror(err));
+        TF_CONN_LOG(TF_LOG_WARN, c, "backend %s before its response%s%s",
+                    eof ? "closed" : "failed", eof ? "" : ": ", eof ? "" : tf_strerror(err));
         send_error(c, 502);
         return;
     }
@@ -512,8 +545,8 @@ void tf_hx_on_backend_error(tf_conn_t *c, int err)
         return;
     }
     if (hx->rs == RS_BODY) {
-        TF_CONN_LOG(TF_LOG_WARN, c, "backend %s in the middle of its response: %s",
-                    eof ? "closed" : "failed", tf_strerror(err));
+        TF_CONN_LOG(TF_LOG_WARN, c, "backend %s in the middle of its response%s%s",
+                    eof ? "closed" : "failed", eof ? "" : ": ", eof ? "" : tf_strerror(err));
         tf_conn_close(c, TF_LOG_WARN, "backend broke off its response");
     }
 }
@@ -635,7 +668,8 @@ static void resp_body(tf_conn_t *c, const char *data, size_t len)
 /* Writes a rewritten response head; false when the connection failed. */
 static bool send_head(tf_conn_t *c, const tf_http_response_t *r, bool close)
 {
-    size_t cap = r->head_len + 64;
+    /* Every header may grow by ": " and CRLF; then a Connection line. */
+    size_t cap = r->head_len + 3 * r->nheaders + 64;
     char *out = malloc(cap);
     if (out == NULL) {
         tf_conn_fail(c, TF_ENOMEM, "response head");
@@ -650,12 +684,15 @@ static bool send_head(tf_conn_t *c, const tf_http_response_t *r, bool close)
             n += (long)strlen(ka) - 2;
         }
     }
-    int rc = n > 0 ? client_write(c, out, (size_t)n) : TF_ENOMEM;
+    if (n <= 0) {
+        free(out);
+        TF_CONN_LOG(TF_LOG_WARN, c, "backend response head cannot be rewritten");
+        send_error(c, 502);
+        return false;
+    }
+    int rc = client_write(c, out, (size_t)n);
     free(out);
-    if (n > 0)
-        c->hx->out_bytes += (uint64_t)n;
-    if (rc < 0 && !tf_conn_closing(c))
-        tf_conn_fail(c, rc, "response head");
+    c->hx->out_bytes += (uint64_t)n;
     return rc >= 0;
 }
 
@@ -666,7 +703,9 @@ static void final_head(tf_conn_t *c, const tf_http_response_t *r)
     hx->resp_close = r->body == TF_HTTP_RESP_CLOSE;
     hx->close_after = !hx->client_keep || hx->resp_close || hx->rq != RQ_DONE ||
                       c->worker->stopping || hx->client_eof;
-    hx->backend_dirty = !r->keep_alive;
+    /* An HTTP/1.0 request without keep-alive went to the backend as it
+     * was: the backend closes after answering, whatever it says. */
+    hx->backend_dirty = !r->keep_alive || (hx->client_http10 && !hx->client_keep);
     free(hx->bhead);
     hx->bhead = NULL;
     if (!send_head(c, r, hx->close_after))
@@ -717,9 +756,12 @@ static void resp_head(tf_conn_t *c)
             return;
         }
         if (r->status / 100 == 1) {
-            /* 100 Continue and other interim responses go through; the
-             * final one follows. */
-            if (!send_head(c, r, false))
+            /* 100 Continue and other interim responses go through (not to
+             * HTTP/1.0 clients, RFC 9110 §15.2); the final one follows. The
+             * backend has the request: it is never sent again. */
+            free(hx->bhead);
+            hx->bhead = NULL;
+            if (!hx->client_http10 && !send_head(c, r, false))
                 return;
             buf_consume(&hx->rin, r->head_len);
             tf_http_parser_init_response(&hx->resp, hx->head_method);
@@ -758,6 +800,10 @@ static void finish_client(tf_conn_t *c)
     c->up = TF_FLOW_ENDED;
     if (c->client.ops->shutdown(&c->client) < 0 && !tf_conn_closing(c))
         tf_conn_close(c, TF_LOG_INFO, "done");
+    /* A client that does not read its answer is dropped after the idle
+     * timeout: a failed connect may have stopped the timer. */
+    if (!tf_conn_closing(c))
+        tf_conn_arm_timer(c);
 }
 
 static void response_done(tf_conn_t *c)
@@ -985,7 +1031,10 @@ void tf_hx_on_timer(tf_conn_t *c)
         send_error(c, 504);
         return;
     case DL_ACTIVITY:
-        if (!hx->responded && hx->rq == RQ_BODY)
+        /* A request body that stopped arriving is the client's doing, one
+         * that the backend stopped reading is not. */
+        if (!hx->responded && hx->rq == RQ_BODY &&
+            !(c->backend != NULL && c->backend->ops->pending(c->backend) >= TF_PUMP_HIGH_WATER))
             send_error(c, 408);
         else
             tf_conn_close_politely(c, TF_LOG_INFO, "idle timeout");

@@ -208,6 +208,26 @@ static bool parse_length(const tf_http_header_t *h, uint64_t *out)
     return true;
 }
 
+/* An absolute-form target ("GET https://a.example/x") names its own
+ * authority, which a backend may prefer to Host: it must be the Host that
+ * routing and the 421 check looked at. */
+static bool authority_matches_host(const tf_http_request_t *r)
+{
+    const char *t = r->target;
+    size_t n = r->target_len;
+    if (n == 0 || t[0] == '/' || (n == 1 && t[0] == '*'))
+        return true;
+    const char *sep = memchr(t, ':', n);
+    if (sep == NULL || (size_t)(sep - t) + 3 > n || sep[1] != '/' || sep[2] != '/')
+        return false;
+    const char *a = sep + 3, *end = t + n;
+    const char *e = a;
+    while (e < end && *e != '/' && *e != '?' && *e != '#')
+        e++;
+    return r->host != NULL && (size_t)(e - a) == r->host_len &&
+           strncasecmp(a, r->host, r->host_len) == 0;
+}
+
 /* The framing rules of RFC 9112 §6, without any of its leniencies. */
 static int check_framing(tf_http_request_t *r)
 {
@@ -229,7 +249,9 @@ static int check_framing(tf_http_request_t *r)
         } else if (name_is(h, "connection")) {
             conn_upgrade |= each_token(h->value, h->value_len, token_eq, "upgrade");
         } else if (name_is(h, "upgrade")) {
-            has_upgrade = true;
+            /* h2c is cleartext HTTP/2: meaningless inside TLS, and a tunnel
+             * would carry requests past per-request routing. */
+            has_upgrade = !each_token(h->value, h->value_len, token_eq, "h2c");
         } else if (name_is(h, "expect")) {
             r->expect_continue = h->value_len == 12 && !strncasecmp(h->value, "100-continue", 12);
         }
@@ -237,6 +259,8 @@ static int check_framing(tf_http_request_t *r)
     if (tes > 0 && (lengths > 0 || !te.last_chunked || te.count != 1 || r->version_minor == 0))
         return 400;
     if (hosts > 1 || (hosts == 0 && r->version_minor == 1))
+        return 400;
+    if (!authority_matches_host(r))
         return 400;
     r->body = tes > 0 ? TF_HTTP_BODY_CHUNKED
                       : (lengths > 0 && r->content_length > 0 ? TF_HTTP_BODY_LENGTH
@@ -286,11 +310,148 @@ int tf_http_parse_head(tf_http_parser_t *p, const char *buf, size_t len, size_t 
     /* A message without a body is complete with its head. */
     if (req->body == TF_HTTP_BODY_NONE)
         p->done = true;
+    p->strict_chunked = req->body == TF_HTTP_BODY_CHUNKED;
+    return 0;
+}
+
+/* ---- chunked request bodies, strictly (RFC 9112 §7.1) ---------------------------- */
+
+enum {
+    CH_SIZE,     /* hex digits of a chunk size */
+    CH_SIZE_WS,  /* whitespace after the size, before ';' or CR */
+    CH_EXT,      /* a chunk extension, up to CR */
+    CH_SIZE_LF,  /* the LF ending a size line */
+    CH_DATA,     /* chunk_left bytes of data */
+    CH_DATA_CR,  /* the CRLF after the data */
+    CH_DATA_LF,
+    CH_TRAILER,  /* the start of a trailer line, or the final CRLF */
+    CH_TR_NAME,  /* a trailer's field name */
+    CH_TR_VALUE, /* its value, up to CR */
+    CH_TR_LF,    /* the LF ending a trailer line */
+    CH_END_LF,   /* the LF of the final CRLF */
+    CH_DONE,
+};
+
+static int hexval(unsigned char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    c |= 0x20;
+    return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+static bool is_ctl(unsigned char c)
+{
+    return (c < 0x20 && c != '\t') || c == 0x7f;
+}
+
+/* One byte of framing (not chunk data). Returns false when it is invalid. */
+static bool chunk_step(tf_http_parser_t *p, unsigned char c)
+{
+    switch (p->chunk_state) {
+    case CH_SIZE:
+        if (hexval(c) >= 0) {
+            if (++p->chunk_digits > 15)
+                return false; /* sizes past 2^60 are not bodies, they are attacks */
+            p->chunk_left = p->chunk_left * 16 + (uint64_t)hexval(c);
+            return true;
+        }
+        if (p->chunk_digits == 0)
+            return false;
+        if (c == ' ' || c == '\t') {
+            p->chunk_state = CH_SIZE_WS;
+            return true;
+        }
+        /* ';' or CR right after the digits: as after whitespace */
+        __attribute__((fallthrough));
+    case CH_SIZE_WS:
+        if (c == ' ' || c == '\t')
+            return true;
+        if (c == ';') {
+            p->chunk_state = CH_EXT;
+            return true;
+        }
+        if (c == '\r') {
+            p->chunk_state = CH_SIZE_LF;
+            return true;
+        }
+        return false;
+    case CH_EXT:
+        if (c == '\r')
+            p->chunk_state = CH_SIZE_LF;
+        return c == '\r' || !is_ctl(c);
+    case CH_SIZE_LF:
+        if (c != '\n')
+            return false;
+        p->chunk_digits = 0;
+        p->chunk_state = p->chunk_left > 0 ? CH_DATA : CH_TRAILER;
+        return true;
+    case CH_DATA_CR:
+        p->chunk_state = CH_DATA_LF;
+        return c == '\r';
+    case CH_DATA_LF:
+        p->chunk_state = CH_SIZE;
+        return c == '\n';
+    case CH_TRAILER:
+        if (c == '\r') {
+            p->chunk_state = CH_END_LF;
+            return true;
+        }
+        p->chunk_state = CH_TR_NAME;
+        return is_tchar(c);
+    case CH_TR_NAME:
+        if (c == ':') {
+            p->chunk_state = CH_TR_VALUE;
+            return true;
+        }
+        return is_tchar(c);
+    case CH_TR_VALUE:
+        if (c == '\r') {
+            p->chunk_state = CH_TR_LF;
+            return true;
+        }
+        return !is_ctl(c);
+    case CH_TR_LF:
+        p->chunk_state = CH_TRAILER;
+        return c == '\n';
+    case CH_END_LF:
+        p->chunk_state = CH_DONE;
+        return c == '\n';
+    }
+    return false;
+}
+
+static int chunked_body(tf_http_parser_t *p, const char *buf, size_t len, size_t *used, bool *done)
+{
+    size_t i = 0;
+    while (i < len && p->chunk_state != CH_DONE) {
+        if (p->chunk_state == CH_DATA) {
+            size_t take = len - i;
+            if (take > p->chunk_left)
+                take = (size_t)p->chunk_left;
+            i += take;
+            p->chunk_left -= take;
+            if (p->chunk_left == 0)
+                p->chunk_state = CH_DATA_CR;
+            continue;
+        }
+        if (!chunk_step(p, (unsigned char)buf[i]))
+            return 400;
+        i++;
+    }
+    *used = i;
+    p->done = p->chunk_state == CH_DONE;
+    *done = p->done;
     return 0;
 }
 
 int tf_http_body(tf_http_parser_t *p, const char *buf, size_t len, size_t *used, bool *done)
 {
+    if (p->strict_chunked && !p->done) {
+        *used = 0;
+        *done = false;
+        return len == 0 ? 0 : chunked_body(p, buf, len, used, done);
+    }
     *used = 0;
     *done = p->done;
     if (p->done || len == 0)
@@ -453,9 +614,35 @@ static bool hop_by_hop(const tf_http_header_t *h, bool upgrade)
 /* What the client claimed about forwarding: replaced, never passed on. */
 static bool client_forwarded(const tf_http_header_t *h)
 {
-    return h->name_len > 12 && strncasecmp(h->name, "x-forwarded-", 12) == 0 &&
-           (name_is(h, "x-forwarded-for") || name_is(h, "x-forwarded-proto") ||
-            name_is(h, "x-forwarded-host") || name_is(h, "x-forwarded-port"));
+    /* Also X_Forwarded_For and the like: CGI, WSGI and PHP map '_' and '-'
+     * to the same variable. And RFC 7239's Forwarded, which tlsfront does
+     * not set: a client must not speak for the proxy. */
+    static const char *const names[] = {"x-forwarded-for", "x-forwarded-proto",
+                                        "x-forwarded-host", "x-forwarded-port"};
+    if (name_is(h, "forwarded"))
+        return true;
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        if (h->name_len != strlen(names[i]))
+            continue;
+        size_t k = 0;
+        while (k < h->name_len) {
+            char a = (char)(h->name[k] | 0x20), b = names[i][k];
+            if (a != b && !(b == '-' && h->name[k] == '_'))
+                break;
+            k++;
+        }
+        if (k == h->name_len)
+            return true;
+    }
+    return false;
+}
+
+/* Headers that frame or route the message: a Connection header naming them
+ * must not make them disappear (that would let a client smuggle a body as
+ * a second request). */
+static bool framing_header(const tf_http_header_t *h)
+{
+    return name_is(h, "host") || name_is(h, "content-length") || name_is(h, "transfer-encoding");
 }
 
 typedef struct {
@@ -491,7 +678,8 @@ long tf_http_rewrite_head(const tf_http_request_t *req, const tf_http_forward_t 
         const tf_http_header_t *h = &req->headers[i];
         bool upgrade_header = req->upgrade && name_is(h, "upgrade");
         if (hop_by_hop(h, req->upgrade) || client_forwarded(h) ||
-            (!upgrade_header && listed_in_connection(req->headers, req->nheaders, h)))
+            (!upgrade_header && !framing_header(h) &&
+             listed_in_connection(req->headers, req->nheaders, h)))
             continue;
         put(&o, h->name, h->name_len);
         put(&o, ": ", 2);
@@ -525,8 +713,9 @@ long tf_http_rewrite_response_head(const tf_http_response_t *resp, bool close, c
     for (size_t i = 0; i < resp->nheaders; i++) {
         const tf_http_header_t *h = &resp->headers[i];
         bool upgrade_header = resp->upgrade && name_is(h, "upgrade");
-        if (!upgrade_header && (hop_by_hop(h, resp->upgrade) ||
-                                listed_in_connection(resp->headers, resp->nheaders, h)))
+        if (!upgrade_header &&
+            (hop_by_hop(h, resp->upgrade) ||
+             (!framing_header(h) && listed_in_connection(resp->headers, resp->nheaders, h))))
             continue;
         put(&o, h->name, h->name_len);
         put(&o, ": ", 2);

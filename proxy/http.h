@@ -84,6 +84,12 @@ typedef struct {
     bool skip_body; /* a response to HEAD */
     bool in_body;
     bool done;
+    /* A chunked request body is followed by tf_http_body()'s own strict
+     * state machine (http-parser accepts stray bytes in chunk framing). */
+    bool strict_chunked;
+    uint8_t chunk_state;
+    uint8_t chunk_digits;
+    uint64_t chunk_left;
 } tf_http_parser_t;
 
 /* Readies the parser for the next request on the connection. */

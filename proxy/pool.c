@@ -199,3 +199,10 @@ size_t tf_pool_idle_count(const tf_pool_t *p)
 {
     return p->idle;
 }
+
+void tf_pool_sweep(tf_pool_t *p)
+{
+    uint64_t now = uv_now(p->loop);
+    for (size_t i = 0; i < p->nbuckets; i++)
+        expire(p->buckets[i], now);
+}

@@ -6,8 +6,8 @@
  * backend that closes it, or sends bytes nobody asked for, gets it dropped
  * at once (tf_pool_on_idle_event). Taking is LIFO, so the warmest
  * connection serves first and the coldest ones age out: a connection idle
- * longer than the pool's idle limit is closed rather than reused. Nothing
- * here needs a timer.
+ * longer than the pool's idle limit is closed rather than reused, and the
+ * worker sweeps the rest every second.
  */
 #ifndef TF_PROXY_POOL_H
 #define TF_PROXY_POOL_H
@@ -42,6 +42,10 @@ void tf_pool_put(tf_pool_t *p, const struct sockaddr *addr, tf_stream_t *s);
 
 /* An idle stream read EOF, an error or bytes: it is dropped. */
 void tf_pool_on_idle_event(tf_stream_t *s);
+
+/* Closes connections idle past the limit (call now and then: a backend
+ * nobody asks for again would otherwise keep them). */
+void tf_pool_sweep(tf_pool_t *p);
 
 /* Idle connections held, over all backends (for metrics and tests). */
 size_t tf_pool_idle_count(const tf_pool_t *p);

@@ -453,6 +453,8 @@ static void worker_on_sample(uv_timer_t *t)
     tf_worker_t *w = t->data;
     if (w->route_gen != NULL)
         tf_metrics_sample_backends(w, w->route_gen->conf_id);
+    if (w->pool != NULL)
+        tf_pool_sweep(w->pool);
 }
 
 /* ---- draining ---------------------------------------------------------- */

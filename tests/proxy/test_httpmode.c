@@ -546,3 +546,24 @@ Test(httpmode, websocket_survives_reloads)
     cr_expect_geq(tf_px_count(log, "reload"), 2, "%s", log);
     free(log);
 }
+
+/* Found by review: "Connection: content-length" must not strip the length
+ * the proxy frames the body by, or the body reaches the backend as a second
+ * request. */
+Test(httpmode, connection_cannot_hide_the_body_length)
+{
+    char *out = raw("portal.acme.example",
+                    "POST /innocent HTTP/1.1\\r\\nHost: portal.acme.example\\r\\n"
+                    "Connection: content-length, close\\r\\nContent-Length: 53\\r\\n\\r\\n"
+                    "GET /smuggled HTTP/1.1\\r\\nHost: portal.acme.example\\r\\n\\r\\n");
+    cr_expect(strstr(out, "\"body_len\": 53") != NULL, "%s", out);
+    cr_expect(strstr(out, "/smuggled\"") == NULL, "%s", out);
+    cr_expect_eq(tf_px_count(out, "HTTP/1.1 "), 1, "%s", out);
+    free(out);
+    /* Stray bytes where a chunk's CRLF belongs: 400, nothing forwarded. */
+    out = raw("portal.acme.example",
+              "POST /chunks HTTP/1.1\\r\\nHost: portal.acme.example\\r\\n"
+              "Transfer-Encoding: chunked\\r\\n\\r\\n5\\r\\nhelloXY0\\r\\n\\r\\n");
+    cr_expect(strncmp(out, "HTTP/1.1 400 ", 13) == 0, "%s", out);
+    free(out);
+}
