@@ -15,7 +15,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
-#define DEBOUNCE_MS 200
+#define DEBOUNCE_MS 100
 /* A file written without pause for longer than this is reloaded anyway. */
 #define DEBOUNCE_MAX_MS 2000
 /* Catches what inotify misses (a source directory created later, network

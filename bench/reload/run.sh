@@ -113,5 +113,5 @@ echo "| bundles | renewals | rename → new certificate served (median, max) | h
 echo "|---:|---:|---|---:|---:|---:|"
 echo "| $count | $repeat | $med_ms ms, $max_ms ms | $total_hs | $total_errors | $((rss_kib / 1024)) MiB |"
 echo
-echo "incremental rebuilds as the proxy logged them (after the 200 ms debounce): ${rebuilds:-none found (see $work/tlsfront.log)}"
+echo "incremental rebuilds as the proxy logged them (after the 100 ms debounce): ${rebuilds:-none found (see $work/tlsfront.log)}"
 [ "$total_errors" -eq 0 ]
