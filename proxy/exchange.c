@@ -58,7 +58,9 @@ struct tf_hx {
     bool responded;     /* bytes of the final response reached the client */
     bool backend_dirty; /* the backend connection cannot be reused */
     bool client_eof;
-    bool closing; /* the client is being told goodbye */
+    bool closing;   /* the client is being told goodbye */
+    bool lingering; /* close_notify sent: the client's input is drained, then closed */
+    uint64_t linger_until_ms;
     uint8_t version_minor;
     int64_t started_wall_ms; /* the request's first byte, for the access log */
     char client_addr[INET6_ADDRSTRLEN];
@@ -929,6 +931,10 @@ void tf_hx_on_eof(tf_stream_t *src)
     }
     hx->client_eof = true;
     c->client.ops->read_stop(&c->client);
+    if (hx->lingering) {
+        tf_conn_close(c, TF_LOG_INFO, "done");
+        return;
+    }
     if (hx->closing)
         return;
     switch (hx->rq) {
@@ -958,19 +964,40 @@ void tf_hx_on_written(tf_stream_t *dst)
     tf_hx_balance(c);
 }
 
+/* The close_notify is out. A client still sending (an upload answered
+ * early, with 413 or 421) would get a TCP reset for the bytes it sends
+ * after close(), and a reset can destroy the answer before it is read: so
+ * its input is read and dropped for a moment first, as nginx's lingering
+ * close does. */
+#define HX_LINGER_MS 2000u
+
 void tf_hx_on_shut(tf_stream_t *dst)
 {
     tf_conn_t *c = dst->conn;
-    if (dst == &c->client)
+    tf_hx_t *hx = c->hx;
+    if (dst != &c->client)
+        return;
+    if (hx->client_eof || hx->lingering) {
         tf_conn_close(c, TF_LOG_INFO, "done");
+        return;
+    }
+    hx->lingering = true;
+    hx->linger_until_ms = now_ms(c) + HX_LINGER_MS;
+    if (c->client.ops->read_start(&c->client) != 0) {
+        tf_conn_close(c, TF_LOG_INFO, "done");
+        return;
+    }
+    tf_conn_arm_timer(c);
 }
 
 /* ---- timers ------------------------------------------------------------------- */
 
-typedef enum { DL_IDLE, DL_HEADER, DL_RESPONSE, DL_ACTIVITY } deadline_t;
+typedef enum { DL_IDLE, DL_HEADER, DL_RESPONSE, DL_ACTIVITY, DL_LINGER } deadline_t;
 
 static deadline_t deadline_kind(const tf_hx_t *hx)
 {
+    if (hx->lingering)
+        return DL_LINGER;
     if (hx->closing)
         return DL_ACTIVITY;
     if (hx->rs == RS_NONE && hx->rq == RQ_IDLE)
@@ -994,6 +1021,8 @@ static uint64_t deadline_at(const tf_conn_t *c, deadline_t k)
         return (hx->rq == RQ_HEAD ? hx->started_ms : c->active_ms) + t->request_header_ms;
     case DL_RESPONSE:
         return hx->sent_ms + t->response_ms;
+    case DL_LINGER:
+        return hx->linger_until_ms;
     case DL_ACTIVITY:
         break;
     }
@@ -1030,6 +1059,9 @@ void tf_hx_on_timer(tf_conn_t *c)
         TF_CONN_LOG(TF_LOG_WARN, c, "backend did not answer within timeouts.response");
         send_error(c, 504);
         return;
+    case DL_LINGER:
+        tf_conn_close(c, TF_LOG_INFO, "done");
+        return;
     case DL_ACTIVITY:
         /* A request body that stopped arriving is the client's doing, one
          * that the backend stopped reading is not. */
@@ -1058,6 +1090,8 @@ void tf_hx_drain(tf_conn_t *c)
 static bool want_client(const tf_conn_t *c)
 {
     const tf_hx_t *hx = c->hx;
+    if (hx->lingering)
+        return !hx->client_eof;
     if (hx->closing || hx->client_eof)
         return false;
     switch (hx->rq) {

@@ -567,3 +567,19 @@ Test(httpmode, connection_cannot_hide_the_body_length)
     cr_expect(strncmp(out, "HTTP/1.1 400 ", 13) == 0, "%s", out);
     free(out);
 }
+
+/* An upload answered before its body is read (421 here) still shows the
+ * client its answer: the proxy drains what the client goes on sending
+ * rather than closing into it (a TCP reset would destroy the answer). */
+Test(httpmode, an_early_answer_to_an_upload_reaches_the_client)
+{
+    int st;
+    char *out = tf_px_sh(&st, "head -c 20000000 /dev/zero > '%s/zero.bin'", px.tmp);
+    free(out);
+    out = CURL(&st, "portal.acme.example",
+               "-H 'Expect:' -H 'Host: portal.globex.example' --data-binary @'%s/zero.bin' "
+               "-o /dev/null -w '%%{http_code}' https://portal.acme.example:%u/upload",
+               px.tmp, px.port);
+    cr_expect_str_eq(out, "421");
+    free(out);
+}
