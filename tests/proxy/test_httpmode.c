@@ -583,3 +583,35 @@ Test(httpmode, an_early_answer_to_an_upload_reaches_the_client)
     cr_expect_str_eq(out, "421");
     free(out);
 }
+
+/* SIGTERM while a request is in flight: the request completes (with
+ * Connection: close), then the proxy exits 0. */
+Test(httpmode, an_in_flight_request_completes_across_sigterm)
+{
+    char outf[1300];
+    snprintf(outf, sizeof outf, "%s/slow.out", px.tmp);
+    int st;
+    char *r = tf_px_sh(&st,
+                       "curl -sS --max-time 20 --cacert '%s' --resolve "
+                       "'portal.acme.example:%u:127.0.0.1' -D - "
+                       "'https://portal.acme.example:%u/slow?ms=800' > '%s' 2>&1 &",
+                       px.ca, px.port, px.port, outf);
+    free(r);
+    char needle[64];
+    snprintf(needle, sizeof needle, "backend 127.0.0.1:%u connected", px.echo_port);
+    cr_assert(log_shows(needle), "the request reached the backend");
+    cr_expect_eq(tf_px_stop_proxy(&px), 0, "drained and exited 0");
+    char *out = NULL;
+    for (int i = 0; i < 200; i++) {
+        free(out);
+        out = tf_px_sh(&st, "cat '%s'", outf);
+        if (strstr(out, "}") != NULL || strstr(out, "curl:") != NULL)
+            break;
+        struct timespec ts = {0, 50 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    cr_expect(strstr(out, "HTTP/1.1 200") != NULL, "%s", out);
+    cr_expect(strstr(out, "Connection: close") != NULL, "%s", out);
+    cr_expect(strstr(out, "\"target\": \"/slow?ms=800\"") != NULL, "%s", out);
+    free(out);
+}
