@@ -14,16 +14,20 @@ FLAGS=(
     --enable-static --disable-shared --with-pic
     --enable-intelasm --enable-aesni --enable-sp --enable-sp-asm
     --enable-tls13 --disable-oldtls --enable-sni --enable-alpn --enable-supportedcurves
-    --enable-session-ticket --enable-ocsp --enable-ocspstapling
-    --enable-pkcs12 --enable-opensslextra --enable-curve25519 --enable-ecc
+    --enable-session-ticket --enable-curve25519 --enable-ecc
     --enable-aesgcm --enable-chacha --enable-poly1305 --enable-harden
     --enable-certgen --enable-keygen --enable-certext
     --disable-examples --disable-crypttests --disable-benchmark
 )
+# No --enable-opensslextra: it forces KEEP_PEER_CERT, a 3.5 KB X509 inside
+# every WOLFSSL object that a server without client certificates never uses
+# (docs/TLS.md); tls/ and certstore/ use the native API only.
 # WOLFSSL_ALT_NAMES: subjectAltName in generated certificates (bench fixtures).
-# WOLFSSL_ALWAYS_KEEP_SNI: the server keeps the client's SNI for the
-# certificate-setup callback, which picks the certificate from the store.
-CFLAGS_W="-O2 -g -DWOLFSSL_ALT_NAMES -DWOLFSSL_ALWAYS_KEEP_SNI"
+# WOLFSSL_ALWAYS_KEEP_SNI: the server keeps the client's SNI after the
+# handshake, for the log line of a ClientHello that tls/hello.c cannot read.
+# WOLFSSL_EXTRA_ALERTS: fatal alerts on handshake errors (no shared suite:
+# handshake_failure); opensslextra used to turn it on.
+CFLAGS_W="-O2 -g -DWOLFSSL_ALT_NAMES -DWOLFSSL_ALWAYS_KEEP_SNI -DWOLFSSL_EXTRA_ALERTS"
 
 key=$(printf '%s\n' "${FLAGS[@]}" "$CFLAGS_W" | sha256sum | cut -c1-12)
 work="$CACHE/wolfssl-src"
