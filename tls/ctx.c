@@ -155,8 +155,15 @@ static int configure(tf_tls_ctx_t *c, const tf_tls_ctx_opts_t *opts, const tf_cs
             return TF_ETLS;
         }
     } else {
+        /* All three: with WOLFSSL_TLS13_TICKET_BEFORE_FINISHED wolfSSL sends
+         * a TLS 1.3 ticket with its own default key whatever num_tickets
+         * says, unless no_ticket_TLSv13 is set. */
         wolfSSL_CTX_NoTicketTLSv12(w);
         wolfSSL_CTX_set_num_tickets(w, 0);
+        if (wolfSSL_CTX_no_ticket_TLSv13(w) != 0) { /* 0 on success, unlike the others */
+            set_err(err, errlen, "tls: cannot turn TLS 1.3 tickets off");
+            return TF_ETLS;
+        }
     }
     return 0;
 }
