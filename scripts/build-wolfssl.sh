@@ -24,12 +24,13 @@ FLAGS=(
 # AES-NI (--enable-aesni, checked at run time) wolfSSL never builds it.
 #
 # RDRAND as wolfSSL's random source (TLSFRONT_WOLFSSL_RDRAND=1, or the CMake
-# option of the same name): +8% full handshakes per CPU-second, because no
-# Hash_DRBG is instantiated (health test, /dev/urandom read) per connection.
-# Off by default until proxy/listener.c keeps descriptor headroom: without
-# the /dev/urandom open in wolfSSL_new, running out of descriptors reaches
-# accept(), where libuv silently resets the backlog. docs/TLS.md has the
-# decision and the patch.
+# option of the same name): no Hash_DRBG instantiation (health test,
+# /dev/urandom read) per connection, but on this AMD host RDRAND's own cost
+# leaves 0-3% per handshake, inside the noise, for trusting one hardware
+# source. Off; and it needs proxy/listener.c to keep descriptor headroom:
+# without the /dev/urandom open in wolfSSL_new, running out of descriptors
+# reaches accept(), where libuv silently resets the backlog. docs/TLS.md has
+# the decision and the patch.
 if [ "${TLSFRONT_WOLFSSL_RDRAND:-0}" = 1 ]; then
     FLAGS+=(--enable-intelrand)
 fi
@@ -43,7 +44,7 @@ fi
 # handshake_failure); opensslextra used to turn it on.
 # WOLFSSL_TLS13_TICKET_BEFORE_FINISHED: the TLS 1.3 ticket goes out with the
 # server's first flight (RFC 8446 4.6.1), one write per full handshake
-# instead of two: +6% full and resumed handshakes per CPU-second.
+# instead of two: about +4% full and +7% resumed handshakes per CPU-second.
 CFLAGS_W="-O2 -g -DWOLFSSL_ALT_NAMES -DWOLFSSL_ALWAYS_KEEP_SNI -DWOLFSSL_EXTRA_ALERTS"
 CFLAGS_W+=" -DWOLFSSL_TLS13_TICKET_BEFORE_FINISHED"
 
