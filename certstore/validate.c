@@ -140,12 +140,26 @@ static bool copy_names(tf_cs__cert_t *c, const DecodedCert *dc)
     c->names = p = malloc(total);
     if (!p)
         return false;
+    /* Names are kept in file order (tests/certstore check it). wolfSSL
+     * appends each subjectAltName entry to its list only with its
+     * compatibility layer (OPENSSL_EXTRA, unless WOLFSSL_ALT_NAMES_NO_REV);
+     * otherwise it prepends, and the list is filled from the end. */
+#if defined(OPENSSL_EXTRA) && !defined(WOLFSSL_ALT_NAMES_NO_REV)
+    const bool reversed = false;
+#else
+    const bool reversed = true;
+#endif
+    char *end = p + total;
     for (const DNS_entry *e = dc->altNames; e; e = e->next) {
         if (e->type != ASN_DNS_TYPE || e->len <= 0)
             continue;
-        memcpy(p, e->name, (size_t)e->len);
-        p[e->len] = '\0';
-        p += e->len + 1;
+        char *dst = reversed ? end - (e->len + 1) : p;
+        memcpy(dst, e->name, (size_t)e->len);
+        dst[e->len] = '\0';
+        if (reversed)
+            end = dst;
+        else
+            p += e->len + 1;
     }
     c->names_len = total;
     return true;

@@ -8,13 +8,22 @@
 
 set(TLSFRONT_WOLFSSL "bundled" CACHE STRING "wolfSSL to link: bundled (fast, default) or system (slow)")
 set_property(CACHE TLSFRONT_WOLFSSL PROPERTY STRINGS bundled system)
+# RDRAND as the bundled wolfSSL's random source (--enable-intelrand); see
+# scripts/build-wolfssl.sh and docs/TLS.md for why it is off by default.
+option(TLSFRONT_WOLFSSL_RDRAND "bundled wolfSSL: RDRAND as the random source" OFF)
 
 if(TLSFRONT_WOLFSSL STREQUAL "bundled")
     # The script runs at every configure (it answers from its cache in a
     # fraction of a second) so a change of flags reaches existing build trees.
     if(NOT WOLFSSL_PREFIX)
+        if(TLSFRONT_WOLFSSL_RDRAND)
+            set(_rdrand 1)
+        else()
+            set(_rdrand 0)
+        endif()
         execute_process(
-            COMMAND bash ${PROJECT_SOURCE_DIR}/scripts/build-wolfssl.sh
+            COMMAND ${CMAKE_COMMAND} -E env TLSFRONT_WOLFSSL_RDRAND=${_rdrand}
+                    bash ${PROJECT_SOURCE_DIR}/scripts/build-wolfssl.sh
             OUTPUT_VARIABLE _wolfssl_prefix
             OUTPUT_STRIP_TRAILING_WHITESPACE
             RESULT_VARIABLE _wolfssl_rc)

@@ -121,24 +121,6 @@ int tf_tls__select(tf_tls_session_t *s, const char *sni, size_t len)
     return 0;
 }
 
-#ifdef OPENSSL_EXTRA
-/* wolfSSL's certificate-setup callback. The session normally chose the
- * certificate from the ClientHello before wolfSSL saw it (hello.c); this
- * covers a ClientHello that only wolfSSL could read. */
-static int on_cert(WOLFSSL *ssl, void *arg)
-{
-    (void)arg;
-    tf_tls_session_t *s = tf_tls__session_of(ssl);
-    if (s == NULL)
-        return 0;
-    if (s->selected)
-        return s->served != NULL ? 1 : 0;
-    char *name = NULL;
-    unsigned short len = wolfSSL_SNI_GetRequest(ssl, WOLFSSL_SNI_HOST_NAME, (void **)&name);
-    return tf_tls__select(s, len > 0 ? name : NULL, len) == 0 ? 1 : 0;
-}
-#endif
-
 static int configure(tf_tls_ctx_t *c, const tf_tls_ctx_opts_t *opts, const tf_cs_bundle_t *def,
                      char *err, size_t errlen)
 {
@@ -151,32 +133,37 @@ static int configure(tf_tls_ctx_t *c, const tf_tls_ctx_opts_t *opts, const tf_cs
         set_err(err, errlen, "tls: cannot set the cipher suites");
         return TF_ETLS;
     }
-    /* set_groups orders the TLS 1.3 key shares; the curves list also
-     * disables every other curve for TLS 1.2 ECDHE. No FFDHE group is named,
-     * and no DHE suite is enabled, so finite-field DH is never chosen. */
+    /* set_groups orders the TLS 1.3 key shares and refuses other groups.
+     * For TLS 1.2 ECDHE, wolfSSL's native API has no server-side limit (a
+     * server's UseSupportedCurve list is merged with the client's, and the
+     * compatibility layer's curves list is not built in): wolfSSL prefers a
+     * 256-bit curve, then the next larger one the client offers, so only a
+     * client offering none of ours could get P-521, and hello.c refuses
+     * that ClientHello. No FFDHE group is named, and no DHE suite is
+     * enabled, so finite-field DH is never chosen. */
     int groups[] = {WOLFSSL_ECC_X25519, WOLFSSL_ECC_SECP256R1, WOLFSSL_ECC_SECP384R1};
-    int ok = wolfSSL_CTX_set_groups(w, groups, 3) == WOLFSSL_SUCCESS;
-#ifdef OPENSSL_EXTRA
-    ok = ok && wolfSSL_CTX_set1_curves_list(w, "X25519:P-256:P-384") == WOLFSSL_SUCCESS;
-#endif
-    if (!ok) {
+    if (wolfSSL_CTX_set_groups(w, groups, 3) != WOLFSSL_SUCCESS) {
         set_err(err, errlen, "tls: cannot set the key exchange groups");
         return TF_ETLS;
     }
     /* Resumption is by ticket only: no server-side session cache. */
     wolfSSL_CTX_set_session_cache_mode(w, WOLFSSL_SESS_CACHE_OFF);
     tf_tls__install_io(w);
-#ifdef OPENSSL_EXTRA
-    wolfSSL_CTX_set_cert_cb(w, on_cert, NULL);
-#endif
     if (c->tickets != NULL) {
         if (tf_tls__tickets_install(c->tickets, w) != 0) {
             set_err(err, errlen, "tls: cannot install the session-ticket callback");
             return TF_ETLS;
         }
     } else {
+        /* All three: with WOLFSSL_TLS13_TICKET_BEFORE_FINISHED wolfSSL sends
+         * a TLS 1.3 ticket with its own default key whatever num_tickets
+         * says, unless no_ticket_TLSv13 is set. */
         wolfSSL_CTX_NoTicketTLSv12(w);
         wolfSSL_CTX_set_num_tickets(w, 0);
+        if (wolfSSL_CTX_no_ticket_TLSv13(w) != 0) { /* 0 on success, unlike the others */
+            set_err(err, errlen, "tls: cannot turn TLS 1.3 tickets off");
+            return TF_ETLS;
+        }
     }
     return 0;
 }

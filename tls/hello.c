@@ -7,7 +7,13 @@
  * load the chosen certificate before wolfSSL picks the signature algorithm,
  * and refuse an unknown name with a plaintext unrecognized_name alert
  * before any handshake state exists. Malformed input is left to wolfSSL,
- * which rejects it with the proper alert. */
+ * which rejects it with the proper alert.
+ *
+ * The supported_groups extension is read too: without wolfSSL's
+ * compatibility layer nothing limits the curve of a TLS 1.2 ECDHE exchange
+ * to the ones the server names (wolfSSL takes the union of both lists), so a
+ * client that offers only P-521 would get it. Such a ClientHello is refused
+ * here with handshake_failure, as TLS 1.3 refuses it in wolfSSL. */
 #include "tls/tls_internal.h"
 
 #include <stdlib.h>
@@ -81,6 +87,22 @@ static int parse_sni_ext(span_t ext, const char **name, size_t *len)
     return TF_TLS__HELLO_OK;
 }
 
+/* Whether a supported_groups extension body names X25519, P-256 or P-384
+ * (an empty list is left to wolfSSL). */
+static int parse_groups_ext(span_t ext)
+{
+    span_t list;
+    size_t g;
+    if (!take_vec(&ext, 2, &list) || ext.len != 0 || list.len % 2 != 0)
+        return TF_TLS__HELLO_BAD;
+    if (list.len == 0)
+        return TF_TLS__HELLO_OK;
+    while (take_u16(&list, &g))
+        if (g == 0x001d || g == 0x0017 || g == 0x0018)
+            return TF_TLS__HELLO_OK;
+    return TF_TLS__HELLO_NOGROUP;
+}
+
 /* A complete ClientHello body (after the 4-byte handshake header). */
 static int parse_body(span_t b, const char **name, size_t *len)
 {
@@ -93,13 +115,22 @@ static int parse_body(span_t b, const char **name, size_t *len)
         return TF_TLS__HELLO_OK; /* no extensions at all */
     if (!take_vec(&b, 2, &exts) || b.len != 0)
         return TF_TLS__HELLO_BAD;
+    int groups = TF_TLS__HELLO_OK;
+    bool sni_seen = false;
     while (exts.len > 0) {
         if (!take_u16(&exts, &type) || !take_vec(&exts, 2, &ext))
             return TF_TLS__HELLO_BAD;
-        if (type == 0)
-            return parse_sni_ext(ext, name, len);
+        int r = TF_TLS__HELLO_OK;
+        if (type == 0 && !sni_seen) {
+            sni_seen = true;
+            r = parse_sni_ext(ext, name, len);
+        } else if (type == 10) {
+            r = groups = parse_groups_ext(ext);
+        }
+        if (r == TF_TLS__HELLO_BAD)
+            return r;
     }
-    return TF_TLS__HELLO_OK;
+    return groups;
 }
 
 /* Copies the handshake bytes of consecutive handshake records into dst
@@ -174,6 +205,8 @@ int tf_tls__hello_sni(const uint8_t *in, size_t inlen, const char **name, size_t
     gather(in, inlen, msg, HS_HDR + blen);
     int r = parse_body((span_t){msg + HS_HDR, blen}, name, len);
     if (r != TF_TLS__HELLO_OK) {
+        *name = NULL;
+        *len = 0;
         free(msg);
         return r;
     }

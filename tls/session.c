@@ -182,8 +182,9 @@ int tf_tls_session_feed(tf_tls_session_t *s, const void *data, size_t len)
     return buf_append(&s->in, data, len, len);
 }
 
-/* A fatal unrecognized_name alert, plaintext: nothing was negotiated yet. */
+/* Fatal alerts, plaintext: nothing was negotiated yet. */
 static const uint8_t k_alert_unrecognized_name[] = {0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 112};
+static const uint8_t k_alert_handshake_failure[] = {0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 40};
 
 /* Chooses the certificate from the buffered ClientHello before wolfSSL
  * reads it (see hello.c). TF_TLS_OK to go on with wolfSSL, TF_TLS_WANT_READ
@@ -202,8 +203,18 @@ static int preselect(tf_tls_session_t *s)
         s->error = "out of memory";
         return TF_ENOMEM;
     }
+    if (r == TF_TLS__HELLO_NOGROUP) {
+        s->error = "no shared key exchange group";
+        if (buf_append(&s->out, k_alert_handshake_failure, sizeof k_alert_handshake_failure,
+                       OUT_MIN) != 0)
+            return TF_ENOMEM;
+        return TF_ETLS;
+    }
     if (r == TF_TLS__HELLO_BAD) {
-        s->hello_opaque = true; /* wolfSSL refuses it with the right alert */
+        /* Malformed: wolfSSL refuses it with the right alert. Otherwise (a
+         * hello in more records than hello.c reassembles) wolfSSL serves
+         * the context's certificate, which is the default's. */
+        s->hello_opaque = true;
         return TF_TLS_OK;
     }
     int sel = tf_tls__select(s, name, len);

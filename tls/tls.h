@@ -38,8 +38,9 @@
 /* ---- process-wide ------------------------------------------------------ */
 
 /* Initialises wolfSSL once per process; call before any other tf_tls_* or
- * certificate-store function. Returns 0 or TF_ETLS. Not thread-safe: call
- * from main before starting threads. */
+ * certificate-store function. Returns 0 or TF_ETLS (also when wolfSSL uses
+ * RDRAND as its random source and the CPU's output looks broken: see
+ * docs/TLS.md). Not thread-safe: call from main before starting threads. */
 int tf_tls_global_init(void) __attribute__((warn_unused_result));
 
 /* Releases wolfSSL's global state at exit. */

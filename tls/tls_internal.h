@@ -54,12 +54,15 @@ int tf_tls__select(tf_tls_session_t *s, const char *sni, size_t len);
  * (ciphertext as received, possibly several records). On TF_TLS__HELLO_OK
  * *name points into `in` or into *scratch, which the caller frees after
  * using *name (NULL when the ClientHello fits one record); *name is NULL
- * when there is no server_name. On other results *scratch is NULL. */
+ * when there is no server_name. On other results *scratch is NULL.
+ * TF_TLS__HELLO_NOGROUP: the client's supported_groups names none of
+ * X25519, P-256, P-384 (SPEC §6), so no handshake can follow. */
 enum {
     TF_TLS__HELLO_OK = 0,
     TF_TLS__HELLO_MORE = 1, /* incomplete: feed more */
     TF_TLS__HELLO_BAD = 2,  /* not a ClientHello we can read: leave it to wolfSSL */
     TF_TLS__HELLO_NOMEM = 3,
+    TF_TLS__HELLO_NOGROUP = 4, /* no allowed key-exchange group offered */
 };
 int tf_tls__hello_sni(const uint8_t *in, size_t inlen, const char **name, size_t *len,
                       void **scratch);

@@ -7,10 +7,10 @@
  *   ctx  one WOLFSSL_CTX per certificate, holding its chain and key; the
  *        handshake uses it as is (what switching contexts per SNI would cost
  *        per handshake: nothing extra). Memory: one context per certificate.
- *   load one WOLFSSL_CTX holding the default certificate; wolfSSL's
- *        certificate-setup callback loads the selected chain and key (DER)
- *        into the connection, and wolfSSL frees them when the handshake ends.
- *        Memory: the store's DER only.
+ *   load one WOLFSSL_CTX holding the default certificate; the selected chain
+ *        and key (DER) are loaded into the connection before wolfSSL_accept
+ *        (what tls/ does once hello.c has read the SNI), and wolfSSL frees
+ *        them when the handshake ends. Memory: the store's DER only.
  *
  * Prints the heap bytes one loaded WOLFSSL_CTX costs, and the wall time per
  * handshake pair for each mode. For instruction counts independent of machine
@@ -62,9 +62,9 @@ static int pipe_send(WOLFSSL *ssl, char *buf, int sz, void *ctx)
     return sz;
 }
 
-static int load_cb(WOLFSSL *ssl, void *arg)
+/* The per-connection load, as tls/ctx.c does it. */
+static int load_into(WOLFSSL *ssl)
 {
-    (void)arg;
     if (wolfSSL_use_certificate_chain_buffer_format(ssl, chain, chain_len,
                                                     WOLFSSL_FILETYPE_ASN1) != WOLFSSL_SUCCESS)
         return 0;
@@ -142,12 +142,12 @@ static double now_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static int handshake(WOLFSSL_CTX *sctx, WOLFSSL_CTX *cctx)
+static int handshake(WOLFSSL_CTX *sctx, WOLFSSL_CTX *cctx, int load_mode)
 {
     static mem_pipe_t c2s, s2c;
     WOLFSSL *s = wolfSSL_new(sctx), *c = wolfSSL_new(cctx);
     int ok = 0;
-    if (s != NULL && c != NULL) {
+    if (s != NULL && c != NULL && (!load_mode || load_into(s))) {
         wolfSSL_SetIOReadCtx(s, &c2s);
         wolfSSL_SetIOWriteCtx(s, &s2c);
         wolfSSL_SetIOReadCtx(c, &s2c);
@@ -174,8 +174,6 @@ static double run(int load_mode, int n)
     WOLFSSL_CTX *cctx = wolfSSL_CTX_new(wolfTLSv1_3_client_method());
     if (cctx == NULL)
         exit(1);
-    if (load_mode)
-        wolfSSL_CTX_set_cert_cb(sctx, load_cb, NULL);
     wolfSSL_CTX_set_verify(cctx, WOLFSSL_VERIFY_NONE, NULL);
     wolfSSL_CTX_set_groups(cctx, groups, 2);
     wolfSSL_CTX_set_groups(sctx, groups, 2);
@@ -186,7 +184,7 @@ static double run(int load_mode, int n)
     int ok = 0;
     double t0 = now_s();
     for (int i = 0; i < n; i++)
-        ok += handshake(sctx, cctx);
+        ok += handshake(sctx, cctx, load_mode);
     double us = (now_s() - t0) * 1e6 / n;
     if (ok != n) {
         fprintf(stderr, "bench_handoff: %d of %d handshakes failed\n", n - ok, n);

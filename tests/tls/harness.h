@@ -29,7 +29,9 @@ const char *hx_dir(void); /* a scratch directory removed by hx_teardown */
 /* A server context; tickets may be NULL. */
 tf_tls_ctx_t *hx_ctx(bool tls13_only, bool reject_unknown, tf_tls_tickets_t *tickets);
 
-/* version: 0 (1.2 or 1.3), 12 or 13. ciphers NULL: wolfSSL's default. */
+/* version: 0 (1.2 or 1.3), 12 or 13. ciphers NULL: wolfSSL's default.
+ * The client trusts no CA and accepts any certificate; hx_peer_subject
+ * tells which one it received. */
 WOLFSSL_CTX *hx_client_ctx(int version, const char *ciphers);
 
 typedef struct {
@@ -37,6 +39,7 @@ typedef struct {
     WOLFSSL *c;
     hx_bytes_t c2s, s2c;   /* in flight */
     hx_bytes_t server_log; /* everything the server ever emitted */
+    hx_bytes_t peer_leaf;  /* DER of the leaf certificate the client received */
     size_t piece;          /* feed the server this many bytes at a time (0: all) */
     int server_rc, client_err;
 } hx_pair_t;
@@ -57,7 +60,8 @@ size_t hx_client_to_server(hx_pair_t *p, const void *data, size_t len, void *out
 /* Server writes, client reads all of it; returns bytes the client read. */
 size_t hx_server_to_client(hx_pair_t *p, const void *data, size_t len, void *out, size_t cap);
 
-/* The subject of the certificate the client was served ("/CN=..."). */
+/* The subject of the certificate the client was served ("/CN=..."), read
+ * from the DER the client received (not from the server's own account). */
 void hx_peer_subject(hx_pair_t *p, char *buf, size_t len);
 
 /* Called with true before and false after each call into the client's
