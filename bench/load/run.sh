@@ -12,7 +12,7 @@
 #           certificates; compare with ecdsa (SPEC: within 5%). Not nginx.
 #   keepalive (not run by default) 1 KiB responses, requests one after the
 #           other on CONNS keep-alive connections: requests per second and per
-#           CPU-second, p99 latency in the second table
+#           CPU-second, p50 and p99 latency in the second table
 #   bulk    (not run by default) 1 MiB responses on BULK_CONNS keep-alive
 #           connections: MB per second and per CPU-second
 # Every figure is the median of REPEAT runs and is given as throughput and as
@@ -433,15 +433,15 @@ print_table() {
 }
 
 print_loadgen_table() {
-    printf '| proxy | case | handshakes | requests | errors | p99 ms | proxy CPU s | loadgen CPU s | backend CPU s | loadgen CPU µs/handshake |\n'
-    printf '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n'
+    printf '| proxy | case | handshakes | requests | errors | p50 ms | p99 ms | proxy CPU s | loadgen CPU s | backend CPU s | loadgen CPU µs/handshake |\n'
+    printf '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n'
     for p in $proxies; do
         for c in $cases; do
             [ "$c" = idle ] && continue
-            [ -s "$work/results/$p.$c" ] || { printf '| %s | %s | n/a | | | | | | | |\n' "$p" "$c"; continue; }
-            printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$p" "$c" \
+            [ -s "$work/results/$p.$c" ] || { printf '| %s | %s | n/a | | | | | | | | |\n' "$p" "$c"; continue; }
+            printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$p" "$c" \
                 "$(med "$p" "$c" handshakes)" "$(med "$p" "$c" requests)" "$(med "$p" "$c" errors)" \
-                "$(med "$p" "$c" p99_ms)" "$(med "$p" "$c" proxy_cpu)" "$(med "$p" "$c" cpu)" \
+                "$(med "$p" "$c" p50_ms)" "$(med "$p" "$c" p99_ms)" "$(med "$p" "$c" proxy_cpu)" "$(med "$p" "$c" cpu)" \
                 "$(med "$p" "$c" backend_cpu)" "$(med "$p" "$c" cpu_us_per_hs)"
         done
     done
