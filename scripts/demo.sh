@@ -65,12 +65,13 @@ wait_port() { # PORT: until something accepts there, 5 s at most
     return 1
 }
 wait_port 8081
-# The proxy's log goes to a file so the tour stays readable.
-$tlsfront run -c "$demo/tlsfront.yaml" 2>"$demo/tlsfront.log" &
+# The proxy's log and its access log (log.access: stdout) go to files so the
+# tour stays readable.
+$tlsfront run -c "$demo/tlsfront.yaml" 2>"$demo/tlsfront.log" >"$demo/access.log" &
 pids+=($!)
 wait_port 8443
 echo
-echo "tlsfront run -c $demo/tlsfront.yaml is up (its log: $demo/tlsfront.log)"
+echo "tlsfront run -c $demo/tlsfront.yaml is up (its log: $demo/tlsfront.log, access log: $demo/access.log)"
 
 subject() { # SNI -> the subject of the certificate served for it
     local sni=()
@@ -88,7 +89,7 @@ show curl -sS --cacert "$demo/pki/root.crt" \
     --resolve portal.acme.example:8443:127.0.0.1 https://portal.acme.example:8443/hello
 # Host must match the certificate of the connection (SPEC §7): another
 # tenant's name over acme's connection is 421 Misdirected Request.
-show curl -sS --cacert "$demo/pki/root.crt" -H "Host: portal.globex.example" \
+show curl -sS --cacert "$demo/pki/root.crt" -H "Host:portal.globex.example" \
     --resolve portal.acme.example:8443:127.0.0.1 https://portal.acme.example:8443/hello
 
 if [ -t 0 ]; then
