@@ -848,29 +848,6 @@ static void response_done(tf_conn_t *c)
 
 /* ---- errors ----------------------------------------------------------------- */
 
-static const char *reason_phrase(unsigned status)
-{
-    switch (status) {
-    case 400:
-        return "Bad Request";
-    case 404:
-        return "Not Found";
-    case 408:
-        return "Request Timeout";
-    case 421:
-        return "Misdirected Request";
-    case 431:
-        return "Request Header Fields Too Large";
-    case 502:
-        return "Bad Gateway";
-    case 503:
-        return "Service Unavailable";
-    case 504:
-        return "Gateway Timeout";
-    }
-    return "Error";
-}
-
 /* Answers the exchange with an error of our own and ends the connection;
  * once a response is under way, only closing is left. */
 static void send_error(tf_conn_t *c, unsigned status)
@@ -882,7 +859,7 @@ static void send_error(tf_conn_t *c, unsigned status)
         tf_conn_close(c, TF_LOG_INFO, "aborted");
         return;
     }
-    const char *reason = reason_phrase(status);
+    const char *reason = tf_http_reason(status);
     char body[96], out[320];
     int blen = snprintf(body, sizeof body, "%u %s\n", status, reason);
     int n = snprintf(out, sizeof out,

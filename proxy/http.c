@@ -41,24 +41,28 @@ static bool request_line_ok(const unsigned char *s, const unsigned char *e)
 
 /* Finds the end of the head, checking every line on the way: every LF must
  * follow a CR and every CR precede an LF; no line may start with whitespace
- * (obsolete folding). Returns the head's length, 0 when it has not ended
- * within len bytes, or -1 when it is malformed. */
-static long scan_head(const char *buf, size_t len)
+ * (obsolete folding). bare_lf: a line may end with LF alone (responses: a
+ * backend's line ends are harmless; its header lines are checked all the
+ * same). Returns the head's length, 0 when it has not ended within len
+ * bytes, or -1 when it is malformed. */
+static long scan_head(const char *buf, size_t len, bool bare_lf)
 {
     const unsigned char *b = (const unsigned char *)buf;
     size_t line = 0;
     bool first = true;
     for (size_t i = 0; i < len; i++) {
-        if (b[i] == '\r') {
+        if (b[i] == '\r' && !bare_lf) {
             if (i + 1 < len && b[i + 1] != '\n')
                 return -1;
             continue;
         }
         if (b[i] != '\n')
             continue;
-        if (i == 0 || b[i - 1] != '\r')
+        if (!bare_lf && (i == 0 || b[i - 1] != '\r'))
             return -1;
-        const unsigned char *s = b + line, *e = b + i - 1;
+        const unsigned char *s = b + line, *e = b + i;
+        if (e > s && e[-1] == '\r')
+            e--;
         if (e == s)
             return first ? -1 : (long)(i + 1);
         if (first ? !request_line_ok(s, e) : (*s == ' ' || *s == '\t' || !header_line_ok(s, e)))
@@ -67,6 +71,37 @@ static long scan_head(const char *buf, size_t len)
         line = i + 1;
     }
     return 0;
+}
+
+const char *tf_http_reason(unsigned status)
+{
+    switch (status) {
+    case 200:
+        return "OK";
+    case 301:
+        return "Moved Permanently";
+    case 400:
+        return "Bad Request";
+    case 404:
+        return "Not Found";
+    case 408:
+        return "Request Timeout";
+    case 414:
+        return "URI Too Long";
+    case 421:
+        return "Misdirected Request";
+    case 431:
+        return "Request Header Fields Too Large";
+    case 500:
+        return "Internal Server Error";
+    case 502:
+        return "Bad Gateway";
+    case 503:
+        return "Service Unavailable";
+    case 504:
+        return "Gateway Timeout";
+    }
+    return "Error";
 }
 
 /* ---- http-parser callbacks -------------------------------------------------------- */
@@ -274,7 +309,7 @@ static int check_framing(tf_http_request_t *r)
 int tf_http_parse_head(tf_http_parser_t *p, const char *buf, size_t len, size_t max_head,
                        tf_http_request_t *req)
 {
-    long head = scan_head(buf, len < max_head ? len : max_head);
+    long head = scan_head(buf, len < max_head ? len : max_head, false);
     if (head < 0)
         return 400;
     if (head == 0)
@@ -468,32 +503,6 @@ int tf_http_body(tf_http_parser_t *p, const char *buf, size_t len, size_t *used,
 
 /* ---- responses -------------------------------------------------------------------- */
 
-/* The end of a response head: an empty line, CRLF or bare LF. Every
- * header line is checked as strictly as a request's (a name two parsers
- * could read differently desynchronizes the connection), only the line
- * ends may be bare LF. Returns its length, 0 when it has not ended within
- * len bytes, or -1 when a line is malformed. */
-static long scan_response_head(const char *buf, size_t len)
-{
-    const unsigned char *b = (const unsigned char *)buf;
-    size_t line = 0;
-    bool first = true;
-    for (size_t i = 0; i < len; i++) {
-        if (b[i] != '\n')
-            continue;
-        const unsigned char *s = b + line, *e = b + i;
-        if (e > s && e[-1] == '\r')
-            e--;
-        if (e == s)
-            return first ? -1 : (long)(i + 1);
-        if (first ? !request_line_ok(s, e) : (*s == ' ' || *s == '\t' || !header_line_ok(s, e)))
-            return -1;
-        first = false;
-        line = i + 1;
-    }
-    return 0;
-}
-
 /* Framing of a response (RFC 9112 §6.3): anything ambiguous is refused
  * (http-parser already refuses a second Content-Length, even an identical
  * one: the checks here do not rely on that). */
@@ -531,7 +540,7 @@ static int response_framing(tf_http_parser_t *p, tf_http_response_t *r)
 int tf_http_parse_response_head(tf_http_parser_t *p, const char *buf, size_t len,
                                 size_t max_head, tf_http_response_t *resp)
 {
-    long scanned = scan_response_head(buf, len < max_head ? len : max_head);
+    long scanned = scan_head(buf, len < max_head ? len : max_head, true);
     if (scanned < 0)
         return 502;
     if (scanned == 0)

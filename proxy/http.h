@@ -138,6 +138,9 @@ int tf_http_parse_response_head(tf_http_parser_t *p, const char *buf, size_t len
 long tf_http_rewrite_response_head(const tf_http_response_t *resp, bool close, char *out,
                                    size_t outlen);
 
+/* The reason phrase of a status tlsfront answers itself ("Error" for others). */
+const char *tf_http_reason(unsigned status);
+
 /* What the backend is told about the client (SPEC §7). */
 typedef struct {
     const char *client_addr; /* "192.0.2.7" or "2001:db8::7", no port */

@@ -27,26 +27,7 @@
 
 const char *tf_redirect_reason(int status)
 {
-    switch (status) {
-    case 200:
-        return "OK";
-    case 301:
-        return "Moved Permanently";
-    case 400:
-        return "Bad Request";
-    case 404:
-        return "Not Found";
-    case 408:
-        return "Request Timeout";
-    case 414:
-        return "URI Too Long";
-    case 431:
-        return "Request Header Fields Too Large";
-    case 500:
-        return "Internal Server Error";
-    default:
-        return "Error";
-    }
+    return tf_http_reason(status > 0 ? (unsigned)status : 0);
 }
 
 static bool is_token_char(unsigned char c)
