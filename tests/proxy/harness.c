@@ -343,3 +343,44 @@ char *tf_px_log(const tf_px_t *px)
     int st;
     return tf_px_sh(&st, "cat '%s'", px->log);
 }
+
+static char *read_all(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return strdup("");
+    size_t cap = 4096, len = 0, n;
+    char *buf = malloc(cap);
+    while ((n = fread(buf + len, 1, cap - len - 1, f)) > 0) {
+        len += n;
+        if (cap - len < 1024) {
+            cap *= 2;
+            buf = realloc(buf, cap);
+        }
+    }
+    buf[len] = '\0';
+    fclose(f);
+    return buf;
+}
+
+char *tf_px_wait_file(const char *path, const char *needle, const char *needle2)
+{
+    char *out = NULL;
+    for (int i = 0; i < 200; i++) {
+        free(out);
+        out = read_all(path);
+        if (strstr(out, needle) != NULL || (needle2 != NULL && strstr(out, needle2) != NULL))
+            break;
+        struct timespec ts = {0, 50 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    return out;
+}
+
+bool tf_px_wait_log(const tf_px_t *px, const char *needle)
+{
+    char *log = tf_px_wait_file(px->log, needle, NULL);
+    bool found = strstr(log, needle) != NULL;
+    free(log);
+    return found;
+}

@@ -62,4 +62,12 @@ unsigned tf_px_count(const char *hay, const char *needle);
 /* The proxy's log so far (malloc'd). */
 char *tf_px_log(const tf_px_t *px);
 
+/* Polls (every 50 ms, 10 s at most) until the file at path contains one of
+ * the needles (the second may be NULL); returns its last contents
+ * (malloc'd, "" when it does not exist). */
+char *tf_px_wait_file(const char *path, const char *needle, const char *needle2);
+
+/* The same for the proxy's log; true when the needle showed. */
+bool tf_px_wait_log(const tf_px_t *px, const char *needle);
+
 #endif

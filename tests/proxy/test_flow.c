@@ -163,26 +163,11 @@ Test(proxy_flow, drain_keeps_an_open_tunnel_then_says_close_notify)
                        "'%s' 30 > '%s' 2>&1 &",
                        getenv("TF_SOURCE_DIR"), px.port, px.ca, outf);
     free(r);
-    /* Bounded wait for the tunnel to be up. */
-    bool ready = false;
-    for (int i = 0; i < 200 && !ready; i++) {
-        r = tf_px_sh(&st, "cat '%s'", outf);
-        ready = strstr(r, "ready") != NULL;
-        free(r);
-        struct timespec ts = {0, 50 * 1000 * 1000};
-        nanosleep(&ts, NULL);
-    }
-    cr_assert(ready, "the tunnel did not open");
+    r = tf_px_wait_file(outf, "ready", NULL);
+    cr_assert(strstr(r, "ready") != NULL, "the tunnel did not open: %s", r);
+    free(r);
     cr_expect_eq(tf_px_stop_proxy(&px), 0, "drained and exited 0");
-    char *out = NULL;
-    for (int i = 0; i < 200; i++) {
-        free(out);
-        out = tf_px_sh(&st, "cat '%s'", outf);
-        if (strstr(out, "echoes=") != NULL)
-            break;
-        struct timespec ts = {0, 50 * 1000 * 1000};
-        nanosleep(&ts, NULL);
-    }
+    char *out = tf_px_wait_file(outf, "echoes=", NULL);
     cr_expect(strstr(out, " close_notify") != NULL, "%s", out);
     unsigned echoes = 0;
     const char *e = strstr(out, "echoes=");

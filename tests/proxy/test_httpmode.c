@@ -366,19 +366,9 @@ Test(httpmode, http10_without_host_is_routed_by_sni)
     free(out);
 }
 
-/* Polls the proxy's log (bounded: 10 s) until it contains `needle`. */
 static bool log_shows(const char *needle)
 {
-    for (int i = 0; i < 200; i++) {
-        char *log = tf_px_log(&px);
-        bool found = strstr(log, needle) != NULL;
-        free(log);
-        if (found)
-            return true;
-        struct timespec ts = {0, 50 * 1000 * 1000};
-        nanosleep(&ts, NULL);
-    }
-    return false;
+    return tf_px_wait_log(&px, needle);
 }
 
 Test(httpmode, health_checks_skip_failing_backends_and_503_when_none_is_healthy)
@@ -439,15 +429,7 @@ Test(httpmode, access_log_lines_port_80_and_sigusr1)
     /* logrotate: move the file, SIGUSR1, the next line goes to a new file. */
     out = tf_px_sh(&st, "mv '%s' '%s.1' && kill -USR1 %d", path, path, (int)px.proxy_pid);
     free(out);
-    bool reopened = false;
-    for (int i = 0; i < 100 && !reopened; i++) {
-        char *log = tf_px_log(&px);
-        reopened = strstr(log, "access log reopened") != NULL;
-        free(log);
-        struct timespec ts = {0, 50 * 1000 * 1000};
-        nanosleep(&ts, NULL);
-    }
-    cr_assert(reopened);
+    cr_assert(tf_px_wait_log(&px, "access log reopened"));
     out = CURL(&st, "portal.acme.example", "-o /dev/null https://portal.acme.example:%u/after", px.port);
     free(out);
     out = tf_px_sh(&st, "grep -c '\"/after\"' '%s'; grep -c '\"/logged' '%s.1'", path, path);
@@ -531,15 +513,7 @@ Test(httpmode, websocket_survives_reloads)
         struct timespec ts = {0, 400 * 1000 * 1000};
         nanosleep(&ts, NULL);
     }
-    char *out = NULL;
-    for (int i = 0; i < 200; i++) {
-        free(out);
-        out = tf_px_sh(&st, "cat '%s'", outf);
-        if (strstr(out, "ok ") != NULL || strstr(out, "error") != NULL)
-            break;
-        struct timespec ts = {0, 50 * 1000 * 1000};
-        nanosleep(&ts, NULL);
-    }
+    char *out = tf_px_wait_file(outf, "ok ", "error");
     cr_expect(strstr(out, "ok ") != NULL, "%s", out);
     free(out);
     char *log = tf_px_log(&px);
@@ -601,15 +575,7 @@ Test(httpmode, an_in_flight_request_completes_across_sigterm)
     snprintf(needle, sizeof needle, "backend 127.0.0.1:%u connected", px.echo_port);
     cr_assert(log_shows(needle), "the request reached the backend");
     cr_expect_eq(tf_px_stop_proxy(&px), 0, "drained and exited 0");
-    char *out = NULL;
-    for (int i = 0; i < 200; i++) {
-        free(out);
-        out = tf_px_sh(&st, "cat '%s'", outf);
-        if (strstr(out, "}") != NULL || strstr(out, "curl:") != NULL)
-            break;
-        struct timespec ts = {0, 50 * 1000 * 1000};
-        nanosleep(&ts, NULL);
-    }
+    char *out = tf_px_wait_file(outf, "}", "curl:");
     cr_expect(strstr(out, "HTTP/1.1 200") != NULL, "%s", out);
     cr_expect(strstr(out, "Connection: close") != NULL, "%s", out);
     cr_expect(strstr(out, "\"target\": \"/slow?ms=800\"") != NULL, "%s", out);
