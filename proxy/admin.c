@@ -12,7 +12,10 @@
 #include "proxy/proxy_internal.h"
 
 #include <errno.h>
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <netinet/in.h>
 #include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,6 +39,9 @@ struct tf_admin {
     tf_cs_trust_t *trust; /* for validating uploads as the store would */
     char token[TOKEN_MAX];
     size_t token_len; /* 0: no token required */
+    bool deny_all;    /* a configured token could not be read: nothing is allowed */
+    bool loopback;    /* admin.listen is a loopback address */
+    bool pending;     /* a connection waits to be taken (cap or memory) */
     admin_conn_t *conns;
     unsigned handles; /* the listener + every connection */
     bool closing;
@@ -117,7 +123,8 @@ static void respond(admin_conn_t *c, int status, const char *type, const char *h
             "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n%sCache-Control: "
             "no-store\r\nConnection: close\r\n\r\n",
             status, status_text(status), type, len, headers ? headers : "");
-    fwrite(body, 1, len, f);
+    if (strcmp(c->method, "HEAD") != 0)
+        fwrite(body, 1, len, f);
     if (fclose(f) != 0) {
         free(out);
         conn_close(c);
@@ -402,7 +409,9 @@ static char *existing_key(const char *dir, const char *name, size_t *len, bool *
     char *begin = strstr(pem, "-----BEGIN ");
     while (begin != NULL && strncmp(strchr(begin, ' ') + 1, "CERTIFICATE-----", 16) == 0)
         begin = strstr(begin + 1, "-----BEGIN ");
-    char *end = begin != NULL ? strstr(begin, "PRIVATE KEY-----\n") : NULL;
+    /* The BEGIN line's "PRIVATE KEY-----", then the END line's (any line
+     * ending: CRLF bundles are valid, SPEC §4.1). */
+    char *end = begin != NULL ? strstr(begin, "PRIVATE KEY-----") : NULL;
     end = end != NULL ? strstr(end + 1, "PRIVATE KEY-----") : NULL;
     if (end == NULL) {
         explicit_bzero(pem, *len);
@@ -410,10 +419,13 @@ static char *existing_key(const char *dir, const char *name, size_t *len, bool *
         return NULL;
     }
     end += strlen("PRIVATE KEY-----");
+    size_t total = *len;
     *len = (size_t)(end - begin);
     memmove(pem, begin, *len);
     pem[(*len)++] = '\n';
     pem[*len] = '\0';
+    /* The key's first copy, further in, must not outlive the call. */
+    explicit_bzero(pem + *len + 1, total > *len ? total - *len : 0);
     return pem;
 }
 
@@ -582,11 +594,26 @@ static void put_cert(admin_conn_t *c, const char *name)
     start_reload(c, false, "PUT /certs");
 }
 
+/* Whether path is tls.default_cert (the proxy cannot start without it). */
+static bool is_default_cert(const tf_admin_t *a, const char *path)
+{
+    const char *def = tf_conf_tls(tf_reload_conf(a->reload))->default_cert;
+    char rp1[PATH_MAX], rp2[PATH_MAX];
+    return def != NULL && realpath(path, rp1) != NULL && realpath(def, rp2) != NULL &&
+           strcmp(rp1, rp2) == 0;
+}
+
 static void delete_cert(admin_conn_t *c, const char *name)
 {
     const char *dir = cert_dir(c->admin);
     char path[4200];
     snprintf(path, sizeof path, "%s/%s.pem", dir ? dir : ".", name);
+    if (dir != NULL && is_default_cert(c->admin, path)) {
+        respond_text(c, 409, NULL,
+                     "this is tls.default_cert, which tlsfront cannot start without: replace it "
+                     "with PUT instead\n");
+        return;
+    }
     if (dir == NULL || unlink(path) != 0) {
         int err = dir == NULL ? ENOENT : errno;
         if (err != ENOENT)
@@ -681,6 +708,8 @@ static void route(admin_conn_t *c)
  * long the comparison took. */
 static bool token_ok(const tf_admin_t *a, const tf_http_request_t *req)
 {
+    if (a->deny_all)
+        return false;
     if (a->token_len == 0)
         return true;
     const char *v = NULL;
@@ -765,8 +794,13 @@ static void conn_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     size_t limit = TF_ADMIN_MAX_HEAD + TF_ADMIN_MAX_BODY;
     if (c->cap - c->len < 4096 && c->cap < limit) {
         size_t cap = c->cap * 2 < limit ? c->cap * 2 : limit;
-        char *p = realloc(c->buf, cap + 1);
+        /* Not realloc: an upload may hold a private key, and the old
+         * buffer is wiped before it goes back to the allocator. */
+        char *p = malloc(cap + 1);
         if (p != NULL) {
+            memcpy(p, c->buf, c->len);
+            explicit_bzero(c->buf, c->cap + 1);
+            free(c->buf);
             c->buf = p;
             c->cap = cap;
         }
@@ -783,15 +817,12 @@ static void conn_on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
     }
     c->len += (size_t)n;
     c->buf[c->len] = '\0';
-    if (c->len >= c->cap && !c->head_done) {
-        respond_text(c, 431, NULL, "header too large\n");
-        return;
-    }
-    if (c->len >= c->cap && c->head_done && c->len < c->head_len + c->body_len) {
-        respond_text(c, 413, NULL, "request too large\n");
-        return;
-    }
     conn_progress(c);
+    /* A full buffer is only too much once it can grow no more (the head's
+     * own limit is the parser's: 431). */
+    if (!c->answered && !c->waiting && c->len >= c->cap &&
+        c->cap >= TF_ADMIN_MAX_HEAD + TF_ADMIN_MAX_BODY)
+        respond_text(c, c->head_done ? 413 : 431, NULL, "request too large\n");
 }
 
 static void conn_on_timeout(uv_timer_t *t)
@@ -812,6 +843,8 @@ static void admin_maybe_free(tf_admin_t *a)
     }
 }
 
+static void admin_on_connection(uv_stream_t *server, int status);
+
 static void conn_on_closed(uv_handle_t *h)
 {
     admin_conn_t *c = h->data;
@@ -831,6 +864,12 @@ static void conn_on_closed(uv_handle_t *h)
     free(c->extra);
     free(c);
     a->handles--;
+    /* libuv holds an accepted connection it could not hand over and stops
+     * watching the listener until it is taken: take it now. */
+    if (a->pending && !a->closing) {
+        a->pending = false;
+        admin_on_connection((uv_stream_t *)&a->tcp, 0);
+    }
     admin_maybe_free(a);
 }
 
@@ -842,15 +881,24 @@ static void conn_close(admin_conn_t *c)
     uv_close((uv_handle_t *)&c->timer, conn_on_closed);
 }
 
+/* Admin connections at once: each holds a descriptor, and descriptors are
+ * shared with the data path. More wait in the listen backlog. */
+#define TF_ADMIN_MAX_CONNS 32u
+
 static void admin_on_connection(uv_stream_t *server, int status)
 {
     tf_admin_t *a = server->data;
     if (status < 0 || a->closing)
         return;
+    if (a->handles > TF_ADMIN_MAX_CONNS) {
+        a->pending = true; /* taken when a connection closes */
+        return;
+    }
     admin_conn_t *c = calloc(1, sizeof *c);
     if (c == NULL || (c->buf = malloc(4097)) == NULL) {
         free(c);
-        return; /* left pending in the backlog */
+        a->pending = true;
+        return;
     }
     c->cap = 4096;
     c->admin = a;
@@ -901,18 +949,32 @@ void tf_admin_reload_token(tf_admin_t *a, const tf_conf_t *conf)
         if (a->token_len > 0)
             TF_LOG(TF_LOG_WARN, "admin: admin.token_file removed: no token required any more");
         a->token_len = 0;
+        a->deny_all = false;
+        if (!a->loopback) {
+            /* Fail closed: an open admin API off loopback is anyone's. */
+            TF_LOG(TF_LOG_ERROR, "admin: admin.listen is not a loopback address and no "
+                   "admin.token_file is set: every admin request is refused until one is");
+            a->deny_all = true;
+        }
         return;
     }
     char token[TOKEN_MAX];
     size_t len = 0;
     int rc = read_token(path, token, &len);
     if (rc != 0) {
-        TF_LOG(TF_LOG_ERROR, "%s: cannot read the admin token (%s); the token in use stays", path,
-               rc == TF_EINVAL ? "empty or too long" : strerror(-rc));
+        /* Fail closed: a configured token that cannot be read must not
+         * leave the API open (start-up refuses the same configuration). */
+        TF_LOG(TF_LOG_ERROR, "%s: cannot read the admin token (%s); %s", path,
+               rc == TF_EINVAL ? "empty or too long" : strerror(-rc),
+               a->token_len > 0 ? "the token in use stays"
+                                : "every admin request is refused until it can be read");
+        if (a->token_len == 0)
+            a->deny_all = true;
         return;
     }
     memcpy(a->token, token, len);
     a->token_len = len;
+    a->deny_all = false;
     explicit_bzero(token, sizeof token);
 }
 
@@ -926,6 +988,19 @@ static int admin_bind(tf_admin_t *a, const tf_conf_addr_t *addr)
     if (rc != 0) {
         TF_LOG(TF_LOG_ERROR, "%s: admin.listen: %s; use an IP address", addr->text,
                gai_strerror(rc));
+        return TF_EINVAL;
+    }
+    const struct sockaddr *sa = res->ai_addr;
+    a->loopback =
+        sa->sa_family == AF_INET
+            ? (ntohl(((const struct sockaddr_in *)(const void *)sa)->sin_addr.s_addr) >> 24) == 127
+            : IN6_IS_ADDR_LOOPBACK(&((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr);
+    if (!a->loopback && a->token_len == 0) {
+        freeaddrinfo(res);
+        TF_LOG(TF_LOG_ERROR,
+               "%s: admin.listen is not a loopback address: set admin.token_file, or listen on "
+               "127.0.0.1 (anyone who reaches the admin API can replace certificates)",
+               addr->text);
         return TF_EINVAL;
     }
     uv_tcp_init(a->loop, &a->tcp);

@@ -464,6 +464,9 @@ static void job_finish_result(job_t *j)
     j->res.failures = j->failures.data;
     j->res.warnings = j->warnings.data;
     j->res.restart = j->restart.data;
+    /* A periodic check that found nothing to do is not a reload. */
+    if (j->quiet && j->unchanged && j->rc == 0)
+        return;
     if (j->rc != 0)
         r->failed++;
     else if (j->conf_err != NULL || j->res.failed > 0)
@@ -494,6 +497,11 @@ static void job_after(uv_work_t *req, int status)
     }
     if (j->rc == 0 && j->unchanged) {
         job_log(j, why);
+        /* The next-change timer is one-shot and capped at a day: a firing
+         * that changed nothing arms it again for a date still ahead (one
+         * already passed that changed nothing is not retried every second). */
+        if (!r->closed && tf_cs_snapshot_next_change(r->snap) > time(NULL))
+            reload_schedule_next_change(r);
     } else if (j->rc == 0) {
         bool new_sources = j->store != NULL;
         job_publish(j);

@@ -3,7 +3,7 @@
  *
  * Every trigger goes through one path, tf_reload_request(): SIGHUP and
  * POST /reload (certificates and configuration), a change in a watched
- * certificate directory (inotify through uv_fs_event, debounced 200 ms), a
+ * certificate directory (inotify through uv_fs_event, debounced 100 ms), a
  * slow periodic re-check (for editors and rename patterns that events miss),
  * and the next date at which a certificate becomes valid, enters its last
  * 30 days or expires (tf_cs_snapshot_next_change). The rebuild runs on

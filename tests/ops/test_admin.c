@@ -244,3 +244,43 @@ Test(ops_admin, post_reload_with_a_broken_config_lists_the_errors)
     free(out);
     cr_expect(tf_ops_echo(&ops, "portal.acme.example"));
 }
+
+/* Found by review: a bundle bigger than the first read buffer (4 KiB) was
+ * refused with 431/413; comments and a long chain make real bundles that
+ * big. */
+Test(ops_admin, a_large_bundle_uploads)
+{
+    char bundle[1400], big[1500];
+    snprintf(bundle, sizeof bundle, "%s/big-src.pem", ops.px.tmp);
+    snprintf(big, sizeof big, "%s/big.pem", ops.px.tmp);
+    char *serial = tf_ops_issue(&ops, bundle, "new", "big.example");
+    int rc;
+    /* 20 KiB of comment lines before the PEM blocks, as some exports have. */
+    char *sh = tf_px_sh(&rc,
+                        "(for i in $(seq 300); do echo 'Bag Attributes: padding line %%d'; done; "
+                        "cat '%s') > '%s' && stat -c %%s '%s'",
+                        bundle, big, big);
+    cr_assert_eq(rc, 0, "%s", sh);
+    cr_assert_gt(atoi(sh), 8192, "%s", sh);
+    free(sh);
+    int st;
+    char *out = admin(&st, "PUT", "/certs/big", big);
+    cr_expect_eq(st, 200, "%s", out);
+    free(out);
+    cr_expect(tf_ops_wait_serial(&ops, "big.example", serial, 5));
+    free(serial);
+}
+
+Test(ops_admin, the_default_certificate_cannot_be_deleted_and_head_has_no_body)
+{
+    int st;
+    char *out = admin(&st, "DELETE", "/certs/system", NULL);
+    cr_expect_eq(st, 409, "%s", out);
+    free(out);
+    int rc;
+    out = tf_px_sh(&rc, "curl -s -I -H 'Authorization: Bearer %s' http://127.0.0.1:%u/healthz",
+                   TOKEN, ops.admin_port);
+    cr_expect_not_null(strstr(out, "HTTP/1.1 200"), "%s", out);
+    cr_expect_null(strstr(out, "\r\n\r\nok"), "%s", out);
+    free(out);
+}

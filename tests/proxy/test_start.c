@@ -77,3 +77,15 @@ Test(proxy_start, help_lists_run)
     cr_expect_not_null(strstr(out, "  run "), "%s", out);
     free(out);
 }
+
+/* An admin API off loopback without a token would let anyone replace
+ * certificates: refused (found by review). */
+Test(proxy_start, admin_off_loopback_without_a_token_refuses_to_start)
+{
+    int st;
+    char *path = variant("^workers: .*", "admin: {listen: \"0.0.0.0:1\"}\\nworkers: 1");
+    char *out = run(&st, path);
+    cr_expect_eq(st, 1, "%s", out);
+    cr_expect_not_null(strstr(out, "admin.listen is not a loopback address"), "%s", out);
+    free(out);
+}
