@@ -279,16 +279,20 @@ static int job_build_store(job_t *j, const tf_conf_t *conf)
     return 0;
 }
 
+/* TLS contexts for the new snapshot; tenant tables only with a new
+ * configuration (a certificate change keeps the workers' tables, their
+ * down marks and health, and resolves no backend name again). */
 static int job_build_workers(job_t *j, const tf_conf_t *conf)
 {
     unsigned n = j->r->nworkers;
+    bool tables = j->conf != NULL;
     j->tls = calloc(n ? n : 1, sizeof *j->tls);
     j->ups = calloc(n ? n : 1, sizeof *j->ups);
     if (j->tls == NULL || j->ups == NULL)
         return TF_ENOMEM;
     for (unsigned i = 0; i < n; i++) {
-        int rc = tf_worker_build(j->r->shared, conf, j->snap, &j->tls[i], &j->ups[i], j->error,
-                                 sizeof j->error);
+        int rc = tf_worker_build(j->r->shared, conf, j->snap, &j->tls[i],
+                                 tables ? &j->ups[i] : NULL, j->error, sizeof j->error);
         if (rc != 0)
             return rc;
     }

@@ -32,6 +32,7 @@ struct tf_upstream {
     slot_t *slots;
     size_t mask; /* slot count - 1; a power of two */
     uint32_t catch_all;
+    unsigned refs; /* generations sharing the table (one worker's thread only) */
 };
 
 static uint64_t hash_str(const char *s)
@@ -132,6 +133,7 @@ int tf_upstream_new(const tf_conf_t *conf, tf_upstream_t **out, char *err, size_
     if (u == NULL)
         goto out;
     u->catch_all = TF_UPSTREAM_NONE;
+    u->refs = 1;
     u->ntenants = tf_conf_tenant_count(conf);
     u->tenants = calloc(u->ntenants, sizeof *u->tenants);
     if (u->tenants == NULL)
@@ -153,9 +155,15 @@ out:
     return 0;
 }
 
+tf_upstream_t *tf_upstream_ref(tf_upstream_t *u)
+{
+    u->refs++;
+    return u;
+}
+
 void tf_upstream_free(tf_upstream_t *u)
 {
-    if (u == NULL)
+    if (u == NULL || --u->refs > 0)
         return;
     for (size_t i = 0; u->tenants != NULL && i < u->ntenants; i++)
         free(u->tenants[i].backends);

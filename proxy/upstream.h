@@ -36,7 +36,12 @@ typedef struct {
  * 'x': backend 'h:p': cannot resolve: reason") into err. */
 int tf_upstream_new(const tf_conf_t *conf, tf_upstream_t **out, char *err, size_t errlen)
     __attribute__((warn_unused_result));
+/* Drops one reference; the last frees the table. A certificate-only reload
+ * shares the table between generations (tf_upstream_ref): its down marks,
+ * health and round-robin positions carry on. Not thread-safe: one worker's
+ * tables are referenced on that worker's thread only. */
 void tf_upstream_free(tf_upstream_t *u);
+tf_upstream_t *tf_upstream_ref(tf_upstream_t *u);
 
 /* The tenant for a client's SNI (NULL: none sent): exact host, then a
  * wildcard "*.base" covering one label, then the "*" tenant. The SNI is

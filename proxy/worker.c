@@ -126,11 +126,12 @@ static void route_try_swap(tf_worker_t *w)
     }
     uv_timer_stop(&w->route_timer);
     tf_worker_gen_t *old = w->route_gen;
+    tf_upstream_t *was = w->upstream;
     w->route_gen = w->gen;
     w->route_gen->refs++;
     w->upstream = w->gen->upstream;
     /* Health checks follow the table in use (its tenants, paths, backends). */
-    if (old != NULL && !w->stopping) {
+    if (old != NULL && !w->stopping && w->upstream != was) {
         tf_health_stop(w->health);
         w->health = NULL;
         if (tf_health_start(&w->loop, w->upstream, w->gen->conf, &w->health) != 0)
@@ -149,6 +150,10 @@ static void worker_on_route_timer(uv_timer_t *t)
 static void gen_make_current(tf_worker_t *w, tf_worker_gen_t *g)
 {
     tf_worker_gen_t *old = w->gen;
+    /* A certificate-only reload keeps the tenant table (and its down marks
+     * and health) of the generation in service. */
+    if (g->upstream == NULL && old != NULL)
+        g->upstream = tf_upstream_ref(old->upstream);
     g->first_seq = w->accepted;
     g->older = old;
     w->gen = g;
@@ -205,9 +210,10 @@ int tf_worker_build(const tf_shared_t *shared, const tf_conf_t *conf, const tf_c
         .tickets = shared->tickets,
     };
     *tls = NULL;
-    *upstream = NULL;
+    if (upstream != NULL)
+        *upstream = NULL;
     int rc = tf_tls_ctx_new(&opts, snap, tls, err, errlen);
-    if (rc == 0)
+    if (rc == 0 && upstream != NULL)
         rc = tf_upstream_new(conf, upstream, err, errlen);
     if (rc != 0) {
         tf_tls_ctx_free(*tls);

@@ -141,7 +141,9 @@ void tf_worker_free(tf_worker_t *w);
 
 /* Builds a TLS context and an upstream table for conf + snap (blocking: the
  * upstream resolves backend names; call off the event loop or at start).
- * On success *tls and *upstream are new objects for tf_worker_publish(). */
+ * On success *tls and *upstream are new objects for tf_worker_publish().
+ * upstream NULL: the TLS context only; the published generation then shares
+ * the worker's current tenant table. */
 int tf_worker_build(const tf_shared_t *shared, const tf_conf_t *conf, const tf_cs_snapshot_t *snap,
                     tf_tls_ctx_t **tls, tf_upstream_t **upstream, char *err, size_t errlen)
     __attribute__((warn_unused_result));
