@@ -389,6 +389,12 @@ static void job_restart_items(job_t *j, const tf_conf_t *old, const tf_conf_t *n
     restart_check(j,
                   same_str(tf_conf_tls(old)->ticket_keys_file, tf_conf_tls(neu)->ticket_keys_file),
                   "tls.ticket_keys_file");
+    /* The access log is opened once, before privileges are dropped. */
+    const tf_conf_log_t *lo = tf_conf_log(old), *ln = tf_conf_log(neu);
+    restart_check(j,
+                  lo->access == ln->access && lo->format == ln->format &&
+                      same_str(lo->access_path, ln->access_path),
+                  "log.access, log.format");
 }
 
 static void log_lines(tf_log_level_t level, const char *prefix, const char *text)
