@@ -952,7 +952,8 @@ void tf_admin_reload_token(tf_admin_t *a, const tf_conf_t *conf)
         a->deny_all = false;
         if (!a->loopback) {
             /* Fail closed: an open admin API off loopback is anyone's. */
-            TF_LOG(TF_LOG_ERROR, "admin: admin.listen is not a loopback address and no "
+            TF_LOG(TF_LOG_ERROR,
+                   "admin: admin.listen is not a loopback address and no "
                    "admin.token_file is set: every admin request is refused until one is");
             a->deny_all = true;
         }

@@ -61,7 +61,6 @@ typedef struct {
 
 static const int signums[NSIGNALS] = {SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2};
 
-
 static unsigned run_worker_count(const tf_conf_t *conf)
 {
     unsigned n = tf_conf_workers(conf);

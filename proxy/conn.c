@@ -85,7 +85,8 @@ void tf_conn_on_handshake(tf_conn_t *c)
                 tf_tls_session_resumed(c->client.tls) ? " resumed" : "");
     tf_metrics_handshake(w, true, NULL);
     uint32_t t = tf_upstream_route(c->gen->upstream, sni);
-    if (t != TF_UPSTREAM_NONE && tf_upstream_tenant_conf(c->gen->upstream, t)->mode == TF_CONF_MODE_TCP) {
+    if (t != TF_UPSTREAM_NONE &&
+        tf_upstream_tenant_conf(c->gen->upstream, t)->mode == TF_CONF_MODE_TCP) {
         c->tenant = t;
         c->phase = TF_CONN_CONNECTING;
         tf_pump_balance(c);

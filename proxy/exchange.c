@@ -185,16 +185,18 @@ static void log_exchange(tf_conn_t *c)
 {
     tf_hx_t *hx = c->hx;
     tf_upstream_t *u = c->gen->upstream;
-    const char *tenant = c->tenant != TF_CONN_NO_INDEX ? tf_upstream_tenant_name(u, c->tenant) : NULL;
+    const char *tenant =
+        c->tenant != TF_CONN_NO_INDEX ? tf_upstream_tenant_name(u, c->tenant) : NULL;
     const char *backend = c->tenant != TF_CONN_NO_INDEX && c->backend_ix != TF_CONN_NO_INDEX
                               ? tf_upstream_backend(u, c->tenant, c->backend_ix)->text
                               : NULL;
     uint64_t ms = now_ms(c) - hx->started_ms;
-    TF_CONN_LOG(TF_LOG_DEBUG, c, "%s %.*s %u in=%llu out=%llu duration_ms=%llu tenant=%s backend=%s",
-                hx->method[0] ? hx->method : "-", (int)(hx->target_len > 200 ? 200 : hx->target_len),
-                hx->target ? hx->target : "-", hx->status, (unsigned long long)hx->in_bytes,
-                (unsigned long long)hx->out_bytes, (unsigned long long)ms, tenant ? tenant : "-",
-                backend ? backend : "-");
+    TF_CONN_LOG(TF_LOG_DEBUG, c,
+                "%s %.*s %u in=%llu out=%llu duration_ms=%llu tenant=%s backend=%s",
+                hx->method[0] ? hx->method : "-",
+                (int)(hx->target_len > 200 ? 200 : hx->target_len), hx->target ? hx->target : "-",
+                hx->status, (unsigned long long)hx->in_bytes, (unsigned long long)hx->out_bytes,
+                (unsigned long long)ms, tenant ? tenant : "-", backend ? backend : "-");
     tf_metrics_request(c->worker, tenant, hx->status, ms);
     tf_access_log_t *log = c->worker->server->shared->access;
     if (log == NULL || !tf_access_enabled(log))
@@ -445,7 +447,8 @@ static void read_head(tf_conn_t *c)
     /* RFC 9112 §2.2: an empty line before a request line is ignored (some
      * clients send one after a body). */
     size_t skip = 0;
-    while (skip + 1 < hx->in.len && skip < 4 && hx->in.p[skip] == '\r' && hx->in.p[skip + 1] == '\n')
+    while (skip + 1 < hx->in.len && skip < 4 && hx->in.p[skip] == '\r' &&
+           hx->in.p[skip + 1] == '\n')
         skip += 2;
     if (skip > 0) {
         buf_consume(&hx->in, skip);
@@ -525,8 +528,7 @@ void tf_hx_on_backend_error(tf_conn_t *c, int err)
         return;
     bool eof = err == UV_EOF;
     release_backend(c);
-    if (hx->rs == RS_WAIT && hx->rin.len == 0 && hx->bhead != NULL && hx->reused &&
-        !hx->retried) {
+    if (hx->rs == RS_WAIT && hx->rin.len == 0 && hx->bhead != NULL && hx->reused && !hx->retried) {
         /* A pooled connection the backend had closed: once more, fresh. */
         TF_CONN_LOG(TF_LOG_DEBUG, c, "pooled backend connection %s: retrying on a new one",
                     eof ? "closed" : tf_strerror(err));
@@ -536,8 +538,8 @@ void tf_hx_on_backend_error(tf_conn_t *c, int err)
         return;
     }
     if (hx->rs == RS_WAIT) {
-        TF_CONN_LOG(TF_LOG_WARN, c, "backend %s before its response%s%s",
-                    eof ? "closed" : "failed", eof ? "" : ": ", eof ? "" : tf_strerror(err));
+        TF_CONN_LOG(TF_LOG_WARN, c, "backend %s before its response%s%s", eof ? "closed" : "failed",
+                    eof ? "" : ": ", eof ? "" : tf_strerror(err));
         send_error(c, 502);
         return;
     }
@@ -734,8 +736,8 @@ static void resp_head(tf_conn_t *c)
     tf_hx_t *hx = c->hx;
     while (hx->rin.len > 0 && !tf_conn_closing(c) && hx->rs == RS_WAIT) {
         tf_http_response_t *r = &resp_scratch;
-        int rc = tf_http_parse_response_head(&hx->resp, hx->rin.p, hx->rin.len, HX_RESP_HEAD_MAX,
-                                             r);
+        int rc =
+            tf_http_parse_response_head(&hx->resp, hx->rin.p, hx->rin.len, HX_RESP_HEAD_MAX, r);
         if (rc == TF_HTTP_MORE)
             return;
         if (rc != 0) {
@@ -817,7 +819,8 @@ static void response_done(tf_conn_t *c)
     if (c->backend != NULL) {
         bool reusable = !hx->backend_dirty && hx->rq == RQ_DONE && !w->stopping;
         if (reusable) {
-            const tf_backend_t *be = tf_upstream_backend(c->gen->upstream, c->tenant, c->backend_ix);
+            const tf_backend_t *be =
+                tf_upstream_backend(c->gen->upstream, c->tenant, c->backend_ix);
             tf_pool_put(w->pool, &be->addr.sa, c->backend);
             c->backend = NULL;
         } else {

@@ -31,7 +31,7 @@ struct tf_health {
     uv_timer_t tick;
     target_t *targets;
     size_t ntargets;
-    unsigned open;  /* handles not yet closed: the tick and the probes' */
+    unsigned open; /* handles not yet closed: the tick and the probes' */
     bool stopping;
 };
 
@@ -93,8 +93,10 @@ static void probe_finish(probe_t *p, bool healthy, const char *why)
         if (healthy)
             TF_LOG(TF_LOG_INFO, "tenant '%s': backend %s is healthy again", tenant, b->text);
         else
-            TF_LOG(TF_LOG_WARN, "tenant '%s': backend %s failed its health check (%s): skipped "
-                   "until a check passes", tenant, b->text, why);
+            TF_LOG(TF_LOG_WARN,
+                   "tenant '%s': backend %s failed its health check (%s): skipped "
+                   "until a check passes",
+                   tenant, b->text, why);
     }
     uv_close((uv_handle_t *)&p->tcp, on_probe_handle_closed);
     uv_close((uv_handle_t *)&p->deadline, on_probe_handle_closed);

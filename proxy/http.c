@@ -297,9 +297,9 @@ static int check_framing(tf_http_request_t *r)
         return 400;
     if (!authority_matches_host(r))
         return 400;
-    r->body = tes > 0 ? TF_HTTP_BODY_CHUNKED
-                      : (lengths > 0 && r->content_length > 0 ? TF_HTTP_BODY_LENGTH
-                                                              : TF_HTTP_BODY_NONE);
+    r->body =
+        tes > 0 ? TF_HTTP_BODY_CHUNKED
+                : (lengths > 0 && r->content_length > 0 ? TF_HTTP_BODY_LENGTH : TF_HTTP_BODY_NONE);
     r->upgrade = conn_upgrade && has_upgrade;
     return 0;
 }
@@ -352,12 +352,12 @@ int tf_http_parse_head(tf_http_parser_t *p, const char *buf, size_t len, size_t 
 /* ---- chunked request bodies, strictly (RFC 9112 §7.1) ---------------------------- */
 
 enum {
-    CH_SIZE,     /* hex digits of a chunk size */
-    CH_SIZE_WS,  /* whitespace after the size, before ';' or CR */
-    CH_EXT,      /* a chunk extension, up to CR */
-    CH_SIZE_LF,  /* the LF ending a size line */
-    CH_DATA,     /* chunk_left bytes of data */
-    CH_DATA_CR,  /* the CRLF after the data */
+    CH_SIZE,    /* hex digits of a chunk size */
+    CH_SIZE_WS, /* whitespace after the size, before ';' or CR */
+    CH_EXT,     /* a chunk extension, up to CR */
+    CH_SIZE_LF, /* the LF ending a size line */
+    CH_DATA,    /* chunk_left bytes of data */
+    CH_DATA_CR, /* the CRLF after the data */
     CH_DATA_LF,
     CH_TRAILER,  /* the start of a trailer line, or the final CRLF */
     CH_TR_NAME,  /* a trailer's field name */
@@ -537,8 +537,8 @@ static int response_framing(tf_http_parser_t *p, tf_http_response_t *r)
     return 0;
 }
 
-int tf_http_parse_response_head(tf_http_parser_t *p, const char *buf, size_t len,
-                                size_t max_head, tf_http_response_t *resp)
+int tf_http_parse_response_head(tf_http_parser_t *p, const char *buf, size_t len, size_t max_head,
+                                tf_http_response_t *resp)
 {
     long scanned = scan_head(buf, len < max_head ? len : max_head, true);
     if (scanned < 0)
@@ -626,8 +626,8 @@ static bool client_forwarded(const tf_http_header_t *h)
     /* Also X_Forwarded_For and the like: CGI, WSGI and PHP map '_' and '-'
      * to the same variable. And RFC 7239's Forwarded, which tlsfront does
      * not set: a client must not speak for the proxy. */
-    static const char *const names[] = {"x-forwarded-for", "x-forwarded-proto",
-                                        "x-forwarded-host", "x-forwarded-port"};
+    static const char *const names[] = {"x-forwarded-for", "x-forwarded-proto", "x-forwarded-host",
+                                        "x-forwarded-port"};
     if (name_is(h, "forwarded"))
         return true;
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
@@ -707,7 +707,6 @@ long tf_http_rewrite_head(const tf_http_request_t *req, const tf_http_forward_t 
     put(&o, "\r\n", 2);
     return o.overflow ? -1 : (long)o.len;
 }
-
 
 long tf_http_rewrite_response_head(const tf_http_response_t *resp, bool close, char *out,
                                    size_t outlen)

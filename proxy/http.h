@@ -127,8 +127,8 @@ int tf_http_body(tf_http_parser_t *p, const char *buf, size_t len, size_t *used,
  * is harmless (bare LF line ends): backends are configured, not hostile,
  * but their framing must never be ambiguous. Bodies are then followed with
  * tf_http_body(); a TF_HTTP_RESP_CLOSE body is never done before EOF. */
-int tf_http_parse_response_head(tf_http_parser_t *p, const char *buf, size_t len,
-                                size_t max_head, tf_http_response_t *resp);
+int tf_http_parse_response_head(tf_http_parser_t *p, const char *buf, size_t len, size_t max_head,
+                                tf_http_response_t *resp);
 
 /* Writes the head to send the client: the status line and headers as
  * received without the hop-by-hop ones (Connection and the headers it

@@ -76,7 +76,7 @@ typedef struct tf_bstream {
     union {
         uv_connect_t connect;
         uv_shutdown_t shutdown;
-    } req; /* a connect completes before any shutdown */
+    } req;                          /* a connect completes before any shutdown */
     struct tf_bstream *prev, *next; /* a pool's idle list */
     void *bucket;                   /* the pool bucket holding it while idle */
     uint64_t idle_since_ms;

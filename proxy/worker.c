@@ -135,8 +135,7 @@ static void route_try_swap(tf_worker_t *w)
         tf_health_stop(w->health);
         w->health = NULL;
         if (tf_health_start(&w->loop, w->upstream, w->gen->conf, &w->health) != 0)
-            TF_LOG(TF_LOG_WARN, "worker %u: cannot start health checks: out of memory",
-                   w->index);
+            TF_LOG(TF_LOG_WARN, "worker %u: cannot start health checks: out of memory", w->index);
     }
     if (old != NULL)
         gen_unref(w, old);
@@ -337,7 +336,8 @@ static int worker_redirects(tf_worker_t *w, char *err, size_t errlen)
         return TF_ENOMEM;
     for (size_t i = 0; i < s->nhttp; i++) {
         int fd = dup(s->http_fds[w->index * s->nhttp + i]);
-        int rc = fd >= 0 ? tf_redirect_start(&w->loop, fd, w->server->conf, &w->redirects[i]) : UV_EMFILE;
+        int rc = fd >= 0 ? tf_redirect_start(&w->loop, fd, w->server->conf, &w->redirects[i])
+                         : UV_EMFILE;
         if (rc != 0) {
             snprintf(err, errlen, "%s: cannot listen: %s", http->items[i].text, tf_strerror(rc));
             return rc;

@@ -174,8 +174,8 @@ static void write_config(tf_px_t *px, const tf_px_opts_t *o, char *path, size_t 
             "  slow:\n    hosts: [\"slow.tenants.example\"]\n"
             "    backends: [\"127.0.0.1:%u\", \"127.0.0.1:%u\"]\n    mode: tcp\n"
             "  fallback:\n    hosts: [\"*\"]\n    backends: [\"127.0.0.1:%u\"]\n    mode: tcp\n",
-            px->backend_port, px->dead_port,
-            px->dead_port, px->backend_port, px->hole_port, px->backend_port, px->backend_port);
+            px->backend_port, px->dead_port, px->dead_port, px->backend_port, px->hole_port,
+            px->backend_port, px->backend_port);
     fclose(f);
 }
 

@@ -32,11 +32,11 @@ typedef struct {
     unsigned backend_port;
     unsigned dead_port; /* a port nothing listens on */
     unsigned hole_port; /* a port whose connects never complete */
-    pid_t echo_pid; /* echo_backend.py (opts.http) */
+    pid_t echo_pid;     /* echo_backend.py (opts.http) */
     int echo_stdin;
     unsigned echo_port;
     pid_t proxy_pid;
-    unsigned port;      /* the proxy's listener */
+    unsigned port;       /* the proxy's listener */
     unsigned http_port;  /* listen.http (opts.http only) */
     unsigned admin_port; /* admin.listen (opts.http only) */
 } tf_px_t;

@@ -67,7 +67,8 @@ static const char *const smuggling[] = {
     "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n",
     "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, gzip\r\n\r\n",
     "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
-    "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n",
+    "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: "
+    "chunked\r\n\r\n",
     "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: xchunked\r\n\r\n",
     "POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n",
     /* obsolete line folding */
@@ -171,8 +172,8 @@ Test(http, invalid_chunk_sizes_are_400)
         cr_assert_eq(parse("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"), 0);
         size_t used;
         bool done;
-        cr_expect_eq(tf_http_body(&parser, bad[i], strlen(bad[i]), &used, &done), 400,
-                     "case %zu", i);
+        cr_expect_eq(tf_http_body(&parser, bad[i], strlen(bad[i]), &used, &done), 400, "case %zu",
+                     i);
     }
 }
 
@@ -321,15 +322,15 @@ Test(http, ambiguous_responses_are_502)
                             "chunked\r\n\r\n",
                             false),
                  502);
-    cr_expect_eq(parse_resp("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n",
-                            false),
-                 502);
+    cr_expect_eq(
+        parse_resp("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n", false),
+        502);
     cr_expect_eq(parse_resp("HTTP/1.1 200 OK\r\nTransfer-Encoding :chunked\r\n\r\n", false), 502);
     cr_expect_eq(parse_resp("HTTP/1.1 200 OK\r\nX: a\r\n folded\r\n\r\n", false), 502);
     cr_expect_eq(parse_resp("garbage\r\n\r\n", false), 502);
-    cr_expect_eq(parse_resp("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n",
-                            false),
-                 502, "http-parser refuses even identical duplicates");
+    cr_expect_eq(
+        parse_resp("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n", false), 502,
+        "http-parser refuses even identical duplicates");
     cr_expect_eq(parse_resp("HTTP/1.1 200 OK\nContent-Length: 2\n\nok", false), 0, "bare LF");
 }
 
@@ -344,7 +345,7 @@ Test(http, response_heads_lose_hop_by_hop_headers)
     cr_assert_gt(n, 0);
     rout[n] = '\0';
     cr_expect_str_eq(rout, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nX-Kept: 1\r\n"
-                          "Connection: close\r\n\r\n");
+                           "Connection: close\r\n\r\n");
     n = tf_http_rewrite_response_head(&resp, false, rout, sizeof rout);
     rout[n] = '\0';
     cr_expect_str_eq(rout, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nX-Kept: 1\r\n\r\n");
@@ -373,10 +374,8 @@ Test(http, forwarded_lookalikes_are_replaced_too)
 Test(http, an_absolute_target_must_name_the_host)
 {
     cr_expect_eq(parse("GET https://a.example/x HTTP/1.1\r\nHost: a.example\r\n\r\n"), 0);
-    cr_expect_eq(parse("GET https://A.example:443/x HTTP/1.1\r\nHost: a.example:443\r\n\r\n"),
-                 0);
-    cr_expect_eq(parse("GET https://internal.example/x HTTP/1.1\r\nHost: a.example\r\n\r\n"),
-                 400);
+    cr_expect_eq(parse("GET https://A.example:443/x HTTP/1.1\r\nHost: a.example:443\r\n\r\n"), 0);
+    cr_expect_eq(parse("GET https://internal.example/x HTTP/1.1\r\nHost: a.example\r\n\r\n"), 400);
     cr_expect_eq(parse("GET http://a.example HTTP/1.1\r\nHost: b.example\r\n\r\n"), 400);
 }
 

@@ -27,9 +27,8 @@ TestSuite(httpmode, .init = setup, .fini = teardown, .timeout = 120);
 /* curl to https://NAME:PORT with NAME resolved to loopback; extra: more
  * curl arguments. Output: body (and what -w adds). */
 #define CURL(st, name, extra, ...)                                                                 \
-    tf_px_sh(st,                                                                                   \
-             "curl -sS --max-time 20 --cacert '%s' --resolve '%s:%u:127.0.0.1' " extra,            \
-             px.ca, name, px.port, __VA_ARGS__)
+    tf_px_sh(st, "curl -sS --max-time 20 --cacert '%s' --resolve '%s:%u:127.0.0.1' " extra, px.ca, \
+             name, px.port, __VA_ARGS__)
 
 /* Sends the bytes printf(1) makes of `req` over TLS with SNI `sni` and
  * prints everything the proxy answers until it closes. */
@@ -102,9 +101,9 @@ Test(httpmode, keep_alive_on_both_sides_reuses_the_backend_connection)
 {
     int st;
     /* Two requests on one client connection, then a second client. */
-    char *a = CURL(&st, "portal.acme.example",
-                   "https://portal.acme.example:%u/a https://portal.acme.example:%u/b", px.port,
-                   px.port);
+    char *a =
+        CURL(&st, "portal.acme.example",
+             "https://portal.acme.example:%u/a https://portal.acme.example:%u/b", px.port, px.port);
     cr_assert_eq(st, 0, "%s", a);
     char *b = CURL(&st, "portal.acme.example", "https://portal.acme.example:%u/c", px.port);
     cr_assert_eq(st, 0, "%s", b);
@@ -114,8 +113,8 @@ Test(httpmode, keep_alive_on_both_sides_reuses_the_backend_connection)
     char *c2 = json_field(b, "d[0][\"req_on_conn\"]");
     cr_expect_str_eq(c2, "3", "the next client reuses the pooled connection: %s", b);
     char *log = tf_px_log(&px);
-    cr_expect_eq(tf_px_count(log, " connected\n"), 1,
-                 "one backend connect for three requests:\n%s", log);
+    cr_expect_eq(tf_px_count(log, " connected\n"), 1, "one backend connect for three requests:\n%s",
+                 log);
     free(log);
     free(conns);
     free(reqs);
@@ -203,8 +202,7 @@ Test(httpmode, ambiguous_framing_is_400_and_the_connection_closes)
 {
     for (size_t i = 0; i < sizeof bad_requests / sizeof bad_requests[0]; i++) {
         char *out = raw("portal.acme.example", bad_requests[i]);
-        cr_expect(strncmp(out, "HTTP/1.1 400 Bad Request\r\n", 26) == 0, "request %zu: %s", i,
-                  out);
+        cr_expect(strncmp(out, "HTTP/1.1 400 Bad Request\r\n", 26) == 0, "request %zu: %s", i, out);
         cr_expect_eq(tf_px_count(out, "HTTP/1."), 1, "request %zu: one answer only: %s", i, out);
         cr_expect(strstr(out, "Connection: close") != NULL, "request %zu: %s", i, out);
         free(out);
@@ -230,25 +228,27 @@ Test(httpmode, oversized_heads_are_431)
 Test(httpmode, a_slow_head_gets_408)
 {
     int st;
-    char *out = tf_px_sh(&st,
-                         "(printf 'GET / HTTP/1.1\\r\\nHost: portal.acme.example\\r\\n'; sleep 3) | "
-                         "timeout 20 openssl s_client -quiet -connect 127.0.0.1:%u -servername "
-                         "portal.acme.example -CAfile '%s' 2>/dev/null",
-                         px.port, px.ca);
+    char *out =
+        tf_px_sh(&st,
+                 "(printf 'GET / HTTP/1.1\\r\\nHost: portal.acme.example\\r\\n'; sleep 3) | "
+                 "timeout 20 openssl s_client -quiet -connect 127.0.0.1:%u -servername "
+                 "portal.acme.example -CAfile '%s' 2>/dev/null",
+                 px.port, px.ca);
     cr_expect(strncmp(out, "HTTP/1.1 408 Request Timeout\r\n", 30) == 0, "%s", out);
     free(out);
 }
 
 Test(httpmode, pipelined_requests_are_answered_in_order)
 {
-    char *out = raw("portal.acme.example",
-                    "GET /1 HTTP/1.1\\r\\nHost: portal.acme.example\\r\\n\\r\\n"
-                    "HEAD /headers-only-head HTTP/1.1\\r\\nHost: portal.acme.example\\r\\n\\r\\n"
-                    "GET /status/204 HTTP/1.1\\r\\nHost: portal.acme.example\\r\\n\\r\\n"
-                    "GET /status/304 HTTP/1.1\\r\\nHost: portal.acme.example\\r\\n\\r\\n"
-                    "POST /5 HTTP/1.1\\r\\nHost: portal.acme.example\\r\\nContent-Length: 3\\r\\n"
-                    "\\r\\nabc"
-                    "GET /6 HTTP/1.1\\r\\nHost: portal.acme.example\\r\\nConnection: close\\r\\n\\r\\n");
+    char *out =
+        raw("portal.acme.example",
+            "GET /1 HTTP/1.1\\r\\nHost: portal.acme.example\\r\\n\\r\\n"
+            "HEAD /headers-only-head HTTP/1.1\\r\\nHost: portal.acme.example\\r\\n\\r\\n"
+            "GET /status/204 HTTP/1.1\\r\\nHost: portal.acme.example\\r\\n\\r\\n"
+            "GET /status/304 HTTP/1.1\\r\\nHost: portal.acme.example\\r\\n\\r\\n"
+            "POST /5 HTTP/1.1\\r\\nHost: portal.acme.example\\r\\nContent-Length: 3\\r\\n"
+            "\\r\\nabc"
+            "GET /6 HTTP/1.1\\r\\nHost: portal.acme.example\\r\\nConnection: close\\r\\n\\r\\n");
     const char *p1 = strstr(out, "\"target\": \"/1\"");
     const char *p2 = strstr(out, "X-Head: 1");
     const char *p3 = strstr(out, "HTTP/1.1 204");
@@ -309,8 +309,8 @@ Test(httpmode, bodies_stream_both_ways_intact)
     cr_expect(strstr(out, "Transfer-Encoding: chunked") != NULL, "%s", out);
     cr_expect(strstr(out, "X-Trailer: done") != NULL, "%s", out);
     free(out);
-    out = CURL(&st, "portal.acme.example",
-               "-D - https://portal.acme.example:%u/close-delimited", px.port);
+    out = CURL(&st, "portal.acme.example", "-D - https://portal.acme.example:%u/close-delimited",
+               px.port);
     cr_expect_eq(st, 0, "%s", out);
     cr_expect(strstr(out, "\"target\": \"/close-delimited\"") != NULL, "%s", out);
     cr_expect(strstr(out, "Connection: close") != NULL, "%s", out);
@@ -320,8 +320,9 @@ Test(httpmode, bodies_stream_both_ways_intact)
 Test(httpmode, websocket_upgrades_to_a_tunnel)
 {
     int st;
-    char *out = tf_px_sh(&st, "timeout 30 python3 '%s/tests/proxy/ws_client.py' 127.0.0.1 %u "
-                              "portal.acme.example '%s' /ws 20",
+    char *out = tf_px_sh(&st,
+                         "timeout 30 python3 '%s/tests/proxy/ws_client.py' 127.0.0.1 %u "
+                         "portal.acme.example '%s' /ws 20",
                          getenv("TF_SOURCE_DIR"), px.port, px.ca);
     cr_expect_eq(st, 0, "%s", out);
     cr_expect(strstr(out, "ok 20") != NULL, "%s", out);
@@ -331,12 +332,12 @@ Test(httpmode, websocket_upgrades_to_a_tunnel)
 Test(httpmode, backend_errors_are_502_and_504)
 {
     int st;
-    char *out = CURL(&st, "down.tenants.example", "-D - https://down.tenants.example:%u/",
-                     px.port);
+    char *out = CURL(&st, "down.tenants.example", "-D - https://down.tenants.example:%u/", px.port);
     cr_expect(strstr(out, "HTTP/1.1 502 Bad Gateway") != NULL, "%s", out);
     free(out);
     /* timeouts.response is 1s here. */
-    out = CURL(&st, "portal.acme.example", "-o /dev/null -w '%%{http_code}' "
+    out = CURL(&st, "portal.acme.example",
+               "-o /dev/null -w '%%{http_code}' "
                "https://portal.acme.example:%u/slow?ms=4000",
                px.port);
     cr_expect_str_eq(out, "504");
@@ -398,8 +399,8 @@ Test(httpmode, health_checks_skip_failing_backends_and_503_when_none_is_healthy)
 Test(httpmode, access_log_lines_port_80_and_sigusr1)
 {
     int st;
-    char *out = CURL(&st, "portal.acme.example", "-o /dev/null https://portal.acme.example:%u/logged?x=1",
-                     px.port);
+    char *out = CURL(&st, "portal.acme.example",
+                     "-o /dev/null https://portal.acme.example:%u/logged?x=1", px.port);
     free(out);
     char path[1300];
     snprintf(path, sizeof path, "%s/access.log", px.tmp);
@@ -419,18 +420,20 @@ Test(httpmode, access_log_lines_port_80_and_sigusr1)
                    px.http_port);
     cr_expect_str_eq(out, "301 https://portal.acme.example/a/b?c=d");
     free(out);
-    out = tf_px_sh(&st,
-                   "mkdir -p '%s/acme/.well-known/acme-challenge' && printf tok.thumb > "
-                   "'%s/acme/.well-known/acme-challenge/tok_1' && curl -sS --max-time 10 -H "
-                   "'Host: portal.acme.example' http://127.0.0.1:%u/.well-known/acme-challenge/tok_1",
-                   px.tmp, px.tmp, px.http_port);
+    out =
+        tf_px_sh(&st,
+                 "mkdir -p '%s/acme/.well-known/acme-challenge' && printf tok.thumb > "
+                 "'%s/acme/.well-known/acme-challenge/tok_1' && curl -sS --max-time 10 -H "
+                 "'Host: portal.acme.example' http://127.0.0.1:%u/.well-known/acme-challenge/tok_1",
+                 px.tmp, px.tmp, px.http_port);
     cr_expect_str_eq(out, "tok.thumb");
     free(out);
     /* logrotate: move the file, SIGUSR1, the next line goes to a new file. */
     out = tf_px_sh(&st, "mv '%s' '%s.1' && kill -USR1 %d", path, path, (int)px.proxy_pid);
     free(out);
     cr_assert(tf_px_wait_log(&px, "access log reopened"));
-    out = CURL(&st, "portal.acme.example", "-o /dev/null https://portal.acme.example:%u/after", px.port);
+    out = CURL(&st, "portal.acme.example", "-o /dev/null https://portal.acme.example:%u/after",
+               px.port);
     free(out);
     out = tf_px_sh(&st, "grep -c '\"/after\"' '%s'; grep -c '\"/logged' '%s.1'", path, path);
     cr_expect_str_eq(out, "1\n1\n");
@@ -459,8 +462,9 @@ Test(httpmode, a_client_that_does_not_read_holds_back_the_backend)
 Test(httpmode, a_connect_that_fails_at_once_tries_the_next_backend)
 {
     int st;
-    char *out = CURL(&st, "refused.tenants.example",
-                     "-o /dev/null -w '%%{http_code}' https://refused.tenants.example:%u/", px.port);
+    char *out =
+        CURL(&st, "refused.tenants.example",
+             "-o /dev/null -w '%%{http_code}' https://refused.tenants.example:%u/", px.port);
     cr_expect_str_eq(out, "200");
     free(out);
     char *log = tf_px_log(&px);
@@ -480,14 +484,15 @@ Test(httpmode, requests_are_counted_in_the_metrics)
     free(out);
     char path[1300];
     snprintf(path, sizeof path, "%s/metrics.txt", px.tmp);
-    out = tf_px_sh(&st, "curl -sS --max-time 10 http://127.0.0.1:%u/metrics > '%s' && "
-                        "grep -E '^tlsfront_(requests_total|handshakes_total|"
-                        "request_duration_seconds_count)' '%s'; promtool check metrics < '%s'",
+    out = tf_px_sh(&st,
+                   "curl -sS --max-time 10 http://127.0.0.1:%u/metrics > '%s' && "
+                   "grep -E '^tlsfront_(requests_total|handshakes_total|"
+                   "request_duration_seconds_count)' '%s'; promtool check metrics < '%s'",
                    px.admin_port, path, path, path);
-    cr_expect(strstr(out, "tlsfront_requests_total{tenant=\"acme\",class=\"2xx\"} 1") != NULL,
-              "%s", out);
-    cr_expect(strstr(out, "tlsfront_requests_total{tenant=\"acme\",class=\"4xx\"} 1") != NULL,
-              "%s", out);
+    cr_expect(strstr(out, "tlsfront_requests_total{tenant=\"acme\",class=\"2xx\"} 1") != NULL, "%s",
+              out);
+    cr_expect(strstr(out, "tlsfront_requests_total{tenant=\"acme\",class=\"4xx\"} 1") != NULL, "%s",
+              out);
     cr_expect(strstr(out, "tlsfront_request_duration_seconds_count 2") != NULL, "%s", out);
     cr_expect(strstr(out, "tlsfront_handshakes_total{result=\"ok\"} 1") != NULL, "%s", out);
     cr_expect_eq(st, 0, "promtool: %s", out);
