@@ -441,7 +441,8 @@ static void read_head(tf_conn_t *c)
     if (hx->rq == RQ_IDLE) {
         hx->rq = RQ_HEAD;
         hx->started_ms = now_ms(c);
-        hx->started_wall_ms = wall_ms();
+        tf_access_log_t *log = c->worker->server->shared->access;
+        hx->started_wall_ms = log != NULL && tf_access_enabled(log) ? wall_ms() : 0;
         tf_conn_arm_timer(c);
     }
     /* RFC 9112 §2.2: an empty line before a request line is ignored (some
@@ -672,9 +673,12 @@ static void resp_body(tf_conn_t *c, const char *data, size_t len)
 /* Writes a rewritten response head; false when the connection failed. */
 static bool send_head(tf_conn_t *c, const tf_http_response_t *r, bool close)
 {
-    /* Every header may grow by ": " and CRLF; then a Connection line. */
+    /* Every header may grow by ": " and CRLF; then a Connection line. The
+     * usual head is written from a per-thread buffer (the client stream
+     * copies what it is given), a large one from the heap. */
+    static _Thread_local char small[8192];
     size_t cap = r->head_len + 3 * r->nheaders + 64;
-    char *out = malloc(cap);
+    char *out = cap <= sizeof small ? small : malloc(cap);
     if (out == NULL) {
         tf_conn_fail(c, TF_ENOMEM, "response head");
         return false;
@@ -688,14 +692,14 @@ static bool send_head(tf_conn_t *c, const tf_http_response_t *r, bool close)
             n += (long)strlen(ka) - 2;
         }
     }
-    if (n <= 0) {
+    int rc = n > 0 ? client_write(c, out, (size_t)n) : 0;
+    if (out != small)
         free(out);
+    if (n <= 0) {
         TF_CONN_LOG(TF_LOG_WARN, c, "backend response head cannot be rewritten");
         send_error(c, 502);
         return false;
     }
-    int rc = client_write(c, out, (size_t)n);
-    free(out);
     c->hx->out_bytes += (uint64_t)n;
     return rc >= 0;
 }

@@ -346,6 +346,8 @@ int tf_http_parse_head(tf_http_parser_t *p, const char *buf, size_t len, size_t 
     if (req->body == TF_HTTP_BODY_NONE)
         p->done = true;
     p->strict_chunked = req->body == TF_HTTP_BODY_CHUNKED;
+    p->by_length = req->body == TF_HTTP_BODY_LENGTH;
+    p->length_left = req->content_length;
     return 0;
 }
 
@@ -491,6 +493,14 @@ int tf_http_body(tf_http_parser_t *p, const char *buf, size_t len, size_t *used,
     *done = p->done;
     if (p->done || len == 0)
         return 0;
+    if (p->by_length) {
+        size_t n = len < p->length_left ? len : (size_t)p->length_left;
+        p->length_left -= n;
+        p->done = p->length_left == 0;
+        *used = n;
+        *done = p->done;
+        return 0;
+    }
     http_parser_pause(&p->parser, 0);
     size_t n = http_parser_execute(&p->parser, &settings, buf, len);
     enum http_errno e = HTTP_PARSER_ERRNO(&p->parser);
@@ -573,6 +583,8 @@ int tf_http_parse_response_head(tf_http_parser_t *p, const char *buf, size_t len
     resp->keep_alive = http_should_keep_alive(&p->parser) != 0 && resp->body != TF_HTTP_RESP_CLOSE;
     if (resp->body == TF_HTTP_RESP_NONE)
         p->done = true;
+    p->by_length = resp->body == TF_HTTP_RESP_LENGTH;
+    p->length_left = resp->content_length;
     return 0;
 }
 
@@ -698,12 +710,14 @@ long tf_http_rewrite_head(const tf_http_request_t *req, const tf_http_forward_t 
     if (req->upgrade)
         put_str(&o, "Connection: upgrade\r\n");
     char port[16];
-    int plen = snprintf(port, sizeof port, "%u", fwd->server_port);
+    size_t plen = 0;
+    for (unsigned v = fwd->server_port; plen == 0 || v > 0; v /= 10)
+        port[sizeof port - 1 - plen++] = (char)('0' + v % 10);
     put_header(&o, "X-Forwarded-For", fwd->client_addr, strlen(fwd->client_addr));
     put_str(&o, "X-Forwarded-Proto: https\r\n");
     if (req->host != NULL)
         put_header(&o, "X-Forwarded-Host", req->host, req->host_len);
-    put_header(&o, "X-Forwarded-Port", port, (size_t)plen);
+    put_header(&o, "X-Forwarded-Port", port + sizeof port - plen, plen);
     put(&o, "\r\n", 2);
     return o.overflow ? -1 : (long)o.len;
 }

@@ -87,6 +87,9 @@ typedef struct {
     /* A chunked request body is followed by tf_http_body()'s own strict
      * state machine (http-parser accepts stray bytes in chunk framing). */
     bool strict_chunked;
+    /* A Content-Length body is counted here, not parsed. */
+    bool by_length;
+    uint64_t length_left;
     uint8_t chunk_state;
     uint8_t chunk_digits;
     uint64_t chunk_left;
