@@ -14,7 +14,7 @@ FLAGS=(
     --enable-static --disable-shared --with-pic
     --enable-intelasm --enable-aesni --enable-sp --enable-sp-asm
     --enable-tls13 --disable-oldtls --enable-sni --enable-alpn --enable-supportedcurves
-    --enable-session-ticket --enable-curve25519 --enable-ecc
+    --enable-session-ticket --enable-curve25519 --enable-ed25519 --enable-ecc
     --enable-aesgcm=small --enable-chacha --enable-poly1305 --enable-harden
     --enable-certgen --enable-keygen --enable-certext
     --disable-examples --disable-crypttests --disable-benchmark
@@ -48,7 +48,13 @@ fi
 CFLAGS_W="-O2 -g -DWOLFSSL_ALT_NAMES -DWOLFSSL_ALWAYS_KEEP_SNI -DWOLFSSL_EXTRA_ALERTS"
 CFLAGS_W+=" -DWOLFSSL_TLS13_TICKET_BEFORE_FINISHED"
 
-key=$(printf '%s\n' "${FLAGS[@]}" "$CFLAGS_W" | sha256sum | cut -c1-12)
+# Our patches to Debian's source (scripts/wolfssl-patches/, applied after
+# Debian's own): x25519-fixed-base.patch computes an X25519 public key (the
+# server's key share, every full handshake) from Ed25519's precomputed
+# fixed-base table instead of the generic ladder: 13 us instead of 38 here
+# (that is what --enable-ed25519 is for); later wolfSSL releases do the same.
+patches_dir="$(cd "$(dirname "$0")" && pwd)/wolfssl-patches"
+key=$( (printf '%s\n' "${FLAGS[@]}" "$CFLAGS_W"; cat "$patches_dir"/*.patch) | sha256sum | cut -c1-12)
 work="$CACHE/wolfssl-src"
 srclist="$work/sources.list"
 lists="$work/lists"
@@ -110,6 +116,9 @@ if ! (
     # dpkg-source applies Debian's patches (the security fixes among them).
     apt-get "${APT_OPTS[@]}" source -q "wolfssl=$ver"
     cd "$(find . -maxdepth 1 -mindepth 1 -type d -name 'wolfssl-*' | head -n 1)"
+    for p in "$patches_dir"/*.patch; do
+        patch -p1 --forward <"$p"
+    done
     ./autogen.sh
     ./configure -q --prefix="$prefix" "${FLAGS[@]}" CFLAGS="$CFLAGS_W"
     make -j"$(nproc)"
