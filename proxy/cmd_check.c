@@ -30,8 +30,7 @@ static void report_bundle(const tf_cs_entry_t *e, tally_t *t)
         const tf_cs_diag_t *d = tf_cs_bundle_diag_at(b, i);
         if (d->severity == TF_CS_INFO)
             continue;
-        fprintf(stderr, "%s: %s\n", d->severity == TF_CS_FATAL ? "error" : "warning",
-                d->message);
+        fprintf(stderr, "%s: %s\n", d->severity == TF_CS_FATAL ? "error" : "warning", d->message);
     }
 }
 
@@ -94,6 +93,27 @@ static int check_certs(const tf_conf_t *conf, tally_t *t)
     return 0;
 }
 
+/* The rule `run` enforces when it binds the admin API (proxy/admin.c):
+ * off loopback, a token is required. */
+static void check_admin(const tf_conf_t *conf, tally_t *t)
+{
+    const tf_conf_admin_t *a = tf_conf_admin(conf);
+    if (!a->enabled || a->token_file != NULL)
+        return;
+    const char *h = a->listen.host;
+    bool loopback = a->listen.family == TF_CONF_ADDR_IPV4   ? strncmp(h, "127.", 4) == 0
+                    : a->listen.family == TF_CONF_ADDR_IPV6 ? strcmp(h, "::1") == 0
+                                                            : strcmp(h, "localhost") == 0;
+    if (loopback)
+        return;
+    fprintf(stderr,
+            "error: admin.listen %s is not a loopback address and admin.token_file is not set: "
+            "tlsfront run refuses this (anyone who reaches the admin API could replace "
+            "certificates); set admin.token_file or listen on 127.0.0.1\n",
+            a->listen.text);
+    t->errors++;
+}
+
 int tf_cmd_check(int argc, char **argv)
 {
     const char *path;
@@ -105,6 +125,7 @@ int tf_cmd_check(int argc, char **argv)
         return TF_EXIT_PROBLEMS;
 
     tally_t t = {0};
+    check_admin(conf, &t);
     rc = tf_tls_global_init();
     if (rc == 0) {
         rc = check_certs(conf, &t);
@@ -112,11 +133,11 @@ int tf_cmd_check(int argc, char **argv)
     }
     tf_conf_unref(conf);
     if (rc != 0 || t.rejected > 0 || t.errors > 0) {
-        fprintf(stderr, "%s: %zu certificate bundles, %zu rejected; %zu store errors\n", path,
+        fprintf(stderr, "%s: %zu certificate bundles, %zu rejected; %zu other errors\n", path,
                 t.bundles, t.rejected, t.errors);
         return TF_EXIT_PROBLEMS;
     }
-    printf("%s: configuration OK; %zu certificate bundles (%zu with warnings)\n", path,
-           t.bundles, t.warned);
+    printf("%s: configuration OK; %zu certificate bundles (%zu with warnings)\n", path, t.bundles,
+           t.warned);
     return TF_EXIT_OK;
 }

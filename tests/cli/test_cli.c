@@ -7,10 +7,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define RUN(r, ...)                                                                            \
-    do {                                                                                       \
-        const char *argv_[] = {"tlsfront", __VA_ARGS__, NULL};                                 \
-        cr_assert_eq(tf_run(&(r), argv_), 0, "could not start $TF_TLSFRONT");                  \
+#define RUN(r, ...)                                                                                \
+    do {                                                                                           \
+        const char *argv_[] = {"tlsfront", __VA_ARGS__, NULL};                                     \
+        cr_assert_eq(tf_run(&(r), argv_), 0, "could not start $TF_TLSFRONT");                      \
     } while (0)
 
 /* The demo PKI and configuration (scripts/demo-pki.sh), generated once into
@@ -247,4 +247,26 @@ Test(cli, check_rejects_unknown_options_with_exit_2)
     RUN(r, "check", "-c");
     cr_expect_eq(r.status, 2);
     tf_run_dispose(&r);
+}
+
+/* check says what run would refuse: an admin API off loopback without a
+ * token (proxy/admin.c). */
+Test(cli, check_refuses_an_open_admin_api_off_loopback)
+{
+    const char *demo = demo_dir();
+    char text[8192];
+    snprintf(text, sizeof text,
+             "listen:\n  https: [\"127.0.0.1:8443\"]\n"
+             "admin:\n  listen: \"0.0.0.0:9443\"\n"
+             "tls:\n  certs: [\"%s/certs\"]\n  default_cert: %s/certs/system.pem\n"
+             "tenants:\n  shop:\n    hosts: [\"*\"]\n    backends: [\"127.0.0.1:8081\"]\n",
+             demo, demo);
+    char *cfg = tf_run_tempfile("tlsfront.yaml", text);
+    tf_run_t r;
+    RUN(r, "check", "-c", cfg);
+    cr_expect_eq(r.status, 1, "%s", r.err);
+    cr_expect_not_null(strstr(r.err, "admin.listen 0.0.0.0:9443 is not a loopback address"), "%s",
+                       r.err);
+    tf_run_dispose(&r);
+    free(cfg);
 }
