@@ -4,19 +4,12 @@
  * when timeouts.drain expires, and closes its own handles once the last
  * connection is gone.
  *
- * Generations and connections: proxy/conn.c does not hold a generation yet
- * (it reads w->tls, w->server->snap, w->server->conf and w->upstream), so
- * this file keeps the books for it. A connection is counted on the current
- * generation when it is added; when it is removed, its accept sequence
- * number (from its id) tells which generation it was accepted under, since
- * each generation records the sequence number at which it became current.
- * The TLS context, snapshot and configuration are swapped at once. The
- * routing table is different: a connection keeps an index into it from its
- * handshake to its close, so w->upstream is replaced only when no open
- * connection holds a tenant index (checked on a short timer meanwhile).
- * Once conn.c takes tf_worker_gen_acquire() at accept and reads the
- * generation's table, the wait goes by itself (conns_hold_gen), and the
- * sequence-number books become redundant but stay balanced. */
+ * Generations and connections: a connection takes a reference to the
+ * current generation at accept (tf_worker_gen_acquire) and uses its TLS
+ * context, snapshot, configuration and tenant table until it is freed, so a
+ * new generation applies to new connections at once and the old one goes
+ * with its last connection. w->upstream is the current table, which the
+ * health checks and the metrics sample. */
 #include "proxy/worker.h"
 
 #include "common/err.h"
@@ -33,13 +26,11 @@
 #include <string.h>
 #include <unistd.h>
 
-#define ROUTE_RETRY_MS 100
 #define SAMPLE_MS 1000
 
 static void worker_on_stop(uv_async_t *a);
 static void worker_on_gen(uv_async_t *a);
 static void worker_on_resume(uv_async_t *a);
-static void worker_on_route_timer(uv_timer_t *t);
 static void worker_on_sample(uv_timer_t *t);
 
 /* ---- generations ------------------------------------------------------- */
@@ -90,41 +81,10 @@ static void gen_unref(tf_worker_t *w, tf_worker_gen_t *g)
     gen_free(g);
 }
 
-/* The generation connection c was accepted under (see the top comment). */
-static tf_worker_gen_t *gen_of(tf_worker_t *w, const tf_conn_t *c)
-{
-    uint64_t seq = (c->id - w->index) / w->view.nworkers;
-    tf_worker_gen_t *g = w->gen;
-    while (g->older != NULL && g->first_seq > seq)
-        g = g->older;
-    return g;
-}
-
-/* Whether some open connection holds an index into w->upstream. */
-static size_t routed_conns(const tf_worker_t *w)
-{
-    size_t n = 0;
-    for (const tf_conn_t *c = w->conns; c != NULL; c = c->next)
-        n += c->tenant != TF_CONN_NO_INDEX;
-    return n;
-}
-
 static void route_try_swap(tf_worker_t *w)
 {
     if (w->route_gen == w->gen)
         return;
-    size_t busy = w->conns_hold_gen ? 0 : routed_conns(w);
-    if (busy > 0) {
-        if (!uv_is_active((uv_handle_t *)&w->route_timer)) {
-            TF_LOG(TF_LOG_INFO,
-                   "worker %u: new tenants and backends apply once %zu connections routed by the "
-                   "previous table close",
-                   w->index, busy);
-            uv_timer_start(&w->route_timer, worker_on_route_timer, ROUTE_RETRY_MS, ROUTE_RETRY_MS);
-        }
-        return;
-    }
-    uv_timer_stop(&w->route_timer);
     tf_worker_gen_t *old = w->route_gen;
     tf_upstream_t *was = w->upstream;
     w->route_gen = w->gen;
@@ -141,11 +101,6 @@ static void route_try_swap(tf_worker_t *w)
         gen_unref(w, old);
 }
 
-static void worker_on_route_timer(uv_timer_t *t)
-{
-    route_try_swap(t->data);
-}
-
 static void gen_make_current(tf_worker_t *w, tf_worker_gen_t *g)
 {
     tf_worker_gen_t *old = w->gen;
@@ -153,7 +108,6 @@ static void gen_make_current(tf_worker_t *w, tf_worker_gen_t *g)
      * and health) of the generation in service. */
     if (g->upstream == NULL && old != NULL)
         g->upstream = tf_upstream_ref(old->upstream);
-    g->first_seq = w->accepted;
     g->older = old;
     w->gen = g;
     w->tls = g->tls;
@@ -243,9 +197,6 @@ tf_upstream_t *tf_worker_upstream(const tf_worker_t *w)
 
 tf_worker_gen_t *tf_worker_gen_acquire(tf_worker_t *w)
 {
-    /* Connections index their own generation's table from now on: a new
-     * table can replace w->upstream at once. */
-    w->conns_hold_gen = true;
     w->gen->refs++;
     return w->gen;
 }
@@ -270,7 +221,6 @@ static void worker_finish(tf_worker_t *w)
     close_once((uv_handle_t *)&w->gen_async);
     close_once((uv_handle_t *)&w->resume_async);
     close_once((uv_handle_t *)&w->drain_timer);
-    close_once((uv_handle_t *)&w->route_timer);
     close_once((uv_handle_t *)&w->sample_timer);
 }
 
@@ -363,9 +313,8 @@ static void worker_init_handles(tf_worker_t *w)
     uv_async_init(&w->loop, &w->gen_async, worker_on_gen);
     uv_async_init(&w->loop, &w->resume_async, worker_on_resume);
     uv_timer_init(&w->loop, &w->drain_timer);
-    uv_timer_init(&w->loop, &w->route_timer);
     uv_timer_init(&w->loop, &w->sample_timer);
-    w->route_timer.data = w->sample_timer.data = w->drain_timer.data = w;
+    w->sample_timer.data = w->drain_timer.data = w;
     uv_timer_start(&w->sample_timer, worker_on_sample, SAMPLE_MS, SAMPLE_MS);
 }
 
@@ -548,7 +497,6 @@ void tf_worker_conn_added(tf_worker_t *w, tf_conn_t *c)
         w->conns->prev = c;
     w->conns = c;
     w->nconns++;
-    w->gen->refs++; /* accepted under the current generation */
     tf_metrics_conn_opened(w->metrics);
 }
 
@@ -562,7 +510,6 @@ void tf_worker_conn_removed(tf_worker_t *w, tf_conn_t *c)
         c->next->prev = c->prev;
     w->nconns--;
     tf_metrics_conn_closed(w->metrics);
-    gen_unref(w, gen_of(w, c));
     tf_worker_release(w);
     if (w->stopping && w->nconns == 0)
         worker_finish(w);

@@ -56,10 +56,9 @@ typedef struct {
     _Atomic unsigned finished;   /* workers whose loop has ended */
 } tf_shared_t;
 
-/* The worker's current view, kept under this name and shape while
- * proxy/conn.c reads `w->server->conf`, `->snap` and `->nworkers` directly.
- * `conf` and `snap` are the current generation's; they change on the worker's
- * thread only. New code uses tf_worker_conf()/tf_worker_snap(). */
+/* The worker's current view: `conf` and `snap` are the current generation's
+ * and change on the worker's thread only (a connection reads its own
+ * generation instead, c->gen); `shared` is process-wide. */
 typedef struct {
     tf_conf_t *conf;        /* borrowed from the current generation */
     tf_cs_snapshot_t *snap; /* borrowed from the current generation */
@@ -70,9 +69,8 @@ typedef struct {
 
 /* One generation (see above). Every pointer is held by the generation. */
 struct tf_worker_gen {
-    unsigned refs;      /* the worker's "current" + connections accepted under it */
-    uint64_t first_seq; /* w->accepted when it became current */
-    uint64_t conf_id;   /* the configuration's number (1 at start, +1 per applied reload) */
+    unsigned refs;    /* the worker's "current" + connections accepted under it */
+    uint64_t conf_id; /* the configuration's number (1 at start, +1 per applied reload) */
     tf_conf_t *conf;
     tf_cs_snapshot_t *snap;
     tf_tls_ctx_t *tls;
@@ -86,7 +84,6 @@ struct tf_worker {
     uv_async_t gen_async;    /* a new generation waits in `mailbox` */
     uv_async_t resume_async; /* another worker freed a connection slot */
     uv_timer_t drain_timer;
-    uv_timer_t route_timer;  /* retries an upstream swap that must wait */
     uv_timer_t sample_timer; /* samples backend state for metrics */
     uv_thread_t thread;
     uv_mutex_t mailbox_lock;
@@ -108,7 +105,6 @@ struct tf_worker {
     size_t nconns;
     uint64_t accepted; /* connections accepted by this worker */
     bool stopping;
-    bool conns_hold_gen; /* conn.c takes tf_worker_gen_acquire(): no routing-table wait */
     int exit_status;
     tf_metrics_worker_t *metrics; /* this worker's counters (cache-line aligned) */
     char rbuf[TF_WORKER_BUF];     /* libuv reads land here (alloc_cb) */
