@@ -9,6 +9,7 @@
 #include "proxy/http.h"
 #include "proxy/metrics.h"
 #include "proxy/pool.h"
+#include "proxy/proxy_internal.h"
 #include "proxy/pump.h"
 #include "proxy/upstream.h"
 #include "proxy/worker.h"
@@ -83,19 +84,7 @@ static void resp_head(tf_conn_t *c);
 
 static int buf_append(buf_t *b, const char *data, size_t len)
 {
-    if (b->len + len > b->cap) {
-        size_t cap = b->cap ? b->cap : 4096;
-        while (cap < b->len + len)
-            cap *= 2;
-        char *p = realloc(b->p, cap);
-        if (p == NULL)
-            return TF_ENOMEM;
-        b->p = p;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->len, data, len);
-    b->len += len;
-    return 0;
+    return tf_bytes_append(&b->p, &b->len, &b->cap, 4096, data, len);
 }
 
 /* Drops the first n bytes; an emptied buffer gives its memory back, so an

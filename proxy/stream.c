@@ -228,19 +228,7 @@ static int tcp_read_start(tf_stream_t *s)
 
 static int tcp_queue(tf_stream_t *s, const char *data, size_t len)
 {
-    if (s->qlen + len > s->qcap) {
-        size_t cap = s->qcap ? s->qcap : 16384;
-        while (cap < s->qlen + len)
-            cap *= 2;
-        char *q = realloc(s->qbuf, cap);
-        if (q == NULL)
-            return TF_ENOMEM;
-        s->qbuf = q;
-        s->qcap = cap;
-    }
-    memcpy(s->qbuf + s->qlen, data, len);
-    s->qlen += len;
-    return 0;
+    return tf_bytes_append(&s->qbuf, &s->qlen, &s->qcap, 16384, data, len);
 }
 
 /* Nothing waiting: write straight from the caller's buffer (the worker's

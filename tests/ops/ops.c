@@ -28,18 +28,6 @@ static void nap_ms(long ms)
     nanosleep(&ts, NULL);
 }
 
-static unsigned free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    cr_assert_geq(fd, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof a;
-    cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
-    cr_assert_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-    close(fd);
-    return ntohs(a.sin_port);
-}
-
 static void sh_ok(const char *what, char *out, int st)
 {
     cr_assert_eq(st, 0, "%s: %s", what, out);
@@ -51,48 +39,13 @@ static void sh_ok(const char *what, char *out, int st)
 static void make_pki(tf_ops_t *t)
 {
     tf_px_t *px = &t->px;
-    snprintf(px->demo, sizeof px->demo, "%s/tests/proxy-demo", env("TF_BUILD_DIR"));
+    tf_px_demo_pki(px);
     int st;
-    char *out = tf_px_sh(&st,
-                         "mkdir -p '%s' && flock '%s.lock' sh -c \"[ -f '%s/tlsfront.yaml' ] || "
-                         "bash '%s/scripts/demo-pki.sh' '%s' >/dev/null\"",
-                         px->demo, px->demo, px->demo, env("TF_SOURCE_DIR"), px->demo);
-    sh_ok("demo PKI", out, st);
-    snprintf(px->ca, sizeof px->ca, "%s/pki/root.crt", px->demo);
+    char *out;
     snprintf(t->pki, sizeof t->pki, "%s/pki", px->demo);
     snprintf(t->certs, sizeof t->certs, "%s/certs", px->tmp);
     out = tf_px_sh(&st, "mkdir '%s' && cp -p '%s'/certs/*.pem '%s'/", t->certs, px->demo, t->certs);
     sh_ok("copy certs", out, st);
-}
-
-static void start_backend(tf_px_t *px)
-{
-    int in[2], out[2];
-    cr_assert_eq(pipe(in), 0);
-    cr_assert_eq(pipe(out), 0);
-    char script[1100];
-    snprintf(script, sizeof script, "%s/tests/proxy/backend.py", env("TF_SOURCE_DIR"));
-    pid_t pid = fork();
-    cr_assert_geq(pid, 0);
-    if (pid == 0) {
-        dup2(in[0], 0);
-        dup2(out[1], 1);
-        close(in[1]);
-        close(out[0]);
-        execlp("python3", "python3", script, "echo-backend", (char *)NULL);
-        _exit(127);
-    }
-    close(in[0]);
-    close(out[1]);
-    px->backend_pid = pid;
-    px->backend_stdin = in[1];
-    char line[64] = {0};
-    ssize_t n = 0, r;
-    while (n < (ssize_t)sizeof line - 1 && (r = read(out[0], line + n, 1)) == 1 && line[n] != '\n')
-        n++;
-    close(out[0]);
-    cr_assert_eq(sscanf(line, "%u %u", &px->backend_port, &px->hole_port), 2,
-                 "the test backend did not start: '%s'", line);
 }
 
 void tf_ops_write_config(tf_ops_t *t, const char *extra, const char *raw)
@@ -177,8 +130,8 @@ static void start_proxy(tf_ops_t *t)
     for (int attempt = 0; attempt < 5; attempt++) {
         if (start_proxy_once(t))
             return;
-        t->px.port = free_port();
-        t->admin_port = free_port();
+        t->px.port = tf_px_free_port();
+        t->admin_port = tf_px_free_port();
         tf_ops_write_config(t, t->extra, NULL);
     }
     cr_assert_fail("no free ports for tlsfront after 5 attempts");
@@ -194,9 +147,9 @@ void tf_ops_start(tf_ops_t *t, unsigned workers, const char *token, const char *
     snprintf(px->log, sizeof px->log, "%s/tlsfront.log", px->tmp);
     snprintf(t->config, sizeof t->config, "%s/tlsfront.yaml", px->tmp);
     make_pki(t);
-    start_backend(px);
-    px->port = free_port();
-    t->admin_port = free_port();
+    tf_px_start_backend(px);
+    px->port = tf_px_free_port();
+    t->admin_port = tf_px_free_port();
     if (token != NULL) {
         snprintf(t->token, sizeof t->token, "%s", token);
         char path[1300];

@@ -25,7 +25,7 @@ static const char *env(const char *name)
     return v;
 }
 
-static void demo_pki(tf_px_t *px)
+void tf_px_demo_pki(tf_px_t *px)
 {
     snprintf(px->demo, sizeof px->demo, "%s/tests/proxy-demo", env("TF_BUILD_DIR"));
     char cmd[5000];
@@ -38,7 +38,7 @@ static void demo_pki(tf_px_t *px)
     snprintf(px->ca, sizeof px->ca, "%s/pki/root.crt", px->demo);
 }
 
-static unsigned free_port(void)
+unsigned tf_px_free_port(void)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     cr_assert_geq(fd, 0);
@@ -80,7 +80,7 @@ static pid_t spawn_script(const char *script, const char *name, int *stdin_fd, c
     return pid;
 }
 
-static void start_backend(tf_px_t *px)
+void tf_px_start_backend(tf_px_t *px)
 {
     char script[1100], line[64];
     snprintf(script, sizeof script, "%s/tests/proxy/backend.py", env("TF_SOURCE_DIR"));
@@ -226,18 +226,18 @@ void tf_px_start(tf_px_t *px, const tf_px_opts_t *opts)
 {
     memset(px, 0, sizeof *px);
     px->backend_stdin = -1;
-    demo_pki(px);
+    tf_px_demo_pki(px);
     snprintf(px->tmp, sizeof px->tmp, "/tmp/tf-proxy-test-XXXXXX");
     cr_assert_not_null(mkdtemp(px->tmp));
     snprintf(px->log, sizeof px->log, "%s/tlsfront.log", px->tmp);
     px->echo_stdin = -1;
-    start_backend(px);
+    tf_px_start_backend(px);
     if (opts != NULL && opts->http)
         start_echo(px);
-    px->dead_port = free_port();
-    px->port = free_port();
-    px->http_port = free_port();
-    px->admin_port = free_port();
+    px->dead_port = tf_px_free_port();
+    px->port = tf_px_free_port();
+    px->http_port = tf_px_free_port();
+    px->admin_port = tf_px_free_port();
     char config[1200];
     write_config(px, opts, config, sizeof config);
     start_proxy(px, config, opts ? opts->nofile : 0);

@@ -49,6 +49,13 @@ void tf_px_start(tf_px_t *px, const tf_px_opts_t *opts);
  * a bounded wait), or -1 if it was not running. */
 int tf_px_stop_proxy(tf_px_t *px);
 
+/* Pieces of tf_px_start() for suites that assemble their own (tests/ops):
+ * the demo PKI (made once under a lock) into px->demo and px->ca; a free
+ * loopback port; the test backend (backend.py) into px->backend_*. */
+void tf_px_demo_pki(tf_px_t *px);
+unsigned tf_px_free_port(void);
+void tf_px_start_backend(tf_px_t *px);
+
 /* Stops everything still running and removes the scratch directory. */
 void tf_px_stop(tf_px_t *px);
 
