@@ -34,7 +34,15 @@
 
 #define AES_BUF_SIZE (16 * 1024)
 
-enum bench_op { OP_AES_GCM, OP_ECDSA_SIGN, OP_ECDH_P256, OP_ECDH_X25519, OP_RSA_SIGN, OP_COUNT };
+enum bench_op {
+    OP_AES_GCM,
+    OP_ECDSA_SIGN,
+    OP_ECDH_P256,
+    OP_ECDH_X25519,
+    OP_X25519_KEYGEN,
+    OP_RSA_SIGN,
+    OP_COUNT
+};
 
 static const struct {
     const char *name;
@@ -44,6 +52,7 @@ static const struct {
     [OP_ECDSA_SIGN] = {"ECDSA P-256 sign", "sign/s"},
     [OP_ECDH_P256] = {"ECDH P-256 shared secret", "op/s"},
     [OP_ECDH_X25519] = {"X25519 shared secret", "op/s"},
+    [OP_X25519_KEYGEN] = {"X25519 key pair (key share)", "op/s"},
     [OP_RSA_SIGN] = {"RSA-2048 sign (PKCS#1 v1.5)", "sign/s"},
 };
 
@@ -214,6 +223,29 @@ static double bench_x25519(WC_RNG *rng, double seconds)
         rate = run_timed(x25519_op, &c, seconds);
     wc_curve25519_free(&c.peer);
     wc_curve25519_free(&c.priv);
+    return rate;
+}
+
+/* A new key pair, as the server makes for every full TLS 1.3 handshake:
+ * the public key comes from the fixed base (scripts/wolfssl-patches/). */
+struct x25519_keygen_ctx {
+    curve25519_key key;
+    WC_RNG *rng;
+};
+
+static int x25519_make_key_op(void *p)
+{
+    struct x25519_keygen_ctx *c = p;
+    return wc_curve25519_make_key(c->rng, CURVE25519_KEYSIZE, &c->key);
+}
+
+static double bench_x25519_keygen(WC_RNG *rng, double seconds)
+{
+    struct x25519_keygen_ctx c = {.rng = rng};
+    if (wc_curve25519_init(&c.key) != 0)
+        return -1.0;
+    double rate = run_timed(x25519_make_key_op, &c, seconds);
+    wc_curve25519_free(&c.key);
     return rate;
 }
 
@@ -500,6 +532,7 @@ static int run_wolfssl(const struct options *o, struct results *r)
     r->wolf[OP_ECDSA_SIGN] = bench_ecc(&rng, ecdsa_op, o->seconds);
     r->wolf[OP_ECDH_P256] = bench_ecc(&rng, ecdh_op, o->seconds);
     r->wolf[OP_ECDH_X25519] = bench_x25519(&rng, o->seconds);
+    r->wolf[OP_X25519_KEYGEN] = bench_x25519_keygen(&rng, o->seconds);
     r->wolf[OP_RSA_SIGN] = bench_rsa(&rng, o->openssl, o->seconds);
     wc_FreeRng(&rng);
     return 0;
