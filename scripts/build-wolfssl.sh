@@ -53,6 +53,11 @@ CFLAGS_W+=" -DWOLFSSL_TLS13_TICKET_BEFORE_FINISHED"
 # server's key share, every full handshake) from Ed25519's precomputed
 # fixed-base table instead of the generic ladder: 13 us instead of 38 here
 # (that is what --enable-ed25519 is for); later wolfSSL releases do the same.
+# sha256-shani.patch runs SHA-256 on the x86 SHA extensions (SHA-NI) where the
+# CPU has them, chosen at run time like wolfSSL's AVX paths: about 4x the
+# AVX2 code, and a handshake hashes ~100 blocks (transcript, HKDF, Hash_DRBG).
+# wolfSSL has its own since 5.7.0. TLSFRONT_SHA256_NO_SHANI=1 in the
+# environment of a process turns it off (for measuring).
 patches_dir="$(cd "$(dirname "$0")" && pwd)/wolfssl-patches"
 key=$( (printf '%s\n' "${FLAGS[@]}" "$CFLAGS_W"; cat "$patches_dir"/*.patch) | sha256sum | cut -c1-12)
 work="$CACHE/wolfssl-src"

@@ -20,6 +20,7 @@
 #include <wolfssl/wolfcrypt/ecc.h>
 #include <wolfssl/wolfcrypt/random.h>
 #include <wolfssl/wolfcrypt/rsa.h>
+#include <wolfssl/wolfcrypt/sha256.h>
 
 #include <errno.h>
 #include <stdio.h>
@@ -41,6 +42,7 @@ enum bench_op {
     OP_ECDH_X25519,
     OP_X25519_KEYGEN,
     OP_RSA_SIGN,
+    OP_SHA256,
     OP_COUNT
 };
 
@@ -54,6 +56,7 @@ static const struct {
     [OP_ECDH_X25519] = {"X25519 shared secret", "op/s"},
     [OP_X25519_KEYGEN] = {"X25519 key pair (key share)", "op/s"},
     [OP_RSA_SIGN] = {"RSA-2048 sign (PKCS#1 v1.5)", "sign/s"},
+    [OP_SHA256] = {"SHA-256 (1 KiB messages)", "MiB/s"},
 };
 
 struct options {
@@ -135,6 +138,38 @@ out:
     free(c.out);
     free(c.in);
     return rate;
+}
+
+/* ---- SHA-256: the TLS transcript, HKDF and the Hash_DRBG ----------------------------------- */
+
+enum { SHA_MSG_SIZE = 1024 };
+
+struct sha_ctx {
+    byte msg[SHA_MSG_SIZE];
+    byte digest[WC_SHA256_DIGEST_SIZE];
+};
+
+static int sha256_op(void *p)
+{
+    struct sha_ctx *c = p;
+    wc_Sha256 s;
+    int rc = wc_InitSha256(&s);
+    if (rc == 0)
+        rc = wc_Sha256Update(&s, c->msg, sizeof(c->msg));
+    if (rc == 0)
+        rc = wc_Sha256Final(&s, c->digest);
+    wc_Sha256Free(&s);
+    return rc;
+}
+
+/* SHA-NI where the CPU has it (scripts/wolfssl-patches/sha256-shani.patch);
+ * TLSFRONT_SHA256_NO_SHANI=1 in the environment measures the AVX2 path. */
+static double bench_sha256(double seconds)
+{
+    struct sha_ctx c;
+    memset(&c, 0x5a, sizeof(c));
+    double rate = run_timed(sha256_op, &c, seconds);
+    return rate > 0 ? rate * SHA_MSG_SIZE / (1024.0 * 1024.0) : rate;
 }
 
 /* ---- ECDSA and ECDH on P-256 ---------------------------------------------------------------- */
@@ -366,6 +401,9 @@ static void parse_openssl_line(const char *line, struct results *r)
     if (sscanf(line, "+F:%d:AES-128-GCM:%lf:%lf:%lf:%lf:%lf:%lf", &idx, &a, &b, &c, &d, &e, &f) ==
         7)
         r->ossl[OP_AES_GCM] = f / (1024.0 * 1024.0);
+    else if (sscanf(line, "+F:%d:sha256:%lf:%lf:%lf:%lf:%lf:%lf", &idx, &a, &b, &c, &d, &e, &f) ==
+             7)
+        r->ossl[OP_SHA256] = d / (1024.0 * 1024.0);
     else if (sscanf(line, "+F2:%d:%d:%lf:%lf", &idx, &bits, &a, &b) == 4 && bits == 2048)
         r->ossl[OP_RSA_SIGN] = per_second(a);
     else if (sscanf(line, "+F4:%d:%d:%lf:%lf", &idx, &bits, &a, &b) == 4 && bits == 256)
@@ -380,6 +418,7 @@ static void run_openssl_speed(const struct options *o, struct results *r)
 {
     static const char *const args[] = {
         "-evp aes-128-gcm",
+        "-evp sha256",
         "ecdsap256 ecdhp256 ecdhx25519 rsa2048",
     };
     char cmd[512], line[1024];
@@ -534,6 +573,7 @@ static int run_wolfssl(const struct options *o, struct results *r)
     r->wolf[OP_ECDH_X25519] = bench_x25519(&rng, o->seconds);
     r->wolf[OP_X25519_KEYGEN] = bench_x25519_keygen(&rng, o->seconds);
     r->wolf[OP_RSA_SIGN] = bench_rsa(&rng, o->openssl, o->seconds);
+    r->wolf[OP_SHA256] = bench_sha256(o->seconds);
     wc_FreeRng(&rng);
     return 0;
 }
