@@ -14,6 +14,11 @@
  *                        every reason when it is not usable
  *   DELETE /certs/NAME   removes NAME.pem (and NAME.key) and reloads; 404 if absent
  *
+ * The loop never waits for the disk: PUT and DELETE do their file work on
+ * libuv's thread pool (proxy/admin_certs.h) and answer once it is durable,
+ * and a new admin.token_file is read there too (the token in use stays until
+ * it is read).
+ *
  * Private keys never appear in a response or a log line: bundles are
  * described through the certificate store's accessors, which expose none.
  */
@@ -46,8 +51,9 @@ typedef struct {
  * are dropped). Logs and returns a negative code on failure. */
 int tf_admin_new(const tf_admin_opts_t *opts, tf_admin_t **out) __attribute__((warn_unused_result));
 
-/* Re-reads admin.token_file from conf (after a configuration reload); on
- * failure the token in use stays (logged). */
+/* Re-reads admin.token_file from conf (after a configuration reload) on the
+ * thread pool; the token in use stays until the read is back, and on
+ * failure (logged). */
 void tf_admin_reload_token(tf_admin_t *a, const tf_conf_t *conf);
 
 /* Stops listening and closes idle connections; a request waiting for a
