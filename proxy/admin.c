@@ -1,6 +1,8 @@
 /* See admin.h. One request per connection: read the head (at most
  * TF_ADMIN_MAX_HEAD bytes), check the token, read the body (at most
- * TF_ADMIN_MAX_BODY), answer, close.
+ * TF_ADMIN_MAX_BODY), answer, close. A head with "Expect: 100-continue" is
+ * answered "100 Continue" before its body when the request line and headers
+ * are acceptable, and refused at once otherwise.
  *
  * The main loop never waits for the disk: PUT and DELETE /certs/NAME do
  * their file work (stat, read, validate, write, fsync, rename, unlink) on
@@ -28,6 +30,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#define CONTINUE_100 "HTTP/1.1 100 Continue\r\n\r\n"
 #define TOKEN_MAX 1024
 
 typedef struct admin_conn admin_conn_t;
@@ -64,6 +67,7 @@ struct admin_conn {
     uv_tcp_t tcp;
     uv_timer_t timer;
     uv_write_t wreq;
+    uv_write_t creq; /* "100 Continue" */
     tf_admin_t *admin;
     admin_conn_t *prev, *next;
     tf_http_parser_t parser;
@@ -487,6 +491,30 @@ static void copy_field(char *dst, size_t cap, const char *src, size_t len)
     dst[len] = '\0';
 }
 
+/* "Expect: 100-continue" (RFC 9110 §10.1.1): the client holds its body back
+ * until an interim answer. A request the head already refuses (401, 411 and
+ * 413 above; 404 and 405 here) gets its final answer at once and the
+ * connection closes, as nginx does; anything else gets "100 Continue" and
+ * is answered once its body is in (409, 422 and 500 are known only then).
+ * HTTP/1.0, a request without a body, or one whose body is arriving anyway
+ * is read and answered as any other. */
+static void expect_continue(admin_conn_t *c)
+{
+    if (c->req.version_minor == 0 || c->body_len == 0 || c->len > c->head_len)
+        return;
+    refusal_t r;
+    if (resolve(c, &r) == EP_REFUSED) {
+        respond_text(c, r.status, r.headers, r.text);
+        return;
+    }
+    /* A string literal: it outlives the write, which libuv only reads. No
+     * callback: creq lives in the connection, which outlasts it (a close
+     * cancels it first). The final answer queues behind it. */
+    uv_buf_t b = uv_buf_init(CONTINUE_100, sizeof CONTINUE_100 - 1);
+    if (uv_write(&c->creq, (uv_stream_t *)&c->tcp, &b, 1, NULL) != 0)
+        conn_close(c);
+}
+
 /* The head is complete: check it and learn how much body follows. */
 static void on_head(admin_conn_t *c)
 {
@@ -514,6 +542,8 @@ static void on_head(admin_conn_t *c)
         return;
     }
     c->body_len = req->body == TF_HTTP_BODY_LENGTH ? (size_t)req->content_length : 0;
+    if (req->expect_continue)
+        expect_continue(c);
 }
 
 static void conn_progress(admin_conn_t *c)

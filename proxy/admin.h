@@ -14,6 +14,10 @@
  *                        every reason when it is not usable
  *   DELETE /certs/NAME   removes NAME.pem (and NAME.key) and reloads; 404 if absent
  *
+ * A request with "Expect: 100-continue" gets "HTTP/1.1 100 Continue" before
+ * its body when its head is acceptable (token, method, path, size), and its
+ * final answer at once, without the 100, when not (401, 404, 405, 411, 413).
+ *
  * The loop never waits for the disk: PUT and DELETE do their file work on
  * libuv's thread pool (proxy/admin_certs.h) and answer once it is durable,
  * and a new admin.token_file is read there too (the token in use stays until

@@ -353,6 +353,113 @@ static char *slurp(const char *path, size_t *len)
     return data;
 }
 
+/* ---- Expect: 100-continue ------------------------------------------------- */
+
+/* curl sends "Expect: 100-continue" with a body over 1 KiB and waits for the
+ * interim answer before sending it; --expect100-timeout makes a missing 100
+ * a failure (-m ends the wait first) instead of a one-second delay. */
+Test(ops_admin, curl_gets_100_continue_before_it_sends_the_bundle)
+{
+    char bundle[1400];
+    snprintf(bundle, sizeof bundle, "%s/continue.pem", ops.px.tmp);
+    char *serial = tf_ops_issue(&ops, bundle, "new", "continue.example");
+    struct stat sb;
+    cr_assert_eq(stat(bundle, &sb), 0);
+    cr_assert_gt(sb.st_size, 1024, "curl sends Expect only for a body over 1 KiB");
+    int rc;
+    char *out = tf_px_sh(&rc,
+                         "curl -sS -v -m 20 --expect100-timeout 60 -o /dev/null "
+                         "-w 'status=%%{http_code}\\n' -H 'Authorization: Bearer %s' -T '%s' "
+                         "http://127.0.0.1:%u/certs/continue",
+                         TOKEN, bundle, ops.admin_port);
+    cr_expect_eq(rc, 0, "%s", out);
+    cr_expect_not_null(strstr(out, "> Expect: 100-continue"), "%s", out);
+    cr_expect_not_null(strstr(out, "< HTTP/1.1 100 Continue"), "%s", out);
+    cr_expect_not_null(strstr(out, "status=200"), "%s", out);
+    free(out);
+    cr_expect(tf_ops_wait_serial(&ops, "continue.example", serial, 5));
+    free(serial);
+}
+
+/* What the head already refuses is answered at once, without a 100: curl
+ * would otherwise wait for one (60 s, past its -m 20). */
+Test(ops_admin, a_refused_upload_is_answered_without_100_continue)
+{
+    char bundle[1400];
+    snprintf(bundle, sizeof bundle, "%s/refused.pem", ops.px.tmp);
+    free(tf_ops_issue(&ops, bundle, "new", "refused.example"));
+    static const struct {
+        const char *token, *path;
+        const char *status;
+    } cases[] = {
+        {"wrong-token", "/certs/refused", "status=401"},
+        {TOKEN, "/certs/.refused", "status=404"},
+        {TOKEN, "/nowhere", "status=404"},
+        {TOKEN, "/reload", "status=405"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        int rc;
+        char *out = tf_px_sh(&rc,
+                             "curl -sS -v -m 20 --expect100-timeout 60 -o /dev/null "
+                             "-w 'status=%%{http_code}\\n' -H 'Authorization: Bearer %s' -T '%s' "
+                             "http://127.0.0.1:%u%s",
+                             cases[i].token, bundle, ops.admin_port, cases[i].path);
+        cr_expect_eq(rc, 0, "%s: %s", cases[i].path, out);
+        cr_expect_not_null(strstr(out, "> Expect: 100-continue"), "%s", out);
+        cr_expect_null(strstr(out, "100 Continue"), "%s", out);
+        cr_expect_not_null(strstr(out, cases[i].status), "%s: %s", cases[i].path, out);
+        free(out);
+    }
+    char path[1400];
+    snprintf(path, sizeof path, "%s/refused.pem", ops.certs);
+    cr_expect_neq(access(path, F_OK), 0, "a refused upload must not be written");
+}
+
+/* On the wire: the head alone gets exactly "100 Continue" and nothing
+ * more until the body is sent; then the final answer. */
+Test(ops_admin, the_100_arrives_before_the_body_is_sent)
+{
+    char bundle[1400];
+    snprintf(bundle, sizeof bundle, "%s/wire.pem", ops.px.tmp);
+    char *serial = tf_ops_issue(&ops, bundle, "new", "wire.example");
+    size_t blen = 0;
+    char *body = slurp(bundle, &blen);
+    int fd = admin_connect();
+    char head[512];
+    int hl = snprintf(head, sizeof head,
+                      "PUT /certs/wire HTTP/1.1\r\nHost: admin\r\nAuthorization: Bearer %s\r\n"
+                      "Content-Length: %zu\r\nExpect: 100-continue\r\n\r\n",
+                      TOKEN, blen);
+    send_all(fd, head, (size_t)hl);
+    const char *got = read_until(fd, "\r\n\r\n");
+    cr_expect_str_eq(got, "HTTP/1.1 100 Continue\r\n\r\n");
+    send_all(fd, body, blen);
+    got = read_until(fd, NULL);
+    cr_expect_eq(strncmp(got, "HTTP/1.1 200 OK\r\n", 17), 0, "%s", got);
+    cr_expect_not_null(strstr(got, "\"added\":1"), "%s", got);
+    close(fd);
+    free(body);
+    cr_expect(tf_ops_wait_serial(&ops, "wire.example", serial, 5));
+    free(serial);
+}
+
+/* A refused head is answered and the connection closed without the body. */
+Test(ops_admin, a_refused_head_is_answered_and_closed_before_the_body)
+{
+    int fd = admin_connect();
+    char head[512];
+    int hl = snprintf(head, sizeof head,
+                      "PUT /certs/.hidden HTTP/1.1\r\nHost: admin\r\nAuthorization: Bearer %s\r\n"
+                      "Content-Length: 5000\r\nExpect: 100-continue\r\n\r\n",
+                      TOKEN);
+    send_all(fd, head, (size_t)hl);
+    const char *got = read_until(fd, NULL);
+    cr_expect_eq(strncmp(got, "HTTP/1.1 404 Not Found\r\n", 24), 0, "%s", got);
+    cr_expect_null(strstr(got, "100 Continue"), "%s", got);
+    cr_expect_not_null(strstr(got, "Connection: close"), "%s", got);
+    close(fd);
+}
+
 /* ---- file work off the main loop ------------------------------------------ */
 
 /* A "slow disk": NAME.key as a FIFO (the store lists only .pem, .crt and
