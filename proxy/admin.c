@@ -1,10 +1,18 @@
 /* See admin.h. One request per connection: read the head (at most
  * TF_ADMIN_MAX_HEAD bytes), check the token, read the body (at most
- * TF_ADMIN_MAX_BODY), answer, close. A connection waiting for a reload stays
- * open until the reload's callback answers it. */
+ * TF_ADMIN_MAX_BODY), answer, close. A head with "Expect: 100-continue" is
+ * answered "100 Continue" before its body when the request line and headers
+ * are acceptable, and refused at once otherwise.
+ *
+ * The main loop never waits for the disk: PUT and DELETE /certs/NAME do
+ * their file work (stat, read, validate, write, fsync, rename, unlink) on
+ * libuv's thread pool, and so does reading the token file on a reload. A
+ * connection waiting for its file work or for a reload stays open until the
+ * callback answers it: closing it (timeout, shutdown) waits for that. */
 #include "proxy/admin.h"
 
 #include "certstore/certstore.h"
+#include "proxy/admin_certs.h"
 #include "common/err.h"
 #include "proxy/http.h"
 #include "proxy/json.h"
@@ -13,20 +21,17 @@
 
 #include <errno.h>
 #include <arpa/inet.h>
-#include <fcntl.h>
-#include <limits.h>
 #include <netinet/in.h>
 #include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
+#define CONTINUE_100 "HTTP/1.1 100 Continue\r\n\r\n"
 #define TOKEN_MAX 1024
-#define NAME_MAX_LEN 128
 
 typedef struct admin_conn admin_conn_t;
 
@@ -43,14 +48,26 @@ struct tf_admin {
     bool loopback;    /* admin.listen is a loopback address */
     bool pending;     /* a connection waits to be taken (cap or memory) */
     admin_conn_t *conns;
-    unsigned handles; /* the listener + every connection */
+    unsigned handles;   /* the listener + every connection */
+    unsigned jobs;      /* token file reads on the thread pool */
+    uint64_t token_seq; /* the latest token request; older reads are dropped */
     bool closing;
 };
+
+/* PUT or DELETE /certs/NAME's file work on the thread pool. The loop fills
+ * the request and then touches neither it nor the connection's buffer and
+ * target (which it points into) until the after-work callback. */
+typedef struct {
+    uv_work_t req;
+    tf_conf_t *conf; /* a reference: a reload may replace the one in service meanwhile */
+    tf_admin_cert_job_t job;
+} file_job_t;
 
 struct admin_conn {
     uv_tcp_t tcp;
     uv_timer_t timer;
     uv_write_t wreq;
+    uv_write_t creq; /* "100 Continue" */
     tf_admin_t *admin;
     admin_conn_t *prev, *next;
     tf_http_parser_t parser;
@@ -59,13 +76,14 @@ struct admin_conn {
     size_t len, cap;
     size_t head_len, body_len; /* known once the head is parsed */
     bool head_done;
-    bool waiting; /* for a reload */
+    bool waiting; /* for file work or a reload: closing waits for the answer */
     bool answered;
     uint8_t handles;
     char method[16];
     char target[256];
     char *out;   /* the response being written */
     char *extra; /* a PUT/DELETE's own JSON, merged with the reload's */
+    file_job_t fj;
 };
 
 static void conn_close(admin_conn_t *c);
@@ -144,20 +162,11 @@ static void respond_text(admin_conn_t *c, int status, const char *headers, const
     respond(c, status, "text/plain; charset=utf-8", headers, text, strlen(text));
 }
 
-/* A JSON body written by fn into a memory stream. */
 static void respond_json(admin_conn_t *c, int status, void (*fn)(FILE *, void *), void *arg)
 {
-    char *body = NULL;
     size_t len = 0;
-    FILE *f = open_memstream(&body, &len);
-    if (f == NULL) {
-        respond_text(c, 500, NULL, "out of memory\n");
-        return;
-    }
-    fn(f, arg);
-    fputc('\n', f);
-    if (fclose(f) != 0) {
-        free(body);
+    char *body = tf_admin_json_string(fn, arg, &len);
+    if (body == NULL) {
         respond_text(c, 500, NULL, "out of memory\n");
         return;
     }
@@ -166,67 +175,6 @@ static void respond_json(admin_conn_t *c, int status, void (*fn)(FILE *, void *)
 }
 
 /* ---- /certs -------------------------------------------------------------- */
-
-static void format_time(time_t t, char *buf, size_t len)
-{
-    struct tm tm;
-    if (t == 0 || gmtime_r(&t, &tm) == NULL || strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
-        snprintf(buf, len, "-");
-}
-
-static void json_diags(FILE *f, const char *key, const tf_cs_bundle_t *b, tf_cs_severity_t sev)
-{
-    tf_json_key(f, key);
-    fputc('[', f);
-    bool first = true;
-    for (size_t i = 0; b != NULL && i < tf_cs_bundle_diag_count(b); i++) {
-        const tf_cs_diag_t *d = tf_cs_bundle_diag_at(b, i);
-        if (d->severity != sev)
-            continue;
-        fputs(first ? "{" : ",{", f);
-        first = false;
-        tf_json_key(f, "code");
-        tf_json_str(f, tf_cs_diag_slug(d->code));
-        fputc(',', f);
-        tf_json_key(f, "message");
-        tf_json_str(f, d->message);
-        fputc('}', f);
-    }
-    fputc(']', f);
-}
-
-/* The description of a bundle: never its key material (type and bits only). */
-static void json_bundle_fields(FILE *f, const tf_cs_bundle_t *b)
-{
-    char nb[32], na[32];
-    format_time(tf_cs_bundle_not_before(b), nb, sizeof nb);
-    format_time(tf_cs_bundle_not_after(b), na, sizeof na);
-    bool has = tf_cs_bundle_chain_len(b) > 0;
-    fputs("\"names\":[", f);
-    for (size_t i = 0; i < tf_cs_bundle_name_count(b); i++) {
-        if (i)
-            fputc(',', f);
-        tf_json_str(f, tf_cs_bundle_name_at(b, i));
-    }
-    fputs("],\"subject\":", f);
-    tf_json_str(f, has ? tf_cs_bundle_subject(b) : NULL);
-    fputs(",\"issuer\":", f);
-    tf_json_str(f, has ? tf_cs_bundle_issuer(b) : NULL);
-    fputs(",\"serial\":", f);
-    tf_json_str(f, has ? tf_cs_bundle_serial(b) : NULL);
-    fputs(",\"not_before\":", f);
-    tf_json_str(f, has ? nb : NULL);
-    fputs(",\"not_after\":", f);
-    tf_json_str(f, has ? na : NULL);
-    if (has)
-        fprintf(f, ",\"days_left\":%ld", tf_cs_bundle_days_left(b, time(NULL)));
-    else
-        fputs(",\"days_left\":null", f);
-    tf_cs_key_type_t kt = tf_cs_bundle_key_type(b);
-    fputs(",\"key\":{\"type\":", f);
-    tf_json_str(f, kt == TF_CS_KEY_RSA ? "RSA" : kt == TF_CS_KEY_EC ? "ECDSA" : NULL);
-    fprintf(f, ",\"bits\":%d}", tf_cs_bundle_key_bits(b));
-}
 
 static void json_entry(FILE *f, const tf_cs_entry_t *e)
 {
@@ -244,12 +192,12 @@ static void json_entry(FILE *f, const tf_cs_entry_t *e)
                                     : tf_cs_status_name(tf_cs_bundle_status(served)));
     fputc(',', f);
     if (shown != NULL) {
-        json_bundle_fields(f, shown);
+        tf_admin_json_bundle_fields(f, shown);
         fputc(',', f);
     }
-    json_diags(f, "warnings", served, TF_CS_WARNING);
+    tf_admin_json_diags(f, "warnings", served, TF_CS_WARNING);
     fputc(',', f);
-    json_diags(f, "errors", failed, TF_CS_FATAL);
+    tf_admin_json_diags(f, "errors", failed, TF_CS_FATAL);
     fputc('}', f);
 }
 
@@ -358,292 +306,63 @@ static void start_reload(admin_conn_t *c, bool with_conf, const char *why)
 
 /* ---- PUT and DELETE /certs/NAME ----------------------------------------- */
 
-static bool name_ok(const char *name)
+static void file_job_work(uv_work_t *req)
 {
-    size_t n = strlen(name);
-    if (n == 0 || n > NAME_MAX_LEN || name[0] == '.')
-        return false;
-    return strspn(name, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") == n;
+    file_job_t *fj = tf_container_of(req, file_job_t, req);
+    tf_admin_cert_job_run(&fj->job);
 }
 
-/* The first directory in tls.certs: where uploads go. */
-static const char *cert_dir(const tf_admin_t *a)
+/* Back on the loop. The connection is still open: conn_close() waits while
+ * c->waiting is set, whether the client left (nothing reads it meanwhile),
+ * its deadline passed or the admin API is closing (then the reload below
+ * answers at once with an error). */
+static void file_job_done(uv_work_t *req, int status)
 {
-    const tf_conf_tls_t *tls = tf_conf_tls(tf_reload_conf(a->reload));
-    for (size_t i = 0; i < tls->certs.count; i++) {
-        struct stat st;
-        if (stat(tls->certs.items[i], &st) == 0 && S_ISDIR(st.st_mode))
-            return tls->certs.items[i];
+    admin_conn_t *c = tf_container_of(req, admin_conn_t, fj.req);
+    tf_admin_cert_job_t *j = &c->fj.job;
+    tf_conf_unref(c->fj.conf);
+    c->fj.conf = NULL;
+    c->waiting = false;
+    if (status != 0 && j->status == 0) {
+        j->status = 500;
+        j->text = "the request was cancelled\n";
     }
-    return NULL;
-}
-
-static char *read_file(const char *path, size_t max, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (f == NULL)
-        return NULL;
-    char *data = malloc(max + 1);
-    size_t n = data != NULL ? fread(data, 1, max, f) : 0;
-    fclose(f);
-    if (data != NULL)
-        data[n] = '\0';
-    *len = n;
-    return data;
-}
-
-/* The private key of the existing NAME: its NAME.key, else the key blocks
- * of NAME.pem (kept in memory only to validate and write the new bundle). */
-static char *existing_key(const char *dir, const char *name, size_t *len, bool *sibling)
-{
-    char path[4200];
-    snprintf(path, sizeof path, "%s/%s.key", dir, name);
-    char *key = read_file(path, TF_ADMIN_MAX_BODY, len);
-    *sibling = key != NULL;
-    if (key != NULL)
-        return key;
-    snprintf(path, sizeof path, "%s/%s.pem", dir, name);
-    char *pem = read_file(path, TF_ADMIN_MAX_BODY, len);
-    if (pem == NULL)
-        return NULL;
-    char *begin = strstr(pem, "-----BEGIN ");
-    while (begin != NULL && strncmp(strchr(begin, ' ') + 1, "CERTIFICATE-----", 16) == 0)
-        begin = strstr(begin + 1, "-----BEGIN ");
-    /* The BEGIN line's "PRIVATE KEY-----", then the END line's (any line
-     * ending: CRLF bundles are valid, SPEC §4.1). */
-    char *end = begin != NULL ? strstr(begin, "PRIVATE KEY-----") : NULL;
-    end = end != NULL ? strstr(end + 1, "PRIVATE KEY-----") : NULL;
-    if (end == NULL) {
-        explicit_bzero(pem, *len);
-        free(pem);
-        return NULL;
+    if (j->status == 0) {
+        c->extra = j->extra;
+        j->extra = NULL;
+        start_reload(c, false, j->put ? "PUT /certs" : "DELETE /certs");
+    } else if (j->json != NULL) {
+        respond(c, j->status, "application/json", NULL, j->json, strlen(j->json));
+    } else {
+        respond_text(c, j->status, NULL, j->text);
     }
-    end += strlen("PRIVATE KEY-----");
-    size_t total = *len;
-    *len = (size_t)(end - begin);
-    memmove(pem, begin, *len);
-    pem[(*len)++] = '\n';
-    pem[*len] = '\0';
-    /* The key's first copy, further in, must not outlive the call. */
-    explicit_bzero(pem + *len + 1, total > *len ? total - *len : 0);
-    return pem;
+    free(j->json);
+    j->json = NULL;
 }
 
-static void wipe_free(char *p, size_t len)
+/* PUT or DELETE /certs/NAME: the file work goes to the thread pool; the
+ * connection neither reads nor changes its buffer until it is back. */
+static void file_job_start(admin_conn_t *c, bool put, const char *name)
 {
-    if (p != NULL)
-        explicit_bzero(p, len);
-    free(p);
-}
-
-static int write_all(int fd, const char *p, size_t len)
-{
-    while (len > 0) {
-        ssize_t n = write(fd, p, len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return -errno;
-        p += n;
-        len -= (size_t)n;
+    file_job_t *fj = &c->fj;
+    fj->conf = tf_conf_ref(tf_reload_conf(c->admin->reload));
+    fj->job = (tf_admin_cert_job_t){
+        .put = put,
+        .conf = fj->conf,
+        .trust = c->admin->trust,
+        .name = name,
+        .body = c->buf + c->head_len,
+        .body_len = c->body_len,
+    };
+    c->waiting = true;
+    int rc = uv_queue_work(c->admin->loop, &fj->req, file_job_work, file_job_done);
+    if (rc != 0) {
+        tf_conf_unref(fj->conf);
+        fj->conf = NULL;
+        c->waiting = false;
+        TF_LOG(TF_LOG_ERROR, "admin: %s /certs/%s: %s", c->method, name, uv_strerror(rc));
+        respond_text(c, 500, NULL, "cannot start the file work; see the log\n");
     }
-    return 0;
-}
-
-static int fsync_dir(const char *dir)
-{
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0)
-        return -errno;
-    int rc = fsync(fd) == 0 ? 0 : -errno;
-    close(fd);
-    return rc;
-}
-
-/* Temporary dotfile in the same directory (the store and the watcher skip
- * dotfiles), mode 0600, fsync, rename over NAME.pem, fsync the directory:
- * the store sees the old bundle or the new one, never half of one. */
-static int write_atomic(const char *dir, const char *name, const char *a, size_t alen,
-                        const char *b, size_t blen)
-{
-    char tmp[4200], path[4200];
-    snprintf(tmp, sizeof tmp, "%s/.%s.pem.XXXXXX", dir, name);
-    snprintf(path, sizeof path, "%s/%s.pem", dir, name);
-    int fd = mkstemp(tmp);
-    if (fd < 0)
-        return -errno;
-    int rc = fchmod(fd, 0600) == 0 ? 0 : -errno;
-    if (rc == 0)
-        rc = write_all(fd, a, alen);
-    if (rc == 0 && blen > 0)
-        rc = write_all(fd, "\n", 1);
-    if (rc == 0)
-        rc = write_all(fd, b, blen);
-    if (rc == 0 && fsync(fd) != 0)
-        rc = -errno;
-    if (close(fd) != 0 && rc == 0)
-        rc = -errno;
-    if (rc == 0 && rename(tmp, path) != 0)
-        rc = -errno;
-    if (rc != 0)
-        unlink(tmp);
-    if (rc == 0)
-        rc = fsync_dir(dir);
-    return rc;
-}
-
-typedef struct {
-    const tf_cs_bundle_t *b;
-    const char *file;
-} upload_json_t;
-
-static void upload_errors_json(FILE *f, void *arg)
-{
-    const upload_json_t *u = arg;
-    fputc('{', f);
-    tf_json_key(f, "file");
-    tf_json_str(f, u->file);
-    fputc(',', f);
-    json_diags(f, "errors", u->b, TF_CS_FATAL);
-    fputc(',', f);
-    json_diags(f, "warnings", u->b, TF_CS_WARNING);
-    fputc('}', f);
-}
-
-/* The upload's own part of the answer: `"file":...,"upload":{...},`. */
-static char *upload_extra(const char *path, const tf_cs_bundle_t *b)
-{
-    char *out = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&out, &len);
-    if (f == NULL)
-        return NULL;
-    tf_json_key(f, "file");
-    tf_json_str(f, path);
-    fputs(",\"upload\":{\"status\":", f);
-    tf_json_str(f, tf_cs_status_name(tf_cs_bundle_status(b)));
-    fputc(',', f);
-    json_bundle_fields(f, b);
-    fputc(',', f);
-    json_diags(f, "warnings", b, TF_CS_WARNING);
-    fputs("},", f);
-    if (fclose(f) != 0) {
-        free(out);
-        return NULL;
-    }
-    return out;
-}
-
-static bool contains(const char *hay, size_t len, const char *needle)
-{
-    size_t n = strlen(needle);
-    for (size_t i = 0; i + n <= len; i++) {
-        if (memcmp(hay + i, needle, n) == 0)
-            return true;
-    }
-    return false;
-}
-
-static void put_cert(admin_conn_t *c, const char *name)
-{
-    tf_admin_t *a = c->admin;
-    const char *dir = cert_dir(a);
-    if (dir == NULL) {
-        respond_text(c, 409, NULL,
-                     "no directory in tls.certs: uploads go into the first certificate "
-                     "directory; add one\n");
-        return;
-    }
-    const char *body = c->buf + c->head_len;
-    size_t keylen = 0;
-    bool sibling = false;
-    char *key = existing_key(dir, name, &keylen, &sibling);
-    tf_cs_load_opts_t opts = {.trust = a->trust};
-    tf_cs_bundle_t *b = NULL;
-    char file[4200];
-    snprintf(file, sizeof file, "%s/%s.pem", dir, name);
-    int rc = tf_cs_bundle_load_mem(file, body, c->body_len, key, keylen, &opts, &b);
-    if (b == NULL) {
-        wipe_free(key, keylen);
-        respond_text(c, 500, NULL, "out of memory\n");
-        return;
-    }
-    if (rc != 0 || tf_cs_bundle_status(b) == TF_CS_ERROR) {
-        wipe_free(key, keylen);
-        upload_json_t u = {.b = b, .file = file};
-        respond_json(c, 422, upload_errors_json, &u);
-        tf_cs_bundle_unref(b);
-        return;
-    }
-    /* A certificate without its key takes the existing key: leaf + chain +
-     * that key in one file, unless the key lives in NAME.key already. */
-    bool body_has_key = contains(body, c->body_len, "PRIVATE KEY-----");
-    bool append_key = !body_has_key && !sibling && key != NULL;
-    int wrc =
-        write_atomic(dir, name, body, c->body_len, append_key ? key : "", append_key ? keylen : 0);
-    wipe_free(key, keylen);
-    if (wrc != 0) {
-        tf_cs_bundle_unref(b);
-        TF_LOG(TF_LOG_ERROR, "PUT /certs/%s: cannot write %s: %s", name, file, strerror(-wrc));
-        respond_text(c, 500, NULL, "cannot write the bundle; see the log\n");
-        return;
-    }
-    TF_LOG(TF_LOG_INFO, "PUT /certs/%s: wrote %s (serial %s)", name, file, tf_cs_bundle_serial(b));
-    c->extra = upload_extra(file, b);
-    tf_cs_bundle_unref(b);
-    start_reload(c, false, "PUT /certs");
-}
-
-/* Whether path is tls.default_cert (the proxy cannot start without it). */
-static bool is_default_cert(const tf_admin_t *a, const char *path)
-{
-    const char *def = tf_conf_tls(tf_reload_conf(a->reload))->default_cert;
-    char rp1[PATH_MAX], rp2[PATH_MAX];
-    return def != NULL && realpath(path, rp1) != NULL && realpath(def, rp2) != NULL &&
-           strcmp(rp1, rp2) == 0;
-}
-
-static void delete_cert(admin_conn_t *c, const char *name)
-{
-    const char *dir = cert_dir(c->admin);
-    char path[4200];
-    snprintf(path, sizeof path, "%s/%s.pem", dir ? dir : ".", name);
-    if (dir != NULL && is_default_cert(c->admin, path)) {
-        respond_text(c, 409, NULL,
-                     "this is tls.default_cert, which tlsfront cannot start without: replace it "
-                     "with PUT instead\n");
-        return;
-    }
-    if (dir == NULL || unlink(path) != 0) {
-        int err = dir == NULL ? ENOENT : errno;
-        if (err != ENOENT)
-            TF_LOG(TF_LOG_ERROR, "DELETE /certs/%s: %s: %s", name, path, strerror(err));
-        respond_text(c, err == ENOENT ? 404 : 500, NULL,
-                     err == ENOENT ? "no such certificate\n"
-                                   : "cannot remove the file; see the log\n");
-        return;
-    }
-    char key[4200];
-    snprintf(key, sizeof key, "%s/%s.key", dir, name);
-    if (unlink(key) != 0 && errno != ENOENT)
-        TF_LOG(TF_LOG_WARN, "DELETE /certs/%s: %s: %s", name, key, strerror(errno));
-    if (fsync_dir(dir) != 0)
-        TF_LOG(TF_LOG_WARN, "DELETE /certs/%s: cannot sync %s", name, dir);
-    TF_LOG(TF_LOG_INFO, "DELETE /certs/%s: removed %s", name, path);
-    char *extra = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&extra, &len);
-    if (f != NULL) {
-        tf_json_key(f, "deleted");
-        tf_json_str(f, path);
-        fputc(',', f);
-        if (fclose(f) != 0) {
-            free(extra);
-            extra = NULL;
-        }
-    }
-    c->extra = extra;
-    start_reload(c, false, "DELETE /certs");
 }
 
 /* ---- routing --------------------------------------------------------------- */
@@ -653,52 +372,85 @@ static bool is(const admin_conn_t *c, const char *method)
     return strcmp(c->method, method) == 0;
 }
 
-static void route_certs_name(admin_conn_t *c, const char *name)
+typedef enum {
+    EP_REFUSED,
+    EP_HEALTHZ,
+    EP_METRICS,
+    EP_CERTS,
+    EP_RELOAD,
+    EP_PUT_CERT,
+    EP_DELETE_CERT,
+} endpoint_t;
+
+/* What the request line alone refuses: the answer to send. */
+typedef struct {
+    int status;
+    const char *headers;
+    const char *text;
+} refusal_t;
+
+static endpoint_t refuse(refusal_t *r, int status, const char *headers, const char *text)
 {
-    if (!name_ok(name)) {
-        respond_text(c, 404, NULL,
-                     "certificate names are 1-128 of A-Z a-z 0-9 . _ - and do not start with "
-                     "a dot\n");
-        return;
-    }
-    if (is(c, "PUT"))
-        put_cert(c, name);
-    else if (is(c, "DELETE"))
-        delete_cert(c, name);
-    else
-        respond_text(c, 405, "Allow: PUT, DELETE\r\n", "method not allowed\n");
+    *r = (refusal_t){.status = status, .headers = headers, .text = text};
+    return EP_REFUSED;
 }
 
-static void route(admin_conn_t *c)
+/* The endpoint for the method and target, or EP_REFUSED with *r set (404,
+ * 405). Decided from the head alone, so that a request that expects 100
+ * Continue is refused before its body is sent. Strips the query. */
+static endpoint_t resolve(admin_conn_t *c, refusal_t *r)
 {
+    static const char not_allowed[] = "method not allowed\n";
     char *q = strchr(c->target, '?');
     if (q != NULL)
         *q = '\0';
     const char *t = c->target;
-    if (strcmp(t, "/healthz") == 0) {
-        if (is(c, "GET") || is(c, "HEAD"))
-            respond_text(c, 200, NULL, "ok\n");
-        else
-            respond_text(c, 405, "Allow: GET\r\n", "method not allowed\n");
-    } else if (strcmp(t, "/metrics") == 0) {
-        if (is(c, "GET"))
-            get_metrics(c);
-        else
-            respond_text(c, 405, "Allow: GET\r\n", "method not allowed\n");
-    } else if (strcmp(t, "/certs") == 0) {
-        if (is(c, "GET"))
-            respond_json(c, 200, certs_json, tf_reload_snapshot(c->admin->reload));
-        else
-            respond_text(c, 405, "Allow: GET\r\n", "method not allowed\n");
-    } else if (strcmp(t, "/reload") == 0) {
-        if (is(c, "POST"))
-            start_reload(c, true, "POST /reload");
-        else
-            respond_text(c, 405, "Allow: POST\r\n", "method not allowed\n");
-    } else if (strncmp(t, "/certs/", 7) == 0) {
-        route_certs_name(c, t + 7);
-    } else {
-        respond_text(c, 404, NULL, "not found\n");
+    if (strcmp(t, "/healthz") == 0)
+        return is(c, "GET") || is(c, "HEAD") ? EP_HEALTHZ
+                                             : refuse(r, 405, "Allow: GET\r\n", not_allowed);
+    if (strcmp(t, "/metrics") == 0)
+        return is(c, "GET") ? EP_METRICS : refuse(r, 405, "Allow: GET\r\n", not_allowed);
+    if (strcmp(t, "/certs") == 0)
+        return is(c, "GET") ? EP_CERTS : refuse(r, 405, "Allow: GET\r\n", not_allowed);
+    if (strcmp(t, "/reload") == 0)
+        return is(c, "POST") ? EP_RELOAD : refuse(r, 405, "Allow: POST\r\n", not_allowed);
+    if (strncmp(t, "/certs/", 7) != 0)
+        return refuse(r, 404, NULL, "not found\n");
+    if (!tf_admin_cert_name_ok(t + 7))
+        return refuse(r, 404, NULL,
+                      "certificate names are 1-128 of A-Z a-z 0-9 . _ - and do not start with "
+                      "a dot\n");
+    if (is(c, "PUT"))
+        return EP_PUT_CERT;
+    if (is(c, "DELETE"))
+        return EP_DELETE_CERT;
+    return refuse(r, 405, "Allow: PUT, DELETE\r\n", not_allowed);
+}
+
+/* The whole request is in: answer it. */
+static void route(admin_conn_t *c)
+{
+    refusal_t r = {0};
+    switch (resolve(c, &r)) {
+    case EP_REFUSED:
+        respond_text(c, r.status, r.headers, r.text);
+        break;
+    case EP_HEALTHZ:
+        respond_text(c, 200, NULL, "ok\n");
+        break;
+    case EP_METRICS:
+        get_metrics(c);
+        break;
+    case EP_CERTS:
+        respond_json(c, 200, certs_json, tf_reload_snapshot(c->admin->reload));
+        break;
+    case EP_RELOAD:
+        start_reload(c, true, "POST /reload");
+        break;
+    case EP_PUT_CERT:
+    case EP_DELETE_CERT:
+        file_job_start(c, is(c, "PUT"), c->target + 7);
+        break;
     }
 }
 
@@ -739,6 +491,30 @@ static void copy_field(char *dst, size_t cap, const char *src, size_t len)
     dst[len] = '\0';
 }
 
+/* "Expect: 100-continue" (RFC 9110 §10.1.1): the client holds its body back
+ * until an interim answer. A request the head already refuses (401, 411 and
+ * 413 above; 404 and 405 here) gets its final answer at once and the
+ * connection closes, as nginx does; anything else gets "100 Continue" and
+ * is answered once its body is in (409, 422 and 500 are known only then).
+ * HTTP/1.0, a request without a body, or one whose body is arriving anyway
+ * is read and answered as any other. */
+static void expect_continue(admin_conn_t *c)
+{
+    if (c->req.version_minor == 0 || c->body_len == 0 || c->len > c->head_len)
+        return;
+    refusal_t r;
+    if (resolve(c, &r) == EP_REFUSED) {
+        respond_text(c, r.status, r.headers, r.text);
+        return;
+    }
+    /* A string literal: it outlives the write, which libuv only reads. No
+     * callback: creq lives in the connection, which outlasts it (a close
+     * cancels it first). The final answer queues behind it. */
+    uv_buf_t b = uv_buf_init(CONTINUE_100, sizeof CONTINUE_100 - 1);
+    if (uv_write(&c->creq, (uv_stream_t *)&c->tcp, &b, 1, NULL) != 0)
+        conn_close(c);
+}
+
 /* The head is complete: check it and learn how much body follows. */
 static void on_head(admin_conn_t *c)
 {
@@ -766,6 +542,8 @@ static void on_head(admin_conn_t *c)
         return;
     }
     c->body_len = req->body == TF_HTTP_BODY_LENGTH ? (size_t)req->content_length : 0;
+    if (req->expect_continue)
+        expect_continue(c);
 }
 
 static void conn_progress(admin_conn_t *c)
@@ -836,7 +614,7 @@ static void conn_on_timeout(uv_timer_t *t)
 
 static void admin_maybe_free(tf_admin_t *a)
 {
-    if (a->closing && a->handles == 0) {
+    if (a->closing && a->handles == 0 && a->jobs == 0) {
         tf_cs_trust_free(a->trust);
         explicit_bzero(a->token, sizeof a->token);
         free(a);
@@ -942,26 +720,9 @@ static int read_token(const char *path, char *out, size_t *len)
     return 0;
 }
 
-void tf_admin_reload_token(tf_admin_t *a, const tf_conf_t *conf)
+/* The result of reading the token file at `path` (rc, token, len). */
+static void token_apply(tf_admin_t *a, const char *path, int rc, const char *token, size_t len)
 {
-    const char *path = tf_conf_admin(conf)->token_file;
-    if (path == NULL) {
-        if (a->token_len > 0)
-            TF_LOG(TF_LOG_WARN, "admin: admin.token_file removed: no token required any more");
-        a->token_len = 0;
-        a->deny_all = false;
-        if (!a->loopback) {
-            /* Fail closed: an open admin API off loopback is anyone's. */
-            TF_LOG(TF_LOG_ERROR,
-                   "admin: admin.listen is not a loopback address and no "
-                   "admin.token_file is set: every admin request is refused until one is");
-            a->deny_all = true;
-        }
-        return;
-    }
-    char token[TOKEN_MAX];
-    size_t len = 0;
-    int rc = read_token(path, token, &len);
     if (rc != 0) {
         /* Fail closed: a configured token that cannot be read must not
          * leave the API open (start-up refuses the same configuration). */
@@ -976,7 +737,77 @@ void tf_admin_reload_token(tf_admin_t *a, const tf_conf_t *conf)
     memcpy(a->token, token, len);
     a->token_len = len;
     a->deny_all = false;
-    explicit_bzero(token, sizeof token);
+}
+
+/* A read of the token file on the thread pool; the admin API is freed only
+ * once none is left. */
+typedef struct {
+    uv_work_t req;
+    tf_admin_t *admin;
+    uint64_t seq; /* a->token_seq when it was asked for */
+    char *path;
+    int rc;
+    size_t len;
+    char token[TOKEN_MAX];
+} token_job_t;
+
+static void token_work(uv_work_t *req)
+{
+    token_job_t *j = tf_container_of(req, token_job_t, req);
+    j->rc = read_token(j->path, j->token, &j->len);
+}
+
+/* Only the latest configuration's read counts: an older one finishing late
+ * must not bring back a token that was replaced meanwhile. */
+static void token_done(uv_work_t *req, int status)
+{
+    token_job_t *j = tf_container_of(req, token_job_t, req);
+    tf_admin_t *a = j->admin;
+    a->jobs--;
+    if (j->seq == a->token_seq && !a->closing)
+        token_apply(a, j->path, status != 0 ? status : j->rc, j->token, j->len);
+    explicit_bzero(j->token, sizeof j->token);
+    free(j->path);
+    free(j);
+    admin_maybe_free(a);
+}
+
+void tf_admin_reload_token(tf_admin_t *a, const tf_conf_t *conf)
+{
+    if (a->closing)
+        return;
+    const char *path = tf_conf_admin(conf)->token_file;
+    a->token_seq++; /* a read still in flight is for an older configuration */
+    if (path == NULL) {
+        if (a->token_len > 0)
+            TF_LOG(TF_LOG_WARN, "admin: admin.token_file removed: no token required any more");
+        a->token_len = 0;
+        a->deny_all = false;
+        if (!a->loopback) {
+            /* Fail closed: an open admin API off loopback is anyone's. */
+            TF_LOG(TF_LOG_ERROR,
+                   "admin: admin.listen is not a loopback address and no "
+                   "admin.token_file is set: every admin request is refused until one is");
+            a->deny_all = true;
+        }
+        return;
+    }
+    /* The file may sit on a slow disk: the token in use stays until the
+     * read is back. */
+    token_job_t *j = calloc(1, sizeof *j);
+    char *copy = strdup(path);
+    int rc = j != NULL && copy != NULL ? 0 : -ENOMEM;
+    if (rc == 0) {
+        *j = (token_job_t){.admin = a, .seq = a->token_seq, .path = copy};
+        rc = uv_queue_work(a->loop, &j->req, token_work, token_done);
+    }
+    if (rc != 0) {
+        token_apply(a, path, rc, NULL, 0);
+        free(copy);
+        free(j);
+        return;
+    }
+    a->jobs++;
 }
 
 static int admin_bind(tf_admin_t *a, const tf_conf_addr_t *addr)

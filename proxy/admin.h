@@ -14,6 +14,15 @@
  *                        every reason when it is not usable
  *   DELETE /certs/NAME   removes NAME.pem (and NAME.key) and reloads; 404 if absent
  *
+ * A request with "Expect: 100-continue" gets "HTTP/1.1 100 Continue" before
+ * its body when its head is acceptable (token, method, path, size), and its
+ * final answer at once, without the 100, when not (401, 404, 405, 411, 413).
+ *
+ * The loop never waits for the disk: PUT and DELETE do their file work on
+ * libuv's thread pool (proxy/admin_certs.h) and answer once it is durable,
+ * and a new admin.token_file is read there too (the token in use stays until
+ * it is read).
+ *
  * Private keys never appear in a response or a log line: bundles are
  * described through the certificate store's accessors, which expose none.
  */
@@ -46,8 +55,9 @@ typedef struct {
  * are dropped). Logs and returns a negative code on failure. */
 int tf_admin_new(const tf_admin_opts_t *opts, tf_admin_t **out) __attribute__((warn_unused_result));
 
-/* Re-reads admin.token_file from conf (after a configuration reload); on
- * failure the token in use stays (logged). */
+/* Re-reads admin.token_file from conf (after a configuration reload) on the
+ * thread pool; the token in use stays until the read is back, and on
+ * failure (logged). */
 void tf_admin_reload_token(tf_admin_t *a, const tf_conf_t *conf);
 
 /* Stops listening and closes idle connections; a request waiting for a

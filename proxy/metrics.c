@@ -12,6 +12,10 @@
 
 #define RELAXED memory_order_relaxed
 
+/* tenant_row() masks a hash with the capacity. */
+_Static_assert((TF_METRICS_TENANTS & (TF_METRICS_TENANTS - 1)) == 0,
+               "TF_METRICS_TENANTS must be a power of two");
+
 /* Upper bounds of the duration buckets, in milliseconds and as printed. */
 static const uint64_t bucket_ms[TF_METRICS_BUCKETS] = {5,   10,   25,   50,   100,  250,
                                                        500, 1000, 2500, 5000, 10000};
@@ -216,6 +220,24 @@ static bool seen_before(tf_metrics_worker_t *const *ws, unsigned wi, size_t slot
     return false;
 }
 
+/* The overflow row, once some worker's table was full for a request: a
+ * series that appears late is a counter Prometheus handles, and a table
+ * that never fills adds no lines. */
+static void render_other(FILE *out, tf_metrics_worker_t *const *ws, unsigned n)
+{
+    uint64_t counts[5] = {0}, all = 0;
+    for (unsigned c = 0; c < 5; c++) {
+        for (unsigned i = 0; i < n; i++)
+            counts[c] += get(&ws[i]->other.classes[c]);
+        all += counts[c];
+    }
+    if (all == 0)
+        return;
+    for (unsigned c = 0; c < 5; c++)
+        fprintf(out, "tlsfront_requests_total{tenant=\"%s\",class=\"%uxx\"} %llu\n",
+                TF_METRICS_OTHER_TENANT, c + 1, (unsigned long long)counts[c]);
+}
+
 static void render_requests(FILE *out, tf_metrics_worker_t *const *ws, unsigned n)
 {
     head(out, "tlsfront_requests_total", "counter", "HTTP requests answered, by tenant and class.");
@@ -232,6 +254,7 @@ static void render_requests(FILE *out, tf_metrics_worker_t *const *ws, unsigned 
             }
         }
     }
+    render_other(out, ws, n);
     head(out, "tlsfront_request_duration_seconds", "histogram",
          "Time from a request's first byte to its response's last.");
     for (size_t b = 0; b < TF_METRICS_BUCKETS; b++)

@@ -28,8 +28,12 @@ typedef struct tf_worker tf_worker_t;
 
 /* Request duration buckets, in seconds (upper bounds; +Inf implied). */
 #define TF_METRICS_BUCKETS 11
-/* Distinct tenant names counted per worker; more share the "other" row. */
+/* Distinct tenant names counted per worker (a power of two). Requests of a
+ * tenant that finds the table full are counted in the overflow row, rendered
+ * as tenant="(other)": parentheses are not allowed in a tenant's name, so
+ * the row cannot be mistaken for one. */
 #define TF_METRICS_TENANTS 256
+#define TF_METRICS_OTHER_TENANT "(other)"
 /* Backends whose up/down state is exported (the first ones in file order). */
 #define TF_METRICS_BACKENDS 1024
 

@@ -4,10 +4,20 @@
 #include "ops.h"
 
 #include <criterion/criterion.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define TOKEN "s3cret-admin-token"
@@ -283,4 +293,318 @@ Test(ops_admin, the_default_certificate_cannot_be_deleted_and_head_has_no_body)
     cr_expect_not_null(strstr(out, "HTTP/1.1 200"), "%s", out);
     cr_expect_null(strstr(out, "\r\n\r\nok"), "%s", out);
     free(out);
+}
+
+/* ---- raw requests ---------------------------------------------------------- */
+
+static int admin_connect(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    cr_assert_geq(fd, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)ops.admin_port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    cr_assert_eq(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    return fd;
+}
+
+static void send_all(int fd, const char *p, size_t len)
+{
+    while (len > 0) {
+        ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
+        cr_assert_gt(n, 0, "send: %s", strerror(errno));
+        p += n;
+        len -= (size_t)n;
+    }
+}
+
+/* Reads (10 s at most) until `needle` arrived, or the peer closed when
+ * needle is NULL. Returns what was read (static, NUL-terminated). */
+static const char *read_until(int fd, const char *needle)
+{
+    static char buf[65536];
+    size_t len = 0;
+    buf[0] = '\0';
+    for (int waited = 0; waited < 10000 && len < sizeof buf - 1;) {
+        if (needle != NULL && strstr(buf, needle) != NULL)
+            break;
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        int r = poll(&p, 1, 100);
+        if (r == 0) {
+            waited += 100;
+            continue;
+        }
+        ssize_t n = recv(fd, buf + len, sizeof buf - 1 - len, 0);
+        if (n <= 0)
+            break;
+        len += (size_t)n;
+        buf[len] = '\0';
+    }
+    return buf;
+}
+
+static char *slurp(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    cr_assert_not_null(f, "%s", path);
+    char *data = malloc(1 << 20);
+    cr_assert_not_null(data);
+    *len = fread(data, 1, 1 << 20, f);
+    fclose(f);
+    return data;
+}
+
+/* ---- Expect: 100-continue ------------------------------------------------- */
+
+/* curl sends "Expect: 100-continue" with a body over 1 KiB and waits for the
+ * interim answer before sending it; --expect100-timeout makes a missing 100
+ * a failure (-m ends the wait first) instead of a one-second delay. */
+Test(ops_admin, curl_gets_100_continue_before_it_sends_the_bundle)
+{
+    char bundle[1400];
+    snprintf(bundle, sizeof bundle, "%s/continue.pem", ops.px.tmp);
+    char *serial = tf_ops_issue(&ops, bundle, "new", "continue.example");
+    struct stat sb;
+    cr_assert_eq(stat(bundle, &sb), 0);
+    cr_assert_gt(sb.st_size, 1024, "curl sends Expect only for a body over 1 KiB");
+    int rc;
+    char *out = tf_px_sh(&rc,
+                         "curl -sS -v -m 20 --expect100-timeout 60 -o /dev/null "
+                         "-w 'status=%%{http_code}\\n' -H 'Authorization: Bearer %s' -T '%s' "
+                         "http://127.0.0.1:%u/certs/continue",
+                         TOKEN, bundle, ops.admin_port);
+    cr_expect_eq(rc, 0, "%s", out);
+    cr_expect_not_null(strstr(out, "> Expect: 100-continue"), "%s", out);
+    cr_expect_not_null(strstr(out, "< HTTP/1.1 100 Continue"), "%s", out);
+    cr_expect_not_null(strstr(out, "status=200"), "%s", out);
+    free(out);
+    cr_expect(tf_ops_wait_serial(&ops, "continue.example", serial, 5));
+    free(serial);
+}
+
+/* What the head already refuses is answered at once, without a 100: curl
+ * would otherwise wait for one (60 s, past its -m 20). */
+Test(ops_admin, a_refused_upload_is_answered_without_100_continue)
+{
+    char bundle[1400];
+    snprintf(bundle, sizeof bundle, "%s/refused.pem", ops.px.tmp);
+    free(tf_ops_issue(&ops, bundle, "new", "refused.example"));
+    static const struct {
+        const char *token, *path;
+        const char *status;
+    } cases[] = {
+        {"wrong-token", "/certs/refused", "status=401"},
+        {TOKEN, "/certs/.refused", "status=404"},
+        {TOKEN, "/nowhere", "status=404"},
+        {TOKEN, "/reload", "status=405"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        int rc;
+        char *out = tf_px_sh(&rc,
+                             "curl -sS -v -m 20 --expect100-timeout 60 -o /dev/null "
+                             "-w 'status=%%{http_code}\\n' -H 'Authorization: Bearer %s' -T '%s' "
+                             "http://127.0.0.1:%u%s",
+                             cases[i].token, bundle, ops.admin_port, cases[i].path);
+        cr_expect_eq(rc, 0, "%s: %s", cases[i].path, out);
+        cr_expect_not_null(strstr(out, "> Expect: 100-continue"), "%s", out);
+        cr_expect_null(strstr(out, "100 Continue"), "%s", out);
+        cr_expect_not_null(strstr(out, cases[i].status), "%s: %s", cases[i].path, out);
+        free(out);
+    }
+    char path[1400];
+    snprintf(path, sizeof path, "%s/refused.pem", ops.certs);
+    cr_expect_neq(access(path, F_OK), 0, "a refused upload must not be written");
+}
+
+/* On the wire: the head alone gets exactly "100 Continue" and nothing
+ * more until the body is sent; then the final answer. */
+Test(ops_admin, the_100_arrives_before_the_body_is_sent)
+{
+    char bundle[1400];
+    snprintf(bundle, sizeof bundle, "%s/wire.pem", ops.px.tmp);
+    char *serial = tf_ops_issue(&ops, bundle, "new", "wire.example");
+    size_t blen = 0;
+    char *body = slurp(bundle, &blen);
+    int fd = admin_connect();
+    char head[512];
+    int hl = snprintf(head, sizeof head,
+                      "PUT /certs/wire HTTP/1.1\r\nHost: admin\r\nAuthorization: Bearer %s\r\n"
+                      "Content-Length: %zu\r\nExpect: 100-continue\r\n\r\n",
+                      TOKEN, blen);
+    send_all(fd, head, (size_t)hl);
+    const char *got = read_until(fd, "\r\n\r\n");
+    cr_expect_str_eq(got, "HTTP/1.1 100 Continue\r\n\r\n");
+    send_all(fd, body, blen);
+    got = read_until(fd, NULL);
+    cr_expect_eq(strncmp(got, "HTTP/1.1 200 OK\r\n", 17), 0, "%s", got);
+    cr_expect_not_null(strstr(got, "\"added\":1"), "%s", got);
+    close(fd);
+    free(body);
+    cr_expect(tf_ops_wait_serial(&ops, "wire.example", serial, 5));
+    free(serial);
+}
+
+/* A refused head is answered and the connection closed without the body. */
+Test(ops_admin, a_refused_head_is_answered_and_closed_before_the_body)
+{
+    int fd = admin_connect();
+    char head[512];
+    int hl = snprintf(head, sizeof head,
+                      "PUT /certs/.hidden HTTP/1.1\r\nHost: admin\r\nAuthorization: Bearer %s\r\n"
+                      "Content-Length: 5000\r\nExpect: 100-continue\r\n\r\n",
+                      TOKEN);
+    send_all(fd, head, (size_t)hl);
+    const char *got = read_until(fd, NULL);
+    cr_expect_eq(strncmp(got, "HTTP/1.1 404 Not Found\r\n", 24), 0, "%s", got);
+    cr_expect_null(strstr(got, "100 Continue"), "%s", got);
+    cr_expect_not_null(strstr(got, "Connection: close"), "%s", got);
+    close(fd);
+}
+
+/* ---- file work off the main loop ------------------------------------------ */
+
+/* A "slow disk": NAME.key as a FIFO (the store lists only .pem, .crt and
+ * .cer files, and reads NAME.key only for a NAME.pem without a key).
+ * PUT /certs/NAME reads the existing key, so its file work blocks there. */
+static void slow_key(const char *name, char *fifo, size_t len)
+{
+    snprintf(fifo, len, "%s/%s.key", ops.certs, name);
+    cr_assert_eq(mkfifo(fifo, 0600), 0, "%s", strerror(errno));
+}
+
+/* The FIFO's write end, once the file work has opened the read end (its
+ * read then waits for data or for this end to close). */
+static int slow_key_reached(const char *fifo)
+{
+    for (int i = 0; i < 200; i++) {
+        int fd = open(fifo, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+        if (fd >= 0)
+            return fd;
+        cr_assert_eq(errno, ENXIO, "%s", strerror(errno));
+        struct timespec ts = {0, 50 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    cr_assert_fail("the upload's file work did not reach %s within 10 s", fifo);
+    return -1;
+}
+
+/* The upload as a raw request (no Expect: the body follows the head). */
+static int put_raw(const char *name, const char *bundle)
+{
+    size_t blen = 0;
+    char *body = slurp(bundle, &blen);
+    int fd = admin_connect();
+    char head[512];
+    int hl = snprintf(head, sizeof head,
+                      "PUT /certs/%s HTTP/1.1\r\nHost: admin\r\nAuthorization: Bearer %s\r\n"
+                      "Content-Length: %zu\r\n\r\n",
+                      name, TOKEN, blen);
+    send_all(fd, head, (size_t)hl);
+    send_all(fd, body, blen);
+    free(body);
+    return fd;
+}
+
+/* While an upload's file work waits for the disk, the admin API (on the
+ * same loop) still answers; the upload is answered once it is durable. */
+Test(ops_admin, a_slow_disk_does_not_stall_the_admin_api)
+{
+    char bundle[1400], fifo[1400];
+    snprintf(bundle, sizeof bundle, "%s/slow.pem", ops.px.tmp);
+    char *serial = tf_ops_issue(&ops, bundle, "new", "slow.example");
+    slow_key("slow", fifo, sizeof fifo);
+    int fd = put_raw("slow", bundle);
+    int wfd = slow_key_reached(fifo);
+    int st;
+    char *out = admin(&st, "GET", "/healthz", NULL);
+    cr_expect_eq(st, 200, "the main loop waited for the disk: %s", out);
+    free(out);
+    out = admin(&st, "GET", "/certs", NULL);
+    cr_expect_eq(st, 200, "%s", out);
+    free(out);
+    close(wfd); /* an empty NAME.key: the upload's own key is used */
+    const char *got = read_until(fd, NULL);
+    cr_expect_eq(strncmp(got, "HTTP/1.1 200 OK\r\n", 17), 0, "%s", got);
+    close(fd);
+    char path[1400];
+    snprintf(path, sizeof path, "%s/slow.pem", ops.certs);
+    struct stat sb;
+    cr_assert_eq(stat(path, &sb), 0);
+    cr_expect_eq(sb.st_mode & 0777, 0600);
+    cr_expect(tf_ops_wait_serial(&ops, "slow.example", serial, 5));
+    free(serial);
+}
+
+/* The client leaves while its upload's file work runs: the work completes,
+ * the connection goes when its answer cannot be written, nothing leaks (a
+ * sanitizer build reports into the log, which teardown checks). */
+Test(ops_admin, the_client_leaves_during_the_file_work)
+{
+    char bundle[1400], fifo[1400];
+    snprintf(bundle, sizeof bundle, "%s/gone.pem", ops.px.tmp);
+    free(tf_ops_issue(&ops, bundle, "new", "gone.example"));
+    slow_key("gone", fifo, sizeof fifo);
+    int fd = put_raw("gone", bundle);
+    int wfd = slow_key_reached(fifo);
+    close(fd);
+    close(wfd);
+    cr_expect(tf_ops_wait_log(&ops, "PUT /certs/gone: wrote", 1, 10));
+    int st;
+    char *out = admin(&st, "GET", "/healthz", NULL);
+    cr_expect_eq(st, 200, "%s", out);
+    free(out);
+}
+
+/* SIGTERM while an upload's file work runs: the write completes, the client
+ * gets an answer (the reload is refused while stopping: 500, the file named
+ * in it), and tlsfront exits cleanly once the work is back. */
+Test(ops_admin, shutdown_waits_for_the_file_work)
+{
+    char bundle[1400], fifo[1400];
+    snprintf(bundle, sizeof bundle, "%s/late.pem", ops.px.tmp);
+    free(tf_ops_issue(&ops, bundle, "new", "late.example"));
+    slow_key("late", fifo, sizeof fifo);
+    int fd = put_raw("late", bundle);
+    int wfd = slow_key_reached(fifo);
+    cr_assert_eq(kill(ops.px.proxy_pid, SIGTERM), 0);
+    cr_expect(tf_ops_wait_log(&ops, "stopping", 1, 10));
+    close(wfd);
+    const char *got = read_until(fd, NULL);
+    cr_expect(strncmp(got, "HTTP/1.1 500 ", 13) == 0 || strncmp(got, "HTTP/1.1 200 ", 13) == 0,
+              "%s", got);
+    cr_expect_not_null(strstr(got, "late.pem"), "%s", got);
+    close(fd);
+    char path[1400];
+    snprintf(path, sizeof path, "%s/late.pem", ops.certs);
+    struct stat sb;
+    cr_expect_eq(stat(path, &sb), 0, "the write completes");
+    cr_expect_eq(tf_px_stop_proxy(&ops.px), 0, "tlsfront exits cleanly");
+}
+
+/* A new token file is read off the loop on a configuration reload: the new
+ * token is accepted (once read), the old one no longer. */
+Test(ops_admin, a_reload_reads_the_new_token)
+{
+    char path[1400];
+    snprintf(path, sizeof path, "%s/token", ops.px.tmp);
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f);
+    fputs("a-new-admin-token\n", f);
+    fclose(f);
+    int st;
+    char *out = admin(&st, "POST", "/reload", NULL);
+    cr_expect_eq(st, 200, "%s", out);
+    free(out);
+    bool taken = false;
+    for (int i = 0; i < 100 && !taken; i++) {
+        out = tf_ops_admin(&ops, &st, "GET", "/healthz", "a-new-admin-token", NULL);
+        free(out);
+        taken = st == 200;
+        if (!taken) {
+            struct timespec ts = {0, 100 * 1000000L};
+            nanosleep(&ts, NULL);
+        }
+    }
+    cr_expect(taken, "the new token was not accepted within 10 s");
+    free(admin(&st, "GET", "/healthz", NULL));
+    cr_expect_eq(st, 401);
 }
