@@ -2,9 +2,11 @@
 # The whole test suite: installs what is missing, then builds and runs the
 # Criterion suites three ways — a normal build, an AddressSanitizer +
 # UndefinedBehaviorSanitizer build, and the libFuzzer targets for a bounded
-# time each — and ends with one summary line.
+# time each — then a ThreadSanitizer soak of the proxy, and ends with one
+# summary line.
 #
 #   TF_FUZZ_SECONDS=N   seconds per fuzz target (default 20; 0 skips fuzzing)
+#   TF_TSAN_SECONDS=N   seconds of the ThreadSanitizer soak (default 20; 0 skips it)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -55,6 +57,20 @@ if [ "$fuzz_seconds" -gt 0 ]; then
     run_build fuzz build-fuzz -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug \
         -DTLSFRONT_FUZZ=ON -DTLSFRONT_TESTS=OFF -DTLSFRONT_BENCH=OFF \
         -DTLSFRONT_FUZZ_SECONDS="$fuzz_seconds"
+fi
+
+# Threads: Criterion does not run under ThreadSanitizer, so the proxy built
+# with it runs two workers under load while reloads, renewals and admin file
+# work cross threads (scripts/tsan-soak.sh). TF_TSAN_SECONDS=0 skips it.
+tsan_seconds=${TF_TSAN_SECONDS:-20}
+if [ "$tsan_seconds" -gt 0 ]; then
+    echo "=== ThreadSanitizer soak (build-tsan)"
+    if SOAK_SECONDS="$tsan_seconds" bash scripts/tsan-soak.sh build; then
+        passed=$((passed + 1))
+    else
+        failed=$((failed + 1))
+        broken+=("tsan soak failed")
+    fi
 fi
 
 echo
