@@ -27,11 +27,12 @@ cleanup() {
 trap cleanup EXIT
 
 echo "tsan: building the proxy with -fsanitize=thread in $tsan_build"
+mkdir -p "$tsan_build"
 cmake -S . -B "$tsan_build" -DCMAKE_BUILD_TYPE=Debug -DTLSFRONT_TESTS=OFF -DTLSFRONT_BENCH=OFF \
     -DCMAKE_C_FLAGS="-fsanitize=thread -O1 -g" -DCMAKE_EXE_LINKER_FLAGS="-fsanitize=thread" \
-    >"$tsan_build.configure.log" 2>&1 || { tail -20 "$tsan_build.configure.log"; exit 1; }
-cmake --build "$tsan_build" -j"$(nproc)" --target tlsfront >"$tsan_build.log" 2>&1 ||
-    { grep -E 'error' "$tsan_build.log" | head -20; exit 1; }
+    >"$tsan_build/configure.log" 2>&1 || { tail -20 "$tsan_build/configure.log"; exit 1; }
+cmake --build "$tsan_build" -j"$(nproc)" --target tlsfront >"$tsan_build/build.log" 2>&1 ||
+    { grep -E 'error' "$tsan_build/build.log" | head -20; exit 1; }
 [ -f "$tools/CMakeCache.txt" ] || cmake -S . -B "$tools" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build "$tools" -j"$(nproc)" --target bench_loadgen bench_backend bench_cs_gen >/dev/null
 
