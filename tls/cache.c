@@ -20,9 +20,8 @@ static uint32_t bucket_of(const tf_tls__cache_t *c, const tf_cs_bundle_t *b)
 
 void tf_tls__cache_init(tf_tls__cache_t *c, unsigned cap)
 {
-    *c = (tf_tls__cache_t){.cap = cap > 0 ? cap : TF_TLS_CTX_CACHE_DEFAULT,
-                           .head = NIL,
-                           .tail = NIL};
+    *c = (tf_tls__cache_t){
+        .cap = cap > 0 ? cap : TF_TLS_CTX_CACHE_DEFAULT, .head = NIL, .tail = NIL};
     if (c->cap > TF_TLS_CTX_CACHE_MAX)
         c->cap = TF_TLS_CTX_CACHE_MAX;
 }

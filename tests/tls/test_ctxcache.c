@@ -20,7 +20,7 @@
 
 enum { NTENANTS = 12 };
 
-static char fx[1024];   /* the fixtures */
+static char fx[1024];    /* the fixtures */
 static char certs[1200]; /* a copy of fx/ecdsa that tests may change */
 
 static void sh(const char *cmd)
@@ -195,8 +195,7 @@ Test(tls_ctxcache, openssl_gets_leaf_and_intermediate_of_each_tenant)
         cr_expect_not_null(strstr(out, want), "%s %s:\n%s", names[i], version, out);
         cr_expect_not_null(strstr(out, issuer), "%s %s:\n%s", names[i], version, out);
         cr_expect_not_null(strstr(out, "s:CN = tlsfront cache test intermediate"), "%s", out);
-        cr_expect_eq(strstr(out, "s:CN = tlsfront cache test root"), NULL, "root sent:\n%s",
-                     out);
+        cr_expect_eq(strstr(out, "s:CN = tlsfront cache test root"), NULL, "root sent:\n%s", out);
         unsigned certs_seen = 0;
         for (const char *q = out; (q = strstr(q, "-----BEGIN CERTIFICATE-----")) != NULL; q++)
             certs_seen++;
@@ -220,13 +219,13 @@ static void key_types(const store_t *st, const char *rsa_sni, const char *ec_sni
     tf_tls_ctx_t *ctx = ctx_with(st, 0, NULL);
     char subject[128], cipher[128];
     for (int round = 0; round < 2; round++) {
-        cr_assert_eq(visit(ctx, st, 12, NULL, rsa_sni, subject, sizeof subject, cipher,
-                           sizeof cipher),
-                     TF_TLS_OK);
+        cr_assert_eq(
+            visit(ctx, st, 12, NULL, rsa_sni, subject, sizeof subject, cipher, sizeof cipher),
+            TF_TLS_OK);
         cr_expect_eq(strncmp(cipher, "ECDHE-RSA-", 10), 0, "%s: %s", rsa_sni, cipher);
-        cr_assert_eq(visit(ctx, st, 12, NULL, ec_sni, subject, sizeof subject, cipher,
-                           sizeof cipher),
-                     TF_TLS_OK);
+        cr_assert_eq(
+            visit(ctx, st, 12, NULL, ec_sni, subject, sizeof subject, cipher, sizeof cipher),
+            TF_TLS_OK);
         cr_expect_eq(strncmp(cipher, "ECDHE-ECDSA-", 12), 0, "%s: %s", ec_sni, cipher);
         cr_expect_eq(visit(ctx, st, 12, "ECDHE-RSA-AES128-GCM-SHA256", rsa_sni, subject,
                            sizeof subject, NULL, 0),

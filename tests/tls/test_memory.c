@@ -171,7 +171,8 @@ Test(tls_memory, tenant_certificate_costs_an_idle_session_nothing)
     for (int i = 0; i < 2; i++) {
         long def = measure(versions[i], true, "default", "zzzz.acme.example");
         long tenant = measure(versions[i], true, "tenant", "chat.acme.example");
-        cr_expect_eq(tenant, def, "TLS 1.%d: idle %ld B on a tenant certificate, %ld B on the default",
+        cr_expect_eq(tenant, def,
+                     "TLS 1.%d: idle %ld B on a tenant certificate, %ld B on the default",
                      versions[i] - 10, tenant, def);
     }
 }

@@ -51,7 +51,8 @@ Test(tls_openssl, tls11_client_is_refused)
     tf_tls_ctx_t *ctx = hx_ctx(false, false, NULL);
     hx_peer_t p;
     /* OpenSSL 3 offers TLS 1.1 only at security level 0. */
-    hx_peer_start(&p, ctx, NULL, "-servername portal.acme.example -ign_eof -tls1_1 -cipher DEFAULT@SECLEVEL=0");
+    hx_peer_start(&p, ctx, NULL,
+                  "-servername portal.acme.example -ign_eof -tls1_1 -cipher DEFAULT@SECLEVEL=0");
     cr_expect_eq(hx_peer_handshake(&p), TF_ETLS);
     cr_expect_str_eq(tf_tls_session_error(p.s), "protocol version not supported");
     hx_peer_stop(&p);
@@ -62,7 +63,8 @@ Test(tls_openssl, tls13_and_alpn_with_openssl)
 {
     tf_tls_ctx_t *ctx = hx_ctx(false, false, NULL);
     hx_peer_t p;
-    hx_peer_start(&p, ctx, NULL, "-servername portal.acme.example -ign_eof -tls1_3 -alpn h2,http/1.1");
+    hx_peer_start(&p, ctx, NULL,
+                  "-servername portal.acme.example -ign_eof -tls1_3 -alpn h2,http/1.1");
     cr_assert_eq(hx_peer_handshake(&p), TF_TLS_OK, "%s", tf_tls_session_error(p.s));
     cr_expect_str_eq(tf_tls_session_version(p.s), "TLSv1.3");
     cr_expect_str_eq(tf_tls_session_alpn(p.s), "http/1.1");
