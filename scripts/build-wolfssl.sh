@@ -49,10 +49,17 @@ CFLAGS_W="-O2 -g -DWOLFSSL_ALT_NAMES -DWOLFSSL_ALWAYS_KEEP_SNI -DWOLFSSL_EXTRA_A
 CFLAGS_W+=" -DWOLFSSL_TLS13_TICKET_BEFORE_FINISHED"
 
 # Our patches to Debian's source (scripts/wolfssl-patches/, applied after
-# Debian's own): x25519-fixed-base.patch computes an X25519 public key (the
-# server's key share, every full handshake) from Ed25519's precomputed
-# fixed-base table instead of the generic ladder: 13 us instead of 38 here
-# (that is what --enable-ed25519 is for); later wolfSSL releases do the same.
+# Debian's own; their text is part of the cache key):
+# - set-ssl-ctx-native.patch adds wolfSSL_SwitchCTX(), which moves a server
+#   connection whose handshake has not started to another WOLFSSL_CTX (what
+#   wolfSSL_set_SSL_CTX does, but without OPENSSL_ALL, and freeing what the
+#   connection owned): tls/ switches a handshake to a cached context of its
+#   tenant's certificate instead of loading the chain and key into every
+#   connection (docs/TLS.md, "Tenant contexts").
+# - x25519-fixed-base.patch computes an X25519 public key (the server's key
+#   share, every full handshake) from Ed25519's precomputed fixed-base table
+#   instead of the generic ladder: 13 us instead of 38 here (that is what
+#   --enable-ed25519 is for); later wolfSSL releases do the same.
 patches_dir="$(cd "$(dirname "$0")" && pwd)/wolfssl-patches"
 key=$( (printf '%s\n' "${FLAGS[@]}" "$CFLAGS_W"; cat "$patches_dir"/*.patch) | sha256sum | cut -c1-12)
 work="$CACHE/wolfssl-src"

@@ -20,6 +20,20 @@
 
 enum { NTENANTS = 12 };
 
+/* Without our wolfSSL patch (TLSFRONT_WOLFSSL=system) there is no cache:
+ * every tenant handshake loads its bundle into the connection, and only the
+ * certificates served are checked. */
+#ifdef WOLFSSL_HAVE_SWITCHCTX
+static const bool k_cached = true;
+#else
+static const bool k_cached = false;
+#endif
+#define CACHE_EQ(...)                                                                              \
+    do {                                                                                           \
+        if (k_cached)                                                                              \
+            cr_expect_eq(__VA_ARGS__);                                                             \
+    } while (0)
+
 static char fx[1024];    /* the fixtures */
 static char certs[1200]; /* a copy of fx/ecdsa that tests may change */
 
@@ -122,8 +136,8 @@ Test(tls_ctxcache, more_tenants_than_the_cache_each_get_their_own_certificate)
     ecdsa_store(&st);
     tf_tls_ctx_t *ctx = ctx_with(&st, 4, NULL);
     tf_tls__cache_stats_t s = stats(ctx);
-    cr_expect_eq(s.cap, 4);
-    cr_expect_eq(s.size, 0);
+    CACHE_EQ(s.cap, 4);
+    CACHE_EQ(s.size, 0);
 
     /* Three rounds over 12 tenants through a cache of 4, alternating
      * versions: with least-recently-used eviction, a cyclic scan larger
@@ -138,18 +152,18 @@ Test(tls_ctxcache, more_tenants_than_the_cache_each_get_their_own_certificate)
         }
     }
     s = stats(ctx);
-    cr_expect_eq(s.builds, n);
-    cr_expect_eq(s.hits, 0);
-    cr_expect_eq(s.evictions, n - 4);
-    cr_expect_eq(s.size, 4);
-    cr_expect_eq(s.fallbacks, 0);
+    CACHE_EQ(s.builds, n);
+    CACHE_EQ(s.hits, 0);
+    CACHE_EQ(s.evictions, n - 4);
+    CACHE_EQ(s.size, 4);
+    CACHE_EQ(s.fallbacks, 0);
 
     /* t8..t11 are in, t8 the least recently used. The default, an unknown
      * name and no SNI need no tenant context. */
     expect_subject(ctx, &st, 13, "default.cache.example", "/CN=default.cache.example");
     expect_subject(ctx, &st, 12, "nobody.example", "/CN=default.cache.example");
     expect_subject(ctx, &st, 13, NULL, "/CN=default.cache.example");
-    cr_expect_eq(stats(ctx).builds, n);
+    CACHE_EQ(stats(ctx).builds, n);
     /* A hit makes t8 the most recent: the RSA tenant then evicts t9, not
      * t8 (first in, first out would). */
     expect_subject(ctx, &st, 13, "t8.cache.example", "/CN=t8.cache.example");
@@ -157,13 +171,13 @@ Test(tls_ctxcache, more_tenants_than_the_cache_each_get_their_own_certificate)
     expect_subject(ctx, &st, 13, "t8.cache.example", "/CN=t8.cache.example");
     expect_subject(ctx, &st, 12, "t10.cache.example", "/CN=t10.cache.example");
     s = stats(ctx);
-    cr_expect_eq(s.hits, 3, "t8, t8, t10");
-    cr_expect_eq(s.builds, n + 1, "rsa");
+    CACHE_EQ(s.hits, 3, "t8, t8, t10");
+    CACHE_EQ(s.builds, n + 1, "rsa");
     expect_subject(ctx, &st, 13, "t9.cache.example", "/CN=t9.cache.example");
     s = stats(ctx);
-    cr_expect_eq(s.builds, n + 2, "t9 went for rsa");
-    cr_expect_eq(s.size, 4);
-    cr_expect_eq(s.evictions, n - 4 + 2);
+    CACHE_EQ(s.builds, n + 2, "t9 went for rsa");
+    CACHE_EQ(s.size, 4);
+    CACHE_EQ(s.evictions, n - 4 + 2);
     tf_tls_ctx_free(ctx);
     store_close(&st);
 }
@@ -204,9 +218,9 @@ Test(tls_ctxcache, openssl_gets_leaf_and_intermediate_of_each_tenant)
         cr_expect_not_null(strstr(out, i % 2 ? "TLSv1.2" : "TLSv1.3"), "%s", out);
     }
     tf_tls__cache_stats_t s = stats(ctx);
-    cr_expect_eq(s.builds, 8, "t0 t1 t2 t3 rsa t4 t0 rsa(hit) t1");
-    cr_expect_eq(s.hits, 1);
-    cr_expect_eq(s.evictions, 5);
+    CACHE_EQ(s.builds, 8, "t0 t1 t2 t3 rsa t4 t0 rsa(hit) t1");
+    CACHE_EQ(s.hits, 1);
+    CACHE_EQ(s.evictions, 5);
     tf_tls_ctx_free(ctx);
     store_close(&st);
 }
@@ -246,7 +260,7 @@ static void key_types(const store_t *st, const char *rsa_sni, const char *ec_sni
         snprintf(want, sizeof want, "/CN=%s", ec_sni);
         expect_subject(ctx, st, 13, ec_sni, want);
     }
-    cr_expect_eq(stats(ctx).fallbacks, 0);
+    CACHE_EQ(stats(ctx).fallbacks, 0);
     tf_tls_ctx_free(ctx);
 }
 
@@ -329,12 +343,12 @@ Test(tls_ctxcache, tickets_resume_on_tenant_contexts)
         uint64_t builds = stats(ctx).builds;
         cr_expect(resumes(ctx, &st, cc, "t5.cache.example", sess), "TLS 1.%d, rebuilt context",
                   versions[i] - 10);
-        cr_expect_eq(stats(ctx).builds, builds + 1, "t5's context was not rebuilt");
+        CACHE_EQ(stats(ctx).builds, builds + 1, "t5's context was not rebuilt");
         wolfSSL_SESSION_free(sess);
         wolfSSL_SESSION_free(rsa);
         wolfSSL_CTX_free(cc);
     }
-    cr_expect_eq(stats(ctx).fallbacks, 0);
+    CACHE_EQ(stats(ctx).fallbacks, 0);
     tf_tls_ctx_free(ctx);
     tf_tls_tickets_unref(t);
     store_close(&st);
@@ -350,7 +364,7 @@ Test(tls_ctxcache, replaced_bundle_is_served_though_the_old_one_is_cached)
     tf_tls_ctx_t *ctx = ctx_with(&st, 0, NULL);
     expect_subject(ctx, &st, 13, "t0.cache.example", "/CN=t0.cache.example");
     expect_subject(ctx, &st, 12, "t0.cache.example", "/CN=t0.cache.example");
-    cr_expect_eq(stats(ctx).builds, 1);
+    CACHE_EQ(stats(ctx).builds, 1);
 
     char cmd[8192];
     snprintf(cmd, sizeof cmd,
@@ -368,8 +382,8 @@ Test(tls_ctxcache, replaced_bundle_is_served_though_the_old_one_is_cached)
         expect_subject(ctx, &next, v, "t1.cache.example", "/CN=t1.cache.example");
     }
     tf_tls__cache_stats_t s = stats(ctx);
-    cr_expect_eq(s.size, 3, "old t0, new t0, t1 (the same bundle in both snapshots)");
-    cr_expect_eq(s.builds, 3);
+    CACHE_EQ(s.size, 3, "old t0, new t0, t1 (the same bundle in both snapshots)");
+    CACHE_EQ(s.builds, 3);
     tf_tls_ctx_free(ctx);
     tf_cs_snapshot_unref(next.snap);
     store_close(&st);
