@@ -49,15 +49,22 @@ CFLAGS_W="-O2 -g -DWOLFSSL_ALT_NAMES -DWOLFSSL_ALWAYS_KEEP_SNI -DWOLFSSL_EXTRA_A
 CFLAGS_W+=" -DWOLFSSL_TLS13_TICKET_BEFORE_FINISHED"
 
 # Our patches to Debian's source (scripts/wolfssl-patches/, applied after
-# Debian's own): x25519-fixed-base.patch computes an X25519 public key (the
-# server's key share, every full handshake) from Ed25519's precomputed
-# fixed-base table instead of the generic ladder: 13 us instead of 38 here
-# (that is what --enable-ed25519 is for); later wolfSSL releases do the same.
-# sha256-shani.patch runs SHA-256 on the x86 SHA extensions (SHA-NI) where the
-# CPU has them, chosen at run time like wolfSSL's AVX paths: about 4x the
-# AVX2 code, and a handshake hashes ~100 blocks (transcript, HKDF, Hash_DRBG).
-# wolfSSL has its own since 5.7.0. TLSFRONT_SHA256_NO_SHANI=1 in the
-# environment of a process turns it off (for measuring).
+# Debian's own, in name order; their text is part of the cache key):
+# - set-ssl-ctx-native.patch adds wolfSSL_SwitchCTX(), which moves a server
+#   connection whose handshake has not started to another WOLFSSL_CTX (what
+#   wolfSSL_set_SSL_CTX does, but without OPENSSL_ALL, and freeing what the
+#   connection owned): tls/ switches a handshake to a cached context of its
+#   tenant's certificate instead of loading the chain and key into every
+#   connection (docs/TLS.md, "Tenant contexts").
+# - sha256-shani.patch runs SHA-256 on the x86 SHA extensions (SHA-NI) where
+#   the CPU has them, chosen at run time like wolfSSL's AVX paths: about 3-4x
+#   the AVX2 code, and a handshake hashes ~100 blocks (transcript, HKDF,
+#   Hash_DRBG). wolfSSL has its own since 5.7.0. TLSFRONT_SHA256_NO_SHANI=1 in
+#   the environment of a process turns it off (for measuring).
+# - x25519-fixed-base.patch computes an X25519 public key (the server's key
+#   share, every full handshake) from Ed25519's precomputed fixed-base table
+#   instead of the generic ladder: 13 us instead of 38 here (that is what
+#   --enable-ed25519 is for); later wolfSSL releases do the same.
 patches_dir="$(cd "$(dirname "$0")" && pwd)/wolfssl-patches"
 key=$( (printf '%s\n' "${FLAGS[@]}" "$CFLAGS_W"; cat "$patches_dir"/*.patch) | sha256sum | cut -c1-12)
 work="$CACHE/wolfssl-src"

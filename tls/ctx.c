@@ -78,58 +78,19 @@ static int load_bundle(WOLFSSL_CTX *wctx, WOLFSSL *ssl, const tf_cs_bundle_t *b)
     return ok ? 0 : TF_ECERT;
 }
 
-int tf_tls__select(tf_tls_session_t *s, const char *sni, size_t len)
+/* Every setting of a context but its certificate: the default context and
+ * each tenant context get exactly these, because a connection switched to a
+ * tenant context keeps what wolfSSL_new copied from the default one (groups,
+ * ticket counts) and reads the rest from the context it is on (ticket
+ * callback, method, I/O callbacks, suites for the key type of b). */
+static int configure(const tf_tls_ctx_t *c, WOLFSSL_CTX *w, const tf_cs_bundle_t *b, char *err,
+                     size_t errlen)
 {
-    s->selected = true;
-    /* A NUL inside the name would make the copy below (used for routing and
-     * the log) differ from what is looked up: such a name is simply invalid,
-     * an SNI that matches nothing. */
-    if (sni != NULL && memchr(sni, '\0', len) != NULL) {
-        sni = "";
-        len = 0;
-    }
-    /* Kept for the log: wolfSSL forgets it when it resets after a shutdown,
-     * and never sees it when the name is rejected. A few dozen bytes. */
-    if (sni != NULL && len > 0 && s->sni == NULL && (s->sni = strndup(sni, len)) == NULL) {
-        s->error = "out of memory";
-        return -1;
-    }
-    const tf_cs_bundle_t *b = tf_cs_snapshot_select(s->snap, sni, len, &s->how);
-    if (b == NULL) {
-        s->error = "no certificate to serve";
-        return -1;
-    }
-    if (s->how == TF_CS_SEL_DEFAULT && s->ctx->reject_unknown_sni) {
-        s->rejected = true;
-        s->error = "unknown SNI rejected: unrecognized_name";
-        return -1;
-    }
-    s->served = b;
-    /* The context already holds its default certificate; anything else,
-     * including a newer default after a reload, is loaded into the
-     * connection, and wolfSSL frees that copy when the handshake ends. */
-    if (b == s->ctx->def_bundle)
-        return 0;
-    /* The suites (and TLS 1.3 signature algorithms) follow the key type;
-     * the context's already fit a key of the default's type. */
-    if (load_bundle(NULL, s->ssl, b) != 0 ||
-        (tf_cs_bundle_key_type(b) != tf_cs_bundle_key_type(s->ctx->def_bundle) &&
-         wolfSSL_set_cipher_list(s->ssl, suites_for(b)) != WOLFSSL_SUCCESS)) {
-        s->error = "cannot load the selected certificate";
-        return -1;
-    }
-    return 0;
-}
-
-static int configure(tf_tls_ctx_t *c, const tf_tls_ctx_opts_t *opts, const tf_cs_bundle_t *def,
-                     char *err, size_t errlen)
-{
-    WOLFSSL_CTX *w = c->wctx;
-    if (!opts->tls13_only && wolfSSL_CTX_SetMinVersion(w, WOLFSSL_TLSV1_2) != WOLFSSL_SUCCESS) {
+    if (!c->tls13_only && wolfSSL_CTX_SetMinVersion(w, WOLFSSL_TLSV1_2) != WOLFSSL_SUCCESS) {
         set_err(err, errlen, "tls: cannot set the minimum version to TLS 1.2");
         return TF_ETLS;
     }
-    if (wolfSSL_CTX_set_cipher_list(w, suites_for(def)) != WOLFSSL_SUCCESS) {
+    if (wolfSSL_CTX_set_cipher_list(w, suites_for(b)) != WOLFSSL_SUCCESS) {
         set_err(err, errlen, "tls: cannot set the cipher suites");
         return TF_ETLS;
     }
@@ -168,6 +129,111 @@ static int configure(tf_tls_ctx_t *c, const tf_tls_ctx_opts_t *opts, const tf_cs
     return 0;
 }
 
+/* A wolfSSL context with c's settings and bundle b as its certificate, in
+ * *out (the caller's reference). */
+static int new_wctx(const tf_tls_ctx_t *c, const tf_cs_bundle_t *b, WOLFSSL_CTX **out, char *err,
+                    size_t errlen)
+{
+    *out = NULL;
+    WOLFSSL_CTX *w = wolfSSL_CTX_new(c->tls13_only ? wolfTLSv1_3_server_method()
+                                                   : wolfSSLv23_server_method());
+    if (w == NULL) {
+        set_err(err, errlen, "tls: cannot create a wolfSSL context");
+        return TF_ETLS;
+    }
+    int rc = configure(c, w, b, err, errlen);
+    /* Only the default's failure has a reader (tf_tls_ctx_new); a tenant's
+     * falls back to loading into the connection, which fails in words. */
+    if (rc == 0 && (rc = load_bundle(w, NULL, b)) != 0)
+        set_err(err, errlen, "%s: wolfSSL refuses the default certificate: check the bundle",
+                tf_cs_bundle_name(b));
+    if (rc != 0) {
+        wolfSSL_CTX_free(w);
+        return rc;
+    }
+    *out = w;
+    return 0;
+}
+
+#ifdef WOLFSSL_HAVE_SWITCHCTX
+/* Moves the session's WOLFSSL, before its handshake, to the cached context
+ * for b, building it on a miss. 0 when switched. Otherwise -1, with
+ * s->error set when the connection must fail, unset when the caller may
+ * load the bundle into the connection instead. */
+static int switch_ctx(tf_tls_session_t *s, const tf_cs_bundle_t *b)
+{
+    tf_tls_ctx_t *c = s->ctx;
+    WOLFSSL_CTX *w = tf_tls__cache_get(&c->cache, b), *built = NULL;
+    if (w == NULL) {
+        if (new_wctx(c, b, &built, NULL, 0) != 0)
+            return -1;
+        c->cache.stats.builds++;
+        w = built;
+    }
+    /* The connection takes its own reference to w, so that an eviction
+     * (below, or by a later handshake) leaves w to the connections on it. */
+    int ret = wolfSSL_SwitchCTX(s->ssl, w);
+    if (built != NULL && tf_tls__cache_put(&c->cache, b, built) != 0)
+        wolfSSL_CTX_free(built);
+    if (ret != WOLFSSL_SUCCESS) {
+        s->error = "cannot switch to the selected certificate";
+        return -1;
+    }
+    return 0;
+}
+#endif
+
+int tf_tls__select(tf_tls_session_t *s, const char *sni, size_t len)
+{
+    s->selected = true;
+    /* A NUL inside the name would make the copy below (used for routing and
+     * the log) differ from what is looked up: such a name is simply invalid,
+     * an SNI that matches nothing. */
+    if (sni != NULL && memchr(sni, '\0', len) != NULL) {
+        sni = "";
+        len = 0;
+    }
+    /* Kept for the log: wolfSSL forgets it when it resets after a shutdown,
+     * and never sees it when the name is rejected. A few dozen bytes. */
+    if (sni != NULL && len > 0 && s->sni == NULL && (s->sni = strndup(sni, len)) == NULL) {
+        s->error = "out of memory";
+        return -1;
+    }
+    const tf_cs_bundle_t *b = tf_cs_snapshot_select(s->snap, sni, len, &s->how);
+    if (b == NULL) {
+        s->error = "no certificate to serve";
+        return -1;
+    }
+    if (s->how == TF_CS_SEL_DEFAULT && s->ctx->reject_unknown_sni) {
+        s->rejected = true;
+        s->error = "unknown SNI rejected: unrecognized_name";
+        return -1;
+    }
+    s->served = b;
+    /* The context already holds its default certificate. */
+    if (b == s->ctx->def_bundle)
+        return 0;
+#ifdef WOLFSSL_HAVE_SWITCHCTX
+    if (switch_ctx(s, b) == 0)
+        return 0;
+    if (s->error != NULL)
+        return -1;
+    s->ctx->cache.stats.fallbacks++;
+#endif
+    /* No tenant context (wolfSSL without our patch, or it could not be
+     * built): the bundle goes into the connection, and wolfSSL frees that
+     * copy when the handshake ends. This includes a newer default after a
+     * reload. The suites (and TLS 1.3 signature algorithms) follow the key
+     * type; the context's already fit a key of the default's type. */
+    if (load_bundle(NULL, s->ssl, b) != 0 ||
+        (tf_cs_bundle_key_type(b) != tf_cs_bundle_key_type(s->ctx->def_bundle) &&
+         wolfSSL_set_cipher_list(s->ssl, suites_for(b)) != WOLFSSL_SUCCESS)) {
+        s->error = "cannot load the selected certificate";
+        return -1;
+    }
+    return 0;
+}
+
 int tf_tls_ctx_new(const tf_tls_ctx_opts_t *opts, const tf_cs_snapshot_t *snap, tf_tls_ctx_t **out,
                    char *err, size_t errlen)
 {
@@ -180,34 +246,25 @@ int tf_tls_ctx_new(const tf_tls_ctx_opts_t *opts, const tf_cs_snapshot_t *snap, 
     tf_tls_ctx_t *c = calloc(1, sizeof *c);
     if (c == NULL)
         return TF_ENOMEM;
-    int rc = TF_ETLS;
     c->reject_unknown_sni = opts->reject_unknown_sni;
-    c->wctx = wolfSSL_CTX_new(opts->tls13_only ? wolfTLSv1_3_server_method()
-                                               : wolfSSLv23_server_method());
-    if (c->wctx == NULL) {
-        set_err(err, errlen, "tls: cannot create a wolfSSL context");
-        goto out;
-    }
+    c->tls13_only = opts->tls13_only;
     c->tickets = opts->tickets != NULL ? tf_tls_tickets_ref(opts->tickets) : NULL;
-    if ((rc = configure(c, opts, def, err, errlen)) != 0)
-        goto out;
-    if ((rc = load_bundle(c->wctx, NULL, def)) != 0) {
-        set_err(err, errlen, "%s: wolfSSL refuses the default certificate: check the bundle",
-                tf_cs_bundle_name(def));
-        goto out;
+    tf_tls__cache_init(&c->cache, opts->ctx_cache);
+    int rc = new_wctx(c, def, &c->wctx, err, errlen);
+    if (rc != 0) {
+        tf_tls_ctx_free(c);
+        return rc;
     }
     c->def_bundle = tf_cs_bundle_ref((tf_cs_bundle_t *)def);
     *out = c;
     return 0;
-out:
-    tf_tls_ctx_free(c);
-    return rc;
 }
 
 void tf_tls_ctx_free(tf_tls_ctx_t *ctx)
 {
     if (ctx == NULL)
         return;
+    tf_tls__cache_dispose(&ctx->cache);
     wolfSSL_CTX_free(ctx->wctx);
     if (ctx->def_bundle != NULL)
         tf_cs_bundle_unref((tf_cs_bundle_t *)ctx->def_bundle);

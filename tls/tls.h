@@ -7,21 +7,27 @@
  * Objects:
  *   tf_tls_ctx_t      per worker thread: one WOLFSSL_CTX holding the default
  *                     certificate, the protocol settings (versions, suites,
- *                     groups, ALPN) and the session-ticket keys. Created at
- *                     start and on configuration reload; not shared between
- *                     threads.
+ *                     groups, ALPN) and the session-ticket keys, and a
+ *                     bounded cache of WOLFSSL_CTXs configured the same way
+ *                     for tenant certificates, filled by handshakes. Created
+ *                     at start and on every reload; used by one thread at a
+ *                     time (handshakes change its cache).
  *   tf_tls_session_t  one per client connection: a WOLFSSL plus its input and
  *                     output buffers, the certificate snapshot it took at
  *                     creation (held until it is freed), and what the
  *                     handshake selected.
  *
  * Certificate selection: once the whole ClientHello is buffered, and before
- * wolfSSL reads it, the session takes its SNI, looks it up in its snapshot
- * (tf_cs_snapshot_select) and loads the chosen chain and key into the
- * connection unless the context already holds that certificate (wolfSSL
- * frees the copy when the handshake ends). With `unknown_sni: reject`, an
- * SNI that no certificate covers gets a fatal unrecognized_name alert
- * (15 03 03 00 02 02 70) and TF_ETLS; no SNI at all always gets the default.
+ * wolfSSL reads it, the session takes its SNI and looks it up in its
+ * snapshot (tf_cs_snapshot_select). The default certificate is the
+ * context's own; for another one the connection moves to the context's
+ * cached WOLFSSL_CTX for that bundle (built on first use: at most
+ * opts.ctx_cache of them, least recently used out first), and only if that
+ * context cannot be built is the chain and key loaded into the connection
+ * (wolfSSL frees that copy when the handshake ends). With `unknown_sni:
+ * reject`, an SNI that no certificate covers gets a fatal unrecognized_name
+ * alert (15 03 03 00 02 02 70) and TF_ETLS; no SNI at all always gets the
+ * default.
  * docs/TLS.md explains why and gives the measured costs.
  */
 #ifndef TF_TLS_TLS_H
@@ -98,10 +104,14 @@ void tf_tls_tickets_unref(tf_tls_tickets_t *t);
 
 typedef struct tf_tls_ctx tf_tls_ctx_t;
 
+/* Tenant contexts a context keeps by default (ctx_cache 0). */
+enum { TF_TLS_CTX_CACHE_DEFAULT = 256 };
+
 typedef struct {
     bool tls13_only;           /* tls.min_version "1.3" */
     bool reject_unknown_sni;   /* tls.unknown_sni: reject */
     tf_tls_tickets_t *tickets; /* referenced by the context; NULL: no tickets */
+    unsigned ctx_cache;        /* tenant contexts kept; 0: TF_TLS_CTX_CACHE_DEFAULT */
 } tf_tls_ctx_opts_t;
 
 /* A context whose default certificate is the snapshot's default (the

@@ -12,12 +12,61 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* cache.c: wolfSSL contexts for tenant certificates, one per bundle, so
+ * that a handshake selecting one switches its WOLFSSL to a ready context
+ * (wolfSSL_SwitchCTX, scripts/wolfssl-patches/set-ssl-ctx-native.patch)
+ * instead of parsing and copying the chain and key into the connection.
+ * At most `cap` contexts, least recently used out first; each slot holds a
+ * reference to its bundle (the key: a reload cannot free it and give its
+ * address to another bundle) and one to its context (a connection switched
+ * to it holds its own, so an eviction never pulls it from under a
+ * handshake). Belongs to one tf_tls_ctx_t, used by one thread at a time as
+ * the context is: no lock. */
+typedef struct {
+    const tf_cs_bundle_t *bundle; /* a reference; NULL: free slot */
+    WOLFSSL_CTX *wctx;            /* a reference */
+    uint32_t prev, next;          /* recency list, most recent first */
+    uint32_t chain;               /* next slot in the same hash bucket */
+} tf_tls__slot_t;
+
+typedef struct {
+    uint64_t hits;      /* handshakes that found their context ready */
+    uint64_t builds;    /* contexts built for a tenant certificate */
+    uint64_t evictions; /* contexts dropped to make room */
+    uint64_t fallbacks; /* handshakes that loaded the bundle into the connection */
+    unsigned size, cap; /* contexts held, and the bound */
+} tf_tls__cache_stats_t;
+
+typedef struct {
+    tf_tls__slot_t *slots; /* cap slots, allocated on the first insertion */
+    uint32_t *buckets;     /* nbuckets (a power of two) chain heads */
+    uint32_t cap, used, nbuckets, head, tail;
+    tf_tls__cache_stats_t stats; /* size and cap filled by tf_tls__cache_stats */
+} tf_tls__cache_t;
+
+enum { TF_TLS_CTX_CACHE_MAX = 1u << 20 };
+
+void tf_tls__cache_init(tf_tls__cache_t *c, unsigned cap);
+/* The context for bundle b (borrowed: valid until the next put or
+ * dispose), made the most recent; NULL when absent. */
+WOLFSSL_CTX *tf_tls__cache_get(tf_tls__cache_t *c, const tf_cs_bundle_t *b);
+/* Adds b (not present) with wctx, whose reference the cache takes over,
+ * evicting the least recently used context when full. 0, or TF_ENOMEM
+ * (the caller keeps its reference). */
+int tf_tls__cache_put(tf_tls__cache_t *c, const tf_cs_bundle_t *b, WOLFSSL_CTX *wctx);
+void tf_tls__cache_dispose(tf_tls__cache_t *c);
+
 struct tf_tls_ctx {
     WOLFSSL_CTX *wctx;
     tf_tls_tickets_t *tickets;        /* a reference, or NULL */
     const tf_cs_bundle_t *def_bundle; /* a reference: the certificate the CTX holds */
     bool reject_unknown_sni;
+    bool tls13_only;
+    tf_tls__cache_t cache; /* tenant contexts, configured as wctx */
 };
+
+/* The cache's counters, for tests. */
+void tf_tls__cache_stats(const tf_tls_ctx_t *ctx, tf_tls__cache_stats_t *out);
 
 /* A growable byte queue: bytes [off, len) are pending. Freed when empty. */
 typedef struct {
@@ -45,9 +94,11 @@ struct tf_tls_session {
 };
 
 /* ctx.c: chooses the certificate for the SNI (`sni` of `len` bytes as
- * received, NULL: none) and loads it into the session's WOLFSSL unless the
- * context already holds it. Returns 0, or -1 to refuse: s->rejected is set
- * for an unknown SNI under `unknown_sni: reject`; s->error says why. */
+ * received, NULL: none) and, unless the context's own certificate is the
+ * one, switches the session's WOLFSSL to the tenant context for it (built
+ * and cached on first use) or, failing that, loads it into the WOLFSSL.
+ * Returns 0, or -1 to refuse: s->rejected is set for an unknown SNI under
+ * `unknown_sni: reject`; s->error says why. */
 int tf_tls__select(tf_tls_session_t *s, const char *sni, size_t len);
 
 /* hello.c: the server_name in the ClientHello at the start of `in`

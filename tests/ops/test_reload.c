@@ -56,6 +56,32 @@ Test(ops_reload, renewed_bundle_replaces_the_old_one_without_a_signal)
     free(before);
 }
 
+/* One worker, so that its cache of tenant contexts (docs/TLS.md) surely
+ * holds the context of the old bundle when the file is replaced: the
+ * reload's new generation serves the new certificate to every new
+ * handshake, and keeps serving it. */
+Test(ops_reload, renewed_tenant_replaces_its_cached_context)
+{
+    tf_ops_start(&ops, 1, NULL, NULL);
+    char *before = tf_ops_serial(&ops, "chat.acme.example");
+    cr_assert_neq(before[0], '\0');
+    for (int i = 0; i < 3; i++) {
+        char *again = tf_ops_serial(&ops, "chat.acme.example");
+        cr_expect_str_eq(again, before);
+        free(again);
+    }
+    char *serial = renew("acme.pem", "portal.acme.example chat.acme.example");
+    cr_expect(tf_ops_wait_serial(&ops, "chat.acme.example", serial, 15),
+              "new handshakes still show the old serial %s, not %s", before, serial);
+    for (int i = 0; i < 5; i++) {
+        char *now = tf_ops_serial(&ops, i % 2 ? "chat.acme.example" : "portal.acme.example");
+        cr_expect_str_eq(now, serial);
+        free(now);
+    }
+    free(serial);
+    free(before);
+}
+
 Test(ops_reload, new_bundle_is_served)
 {
     tf_ops_start(&ops, 1, NULL, NULL);

@@ -5,6 +5,7 @@
 #include "harness.h"
 
 #include <criterion/criterion.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -60,6 +61,34 @@ Test(proxy_tls, unknown_name_gets_the_default)
 Test(proxy_tls, no_sni_gets_the_default)
 {
     expect_served("-noservername", "subject=CN = system.tlsfront.example");
+}
+
+/* Tenants in turn, twice, both versions: each handshake after the first
+ * for a name runs on the worker's cached context for its certificate
+ * (docs/TLS.md), and must still serve that certificate and its chain. */
+Test(proxy_tls, tenants_in_turn_keep_their_certificates)
+{
+    static const struct {
+        const char *args, *subject;
+    } cases[] = {
+        {"-servername portal.acme.example", "subject=CN = portal.acme.example"},
+        {"-servername a.tenants.example", "subject=CN = *.tenants.example"},
+        {"-servername chat.acme.example", "subject=CN = portal.acme.example"},
+        {"-servername nobody.example", "subject=CN = system.tlsfront.example"},
+        {"-servername b.tenants.example", "subject=CN = *.tenants.example"},
+        {"-noservername", "subject=CN = system.tlsfront.example"},
+    };
+    char args[256];
+    for (int round = 0; round < 2; round++) {
+        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+            snprintf(args, sizeof args, "%s %s", cases[i].args,
+                     (round + i) % 2 ? "-tls1_2" : "-tls1_3");
+            expect_served(args, cases[i].subject);
+        }
+    }
+    char *log = tf_px_log(&px);
+    cr_expect_null(strstr(log, "cannot"), "%s", log);
+    free(log);
 }
 
 Test(proxy_tls, tls12_and_tls13_accepted)

@@ -4,11 +4,15 @@
 
 #include <wolfssl/wolfcrypt/asn.h>
 
+#include <arpa/inet.h>
 #include <criterion/criterion.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -106,9 +110,14 @@ tf_tls_ctx_t *hx_ctx(bool tls13_only, bool reject_unknown, tf_tls_tickets_t *tic
 {
     tf_tls_ctx_opts_t o = {
         .tls13_only = tls13_only, .reject_unknown_sni = reject_unknown, .tickets = tickets};
+    return hx_ctx_on(&o, snap);
+}
+
+tf_tls_ctx_t *hx_ctx_on(const tf_tls_ctx_opts_t *o, const tf_cs_snapshot_t *on)
+{
     tf_tls_ctx_t *ctx = NULL;
     char err[512] = "";
-    int rc = tf_tls_ctx_new(&o, snap, &ctx, err, sizeof err);
+    int rc = tf_tls_ctx_new(o, on, &ctx, err, sizeof err);
     cr_assert_eq(rc, 0, "tf_tls_ctx_new: %d %s", rc, err);
     return ctx;
 }
@@ -183,9 +192,15 @@ static int c_send(WOLFSSL *ssl, char *buf, int sz, void *arg)
 
 hx_pair_t *hx_pair_new(tf_tls_ctx_t *ctx, WOLFSSL_CTX *cctx, const char *sni, bool alpn)
 {
+    return hx_pair_new_on(ctx, snap, cctx, sni, alpn);
+}
+
+hx_pair_t *hx_pair_new_on(tf_tls_ctx_t *ctx, tf_cs_snapshot_t *on, WOLFSSL_CTX *cctx,
+                          const char *sni, bool alpn)
+{
     hx_pair_t *p = calloc(1, sizeof *p);
     cr_assert_not_null(p);
-    p->s = tf_tls_session_new(ctx, snap);
+    p->s = tf_tls_session_new(ctx, on);
     cr_assert_not_null(p->s);
     wolfSSL_CTX_SetIORecv(cctx, c_recv);
     wolfSSL_CTX_SetIOSend(cctx, c_send);
@@ -333,4 +348,89 @@ void hx_peer_subject(hx_pair_t *p, char *buf, size_t len)
         snprintf(buf, len, "%s", d.subject);
     wc_FreeDecodedCert(&d);
     cr_assert_eq(rc, 0, "the served leaf does not parse: %d", rc);
+}
+
+/* ---- openssl s_client over loopback ---------------------------------- */
+
+void hx_peer_start(hx_peer_t *p, tf_tls_ctx_t *ctx, tf_cs_snapshot_t *on, const char *args)
+{
+    int l = socket(AF_INET, SOCK_STREAM, 0);
+    cr_assert_geq(l, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t alen = sizeof a;
+    cr_assert_eq(bind(l, (struct sockaddr *)&a, sizeof a), 0);
+    cr_assert_eq(listen(l, 1), 0);
+    cr_assert_eq(getsockname(l, (struct sockaddr *)&a, &alen), 0);
+    snprintf(p->log, sizeof p->log, "%s/s_client.log", dir);
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd, "exec openssl s_client -connect 127.0.0.1:%d %s >'%s' 2>&1",
+             ntohs(a.sin_port), args, p->log);
+    p->client_stdin = popen(cmd, "w");
+    cr_assert_not_null(p->client_stdin);
+    struct pollfd pf = {.fd = l, .events = POLLIN};
+    cr_assert_eq(poll(&pf, 1, 10000), 1, "s_client did not connect");
+    p->fd = accept(l, NULL, NULL);
+    cr_assert_geq(p->fd, 0);
+    close(l);
+    p->s = tf_tls_session_new(ctx, on != NULL ? on : snap);
+    cr_assert_not_null(p->s);
+}
+
+void hx_peer_flush(hx_peer_t *p)
+{
+    size_t n;
+    const void *o = tf_tls_session_out(p->s, &n);
+    if (n > 0) {
+        cr_assert_eq(send(p->fd, o, n, 0), (ssize_t)n);
+        tf_tls_session_consume_out(p->s, n);
+    }
+}
+
+bool hx_peer_pull(hx_peer_t *p, int timeout_ms)
+{
+    struct pollfd pf = {.fd = p->fd, .events = POLLIN};
+    if (poll(&pf, 1, timeout_ms) != 1)
+        return false;
+    char buf[16384];
+    ssize_t n = recv(p->fd, buf, sizeof buf, 0);
+    if (n <= 0)
+        return false;
+    cr_assert_eq(tf_tls_session_feed(p->s, buf, (size_t)n), 0);
+    return true;
+}
+
+int hx_peer_handshake(hx_peer_t *p)
+{
+    int rc = TF_TLS_WANT_READ;
+    while (rc == TF_TLS_WANT_READ && hx_peer_pull(p, 10000)) {
+        rc = tf_tls_session_handshake(p->s);
+        hx_peer_flush(p);
+    }
+    return rc;
+}
+
+void hx_peer_stop(hx_peer_t *p)
+{
+    tf_tls_session_free(p->s);
+    p->s = NULL;
+    close(p->fd);
+    pclose(p->client_stdin);
+}
+
+const char *hx_peer_output(const hx_peer_t *p)
+{
+    static char text[65536];
+    text[0] = '\0';
+    FILE *f = fopen(p->log, "r");
+    if (f == NULL)
+        return text;
+    size_t n = fread(text, 1, sizeof text - 1, f);
+    fclose(f);
+    text[n] = '\0';
+    return text;
+}
+
+bool hx_peer_log_has(const hx_peer_t *p, const char *needle)
+{
+    return strstr(hx_peer_output(p), needle) != NULL;
 }

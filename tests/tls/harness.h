@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 typedef struct {
     uint8_t *buf;
@@ -28,6 +29,8 @@ const char *hx_dir(void); /* a scratch directory removed by hx_teardown */
 
 /* A server context; tickets may be NULL. */
 tf_tls_ctx_t *hx_ctx(bool tls13_only, bool reject_unknown, tf_tls_tickets_t *tickets);
+/* The same with every option, on another snapshot's default. */
+tf_tls_ctx_t *hx_ctx_on(const tf_tls_ctx_opts_t *o, const tf_cs_snapshot_t *on);
 
 /* version: 0 (1.2 or 1.3), 12 or 13. ciphers NULL: wolfSSL's default.
  * The client trusts no CA and accepts any certificate; hx_peer_subject
@@ -44,8 +47,11 @@ typedef struct {
     int server_rc, client_err;
 } hx_pair_t;
 
-/* sni NULL: none. alpn: offer http/1.1. */
+/* sni NULL: none. alpn: offer http/1.1. The server session reads
+ * certificates from hx_snap(), or from `on`. */
 hx_pair_t *hx_pair_new(tf_tls_ctx_t *ctx, WOLFSSL_CTX *cctx, const char *sni, bool alpn);
+hx_pair_t *hx_pair_new_on(tf_tls_ctx_t *ctx, tf_cs_snapshot_t *on, WOLFSSL_CTX *cctx,
+                          const char *sni, bool alpn);
 void hx_pair_free(hx_pair_t *p);
 
 /* Runs both handshakes to completion or failure. Returns the server's last
@@ -67,6 +73,29 @@ void hx_peer_subject(hx_pair_t *p, char *buf, size_t len);
 /* Called with true before and false after each call into the client's
  * wolfSSL (test_memory.c tells allocations apart with it). */
 extern void (*hx_client_side)(bool entering);
+
+/* A real peer: `openssl s_client -connect 127.0.0.1:PORT ARGS` against a
+ * loopback listener, the test moving bytes between the accepted socket and
+ * a tf_tls session on ctx (certificates from `on`, or hx_snap() when NULL).
+ * s_client's output goes to hx_dir()/s_client.log; it ends when its input
+ * closes (hx_peer_stop), unless ARGS say -ign_eof. */
+typedef struct {
+    int fd;
+    FILE *client_stdin;
+    char log[1200];
+    tf_tls_session_t *s;
+} hx_peer_t;
+
+void hx_peer_start(hx_peer_t *p, tf_tls_ctx_t *ctx, tf_cs_snapshot_t *on, const char *args);
+void hx_peer_flush(hx_peer_t *p);
+/* Reads from the socket into the session; false on EOF or timeout. */
+bool hx_peer_pull(hx_peer_t *p, int timeout_ms);
+int hx_peer_handshake(hx_peer_t *p);
+/* Frees the session, closes the socket and waits for s_client. */
+void hx_peer_stop(hx_peer_t *p);
+/* s_client's output so far (a static buffer, valid until the next call). */
+const char *hx_peer_output(const hx_peer_t *p);
+bool hx_peer_log_has(const hx_peer_t *p, const char *needle);
 
 void hx_bytes_append(hx_bytes_t *b, const void *data, size_t n);
 void hx_bytes_free(hx_bytes_t *b);

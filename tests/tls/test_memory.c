@@ -8,6 +8,7 @@
 #include "harness.h"
 
 #include "common/err.h"
+#include "tls/tls_internal.h"
 
 #include <criterion/criterion.h>
 #include <stdio.h>
@@ -90,8 +91,13 @@ static void setup(void)
 
 TestSuite(tls_memory, .init = setup, .fini = hx_teardown, .timeout = 60);
 
-static void measure(int version, bool tickets, const char *label)
+/* One handshake with SNI `sni` and one exchange; returns the wolfSSL heap
+ * the idle server session holds. The context's tenant cache is warmed
+ * first: what a tenant context costs is the cache's, once per certificate,
+ * not the connection's. */
+static long measure(int version, bool tickets, const char *label, const char *sni)
 {
+    long start = live[0];
     tf_tls_tickets_t *t = NULL;
     char err[256];
     if (tickets)
@@ -99,12 +105,20 @@ static void measure(int version, bool tickets, const char *label)
     tf_tls_ctx_t *ctx = hx_ctx(false, false, t);
     WOLFSSL_CTX *cc = hx_client_ctx(version, NULL);
 
+    long warm0 = live[0];
+    hx_pair_t *w = hx_pair_new(ctx, cc, sni, true);
+    cr_assert_eq(hx_handshake(w), TF_TLS_OK);
+    hx_pair_free(w);
+    long cached = live[0] - warm0;
+    tf_tls__cache_stats_t st;
+    tf_tls__cache_stats(ctx, &st);
+
     long base = live[0], calls0 = calls[0];
     static hdr_t *before[4096];
     memcpy(before, server_blocks, sizeof before);
     peak[0] = live[0];
-    /* A tenant certificate (loaded into the connection), SNI and ALPN. */
-    hx_pair_t *p = hx_pair_new(ctx, cc, "chat.acme.example", true);
+    /* SNI and ALPN. */
+    hx_pair_t *p = hx_pair_new(ctx, cc, sni, true);
     long after_new = live[0] - base;
     cr_assert_eq(hx_handshake(p), TF_TLS_OK);
     long after_hs = live[0] - base, hs_peak = peak[0] - base, hs_calls = calls[0] - calls0;
@@ -116,10 +130,10 @@ static void measure(int version, bool tickets, const char *label)
     long idle = live[0] - base;
     size_t ours = tf_tls_session_memory(p->s);
     fprintf(stderr,
-            "tls memory %s: wolfSSL heap after new %ld B, after handshake %ld B, "
+            "tls memory %s, SNI %s: wolfSSL heap after new %ld B, after handshake %ld B, "
             "idle after one exchange %ld B (peak during handshake %ld B, %ld allocations); "
-            "tf_tls_session_memory %zu B\n",
-            label, after_new, after_hs, idle, hs_peak, hs_calls, ours);
+            "tf_tls_session_memory %zu B; tenant contexts cached %u (%ld B)\n",
+            label, sni, after_new, after_hs, idle, hs_peak, hs_calls, ours, st.size, cached);
     if (getenv("HX_MEM_DUMP") != NULL) {
         for (size_t i = 0; i < 4096; i++) {
             bool old = false;
@@ -136,11 +150,29 @@ static void measure(int version, bool tickets, const char *label)
     wolfSSL_CTX_free(cc);
     tf_tls_ctx_free(ctx);
     tf_tls_tickets_unref(t);
+    cr_expect_eq(live[0], start, "%s: %ld B left after the context was freed", label,
+                 live[0] - start);
+    return idle;
 }
 
 Test(tls_memory, idle_server_session)
 {
-    measure(13, true, "TLS 1.3 + tickets");
-    measure(13, false, "TLS 1.3");
-    measure(12, true, "TLS 1.2 + tickets");
+    measure(13, true, "TLS 1.3 + tickets", "chat.acme.example");
+    measure(13, false, "TLS 1.3", "chat.acme.example");
+    measure(12, true, "TLS 1.2 + tickets", "chat.acme.example");
+}
+
+/* A connection switched to a tenant's cached context keeps nothing more,
+ * once idle, than one on the default certificate (SPEC §10 budget). Names
+ * of one length: wolfSSL keeps the client's SNI. */
+Test(tls_memory, tenant_certificate_costs_an_idle_session_nothing)
+{
+    int versions[] = {13, 12};
+    for (int i = 0; i < 2; i++) {
+        long def = measure(versions[i], true, "default", "zzzz.acme.example");
+        long tenant = measure(versions[i], true, "tenant", "chat.acme.example");
+        cr_expect_eq(tenant, def,
+                     "TLS 1.%d: idle %ld B on a tenant certificate, %ld B on the default",
+                     versions[i] - 10, tenant, def);
+    }
 }
