@@ -18,10 +18,10 @@ static uint32_t bucket_of(const tf_tls__cache_t *c, const tf_cs_bundle_t *b)
     return (uint32_t)(h >> 32) & (c->nbuckets - 1);
 }
 
-void tf_tls__cache_init(tf_tls__cache_t *c, unsigned cap)
+void tf_tls__cache_init(tf_tls__cache_t *c, unsigned cap, bool eager)
 {
     *c = (tf_tls__cache_t){
-        .cap = cap > 0 ? cap : TF_TLS_CTX_CACHE_DEFAULT, .head = NIL, .tail = NIL};
+        .cap = cap > 0 ? cap : TF_TLS_CTX_CACHE_DEFAULT, .eager = eager, .head = NIL, .tail = NIL};
     if (c->cap > TF_TLS_CTX_CACHE_MAX)
         c->cap = TF_TLS_CTX_CACHE_MAX;
 }
@@ -87,29 +87,56 @@ static void slot_clear(tf_tls__cache_t *c, uint32_t i)
     c->used--;
 }
 
+/* On first use: a configuration without tenant certificates, or a
+ * context that never serves one, costs nothing. */
+static int cache_alloc(tf_tls__cache_t *c)
+{
+    uint32_t n = 1;
+    while (n < 2 * c->cap)
+        n *= 2;
+    c->slots = calloc(c->cap, sizeof *c->slots);
+    c->buckets = malloc(n * sizeof *c->buckets);
+    c->door = calloc(n, sizeof *c->door);
+    if (c->slots == NULL || c->buckets == NULL || c->door == NULL) {
+        free(c->slots);
+        free(c->buckets);
+        free(c->door);
+        c->slots = NULL;
+        c->buckets = NULL;
+        c->door = NULL;
+        return TF_ENOMEM;
+    }
+    c->nbuckets = c->ndoor = n;
+    for (uint32_t i = 0; i < n; i++)
+        c->buckets[i] = NIL;
+    for (uint32_t i = 0; i < c->cap; i++)
+        c->slots[i] = (tf_tls__slot_t){.prev = NIL, .next = NIL, .chain = NIL};
+    return 0;
+}
+
+bool tf_tls__cache_admit(tf_tls__cache_t *c, const tf_cs_bundle_t *b)
+{
+    if (c->eager)
+        return true;
+    /* Without memory for the table, admitting is what the cache did
+     * before it had one; put will fail the same way and the caller
+     * falls back. */
+    if (c->slots == NULL && cache_alloc(c) != 0)
+        return true;
+    const void **d = &c->door[bucket_of(c, b) & (c->ndoor - 1)];
+    if (*d == b) {
+        *d = NULL;
+        return true;
+    }
+    *d = b;
+    c->stats.first_sights++;
+    return false;
+}
+
 int tf_tls__cache_put(tf_tls__cache_t *c, const tf_cs_bundle_t *b, WOLFSSL_CTX *wctx)
 {
-    if (c->slots == NULL) {
-        /* On first use: a configuration without tenant certificates, or
-         * a context that never serves one, costs nothing. */
-        uint32_t n = 1;
-        while (n < 2 * c->cap)
-            n *= 2;
-        c->slots = calloc(c->cap, sizeof *c->slots);
-        c->buckets = malloc(n * sizeof *c->buckets);
-        if (c->slots == NULL || c->buckets == NULL) {
-            free(c->slots);
-            free(c->buckets);
-            c->slots = NULL;
-            c->buckets = NULL;
-            return TF_ENOMEM;
-        }
-        c->nbuckets = n;
-        for (uint32_t i = 0; i < n; i++)
-            c->buckets[i] = NIL;
-        for (uint32_t i = 0; i < c->cap; i++)
-            c->slots[i] = (tf_tls__slot_t){.prev = NIL, .next = NIL, .chain = NIL};
-    }
+    if (c->slots == NULL && cache_alloc(c) != 0)
+        return TF_ENOMEM;
     /* Slots fill in order and an eviction reuses its slot at once, so
      * the free ones are those from `used` on. */
     uint32_t i;
@@ -140,8 +167,10 @@ void tf_tls__cache_dispose(tf_tls__cache_t *c)
     }
     free(c->slots);
     free(c->buckets);
+    free(c->door);
     c->slots = NULL;
     c->buckets = NULL;
+    c->door = NULL;
 }
 
 void tf_tls__cache_stats(const tf_tls_ctx_t *ctx, tf_tls__cache_stats_t *out)

@@ -157,7 +157,7 @@ static int new_wctx(const tf_tls_ctx_t *c, const tf_cs_bundle_t *b, WOLFSSL_CTX 
 
 #ifdef WOLFSSL_HAVE_SWITCHCTX
 /* Moves the session's WOLFSSL, before its handshake, to the cached context
- * for b, building it on a miss. 0 when switched. Otherwise -1, with
+ * for b, building it on a miss the cache admits. 0 when switched. Otherwise -1, with
  * s->error set when the connection must fail, unset when the caller may
  * load the bundle into the connection instead. */
 static int switch_ctx(tf_tls_session_t *s, const tf_cs_bundle_t *b)
@@ -165,6 +165,8 @@ static int switch_ctx(tf_tls_session_t *s, const tf_cs_bundle_t *b)
     tf_tls_ctx_t *c = s->ctx;
     WOLFSSL_CTX *w = tf_tls__cache_get(&c->cache, b), *built = NULL;
     if (w == NULL) {
+        if (!tf_tls__cache_admit(&c->cache, b))
+            return -1;
         if (new_wctx(c, b, &built, NULL, 0) != 0)
             return -1;
         c->cache.stats.builds++;
@@ -249,7 +251,7 @@ int tf_tls_ctx_new(const tf_tls_ctx_opts_t *opts, const tf_cs_snapshot_t *snap, 
     c->reject_unknown_sni = opts->reject_unknown_sni;
     c->tls13_only = opts->tls13_only;
     c->tickets = opts->tickets != NULL ? tf_tls_tickets_ref(opts->tickets) : NULL;
-    tf_tls__cache_init(&c->cache, opts->ctx_cache);
+    tf_tls__cache_init(&c->cache, opts->ctx_cache, opts->ctx_cache_eager);
     int rc = new_wctx(c, def, &c->wctx, err, errlen);
     if (rc != 0) {
         tf_tls_ctx_free(c);

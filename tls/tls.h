@@ -21,10 +21,11 @@
  * wolfSSL reads it, the session takes its SNI and looks it up in its
  * snapshot (tf_cs_snapshot_select). The default certificate is the
  * context's own; for another one the connection moves to the context's
- * cached WOLFSSL_CTX for that bundle (built on first use: at most
- * opts.ctx_cache of them, least recently used out first), and only if that
- * context cannot be built is the chain and key loaded into the connection
- * (wolfSSL frees that copy when the handshake ends). With `unknown_sni:
+ * cached WOLFSSL_CTX for that bundle (built at the bundle's second
+ * handshake, see ctx_cache_eager: at most opts.ctx_cache of them, least
+ * recently used out first); before that, or if that context cannot be
+ * built, the chain and key are loaded into the connection (wolfSSL frees
+ * that copy when the handshake ends). With `unknown_sni:
  * reject`, an SNI that no certificate covers gets a fatal unrecognized_name
  * alert (15 03 03 00 02 02 70) and TF_ETLS; no SNI at all always gets the
  * default.
@@ -112,6 +113,12 @@ typedef struct {
     bool reject_unknown_sni;   /* tls.unknown_sni: reject */
     tf_tls_tickets_t *tickets; /* referenced by the context; NULL: no tickets */
     unsigned ctx_cache;        /* tenant contexts kept; 0: TF_TLS_CTX_CACHE_DEFAULT */
+    /* false (the default): a tenant's context is built at its second
+     * handshake while its first is still remembered, the first loading
+     * the bundle into the connection, so that handshakes spread over many
+     * more tenants than the cache holds do not each build a context that
+     * is evicted before its next use. true: at the first (tests). */
+    bool ctx_cache_eager;
 } tf_tls_ctx_opts_t;
 
 /* A context whose default certificate is the snapshot's default (the

@@ -34,19 +34,31 @@ typedef struct {
     uint64_t builds;    /* contexts built for a tenant certificate */
     uint64_t evictions; /* contexts dropped to make room */
     uint64_t fallbacks; /* handshakes that loaded the bundle into the connection */
+    uint64_t first_sights; /* of those, bundles not seen recently (no context built) */
     unsigned size, cap; /* contexts held, and the bound */
 } tf_tls__cache_stats_t;
 
 typedef struct {
     tf_tls__slot_t *slots; /* cap slots, allocated on the first insertion */
     uint32_t *buckets;     /* nbuckets (a power of two) chain heads */
+    /* Bundles seen once lately, by address, direct-mapped: ndoor (a power
+     * of two, 2 * cap) entries, allocated with the slots. The addresses
+     * are only compared, never followed: a freed bundle's address reused
+     * by another only admits that one a handshake early. */
+    const void **door;
+    uint32_t ndoor;
+    bool eager; /* admit at the first handshake */
     uint32_t cap, used, nbuckets, head, tail;
     tf_tls__cache_stats_t stats; /* size and cap filled by tf_tls__cache_stats */
 } tf_tls__cache_t;
 
 enum { TF_TLS_CTX_CACHE_MAX = 1u << 20 };
 
-void tf_tls__cache_init(tf_tls__cache_t *c, unsigned cap);
+void tf_tls__cache_init(tf_tls__cache_t *c, unsigned cap, bool eager);
+/* Whether b (absent from the cache) should get a context now: true when
+ * eager or when b was seen lately; otherwise remembers b and returns
+ * false. */
+bool tf_tls__cache_admit(tf_tls__cache_t *c, const tf_cs_bundle_t *b);
 /* The context for bundle b (borrowed: valid until the next put or
  * dispose), made the most recent; NULL when absent. */
 WOLFSSL_CTX *tf_tls__cache_get(tf_tls__cache_t *c, const tf_cs_bundle_t *b);

@@ -87,9 +87,11 @@ static void ecdsa_store(store_t *st)
     store_open(st, certs, def);
 }
 
+/* Eager: every miss builds a context, so the counts below follow the
+ * cache alone; the admission rule has its own test. */
 static tf_tls_ctx_t *ctx_with(const store_t *st, unsigned cap, tf_tls_tickets_t *tickets)
 {
-    tf_tls_ctx_opts_t o = {.ctx_cache = cap, .tickets = tickets};
+    tf_tls_ctx_opts_t o = {.ctx_cache = cap, .tickets = tickets, .ctx_cache_eager = true};
     return hx_ctx_on(&o, st->snap);
 }
 
@@ -447,3 +449,50 @@ Test(tls_ctxcache, switch_ctx_refuses_once_the_handshake_started)
     store_close(&st);
 }
 #endif
+
+Test(tls_ctxcache, a_context_is_built_at_a_tenants_second_handshake)
+{
+    store_t st;
+    ecdsa_store(&st);
+    tf_tls_ctx_opts_t o = {.ctx_cache = 4};
+    tf_tls_ctx_t *ctx = hx_ctx_on(&o, st.snap);
+
+    /* First sight: served from the connection, remembered, nothing built. */
+    expect_subject(ctx, &st, 13, "t1.cache.example", "/CN=t1.cache.example");
+    tf_tls__cache_stats_t s = stats(ctx);
+    CACHE_EQ(s.builds, 0);
+    CACHE_EQ(s.first_sights, 1);
+    CACHE_EQ(s.fallbacks, 1);
+    CACHE_EQ(s.size, 0);
+    /* Second: built and switched to; third: a hit. */
+    expect_subject(ctx, &st, 12, "t1.cache.example", "/CN=t1.cache.example");
+    expect_subject(ctx, &st, 13, "t1.cache.example", "/CN=t1.cache.example");
+    s = stats(ctx);
+    CACHE_EQ(s.builds, 1);
+    CACHE_EQ(s.hits, 1);
+    CACHE_EQ(s.fallbacks, 1);
+    CACHE_EQ(s.size, 1);
+
+    /* Two rounds over 12 tenants through a cache of 4 (eager, this cyclic
+     * scan would build at all 24 handshakes). A build forgets the tenant's
+     * first sight, so a tenant evicted before its next visit starts over:
+     * at most one build per tenant here, however the 8-entry table of
+     * first sights collides. Every handshake is a hit, a build or a first
+     * sight. */
+    char sni[64], subject[64];
+    unsigned n = 3;
+    for (int round = 0; round < 2; round++) {
+        for (int i = 0; i < NTENANTS; i++, n++) {
+            snprintf(sni, sizeof sni, "t%d.cache.example", i);
+            snprintf(subject, sizeof subject, "/CN=t%d.cache.example", i);
+            expect_subject(ctx, &st, 13, sni, subject);
+        }
+    }
+    s = stats(ctx);
+    CACHE_EQ(s.hits + s.builds + s.first_sights, n);
+    CACHE_EQ(s.fallbacks, s.first_sights, "only first sights load the bundle");
+    cr_expect_leq(s.builds, NTENANTS, "a scan larger than the cache built %llu contexts",
+                  (unsigned long long)s.builds);
+    tf_tls_ctx_free(ctx);
+    store_close(&st);
+}

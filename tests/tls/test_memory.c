@@ -93,7 +93,7 @@ TestSuite(tls_memory, .init = setup, .fini = hx_teardown, .timeout = 60);
 
 /* One handshake with SNI `sni` and one exchange; returns the wolfSSL heap
  * the idle server session holds. The context's tenant cache is warmed
- * first: what a tenant context costs is the cache's, once per certificate,
+ * first (two handshakes): what a tenant context costs is the cache's, once per certificate,
  * not the connection's. */
 static long measure(int version, bool tickets, const char *label, const char *sni)
 {
@@ -106,9 +106,12 @@ static long measure(int version, bool tickets, const char *label, const char *sn
     WOLFSSL_CTX *cc = hx_client_ctx(version, NULL);
 
     long warm0 = live[0];
-    hx_pair_t *w = hx_pair_new(ctx, cc, sni, true);
-    cr_assert_eq(hx_handshake(w), TF_TLS_OK);
-    hx_pair_free(w);
+    /* Two: a tenant's context is built at its second handshake. */
+    for (int i = 0; i < 2; i++) {
+        hx_pair_t *w = hx_pair_new(ctx, cc, sni, true);
+        cr_assert_eq(hx_handshake(w), TF_TLS_OK);
+        hx_pair_free(w);
+    }
     long cached = live[0] - warm0;
     tf_tls__cache_stats_t st;
     tf_tls__cache_stats(ctx, &st);
