@@ -9,6 +9,7 @@
 #include "certstore/store.h"
 #include "common/err.h"
 #include "conf/conf.h"
+#include "proxy/where.h"
 #include "tls/tls.h"
 
 #include <stdlib.h>
@@ -34,12 +35,16 @@ static void report_bundle(const tf_cs_entry_t *e, tally_t *t)
     }
 }
 
-static void report_notes(const tf_cs_snapshot_t *snap, tally_t *t)
+/* A source that cannot be read and an unusable default certificate are
+ * about the configuration's own values: say where they are written. */
+static void report_notes(const tf_conf_t *conf, const tf_cs_snapshot_t *snap, tally_t *t)
 {
+    char where[TF_WHERE_MAX];
     for (size_t i = 0; i < tf_cs_snapshot_note_count(snap); i++) {
         bool is_error = false;
         const char *msg = tf_cs_snapshot_note_at(snap, i, &is_error);
-        fprintf(stderr, "%s: %s\n", is_error ? "error" : "note", msg);
+        fprintf(stderr, "%s: %s%s\n", is_error ? "error" : "note",
+                tf_where_note(conf, snap, i, where), msg);
         t->errors += is_error;
     }
 }
@@ -86,7 +91,7 @@ static int check_certs(const tf_conf_t *conf, tally_t *t)
     }
     for (size_t i = 0; i < tf_cs_snapshot_entry_count(snap); i++)
         report_bundle(tf_cs_snapshot_entry_at(snap, i), t);
-    report_notes(snap, t);
+    report_notes(conf, snap, t);
     report_uncovered(conf, snap);
     tf_cs_snapshot_unref(snap);
     tf_cs_store_free(store);

@@ -7,6 +7,7 @@
 #include "common/err.h"
 #include "proxy/log.h"
 #include "proxy/upstream.h"
+#include "proxy/where.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -129,12 +130,16 @@ static bool same_sources(const tf_conf_t *a, const tf_conf_t *b)
     return true;
 }
 
-static void log_notes(const tf_cs_snapshot_t *snap)
+/* Notes about a source or the default certificate start with where the
+ * configuration names it. */
+static void log_notes(const tf_conf_t *conf, const tf_cs_snapshot_t *snap)
 {
+    char where[TF_WHERE_MAX];
     for (size_t i = 0; i < tf_cs_snapshot_note_count(snap); i++) {
         bool is_error = false;
         const char *note = tf_cs_snapshot_note_at(snap, i, &is_error);
-        TF_LOG(is_error ? TF_LOG_WARN : TF_LOG_INFO, "%s", note);
+        TF_LOG(is_error ? TF_LOG_WARN : TF_LOG_INFO, "%s%s", tf_where_note(conf, snap, i, where),
+               note);
     }
 }
 
@@ -271,9 +276,10 @@ static int job_build_store(job_t *j, const tf_conf_t *conf)
         return rc;
     }
     if (tf_cs_snapshot_default(j->snap) == NULL) {
+        char where[TF_WHERE_MAX];
         snprintf(j->error, sizeof j->error,
-                 "%s: no usable default certificate with the new sources; fix tls.default_cert",
-                 tf_conf_tls(conf)->default_cert);
+                 "%s%s: no usable default certificate with the new sources; fix tls.default_cert",
+                 tf_where(conf, "tls.default_cert", 0, where), tf_conf_tls(conf)->default_cert);
         return TF_ENOCERT;
     }
     return 0;
@@ -739,13 +745,14 @@ int tf_reload_new(const tf_reload_opts_t *o, tf_reload_t **out)
         tf_reload_free(r);
         return rc;
     }
-    log_notes(r->snap);
+    log_notes(r->conf, r->snap);
     if (tf_cs_snapshot_default(r->snap) == NULL) {
+        char where[TF_WHERE_MAX];
         TF_LOG(TF_LOG_ERROR,
-               "%s: no usable default certificate: tlsfront needs one to answer clients "
+               "%s%s: no usable default certificate: tlsfront needs one to answer clients "
                "without a matching name; fix the bundle (see 'tlsfront check') or point "
                "tls.default_cert at a valid one",
-               tf_conf_tls(r->conf)->default_cert);
+               tf_where(r->conf, "tls.default_cert", 0, where), tf_conf_tls(r->conf)->default_cert);
         tf_reload_free(r);
         return TF_ENOCERT;
     }
