@@ -721,6 +721,31 @@ static int read_token(const char *path, char *out, size_t *len)
     return 0;
 }
 
+/* Reads admin.token_file of CONF (set) as at start-up; on failure says why
+ * in WHY, with where the configuration names the file when it cannot be
+ * read at all. */
+static int token_load(const tf_conf_t *conf, char *out, size_t *len, char *why, size_t whylen)
+{
+    const char *path = tf_conf_admin(conf)->token_file;
+    char where[TF_WHERE_MAX];
+    int rc = read_token(path, out, len);
+    if (rc != 0)
+        snprintf(why, whylen,
+                 "%s%s: cannot read admin.token_file: %s; write the token (one line) into it",
+                 tf_where_is_errno(rc) ? tf_where(conf, "admin.token_file", 0, where) : "", path,
+                 rc == TF_EINVAL ? "empty or too long" : strerror(-rc));
+    return rc;
+}
+
+int tf_admin_check_token(const tf_conf_t *conf, char *why, size_t len)
+{
+    char token[TOKEN_MAX];
+    size_t n = 0;
+    int rc = tf_conf_admin(conf)->token_file != NULL ? token_load(conf, token, &n, why, len) : 0;
+    explicit_bzero(token, sizeof token);
+    return rc;
+}
+
 /* The result of reading the token file at `path` (rc, token, len); `where`
  * is the "FILE:LINE:COLUMN: " of admin.token_file, or "". */
 static void token_apply(tf_admin_t *a, const char *where, const char *path, int rc,
@@ -874,14 +899,10 @@ int tf_admin_new(const tf_admin_opts_t *o, tf_admin_t **out)
     const tf_conf_admin_t *ac = tf_conf_admin(o->conf);
     int rc = 0;
     if (ac->token_file != NULL) {
-        char where[TF_WHERE_MAX];
-        rc = read_token(ac->token_file, a->token, &a->token_len);
+        char why[TF_WHERE_MAX + 1024];
+        rc = token_load(o->conf, a->token, &a->token_len, why, sizeof why);
         if (rc != 0)
-            TF_LOG(TF_LOG_ERROR,
-                   "%s%s: cannot read admin.token_file: %s; write the token (one "
-                   "line) into it",
-                   tf_where_is_errno(rc) ? tf_where(o->conf, "admin.token_file", 0, where) : "",
-                   ac->token_file, rc == TF_EINVAL ? "empty or too long" : strerror(-rc));
+            TF_LOG(TF_LOG_ERROR, "%s", why);
     }
     /* Uploads are judged as the store judges files; without the system
      * trust data only the missing-intermediate warning gets coarser. */

@@ -9,6 +9,7 @@
 #include "certstore/store.h"
 #include "common/err.h"
 #include "conf/conf.h"
+#include "proxy/admin.h"
 #include "proxy/where.h"
 #include "tls/tls.h"
 
@@ -119,6 +120,31 @@ static void check_admin(const tf_conf_t *conf, tally_t *t)
     t->errors++;
 }
 
+/* The other files run reads at start-up and refuses to start without: the
+ * ticket keys file (proxy/cmd_run.c) and the admin token file
+ * (proxy/admin.c), with the same messages. The access log is not opened
+ * here: that would create it. */
+static void check_files(const tf_conf_t *conf, tally_t *t)
+{
+    char err[TF_WHERE_MAX + 1024], where[TF_WHERE_MAX];
+    const char *keys = tf_conf_tls(conf)->ticket_keys_file;
+    if (keys != NULL) {
+        tf_tls_tickets_t *tickets = NULL;
+        int rc = tf_tls_tickets_new(keys, 0, &tickets, err, sizeof err);
+        tf_tls_tickets_unref(tickets);
+        if (rc != 0) {
+            fprintf(stderr, "error: %s%s\n",
+                    tf_where_is_errno(rc) ? tf_where(conf, "tls.ticket_keys_file", 0, where) : "",
+                    err);
+            t->errors++;
+        }
+    }
+    if (tf_conf_admin(conf)->enabled && tf_admin_check_token(conf, err, sizeof err) != 0) {
+        fprintf(stderr, "error: %s\n", err);
+        t->errors++;
+    }
+}
+
 int tf_cmd_check(int argc, char **argv)
 {
     const char *path;
@@ -134,6 +160,7 @@ int tf_cmd_check(int argc, char **argv)
     rc = tf_tls_global_init();
     if (rc == 0) {
         rc = check_certs(conf, &t);
+        check_files(conf, &t);
         tf_tls_global_cleanup();
     }
     tf_conf_unref(conf);
