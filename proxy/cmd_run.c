@@ -251,7 +251,7 @@ static void run_reload_tickets(run_t *r)
         return;
     int rc = tf_tls_tickets_reload(r->shared.tickets, err, sizeof err);
     if (rc != 0)
-        TF_LOG(TF_LOG_WARN, "session tickets: %s%s; the keys in use stay",
+        TF_LOG(TF_LOG_WARN, "%ssession tickets: %s; the keys in use stay",
                tf_where_is_errno(rc) ? run_tickets_where(r, where) : "", err);
 }
 
