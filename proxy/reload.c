@@ -58,6 +58,7 @@ typedef struct {
     text_t failures;
     text_t warnings;
     text_t restart;
+    text_t notes; /* the new snapshot's errors about configured paths, located */
     tf_reload_result_t res;
 } job_t;
 
@@ -257,6 +258,22 @@ static int job_load_conf(job_t *j)
     return 0;
 }
 
+/* A source that cannot be read, a default certificate that cannot be
+ * loaded: said at start-up, and after a reload too, at the line of CONF
+ * (the configuration the store's sources come from) that names the path. */
+static void job_notes(job_t *j, const tf_conf_t *conf)
+{
+    char where[TF_WHERE_MAX], line[TF_WHERE_MAX + 1024];
+    for (size_t i = 0; i < tf_cs_snapshot_note_count(j->snap); i++) {
+        bool is_error = false;
+        const char *note = tf_cs_snapshot_note_at(j->snap, i, &is_error);
+        if (!is_error)
+            continue;
+        snprintf(line, sizeof line, "%s%s", tf_where_note(conf, j->snap, i, where), note);
+        text_add(&j->notes, line);
+    }
+}
+
 static int job_build_store(job_t *j, const tf_conf_t *conf)
 {
     tf_reload_t *r = j->r;
@@ -275,6 +292,7 @@ static int job_build_store(job_t *j, const tf_conf_t *conf)
         snprintf(j->error, sizeof j->error, "certificate store: %s", tf_strerror(rc));
         return rc;
     }
+    job_notes(j, conf);
     if (tf_cs_snapshot_default(j->snap) == NULL) {
         char where[TF_WHERE_MAX];
         snprintf(j->error, sizeof j->error,
@@ -350,6 +368,7 @@ static void job_free(job_t *j)
     free(j->failures.data);
     free(j->warnings.data);
     free(j->restart.data);
+    free(j->notes.data);
     while (j->waiters != NULL) {
         waiter_t *w = j->waiters;
         j->waiters = w->next;
@@ -503,6 +522,9 @@ static void job_after(uv_work_t *req, int status)
         log_lines(TF_LOG_ERROR, "", j->conf_err);
         TF_LOG(TF_LOG_ERROR, "%s: configuration has errors: the running one stays", r->conf_path);
     }
+    /* A periodic check repeats them every few seconds: only on demand. */
+    if (!j->quiet)
+        log_lines(TF_LOG_WARN, "", j->notes.data);
     if (status != 0 && j->rc == 0) {
         j->rc = status;
         snprintf(j->error, sizeof j->error, "reload cancelled");

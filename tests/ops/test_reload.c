@@ -240,3 +240,23 @@ Test(ops_reload, a_missing_default_certificate_on_reload_names_its_line)
     cr_expect(tf_ops_wait_log(&ops, want, 1, 15), "no '%s' in the log", want);
     cr_expect(tf_ops_echo(&ops, "portal.acme.example"));
 }
+
+/* A certificate source added by a reload that cannot be read is logged at
+ * its item of tls.certs (start-up says the same); the rest still serves. */
+Test(ops_reload, an_unreadable_new_source_on_reload_names_its_item)
+{
+    tf_ops_start(&ops, 1, NULL, NULL);
+    snprintf(ops.extra_certs, sizeof ops.extra_certs, "/nonexistent-certs");
+    tf_ops_write_config(&ops, NULL, NULL);
+    /* `  certs: ["CERTS", "/nonexistent-certs"]`: the second item's quote. */
+    unsigned col = (unsigned)(strlen("  certs: [\"") + strlen(ops.certs) + strlen("\", ") + 1);
+    char want[1600];
+    snprintf(want, sizeof want,
+             "%s:%u:%u: /nonexistent-certs: cannot read: No such file or directory: check "
+             "tls.certs",
+             ops.config, config_line("  certs:"), col);
+    kill(ops.px.proxy_pid, SIGHUP);
+    cr_expect(tf_ops_wait_log(&ops, want, 1, 15), "no '%s' in the log", want);
+    cr_expect(tf_ops_wait_log(&ops, "reload (configuration and certificates)", 1, 15));
+    cr_expect(tf_ops_echo(&ops, "portal.acme.example"));
+}
