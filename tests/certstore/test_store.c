@@ -330,8 +330,7 @@ Test(store, no_default_at_all_is_an_error_note)
     tf_cs_snapshot_t *snap = build();
     cr_expect_null(tf_cs_snapshot_default(snap));
     cr_expect(has_note(snap, "no usable default certificate", true));
-    cr_expect_eq(note_source(snap, "no usable default certificate"),
-                 (long)TF_CS_NOTE_DEFAULT_CERT);
+    cr_expect_eq(note_source(snap, "no usable default certificate"), (long)TF_CS_NOTE_DEFAULT_CERT);
     tf_cs_selection_t how;
     cr_expect_null(tf_cs_snapshot_select(snap, NULL, 0, &how));
     cr_expect_str_eq(served_file(snap, "chat.acme.example", NULL), "acme.pem");
