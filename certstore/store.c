@@ -32,6 +32,7 @@ struct tf_cs_snapshot {
     struct note {
         char *text;
         bool error;
+        size_t about; /* tf_cs_snapshot_note_source() */
     } *notes;
     size_t nnotes, notes_cap;
     tf_cs_snapshot_stats_t stats;
@@ -131,15 +132,13 @@ void tf_cs_snapshot_unref(tf_cs_snapshot_t *snap)
     free(snap);
 }
 
-/* Notes are advisory: one that cannot be allocated is dropped, not fatal. */
-__attribute__((format(printf, 3, 4))) static void note(tf_cs_snapshot_t *snap, bool error,
-                                                       const char *fmt, ...)
+/* Notes are advisory: one that cannot be allocated is dropped, not fatal.
+ * ABOUT is what tf_cs_snapshot_note_source() answers for it. */
+__attribute__((format(printf, 4, 0))) static void vnote(tf_cs_snapshot_t *snap, bool error,
+                                                        size_t about, const char *fmt, va_list ap)
 {
     char buf[1024];
-    va_list ap;
-    va_start(ap, fmt);
     vsnprintf(buf, sizeof buf, fmt, ap);
-    va_end(ap);
     if (snap->nnotes == snap->notes_cap) {
         size_t cap = snap->notes_cap ? snap->notes_cap * 2 : 8;
         struct note *v = realloc(snap->notes, cap * sizeof *v);
@@ -150,7 +149,27 @@ __attribute__((format(printf, 3, 4))) static void note(tf_cs_snapshot_t *snap, b
     }
     char *s = strdup(buf);
     if (s != NULL)
-        snap->notes[snap->nnotes++] = (struct note){.text = s, .error = error};
+        snap->notes[snap->nnotes++] = (struct note){.text = s, .error = error, .about = about};
+}
+
+__attribute__((format(printf, 3, 4))) static void note(tf_cs_snapshot_t *snap, bool error,
+                                                       const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vnote(snap, error, TF_CS_NOTE_OTHER, fmt, ap);
+    va_end(ap);
+}
+
+/* An error about a path the caller configured: source SOURCE (an index into
+ * the sources, or TF_CS_NOTE_DEFAULT_CERT). */
+__attribute__((format(printf, 3, 4))) static void
+note_source(tf_cs_snapshot_t *snap, size_t source, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vnote(snap, true, source, fmt, ap);
+    va_end(ap);
 }
 
 const tf_cs_bundle_t *tf_cs_snapshot_default(const tf_cs_snapshot_t *snap)
@@ -237,6 +256,11 @@ const tf_cs_entry_t *tf_cs_snapshot_entry_at(const tf_cs_snapshot_t *snap, size_
 size_t tf_cs_snapshot_note_count(const tf_cs_snapshot_t *snap)
 {
     return snap->nnotes;
+}
+
+size_t tf_cs_snapshot_note_source(const tf_cs_snapshot_t *snap, size_t i)
+{
+    return i < snap->nnotes ? snap->notes[i].about : TF_CS_NOTE_OTHER;
 }
 
 const char *tf_cs_snapshot_note_at(const tf_cs_snapshot_t *snap, size_t i, bool *is_error)
@@ -425,7 +449,7 @@ static int scan_all(tf_cs_store_t *s, tf_cs__files_t *fs, tf_cs_snapshot_t *snap
         if (rc == TF_ENOMEM)
             return rc;
         if (rc != 0) {
-            note(snap, true, "%s", why);
+            note_source(snap, i, "%s", why);
             if (carry_over_source(fs, s->current, i) != 0)
                 return TF_ENOMEM;
         }
@@ -535,14 +559,16 @@ static void pick_default(tf_cs_store_t *s, tf_cs_snapshot_t *snap)
     tf_cs_entry_t *old = s->current != NULL ? s->current->default_entry : NULL;
     if (old != NULL && old->served != NULL) {
         snap->default_entry = entry_ref(old);
-        note(snap, true, "%s: the default certificate cannot be loaded now; still serving the "
-                   "version loaded earlier: restore or fix the file",
-             s->default_cert);
+        note_source(snap, TF_CS_NOTE_DEFAULT_CERT,
+                    "%s: the default certificate cannot be loaded now; still serving the "
+                    "version loaded earlier: restore or fix the file",
+                    s->default_cert);
         return;
     }
-    note(snap, true, "%s: no usable default certificate: clients without SNI and unknown names "
-               "cannot be served; fix tls.default_cert (run 'tlsfront cert %s')",
-         s->default_cert, s->default_cert);
+    note_source(snap, TF_CS_NOTE_DEFAULT_CERT,
+                "%s: no usable default certificate: clients without SNI and unknown names "
+                "cannot be served; fix tls.default_cert (run 'tlsfront cert %s')",
+                s->default_cert, s->default_cert);
 }
 
 static const char *conflict_reason(tf_cs__conflict_reason_t r)

@@ -124,6 +124,17 @@ const tf_cs_entry_t *tf_cs_snapshot_entry_at(const tf_cs_snapshot_t *snap, size_
 size_t tf_cs_snapshot_note_count(const tf_cs_snapshot_t *snap);
 const char *tf_cs_snapshot_note_at(const tf_cs_snapshot_t *snap, size_t i, bool *is_error);
 
+/* Which configured path note I is about, so that the caller can say where it
+ * configured it (certstore knows nothing of where sources come from): the
+ * index into opts.sources of a source that cannot be read (missing,
+ * unreadable, not a file or a directory), TF_CS_NOTE_DEFAULT_CERT for
+ * opts.default_cert when it gives no usable default certificate, else
+ * TF_CS_NOTE_OTHER (a file found in a source, names, the trust store; and
+ * any I out of range). The text does not change. */
+#define TF_CS_NOTE_OTHER ((size_t)-1)
+#define TF_CS_NOTE_DEFAULT_CERT ((size_t)-2)
+size_t tf_cs_snapshot_note_source(const tf_cs_snapshot_t *snap, size_t i);
+
 typedef struct {
     size_t files;          /* entries in the snapshot */
     size_t parsed;         /* read and parsed by this build */

@@ -351,3 +351,21 @@ const tf_conf_tenant_t *tf_conf_tenant_find(const tf_conf_t *c, const char *name
     }
     return NULL;
 }
+
+int tf_conf_where(const tf_conf_t *c, const char *key, size_t index, char *buf, size_t len)
+{
+    if (len > 0)
+        buf[0] = '\0';
+    for (const tf_conf__where_t *w = c->where; w != NULL; w = w->next) {
+        if (w->index != index || strcmp(w->key, key) != 0)
+            continue;
+        int n = snprintf(buf, len, "%s:%u:%u", c->source, w->line, w->column);
+        if (n < 0 || (size_t)n >= len) {
+            if (len > 0)
+                buf[0] = '\0';
+            return TF_ETOOBIG;
+        }
+        return 0;
+    }
+    return TF_ENOTFOUND;
+}

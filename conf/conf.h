@@ -189,6 +189,22 @@ const tf_conf_tenant_t *tf_conf_tenant(const tf_conf_t *c, size_t i);
 /* The tenant called NAME, or NULL. Linear: for setup code, not per request. */
 const tf_conf_tenant_t *tf_conf_tenant_find(const tf_conf_t *c, const char *name);
 
+/* Where a path the configuration names is written, so that a problem found
+ * with that path later (a missing certificate directory, an unreadable token
+ * file) can be reported like a load error, "FILE:LINE:COLUMN: message".
+ * KEY is the dotted name of a path-valued key: "tls.certs" (INDEX: the item,
+ * as in tf_conf_tls()->certs), "tls.default_cert", "tls.ticket_keys_file",
+ * "admin.token_file", "acme.webroot" or "log.access" (INDEX 0). On success
+ * writes "FILE:LINE:COLUMN" (the name given at load time, then the 1-based
+ * position where the value's scalar starts, its opening quote if quoted)
+ * into BUF and returns 0. Returns TF_ENOTFOUND when the value was not
+ * written in the file (a default, or null) or KEY/INDEX names no such value,
+ * and TF_ETOOBIG when LEN is too small (TF_CONF_WHERE_MAX always fits a
+ * source name shorter than 4096 bytes); BUF then holds "" (when LEN > 0).
+ * Linear in the number of such values: for setup and error paths. */
+#define TF_CONF_WHERE_MAX (4096 + 24)
+int tf_conf_where(const tf_conf_t *c, const char *key, size_t index, char *buf, size_t len);
+
 /* Checks one host pattern as written in tenants.*.hosts (case-insensitive,
  * one trailing dot allowed). Returns 0 when valid, else TF_EINVAL with the
  * reason and what to do in WHY (NUL-terminated when len > 0). Pure. */

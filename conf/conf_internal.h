@@ -26,6 +26,15 @@ void tf_conf__arena_free(tf_conf__arena_t *a);
 
 /* ---- the config object ------------------------------------------------- */
 
+/* Where one value of a key marked TF_CONF__F_LOCATED was written. */
+typedef struct tf_conf__where tf_conf__where_t;
+struct tf_conf__where {
+    const tf_conf__where_t *next;
+    const char *key;       /* dotted name, "tls.certs" */
+    size_t index;          /* list item; 0 for a single value */
+    unsigned line, column; /* 1-based, the start of the scalar */
+};
+
 struct tf_conf {
     atomic_uint refs;
     tf_conf__arena_t arena;
@@ -43,6 +52,7 @@ struct tf_conf {
     tf_conf_limits_t limits;
     tf_conf_tenant_t *tenants;
     size_t ntenants;
+    const tf_conf__where_t *where; /* in the arena, most recent first */
 };
 
 /* ---- schema ------------------------------------------------------------ */
@@ -67,6 +77,8 @@ enum {
     TF_CONF__F_LISTENER = 1 << 2, /* addresses: IP literals or localhost only */
     TF_CONF__F_NONEMPTY = 1 << 3, /* lists and maps: at least one entry */
     TF_CONF__F_OPTIONAL = 1 << 4, /* sections: absent or null = disabled */
+    TF_CONF__F_LOCATED = 1 << 5,  /* strings, string lists: keep each value's location for
+                                     tf_conf_where() (paths checked after loading) */
 };
 
 /* Extra check on a string value after type parsing: 0 or TF_EINVAL with

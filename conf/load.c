@@ -19,6 +19,7 @@ typedef struct {
     const char *text;
     yaml_mark_t mark;
     const char *path;
+    bool in_file; /* false for a schema default, which has no location */
 } scalar_t;
 
 static void *field(void *base, const tf_conf__key_t *k)
@@ -45,6 +46,24 @@ static void *alloc(tf_conf__ctx_t *ctx, size_t size)
     if (p == NULL)
         ctx->nomem = true;
     return p;
+}
+
+/* Remembers where the INDEX-th value of a located key was written, for
+ * messages about that path once it is checked (tf_conf_where). */
+static void locate(tf_conf__ctx_t *ctx, const tf_conf__key_t *k, const scalar_t *s, size_t index)
+{
+    if (!(k->flags & TF_CONF__F_LOCATED) || !s->in_file)
+        return;
+    tf_conf__where_t *w = alloc(ctx, sizeof *w);
+    const char *key = w != NULL ? copy(ctx, s->path) : NULL;
+    if (key == NULL)
+        return;
+    *w = (tf_conf__where_t){.next = ctx->conf->where,
+                            .key = key,
+                            .index = index,
+                            .line = (unsigned)s->mark.line + 1,
+                            .column = (unsigned)s->mark.column + 1};
+    ctx->conf->where = w;
 }
 
 /* Durations in messages, in the largest unit that divides them. */
@@ -124,8 +143,10 @@ static bool checked(tf_conf__ctx_t *ctx, const tf_conf__key_t *k, const scalar_t
 
 static void set_string(tf_conf__ctx_t *ctx, const tf_conf__key_t *k, void *dst, const scalar_t *s)
 {
-    if (checked(ctx, k, s))
-        *(const char **)dst = copy(ctx, s->text);
+    if (!checked(ctx, k, s))
+        return;
+    *(const char **)dst = copy(ctx, s->text);
+    locate(ctx, k, s, 0);
 }
 
 static void enum_list(char *out, size_t len, const char *const *names)
@@ -198,6 +219,7 @@ static void add_item(tf_conf__ctx_t *ctx, const tf_conf__key_t *k, void *dst, co
     char *c = copy(ctx, v);
     if (c == NULL)
         return;
+    locate(ctx, k, s, l->count);
     ((const char **)l->items)[l->count++] = c;
     if (k->type == TF_CONF__T_HOST_LIST)
         tf_conf__host_seen(ctx, c, s->mark);
@@ -324,7 +346,7 @@ static void set_list(tf_conf__ctx_t *ctx, const tf_conf__key_t *k, void *dst, ya
     }
     for (size_t i = 0; i < count; i++) {
         yaml_node_t *item = yaml_document_get_node(ctx->doc, n->data.sequence.items.start[i]);
-        scalar_t s = {.mark = item->start_mark, .path = path};
+        scalar_t s = {.mark = item->start_mark, .path = path, .in_file = true};
         s.text = scalar_text(ctx, item, path, type_what(k));
         if (s.text != NULL)
             add_item(ctx, k, dst, &s);
@@ -362,7 +384,7 @@ static void set_value(tf_conf__ctx_t *ctx, const tf_conf__key_t *k, void *base, 
     } else if ((k->flags & TF_CONF__F_NULLABLE) && tf_conf__is_null(n)) {
         *(const char **)field(base, k) = NULL;
     } else {
-        scalar_t s = {.mark = n->start_mark, .path = path};
+        scalar_t s = {.mark = n->start_mark, .path = path, .in_file = true};
         s.text = scalar_text(ctx, n, path, type_what(k));
         if (s.text != NULL)
             set_scalar(ctx, k, field(base, k), &s);

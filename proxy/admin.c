@@ -18,6 +18,7 @@
 #include "proxy/json.h"
 #include "proxy/log.h"
 #include "proxy/proxy_internal.h"
+#include "proxy/where.h"
 
 #include <errno.h>
 #include <arpa/inet.h>
@@ -720,13 +721,41 @@ static int read_token(const char *path, char *out, size_t *len)
     return 0;
 }
 
-/* The result of reading the token file at `path` (rc, token, len). */
-static void token_apply(tf_admin_t *a, const char *path, int rc, const char *token, size_t len)
+/* Reads admin.token_file of CONF (set) as at start-up; on failure says why
+ * in WHY, with where the configuration names the file when it cannot be
+ * read at all. */
+static int token_load(const tf_conf_t *conf, char *out, size_t *len, char *why, size_t whylen)
+{
+    const char *path = tf_conf_admin(conf)->token_file;
+    char where[TF_WHERE_MAX];
+    int rc = read_token(path, out, len);
+    if (rc != 0)
+        snprintf(why, whylen,
+                 "%s%s: cannot read admin.token_file: %s; write the token (one line) into it",
+                 tf_where_is_errno(rc) ? tf_where(conf, "admin.token_file", 0, where) : "", path,
+                 rc == TF_EINVAL ? "empty or too long" : strerror(-rc));
+    return rc;
+}
+
+int tf_admin_check_token(const tf_conf_t *conf, char *why, size_t len)
+{
+    char token[TOKEN_MAX];
+    size_t n = 0;
+    int rc = tf_conf_admin(conf)->token_file != NULL ? token_load(conf, token, &n, why, len) : 0;
+    explicit_bzero(token, sizeof token);
+    return rc;
+}
+
+/* The result of reading the token file at `path` (rc, token, len); `where`
+ * is the "FILE:LINE:COLUMN: " of admin.token_file, or "". */
+static void token_apply(tf_admin_t *a, const char *where, const char *path, int rc,
+                        const char *token, size_t len)
 {
     if (rc != 0) {
         /* Fail closed: a configured token that cannot be read must not
          * leave the API open (start-up refuses the same configuration). */
-        TF_LOG(TF_LOG_ERROR, "%s: cannot read the admin token (%s); %s", path,
+        TF_LOG(TF_LOG_ERROR, "%s%s: cannot read the admin token (%s); %s",
+               tf_where_is_errno(rc) ? where : "", path,
                rc == TF_EINVAL ? "empty or too long" : strerror(-rc),
                a->token_len > 0 ? "the token in use stays"
                                 : "every admin request is refused until it can be read");
@@ -746,6 +775,7 @@ typedef struct {
     tf_admin_t *admin;
     uint64_t seq; /* a->token_seq when it was asked for */
     char *path;
+    char where[TF_WHERE_MAX]; /* of admin.token_file, for an error */
     int rc;
     size_t len;
     char token[TOKEN_MAX];
@@ -765,7 +795,7 @@ static void token_done(uv_work_t *req, int status)
     tf_admin_t *a = j->admin;
     a->jobs--;
     if (j->seq == a->token_seq && !a->closing)
-        token_apply(a, j->path, status != 0 ? status : j->rc, j->token, j->len);
+        token_apply(a, j->where, j->path, status != 0 ? status : j->rc, j->token, j->len);
     explicit_bzero(j->token, sizeof j->token);
     free(j->path);
     free(j);
@@ -799,10 +829,11 @@ void tf_admin_reload_token(tf_admin_t *a, const tf_conf_t *conf)
     int rc = j != NULL && copy != NULL ? 0 : -ENOMEM;
     if (rc == 0) {
         *j = (token_job_t){.admin = a, .seq = a->token_seq, .path = copy};
+        tf_where(conf, "admin.token_file", 0, j->where);
         rc = uv_queue_work(a->loop, &j->req, token_work, token_done);
     }
     if (rc != 0) {
-        token_apply(a, path, rc, NULL, 0);
+        token_apply(a, "", path, rc, NULL, 0);
         free(copy);
         free(j);
         return;
@@ -868,12 +899,10 @@ int tf_admin_new(const tf_admin_opts_t *o, tf_admin_t **out)
     const tf_conf_admin_t *ac = tf_conf_admin(o->conf);
     int rc = 0;
     if (ac->token_file != NULL) {
-        rc = read_token(ac->token_file, a->token, &a->token_len);
+        char why[TF_WHERE_MAX + 1024];
+        rc = token_load(o->conf, a->token, &a->token_len, why, sizeof why);
         if (rc != 0)
-            TF_LOG(TF_LOG_ERROR,
-                   "%s: cannot read admin.token_file: %s; write the token (one "
-                   "line) into it",
-                   ac->token_file, rc == TF_EINVAL ? "empty or too long" : strerror(-rc));
+            TF_LOG(TF_LOG_ERROR, "%s", why);
     }
     /* Uploads are judged as the store judges files; without the system
      * trust data only the missing-intermediate warning gets coarser. */

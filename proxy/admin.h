@@ -55,6 +55,13 @@ typedef struct {
  * are dropped). Logs and returns a negative code on failure. */
 int tf_admin_new(const tf_admin_opts_t *opts, tf_admin_t **out) __attribute__((warn_unused_result));
 
+/* Reads admin.token_file of conf as tf_admin_new() does, for tlsfront check;
+ * the token is not kept. Returns 0 (also without a token file), or a
+ * negative code with the message tf_admin_new() would log in why
+ * ("[FILE:LINE:COLUMN: ]PATH: cannot read admin.token_file: ...").
+ * Blocking: not for the loop thread. */
+int tf_admin_check_token(const tf_conf_t *conf, char *why, size_t len);
+
 /* Re-reads admin.token_file from conf (after a configuration reload) on the
  * thread pool; the token in use stays until the read is back, and on
  * failure (logged). */

@@ -9,6 +9,8 @@
 #include "certstore/store.h"
 #include "common/err.h"
 #include "conf/conf.h"
+#include "proxy/admin.h"
+#include "proxy/where.h"
 #include "tls/tls.h"
 
 #include <stdlib.h>
@@ -34,12 +36,16 @@ static void report_bundle(const tf_cs_entry_t *e, tally_t *t)
     }
 }
 
-static void report_notes(const tf_cs_snapshot_t *snap, tally_t *t)
+/* A source that cannot be read and an unusable default certificate are
+ * about the configuration's own values: say where they are written. */
+static void report_notes(const tf_conf_t *conf, const tf_cs_snapshot_t *snap, tally_t *t)
 {
+    char where[TF_WHERE_MAX];
     for (size_t i = 0; i < tf_cs_snapshot_note_count(snap); i++) {
         bool is_error = false;
         const char *msg = tf_cs_snapshot_note_at(snap, i, &is_error);
-        fprintf(stderr, "%s: %s\n", is_error ? "error" : "note", msg);
+        fprintf(stderr, "%s: %s%s\n", is_error ? "error" : "note",
+                tf_where_note(conf, snap, i, where), msg);
         t->errors += is_error;
     }
 }
@@ -86,7 +92,7 @@ static int check_certs(const tf_conf_t *conf, tally_t *t)
     }
     for (size_t i = 0; i < tf_cs_snapshot_entry_count(snap); i++)
         report_bundle(tf_cs_snapshot_entry_at(snap, i), t);
-    report_notes(snap, t);
+    report_notes(conf, snap, t);
     report_uncovered(conf, snap);
     tf_cs_snapshot_unref(snap);
     tf_cs_store_free(store);
@@ -114,6 +120,31 @@ static void check_admin(const tf_conf_t *conf, tally_t *t)
     t->errors++;
 }
 
+/* The other files run reads at start-up and refuses to start without: the
+ * ticket keys file (proxy/cmd_run.c) and the admin token file
+ * (proxy/admin.c), with the same messages. The access log is not opened
+ * here: that would create it. */
+static void check_files(const tf_conf_t *conf, tally_t *t)
+{
+    char err[TF_WHERE_MAX + 1024], where[TF_WHERE_MAX];
+    const char *keys = tf_conf_tls(conf)->ticket_keys_file;
+    if (keys != NULL) {
+        tf_tls_tickets_t *tickets = NULL;
+        int rc = tf_tls_tickets_new(keys, 0, &tickets, err, sizeof err);
+        tf_tls_tickets_unref(tickets);
+        if (rc != 0) {
+            fprintf(stderr, "error: %s%s\n",
+                    tf_where_is_errno(rc) ? tf_where(conf, "tls.ticket_keys_file", 0, where) : "",
+                    err);
+            t->errors++;
+        }
+    }
+    if (tf_conf_admin(conf)->enabled && tf_admin_check_token(conf, err, sizeof err) != 0) {
+        fprintf(stderr, "error: %s\n", err);
+        t->errors++;
+    }
+}
+
 int tf_cmd_check(int argc, char **argv)
 {
     const char *path;
@@ -129,6 +160,7 @@ int tf_cmd_check(int argc, char **argv)
     rc = tf_tls_global_init();
     if (rc == 0) {
         rc = check_certs(conf, &t);
+        check_files(conf, &t);
         tf_tls_global_cleanup();
     }
     tf_conf_unref(conf);

@@ -20,6 +20,7 @@
 #include "proxy/log.h"
 #include "proxy/metrics.h"
 #include "proxy/reload.h"
+#include "proxy/where.h"
 #include "proxy/worker.h"
 #include "tls/tls.h"
 
@@ -232,11 +233,26 @@ static void run_stop(run_t *r, const char *why)
     uv_timer_start(&r->drain_poll, run_on_drain_poll, 0, DRAIN_POLL_MS);
 }
 
+/* Where the keys file in use is named: in the configuration in service if
+ * it still names the same file (it was likely edited since start-up), else
+ * in the one loaded at start (a new path needs a restart). */
+static const char *run_tickets_where(const run_t *r, char *buf)
+{
+    const tf_conf_t *now = tf_reload_conf(r->reload);
+    const char *a = tf_conf_tls(now)->ticket_keys_file, *b = tf_conf_tls(r->conf)->ticket_keys_file;
+    bool same = a != NULL && b != NULL && strcmp(a, b) == 0;
+    return tf_where(same ? now : r->conf, "tls.ticket_keys_file", 0, buf);
+}
+
 static void run_reload_tickets(run_t *r)
 {
-    char err[512];
-    if (r->shared.tickets != NULL && tf_tls_tickets_reload(r->shared.tickets, err, sizeof err) != 0)
-        TF_LOG(TF_LOG_WARN, "session tickets: %s; the keys in use stay", err);
+    char err[512], where[TF_WHERE_MAX];
+    if (r->shared.tickets == NULL)
+        return;
+    int rc = tf_tls_tickets_reload(r->shared.tickets, err, sizeof err);
+    if (rc != 0)
+        TF_LOG(TF_LOG_WARN, "%ssession tickets: %s; the keys in use stay",
+               tf_where_is_errno(rc) ? run_tickets_where(r, where) : "", err);
 }
 
 static void run_on_signal(uv_signal_t *h, int signum)
@@ -331,11 +347,15 @@ static int run_setup(run_t *r)
     rc = tf_reload_new(&ro, &r->reload);
     if (rc != 0)
         return rc;
-    char err[1024];
+    char err[1024], where[TF_WHERE_MAX];
     const tf_conf_tls_t *tls = tf_conf_tls(r->conf);
     rc = tf_tls_tickets_new(tls->ticket_keys_file, TICKET_ROTATE_S, &s->tickets, err, sizeof err);
     if (rc != 0) {
-        TF_LOG(TF_LOG_ERROR, "%s", err);
+        /* A keys file that cannot be opened is the configuration's error; a
+         * bad line in it names the file and line itself. */
+        TF_LOG(TF_LOG_ERROR, "%s%s",
+               tf_where_is_errno(rc) ? tf_where(r->conf, "tls.ticket_keys_file", 0, where) : "",
+               err);
         return rc;
     }
     s->nworkers = run_worker_count(r->conf);
@@ -345,7 +365,8 @@ static int run_setup(run_t *r)
     /* Opened before privileges are dropped, like the listening sockets. */
     rc = tf_access_open(tf_conf_log(r->conf), &s->access, err, sizeof err);
     if (rc != 0) {
-        TF_LOG(TF_LOG_ERROR, "%s", err);
+        TF_LOG(TF_LOG_ERROR, "%s%s",
+               tf_where_is_errno(rc) ? tf_where(r->conf, "log.access", 0, where) : "", err);
         return rc;
     }
     rc = run_bind(r);

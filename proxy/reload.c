@@ -7,6 +7,7 @@
 #include "common/err.h"
 #include "proxy/log.h"
 #include "proxy/upstream.h"
+#include "proxy/where.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -57,6 +58,7 @@ typedef struct {
     text_t failures;
     text_t warnings;
     text_t restart;
+    text_t notes; /* the new snapshot's errors about configured paths, located */
     tf_reload_result_t res;
 } job_t;
 
@@ -129,12 +131,16 @@ static bool same_sources(const tf_conf_t *a, const tf_conf_t *b)
     return true;
 }
 
-static void log_notes(const tf_cs_snapshot_t *snap)
+/* Notes about a source or the default certificate start with where the
+ * configuration names it. */
+static void log_notes(const tf_conf_t *conf, const tf_cs_snapshot_t *snap)
 {
+    char where[TF_WHERE_MAX];
     for (size_t i = 0; i < tf_cs_snapshot_note_count(snap); i++) {
         bool is_error = false;
         const char *note = tf_cs_snapshot_note_at(snap, i, &is_error);
-        TF_LOG(is_error ? TF_LOG_WARN : TF_LOG_INFO, "%s", note);
+        TF_LOG(is_error ? TF_LOG_WARN : TF_LOG_INFO, "%s%s", tf_where_note(conf, snap, i, where),
+               note);
     }
 }
 
@@ -252,6 +258,22 @@ static int job_load_conf(job_t *j)
     return 0;
 }
 
+/* A source that cannot be read, a default certificate that cannot be
+ * loaded: said at start-up, and after a reload too, at the line of CONF
+ * (the configuration the store's sources come from) that names the path. */
+static void job_notes(job_t *j, const tf_conf_t *conf)
+{
+    char where[TF_WHERE_MAX], line[TF_WHERE_MAX + 1024];
+    for (size_t i = 0; i < tf_cs_snapshot_note_count(j->snap); i++) {
+        bool is_error = false;
+        const char *note = tf_cs_snapshot_note_at(j->snap, i, &is_error);
+        if (!is_error)
+            continue;
+        snprintf(line, sizeof line, "%s%s", tf_where_note(conf, j->snap, i, where), note);
+        text_add(&j->notes, line);
+    }
+}
+
 static int job_build_store(job_t *j, const tf_conf_t *conf)
 {
     tf_reload_t *r = j->r;
@@ -270,10 +292,12 @@ static int job_build_store(job_t *j, const tf_conf_t *conf)
         snprintf(j->error, sizeof j->error, "certificate store: %s", tf_strerror(rc));
         return rc;
     }
+    job_notes(j, conf);
     if (tf_cs_snapshot_default(j->snap) == NULL) {
+        char where[TF_WHERE_MAX];
         snprintf(j->error, sizeof j->error,
-                 "%s: no usable default certificate with the new sources; fix tls.default_cert",
-                 tf_conf_tls(conf)->default_cert);
+                 "%s%s: no usable default certificate with the new sources; fix tls.default_cert",
+                 tf_where(conf, "tls.default_cert", 0, where), tf_conf_tls(conf)->default_cert);
         return TF_ENOCERT;
     }
     return 0;
@@ -344,6 +368,7 @@ static void job_free(job_t *j)
     free(j->failures.data);
     free(j->warnings.data);
     free(j->restart.data);
+    free(j->notes.data);
     while (j->waiters != NULL) {
         waiter_t *w = j->waiters;
         j->waiters = w->next;
@@ -497,6 +522,9 @@ static void job_after(uv_work_t *req, int status)
         log_lines(TF_LOG_ERROR, "", j->conf_err);
         TF_LOG(TF_LOG_ERROR, "%s: configuration has errors: the running one stays", r->conf_path);
     }
+    /* A periodic check repeats them every few seconds: only on demand. */
+    if (!j->quiet)
+        log_lines(TF_LOG_WARN, "", j->notes.data);
     if (status != 0 && j->rc == 0) {
         j->rc = status;
         snprintf(j->error, sizeof j->error, "reload cancelled");
@@ -739,13 +767,14 @@ int tf_reload_new(const tf_reload_opts_t *o, tf_reload_t **out)
         tf_reload_free(r);
         return rc;
     }
-    log_notes(r->snap);
+    log_notes(r->conf, r->snap);
     if (tf_cs_snapshot_default(r->snap) == NULL) {
+        char where[TF_WHERE_MAX];
         TF_LOG(TF_LOG_ERROR,
-               "%s: no usable default certificate: tlsfront needs one to answer clients "
+               "%s%s: no usable default certificate: tlsfront needs one to answer clients "
                "without a matching name; fix the bundle (see 'tlsfront check') or point "
                "tls.default_cert at a valid one",
-               tf_conf_tls(r->conf)->default_cert);
+               tf_where(r->conf, "tls.default_cert", 0, where), tf_conf_tls(r->conf)->default_cert);
         tf_reload_free(r);
         return TF_ENOCERT;
     }

@@ -139,6 +139,16 @@ static bool has_note(const tf_cs_snapshot_t *snap, const char *needle, bool erro
     return false;
 }
 
+/* What the first note containing NEEDLE is about, or -2 when there is none. */
+static long note_source(const tf_cs_snapshot_t *snap, const char *needle)
+{
+    for (size_t i = 0; i < tf_cs_snapshot_note_count(snap); i++) {
+        if (strstr(tf_cs_snapshot_note_at(snap, i, NULL), needle) != NULL)
+            return (long)tf_cs_snapshot_note_source(snap, i);
+    }
+    return -2;
+}
+
 TestSuite(store, .init = setup, .fini = teardown, .timeout = 60);
 
 Test(store, selects_exact_wildcard_default_and_no_sni)
@@ -307,6 +317,8 @@ Test(store, a_vanished_default_is_kept_and_reported)
     tf_cs_snapshot_t *b = build();
     cr_expect_eq(tf_cs_snapshot_default(b), d);
     cr_expect(has_note(b, "default certificate cannot be loaded now", true));
+    cr_expect_eq(note_source(b, "default certificate cannot be loaded now"),
+                 (long)TF_CS_NOTE_DEFAULT_CERT);
     cr_expect_str_eq(served_file(b, NULL, NULL), "system.pem");
     tf_cs_snapshot_unref(a);
     tf_cs_snapshot_unref(b);
@@ -318,6 +330,7 @@ Test(store, no_default_at_all_is_an_error_note)
     tf_cs_snapshot_t *snap = build();
     cr_expect_null(tf_cs_snapshot_default(snap));
     cr_expect(has_note(snap, "no usable default certificate", true));
+    cr_expect_eq(note_source(snap, "no usable default certificate"), (long)TF_CS_NOTE_DEFAULT_CERT);
     tf_cs_selection_t how;
     cr_expect_null(tf_cs_snapshot_select(snap, NULL, 0, &how));
     cr_expect_str_eq(served_file(snap, "chat.acme.example", NULL), "acme.pem");
@@ -349,10 +362,35 @@ Test(store, an_unreadable_source_keeps_its_certificates)
     tf_cs_snapshot_t *b = build();
     cr_assert_eq(rename(moved, dir), 0);
     cr_expect(has_note(b, "cannot read", true));
+    cr_expect_eq(note_source(b, "cannot read"), 0);
     cr_expect_str_eq(served_file(b, "chat.acme.example", NULL), "acme.pem");
     cr_expect_eq(tf_cs_snapshot_stats(b).parsed, 0);
     tf_cs_snapshot_unref(a);
     tf_cs_snapshot_unref(b);
+}
+
+/* The caller maps each note about a configured path back to where it
+ * configured it (proxy/ adds the configuration's file:line:column). */
+Test(store, notes_name_the_source_index_they_are_about)
+{
+    char fifo[1200];
+    snprintf(fifo, sizeof fifo, "%s/fifo", dir);
+    cr_assert_eq(mkfifo(fifo, 0600), 0);
+    const char *sources[] = {dir, "/nonexistent-src", fifo};
+    tf_cs_store_opts_t opts = {.sources = sources, .nsources = 3, .default_cert = def};
+    tf_cs_store_free(store);
+    cr_assert_eq(tf_cs_store_new(&opts, &store), 0);
+    tf_cs_snapshot_t *snap = build();
+    cr_expect_eq(note_source(snap, "/nonexistent-src: cannot read"), 1);
+    cr_expect_eq(note_source(snap, "fifo: not a file or a directory"), 2);
+    cr_expect_eq(note_source(snap, "no usable default"), -2);
+    for (size_t i = 0; i < tf_cs_snapshot_note_count(snap); i++) {
+        const char *n = tf_cs_snapshot_note_at(snap, i, NULL);
+        if (strstr(n, "nonexistent-src") == NULL && strstr(n, "fifo") == NULL)
+            cr_expect_eq(tf_cs_snapshot_note_source(snap, i), TF_CS_NOTE_OTHER, "%s", n);
+    }
+    cr_expect_eq(tf_cs_snapshot_note_source(snap, 999), TF_CS_NOTE_OTHER);
+    tf_cs_snapshot_unref(snap);
 }
 
 Test(store, snapshots_outlive_the_store)

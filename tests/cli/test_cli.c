@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define RUN(r, ...)                                                                                \
     do {                                                                                           \
@@ -267,6 +268,204 @@ Test(cli, check_refuses_an_open_admin_api_off_loopback)
     cr_expect_eq(r.status, 1, "%s", r.err);
     cr_expect_not_null(strstr(r.err, "admin.listen 0.0.0.0:9443 is not a loopback address"), "%s",
                        r.err);
+    tf_run_dispose(&r);
+    free(cfg);
+}
+
+/* ---- errors about a path the configuration names (SPEC §2, §3) -------------- */
+
+/* Writes a configuration whose lines are given one per argument (so that
+ * the tests can count them), then runs `check` on it. */
+static char *config_lines(const char *const *lines)
+{
+    char text[8192] = "";
+    for (size_t i = 0; lines[i] != NULL; i++) {
+        strcat(text, lines[i]);
+        strcat(text, "\n");
+    }
+    return tf_run_tempfile("tlsfront.yaml", text);
+}
+
+/* Asserts that stderr has the line "error: CFG:LINE:COL: REST...". */
+static void expect_located(const tf_run_t *r, const char *cfg, unsigned line, unsigned col,
+                           const char *rest)
+{
+    char want[8192];
+    snprintf(want, sizeof want, "error: %s:%u:%u: %s", cfg, line, col, rest);
+    cr_expect_not_null(strstr(r->err, want), "want '%s' in:\n%s", want, r->err);
+}
+
+Test(cli, check_points_at_a_missing_certificate_source_in_the_file)
+{
+    const char *demo = demo_dir();
+    char certs[1200], def[1200];
+    snprintf(certs, sizeof certs, "    - %s/certs", demo);
+    snprintf(def, sizeof def, "  default_cert: %s/certs/system.pem", demo);
+    const char *lines[] = {
+        "listen:",
+        "  https: [\"127.0.0.1:8443\"]",
+        "tls:",
+        "  certs:",
+        certs,
+        "    - \"/nonexistent-certs\"", /* line 6, column 7: the quote */
+        def,
+        "tenants:",
+        "  all: {hosts: [\"*\"], backends: [\"127.0.0.1:8081\"]}",
+        NULL,
+    };
+    char *cfg = config_lines(lines);
+    tf_run_t r;
+    RUN(r, "check", "-c", cfg);
+    cr_expect_eq(r.status, 1, "%s", r.err);
+    expect_located(&r, cfg, 6, 7,
+                   "/nonexistent-certs: cannot read: No such file or directory: check "
+                   "tls.certs\n");
+    /* The first source is fine: nothing about it. */
+    cr_expect_null(strstr(r.err, ":5:"), "%s", r.err);
+    tf_run_dispose(&r);
+    free(cfg);
+}
+
+Test(cli, check_points_at_each_item_of_a_flow_list)
+{
+    const char *demo = demo_dir();
+    char def[1200];
+    snprintf(def, sizeof def, "  default_cert: %s/certs/system.pem", demo);
+    const char *lines[] = {
+        "tls:",
+        "  certs: [\"/nonexistent-a\", /nonexistent-b]", /* line 2, columns 11 and 29 */
+        def,
+        "listen: {https: [\"127.0.0.1:8443\"]}",
+        "tenants: {all: {hosts: [\"*\"], backends: [\"127.0.0.1:8081\"]}}",
+        NULL,
+    };
+    char *cfg = config_lines(lines);
+    tf_run_t r;
+    RUN(r, "check", "-c", cfg);
+    cr_expect_eq(r.status, 1, "%s", r.err);
+    expect_located(&r, cfg, 2, 11, "/nonexistent-a: cannot read: ");
+    expect_located(&r, cfg, 2, 29, "/nonexistent-b: cannot read: ");
+    tf_run_dispose(&r);
+    free(cfg);
+}
+
+Test(cli, check_points_at_a_missing_default_certificate)
+{
+    const char *demo = demo_dir();
+    char certs[1200];
+    snprintf(certs, sizeof certs, "  certs: [\"%s/certs\"]", demo);
+    const char *lines[] = {
+        "listen:",
+        "  https: [\"127.0.0.1:8443\"]",
+        "tls:",
+        certs,
+        "  default_cert:   /nonexistent/system.pem", /* line 5, column 19 */
+        "tenants:",
+        "  all: {hosts: [\"*\"], backends: [\"127.0.0.1:8081\"]}",
+        NULL,
+    };
+    char *cfg = config_lines(lines);
+    tf_run_t r;
+    RUN(r, "check", "-c", cfg);
+    cr_expect_eq(r.status, 1, "%s", r.err);
+    expect_located(&r, cfg, 5, 19,
+                   "/nonexistent/system.pem: no usable default certificate: clients without SNI "
+                   "and unknown names cannot be served; fix tls.default_cert (run 'tlsfront cert "
+                   "/nonexistent/system.pem')\n");
+    cr_expect_not_null(strstr(r.err, "0 rejected; 1 other errors"), "%s", r.err);
+    tf_run_dispose(&r);
+    free(cfg);
+}
+
+/* `run` refuses to start without its ticket keys file and admin token file:
+ * check says so too, at the line that names them. */
+Test(cli, check_points_at_a_missing_ticket_keys_file_and_token_file)
+{
+    const char *demo = demo_dir();
+    char certs[1200], def[1200];
+    snprintf(certs, sizeof certs, "  certs: [\"%s/certs\"]", demo);
+    snprintf(def, sizeof def, "  default_cert: %s/certs/system.pem", demo);
+    const char *lines[] = {
+        "listen:",  "  https: [\"127.0.0.1:8443\"]",
+        "admin:",   "  token_file: /nonexistent/token", /* line 4, column 15 */
+        "tls:",     certs,
+        def,        "  ticket_keys_file: '/nonexistent/tickets'", /* line 8, column 21 */
+        "tenants:", "  all: {hosts: [\"*\"], backends: [\"127.0.0.1:8081\"]}",
+        NULL,
+    };
+    char *cfg = config_lines(lines);
+    tf_run_t r;
+    RUN(r, "check", "-c", cfg);
+    cr_expect_eq(r.status, 1, "%s", r.err);
+    expect_located(&r, cfg, 8, 21,
+                   "/nonexistent/tickets: No such file or directory: check "
+                   "tls.ticket_keys_file\n");
+    expect_located(&r, cfg, 4, 15,
+                   "/nonexistent/token: cannot read admin.token_file: No such file or "
+                   "directory; write the token (one line) into it\n");
+    cr_expect_not_null(strstr(r.err, "0 rejected; 2 other errors"), "%s", r.err);
+    tf_run_dispose(&r);
+    free(cfg);
+}
+
+/* What is wrong inside a file is about that file: its own
+ * "file: reason: what to do", no configuration location. */
+Test(cli, check_keeps_the_file_form_for_errors_inside_a_file)
+{
+    const char *demo = demo_dir();
+    char *keys = tf_run_tempfile("tickets", "not a key\n");
+    char *token = tf_run_tempfile("token", "\n");
+    char *broken = tf_run_tempfile(
+        "broken.pem", "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n");
+    char text[8192];
+    snprintf(text, sizeof text,
+             "listen:\n  https: [\"127.0.0.1:8443\"]\n"
+             "admin:\n  token_file: %s\n"
+             "tls:\n  certs: [\"%s/certs\", \"%s\"]\n  default_cert: %s/certs/system.pem\n"
+             "  ticket_keys_file: %s\n"
+             "tenants:\n  all: {hosts: [\"*\"], backends: [\"127.0.0.1:8081\"]}\n",
+             token, demo, broken, demo, keys);
+    char *cfg = tf_run_tempfile("tlsfront.yaml", text);
+    tf_run_t r;
+    RUN(r, "check", "-c", cfg);
+    cr_expect_eq(r.status, 1, "%s", r.err);
+    char want[4200];
+    snprintf(want, sizeof want, "error: %s:1: not an 80-byte base64 key", keys);
+    cr_expect_not_null(strstr(r.err, want), "want '%s' in:\n%s", want, r.err);
+    snprintf(want, sizeof want, "error: %s: cannot read admin.token_file: empty or too long",
+             token);
+    cr_expect_not_null(strstr(r.err, want), "want '%s' in:\n%s", want, r.err);
+    snprintf(want, sizeof want, "error: %s: ", broken);
+    cr_expect_not_null(strstr(r.err, want), "want '%s' in:\n%s", want, r.err);
+    snprintf(want, sizeof want, "error: %s:", cfg);
+    cr_expect_null(strstr(r.err, want), "no configuration location expected in:\n%s", r.err);
+    tf_run_dispose(&r);
+    free(cfg);
+    free(keys);
+    free(token);
+    free(broken);
+}
+
+/* A path left at its default is not written in the file: the message reads
+ * as it always did. */
+Test(cli, check_reports_a_default_path_without_a_location)
+{
+    if (access("/etc/tlsfront/certs/system.pem", F_OK) == 0)
+        cr_skip_test("/etc/tlsfront/certs/system.pem exists here");
+    const char *demo = demo_dir();
+    char text[4096];
+    snprintf(text, sizeof text,
+             "listen:\n  https: [\"127.0.0.1:8443\"]\n"
+             "tls:\n  certs: [\"%s/certs\"]\n"
+             "tenants:\n  all: {hosts: [\"*\"], backends: [\"127.0.0.1:8081\"]}\n",
+             demo);
+    char *cfg = tf_run_tempfile("tlsfront.yaml", text);
+    tf_run_t r;
+    RUN(r, "check", "-c", cfg);
+    cr_expect_eq(r.status, 1, "%s", r.err);
+    cr_expect_not_null(strstr(r.err, "error: /etc/tlsfront/certs/system.pem: no usable default "
+                                     "certificate: "),
+                       "%s", r.err);
     tf_run_dispose(&r);
     free(cfg);
 }

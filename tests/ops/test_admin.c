@@ -608,3 +608,27 @@ Test(ops_admin, a_reload_reads_the_new_token)
     free(admin(&st, "GET", "/healthz", NULL));
     cr_expect_eq(st, 401);
 }
+
+/* A new token file that cannot be read: the token in use stays, and the
+ * log points at the line of the configuration that names the file. */
+Test(ops_admin, an_unreadable_new_token_file_names_its_line)
+{
+    int st;
+    free(tf_px_sh(&st, "sed -i 's|^  token_file: .*|  token_file: /nonexistent/token|' '%s'",
+                  ops.config));
+    char *out = tf_px_sh(&st, "grep -n -m1 '^  token_file:' '%s' | cut -d: -f1", ops.config);
+    unsigned line = (unsigned)strtoul(out, NULL, 10);
+    free(out);
+    cr_assert_gt(line, 0);
+    out = admin(&st, "POST", "/reload", NULL);
+    cr_expect_eq(st, 200, "%s", out);
+    free(out);
+    char want[1600];
+    snprintf(want, sizeof want,
+             "%s:%u:15: /nonexistent/token: cannot read the admin token (No such file or "
+             "directory); the token in use stays",
+             ops.config, line);
+    cr_expect(tf_ops_wait_log(&ops, want, 1, 10), "no '%s' in the log", want);
+    free(admin(&st, "GET", "/healthz", NULL));
+    cr_expect_eq(st, 200);
+}

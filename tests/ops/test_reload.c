@@ -236,3 +236,53 @@ Test(ops_reload, expiring_certificates_are_logged)
     tf_ops_restart(&ops);
     cr_expect(tf_ops_wait_log(&ops, "certificate for soon.example expires in", 1, 5));
 }
+
+/* The number of the line of the configuration that starts with PREFIX. */
+static unsigned config_line(const char *prefix)
+{
+    int st;
+    char *out = tf_px_sh(&st, "grep -n -m1 '^%s' '%s' | cut -d: -f1", prefix, ops.config);
+    unsigned n = (unsigned)strtoul(out, NULL, 10);
+    free(out);
+    cr_assert_gt(n, 0, "no line starts with '%s' in %s", prefix, ops.config);
+    return n;
+}
+
+/* A reload refused for a missing default certificate points at the line
+ * of the configuration that names it (SPEC §2); the running one stays. */
+Test(ops_reload, a_missing_default_certificate_on_reload_names_its_line)
+{
+    tf_ops_start(&ops, 1, NULL, NULL);
+    int st;
+    free(tf_px_sh(&st,
+                  "sed -i 's|^  default_cert: .*|  default_cert: /nonexistent/system.pem|' '%s'",
+                  ops.config));
+    char want[1600];
+    snprintf(want, sizeof want,
+             "reload failed: %s:%u:17: /nonexistent/system.pem: no usable default certificate "
+             "with the new sources; fix tls.default_cert",
+             ops.config, config_line("  default_cert:"));
+    kill(ops.px.proxy_pid, SIGHUP);
+    cr_expect(tf_ops_wait_log(&ops, want, 1, 15), "no '%s' in the log", want);
+    cr_expect(tf_ops_echo(&ops, "portal.acme.example"));
+}
+
+/* A certificate source added by a reload that cannot be read is logged at
+ * its item of tls.certs (start-up says the same); the rest still serves. */
+Test(ops_reload, an_unreadable_new_source_on_reload_names_its_item)
+{
+    tf_ops_start(&ops, 1, NULL, NULL);
+    snprintf(ops.extra_certs, sizeof ops.extra_certs, "/nonexistent-certs");
+    tf_ops_write_config(&ops, NULL, NULL);
+    /* `  certs: ["CERTS", "/nonexistent-certs"]`: the second item's quote. */
+    unsigned col = (unsigned)(strlen("  certs: [\"") + strlen(ops.certs) + strlen("\", ") + 1);
+    char want[1600];
+    snprintf(want, sizeof want,
+             "%s:%u:%u: /nonexistent-certs: cannot read: No such file or directory: check "
+             "tls.certs",
+             ops.config, config_line("  certs:"), col);
+    kill(ops.px.proxy_pid, SIGHUP);
+    cr_expect(tf_ops_wait_log(&ops, want, 1, 15), "no '%s' in the log", want);
+    cr_expect(tf_ops_wait_log(&ops, "reload (configuration and certificates)", 1, 15));
+    cr_expect(tf_ops_echo(&ops, "portal.acme.example"));
+}

@@ -39,12 +39,74 @@ static char *run(int *st, const char *config)
     return tf_px_sh(st, "timeout 20 '%s' run -c '%s'", getenv("TF_TLSFRONT"), config);
 }
 
+/* The 1-based number of the first line of PATH that starts with PREFIX. */
+static unsigned line_of(const char *path, const char *prefix)
+{
+    int st;
+    char *out = tf_px_sh(&st, "grep -n -m1 '^%s' '%s' | cut -d: -f1", prefix, path);
+    unsigned n = (unsigned)strtoul(out, NULL, 10);
+    free(out);
+    cr_assert_gt(n, 0, "no line starts with '%s' in %s", prefix, path);
+    return n;
+}
+
+/* Asserts OUT has "PATH:LINE:COL: REST", LINE that of the line starting
+ * with PREFIX: errors about a path the configuration names point at it. */
+static void expect_at(const char *out, const char *path, const char *prefix, unsigned col,
+                      const char *rest)
+{
+    char want[4096];
+    snprintf(want, sizeof want, "%s:%u:%u: %s", path, line_of(path, prefix), col, rest);
+    cr_expect_not_null(strstr(out, want), "want '%s' in:\n%s", want, out);
+}
+
 Test(proxy_start, no_default_certificate_refuses_to_start)
 {
     int st;
-    char *out = run(&st, variant("default_cert: .*", "default_cert: /nonexistent/system.pem"));
+    char *path = variant("default_cert: .*", "default_cert: /nonexistent/system.pem");
+    char *out = run(&st, path);
     cr_expect_eq(st, 1, "%s", out);
     cr_expect_not_null(strstr(out, "no usable default certificate"), "%s", out);
+    expect_at(out, path, "  default_cert:", 17,
+              "/nonexistent/system.pem: no usable default certificate: tlsfront needs one");
+    free(out);
+}
+
+Test(proxy_start, a_missing_ticket_keys_file_names_its_line)
+{
+    int st;
+    char *path = variant("^  unknown_sni: .*",
+                         "  unknown_sni: default\\n  ticket_keys_file: /nonexistent/tickets");
+    char *out = run(&st, path);
+    cr_expect_eq(st, 1, "%s", out);
+    expect_at(out, path, "  ticket_keys_file:", 21,
+              "/nonexistent/tickets: No such file or directory: check tls.ticket_keys_file\n");
+    free(out);
+}
+
+Test(proxy_start, an_access_log_that_cannot_be_opened_names_its_line)
+{
+    int st;
+    char *path =
+        variant("^  level: debug", "  level: debug\\n  access: \"/nonexistent/dir/access.log\"");
+    char *out = run(&st, path);
+    cr_expect_eq(st, 1, "%s", out);
+    expect_at(out, path, "  access:", 11,
+              "/nonexistent/dir/access.log: cannot open: No such file or directory; check "
+              "log.access and its directory\n");
+    free(out);
+}
+
+Test(proxy_start, an_unreadable_admin_token_file_names_its_line)
+{
+    int st;
+    char *path = variant("^workers: .*", "admin:\\n  listen: \"127.0.0.1:1\"\\n"
+                                         "  token_file: /nonexistent/token\\nworkers: 1");
+    char *out = run(&st, path);
+    cr_expect_eq(st, 1, "%s", out);
+    expect_at(out, path, "  token_file:", 15,
+              "/nonexistent/token: cannot read admin.token_file: No such file or directory; "
+              "write the token (one line) into it\n");
     free(out);
 }
 
