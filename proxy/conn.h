@@ -70,10 +70,11 @@ struct tf_conn {
     tf_worker_gen_t *gen;
     tf_conn_t *prev, *next; /* the worker's list of connections */
     uint64_t id;
-    uint64_t started_ms; /* uv_now() at accept */
-    uint64_t active_ms;  /* uv_now() when bytes last moved */
-    uint64_t bytes_up;   /* plaintext client → backend */
-    uint64_t bytes_down; /* plaintext backend → client */
+    uint64_t started_ms;   /* uv_now() at accept */
+    uint64_t active_ms;    /* uv_now() when bytes last moved */
+    uint64_t timer_due_ms; /* uv_now() at which the armed timer fires; 0: not armed */
+    uint64_t bytes_up;     /* plaintext client → backend */
+    uint64_t bytes_down;   /* plaintext backend → client */
     union {
         struct sockaddr sa;
         struct sockaddr_in in4;
@@ -132,7 +133,10 @@ void tf_conn_connect_backend(tf_conn_t *c);
  * answer 502), everything else closes the connection. */
 void tf_conn_stream_fail(tf_stream_t *s, int err, const char *what);
 
-/* Re-arms the connection's one timer for its phase. */
+/* Re-arms the connection's one timer for its phase. In the HTTP phase the
+ * timer is left alone when it is already due no later than the phase's
+ * deadline: it fires early and tf_hx_on_timer() re-arms it for the rest, so
+ * that a keep-alive request does not restart a libuv timer at every step. */
 void tf_conn_arm_timer(tf_conn_t *c);
 
 /* The fixed prefix of this connection's log lines; `peerbuf` (>= 64 bytes)
