@@ -46,7 +46,7 @@ static int client_accept(tf_conn_t *c, uv_stream_t *server)
     return c->client.ops->read_start(&c->client);
 }
 
-int tf_conn_accept(tf_worker_t *w, uv_stream_t *server)
+int tf_conn_accept(tf_worker_t *w, uv_stream_t *server, uint16_t local_port)
 {
     tf_conn_t *c = calloc(1, sizeof *c);
     if (c == NULL)
@@ -56,6 +56,7 @@ int tf_conn_accept(tf_worker_t *w, uv_stream_t *server)
     c->id = (uint64_t)w->index + (uint64_t)w->server->nworkers * w->accepted++;
     c->started_ms = c->active_ms = uv_now(&w->loop);
     c->tenant = c->backend_ix = TF_CONN_NO_INDEX;
+    c->local_port = local_port;
     c->phase = TF_CONN_HANDSHAKE;
     tf_stream_init(&c->client, &tf_stream_tls_ops, c);
     uv_timer_init(&w->loop, &c->timer);

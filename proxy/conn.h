@@ -83,19 +83,22 @@ struct tf_conn {
     const char *reason; /* why it closed (static string), for the summary */
     uint32_t tenant;    /* index in the worker's upstream table, or TF_CONN_NO_INDEX */
     uint32_t backend_ix;
-    uint8_t phase;    /* tf_conn_phase_t */
-    uint8_t up, down; /* tf_flow_t */
-    uint8_t handles;  /* libuv handles open (not yet closed) */
-    uint8_t attempts; /* backend connects tried */
+    uint8_t phase;       /* tf_conn_phase_t */
+    uint8_t up, down;    /* tf_flow_t */
+    uint8_t handles;     /* libuv handles open (not yet closed) */
+    uint8_t attempts;    /* backend connects tried */
+    uint16_t local_port; /* the port the client connected to (the listener's); 0: unknown */
 };
 
 /* Accepts one connection from `server` into a new tf_conn_t (the listener
- * checked the limits and counted it). Returns 0; TF_ENOMEM when the struct
- * could not be allocated (the connection stays pending in libuv and the
- * count is the caller's to undo); any other negative code when the
- * connection was taken but could not be set up (it is closing, and resources
- * are short: the caller should pause). */
-int tf_conn_accept(tf_worker_t *w, uv_stream_t *server);
+ * checked the limits and counted it); `local_port` is the port `server` is
+ * bound to, 0 when unknown (the socket is then asked when needed).
+ * Returns 0; TF_ENOMEM when the struct could not be allocated (the
+ * connection stays pending in libuv and the count is the caller's to undo);
+ * any other negative code when the connection was taken but could not be
+ * set up (it is closing, and resources are short: the caller should
+ * pause). */
+int tf_conn_accept(tf_worker_t *w, uv_stream_t *server, uint16_t local_port);
 
 /* Ends the connection (see above); `reason` is a static string for the
  * summary line, `level` the level of that line. Idempotent. */

@@ -221,8 +221,12 @@ static void peer_addr_text(const tf_conn_t *c, char *out, size_t len)
         snprintf(out, len, "unknown");
 }
 
+/* The listener's port where it is known: an accepted socket's local port is
+ * the listening socket's, so asking the socket would give the same. */
 static uint16_t local_port(tf_conn_t *c)
 {
+    if (c->local_port != 0)
+        return c->local_port;
     struct sockaddr_storage ss;
     int len = sizeof ss;
     if (uv_tcp_getsockname(&c->client.tcp, (struct sockaddr *)&ss, &len) != 0)
