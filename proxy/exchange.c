@@ -78,7 +78,7 @@ static _Thread_local tf_http_response_t resp_scratch;
 static void process(tf_conn_t *c);
 static void send_error(tf_conn_t *c, unsigned status);
 static void response_done(tf_conn_t *c);
-static void resp_head(tf_conn_t *c);
+static void resp_head(tf_conn_t *c, const char *data, size_t len);
 
 /* ---- buffers ---------------------------------------------------------- */
 
@@ -373,8 +373,10 @@ static int rewrite(tf_conn_t *c, const tf_http_request_t *r)
     return 0;
 }
 
-/* A complete head: route it, rewrite it and find a backend connection. */
-static void handle_head(tf_conn_t *c, const tf_http_request_t *r)
+/* A complete head: route it, rewrite it and find a backend connection.
+ * `rest` (rest_len bytes) is what followed the head when it was parsed
+ * straight from the bytes read, NULL when it was parsed in `in`. */
+static void handle_head(tf_conn_t *c, const tf_http_request_t *r, const char *rest, size_t rest_len)
 {
     tf_hx_t *hx = c->hx;
     copy_clipped(hx->method, sizeof hx->method, r->method, r->method_len);
@@ -402,7 +404,12 @@ static void handle_head(tf_conn_t *c, const tf_http_request_t *r)
         send_error(c, 431);
         return;
     }
-    buf_consume(&hx->in, r->head_len);
+    if (rest == NULL) {
+        buf_consume(&hx->in, r->head_len);
+    } else if (rest_len > 0 && buf_append(&hx->in, rest, rest_len) != 0) {
+        tf_conn_fail(c, TF_ENOMEM, "client read");
+        return;
+    }
     hx->scanned = 0;
     hx->rq = r->body == TF_HTTP_BODY_NONE ? RQ_DONE : RQ_BODY;
     hx->rs = RS_WAIT;
@@ -412,25 +419,33 @@ static void handle_head(tf_conn_t *c, const tf_http_request_t *r)
     tf_conn_connect_backend(c);
 }
 
-/* Whether the input holds "\n\r\n" or "\n\n" (bare LF: the parser
- * answers 400); remembers how far it looked. */
-static bool head_may_end(tf_hx_t *hx)
+/* Whether the head being read (p, len: `in`, or the bytes read when `in`
+ * is empty) holds "\n\r\n" or "\n\n" (bare LF: the parser answers 400);
+ * remembers how far it looked. */
+static bool head_may_end(tf_hx_t *hx, const char *p, size_t len)
 {
     size_t from = hx->scanned > 2 ? hx->scanned - 2 : 0;
-    for (size_t i = from; i + 1 < hx->in.len; i++) {
-        if (hx->in.p[i] != '\n')
+    for (size_t i = from; i + 1 < len; i++) {
+        if (p[i] != '\n')
             continue;
-        if (hx->in.p[i + 1] == '\n' ||
-            (hx->in.p[i + 1] == '\r' && (i + 2 >= hx->in.len || hx->in.p[i + 2] == '\n')))
+        if (p[i + 1] == '\n' || (p[i + 1] == '\r' && (i + 2 >= len || p[i + 2] == '\n')))
             return true;
     }
-    hx->scanned = hx->in.len;
+    hx->scanned = len;
     return false;
 }
 
-static void read_head(tf_conn_t *c)
+/* Reads a request head from `in`, or, when `in` is empty, straight from the
+ * bytes just read (data, len; NULL: from `in`), which are kept in `in` only
+ * when they are not a whole head: the usual request costs no copy. */
+static void read_head(tf_conn_t *c, const char *data, size_t len)
 {
     tf_hx_t *hx = c->hx;
+    bool direct = data != NULL;
+    if (direct)
+        hx->scanned = 0;
+    else
+        data = hx->in.p, len = hx->in.len;
     if (hx->rq == RQ_IDLE) {
         hx->rq = RQ_HEAD;
         hx->started_ms = now_ms(c);
@@ -441,28 +456,35 @@ static void read_head(tf_conn_t *c)
     /* RFC 9112 §2.2: an empty line before a request line is ignored (some
      * clients send one after a body). */
     size_t skip = 0;
-    while (skip + 1 < hx->in.len && skip < 4 && hx->in.p[skip] == '\r' &&
-           hx->in.p[skip + 1] == '\n')
+    while (skip + 1 < len && skip < 4 && data[skip] == '\r' && data[skip + 1] == '\n')
         skip += 2;
-    if (skip > 0) {
+    if (skip > 0 && direct) {
+        data += skip;
+        len -= skip;
+    } else if (skip > 0) {
         buf_consume(&hx->in, skip);
         hx->scanned = 0;
+        data = hx->in.p, len = hx->in.len;
     }
     uint32_t max = tf_conf_limits(conf_of(c))->max_header_bytes;
     /* A head ends with an empty line: until one may have arrived, parsing
      * again from the start would cost O(n^2) on a head sent byte by byte. */
-    if (hx->in.len < max && !head_may_end(hx))
-        return;
+    int rc = TF_HTTP_MORE;
     tf_http_request_t *r = &req_scratch;
-    tf_http_parser_init(&hx->req);
-    int rc = tf_http_parse_head(&hx->req, hx->in.p, hx->in.len, max, r);
-    if (rc == TF_HTTP_MORE)
+    if (len >= max || head_may_end(hx, data, len)) {
+        tf_http_parser_init(&hx->req);
+        rc = tf_http_parse_head(&hx->req, data, len, max, r);
+    }
+    if (rc == TF_HTTP_MORE) {
+        if (direct && len > 0 && buf_append(&hx->in, data, len) != 0)
+            tf_conn_fail(c, TF_ENOMEM, "client read");
         return;
+    }
     if (rc != 0) {
         send_error(c, (unsigned)rc);
         return;
     }
-    handle_head(c, r);
+    handle_head(c, r, direct ? data + r->head_len : NULL, len - r->head_len);
 }
 
 /* ---- the backend connection ---------------------------------------------- */
@@ -583,7 +605,7 @@ static void process(tf_conn_t *c)
     case RQ_HEAD:
         /* Pipelined requests wait for the response before them. */
         if (hx->rs == RS_NONE && hx->in.len > 0)
-            read_head(c);
+            read_head(c, NULL, 0);
         return;
     case RQ_BODY:
         if (backend_ready(c) && hx->in.len > 0) {
@@ -609,6 +631,11 @@ static void client_data(tf_conn_t *c, const char *data, size_t len)
             return;
         data += used;
         len -= used;
+    }
+    if (len > 0 && hx->in.len == 0 && hx->rq <= RQ_HEAD && hx->rs == RS_NONE &&
+        !tf_conn_closing(c)) {
+        read_head(c, data, len); /* what process() would do, without the copy */
+        return;
     }
     if (len > 0 && buf_append(&hx->in, data, len) != 0) {
         tf_conn_fail(c, TF_ENOMEM, "client read");
@@ -697,7 +724,9 @@ static bool send_head(tf_conn_t *c, const tf_http_response_t *r, bool close)
     return rc >= 0;
 }
 
-static void final_head(tf_conn_t *c, const tf_http_response_t *r)
+/* The final response's head, at the start of the len bytes at data (`rin`'s
+ * or the bytes just read); what follows it is the start of the body. */
+static void final_head(tf_conn_t *c, const tf_http_response_t *r, const char *data, size_t len)
 {
     tf_hx_t *hx = c->hx;
     hx->status = r->status;
@@ -714,29 +743,53 @@ static void final_head(tf_conn_t *c, const tf_http_response_t *r)
     hx->responded = true;
     size_t head = r->head_len;
     if (hx->resp.done) {
-        if (hx->rin.len > head)
+        if (len > head)
             hx->backend_dirty = true;
         buf_free(&hx->rin);
         response_done(c);
         return;
     }
     hx->rs = RS_BODY;
-    buf_t rest = hx->rin;
+    /* `rin` is given up before the body is relayed (that may complete the
+     * exchange), and freed once data, which may point into it, is done with. */
+    buf_t held = hx->rin;
     hx->rin = (buf_t){0};
-    if (rest.len > head)
-        resp_body(c, rest.p + head, rest.len - head);
-    free(rest.p);
+    if (len > head)
+        resp_body(c, data + head, len - head);
+    free(held.p);
 }
 
-static void resp_head(tf_conn_t *c)
+/* Drops the n bytes of a head from what resp_head() reads. */
+static void resp_skip(tf_hx_t *hx, bool direct, const char **data, size_t *len, size_t n)
+{
+    if (direct) {
+        *data += n;
+        *len -= n;
+    } else {
+        buf_consume(&hx->rin, n);
+    }
+}
+
+/* Reads response heads from `rin`, or, when `rin` is empty, straight from
+ * the bytes just read (data, len; NULL: from `rin`), which are kept in
+ * `rin` only when they end in an incomplete head: the usual response costs
+ * no copy. */
+static void resp_head(tf_conn_t *c, const char *data, size_t len)
 {
     tf_hx_t *hx = c->hx;
-    while (hx->rin.len > 0 && !tf_conn_closing(c) && hx->rs == RS_WAIT) {
-        tf_http_response_t *r = &resp_scratch;
-        int rc =
-            tf_http_parse_response_head(&hx->resp, hx->rin.p, hx->rin.len, HX_RESP_HEAD_MAX, r);
-        if (rc == TF_HTTP_MORE)
+    bool direct = data != NULL;
+    for (;;) {
+        if (!direct)
+            data = hx->rin.p, len = hx->rin.len;
+        if (len == 0 || tf_conn_closing(c) || hx->rs != RS_WAIT)
             return;
+        tf_http_response_t *r = &resp_scratch;
+        int rc = tf_http_parse_response_head(&hx->resp, data, len, HX_RESP_HEAD_MAX, r);
+        if (rc == TF_HTTP_MORE) {
+            if (direct && buf_append(&hx->rin, data, len) != 0)
+                tf_conn_fail(c, TF_ENOMEM, "backend read");
+            return;
+        }
         if (rc != 0) {
             TF_CONN_LOG(TF_LOG_WARN, c, "backend sent a response that cannot be relayed safely");
             send_error(c, 502);
@@ -752,7 +805,12 @@ static void resp_head(tf_conn_t *c)
             hx->responded = true;
             if (!send_head(c, r, false))
                 return;
-            buf_consume(&hx->rin, r->head_len);
+            resp_skip(hx, direct, &data, &len, r->head_len);
+            /* What followed the 101 is the tunnel's: start_tunnel() sends `rin`. */
+            if (direct && len > 0 && buf_append(&hx->rin, data, len) != 0) {
+                tf_conn_fail(c, TF_ENOMEM, "backend read");
+                return;
+            }
             start_tunnel(c);
             return;
         }
@@ -764,11 +822,11 @@ static void resp_head(tf_conn_t *c)
             hx->bhead = NULL;
             if (!hx->client_http10 && !send_head(c, r, false))
                 return;
-            buf_consume(&hx->rin, r->head_len);
+            resp_skip(hx, direct, &data, &len, r->head_len);
             tf_http_parser_init_response(&hx->resp, hx->head_method);
             continue;
         }
-        final_head(c, r);
+        final_head(c, r, data, len);
         return;
     }
 }
@@ -782,11 +840,15 @@ static void backend_data(tf_conn_t *c, const char *data, size_t len)
     }
     if (hx->rs != RS_WAIT)
         return;
+    if (hx->rin.len == 0) {
+        resp_head(c, data, len);
+        return;
+    }
     if (buf_append(&hx->rin, data, len) != 0) {
         tf_conn_fail(c, TF_ENOMEM, "backend read");
         return;
     }
-    resp_head(c);
+    resp_head(c, NULL, 0);
 }
 
 /* ---- completion ------------------------------------------------------------ */
