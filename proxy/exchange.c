@@ -690,14 +690,19 @@ static void resp_body(tf_conn_t *c, const char *data, size_t len)
         response_done(c);
 }
 
-/* Writes a rewritten response head; false when the connection failed. */
-static bool send_head(tf_conn_t *c, const tf_http_response_t *r, bool close)
+/* Writes a rewritten response head and then body_len bytes of its body;
+ * false when the connection failed. */
+static bool send_head(tf_conn_t *c, const tf_http_response_t *r, bool close, const char *body,
+                      size_t body_len)
 {
     /* Every header may grow by ": " and CRLF; then a Connection line. The
      * usual head is written from a per-thread buffer (the client stream
-     * copies what it is given), a large one from the heap. */
-    static _Thread_local char small[8192];
+     * copies what it is given), a large one from the heap. A body start
+     * that fits goes in the same buffer: one write, one TLS record, where
+     * two would cost a second record's framing and encryption. */
+    static _Thread_local char small[16384];
     size_t cap = r->head_len + 3 * r->nheaders + 64;
+    bool gather = body_len > 0 && cap + body_len <= sizeof small;
     char *out = cap <= sizeof small ? small : malloc(cap);
     if (out == NULL) {
         tf_conn_fail(c, TF_ENOMEM, "response head");
@@ -712,15 +717,19 @@ static bool send_head(tf_conn_t *c, const tf_http_response_t *r, bool close)
             n += (long)strlen(ka) - 2;
         }
     }
-    int rc = n > 0 ? client_write(c, out, (size_t)n) : 0;
+    if (n > 0 && gather)
+        memcpy(out + n, body, body_len);
+    int rc = n > 0 ? client_write(c, out, (size_t)n + (gather ? body_len : 0)) : 0;
     if (out != small)
         free(out);
+    if (rc >= 0 && n > 0 && !gather && body_len > 0)
+        rc = client_write(c, body, body_len);
     if (n <= 0) {
         TF_CONN_LOG(TF_LOG_WARN, c, "backend response head cannot be rewritten");
         send_error(c, 502);
         return false;
     }
-    c->hx->out_bytes += (uint64_t)n;
+    c->hx->out_bytes += (uint64_t)n + body_len;
     return rc >= 0;
 }
 
@@ -738,25 +747,28 @@ static void final_head(tf_conn_t *c, const tf_http_response_t *r, const char *da
     hx->backend_dirty = !r->keep_alive || (hx->client_http10 && !hx->client_keep);
     free(hx->bhead);
     hx->bhead = NULL;
-    if (!send_head(c, r, hx->close_after))
+    /* What of the bytes after the head is body leaves with the head (as
+     * resp_body() would relay it right after). */
+    size_t head = r->head_len, used = 0;
+    bool done = hx->resp.done, bad = false;
+    if (!done && len > head)
+        bad = tf_http_body(&hx->resp, data + head, len - head, &used, &done) != 0;
+    if (!send_head(c, r, hx->close_after, data + head, bad ? 0 : used))
         return;
     hx->responded = true;
-    size_t head = r->head_len;
-    if (hx->resp.done) {
-        if (len > head)
-            hx->backend_dirty = true;
-        buf_free(&hx->rin);
+    if (bad) {
+        TF_CONN_LOG(TF_LOG_WARN, c, "backend sent an invalid chunked body");
+        tf_conn_close(c, TF_LOG_WARN, "invalid response body");
+        return;
+    }
+    if (len > head + used)
+        hx->backend_dirty = true; /* bytes after the response: not reusable */
+    buf_free(&hx->rin);           /* data may point into it: no longer used */
+    if (done) {
         response_done(c);
         return;
     }
     hx->rs = RS_BODY;
-    /* `rin` is given up before the body is relayed (that may complete the
-     * exchange), and freed once data, which may point into it, is done with. */
-    buf_t held = hx->rin;
-    hx->rin = (buf_t){0};
-    if (len > head)
-        resp_body(c, data + head, len - head);
-    free(held.p);
 }
 
 /* Drops the n bytes of a head from what resp_head() reads. */
@@ -803,7 +815,7 @@ static void resp_head(tf_conn_t *c, const char *data, size_t len)
             }
             hx->status = 101;
             hx->responded = true;
-            if (!send_head(c, r, false))
+            if (!send_head(c, r, false, NULL, 0))
                 return;
             resp_skip(hx, direct, &data, &len, r->head_len);
             /* What followed the 101 is the tunnel's: start_tunnel() sends `rin`. */
@@ -820,7 +832,7 @@ static void resp_head(tf_conn_t *c, const char *data, size_t len)
              * backend has the request: it is never sent again. */
             free(hx->bhead);
             hx->bhead = NULL;
-            if (!hx->client_http10 && !send_head(c, r, false))
+            if (!hx->client_http10 && !send_head(c, r, false, NULL, 0))
                 return;
             resp_skip(hx, direct, &data, &len, r->head_len);
             tf_http_parser_init_response(&hx->resp, hx->head_method);
