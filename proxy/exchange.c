@@ -424,10 +424,9 @@ static void handle_head(tf_conn_t *c, const tf_http_request_t *r, const char *re
  * remembers how far it looked. */
 static bool head_may_end(tf_hx_t *hx, const char *p, size_t len)
 {
-    size_t from = hx->scanned > 2 ? hx->scanned - 2 : 0;
-    for (size_t i = from; i + 1 < len; i++) {
-        if (p[i] != '\n')
-            continue;
+    size_t i = hx->scanned > 2 ? hx->scanned - 2 : 0;
+    for (const char *nl; i + 1 < len && (nl = memchr(p + i, '\n', len - 1 - i)) != NULL; i++) {
+        i = (size_t)(nl - p);
         if (p[i + 1] == '\n' || (p[i + 1] == '\r' && (i + 2 >= len || p[i + 2] == '\n')))
             return true;
     }
