@@ -46,6 +46,9 @@ struct tf_hx {
     unsigned status;
     unsigned requests; /* completed on this connection */
     uint16_t server_port;
+    uint16_t sni_status; /* route()'s answer for a Host equal to the SNI, once sni_routed */
+    uint32_t sni_tenant;
+    bool sni_routed;
     uint8_t rq, rs;
     bool head_method;   /* HEAD: the response has no body */
     bool client_keep;   /* the client may send another request */
@@ -332,11 +335,11 @@ static void copy_clipped(char *out, size_t outlen, const char *s, size_t len)
     out[len] = '\0';
 }
 
-/* The tenant for the request, or an HTTP status to answer. */
-static unsigned route(tf_conn_t *c, const tf_http_request_t *r)
+/* The tenant for the request (into *tenant), or an HTTP status to answer. */
+static unsigned route_host(tf_conn_t *c, const tf_http_request_t *r, const char *sni,
+                           uint32_t *tenant)
 {
     char host[256];
-    const char *sni = tf_tls_session_sni(c->client.tls);
     const char *name = sni;
     if (r->host != NULL) {
         if (!host_only(r->host, r->host_len, host, sizeof host))
@@ -352,8 +355,35 @@ static unsigned route(tf_conn_t *c, const tf_http_request_t *r)
     /* A mode tcp tenant's names get raw TCP on connections of their own. */
     if (tf_upstream_tenant_conf(u, t)->mode == TF_CONF_MODE_TCP)
         return 421;
-    c->tenant = t;
+    *tenant = t;
     return 0;
+}
+
+/* The same, setting c->tenant. The answer depends only on the Host's bytes,
+ * the connection's SNI and certificate and its generation's tenants, none
+ * of which change during the connection: so the usual Host, the SNI byte
+ * for byte, is routed once per connection, not at every request. */
+static unsigned route(tf_conn_t *c, const tf_http_request_t *r)
+{
+    tf_hx_t *hx = c->hx;
+    const char *sni = tf_tls_session_sni(c->client.tls);
+    bool as_sni = sni != NULL && r->host != NULL && strlen(sni) == r->host_len &&
+                  memcmp(sni, r->host, r->host_len) == 0;
+    if (!as_sni || !hx->sni_routed) {
+        uint32_t t = TF_CONN_NO_INDEX;
+        unsigned status = route_host(c, r, sni, &t);
+        if (!as_sni) {
+            if (status == 0)
+                c->tenant = t;
+            return status;
+        }
+        hx->sni_routed = true;
+        hx->sni_status = (uint16_t)status;
+        hx->sni_tenant = t;
+    }
+    if (hx->sni_status == 0)
+        c->tenant = hx->sni_tenant;
+    return hx->sni_status;
 }
 
 static int rewrite(tf_conn_t *c, const tf_http_request_t *r)
