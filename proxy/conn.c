@@ -46,7 +46,7 @@ static int client_accept(tf_conn_t *c, uv_stream_t *server)
     return c->client.ops->read_start(&c->client);
 }
 
-int tf_conn_accept(tf_worker_t *w, uv_stream_t *server)
+int tf_conn_accept(tf_worker_t *w, uv_stream_t *server, uint16_t local_port)
 {
     tf_conn_t *c = calloc(1, sizeof *c);
     if (c == NULL)
@@ -56,6 +56,7 @@ int tf_conn_accept(tf_worker_t *w, uv_stream_t *server)
     c->id = (uint64_t)w->index + (uint64_t)w->server->nworkers * w->accepted++;
     c->started_ms = c->active_ms = uv_now(&w->loop);
     c->tenant = c->backend_ix = TF_CONN_NO_INDEX;
+    c->local_port = local_port;
     c->phase = TF_CONN_HANDSHAKE;
     tf_stream_init(&c->client, &tf_stream_tls_ops, c);
     uv_timer_init(&w->loop, &c->timer);
@@ -161,6 +162,7 @@ static void backend_retry(tf_conn_t *c, int err)
                 uv_strerror(err), TF_UPSTREAM_DOWN_MS / 1000);
     tf_upstream_mark_down(c->gen->upstream, c->tenant, c->backend_ix, uv_now(&w->loop));
     uv_timer_stop(&c->timer); /* re-armed by the next attempt */
+    c->timer_due_ms = 0;
     tf_conn_connect_backend(c);
 }
 
@@ -221,15 +223,28 @@ static uint64_t phase_timeout(const tf_conn_t *c)
 
 static void conn_on_timer(uv_timer_t *timer);
 
+static void timer_start(tf_conn_t *c, uint64_t ms)
+{
+    c->timer_due_ms = uv_now(&c->worker->loop) + ms;
+    uv_timer_start(&c->timer, conn_on_timer, ms, 0);
+}
+
 /* Handshake and connect deadlines run from the phase's start; the idle
  * deadline from the last movement of bytes, which the pump records without
- * touching the timer: when the timer fires early, it re-arms for the rest. */
+ * touching the timer: when the timer fires early, it re-arms for the rest.
+ * The HTTP phase's deadlines work the same way: a timer already due before
+ * the new deadline stays as it is (a keep-alive connection's steady state:
+ * the header deadline of a request is later than the one armed for an
+ * earlier request, the response and idle deadlines later still). */
 void tf_conn_arm_timer(tf_conn_t *c)
 {
     if (tf_conn_closing(c))
         return;
     if (c->phase == TF_CONN_HTTP) {
-        uv_timer_start(&c->timer, conn_on_timer, tf_hx_timeout_ms(c), 0);
+        uint64_t ms = tf_hx_timeout_ms(c);
+        if (c->timer_due_ms != 0 && c->timer_due_ms <= uv_now(&c->worker->loop) + ms)
+            return;
+        timer_start(c, ms);
         return;
     }
     uint64_t ms = phase_timeout(c);
@@ -237,13 +252,14 @@ void tf_conn_arm_timer(tf_conn_t *c)
         uint64_t idle = uv_now(&c->worker->loop) - c->active_ms;
         ms = idle < ms ? ms - idle : 0;
     }
-    uv_timer_start(&c->timer, conn_on_timer, ms, 0);
+    timer_start(c, ms);
 }
 
 static void conn_on_timer(uv_timer_t *timer)
 {
     tf_conn_t *c = tf_container_of(timer, tf_conn_t, timer);
     uint64_t now = uv_now(&c->worker->loop);
+    c->timer_due_ms = 0; /* a one-shot timer: no longer armed */
     switch ((tf_conn_phase_t)c->phase) {
     case TF_CONN_HANDSHAKE:
         tf_conn_close(c, TF_LOG_INFO, "handshake timeout");

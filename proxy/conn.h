@@ -70,10 +70,11 @@ struct tf_conn {
     tf_worker_gen_t *gen;
     tf_conn_t *prev, *next; /* the worker's list of connections */
     uint64_t id;
-    uint64_t started_ms; /* uv_now() at accept */
-    uint64_t active_ms;  /* uv_now() when bytes last moved */
-    uint64_t bytes_up;   /* plaintext client → backend */
-    uint64_t bytes_down; /* plaintext backend → client */
+    uint64_t started_ms;   /* uv_now() at accept */
+    uint64_t active_ms;    /* uv_now() when bytes last moved */
+    uint64_t timer_due_ms; /* uv_now() at which the armed timer fires; 0: not armed */
+    uint64_t bytes_up;     /* plaintext client → backend */
+    uint64_t bytes_down;   /* plaintext backend → client */
     union {
         struct sockaddr sa;
         struct sockaddr_in in4;
@@ -82,19 +83,22 @@ struct tf_conn {
     const char *reason; /* why it closed (static string), for the summary */
     uint32_t tenant;    /* index in the worker's upstream table, or TF_CONN_NO_INDEX */
     uint32_t backend_ix;
-    uint8_t phase;    /* tf_conn_phase_t */
-    uint8_t up, down; /* tf_flow_t */
-    uint8_t handles;  /* libuv handles open (not yet closed) */
-    uint8_t attempts; /* backend connects tried */
+    uint8_t phase;       /* tf_conn_phase_t */
+    uint8_t up, down;    /* tf_flow_t */
+    uint8_t handles;     /* libuv handles open (not yet closed) */
+    uint8_t attempts;    /* backend connects tried */
+    uint16_t local_port; /* the port the client connected to (the listener's); 0: unknown */
 };
 
 /* Accepts one connection from `server` into a new tf_conn_t (the listener
- * checked the limits and counted it). Returns 0; TF_ENOMEM when the struct
- * could not be allocated (the connection stays pending in libuv and the
- * count is the caller's to undo); any other negative code when the
- * connection was taken but could not be set up (it is closing, and resources
- * are short: the caller should pause). */
-int tf_conn_accept(tf_worker_t *w, uv_stream_t *server);
+ * checked the limits and counted it); `local_port` is the port `server` is
+ * bound to, 0 when unknown (the socket is then asked when needed).
+ * Returns 0; TF_ENOMEM when the struct could not be allocated (the
+ * connection stays pending in libuv and the count is the caller's to undo);
+ * any other negative code when the connection was taken but could not be
+ * set up (it is closing, and resources are short: the caller should
+ * pause). */
+int tf_conn_accept(tf_worker_t *w, uv_stream_t *server, uint16_t local_port);
 
 /* Ends the connection (see above); `reason` is a static string for the
  * summary line, `level` the level of that line. Idempotent. */
@@ -132,7 +136,10 @@ void tf_conn_connect_backend(tf_conn_t *c);
  * answer 502), everything else closes the connection. */
 void tf_conn_stream_fail(tf_stream_t *s, int err, const char *what);
 
-/* Re-arms the connection's one timer for its phase. */
+/* Re-arms the connection's one timer for its phase. In the HTTP phase the
+ * timer is left alone when it is already due no later than the phase's
+ * deadline: it fires early and tf_hx_on_timer() re-arms it for the rest, so
+ * that a keep-alive request does not restart a libuv timer at every step. */
 void tf_conn_arm_timer(tf_conn_t *c);
 
 /* The fixed prefix of this connection's log lines; `peerbuf` (>= 64 bytes)

@@ -46,6 +46,9 @@ struct tf_hx {
     unsigned status;
     unsigned requests; /* completed on this connection */
     uint16_t server_port;
+    uint16_t sni_status; /* route()'s answer for a Host equal to the SNI, once sni_routed */
+    uint32_t sni_tenant;
+    bool sni_routed;
     uint8_t rq, rs;
     bool head_method;   /* HEAD: the response has no body */
     bool client_keep;   /* the client may send another request */
@@ -78,7 +81,7 @@ static _Thread_local tf_http_response_t resp_scratch;
 static void process(tf_conn_t *c);
 static void send_error(tf_conn_t *c, unsigned status);
 static void response_done(tf_conn_t *c);
-static void resp_head(tf_conn_t *c);
+static void resp_head(tf_conn_t *c, const char *data, size_t len);
 
 /* ---- buffers ---------------------------------------------------------- */
 
@@ -221,8 +224,12 @@ static void peer_addr_text(const tf_conn_t *c, char *out, size_t len)
         snprintf(out, len, "unknown");
 }
 
+/* The listener's port where it is known: an accepted socket's local port is
+ * the listening socket's, so asking the socket would give the same. */
 static uint16_t local_port(tf_conn_t *c)
 {
+    if (c->local_port != 0)
+        return c->local_port;
     struct sockaddr_storage ss;
     int len = sizeof ss;
     if (uv_tcp_getsockname(&c->client.tcp, (struct sockaddr *)&ss, &len) != 0)
@@ -328,11 +335,11 @@ static void copy_clipped(char *out, size_t outlen, const char *s, size_t len)
     out[len] = '\0';
 }
 
-/* The tenant for the request, or an HTTP status to answer. */
-static unsigned route(tf_conn_t *c, const tf_http_request_t *r)
+/* The tenant for the request (into *tenant), or an HTTP status to answer. */
+static unsigned route_host(tf_conn_t *c, const tf_http_request_t *r, const char *sni,
+                           uint32_t *tenant)
 {
     char host[256];
-    const char *sni = tf_tls_session_sni(c->client.tls);
     const char *name = sni;
     if (r->host != NULL) {
         if (!host_only(r->host, r->host_len, host, sizeof host))
@@ -348,8 +355,35 @@ static unsigned route(tf_conn_t *c, const tf_http_request_t *r)
     /* A mode tcp tenant's names get raw TCP on connections of their own. */
     if (tf_upstream_tenant_conf(u, t)->mode == TF_CONF_MODE_TCP)
         return 421;
-    c->tenant = t;
+    *tenant = t;
     return 0;
+}
+
+/* The same, setting c->tenant. The answer depends only on the Host's bytes,
+ * the connection's SNI and certificate and its generation's tenants, none
+ * of which change during the connection: so the usual Host, the SNI byte
+ * for byte, is routed once per connection, not at every request. */
+static unsigned route(tf_conn_t *c, const tf_http_request_t *r)
+{
+    tf_hx_t *hx = c->hx;
+    const char *sni = tf_tls_session_sni(c->client.tls);
+    bool as_sni = sni != NULL && r->host != NULL && strlen(sni) == r->host_len &&
+                  memcmp(sni, r->host, r->host_len) == 0;
+    if (!as_sni || !hx->sni_routed) {
+        uint32_t t = TF_CONN_NO_INDEX;
+        unsigned status = route_host(c, r, sni, &t);
+        if (!as_sni) {
+            if (status == 0)
+                c->tenant = t;
+            return status;
+        }
+        hx->sni_routed = true;
+        hx->sni_status = (uint16_t)status;
+        hx->sni_tenant = t;
+    }
+    if (hx->sni_status == 0)
+        c->tenant = hx->sni_tenant;
+    return hx->sni_status;
 }
 
 static int rewrite(tf_conn_t *c, const tf_http_request_t *r)
@@ -369,8 +403,10 @@ static int rewrite(tf_conn_t *c, const tf_http_request_t *r)
     return 0;
 }
 
-/* A complete head: route it, rewrite it and find a backend connection. */
-static void handle_head(tf_conn_t *c, const tf_http_request_t *r)
+/* A complete head: route it, rewrite it and find a backend connection.
+ * `rest` (rest_len bytes) is what followed the head when it was parsed
+ * straight from the bytes read, NULL when it was parsed in `in`. */
+static void handle_head(tf_conn_t *c, const tf_http_request_t *r, const char *rest, size_t rest_len)
 {
     tf_hx_t *hx = c->hx;
     copy_clipped(hx->method, sizeof hx->method, r->method, r->method_len);
@@ -398,7 +434,12 @@ static void handle_head(tf_conn_t *c, const tf_http_request_t *r)
         send_error(c, 431);
         return;
     }
-    buf_consume(&hx->in, r->head_len);
+    if (rest == NULL) {
+        buf_consume(&hx->in, r->head_len);
+    } else if (rest_len > 0 && buf_append(&hx->in, rest, rest_len) != 0) {
+        tf_conn_fail(c, TF_ENOMEM, "client read");
+        return;
+    }
     hx->scanned = 0;
     hx->rq = r->body == TF_HTTP_BODY_NONE ? RQ_DONE : RQ_BODY;
     hx->rs = RS_WAIT;
@@ -408,25 +449,32 @@ static void handle_head(tf_conn_t *c, const tf_http_request_t *r)
     tf_conn_connect_backend(c);
 }
 
-/* Whether the input holds "\n\r\n" or "\n\n" (bare LF: the parser
- * answers 400); remembers how far it looked. */
-static bool head_may_end(tf_hx_t *hx)
+/* Whether the head being read (p, len: `in`, or the bytes read when `in`
+ * is empty) holds "\n\r\n" or "\n\n" (bare LF: the parser answers 400);
+ * remembers how far it looked. */
+static bool head_may_end(tf_hx_t *hx, const char *p, size_t len)
 {
-    size_t from = hx->scanned > 2 ? hx->scanned - 2 : 0;
-    for (size_t i = from; i + 1 < hx->in.len; i++) {
-        if (hx->in.p[i] != '\n')
-            continue;
-        if (hx->in.p[i + 1] == '\n' ||
-            (hx->in.p[i + 1] == '\r' && (i + 2 >= hx->in.len || hx->in.p[i + 2] == '\n')))
+    size_t i = hx->scanned > 2 ? hx->scanned - 2 : 0;
+    for (const char *nl; i + 1 < len && (nl = memchr(p + i, '\n', len - 1 - i)) != NULL; i++) {
+        i = (size_t)(nl - p);
+        if (p[i + 1] == '\n' || (p[i + 1] == '\r' && (i + 2 >= len || p[i + 2] == '\n')))
             return true;
     }
-    hx->scanned = hx->in.len;
+    hx->scanned = len;
     return false;
 }
 
-static void read_head(tf_conn_t *c)
+/* Reads a request head from `in`, or, when `in` is empty, straight from the
+ * bytes just read (data, len; NULL: from `in`), which are kept in `in` only
+ * when they are not a whole head: the usual request costs no copy. */
+static void read_head(tf_conn_t *c, const char *data, size_t len)
 {
     tf_hx_t *hx = c->hx;
+    bool direct = data != NULL;
+    if (direct)
+        hx->scanned = 0;
+    else
+        data = hx->in.p, len = hx->in.len;
     if (hx->rq == RQ_IDLE) {
         hx->rq = RQ_HEAD;
         hx->started_ms = now_ms(c);
@@ -437,28 +485,35 @@ static void read_head(tf_conn_t *c)
     /* RFC 9112 §2.2: an empty line before a request line is ignored (some
      * clients send one after a body). */
     size_t skip = 0;
-    while (skip + 1 < hx->in.len && skip < 4 && hx->in.p[skip] == '\r' &&
-           hx->in.p[skip + 1] == '\n')
+    while (skip + 1 < len && skip < 4 && data[skip] == '\r' && data[skip + 1] == '\n')
         skip += 2;
-    if (skip > 0) {
+    if (skip > 0 && direct) {
+        data += skip;
+        len -= skip;
+    } else if (skip > 0) {
         buf_consume(&hx->in, skip);
         hx->scanned = 0;
+        data = hx->in.p, len = hx->in.len;
     }
     uint32_t max = tf_conf_limits(conf_of(c))->max_header_bytes;
     /* A head ends with an empty line: until one may have arrived, parsing
      * again from the start would cost O(n^2) on a head sent byte by byte. */
-    if (hx->in.len < max && !head_may_end(hx))
-        return;
+    int rc = TF_HTTP_MORE;
     tf_http_request_t *r = &req_scratch;
-    tf_http_parser_init(&hx->req);
-    int rc = tf_http_parse_head(&hx->req, hx->in.p, hx->in.len, max, r);
-    if (rc == TF_HTTP_MORE)
+    if (len >= max || head_may_end(hx, data, len)) {
+        tf_http_parser_init(&hx->req);
+        rc = tf_http_parse_head(&hx->req, data, len, max, r);
+    }
+    if (rc == TF_HTTP_MORE) {
+        if (direct && len > 0 && buf_append(&hx->in, data, len) != 0)
+            tf_conn_fail(c, TF_ENOMEM, "client read");
         return;
+    }
     if (rc != 0) {
         send_error(c, (unsigned)rc);
         return;
     }
-    handle_head(c, r);
+    handle_head(c, r, direct ? data + r->head_len : NULL, len - r->head_len);
 }
 
 /* ---- the backend connection ---------------------------------------------- */
@@ -579,7 +634,7 @@ static void process(tf_conn_t *c)
     case RQ_HEAD:
         /* Pipelined requests wait for the response before them. */
         if (hx->rs == RS_NONE && hx->in.len > 0)
-            read_head(c);
+            read_head(c, NULL, 0);
         return;
     case RQ_BODY:
         if (backend_ready(c) && hx->in.len > 0) {
@@ -605,6 +660,11 @@ static void client_data(tf_conn_t *c, const char *data, size_t len)
             return;
         data += used;
         len -= used;
+    }
+    if (len > 0 && hx->in.len == 0 && hx->rq <= RQ_HEAD && hx->rs == RS_NONE &&
+        !tf_conn_closing(c)) {
+        read_head(c, data, len); /* what process() would do, without the copy */
+        return;
     }
     if (len > 0 && buf_append(&hx->in, data, len) != 0) {
         tf_conn_fail(c, TF_ENOMEM, "client read");
@@ -659,14 +719,19 @@ static void resp_body(tf_conn_t *c, const char *data, size_t len)
         response_done(c);
 }
 
-/* Writes a rewritten response head; false when the connection failed. */
-static bool send_head(tf_conn_t *c, const tf_http_response_t *r, bool close)
+/* Writes a rewritten response head and then body_len bytes of its body;
+ * false when the connection failed. */
+static bool send_head(tf_conn_t *c, const tf_http_response_t *r, bool close, const char *body,
+                      size_t body_len)
 {
     /* Every header may grow by ": " and CRLF; then a Connection line. The
      * usual head is written from a per-thread buffer (the client stream
-     * copies what it is given), a large one from the heap. */
-    static _Thread_local char small[8192];
+     * copies what it is given), a large one from the heap. A body start
+     * that fits goes in the same buffer: one write, one TLS record, where
+     * two would cost a second record's framing and encryption. */
+    static _Thread_local char small[16384];
     size_t cap = r->head_len + 3 * r->nheaders + 64;
+    bool gather = body_len > 0 && cap + body_len <= sizeof small;
     char *out = cap <= sizeof small ? small : malloc(cap);
     if (out == NULL) {
         tf_conn_fail(c, TF_ENOMEM, "response head");
@@ -681,19 +746,25 @@ static bool send_head(tf_conn_t *c, const tf_http_response_t *r, bool close)
             n += (long)strlen(ka) - 2;
         }
     }
-    int rc = n > 0 ? client_write(c, out, (size_t)n) : 0;
+    if (n > 0 && gather)
+        memcpy(out + n, body, body_len);
+    int rc = n > 0 ? client_write(c, out, (size_t)n + (gather ? body_len : 0)) : 0;
     if (out != small)
         free(out);
+    if (rc >= 0 && n > 0 && !gather && body_len > 0)
+        rc = client_write(c, body, body_len);
     if (n <= 0) {
         TF_CONN_LOG(TF_LOG_WARN, c, "backend response head cannot be rewritten");
         send_error(c, 502);
         return false;
     }
-    c->hx->out_bytes += (uint64_t)n;
+    c->hx->out_bytes += (uint64_t)n + body_len;
     return rc >= 0;
 }
 
-static void final_head(tf_conn_t *c, const tf_http_response_t *r)
+/* The final response's head, at the start of the len bytes at data (`rin`'s
+ * or the bytes just read); what follows it is the start of the body. */
+static void final_head(tf_conn_t *c, const tf_http_response_t *r, const char *data, size_t len)
 {
     tf_hx_t *hx = c->hx;
     hx->status = r->status;
@@ -705,34 +776,61 @@ static void final_head(tf_conn_t *c, const tf_http_response_t *r)
     hx->backend_dirty = !r->keep_alive || (hx->client_http10 && !hx->client_keep);
     free(hx->bhead);
     hx->bhead = NULL;
-    if (!send_head(c, r, hx->close_after))
+    /* What of the bytes after the head is body leaves with the head (as
+     * resp_body() would relay it right after). */
+    size_t head = r->head_len, used = 0;
+    bool done = hx->resp.done, bad = false;
+    if (!done && len > head)
+        bad = tf_http_body(&hx->resp, data + head, len - head, &used, &done) != 0;
+    if (!send_head(c, r, hx->close_after, data + head, bad ? 0 : used))
         return;
     hx->responded = true;
-    size_t head = r->head_len;
-    if (hx->resp.done) {
-        if (hx->rin.len > head)
-            hx->backend_dirty = true;
-        buf_free(&hx->rin);
+    if (bad) {
+        TF_CONN_LOG(TF_LOG_WARN, c, "backend sent an invalid chunked body");
+        tf_conn_close(c, TF_LOG_WARN, "invalid response body");
+        return;
+    }
+    if (len > head + used)
+        hx->backend_dirty = true; /* bytes after the response: not reusable */
+    buf_free(&hx->rin);           /* data may point into it: no longer used */
+    if (done) {
         response_done(c);
         return;
     }
     hx->rs = RS_BODY;
-    buf_t rest = hx->rin;
-    hx->rin = (buf_t){0};
-    if (rest.len > head)
-        resp_body(c, rest.p + head, rest.len - head);
-    free(rest.p);
 }
 
-static void resp_head(tf_conn_t *c)
+/* Drops the n bytes of a head from what resp_head() reads. */
+static void resp_skip(tf_hx_t *hx, bool direct, const char **data, size_t *len, size_t n)
+{
+    if (direct) {
+        *data += n;
+        *len -= n;
+    } else {
+        buf_consume(&hx->rin, n);
+    }
+}
+
+/* Reads response heads from `rin`, or, when `rin` is empty, straight from
+ * the bytes just read (data, len; NULL: from `rin`), which are kept in
+ * `rin` only when they end in an incomplete head: the usual response costs
+ * no copy. */
+static void resp_head(tf_conn_t *c, const char *data, size_t len)
 {
     tf_hx_t *hx = c->hx;
-    while (hx->rin.len > 0 && !tf_conn_closing(c) && hx->rs == RS_WAIT) {
-        tf_http_response_t *r = &resp_scratch;
-        int rc =
-            tf_http_parse_response_head(&hx->resp, hx->rin.p, hx->rin.len, HX_RESP_HEAD_MAX, r);
-        if (rc == TF_HTTP_MORE)
+    bool direct = data != NULL;
+    for (;;) {
+        if (!direct)
+            data = hx->rin.p, len = hx->rin.len;
+        if (len == 0 || tf_conn_closing(c) || hx->rs != RS_WAIT)
             return;
+        tf_http_response_t *r = &resp_scratch;
+        int rc = tf_http_parse_response_head(&hx->resp, data, len, HX_RESP_HEAD_MAX, r);
+        if (rc == TF_HTTP_MORE) {
+            if (direct && buf_append(&hx->rin, data, len) != 0)
+                tf_conn_fail(c, TF_ENOMEM, "backend read");
+            return;
+        }
         if (rc != 0) {
             TF_CONN_LOG(TF_LOG_WARN, c, "backend sent a response that cannot be relayed safely");
             send_error(c, 502);
@@ -746,9 +844,14 @@ static void resp_head(tf_conn_t *c)
             }
             hx->status = 101;
             hx->responded = true;
-            if (!send_head(c, r, false))
+            if (!send_head(c, r, false, NULL, 0))
                 return;
-            buf_consume(&hx->rin, r->head_len);
+            resp_skip(hx, direct, &data, &len, r->head_len);
+            /* What followed the 101 is the tunnel's: start_tunnel() sends `rin`. */
+            if (direct && len > 0 && buf_append(&hx->rin, data, len) != 0) {
+                tf_conn_fail(c, TF_ENOMEM, "backend read");
+                return;
+            }
             start_tunnel(c);
             return;
         }
@@ -758,13 +861,13 @@ static void resp_head(tf_conn_t *c)
              * backend has the request: it is never sent again. */
             free(hx->bhead);
             hx->bhead = NULL;
-            if (!hx->client_http10 && !send_head(c, r, false))
+            if (!hx->client_http10 && !send_head(c, r, false, NULL, 0))
                 return;
-            buf_consume(&hx->rin, r->head_len);
+            resp_skip(hx, direct, &data, &len, r->head_len);
             tf_http_parser_init_response(&hx->resp, hx->head_method);
             continue;
         }
-        final_head(c, r);
+        final_head(c, r, data, len);
         return;
     }
 }
@@ -778,11 +881,15 @@ static void backend_data(tf_conn_t *c, const char *data, size_t len)
     }
     if (hx->rs != RS_WAIT)
         return;
+    if (hx->rin.len == 0) {
+        resp_head(c, data, len);
+        return;
+    }
     if (buf_append(&hx->rin, data, len) != 0) {
         tf_conn_fail(c, TF_ENOMEM, "backend read");
         return;
     }
-    resp_head(c);
+    resp_head(c, NULL, 0);
 }
 
 /* ---- completion ------------------------------------------------------------ */

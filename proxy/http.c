@@ -7,10 +7,33 @@
 
 /* ---- the byte-level scan http-parser is lenient about ------------------------ */
 
+/* Byte classes: a token character (RFC 9110 §5.6.2: letters, digits and
+ * !#$%&'*+-.^_`|~), a byte allowed in a header value (no control byte but
+ * HTAB), a byte allowed in a start line (no control byte at all). */
+enum { B_TCHAR = 1, B_VALUE = 2, B_LINE = 4 };
+
+static const unsigned char byte_class[256] = {
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, /* */
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* */
+    6, 7, 6, 7, 7, 7, 7, 7, 6, 6, 7, 7, 6, 7, 7, 6, /*  !"#$%&'()*+,-./ */
+    7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 6, 6, 6, 6, 6, 6, /* 0-9 :;<=>? */
+    6, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, /* @A-O */
+    7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 6, 6, 6, 7, 7, /* P-Z [\]^_ */
+    7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, /* `a-o */
+    7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 6, 7, 6, 7, 0, /* p-z {|}~ DEL */
+    6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, /* 0x80-0xff: obs-text */
+    6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, /* */
+    6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, /* */
+    6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, /* */
+    6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, /* */
+    6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, /* */
+    6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, /* */
+    6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, /* */
+};
+
 static bool is_tchar(unsigned char c)
 {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           (c != 0 && strchr("!#$%&'*+-.^_`|~", c) != NULL);
+    return byte_class[c] & B_TCHAR;
 }
 
 /* One header line [s, e) without its CRLF: a token, a colon right after it
@@ -19,12 +42,12 @@ static bool is_tchar(unsigned char c)
 static bool header_line_ok(const unsigned char *s, const unsigned char *e)
 {
     const unsigned char *p = s;
-    while (p < e && is_tchar(*p))
+    while (p < e && (byte_class[*p] & B_TCHAR))
         p++;
     if (p == s || p == e || *p != ':')
         return false;
     for (p++; p < e; p++) {
-        if ((*p < 0x20 && *p != '\t') || *p == 0x7f)
+        if (!(byte_class[*p] & B_VALUE))
             return false;
     }
     return true;
@@ -33,7 +56,7 @@ static bool header_line_ok(const unsigned char *s, const unsigned char *e)
 static bool request_line_ok(const unsigned char *s, const unsigned char *e)
 {
     for (const unsigned char *p = s; p < e; p++) {
-        if (*p < 0x20 || *p == 0x7f)
+        if (!(byte_class[*p] & B_LINE))
             return false;
     }
     return e > s;
@@ -50,14 +73,12 @@ static long scan_head(const char *buf, size_t len, bool bare_lf)
     const unsigned char *b = (const unsigned char *)buf;
     size_t line = 0;
     bool first = true;
-    for (size_t i = 0; i < len; i++) {
-        if (b[i] == '\r' && !bare_lf) {
-            if (i + 1 < len && b[i + 1] != '\n')
-                return -1;
-            continue;
-        }
-        if (b[i] != '\n')
-            continue;
+    /* Line by line: a CR anywhere but before the LF is a control byte that
+     * the line checks refuse, so strict line ends need only the CR before
+     * each LF checked here, and the unfinished last line a look for a CR
+     * that is followed by something other than LF. */
+    for (const unsigned char *nl; (nl = memchr(b + line, '\n', len - line)) != NULL;) {
+        size_t i = (size_t)(nl - b);
         if (!bare_lf && (i == 0 || b[i - 1] != '\r'))
             return -1;
         const unsigned char *s = b + line, *e = b + i;
@@ -70,6 +91,8 @@ static long scan_head(const char *buf, size_t len, bool bare_lf)
         first = false;
         line = i + 1;
     }
+    if (!bare_lf && len - line >= 2 && memchr(b + line, '\r', len - line - 1) != NULL)
+        return -1;
     return 0;
 }
 
@@ -183,9 +206,24 @@ void tf_http_parser_init_response(tf_http_parser_t *p, bool head_request)
 
 /* ---- what the headers say -------------------------------------------------------- */
 
-static bool name_is(const tf_http_header_t *h, const char *name)
+/* s equals `lower` (lower case) but for the case of ASCII letters: what
+ * strncasecmp() says in the C locale, inlined, since names are compared
+ * with literals many times per message. */
+static inline bool lower_eq(const char *s, const char *lower, size_t n)
 {
-    return h->name_len == strlen(name) && strncasecmp(h->name, name, h->name_len) == 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if ((c >= 'A' && c <= 'Z' ? c + 32 : c) != (unsigned char)lower[i])
+            return false;
+    }
+    return true;
+}
+
+/* name: a lower-case literal. */
+static inline bool name_is(const tf_http_header_t *h, const char *name)
+{
+    size_t n = strlen(name);
+    return h->name_len == n && lower_eq(h->name, name, n);
 }
 
 /* Calls fn for each comma-separated token of a header value, trimmed of
@@ -210,9 +248,10 @@ static bool each_token(const char *v, size_t len, bool (*fn)(const char *, size_
     return false;
 }
 
+/* want: a lower-case string. */
 static bool token_eq(const char *t, size_t n, void *want)
 {
-    return n == strlen(want) && strncasecmp(t, want, n) == 0;
+    return n == strlen(want) && lower_eq(t, want, n);
 }
 
 typedef struct {
@@ -315,7 +354,9 @@ int tf_http_parse_head(tf_http_parser_t *p, const char *buf, size_t len, size_t 
     if (head == 0)
         return len >= max_head ? 431 : TF_HTTP_MORE;
 
-    memset(req, 0, sizeof *req);
+    /* The header array is only read up to nheaders: not cleared. */
+    memset(req, 0, offsetof(tf_http_request_t, headers));
+    memset(&req->nheaders, 0, sizeof *req - offsetof(tf_http_request_t, nheaders));
     p->headers = req->headers;
     p->nheaders = &req->nheaders;
     p->target = &req->target;
@@ -556,7 +597,8 @@ int tf_http_parse_response_head(tf_http_parser_t *p, const char *buf, size_t len
     if (scanned == 0)
         return len >= max_head ? 502 : TF_HTTP_MORE;
     size_t head = (size_t)scanned;
-    memset(resp, 0, sizeof *resp);
+    memset(resp, 0, offsetof(tf_http_response_t, headers));
+    memset(&resp->nheaders, 0, sizeof *resp - offsetof(tf_http_response_t, nheaders));
     resp->start = buf;
     p->headers = resp->headers;
     p->nheaders = &resp->nheaders;
@@ -623,13 +665,8 @@ static void put_header(out_t *o, const char *name, const char *value, size_t vle
  * what the client claimed about forwarding: never passed on. */
 static bool hop_by_hop(const tf_http_header_t *h, bool upgrade)
 {
-    static const char *const names[] = {"connection", "keep-alive", "proxy-connection", "te",
-                                        "trailer"};
-    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
-        if (name_is(h, names[i]))
-            return true;
-    }
-    return name_is(h, "upgrade") && !upgrade;
+    return name_is(h, "connection") || name_is(h, "keep-alive") || name_is(h, "proxy-connection") ||
+           name_is(h, "te") || name_is(h, "trailer") || (name_is(h, "upgrade") && !upgrade);
 }
 
 /* What the client claimed about forwarding: replaced, never passed on. */
@@ -642,6 +679,8 @@ static bool client_forwarded(const tf_http_header_t *h)
                                         "x-forwarded-port"};
     if (name_is(h, "forwarded"))
         return true;
+    if (h->name_len < 15 || h->name_len > 17) /* the lengths of the four names */
+        return false;
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         if (h->name_len != strlen(names[i]))
             continue;
@@ -688,6 +727,15 @@ static bool listed_in_connection(const tf_http_header_t *hs, size_t n, const tf_
     return false;
 }
 
+static bool has_connection(const tf_http_header_t *hs, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (name_is(&hs[i], "connection"))
+            return true;
+    }
+    return false;
+}
+
 long tf_http_rewrite_head(const tf_http_request_t *req, const tf_http_forward_t *fwd, char *out,
                           size_t outlen)
 {
@@ -695,11 +743,12 @@ long tf_http_rewrite_head(const tf_http_request_t *req, const tf_http_forward_t 
     /* The request line as received: the backend sees what the client asked. */
     const char *eol = memchr(req->method, '\n', req->head_len);
     put(&o, req->method, eol != NULL ? (size_t)(eol - req->method) + 1 : 0);
+    bool conn = has_connection(req->headers, req->nheaders);
     for (size_t i = 0; i < req->nheaders; i++) {
         const tf_http_header_t *h = &req->headers[i];
         bool upgrade_header = req->upgrade && name_is(h, "upgrade");
         if (hop_by_hop(h, req->upgrade) || client_forwarded(h) ||
-            (!upgrade_header && !framing_header(h) &&
+            (conn && !upgrade_header && !framing_header(h) &&
              listed_in_connection(req->headers, req->nheaders, h)))
             continue;
         put(&o, h->name, h->name_len);
@@ -732,12 +781,13 @@ long tf_http_rewrite_response_head(const tf_http_response_t *resp, bool close, c
         line--;
     put(&o, resp->start, line);
     put(&o, "\r\n", 2);
+    bool conn = has_connection(resp->headers, resp->nheaders);
     for (size_t i = 0; i < resp->nheaders; i++) {
         const tf_http_header_t *h = &resp->headers[i];
         bool upgrade_header = resp->upgrade && name_is(h, "upgrade");
-        if (!upgrade_header &&
-            (hop_by_hop(h, resp->upgrade) ||
-             (!framing_header(h) && listed_in_connection(resp->headers, resp->nheaders, h))))
+        if (!upgrade_header && (hop_by_hop(h, resp->upgrade) ||
+                                (conn && !framing_header(h) &&
+                                 listed_in_connection(resp->headers, resp->nheaders, h))))
             continue;
         put(&o, h->name, h->name_len);
         put(&o, ": ", 2);

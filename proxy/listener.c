@@ -117,6 +117,15 @@ int tf_listener_start(tf_listener_t *l, tf_worker_t *w, const tf_conf_addr_t *ad
     l->worker = w;
     l->addr = addr;
     l->fd = fd;
+    l->port = addr->port;
+    if (l->port == 0) {
+        /* Bound to port 0 (the kernel chose): ask the socket once. */
+        struct sockaddr_storage ss;
+        socklen_t len = sizeof ss;
+        if (getsockname(fd, (struct sockaddr *)&ss, &len) == 0)
+            l->port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                                     : ((struct sockaddr_in *)&ss)->sin_port);
+    }
     uv_timer_init(&w->loop, &l->retry);
     l->retry.data = l;
     return listener_open(l);
@@ -169,7 +178,7 @@ static bool listener_take(tf_listener_t *l)
         return false;
     }
     listener_set_state(l, TF_LISTENER_ACTIVE);
-    int rc = tf_conn_accept(l->worker, (uv_stream_t *)&l->tcp);
+    int rc = tf_conn_accept(l->worker, (uv_stream_t *)&l->tcp, l->port);
     if (rc == TF_ENOMEM) {
         /* No memory for the struct: the connection stays pending. */
         tf_worker_release(l->worker);

@@ -42,6 +42,7 @@ struct tf_listener {
     tf_worker_t *worker;
     const tf_conf_addr_t *addr;
     int fd;        /* the bound socket; owned here, closed by tf_listener_dispose */
+    uint16_t port; /* the bound port: every accepted connection's local port */
     uint8_t state; /* tf_listener_state_t */
     bool stopping; /* the worker is draining: never resume */
 };

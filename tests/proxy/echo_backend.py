@@ -36,6 +36,10 @@ GET would get and no body. Special targets (the path, before any query):
                         a pooled connection the backend closed
     /headers-only-head  "Content-Length: 1000" and X-Head: 1; GET sends 1000
                         bytes of 'h', HEAD nothing
+    /split-head         the usual answer, its head sent in three pieces 50 ms
+                        apart (cut inside a header line and inside a CRLF)
+    /interim            "103 Early Hints" with a Link header and the usual
+                        answer after it, in one write
     /ws, or any request with "Upgrade: websocket"
                         WebSocket handshake (101, Sec-WebSocket-Accept), then
                         text and binary messages are echoed (fragments
@@ -293,6 +297,18 @@ def respond(sock, req, conn, nreq):
         return alive
     if status in (204, 304) or 100 <= status < 200:
         send_head(sock, status, base)
+        return alive
+    if path in ("/split-head", "/interim"):
+        head = ["HTTP/1.1 200 OK"] + ["%s: %s" % hv for hv in base + [
+            ("Content-Type", "application/json"), ("Content-Length", str(len(doc)))]]
+        out = ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + (b"" if head_only else doc)
+        if path == "/interim":
+            sock.sendall(b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n" + out)
+            return alive
+        cuts = [out.index(b"Content-Type") + 7, out.index(b"\r\n\r\n") + 1]
+        for a, b in zip([0] + cuts, cuts + [len(out)]):
+            sock.sendall(out[a:b])
+            time.sleep(0.05)
         return alive
     send_head(sock, status, base + [("Content-Type", "application/json"),
                                     ("Content-Length", str(len(doc)))])

@@ -264,6 +264,26 @@ Test(httpmode, pipelined_requests_are_answered_in_order)
     free(out);
 }
 
+Test(httpmode, response_heads_in_pieces_and_interim_responses_in_one_read)
+{
+    char *out = raw("portal.acme.example",
+                    "GET /split-head HTTP/1.1\\r\\nHost: portal.acme.example\\r\\n\\r\\n"
+                    "GET /interim HTTP/1.1\\r\\nHost: portal.acme.example\\r\\n\\r\\n"
+                    "GET /split-head HTTP/1.1\\r\\nHost: portal.acme.example\\r\\n"
+                    "Connection: close\\r\\n\\r\\n");
+    const char *p1 = strstr(out, "\"target\": \"/split-head\"");
+    const char *p2 = strstr(out, "HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n"
+                                 "HTTP/1.1 200 OK\r\n");
+    const char *p3 = strstr(out, "\"target\": \"/interim\"");
+    const char *p4 = p3 != NULL ? strstr(p3, "\"target\": \"/split-head\"") : NULL;
+    cr_assert(p1 && p2 && p3 && p4, "%s", out);
+    cr_expect(p1 < p2 && p2 < p3, "in order: %s", out);
+    cr_expect_eq(tf_px_count(out, "HTTP/1.1 200 OK\r\nX-Backend: "), 3, "%s", out);
+    cr_expect_eq(tf_px_count(out, "Content-Type: application/json\r\nContent-Length: "), 3, "%s",
+                 out);
+    free(out);
+}
+
 Test(httpmode, bodies_stream_both_ways_intact)
 {
     int st;
