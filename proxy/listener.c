@@ -86,6 +86,32 @@ static void listener_on_connection(uv_stream_t *server, int status);
 static void listener_on_retry(uv_timer_t *t);
 static void listener_on_paused(uv_handle_t *h);
 
+/* Whether n more descriptors can be had right now. libuv takes the next
+ * pending connection (accept4) before it calls us, and when that fails
+ * with EMFILE it closes a spare descriptor, accepts and drops every waiting
+ * client to empty the backlog, and calls nobody. So accepting must pause
+ * while a descriptor is still free: the clients then wait in the backlog.
+ * A dup of the listening socket is the probe (nothing else in the accept
+ * path opens a file: wolfSSL seeds from getrandom and shares one generator
+ * per worker). */
+static bool fd_headroom(const tf_listener_t *l, int n)
+{
+    int fds[4];
+    int got = 0;
+    bool ok = true;
+    while (got < n && got < 4) {
+        int fd = fcntl(l->fd, F_DUPFD_CLOEXEC, 0);
+        if (fd < 0) {
+            ok = errno != EMFILE && errno != ENFILE;
+            break;
+        }
+        fds[got++] = fd;
+    }
+    while (got > 0)
+        close(fds[--got]);
+    return ok;
+}
+
 static int listener_open(tf_listener_t *l)
 {
     int fd = dup(l->fd);
@@ -190,6 +216,9 @@ static bool listener_take(tf_listener_t *l)
         listener_pause(l, rc);
         return false;
     }
+    /* Room for this connection's backend, or the next accept. */
+    if (!fd_headroom(l, 1))
+        listener_pause(l, UV_EMFILE);
     return true;
 }
 
@@ -216,6 +245,11 @@ void tf_listener_resume(tf_listener_t *l)
     if (l->state == TF_LISTENER_PARKED) {
         listener_take(l);
     } else if (l->state == TF_LISTENER_PAUSED) {
+        /* The handle's own descriptor, the next accept and its backend. */
+        if (!fd_headroom(l, 3)) {
+            listener_arm_retry(l);
+            return;
+        }
         int rc = listener_open(l);
         if (rc == 0)
             TF_LOG(TF_LOG_INFO, "%s: accepting again", l->addr->text);

@@ -47,6 +47,11 @@ fi
 # instead of two: about +4% full and +7% resumed handshakes per CPU-second.
 CFLAGS_W="-O2 -g -DWOLFSSL_ALT_NAMES -DWOLFSSL_ALWAYS_KEEP_SNI -DWOLFSSL_EXTRA_ALERTS"
 CFLAGS_W+=" -DWOLFSSL_TLS13_TICKET_BEFORE_FINISHED"
+# WOLFSSL_GETRANDOM: seeds from getrandom(2), not by opening /dev/urandom. The
+# generator is shared by a worker's connections (shared-rng.patch below): its
+# reseeds must not depend on a free descriptor, or running out of them once
+# would leave it failed for every later handshake.
+CFLAGS_W+=" -DWOLFSSL_GETRANDOM"
 
 # Our patches to Debian's source (scripts/wolfssl-patches/, applied after
 # Debian's own, in name order; their text is part of the cache key):
@@ -56,6 +61,11 @@ CFLAGS_W+=" -DWOLFSSL_TLS13_TICKET_BEFORE_FINISHED"
 #   connection owned): tls/ switches a handshake to a cached context of its
 #   tenant's certificate instead of loading the chain and key into every
 #   connection (docs/TLS.md, "Tenant contexts").
+# - shared-rng.patch adds wolfSSL_CTX_SetSharedRng(): the connections of a
+#   context use the caller's generator instead of instantiating a Hash_DRBG
+#   each (a /dev/urandom open, read and close and a health test per
+#   connection, and 136 bytes per idle one); tls/ keeps one per worker
+#   generation, used from that worker's thread only.
 # - sha256-shani.patch runs SHA-256 on the x86 SHA extensions (SHA-NI) where
 #   the CPU has them, chosen at run time like wolfSSL's AVX paths: about 3-4x
 #   the AVX2 code, and a handshake hashes ~100 blocks (transcript, HKDF,

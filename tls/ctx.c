@@ -90,6 +90,14 @@ static int configure(const tf_tls_ctx_t *c, WOLFSSL_CTX *w, const tf_cs_bundle_t
         set_err(err, errlen, "tls: cannot set the minimum version to TLS 1.2");
         return TF_ETLS;
     }
+#ifdef WOLFSSL_HAVE_CTX_SHARED_RNG
+    /* A connection takes its generator when it is created, on the
+     * default context; tenant contexts get it too, alike in all. */
+    if (c->rng != NULL && wolfSSL_CTX_SetSharedRng(w, c->rng) != WOLFSSL_SUCCESS) {
+        set_err(err, errlen, "tls: cannot share the random number generator");
+        return TF_ETLS;
+    }
+#endif
     if (wolfSSL_CTX_set_cipher_list(w, suites_for(b)) != WOLFSSL_SUCCESS) {
         set_err(err, errlen, "tls: cannot set the cipher suites");
         return TF_ETLS;
@@ -236,6 +244,29 @@ int tf_tls__select(tf_tls_session_t *s, const char *sni, size_t len)
     return 0;
 }
 
+/* The shared generator, seeded from getrandom(2) (WOLFSSL_GETRANDOM in
+ * scripts/build-wolfssl.sh): its periodic reseeds need no descriptor, so
+ * running out of them cannot leave it failed for every later connection. */
+static int new_rng(tf_tls_ctx_t *c, char *err, size_t errlen)
+{
+#ifdef WOLFSSL_HAVE_CTX_SHARED_RNG
+    c->rng = calloc(1, sizeof *c->rng);
+    if (c->rng == NULL)
+        return TF_ENOMEM;
+    if (wc_InitRng(c->rng) != 0) {
+        free(c->rng);
+        c->rng = NULL;
+        set_err(err, errlen, "tls: cannot seed the random number generator");
+        return TF_ETLS;
+    }
+#else
+    (void)c;
+    (void)err;
+    (void)errlen;
+#endif
+    return 0;
+}
+
 int tf_tls_ctx_new(const tf_tls_ctx_opts_t *opts, const tf_cs_snapshot_t *snap, tf_tls_ctx_t **out,
                    char *err, size_t errlen)
 {
@@ -252,7 +283,9 @@ int tf_tls_ctx_new(const tf_tls_ctx_opts_t *opts, const tf_cs_snapshot_t *snap, 
     c->tls13_only = opts->tls13_only;
     c->tickets = opts->tickets != NULL ? tf_tls_tickets_ref(opts->tickets) : NULL;
     tf_tls__cache_init(&c->cache, opts->ctx_cache, opts->ctx_cache_eager);
-    int rc = new_wctx(c, def, &c->wctx, err, errlen);
+    int rc = new_rng(c, err, errlen);
+    if (rc == 0)
+        rc = new_wctx(c, def, &c->wctx, err, errlen);
     if (rc != 0) {
         tf_tls_ctx_free(c);
         return rc;
@@ -268,6 +301,10 @@ void tf_tls_ctx_free(tf_tls_ctx_t *ctx)
         return;
     tf_tls__cache_dispose(&ctx->cache);
     wolfSSL_CTX_free(ctx->wctx);
+    if (ctx->rng != NULL) {
+        wc_FreeRng(ctx->rng);
+        free(ctx->rng);
+    }
     if (ctx->def_bundle != NULL)
         tf_cs_bundle_unref((tf_cs_bundle_t *)ctx->def_bundle);
     if (ctx->tickets != NULL)

@@ -7,6 +7,7 @@
 
 #include <wolfssl/options.h>
 #include <wolfssl/ssl.h>
+#include <wolfssl/wolfcrypt/random.h>
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -75,6 +76,12 @@ struct tf_tls_ctx {
     bool reject_unknown_sni;
     bool tls13_only;
     tf_tls__cache_t cache; /* tenant contexts, configured as wctx */
+    /* The random number generator of every connection on this context
+     * (wolfSSL_CTX_SetSharedRng, scripts/wolfssl-patches/shared-rng.patch),
+     * instead of a Hash_DRBG instantiated per connection. The context is
+     * used by one worker thread at a time, and freed after its last
+     * connection; NULL without the patch (system wolfSSL). */
+    WC_RNG *rng;
 };
 
 /* The cache's counters, for tests. */
