@@ -71,6 +71,10 @@ CFLAGS_W+=" -DWOLFSSL_GETRANDOM"
 #   the AVX2 code, and a handshake hashes ~100 blocks (transcript, HKDF,
 #   Hash_DRBG). wolfSSL has its own since 5.7.0. TLSFRONT_SHA256_NO_SHANI=1 in
 #   the environment of a process turns it off (for measuring).
+# - transcript-one-hash.patch: a TLS 1.3 server hashes the handshake
+#   transcript with the suite's hash alone once its ServerHello is out,
+#   instead of SHA-256, SHA-384 and SHA-512 all the way through (the others
+#   are never read again): about 2% of a full handshake here.
 # - x25519-fixed-base.patch computes an X25519 public key (the server's key
 #   share, every full handshake) from Ed25519's precomputed fixed-base table
 #   instead of the generic ladder: 13 us instead of 38 here (that is what

@@ -99,6 +99,40 @@ Test(tls_tickets, resumes_tls13_and_tls12)
     tf_tls_tickets_unref(t);
 }
 
+/* Every TLS 1.3 suite, full and resumed, with a tenant certificate and
+ * the default: the bundled wolfSSL hashes the transcript with the suite's
+ * hash alone once the ServerHello is out (transcript-one-hash.patch), so a
+ * SHA-384 suite, or a hash chosen wrongly, would break the Finished
+ * messages or the resumption secret here. */
+Test(tls_tickets, every_tls13_suite_full_and_resumed)
+{
+    static const char *const suites[] = {
+        "TLS13-AES128-GCM-SHA256",
+        "TLS13-AES256-GCM-SHA384",
+        "TLS13-CHACHA20-POLY1305-SHA256",
+    };
+    static const char *const names[] = {"portal.acme.example", "nobody.example"};
+    tf_tls_tickets_t *t = memory_keys(3600);
+    tf_tls_ctx_t *ctx = hx_ctx(false, false, t);
+    for (size_t i = 0; i < 3; i++) {
+        WOLFSSL_CTX *cc = hx_client_ctx(13, suites[i]);
+        for (size_t n = 0; n < 2; n++) {
+            hx_pair_t *p = hx_pair_new(ctx, cc, names[n], true);
+            cr_assert_eq(hx_handshake(p), TF_TLS_OK, "%s: %s", suites[i],
+                         tf_tls_session_error(p->s));
+            cr_expect_str_eq(tf_tls_session_cipher(p->s), suites[i]);
+            hx_pair_free(p);
+            WOLFSSL_SESSION *sess = first_visit(ctx, cc, names[n]);
+            cr_expect(revisit(ctx, cc, names[n], sess, NULL), "%s, %s: not resumed", suites[i],
+                      names[n]);
+            wolfSSL_SESSION_free(sess);
+        }
+        wolfSSL_CTX_free(cc);
+    }
+    tf_tls_ctx_free(ctx);
+    tf_tls_tickets_unref(t);
+}
+
 Test(tls_tickets, no_tickets_no_resumption)
 {
     tf_tls_ctx_t *ctx = hx_ctx(false, false, NULL);
