@@ -608,3 +608,38 @@ Test(ops_admin, a_reload_reads_the_new_token)
     free(admin(&st, "GET", "/healthz", NULL));
     cr_expect_eq(st, 401);
 }
+
+/* ---- review findings (s3-admin2) ------------------------------------------ */
+
+/* Finding 7: after a full-bundle PUT, an older NAME.key stayed behind and
+ * the next renewal without a key was checked against it (422
+ * key_mismatch). The key in NAME.pem is the one the store serves. */
+Test(ops_admin, a_renewal_after_a_full_bundle_put_ignores_a_stale_key_file)
+{
+    int rc;
+    char *sh = tf_px_sh(&rc, "cp '%s/acme.key' '%s/stale.key'", ops.pki, ops.certs);
+    cr_assert_eq(rc, 0, "%s", sh);
+    free(sh);
+    char bundle[1400];
+    snprintf(bundle, sizeof bundle, "%s/stale.pem", ops.px.tmp);
+    free(tf_ops_issue(&ops, bundle, "new", "stale.example"));
+    int st;
+    char *out = admin(&st, "PUT", "/certs/stale", bundle);
+    cr_expect_eq(st, 200, "%s", out);
+    free(out);
+    char nokey[1400], keyfile[1500];
+    snprintf(nokey, sizeof nokey, "%s/stale-renewed.pem", ops.px.tmp);
+    snprintf(keyfile, sizeof keyfile, "%s.key", nokey);
+    sh = tf_px_sh(&rc, "openssl pkey -in '%s' -out '%s'", bundle, keyfile);
+    cr_assert_eq(rc, 0, "%s", sh);
+    free(sh);
+    char *renewed = tf_ops_issue(&ops, nokey, keyfile, "stale.example");
+    sh = tf_px_sh(&rc, "openssl x509 -in '%s' > '%s.crt' && cat '%s.crt' '%s/inter.crt' > '%s'",
+                  nokey, nokey, nokey, ops.pki, nokey);
+    free(sh);
+    out = admin(&st, "PUT", "/certs/stale", nokey);
+    cr_expect_eq(st, 200, "%s", out);
+    free(out);
+    cr_expect(tf_ops_wait_serial(&ops, "stale.example", renewed, 5));
+    free(renewed);
+}
