@@ -3,6 +3,9 @@
  * by Prometheus' own promtool. */
 #include "ops.h"
 
+#include "conf/conf.h"
+#include "proxy/admin_certs.h"
+
 #include <criterion/criterion.h>
 
 #include <arpa/inet.h>
@@ -18,6 +21,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -907,4 +911,44 @@ Test(ops_admin, a_client_that_never_reads_its_answer_is_dropped)
     }
     cr_expect_neq(state, 1, "the admin API still holds the connection after 16 s");
     close(fd);
+}
+
+/* ---- in this process ------------------------------------------------------ */
+
+/* fsync() for the file work run below: it fails for directories while
+ * fail_dir_fsync is set (a disk error tests cannot cause otherwise: they
+ * run as root). Everything else reaches the system call. */
+static volatile bool fail_dir_fsync;
+
+int fsync(int fd)
+{
+    struct stat st;
+    if (fail_dir_fsync && fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
+        errno = EIO;
+        return -1;
+    }
+    return (int)syscall(SYS_fsync, fd);
+}
+
+/* Finding 8: DELETE logged a failed fsync of the directory and answered
+ * 200; the removal is not durable: 500, as a PUT that cannot be made
+ * durable. The file work runs here, on the test's configuration. */
+Test(ops_admin, a_delete_whose_directory_cannot_be_synced_is_500)
+{
+    int rc;
+    char *sh = tf_px_sh(&rc, "cp '%s/acme.pem' '%s/unsynced.pem'", ops.certs, ops.certs);
+    cr_assert_eq(rc, 0, "%s", sh);
+    free(sh);
+    tf_conf_t *conf = NULL;
+    char err[1024];
+    cr_assert_eq(tf_conf_load_file(ops.config, &conf, err, sizeof err), 0, "%s", err);
+    tf_admin_cert_job_t j = {.put = false, .conf = conf, .name = "unsynced"};
+    fail_dir_fsync = true;
+    tf_admin_cert_job_run(&j);
+    fail_dir_fsync = false;
+    cr_expect_eq(j.status, 500, "%d %s", j.status, j.text ? j.text : "");
+    cr_expect(!exists(ops.certs, "unsynced.pem"));
+    free(j.json);
+    free(j.extra);
+    tf_conf_unref(conf);
 }
