@@ -711,8 +711,9 @@ Test(ops_admin, a_put_whose_directory_changed_meanwhile_is_409)
     int fd = put_raw("moved", bundle);
     int wfd = slow_key_reached(fifo);
     int rc;
-    char *sh = tf_px_sh(&rc, "mkdir '%s/certs2' && sed -i 's|certs: \\[\"|certs: [\"%s/certs2\", \"|' '%s'",
-                        ops.px.tmp, ops.px.tmp, ops.config);
+    char *sh = tf_px_sh(
+        &rc, "mkdir '%s/certs2' && sed -i 's|certs: \\[\"|certs: [\"%s/certs2\", \"|' '%s'",
+        ops.px.tmp, ops.px.tmp, ops.config);
     cr_assert_eq(rc, 0, "%s", sh);
     free(sh);
     int st;
@@ -898,8 +899,9 @@ Test(ops_admin, a_client_that_never_reads_its_answer_is_dropped)
     cr_assert_eq(getsockname(fd, (struct sockaddr *)&me, &mel), 0);
     unsigned peer = ntohs(me.sin_port);
     char req[256];
-    int n = snprintf(req, sizeof req,
-                     "GET /certs HTTP/1.1\r\nHost: admin\r\nAuthorization: Bearer %s\r\n\r\n", TOKEN);
+    int n =
+        snprintf(req, sizeof req,
+                 "GET /certs HTTP/1.1\r\nHost: admin\r\nAuthorization: Bearer %s\r\n\r\n", TOKEN);
     send_all(fd, req, (size_t)n);
     sleep(1);
     cr_assert_eq(server_side_state(peer), 1, "the answer is still being written (ESTABLISHED)");
