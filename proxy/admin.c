@@ -8,7 +8,9 @@
  * their file work (stat, read, validate, write, fsync, rename, unlink) on
  * libuv's thread pool, and so does reading the token file on a reload. A
  * connection waiting for its file work or for a reload stays open until the
- * callback answers it: closing it (timeout, shutdown) waits for that. */
+ * callback answers it: closing it (timeout, shutdown) waits for that. File
+ * jobs run one at a time (tf_admin_t's queue): a queued connection can be
+ * closed at any time, as its work has not started. */
 #include "proxy/admin.h"
 
 #include "certstore/certstore.h"
@@ -49,6 +51,12 @@ struct tf_admin {
     bool loopback;    /* admin.listen is a loopback address */
     bool pending;     /* a connection waits to be taken (cap or memory) */
     admin_conn_t *conns;
+    /* PUT and DELETE /certs/NAME: one file job at a time, so that two
+     * requests never change one name at once, and admin traffic holds at
+     * most one of the pool's threads (shared with reloads). Others wait in
+     * a queue, oldest first. */
+    admin_conn_t *file_job; /* whose file work runs, or NULL */
+    admin_conn_t *queue_head, *queue_tail;
     unsigned handles;   /* the listener + every connection */
     unsigned jobs;      /* token file reads on the thread pool */
     uint64_t token_seq; /* the latest token request; older reads are dropped */
@@ -78,16 +86,21 @@ struct admin_conn {
     size_t head_len, body_len; /* known once the head is parsed */
     bool head_done;
     bool waiting; /* for file work or a reload: closing waits for the answer */
+    bool queued;  /* a PUT or DELETE waiting in the admin's queue */
+    bool written; /* its file work changed the files: the answer says so */
     bool answered;
     uint8_t handles;
     char method[16];
     char target[256];
     char *out;   /* the response being written */
     char *extra; /* a PUT/DELETE's own JSON, merged with the reload's */
+    admin_conn_t *qnext;
+    char sink[64]; /* reads while queued, only to see the client leave */
     file_job_t fj;
 };
 
 static void conn_close(admin_conn_t *c);
+static void conn_on_timeout(uv_timer_t *t);
 
 /* ---- responses ----------------------------------------------------------- */
 
@@ -103,9 +116,11 @@ static const struct {
     {409, "Conflict"},
     {411, "Length Required"},
     {413, "Content Too Large"},
+    {417, "Expectation Failed"},
     {422, "Unprocessable Content"},
     {431, "Request Header Fields Too Large"},
     {500, "Internal Server Error"},
+    {503, "Service Unavailable"},
 };
 
 static const char *status_text(int status)
@@ -123,8 +138,9 @@ static void conn_on_written(uv_write_t *req, int status)
     conn_close(c);
 }
 
-/* Sends the whole response and closes the connection after it. `headers`
- * holds extra header lines, each ending in CRLF. */
+/* Sends the whole response and closes the connection after it, or after
+ * TF_ADMIN_TIMEOUT_MS when the client does not take it. `headers` holds
+ * extra header lines, each ending in CRLF. */
 static void respond(admin_conn_t *c, int status, const char *type, const char *headers,
                     const char *body, size_t len)
 {
@@ -153,7 +169,9 @@ static void respond(admin_conn_t *c, int status, const char *type, const char *h
     uv_buf_t b = uv_buf_init(out, (unsigned)outlen);
     c->wreq.data = c;
     uv_read_stop((uv_stream_t *)&c->tcp);
-    uv_timer_stop(&c->timer);
+    /* A client that never reads its answer must not hold a connection
+     * slot: the write gets its own deadline. */
+    uv_timer_start(&c->timer, conn_on_timeout, TF_ADMIN_TIMEOUT_MS, 0);
     if (uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &b, 1, conn_on_written) != 0)
         conn_close(c);
 }
@@ -262,7 +280,8 @@ static void json_lines(FILE *f, const char *key, const char *text)
 
 typedef struct {
     const tf_reload_result_t *res;
-    const char *extra; /* `"key":value,` pairs of the request's own, or NULL */
+    const char *extra;    /* `"key":value,` pairs of the request's own, or NULL */
+    const char *rejected; /* why the store rejects the request's own file, or NULL */
 } reload_json_t;
 
 static void reload_json(FILE *f, void *arg)
@@ -272,9 +291,9 @@ static void reload_json(FILE *f, void *arg)
     fputc('{', f);
     if (rj->extra != NULL)
         fputs(rj->extra, f);
-    fprintf(f, "\"ok\":%s,", res->rc == 0 ? "true" : "false");
+    fprintf(f, "\"ok\":%s,", res->rc == 0 && rj->rejected == NULL ? "true" : "false");
     tf_json_key(f, "error");
-    tf_json_str(f, res->error);
+    tf_json_str(f, rj->rejected != NULL ? rj->rejected : res->error);
     fprintf(f, ",\"certificates\":{\"added\":%zu,\"replaced\":%zu,\"removed\":%zu,\"failed\":%zu,",
             res->added, res->replaced, res->removed, res->failed);
     json_lines(f, "failures", res->failures);
@@ -288,13 +307,74 @@ static void reload_json(FILE *f, void *arg)
     fputs("}}", f);
 }
 
+/* Whether two paths name the same file, a run of slashes counting as one
+ * ("certs/" + "/a.pem" as the store joins them). */
+static bool same_path(const char *a, const char *b)
+{
+    while (*a != '\0' && *b != '\0') {
+        if (*a != *b)
+            return false;
+        bool slash = *a == '/';
+        a++;
+        b++;
+        while (slash && *a == '/')
+            a++;
+        while (slash && *b == '/')
+            b++;
+    }
+    return *a == *b;
+}
+
+/* Why the store in service rejects the file this PUT wrote (its first
+ * fatal diagnostic), or NULL when it loads it. Looked up in the snapshot
+ * rather than the reload's failures: a reload that the watcher started
+ * first may have reported the file already. */
+static const char *own_file_rejected(const admin_conn_t *c)
+{
+    const tf_cs_snapshot_t *snap = tf_reload_snapshot(c->admin->reload);
+    for (size_t i = 0; snap != NULL && i < tf_cs_snapshot_entry_count(snap); i++) {
+        const tf_cs_entry_t *e = tf_cs_snapshot_entry_at(snap, i);
+        const tf_cs_bundle_t *failed = tf_cs_entry_failed(e);
+        if (failed == NULL || !same_path(tf_cs_entry_path(e), c->fj.job.file))
+            continue;
+        for (size_t k = 0; k < tf_cs_bundle_diag_count(failed); k++) {
+            const tf_cs_diag_t *d = tf_cs_bundle_diag_at(failed, k);
+            if (d->severity == TF_CS_FATAL)
+                return d->message;
+        }
+        return "the certificate store rejects the file";
+    }
+    return NULL;
+}
+
+static void at_next_start_json(FILE *f, void *arg)
+{
+    const admin_conn_t *c = arg;
+    fputc('{', f);
+    if (c->extra != NULL)
+        fputs(c->extra, f);
+    fputs("\"ok\":true,\"reload\":\"at next start\"}", f);
+}
+
 static void on_reloaded(void *arg, const tf_reload_result_t *res)
 {
     admin_conn_t *c = arg;
     c->waiting = false;
-    reload_json_t rj = {.res = res, .extra = c->extra};
-    bool failed = res->rc != 0 || (res->conf_requested && !res->conf_applied);
-    respond_json(c, failed ? 500 : 200, reload_json, &rj);
+    if (c->written && res->stopping) {
+        /* The write is durable; only the reload is left, and the next start
+         * loads the directory anyway. A 500 would make automation retry a
+         * change that is done (and a DELETE then gets 404). */
+        respond_json(c, 200, at_next_start_json, c);
+    } else {
+        reload_json_t rj = {.res = res, .extra = c->extra};
+        bool failed = res->rc != 0 || (res->conf_requested && !res->conf_applied);
+        /* Written, but the store will not load it (the last good version,
+         * if any, stays in service): 422 as for an upload that fails
+         * validation, with the store's reason. */
+        if (!failed && c->written && c->fj.job.put)
+            rj.rejected = own_file_rejected(c);
+        respond_json(c, failed ? 500 : rj.rejected != NULL ? 422 : 200, reload_json, &rj);
+    }
     if (!c->answered)
         conn_close(c);
 }
@@ -307,28 +387,95 @@ static void start_reload(admin_conn_t *c, bool with_conf, const char *why)
 
 /* ---- PUT and DELETE /certs/NAME ----------------------------------------- */
 
+static bool is(const admin_conn_t *c, const char *method);
+
 static void file_job_work(uv_work_t *req)
 {
     file_job_t *fj = tf_container_of(req, file_job_t, req);
     tf_admin_cert_job_run(&fj->job);
 }
 
+/* Whether uploads still go to `dir` under the configuration in service:
+ * tls.certs is the same up to `dir` (those before it were no directories
+ * when the file work ran). Decided without the disk. */
+static bool same_upload_dir(const tf_conf_t *then, const tf_conf_t *now, const char *dir)
+{
+    if (then == now || dir == NULL)
+        return true;
+    const tf_conf_str_list_t *a = &tf_conf_tls(then)->certs, *b = &tf_conf_tls(now)->certs;
+    for (size_t i = 0; i < a->count; i++) {
+        if (i >= b->count || strcmp(a->items[i], b->items[i]) != 0)
+            return false;
+        if (a->items[i] == dir)
+            return true;
+    }
+    return false;
+}
+
+static void file_job_start(admin_conn_t *c);
+
+/* The next queued PUT or DELETE, once none runs. */
+static void file_job_next(tf_admin_t *a)
+{
+    while (a->file_job == NULL && a->queue_head != NULL && !a->closing) {
+        admin_conn_t *c = a->queue_head;
+        a->queue_head = c->qnext;
+        if (a->queue_head == NULL)
+            a->queue_tail = NULL;
+        c->qnext = NULL;
+        c->queued = false;
+        uv_read_stop((uv_stream_t *)&c->tcp);
+        file_job_start(c);
+    }
+}
+
+/* Takes a queued connection out of the queue. */
+static void queue_remove(admin_conn_t *c)
+{
+    tf_admin_t *a = c->admin;
+    admin_conn_t *prev = NULL;
+    for (admin_conn_t *q = a->queue_head; q != NULL; prev = q, q = q->qnext) {
+        if (q != c)
+            continue;
+        if (prev != NULL)
+            prev->qnext = c->qnext;
+        else
+            a->queue_head = c->qnext;
+        if (a->queue_tail == c)
+            a->queue_tail = prev;
+        break;
+    }
+    c->qnext = NULL;
+    c->queued = false;
+}
+
 /* Back on the loop. The connection is still open: conn_close() waits while
  * c->waiting is set, whether the client left (nothing reads it meanwhile),
  * its deadline passed or the admin API is closing (then the reload below
- * answers at once with an error). */
+ * answers at once). */
 static void file_job_done(uv_work_t *req, int status)
 {
     admin_conn_t *c = tf_container_of(req, admin_conn_t, fj.req);
+    tf_admin_t *a = c->admin;
     tf_admin_cert_job_t *j = &c->fj.job;
-    tf_conf_unref(c->fj.conf);
-    c->fj.conf = NULL;
+    a->file_job = NULL;
     c->waiting = false;
     if (status != 0 && j->status == 0) {
         j->status = 500;
         j->text = "the request was cancelled\n";
     }
-    if (j->status == 0) {
+    if (j->status == 0 && !same_upload_dir(c->fj.conf, tf_reload_conf(a->reload), j->dir)) {
+        /* A configuration reload moved tls.certs while the work ran. */
+        TF_LOG(TF_LOG_WARN, "admin: %s /certs/%s: tls.certs changed meanwhile: %s %s", c->method,
+               j->name, j->put ? "wrote" : "removed", j->file);
+        char text[4400];
+        snprintf(text, sizeof text,
+                 "tls.certs changed while this request ran: %s was %s, but that directory is no "
+                 "longer the first one of tls.certs; send the request again\n",
+                 j->file, j->put ? "written" : "removed");
+        respond_text(c, 409, NULL, text);
+    } else if (j->status == 0) {
+        c->written = true;
         c->extra = j->extra;
         j->extra = NULL;
         start_reload(c, false, j->put ? "PUT /certs" : "DELETE /certs");
@@ -339,31 +486,68 @@ static void file_job_done(uv_work_t *req, int status)
     }
     free(j->json);
     j->json = NULL;
+    free(j->extra);
+    j->extra = NULL;
+    tf_conf_unref(c->fj.conf);
+    c->fj.conf = NULL;
+    if (!c->answered && !c->waiting)
+        conn_close(c);
+    file_job_next(a);
 }
 
-/* PUT or DELETE /certs/NAME: the file work goes to the thread pool; the
- * connection neither reads nor changes its buffer until it is back. */
-static void file_job_start(admin_conn_t *c, bool put, const char *name)
+/* PUT or DELETE /certs/NAME: the file work goes to the thread pool, with
+ * the configuration in service now; the connection neither reads nor
+ * changes its buffer until it is back. */
+static void file_job_start(admin_conn_t *c)
 {
+    tf_admin_t *a = c->admin;
+    const char *name = c->target + 7;
     file_job_t *fj = &c->fj;
-    fj->conf = tf_conf_ref(tf_reload_conf(c->admin->reload));
+    fj->conf = tf_conf_ref(tf_reload_conf(a->reload));
     fj->job = (tf_admin_cert_job_t){
-        .put = put,
+        .put = is(c, "PUT"),
         .conf = fj->conf,
-        .trust = c->admin->trust,
+        .trust = a->trust,
         .name = name,
         .body = c->buf + c->head_len,
         .body_len = c->body_len,
     };
     c->waiting = true;
-    int rc = uv_queue_work(c->admin->loop, &fj->req, file_job_work, file_job_done);
+    a->file_job = c;
+    int rc = uv_queue_work(a->loop, &fj->req, file_job_work, file_job_done);
     if (rc != 0) {
         tf_conf_unref(fj->conf);
         fj->conf = NULL;
         c->waiting = false;
+        a->file_job = NULL;
         TF_LOG(TF_LOG_ERROR, "admin: %s /certs/%s: %s", c->method, name, uv_strerror(rc));
         respond_text(c, 500, NULL, "cannot start the file work; see the log\n");
     }
+}
+
+static void conn_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
+static void conn_on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf);
+
+/* Runs the file work now, or queues it behind the one running. A queued
+ * connection keeps reading (into a sink) only to see its client leave,
+ * and waits at most TF_ADMIN_TIMEOUT_MS for its turn (then 503). */
+static void file_job_enqueue(admin_conn_t *c)
+{
+    tf_admin_t *a = c->admin;
+    if (a->file_job == NULL) {
+        file_job_start(c);
+        return;
+    }
+    c->queued = true;
+    c->qnext = NULL;
+    if (a->queue_tail != NULL)
+        a->queue_tail->qnext = c;
+    else
+        a->queue_head = c;
+    a->queue_tail = c;
+    uv_timer_start(&c->timer, conn_on_timeout, TF_ADMIN_TIMEOUT_MS, 0);
+    if (uv_read_start((uv_stream_t *)&c->tcp, conn_alloc, conn_on_read) != 0)
+        conn_close(c);
 }
 
 /* ---- routing --------------------------------------------------------------- */
@@ -450,7 +634,7 @@ static void route(admin_conn_t *c)
         break;
     case EP_PUT_CERT:
     case EP_DELETE_CERT:
-        file_job_start(c, is(c, "PUT"), c->target + 7);
+        file_job_enqueue(c);
         break;
     }
 }
@@ -496,7 +680,8 @@ static void copy_field(char *dst, size_t cap, const char *src, size_t len)
  * until an interim answer. A request the head already refuses (401, 411 and
  * 413 above; 404 and 405 here) gets its final answer at once and the
  * connection closes, as nginx does; anything else gets "100 Continue" and
- * is answered once its body is in (409, 422 and 500 are known only then).
+ * is answered once its body is in (422 and 500 are known only then; 409
+ * too, but for a tls.certs without any directory).
  * HTTP/1.0, a request without a body, or one whose body is arriving anyway
  * is read and answered as any other. */
 static void expect_continue(admin_conn_t *c)
@@ -504,8 +689,16 @@ static void expect_continue(admin_conn_t *c)
     if (c->req.version_minor == 0 || c->body_len == 0 || c->len > c->head_len)
         return;
     refusal_t r;
-    if (resolve(c, &r) == EP_REFUSED) {
+    endpoint_t ep = resolve(c, &r);
+    if (ep == EP_REFUSED) {
         respond_text(c, r.status, r.headers, r.text);
+        return;
+    }
+    /* Without a directory in tls.certs the upload is 409 whatever its body
+     * (a stat of the configured paths, as the reload's watcher makes on
+     * this loop); the file work checks again. */
+    if (ep == EP_PUT_CERT && tf_admin_cert_dir(tf_reload_conf(c->admin->reload)) == NULL) {
+        respond_text(c, 409, NULL, TF_ADMIN_NO_CERT_DIR);
         return;
     }
     /* A string literal: it outlives the write, which libuv only reads. No
@@ -514,6 +707,23 @@ static void expect_continue(admin_conn_t *c)
     uv_buf_t b = uv_buf_init(CONTINUE_100, sizeof CONTINUE_100 - 1);
     if (uv_write(&c->creq, (uv_stream_t *)&c->tcp, &b, 1, NULL) != 0)
         conn_close(c);
+}
+
+/* Whether every Expect of an HTTP/1.1 request is 100-continue (in any
+ * case): another expectation is refused with 417 (RFC 9110 §10.1.1), as
+ * nginx does, rather than ignored while the client waits for an answer.
+ * HTTP/1.0 has no expectations: its Expect is ignored. */
+static bool expectation_ok(const tf_http_request_t *req)
+{
+    if (req->version_minor == 0)
+        return true;
+    for (size_t i = 0; i < req->nheaders; i++) {
+        const tf_http_header_t *h = &req->headers[i];
+        if (h->name_len == 6 && strncasecmp(h->name, "expect", 6) == 0 &&
+            !(h->value_len == 12 && strncasecmp(h->value, "100-continue", 12) == 0))
+            return false;
+    }
+    return true;
 }
 
 /* The head is complete: check it and learn how much body follows. */
@@ -532,6 +742,10 @@ static void on_head(admin_conn_t *c)
         TF_LOG(TF_LOG_WARN, "admin: %s request without a valid bearer token refused", c->method);
         respond_text(c, 401, "WWW-Authenticate: Bearer realm=\"tlsfront\"\r\n",
                      "a valid bearer token is required\n");
+        return;
+    }
+    if (!expectation_ok(req)) {
+        respond_text(c, 417, NULL, "the only expectation understood is 100-continue\n");
         return;
     }
     if (req->body == TF_HTTP_BODY_CHUNKED) {
@@ -570,6 +784,10 @@ static void conn_progress(admin_conn_t *c)
 static void conn_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     admin_conn_t *c = h->data;
+    if (c->queued) {
+        *buf = uv_buf_init(c->sink, sizeof c->sink);
+        return;
+    }
     size_t limit = TF_ADMIN_MAX_HEAD + TF_ADMIN_MAX_BODY;
     if (c->cap - c->len < 4096 && c->cap < limit) {
         size_t cap = c->cap * 2 < limit ? c->cap * 2 : limit;
@@ -590,6 +808,16 @@ static void conn_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 static void conn_on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 {
     admin_conn_t *c = s->data;
+    if (c->queued) {
+        /* Nothing more is read from a request that is in (one per
+         * connection); only its end matters. */
+        if (n < 0) {
+            TF_LOG(TF_LOG_INFO, "admin: %s %s: the client left while queued; dropped", c->method,
+                   c->target);
+            conn_close(c);
+        }
+        return;
+    }
     if (n < 0) {
         conn_close(c);
         return;
@@ -607,6 +835,13 @@ static void conn_on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 static void conn_on_timeout(uv_timer_t *t)
 {
     admin_conn_t *c = t->data;
+    if (c->queued) {
+        queue_remove(c);
+        respond_text(c, 503, "Retry-After: 10\r\n",
+                     "another certificate change is still running; nothing was changed: send "
+                     "the request again\n");
+        return;
+    }
     if (!c->waiting)
         conn_close(c);
 }
@@ -656,6 +891,8 @@ static void conn_close(admin_conn_t *c)
 {
     if (c->waiting || uv_is_closing((uv_handle_t *)&c->tcp))
         return;
+    if (c->queued)
+        queue_remove(c);
     uv_close((uv_handle_t *)&c->tcp, conn_on_closed);
     uv_close((uv_handle_t *)&c->timer, conn_on_closed);
 }
@@ -932,6 +1169,13 @@ void tf_admin_close(tf_admin_t *a)
     a->closing = true;
     for (admin_conn_t *c = a->conns, *next; c != NULL; c = next) {
         next = c->next;
+        if (c->queued) {
+            /* Its file work has not started: nothing changed, say so. */
+            queue_remove(c);
+            respond_text(c, 503, NULL,
+                         "tlsfront is stopping; nothing was changed: send the request again\n");
+            continue;
+        }
         conn_close(c);
     }
     uv_close((uv_handle_t *)&a->tcp, admin_on_listener_closed);

@@ -11,17 +11,24 @@
  *   PUT    /certs/NAME   a PEM bundle (at most 1 MiB): validated, written as
  *                        NAME.pem (mode 0600, atomically) into the first
  *                        directory of tls.certs, then reloaded; 422 with
- *                        every reason when it is not usable
+ *                        every reason when it is not usable, or when the
+ *                        reload rejects the file written
  *   DELETE /certs/NAME   removes NAME.pem (and NAME.key) and reloads; 404 if absent
  *
  * A request with "Expect: 100-continue" gets "HTTP/1.1 100 Continue" before
- * its body when its head is acceptable (token, method, path, size), and its
- * final answer at once, without the 100, when not (401, 404, 405, 411, 413).
+ * its body when its head is acceptable (token, method, path, size, and a
+ * directory in tls.certs for PUT), and its final answer at once, without
+ * the 100, when not (401, 404, 405, 409, 411, 413, 417). Any other
+ * expectation of an HTTP/1.1 request is 417.
  *
  * The loop never waits for the disk: PUT and DELETE do their file work on
  * libuv's thread pool (proxy/admin_certs.h) and answer once it is durable,
  * and a new admin.token_file is read there too (the token in use stays until
- * it is read).
+ * it is read). One file job runs at a time; PUT and DELETE requests wait in
+ * a queue (503 after TF_ADMIN_TIMEOUT_MS, dropped when their client leaves).
+ * A durable change whose reload is refused because tlsfront is stopping is
+ * 200 with "reload":"at next start"; one made under a tls.certs that a
+ * reload changed meanwhile is 409.
  *
  * Private keys never appear in a response or a log line: bundles are
  * described through the certificate store's accessors, which expose none.
@@ -38,7 +45,8 @@
 /* Request head and body limits. */
 #define TF_ADMIN_MAX_HEAD 16384
 #define TF_ADMIN_MAX_BODY (1024u * 1024u)
-/* Deadline for a whole request to arrive. */
+/* Deadline for a whole request to arrive, for a queued PUT or DELETE to
+ * start, and for an answer to be taken. */
 #define TF_ADMIN_TIMEOUT_MS 10000
 
 typedef struct tf_admin tf_admin_t;

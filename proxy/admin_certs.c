@@ -107,8 +107,7 @@ bool tf_admin_cert_name_ok(const char *name)
     return strspn(name, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") == n;
 }
 
-/* The first directory in tls.certs: where uploads go. */
-static const char *cert_dir(const tf_conf_t *conf)
+const char *tf_admin_cert_dir(const tf_conf_t *conf)
 {
     const tf_conf_tls_t *tls = tf_conf_tls(conf);
     for (size_t i = 0; i < tls->certs.count; i++) {
@@ -133,16 +132,10 @@ static char *read_file(const char *path, size_t max, size_t *len)
     return data;
 }
 
-/* The private key of the existing NAME: its NAME.key, else the key blocks
- * of NAME.pem (kept in memory only to validate and write the new bundle). */
-static char *existing_key(const char *dir, const char *name, size_t *len, bool *sibling)
+/* The key blocks of NAME.pem (malloc'd, *len bytes), or NULL. */
+static char *pem_key(const char *dir, const char *name, size_t *len)
 {
     char path[4200];
-    snprintf(path, sizeof path, "%s/%s.key", dir, name);
-    char *key = read_file(path, TF_ADMIN_MAX_BODY, len);
-    *sibling = key != NULL;
-    if (key != NULL)
-        return key;
     snprintf(path, sizeof path, "%s/%s.pem", dir, name);
     char *pem = read_file(path, TF_ADMIN_MAX_BODY, len);
     if (pem == NULL)
@@ -168,6 +161,24 @@ static char *existing_key(const char *dir, const char *name, size_t *len, bool *
     /* The key's first copy, further in, must not outlive the call. */
     explicit_bzero(pem + *len + 1, total > *len ? total - *len : 0);
     return pem;
+}
+
+/* The private key of the existing NAME, looked up as the store does
+ * (certstore/bundle.c): the key blocks of NAME.pem, else NAME.key
+ * (*sibling). So a NAME.key left behind by an older bundle is ignored once
+ * NAME.pem carries its own key, as the store ignores it. Kept in memory
+ * only to validate and write the new bundle. */
+static char *existing_key(const char *dir, const char *name, size_t *len, bool *sibling)
+{
+    *sibling = false;
+    char *key = pem_key(dir, name, len);
+    if (key != NULL)
+        return key;
+    char path[4200];
+    snprintf(path, sizeof path, "%s/%s.key", dir, name);
+    key = read_file(path, TF_ADMIN_MAX_BODY, len);
+    *sibling = key != NULL;
+    return key;
 }
 
 static void wipe_free(char *p, size_t len)
@@ -296,20 +307,19 @@ static void job_fail(tf_admin_cert_job_t *j, int status, const char *text)
  * when it cannot be written; status 0 once it is durable. */
 static void put_work(tf_admin_cert_job_t *j)
 {
-    const char *dir = cert_dir(j->conf);
+    const char *dir = tf_admin_cert_dir(j->conf);
     if (dir == NULL) {
-        job_fail(j, 409,
-                 "no directory in tls.certs: uploads go into the first certificate "
-                 "directory; add one\n");
+        job_fail(j, 409, TF_ADMIN_NO_CERT_DIR);
         return;
     }
+    j->dir = dir;
     size_t keylen = 0;
     bool sibling = false;
     char *key = existing_key(dir, j->name, &keylen, &sibling);
     tf_cs_load_opts_t opts = {.trust = j->trust};
     tf_cs_bundle_t *b = NULL;
-    char file[4200];
-    snprintf(file, sizeof file, "%s/%s.pem", dir, j->name);
+    char *file = j->file;
+    snprintf(j->file, sizeof j->file, "%s/%s.pem", dir, j->name);
     int rc = tf_cs_bundle_load_mem(file, j->body, j->body_len, key, keylen, &opts, &b);
     if (b == NULL) {
         wipe_free(key, keylen);
@@ -375,12 +385,14 @@ static char *deleted_extra(const char *path)
 }
 
 /* Removes NAME.pem (then NAME.key) and syncs the directory: 409 for
- * tls.default_cert, 404 when absent, 500 when it cannot be removed. */
+ * tls.default_cert, 404 when absent, 500 when it cannot be removed or the
+ * directory cannot be synced. */
 static void delete_work(tf_admin_cert_job_t *j)
 {
-    const char *dir = cert_dir(j->conf);
-    char path[4200];
-    snprintf(path, sizeof path, "%s/%s.pem", dir ? dir : ".", j->name);
+    const char *dir = tf_admin_cert_dir(j->conf);
+    j->dir = dir;
+    char *path = j->file;
+    snprintf(j->file, sizeof j->file, "%s/%s.pem", dir ? dir : ".", j->name);
     if (dir != NULL && is_default_cert(j->conf, path)) {
         job_fail(j, 409,
                  "this is tls.default_cert, which tlsfront cannot start without: replace it "
@@ -399,8 +411,15 @@ static void delete_work(tf_admin_cert_job_t *j)
     snprintf(key, sizeof key, "%s/%s.key", dir, j->name);
     if (unlink(key) != 0 && errno != ENOENT)
         TF_LOG(TF_LOG_WARN, "DELETE /certs/%s: %s: %s", j->name, key, strerror(errno));
-    if (fsync_dir(dir) != 0)
-        TF_LOG(TF_LOG_WARN, "DELETE /certs/%s: cannot sync %s", j->name, dir);
+    int rc = fsync_dir(dir);
+    if (rc != 0) {
+        /* Not durable: a crash may bring the file back. Answered as a PUT
+         * whose write cannot be made durable. */
+        TF_LOG(TF_LOG_ERROR, "DELETE /certs/%s: removed %s but cannot sync %s: %s", j->name, path,
+               dir, strerror(-rc));
+        job_fail(j, 500, "removed, but the directory cannot be synced; see the log\n");
+        return;
+    }
     TF_LOG(TF_LOG_INFO, "DELETE /certs/%s: removed %s", j->name, path);
     j->extra = deleted_extra(path);
 }

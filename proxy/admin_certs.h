@@ -17,6 +17,14 @@
 #include <stddef.h>
 #include <stdio.h>
 
+/* The first directory in tls.certs (stat: it reads the disk's metadata),
+ * where uploads go, or NULL. Points into conf. */
+const char *tf_admin_cert_dir(const tf_conf_t *conf);
+
+/* The 409 text of a PUT without a directory in tls.certs. */
+#define TF_ADMIN_NO_CERT_DIR                                                                       \
+    "no directory in tls.certs: uploads go into the first certificate directory; add one\n"
+
 /* Whether NAME may name a certificate: 1-128 of A-Z a-z 0-9 . _ -, not
  * starting with a dot. */
 bool tf_admin_cert_name_ok(const char *name);
@@ -34,6 +42,8 @@ typedef struct {
     const char *text; /* the answer's text (static) when `json` is NULL */
     char *json;       /* the answer's JSON document (malloc'd), or NULL */
     char *extra;      /* status 0: `"key":value,` pairs for the reload's JSON, or NULL */
+    const char *dir;  /* the directory used (in conf's tls.certs), or NULL: none found */
+    char file[4200];  /* with dir: DIR/NAME.pem */
 } tf_admin_cert_job_t;
 
 /* PUT: 409 without a directory in tls.certs, 422 with every reason (json)
@@ -41,7 +51,9 @@ typedef struct {
  * written as NAME.pem (a dotfile, mode 0600, fsync, rename, fsync of the
  * directory), a bundle without a key with the existing NAME's key.
  * DELETE: 409 for tls.default_cert, 404 when absent, 500 when it cannot be
- * removed; else NAME.pem and NAME.key are gone and the directory synced.
+ * removed or the directory synced; else NAME.pem and NAME.key are gone and
+ * the directory synced. The existing key is looked up as the store does:
+ * the key in NAME.pem, else NAME.key.
  * Any thread. The caller frees `json` and `extra`. */
 void tf_admin_cert_job_run(tf_admin_cert_job_t *j);
 

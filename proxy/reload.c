@@ -531,6 +531,7 @@ static void job_after(uv_work_t *req, int status)
     }
     if (r->closed && j->rc == 0) {
         j->rc = TF_EINVAL;
+        j->res.stopping = true;
         snprintf(j->error, sizeof j->error, "shutting down: not applied");
     }
     if (j->rc == 0 && j->unchanged) {
@@ -588,7 +589,7 @@ static void request(tf_reload_t *r, bool with_conf, bool quiet, tf_reload_cb cb,
 {
     if (r->closed) {
         if (cb != NULL) {
-            tf_reload_result_t res = {.rc = TF_EINVAL, .error = "shutting down"};
+            tf_reload_result_t res = {.rc = TF_EINVAL, .error = "shutting down", .stopping = true};
             cb(arg, &res);
         }
         return;
@@ -837,7 +838,7 @@ void tf_reload_close(tf_reload_t *r)
     for (size_t i = 0; i < 4; i++)
         uv_close((uv_handle_t *)timers[i], NULL);
     /* Requests merged into a next rebuild that will not run. */
-    tf_reload_result_t res = {.rc = TF_EINVAL, .error = "shutting down"};
+    tf_reload_result_t res = {.rc = TF_EINVAL, .error = "shutting down", .stopping = true};
     while (r->pending_waiters != NULL) {
         waiter_t *w = r->pending_waiters;
         r->pending_waiters = w->next;

@@ -33,6 +33,7 @@ typedef struct tf_reload tf_reload_t;
 typedef struct {
     int rc;            /* 0: applied (possibly with rejected files); else nothing applied */
     const char *error; /* why nothing was applied (rc != 0), else NULL */
+    bool stopping;     /* rc != 0 because tlsfront is stopping (nothing else failed) */
     size_t added, replaced, removed, failed;
     const char *failures;    /* one "FILE: reason: what to do" per line, or NULL */
     const char *warnings;    /* of the bundles added or replaced, one per line, or NULL */
