@@ -451,6 +451,20 @@ static int tls_write(tf_stream_t *s, const void *data, size_t len)
 
 static int tls_take(tf_stream_t *s, char **buf, size_t *len)
 {
+    /* Usually the socket takes the whole queue at once: written straight
+     * from the session's buffer, which then goes back to the thread's
+     * spare (tls/session.c); only what the socket leaves is handed over
+     * for an asynchronous write. */
+    size_t n = 0;
+    const void *out = tf_tls_session_out(s->tls, &n);
+    if (n > 0) {
+        uv_buf_t b = uv_buf_init((char *)out, (unsigned)n);
+        int w = uv_try_write((uv_stream_t *)&s->tcp, &b, 1);
+        if (w < 0 && w != UV_EAGAIN)
+            return w;
+        if (w > 0)
+            tf_tls_session_consume_out(s->tls, (size_t)w);
+    }
     void *p = NULL;
     int rc = tf_tls_session_take_out(s->tls, &p, len);
     *buf = p;

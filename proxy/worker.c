@@ -380,6 +380,7 @@ static void worker_main(void *arg)
 {
     tf_worker_t *w = arg;
     uv_run(&w->loop, UV_RUN_DEFAULT);
+    tf_tls_thread_cleanup();
     atomic_fetch_add(&w->view.shared->finished, 1);
 }
 

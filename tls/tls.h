@@ -52,6 +52,9 @@ int tf_tls_global_init(void) __attribute__((warn_unused_result));
 
 /* Releases wolfSSL's global state at exit. */
 void tf_tls_global_cleanup(void);
+/* Frees what the calling thread keeps for its sessions (a spare queue
+ * buffer); a thread that ran sessions calls it before it ends. */
+void tf_tls_thread_cleanup(void);
 
 /* The linked wolfSSL's version, e.g. "5.5.4". Static string. */
 const char *tf_tls_library_version(void);
