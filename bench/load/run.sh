@@ -24,6 +24,7 @@
 #
 #   bench/load/run.sh [BUILD_DIR]
 #   REPEAT=3 DURATION=10 (s per run)  CONNS=50 (in flight)  IDLE=2000  SPREAD=10000
+#   ROUNDS=1 (ROUNDS=N: the proxies take turns N times, REPEAT runs each per turn)
 #   BULK_CONNS=8
 #   PROXIES="tlsfront haproxy nginx"
 #   CASES="ecdsa rsa resume idle" (all: "ecdsa rsa resume spread keepalive bulk idle")
@@ -34,6 +35,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 build=$(realpath "${1:-build}")
 repeat=${REPEAT:-3}
+rounds=${ROUNDS:-1}
 duration=${DURATION:-10}
 conns=${CONNS:-50}
 idle_n=${IDLE:-2000}
@@ -452,9 +454,13 @@ rm -rf "$work/results" && mkdir -p "$work/results"
 make_certs
 rm -f "$work"/backend-*.port "$work"/backend-*.pid
 
-for p in $proxies; do run_proxy "$p"; done
+# The host's noise drifts over minutes: with ROUNDS > 1 the proxies take
+# turns, REPEAT runs each per round, so no proxy gets all the quiet minutes.
+for _ in $(seq "$rounds"); do
+    for p in $proxies; do run_proxy "$p"; done
+done
 
-echo "median of $repeat runs, ${duration} s each, $conns connections in flight;" \
+echo "median of $((repeat * rounds)) runs ($rounds rounds, proxies in turn), ${duration} s each, $conns connections in flight;" \
     "proxy on core 0, load generator and backend on core 1; n/a: did not start"
 echo
 print_table
