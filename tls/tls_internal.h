@@ -115,7 +115,8 @@ struct tf_tls_session {
 /* ctx.c: chooses the certificate for the SNI (`sni` of `len` bytes as
  * received, NULL: none) and, unless the context's own certificate is the
  * one, switches the session's WOLFSSL to the tenant context for it (built
- * and cached on first use) or, failing that, loads it into the WOLFSSL.
+ * and cached at the bundle's second handshake) or, before that or failing
+ * that, loads it into the WOLFSSL.
  * Returns 0, or -1 to refuse: s->rejected is set for an unknown SNI under
  * `unknown_sni: reject`; s->error says why. */
 int tf_tls__select(tf_tls_session_t *s, const char *sni, size_t len);
