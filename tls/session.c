@@ -55,7 +55,7 @@ static int buf_append(tf_tls__buf_t *b, const void *data, size_t n, size_t min_c
             b->len -= b->off;
             b->off = 0;
         }
-        if (b->buf == NULL && spare != NULL && spare_cap >= n) {
+        if (b->buf == NULL && spare != NULL && spare_cap >= n && spare_cap >= min_cap) {
             b->buf = spare;
             b->cap = spare_cap;
             spare = NULL;
