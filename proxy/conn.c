@@ -154,10 +154,29 @@ void tf_conn_connect_backend(tf_conn_t *c)
     tf_conn_arm_timer(c);
 }
 
+/* Out of descriptors or memory here: no fault of the backend's, so it is not
+ * marked down and no other backend is tried (they would fail alike). */
+static bool local_error(int err)
+{
+    return err == UV_EMFILE || err == UV_ENFILE || err == UV_ENOBUFS || err == UV_ENOMEM;
+}
+
 static void backend_retry(tf_conn_t *c, int err)
 {
     tf_worker_t *w = c->worker;
     const tf_backend_t *be = tf_upstream_backend(c->gen->upstream, c->tenant, c->backend_ix);
+    if (local_error(err)) {
+        TF_CONN_LOG(TF_LOG_WARN, c, "backend %s: cannot open a connection: %s (a limit of "
+                    "tlsfront's, not the backend's)", be->text, uv_strerror(err));
+        uv_timer_stop(&c->timer);
+        c->timer_due_ms = 0;
+        if (c->hx != NULL) {
+            tf_hx_on_local_error(c);
+            return;
+        }
+        tf_conn_close(c, TF_LOG_WARN, "no descriptor for the backend connection");
+        return;
+    }
     TF_CONN_LOG(TF_LOG_WARN, c, "backend %s: connect failed: %s; marked down for %us", be->text,
                 uv_strerror(err), TF_UPSTREAM_DOWN_MS / 1000);
     tf_upstream_mark_down(c->gen->upstream, c->tenant, c->backend_ix, uv_now(&w->loop));

@@ -566,6 +566,12 @@ void tf_hx_on_backend_failed(tf_conn_t *c)
     send_error(c, 502);
 }
 
+void tf_hx_on_local_error(tf_conn_t *c)
+{
+    c->phase = TF_CONN_HTTP;
+    send_error(c, 503);
+}
+
 void tf_hx_on_backend_error(tf_conn_t *c, int err)
 {
     tf_hx_t *hx = c->hx;

@@ -46,6 +46,9 @@ void tf_hx_on_backend_ready(tf_conn_t *c, bool reused);
 bool tf_hx_pool_allowed(const tf_conn_t *c);
 /* Every backend of the tenant failed to connect. */
 void tf_hx_on_backend_failed(tf_conn_t *c);
+/* No backend connection could be opened for want of descriptors or memory
+ * here: 503, the backends are not to blame. */
+void tf_hx_on_local_error(tf_conn_t *c);
 /* The backend stream failed (read or write error). */
 void tf_hx_on_backend_error(tf_conn_t *c, int err);
 

@@ -216,8 +216,8 @@ static bool listener_take(tf_listener_t *l)
         listener_pause(l, rc);
         return false;
     }
-    /* Room for this connection's backend, or the next accept. */
-    if (!fd_headroom(l, 1))
+    /* Room for this connection's backend and the next accept. */
+    if (!fd_headroom(l, 2))
         listener_pause(l, UV_EMFILE);
     return true;
 }

@@ -170,6 +170,32 @@ def flood(port, n):
     print("flooded")
 
 
+def crowd(port, sni, cafile, n):
+    """Up to n TLS connections opened and held, stopping at the first the
+    proxy does not take within 0.3 s (it paused accepting), then at once
+    (before timeouts.request_header) one request on each: the statuses."""
+    socks = []
+    for _ in range(n):
+        try:
+            socks.append(tls_connect(port, sni, cafile, timeout=0.3))
+        except OSError:
+            break
+    req = b"GET / HTTP/1.1\r\nHost: %s\r\n\r\n" % sni.encode()
+    for s in socks:
+        s.sendall(req)
+    counts = {}
+    for s in socks:
+        try:
+            s.settimeout(10)
+            line = s.recv(64).split(b"\r\n", 1)[0].decode("latin-1")
+            status = line.split(" ")[1] if line.startswith("HTTP/1.1 ") else "none"
+        except OSError:
+            status = "error"
+        counts[status] = counts.get(status, 0) + 1
+        s.close()
+    print("held=%d %s" % (len(socks), " ".join("%s=%d" % kv for kv in sorted(counts.items()))))
+
+
 def rss_kib(pid):
     with open("/proc/%d/status" % pid) as f:
         for line in f:
@@ -214,6 +240,8 @@ def main():
         wait_close(s, float(sys.argv[5]))
     elif mode == "limit":
         limit(int(sys.argv[2]), sys.argv[3], sys.argv[4], int(sys.argv[5]))
+    elif mode == "crowd":
+        crowd(int(sys.argv[2]), sys.argv[3], sys.argv[4], int(sys.argv[5]))
     elif mode == "flood":
         flood(int(sys.argv[2]), int(sys.argv[3]))
     elif mode == "stall":

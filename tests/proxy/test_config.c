@@ -88,6 +88,42 @@ Test(proxy_config, accepting_pauses_and_resumes)
     cr_expect_eq(tf_px_stop_proxy(&px), 0);
 }
 
+/* Descriptors run out with connections held open, then every one of them
+ * sends a request: those that cannot get a backend connection are answered
+ * 503 (a limit of tlsfront's), never 502, and the backend is not marked
+ * down for it, so the others and later clients are still served. */
+Test(proxy_config, out_of_descriptors_blames_no_backend)
+{
+    tf_px_opts_t o = {.nofile = 48, .http = true};
+    tf_px_start(&px, &o);
+    int st;
+    char args[1400];
+    snprintf(args, sizeof args, "crowd %u portal.acme.example '%s' 60", px.port, px.ca);
+    char *out = client(&st, args);
+    cr_log_info("crowd: %s", out);
+    cr_expect_not_null(strstr(out, "200="), "%s", out);
+    cr_expect_null(strstr(out, "502="), "%s", out);
+    cr_expect_null(strstr(out, "none="), "%s", out);
+    free(out);
+    char *log = tf_px_log(&px);
+    cr_expect_not_null(strstr(log, "pausing accepts"), "%s", log);
+    cr_expect_null(strstr(log, "marked down"), "%s", log);
+    free(log);
+    /* Served again once the crowd has gone (bounded retries, no timing). */
+    bool served = false;
+    for (int i = 0; i < 20 && !served; i++) {
+        out = tf_px_sh(&st,
+                       "timeout 10 curl -sS -o /dev/null -w '%%{http_code}' --cacert '%s' "
+                       "--resolve portal.acme.example:%u:127.0.0.1 "
+                       "https://portal.acme.example:%u/",
+                       px.ca, px.port, px.port);
+        served = strstr(out, "200") != NULL;
+        free(out);
+    }
+    cr_expect(served, "not served after the crowd left");
+    cr_expect_eq(tf_px_stop_proxy(&px), 0);
+}
+
 /* "0.0.0.0:P" and "[::]:P" side by side (IPV6_V6ONLY), both served. */
 Test(proxy_config, ipv4_and_ipv6_listeners_coexist)
 {
