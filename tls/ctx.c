@@ -267,6 +267,24 @@ static int new_rng(tf_tls_ctx_t *c, char *err, size_t errlen)
     return 0;
 }
 
+void tf_tls__rng_check(tf_tls_ctx_t *ctx)
+{
+    byte b;
+    if (ctx->rng != NULL && !ctx->rng_failed && wc_RNG_GenerateBlock(ctx->rng, &b, 1) != 0)
+        ctx->rng_failed = true;
+}
+
+void tf_tls__rng_recover(tf_tls_ctx_t *ctx)
+{
+    if (!ctx->rng_failed || ctx->rng == NULL)
+        return;
+    wc_FreeRng(ctx->rng);
+    /* On failure it stays unusable and failed: the next session tries
+     * again, and handshakes meanwhile fail as they would have. */
+    if (wc_InitRng(ctx->rng) == 0)
+        ctx->rng_failed = false;
+}
+
 int tf_tls_ctx_new(const tf_tls_ctx_opts_t *opts, const tf_cs_snapshot_t *snap, tf_tls_ctx_t **out,
                    char *err, size_t errlen)
 {

@@ -140,6 +140,7 @@ static int map_result(tf_tls_session_t *s, int ret)
      * error like every other code. Every error is final. A certificate
      * callback's own reason wins. */
     s->failed = true;
+    tf_tls__rng_check(s->ctx);
     if (s->selected && s->served == NULL && s->error != NULL)
         return TF_ETLS;
     switch (e) {
@@ -167,6 +168,7 @@ static void trim(tf_tls_session_t *s)
 
 tf_tls_session_t *tf_tls_session_new(tf_tls_ctx_t *ctx, tf_cs_snapshot_t *snap)
 {
+    tf_tls__rng_recover(ctx);
     tf_tls_session_t *s = calloc(1, sizeof *s);
     if (s == NULL)
         return NULL;

@@ -82,7 +82,15 @@ struct tf_tls_ctx {
      * used by one worker thread at a time, and freed after its last
      * connection; NULL without the patch (system wolfSSL). */
     WC_RNG *rng;
+    bool rng_failed; /* a handshake saw it fail: instantiated again before the next */
 };
+
+/* ctx.c: after a failed handshake, whether the shared generator failed (a
+ * reseed that could not be seeded: wolfSSL keeps it failed, and reports
+ * the handshake's failure under other codes); then, before the next
+ * session, instantiates it again. Both on the context's worker thread. */
+void tf_tls__rng_check(tf_tls_ctx_t *ctx);
+void tf_tls__rng_recover(tf_tls_ctx_t *ctx);
 
 /* The cache's counters, for tests. */
 void tf_tls__cache_stats(const tf_tls_ctx_t *ctx, tf_tls__cache_stats_t *out);

@@ -496,3 +496,27 @@ Test(tls_ctxcache, a_context_is_built_at_a_tenants_second_handshake)
     tf_tls_ctx_free(ctx);
     store_close(&st);
 }
+
+#ifdef WOLFSSL_HAVE_CTX_SHARED_RNG
+/* The worker's shared generator failing (wolfSSL then keeps it failed)
+ * costs the handshake that saw it, not every later one: the next session
+ * instantiates it again. A failed Hash_DRBG is status 2 (DRBG_FAILED in
+ * wolfcrypt/src/random.c). */
+Test(tls_ctxcache, a_failed_shared_generator_is_started_again)
+{
+    store_t st;
+    ecdsa_store(&st);
+    tf_tls_ctx_t *ctx = ctx_with(&st, 4, NULL);
+    char got[256];
+    cr_assert_not_null(ctx->rng);
+    ctx->rng->status = 2;
+    int rc = visit(ctx, &st, 13, NULL, "default.cache.example", got, sizeof got, NULL, 0);
+    cr_expect_neq(rc, TF_TLS_OK, "a failed generator served a handshake");
+    cr_expect(ctx->rng_failed);
+    expect_subject(ctx, &st, 13, "default.cache.example", "/CN=default.cache.example");
+    expect_subject(ctx, &st, 12, "t1.cache.example", "/CN=t1.cache.example");
+    cr_expect_not(ctx->rng_failed);
+    tf_tls_ctx_free(ctx);
+    store_close(&st);
+}
+#endif
