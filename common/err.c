@@ -14,6 +14,10 @@ const char *tf_strerror(int err)
     default:
         break;
     }
+    /* libuv's UV_EOF (its own code, not an errno; common/ does not include
+     * uv.h): the peer closed. */
+    if (err == -4095)
+        return "end of file";
     /* Anything else is a negative errno (libuv's UV_E* codes are the same values). */
     if (err < 0 && err > -4096)
         return strerror(-err);
