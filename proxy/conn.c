@@ -166,8 +166,10 @@ static void backend_retry(tf_conn_t *c, int err)
     tf_worker_t *w = c->worker;
     const tf_backend_t *be = tf_upstream_backend(c->gen->upstream, c->tenant, c->backend_ix);
     if (local_error(err)) {
-        TF_CONN_LOG(TF_LOG_WARN, c, "backend %s: cannot open a connection: %s (a limit of "
-                    "tlsfront's, not the backend's)", be->text, uv_strerror(err));
+        TF_CONN_LOG(TF_LOG_WARN, c,
+                    "backend %s: cannot open a connection: %s (a limit of "
+                    "tlsfront's, not the backend's)",
+                    be->text, uv_strerror(err));
         uv_timer_stop(&c->timer);
         c->timer_due_ms = 0;
         if (c->hx != NULL) {

@@ -143,8 +143,8 @@ static int new_wctx(const tf_tls_ctx_t *c, const tf_cs_bundle_t *b, WOLFSSL_CTX 
                     size_t errlen)
 {
     *out = NULL;
-    WOLFSSL_CTX *w = wolfSSL_CTX_new(c->tls13_only ? wolfTLSv1_3_server_method()
-                                                   : wolfSSLv23_server_method());
+    WOLFSSL_CTX *w =
+        wolfSSL_CTX_new(c->tls13_only ? wolfTLSv1_3_server_method() : wolfSSLv23_server_method());
     if (w == NULL) {
         set_err(err, errlen, "tls: cannot create a wolfSSL context");
         return TF_ETLS;
@@ -165,9 +165,9 @@ static int new_wctx(const tf_tls_ctx_t *c, const tf_cs_bundle_t *b, WOLFSSL_CTX 
 
 #ifdef WOLFSSL_HAVE_SWITCHCTX
 /* Moves the session's WOLFSSL, before its handshake, to the cached context
- * for b, building it on a miss the cache admits. 0 when switched. Otherwise -1, with
- * s->error set when the connection must fail, unset when the caller may
- * load the bundle into the connection instead. */
+ * for b, building it on a miss the cache admits. 0 when switched.
+ * Otherwise -1, with s->error set when the connection must fail, unset
+ * when the caller may load the bundle into the connection instead. */
 static int switch_ctx(tf_tls_session_t *s, const tf_cs_bundle_t *b)
 {
     tf_tls_ctx_t *c = s->ctx;
@@ -230,8 +230,9 @@ int tf_tls__select(tf_tls_session_t *s, const char *sni, size_t len)
         return -1;
     s->ctx->cache.stats.fallbacks++;
 #endif
-    /* No tenant context (wolfSSL without our patch, or it could not be
-     * built): the bundle goes into the connection, and wolfSSL frees that
+    /* No tenant context (the bundle's first handshake lately, wolfSSL
+     * without our patch, or it could not be built): the bundle goes into
+     * the connection, and wolfSSL frees that
      * copy when the handshake ends. This includes a newer default after a
      * reload. The suites (and TLS 1.3 signature algorithms) follow the key
      * type; the context's already fit a key of the default's type. */
