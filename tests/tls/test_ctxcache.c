@@ -510,7 +510,10 @@ Test(tls_ctxcache, a_failed_shared_generator_is_started_again)
     char got[256];
     cr_assert_not_null(ctx->rng);
     ctx->rng->status = 2;
-    int rc = visit(ctx, &st, 13, NULL, "default.cache.example", got, sizeof got, NULL, 0);
+    /* TLS 1.2: the first random bytes are the ServerHello's. (In TLS 1.3
+     * they are the key share's, where wolfSSL 5.5.4 leaks the half-made
+     * entry when generation fails.) */
+    int rc = visit(ctx, &st, 12, NULL, "default.cache.example", got, sizeof got, NULL, 0);
     cr_expect_neq(rc, TF_TLS_OK, "a failed generator served a handshake");
     cr_expect(ctx->rng_failed);
     expect_subject(ctx, &st, 13, "default.cache.example", "/CN=default.cache.example");
