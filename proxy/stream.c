@@ -18,11 +18,15 @@
 /* What differs between the kinds on the write path. */
 typedef struct {
     /* Hands over every waiting byte as one malloc'd buffer (NULL, 0: none). */
+    /* TAKE_FULL instead of 0: the kind already tried the socket, which
+     * took less than all: the rest waits for it to drain. */
     int (*take)(tf_stream_t *s, char **buf, size_t *len);
     /* Starts ending the write side once nothing waits: 1 when a callback
      * will report it shut, 0 when it is shut once its output has drained. */
     int (*end)(tf_stream_t *s);
 } kind_t;
+
+enum { TAKE_FULL = 2 };
 
 static const kind_t tcp_kind;
 static const kind_t tls_kind;
@@ -108,13 +112,13 @@ static void stream_on_write(uv_write_t *req, int status)
 }
 
 /* Writes buf (owned, malloc'd; freed here or when the write completes):
- * synchronously as far as the socket takes it, the rest with one uv_write.
- * Returns 1 when a write is now in flight, 0 when everything went out, or a
- * negative code. */
-static int stream_send(tf_stream_t *s, char *buf, size_t len)
+ * synchronously as far as the socket takes it (unless the caller just
+ * found it full), the rest with one uv_write. Returns 1 when a write is now
+ * in flight, 0 when everything went out, or a negative code. */
+static int stream_send(tf_stream_t *s, char *buf, size_t len, bool full)
 {
     uv_buf_t b = uv_buf_init(buf, (unsigned)len);
-    int n = uv_try_write((uv_stream_t *)&s->tcp, &b, 1);
+    int n = full ? UV_EAGAIN : uv_try_write((uv_stream_t *)&s->tcp, &b, 1);
     if (n == (int)len) {
         free(buf);
         return 0;
@@ -171,8 +175,11 @@ int tf_stream_flush(tf_stream_t *s)
         char *buf = NULL;
         size_t len = 0;
         int rc = k->take(s, &buf, &len);
+        bool full = rc == TAKE_FULL;
+        if (full)
+            rc = 0;
         if (rc == 0 && len > 0)
-            rc = stream_send(s, buf, len);
+            rc = stream_send(s, buf, len, full);
         else if (rc == 0 && (s->flags & TF_STREAM_SHUT_WANTED) && !(s->flags & TF_STREAM_SHUT_SENT))
             rc = k->end(s);
         else if (rc == 0)
@@ -456,6 +463,7 @@ static int tls_take(tf_stream_t *s, char **buf, size_t *len)
      * spare (tls/session.c); only what the socket leaves is handed over
      * for an asynchronous write. */
     size_t n = 0;
+    bool full = false;
     const void *out = tf_tls_session_out(s->tls, &n);
     if (n > 0) {
         uv_buf_t b = uv_buf_init((char *)out, (unsigned)n);
@@ -464,13 +472,14 @@ static int tls_take(tf_stream_t *s, char **buf, size_t *len)
             return w;
         if (w > 0)
             tf_tls_session_consume_out(s->tls, (size_t)w);
+        full = w != (int)n;
     }
     void *p = NULL;
     int rc = tf_tls_session_take_out(s->tls, &p, len);
     *buf = p;
     if (rc == 0 && *buf == NULL)
         *len = 0;
-    return rc;
+    return rc == 0 && full && *len > 0 ? TAKE_FULL : rc;
 }
 
 /* The close_notify goes out through the normal write path; the stream
