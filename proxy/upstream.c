@@ -33,6 +33,9 @@ struct tf_upstream {
     size_t mask; /* slot count - 1; a power of two */
     uint32_t catch_all;
     unsigned refs; /* generations sharing the table (one worker's thread only) */
+    /* The configuration the table was built from: tenant names and settings
+     * point into it, so it lives as long as the table does. */
+    tf_conf_t *conf;
 };
 
 static uint64_t hash_str(const char *s)
@@ -134,6 +137,7 @@ int tf_upstream_new(const tf_conf_t *conf, tf_upstream_t **out, char *err, size_
         goto out;
     u->catch_all = TF_UPSTREAM_NONE;
     u->refs = 1;
+    u->conf = tf_conf_ref((tf_conf_t *)conf);
     u->ntenants = tf_conf_tenant_count(conf);
     u->tenants = calloc(u->ntenants, sizeof *u->tenants);
     if (u->tenants == NULL)
@@ -169,6 +173,7 @@ void tf_upstream_free(tf_upstream_t *u)
         free(u->tenants[i].backends);
     free(u->tenants);
     free(u->slots);
+    tf_conf_unref(u->conf);
     free(u);
 }
 
@@ -206,6 +211,11 @@ uint32_t tf_upstream_route(const tf_upstream_t *u, const char *sni)
             return t;
     }
     return u->catch_all;
+}
+
+const tf_conf_t *tf_upstream_conf(const tf_upstream_t *u)
+{
+    return u->conf;
 }
 
 const char *tf_upstream_tenant_name(const tf_upstream_t *u, uint32_t tenant)

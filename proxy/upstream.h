@@ -49,6 +49,8 @@ tf_upstream_t *tf_upstream_ref(tf_upstream_t *u);
  * Returns a tenant index or TF_UPSTREAM_NONE. */
 uint32_t tf_upstream_route(const tf_upstream_t *u, const char *sni);
 
+/* The configuration the table was built from (referenced by it). */
+const tf_conf_t *tf_upstream_conf(const tf_upstream_t *u);
 const char *tf_upstream_tenant_name(const tf_upstream_t *u, uint32_t tenant);
 /* The tenant's configuration (mode, health). */
 const tf_conf_tenant_t *tf_upstream_tenant_conf(const tf_upstream_t *u, uint32_t tenant);

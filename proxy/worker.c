@@ -108,6 +108,9 @@ static void gen_make_current(tf_worker_t *w, tf_worker_gen_t *g)
      * and health) of the generation in service. */
     if (g->upstream == NULL && old != NULL)
         g->upstream = tf_upstream_ref(old->upstream);
+    if (g->upstream != NULL && tf_upstream_conf(g->upstream) != g->conf)
+        TF_LOG(TF_LOG_WARN, "worker %u: tenant tables of another configuration kept in service; "
+               "send SIGHUP to rebuild them", w->index);
     g->older = old;
     w->gen = g;
     w->tls = g->tls;
@@ -146,6 +149,14 @@ void tf_worker_publish(tf_worker_t *w, uint64_t conf_id, tf_conf_t *conf, tf_cs_
     tf_worker_gen_t *g = gen_new(conf_id, conf, snap, tls, upstream);
     uv_mutex_lock(&w->mailbox_lock);
     tf_worker_gen_t *unused = w->mailbox;
+    /* A certificate-only generation (no tables: the worker keeps those in
+     * service) replacing one the worker never took that brought new tables
+     * for this configuration: those tables are the ones to keep, not the
+     * worker's, which point into the previous configuration. */
+    if (g->upstream == NULL && unused != NULL && unused->conf == g->conf) {
+        g->upstream = unused->upstream;
+        unused->upstream = NULL;
+    }
     w->mailbox = g;
     uv_mutex_unlock(&w->mailbox_lock);
     /* Never seen by the worker: freeing it here races with nothing. */
