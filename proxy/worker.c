@@ -109,8 +109,10 @@ static void gen_make_current(tf_worker_t *w, tf_worker_gen_t *g)
     if (g->upstream == NULL && old != NULL)
         g->upstream = tf_upstream_ref(old->upstream);
     if (g->upstream != NULL && tf_upstream_conf(g->upstream) != g->conf)
-        TF_LOG(TF_LOG_WARN, "worker %u: tenant tables of another configuration kept in service; "
-               "send SIGHUP to rebuild them", w->index);
+        TF_LOG(TF_LOG_WARN,
+               "worker %u: tenant tables of another configuration kept in service; "
+               "send SIGHUP to rebuild them",
+               w->index);
     g->older = old;
     w->gen = g;
     w->tls = g->tls;
