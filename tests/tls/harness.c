@@ -195,6 +195,22 @@ hx_pair_t *hx_pair_new(tf_tls_ctx_t *ctx, WOLFSSL_CTX *cctx, const char *sni, bo
     return hx_pair_new_on(ctx, snap, cctx, sni, alpn);
 }
 
+WOLFSSL_SESSION *hx_first_visit(tf_tls_ctx_t *ctx, tf_cs_snapshot_t *on, WOLFSSL_CTX *cctx,
+                                const char *sni)
+{
+    hx_pair_t *p = hx_pair_new_on(ctx, on != NULL ? on : snap, cctx, sni, true);
+    cr_assert_eq(wolfSSL_UseSessionTicket(p->c), WOLFSSL_SUCCESS);
+    cr_assert_eq(hx_handshake(p), TF_TLS_OK, "%s", tf_tls_session_error(p->s));
+    cr_expect_not(tf_tls_session_resumed(p->s));
+    char buf[64];
+    cr_assert_eq(hx_client_to_server(p, "ping", 4, buf, sizeof buf), 4);
+    cr_assert_eq(hx_server_to_client(p, "pong", 4, buf, sizeof buf), 4);
+    WOLFSSL_SESSION *sess = wolfSSL_get1_session(p->c);
+    cr_assert_not_null(sess);
+    hx_pair_free(p);
+    return sess;
+}
+
 hx_pair_t *hx_pair_new_on(tf_tls_ctx_t *ctx, tf_cs_snapshot_t *on, WOLFSSL_CTX *cctx,
                           const char *sni, bool alpn)
 {

@@ -50,6 +50,11 @@ typedef struct {
 /* sni NULL: none. alpn: offer http/1.1. The server session reads
  * certificates from hx_snap(), or from `on`. */
 hx_pair_t *hx_pair_new(tf_tls_ctx_t *ctx, WOLFSSL_CTX *cctx, const char *sni, bool alpn);
+/* A full handshake with a session ticket asked for (on snapshot `on`, NULL:
+ * the harness's), one exchange (so a TLS 1.3 client reads the
+ * NewSessionTicket), and the client's session for resumption. */
+WOLFSSL_SESSION *hx_first_visit(tf_tls_ctx_t *ctx, tf_cs_snapshot_t *on, WOLFSSL_CTX *cctx,
+                                const char *sni);
 hx_pair_t *hx_pair_new_on(tf_tls_ctx_t *ctx, tf_cs_snapshot_t *on, WOLFSSL_CTX *cctx,
                           const char *sni, bool alpn);
 void hx_pair_free(hx_pair_t *p);

@@ -288,24 +288,7 @@ Test(tls_ctxcache, ecdsa_tenants_over_rsa_default)
     store_close(&st);
 }
 
-/* Full handshake on a tenant context, then resumption from its ticket: on
- * the same cached context, and on a new one after an eviction. */
-static WOLFSSL_SESSION *first_visit(tf_tls_ctx_t *ctx, const store_t *st, WOLFSSL_CTX *cc,
-                                    const char *sni)
-{
-    hx_pair_t *p = hx_pair_new_on(ctx, st->snap, cc, sni, true);
-    cr_assert_eq(wolfSSL_UseSessionTicket(p->c), WOLFSSL_SUCCESS);
-    cr_assert_eq(hx_handshake(p), TF_TLS_OK, "%s", tf_tls_session_error(p->s));
-    cr_expect_not(tf_tls_session_resumed(p->s));
-    char buf[64];
-    cr_assert_eq(hx_client_to_server(p, "ping", 4, buf, sizeof buf), 4);
-    cr_assert_eq(hx_server_to_client(p, "pong", 4, buf, sizeof buf), 4);
-    WOLFSSL_SESSION *sess = wolfSSL_get1_session(p->c);
-    cr_assert_not_null(sess);
-    hx_pair_free(p);
-    return sess;
-}
-
+/* A handshake offering sess on st's snapshot: whether it resumed. */
 static bool resumes(tf_tls_ctx_t *ctx, const store_t *st, WOLFSSL_CTX *cc, const char *sni,
                     WOLFSSL_SESSION *sess)
 {
@@ -333,10 +316,10 @@ Test(tls_ctxcache, tickets_resume_on_tenant_contexts)
     int versions[] = {13, 12};
     for (int i = 0; i < 2; i++) {
         WOLFSSL_CTX *cc = hx_client_ctx(versions[i], NULL);
-        WOLFSSL_SESSION *sess = first_visit(ctx, &st, cc, "t5.cache.example");
+        WOLFSSL_SESSION *sess = hx_first_visit(ctx, st.snap, cc, "t5.cache.example");
         cr_expect(resumes(ctx, &st, cc, "t5.cache.example", sess), "TLS 1.%d, cached context",
                   versions[i] - 10);
-        WOLFSSL_SESSION *rsa = first_visit(ctx, &st, cc, "rsa.cache.example");
+        WOLFSSL_SESSION *rsa = hx_first_visit(ctx, st.snap, cc, "rsa.cache.example");
         cr_expect(resumes(ctx, &st, cc, "rsa.cache.example", rsa), "TLS 1.%d, RSA tenant",
                   versions[i] - 10);
         /* Two others push t5's context out; its ticket still opens. */

@@ -20,23 +20,6 @@ static void setup(void)
 
 TestSuite(tls_tickets, .init = setup, .fini = hx_teardown, .timeout = 60);
 
-/* A full handshake, one exchange (so a TLS 1.3 client reads the
- * NewSessionTicket), and the client's session for resumption. */
-static WOLFSSL_SESSION *first_visit(tf_tls_ctx_t *ctx, WOLFSSL_CTX *cc, const char *sni)
-{
-    hx_pair_t *p = hx_pair_new(ctx, cc, sni, true);
-    cr_assert_eq(wolfSSL_UseSessionTicket(p->c), WOLFSSL_SUCCESS);
-    cr_assert_eq(hx_handshake(p), TF_TLS_OK, "%s", tf_tls_session_error(p->s));
-    cr_expect_not(tf_tls_session_resumed(p->s));
-    char buf[64];
-    cr_assert_eq(hx_client_to_server(p, "ping", 4, buf, sizeof buf), 4);
-    cr_assert_eq(hx_server_to_client(p, "pong", 4, buf, sizeof buf), 4);
-    WOLFSSL_SESSION *sess = wolfSSL_get1_session(p->c);
-    cr_assert_not_null(sess);
-    hx_pair_free(p);
-    return sess;
-}
-
 /* A second handshake offering sess; returns whether the server resumed. */
 static bool revisit(tf_tls_ctx_t *ctx, WOLFSSL_CTX *cc, const char *sni, WOLFSSL_SESSION *sess,
                     const char *subject)
@@ -89,7 +72,7 @@ Test(tls_tickets, resumes_tls13_and_tls12)
     int versions[] = {13, 12};
     for (int i = 0; i < 2; i++) {
         WOLFSSL_CTX *cc = hx_client_ctx(versions[i], NULL);
-        WOLFSSL_SESSION *sess = first_visit(ctx, cc, "portal.acme.example");
+        WOLFSSL_SESSION *sess = hx_first_visit(ctx, NULL, cc, "portal.acme.example");
         cr_expect(revisit(ctx, cc, "portal.acme.example", sess, NULL), "TLS 1.%d",
                   versions[i] - 10);
         wolfSSL_SESSION_free(sess);
@@ -122,7 +105,7 @@ Test(tls_tickets, every_tls13_suite_full_and_resumed)
                          tf_tls_session_error(p->s));
             cr_expect_str_eq(tf_tls_session_cipher(p->s), suites[i]);
             hx_pair_free(p);
-            WOLFSSL_SESSION *sess = first_visit(ctx, cc, names[n]);
+            WOLFSSL_SESSION *sess = hx_first_visit(ctx, NULL, cc, names[n]);
             cr_expect(revisit(ctx, cc, names[n], sess, NULL), "%s, %s: not resumed", suites[i],
                       names[n]);
             wolfSSL_SESSION_free(sess);
@@ -137,7 +120,7 @@ Test(tls_tickets, no_tickets_no_resumption)
 {
     tf_tls_ctx_t *ctx = hx_ctx(false, false, NULL);
     WOLFSSL_CTX *cc = hx_client_ctx(13, NULL);
-    WOLFSSL_SESSION *sess = first_visit(ctx, cc, "portal.acme.example");
+    WOLFSSL_SESSION *sess = hx_first_visit(ctx, NULL, cc, "portal.acme.example");
     cr_expect_not(revisit(ctx, cc, "portal.acme.example", sess, "/CN=portal.acme.example"));
     wolfSSL_SESSION_free(sess);
     wolfSSL_CTX_free(cc);
@@ -152,7 +135,7 @@ Test(tls_tickets, rotated_out_key_falls_back_to_full_handshake)
         tf_tls_ctx_t *ctx = hx_ctx(false, false, t);
         WOLFSSL_CTX *cc = hx_client_ctx(versions[i], NULL);
         time_t now = time(NULL);
-        WOLFSSL_SESSION *old = first_visit(ctx, cc, "x.tenants.example");
+        WOLFSSL_SESSION *old = hx_first_visit(ctx, NULL, cc, "x.tenants.example");
         /* One rotation: the old key still decrypts. */
         cr_assert_eq(tf_tls_tickets_rotate(t, now + 100), 0);
         uint8_t name[16];
@@ -214,12 +197,12 @@ Test(tls_tickets, keys_file_resumes_across_contexts)
     int versions[] = {13, 12};
     for (int i = 0; i < 2; i++) {
         WOLFSSL_CTX *cc = hx_client_ctx(versions[i], NULL);
-        WOLFSSL_SESSION *sess = first_visit(a, cc, "chat.acme.example");
+        WOLFSSL_SESSION *sess = hx_first_visit(a, NULL, cc, "chat.acme.example");
         cr_expect(revisit(b, cc, "chat.acme.example", sess, NULL), "TLS 1.%d", versions[i] - 10);
         wolfSSL_SESSION_free(sess);
 
         /* Memory keys of another instance cannot open it. */
-        sess = first_visit(a, cc, "chat.acme.example");
+        sess = hx_first_visit(a, NULL, cc, "chat.acme.example");
         tf_tls_tickets_t *other = memory_keys(3600);
         tf_tls_ctx_t *c = hx_ctx(false, false, other);
         cr_expect_not(revisit(c, cc, "chat.acme.example", sess, "/CN=portal.acme.example"));
@@ -230,13 +213,13 @@ Test(tls_tickets, keys_file_resumes_across_contexts)
     }
     /* A new key appended: the old encrypting key still decrypts. */
     WOLFSSL_CTX *cc = hx_client_ctx(13, NULL);
-    WOLFSSL_SESSION *sess = first_visit(a, cc, "chat.acme.example");
+    WOLFSSL_SESSION *sess = hx_first_visit(a, NULL, cc, "chat.acme.example");
     write_keys(path, 4, 1);
     cr_assert_eq(tf_tls_tickets_reload(t2, err, sizeof err), 0, "%s", err);
     cr_expect(revisit(b, cc, "chat.acme.example", sess, NULL));
     wolfSSL_SESSION_free(sess);
     /* Different keys: full handshake. */
-    sess = first_visit(a, cc, "chat.acme.example");
+    sess = hx_first_visit(a, NULL, cc, "chat.acme.example");
     write_keys(path, 2, 9);
     cr_assert_eq(tf_tls_tickets_reload(t2, err, sizeof err), 0, "%s", err);
     cr_expect_not(revisit(b, cc, "chat.acme.example", sess, "/CN=portal.acme.example"));
@@ -313,7 +296,7 @@ Test(tls_tickets, keys_file_made_by_openssl)
     cr_expect_eq(tf_tls__tickets_current(t, name), 3);
     tf_tls_ctx_t *ctx = hx_ctx(false, false, t);
     WOLFSSL_CTX *cc = hx_client_ctx(13, NULL);
-    WOLFSSL_SESSION *sess = first_visit(ctx, cc, "portal.acme.example");
+    WOLFSSL_SESSION *sess = hx_first_visit(ctx, NULL, cc, "portal.acme.example");
     cr_expect(revisit(ctx, cc, "portal.acme.example", sess, NULL));
     wolfSSL_SESSION_free(sess);
     wolfSSL_CTX_free(cc);
