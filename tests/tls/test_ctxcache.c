@@ -305,6 +305,8 @@ static bool resumes(tf_tls_ctx_t *ctx, const store_t *st, WOLFSSL_CTX *cc, const
     return r;
 }
 
+/* Full handshake on a tenant context, then resumption from its ticket: on
+ * the same cached context, and on a new one after an eviction. */
 Test(tls_ctxcache, tickets_resume_on_tenant_contexts)
 {
     store_t st;
