@@ -38,16 +38,34 @@ void tf_px_demo_pki(tf_px_t *px)
     snprintf(px->ca, sizeof px->ca, "%s/pki/root.crt", px->demo);
 }
 
+/* A port the kernel just gave and took back can come again at the next
+ * call: a test's listeners (https, http, admin, backends) would then
+ * collide. Ports already handed out in this test process are asked for
+ * again (Criterion runs each test in a process of its own). */
 unsigned tf_px_free_port(void)
 {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    cr_assert_geq(fd, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof a;
-    cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
-    cr_assert_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-    close(fd);
-    return ntohs(a.sin_port);
+    static unsigned given[64];
+    static size_t ngiven;
+    for (int attempt = 0; attempt < 50; attempt++) {
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+        cr_assert_geq(fd, 0);
+        struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        socklen_t len = sizeof a;
+        cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+        cr_assert_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+        close(fd);
+        unsigned port = ntohs(a.sin_port);
+        bool seen = false;
+        for (size_t i = 0; i < ngiven && !seen; i++)
+            seen = given[i] == port;
+        if (seen)
+            continue;
+        if (ngiven < sizeof given / sizeof given[0])
+            given[ngiven++] = port;
+        return port;
+    }
+    cr_assert_fail("no new free port in 50 attempts");
+    return 0;
 }
 
 /* Starts `python3 SCRIPT NAME` with pipes on stdin and stdout; returns its
