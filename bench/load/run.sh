@@ -30,6 +30,8 @@
 #   CASES="ecdsa rsa resume idle" (all: "ecdsa rsa resume spread keepalive bulk idle")
 #   IDLE_REQUEST=1 (0: idle connections get the handshake only)
 #   TLSFRONT=BUILD_DIR/proxy/tlsfront (the binary measured)
+#   PEER_HEADERS=1 (0: haproxy and nginx forward requests as they came, without
+#           the X-Forwarded-For/-Proto/-Host/-Port that tlsfront always sets)
 #   TF_BENCH_DIR=/tmp/tlsfront-bench-load (certificates, configs, logs, raw results)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -45,6 +47,7 @@ bulk_conns=${BULK_CONNS:-8}
 proxies=${PROXIES:-tlsfront haproxy nginx}
 cases=${CASES:-ecdsa rsa resume idle}
 work=${TF_BENCH_DIR:-/tmp/tlsfront-bench-load}
+peer_headers=${PEER_HEADERS:-1}
 sni=tenant0.bench.example
 tck=$(getconf CLK_TCK)
 loadgen=$build/bench/load/bench_loadgen
@@ -131,6 +134,31 @@ make_certs() {
 sni_cert() { if [ "$1" = rsa ]; then echo "$work/rsa/certs/tenant0.pem"; else echo "$work/$1/certs/tenant000000.pem"; fi; }
 default_cert() { if [ "$1" = rsa ]; then sni_cert rsa; else echo "$work/$1/certs/system.pem"; fi; }
 
+# In the request cases tlsfront replaces X-Forwarded-For and sets -Proto, -Host
+# and -Port on every request (docs/HTTP.md); an operator who fronts web
+# applications with haproxy or nginx configures the same four, so the peers are
+# measured doing the same work per request (PEER_HEADERS=0: without them).
+haproxy_headers() {
+    [ "$haproxy_mode" = http ] && [ "$peer_headers" = 1 ] || return 0
+    cat <<'HDR'
+    http-request set-header X-Forwarded-For %[src]
+    http-request set-header X-Forwarded-Proto https
+    http-request set-header X-Forwarded-Host %[req.hdr(host)]
+    http-request set-header X-Forwarded-Port %[dst_port]
+HDR
+}
+
+nginx_headers() {
+    [ "$peer_headers" = 1 ] || return 0
+    cat <<'HDR'
+            proxy_set_header Host $http_host;
+            proxy_set_header X-Forwarded-For $remote_addr;
+            proxy_set_header X-Forwarded-Proto $scheme;
+            proxy_set_header X-Forwarded-Host $http_host;
+            proxy_set_header X-Forwarded-Port $server_port;
+HDR
+}
+
 haproxy_cfg() { # KIND PORT -> config path; the default certificate is the directory's first
     local cfg=$work/haproxy-$1.cfg
     cat >"$cfg" <<CFG
@@ -144,6 +172,7 @@ defaults
     timeout connect 5s
 frontend f
     bind 127.0.0.1:$2 ssl crt $work/$1/certs/
+$(haproxy_headers)
     default_backend b
 backend b
     server s 127.0.0.1:$backend_port
@@ -182,6 +211,7 @@ http {
             proxy_pass http://b;
             proxy_http_version 1.1;
             proxy_set_header Connection "";
+$(nginx_headers)
         }
     }
 }
