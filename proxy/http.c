@@ -36,20 +36,50 @@ static bool is_tchar(unsigned char c)
     return byte_class[c] & B_TCHAR;
 }
 
+/* What a scan of a head records: each header line's name and value (the
+ * value without the whitespace around it, RFC 9110 §5.5), and the length of
+ * the start line with its line end. */
+typedef struct {
+    tf_http_header_t *headers;
+    size_t nheaders;
+    bool too_many; /* more than TF_HTTP_MAX_HEADERS lines */
+    size_t start_line;
+} fields_t;
+
+static bool is_ows(unsigned char c)
+{
+    return c == ' ' || c == '\t';
+}
+
 /* One header line [s, e) without its CRLF: a token, a colon right after it
  * (whitespace before the colon is how requests get smuggled past
- * lenient parsers), then a value without control bytes but HTAB. */
-static bool header_line_ok(const unsigned char *s, const unsigned char *e)
+ * lenient parsers), then a value without control bytes but HTAB. The line
+ * is recorded in f. */
+static bool header_line(const unsigned char *s, const unsigned char *e, fields_t *f)
 {
     const unsigned char *p = s;
     while (p < e && (byte_class[*p] & B_TCHAR))
         p++;
     if (p == s || p == e || *p != ':')
         return false;
+    const unsigned char *colon = p;
     for (p++; p < e; p++) {
         if (!(byte_class[*p] & B_VALUE))
             return false;
     }
+    if (f->nheaders == TF_HTTP_MAX_HEADERS) {
+        f->too_many = true;
+        return true;
+    }
+    const unsigned char *v = colon + 1;
+    while (v < e && is_ows(*v))
+        v++;
+    while (e > v && is_ows(e[-1]))
+        e--;
+    f->headers[f->nheaders++] = (tf_http_header_t){.name = (const char *)s,
+                                                   .name_len = (size_t)(colon - s),
+                                                   .value = (const char *)v,
+                                                   .value_len = (size_t)(e - v)};
     return true;
 }
 
@@ -62,17 +92,20 @@ static bool request_line_ok(const unsigned char *s, const unsigned char *e)
     return e > s;
 }
 
-/* Finds the end of the head, checking every line on the way: every LF must
- * follow a CR and every CR precede an LF; no line may start with whitespace
- * (obsolete folding). bare_lf: a line may end with LF alone (responses: a
- * backend's line ends are harmless; its header lines are checked all the
- * same). Returns the head's length, 0 when it has not ended within len
- * bytes, or -1 when it is malformed. */
-static long scan_head(const char *buf, size_t len, bool bare_lf)
+/* Finds the end of the head, checking every line on the way and recording
+ * its header lines in f: every LF must follow a CR and every CR precede an
+ * LF; no line may start with whitespace (obsolete folding). bare_lf: a
+ * line may end with LF alone (responses: a backend's line ends are
+ * harmless; its header lines are checked all the same). Returns the head's
+ * length, 0 when it has not ended within len bytes, or -1 when it is
+ * malformed. */
+static long scan_head(const char *buf, size_t len, bool bare_lf, fields_t *f)
 {
     const unsigned char *b = (const unsigned char *)buf;
     size_t line = 0;
     bool first = true;
+    f->nheaders = 0;
+    f->too_many = false;
     /* Line by line: a CR anywhere but before the LF is a control byte that
      * the line checks refuse, so strict line ends need only the CR before
      * each LF checked here, and the unfinished last line a look for a CR
@@ -86,8 +119,13 @@ static long scan_head(const char *buf, size_t len, bool bare_lf)
             e--;
         if (e == s)
             return first ? -1 : (long)(i + 1);
-        if (first ? !request_line_ok(s, e) : (*s == ' ' || *s == '\t' || !header_line_ok(s, e)))
+        if (first) {
+            if (!request_line_ok(s, e))
+                return -1;
+            f->start_line = i + 1;
+        } else if (is_ows(*s) || !header_line(s, e, f)) {
             return -1;
+        }
         first = false;
         line = i + 1;
     }
@@ -129,6 +167,10 @@ const char *tf_http_reason(unsigned status)
 
 /* ---- http-parser callbacks -------------------------------------------------------- */
 
+/* http-parser reads every start line (method, target, version; status),
+ * and the whole head only of a response whose body it then follows
+ * (chunked or close-delimited). Header fields are the scan's. */
+
 static int on_url(http_parser *hp, const char *at, size_t len)
 {
     tf_http_parser_t *p = hp->data;
@@ -136,32 +178,6 @@ static int on_url(http_parser *hp, const char *at, size_t len)
         *p->target = at;
         *p->target_len = len;
     }
-    return 0;
-}
-
-static int on_header_field(http_parser *hp, const char *at, size_t len)
-{
-    tf_http_parser_t *p = hp->data;
-    if (p->in_body)
-        return 0; /* trailers are relayed as bytes, never interpreted */
-    size_t n = *p->nheaders;
-    if (n == TF_HTTP_MAX_HEADERS)
-        return -1;
-    p->headers[n] = (tf_http_header_t){.name = at, .name_len = len, .value = at + len};
-    *p->nheaders = n + 1;
-    return 0;
-}
-
-static int on_header_value(http_parser *hp, const char *at, size_t len)
-{
-    tf_http_parser_t *p = hp->data;
-    if (p->in_body)
-        return 0;
-    size_t n = *p->nheaders;
-    if (n == 0)
-        return -1;
-    p->headers[n - 1].value = at;
-    p->headers[n - 1].value_len = len;
     return 0;
 }
 
@@ -183,8 +199,6 @@ static int on_message_complete(http_parser *hp)
 
 static const http_parser_settings settings = {
     .on_url = on_url,
-    .on_header_field = on_header_field,
-    .on_header_value = on_header_value,
     .on_headers_complete = on_headers_complete,
     .on_message_complete = on_message_complete,
 };
@@ -202,6 +216,38 @@ void tf_http_parser_init_response(tf_http_parser_t *p, bool head_request)
     http_parser_init(&p->parser, HTTP_RESPONSE);
     p->parser.data = p;
     p->skip_body = head_request;
+}
+
+/* The start line (line bytes, its line end included) through http-parser:
+ * true when it took all of it as HTTP/1.0 or 1.1. The parser then waits
+ * for header lines that it is never given. */
+static bool parse_start_line(tf_http_parser_t *p, const char *buf, size_t line)
+{
+    size_t n = http_parser_execute(&p->parser, &settings, buf, line);
+    return n == line && HTTP_PARSER_ERRNO(&p->parser) == HPE_OK && p->parser.http_major == 1 &&
+           p->parser.http_minor <= 1;
+}
+
+/* A chunked or close-delimited response body is followed by http-parser:
+ * it reads the whole head from the start, so that it stands where the body
+ * begins with its own view of the framing. Returns 0 or -1. */
+static int parser_to_body(tf_http_parser_t *p, const char *buf, size_t head)
+{
+    http_parser_init(&p->parser, HTTP_RESPONSE);
+    p->parser.data = p;
+    p->target = NULL;
+    size_t n = http_parser_execute(&p->parser, &settings, buf, head);
+    if (HTTP_PARSER_ERRNO(&p->parser) != HPE_PAUSED)
+        return -1;
+    /* http-parser stops just before the head's last LF: feed it. */
+    http_parser_pause(&p->parser, 0);
+    if (n < head) {
+        http_parser_execute(&p->parser, &settings, buf + n, head - n);
+        enum http_errno e = HTTP_PARSER_ERRNO(&p->parser);
+        if (e != HPE_OK && e != HPE_PAUSED)
+            return -1;
+    }
+    return 0;
 }
 
 /* ---- what the headers say -------------------------------------------------------- */
@@ -267,6 +313,28 @@ static bool te_token(const char *t, size_t n, void *ud)
     return false;
 }
 
+/* What Connection (and Proxy-Connection, which clients still send and
+ * http-parser reads as Connection) says about the connection. */
+typedef struct {
+    bool close, keep_alive, upgrade;
+} conn_tokens_t;
+
+static bool conn_token(const char *t, size_t n, void *ud)
+{
+    conn_tokens_t *c = ud;
+    c->close |= token_eq(t, n, "close");
+    c->keep_alive |= token_eq(t, n, "keep-alive");
+    c->upgrade |= token_eq(t, n, "upgrade");
+    return false;
+}
+
+/* Persistence (RFC 9112 §9.3): HTTP/1.1 unless "close", HTTP/1.0 only with
+ * "keep-alive"; "close" wins when both are there. */
+static bool persistent(const conn_tokens_t *c, unsigned version_minor)
+{
+    return !c->close && (version_minor == 1 || c->keep_alive);
+}
+
 /* Content-Length: digits only, once. */
 static bool parse_length(const tf_http_header_t *h, uint64_t *out)
 {
@@ -307,21 +375,25 @@ static int check_framing(tf_http_request_t *r)
 {
     size_t lengths = 0, tes = 0, hosts = 0;
     te_scan_t te = {0};
-    bool conn_upgrade = false, has_upgrade = false;
+    conn_tokens_t conn = {0};
+    bool has_upgrade = false;
     for (size_t i = 0; i < r->nheaders; i++) {
         const tf_http_header_t *h = &r->headers[i];
         if (name_is(h, "content-length")) {
             if (++lengths > 1 || !parse_length(h, &r->content_length))
                 return 400;
         } else if (name_is(h, "transfer-encoding")) {
+            /* The value "chunked" alone: a list with empty elements
+             * (",chunked") is read differently by different parsers. */
             tes++;
             each_token(h->value, h->value_len, te_token, &te);
+            te.last_chunked &= token_eq(h->value, h->value_len, "chunked");
         } else if (name_is(h, "host")) {
             hosts++;
             r->host = h->value;
             r->host_len = h->value_len;
-        } else if (name_is(h, "connection")) {
-            conn_upgrade |= each_token(h->value, h->value_len, token_eq, "upgrade");
+        } else if (name_is(h, "connection") || name_is(h, "proxy-connection")) {
+            each_token(h->value, h->value_len, conn_token, &conn);
         } else if (name_is(h, "upgrade")) {
             /* h2c is cleartext HTTP/2: meaningless inside TLS, and a tunnel
              * would carry requests past per-request routing. */
@@ -339,7 +411,8 @@ static int check_framing(tf_http_request_t *r)
     r->body =
         tes > 0 ? TF_HTTP_BODY_CHUNKED
                 : (lengths > 0 && r->content_length > 0 ? TF_HTTP_BODY_LENGTH : TF_HTTP_BODY_NONE);
-    r->upgrade = conn_upgrade && has_upgrade;
+    r->upgrade = conn.upgrade && has_upgrade;
+    r->keep_alive = persistent(&conn, r->version_minor);
     return 0;
 }
 
@@ -348,42 +421,30 @@ static int check_framing(tf_http_request_t *r)
 int tf_http_parse_head(tf_http_parser_t *p, const char *buf, size_t len, size_t max_head,
                        tf_http_request_t *req)
 {
-    long head = scan_head(buf, len < max_head ? len : max_head, false);
-    if (head < 0)
+    /* The header array is only read up to nheaders: not cleared. */
+    memset(req, 0, offsetof(tf_http_request_t, headers));
+    memset(&req->nheaders, 0, sizeof *req - offsetof(tf_http_request_t, nheaders));
+    fields_t f = {.headers = req->headers};
+    long head = scan_head(buf, len < max_head ? len : max_head, false, &f);
+    if (head < 0 || f.too_many)
         return 400;
     if (head == 0)
         return len >= max_head ? 431 : TF_HTTP_MORE;
 
-    /* The header array is only read up to nheaders: not cleared. */
-    memset(req, 0, offsetof(tf_http_request_t, headers));
-    memset(&req->nheaders, 0, sizeof *req - offsetof(tf_http_request_t, nheaders));
-    p->headers = req->headers;
-    p->nheaders = &req->nheaders;
+    req->nheaders = f.nheaders;
     p->target = &req->target;
     p->target_len = &req->target_len;
-    size_t n = http_parser_execute(&p->parser, &settings, buf, (size_t)head);
-    if (HTTP_PARSER_ERRNO(&p->parser) != HPE_PAUSED || p->parser.http_major != 1 ||
-        p->parser.http_minor > 1)
+    if (!parse_start_line(p, buf, f.start_line))
         return 400;
     req->method = buf;
     req->method_len = strcspn(buf, " ");
     req->version_minor = p->parser.http_minor;
     req->head_len = (size_t)head;
-    req->keep_alive = http_should_keep_alive(&p->parser) != 0;
     int status = check_framing(req);
     if (status != 0)
         return status;
-    /* http-parser stops just before the head's last LF: feed it so that the
-     * parser stands where the body begins. */
-    http_parser_pause(&p->parser, 0);
-    p->in_body = true;
-    if (n < (size_t)head) {
-        http_parser_execute(&p->parser, &settings, buf + n, (size_t)head - n);
-        enum http_errno e = HTTP_PARSER_ERRNO(&p->parser);
-        if (e != HPE_OK && e != HPE_PAUSED)
-            return 400;
-    }
-    /* A message without a body is complete with its head. */
+    /* Request bodies are followed here, never by http-parser: a message
+     * without one is complete with its head. */
     if (req->body == TF_HTTP_BODY_NONE)
         p->done = true;
     p->strict_chunked = req->body == TF_HTTP_BODY_CHUNKED;
@@ -554,24 +615,22 @@ int tf_http_body(tf_http_parser_t *p, const char *buf, size_t len, size_t *used,
 
 /* ---- responses -------------------------------------------------------------------- */
 
-/* Framing of a response (RFC 9112 §6.3): anything ambiguous is refused
- * (http-parser already refuses a second Content-Length, even an identical
- * one: the checks here do not rely on that). */
-static int response_framing(tf_http_parser_t *p, tf_http_response_t *r)
+/* Framing of a response (RFC 9112 §6.3): anything ambiguous is refused,
+ * a second Content-Length too, even an identical one. */
+static int response_framing(tf_http_parser_t *p, tf_http_response_t *r, conn_tokens_t *conn)
 {
     size_t lengths = 0, tes = 0;
     te_scan_t te = {0};
     for (size_t i = 0; i < r->nheaders; i++) {
         const tf_http_header_t *h = &r->headers[i];
         if (name_is(h, "content-length")) {
-            uint64_t v = 0;
-            if (!parse_length(h, &v) || (lengths > 0 && v != r->content_length))
+            if (++lengths > 1 || !parse_length(h, &r->content_length))
                 return 502;
-            r->content_length = v;
-            lengths++;
         } else if (name_is(h, "transfer-encoding")) {
             tes++;
             each_token(h->value, h->value_len, te_token, &te);
+        } else if (name_is(h, "connection") || name_is(h, "proxy-connection")) {
+            each_token(h->value, h->value_len, conn_token, conn);
         }
     }
     if (tes > 0 && lengths > 0)
@@ -591,38 +650,36 @@ static int response_framing(tf_http_parser_t *p, tf_http_response_t *r)
 int tf_http_parse_response_head(tf_http_parser_t *p, const char *buf, size_t len, size_t max_head,
                                 tf_http_response_t *resp)
 {
-    long scanned = scan_head(buf, len < max_head ? len : max_head, true);
-    if (scanned < 0)
+    memset(resp, 0, offsetof(tf_http_response_t, headers));
+    memset(&resp->nheaders, 0, sizeof *resp - offsetof(tf_http_response_t, nheaders));
+    fields_t f = {.headers = resp->headers};
+    long scanned = scan_head(buf, len < max_head ? len : max_head, true, &f);
+    if (scanned < 0 || f.too_many)
         return 502;
     if (scanned == 0)
         return len >= max_head ? 502 : TF_HTTP_MORE;
     size_t head = (size_t)scanned;
-    memset(resp, 0, offsetof(tf_http_response_t, headers));
-    memset(&resp->nheaders, 0, sizeof *resp - offsetof(tf_http_response_t, nheaders));
+    resp->nheaders = f.nheaders;
     resp->start = buf;
-    p->headers = resp->headers;
-    p->nheaders = &resp->nheaders;
     p->target = NULL;
-    size_t n = http_parser_execute(&p->parser, &settings, buf, head);
-    if (HTTP_PARSER_ERRNO(&p->parser) != HPE_PAUSED || p->parser.http_major != 1 ||
-        p->parser.http_minor > 1)
+    if (!parse_start_line(p, buf, f.start_line))
         return 502;
     resp->status = p->parser.status_code;
     resp->version_minor = p->parser.http_minor;
     resp->head_len = head;
     resp->upgrade = resp->status == 101;
-    int status = response_framing(p, resp);
+    conn_tokens_t conn = {0};
+    int status = response_framing(p, resp, &conn);
     if (status != 0)
         return status;
-    http_parser_pause(&p->parser, 0);
-    p->in_body = true;
-    if (n < head) {
-        http_parser_execute(&p->parser, &settings, buf + n, head - n);
-        enum http_errno e = HTTP_PARSER_ERRNO(&p->parser);
-        if (e != HPE_OK && e != HPE_PAUSED)
+    if (resp->body == TF_HTTP_RESP_CHUNKED || resp->body == TF_HTTP_RESP_CLOSE) {
+        /* http-parser follows the body: a framing it reads otherwise
+         * (",chunked") would leave the two views of the body apart. */
+        if (parser_to_body(p, buf, head) != 0 ||
+            !(p->parser.flags & F_CHUNKED) != (resp->body != TF_HTTP_RESP_CHUNKED))
             return 502;
     }
-    resp->keep_alive = http_should_keep_alive(&p->parser) != 0 && resp->body != TF_HTTP_RESP_CLOSE;
+    resp->keep_alive = persistent(&conn, resp->version_minor) && resp->body != TF_HTTP_RESP_CLOSE;
     if (resp->body == TF_HTTP_RESP_NONE)
         p->done = true;
     p->by_length = resp->body == TF_HTTP_RESP_LENGTH;

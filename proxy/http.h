@@ -2,7 +2,9 @@
  * checked strictly, the head rewritten for the backend, and the body's
  * framing followed so that its bytes can be streamed as they are.
  *
- * http-parser stays behind this header. Everything here is pure: no I/O, no
+ * http-parser stays behind this header: it reads start lines and follows
+ * chunked and close-delimited response bodies; header lines are split by
+ * the same strict scan that checks them. Everything here is pure: no I/O, no
  * libuv, no allocation; the caller owns every buffer, and a parsed request
  * points into the caller's head buffer, which must outlive it.
  */
@@ -76,13 +78,11 @@ typedef struct {
 /* One message's parser (a request or a response). Embed it in the
  * connection; no allocation. */
 typedef struct {
-    http_parser parser;
-    tf_http_header_t *headers; /* of the message being parsed */
-    size_t *nheaders;
+    http_parser parser; /* start lines; the heads and bodies of chunked and
+                           close-delimited responses */
     const char **target;
     size_t *target_len;
     bool skip_body; /* a response to HEAD */
-    bool in_body;
     bool done;
     /* A chunked request body is followed by tf_http_body()'s own strict
      * state machine (http-parser accepts stray bytes in chunk framing). */

@@ -6,7 +6,8 @@
 # later, and the total is divided by the calls to tf_metrics_request (one
 # per request). docs/PERFORMANCE.md quotes these figures.
 #
-#   bench/load/callgrind.sh [BUILD_DIR]   (TLSFRONT=path of another binary)
+#   bench/load/callgrind.sh [BUILD_DIR]   (TLSFRONT=path of another binary;
+#   KEEP=1 copies the callgrind output to /tmp for callgrind_annotate)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 build=$(realpath "${1:-build}")
@@ -18,7 +19,7 @@ pids=()
 cleanup() {
     for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
     wait 2>/dev/null || true
-    rm -rf "$work"
+    [ -n "${KEEP:-}" ] && cp "$work"/cg.out.* /tmp/ 2>/dev/null; rm -rf "$work"
 }
 trap cleanup EXIT
 

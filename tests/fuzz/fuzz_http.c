@@ -1,9 +1,11 @@
 /* libFuzzer target for the request path: head parsing with its strict
  * framing checks, body framing over the rest of the input in pieces, and
- * the backend head. Invariants: a parsed head lies within the input, a
- * body never claims more bytes than it was given, and the rewrite never
- * overflows its buffer. */
+ * the backend head. Invariants: a parsed head lies within the input and
+ * reads as http-parser reads it (tests/proxy/http_oracle.h), a body never
+ * claims more bytes than it was given, and the rewrite never overflows its
+ * buffer. */
 #include "proxy/http.h"
+#include "tests/proxy/http_oracle.h"
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -20,7 +22,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     tf_http_parser_init(&p);
     if (tf_http_parse_head(&p, buf, size, 4096, &req) != 0)
         return 0;
-    if (req.head_len > size)
+    if (req.head_len > size || tf_http_oracle_request(buf, &req) != NULL)
         abort();
     tf_http_forward_t fwd = {.client_addr = "2001:db8::7", .server_port = 443};
     long n = tf_http_rewrite_head(&req, &fwd, out, sizeof out);

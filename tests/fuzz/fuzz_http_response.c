@@ -1,9 +1,11 @@
 /* libFuzzer target for the response path: a backend's response head (the
  * first input byte chooses whether the request was HEAD), its rewrite for
  * the client, then the body followed in pieces. Invariants: a parsed head
- * lies within the input, the rewrite never overflows, a body never claims
+ * lies within the input and reads as http-parser reads it
+ * (tests/proxy/http_oracle.h), the rewrite never overflows, a body never claims
  * more bytes than it was given, and a bodiless response is done at once. */
 #include "proxy/http.h"
+#include "tests/proxy/http_oracle.h"
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -24,7 +26,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     tf_http_parser_init_response(&p, head_request);
     if (tf_http_parse_response_head(&p, buf, size, 4096, &resp) != 0)
         return 0;
-    if (resp.head_len > size || resp.start != buf)
+    if (resp.head_len > size || resp.start != buf ||
+        tf_http_oracle_response(buf, head_request, &resp) != NULL)
         abort();
     if (resp.body == TF_HTTP_RESP_NONE && !p.done)
         abort();

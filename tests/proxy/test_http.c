@@ -1,8 +1,10 @@
 /* Request heads, strict framing and the backend's head (SPEC §7), pure:
  * no network. Every smuggling vector the SPEC names is refused with 400. */
 #include "proxy/http.h"
+#include "tests/proxy/http_oracle.h"
 
 #include <criterion/criterion.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -70,6 +72,8 @@ static const char *const smuggling[] = {
     "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: "
     "chunked\r\n\r\n",
     "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: xchunked\r\n\r\n",
+    "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: ,chunked\r\n\r\n",
+    "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked,\r\n\r\n",
     "POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n",
     /* obsolete line folding */
     "GET / HTTP/1.1\r\nHost: a\r\nX-A: b\r\n c\r\n\r\n",
@@ -330,8 +334,10 @@ Test(http, ambiguous_responses_are_502)
     cr_expect_eq(parse_resp("garbage\r\n\r\n", false), 502);
     cr_expect_eq(
         parse_resp("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n", false), 502,
-        "http-parser refuses even identical duplicates");
+        "a second Content-Length, even an identical one");
     cr_expect_eq(parse_resp("HTTP/1.1 200 OK\nContent-Length: 2\n\nok", false), 0, "bare LF");
+    cr_expect_eq(parse_resp("HTTP/1.1 200 OK\r\nTransfer-Encoding: ,chunked\r\n\r\n", false), 502,
+                 "http-parser, which follows the body, would not read it as chunked");
 }
 
 Test(http, response_heads_lose_hop_by_hop_headers)
@@ -388,4 +394,169 @@ Test(http, h2c_is_not_an_upgrade_inside_tls)
     const char *o = rewrite("GET / HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\n"
                             "Upgrade: h2c\r\n\r\n");
     cr_expect(strstr(o, "h2c") == NULL, "%s", o);
+}
+
+/* ---- the head scan against http-parser ---------------------------------------- */
+
+/* A small deterministic generator (xorshift), so a failure repeats. */
+static uint32_t rnd_state = 2463534242u;
+
+static uint32_t rnd(uint32_t n)
+{
+    rnd_state ^= rnd_state << 13;
+    rnd_state ^= rnd_state >> 17;
+    rnd_state ^= rnd_state << 5;
+    return rnd_state % n;
+}
+
+static const char *pick(const char *const *list, size_t n)
+{
+    return list[rnd((uint32_t)n)];
+}
+
+#define PICK(list) pick(list, sizeof list / sizeof list[0])
+
+static const char *const names[] = {
+    "Host",
+    "host",
+    "HOST",
+    "Content-Length",
+    "content-length",
+    "Transfer-Encoding",
+    "Connection",
+    "connection",
+    "Proxy-Connection",
+    "Keep-Alive",
+    "Upgrade",
+    "Expect",
+    "X-Forwarded-For",
+    "Accept",
+    "User-Agent",
+    "Cookie",
+    "X-A_b",
+    "TE",
+    "Trailer",
+    "X",
+};
+static const char *const values[] = {
+    "a.example",
+    "a.example:8443",
+    "0",
+    "5",
+    "12",
+    "chunked",
+    "gzip, chunked",
+    "close",
+    "keep-alive",
+    "Keep-Alive",
+    "keep-alive, close",
+    "Upgrade",
+    "upgrade, close",
+    "websocket",
+    "100-continue",
+    "",
+    "a  b",
+    "x,y ,  z",
+    "\xc3\xa9t\xc3\xa9",
+    "*/*",
+    "closed",
+    "xclose, close",
+};
+static const char *const ows[] = {"", "", "", " ", "  ", "\t", " \t "};
+
+/* A head that is mostly well-formed, with the variations that matter to
+ * field splitting: whitespace around values, empty values, case, repeated
+ * and listed Connection tokens, obs-text. */
+static size_t random_head(char *buf, size_t cap, bool response)
+{
+    static const char *const req_lines[] = {
+        "GET / HTTP/1.1",     "POST /up?x=1 HTTP/1.1",          "HEAD /h HTTP/1.0",
+        "OPTIONS * HTTP/1.1", "GET http://a.example/ HTTP/1.1", "DELETE /r HTTP/1.0",
+        "PUT /p HTTP/1.1"};
+    static const char *const resp_lines[] = {"HTTP/1.1 200 OK",
+                                             "HTTP/1.0 200 OK",
+                                             "HTTP/1.1 204 No Content",
+                                             "HTTP/1.1 304 Not Modified",
+                                             "HTTP/1.1 101 Switching Protocols",
+                                             "HTTP/1.1 404",
+                                             "HTTP/1.1 500 Internal Server Error"};
+    size_t n = (size_t)snprintf(buf, cap, "%s\r\n", response ? PICK(resp_lines) : PICK(req_lines));
+    size_t lines = rnd(8);
+    for (size_t i = 0; i < lines && n + 200 < cap; i++)
+        n += (size_t)snprintf(buf + n, cap - n, "%s:%s%s%s\r\n", PICK(names), PICK(ows),
+                              PICK(values), PICK(ows));
+    if (!response && rnd(4) != 0 && n + 40 < cap)
+        n += (size_t)snprintf(buf + n, cap - n, "Host: a.example\r\n");
+    n += (size_t)snprintf(buf + n, cap - n, "\r\n");
+    return n;
+}
+
+Test(http, header_fields_are_what_http_parser_reads)
+{
+    char buf[4096];
+    size_t accepted_req = 0, accepted_resp = 0;
+    for (int i = 0; i < 20000; i++) {
+        size_t n = random_head(buf, sizeof buf, false);
+        tf_http_parser_init(&parser);
+        if (tf_http_parse_head(&parser, buf, n, sizeof buf, &req) == 0) {
+            accepted_req++;
+            const char *why = tf_http_oracle_request(buf, &req);
+            cr_assert_null(why, "%s in: %.*s", why, (int)n, buf);
+        }
+        n = random_head(buf, sizeof buf, true);
+        bool head = rnd(2);
+        static tf_http_response_t r;
+        tf_http_parser_init_response(&parser, head);
+        if (tf_http_parse_response_head(&parser, buf, n, sizeof buf, &r) == 0) {
+            accepted_resp++;
+            const char *why = tf_http_oracle_response(buf, head, &r);
+            cr_assert_null(why, "%s in: %.*s", why, (int)n, buf);
+        }
+    }
+    /* The generator must reach the comparison, not only the refusals. */
+    cr_expect_gt(accepted_req, 4000);
+    cr_expect_gt(accepted_resp, 4000);
+}
+
+Test(http, whitespace_around_a_value_is_not_part_of_it)
+{
+    const char *h = "POST /u HTTP/1.1\r\nHost:  a.example \t\r\nContent-Length: 5 \r\n"
+                    "X-Empty:   \r\n\r\n";
+    cr_assert_eq(parse(h), 0);
+    cr_expect_eq(req.host_len, 9);
+    cr_expect_eq(strncmp(req.host, "a.example", 9), 0);
+    cr_expect_eq(req.body, TF_HTTP_BODY_LENGTH);
+    cr_expect_eq(req.content_length, 5);
+    cr_expect_eq(req.nheaders, 3);
+    cr_expect_eq(req.headers[2].value_len, 0);
+}
+
+Test(http, close_wins_over_keep_alive)
+{
+    cr_assert_eq(parse("GET / HTTP/1.0\r\nConnection: keep-alive, close\r\n\r\n"), 0);
+    cr_expect_not(req.keep_alive);
+    cr_assert_eq(parse("GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n"), 0);
+    cr_expect(req.keep_alive);
+    cr_assert_eq(parse("GET / HTTP/1.1\r\nHost: a\r\nProxy-Connection: close\r\n\r\n"), 0);
+    cr_expect_not(req.keep_alive);
+    cr_assert_eq(parse("GET / HTTP/1.1\r\nHost: a\r\nConnection: closed\r\n\r\n"), 0);
+    cr_expect(req.keep_alive);
+}
+
+Test(http, more_header_lines_than_kept_is_400)
+{
+    static char h[8192];
+    size_t n = (size_t)snprintf(h, sizeof h, "GET / HTTP/1.1\r\nHost: a\r\n");
+    for (int i = 0; i < TF_HTTP_MAX_HEADERS; i++)
+        n += (size_t)snprintf(h + n, sizeof h - n, "X-%d: v\r\n", i);
+    snprintf(h + n, sizeof h - n, "\r\n");
+    cr_expect_eq(parse(h), 400);
+}
+
+Test(http, a_start_line_http_parser_refuses_is_400)
+{
+    cr_expect_eq(parse("BREW /pot HTTP/1.1\r\nHost: a\r\n\r\n"), 400);
+    cr_expect_eq(parse("GET / HTTP/2.0\r\nHost: a\r\n\r\n"), 400);
+    cr_expect_eq(parse("GET /\r\nHost: a\r\n\r\n"), 400);
+    cr_expect_eq(parse("GET / HTTP/1.1 extra\r\nHost: a\r\n\r\n"), 400);
 }
