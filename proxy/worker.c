@@ -392,6 +392,7 @@ int tf_worker_new(tf_shared_t *shared, unsigned index, tf_conf_t *conf, tf_cs_sn
 static void worker_main(void *arg)
 {
     tf_worker_t *w = arg;
+    tf_tls_thread_init();
     uv_run(&w->loop, UV_RUN_DEFAULT);
     tf_tls_thread_cleanup();
     atomic_fetch_add(&w->view.shared->finished, 1);

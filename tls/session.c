@@ -35,6 +35,7 @@ static void buf_free(tf_tls__buf_t *b)
 
 void tf_tls_thread_cleanup(void)
 {
+    tf_tls__alloc_thread_cleanup();
     free(spare);
     spare = NULL;
     spare_cap = 0;

@@ -31,12 +31,12 @@ typedef struct {
 } tf_tls__slot_t;
 
 typedef struct {
-    uint64_t hits;      /* handshakes that found their context ready */
-    uint64_t builds;    /* contexts built for a tenant certificate */
-    uint64_t evictions; /* contexts dropped to make room */
-    uint64_t fallbacks; /* handshakes that loaded the bundle into the connection */
+    uint64_t hits;         /* handshakes that found their context ready */
+    uint64_t builds;       /* contexts built for a tenant certificate */
+    uint64_t evictions;    /* contexts dropped to make room */
+    uint64_t fallbacks;    /* handshakes that loaded the bundle into the connection */
     uint64_t first_sights; /* of those, bundles not seen recently (no context built) */
-    unsigned size, cap; /* contexts held, and the bound */
+    unsigned size, cap;    /* contexts held, and the bound */
 } tf_tls__cache_stats_t;
 
 typedef struct {
@@ -110,14 +110,14 @@ struct tf_tls_session {
     bool selected; /* the certificate was chosen (and loaded) */
     bool rejected; /* unknown SNI refused */
     bool established;
-    bool closed;        /* close_notify received */
-    bool failed;        /* a fatal error ended the session */
-    bool shut;          /* tf_tls_session_shutdown was called */
-    bool hello_opaque;  /* hello.c could not read the ClientHello */
-    const char *error;  /* static string, why the last call failed */
-    char *sni;          /* a copy of the client's SNI as sent, or NULL */
-    tf_tls__buf_t in;   /* ciphertext from the client */
-    tf_tls__buf_t out;  /* ciphertext for the client */
+    bool closed;       /* close_notify received */
+    bool failed;       /* a fatal error ended the session */
+    bool shut;         /* tf_tls_session_shutdown was called */
+    bool hello_opaque; /* hello.c could not read the ClientHello */
+    const char *error; /* static string, why the last call failed */
+    char *sni;         /* a copy of the client's SNI as sent, or NULL */
+    tf_tls__buf_t in;  /* ciphertext from the client */
+    tf_tls__buf_t out; /* ciphertext for the client */
 };
 
 /* ctx.c: chooses the certificate for the SNI (`sni` of `len` bytes as
@@ -127,6 +127,13 @@ struct tf_tls_session {
  * that, loads it into the WOLFSSL.
  * Returns 0, or -1 to refuse: s->rejected is set for an unknown SNI under
  * `unknown_sni: reject`; s->error says why. */
+/* Installs tls/alloc.c's allocators into wolfSSL (before wolfSSL_Init):
+ * 0, or -1 when wolfSSL refuses them. */
+int tf_tls__alloc_install(void);
+
+/* Frees the calling thread's cached record buffers and stops caching. */
+void tf_tls__alloc_thread_cleanup(void);
+
 int tf_tls__select(tf_tls_session_t *s, const char *sni, size_t len);
 
 /* hello.c: the server_name in the ClientHello at the start of `in`

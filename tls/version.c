@@ -1,4 +1,4 @@
-#include "tls/tls.h"
+#include "tls/tls_internal.h"
 
 #include "common/err.h"
 
@@ -39,7 +39,7 @@ static int rng_self_check(void)
 
 int tf_tls_global_init(void)
 {
-    if (wolfSSL_Init() != WOLFSSL_SUCCESS)
+    if (tf_tls__alloc_install() != 0 || wolfSSL_Init() != WOLFSSL_SUCCESS)
         return TF_ETLS;
 #ifdef HAVE_INTEL_RDRAND
     if (rng_self_check() != 0) {

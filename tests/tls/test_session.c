@@ -9,12 +9,21 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Sessions run as on a worker thread: with wolfSSL's record buffers
+ * cached (tls/alloc.c). */
 static void setup(void)
 {
     hx_setup(true);
+    tf_tls_thread_init();
 }
 
-TestSuite(tls_session, .init = setup, .fini = hx_teardown, .timeout = 60);
+static void teardown(void)
+{
+    tf_tls_thread_cleanup();
+    hx_teardown();
+}
+
+TestSuite(tls_session, .init = setup, .fini = teardown, .timeout = 60);
 
 /* One handshake with SNI `sni`; the served subject goes into subject. */
 static int connect_sni(tf_tls_ctx_t *ctx, int version, const char *sni, char *subject, size_t len,
