@@ -120,13 +120,6 @@ struct tf_tls_session {
     tf_tls__buf_t out; /* ciphertext for the client */
 };
 
-/* ctx.c: chooses the certificate for the SNI (`sni` of `len` bytes as
- * received, NULL: none) and, unless the context's own certificate is the
- * one, switches the session's WOLFSSL to the tenant context for it (built
- * and cached at the bundle's second handshake) or, before that or failing
- * that, loads it into the WOLFSSL.
- * Returns 0, or -1 to refuse: s->rejected is set for an unknown SNI under
- * `unknown_sni: reject`; s->error says why. */
 /* Installs tls/alloc.c's allocators into wolfSSL (before wolfSSL_Init):
  * 0, or -1 when wolfSSL refuses them. */
 int tf_tls__alloc_install(void);
@@ -134,6 +127,13 @@ int tf_tls__alloc_install(void);
 /* Frees the calling thread's cached record buffers and stops caching. */
 void tf_tls__alloc_thread_cleanup(void);
 
+/* ctx.c: chooses the certificate for the SNI (`sni` of `len` bytes as
+ * received, NULL: none) and, unless the context's own certificate is the
+ * one, switches the session's WOLFSSL to the tenant context for it (built
+ * and cached at the bundle's second handshake) or, before that or failing
+ * that, loads it into the WOLFSSL.
+ * Returns 0, or -1 to refuse: s->rejected is set for an unknown SNI under
+ * `unknown_sni: reject`; s->error says why. */
 int tf_tls__select(tf_tls_session_t *s, const char *sni, size_t len);
 
 /* hello.c: the server_name in the ClientHello at the start of `in`
