@@ -2,7 +2,7 @@
  * checked strictly, the head rewritten for the backend, and the body's
  * framing followed so that its bytes can be streamed as they are.
  *
- * http-parser stays behind this header: it reads start lines and follows
+ * http-parser stays behind this header: it reads request lines and follows
  * chunked and close-delimited response bodies; header lines are split by
  * the same strict scan that checks them. Everything here is pure: no I/O, no
  * libuv, no allocation; the caller owns every buffer, and a parsed request
@@ -78,8 +78,8 @@ typedef struct {
 /* One message's parser (a request or a response). Embed it in the
  * connection; no allocation. */
 typedef struct {
-    http_parser parser; /* start lines; the heads and bodies of chunked and
-                           close-delimited responses */
+    http_parser parser; /* request lines; the heads and bodies of chunked
+                           and close-delimited responses */
     const char **target;
     size_t *target_len;
     bool skip_body; /* a response to HEAD */

@@ -99,6 +99,6 @@ total = sum(self_cost.values())
 if calls == 0:
     sys.exit("callgrind: no request counted")
 print("requests=%d instructions=%d per_request=%d" % (calls, total, total // calls))
-for name, cost in self_cost.most_common(12):
+for name, cost in self_cost.most_common(int(__import__("os").environ.get("TOP", "12"))):
     print("%8d %5.1f%%  %s" % (cost // calls, 100.0 * cost / total, name))
 PY

@@ -560,3 +560,27 @@ Test(http, a_start_line_http_parser_refuses_is_400)
     cr_expect_eq(parse("GET /\r\nHost: a\r\n\r\n"), 400);
     cr_expect_eq(parse("GET / HTTP/1.1 extra\r\nHost: a\r\n\r\n"), 400);
 }
+
+Test(http, status_lines)
+{
+    static tf_http_response_t r;
+    const char *ok[] = {"HTTP/1.1 200 OK\r\n\r\n", "HTTP/1.1 204\r\n\r\n",
+                        "HTTP/1.0 404 Not Found\n\n", "HTTP/1.1 599 \r\n\r\n"};
+    const unsigned status[] = {200, 204, 404, 599}, minor[] = {1, 1, 0, 1};
+    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+        tf_http_parser_init_response(&parser, false);
+        cr_expect_eq(tf_http_parse_response_head(&parser, ok[i], strlen(ok[i]), 4096, &r), 0, "%s",
+                     ok[i]);
+        cr_expect_eq(r.status, status[i], "%s", ok[i]);
+        cr_expect_eq(r.version_minor, minor[i], "%s", ok[i]);
+    }
+    const char *bad[] = {
+        "HTTP/1.1 2\r\n\r\n",      "HTTP/1.1 20x OK\r\n\r\n",  "HTTP/1.1 2000 OK\r\n\r\n",
+        "HTTP/1.2 200 OK\r\n\r\n", "http/1.1 200 OK\r\n\r\n",  "HTTP/1.1  200 OK\r\n\r\n",
+        "HTTP/2 200 OK\r\n\r\n",   "HTTP/1.1 099 Odd\r\n\r\n", "HTTP/1.1 200\tOK\r\n\r\n"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        tf_http_parser_init_response(&parser, false);
+        cr_expect_eq(tf_http_parse_response_head(&parser, bad[i], strlen(bad[i]), 4096, &r), 502,
+                     "%s", bad[i]);
+    }
+}
