@@ -389,7 +389,11 @@ static void tls_drain(tf_stream_t *s)
             tf_pump_on_data(s, w->pbuf, (size_t)n);
             if (tf_conn_closing(s->conn))
                 return;
-            continue;
+            /* The usual request is one record: one read, not a second
+             * that would only say "want more". */
+            if (!tf_tls_session_input_empty(s->tls))
+                continue;
+            n = TLS_READ_WANT;
         }
         /* Reading may queue records (alerts, TLS 1.3 key updates). */
         if (tf_stream_flush(s) != 0 || tf_conn_closing(s->conn))

@@ -301,6 +301,12 @@ int tf_tls_session_recv(tf_tls_session_t *s, void *buf, size_t len, size_t *nrea
     return rc;
 }
 
+bool tf_tls_session_input_empty(const tf_tls_session_t *s)
+{
+    return buf_pending(&s->in) == 0 && !s->closed && !s->failed && s->established &&
+           wolfSSL_has_pending(s->ssl) == 0;
+}
+
 ssize_t tf_tls_session_read(tf_tls_session_t *s, void *buf, size_t len)
 {
     size_t n;

@@ -177,6 +177,11 @@ int tf_tls_session_handshake(tf_tls_session_t *s);
  * afterwards (alerts, TLS 1.3 key-update replies): flush. */
 int tf_tls_session_recv(tf_tls_session_t *s, void *buf, size_t len, size_t *nread);
 
+/* True when the session holds no input at all (no ciphertext fed and not
+ * yet decrypted, no decrypted bytes not yet read): the next recv could
+ * only say TF_TLS_WANT_READ, so a caller may skip it. */
+bool tf_tls_session_input_empty(const tf_tls_session_t *s);
+
 /* The same as a byte count: bytes (> 0), TF_TLS_WANT_READ, TF_TLS_CLOSED,
  * or a negative error. A status leaves buf untouched, but a 1- or 2-byte
  * read and a status look alike: prefer tf_tls_session_recv(). Kept for

@@ -244,6 +244,40 @@ Test(tls_session, close_notify_gives_closed)
     tf_tls_ctx_free(ctx);
 }
 
+Test(tls_session, input_empty_says_when_another_read_would_only_want_more)
+{
+    tf_tls_ctx_t *ctx = hx_ctx(false, false, NULL);
+    int versions[] = {13, 12};
+    for (int i = 0; i < 2; i++) {
+        WOLFSSL_CTX *cc = hx_client_ctx(versions[i], NULL);
+        hx_pair_t *p = hx_pair_new(ctx, cc, "portal.acme.example", true);
+        cr_assert_eq(hx_handshake(p), TF_TLS_OK);
+        char buf[64];
+        size_t n;
+        cr_expect(tf_tls_session_input_empty(p->s));
+        /* Two records in one feed: the first read leaves the second. */
+        cr_assert_eq(wolfSSL_write(p->c, "one", 3), 3);
+        cr_assert_eq(wolfSSL_write(p->c, "two", 3), 3);
+        hx_pump(p);
+        cr_expect_not(tf_tls_session_input_empty(p->s));
+        cr_assert_eq(tf_tls_session_recv(p->s, buf, sizeof buf, &n), TF_TLS_OK);
+        cr_expect_eq(n, 3);
+        cr_expect_not(tf_tls_session_input_empty(p->s), "the second record is still there");
+        cr_assert_eq(tf_tls_session_recv(p->s, buf, sizeof buf, &n), TF_TLS_OK);
+        cr_expect_arr_eq(buf, "two", 3);
+        cr_expect(tf_tls_session_input_empty(p->s));
+        cr_expect_eq(tf_tls_session_recv(p->s, buf, sizeof buf, &n), TF_TLS_WANT_READ);
+        /* Half a record is input too. */
+        cr_assert_eq(wolfSSL_write(p->c, "three", 5), 5);
+        p->piece = 7;
+        hx_pump(p);
+        cr_expect_not(tf_tls_session_input_empty(p->s));
+        hx_pair_free(p);
+        wolfSSL_CTX_free(cc);
+    }
+    tf_tls_ctx_free(ctx);
+}
+
 Test(tls_session, server_shutdown_reaches_client)
 {
     tf_tls_ctx_t *ctx = hx_ctx(false, false, NULL);
