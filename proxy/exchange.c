@@ -927,7 +927,10 @@ static void response_done(tf_conn_t *c)
         if (reusable) {
             const tf_backend_t *be =
                 tf_upstream_backend(c->gen->upstream, c->tenant, c->backend_ix);
-            tf_pool_put(w->pool, &be->addr.sa, c->backend);
+            /* As many idle as the worker has clients: each client has at
+             * most one request at a backend at a time, so no client ever
+             * waits for a connect while others' connections are closed. */
+            tf_pool_put(w->pool, &be->addr.sa, c->backend, w->nconns);
             c->backend = NULL;
         } else {
             release_backend(c);

@@ -150,7 +150,7 @@ tf_stream_t *tf_pool_take(tf_pool_t *p, const struct sockaddr *addr, tf_conn_t *
     return &s->s;
 }
 
-void tf_pool_put(tf_pool_t *p, const struct sockaddr *addr, tf_stream_t *stream)
+void tf_pool_put(tf_pool_t *p, const struct sockaddr *addr, tf_stream_t *stream, size_t keep)
 {
     tf_bstream_t *s = tf_bstream_of(stream);
     bucket_t *b = find_or_add(p, addr);
@@ -166,7 +166,7 @@ void tf_pool_put(tf_pool_t *p, const struct sockaddr *addr, tf_stream_t *stream)
     }
     uint64_t now = uv_now(p->loop);
     expire(b, now);
-    if (b->count >= TF_POOL_MAX_IDLE)
+    if (b->count >= (keep > TF_POOL_MAX_IDLE ? keep : TF_POOL_MAX_IDLE))
         drop(b, b->tail);
     if (stream->ops->read_start(stream) != 0) {
         tf_bstream_release(stream);

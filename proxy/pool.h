@@ -18,8 +18,8 @@
 #include <sys/socket.h>
 #include <uv.h>
 
-/* At least 32 per backend (SPEC §7 / issue 5: a pool of 2 exhausted ports
- * for Traefik users). */
+/* The fewest idle connections a backend address may keep: at least 32
+ * (SPEC §7 / issue 5: a pool of 2 exhausted ports for Traefik users). */
 #define TF_POOL_MAX_IDLE 64u
 
 typedef struct tf_pool tf_pool_t;
@@ -36,9 +36,11 @@ void tf_pool_clear(tf_pool_t *p);
 /* An idle connection to `addr` handed to `conn` (still reading), or NULL. */
 tf_stream_t *tf_pool_take(tf_pool_t *p, const struct sockaddr *addr, tf_conn_t *conn);
 
-/* Keeps `s` (its owner done with it after a complete exchange) for reuse.
- * Releases it instead when the bucket is full or memory short. */
-void tf_pool_put(tf_pool_t *p, const struct sockaddr *addr, tf_stream_t *s);
+/* Keeps `s` (its owner done with it after a complete exchange) for reuse,
+ * as one of at most `keep` idle connections to `addr` (the oldest goes
+ * beyond that; fewer than TF_POOL_MAX_IDLE counts as that many). Releases
+ * it instead when memory is short. */
+void tf_pool_put(tf_pool_t *p, const struct sockaddr *addr, tf_stream_t *s, size_t keep);
 
 /* An idle stream read EOF, an error or bytes: it is dropped. */
 void tf_pool_on_idle_event(tf_stream_t *s);

@@ -23,6 +23,11 @@
       prints "rss_kib=N received=M".
   client.py stall-http PORT SNI CAFILE PID
       the same for mode http: GET /big?bytes=2000000000 from echo_backend.py.
+  client.py rounds PORT SNI CAFILE N R
+      N keep-alive connections open at once; R times, a GET / is sent on
+      every one of them before any response is read, then all N responses
+      (JSON from echo_backend.py) are read; prints "ok=K distinct=D": the
+      responses that arrived, and how many backend connections carried them.
   client.py raw-idle PORT SECONDS
       plain TCP connect, sends nothing; prints "closed" or "open".
   client.py hold PORT SNI CAFILE SECONDS
@@ -32,6 +37,7 @@
       "truncated" (TCP closed without one).
 """
 import hashlib
+import json
 import os
 import socket
 import ssl
@@ -229,6 +235,47 @@ def wait_close(sock, seconds):
         print("closed")
 
 
+def read_response(s, buf):
+    """One response with a Content-Length body from s; returns (body, rest)."""
+    while b"\r\n\r\n" not in buf:
+        chunk = s.recv(65536)
+        if not chunk:
+            raise OSError("closed before a response head")
+        buf += chunk
+    head, _, buf = buf.partition(b"\r\n\r\n")
+    length = 0
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value.strip())
+    while len(buf) < length:
+        chunk = s.recv(65536)
+        if not chunk:
+            raise OSError("closed inside a body")
+        buf += chunk
+    return buf[:length], buf[length:]
+
+
+def rounds(port, sni, cafile, n, r):
+    socks = [tls_connect(port, sni, cafile) for _ in range(n)]
+    rests = [b""] * n
+    ok, conns = 0, set()
+    req = b"GET / HTTP/1.1\r\nHost: %s\r\n\r\n" % sni.encode()
+    for _ in range(r):
+        for s in socks:
+            s.sendall(req)
+        for i, s in enumerate(socks):
+            try:
+                body, rests[i] = read_response(s, rests[i])
+                conns.add(json.loads(body)["conn"])
+                ok += 1
+            except (OSError, ValueError, KeyError):
+                pass
+    for s in socks:
+        s.close()
+    print("ok=%d distinct=%d" % (ok, len(conns)))
+
+
 def main():
     mode = sys.argv[1]
     if mode == "bulk":
@@ -251,6 +298,8 @@ def main():
     elif mode == "stall-http":
         req = b"GET /big?bytes=2000000000 HTTP/1.1\r\nHost: %s\r\n\r\n" % sys.argv[3].encode()
         stall(int(sys.argv[2]), sys.argv[3], sys.argv[4], int(sys.argv[5]), req)
+    elif mode == "rounds":
+        rounds(int(sys.argv[2]), sys.argv[3], sys.argv[4], int(sys.argv[5]), int(sys.argv[6]))
     elif mode == "raw-idle":
         s = socket.create_connection(("127.0.0.1", int(sys.argv[2])), timeout=10)
         wait_close(s, float(sys.argv[3]))

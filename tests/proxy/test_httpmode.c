@@ -460,6 +460,25 @@ Test(httpmode, access_log_lines_port_80_and_sigusr1)
     free(out);
 }
 
+/* More clients at once than the pool's floor of 64: their backend
+ * connections all go back to the pool between requests and serve the next
+ * round; a pool that kept only 64 would close the rest and connect again
+ * for every round (the port exhaustion Traefik users met). */
+Test(httpmode, the_pool_keeps_a_backend_connection_for_every_client)
+{
+    int st;
+    char *out = tf_px_sh(&st,
+                         "timeout 90 python3 '%s/tests/proxy/client.py' rounds %u "
+                         "portal.acme.example '%s' 100 3",
+                         getenv("TF_SOURCE_DIR"), px.port, px.ca);
+    int ok = -1, distinct = -1;
+    cr_assert_eq(sscanf(out, "ok=%d distinct=%d", &ok, &distinct), 2, "%s", out);
+    cr_expect_eq(ok, 300, "%s", out);
+    cr_expect_leq(distinct, 100, "no backend connection beyond one per client: %s", out);
+    cr_expect_geq(distinct, 64, "the requests of a round were all in flight at once: %s", out);
+    free(out);
+}
+
 /* A client that reads nothing of a huge response: the proxy stops reading
  * the backend instead of buffering (SPEC §7: never buffered whole). */
 Test(httpmode, a_client_that_does_not_read_holds_back_the_backend)
