@@ -53,7 +53,7 @@ int tf_tls_global_init(void) __attribute__((warn_unused_result));
 /* Releases wolfSSL's global state at exit. */
 void tf_tls_global_cleanup(void);
 /* Lets the calling thread keep a few freed wolfSSL record buffers for its
- * next records (tls/alloc.c: up to two per power of two from 2 to 32 KiB).
+ * next records (tls/alloc.c: up to two per power of two from 1 to 32 KiB).
  * For threads that run many sessions (the workers); every such thread
  * calls tf_tls_thread_cleanup() before it ends. */
 void tf_tls_thread_init(void);

@@ -127,6 +127,9 @@ int tf_tls__alloc_install(void);
 /* Frees the calling thread's cached record buffers and stops caching. */
 void tf_tls__alloc_thread_cleanup(void);
 
+/* Blocks the calling thread keeps (for tests). */
+unsigned tf_tls__alloc_kept(void);
+
 /* ctx.c: chooses the certificate for the SNI (`sni` of `len` bytes as
  * received, NULL: none) and, unless the context's own certificate is the
  * one, switches the session's WOLFSSL to the tenant context for it (built
