@@ -7,7 +7,6 @@
 typedef struct {
     tf_http_header_t headers[TF_HTTP_MAX_HEADERS + 1];
     size_t n;
-    bool in_value;
     const char *url;
     size_t url_len;
     bool close, keep_alive; /* both Connection tokens seen */
