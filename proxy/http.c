@@ -218,10 +218,10 @@ void tf_http_parser_init_response(tf_http_parser_t *p, bool head_request)
     p->skip_body = head_request;
 }
 
-/* The start line (line bytes, its line end included) through http-parser:
- * true when it took all of it as HTTP/1.0 or 1.1. The parser then waits
- * for header lines that it is never given. */
-static bool parse_start_line(tf_http_parser_t *p, const char *buf, size_t line)
+/* The request line (line bytes, its line end included) through
+ * http-parser: true when it took all of it as HTTP/1.0 or 1.1. The parser
+ * then waits for header lines that it is never given. */
+static bool parse_request_line(tf_http_parser_t *p, const char *buf, size_t line)
 {
     size_t n = http_parser_execute(&p->parser, &settings, buf, line);
     return n == line && HTTP_PARSER_ERRNO(&p->parser) == HPE_OK && p->parser.http_major == 1 &&
@@ -258,7 +258,6 @@ static int parser_to_body(tf_http_parser_t *p, const char *buf, size_t head)
 {
     http_parser_init(&p->parser, HTTP_RESPONSE);
     p->parser.data = p;
-    p->target = NULL;
     size_t n = http_parser_execute(&p->parser, &settings, buf, head);
     if (HTTP_PARSER_ERRNO(&p->parser) != HPE_PAUSED)
         return -1;
@@ -457,7 +456,7 @@ int tf_http_parse_head(tf_http_parser_t *p, const char *buf, size_t len, size_t 
     req->nheaders = f.nheaders;
     p->target = &req->target;
     p->target_len = &req->target_len;
-    if (!parse_start_line(p, buf, f.start_line))
+    if (!parse_request_line(p, buf, f.start_line))
         return 400;
     req->method = buf;
     req->method_len = strcspn(buf, " ");

@@ -75,14 +75,9 @@ static void cached_free(void *p)
     bins[c].block[bins[c].n++] = p;
 }
 
-static void *plain_realloc(void *p, size_t n)
-{
-    return realloc(p, n);
-}
-
 int tf_tls__alloc_install(void)
 {
-    return wolfSSL_SetAllocators(cached_malloc, cached_free, plain_realloc) == 0 ? 0 : -1;
+    return wolfSSL_SetAllocators(cached_malloc, cached_free, realloc) == 0 ? 0 : -1;
 }
 
 void tf_tls_thread_init(void)

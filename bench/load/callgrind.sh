@@ -62,7 +62,7 @@ out=$(ls -t "$work"/cg.out.*.* | head -1)
 # uncompressed callgrind format (calls= lines precede an inclusive cost line
 # that is not the caller's own).
 python3 - "$out" <<'PY'
-import collections, re, sys
+import collections, os, re, sys
 names, self_cost = {}, collections.Counter()
 cur = cfn = None
 skip = False
@@ -99,6 +99,6 @@ total = sum(self_cost.values())
 if calls == 0:
     sys.exit("callgrind: no request counted")
 print("requests=%d instructions=%d per_request=%d" % (calls, total, total // calls))
-for name, cost in self_cost.most_common(int(__import__("os").environ.get("TOP", "12"))):
+for name, cost in self_cost.most_common(int(os.environ.get("TOP", "12"))):
     print("%8d %5.1f%%  %s" % (cost // calls, 100.0 * cost / total, name))
 PY
