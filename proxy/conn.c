@@ -1,6 +1,6 @@
 /* See conn.h. Callbacks are named <side>_on_<event> and appear in lifecycle
- * order: accept, handshake, backend connect, timer, close. The pump (pump.c)
- * owns the TUNNEL phase. */
+ * order: accept, handshake, backend connect, tunnel, timer, close. The pump
+ * (pump.c) moves the bytes of the TUNNEL phase. */
 #include "proxy/conn.h"
 
 #include "common/err.h"
@@ -9,7 +9,6 @@
 #include "proxy/metrics.h"
 #include "proxy/pool.h"
 #include "proxy/proxy_internal.h"
-#include "proxy/pump.h"
 #include "proxy/upstream.h"
 #include "proxy/worker.h"
 
@@ -23,14 +22,16 @@ static void conn_on_handle_closed(uv_handle_t *h);
 
 /* ---- accept ----------------------------------------------------------- */
 
+static const tf_sink_t handshake_sink;
+
 static int client_accept(tf_conn_t *c, uv_stream_t *server)
 {
     tf_worker_t *w = c->worker;
-    int rc = uv_tcp_init(&w->loop, &c->client.tcp);
+    int rc = tf_stream_tcp_init(&c->client, &w->loop);
     if (rc != 0)
         return rc;
     c->handles++;
-    c->client.flags |= TF_STREAM_OPEN;
+    tf_stream_set_sink(&c->client, &handshake_sink, c);
     rc = uv_accept(server, (uv_stream_t *)&c->client.tcp);
     if (rc != 0)
         return rc;
@@ -39,10 +40,10 @@ static int client_accept(tf_conn_t *c, uv_stream_t *server)
         c->peer.sa.sa_family = AF_UNSPEC;
     uv_tcp_nodelay(&c->client.tcp, 1);
     /* Fails when memory or descriptors (wolfSSL's random source) run out. */
-    c->client.tls = tf_tls_session_new(c->gen->tls, c->gen->snap);
-    if (c->client.tls == NULL)
+    tf_tls_session_t *tls = tf_tls_session_new(c->gen->tls, c->gen->snap);
+    if (tls == NULL)
         return TF_ETLS;
-    c->client.flags |= TF_STREAM_WRITABLE;
+    tf_stream_tls_accept(&c->client, tls);
     return c->client.ops->read_start(&c->client);
 }
 
@@ -54,11 +55,11 @@ int tf_conn_accept(tf_worker_t *w, uv_stream_t *server, uint16_t local_port)
     c->worker = w;
     c->gen = tf_worker_gen_acquire(w);
     c->id = (uint64_t)w->index + (uint64_t)w->server->nworkers * w->accepted++;
-    c->started_ms = c->active_ms = uv_now(&w->loop);
+    c->started_ms = c->traffic.active_ms = uv_now(&w->loop);
     c->tenant = c->backend_ix = TF_CONN_NO_INDEX;
     c->local_port = local_port;
     c->phase = TF_CONN_HANDSHAKE;
-    tf_stream_init(&c->client, &tf_stream_tls_ops, c);
+    tf_stream_init(&c->client, &tf_stream_tls_ops, &w->bufs);
     uv_timer_init(&w->loop, &c->timer);
     c->handles++;
     tf_worker_conn_added(w, c);
@@ -77,8 +78,12 @@ int tf_conn_accept(tf_worker_t *w, uv_stream_t *server, uint16_t local_port)
 
 /* ---- handshake done: route and connect -------------------------------- */
 
-void tf_conn_on_handshake(tf_conn_t *c)
+static const tf_conn_backend_user_t tcp_user;
+static const tf_sink_t connecting_sink;
+
+static void handshake_on_ready(tf_stream_t *s)
 {
+    tf_conn_t *c = s->owner;
     tf_worker_t *w = c->worker;
     const char *sni = tf_tls_session_sni(c->client.tls);
     TF_CONN_LOG(TF_LOG_DEBUG, c, "handshake done: %s %s%s", tf_tls_session_version(c->client.tls),
@@ -90,8 +95,11 @@ void tf_conn_on_handshake(tf_conn_t *c)
         tf_upstream_tenant_conf(c->gen->upstream, t)->mode == TF_CONF_MODE_TCP) {
         c->tenant = t;
         c->phase = TF_CONN_CONNECTING;
-        tf_pump_balance(c);
-        tf_conn_connect_backend(c);
+        /* Bytes that arrived with the handshake wait for the backend in its
+         * queue; the client is read again once the tunnel runs. */
+        tf_stream_set_sink(&c->client, &connecting_sink, c);
+        c->client.ops->read_stop(&c->client);
+        tf_conn_connect_backend(c, &tcp_user);
         return;
     }
     /* Mode http: every request is routed by its own Host. */
@@ -100,6 +108,95 @@ void tf_conn_on_handshake(tf_conn_t *c)
         tf_conn_fail(c, rc, "HTTP");
 }
 
+static void conn_on_stream_error(tf_stream_t *s, int err, const char *what)
+{
+    tf_conn_fail(s->owner, err, what);
+}
+
+/* A FIN in the middle of the handshake: it failed. */
+static void handshake_on_eof(tf_stream_t *s)
+{
+    tf_conn_fail(s->owner, UV_EOF, "client read");
+}
+
+/* Before the handshake's end no plaintext is read, and what the handshake
+ * writes needs no answer. */
+static void conn_ignore_data(tf_stream_t *s, const char *data, size_t len)
+{
+}
+
+static void conn_ignore(tf_stream_t *s)
+{
+}
+
+static const tf_sink_t handshake_sink = {
+    .data = conn_ignore_data,
+    .eof = handshake_on_eof,
+    .written = conn_ignore,
+    .shut = conn_ignore,
+    .error = conn_on_stream_error,
+    .ready = handshake_on_ready,
+};
+
+static void log_ended(tf_conn_t *c, bool client)
+{
+    TF_CONN_LOG(TF_LOG_DEBUG, c, "%s ended its output", client ? "client" : "backend");
+}
+
+/* Mode tcp, the backend still connecting: what the client sent with its
+ * handshake waits in the backend stream's queue, as does its end. */
+static void connecting_on_data(tf_stream_t *s, const char *data, size_t len)
+{
+    tf_conn_t *c = s->owner;
+    c->traffic.up += len;
+    int rc = c->backend->ops->write(c->backend, data, len);
+    if (rc < 0)
+        tf_conn_fail(c, rc, "write");
+}
+
+static void connecting_on_eof(tf_stream_t *s)
+{
+    tf_conn_t *c = s->owner;
+    s->ops->read_stop(s);
+    log_ended(c, true);
+    if (c->backend->ops->shutdown(c->backend) < 0)
+        tf_conn_fail(c, UV_EIO, "write");
+}
+
+static const tf_sink_t connecting_sink = {
+    .data = connecting_on_data,
+    .eof = connecting_on_eof,
+    .written = conn_ignore,
+    .shut = conn_ignore,
+    .error = conn_on_stream_error,
+    .ready = conn_ignore,
+};
+
+static void tcp_on_backend_ready(tf_conn_t *c, bool reused)
+{
+    /* A client that ended while the backend connected left its end in the
+     * backend's queue (connecting_on_eof). */
+    tf_conn_start_tunnel(c, (c->backend->flags & TF_STREAM_SHUT_WANTED) != 0);
+}
+
+static void tcp_on_backend_failed(tf_conn_t *c)
+{
+    tf_conn_close(c, TF_LOG_WARN, "no backend available");
+}
+
+static void tcp_on_local_error(tf_conn_t *c)
+{
+    tf_conn_close(c, TF_LOG_WARN, "no descriptor for the backend connection");
+}
+
+static const tf_conn_backend_user_t tcp_user = {
+    .sink = &connecting_sink,
+    .ready = tcp_on_backend_ready,
+    .failed = tcp_on_backend_failed,
+    .local_error = tcp_on_local_error,
+    .pool_allowed = NULL,
+};
+
 static void backend_on_connect(uv_connect_t *req, int status);
 
 /* The attempt failed (refused, unreachable, timed out): mark the backend
@@ -107,33 +204,30 @@ static void backend_on_connect(uv_connect_t *req, int status);
  * client already sent. */
 static void backend_retry(tf_conn_t *c, int err);
 
-void tf_conn_connect_backend(tf_conn_t *c)
+void tf_conn_connect_backend(tf_conn_t *c, const tf_conn_backend_user_t *user)
 {
     tf_worker_t *w = c->worker;
     uint64_t now = uv_now(&w->loop);
     uint32_t b = TF_UPSTREAM_NONE;
+    c->buser = user;
     if (c->attempts < tf_upstream_backend_count(c->gen->upstream, c->tenant))
         b = tf_upstream_pick(c->gen->upstream, c->tenant, now);
     if (b == TF_UPSTREAM_NONE) {
-        if (c->hx != NULL) {
-            tf_hx_on_backend_failed(c);
-            return;
-        }
-        tf_conn_close(c, TF_LOG_WARN, "no backend available");
+        user->failed(c);
         return;
     }
     c->attempts++;
     c->backend_ix = b;
     const tf_backend_t *be = tf_upstream_backend(c->gen->upstream, c->tenant, b);
-    if (c->hx != NULL && tf_hx_pool_allowed(c)) {
-        tf_stream_t *pooled = tf_pool_take(w->pool, &be->addr.sa, c);
+    if (user->pool_allowed != NULL && user->pool_allowed(c)) {
+        tf_stream_t *pooled = tf_pool_take(w->pool, &be->addr.sa, user->sink, c);
         if (pooled != NULL) {
             c->backend = pooled;
-            tf_hx_on_backend_ready(c, true);
+            user->ready(c, true);
             return;
         }
     }
-    tf_stream_t *s = tf_bstream_new(&w->loop, c);
+    tf_stream_t *s = tf_bstream_new(&w->loop, &w->bufs, user->sink, c);
     if (s == NULL) {
         tf_conn_fail(c, TF_ENOMEM, "backend connect");
         return;
@@ -172,11 +266,7 @@ static void backend_retry(tf_conn_t *c, int err)
                     be->text, uv_strerror(err));
         uv_timer_stop(&c->timer);
         c->timer_due_ms = 0;
-        if (c->hx != NULL) {
-            tf_hx_on_local_error(c);
-            return;
-        }
-        tf_conn_close(c, TF_LOG_WARN, "no descriptor for the backend connection");
+        c->buser->local_error(c);
         return;
     }
     TF_CONN_LOG(TF_LOG_WARN, c, "backend %s: connect failed: %s; marked down for %us", be->text,
@@ -184,14 +274,17 @@ static void backend_retry(tf_conn_t *c, int err)
     tf_upstream_mark_down(c->gen->upstream, c->tenant, c->backend_ix, uv_now(&w->loop));
     uv_timer_stop(&c->timer); /* re-armed by the next attempt */
     c->timer_due_ms = 0;
-    tf_conn_connect_backend(c);
+    tf_conn_connect_backend(c, c->buser);
 }
 
 static void backend_on_connect(uv_connect_t *req, int status)
 {
     tf_bstream_t *b = tf_container_of(req, tf_bstream_t, req.connect);
-    tf_conn_t *c = b->s.conn;
-    if (c == NULL || tf_conn_closing(c) || status == UV_ECANCELED)
+    /* A released stream (the connection closed or moved on) has no sink. */
+    if (b->s.sink == NULL || status == UV_ECANCELED)
+        return;
+    tf_conn_t *c = b->s.owner;
+    if (tf_conn_closing(c))
         return;
     if (status < 0) {
         backend_retry(c, status);
@@ -200,25 +293,40 @@ static void backend_on_connect(uv_connect_t *req, int status)
     uv_tcp_nodelay(&b->s.tcp, 1);
     TF_CONN_LOG(TF_LOG_DEBUG, c, "backend %s connected",
                 tf_upstream_backend(c->gen->upstream, c->tenant, c->backend_ix)->text);
-    c->active_ms = uv_now(&c->worker->loop);
-    if (c->hx != NULL) {
-        tf_hx_on_backend_ready(c, false);
-        return;
-    }
-    c->phase = TF_CONN_TUNNEL;
-    tf_pump_start(c);
+    c->traffic.active_ms = uv_now(&c->worker->loop);
+    c->buser->ready(c, false);
 }
 
-void tf_conn_stream_fail(tf_stream_t *s, int err, const char *what)
+/* ---- tunnel ------------------------------------------------------------ */
+
+static void tunnel_close(tf_pump_t *p, tf_log_level_t level, const char *reason)
 {
-    tf_conn_t *c = s->conn;
-    if (c == NULL || tf_conn_closing(c))
-        return;
-    if (s == c->backend && c->hx != NULL && c->phase != TF_CONN_TUNNEL) {
-        tf_hx_on_backend_error(c, err);
-        return;
-    }
-    tf_conn_fail(c, err, what);
+    tf_conn_close(p->owner, level, reason);
+}
+
+static void tunnel_fail(tf_pump_t *p, int err, const char *what)
+{
+    tf_conn_fail(p->owner, err, what);
+}
+
+static void tunnel_ended(tf_pump_t *p, bool client)
+{
+    log_ended(p->owner, client);
+}
+
+static const tf_pump_owner_t tunnel_owner = {
+    .close = tunnel_close,
+    .fail = tunnel_fail,
+    .ended = tunnel_ended,
+};
+
+void tf_conn_start_tunnel(tf_conn_t *c, bool client_ended)
+{
+    c->phase = TF_CONN_TUNNEL;
+    tf_pump_start(&c->pump, &c->worker->loop, &c->client, c->backend, client_ended, &c->traffic,
+                  &tunnel_owner, c);
+    if (!tf_conn_closing(c))
+        tf_conn_arm_timer(c);
 }
 
 /* ---- the one timer ---------------------------------------------------- */
@@ -270,7 +378,7 @@ void tf_conn_arm_timer(tf_conn_t *c)
     }
     uint64_t ms = phase_timeout(c);
     if (c->phase == TF_CONN_TUNNEL) {
-        uint64_t idle = uv_now(&c->worker->loop) - c->active_ms;
+        uint64_t idle = uv_now(&c->worker->loop) - c->traffic.active_ms;
         ms = idle < ms ? ms - idle : 0;
     }
     timer_start(c, ms);
@@ -294,7 +402,7 @@ static void conn_on_timer(uv_timer_t *timer)
         tf_hx_on_timer(c);
         return;
     case TF_CONN_TUNNEL:
-        if (now - c->active_ms >= phase_timeout(c)) {
+        if (now - c->traffic.active_ms >= phase_timeout(c)) {
             tf_conn_close_politely(c, TF_LOG_INFO, "tunnel timeout");
             return;
         }
@@ -345,7 +453,7 @@ static void conn_log_summary(tf_conn_t *c, tf_log_level_t level)
     TF_CONN_LOG(level, c,
                 "closed: %s; in=%llu out=%llu duration_ms=%llu tenant=%s backend=%s tls=%s "
                 "resumed=%s",
-                c->reason, (unsigned long long)c->bytes_up, (unsigned long long)c->bytes_down,
+                c->reason, (unsigned long long)c->traffic.up, (unsigned long long)c->traffic.down,
                 (unsigned long long)(uv_now(&c->worker->loop) - c->started_ms),
                 tenant ? tenant : "-", backend ? backend : "-", version ? version : "-",
                 done && tf_tls_session_resumed(c->client.tls) ? "yes" : "no");
@@ -371,8 +479,8 @@ static void conn_access_log(tf_conn_t *c)
         .client = addr[0] ? addr : NULL,
         .sni = tf_tls_session_sni(c->client.tls),
         .tenant = tf_upstream_tenant_name(u, c->tenant),
-        .bytes_in = c->bytes_up,
-        .bytes_out = c->bytes_down,
+        .bytes_in = c->traffic.up,
+        .bytes_out = c->traffic.down,
         .duration_ms = ms,
         .backend = c->backend_ix != TF_CONN_NO_INDEX
                        ? tf_upstream_backend(u, c->tenant, c->backend_ix)->text
@@ -428,32 +536,11 @@ void tf_conn_close(tf_conn_t *c, tf_log_level_t level, const char *reason)
     uv_close((uv_handle_t *)&c->timer, conn_on_handle_closed);
 }
 
-/* Best effort: a close_notify before a close the proxy decides (timeouts,
- * drain), so that the client can tell it from a truncation. Only if the
- * socket takes it at once: nothing waits for a peer that does not read. */
-static void client_goodbye(tf_conn_t *c)
-{
-    tf_stream_t *s = &c->client;
-    if (s->tls == NULL || c->phase == TF_CONN_HANDSHAKE || s->wbuf != NULL ||
-        !(s->flags & TF_STREAM_WRITABLE) || (s->flags & TF_STREAM_SHUT_SENT))
-        return;
-    s->flags |= TF_STREAM_SHUT_SENT;
-    if (tf_tls_session_shutdown(s->tls) < 0)
-        return;
-    void *buf = NULL;
-    size_t len = 0;
-    if (tf_tls_session_take_out(s->tls, &buf, &len) != 0 || buf == NULL)
-        return;
-    uv_buf_t b = uv_buf_init(buf, (unsigned)len);
-    (void)uv_try_write((uv_stream_t *)&s->tcp, &b, 1);
-    free(buf);
-}
-
 void tf_conn_close_politely(tf_conn_t *c, tf_log_level_t level, const char *reason)
 {
     if (tf_conn_closing(c))
         return;
-    client_goodbye(c);
+    tf_stream_goodbye(&c->client);
     tf_conn_close(c, level, reason);
 }
 

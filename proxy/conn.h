@@ -16,8 +16,10 @@
  * The tenant of a mode tcp connection is chosen by SNI; a connection whose
  * SNI names no mode tcp tenant speaks HTTP and routes every request by its
  * Host.
- * Each direction has its own state (tf_flow_t): up = client → backend,
- * down = backend → client.
+ * The client stream's sink follows the phases: the handshake's (conn.c),
+ * then mode tcp's while the backend connects (conn.c) and the pump's
+ * (pump.h) once it has, or mode http's exchange (exchange.h), which hands
+ * both streams to the pump after a 101.
  *
  * Closing: tf_conn_close() is the one way to end a connection. It logs the
  * summary line, moves to CLOSING and closes every open handle; the memory
@@ -30,6 +32,7 @@
 #define TF_PROXY_CONN_H
 
 #include "proxy/log.h"
+#include "proxy/pump.h"
 #include "proxy/stream.h"
 
 #include <netinet/in.h>
@@ -37,6 +40,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+typedef struct tf_conn tf_conn_t;
 typedef struct tf_worker tf_worker_t;
 typedef struct tf_worker_gen tf_worker_gen_t;
 
@@ -50,18 +54,30 @@ typedef enum {
 
 typedef struct tf_hx tf_hx_t;
 
-typedef enum {
-    TF_FLOW_OPEN,   /* source read, destination written */
-    TF_FLOW_ENDING, /* source ended: destination is shut once its queue drains */
-    TF_FLOW_ENDED,  /* destination's write side shut (FIN or close_notify sent) */
-} tf_flow_t;
+/* Who asked for a backend connection (tf_conn_connect_backend): the mode
+ * tcp tunnel or an HTTP exchange. Told how the connect ended. */
+typedef struct {
+    /* The new backend stream's sink (owner: the connection) until ready. */
+    const tf_sink_t *sink;
+    /* c->backend is connected; `reused`: it came from the pool. */
+    void (*ready)(tf_conn_t *c, bool reused);
+    /* Every backend of the tenant failed to connect, or none was up. */
+    void (*failed)(tf_conn_t *c);
+    /* No connection could be opened for want of descriptors or memory
+     * here: the backends are not to blame. */
+    void (*local_error)(tf_conn_t *c);
+    /* Whether a pooled connection may serve: NULL never. */
+    bool (*pool_allowed)(const tf_conn_t *c);
+} tf_conn_backend_user_t;
 
 #define TF_CONN_NO_INDEX UINT32_MAX
 
 struct tf_conn {
-    tf_stream_t client;   /* TLS */
-    tf_stream_t *backend; /* plain TCP (a tf_bstream_t), or NULL; owned */
-    tf_hx_t *hx;          /* mode http's state, or NULL; owned */
+    tf_stream_t client;                  /* TLS */
+    tf_stream_t *backend;                /* plain TCP (a tf_bstream_t), or NULL; owned */
+    tf_hx_t *hx;                         /* mode http's state, or NULL; owned */
+    const tf_conn_backend_user_t *buser; /* the last tf_conn_connect_backend()'s */
+    tf_pump_t pump;                      /* the tunnel, in the TUNNEL phase */
     uv_timer_t timer;
     tf_worker_t *worker;
     /* The worker's generation at accept (configuration, certificate
@@ -71,10 +87,8 @@ struct tf_conn {
     tf_conn_t *prev, *next; /* the worker's list of connections */
     uint64_t id;
     uint64_t started_ms;   /* uv_now() at accept */
-    uint64_t active_ms;    /* uv_now() when bytes last moved */
     uint64_t timer_due_ms; /* uv_now() at which the armed timer fires; 0: not armed */
-    uint64_t bytes_up;     /* plaintext client → backend */
-    uint64_t bytes_down;   /* plaintext backend → client */
+    tf_traffic_t traffic;  /* bytes moved, and when last */
     union {
         struct sockaddr sa;
         struct sockaddr_in in4;
@@ -84,7 +98,6 @@ struct tf_conn {
     uint32_t tenant;    /* index in the worker's upstream table, or TF_CONN_NO_INDEX */
     uint32_t backend_ix;
     uint8_t phase;       /* tf_conn_phase_t */
-    uint8_t up, down;    /* tf_flow_t */
     uint8_t handles;     /* libuv handles open (not yet closed) */
     uint8_t attempts;    /* backend connects tried */
     uint16_t local_port; /* the port the client connected to (the listener's); 0: unknown */
@@ -122,19 +135,15 @@ void tf_conn_drain(tf_conn_t *c);
  * timeouts are info, other failures warnings. */
 void tf_conn_fail(tf_conn_t *c, int err, const char *what);
 
-/* The TLS stream calls this once the handshake completed. */
-void tf_conn_on_handshake(tf_conn_t *c);
-
 /* Connects a backend of c->tenant (round robin, down marks, one retry per
- * backend): mode tcp then starts the tunnel, mode http hands the
- * connection to tf_hx_on_backend_ready() or, when none answers,
- * tf_hx_on_backend_failed(). */
-void tf_conn_connect_backend(tf_conn_t *c);
+ * backend, a pooled connection first where `user` allows) and tells `user`
+ * how it went. */
+void tf_conn_connect_backend(tf_conn_t *c, const tf_conn_backend_user_t *user);
 
-/* A stream of the connection failed (err: UV_* or TF_*): the backend's
- * failures go to the HTTP exchange when there is one (it may retry or
- * answer 502), everything else closes the connection. */
-void tf_conn_stream_fail(tf_stream_t *s, int err, const char *what);
+/* Makes the connection a tunnel between its two streams (the backend
+ * connected): mode tcp, or mode http after a 101. `client_ended`: the
+ * client already ended its output. */
+void tf_conn_start_tunnel(tf_conn_t *c, bool client_ended);
 
 /* Re-arms the connection's one timer for its phase. In the HTTP phase the
  * timer is left alone when it is already due no later than the phase's

@@ -10,7 +10,6 @@
 #include "proxy/metrics.h"
 #include "proxy/pool.h"
 #include "proxy/proxy_internal.h"
-#include "proxy/pump.h"
 #include "proxy/upstream.h"
 #include "proxy/worker.h"
 
@@ -80,6 +79,10 @@ static _Thread_local tf_http_response_t resp_scratch;
 
 static void process(tf_conn_t *c);
 static void send_error(tf_conn_t *c, unsigned status);
+static void hx_balance(tf_conn_t *c);
+static void backend_error(tf_conn_t *c, int err);
+static const tf_sink_t client_sink, backend_sink;
+static const tf_conn_backend_user_t backend_user;
 static void response_done(tf_conn_t *c);
 static void resp_head(tf_conn_t *c, const char *data, size_t len);
 
@@ -146,14 +149,14 @@ static int client_write(tf_conn_t *c, const void *data, size_t len)
     return rc;
 }
 
-/* Writes to the backend; a failure goes to tf_hx_on_backend_error() once
+/* Writes to the backend; a failure goes to backend_error() once
  * (the stream may have reported it already). */
 static int backend_write(tf_conn_t *c, const void *data, size_t len)
 {
     tf_stream_t *b = c->backend;
     int rc = b->ops->write(b, data, len);
     if (rc < 0 && c->backend == b && !tf_conn_closing(c))
-        tf_hx_on_backend_error(c, rc);
+        backend_error(c, rc);
     return rc;
 }
 
@@ -248,9 +251,10 @@ int tf_hx_start(tf_conn_t *c)
     hx->server_port = local_port(c);
     c->hx = hx;
     c->phase = TF_CONN_HTTP;
-    c->active_ms = now_ms(c);
+    c->traffic.active_ms = now_ms(c);
+    tf_stream_set_sink(&c->client, &client_sink, c);
     tf_conn_arm_timer(c);
-    tf_hx_balance(c);
+    hx_balance(c);
     return 0;
 }
 
@@ -446,7 +450,7 @@ static void handle_head(tf_conn_t *c, const tf_http_request_t *r, const char *re
     tf_http_parser_init_response(&hx->resp, hx->head_method);
     c->attempts = 0;
     c->backend_ix = TF_CONN_NO_INDEX;
-    tf_conn_connect_backend(c);
+    tf_conn_connect_backend(c, &backend_user);
 }
 
 /* Whether the head being read (p, len: `in`, or the bytes read when `in`
@@ -518,7 +522,7 @@ static void read_head(tf_conn_t *c, const char *data, size_t len)
 
 /* ---- the backend connection ---------------------------------------------- */
 
-void tf_hx_on_backend_ready(tf_conn_t *c, bool reused)
+static void backend_ready_cb(tf_conn_t *c, bool reused)
 {
     tf_hx_t *hx = c->hx;
     tf_stream_t *b = c->backend;
@@ -537,7 +541,7 @@ void tf_hx_on_backend_ready(tf_conn_t *c, bool reused)
         hx->bhead = NULL;
     }
     if (b->ops->read_start(b) != 0) {
-        tf_hx_on_backend_error(c, UV_EIO);
+        backend_error(c, UV_EIO);
         return;
     }
     if (hx->rq == RQ_DONE)
@@ -545,15 +549,15 @@ void tf_hx_on_backend_ready(tf_conn_t *c, bool reused)
     tf_conn_arm_timer(c);
     process(c);
     if (!tf_conn_closing(c))
-        tf_hx_balance(c);
+        hx_balance(c);
 }
 
-bool tf_hx_pool_allowed(const tf_conn_t *c)
+static bool pool_allowed(const tf_conn_t *c)
 {
     return c->hx != NULL && !c->hx->retried;
 }
 
-void tf_hx_on_backend_failed(tf_conn_t *c)
+static void backend_failed(tf_conn_t *c)
 {
     c->phase = TF_CONN_HTTP;
     /* Nothing tried: the health checks found no backend healthy. */
@@ -566,13 +570,21 @@ void tf_hx_on_backend_failed(tf_conn_t *c)
     send_error(c, 502);
 }
 
-void tf_hx_on_local_error(tf_conn_t *c)
+static void local_error(tf_conn_t *c)
 {
     c->phase = TF_CONN_HTTP;
     send_error(c, 503);
 }
 
-void tf_hx_on_backend_error(tf_conn_t *c, int err)
+static const tf_conn_backend_user_t backend_user = {
+    .sink = &backend_sink,
+    .ready = backend_ready_cb,
+    .failed = backend_failed,
+    .local_error = local_error,
+    .pool_allowed = pool_allowed,
+};
+
+static void backend_error(tf_conn_t *c, int err)
 {
     tf_hx_t *hx = c->hx;
     if (c->backend == NULL || tf_conn_closing(c))
@@ -585,7 +597,7 @@ void tf_hx_on_backend_error(tf_conn_t *c, int err)
                     eof ? "closed" : tf_strerror(err));
         hx->retried = true;
         c->attempts = 0;
-        tf_conn_connect_backend(c);
+        tf_conn_connect_backend(c, &backend_user);
         return;
     }
     if (hx->rs == RS_WAIT) {
@@ -694,14 +706,8 @@ static void start_tunnel(tf_conn_t *c)
     buf_free(&hx->in);
     free(hx->bhead);
     hx->bhead = NULL;
-    c->phase = TF_CONN_TUNNEL;
-    c->up = hx->client_eof ? TF_FLOW_ENDING : TF_FLOW_OPEN;
-    c->down = TF_FLOW_OPEN;
-    if (hx->client_eof && c->backend->ops->shutdown(c->backend) < 0)
-        return;
-    c->active_ms = now_ms(c);
-    tf_conn_arm_timer(c);
-    tf_pump_balance(c);
+    /* The sink swap: both streams report to the pump from now on. */
+    tf_conn_start_tunnel(c, hx->client_eof);
 }
 
 static void resp_body(tf_conn_t *c, const char *data, size_t len)
@@ -735,10 +741,10 @@ static bool send_head(tf_conn_t *c, const tf_http_response_t *r, bool close, con
      * copies what it is given), a large one from the heap. A body start
      * that fits goes in the same buffer: one write, one TLS record, where
      * two would cost a second record's framing and encryption. */
-    static _Thread_local char small[16384];
+    char *small = c->worker->hbuf;
     size_t cap = r->head_len + 3 * r->nheaders + 64;
-    bool gather = body_len > 0 && cap + body_len <= sizeof small;
-    char *out = cap <= sizeof small ? small : malloc(cap);
+    bool gather = body_len > 0 && cap + body_len <= TF_WORKER_HEAD_BUF;
+    char *out = cap <= TF_WORKER_HEAD_BUF ? small : malloc(cap);
     if (out == NULL) {
         tf_conn_fail(c, TF_ENOMEM, "response head");
         return false;
@@ -907,7 +913,6 @@ static void finish_client(tf_conn_t *c)
     hx->closing = true;
     buf_free(&hx->in);
     c->client.ops->read_stop(&c->client);
-    c->up = TF_FLOW_ENDED;
     if (c->client.ops->shutdown(&c->client) < 0 && !tf_conn_closing(c))
         tf_conn_close(c, TF_LOG_INFO, "done");
     /* A client that does not read its answer is dropped after the idle
@@ -951,11 +956,11 @@ static void response_done(tf_conn_t *c)
     hx->target = NULL;
     hx->target_len = 0;
     buf_free(&hx->rin);
-    c->active_ms = now_ms(c);
+    c->traffic.active_ms = now_ms(c);
     tf_conn_arm_timer(c);
     process(c);
     if (!tf_conn_closing(c))
-        tf_hx_balance(c);
+        hx_balance(c);
 }
 
 /* ---- errors ----------------------------------------------------------------- */
@@ -989,35 +994,37 @@ static void send_error(tf_conn_t *c, unsigned status)
     finish_client(c);
 }
 
-/* ---- pump events --------------------------------------------------------------- */
+/* ---- stream events: the client's and the backend's sinks ------------------ */
 
-void tf_hx_on_data(tf_stream_t *src, const char *data, size_t len)
+static void client_on_data(tf_stream_t *s, const char *data, size_t len)
 {
-    tf_conn_t *c = src->conn;
-    c->active_ms = now_ms(c);
-    if (src == &c->client) {
-        c->bytes_up += len;
-        client_data(c, data, len);
-    } else {
-        c->bytes_down += len;
-        /* A response head and the body bytes after it: one write. */
-        tf_stream_cork(&c->client);
-        backend_data(c, data, len);
-        if (tf_conn_closing(c) || tf_stream_uncork(&c->client) != 0 || tf_conn_closing(c))
-            return;
-    }
-    if (!tf_conn_closing(c))
-        tf_hx_balance(c);
+    tf_conn_t *c = s->owner;
+    c->traffic.active_ms = now_ms(c);
+    c->traffic.up += len;
+    client_data(c, data, len);
+    /* An upgrade may have handed the streams to the pump meanwhile. */
+    if (!tf_conn_closing(c) && c->client.sink == &client_sink)
+        hx_balance(c);
 }
 
-void tf_hx_on_eof(tf_stream_t *src)
+static void backend_on_data(tf_stream_t *s, const char *data, size_t len)
 {
-    tf_conn_t *c = src->conn;
-    tf_hx_t *hx = c->hx;
-    if (src != &c->client) {
-        tf_hx_on_backend_error(c, UV_EOF);
+    tf_conn_t *c = s->owner;
+    c->traffic.active_ms = now_ms(c);
+    c->traffic.down += len;
+    /* A response head and the body bytes after it: one write. */
+    tf_stream_cork(&c->client);
+    backend_data(c, data, len);
+    if (tf_conn_closing(c) || tf_stream_uncork(&c->client) != 0 || tf_conn_closing(c))
         return;
-    }
+    if (c->client.sink == &client_sink)
+        hx_balance(c);
+}
+
+static void client_on_eof(tf_stream_t *s)
+{
+    tf_conn_t *c = s->owner;
+    tf_hx_t *hx = c->hx;
     hx->client_eof = true;
     c->client.ops->read_stop(&c->client);
     if (hx->lingering) {
@@ -1046,11 +1053,32 @@ void tf_hx_on_eof(tf_stream_t *src)
     hx->close_after = true;
 }
 
-void tf_hx_on_written(tf_stream_t *dst)
+static void backend_on_eof(tf_stream_t *s)
 {
-    tf_conn_t *c = dst->conn;
-    c->active_ms = now_ms(c);
-    tf_hx_balance(c);
+    backend_error(s->owner, UV_EOF);
+}
+
+static void hx_on_written(tf_stream_t *s)
+{
+    tf_conn_t *c = s->owner;
+    c->traffic.active_ms = now_ms(c);
+    hx_balance(c);
+}
+
+static void client_on_error(tf_stream_t *s, int err, const char *what)
+{
+    tf_conn_fail(s->owner, err, what);
+}
+
+static void backend_on_error(tf_stream_t *s, int err, const char *what)
+{
+    backend_error(s->owner, err);
+}
+
+/* The handshake is over before an exchange starts, and the backend's FIN
+ * only goes out with a connection that is not pooled. */
+static void hx_ignore(tf_stream_t *s)
+{
 }
 
 /* The close_notify is out. A client still sending (an upload answered
@@ -1060,12 +1088,10 @@ void tf_hx_on_written(tf_stream_t *dst)
  * close does. */
 #define HX_LINGER_MS 2000u
 
-void tf_hx_on_shut(tf_stream_t *dst)
+static void client_on_shut(tf_stream_t *s)
 {
-    tf_conn_t *c = dst->conn;
+    tf_conn_t *c = s->owner;
     tf_hx_t *hx = c->hx;
-    if (dst != &c->client)
-        return;
     if (hx->client_eof || hx->lingering) {
         tf_conn_close(c, TF_LOG_INFO, "done");
         return;
@@ -1078,6 +1104,24 @@ void tf_hx_on_shut(tf_stream_t *dst)
     }
     tf_conn_arm_timer(c);
 }
+
+static const tf_sink_t client_sink = {
+    .data = client_on_data,
+    .eof = client_on_eof,
+    .written = hx_on_written,
+    .shut = client_on_shut,
+    .error = client_on_error,
+    .ready = hx_ignore,
+};
+
+static const tf_sink_t backend_sink = {
+    .data = backend_on_data,
+    .eof = backend_on_eof,
+    .written = hx_on_written,
+    .shut = hx_ignore,
+    .error = backend_on_error,
+    .ready = hx_ignore,
+};
 
 /* ---- timers ------------------------------------------------------------------- */
 
@@ -1104,10 +1148,10 @@ static uint64_t deadline_at(const tf_conn_t *c, deadline_t k)
     const tf_conf_timeouts_t *t = tf_conf_timeouts(conf_of(c));
     switch (k) {
     case DL_IDLE:
-        return c->active_ms + t->idle_ms;
+        return c->traffic.active_ms + t->idle_ms;
     case DL_HEADER:
         /* The first request's head is due from the handshake on. */
-        return (hx->rq == RQ_HEAD ? hx->started_ms : c->active_ms) + t->request_header_ms;
+        return (hx->rq == RQ_HEAD ? hx->started_ms : c->traffic.active_ms) + t->request_header_ms;
     case DL_RESPONSE:
         return hx->sent_ms + t->response_ms;
     case DL_LINGER:
@@ -1115,7 +1159,7 @@ static uint64_t deadline_at(const tf_conn_t *c, deadline_t k)
     case DL_ACTIVITY:
         break;
     }
-    return c->active_ms + t->idle_ms;
+    return c->traffic.active_ms + t->idle_ms;
 }
 
 uint64_t tf_hx_timeout_ms(const tf_conn_t *c)
@@ -1198,7 +1242,7 @@ static bool want_client(const tf_conn_t *c)
     return false;
 }
 
-void tf_hx_balance(tf_conn_t *c)
+static void hx_balance(tf_conn_t *c)
 {
     if (tf_conn_closing(c))
         return;
@@ -1223,6 +1267,6 @@ void tf_hx_balance(tf_conn_t *c)
     if (!want || to_client >= TF_PUMP_HIGH_WATER) {
         b->ops->read_stop(b);
     } else if (to_client <= TF_PUMP_LOW_WATER && b->ops->read_start(b) != 0) {
-        tf_hx_on_backend_error(c, UV_EIO);
+        backend_error(c, UV_EIO);
     }
 }

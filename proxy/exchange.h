@@ -13,7 +13,8 @@
  *          (timeouts.response: 504)
  * Bodies stream with backpressure and their inactivity is limited by
  * timeouts.idle, never their total duration. A 101 turns the connection
- * into a tunnel (pump.c, timeouts.tunnel). Errors before any byte of a
+ * into a tunnel (the pump, timeouts.tunnel): the streams' sinks are swapped
+ * from the exchange's to the pump's. Errors before any byte of a
  * response reached the client are answered (400, 404, 408, 421, 431, 502,
  * 503, 504) with Connection: close; after that the connection is closed.
  * The backend connection goes back to the worker's pool after a complete
@@ -31,26 +32,6 @@
  * negative code (out of memory). */
 int tf_hx_start(tf_conn_t *c);
 void tf_hx_free(tf_hx_t *hx);
-
-/* The pump's events while the exchange owns the connection. */
-void tf_hx_on_data(tf_stream_t *src, const char *data, size_t len);
-void tf_hx_on_eof(tf_stream_t *src);
-void tf_hx_on_written(tf_stream_t *dst);
-void tf_hx_on_shut(tf_stream_t *dst);
-void tf_hx_balance(tf_conn_t *c);
-
-/* c->backend is connected (reused: it came from the pool). */
-void tf_hx_on_backend_ready(tf_conn_t *c, bool reused);
-/* Whether a pooled backend connection may serve the request (not after a
- * pooled one failed it). */
-bool tf_hx_pool_allowed(const tf_conn_t *c);
-/* Every backend of the tenant failed to connect. */
-void tf_hx_on_backend_failed(tf_conn_t *c);
-/* No backend connection could be opened for want of descriptors or memory
- * here: 503, the backends are not to blame. */
-void tf_hx_on_local_error(tf_conn_t *c);
-/* The backend stream failed (read or write error). */
-void tf_hx_on_backend_error(tf_conn_t *c, int err);
 
 /* Milliseconds until the exchange's current deadline, and what happens
  * when it passes. */

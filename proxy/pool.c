@@ -22,6 +22,45 @@ struct tf_pool {
     size_t idle;
 };
 
+/* ---- the idle sink: anything the backend says now (it closed, or sent
+ * bytes nobody asked for) makes the connection unusable. ---------------- */
+
+static void drop(bucket_t *b, tf_bstream_t *s);
+
+static void idle_drop(tf_stream_t *stream)
+{
+    tf_bstream_t *s = stream->owner;
+    if (s->bucket == NULL) {
+        tf_bstream_release(stream);
+        return;
+    }
+    drop(s->bucket, s);
+}
+
+static void idle_on_data(tf_stream_t *s, const char *data, size_t len)
+{
+    idle_drop(s);
+}
+
+static void idle_on_error(tf_stream_t *s, int err, const char *what)
+{
+    idle_drop(s);
+}
+
+/* Nothing is written to an idle connection. */
+static void idle_ignore(tf_stream_t *s)
+{
+}
+
+static const tf_sink_t idle_sink = {
+    .data = idle_on_data,
+    .eof = idle_drop,
+    .written = idle_ignore,
+    .shut = idle_ignore,
+    .error = idle_on_error,
+    .ready = idle_ignore,
+};
+
 static bool same_addr(const struct sockaddr_storage *a, const struct sockaddr *b)
 {
     if (a->ss_family != b->sa_family)
@@ -133,7 +172,8 @@ static void expire(bucket_t *b, uint64_t now)
         drop(b, b->tail);
 }
 
-tf_stream_t *tf_pool_take(tf_pool_t *p, const struct sockaddr *addr, tf_conn_t *conn)
+tf_stream_t *tf_pool_take(tf_pool_t *p, const struct sockaddr *addr, const tf_sink_t *sink,
+                          void *owner)
 {
     bucket_t *b = find(p, addr);
     if (b == NULL)
@@ -142,10 +182,10 @@ tf_stream_t *tf_pool_take(tf_pool_t *p, const struct sockaddr *addr, tf_conn_t *
     tf_bstream_t *s = b->head;
     if (s == NULL)
         return NULL;
-    /* Still reading: the new owner's read callback takes over, with no
-     * epoll change in between. */
+    /* Still reading: the new owner's sink takes over, with no epoll change
+     * in between. */
     unlink_stream(b, s);
-    s->s.conn = conn;
+    tf_stream_set_sink(&s->s, sink, owner);
     s->uses++;
     return &s->s;
 }
@@ -154,7 +194,7 @@ void tf_pool_put(tf_pool_t *p, const struct sockaddr *addr, tf_stream_t *stream,
 {
     tf_bstream_t *s = tf_bstream_of(stream);
     bucket_t *b = find_or_add(p, addr);
-    stream->conn = NULL;
+    tf_stream_set_sink(stream, &idle_sink, s);
     /* Only a connection in its plain state is reusable: nothing queued, no
      * write side shut. */
     bool clean = stream->wbuf == NULL && stream->qlen == 0 &&
@@ -183,16 +223,6 @@ void tf_pool_put(tf_pool_t *p, const struct sockaddr *addr, tf_stream_t *stream,
     b->head = s;
     b->count++;
     p->idle++;
-}
-
-void tf_pool_on_idle_event(tf_stream_t *stream)
-{
-    tf_bstream_t *s = tf_bstream_of(stream);
-    if (s->bucket == NULL) {
-        tf_bstream_release(stream);
-        return;
-    }
-    drop(s->bucket, s);
 }
 
 size_t tf_pool_idle_count(const tf_pool_t *p)

@@ -2,9 +2,9 @@
  * connections to each backend address, reused by later requests of any
  * client of that worker (SPEC §7).
  *
- * A pooled stream has no owner (s.conn == NULL) and keeps reading: a
+ * A pooled stream reports to the pool's own sink and keeps reading: a
  * backend that closes it, or sends bytes nobody asked for, gets it dropped
- * at once (tf_pool_on_idle_event). Taking is LIFO, so the warmest
+ * at once. Taking is LIFO, so the warmest
  * connection serves first and the coldest ones age out: a connection idle
  * longer than the pool's idle limit is closed rather than reused, and the
  * worker sweeps the rest every second.
@@ -33,17 +33,16 @@ void tf_pool_free(tf_pool_t *p);
 /* Closes every idle connection; the pool stays usable. */
 void tf_pool_clear(tf_pool_t *p);
 
-/* An idle connection to `addr` handed to `conn` (still reading), or NULL. */
-tf_stream_t *tf_pool_take(tf_pool_t *p, const struct sockaddr *addr, tf_conn_t *conn);
+/* An idle connection to `addr`, still reading, now reporting to `sink`
+ * (owner), or NULL. */
+tf_stream_t *tf_pool_take(tf_pool_t *p, const struct sockaddr *addr, const tf_sink_t *sink,
+                          void *owner);
 
 /* Keeps `s` (its owner done with it after a complete exchange) for reuse,
  * as one of at most `keep` idle connections to `addr` (the oldest goes
  * beyond that; fewer than TF_POOL_MAX_IDLE counts as that many). Releases
  * it instead when memory is short. */
 void tf_pool_put(tf_pool_t *p, const struct sockaddr *addr, tf_stream_t *s, size_t keep);
-
-/* An idle stream read EOF, an error or bytes: it is dropped. */
-void tf_pool_on_idle_event(tf_stream_t *s);
 
 /* Closes connections idle past the limit (call now and then: a backend
  * nobody asks for again would otherwise keep them). */

@@ -1,170 +1,149 @@
 /* See pump.h. Directions: up = client → backend, down = backend → client.
  * Nothing here knows which stream is TLS: both are driven through their
- * tf_stream_ops_t. */
+ * tf_stream_ops_t, and reached through the sink's owner pointer. */
 #include "proxy/pump.h"
 
-#include "proxy/exchange.h"
-#include "proxy/worker.h"
-
-static tf_stream_t *peer_of(tf_stream_t *s)
+static tf_stream_t *peer_of(tf_pump_t *p, tf_stream_t *s)
 {
-    tf_conn_t *c = s->conn;
-    return s == &c->client ? c->backend : &c->client;
-}
-
-/* Mode http hands everything to the exchange until a 101 makes a tunnel. */
-static bool http_owns(const tf_conn_t *c)
-{
-    return c->hx != NULL && c->phase != TF_CONN_TUNNEL;
+    return s == p->client ? p->backend : p->client;
 }
 
 /* The state of the direction that reads from `src`. */
-static uint8_t *flow_from(tf_stream_t *src)
+static uint8_t *flow_from(tf_pump_t *p, tf_stream_t *src)
 {
-    tf_conn_t *c = src->conn;
-    return src == &c->client ? &c->up : &c->down;
+    return src == p->client ? &p->up : &p->down;
 }
 
-static void touch(tf_conn_t *c)
+static void touch(tf_pump_t *p)
 {
-    c->active_ms = uv_now(&c->worker->loop);
+    p->traffic->active_ms = uv_now(p->loop);
 }
 
-void tf_pump_on_data(tf_stream_t *src, const char *data, size_t len)
+static void pump_on_data(tf_stream_t *src, const char *data, size_t len)
 {
-    tf_conn_t *c = src->conn;
-    if (http_owns(c)) {
-        tf_hx_on_data(src, data, len);
-        return;
-    }
-    tf_stream_t *dst = peer_of(src);
-    if (src == &c->client)
-        c->bytes_up += len;
+    tf_pump_t *p = src->owner;
+    tf_stream_t *dst = peer_of(p, src);
+    if (src == p->client)
+        p->traffic->up += len;
     else
-        c->bytes_down += len;
-    touch(c);
+        p->traffic->down += len;
+    touch(p);
     int rc = dst->ops->write(dst, data, len);
     if (rc < 0) {
-        tf_conn_fail(c, rc, "write");
+        p->owner_ops->fail(p, rc, "write");
         return;
     }
-    tf_pump_balance(c);
+    tf_pump_balance(p);
 }
 
-void tf_pump_on_eof(tf_stream_t *src)
+static void pump_on_eof(tf_stream_t *src)
 {
-    tf_conn_t *c = src->conn;
-    if (http_owns(c)) {
-        tf_hx_on_eof(src);
-        return;
-    }
-    uint8_t *flow = flow_from(src);
+    tf_pump_t *p = src->owner;
+    uint8_t *flow = flow_from(p, src);
     src->ops->read_stop(src);
     if (*flow != TF_FLOW_OPEN)
         return;
     *flow = TF_FLOW_ENDING;
-    TF_CONN_LOG(TF_LOG_DEBUG, c, "%s ended its output", src == &c->client ? "client" : "backend");
-    /* Passed on once what is queued has been written (at once if the
-     * backend is still connecting: its shutdown waits for the connect). */
-    tf_stream_t *dst = peer_of(src);
-    int rc = dst->ops->shutdown(dst);
-    if (rc < 0 || tf_conn_closing(c))
+    p->owner_ops->ended(p, src == p->client);
+    /* Passed on once what is queued has been written. */
+    tf_stream_t *dst = peer_of(p, src);
+    if (dst->ops->shutdown(dst) < 0 || !tf_stream_live(src))
         return;
-    tf_pump_balance(c);
+    tf_pump_balance(p);
 }
 
-void tf_pump_on_written(tf_stream_t *dst)
+static void pump_on_written(tf_stream_t *dst)
 {
-    if (http_owns(dst->conn)) {
-        tf_hx_on_written(dst);
-        return;
-    }
-    touch(dst->conn);
-    tf_pump_balance(dst->conn);
+    tf_pump_t *p = dst->owner;
+    touch(p);
+    tf_pump_balance(p);
 }
 
-void tf_pump_on_shut(tf_stream_t *dst)
+static void pump_on_shut(tf_stream_t *dst)
 {
-    tf_conn_t *c = dst->conn;
-    if (http_owns(c)) {
-        tf_hx_on_shut(dst);
-        return;
-    }
-    if (dst == &c->client) {
-        /* The backend ended and the client has its close_notify; the client
-         * may still be sending (TLS 1.3 half-close): the connection ends
-         * when both directions have (tf_pump_balance), or at the idle
-         * timeout. */
-        c->down = TF_FLOW_ENDED;
-        tf_pump_balance(c);
-        return;
-    }
-    c->up = TF_FLOW_ENDED;
-    tf_pump_balance(c);
+    tf_pump_t *p = dst->owner;
+    /* The client may still be sending after its close_notify went out (TLS
+     * 1.3 half-close): the tunnel ends when both directions have, or at
+     * the owner's idle timeout. */
+    if (dst == p->client)
+        p->down = TF_FLOW_ENDED;
+    else
+        p->up = TF_FLOW_ENDED;
+    tf_pump_balance(p);
 }
 
-void tf_pump_start(tf_conn_t *c)
+static void pump_on_error(tf_stream_t *s, int err, const char *what)
 {
-    tf_stream_set_writable(c->backend);
-    if (tf_conn_closing(c))
+    tf_pump_t *p = s->owner;
+    p->owner_ops->fail(p, err, what);
+}
+
+/* The handshake is over long before a tunnel starts. */
+static void pump_on_ready(tf_stream_t *s)
+{
+}
+
+static const tf_sink_t pump_sink = {
+    .data = pump_on_data,
+    .eof = pump_on_eof,
+    .written = pump_on_written,
+    .shut = pump_on_shut,
+    .error = pump_on_error,
+    .ready = pump_on_ready,
+};
+
+void tf_pump_start(tf_pump_t *p, uv_loop_t *loop, tf_stream_t *client, tf_stream_t *backend,
+                   bool client_ended, tf_traffic_t *traffic, const tf_pump_owner_t *owner_ops,
+                   void *owner)
+{
+    *p = (tf_pump_t){
+        .client = client,
+        .backend = backend,
+        .traffic = traffic,
+        .loop = loop,
+        .owner_ops = owner_ops,
+        .owner = owner,
+        .up = client_ended ? TF_FLOW_ENDING : TF_FLOW_OPEN,
+        .down = TF_FLOW_OPEN,
+    };
+    tf_stream_set_sink(client, &pump_sink, p);
+    tf_stream_set_sink(backend, &pump_sink, p);
+    touch(p);
+    if (client_ended && backend->ops->shutdown(backend) < 0)
         return;
-    if (c->up == TF_FLOW_OPEN && c->client.ops->read_start(&c->client) != 0)
-        goto fail;
-    if (c->down == TF_FLOW_OPEN && c->backend->ops->read_start(c->backend) != 0)
-        goto fail;
-    tf_conn_arm_timer(c);
-    tf_pump_balance(c);
-    return;
-fail:
-    tf_conn_close(c, TF_LOG_WARN, "cannot read");
+    if (tf_stream_set_writable(backend) != 0 || !tf_stream_live(backend))
+        return;
+    tf_pump_balance(p);
 }
 
 /* One direction: src is read while dst's pending bytes stay low. Returns
- * false when the connection was closed. */
-static bool balance_one(tf_conn_t *c, tf_stream_t *src, tf_stream_t *dst, uint8_t flow)
+ * false when the tunnel was given up. */
+static bool balance_one(tf_pump_t *p, tf_stream_t *src, tf_stream_t *dst, uint8_t flow)
 {
     size_t pending = dst->ops->pending(dst);
     if (pending > TF_PUMP_HARD_CAP) {
-        tf_conn_close(c, TF_LOG_WARN, "peer does not read");
+        p->owner_ops->close(p, TF_LOG_WARN, "peer does not read");
         return false;
     }
     if (flow != TF_FLOW_OPEN || pending >= TF_PUMP_HIGH_WATER) {
         src->ops->read_stop(src);
     } else if (pending <= TF_PUMP_LOW_WATER && !(src->flags & TF_STREAM_READING)) {
         if (src->ops->read_start(src) != 0) {
-            tf_conn_close(c, TF_LOG_WARN, "cannot read");
+            p->owner_ops->close(p, TF_LOG_WARN, "cannot read");
             return false;
         }
     }
     return true;
 }
 
-void tf_pump_balance(tf_conn_t *c)
+void tf_pump_balance(tf_pump_t *p)
 {
-    switch ((tf_conn_phase_t)c->phase) {
-    case TF_CONN_HANDSHAKE:
-    case TF_CONN_CLOSING:
+    if (!tf_stream_live(p->client) || !tf_stream_live(p->backend))
         return;
-    case TF_CONN_HTTP:
-        tf_hx_balance(c);
+    if (!balance_one(p, p->client, p->backend, p->up))
         return;
-    case TF_CONN_CONNECTING:
-        if (c->hx != NULL) {
-            tf_hx_balance(c);
-            return;
-        }
-        /* Bytes that arrived with the handshake wait for the backend. */
-        c->client.ops->read_stop(&c->client);
-        if (c->backend != NULL && c->backend->ops->pending(c->backend) > TF_PUMP_HARD_CAP)
-            tf_conn_close(c, TF_LOG_WARN, "peer does not read");
+    if (!balance_one(p, p->backend, p->client, p->down))
         return;
-    case TF_CONN_TUNNEL:
-        break;
-    }
-    if (!balance_one(c, &c->client, c->backend, c->up))
-        return;
-    if (!balance_one(c, c->backend, &c->client, c->down))
-        return;
-    if (c->up == TF_FLOW_ENDED && c->down == TF_FLOW_ENDED)
-        tf_conn_close(c, TF_LOG_INFO, "done");
+    if (p->up == TF_FLOW_ENDED && p->down == TF_FLOW_ENDED)
+        p->owner_ops->close(p, TF_LOG_INFO, "done");
 }

@@ -6,11 +6,8 @@
 #include "proxy/stream.h"
 
 #include "common/err.h"
-#include "proxy/conn.h"
+#include "proxy/log.h"
 #include "proxy/proxy_internal.h"
-#include "proxy/pool.h"
-#include "proxy/pump.h"
-#include "proxy/worker.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -36,11 +33,32 @@ static const kind_t *kind_of(const tf_stream_t *s)
     return s->ops == &tf_stream_tls_ops ? &tls_kind : &tcp_kind;
 }
 
-void tf_stream_init(tf_stream_t *s, const tf_stream_ops_t *ops, tf_conn_t *conn)
+void tf_stream_init(tf_stream_t *s, const tf_stream_ops_t *ops, tf_stream_bufs_t *bufs)
 {
     memset(s, 0, offsetof(tf_stream_t, wreq));
     s->ops = ops;
-    s->conn = conn;
+    s->bufs = bufs;
+}
+
+int tf_stream_tcp_init(tf_stream_t *s, uv_loop_t *loop)
+{
+    int rc = uv_tcp_init(loop, &s->tcp);
+    if (rc == 0)
+        s->flags |= TF_STREAM_OPEN;
+    return rc;
+}
+
+void tf_stream_set_sink(tf_stream_t *s, const tf_sink_t *sink, void *owner)
+{
+    s->sink = sink;
+    s->owner = owner;
+}
+
+/* The error event, for a stream that still reports. */
+static void stream_error(tf_stream_t *s, int err, const char *what)
+{
+    if (tf_stream_live(s))
+        s->sink->error(s, err, what);
 }
 
 void tf_stream_dispose(tf_stream_t *s)
@@ -57,13 +75,13 @@ void tf_stream_dispose(tf_stream_t *s)
 
 /* ---- shared: reading -------------------------------------------------- */
 
-/* Every read lands in the worker's one buffer: per connection only the
+/* Every read lands in the loop's one buffer: per connection only the
  * bytes that must wait are kept. */
 static void stream_on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
 {
-    tf_worker_t *w = h->loop->data;
-    buf->base = w->rbuf;
-    buf->len = sizeof w->rbuf;
+    tf_stream_t *s = tf_container_of(h, tf_stream_t, tcp);
+    buf->base = s->bufs->rbuf;
+    buf->len = sizeof s->bufs->rbuf;
 }
 
 static int stream_read_start(tf_stream_t *s, uv_read_cb cb)
@@ -81,14 +99,14 @@ static void stream_read_stop(tf_stream_t *s)
     if (!(s->flags & TF_STREAM_READING))
         return;
     uv_read_stop((uv_stream_t *)&s->tcp);
-    s->flags &= (uint8_t)~TF_STREAM_READING;
+    s->flags &= (uint16_t)~TF_STREAM_READING;
 }
 
 static void stream_close(tf_stream_t *s, uv_close_cb cb)
 {
     if (!(s->flags & TF_STREAM_OPEN))
         return;
-    s->flags &= (uint8_t) ~(TF_STREAM_OPEN | TF_STREAM_READING | TF_STREAM_WRITABLE);
+    s->flags &= (uint16_t) ~(TF_STREAM_OPEN | TF_STREAM_READING | TF_STREAM_WRITABLE);
     uv_close((uv_handle_t *)&s->tcp, cb);
 }
 
@@ -100,15 +118,15 @@ static void stream_on_write(uv_write_t *req, int status)
     free(s->wbuf);
     s->wbuf = NULL;
     s->wlen = 0;
-    if (s->conn == NULL || tf_conn_closing(s->conn))
+    if (!tf_stream_live(s))
         return;
     if (status < 0) {
-        tf_conn_stream_fail(s, status, "write");
+        stream_error(s, status, "write");
         return;
     }
-    if (tf_stream_flush(s) != 0 || tf_conn_closing(s->conn))
+    if (tf_stream_flush(s) != 0 || !tf_stream_live(s))
         return;
-    tf_pump_on_written(s);
+    s->sink->written(s);
 }
 
 /* Writes buf (owned, malloc'd; freed here or when the write completes):
@@ -148,7 +166,8 @@ static int stream_check_shut(tf_stream_t *s)
     if ((s->flags & (TF_STREAM_SHUT_SENT | TF_STREAM_SHUT_DONE)) == TF_STREAM_SHUT_SENT &&
         s->wbuf == NULL && kind_of(s) == &tls_kind) {
         s->flags |= TF_STREAM_SHUT_DONE;
-        tf_pump_on_shut(s);
+        if (tf_stream_live(s))
+            s->sink->shut(s);
     }
     return 0;
 }
@@ -162,7 +181,7 @@ int tf_stream_uncork(tf_stream_t *s)
 {
     if (!(s->flags & TF_STREAM_CORKED))
         return 0;
-    s->flags &= (uint8_t)~TF_STREAM_CORKED;
+    s->flags &= (uint16_t)~TF_STREAM_CORKED;
     return tf_stream_flush(s);
 }
 
@@ -185,12 +204,10 @@ int tf_stream_flush(tf_stream_t *s)
         else if (rc == 0)
             return stream_check_shut(s);
         if (rc < 0) {
-            tf_conn_stream_fail(s, rc, rc == TF_ETLS ? tf_tls_session_error(s->tls) : "write");
+            stream_error(s, rc, rc == TF_ETLS ? tf_tls_session_error(s->tls) : "write");
             return rc;
         }
-        if (rc == 1)
-            return 0;
-        if (tf_conn_closing(s->conn))
+        if (rc == 1 || !tf_stream_live(s))
             return 0;
     }
     return 0;
@@ -213,19 +230,14 @@ static int stream_shutdown(tf_stream_t *s)
 static void tcp_on_read(uv_stream_t *h, ssize_t n, const uv_buf_t *buf)
 {
     tf_stream_t *s = tf_container_of(h, tf_stream_t, tcp);
-    if (s->conn == NULL) {
-        /* Idle in the pool: anything the backend says now (it closed, or
-         * sent bytes nobody asked for) makes the connection unusable. */
-        if (n != 0)
-            tf_pool_on_idle_event(s);
+    if (!tf_stream_live(s))
         return;
-    }
     if (n > 0)
-        tf_pump_on_data(s, buf->base, (size_t)n);
+        s->sink->data(s, buf->base, (size_t)n);
     else if (n == UV_EOF)
-        tf_pump_on_eof(s);
+        s->sink->eof(s);
     else if (n < 0)
-        tf_conn_stream_fail(s, (int)n, "backend read");
+        s->sink->error(s, (int)n, "read");
 }
 
 static int tcp_read_start(tf_stream_t *s)
@@ -276,13 +288,12 @@ static int tcp_take(tf_stream_t *s, char **buf, size_t *len)
 static void tcp_on_shutdown(uv_shutdown_t *req, int status)
 {
     tf_bstream_t *b = tf_container_of(req, tf_bstream_t, req.shutdown);
-    tf_conn_t *c = b->s.conn;
-    if (c == NULL || tf_conn_closing(c))
+    if (!tf_stream_live(&b->s))
         return;
     b->s.flags |= TF_STREAM_SHUT_DONE;
     /* A peer that already reset makes the shutdown fail: the read side will
      * report that; the write side is over either way. */
-    tf_pump_on_shut(&b->s);
+    b->s.sink->shut(&b->s);
 }
 
 static int tcp_end(tf_stream_t *s)
@@ -299,17 +310,18 @@ static size_t tcp_pending(const tf_stream_t *s)
 
 static const kind_t tcp_kind = {.take = tcp_take, .end = tcp_end};
 
-tf_stream_t *tf_bstream_new(uv_loop_t *loop, tf_conn_t *conn)
+tf_stream_t *tf_bstream_new(uv_loop_t *loop, tf_stream_bufs_t *bufs, const tf_sink_t *sink,
+                            void *owner)
 {
     tf_bstream_t *b = calloc(1, sizeof *b);
     if (b == NULL)
         return NULL;
-    tf_stream_init(&b->s, &tf_stream_tcp_ops, conn);
-    if (uv_tcp_init(loop, &b->s.tcp) != 0) {
+    tf_stream_init(&b->s, &tf_stream_tcp_ops, bufs);
+    if (tf_stream_tcp_init(&b->s, loop) != 0) {
         free(b);
         return NULL;
     }
-    b->s.flags |= TF_STREAM_OPEN;
+    tf_stream_set_sink(&b->s, sink, owner);
     return &b->s;
 }
 
@@ -327,7 +339,7 @@ static void bstream_on_closed(uv_handle_t *h)
 
 void tf_bstream_release(tf_stream_t *s)
 {
-    s->conn = NULL;
+    tf_stream_set_sink(s, NULL, NULL);
     if (s->flags & TF_STREAM_OPEN) {
         stream_close(s, bstream_on_closed);
         return;
@@ -359,7 +371,7 @@ const tf_stream_ops_t tf_stream_tcp_ops = {
 
 static void tls_fail(tf_stream_t *s, int rc)
 {
-    tf_conn_fail(s->conn, rc, tf_tls_session_error(s->tls));
+    stream_error(s, rc, tf_tls_session_error(s->tls));
 }
 
 /* Decrypts everything complete that the session holds and hands it on: the
@@ -382,12 +394,12 @@ static ssize_t tls_read(tf_stream_t *s, char *buf, size_t len)
 
 static void tls_drain(tf_stream_t *s)
 {
-    tf_worker_t *w = s->conn->worker;
+    char *pbuf = s->bufs->pbuf;
     for (;;) {
-        ssize_t n = tls_read(s, w->pbuf, sizeof w->pbuf);
+        ssize_t n = tls_read(s, pbuf, sizeof s->bufs->pbuf);
         if (n > 0) {
-            tf_pump_on_data(s, w->pbuf, (size_t)n);
-            if (tf_conn_closing(s->conn))
+            s->sink->data(s, pbuf, (size_t)n);
+            if (!tf_stream_live(s))
                 return;
             /* The usual request is one record: one read, not a second
              * that would only say "want more". */
@@ -396,10 +408,10 @@ static void tls_drain(tf_stream_t *s)
             n = TLS_READ_WANT;
         }
         /* Reading may queue records (alerts, TLS 1.3 key updates). */
-        if (tf_stream_flush(s) != 0 || tf_conn_closing(s->conn))
+        if (tf_stream_flush(s) != 0 || !tf_stream_live(s))
             return;
         if (n == TLS_READ_CLOSED)
-            tf_pump_on_eof(s);
+            s->sink->eof(s);
         else if (n < 0)
             tls_fail(s, (int)n);
         return;
@@ -410,28 +422,31 @@ static void tls_handshake(tf_stream_t *s)
 {
     int rc = tf_tls_session_handshake(s->tls);
     /* Alerts are output too: flush before acting on a failure. */
-    if (tf_stream_flush(s) != 0 || tf_conn_closing(s->conn))
+    if (tf_stream_flush(s) != 0 || !tf_stream_live(s))
         return;
     if (rc < 0) {
         tls_fail(s, rc);
         return;
     }
-    if (rc == TF_TLS_OK)
-        tf_conn_on_handshake(s->conn);
+    if (rc == TF_TLS_OK) {
+        s->flags &= (uint16_t)~TF_STREAM_HANDSHAKE;
+        s->sink->ready(s);
+    }
 }
 
 static void tls_on_read(uv_stream_t *h, ssize_t n, const uv_buf_t *buf)
 {
     tf_stream_t *s = tf_container_of(h, tf_stream_t, tcp);
-    tf_conn_t *c = s->conn;
-    if (n == 0)
+    if (n == 0 || !tf_stream_live(s))
         return;
     if (n < 0) {
-        /* A TCP FIN without close_notify: passed on as an end of input. */
-        if (n == UV_EOF && c->phase != TF_CONN_HANDSHAKE)
-            tf_pump_on_eof(s);
+        /* A TCP FIN without close_notify: passed on as an end of input
+         * once there is a session to end; during the handshake it is a
+         * failed handshake. */
+        if (n == UV_EOF && !(s->flags & TF_STREAM_HANDSHAKE))
+            s->sink->eof(s);
         else
-            tf_conn_fail(c, (int)n, "client read");
+            s->sink->error(s, (int)n, "client read");
         return;
     }
     int rc = tf_tls_session_feed(s->tls, buf->base, (size_t)n);
@@ -439,12 +454,35 @@ static void tls_on_read(uv_stream_t *h, ssize_t n, const uv_buf_t *buf)
         tls_fail(s, rc);
         return;
     }
-    if (c->phase == TF_CONN_HANDSHAKE) {
+    if (s->flags & TF_STREAM_HANDSHAKE) {
         tls_handshake(s);
-        if (tf_conn_closing(c) || c->phase == TF_CONN_HANDSHAKE)
+        if (!tf_stream_live(s) || (s->flags & TF_STREAM_HANDSHAKE))
             return;
     }
     tls_drain(s);
+}
+
+void tf_stream_tls_accept(tf_stream_t *s, tf_tls_session_t *tls)
+{
+    s->tls = tls;
+    s->flags |= TF_STREAM_HANDSHAKE | TF_STREAM_WRITABLE;
+}
+
+void tf_stream_goodbye(tf_stream_t *s)
+{
+    if (s->tls == NULL || (s->flags & TF_STREAM_HANDSHAKE) || s->wbuf != NULL ||
+        !(s->flags & TF_STREAM_WRITABLE) || (s->flags & TF_STREAM_SHUT_SENT))
+        return;
+    s->flags |= TF_STREAM_SHUT_SENT;
+    if (tf_tls_session_shutdown(s->tls) < 0)
+        return;
+    void *buf = NULL;
+    size_t len = 0;
+    if (tf_tls_session_take_out(s->tls, &buf, &len) != 0 || buf == NULL)
+        return;
+    uv_buf_t b = uv_buf_init(buf, (unsigned)len);
+    (void)uv_try_write((uv_stream_t *)&s->tcp, &b, 1);
+    free(buf);
 }
 
 static int tls_read_start(tf_stream_t *s)
@@ -495,8 +533,7 @@ static int tls_end(tf_stream_t *s)
     /* The session may refuse once the client's own close_notify arrived;
      * either way nothing more can be sent, so the stream counts as shut. */
     if (rc < 0)
-        TF_CONN_LOG(TF_LOG_DEBUG, s->conn, "no close_notify sent: %s",
-                    tf_tls_session_error(s->tls));
+        TF_LOG(TF_LOG_DEBUG, "no close_notify sent: %s", tf_tls_session_error(s->tls));
     return 0;
 }
 

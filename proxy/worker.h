@@ -20,6 +20,7 @@
 #include "certstore/store.h"
 #include "conf/conf.h"
 #include "proxy/metrics.h"
+#include "proxy/stream.h"
 #include "tls/tls.h"
 
 #include <stdatomic.h>
@@ -27,7 +28,9 @@
 #include <stdint.h>
 #include <uv.h>
 
-#define TF_WORKER_BUF (64u * 1024u)
+/* A rewritten response head that fits is built here (exchange.c): the
+ * client stream copies what it is given, so one buffer serves the loop. */
+#define TF_WORKER_HEAD_BUF 16384u
 
 typedef struct tf_conn tf_conn_t;
 typedef struct tf_listener tf_listener_t;
@@ -106,9 +109,9 @@ struct tf_worker {
     uint64_t accepted; /* connections accepted by this worker */
     bool stopping;
     int exit_status;
-    tf_metrics_worker_t *metrics; /* this worker's counters (cache-line aligned) */
-    char rbuf[TF_WORKER_BUF];     /* libuv reads land here (alloc_cb) */
-    char pbuf[TF_WORKER_BUF];     /* TLS plaintext decrypted here */
+    tf_metrics_worker_t *metrics;  /* this worker's counters (cache-line aligned) */
+    tf_stream_bufs_t bufs;         /* every stream's reads and TLS plaintext */
+    char hbuf[TF_WORKER_HEAD_BUF]; /* response heads (exchange.c) */
 };
 
 /* Creates worker `index`: its loop, listeners on the shared sockets, and a
