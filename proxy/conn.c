@@ -89,7 +89,7 @@ static void handshake_on_ready(tf_stream_t *s)
     TF_CONN_LOG(TF_LOG_DEBUG, c, "handshake done: %s %s%s", tf_tls_session_version(c->client.tls),
                 tf_tls_session_cipher(c->client.tls),
                 tf_tls_session_resumed(c->client.tls) ? " resumed" : "");
-    tf_metrics_handshake(w, true, NULL);
+    tf_metrics_handshake(w->metrics, true, NULL);
     uint32_t t = tf_upstream_route(c->gen->upstream, sni);
     if (t != TF_UPSTREAM_NONE &&
         tf_upstream_tenant_conf(c->gen->upstream, t)->mode == TF_CONF_MODE_TCP) {
@@ -521,7 +521,7 @@ void tf_conn_close(tf_conn_t *c, tf_log_level_t level, const char *reason)
         return;
     c->reason = reason;
     if (c->phase == TF_CONN_HANDSHAKE)
-        tf_metrics_handshake(c->worker, false, handshake_failure(c, reason));
+        tf_metrics_handshake(c->worker->metrics, false, handshake_failure(c, reason));
     conn_log_summary(c, level);
     conn_access_log(c);
     c->phase = TF_CONN_CLOSING;

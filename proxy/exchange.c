@@ -192,7 +192,7 @@ static void log_exchange(tf_conn_t *c)
                 (int)(hx->target_len > 200 ? 200 : hx->target_len), hx->target ? hx->target : "-",
                 hx->status, (unsigned long long)hx->in_bytes, (unsigned long long)hx->out_bytes,
                 (unsigned long long)ms, tenant ? tenant : "-", backend ? backend : "-");
-    tf_metrics_request(c->worker, tenant, hx->status, ms);
+    tf_metrics_request(c->worker->metrics, tenant, hx->status, ms);
     tf_access_log_t *log = c->worker->server->shared->access;
     if (log == NULL || !tf_access_enabled(log))
         return;

@@ -2,9 +2,6 @@
  * (backslash, double quote, newline). */
 #include "proxy/metrics.h"
 
-#include "proxy/upstream.h"
-#include "proxy/worker.h"
-
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -70,16 +67,16 @@ void tf_metrics_conn_closed(tf_metrics_worker_t *m)
     atomic_store_explicit(&m->conns_active, get(&m->conns_active) - 1, RELAXED);
 }
 
-void tf_metrics_handshake(tf_worker_t *w, bool ok, const char *reason)
+void tf_metrics_handshake(tf_metrics_worker_t *m, bool ok, const char *reason)
 {
     if (ok) {
-        bump(&w->metrics->handshakes_ok, 1);
+        bump(&m->handshakes_ok, 1);
         return;
     }
     size_t i = 0;
     while (i < TF_MHS_OTHER && (reason == NULL || strcmp(reason, hs_slugs[i]) != 0))
         i++;
-    bump(&w->metrics->handshake_failures[i], 1);
+    bump(&m->handshake_failures[i], 1);
 }
 
 static uint64_t hash_str(const char *s)
@@ -112,9 +109,9 @@ static tf_metrics_tenant_t *tenant_row(tf_metrics_worker_t *m, const char *name)
     return &m->other;
 }
 
-void tf_metrics_request(tf_worker_t *w, const char *tenant, unsigned status, uint64_t duration_ms)
+void tf_metrics_request(tf_metrics_worker_t *m, const char *tenant, unsigned status,
+                        uint64_t duration_ms)
 {
-    tf_metrics_worker_t *m = w->metrics;
     tf_metrics_tenant_t *row = tenant_row(m, tenant != NULL ? tenant : "-");
     unsigned cls = status >= 100 && status < 600 ? status / 100 - 1 : 4;
     bump(&row->classes[cls], 1);
@@ -126,21 +123,15 @@ void tf_metrics_request(tf_worker_t *w, const char *tenant, unsigned status, uin
     bump(&m->duration_sum_us, duration_ms * 1000);
 }
 
-void tf_metrics_sample_backends(tf_worker_t *w, uint64_t gen)
+void tf_metrics_backend_down(tf_metrics_worker_t *m, size_t k, bool down)
 {
-    const tf_conf_t *conf = w->route_gen->conf;
-    uint64_t now = uv_now(&w->loop);
-    size_t k = 0;
-    for (uint32_t t = 0; t < tf_conf_tenant_count(conf); t++) {
-        for (uint32_t b = 0; b < tf_upstream_backend_count(w->upstream, t); b++, k++) {
-            if (k >= TF_METRICS_BACKENDS)
-                break;
-            const tf_backend_t *be = tf_upstream_backend(w->upstream, t, b);
-            bool down = be->unhealthy || be->down_until_ms > now;
-            atomic_store_explicit(&w->metrics->backend_down[k], down, RELAXED);
-        }
-    }
-    atomic_store_explicit(&w->metrics->backends_gen, gen, memory_order_release);
+    if (k < TF_METRICS_BACKENDS)
+        atomic_store_explicit(&m->backend_down[k], down, RELAXED);
+}
+
+void tf_metrics_backends_sampled(tf_metrics_worker_t *m, uint64_t gen)
+{
+    atomic_store_explicit(&m->backends_gen, gen, memory_order_release);
 }
 
 /* ---- rendering --------------------------------------------------------- */

@@ -24,8 +24,6 @@
 #include <stdint.h>
 #include <stdio.h>
 
-typedef struct tf_worker tf_worker_t;
-
 /* Request duration buckets, in seconds (upper bounds; +Inf implied). */
 #define TF_METRICS_BUCKETS 11
 /* Distinct tenant names counted per worker (a power of two). Requests of a
@@ -84,19 +82,23 @@ void tf_metrics_worker_free(tf_metrics_worker_t *m);
 
 /* A TLS handshake ended: ok, or failed for `reason` ("timeout",
  * "unknown_sni", "protocol", "closed"; anything else counts as "other"). */
-void tf_metrics_handshake(tf_worker_t *w, bool ok, const char *reason);
+void tf_metrics_handshake(tf_metrics_worker_t *m, bool ok, const char *reason);
 
 /* A request was answered: tenant name (NULL: none matched), HTTP status,
  * time from the first byte of the request to the last of the response. */
-void tf_metrics_request(tf_worker_t *w, const char *tenant, unsigned status, uint64_t duration_ms);
+void tf_metrics_request(tf_metrics_worker_t *m, const char *tenant, unsigned status,
+                        uint64_t duration_ms);
 
 /* Connections accepted and closed (worker.c calls these). */
 void tf_metrics_conn_opened(tf_metrics_worker_t *m);
 void tf_metrics_conn_closed(tf_metrics_worker_t *m);
 
-/* Records which backends the worker's routing table marks down now, for the
- * configuration generation `gen` (worker.c calls it every second). */
-void tf_metrics_sample_backends(tf_worker_t *w, uint64_t gen);
+/* Records whether the k-th backend of the configuration (tenants and
+ * backends in file order; past TF_METRICS_BACKENDS ignored) is down in the
+ * worker's routing table now; then that the sample belongs to the
+ * configuration generation `gen` (worker.c does both every second). */
+void tf_metrics_backend_down(tf_metrics_worker_t *m, size_t k, bool down);
+void tf_metrics_backends_sampled(tf_metrics_worker_t *m, uint64_t gen);
 
 /* ---- rendering (admin thread) ------------------------------------------ */
 

@@ -418,11 +418,26 @@ void tf_worker_free(tf_worker_t *w)
     worker_dispose(w);
 }
 
+/* Which backends the routing table marks down now, for the metrics. */
+static void sample_backends(tf_worker_t *w)
+{
+    const tf_conf_t *conf = w->route_gen->conf;
+    uint64_t now = uv_now(&w->loop);
+    size_t k = 0;
+    for (uint32_t t = 0; t < tf_conf_tenant_count(conf); t++) {
+        for (uint32_t b = 0; b < tf_upstream_backend_count(w->upstream, t); b++, k++) {
+            const tf_backend_t *be = tf_upstream_backend(w->upstream, t, b);
+            tf_metrics_backend_down(w->metrics, k, be->unhealthy || be->down_until_ms > now);
+        }
+    }
+    tf_metrics_backends_sampled(w->metrics, w->route_gen->conf_id);
+}
+
 static void worker_on_sample(uv_timer_t *t)
 {
     tf_worker_t *w = t->data;
     if (w->route_gen != NULL)
-        tf_metrics_sample_backends(w, w->route_gen->conf_id);
+        sample_backends(w);
     if (w->pool != NULL)
         tf_pool_sweep(w->pool);
 }

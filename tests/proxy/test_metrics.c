@@ -2,7 +2,6 @@
  * counted in tlsfront_requests_total, also past the per-worker table of
  * tenant names, and the text passes Prometheus' own promtool. */
 #include "proxy/metrics.h"
-#include "proxy/worker.h"
 
 #include <criterion/criterion.h>
 
@@ -16,7 +15,6 @@ TestSuite(metrics, .timeout = 60);
 #define NWORKERS 2
 
 typedef struct {
-    tf_worker_t *w[NWORKERS];
     tf_metrics_worker_t *m[NWORKERS];
 } fixture_t;
 
@@ -24,16 +22,12 @@ static void fixture_init(fixture_t *f)
 {
     for (unsigned i = 0; i < NWORKERS; i++) {
         f->m[i] = tf_metrics_worker_new();
-        f->w[i] = calloc(1, sizeof *f->w[i]);
-        cr_assert_not_null(f->w[i]);
-        f->w[i]->metrics = f->m[i];
     }
 }
 
 static void fixture_dispose(fixture_t *f)
 {
     for (unsigned i = 0; i < NWORKERS; i++) {
-        free(f->w[i]);
         tf_metrics_worker_free(f->m[i]);
     }
 }
@@ -89,9 +83,9 @@ Test(metrics, a_table_that_never_fills_has_no_overflow_row)
 {
     fixture_t f;
     fixture_init(&f);
-    tf_metrics_request(f.w[0], "acme", 200, 3);
-    tf_metrics_request(f.w[1], "acme", 502, 30);
-    tf_metrics_request(f.w[1], NULL, 404, 1);
+    tf_metrics_request(f.m[0], "acme", 200, 3);
+    tf_metrics_request(f.m[1], "acme", 502, 30);
+    tf_metrics_request(f.m[1], NULL, 404, 1);
     char *text = render(&f);
     unsigned rows = 0;
     cr_expect_eq(requests_sum(text, TF_METRICS_OTHER_TENANT, &rows), 3, "%s", text);
@@ -117,8 +111,8 @@ Test(metrics, tenants_past_the_table_are_counted_in_the_overflow_row)
             char name[32];
             snprintf(name, sizeof name, "tenant-%u", t);
             unsigned status = round == 2 ? 503 : 200;
-            tf_metrics_request(f.w[t % NWORKERS], name, status, 2);
-            tf_metrics_request(f.w[(t + 1) % NWORKERS], name, status, 2);
+            tf_metrics_request(f.m[t % NWORKERS], name, status, 2);
+            tf_metrics_request(f.m[(t + 1) % NWORKERS], name, status, 2);
             sent += 2;
         }
     }
