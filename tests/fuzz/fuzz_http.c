@@ -4,7 +4,7 @@
  * reads as http-parser reads it (tests/proxy/http_oracle.h), a body never
  * claims more bytes than it was given, and the rewrite never overflows its
  * buffer. */
-#include "proxy/http.h"
+#include "proxy/http/http.h"
 #include "tests/proxy/http_oracle.h"
 
 #include <stdint.h>

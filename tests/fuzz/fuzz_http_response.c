@@ -4,7 +4,7 @@
  * lies within the input and reads as http-parser reads it
  * (tests/proxy/http_oracle.h), the rewrite never overflows, a body never claims
  * more bytes than it was given, and a bodiless response is done at once. */
-#include "proxy/http.h"
+#include "proxy/http/http.h"
 #include "tests/proxy/http_oracle.h"
 
 #include <stdint.h>

@@ -4,8 +4,8 @@
  * both formats. Invariants: a Location or token is NUL-terminated within
  * its buffer and holds no byte that could end a header line; an ACME token
  * uses the token alphabet only; a log line is one line within its bound. */
-#include "proxy/access.h"
-#include "proxy/redirect.h"
+#include "proxy/obs/access.h"
+#include "proxy/net/redirect.h"
 
 #include <stdint.h>
 #include <stdlib.h>

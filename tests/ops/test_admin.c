@@ -4,7 +4,7 @@
 #include "ops.h"
 
 #include "conf/conf.h"
-#include "proxy/admin_certs.h"
+#include "proxy/ops/admin_certs.h"
 
 #include <criterion/criterion.h>
 

@@ -6,7 +6,7 @@
 #ifndef TF_TESTS_HTTP_ORACLE_H
 #define TF_TESTS_HTTP_ORACLE_H
 
-#include "proxy/http.h"
+#include "proxy/http/http.h"
 
 #include <stdbool.h>
 #include <stddef.h>

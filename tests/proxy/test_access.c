@@ -1,7 +1,7 @@
 /* The access log (SPEC §9): line formats, escaping of client-controlled
  * bytes, field budgets, and the O_APPEND writer shared by threads. */
-#include "proxy/access.h"
-#include "proxy/json.h"
+#include "proxy/obs/access.h"
+#include "proxy/ops/json.h"
 
 #include <criterion/criterion.h>
 

@@ -1,6 +1,6 @@
 /* Request heads, strict framing and the backend's head (SPEC §7), pure:
  * no network. Every smuggling vector the SPEC names is refused with 400. */
-#include "proxy/http.h"
+#include "proxy/http/http.h"
 #include "tests/proxy/http_oracle.h"
 
 #include <criterion/criterion.h>

@@ -1,7 +1,7 @@
 /* GET /metrics' exposition without a network (SPEC §8): every request is
  * counted in tlsfront_requests_total, also past the per-worker table of
  * tenant names, and the text passes Prometheus' own promtool. */
-#include "proxy/metrics.h"
+#include "proxy/obs/metrics.h"
 
 #include <criterion/criterion.h>
 

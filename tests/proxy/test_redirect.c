@@ -2,9 +2,9 @@
  * own libuv loop (a thread of the test) on an ephemeral port, driven by curl
  * and by raw sockets. Each test ends by closing the responder and checking
  * that the loop has no handle left. */
-#include "proxy/redirect.h"
+#include "proxy/net/redirect.h"
 
-#include "proxy/access.h"
+#include "proxy/obs/access.h"
 
 #include "conf/conf.h"
 

@@ -6,8 +6,8 @@
  *
  *   far_a <-> A ==pump== B <-> far_b
  */
-#include "proxy/pump.h"
-#include "proxy/stream.h"
+#include "proxy/net/pump.h"
+#include "proxy/net/stream.h"
 
 #include <criterion/criterion.h>
 #include <errno.h>

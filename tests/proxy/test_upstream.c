@@ -1,7 +1,7 @@
 /* proxy/upstream.c: routing a client's SNI to a tenant (exact, one-label
  * wildcard, catch-all) and picking backends (round robin, down marks). Pure:
  * no network. */
-#include "proxy/upstream.h"
+#include "proxy/net/upstream.h"
 
 #include "conf/conf.h"
 

@@ -1,0 +1,174 @@
+/* tlsfront check [-c FILE]: the configuration, then every certificate source
+ * as the store would load it, then whether each tenant host has a
+ * certificate. Exit 0 when nothing is wrong (warnings are printed but allowed,
+ * as with `haproxy -c`), 1 when the configuration has errors, a bundle is
+ * rejected, a source cannot be read or there is no usable default
+ * certificate. */
+#include "proxy/cli/cli.h"
+
+#include "certstore/store.h"
+#include "common/err.h"
+#include "conf/conf.h"
+#include "proxy/ops/ops.h"
+#include "tls/tls.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+    size_t bundles, warned, rejected, errors;
+} tally_t;
+
+static void report_bundle(const tf_cs_entry_t *e, tally_t *t)
+{
+    const tf_cs_bundle_t *b = tf_cs_entry_latest(e);
+    if (b == NULL)
+        return;
+    t->bundles++;
+    t->warned += tf_cs_bundle_status(b) == TF_CS_WARN;
+    t->rejected += tf_cs_bundle_status(b) == TF_CS_ERROR;
+    for (size_t i = 0; i < tf_cs_bundle_diag_count(b); i++) {
+        const tf_cs_diag_t *d = tf_cs_bundle_diag_at(b, i);
+        if (d->severity == TF_CS_INFO)
+            continue;
+        fprintf(stderr, "%s: %s\n", d->severity == TF_CS_FATAL ? "error" : "warning", d->message);
+    }
+}
+
+/* A source that cannot be read and an unusable default certificate are
+ * about the configuration's own values: say where they are written. */
+static void report_notes(const tf_conf_t *conf, const tf_cs_snapshot_t *snap, tally_t *t)
+{
+    char where[TF_WHERE_MAX];
+    for (size_t i = 0; i < tf_cs_snapshot_note_count(snap); i++) {
+        bool is_error = false;
+        const char *msg = tf_cs_snapshot_note_at(snap, i, &is_error);
+        fprintf(stderr, "%s: %s%s\n", is_error ? "error" : "note",
+                tf_where_note(conf, snap, i, where), msg);
+        t->errors += is_error;
+    }
+}
+
+/* A host no certificate covers gets the default certificate, which browsers
+ * reject: worth a warning naming what clients would see. */
+static void report_uncovered(const tf_conf_t *conf, const tf_cs_snapshot_t *snap)
+{
+    const tf_cs_bundle_t *def = tf_cs_snapshot_default(snap);
+    for (size_t i = 0; i < tf_conf_tenant_count(conf); i++) {
+        const tf_conf_tenant_t *t = tf_conf_tenant(conf, i);
+        for (size_t h = 0; h < t->hosts.count; h++) {
+            const char *host = t->hosts.items[h];
+            if (tf_cs_snapshot_covers(snap, host))
+                continue;
+            fprintf(stderr,
+                    "warning: %s:%u:%u: tenant '%s': no certificate covers '%s': clients "
+                    "asking for it get the default certificate %s (%s), which does not "
+                    "match it; add a bundle for '%s' to tls.certs\n",
+                    tf_conf_source(conf), t->line, t->column, t->name, host,
+                    def ? tf_cs_bundle_name(def) : "(none)",
+                    def ? tf_cs_bundle_subject(def) : "no default loaded", host);
+        }
+    }
+}
+
+static int check_certs(const tf_conf_t *conf, tally_t *t)
+{
+    const tf_conf_tls_t *tls = tf_conf_tls(conf);
+    tf_cs_store_opts_t opts = {
+        .sources = tls->certs.items,
+        .nsources = tls->certs.count,
+        .default_cert = tls->default_cert,
+    };
+    tf_cs_store_t *store = NULL;
+    tf_cs_snapshot_t *snap = NULL;
+    int rc = tf_cs_store_new(&opts, &store);
+    if (rc == 0)
+        rc = tf_cs_store_build(store, 0, &snap);
+    if (rc != 0) {
+        fprintf(stderr, "error: cannot load the certificate store: %s\n", tf_strerror(rc));
+        tf_cs_store_free(store);
+        return rc;
+    }
+    for (size_t i = 0; i < tf_cs_snapshot_entry_count(snap); i++)
+        report_bundle(tf_cs_snapshot_entry_at(snap, i), t);
+    report_notes(conf, snap, t);
+    report_uncovered(conf, snap);
+    tf_cs_snapshot_unref(snap);
+    tf_cs_store_free(store);
+    return 0;
+}
+
+/* The rule `run` enforces when it binds the admin API (proxy/admin.c):
+ * off loopback, a token is required. */
+static void check_admin(const tf_conf_t *conf, tally_t *t)
+{
+    const tf_conf_admin_t *a = tf_conf_admin(conf);
+    if (!a->enabled || a->token_file != NULL)
+        return;
+    const char *h = a->listen.host;
+    bool loopback = a->listen.family == TF_CONF_ADDR_IPV4   ? strncmp(h, "127.", 4) == 0
+                    : a->listen.family == TF_CONF_ADDR_IPV6 ? strcmp(h, "::1") == 0
+                                                            : strcmp(h, "localhost") == 0;
+    if (loopback)
+        return;
+    fprintf(stderr,
+            "error: admin.listen %s is not a loopback address and admin.token_file is not set: "
+            "tlsfront run refuses this (anyone who reaches the admin API could replace "
+            "certificates); set admin.token_file or listen on 127.0.0.1\n",
+            a->listen.text);
+    t->errors++;
+}
+
+/* The other files run reads at start-up and refuses to start without: the
+ * ticket keys file (proxy/cmd_run.c) and the admin token file
+ * (proxy/admin.c), with the same messages. The access log is not opened
+ * here: that would create it. */
+static void check_files(const tf_conf_t *conf, tally_t *t)
+{
+    char err[TF_WHERE_MAX + 1024], where[TF_WHERE_MAX];
+    const char *keys = tf_conf_tls(conf)->ticket_keys_file;
+    if (keys != NULL) {
+        tf_tls_tickets_t *tickets = NULL;
+        int rc = tf_tls_tickets_new(keys, 0, &tickets, err, sizeof err);
+        tf_tls_tickets_unref(tickets);
+        if (rc != 0) {
+            fprintf(stderr, "error: %s%s\n",
+                    tf_where_is_errno(rc) ? tf_where(conf, "tls.ticket_keys_file", 0, where) : "",
+                    err);
+            t->errors++;
+        }
+    }
+    if (tf_conf_admin(conf)->enabled && tf_admin_check_token(conf, err, sizeof err) != 0) {
+        fprintf(stderr, "error: %s\n", err);
+        t->errors++;
+    }
+}
+
+int tf_cmd_check(int argc, char **argv)
+{
+    const char *path;
+    int rc = tf_cli_config_arg(argc, argv, &path);
+    if (rc != 0)
+        return rc;
+    tf_conf_t *conf = NULL;
+    if (tf_cli_load_conf(path, &conf) != 0)
+        return TF_EXIT_PROBLEMS;
+
+    tally_t t = {0};
+    check_admin(conf, &t);
+    rc = tf_tls_global_init();
+    if (rc == 0) {
+        rc = check_certs(conf, &t);
+        check_files(conf, &t);
+        tf_tls_global_cleanup();
+    }
+    tf_conf_unref(conf);
+    if (rc != 0 || t.rejected > 0 || t.errors > 0) {
+        fprintf(stderr, "%s: %zu certificate bundles, %zu rejected; %zu other errors\n", path,
+                t.bundles, t.rejected, t.errors);
+        return TF_EXIT_PROBLEMS;
+    }
+    printf("%s: configuration OK; %zu certificate bundles (%zu with warnings)\n", path, t.bundles,
+           t.warned);
+    return TF_EXIT_OK;
+}

@@ -1,0 +1,449 @@
+/* tlsfront run [-c FILE] (SPEC §2): load the configuration and the
+ * certificate store, bind every listener (and the admin API), start the
+ * workers, then serve signals, reloads and the admin API on the main
+ * thread's own loop.
+ *
+ * SIGTERM, SIGINT: drain (stop accepting, let connections finish up to
+ * timeouts.drain, close the rest) and exit 0; a second one while draining is
+ * logged and changes nothing (the drain deadline already bounds the wait;
+ * SIGKILL remains for an operator in a hurry). SIGHUP: reload the
+ * configuration and the certificates (proxy/reload.c). SIGUSR1: reopen log
+ * files. */
+#include "proxy/cli/cli.h"
+
+#include "certstore/store.h"
+#include "common/err.h"
+#include "conf/conf.h"
+#include "proxy/obs/obs.h"
+#include "proxy/ops/ops.h"
+#include "proxy/net/net.h"
+#include "tls/tls.h"
+
+#include <errno.h>
+#include <grp.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+/* Memory ticket keys: a new key every hour, each valid for two. */
+#define TICKET_ROTATE_S 3600u
+#define TICKET_TIMER_MS 60000u
+/* How often the main thread looks whether draining workers are done. */
+#define DRAIN_POLL_MS 50u
+
+#define NSIGNALS 5
+
+typedef struct {
+    tf_shared_t shared;
+    tf_conf_t *conf; /* as loaded at start; the reloader holds the current one */
+    const char *conf_path;
+    tf_reload_t *reload;
+    tf_admin_t *admin;
+    tf_metrics_worker_t **metrics;
+    tf_worker_t **workers;
+    unsigned created, started;
+    uv_loop_t loop;
+    uv_signal_t sigs[NSIGNALS];
+    uv_timer_t tickets_timer;
+    uv_timer_t drain_poll;
+    int *fds;
+    int *http_fds;
+    bool loop_ready;
+    bool stopping;
+} run_t;
+
+static const int signums[NSIGNALS] = {SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2};
+
+static unsigned run_worker_count(const tf_conf_t *conf)
+{
+    unsigned n = tf_conf_workers(conf);
+    if (n == 0) {
+        long cores = sysconf(_SC_NPROCESSORS_ONLN);
+        n = cores > 0 ? (unsigned)cores : 1;
+    }
+    return n;
+}
+
+/* Binds one socket per worker (SO_REUSEPORT) for each address in `list`
+ * into a new array; -1 marks those not bound. */
+static int bind_all(const tf_conf_addr_list_t *list, unsigned nworkers, int **out)
+{
+    size_t n = (size_t)nworkers * list->count;
+    int *fds = malloc((n ? n : 1) * sizeof *fds);
+    if (fds == NULL)
+        return TF_ENOMEM;
+    for (size_t i = 0; i < n; i++)
+        fds[i] = -1;
+    *out = fds;
+    char err[512];
+    for (size_t i = 0; i < n; i++) {
+        fds[i] = tf_listener_bind(&list->items[i % list->count], err, sizeof err);
+        if (fds[i] < 0) {
+            TF_LOG(TF_LOG_ERROR, "%s", err);
+            return fds[i];
+        }
+    }
+    return 0;
+}
+
+/* One socket per listener and worker (SO_REUSEPORT), https and http, all
+ * bound before any worker starts so that every error reaches the exit
+ * status. */
+static int run_bind(run_t *r)
+{
+    tf_shared_t *s = &r->shared;
+    const tf_conf_addr_list_t *https = tf_conf_listen_https(r->conf);
+    const tf_conf_addr_list_t *http = tf_conf_listen_http(r->conf);
+    int rc = bind_all(https, s->nworkers, &r->fds);
+    s->fds = r->fds;
+    if (rc == 0)
+        rc = bind_all(http, s->nworkers, &r->http_fds);
+    s->http_fds = r->http_fds;
+    if (rc != 0)
+        return rc;
+    for (size_t i = 0; i < s->nlisten; i++)
+        TF_LOG(TF_LOG_INFO, "listening on %s (%u workers)", https->items[i].text, s->nworkers);
+    for (size_t i = 0; i < s->nhttp; i++)
+        TF_LOG(TF_LOG_INFO, "listening on %s for plain HTTP: redirects to https%s",
+               http->items[i].text,
+               tf_conf_acme_webroot(r->conf) != NULL ? " and ACME http-01 challenges" : "");
+    return 0;
+}
+
+static void close_fds(int **fds, size_t n)
+{
+    for (size_t i = 0; *fds != NULL && i < n; i++) {
+        if ((*fds)[i] >= 0)
+            close((*fds)[i]);
+    }
+    free(*fds);
+    *fds = NULL;
+}
+
+static void run_close_fds(run_t *r)
+{
+    close_fds(&r->fds, (size_t)r->shared.nworkers * r->shared.nlisten);
+    close_fds(&r->http_fds, (size_t)r->shared.nworkers * r->shared.nhttp);
+}
+
+/* Every worker is created before any starts, so that the list the workers
+ * use to wake each other (shared.workers) is complete and never changes. */
+static int run_start_workers(run_t *r)
+{
+    unsigned n = r->shared.nworkers;
+    r->workers = calloc(n, sizeof *r->workers);
+    if (r->workers == NULL)
+        return TF_ENOMEM;
+    char err[1024];
+    for (unsigned i = 0; i < n; i++) {
+        int rc =
+            tf_worker_new(&r->shared, i, tf_reload_conf(r->reload), tf_reload_snapshot(r->reload),
+                          r->metrics[i], &r->workers[i], err, sizeof err);
+        if (rc != 0) {
+            TF_LOG(TF_LOG_ERROR, "worker %u: %s", i, err);
+            return rc;
+        }
+        r->created++;
+    }
+    r->shared.workers = r->workers;
+    for (unsigned i = 0; i < n; i++) {
+        int rc = tf_worker_start(r->workers[i]);
+        if (rc != 0) {
+            TF_LOG(TF_LOG_ERROR, "worker %u: cannot start a worker thread: %s", i, uv_strerror(rc));
+            return rc;
+        }
+        r->started++;
+    }
+    return 0;
+}
+
+/* `user:`: switch to that user once the sockets are bound and the keys read,
+ * before any connection is accepted. */
+static int run_drop_privileges(const char *user)
+{
+    if (user == NULL)
+        return 0;
+    struct passwd *pw = getpwnam(user);
+    if (pw == NULL) {
+        TF_LOG(TF_LOG_ERROR, "user '%s' does not exist; create it or remove 'user:'", user);
+        return TF_EINVAL;
+    }
+    if (geteuid() == pw->pw_uid)
+        return 0;
+    if (initgroups(pw->pw_name, pw->pw_gid) != 0 || setgid(pw->pw_gid) != 0 ||
+        setuid(pw->pw_uid) != 0) {
+        TF_LOG(TF_LOG_ERROR,
+               "cannot switch to user '%s': %s; start tlsfront as root or remove "
+               "'user:'",
+               user, strerror(errno));
+        return TF_EINVAL;
+    }
+    TF_LOG(TF_LOG_INFO, "running as user '%s'", user);
+    return 0;
+}
+
+/* ---- signals ---------------------------------------------------------- */
+
+static void run_close_handle(uv_handle_t *h, void *arg)
+{
+    if (!uv_is_closing(h))
+        uv_close(h, NULL);
+}
+
+/* Draining: the main loop keeps its signal handlers (a second SIGTERM must
+ * not meet the default action) until every worker's loop has ended. */
+static void run_on_drain_poll(uv_timer_t *t)
+{
+    run_t *r = t->data;
+    if (atomic_load(&r->shared.finished) < r->started)
+        return;
+    /* Only this file's handles: the admin API and the reloader close their
+     * own (an admin request may still wait for a reload's answer). */
+    for (size_t i = 0; i < NSIGNALS; i++)
+        run_close_handle((uv_handle_t *)&r->sigs[i], NULL);
+    run_close_handle((uv_handle_t *)&r->tickets_timer, NULL);
+    run_close_handle((uv_handle_t *)&r->drain_poll, NULL);
+}
+
+static void run_stop(run_t *r, const char *why)
+{
+    if (r->stopping) {
+        TF_LOG(TF_LOG_INFO, "%s: already draining (up to timeouts.drain, then the rest is closed)",
+               why);
+        return;
+    }
+    r->stopping = true;
+    TF_LOG(TF_LOG_INFO, "%s: stopping: no new connections; draining for up to %llu ms", why,
+           (unsigned long long)tf_conf_timeouts(tf_reload_conf(r->reload))->drain_ms);
+    tf_reload_close(r->reload);
+    if (r->admin != NULL)
+        tf_admin_close(r->admin);
+    r->admin = NULL;
+    for (unsigned i = 0; i < r->started; i++)
+        tf_worker_stop(r->workers[i]);
+    uv_timer_stop(&r->tickets_timer);
+    uv_timer_start(&r->drain_poll, run_on_drain_poll, 0, DRAIN_POLL_MS);
+}
+
+/* Where the keys file in use is named: in the configuration in service if
+ * it still names the same file (it was likely edited since start-up), else
+ * in the one loaded at start (a new path needs a restart). */
+static const char *run_tickets_where(const run_t *r, char *buf)
+{
+    const tf_conf_t *now = tf_reload_conf(r->reload);
+    const char *a = tf_conf_tls(now)->ticket_keys_file, *b = tf_conf_tls(r->conf)->ticket_keys_file;
+    bool same = a != NULL && b != NULL && strcmp(a, b) == 0;
+    return tf_where(same ? now : r->conf, "tls.ticket_keys_file", 0, buf);
+}
+
+static void run_reload_tickets(run_t *r)
+{
+    char err[512], where[TF_WHERE_MAX];
+    if (r->shared.tickets == NULL)
+        return;
+    int rc = tf_tls_tickets_reload(r->shared.tickets, err, sizeof err);
+    if (rc != 0)
+        TF_LOG(TF_LOG_WARN, "%ssession tickets: %s; the keys in use stay",
+               tf_where_is_errno(rc) ? run_tickets_where(r, where) : "", err);
+}
+
+static void run_on_signal(uv_signal_t *h, int signum)
+{
+    run_t *r = h->data;
+    switch (signum) {
+    case SIGHUP:
+        if (r->stopping) {
+            TF_LOG(TF_LOG_INFO, "SIGHUP: draining: no reload");
+            return;
+        }
+        run_reload_tickets(r);
+        tf_reload_request(r->reload, true, "SIGHUP", NULL, NULL);
+        return;
+    case SIGUSR1: {
+        /* logrotate moved the access log: continue in a new file. Errors
+         * and events go to stderr, which the service manager owns. */
+        int rc = tf_access_reopen(r->shared.access);
+        if (rc != 0)
+            TF_LOG(TF_LOG_WARN,
+                   "SIGUSR1: cannot reopen the access log: %s; still writing to the old file",
+                   tf_strerror(rc));
+        else
+            TF_LOG(TF_LOG_INFO, "SIGUSR1: access log reopened");
+        return;
+    }
+    case SIGUSR2:
+        TF_LOG(TF_LOG_INFO, "SIGUSR2: ignored");
+        return;
+    default:
+        run_stop(r, signum == SIGTERM ? "SIGTERM" : "SIGINT");
+    }
+}
+
+static void run_on_tickets_timer(uv_timer_t *t)
+{
+    run_t *r = t->data;
+    if (tf_tls_tickets_rotate(r->shared.tickets, time(NULL)) != 0)
+        TF_LOG(TF_LOG_WARN, "session tickets: cannot make a new key; the current one stays");
+}
+
+static int run_signals(run_t *r)
+{
+    for (size_t i = 0; i < NSIGNALS; i++) {
+        uv_signal_init(&r->loop, &r->sigs[i]);
+        r->sigs[i].data = r;
+        int rc = uv_signal_start(&r->sigs[i], run_on_signal, signums[i]);
+        if (rc != 0)
+            return rc;
+    }
+    uv_timer_init(&r->loop, &r->tickets_timer);
+    uv_timer_init(&r->loop, &r->drain_poll);
+    r->tickets_timer.data = r->drain_poll.data = r;
+    if (r->shared.tickets != NULL)
+        uv_timer_start(&r->tickets_timer, run_on_tickets_timer, TICKET_TIMER_MS, TICKET_TIMER_MS);
+    return 0;
+}
+
+/* ---- the command ------------------------------------------------------ */
+
+static void run_on_conf(void *arg, const tf_conf_t *conf)
+{
+    run_t *r = arg;
+    if (r->admin != NULL)
+        tf_admin_reload_token(r->admin, conf);
+}
+
+static int run_admin(run_t *r)
+{
+    if (!tf_conf_admin(r->conf)->enabled)
+        return 0;
+    tf_admin_opts_t o = {
+        .loop = &r->loop,
+        .conf = r->conf,
+        .reload = r->reload,
+        .metrics = r->metrics,
+        .nworkers = r->shared.nworkers,
+    };
+    return tf_admin_new(&o, &r->admin);
+}
+
+static int run_setup(run_t *r)
+{
+    tf_shared_t *s = &r->shared;
+    tf_log_set_level((tf_log_level_t)tf_conf_log(r->conf)->level);
+    int rc = uv_loop_init(&r->loop);
+    if (rc != 0)
+        return rc;
+    r->loop_ready = true;
+    tf_reload_opts_t ro = {
+        .loop = &r->loop, .conf_path = r->conf_path, .conf = r->conf, .shared = s};
+    rc = tf_reload_new(&ro, &r->reload);
+    if (rc != 0)
+        return rc;
+    char err[1024], where[TF_WHERE_MAX];
+    const tf_conf_tls_t *tls = tf_conf_tls(r->conf);
+    rc = tf_tls_tickets_new(tls->ticket_keys_file, TICKET_ROTATE_S, &s->tickets, err, sizeof err);
+    if (rc != 0) {
+        /* A keys file that cannot be opened is the configuration's error; a
+         * bad line in it names the file and line itself. */
+        TF_LOG(TF_LOG_ERROR, "%s%s",
+               tf_where_is_errno(rc) ? tf_where(r->conf, "tls.ticket_keys_file", 0, where) : "",
+               err);
+        return rc;
+    }
+    s->nworkers = run_worker_count(r->conf);
+    s->nlisten = tf_conf_listen_https(r->conf)->count;
+    s->nhttp = tf_conf_listen_http(r->conf)->count;
+    s->max_connections = tf_conf_limits(r->conf)->max_connections;
+    /* Opened before privileges are dropped, like the listening sockets. */
+    rc = tf_access_open(tf_conf_log(r->conf), &s->access, err, sizeof err);
+    if (rc != 0) {
+        TF_LOG(TF_LOG_ERROR, "%s%s",
+               tf_where_is_errno(rc) ? tf_where(r->conf, "log.access", 0, where) : "", err);
+        return rc;
+    }
+    rc = run_bind(r);
+    if (rc == 0)
+        rc = run_signals(r);
+    if (rc == 0 && (r->metrics = calloc(s->nworkers, sizeof *r->metrics)) == NULL)
+        rc = TF_ENOMEM;
+    for (unsigned i = 0; rc == 0 && i < s->nworkers; i++)
+        r->metrics[i] = tf_metrics_worker_new();
+    if (rc == 0)
+        rc = run_admin(r);
+    if (rc == 0)
+        rc = run_drop_privileges(tf_conf_user(r->conf));
+    if (rc == 0)
+        rc = run_start_workers(r);
+    if (rc == 0) {
+        tf_reload_on_conf(r->reload, run_on_conf, r);
+        tf_reload_start(r->reload, r->workers, s->nworkers);
+    }
+    return rc;
+}
+
+static void run_teardown(run_t *r)
+{
+    /* Every thread first: a worker may still wake another while it drains. */
+    for (unsigned i = 0; i < r->started; i++)
+        tf_worker_join(r->workers[i]);
+    for (unsigned i = 0; i < r->created; i++) {
+        if (i >= r->started)
+            tf_worker_stop(r->workers[i]);
+        tf_worker_free(r->workers[i]);
+    }
+    free(r->workers);
+    for (unsigned i = 0; r->metrics != NULL && i < r->shared.nworkers; i++)
+        tf_metrics_worker_free(r->metrics[i]);
+    free(r->metrics);
+    run_close_fds(r);
+    if (r->loop_ready)
+        uv_loop_close(&r->loop);
+    tf_reload_free(r->reload);
+    tf_tls_tickets_unref(r->shared.tickets);
+    tf_access_free(r->shared.access);
+    tf_conf_unref(r->conf);
+}
+
+int tf_cmd_run(int argc, char **argv)
+{
+    run_t r;
+    memset(&r, 0, sizeof r);
+    int rc = tf_cli_config_arg(argc, argv, &r.conf_path);
+    if (rc != 0)
+        return rc;
+    if (tf_cli_load_conf(r.conf_path, &r.conf) != 0)
+        return TF_EXIT_PROBLEMS;
+    /* A client that goes away mid-write must cost an EPIPE, not the process. */
+    signal(SIGPIPE, SIG_IGN);
+    rc = tf_tls_global_init();
+    if (rc != 0) {
+        TF_LOG(TF_LOG_ERROR, "cannot initialise the TLS library: %s", tf_strerror(rc));
+        tf_conf_unref(r.conf);
+        return TF_EXIT_PROBLEMS;
+    }
+    rc = run_setup(&r);
+    if (rc == 0) {
+        TF_LOG(TF_LOG_INFO, "tlsfront running (pid %ld)", (long)getpid());
+        run_close_fds(&r); /* each worker holds its own duplicates now */
+        uv_run(&r.loop, UV_RUN_DEFAULT);
+    } else {
+        for (unsigned i = 0; i < r.started; i++)
+            tf_worker_stop(r.workers[i]);
+        if (r.reload != NULL)
+            tf_reload_close(r.reload);
+        if (r.admin != NULL)
+            tf_admin_close(r.admin);
+        if (r.loop_ready) {
+            uv_walk(&r.loop, run_close_handle, NULL);
+            uv_run(&r.loop, UV_RUN_DEFAULT);
+        }
+    }
+    run_teardown(&r);
+    tf_tls_global_cleanup();
+    if (rc == 0)
+        TF_LOG(TF_LOG_INFO, "stopped");
+    return rc == 0 ? TF_EXIT_OK : TF_EXIT_PROBLEMS;
+}

@@ -1,0 +1,879 @@
+/* Request heads, strict framing and the backend's head (SPEC §7). See http.h. */
+#include "proxy/http/http.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+/* ---- the byte-level scan http-parser is lenient about ------------------------ */
+
+/* Byte classes: a token character (RFC 9110 §5.6.2: letters, digits and
+ * !#$%&'*+-.^_`|~), a byte allowed in a header value (no control byte but
+ * HTAB), a byte allowed in a start line (no control byte at all). */
+enum { B_TCHAR = 1, B_VALUE = 2, B_LINE = 4 };
+
+static const unsigned char byte_class[256] = {
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, /* */
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* */
+    6, 7, 6, 7, 7, 7, 7, 7, 6, 6, 7, 7, 6, 7, 7, 6, /*  !"#$%&'()*+,-./ */
+    7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 6, 6, 6, 6, 6, 6, /* 0-9 :;<=>? */
+    6, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, /* @A-O */
+    7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 6, 6, 6, 7, 7, /* P-Z [\]^_ */
+    7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, /* `a-o */
+    7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 6, 7, 6, 7, 0, /* p-z {|}~ DEL */
+    6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, /* 0x80-0xff: obs-text */
+    6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, /* */
+    6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, /* */
+    6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, /* */
+    6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, /* */
+    6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, /* */
+    6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, /* */
+    6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, /* */
+};
+
+static bool is_tchar(unsigned char c)
+{
+    return byte_class[c] & B_TCHAR;
+}
+
+/* What a scan of a head records: each header line's name and value (the
+ * value without the whitespace around it, RFC 9110 §5.5), and the length of
+ * the start line with its line end. */
+typedef struct {
+    tf_http_header_t *headers;
+    size_t nheaders;
+    bool too_many; /* more than TF_HTTP_MAX_HEADERS lines */
+    size_t start_line;
+} fields_t;
+
+static bool is_ows(unsigned char c)
+{
+    return c == ' ' || c == '\t';
+}
+
+/* One header line [s, e) without its CRLF: a token, a colon right after it
+ * (whitespace before the colon is how requests get smuggled past
+ * lenient parsers), then a value without control bytes but HTAB. The line
+ * is recorded in f. */
+static bool header_line(const unsigned char *s, const unsigned char *e, fields_t *f)
+{
+    const unsigned char *p = s;
+    while (p < e && (byte_class[*p] & B_TCHAR))
+        p++;
+    if (p == s || p == e || *p != ':')
+        return false;
+    const unsigned char *colon = p;
+    for (p++; p < e; p++) {
+        if (!(byte_class[*p] & B_VALUE))
+            return false;
+    }
+    if (f->nheaders == TF_HTTP_MAX_HEADERS) {
+        f->too_many = true;
+        return true;
+    }
+    const unsigned char *v = colon + 1;
+    while (v < e && is_ows(*v))
+        v++;
+    while (e > v && is_ows(e[-1]))
+        e--;
+    f->headers[f->nheaders++] = (tf_http_header_t){.name = (const char *)s,
+                                                   .name_len = (size_t)(colon - s),
+                                                   .value = (const char *)v,
+                                                   .value_len = (size_t)(e - v)};
+    return true;
+}
+
+static bool request_line_ok(const unsigned char *s, const unsigned char *e)
+{
+    for (const unsigned char *p = s; p < e; p++) {
+        if (!(byte_class[*p] & B_LINE))
+            return false;
+    }
+    return e > s;
+}
+
+/* Finds the end of the head, checking every line on the way and recording
+ * its header lines in f: every LF must follow a CR and every CR precede an
+ * LF; no line may start with whitespace (obsolete folding). bare_lf: a
+ * line may end with LF alone (responses: a backend's line ends are
+ * harmless; its header lines are checked all the same). Returns the head's
+ * length, 0 when it has not ended within len bytes, or -1 when it is
+ * malformed. */
+static long scan_head(const char *buf, size_t len, bool bare_lf, fields_t *f)
+{
+    const unsigned char *b = (const unsigned char *)buf;
+    size_t line = 0;
+    bool first = true;
+    f->nheaders = 0;
+    f->too_many = false;
+    /* Line by line: a CR anywhere but before the LF is a control byte that
+     * the line checks refuse, so strict line ends need only the CR before
+     * each LF checked here, and the unfinished last line a look for a CR
+     * that is followed by something other than LF. */
+    for (const unsigned char *nl; (nl = memchr(b + line, '\n', len - line)) != NULL;) {
+        size_t i = (size_t)(nl - b);
+        if (!bare_lf && (i == 0 || b[i - 1] != '\r'))
+            return -1;
+        const unsigned char *s = b + line, *e = b + i;
+        if (e > s && e[-1] == '\r')
+            e--;
+        if (e == s)
+            return first ? -1 : (long)(i + 1);
+        if (first) {
+            if (!request_line_ok(s, e))
+                return -1;
+            f->start_line = i + 1;
+        } else if (is_ows(*s) || !header_line(s, e, f)) {
+            return -1;
+        }
+        first = false;
+        line = i + 1;
+    }
+    if (!bare_lf && len - line >= 2 && memchr(b + line, '\r', len - line - 1) != NULL)
+        return -1;
+    return 0;
+}
+
+const char *tf_http_reason(unsigned status)
+{
+    switch (status) {
+    case 200:
+        return "OK";
+    case 301:
+        return "Moved Permanently";
+    case 400:
+        return "Bad Request";
+    case 404:
+        return "Not Found";
+    case 408:
+        return "Request Timeout";
+    case 414:
+        return "URI Too Long";
+    case 421:
+        return "Misdirected Request";
+    case 431:
+        return "Request Header Fields Too Large";
+    case 500:
+        return "Internal Server Error";
+    case 502:
+        return "Bad Gateway";
+    case 503:
+        return "Service Unavailable";
+    case 504:
+        return "Gateway Timeout";
+    }
+    return "Error";
+}
+
+/* ---- http-parser callbacks -------------------------------------------------------- */
+
+/* http-parser reads every request line (method, target, version), and
+ * the whole head only of a response whose body it then follows (chunked or
+ * close-delimited). Header fields and status lines are the scan's. */
+
+static int on_url(http_parser *hp, const char *at, size_t len)
+{
+    tf_http_parser_t *p = hp->data;
+    if (p->target != NULL) {
+        *p->target = at;
+        *p->target_len = len;
+    }
+    return 0;
+}
+
+static int on_headers_complete(http_parser *hp)
+{
+    tf_http_parser_t *p = hp->data;
+    http_parser_pause(hp, 1);
+    /* 1: no body follows whatever the headers say (a response to HEAD). */
+    return p->skip_body ? 1 : 0;
+}
+
+static int on_message_complete(http_parser *hp)
+{
+    tf_http_parser_t *p = hp->data;
+    p->done = true;
+    http_parser_pause(hp, 1);
+    return 0;
+}
+
+static const http_parser_settings settings = {
+    .on_url = on_url,
+    .on_headers_complete = on_headers_complete,
+    .on_message_complete = on_message_complete,
+};
+
+void tf_http_parser_init(tf_http_parser_t *p)
+{
+    memset(p, 0, sizeof *p);
+    http_parser_init(&p->parser, HTTP_REQUEST);
+    p->parser.data = p;
+}
+
+void tf_http_parser_init_response(tf_http_parser_t *p, bool head_request)
+{
+    memset(p, 0, sizeof *p);
+    http_parser_init(&p->parser, HTTP_RESPONSE);
+    p->parser.data = p;
+    p->skip_body = head_request;
+}
+
+/* The request line (line bytes, its line end included) through
+ * http-parser: true when it took all of it as HTTP/1.0 or 1.1. The parser
+ * then waits for header lines that it is never given. */
+static bool parse_request_line(tf_http_parser_t *p, const char *buf, size_t line)
+{
+    size_t n = http_parser_execute(&p->parser, &settings, buf, line);
+    return n == line && HTTP_PARSER_ERRNO(&p->parser) == HPE_OK && p->parser.http_major == 1 &&
+           p->parser.http_minor <= 1;
+}
+
+/* A response's status line, "HTTP/1.x DDD[ reason]" (RFC 9112 §4), its
+ * bytes already checked by the scan (line: its length with its line end).
+ * Read here rather than by http-parser, which cost most of a keep-alive
+ * response head's parsing on this one line; http-parser still reads the
+ * whole head of a response whose body it follows. */
+static bool parse_status_line(const char *s, size_t line, tf_http_response_t *r)
+{
+    size_t len = line - 1 - (line >= 2 && s[line - 2] == '\r');
+    if (len < 12 || memcmp(s, "HTTP/1.", 7) != 0 || (s[7] != '0' && s[7] != '1') || s[8] != ' ')
+        return false;
+    unsigned status = 0;
+    for (size_t i = 9; i < 12; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return false;
+        status = status * 10 + (unsigned)(s[i] - '0');
+    }
+    if ((len > 12 && s[12] != ' ') || status < 100)
+        return false;
+    r->version_minor = (unsigned)(s[7] - '0');
+    r->status = status;
+    return true;
+}
+
+/* A chunked or close-delimited response body is followed by http-parser:
+ * it reads the whole head from the start, so that it stands where the body
+ * begins with its own view of the framing. Returns 0 or -1. */
+static int parser_to_body(tf_http_parser_t *p, const char *buf, size_t head)
+{
+    http_parser_init(&p->parser, HTTP_RESPONSE);
+    p->parser.data = p;
+    size_t n = http_parser_execute(&p->parser, &settings, buf, head);
+    if (HTTP_PARSER_ERRNO(&p->parser) != HPE_PAUSED)
+        return -1;
+    /* http-parser stops just before the head's last LF: feed it. */
+    http_parser_pause(&p->parser, 0);
+    if (n < head) {
+        http_parser_execute(&p->parser, &settings, buf + n, head - n);
+        enum http_errno e = HTTP_PARSER_ERRNO(&p->parser);
+        if (e != HPE_OK && e != HPE_PAUSED)
+            return -1;
+    }
+    return 0;
+}
+
+/* ---- what the headers say -------------------------------------------------------- */
+
+/* s equals `lower` (lower case) but for the case of ASCII letters: what
+ * strncasecmp() says in the C locale, inlined, since names are compared
+ * with literals many times per message. */
+static inline bool lower_eq(const char *s, const char *lower, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if ((c >= 'A' && c <= 'Z' ? c + 32 : c) != (unsigned char)lower[i])
+            return false;
+    }
+    return true;
+}
+
+/* name: a lower-case literal. */
+static inline bool name_is(const tf_http_header_t *h, const char *name)
+{
+    size_t n = strlen(name);
+    return h->name_len == n && lower_eq(h->name, name, n);
+}
+
+/* Calls fn for each comma-separated token of a header value, trimmed of
+ * optional whitespace; stops and returns true when fn does. */
+static bool each_token(const char *v, size_t len, bool (*fn)(const char *, size_t, void *),
+                       void *ud)
+{
+    size_t i = 0;
+    while (i <= len) {
+        size_t j = i;
+        while (j < len && v[j] != ',')
+            j++;
+        size_t s = i, e = j;
+        while (s < e && (v[s] == ' ' || v[s] == '\t'))
+            s++;
+        while (e > s && (v[e - 1] == ' ' || v[e - 1] == '\t'))
+            e--;
+        if (e > s && fn(v + s, e - s, ud))
+            return true;
+        i = j + 1;
+    }
+    return false;
+}
+
+/* want: a lower-case string. */
+static bool token_eq(const char *t, size_t n, void *want)
+{
+    return n == strlen(want) && lower_eq(t, want, n);
+}
+
+typedef struct {
+    size_t count;
+    bool last_chunked;
+} te_scan_t;
+
+static bool te_token(const char *t, size_t n, void *ud)
+{
+    te_scan_t *s = ud;
+    s->count++;
+    s->last_chunked = token_eq(t, n, "chunked");
+    return false;
+}
+
+/* What Connection (and Proxy-Connection, which clients still send and
+ * http-parser reads as Connection) says about the connection. */
+typedef struct {
+    bool close, keep_alive, upgrade;
+} conn_tokens_t;
+
+static bool conn_token(const char *t, size_t n, void *ud)
+{
+    conn_tokens_t *c = ud;
+    c->close |= token_eq(t, n, "close");
+    c->keep_alive |= token_eq(t, n, "keep-alive");
+    c->upgrade |= token_eq(t, n, "upgrade");
+    return false;
+}
+
+/* Persistence (RFC 9112 §9.3): HTTP/1.1 unless "close", HTTP/1.0 only with
+ * "keep-alive"; "close" wins when both are there. */
+static bool persistent(const conn_tokens_t *c, unsigned version_minor)
+{
+    return !c->close && (version_minor == 1 || c->keep_alive);
+}
+
+/* Content-Length: digits only, once. */
+static bool parse_length(const tf_http_header_t *h, uint64_t *out)
+{
+    uint64_t v = 0;
+    if (h->value_len == 0 || h->value_len > 18)
+        return false;
+    for (size_t i = 0; i < h->value_len; i++) {
+        if (h->value[i] < '0' || h->value[i] > '9')
+            return false;
+        v = v * 10 + (uint64_t)(h->value[i] - '0');
+    }
+    *out = v;
+    return true;
+}
+
+/* An absolute-form target ("GET https://a.example/x") names its own
+ * authority, which a backend may prefer to Host: it must be the Host that
+ * routing and the 421 check looked at. */
+static bool authority_matches_host(const tf_http_request_t *r)
+{
+    const char *t = r->target;
+    size_t n = r->target_len;
+    if (n == 0 || t[0] == '/' || (n == 1 && t[0] == '*'))
+        return true;
+    const char *sep = memchr(t, ':', n);
+    if (sep == NULL || (size_t)(sep - t) + 3 > n || sep[1] != '/' || sep[2] != '/')
+        return false;
+    const char *a = sep + 3, *end = t + n;
+    const char *e = a;
+    while (e < end && *e != '/' && *e != '?' && *e != '#')
+        e++;
+    return r->host != NULL && (size_t)(e - a) == r->host_len &&
+           strncasecmp(a, r->host, r->host_len) == 0;
+}
+
+/* The framing rules of RFC 9112 §6, without any of its leniencies. */
+static int check_framing(tf_http_request_t *r)
+{
+    size_t lengths = 0, tes = 0, hosts = 0;
+    te_scan_t te = {0};
+    conn_tokens_t conn = {0};
+    bool has_upgrade = false;
+    for (size_t i = 0; i < r->nheaders; i++) {
+        const tf_http_header_t *h = &r->headers[i];
+        if (name_is(h, "content-length")) {
+            if (++lengths > 1 || !parse_length(h, &r->content_length))
+                return 400;
+        } else if (name_is(h, "transfer-encoding")) {
+            /* The value "chunked" alone: a list with empty elements
+             * (",chunked") is read differently by different parsers. */
+            tes++;
+            each_token(h->value, h->value_len, te_token, &te);
+            te.last_chunked &= token_eq(h->value, h->value_len, "chunked");
+        } else if (name_is(h, "host")) {
+            hosts++;
+            r->host = h->value;
+            r->host_len = h->value_len;
+        } else if (name_is(h, "connection") || name_is(h, "proxy-connection")) {
+            each_token(h->value, h->value_len, conn_token, &conn);
+        } else if (name_is(h, "upgrade")) {
+            /* h2c is cleartext HTTP/2: meaningless inside TLS, and a tunnel
+             * would carry requests past per-request routing. */
+            has_upgrade = !each_token(h->value, h->value_len, token_eq, "h2c");
+        } else if (name_is(h, "expect")) {
+            r->expect_continue = h->value_len == 12 && !strncasecmp(h->value, "100-continue", 12);
+        }
+    }
+    if (tes > 0 && (lengths > 0 || !te.last_chunked || te.count != 1 || r->version_minor == 0))
+        return 400;
+    if (hosts > 1 || (hosts == 0 && r->version_minor == 1))
+        return 400;
+    if (!authority_matches_host(r))
+        return 400;
+    r->body =
+        tes > 0 ? TF_HTTP_BODY_CHUNKED
+                : (lengths > 0 && r->content_length > 0 ? TF_HTTP_BODY_LENGTH : TF_HTTP_BODY_NONE);
+    r->upgrade = conn.upgrade && has_upgrade;
+    r->keep_alive = persistent(&conn, r->version_minor);
+    return 0;
+}
+
+/* ---- parsing ------------------------------------------------------------------- */
+
+int tf_http_parse_head(tf_http_parser_t *p, const char *buf, size_t len, size_t max_head,
+                       tf_http_request_t *req)
+{
+    /* The header array is only read up to nheaders: not cleared. */
+    memset(req, 0, offsetof(tf_http_request_t, headers));
+    memset(&req->nheaders, 0, sizeof *req - offsetof(tf_http_request_t, nheaders));
+    fields_t f = {.headers = req->headers};
+    long head = scan_head(buf, len < max_head ? len : max_head, false, &f);
+    if (head < 0 || f.too_many)
+        return 400;
+    if (head == 0)
+        return len >= max_head ? 431 : TF_HTTP_MORE;
+
+    req->nheaders = f.nheaders;
+    p->target = &req->target;
+    p->target_len = &req->target_len;
+    if (!parse_request_line(p, buf, f.start_line))
+        return 400;
+    req->method = buf;
+    req->method_len = strcspn(buf, " ");
+    req->version_minor = p->parser.http_minor;
+    req->head_len = (size_t)head;
+    int status = check_framing(req);
+    if (status != 0)
+        return status;
+    /* Request bodies are followed here, never by http-parser: a message
+     * without one is complete with its head. */
+    if (req->body == TF_HTTP_BODY_NONE)
+        p->done = true;
+    p->strict_chunked = req->body == TF_HTTP_BODY_CHUNKED;
+    p->by_length = req->body == TF_HTTP_BODY_LENGTH;
+    p->length_left = req->content_length;
+    return 0;
+}
+
+/* ---- chunked request bodies, strictly (RFC 9112 §7.1) ---------------------------- */
+
+enum {
+    CH_SIZE,    /* hex digits of a chunk size */
+    CH_SIZE_WS, /* whitespace after the size, before ';' or CR */
+    CH_EXT,     /* a chunk extension, up to CR */
+    CH_SIZE_LF, /* the LF ending a size line */
+    CH_DATA,    /* chunk_left bytes of data */
+    CH_DATA_CR, /* the CRLF after the data */
+    CH_DATA_LF,
+    CH_TRAILER,  /* the start of a trailer line, or the final CRLF */
+    CH_TR_NAME,  /* a trailer's field name */
+    CH_TR_VALUE, /* its value, up to CR */
+    CH_TR_LF,    /* the LF ending a trailer line */
+    CH_END_LF,   /* the LF of the final CRLF */
+    CH_DONE,
+};
+
+static int hexval(unsigned char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    c |= 0x20;
+    return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+static bool is_ctl(unsigned char c)
+{
+    return (c < 0x20 && c != '\t') || c == 0x7f;
+}
+
+/* One byte of framing (not chunk data). Returns false when it is invalid. */
+static bool chunk_step(tf_http_parser_t *p, unsigned char c)
+{
+    switch (p->chunk_state) {
+    case CH_SIZE:
+        if (hexval(c) >= 0) {
+            if (++p->chunk_digits > 15)
+                return false; /* sizes past 2^60 are not bodies, they are attacks */
+            p->chunk_left = p->chunk_left * 16 + (uint64_t)hexval(c);
+            return true;
+        }
+        if (p->chunk_digits == 0)
+            return false;
+        if (c == ' ' || c == '\t') {
+            p->chunk_state = CH_SIZE_WS;
+            return true;
+        }
+        /* ';' or CR right after the digits: as after whitespace */
+        __attribute__((fallthrough));
+    case CH_SIZE_WS:
+        if (c == ' ' || c == '\t')
+            return true;
+        if (c == ';') {
+            p->chunk_state = CH_EXT;
+            return true;
+        }
+        if (c == '\r') {
+            p->chunk_state = CH_SIZE_LF;
+            return true;
+        }
+        return false;
+    case CH_EXT:
+        if (c == '\r')
+            p->chunk_state = CH_SIZE_LF;
+        return c == '\r' || !is_ctl(c);
+    case CH_SIZE_LF:
+        if (c != '\n')
+            return false;
+        p->chunk_digits = 0;
+        p->chunk_state = p->chunk_left > 0 ? CH_DATA : CH_TRAILER;
+        return true;
+    case CH_DATA_CR:
+        p->chunk_state = CH_DATA_LF;
+        return c == '\r';
+    case CH_DATA_LF:
+        p->chunk_state = CH_SIZE;
+        return c == '\n';
+    case CH_TRAILER:
+        if (c == '\r') {
+            p->chunk_state = CH_END_LF;
+            return true;
+        }
+        p->chunk_state = CH_TR_NAME;
+        return is_tchar(c);
+    case CH_TR_NAME:
+        if (c == ':') {
+            p->chunk_state = CH_TR_VALUE;
+            return true;
+        }
+        return is_tchar(c);
+    case CH_TR_VALUE:
+        if (c == '\r') {
+            p->chunk_state = CH_TR_LF;
+            return true;
+        }
+        return !is_ctl(c);
+    case CH_TR_LF:
+        p->chunk_state = CH_TRAILER;
+        return c == '\n';
+    case CH_END_LF:
+        p->chunk_state = CH_DONE;
+        return c == '\n';
+    }
+    return false;
+}
+
+static int chunked_body(tf_http_parser_t *p, const char *buf, size_t len, size_t *used, bool *done)
+{
+    size_t i = 0;
+    while (i < len && p->chunk_state != CH_DONE) {
+        if (p->chunk_state == CH_DATA) {
+            size_t take = len - i;
+            if (take > p->chunk_left)
+                take = (size_t)p->chunk_left;
+            i += take;
+            p->chunk_left -= take;
+            if (p->chunk_left == 0)
+                p->chunk_state = CH_DATA_CR;
+            continue;
+        }
+        if (!chunk_step(p, (unsigned char)buf[i]))
+            return 400;
+        i++;
+    }
+    *used = i;
+    p->done = p->chunk_state == CH_DONE;
+    *done = p->done;
+    return 0;
+}
+
+int tf_http_body(tf_http_parser_t *p, const char *buf, size_t len, size_t *used, bool *done)
+{
+    if (p->strict_chunked && !p->done) {
+        *used = 0;
+        *done = false;
+        return len == 0 ? 0 : chunked_body(p, buf, len, used, done);
+    }
+    *used = 0;
+    *done = p->done;
+    if (p->done || len == 0)
+        return 0;
+    if (p->by_length) {
+        size_t n = len < p->length_left ? len : (size_t)p->length_left;
+        p->length_left -= n;
+        p->done = p->length_left == 0;
+        *used = n;
+        *done = p->done;
+        return 0;
+    }
+    http_parser_pause(&p->parser, 0);
+    size_t n = http_parser_execute(&p->parser, &settings, buf, len);
+    enum http_errno e = HTTP_PARSER_ERRNO(&p->parser);
+    if (e != HPE_OK && e != HPE_PAUSED)
+        return 400;
+    *used = n;
+    *done = p->done;
+    return 0;
+}
+
+/* ---- responses -------------------------------------------------------------------- */
+
+/* Framing of a response (RFC 9112 §6.3): anything ambiguous is refused,
+ * a second Content-Length too, even an identical one. */
+static int response_framing(tf_http_parser_t *p, tf_http_response_t *r, conn_tokens_t *conn)
+{
+    size_t lengths = 0, tes = 0;
+    te_scan_t te = {0};
+    for (size_t i = 0; i < r->nheaders; i++) {
+        const tf_http_header_t *h = &r->headers[i];
+        if (name_is(h, "content-length")) {
+            if (++lengths > 1 || !parse_length(h, &r->content_length))
+                return 502;
+        } else if (name_is(h, "transfer-encoding")) {
+            tes++;
+            each_token(h->value, h->value_len, te_token, &te);
+        } else if (name_is(h, "connection") || name_is(h, "proxy-connection")) {
+            each_token(h->value, h->value_len, conn_token, conn);
+        }
+    }
+    if (tes > 0 && lengths > 0)
+        return 502;
+    unsigned st = r->status;
+    if (p->skip_body || st / 100 == 1 || st == 204 || st == 304)
+        r->body = TF_HTTP_RESP_NONE;
+    else if (tes > 0)
+        r->body = te.last_chunked ? TF_HTTP_RESP_CHUNKED : TF_HTTP_RESP_CLOSE;
+    else if (lengths > 0)
+        r->body = r->content_length > 0 ? TF_HTTP_RESP_LENGTH : TF_HTTP_RESP_NONE;
+    else
+        r->body = TF_HTTP_RESP_CLOSE;
+    return 0;
+}
+
+int tf_http_parse_response_head(tf_http_parser_t *p, const char *buf, size_t len, size_t max_head,
+                                tf_http_response_t *resp)
+{
+    memset(resp, 0, offsetof(tf_http_response_t, headers));
+    memset(&resp->nheaders, 0, sizeof *resp - offsetof(tf_http_response_t, nheaders));
+    fields_t f = {.headers = resp->headers};
+    long scanned = scan_head(buf, len < max_head ? len : max_head, true, &f);
+    if (scanned < 0 || f.too_many)
+        return 502;
+    if (scanned == 0)
+        return len >= max_head ? 502 : TF_HTTP_MORE;
+    size_t head = (size_t)scanned;
+    resp->nheaders = f.nheaders;
+    resp->start = buf;
+    if (!parse_status_line(buf, f.start_line, resp))
+        return 502;
+    resp->head_len = head;
+    resp->upgrade = resp->status == 101;
+    conn_tokens_t conn = {0};
+    int status = response_framing(p, resp, &conn);
+    if (status != 0)
+        return status;
+    if (resp->body == TF_HTTP_RESP_CHUNKED || resp->body == TF_HTTP_RESP_CLOSE) {
+        /* http-parser follows the body: a framing it reads otherwise
+         * (",chunked") would leave the two views of the body apart. */
+        if (parser_to_body(p, buf, head) != 0 ||
+            !(p->parser.flags & F_CHUNKED) != (resp->body != TF_HTTP_RESP_CHUNKED))
+            return 502;
+    }
+    resp->keep_alive = persistent(&conn, resp->version_minor) && resp->body != TF_HTTP_RESP_CLOSE;
+    if (resp->body == TF_HTTP_RESP_NONE)
+        p->done = true;
+    p->by_length = resp->body == TF_HTTP_RESP_LENGTH;
+    p->length_left = resp->content_length;
+    return 0;
+}
+
+/* ---- the backend's head ------------------------------------------------------------ */
+
+typedef struct {
+    char *out;
+    size_t len, cap;
+    bool overflow;
+} out_t;
+
+static void put(out_t *o, const char *s, size_t n)
+{
+    if (o->overflow || o->cap - o->len < n) {
+        o->overflow = true;
+        return;
+    }
+    memcpy(o->out + o->len, s, n);
+    o->len += n;
+}
+
+static void put_str(out_t *o, const char *s)
+{
+    put(o, s, strlen(s));
+}
+
+static void put_header(out_t *o, const char *name, const char *value, size_t vlen)
+{
+    put_str(o, name);
+    put(o, ": ", 2);
+    put(o, value, vlen);
+    put(o, "\r\n", 2);
+}
+
+/* Headers that describe one hop, not the message (RFC 9110 §7.6.1), and
+ * what the client claimed about forwarding: never passed on. */
+static bool hop_by_hop(const tf_http_header_t *h, bool upgrade)
+{
+    return name_is(h, "connection") || name_is(h, "keep-alive") || name_is(h, "proxy-connection") ||
+           name_is(h, "te") || name_is(h, "trailer") || (name_is(h, "upgrade") && !upgrade);
+}
+
+/* What the client claimed about forwarding: replaced, never passed on. */
+static bool client_forwarded(const tf_http_header_t *h)
+{
+    /* Also X_Forwarded_For and the like: CGI, WSGI and PHP map '_' and '-'
+     * to the same variable. And RFC 7239's Forwarded, which tlsfront does
+     * not set: a client must not speak for the proxy. */
+    static const char *const names[] = {"x-forwarded-for", "x-forwarded-proto", "x-forwarded-host",
+                                        "x-forwarded-port"};
+    if (name_is(h, "forwarded"))
+        return true;
+    if (h->name_len < 15 || h->name_len > 17) /* the lengths of the four names */
+        return false;
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        if (h->name_len != strlen(names[i]))
+            continue;
+        size_t k = 0;
+        while (k < h->name_len) {
+            char a = (char)(h->name[k] | 0x20), b = names[i][k];
+            if (a != b && !(b == '-' && h->name[k] == '_'))
+                break;
+            k++;
+        }
+        if (k == h->name_len)
+            return true;
+    }
+    return false;
+}
+
+/* Headers that frame or route the message: a Connection header naming them
+ * must not make them disappear (that would let a client smuggle a body as
+ * a second request). */
+static bool framing_header(const tf_http_header_t *h)
+{
+    return name_is(h, "host") || name_is(h, "content-length") || name_is(h, "transfer-encoding");
+}
+
+typedef struct {
+    const tf_http_header_t *h;
+} listed_t;
+
+static bool names_header(const char *t, size_t n, void *ud)
+{
+    const tf_http_header_t *h = ((listed_t *)ud)->h;
+    return n == h->name_len && strncasecmp(t, h->name, n) == 0;
+}
+
+/* A header the Connection header names is hop-by-hop too. */
+static bool listed_in_connection(const tf_http_header_t *hs, size_t n, const tf_http_header_t *h)
+{
+    listed_t l = {.h = h};
+    for (size_t i = 0; i < n; i++) {
+        if (name_is(&hs[i], "connection") &&
+            each_token(hs[i].value, hs[i].value_len, names_header, &l))
+            return true;
+    }
+    return false;
+}
+
+static bool has_connection(const tf_http_header_t *hs, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (name_is(&hs[i], "connection"))
+            return true;
+    }
+    return false;
+}
+
+long tf_http_rewrite_head(const tf_http_request_t *req, const tf_http_forward_t *fwd, char *out,
+                          size_t outlen)
+{
+    out_t o = {.out = out, .cap = outlen};
+    /* The request line as received: the backend sees what the client asked. */
+    const char *eol = memchr(req->method, '\n', req->head_len);
+    put(&o, req->method, eol != NULL ? (size_t)(eol - req->method) + 1 : 0);
+    bool conn = has_connection(req->headers, req->nheaders);
+    for (size_t i = 0; i < req->nheaders; i++) {
+        const tf_http_header_t *h = &req->headers[i];
+        bool upgrade_header = req->upgrade && name_is(h, "upgrade");
+        if (hop_by_hop(h, req->upgrade) || client_forwarded(h) ||
+            (conn && !upgrade_header && !framing_header(h) &&
+             listed_in_connection(req->headers, req->nheaders, h)))
+            continue;
+        put(&o, h->name, h->name_len);
+        put(&o, ": ", 2);
+        put(&o, h->value, h->value_len);
+        put(&o, "\r\n", 2);
+    }
+    if (req->upgrade)
+        put_str(&o, "Connection: upgrade\r\n");
+    char port[16];
+    size_t plen = 0;
+    for (unsigned v = fwd->server_port; plen == 0 || v > 0; v /= 10)
+        port[sizeof port - 1 - plen++] = (char)('0' + v % 10);
+    put_header(&o, "X-Forwarded-For", fwd->client_addr, strlen(fwd->client_addr));
+    put_str(&o, "X-Forwarded-Proto: https\r\n");
+    if (req->host != NULL)
+        put_header(&o, "X-Forwarded-Host", req->host, req->host_len);
+    put_header(&o, "X-Forwarded-Port", port + sizeof port - plen, plen);
+    put(&o, "\r\n", 2);
+    return o.overflow ? -1 : (long)o.len;
+}
+
+long tf_http_rewrite_response_head(const tf_http_response_t *resp, bool close, char *out,
+                                   size_t outlen)
+{
+    out_t o = {.out = out, .cap = outlen};
+    const char *eol = memchr(resp->start, '\n', resp->head_len);
+    size_t line = eol != NULL ? (size_t)(eol - resp->start) : 0;
+    if (line > 0 && resp->start[line - 1] == '\r')
+        line--;
+    put(&o, resp->start, line);
+    put(&o, "\r\n", 2);
+    bool conn = has_connection(resp->headers, resp->nheaders);
+    for (size_t i = 0; i < resp->nheaders; i++) {
+        const tf_http_header_t *h = &resp->headers[i];
+        bool upgrade_header = resp->upgrade && name_is(h, "upgrade");
+        if (!upgrade_header && (hop_by_hop(h, resp->upgrade) ||
+                                (conn && !framing_header(h) &&
+                                 listed_in_connection(resp->headers, resp->nheaders, h))))
+            continue;
+        put(&o, h->name, h->name_len);
+        put(&o, ": ", 2);
+        put(&o, h->value, h->value_len);
+        put(&o, "\r\n", 2);
+    }
+    if (resp->upgrade)
+        put_str(&o, "Connection: upgrade\r\n");
+    else if (close)
+        put_str(&o, "Connection: close\r\n");
+    put(&o, "\r\n", 2);
+    return o.overflow ? -1 : (long)o.len;
+}

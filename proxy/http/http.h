@@ -1,0 +1,167 @@
+/* HTTP/1.1 requests for the proxy (SPEC §7): the request head parsed and
+ * checked strictly, the head rewritten for the backend, and the body's
+ * framing followed so that its bytes can be streamed as they are.
+ *
+ * http-parser stays behind this header: it reads request lines and follows
+ * chunked and close-delimited response bodies; header lines are split by
+ * the same strict scan that checks them. Everything here is pure: no I/O, no
+ * libuv, no allocation; the caller owns every buffer, and a parsed request
+ * points into the caller's head buffer, which must outlive it.
+ */
+#ifndef TF_PROXY_HTTP_H
+#define TF_PROXY_HTTP_H
+
+#if defined(TF_PROXY_LAYER) && TF_PROXY_LAYER < 2
+#error "proxy/http is above this library (obs < http < net < ops < cli)"
+#endif
+
+#include <http_parser.h>
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define TF_HTTP_MAX_HEADERS 100
+
+/* tf_http_parse_head(): the head is not complete yet; read more. */
+#define TF_HTTP_MORE 1
+
+typedef struct {
+    const char *name;
+    size_t name_len;
+    const char *value;
+    size_t value_len;
+} tf_http_header_t;
+
+typedef enum {
+    TF_HTTP_BODY_NONE,    /* no body: the message ends with its head */
+    TF_HTTP_BODY_LENGTH,  /* Content-Length bytes follow */
+    TF_HTTP_BODY_CHUNKED, /* chunked, with optional trailers */
+} tf_http_body_kind_t;
+
+typedef struct {
+    const char *method;
+    size_t method_len;
+    const char *target; /* the request target exactly as sent */
+    size_t target_len;
+    unsigned version_minor; /* HTTP/1.0 or HTTP/1.1 */
+    tf_http_header_t headers[TF_HTTP_MAX_HEADERS];
+    size_t nheaders;
+    const char *host; /* the Host header's value (port included), or NULL */
+    size_t host_len;
+    tf_http_body_kind_t body;
+    uint64_t content_length;
+    bool keep_alive;      /* the client wants the connection kept */
+    bool upgrade;         /* Connection: upgrade with an Upgrade header */
+    bool expect_continue; /* Expect: 100-continue */
+    size_t head_len;      /* bytes of the head, up to and including its empty line */
+} tf_http_request_t;
+
+/* How a response's body ends. */
+typedef enum {
+    TF_HTTP_RESP_NONE,    /* HEAD, 1xx, 204, 304, or Content-Length: 0 */
+    TF_HTTP_RESP_LENGTH,  /* Content-Length bytes */
+    TF_HTTP_RESP_CHUNKED, /* chunked, with optional trailers */
+    TF_HTTP_RESP_CLOSE,   /* everything until the backend closes */
+} tf_http_resp_body_t;
+
+/* A backend's response head. Pointers into the caller's buffer. */
+typedef struct {
+    const char *start; /* the status line */
+    unsigned status;
+    unsigned version_minor;
+    tf_http_header_t headers[TF_HTTP_MAX_HEADERS];
+    size_t nheaders;
+    tf_http_resp_body_t body;
+    uint64_t content_length;
+    bool keep_alive; /* the backend will keep the connection open after it */
+    bool upgrade;    /* 101 Switching Protocols */
+    size_t head_len;
+} tf_http_response_t;
+
+/* One message's parser (a request or a response). Embed it in the
+ * connection; no allocation. */
+typedef struct {
+    http_parser parser; /* request lines; the heads and bodies of chunked
+                           and close-delimited responses */
+    const char **target;
+    size_t *target_len;
+    bool skip_body; /* a response to HEAD */
+    bool done;
+    /* A chunked request body is followed by tf_http_body()'s own strict
+     * state machine (http-parser accepts stray bytes in chunk framing). */
+    bool strict_chunked;
+    /* A Content-Length body is counted here, not parsed. */
+    bool by_length;
+    uint64_t length_left;
+    uint8_t chunk_state;
+    uint8_t chunk_digits;
+    uint64_t chunk_left;
+} tf_http_parser_t;
+
+/* Readies the parser for the next request on the connection. */
+void tf_http_parser_init(tf_http_parser_t *p);
+
+/* Readies the parser for a backend's response; head_request: the request
+ * was HEAD (the response has no body whatever its headers say). */
+void tf_http_parser_init_response(tf_http_parser_t *p, bool head_request);
+
+/* Parses the request head at the start of buf (len bytes read so far).
+ * Returns 0 with *req filled (pointers into buf) when the head is complete,
+ * TF_HTTP_MORE when it is not yet, or the HTTP status to answer before
+ * closing: 400 for any framing or syntax problem (bare LF, obsolete line
+ * folding, control bytes or NUL in a header, whitespace before a colon,
+ * duplicate or conflicting Content-Length, Content-Length with
+ * Transfer-Encoding, Transfer-Encoding other than a final chunked, a
+ * request line that is not HTTP/1.x), 431 when the head exceeds max_head
+ * bytes without ending. Request smuggling has no way through: whatever is
+ * ambiguous is refused. */
+int tf_http_parse_head(tf_http_parser_t *p, const char *buf, size_t len, size_t max_head,
+                       tf_http_request_t *req);
+
+/* Follows the body of the request whose head was parsed: len bytes that
+ * arrived after the head (or after the previous call). *used receives how
+ * many belong to this message (forward them as they are, chunk framing
+ * included); *done becomes true when the message is complete — the rest of
+ * buf is the next pipelined request. Returns 0, or 400 for a malformed
+ * chunked body (invalid chunk size, bad framing). */
+int tf_http_body(tf_http_parser_t *p, const char *buf, size_t len, size_t *used, bool *done);
+
+/* Parses a backend's response head at the start of buf. Returns 0 with
+ * *resp filled, TF_HTTP_MORE, or 502 for a response that cannot be relayed
+ * safely (syntax, conflicting or duplicate Content-Length, Content-Length
+ * with Transfer-Encoding, a head over max_head bytes). Lenient where that
+ * is harmless (bare LF line ends): backends are configured, not hostile,
+ * but their framing must never be ambiguous. Bodies are then followed with
+ * tf_http_body(); a TF_HTTP_RESP_CLOSE body is never done before EOF. */
+int tf_http_parse_response_head(tf_http_parser_t *p, const char *buf, size_t len, size_t max_head,
+                                tf_http_response_t *resp);
+
+/* Writes the head to send the client: the status line and headers as
+ * received without the hop-by-hop ones (Connection and the headers it
+ * names, Keep-Alive, Proxy-Connection, TE, Trailer, Upgrade unless
+ * upgrading), then "Connection: close" when close is set, or
+ * "Connection: upgrade" for a 101. Returns the length or -1 (out too small). */
+long tf_http_rewrite_response_head(const tf_http_response_t *resp, bool close, char *out,
+                                   size_t outlen);
+
+/* The reason phrase of a status tlsfront answers itself ("Error" for others). */
+const char *tf_http_reason(unsigned status);
+
+/* What the backend is told about the client (SPEC §7). */
+typedef struct {
+    const char *client_addr; /* "192.0.2.7" or "2001:db8::7", no port */
+    unsigned server_port;    /* the port the client connected to */
+} tf_http_forward_t;
+
+/* Writes the head to send the backend into out (outlen bytes): the request
+ * line and Host exactly as received, hop-by-hop headers removed
+ * (Connection and the headers it names, Keep-Alive, Proxy-Connection, TE,
+ * Trailer, and Upgrade unless upgrading), client-sent X-Forwarded-*
+ * replaced by X-Forwarded-For, -Proto (https), -Host and -Port, and
+ * "Connection: upgrade" kept for upgrades. Returns the length written, or -1
+ * when out is too small. */
+long tf_http_rewrite_head(const tf_http_request_t *req, const tf_http_forward_t *fwd, char *out,
+                          size_t outlen);
+
+#endif

@@ -1,6 +1,0 @@
-#include "proxy/cli.h"
-
-int main(int argc, char **argv)
-{
-    return tf_cli_main(argc, argv);
-}

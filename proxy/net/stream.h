@@ -1,0 +1,199 @@
+/* proxy/ streams: the two ends of a connection behind one small table of
+ * function pointers, so their users never branch on TLS.
+ *
+ *   tf_stream_tcp_ops  the backend: plain TCP; bytes that cannot be written
+ *                      at once are copied into a queue owned by the stream.
+ *   tf_stream_tls_ops  the client: TLS over TCP through a tf_tls_session_t;
+ *                      plaintext written is encrypted into the session's
+ *                      output, ciphertext read is fed to the session and
+ *                      the plaintext handed on.
+ *
+ * A stream reports to the sink its owner installs (tf_stream_set_sink) and
+ * never knows who that is: the TLS handshake, an HTTP/1 exchange, a tunnel
+ * and the pool's idle list are sinks; an Upgrade is a sink swap (h2o's
+ * shape: a socket calls the callback it was given). Every event names the
+ * stream; `s->owner` is the pointer installed with the sink.
+ *
+ * Any sink callback may end the stream's user: the owner closes or
+ * releases the stream, which clears TF_STREAM_OPEN (and, for a released
+ * backend stream, the sink). After a callback the stream checks
+ * tf_stream_live() and stops when it is false; the memory stays valid until
+ * libuv's close callback.
+ *
+ * At most one uv_write is in flight per stream; its buffer is owned by the
+ * stream and freed when it completes.
+ */
+#ifndef TF_PROXY_STREAM_H
+#define TF_PROXY_STREAM_H
+
+/* Internal to proxy/net (and its tests): other libraries include
+ * proxy/net/net.h. */
+#if defined(TF_PROXY_LAYER) && TF_PROXY_LAYER != 3 && !defined(TF_PROXY_NET_PUBLIC)
+#error "internal to proxy/net: include proxy/net/net.h"
+#endif
+
+#include "tls/tls.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+typedef struct tf_stream tf_stream_t;
+
+/* What a stream reports, to the sink installed by its owner. Every member
+ * is set (a sink with nothing to do for an event says so in a function). */
+typedef struct {
+    /* Plaintext read (valid during the call only). */
+    void (*data)(tf_stream_t *s, const char *data, size_t len);
+    /* The peer ended its output: TCP FIN, or TLS close_notify (a FIN
+     * without close_notify after the handshake is passed on as such). */
+    void (*eof)(tf_stream_t *s);
+    /* A write completed: pending() went down. */
+    void (*written)(tf_stream_t *s);
+    /* The write side is shut: FIN or close_notify sent. */
+    void (*shut)(tf_stream_t *s);
+    /* Reading or writing failed: err is a UV_* or TF_* code, `what` a
+     * static text (TLS: the session's error text). */
+    void (*error)(tf_stream_t *s, int err, const char *what);
+    /* TLS: the handshake completed (data may follow in the same read, to
+     * whatever sink is installed when this returns). */
+    void (*ready)(tf_stream_t *s);
+} tf_sink_t;
+
+#define TF_STREAM_BUF (64u * 1024u)
+
+/* Per loop thread: where reads land and TLS plaintext is decrypted, so that
+ * a connection keeps only the bytes that must wait. Owned by the loop's
+ * owner (the worker), shared by every stream of that loop. */
+typedef struct {
+    char rbuf[TF_STREAM_BUF]; /* libuv reads (alloc_cb) */
+    char pbuf[TF_STREAM_BUF]; /* TLS plaintext */
+} tf_stream_bufs_t;
+
+typedef struct {
+    /* Start or stop reading from the peer. read_start is idempotent. */
+    int (*read_start)(tf_stream_t *s);
+    void (*read_stop)(tf_stream_t *s);
+    /* Queues len bytes of plaintext for the peer: copied (or encrypted)
+     * before it returns, written as soon as the stream is writable and no
+     * write is in flight. 0, or a negative code (the connection fails). */
+    int (*write)(tf_stream_t *s, const void *data, size_t len);
+    /* Ends the stream's output after everything queued: TCP FIN, or a TLS
+     * close_notify. The sink's shut() reports when it has been sent. */
+    int (*shutdown)(tf_stream_t *s);
+    /* Closes the handle; `cb` runs once libuv has closed it. */
+    void (*close)(tf_stream_t *s, uv_close_cb cb);
+    /* Bytes accepted by write() not yet handed to the kernel. */
+    size_t (*pending)(const tf_stream_t *s);
+} tf_stream_ops_t;
+
+enum {
+    TF_STREAM_READING = 1 << 0,     /* uv_read_start is active */
+    TF_STREAM_WRITABLE = 1 << 1,    /* connected: queued bytes may be written */
+    TF_STREAM_SHUT_WANTED = 1 << 2, /* shut the write side once drained */
+    TF_STREAM_SHUT_SENT = 1 << 3,   /* FIN or close_notify handed to libuv */
+    TF_STREAM_OPEN = 1 << 4,        /* the uv_tcp_t is initialised, not closing */
+    TF_STREAM_SHUT_DONE = 1 << 5,   /* the sink has been told: shut() ran */
+    TF_STREAM_CORKED = 1 << 6,      /* writes wait for tf_stream_uncork() */
+    TF_STREAM_HANDSHAKE = 1 << 7,   /* TLS: handshaking; ready() has not run */
+};
+
+struct tf_stream {
+    const tf_stream_ops_t *ops;
+    const tf_sink_t *sink; /* NULL: released, nothing is reported */
+    void *owner;           /* installed with the sink; the stream never reads it */
+    tf_stream_bufs_t *bufs;
+    tf_tls_session_t *tls; /* the client's session; NULL on plain TCP */
+    char *wbuf;            /* bytes of the write in flight (malloc'd), or NULL */
+    size_t wlen;
+    char *qbuf; /* plain TCP: bytes waiting behind the write in flight */
+    size_t qlen, qcap;
+    uint16_t flags;
+    uv_write_t wreq;
+    uv_tcp_t tcp;
+};
+
+/* A backend connection: a plain TCP stream allocated on its own, so that it
+ * can outlive the client connection that opened it (the pool keeps idle
+ * ones with a sink of its own, pool.h). */
+typedef struct tf_bstream {
+    tf_stream_t s;
+    union {
+        uv_connect_t connect;
+        uv_shutdown_t shutdown;
+    } req;                          /* a connect completes before any shutdown */
+    struct tf_bstream *prev, *next; /* a pool's idle list */
+    void *bucket;                   /* the pool bucket holding it while idle */
+    uint64_t idle_since_ms;
+    uint32_t uses; /* requests it has carried */
+} tf_bstream_t;
+
+extern const tf_stream_ops_t tf_stream_tcp_ops;
+extern const tf_stream_ops_t tf_stream_tls_ops;
+
+/* Prepares an embedded stream; tf_stream_tcp_init() then opens its handle. */
+void tf_stream_init(tf_stream_t *s, const tf_stream_ops_t *ops, tf_stream_bufs_t *bufs);
+
+/* Initialises the stream's uv_tcp_t on `loop` (for uv_accept, uv_tcp_open
+ * or a connect) and marks it open. 0 or a UV_* code. */
+int tf_stream_tcp_init(tf_stream_t *s, uv_loop_t *loop);
+
+/* Installs the sink that receives the stream's events from now on, with
+ * the owner's pointer (s->owner). The swap takes effect at once, also in
+ * the middle of a read: the rest of the bytes go to the new sink. */
+void tf_stream_set_sink(tf_stream_t *s, const tf_sink_t *sink, void *owner);
+
+/* Whether the stream still reports: open, with a sink. */
+static inline bool tf_stream_live(const tf_stream_t *s)
+{
+    return s->sink != NULL && (s->flags & TF_STREAM_OPEN);
+}
+
+/* TLS: takes `tls` (freed with the stream) and starts the server handshake
+ * at the first bytes read; the sink's ready() reports its end. The stream
+ * is writable at once (alerts and the handshake's records). */
+void tf_stream_tls_accept(tf_stream_t *s, tf_tls_session_t *tls);
+
+/* TLS, best effort: a close_notify before a close the owner decides
+ * (timeouts, drain), so that the peer can tell it from a truncation; only
+ * if the socket takes it at once, as nothing waits for a peer that does not
+ * read. Nothing on plain TCP or during the handshake. */
+void tf_stream_goodbye(tf_stream_t *s);
+
+/* Frees the queue and the in-flight buffer; call after the handle closed. */
+void tf_stream_dispose(tf_stream_t *s);
+
+/* A new backend stream reporting to `sink` (owner), its handle initialised
+ * on `loop`. NULL when out of memory or handles. */
+tf_stream_t *tf_bstream_new(uv_loop_t *loop, tf_stream_bufs_t *bufs, const tf_sink_t *sink,
+                            void *owner);
+
+/* Starts connecting; `cb` runs with the stream's tf_bstream_t request. */
+int tf_bstream_connect(tf_stream_t *s, const struct sockaddr *sa, uv_connect_cb cb);
+
+static inline tf_bstream_t *tf_bstream_of(tf_stream_t *s)
+{
+    return (tf_bstream_t *)(void *)s;
+}
+
+/* Detaches a backend stream from its owner, closes it and frees it once
+ * libuv has (pending callbacks see no sink and do nothing). */
+void tf_bstream_release(tf_stream_t *s);
+
+/* Moves what `from` holds for its peer (queued bytes, a wanted shutdown) to
+ * `to`: a retried connect keeps what the client already sent. */
+void tf_bstream_move_queue(tf_stream_t *to, tf_stream_t *from);
+
+/* Marks the stream connected and writes what was queued meanwhile. */
+int tf_stream_set_writable(tf_stream_t *s);
+
+/* Writes pending output now (the TLS handshake's records). */
+int tf_stream_flush(tf_stream_t *s);
+
+/* Between cork and uncork, writes only queue (a response head and the
+ * start of its body leave in one system call); uncork writes what queued. */
+void tf_stream_cork(tf_stream_t *s);
+int tf_stream_uncork(tf_stream_t *s);
+
+#endif

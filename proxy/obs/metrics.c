@@ -1,0 +1,338 @@
+/* See metrics.h. Label values are escaped per the exposition format
+ * (backslash, double quote, newline). */
+#include "proxy/obs/metrics.h"
+
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define RELAXED memory_order_relaxed
+
+/* tenant_row() masks a hash with the capacity. */
+_Static_assert((TF_METRICS_TENANTS & (TF_METRICS_TENANTS - 1)) == 0,
+               "TF_METRICS_TENANTS must be a power of two");
+
+/* Upper bounds of the duration buckets, in milliseconds and as printed. */
+static const uint64_t bucket_ms[TF_METRICS_BUCKETS] = {5,   10,   25,   50,   100,  250,
+                                                       500, 1000, 2500, 5000, 10000};
+static const char *const bucket_le[TF_METRICS_BUCKETS] = {
+    "0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1", "2.5", "5", "10"};
+
+static const char *const hs_slugs[TF_MHS_COUNT] = {
+#define TF_MHS_SLUG(code, slug) slug,
+    TF_METRICS_HS_REASONS(TF_MHS_SLUG)
+#undef TF_MHS_SLUG
+};
+
+/* The one writer adds: a relaxed load and store, no locked instruction. */
+static inline void bump(_Atomic uint64_t *c, uint64_t n)
+{
+    atomic_store_explicit(c, atomic_load_explicit(c, RELAXED) + n, RELAXED);
+}
+
+static inline uint64_t get(const _Atomic uint64_t *c)
+{
+    return atomic_load_explicit((_Atomic uint64_t *)c, RELAXED);
+}
+
+tf_metrics_worker_t *tf_metrics_worker_new(void)
+{
+    tf_metrics_worker_t *m = aligned_alloc(64, (sizeof *m + 63) / 64 * 64);
+    if (m == NULL) {
+        fputs("tlsfront: out of memory\n", stderr);
+        abort();
+    }
+    memset(m, 0, sizeof *m);
+    return m;
+}
+
+void tf_metrics_worker_free(tf_metrics_worker_t *m)
+{
+    if (m == NULL)
+        return;
+    for (size_t i = 0; i < TF_METRICS_TENANTS; i++)
+        free((char *)atomic_load_explicit(&m->tenants[i].name, RELAXED));
+    free(m);
+}
+
+void tf_metrics_conn_opened(tf_metrics_worker_t *m)
+{
+    bump(&m->conns_total, 1);
+    bump(&m->conns_active, 1);
+}
+
+void tf_metrics_conn_closed(tf_metrics_worker_t *m)
+{
+    atomic_store_explicit(&m->conns_active, get(&m->conns_active) - 1, RELAXED);
+}
+
+void tf_metrics_handshake(tf_metrics_worker_t *m, bool ok, const char *reason)
+{
+    if (ok) {
+        bump(&m->handshakes_ok, 1);
+        return;
+    }
+    size_t i = 0;
+    while (i < TF_MHS_OTHER && (reason == NULL || strcmp(reason, hs_slugs[i]) != 0))
+        i++;
+    bump(&m->handshake_failures[i], 1);
+}
+
+static uint64_t hash_str(const char *s)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    return h;
+}
+
+/* The worker's row for a tenant name: found by open addressing, created on
+ * first use with a copy of the name (published with release order so the
+ * admin thread reads a complete string). */
+static tf_metrics_tenant_t *tenant_row(tf_metrics_worker_t *m, const char *name)
+{
+    size_t mask = TF_METRICS_TENANTS - 1;
+    size_t i = hash_str(name) & mask;
+    for (size_t k = 0; k < TF_METRICS_TENANTS; k++, i = (i + 1) & mask) {
+        const char *have = atomic_load_explicit(&m->tenants[i].name, RELAXED);
+        if (have != NULL && strcmp(have, name) == 0)
+            return &m->tenants[i];
+        if (have == NULL) {
+            char *copy = strdup(name);
+            if (copy == NULL)
+                return &m->other;
+            atomic_store_explicit(&m->tenants[i].name, copy, memory_order_release);
+            return &m->tenants[i];
+        }
+    }
+    return &m->other;
+}
+
+void tf_metrics_request(tf_metrics_worker_t *m, const char *tenant, unsigned status,
+                        uint64_t duration_ms)
+{
+    tf_metrics_tenant_t *row = tenant_row(m, tenant != NULL ? tenant : "-");
+    unsigned cls = status >= 100 && status < 600 ? status / 100 - 1 : 4;
+    bump(&row->classes[cls], 1);
+    for (size_t i = 0; i < TF_METRICS_BUCKETS; i++) {
+        if (duration_ms <= bucket_ms[i])
+            bump(&m->duration_buckets[i], 1);
+    }
+    bump(&m->duration_count, 1);
+    bump(&m->duration_sum_us, duration_ms * 1000);
+}
+
+void tf_metrics_backend_down(tf_metrics_worker_t *m, size_t k, bool down)
+{
+    if (k < TF_METRICS_BACKENDS)
+        atomic_store_explicit(&m->backend_down[k], down, RELAXED);
+}
+
+void tf_metrics_backends_sampled(tf_metrics_worker_t *m, uint64_t gen)
+{
+    atomic_store_explicit(&m->backends_gen, gen, memory_order_release);
+}
+
+/* ---- rendering --------------------------------------------------------- */
+
+static void label(FILE *out, const char *s)
+{
+    fputc('"', out);
+    for (; *s; s++) {
+        if (*s == '\\' || *s == '"')
+            fputc('\\', out);
+        if (*s == '\n') {
+            fputs("\\n", out);
+            continue;
+        }
+        fputc(*s, out);
+    }
+    fputc('"', out);
+}
+
+static void head(FILE *out, const char *name, const char *type, const char *help)
+{
+    fprintf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+static uint64_t sum(tf_metrics_worker_t *const *ws, unsigned n, size_t offset)
+{
+    uint64_t s = 0;
+    for (unsigned i = 0; i < n; i++)
+        s += get((const _Atomic uint64_t *)((const char *)ws[i] + offset));
+    return s;
+}
+
+#define FIELD(f) offsetof(tf_metrics_worker_t, f)
+
+static void render_conns(FILE *out, tf_metrics_worker_t *const *ws, unsigned n)
+{
+    head(out, "tlsfront_connections_active", "gauge", "Client connections open now.");
+    fprintf(out, "tlsfront_connections_active %llu\n",
+            (unsigned long long)sum(ws, n, FIELD(conns_active)));
+    head(out, "tlsfront_connections_total", "counter", "Client connections accepted.");
+    fprintf(out, "tlsfront_connections_total %llu\n",
+            (unsigned long long)sum(ws, n, FIELD(conns_total)));
+    head(out, "tlsfront_handshakes_total", "counter", "TLS handshakes completed.");
+    fprintf(out, "tlsfront_handshakes_total{result=\"ok\"} %llu\n",
+            (unsigned long long)sum(ws, n, FIELD(handshakes_ok)));
+    head(out, "tlsfront_handshake_failures_total", "counter", "TLS handshakes failed, by reason.");
+    for (size_t r = 0; r < TF_MHS_COUNT; r++)
+        fprintf(out, "tlsfront_handshake_failures_total{reason=\"%s\"} %llu\n", hs_slugs[r],
+                (unsigned long long)sum(ws, n,
+                                        FIELD(handshake_failures) + r * sizeof(_Atomic uint64_t)));
+}
+
+/* Tenant rows are per worker: the same name may sit in different slots. */
+static uint64_t tenant_class(tf_metrics_worker_t *const *ws, unsigned n, const char *name,
+                             unsigned cls)
+{
+    uint64_t s = 0;
+    for (unsigned i = 0; i < n; i++) {
+        for (size_t k = 0; k < TF_METRICS_TENANTS; k++) {
+            const char *have = atomic_load_explicit(&ws[i]->tenants[k].name, memory_order_acquire);
+            if (have != NULL && strcmp(have, name) == 0)
+                s += get(&ws[i]->tenants[k].classes[cls]);
+        }
+    }
+    return s;
+}
+
+static bool seen_before(tf_metrics_worker_t *const *ws, unsigned wi, size_t slot, const char *name)
+{
+    for (unsigned i = 0; i <= wi; i++) {
+        for (size_t k = 0; k < (i == wi ? slot : TF_METRICS_TENANTS); k++) {
+            const char *have = atomic_load_explicit(&ws[i]->tenants[k].name, memory_order_acquire);
+            if (have != NULL && strcmp(have, name) == 0)
+                return true;
+        }
+    }
+    return false;
+}
+
+/* The overflow row, once some worker's table was full for a request: a
+ * series that appears late is a counter Prometheus handles, and a table
+ * that never fills adds no lines. */
+static void render_other(FILE *out, tf_metrics_worker_t *const *ws, unsigned n)
+{
+    uint64_t counts[5] = {0}, all = 0;
+    for (unsigned c = 0; c < 5; c++) {
+        for (unsigned i = 0; i < n; i++)
+            counts[c] += get(&ws[i]->other.classes[c]);
+        all += counts[c];
+    }
+    if (all == 0)
+        return;
+    for (unsigned c = 0; c < 5; c++)
+        fprintf(out, "tlsfront_requests_total{tenant=\"%s\",class=\"%uxx\"} %llu\n",
+                TF_METRICS_OTHER_TENANT, c + 1, (unsigned long long)counts[c]);
+}
+
+static void render_requests(FILE *out, tf_metrics_worker_t *const *ws, unsigned n)
+{
+    head(out, "tlsfront_requests_total", "counter", "HTTP requests answered, by tenant and class.");
+    for (unsigned i = 0; i < n; i++) {
+        for (size_t k = 0; k < TF_METRICS_TENANTS; k++) {
+            const char *name = atomic_load_explicit(&ws[i]->tenants[k].name, memory_order_acquire);
+            if (name == NULL || seen_before(ws, i, k, name))
+                continue;
+            for (unsigned c = 0; c < 5; c++) {
+                fputs("tlsfront_requests_total{tenant=", out);
+                label(out, name);
+                fprintf(out, ",class=\"%uxx\"} %llu\n", c + 1,
+                        (unsigned long long)tenant_class(ws, n, name, c));
+            }
+        }
+    }
+    render_other(out, ws, n);
+    head(out, "tlsfront_request_duration_seconds", "histogram",
+         "Time from a request's first byte to its response's last.");
+    for (size_t b = 0; b < TF_METRICS_BUCKETS; b++)
+        fprintf(
+            out, "tlsfront_request_duration_seconds_bucket{le=\"%s\"} %llu\n", bucket_le[b],
+            (unsigned long long)sum(ws, n, FIELD(duration_buckets) + b * sizeof(_Atomic uint64_t)));
+    uint64_t count = sum(ws, n, FIELD(duration_count));
+    fprintf(out, "tlsfront_request_duration_seconds_bucket{le=\"+Inf\"} %llu\n",
+            (unsigned long long)count);
+    fprintf(out, "tlsfront_request_duration_seconds_sum %.6f\n",
+            (double)sum(ws, n, FIELD(duration_sum_us)) / 1e6);
+    fprintf(out, "tlsfront_request_duration_seconds_count %llu\n", (unsigned long long)count);
+}
+
+/* Up when some worker that samples the configuration in service does not
+ * mark it down (each worker keeps its own marks); up when none has sampled
+ * it yet. */
+static int backend_up(tf_metrics_worker_t *const *ws, unsigned n, uint64_t gen, size_t k)
+{
+    bool sampled = false;
+    for (unsigned i = 0; i < n; i++) {
+        if (atomic_load_explicit(&ws[i]->backends_gen, memory_order_acquire) != gen)
+            continue;
+        sampled = true;
+        if (!atomic_load_explicit(&ws[i]->backend_down[k], RELAXED))
+            return 1;
+    }
+    return sampled ? 0 : 1;
+}
+
+static void render_backends(FILE *out, tf_metrics_worker_t *const *ws, unsigned n,
+                            const tf_metrics_main_t *m)
+{
+    head(out, "tlsfront_backend_up", "gauge",
+         "1 when the backend takes connections, 0 while it is marked down.");
+    size_t k = 0;
+    for (size_t t = 0; m->conf != NULL && t < tf_conf_tenant_count(m->conf); t++) {
+        const tf_conf_tenant_t *ten = tf_conf_tenant(m->conf, t);
+        for (size_t b = 0; b < ten->backends.count && k < TF_METRICS_BACKENDS; b++, k++) {
+            fputs("tlsfront_backend_up{tenant=", out);
+            label(out, ten->name);
+            fputs(",backend=", out);
+            label(out, ten->backends.items[b].text);
+            fprintf(out, "} %d\n", backend_up(ws, n, m->conf_id, k));
+        }
+    }
+}
+
+static void render_certs(FILE *out, const tf_metrics_main_t *m)
+{
+    tf_cs_snapshot_stats_t st = tf_cs_snapshot_stats(m->snap);
+    head(out, "tlsfront_certificates_loaded", "gauge", "Certificate files in service.");
+    fprintf(out, "tlsfront_certificates_loaded %zu\n", st.served);
+    head(out, "tlsfront_certificate_expiry_seconds", "gauge",
+         "Seconds until the certificate in service expires (negative once expired).");
+    time_t now = time(NULL);
+    for (size_t i = 0; i < tf_cs_snapshot_entry_count(m->snap); i++) {
+        const tf_cs_entry_t *e = tf_cs_snapshot_entry_at(m->snap, i);
+        const tf_cs_bundle_t *b = tf_cs_entry_served(e);
+        if (b == NULL)
+            continue;
+        fputs("tlsfront_certificate_expiry_seconds{file=", out);
+        label(out, tf_cs_entry_path(e));
+        fputs(",name=", out);
+        label(out, tf_cs_bundle_name_count(b) > 0 ? tf_cs_bundle_name_at(b, 0) : "");
+        fprintf(out, "} %lld\n", (long long)(tf_cs_bundle_not_after(b) - now));
+    }
+}
+
+static void render_reloads(FILE *out, const tf_metrics_main_t *m)
+{
+    head(out, "tlsfront_reloads_total", "counter",
+         "Reloads by result: ok, partial (some files or the config rejected), failed.");
+    fprintf(out, "tlsfront_reloads_total{result=\"ok\"} %llu\n", (unsigned long long)m->reloads_ok);
+    fprintf(out, "tlsfront_reloads_total{result=\"partial\"} %llu\n",
+            (unsigned long long)m->reloads_partial);
+    fprintf(out, "tlsfront_reloads_total{result=\"failed\"} %llu\n",
+            (unsigned long long)m->reloads_failed);
+}
+
+void tf_metrics_render(FILE *out, tf_metrics_worker_t *const *workers, unsigned nworkers,
+                       const tf_metrics_main_t *m)
+{
+    render_conns(out, workers, nworkers);
+    render_requests(out, workers, nworkers);
+    render_backends(out, workers, nworkers, m);
+    if (m->snap != NULL)
+        render_certs(out, m);
+    render_reloads(out, m);
+}

@@ -1,0 +1,125 @@
+/* proxy/ metrics (SPEC §8): counters for GET /metrics in the Prometheus text
+ * exposition format 0.0.4.
+ *
+ * Each worker owns one tf_metrics_worker_t, aligned to a cache line, and is
+ * its only writer: an increment is a relaxed atomic load and store (a plain
+ * add on x86-64: no locked instruction, no cache line bouncing between
+ * workers). The admin thread sums the workers' structs with relaxed atomic
+ * loads; a scrape may see one worker's counters a few increments behind
+ * another's, which Prometheus counters tolerate. Nothing here holds key
+ * material: labels are tenant names, file paths and certificate names.
+ *
+ * The data path feeds it through the tf_metrics_* calls below (worker
+ * thread only); the admin API renders it with tf_metrics_render().
+ */
+#ifndef TF_PROXY_METRICS_H
+#define TF_PROXY_METRICS_H
+
+/* Internal to proxy/obs (and its tests): other libraries include
+ * proxy/obs/obs.h. */
+#if defined(TF_PROXY_LAYER) && TF_PROXY_LAYER != 1 && !defined(TF_PROXY_OBS_PUBLIC)
+#error "internal to proxy/obs: include proxy/obs/obs.h"
+#endif
+
+#include "certstore/store.h"
+#include "conf/conf.h"
+
+#include <stdalign.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+/* Request duration buckets, in seconds (upper bounds; +Inf implied). */
+#define TF_METRICS_BUCKETS 11
+/* Distinct tenant names counted per worker (a power of two). Requests of a
+ * tenant that finds the table full are counted in the overflow row, rendered
+ * as tenant="(other)": parentheses are not allowed in a tenant's name, so
+ * the row cannot be mistaken for one. */
+#define TF_METRICS_TENANTS 256
+#define TF_METRICS_OTHER_TENANT "(other)"
+/* Backends whose up/down state is exported (the first ones in file order). */
+#define TF_METRICS_BACKENDS 1024
+
+/* Handshake failure reasons: the label values of
+ * tlsfront_handshake_failures_total{reason}. */
+#define TF_METRICS_HS_REASONS(X)                                                                   \
+    X(TF_MHS_TIMEOUT, "timeout")                                                                   \
+    X(TF_MHS_UNKNOWN_SNI, "unknown_sni")                                                           \
+    X(TF_MHS_PROTOCOL, "protocol")                                                                 \
+    X(TF_MHS_CLOSED, "closed")                                                                     \
+    X(TF_MHS_OTHER, "other")
+
+typedef enum {
+#define TF_MHS_ENUM(code, slug) code,
+    TF_METRICS_HS_REASONS(TF_MHS_ENUM)
+#undef TF_MHS_ENUM
+        TF_MHS_COUNT
+} tf_metrics_hs_reason_t;
+
+typedef struct {
+    _Atomic(const char *) name;  /* set once by the worker; NULL: free */
+    _Atomic uint64_t classes[5]; /* 1xx .. 5xx */
+} tf_metrics_tenant_t;
+
+typedef struct {
+    alignas(64) _Atomic uint64_t conns_total;
+    _Atomic uint64_t conns_active;
+    _Atomic uint64_t handshakes_ok;
+    _Atomic uint64_t handshake_failures[TF_MHS_COUNT];
+    _Atomic uint64_t duration_buckets[TF_METRICS_BUCKETS];
+    _Atomic uint64_t duration_count;
+    _Atomic uint64_t duration_sum_us;
+    tf_metrics_tenant_t tenants[TF_METRICS_TENANTS];
+    tf_metrics_tenant_t other; /* tenants past the table's capacity */
+    /* Backend state as this worker sees it, sampled every second from its
+     * routing table: down[i] for the i-th backend of the configuration
+     * generation `backends_gen` (tenants and backends in file order). */
+    _Atomic uint64_t backends_gen;
+    _Atomic uint8_t backend_down[TF_METRICS_BACKENDS];
+} tf_metrics_worker_t;
+
+/* A zeroed, aligned struct (aborts when out of memory: start-up time), and
+ * its release (tenant names included). */
+tf_metrics_worker_t *tf_metrics_worker_new(void);
+void tf_metrics_worker_free(tf_metrics_worker_t *m);
+
+/* ---- fed by the data path (worker thread) ------------------------------ */
+
+/* A TLS handshake ended: ok, or failed for `reason` ("timeout",
+ * "unknown_sni", "protocol", "closed"; anything else counts as "other"). */
+void tf_metrics_handshake(tf_metrics_worker_t *m, bool ok, const char *reason);
+
+/* A request was answered: tenant name (NULL: none matched), HTTP status,
+ * time from the first byte of the request to the last of the response. */
+void tf_metrics_request(tf_metrics_worker_t *m, const char *tenant, unsigned status,
+                        uint64_t duration_ms);
+
+/* Connections accepted and closed (worker.c calls these). */
+void tf_metrics_conn_opened(tf_metrics_worker_t *m);
+void tf_metrics_conn_closed(tf_metrics_worker_t *m);
+
+/* Records whether the k-th backend of the configuration (tenants and
+ * backends in file order; past TF_METRICS_BACKENDS ignored) is down in the
+ * worker's routing table now; then that the sample belongs to the
+ * configuration generation `gen` (worker.c does both every second). */
+void tf_metrics_backend_down(tf_metrics_worker_t *m, size_t k, bool down);
+void tf_metrics_backends_sampled(tf_metrics_worker_t *m, uint64_t gen);
+
+/* ---- rendering (admin thread) ------------------------------------------ */
+
+/* Main-thread figures: reloads by result and the certificates in service. */
+typedef struct {
+    uint64_t reloads_ok;
+    uint64_t reloads_partial; /* applied, but some files or the config failed */
+    uint64_t reloads_failed;
+    const tf_cs_snapshot_t *snap;
+    const tf_conf_t *conf; /* the configuration in service */
+    uint64_t conf_id;      /* its number (see backends_gen) */
+} tf_metrics_main_t;
+
+/* Writes the whole exposition to out. */
+void tf_metrics_render(FILE *out, tf_metrics_worker_t *const *workers, unsigned nworkers,
+                       const tf_metrics_main_t *main_figures);
+
+#endif

@@ -1,0 +1,433 @@
+/* See admin_certs.h. Runs on libuv's thread pool: nothing here touches a
+ * loop or state shared with one. */
+#include "proxy/ops/admin_certs.h"
+
+#include "common/err.h"
+#include "proxy/ops/admin.h"
+#include "proxy/ops/json.h"
+#include "proxy/obs/obs.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define NAME_MAX_LEN 128
+
+/* ---- JSON ----------------------------------------------------------------- */
+
+char *tf_admin_json_string(void (*fn)(FILE *, void *), void *arg, size_t *len)
+{
+    char *body = NULL;
+    size_t n = 0;
+    FILE *f = open_memstream(&body, &n);
+    if (f == NULL)
+        return NULL;
+    fn(f, arg);
+    fputc('\n', f);
+    if (fclose(f) != 0) {
+        free(body);
+        return NULL;
+    }
+    *len = n;
+    return body;
+}
+
+static void format_time(time_t t, char *buf, size_t len)
+{
+    struct tm tm;
+    if (t == 0 || gmtime_r(&t, &tm) == NULL || strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+        snprintf(buf, len, "-");
+}
+
+void tf_admin_json_diags(FILE *f, const char *key, const tf_cs_bundle_t *b, tf_cs_severity_t sev)
+{
+    tf_json_key(f, key);
+    fputc('[', f);
+    bool first = true;
+    for (size_t i = 0; b != NULL && i < tf_cs_bundle_diag_count(b); i++) {
+        const tf_cs_diag_t *d = tf_cs_bundle_diag_at(b, i);
+        if (d->severity != sev)
+            continue;
+        fputs(first ? "{" : ",{", f);
+        first = false;
+        tf_json_key(f, "code");
+        tf_json_str(f, tf_cs_diag_slug(d->code));
+        fputc(',', f);
+        tf_json_key(f, "message");
+        tf_json_str(f, d->message);
+        fputc('}', f);
+    }
+    fputc(']', f);
+}
+
+void tf_admin_json_bundle_fields(FILE *f, const tf_cs_bundle_t *b)
+{
+    char nb[32], na[32];
+    format_time(tf_cs_bundle_not_before(b), nb, sizeof nb);
+    format_time(tf_cs_bundle_not_after(b), na, sizeof na);
+    bool has = tf_cs_bundle_chain_len(b) > 0;
+    fputs("\"names\":[", f);
+    for (size_t i = 0; i < tf_cs_bundle_name_count(b); i++) {
+        if (i)
+            fputc(',', f);
+        tf_json_str(f, tf_cs_bundle_name_at(b, i));
+    }
+    fputs("],\"subject\":", f);
+    tf_json_str(f, has ? tf_cs_bundle_subject(b) : NULL);
+    fputs(",\"issuer\":", f);
+    tf_json_str(f, has ? tf_cs_bundle_issuer(b) : NULL);
+    fputs(",\"serial\":", f);
+    tf_json_str(f, has ? tf_cs_bundle_serial(b) : NULL);
+    fputs(",\"not_before\":", f);
+    tf_json_str(f, has ? nb : NULL);
+    fputs(",\"not_after\":", f);
+    tf_json_str(f, has ? na : NULL);
+    if (has)
+        fprintf(f, ",\"days_left\":%ld", tf_cs_bundle_days_left(b, time(NULL)));
+    else
+        fputs(",\"days_left\":null", f);
+    tf_cs_key_type_t kt = tf_cs_bundle_key_type(b);
+    fputs(",\"key\":{\"type\":", f);
+    tf_json_str(f, kt == TF_CS_KEY_RSA ? "RSA" : kt == TF_CS_KEY_EC ? "ECDSA" : NULL);
+    fprintf(f, ",\"bits\":%d}", tf_cs_bundle_key_bits(b));
+}
+
+/* ---- PUT and DELETE /certs/NAME ----------------------------------------- */
+
+bool tf_admin_cert_name_ok(const char *name)
+{
+    size_t n = strlen(name);
+    if (n == 0 || n > NAME_MAX_LEN || name[0] == '.')
+        return false;
+    return strspn(name, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") == n;
+}
+
+const char *tf_admin_cert_dir(const tf_conf_t *conf)
+{
+    const tf_conf_tls_t *tls = tf_conf_tls(conf);
+    for (size_t i = 0; i < tls->certs.count; i++) {
+        struct stat st;
+        if (stat(tls->certs.items[i], &st) == 0 && S_ISDIR(st.st_mode))
+            return tls->certs.items[i];
+    }
+    return NULL;
+}
+
+static char *read_file(const char *path, size_t max, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (f == NULL)
+        return NULL;
+    char *data = malloc(max + 1);
+    size_t n = data != NULL ? fread(data, 1, max, f) : 0;
+    fclose(f);
+    if (data != NULL)
+        data[n] = '\0';
+    *len = n;
+    return data;
+}
+
+/* The key blocks of NAME.pem (malloc'd, *len bytes), or NULL. */
+static char *pem_key(const char *dir, const char *name, size_t *len)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/%s.pem", dir, name);
+    char *pem = read_file(path, TF_ADMIN_MAX_BODY, len);
+    if (pem == NULL)
+        return NULL;
+    char *begin = strstr(pem, "-----BEGIN ");
+    while (begin != NULL && strncmp(strchr(begin, ' ') + 1, "CERTIFICATE-----", 16) == 0)
+        begin = strstr(begin + 1, "-----BEGIN ");
+    /* The BEGIN line's "PRIVATE KEY-----", then the END line's (any line
+     * ending: CRLF bundles are valid, SPEC §4.1). */
+    char *end = begin != NULL ? strstr(begin, "PRIVATE KEY-----") : NULL;
+    end = end != NULL ? strstr(end + 1, "PRIVATE KEY-----") : NULL;
+    if (end == NULL) {
+        explicit_bzero(pem, *len);
+        free(pem);
+        return NULL;
+    }
+    end += strlen("PRIVATE KEY-----");
+    size_t total = *len;
+    *len = (size_t)(end - begin);
+    memmove(pem, begin, *len);
+    pem[(*len)++] = '\n';
+    pem[*len] = '\0';
+    /* The key's first copy, further in, must not outlive the call. */
+    explicit_bzero(pem + *len + 1, total > *len ? total - *len : 0);
+    return pem;
+}
+
+/* The private key of the existing NAME, looked up as the store does
+ * (certstore/bundle.c): the key blocks of NAME.pem, else NAME.key
+ * (*sibling). So a NAME.key left behind by an older bundle is ignored once
+ * NAME.pem carries its own key, as the store ignores it. Kept in memory
+ * only to validate and write the new bundle. */
+static char *existing_key(const char *dir, const char *name, size_t *len, bool *sibling)
+{
+    *sibling = false;
+    char *key = pem_key(dir, name, len);
+    if (key != NULL)
+        return key;
+    char path[4200];
+    snprintf(path, sizeof path, "%s/%s.key", dir, name);
+    key = read_file(path, TF_ADMIN_MAX_BODY, len);
+    *sibling = key != NULL;
+    return key;
+}
+
+static void wipe_free(char *p, size_t len)
+{
+    if (p != NULL)
+        explicit_bzero(p, len);
+    free(p);
+}
+
+static int write_all(int fd, const char *p, size_t len)
+{
+    while (len > 0) {
+        ssize_t n = write(fd, p, len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return -errno;
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+static int fsync_dir(const char *dir)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    int rc = fsync(fd) == 0 ? 0 : -errno;
+    close(fd);
+    return rc;
+}
+
+/* Temporary dotfile in the same directory (the store and the watcher skip
+ * dotfiles), mode 0600, fsync, rename over NAME.pem, fsync the directory:
+ * the store sees the old bundle or the new one, never half of one. */
+static int write_atomic(const char *dir, const char *name, const char *a, size_t alen,
+                        const char *b, size_t blen)
+{
+    char tmp[4200], path[4200];
+    snprintf(tmp, sizeof tmp, "%s/.%s.pem.XXXXXX", dir, name);
+    snprintf(path, sizeof path, "%s/%s.pem", dir, name);
+    int fd = mkstemp(tmp);
+    if (fd < 0)
+        return -errno;
+    int rc = fchmod(fd, 0600) == 0 ? 0 : -errno;
+    if (rc == 0)
+        rc = write_all(fd, a, alen);
+    if (rc == 0 && blen > 0)
+        rc = write_all(fd, "\n", 1);
+    if (rc == 0)
+        rc = write_all(fd, b, blen);
+    if (rc == 0 && fsync(fd) != 0)
+        rc = -errno;
+    if (close(fd) != 0 && rc == 0)
+        rc = -errno;
+    if (rc == 0 && rename(tmp, path) != 0)
+        rc = -errno;
+    if (rc != 0)
+        unlink(tmp);
+    if (rc == 0)
+        rc = fsync_dir(dir);
+    return rc;
+}
+
+typedef struct {
+    const tf_cs_bundle_t *b;
+    const char *file;
+} upload_json_t;
+
+static void upload_errors_json(FILE *f, void *arg)
+{
+    const upload_json_t *u = arg;
+    fputc('{', f);
+    tf_json_key(f, "file");
+    tf_json_str(f, u->file);
+    fputc(',', f);
+    tf_admin_json_diags(f, "errors", u->b, TF_CS_FATAL);
+    fputc(',', f);
+    tf_admin_json_diags(f, "warnings", u->b, TF_CS_WARNING);
+    fputc('}', f);
+}
+
+/* The upload's own part of the answer: `"file":...,"upload":{...},`. */
+static char *upload_extra(const char *path, const tf_cs_bundle_t *b)
+{
+    char *out = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&out, &len);
+    if (f == NULL)
+        return NULL;
+    tf_json_key(f, "file");
+    tf_json_str(f, path);
+    fputs(",\"upload\":{\"status\":", f);
+    tf_json_str(f, tf_cs_status_name(tf_cs_bundle_status(b)));
+    fputc(',', f);
+    tf_admin_json_bundle_fields(f, b);
+    fputc(',', f);
+    tf_admin_json_diags(f, "warnings", b, TF_CS_WARNING);
+    fputs("},", f);
+    if (fclose(f) != 0) {
+        free(out);
+        return NULL;
+    }
+    return out;
+}
+
+static bool contains(const char *hay, size_t len, const char *needle)
+{
+    size_t n = strlen(needle);
+    for (size_t i = 0; i + n <= len; i++) {
+        if (memcmp(hay + i, needle, n) == 0)
+            return true;
+    }
+    return false;
+}
+
+static void job_fail(tf_admin_cert_job_t *j, int status, const char *text)
+{
+    j->status = status;
+    j->text = text;
+}
+
+/* Validates the upload as the store would, then writes it: 409 without a
+ * certificate directory, 422 with every reason when it is not usable, 500
+ * when it cannot be written; status 0 once it is durable. */
+static void put_work(tf_admin_cert_job_t *j)
+{
+    const char *dir = tf_admin_cert_dir(j->conf);
+    if (dir == NULL) {
+        job_fail(j, 409, TF_ADMIN_NO_CERT_DIR);
+        return;
+    }
+    j->dir = dir;
+    size_t keylen = 0;
+    bool sibling = false;
+    char *key = existing_key(dir, j->name, &keylen, &sibling);
+    tf_cs_load_opts_t opts = {.trust = j->trust};
+    tf_cs_bundle_t *b = NULL;
+    char *file = j->file;
+    snprintf(j->file, sizeof j->file, "%s/%s.pem", dir, j->name);
+    int rc = tf_cs_bundle_load_mem(file, j->body, j->body_len, key, keylen, &opts, &b);
+    if (b == NULL) {
+        wipe_free(key, keylen);
+        job_fail(j, 500, "out of memory\n");
+        return;
+    }
+    if (rc != 0 || tf_cs_bundle_status(b) == TF_CS_ERROR) {
+        wipe_free(key, keylen);
+        upload_json_t u = {.b = b, .file = file};
+        size_t len = 0;
+        j->json = tf_admin_json_string(upload_errors_json, &u, &len);
+        if (j->json != NULL)
+            j->status = 422;
+        else
+            job_fail(j, 500, "out of memory\n");
+        tf_cs_bundle_unref(b);
+        return;
+    }
+    /* A certificate without its key takes the existing key: leaf + chain +
+     * that key in one file, unless the key lives in NAME.key already. */
+    bool body_has_key = contains(j->body, j->body_len, "PRIVATE KEY-----");
+    bool append_key = !body_has_key && !sibling && key != NULL;
+    int wrc = write_atomic(dir, j->name, j->body, j->body_len, append_key ? key : "",
+                           append_key ? keylen : 0);
+    wipe_free(key, keylen);
+    if (wrc != 0) {
+        tf_cs_bundle_unref(b);
+        TF_LOG(TF_LOG_ERROR, "PUT /certs/%s: cannot write %s: %s", j->name, file, strerror(-wrc));
+        job_fail(j, 500, "cannot write the bundle; see the log\n");
+        return;
+    }
+    TF_LOG(TF_LOG_INFO, "PUT /certs/%s: wrote %s (serial %s)", j->name, file,
+           tf_cs_bundle_serial(b));
+    j->extra = upload_extra(file, b);
+    tf_cs_bundle_unref(b);
+}
+
+/* Whether path is tls.default_cert (the proxy cannot start without it). */
+static bool is_default_cert(const tf_conf_t *conf, const char *path)
+{
+    const char *def = tf_conf_tls(conf)->default_cert;
+    char rp1[PATH_MAX], rp2[PATH_MAX];
+    return def != NULL && realpath(path, rp1) != NULL && realpath(def, rp2) != NULL &&
+           strcmp(rp1, rp2) == 0;
+}
+
+/* `"deleted":PATH,` (malloc'd), or NULL when out of memory. */
+static char *deleted_extra(const char *path)
+{
+    char *extra = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&extra, &len);
+    if (f == NULL)
+        return NULL;
+    tf_json_key(f, "deleted");
+    tf_json_str(f, path);
+    fputc(',', f);
+    if (fclose(f) != 0) {
+        free(extra);
+        return NULL;
+    }
+    return extra;
+}
+
+/* Removes NAME.pem (then NAME.key) and syncs the directory: 409 for
+ * tls.default_cert, 404 when absent, 500 when it cannot be removed or the
+ * directory cannot be synced. */
+static void delete_work(tf_admin_cert_job_t *j)
+{
+    const char *dir = tf_admin_cert_dir(j->conf);
+    j->dir = dir;
+    char *path = j->file;
+    snprintf(j->file, sizeof j->file, "%s/%s.pem", dir ? dir : ".", j->name);
+    if (dir != NULL && is_default_cert(j->conf, path)) {
+        job_fail(j, 409,
+                 "this is tls.default_cert, which tlsfront cannot start without: replace it "
+                 "with PUT instead\n");
+        return;
+    }
+    if (dir == NULL || unlink(path) != 0) {
+        int err = dir == NULL ? ENOENT : errno;
+        if (err != ENOENT)
+            TF_LOG(TF_LOG_ERROR, "DELETE /certs/%s: %s: %s", j->name, path, strerror(err));
+        job_fail(j, err == ENOENT ? 404 : 500,
+                 err == ENOENT ? "no such certificate\n" : "cannot remove the file; see the log\n");
+        return;
+    }
+    char key[4200];
+    snprintf(key, sizeof key, "%s/%s.key", dir, j->name);
+    if (unlink(key) != 0 && errno != ENOENT)
+        TF_LOG(TF_LOG_WARN, "DELETE /certs/%s: %s: %s", j->name, key, strerror(errno));
+    int rc = fsync_dir(dir);
+    if (rc != 0) {
+        /* Not durable: a crash may bring the file back. Answered as a PUT
+         * whose write cannot be made durable. */
+        TF_LOG(TF_LOG_ERROR, "DELETE /certs/%s: removed %s but cannot sync %s: %s", j->name, path,
+               dir, strerror(-rc));
+        job_fail(j, 500, "removed, but the directory cannot be synced; see the log\n");
+        return;
+    }
+    TF_LOG(TF_LOG_INFO, "DELETE /certs/%s: removed %s", j->name, path);
+    j->extra = deleted_extra(path);
+}
+
+void tf_admin_cert_job_run(tf_admin_cert_job_t *j)
+{
+    if (j->put)
+        put_work(j);
+    else
+        delete_work(j);
+}

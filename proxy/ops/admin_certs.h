@@ -1,0 +1,79 @@
+/* proxy/ admin API: the certificate files behind PUT and DELETE /certs/NAME
+ * (SPEC §8), and the JSON descriptions of bundles that GET /certs shares.
+ *
+ * tf_admin_cert_job_run() does the blocking part — stat, read, validate,
+ * write, fsync, rename, unlink — and is meant for libuv's thread pool: it
+ * reads only its job and the configuration the job points to, touches no
+ * loop and may log. The loop answers with the result afterwards. Private
+ * keys read or uploaded are wiped once used and never appear in a result.
+ */
+#ifndef TF_PROXY_ADMIN_CERTS_H
+#define TF_PROXY_ADMIN_CERTS_H
+
+/* Internal to proxy/ops (and its tests): other libraries include
+ * proxy/ops/ops.h. */
+#if defined(TF_PROXY_LAYER) && TF_PROXY_LAYER != 4 && !defined(TF_PROXY_OPS_PUBLIC)
+#error "internal to proxy/ops: include proxy/ops/ops.h"
+#endif
+
+#include "certstore/certstore.h"
+#include "conf/conf.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+
+/* The first directory in tls.certs (stat: it reads the disk's metadata),
+ * where uploads go, or NULL. Points into conf. */
+const char *tf_admin_cert_dir(const tf_conf_t *conf);
+
+/* The 409 text of a PUT without a directory in tls.certs. */
+#define TF_ADMIN_NO_CERT_DIR                                                                       \
+    "no directory in tls.certs: uploads go into the first certificate directory; add one\n"
+
+/* Whether NAME may name a certificate: 1-128 of A-Z a-z 0-9 . _ -, not
+ * starting with a dot. */
+bool tf_admin_cert_name_ok(const char *name);
+
+typedef struct {
+    /* request: borrowed, and must stay valid and unchanged during the run */
+    bool put;                   /* PUT: validate and write `body`; else DELETE */
+    const tf_conf_t *conf;      /* tls.certs and tls.default_cert */
+    const tf_cs_trust_t *trust; /* NULL: the coarser missing-intermediate check */
+    const char *name;           /* NAME, checked by tf_admin_cert_name_ok() */
+    const char *body;           /* PUT: the bundle as uploaded */
+    size_t body_len;
+    /* result */
+    int status;       /* 0: written (durable) or removed: reload; else the answer's status */
+    const char *text; /* the answer's text (static) when `json` is NULL */
+    char *json;       /* the answer's JSON document (malloc'd), or NULL */
+    char *extra;      /* status 0: `"key":value,` pairs for the reload's JSON, or NULL */
+    const char *dir;  /* the directory used (in conf's tls.certs), or NULL: none found */
+    char file[4200];  /* with dir: DIR/NAME.pem */
+} tf_admin_cert_job_t;
+
+/* PUT: 409 without a directory in tls.certs, 422 with every reason (json)
+ * when the bundle is not usable, 500 when it cannot be written; else it is
+ * written as NAME.pem (a dotfile, mode 0600, fsync, rename, fsync of the
+ * directory), a bundle without a key with the existing NAME's key.
+ * DELETE: 409 for tls.default_cert, 404 when absent, 500 when it cannot be
+ * removed or the directory synced; else NAME.pem and NAME.key are gone and
+ * the directory synced. The existing key is looked up as the store does:
+ * the key in NAME.pem, else NAME.key.
+ * Any thread. The caller frees `json` and `extra`. */
+void tf_admin_cert_job_run(tf_admin_cert_job_t *j);
+
+/* A JSON document written by fn into a memory stream, with a final
+ * newline: malloc'd, NUL-terminated (*len bytes), or NULL when out of
+ * memory. Any thread. */
+char *tf_admin_json_string(void (*fn)(FILE *, void *), void *arg, size_t *len);
+
+/* A bundle's description, `"names":[...],...,"key":{...}` without braces:
+ * never key material (type and bits only). */
+void tf_admin_json_bundle_fields(FILE *f, const tf_cs_bundle_t *b);
+
+/* `"KEY":[{"code","message"},...]`: the diagnostics of severity sev (b may
+ * be NULL: an empty list). */
+void tf_admin_json_diags(FILE *f, const char *key, const tf_cs_bundle_t *b, tf_cs_severity_t sev);
+
+#endif
