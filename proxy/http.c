@@ -72,10 +72,18 @@ static inline size_t skip_class(const unsigned char *b, size_t i, size_t end, un
     return i;
 }
 
-/* c ends a line by itself: an LF without CR where that is allowed. */
-static inline bool bare_lf(const tf_http_scan_t *s, unsigned char c)
+/* The state after c, the byte just read (*i is past it), ended a line's
+ * content: lf_state, which reads the line's LF, after a CR; lf_state at
+ * once for an LF without CR where that is allowed (s->lenient), with *i
+ * back on the LF so that it is read there; else malformed. */
+static inline int line_end(const tf_http_scan_t *s, unsigned char c, int lf_state, size_t *i)
 {
-    return c == '\n' && s->lenient;
+    if (c == '\r')
+        return lf_state;
+    if (c != '\n' || !s->lenient)
+        return HS_BAD;
+    (*i)--;
+    return lf_state;
 }
 
 /* A field line [s, e) (without its line end) with its colon at colon: the
@@ -131,11 +139,8 @@ static int scan(tf_http_scan_t *s, const unsigned char *b, size_t end, tf_http_h
                 i = skip_class(b, i, end, B_LINE);
                 break;
             }
-            if (!bare_lf(s, c)) {
-                st = c == '\r' ? HS_START_LF : HS_BAD;
-                break;
-            }
-            __attribute__((fallthrough)); /* a bare LF where lenient */
+            st = line_end(s, c, HS_START_LF, &i);
+            break;
         case HS_START_LF:
             st = c == '\n' ? HS_FIELD : HS_BAD;
             s->start_len = s->line = (uint32_t)i;
@@ -146,11 +151,8 @@ static int scan(tf_http_scan_t *s, const unsigned char *b, size_t end, tf_http_h
                 i = skip_class(b, i, end, B_TCHAR);
                 break;
             }
-            if (!bare_lf(s, c)) {
-                st = c == '\r' ? HS_END_LF : HS_BAD;
-                break;
-            }
-            __attribute__((fallthrough));
+            st = line_end(s, c, HS_END_LF, &i);
+            break;
         case HS_END_LF:
             st = c == '\n' ? HS_DONE : HS_BAD;
             break;
@@ -172,11 +174,8 @@ static int scan(tf_http_scan_t *s, const unsigned char *b, size_t end, tf_http_h
                 i = skip_class(b, i, end, B_VALUE);
                 break;
             }
-            if (!bare_lf(s, c)) {
-                st = c == '\r' ? HS_FIELD_LF : HS_BAD;
-                break;
-            }
-            __attribute__((fallthrough));
+            st = line_end(s, c, HS_FIELD_LF, &i);
+            break;
         case HS_FIELD_LF:
             st = c == '\n' && field_end(s, b, i - 1, fields) ? HS_FIELD : HS_BAD;
             break;

@@ -695,17 +695,17 @@ static void expect_same_fields(const tf_http_header_t *a, const tf_http_header_t
     }
 }
 
+/* a's and b's field f are equal (SAME_AT: point to the same offset). */
+#define SAME(f) (a->f == b->f)
+#define SAME_AT(f) (at(&whole, a->f) == at(&pieces, b->f))
+
 static void expect_same_request(const char *what)
 {
     const tf_http_request_t *a = &whole.req, *b = &pieces.req;
-    cr_assert(at(&whole, a->method) == at(&pieces, b->method) && a->method_len == b->method_len &&
-                  at(&whole, a->target) == at(&pieces, b->target) &&
-                  a->target_len == b->target_len && a->version_minor == b->version_minor &&
-                  at(&whole, a->host) == at(&pieces, b->host) && a->host_len == b->host_len &&
-                  a->body == b->body && a->content_length == b->content_length &&
-                  a->keep_alive == b->keep_alive && a->upgrade == b->upgrade &&
-                  a->expect_continue == b->expect_continue && a->head_len == b->head_len &&
-                  a->nheaders == b->nheaders,
+    cr_assert(SAME_AT(method) && SAME(method_len) && SAME_AT(target) && SAME(target_len) &&
+                  SAME(version_minor) && SAME_AT(host) && SAME(host_len) && SAME(body) &&
+                  SAME(content_length) && SAME(keep_alive) && SAME(upgrade) &&
+                  SAME(expect_continue) && SAME(head_len) && SAME(nheaders),
               "%s", what);
     expect_same_fields(a->headers, b->headers, a->nheaders, what);
 }
@@ -713,11 +713,9 @@ static void expect_same_request(const char *what)
 static void expect_same_response(const char *what)
 {
     const tf_http_response_t *a = &whole.resp, *b = &pieces.resp;
-    cr_assert(at(&whole, a->start) == at(&pieces, b->start) && a->status == b->status &&
-                  a->version_minor == b->version_minor && a->body == b->body &&
-                  a->content_length == b->content_length && a->keep_alive == b->keep_alive &&
-                  a->upgrade == b->upgrade && a->head_len == b->head_len &&
-                  a->nheaders == b->nheaders,
+    cr_assert(SAME_AT(start) && SAME(status) && SAME(version_minor) && SAME(body) &&
+                  SAME(content_length) && SAME(keep_alive) && SAME(upgrade) && SAME(head_len) &&
+                  SAME(nheaders),
               "%s", what);
     expect_same_fields(a->headers, b->headers, a->nheaders, what);
 }
