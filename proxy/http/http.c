@@ -31,107 +31,192 @@ static const unsigned char byte_class[256] = {
     6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, /* */
 };
 
-static bool is_tchar(unsigned char c)
-{
-    return byte_class[c] & B_TCHAR;
-}
-
-/* What a scan of a head records: each header line's name and value (the
- * value without the whitespace around it, RFC 9110 §5.5), and the length of
- * the start line with its line end. */
-typedef struct {
-    tf_http_header_t *headers;
-    size_t nheaders;
-    bool too_many; /* more than TF_HTTP_MAX_HEADERS lines */
-    size_t start_line;
-} fields_t;
-
 static bool is_ows(unsigned char c)
 {
     return c == ' ' || c == '\t';
 }
 
-/* One header line [s, e) without its CRLF: a token, a colon right after it
- * (whitespace before the colon is how requests get smuggled past
- * lenient parsers), then a value without control bytes but HTAB. The line
- * is recorded in f. */
-static bool header_line(const unsigned char *s, const unsigned char *e, fields_t *f)
+/* ---- the head scan: resumable, every line checked, field lines split ------------ */
+
+/* What the next byte of a head may be. A scan stops at the end of what has
+ * arrived in any of these states and resumes there with the next bytes
+ * (picohttpparser's `last_len`, taken to the byte): no byte is checked
+ * twice however the head is split across reads, and field lines that ended
+ * in earlier reads are split once more when the head is complete. */
+enum {
+    HS_START,      /* the start line's first byte */
+    HS_START_LINE, /* the rest of the start line: no control byte at all */
+    HS_START_LF,   /* the LF after the start line's CR */
+    HS_FIELD,      /* a field line's first byte, or the CR of the empty line */
+    HS_NAME,       /* a field name (a token), up to its colon */
+    HS_VALUE,      /* a field value: no control byte but HTAB */
+    HS_FIELD_LF,   /* the LF after a field line's CR */
+    HS_END_LF,     /* the LF of the empty line that ends the head */
+    HS_DONE,       /* the head ended: it is pos bytes */
+    HS_BAD,        /* the head is malformed */
+};
+
+/* What a scan found. */
+enum { SCAN_MORE, SCAN_DONE, SCAN_BAD };
+
+/* The first index from i on (below end) whose byte is not of class cls.
+ * Four bytes a step while they last: most of a head is runs of one class,
+ * and one test of four classes combined costs less than four tests. */
+static inline size_t skip_class(const unsigned char *b, size_t i, size_t end, unsigned cls)
 {
-    const unsigned char *p = s;
-    while (p < e && (byte_class[*p] & B_TCHAR))
-        p++;
-    if (p == s || p == e || *p != ':')
-        return false;
-    const unsigned char *colon = p;
-    for (p++; p < e; p++) {
-        if (!(byte_class[*p] & B_VALUE))
-            return false;
-    }
-    if (f->nheaders == TF_HTTP_MAX_HEADERS) {
-        f->too_many = true;
-        return true;
-    }
-    const unsigned char *v = colon + 1;
-    while (v < e && is_ows(*v))
+    while (end - i >= 4 && (byte_class[b[i]] & byte_class[b[i + 1]] & byte_class[b[i + 2]] &
+                            byte_class[b[i + 3]] & cls))
+        i += 4;
+    while (i < end && (byte_class[b[i]] & cls))
+        i++;
+    return i;
+}
+
+/* The state after c, the byte just read (*i is past it), ended a line's
+ * content: lf_state, which reads the line's LF, after a CR; lf_state at
+ * once for an LF without CR where that is allowed (s->lenient), with *i
+ * back on the LF so that it is read there; else malformed. */
+static inline int line_end(const tf_http_scan_t *s, unsigned char c, int lf_state, size_t *i)
+{
+    if (c == '\r')
+        return lf_state;
+    if (c != '\n' || !s->lenient)
+        return HS_BAD;
+    (*i)--;
+    return lf_state;
+}
+
+/* A field line [s, e) (without its line end) with its colon at colon: the
+ * name, and the value without the whitespace around it (RFC 9110 §5.5). */
+static tf_http_header_t field_at(const unsigned char *b, size_t s, size_t colon, size_t e)
+{
+    size_t v = colon + 1;
+    while (v < e && is_ows(b[v]))
         v++;
-    while (e > v && is_ows(e[-1]))
+    while (e > v && is_ows(b[e - 1]))
         e--;
-    f->headers[f->nheaders++] = (tf_http_header_t){.name = (const char *)s,
-                                                   .name_len = (size_t)(colon - s),
-                                                   .value = (const char *)v,
-                                                   .value_len = (size_t)(e - v)};
+    return (tf_http_header_t){.name = (const char *)b + s,
+                              .name_len = colon - s,
+                              .value = (const char *)b + v,
+                              .value_len = e - v};
+}
+
+/* The field line that started at s->line ended with the LF at lf: kept in
+ * fields, unless fields is NULL (trailers are checked, not kept). False
+ * when fields is full: more header lines than a request may have. */
+static bool field_end(tf_http_scan_t *s, const unsigned char *b, size_t lf,
+                      tf_http_header_t *fields)
+{
+    if (fields != NULL) {
+        if (s->nfields == TF_HTTP_MAX_HEADERS)
+            return false;
+        fields[s->nfields++] = field_at(b, s->line, s->colon, lf - (b[lf - 1] == '\r'));
+    }
+    s->line = (uint32_t)(lf + 1);
     return true;
 }
 
-static bool request_line_ok(const unsigned char *s, const unsigned char *e)
+/* Scans b[s->pos, end): every LF must follow a CR and every CR precede an
+ * LF (s->lenient: a line may end with LF alone; a backend's line ends are
+ * harmless), no field line may start with whitespace (obsolete folding), a
+ * field name is a token with the colon right after it (whitespace before a
+ * colon is how requests get smuggled past lenient parsers), and no control
+ * byte but HTAB is in a value, none at all in the start line. Field lines
+ * go to fields as they end. Returns SCAN_DONE when the empty line has
+ * ended the head (s->pos bytes), SCAN_BAD, or SCAN_MORE. */
+static int scan(tf_http_scan_t *s, const unsigned char *b, size_t end, tf_http_header_t *fields)
 {
-    for (const unsigned char *p = s; p < e; p++) {
-        if (!(byte_class[*p] & B_LINE))
-            return false;
+    size_t i = s->pos;
+    int st = s->state;
+    while (i < end && st < HS_DONE) {
+        unsigned char c = b[i++];
+        switch (st) {
+        case HS_START:
+            st = byte_class[c] & B_LINE ? HS_START_LINE : HS_BAD;
+            break;
+        case HS_START_LINE:
+            if (byte_class[c] & B_LINE) {
+                i = skip_class(b, i, end, B_LINE);
+                break;
+            }
+            st = line_end(s, c, HS_START_LF, &i);
+            break;
+        case HS_START_LF:
+            st = c == '\n' ? HS_FIELD : HS_BAD;
+            s->start_len = s->line = (uint32_t)i;
+            break;
+        case HS_FIELD:
+            if (byte_class[c] & B_TCHAR) {
+                st = HS_NAME;
+                i = skip_class(b, i, end, B_TCHAR);
+                break;
+            }
+            st = line_end(s, c, HS_END_LF, &i);
+            break;
+        case HS_END_LF:
+            st = c == '\n' ? HS_DONE : HS_BAD;
+            break;
+        case HS_NAME:
+            if (byte_class[c] & B_TCHAR) {
+                i = skip_class(b, i, end, B_TCHAR);
+                break;
+            }
+            if (c != ':') {
+                st = HS_BAD;
+                break;
+            }
+            st = HS_VALUE;
+            s->colon = (uint32_t)(i - 1);
+            i = skip_class(b, i, end, B_VALUE);
+            break;
+        case HS_VALUE:
+            if (byte_class[c] & B_VALUE) {
+                i = skip_class(b, i, end, B_VALUE);
+                break;
+            }
+            st = line_end(s, c, HS_FIELD_LF, &i);
+            break;
+        case HS_FIELD_LF:
+            st = c == '\n' && field_end(s, b, i - 1, fields) ? HS_FIELD : HS_BAD;
+            break;
+        }
     }
-    return e > s;
+    s->pos = (uint32_t)i;
+    s->state = (uint8_t)st;
+    return st == HS_DONE ? SCAN_DONE : st == HS_BAD ? SCAN_BAD : SCAN_MORE;
 }
 
-/* Finds the end of the head, checking every line on the way and recording
- * its header lines in f: every LF must follow a CR and every CR precede an
- * LF; no line may start with whitespace (obsolete folding). bare_lf: a
- * line may end with LF alone (responses: a backend's line ends are
- * harmless; its header lines are checked all the same). Returns the head's
- * length, 0 when it has not ended within len bytes, or -1 when it is
- * malformed. */
-static long scan_head(const char *buf, size_t len, bool bare_lf, fields_t *f)
+/* Splits again the field lines [s->start_len, to) that ended in earlier
+ * calls, into fields from the first: their bytes were checked as they
+ * arrived, and the buffer that held them may have moved since. */
+static void split_fields(tf_http_scan_t *s, const unsigned char *b, size_t to,
+                         tf_http_header_t *fields)
+{
+    s->examined += (uint32_t)(to - s->start_len);
+    for (size_t line = s->start_len, k = 0; line < to; k++) {
+        size_t lf = (size_t)((const unsigned char *)memchr(b + line, '\n', to - line) - b);
+        size_t colon = (size_t)((const unsigned char *)memchr(b + line, ':', lf - line) - b);
+        fields[k] = field_at(b, line, colon, lf - (b[lf - 1] == '\r'));
+        line = lf + 1;
+    }
+}
+
+/* Scans what has arrived of a head (len bytes at buf, of which at most max
+ * may be head) from where the previous call stopped. Once the head is
+ * complete, fields holds all its field lines: those of this call were kept
+ * as they ended, the earlier ones are split again here, once. */
+static int scan_head(tf_http_scan_t *s, const char *buf, size_t len, size_t max,
+                     tf_http_header_t *fields)
 {
     const unsigned char *b = (const unsigned char *)buf;
-    size_t line = 0;
-    bool first = true;
-    f->nheaders = 0;
-    f->too_many = false;
-    /* Line by line: a CR anywhere but before the LF is a control byte that
-     * the line checks refuse, so strict line ends need only the CR before
-     * each LF checked here, and the unfinished last line a look for a CR
-     * that is followed by something other than LF. */
-    for (const unsigned char *nl; (nl = memchr(b + line, '\n', len - line)) != NULL;) {
-        size_t i = (size_t)(nl - b);
-        if (!bare_lf && (i == 0 || b[i - 1] != '\r'))
-            return -1;
-        const unsigned char *s = b + line, *e = b + i;
-        if (e > s && e[-1] == '\r')
-            e--;
-        if (e == s)
-            return first ? -1 : (long)(i + 1);
-        if (first) {
-            if (!request_line_ok(s, e))
-                return -1;
-            f->start_line = i + 1;
-        } else if (is_ows(*s) || !header_line(s, e, f)) {
-            return -1;
-        }
-        first = false;
-        line = i + 1;
-    }
-    if (!bare_lf && len - line >= 2 && memchr(b + line, '\r', len - line - 1) != NULL)
-        return -1;
-    return 0;
+    size_t end = len < max ? len : max;
+    size_t from = s->pos, earlier = s->line;
+    bool resumed = s->nfields > 0;
+    int rc = scan(s, b, end < UINT32_MAX ? end : UINT32_MAX, fields);
+    s->examined += (uint32_t)(s->pos - from);
+    if (rc == SCAN_DONE && resumed)
+        split_fields(s, b, earlier, fields);
+    return rc;
 }
 
 const char *tf_http_reason(unsigned status)
@@ -216,6 +301,7 @@ void tf_http_parser_init_response(tf_http_parser_t *p, bool head_request)
     http_parser_init(&p->parser, HTTP_RESPONSE);
     p->parser.data = p;
     p->skip_body = head_request;
+    p->scan.lenient = true;
 }
 
 /* The request line (line bytes, its line end included) through
@@ -446,22 +532,21 @@ int tf_http_parse_head(tf_http_parser_t *p, const char *buf, size_t len, size_t 
     /* The header array is only read up to nheaders: not cleared. */
     memset(req, 0, offsetof(tf_http_request_t, headers));
     memset(&req->nheaders, 0, sizeof *req - offsetof(tf_http_request_t, nheaders));
-    fields_t f = {.headers = req->headers};
-    long head = scan_head(buf, len < max_head ? len : max_head, false, &f);
-    if (head < 0 || f.too_many)
+    int scanned = scan_head(&p->scan, buf, len, max_head, req->headers);
+    if (scanned == SCAN_BAD)
         return 400;
-    if (head == 0)
+    if (scanned == SCAN_MORE)
         return len >= max_head ? 431 : TF_HTTP_MORE;
-
-    req->nheaders = f.nheaders;
+    size_t head = p->scan.pos;
+    req->nheaders = p->scan.nfields;
     p->target = &req->target;
     p->target_len = &req->target_len;
-    if (!parse_request_line(p, buf, f.start_line))
+    if (!parse_request_line(p, buf, p->scan.start_len))
         return 400;
     req->method = buf;
     req->method_len = strcspn(buf, " ");
     req->version_minor = p->parser.http_minor;
-    req->head_len = (size_t)head;
+    req->head_len = head;
     int status = check_framing(req);
     if (status != 0)
         return status;
@@ -485,11 +570,7 @@ enum {
     CH_DATA,    /* chunk_left bytes of data */
     CH_DATA_CR, /* the CRLF after the data */
     CH_DATA_LF,
-    CH_TRAILER,  /* the start of a trailer line, or the final CRLF */
-    CH_TR_NAME,  /* a trailer's field name */
-    CH_TR_VALUE, /* its value, up to CR */
-    CH_TR_LF,    /* the LF ending a trailer line */
-    CH_END_LF,   /* the LF of the final CRLF */
+    CH_TRAILERS, /* trailer lines and the final CRLF: the head's field scan */
     CH_DONE,
 };
 
@@ -499,11 +580,6 @@ static int hexval(unsigned char c)
         return c - '0';
     c |= 0x20;
     return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-}
-
-static bool is_ctl(unsigned char c)
-{
-    return (c < 0x20 && c != '\t') || c == 0x7f;
 }
 
 /* One byte of framing (not chunk data). Returns false when it is invalid. */
@@ -540,12 +616,14 @@ static bool chunk_step(tf_http_parser_t *p, unsigned char c)
     case CH_EXT:
         if (c == '\r')
             p->chunk_state = CH_SIZE_LF;
-        return c == '\r' || !is_ctl(c);
+        return c == '\r' || (byte_class[c] & B_VALUE);
     case CH_SIZE_LF:
         if (c != '\n')
             return false;
         p->chunk_digits = 0;
-        p->chunk_state = p->chunk_left > 0 ? CH_DATA : CH_TRAILER;
+        p->chunk_state = p->chunk_left > 0 ? CH_DATA : CH_TRAILERS;
+        /* Trailer lines are field lines, strictly: the same rules. */
+        p->scan = (tf_http_scan_t){.state = HS_FIELD};
         return true;
     case CH_DATA_CR:
         p->chunk_state = CH_DATA_LF;
@@ -553,33 +631,21 @@ static bool chunk_step(tf_http_parser_t *p, unsigned char c)
     case CH_DATA_LF:
         p->chunk_state = CH_SIZE;
         return c == '\n';
-    case CH_TRAILER:
-        if (c == '\r') {
-            p->chunk_state = CH_END_LF;
-            return true;
-        }
-        p->chunk_state = CH_TR_NAME;
-        return is_tchar(c);
-    case CH_TR_NAME:
-        if (c == ':') {
-            p->chunk_state = CH_TR_VALUE;
-            return true;
-        }
-        return is_tchar(c);
-    case CH_TR_VALUE:
-        if (c == '\r') {
-            p->chunk_state = CH_TR_LF;
-            return true;
-        }
-        return !is_ctl(c);
-    case CH_TR_LF:
-        p->chunk_state = CH_TRAILER;
-        return c == '\n';
-    case CH_END_LF:
-        p->chunk_state = CH_DONE;
-        return c == '\n';
     }
     return false;
+}
+
+/* Scans trailer bytes (len at buf): *i advances by what the scan took.
+ * Returns SCAN_MORE, SCAN_DONE (the body ended) or SCAN_BAD. */
+static int trailers(tf_http_parser_t *p, const char *buf, size_t len, size_t *i)
+{
+    /* Offsets count from this read's bytes: trailer lines are not kept. */
+    p->scan.pos = 0;
+    int rc = scan(&p->scan, (const unsigned char *)buf, len < UINT32_MAX ? len : UINT32_MAX, NULL);
+    *i += p->scan.pos;
+    if (rc == SCAN_DONE)
+        p->chunk_state = CH_DONE;
+    return rc;
 }
 
 static int chunked_body(tf_http_parser_t *p, const char *buf, size_t len, size_t *used, bool *done)
@@ -594,6 +660,11 @@ static int chunked_body(tf_http_parser_t *p, const char *buf, size_t len, size_t
             p->chunk_left -= take;
             if (p->chunk_left == 0)
                 p->chunk_state = CH_DATA_CR;
+            continue;
+        }
+        if (p->chunk_state == CH_TRAILERS) {
+            if (trailers(p, buf + i, len - i, &i) == SCAN_BAD)
+                return 400;
             continue;
         }
         if (!chunk_step(p, (unsigned char)buf[i]))
@@ -674,16 +745,15 @@ int tf_http_parse_response_head(tf_http_parser_t *p, const char *buf, size_t len
 {
     memset(resp, 0, offsetof(tf_http_response_t, headers));
     memset(&resp->nheaders, 0, sizeof *resp - offsetof(tf_http_response_t, nheaders));
-    fields_t f = {.headers = resp->headers};
-    long scanned = scan_head(buf, len < max_head ? len : max_head, true, &f);
-    if (scanned < 0 || f.too_many)
+    int scanned = scan_head(&p->scan, buf, len, max_head, resp->headers);
+    if (scanned == SCAN_BAD)
         return 502;
-    if (scanned == 0)
+    if (scanned == SCAN_MORE)
         return len >= max_head ? 502 : TF_HTTP_MORE;
-    size_t head = (size_t)scanned;
-    resp->nheaders = f.nheaders;
+    size_t head = p->scan.pos;
+    resp->nheaders = p->scan.nfields;
     resp->start = buf;
-    if (!parse_status_line(buf, f.start_line, resp))
+    if (!parse_status_line(buf, p->scan.start_len, resp))
         return 502;
     resp->head_len = head;
     resp->upgrade = resp->status == 101;

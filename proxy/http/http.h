@@ -4,7 +4,8 @@
  *
  * http-parser stays behind this header: it reads request lines and follows
  * chunked and close-delimited response bodies; header lines are split by
- * the same strict scan that checks them. Everything here is pure: no I/O, no
+ * the same strict, incremental scan that checks them, which also checks a
+ * chunked request body's trailer lines. Everything here is pure: no I/O, no
  * libuv, no allocation; the caller owns every buffer, and a parsed request
  * points into the caller's head buffer, which must outlive it.
  */
@@ -79,11 +80,25 @@ typedef struct {
     size_t head_len;
 } tf_http_response_t;
 
+/* Where the scan of a head stands between reads: offsets into the head,
+ * not pointers, so that the caller may move its buffer between calls. */
+typedef struct {
+    uint32_t pos;       /* bytes scanned: the next call starts here */
+    uint32_t line;      /* where the line being scanned starts */
+    uint32_t colon;     /* that line's colon, once scanned */
+    uint32_t start_len; /* the start line with its line end */
+    uint32_t examined;  /* bytes looked at in all: linear in the head's length */
+    uint16_t nfields;   /* field lines complete */
+    uint8_t state;
+    bool lenient; /* a bare LF ends a line (responses) */
+} tf_http_scan_t;
+
 /* One message's parser (a request or a response). Embed it in the
  * connection; no allocation. */
 typedef struct {
-    http_parser parser; /* request lines; the heads and bodies of chunked
-                           and close-delimited responses */
+    tf_http_scan_t scan; /* the head, then a chunked request body's trailers */
+    http_parser parser;  /* request lines; the heads and bodies of chunked
+                            and close-delimited responses */
     const char **target;
     size_t *target_len;
     bool skip_body; /* a response to HEAD */
@@ -107,6 +122,10 @@ void tf_http_parser_init(tf_http_parser_t *p);
 void tf_http_parser_init_response(tf_http_parser_t *p, bool head_request);
 
 /* Parses the request head at the start of buf (len bytes read so far).
+ * Incremental: after TF_HTTP_MORE, call again with the same parser and the
+ * head's bytes so far, the previous ones unchanged at the start of buf
+ * (which may have moved); the scan resumes where the previous call
+ * stopped, so a head costs time linear in its length however it is split.
  * Returns 0 with *req filled (pointers into buf) when the head is complete,
  * TF_HTTP_MORE when it is not yet, or the HTTP status to answer before
  * closing: 400 for any framing or syntax problem (bare LF, obsolete line
@@ -115,7 +134,8 @@ void tf_http_parser_init_response(tf_http_parser_t *p, bool head_request);
  * Transfer-Encoding, Transfer-Encoding other than a final chunked, a
  * request line that is not HTTP/1.x), 431 when the head exceeds max_head
  * bytes without ending. Request smuggling has no way through: whatever is
- * ambiguous is refused. */
+ * ambiguous is refused. A malformed line is refused as soon as its bad
+ * byte arrives, without waiting for the head to end. */
 int tf_http_parse_head(tf_http_parser_t *p, const char *buf, size_t len, size_t max_head,
                        tf_http_request_t *req);
 
@@ -127,7 +147,8 @@ int tf_http_parse_head(tf_http_parser_t *p, const char *buf, size_t len, size_t 
  * chunked body (invalid chunk size, bad framing). */
 int tf_http_body(tf_http_parser_t *p, const char *buf, size_t len, size_t *used, bool *done);
 
-/* Parses a backend's response head at the start of buf. Returns 0 with
+/* Parses a backend's response head at the start of buf, incrementally as
+ * tf_http_parse_head() does. Returns 0 with
  * *resp filled, TF_HTTP_MORE, or 502 for a response that cannot be relayed
  * safely (syntax, conflicting or duplicate Content-Length, Content-Length
  * with Transfer-Encoding, a head over max_head bytes). Lenient where that

@@ -69,7 +69,6 @@ struct tf_hx {
     char method[16];
     char *target; /* a copy of the request target (malloc'd), or NULL */
     size_t target_len;
-    size_t scanned; /* bytes of `in` known not to end a head */
 };
 
 /* Parsed heads are only needed while their head is handled: one per thread. */
@@ -443,28 +442,12 @@ static void handle_head(tf_conn_t *c, const tf_http_request_t *r, const char *re
         tf_conn_fail(c, TF_ENOMEM, "client read");
         return;
     }
-    hx->scanned = 0;
     hx->rq = r->body == TF_HTTP_BODY_NONE ? RQ_DONE : RQ_BODY;
     hx->rs = RS_WAIT;
     tf_http_parser_init_response(&hx->resp, hx->head_method);
     c->attempts = 0;
     c->backend_ix = TF_CONN_NO_INDEX;
     tf_conn_connect_backend(c, &backend_user);
-}
-
-/* Whether the head being read (p, len: `in`, or the bytes read when `in`
- * is empty) holds "\n\r\n" or "\n\n" (bare LF: the parser answers 400);
- * remembers how far it looked. */
-static bool head_may_end(tf_hx_t *hx, const char *p, size_t len)
-{
-    size_t i = hx->scanned > 2 ? hx->scanned - 2 : 0;
-    for (const char *nl; i + 1 < len && (nl = memchr(p + i, '\n', len - 1 - i)) != NULL; i++) {
-        i = (size_t)(nl - p);
-        if (p[i + 1] == '\n' || (p[i + 1] == '\r' && (i + 2 >= len || p[i + 2] == '\n')))
-            return true;
-    }
-    hx->scanned = len;
-    return false;
 }
 
 /* Reads a request head from `in`, or, when `in` is empty, straight from the
@@ -474,9 +457,10 @@ static void read_head(tf_conn_t *c, const char *data, size_t len)
 {
     tf_hx_t *hx = c->hx;
     bool direct = data != NULL;
-    if (direct)
-        hx->scanned = 0;
-    else
+    /* A head starts: nothing of it is kept in `in`, or `in` holds what
+     * followed the previous request. */
+    bool fresh = direct || hx->rq == RQ_IDLE;
+    if (!direct)
         data = hx->in.p, len = hx->in.len;
     if (hx->rq == RQ_IDLE) {
         hx->rq = RQ_HEAD;
@@ -495,18 +479,18 @@ static void read_head(tf_conn_t *c, const char *data, size_t len)
         len -= skip;
     } else if (skip > 0) {
         buf_consume(&hx->in, skip);
-        hx->scanned = 0;
         data = hx->in.p, len = hx->in.len;
     }
-    uint32_t max = tf_conf_limits(conf_of(c))->max_header_bytes;
-    /* A head ends with an empty line: until one may have arrived, parsing
-     * again from the start would cost O(n^2) on a head sent byte by byte. */
-    int rc = TF_HTTP_MORE;
-    tf_http_request_t *r = &req_scratch;
-    if (len >= max || head_may_end(hx, data, len)) {
+    /* The parser resumes where the previous read left it (a head sent byte
+     * by byte costs linear time), unless the head starts anew. */
+    if (fresh || skip > 0)
         tf_http_parser_init(&hx->req);
-        rc = tf_http_parse_head(&hx->req, data, len, max, r);
-    }
+    uint32_t max = tf_conf_limits(conf_of(c))->max_header_bytes;
+    tf_http_request_t *r = &req_scratch;
+    /* A lone CR may begin an empty line that the skip above drops once its
+     * LF arrives: the parser would refuse it as a start line. */
+    int rc = len == 1 && data[0] == '\r' ? TF_HTTP_MORE
+                                         : tf_http_parse_head(&hx->req, data, len, max, r);
     if (rc == TF_HTTP_MORE) {
         if (direct && len > 0 && buf_append(&hx->in, data, len) != 0)
             tf_conn_fail(c, TF_ENOMEM, "client read");

@@ -235,6 +235,8 @@ struct rd_conn {
     rd_conn_t *prev, *next;
     char *buf; /* the request head so far */
     size_t len, cap;
+    /* Where the scan of the head stands: it resumes with each read. */
+    tf_http_parser_t parser;
     char *out;           /* the response while it is written */
     int64_t start_ms;    /* accepted at, wall clock (the access log's time) */
     uint64_t start_tick; /* accepted at, loop time (durations) */
@@ -520,33 +522,12 @@ static size_t max_head(const tf_redirect_t *r)
     return tf_conf_limits(r->conf)->max_header_bytes;
 }
 
-/* Whether the bytes [old, len) complete the head ("\r\n\r\n") or hold
- * a bare LF or CR, which the parser refuses at once (a head ending in "\n\n"
- * would otherwise wait for a terminator that never comes). */
-static bool head_decidable(const char *b, size_t old, size_t len)
+/* Called after each read. The parser resumes where the previous read left
+ * it, so a client dribbling a large head byte by byte costs linear time. */
+static void conn_check_head(rd_conn_t *c)
 {
-    for (size_t i = old > 3 ? old - 3 : 0; i < len; i++) {
-        if (i + 4 <= len && memcmp(b + i, "\r\n\r\n", 4) == 0)
-            return true;
-        if (i >= old && b[i] == '\n' && (i == 0 || b[i - 1] != '\r'))
-            return true;
-        if (i >= old && i > 0 && b[i - 1] == '\r' && b[i] != '\n')
-            return true;
-    }
-    return false;
-}
-
-/* Called after new bytes [old, len). The head is parsed only when that
- * decides something, or at the limit, so that a client dribbling a large
- * head byte by byte costs linear time, not quadratic. */
-static void conn_check_head(rd_conn_t *c, size_t old)
-{
-    if (!head_decidable(c->buf, old, c->len) && c->len < max_head(c->r))
-        return;
-    tf_http_parser_t p;
     tf_http_request_t req;
-    tf_http_parser_init(&p);
-    int rc = tf_http_parse_head(&p, c->buf, c->len, max_head(c->r), &req);
+    int rc = tf_http_parse_head(&c->parser, c->buf, c->len, max_head(c->r), &req);
     if (rc == TF_HTTP_MORE)
         return;
     /* Reading goes on while the response is written: later bytes land in
@@ -598,10 +579,9 @@ static void conn_on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
     }
     if (c->state != RD_READING)
         return;
-    size_t old = c->len;
     c->len += (size_t)n;
     c->bytes_in += (uint64_t)n;
-    conn_check_head(c, old);
+    conn_check_head(c);
 }
 
 static void conn_on_timer(uv_timer_t *t)
@@ -638,6 +618,7 @@ static int conn_accept(tf_redirect_t *r)
     if (c == NULL)
         return TF_ENOMEM;
     c->r = r;
+    tf_http_parser_init(&c->parser);
     uv_tcp_init(r->loop, &c->tcp);
     uv_timer_init(r->loop, &c->timer);
     c->tcp.data = c->timer.data = c;

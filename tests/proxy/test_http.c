@@ -4,8 +4,11 @@
 #include "tests/proxy/http_oracle.h"
 
 #include <criterion/criterion.h>
+#include <dirent.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static tf_http_parser_t parser;
@@ -154,30 +157,31 @@ Test(http, chunked_body_with_trailers_is_followed_to_its_end)
     cr_expect_eq(total, strlen(body));
 }
 
+/* The last ones are what a lenient chunk parser accepts and a backend
+ * may read differently: stray bytes for the CRLF after data, a bare LF
+ * in an extension or a size line, bare-LF trailers, a control byte in
+ * an extension (found by review; each is a way to smuggle). */
+static const char *const bad_chunks[] = {"zz\r\nhello\r\n0\r\n\r\n",
+                                         "ffffffffffffffffff\r\n",
+                                         "-5\r\nhello\r\n",
+                                         "5\r\nhelloXY0\r\n\r\n",
+                                         "5;\nfoo\r\nhello\r\n0\r\n\r\n",
+                                         "5\rXhello\r\n0\r\n\r\n",
+                                         "5\nhello\r\n0\r\n\r\n",
+                                         "0\r\nX: y\n\n",
+                                         "0\r\nX : y\r\n\r\n",
+                                         "5;a\001b\r\nhello\r\n0\r\n\r\n",
+                                         "\r\n",
+                                         "5\r\nhello\r\n0\r\n\n"};
+
 Test(http, invalid_chunk_sizes_are_400)
 {
-    /* The last ones are what a lenient chunk parser accepts and a backend
-     * may read differently: stray bytes for the CRLF after data, a bare LF
-     * in an extension or a size line, bare-LF trailers, a control byte in
-     * an extension (found by review; each is a way to smuggle). */
-    static const char *const bad[] = {"zz\r\nhello\r\n0\r\n\r\n",
-                                      "ffffffffffffffffff\r\n",
-                                      "-5\r\nhello\r\n",
-                                      "5\r\nhelloXY0\r\n\r\n",
-                                      "5;\nfoo\r\nhello\r\n0\r\n\r\n",
-                                      "5\rXhello\r\n0\r\n\r\n",
-                                      "5\nhello\r\n0\r\n\r\n",
-                                      "0\r\nX: y\n\n",
-                                      "0\r\nX : y\r\n\r\n",
-                                      "5;a\001b\r\nhello\r\n0\r\n\r\n",
-                                      "\r\n",
-                                      "5\r\nhello\r\n0\r\n\n"};
-    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    for (size_t i = 0; i < sizeof bad_chunks / sizeof bad_chunks[0]; i++) {
         cr_assert_eq(parse("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"), 0);
         size_t used;
         bool done;
-        cr_expect_eq(tf_http_body(&parser, bad[i], strlen(bad[i]), &used, &done), 400, "case %zu",
-                     i);
+        cr_expect_eq(tf_http_body(&parser, bad_chunks[i], strlen(bad_chunks[i]), &used, &done), 400,
+                     "case %zu", i);
     }
 }
 
@@ -582,5 +586,273 @@ Test(http, status_lines)
         tf_http_parser_init_response(&parser, false);
         cr_expect_eq(tf_http_parse_response_head(&parser, bad[i], strlen(bad[i]), 4096, &r), 502,
                      "%s", bad[i]);
+    }
+}
+
+/* ---- a head fed as reads deliver it ---------------------------------------------- */
+
+/* One message to parse: its bytes (a head, maybe a body after it), the
+ * head's limit, and whether it is a response (to a HEAD request or not). */
+typedef struct {
+    const char *in;
+    size_t n, max;
+    bool response, head_request;
+} msg_t;
+
+/* One parse of a message and of the body after its head. */
+typedef struct {
+    tf_http_parser_t p;
+    tf_http_request_t req;
+    tf_http_response_t resp;
+    const char *base; /* the buffer the head was last parsed in */
+    int rc, body_rc;
+    size_t body_used;
+    bool body_done;
+} run_t;
+
+static run_t whole, pieces;
+
+#define MSG_MAX (64 * 1024)
+
+static int parse_in(run_t *r, const msg_t *m, const char *buf, size_t len)
+{
+    r->base = buf;
+    return m->response ? tf_http_parse_response_head(&r->p, buf, len, m->max, &r->resp)
+                       : tf_http_parse_head(&r->p, buf, len, m->max, &r->req);
+}
+
+/* Follows the body after the head, step bytes a call at most. */
+static void follow_body(run_t *r, const msg_t *m, size_t step)
+{
+    size_t off = m->response ? r->resp.head_len : r->req.head_len;
+    r->body_rc = 0;
+    r->body_used = 0;
+    r->body_done = r->p.done;
+    while (off < m->n && !r->body_done && r->body_rc == 0) {
+        size_t piece = m->n - off < step ? m->n - off : step, used = 0;
+        r->body_rc = tf_http_body(&r->p, m->in + off, piece, &used, &r->body_done);
+        cr_assert_leq(used, piece);
+        r->body_used += used;
+        off += used;
+        if (used == 0)
+            break;
+    }
+}
+
+static void start(run_t *r, const msg_t *m)
+{
+    if (m->response)
+        tf_http_parser_init_response(&r->p, m->head_request);
+    else
+        tf_http_parser_init(&r->p);
+}
+
+static void parse_whole(run_t *r, const msg_t *m)
+{
+    start(r, m);
+    r->rc = parse_in(r, m, m->in, m->n);
+    if (r->rc == 0)
+        follow_body(r, m, SIZE_MAX);
+}
+
+/* The message in reads ending at each of cuts[] (ascending, below m->n),
+ * then the rest, until the parser answers. Each call gets all the bytes so
+ * far, in one of two buffers in turn, as a connection's input buffer grows
+ * and moves: the parser keeps offsets, never pointers. The body follows in
+ * pieces of step bytes. */
+static void parse_in_pieces(run_t *r, const msg_t *m, const size_t *cuts, size_t ncuts, size_t step)
+{
+    static char bufs[2][MSG_MAX];
+    size_t filled[2] = {0, 0};
+    cr_assert_leq(m->n, MSG_MAX);
+    start(r, m);
+    r->rc = TF_HTTP_MORE;
+    for (size_t k = 0; k <= ncuts && r->rc == TF_HTTP_MORE; k++) {
+        size_t upto = k < ncuts ? cuts[k] : m->n, *f = &filled[k & 1];
+        memcpy(bufs[k & 1] + *f, m->in + *f, upto - *f);
+        *f = upto;
+        r->rc = parse_in(r, m, bufs[k & 1], upto);
+    }
+    if (r->rc == 0)
+        follow_body(r, m, step);
+}
+
+/* Where p lies in r's buffer (-1: NULL), so that two parses compare. */
+static ptrdiff_t at(const run_t *r, const char *p)
+{
+    return p == NULL ? -1 : p - r->base;
+}
+
+static void expect_same_fields(const tf_http_header_t *a, const tf_http_header_t *b, size_t n,
+                               const char *what)
+{
+    for (size_t i = 0; i < n; i++) {
+        cr_assert(at(&whole, a[i].name) == at(&pieces, b[i].name) &&
+                      a[i].name_len == b[i].name_len &&
+                      at(&whole, a[i].value) == at(&pieces, b[i].value) &&
+                      a[i].value_len == b[i].value_len,
+                  "%s: field %zu", what, i);
+    }
+}
+
+/* a's and b's field f are equal (SAME_AT: point to the same offset). */
+#define SAME(f) (a->f == b->f)
+#define SAME_AT(f) (at(&whole, a->f) == at(&pieces, b->f))
+
+static void expect_same_request(const char *what)
+{
+    const tf_http_request_t *a = &whole.req, *b = &pieces.req;
+    cr_assert(SAME_AT(method) && SAME(method_len) && SAME_AT(target) && SAME(target_len) &&
+                  SAME(version_minor) && SAME_AT(host) && SAME(host_len) && SAME(body) &&
+                  SAME(content_length) && SAME(keep_alive) && SAME(upgrade) &&
+                  SAME(expect_continue) && SAME(head_len) && SAME(nheaders),
+              "%s", what);
+    expect_same_fields(a->headers, b->headers, a->nheaders, what);
+}
+
+static void expect_same_response(const char *what)
+{
+    const tf_http_response_t *a = &whole.resp, *b = &pieces.resp;
+    cr_assert(SAME_AT(start) && SAME(status) && SAME(version_minor) && SAME(body) &&
+                  SAME(content_length) && SAME(keep_alive) && SAME(upgrade) && SAME(head_len) &&
+                  SAME(nheaders),
+              "%s", what);
+    expect_same_fields(a->headers, b->headers, a->nheaders, what);
+}
+
+static void expect_same(const msg_t *m, const char *what)
+{
+    cr_assert_eq(whole.rc, pieces.rc, "%s: %d whole, %d in pieces", what, whole.rc, pieces.rc);
+    if (whole.rc != 0)
+        return;
+    if (m->response)
+        expect_same_response(what);
+    else
+        expect_same_request(what);
+    /* After a refusal, what was used is not said. */
+    cr_assert(whole.body_rc == pieces.body_rc &&
+                  (whole.body_rc != 0 ||
+                   (whole.body_used == pieces.body_used && whole.body_done == pieces.body_done)),
+              "%s: the body: %d %zu %d whole, %d %zu %d in pieces", what, whole.body_rc,
+              whole.body_used, whole.body_done, pieces.body_rc, pieces.body_used, pieces.body_done);
+}
+
+/* m fed whole, byte by byte and in random reads gives the same answer,
+ * head and body; with its own limit and a small one (431 and 502 at the
+ * limit whatever the reads). */
+static void expect_split_invariant(msg_t m, const char *name)
+{
+    static size_t cuts[MSG_MAX];
+    char what[160];
+    for (int limit = 0; limit < 2; limit++, m.max = 40) {
+        parse_whole(&whole, &m);
+        for (size_t i = 0; i + 1 < m.n; i++)
+            cuts[i] = i + 1;
+        snprintf(what, sizeof what, "%s, max %zu, byte by byte", name, m.max);
+        parse_in_pieces(&pieces, &m, cuts, m.n > 0 ? m.n - 1 : 0, 1);
+        expect_same(&m, what);
+        for (int round = 0; round < 8; round++) {
+            size_t ncuts = 0;
+            for (size_t at_ = 1 + rnd(12); at_ < m.n; at_ += 1 + rnd(m.n / 3 + 1))
+                cuts[ncuts++] = at_;
+            snprintf(what, sizeof what, "%s, max %zu, %zu random reads", name, m.max, ncuts + 1);
+            parse_in_pieces(&pieces, &m, cuts, ncuts, 1 + rnd(9));
+            expect_same(&m, what);
+        }
+    }
+}
+
+static void expect_corpus_split_invariant(const char *dir, bool response)
+{
+    const char *src = getenv("TF_SOURCE_DIR");
+    cr_assert_not_null(src, "TF_SOURCE_DIR names the source tree (ctest sets it)");
+    char path[512];
+    snprintf(path, sizeof path, "%s/tests/fuzz/corpus/%s", src, dir);
+    DIR *d = opendir(path);
+    cr_assert_not_null(d, "%s", path);
+    static char data[MSG_MAX];
+    size_t files = 0;
+    for (struct dirent *e; (e = readdir(d)) != NULL;) {
+        if (e->d_name[0] == '.')
+            continue;
+        snprintf(path, sizeof path, "%s/tests/fuzz/corpus/%s/%s", src, dir, e->d_name);
+        FILE *f = fopen(path, "rb");
+        cr_assert_not_null(f, "%s", path);
+        size_t n = fread(data, 1, sizeof data, f);
+        fclose(f);
+        /* As the fuzz targets read them: a response's first byte says
+         * whether the request was HEAD. */
+        msg_t m = {.in = data, .n = n, .max = 4096, .response = response};
+        if (response && n > 0) {
+            m = (msg_t){.in = data + 1,
+                        .n = n - 1,
+                        .max = 4096,
+                        .response = true,
+                        .head_request = data[0] & 1};
+        }
+        expect_split_invariant(m, path);
+        files++;
+    }
+    closedir(d);
+    cr_expect_gt(files, 0, "%s", dir);
+}
+
+Test(http, a_head_in_pieces_reads_as_the_whole)
+{
+    for (size_t i = 0; i < sizeof smuggling / sizeof smuggling[0]; i++) {
+        msg_t m = {.in = smuggling[i], .n = strlen(smuggling[i]), .max = 32768};
+        expect_split_invariant(m, smuggling[i]);
+    }
+    static char buf[4096];
+    for (size_t i = 0; i < sizeof bad_chunks / sizeof bad_chunks[0]; i++) {
+        int n = snprintf(buf, sizeof buf,
+                         "POST / HTTP/1.1\r\nHost: a\r\n"
+                         "Transfer-Encoding: chunked\r\n\r\n%s",
+                         bad_chunks[i]);
+        expect_split_invariant((msg_t){.in = buf, .n = (size_t)n, .max = 32768}, buf);
+    }
+    for (int i = 0; i < 300; i++) {
+        bool response = i % 2;
+        size_t n = random_head(buf, sizeof buf, response);
+        expect_split_invariant(
+            (msg_t){.in = buf, .n = n, .max = 4096, .response = response, .head_request = rnd(2)},
+            buf);
+    }
+    expect_corpus_split_invariant("http", false);
+    expect_corpus_split_invariant("redirect", false);
+    expect_corpus_split_invariant("http_response", true);
+}
+
+/* A 32 KiB head sent one byte per read: every byte is looked at a bounded
+ * number of times (scanned once, split once more at the end), where
+ * scanning again from the start would look at half a billion. */
+Test(http, a_head_fed_byte_by_byte_is_scanned_in_linear_time)
+{
+    static char head[32768 + 64];
+    for (int shape = 0; shape < 4; shape++) {
+        bool response = shape >= 2;
+        size_t n = (size_t)snprintf(head, sizeof head, "%s\r\n",
+                                    response ? "HTTP/1.1 200 OK" : "GET / HTTP/1.1\r\nHost: a");
+        /* One long field, or as many lines as a head may have. */
+        size_t lines = shape % 2 == 0 ? 1 : TF_HTTP_MAX_HEADERS - 1;
+        size_t line = (32768 - n - 2) / lines;
+        for (size_t i = 0; i < lines; i++) {
+            n += (size_t)snprintf(head + n, sizeof head - n, "X-%zu: ", i);
+            memset(head + n, 'v', line - 9);
+            n += line - 9;
+            n += (size_t)snprintf(head + n, sizeof head - n, "\r\n");
+        }
+        n += (size_t)snprintf(head + n, sizeof head - n, "\r\n");
+        cr_assert_leq(n, 32768);
+        msg_t m = {.in = head, .n = n, .max = 32768, .response = response};
+        static size_t cuts[32768];
+        for (size_t i = 0; i + 1 < n; i++)
+            cuts[i] = i + 1;
+        parse_in_pieces(&pieces, &m, cuts, n - 1, 1);
+        cr_assert_eq(pieces.rc, 0, "shape %d", shape);
+        cr_expect_leq(pieces.p.scan.examined, 2 * n, "shape %d: %u bytes looked at for %zu", shape,
+                      pieces.p.scan.examined, n);
+        parse_whole(&whole, &m);
+        expect_same(&m, "32 KiB byte by byte");
     }
 }
