@@ -369,7 +369,7 @@ void tf_conn_arm_timer(tf_conn_t *c)
     if (tf_conn_closing(c))
         return;
     if (c->phase == TF_CONN_HTTP) {
-        uint64_t ms = tf_hx_timeout_ms(c);
+        uint64_t ms = c->mode->timeout_ms(c);
         if (c->timer_due_ms != 0 && c->timer_due_ms <= uv_now(&c->worker->loop) + ms)
             return;
         timer_start(c, ms);
@@ -398,7 +398,7 @@ static void conn_on_timer(uv_timer_t *timer)
         backend_retry(c, UV_ETIMEDOUT);
         return;
     case TF_CONN_HTTP:
-        tf_hx_on_timer(c);
+        c->mode->on_timer(c);
         return;
     case TF_CONN_TUNNEL:
         if (now - c->traffic.active_ms >= phase_timeout(c)) {
@@ -462,7 +462,7 @@ static void conn_log_summary(tf_conn_t *c, tf_log_level_t level)
 static void conn_access_log(tf_conn_t *c)
 {
     tf_access_log_t *log = c->worker->server->shared->access;
-    if (c->hx != NULL || c->tenant == TF_CONN_NO_INDEX || log == NULL || !tf_access_enabled(log))
+    if (c->mode != NULL || c->tenant == TF_CONN_NO_INDEX || log == NULL || !tf_access_enabled(log))
         return;
     char addr[INET6_ADDRSTRLEN] = "";
     if (c->peer.sa.sa_family == AF_INET)
@@ -530,8 +530,8 @@ void tf_conn_close(tf_conn_t *c, tf_log_level_t level, const char *reason)
         tf_bstream_release(c->backend);
         c->backend = NULL;
     }
-    tf_hx_free(c->hx);
-    c->hx = NULL;
+    if (c->mode != NULL)
+        c->mode->free(c);
     uv_close((uv_handle_t *)&c->timer, conn_on_handle_closed);
 }
 
@@ -564,6 +564,6 @@ void tf_conn_fail(tf_conn_t *c, int err, const char *what)
 
 void tf_conn_drain(tf_conn_t *c)
 {
-    if (c->hx != NULL && !tf_conn_closing(c) && c->phase != TF_CONN_TUNNEL)
-        tf_hx_drain(c);
+    if (c->mode != NULL && !tf_conn_closing(c) && c->phase != TF_CONN_TUNNEL)
+        c->mode->drain(c);
 }

@@ -60,6 +60,21 @@ typedef enum {
 
 typedef struct tf_hx tf_hx_t;
 
+/* What runs an HTTP connection once its handshake is done (mode http's
+ * exchanges, exchange.c; HTTP/2 will be another), as conn.c sees it: the
+ * deadline its timer serves, what a drain does, and the release of its
+ * state. conn.c calls these in the HTTP phase only and never looks inside. */
+typedef struct {
+    /* Milliseconds until the current deadline; on_timer() when it passed
+     * (or the timer fired early: it re-arms). */
+    uint64_t (*timeout_ms)(const tf_conn_t *c);
+    void (*on_timer)(tf_conn_t *c);
+    /* The worker drains: close when idle, else after what is under way. */
+    void (*drain)(tf_conn_t *c);
+    /* The connection closes: release the mode's state. */
+    void (*free)(tf_conn_t *c);
+} tf_conn_mode_t;
+
 /* Who asked for a backend connection (tf_conn_connect_backend): the mode
  * tcp tunnel or an HTTP exchange. Told how the connect ended. */
 typedef struct {
@@ -81,7 +96,8 @@ typedef struct {
 struct tf_conn {
     tf_stream_t client;                  /* TLS */
     tf_stream_t *backend;                /* plain TCP (a tf_bstream_t), or NULL; owned */
-    tf_hx_t *hx;                         /* mode http's state, or NULL; owned */
+    const tf_conn_mode_t *mode;          /* mode http's (and after a 101), or NULL */
+    tf_hx_t *hx;                         /* mode http's state, or NULL; owned by the mode */
     const tf_conn_backend_user_t *buser; /* the last tf_conn_connect_backend()'s */
     tf_pump_t pump;                      /* the tunnel, in the TUNNEL phase */
     uv_timer_t timer;
@@ -153,7 +169,7 @@ void tf_conn_start_tunnel(tf_conn_t *c, bool client_ended);
 
 /* Re-arms the connection's one timer for its phase. In the HTTP phase the
  * timer is left alone when it is already due no later than the phase's
- * deadline: it fires early and tf_hx_on_timer() re-arms it for the rest, so
+ * deadline: it fires early and the mode's on_timer() re-arms it for the rest, so
  * that a keep-alive request does not restart a libuv timer at every step. */
 void tf_conn_arm_timer(tf_conn_t *c);
 

@@ -79,6 +79,7 @@ static void process(tf_conn_t *c);
 static void send_error(tf_conn_t *c, unsigned status);
 static void hx_balance(tf_conn_t *c);
 static void backend_error(tf_conn_t *c, int err);
+static const tf_conn_mode_t http_mode;
 static const tf_sink_t client_sink, backend_sink;
 static const tf_conn_backend_user_t backend_user;
 static void response_done(tf_conn_t *c);
@@ -110,8 +111,10 @@ static void buf_free(buf_t *b)
     *b = (buf_t){0};
 }
 
-void tf_hx_free(tf_hx_t *hx)
+static void hx_free(tf_conn_t *c)
 {
+    tf_hx_t *hx = c->hx;
+    c->hx = NULL;
     if (hx == NULL)
         return;
     buf_free(&hx->in);
@@ -248,6 +251,7 @@ int tf_hx_start(tf_conn_t *c)
     peer_addr_text(c, hx->client_addr, sizeof hx->client_addr);
     hx->server_port = local_port(c);
     c->hx = hx;
+    c->mode = &http_mode;
     c->phase = TF_CONN_HTTP;
     c->traffic.active_ms = now_ms(c);
     tf_stream_set_sink(&c->client, &client_sink, c);
@@ -1145,13 +1149,13 @@ static uint64_t deadline_at(const tf_conn_t *c, deadline_t k)
     return c->traffic.active_ms + t->idle_ms;
 }
 
-uint64_t tf_hx_timeout_ms(const tf_conn_t *c)
+static uint64_t hx_timeout_ms(const tf_conn_t *c)
 {
     uint64_t at = deadline_at(c, deadline_kind(c->hx)), now = now_ms(c);
     return at > now ? at - now : 0;
 }
 
-void tf_hx_on_timer(tf_conn_t *c)
+static void hx_on_timer(tf_conn_t *c)
 {
     tf_hx_t *hx = c->hx;
     deadline_t k = deadline_kind(hx);
@@ -1190,7 +1194,7 @@ void tf_hx_on_timer(tf_conn_t *c)
     }
 }
 
-void tf_hx_drain(tf_conn_t *c)
+static void hx_drain(tf_conn_t *c)
 {
     tf_hx_t *hx = c->hx;
     if (hx->rq == RQ_IDLE && hx->rs == RS_NONE && hx->in.len == 0) {
@@ -1200,6 +1204,13 @@ void tf_hx_drain(tf_conn_t *c)
     hx->client_keep = false;
     hx->close_after = true;
 }
+
+static const tf_conn_mode_t http_mode = {
+    .timeout_ms = hx_timeout_ms,
+    .on_timer = hx_on_timer,
+    .drain = hx_drain,
+    .free = hx_free,
+};
 
 /* ---- backpressure --------------------------------------------------------------- */
 

@@ -34,17 +34,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-/* Starts mode http on a connection whose handshake completed. 0 or a
- * negative code (out of memory). */
+/* Starts mode http on a connection whose handshake completed: the
+ * exchange becomes the client stream's sink and the connection's mode
+ * (conn.h). 0 or a negative code (out of memory). */
 int tf_hx_start(tf_conn_t *c);
-void tf_hx_free(tf_hx_t *hx);
-
-/* Milliseconds until the exchange's current deadline, and what happens
- * when it passes. */
-uint64_t tf_hx_timeout_ms(const tf_conn_t *c);
-void tf_hx_on_timer(tf_conn_t *c);
-
-/* The worker drains: close when idle, else after the current response. */
-void tf_hx_drain(tf_conn_t *c);
 
 #endif
