@@ -64,19 +64,18 @@ Test(proxy_config, accepting_pauses_and_resumes)
     tf_px_opts_t o = {.nofile = 40};
     tf_px_start(&px, &o);
     int st;
-    char args[64];
-    snprintf(args, sizeof args, "flood %u 100", px.port);
+    char args[1400];
+    snprintf(args, sizeof args, "flood %u 100 '%s' 'pausing accepts'", px.port, px.log);
     char *out = client(&st, args);
     cr_expect_not_null(strstr(out, "flooded"), "%s", out);
     free(out);
     /* Served again once descriptors are free (bounded retries, no timing). */
     bool served = false;
     for (int i = 0; i < 20 && !served; i++) {
-        out = tf_px_sh(&st,
-                       "(echo after-emfile; sleep 0.5) | timeout 10 openssl s_client -quiet "
-                       "-no_ign_eof -connect 127.0.0.1:%u -servername portal.acme.example "
-                       "-CAfile '%s'",
-                       px.port, px.ca);
+        out = tf_px_s_client(&st, "after-emfile",
+                             "-quiet -no_ign_eof -connect 127.0.0.1:%u -servername "
+                             "portal.acme.example -CAfile '%s'",
+                             px.port, px.ca);
         served = strstr(out, "after-emfile") != NULL;
         free(out);
     }
@@ -124,21 +123,22 @@ Test(proxy_config, out_of_descriptors_blames_no_backend)
     cr_expect_eq(tf_px_stop_proxy(&px), 0);
 }
 
-/* "0.0.0.0:P" and "[::]:P" side by side (IPV6_V6ONLY), both served. */
+/* "0.0.0.0:0" and "[::]:0" side by side (IPV6_V6ONLY), both served: each
+ * gets a port of its own, as the ready file says. */
 Test(proxy_config, ipv4_and_ipv6_listeners_coexist)
 {
     tf_px_opts_t o = {.dual_stack = true};
     tf_px_start(&px, &o);
     const char *hosts[] = {"127.0.0.1", "[::1]"};
+    cr_assert_eq(px.nhttps, 2);
     for (size_t i = 0; i < 2; i++) {
         int st;
-        char *out = tf_px_sh(&st,
-                             "(echo via-%zu; sleep 0.5) | timeout 20 openssl s_client -quiet "
-                             "-no_ign_eof -connect %s:%u -servername portal.acme.example "
-                             "-CAfile '%s'",
-                             i, hosts[i], px.port, px.ca);
         char want[16];
         snprintf(want, sizeof want, "via-%zu", i);
+        char *out = tf_px_s_client(&st, want,
+                                   "-quiet -no_ign_eof -connect %s:%u -servername "
+                                   "portal.acme.example -CAfile '%s'",
+                                   hosts[i], px.https_ports[i], px.ca);
         cr_expect_not_null(strstr(out, want), "%s: %s", hosts[i], out);
         free(out);
     }
@@ -176,10 +176,10 @@ Test(proxy_config, runs_as_the_configured_user)
     char *out = tf_px_sh(&st, "grep '^Uid:' /proc/%d/status", (int)px.proxy_pid);
     cr_expect_not_null(strstr(out, "65534"), "%s", out);
     free(out);
-    out = tf_px_sh(&st,
-                   "(echo as-nobody; sleep 0.5) | timeout 20 openssl s_client -quiet -no_ign_eof "
-                   "-connect 127.0.0.1:%u -servername portal.acme.example -CAfile '%s'",
-                   px.port, px.ca);
+    out = tf_px_s_client(&st, "as-nobody",
+                         "-quiet -no_ign_eof -connect 127.0.0.1:%u -servername "
+                         "portal.acme.example -CAfile '%s'",
+                         px.port, px.ca);
     cr_expect_not_null(strstr(out, "as-nobody"), "%s", out);
     free(out);
     cr_expect_eq(tf_px_stop_proxy(&px), 0);
