@@ -184,3 +184,34 @@ Test(proxy_config, runs_as_the_configured_user)
     free(out);
     cr_expect_eq(tf_px_stop_proxy(&px), 0);
 }
+
+/* Port 0 everywhere: tlsfront logs and writes into TLSFRONT_READY_FILE the
+ * address every listener got, and with two workers both sockets of an
+ * address share the one port the kernel gave the first. */
+Test(proxy_config, port_zero_is_reported_and_shared_by_every_worker)
+{
+    tf_px_opts_t o = {.workers = 2, .http = true};
+    tf_px_start(&px, &o);
+    char *ready = tf_px_read(px.ready);
+    char want[256];
+    snprintf(want, sizeof want, "https 127.0.0.1:%u\nhttp 127.0.0.1:%u\nadmin 127.0.0.1:%u\n",
+             px.port, px.http_port, px.admin_port);
+    cr_expect_str_eq(ready, want);
+    free(ready);
+    char *log = tf_px_log(&px);
+    unsigned ports[] = {px.port, px.http_port, px.admin_port};
+    const char *kinds[] = {"https", "http", "admin"};
+    const char *rests[] = {" (2 workers)", ": plain HTTP", ": admin API"};
+    for (size_t i = 0; i < 3; i++) {
+        snprintf(want, sizeof want, "listening on %s 127.0.0.1:%u%s", kinds[i], ports[i], rests[i]);
+        cr_expect_not_null(strstr(log, want), "no '%s' in:\n%s", want, log);
+    }
+    free(log);
+    for (size_t i = 0; i < 2; i++) {
+        int st;
+        char *out = tf_px_sh(&st, "ss -Hltn 'sport = :%u' | wc -l", ports[i]);
+        cr_expect_eq(atoi(out), 2, "listening sockets on %u: %s", ports[i], out);
+        free(out);
+    }
+    cr_expect_eq(tf_px_stop_proxy(&px), 0);
+}
