@@ -168,6 +168,15 @@ int tf_px_stop_proxy(tf_px_t *px)
     return st;
 }
 
+int tf_px_wait_proxy(tf_px_t *px)
+{
+    if (px->proxy_pid <= 0)
+        return -1;
+    int st = tf_px_wait_exit(px->proxy_pid, TF_PX_WAIT_MS);
+    px->proxy_pid = 0;
+    return st;
+}
+
 /* A sanitizer build of tlsfront reports into its log: copy any report to
  * the test's stderr, where CTest's FAIL_REGULAR_EXPRESSION sees it. */
 static void report_sanitizer(const tf_px_t *px)

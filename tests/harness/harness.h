@@ -73,6 +73,10 @@ void tf_px_launch(tf_px_t *px, const char *config, unsigned nofile);
  * a bounded wait), or -1 if it was not running. */
 int tf_px_stop_proxy(tf_px_t *px);
 
+/* Waits (TF_PX_WAIT_MS at most, then SIGKILL) for a proxy that stops by
+ * itself; returns its exit status as tf_px_stop_proxy() does. */
+int tf_px_wait_proxy(tf_px_t *px);
+
 /* Stops everything still running and removes the scratch directory. */
 void tf_px_stop(tf_px_t *px);
 
