@@ -136,7 +136,8 @@ int tf_conf__parse_uint(const char *s, uint64_t *v, char *why, size_t len);
 
 /* Parses "a.b.c.d:port", "[v6]:port" or "name:port". HOST receives the host
  * without brackets (HOSTLEN >= 256 is always enough). With LISTENER, names
- * other than localhost are refused. */
+ * other than localhost are refused and port 0 (the kernel chooses) is
+ * accepted. */
 int tf_conf__parse_addr(const char *s, bool listener, tf_conf_addr_t *out, char *host,
                         size_t hostlen, char *why, size_t len);
 

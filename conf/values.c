@@ -150,21 +150,25 @@ static bool all_digits_and_dots(const char *s)
     return *s != '\0' && strspn(s, "0123456789.") == strlen(s);
 }
 
-static int parse_port(const char *p, const char *whole, uint16_t *port, char *why, size_t len)
+/* Port 0 asks the kernel for a free port: meaningful for a listener (tests
+ * and supervisors read the port tlsfront reports), never for a backend. */
+static int parse_port(const char *p, const char *whole, bool listener, uint16_t *port, char *why,
+                      size_t len)
 {
     uint64_t v = 0;
     size_t n = count_digits(p);
     if (n == 0 && *p == '\0')
         return fail(why, len, "'%s' has no port; write HOST:PORT, e.g. 0.0.0.0:443", whole);
-    if (n == 0 || p[n] != '\0' || n > 5 || !digits_value(p, n, &v) || v < 1 || v > 65535)
-        return fail(why, len, "'%s' has an invalid port '%s'; use a number from 1 to 65535", whole,
-                    p);
+    uint64_t lowest = listener ? 0 : 1;
+    if (n == 0 || p[n] != '\0' || n > 5 || !digits_value(p, n, &v) || v < lowest || v > 65535)
+        return fail(why, len, "'%s' has an invalid port '%s'; use a number from 1 to 65535%s",
+                    whole, p, listener ? ", or 0 for a free port the kernel chooses" : "");
     *port = (uint16_t)v;
     return 0;
 }
 
-static int parse_bracketed(const char *s, tf_conf_addr_t *out, char *host, size_t hostlen,
-                           char *why, size_t len)
+static int parse_bracketed(const char *s, bool listener, tf_conf_addr_t *out, char *host,
+                           size_t hostlen, char *why, size_t len)
 {
     const char *end = strchr(s, ']');
     size_t n = end ? (size_t)(end - s - 1) : 0;
@@ -178,7 +182,7 @@ static int parse_bracketed(const char *s, tf_conf_addr_t *out, char *host, size_
     if (end[1] != ':')
         return fail(why, len, "'%s' has no port; write [ADDRESS]:PORT, e.g. [::]:443", s);
     out->family = TF_CONF_ADDR_IPV6;
-    return parse_port(end + 2, s, &out->port, why, len);
+    return parse_port(end + 2, s, listener, &out->port, why, len);
 }
 
 static int check_host_part(const char *s, const char *host, bool listener, tf_conf_addr_t *out,
@@ -212,7 +216,7 @@ int tf_conf__parse_addr(const char *s, bool listener, tf_conf_addr_t *out, char 
 {
     memset(out, 0, sizeof *out);
     if (s[0] == '[')
-        return parse_bracketed(s, out, host, hostlen, why, len);
+        return parse_bracketed(s, listener, out, host, hostlen, why, len);
     const char *colon = strrchr(s, ':');
     if (colon == NULL)
         return fail(why, len, "'%s' has no port; write HOST:PORT, e.g. 0.0.0.0:443", s);
@@ -226,7 +230,7 @@ int tf_conf__parse_addr(const char *s, bool listener, tf_conf_addr_t *out, char 
     int rc = check_host_part(s, host, listener, out, why, len);
     if (rc != 0)
         return rc;
-    return parse_port(colon + 1, s, &out->port, why, len);
+    return parse_port(colon + 1, s, listener, &out->port, why, len);
 }
 
 /* Rejects every misplaced '*' with a reason naming the rule broken. */

@@ -36,8 +36,23 @@ cmake --build "$tsan_build" -j"$(nproc)" --target tlsfront >"$tsan_build/build.l
 [ -f "$tools/CMakeCache.txt" ] || cmake -S . -B "$tools" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build "$tools" -j"$(nproc)" --target bench_loadgen bench_backend bench_cs_gen >/dev/null
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-bport=$(free_port) pport=$(free_port) aport=$(free_port)
+# No port is picked here: the backend and the proxy bind port 0 and write the
+# ports they got into a file (bench_backend --port-file, tlsfront's
+# TLSFRONT_READY_FILE), waited for with a bound.
+# wait_file FILE PID: until FILE has a complete first line (60 s at most, or
+# until PID exits); prints that line.
+wait_file() {
+    local line
+    for _ in $(seq 1200); do
+        IFS= read -r line <"$1" 2>/dev/null && { printf '%s\n' "$line"; return 0; }
+        kill -0 "$2" 2>/dev/null || return 1
+        sleep 0.05
+    done
+    return 1
+}
+"$tools/bench/load/bench_backend" --size 1024 --port-file "$work/bport" >/dev/null 2>&1 &
+pids+=("$!")
+bport=$(wait_file "$work/bport" "$!") || { echo "tsan: the backend did not start" >&2; exit 1; }
 "$tools/bench/certstore/bench_cs_gen" "$work/a" 20 >/dev/null
 "$tools/bench/certstore/bench_cs_gen" "$work/b" 20 >/dev/null
 cp -r "$work/a/certs" "$work/certs"
@@ -45,9 +60,9 @@ cat >"$work/t.yaml" <<CFG
 workers: 2
 log: {level: warn, access: "$work/access.log"}
 listen:
-  https: ["127.0.0.1:$pport"]
+  https: ["127.0.0.1:0"]
 admin:
-  listen: "127.0.0.1:$aport"
+  listen: "127.0.0.1:0"
 tls:
   certs: ["$work/certs"]
   default_cert: $work/certs/system.pem
@@ -58,17 +73,15 @@ tenants:
     health: { path: /, interval: 1s }
 CFG
 
-"$tools/bench/load/bench_backend" --size 1024 --listen "127.0.0.1:$bport" >/dev/null 2>&1 &
-pids+=("$!")
 TSAN_OPTIONS="halt_on_error=0 second_deadlock_stack=1 log_path=$work/tsan" \
+    TLSFRONT_READY_FILE="$work/ready" \
     "$tsan_build/proxy/tlsfront" run -c "$work/t.yaml" >"$work/proxy.log" 2>&1 &
 proxy=$!
 pids+=("$proxy")
-for _ in $(seq 100); do
-    curl -s -o /dev/null "http://127.0.0.1:$aport/healthz" && break
-    kill -0 "$proxy" 2>/dev/null || { cat "$work/proxy.log"; exit 1; }
-    sleep 0.2
-done
+# The ready file appears whole (renamed into place) once every listener is bound.
+wait_file "$work/ready" "$proxy" >/dev/null || { cat "$work/proxy.log"; exit 1; }
+pport=$(sed -n 's/^https .*:\([0-9]*\)$/\1/p' "$work/ready" | head -n 1)
+aport=$(sed -n 's/^admin .*:\([0-9]*\)$/\1/p' "$work/ready")
 
 lg="$tools/bench/load/bench_loadgen"
 "$lg" --connect "127.0.0.1:$pport" --conns 16 --duration "$seconds" --full --sni-spread 20 \
@@ -92,7 +105,7 @@ while [ "$SECONDS" -lt "$end" ]; do
     curl -s -o /dev/null -T "$work/b/certs/tenant000015.pem" "$admin/certs/soak$i.bench.example"
     [ $((i % 2)) = 0 ] && curl -s -o /dev/null -X DELETE "$admin/certs/soak$((i - 1)).bench.example"
     kill -USR1 "$proxy"
-    sleep 1
+    sleep 1 # the pace of the soak: a round of cross-thread events a second
 done
 wait "${pids[2]}" "${pids[3]}" 2>/dev/null || true
 kill "$proxy"

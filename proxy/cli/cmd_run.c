@@ -23,6 +23,7 @@
 #include <grp.h>
 #include <pwd.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -80,7 +81,14 @@ static int bind_all(const tf_conf_addr_list_t *list, unsigned nworkers, int **ou
     *out = fds;
     char err[512];
     for (size_t i = 0; i < n; i++) {
-        fds[i] = tf_listener_bind(&list->items[i % list->count], err, sizeof err);
+        /* Port 0: the first worker's socket gets a port from the kernel,
+         * the others bind that one (SO_REUSEPORT). */
+        int port = 0;
+        if (list->items[i % list->count].port == 0 && i >= list->count)
+            port = tf_listener_name(fds[i % list->count], err, sizeof err);
+        if (port < 0)
+            return port;
+        fds[i] = tf_listener_bind(&list->items[i % list->count], (uint16_t)port, err, sizeof err);
         if (fds[i] < 0) {
             TF_LOG(TF_LOG_ERROR, "%s", err);
             return fds[i];
@@ -95,22 +103,80 @@ static int bind_all(const tf_conf_addr_list_t *list, unsigned nworkers, int **ou
 static int run_bind(run_t *r)
 {
     tf_shared_t *s = &r->shared;
-    const tf_conf_addr_list_t *https = tf_conf_listen_https(r->conf);
-    const tf_conf_addr_list_t *http = tf_conf_listen_http(r->conf);
-    int rc = bind_all(https, s->nworkers, &r->fds);
+    int rc = bind_all(tf_conf_listen_https(r->conf), s->nworkers, &r->fds);
     s->fds = r->fds;
     if (rc == 0)
-        rc = bind_all(http, s->nworkers, &r->http_fds);
+        rc = bind_all(tf_conf_listen_http(r->conf), s->nworkers, &r->http_fds);
     s->http_fds = r->http_fds;
-    if (rc != 0)
-        return rc;
-    for (size_t i = 0; i < s->nlisten; i++)
-        TF_LOG(TF_LOG_INFO, "listening on %s (%u workers)", https->items[i].text, s->nworkers);
-    for (size_t i = 0; i < s->nhttp; i++)
-        TF_LOG(TF_LOG_INFO, "listening on %s for plain HTTP: redirects to https%s",
-               http->items[i].text,
-               tf_conf_acme_webroot(r->conf) != NULL ? " and ACME http-01 challenges" : "");
+    return rc;
+}
+
+/* ---- announcing the listeners ----------------------------------------- */
+
+/* One listener: an info line with the address it got, and its line in the
+ * ready file (if any). */
+static void run_announce_one(FILE *ready, const char *kind, const char *name, const char *what)
+{
+    TF_LOG(TF_LOG_INFO, "listening on %s %s%s", kind, name, what);
+    if (ready != NULL)
+        fprintf(ready, "%s %s\n", kind, name);
+}
+
+static int run_announce_fds(FILE *ready, const char *kind, const int *fds, size_t n,
+                            const char *what)
+{
+    char name[64];
+    for (size_t i = 0; i < n; i++) {
+        /* Worker 0's sockets: the other workers' have the same addresses. */
+        int rc = tf_listener_name(fds[i], name, sizeof name);
+        if (rc < 0)
+            return rc;
+        run_announce_one(ready, kind, name, what);
+    }
     return 0;
+}
+
+static int run_announce_all(const run_t *r, FILE *ready)
+{
+    const tf_shared_t *s = &r->shared;
+    char what[96], name[64];
+    snprintf(what, sizeof what, " (%u workers)", s->nworkers);
+    int rc = run_announce_fds(ready, "https", r->fds, s->nlisten, what);
+    snprintf(what, sizeof what, ": plain HTTP, redirects to https%s",
+             tf_conf_acme_webroot(r->conf) != NULL ? " and ACME http-01 challenges" : "");
+    if (rc == 0)
+        rc = run_announce_fds(ready, "http", r->http_fds, s->nhttp, what);
+    if (rc == 0 && r->admin != NULL && (rc = tf_admin_name(r->admin, name, sizeof name)) > 0)
+        run_announce_one(ready, "admin", name, ": admin API and metrics");
+    return rc < 0 ? rc : 0;
+}
+
+/* Every listener is bound (the admin API's too): log the addresses they got
+ * and, when TLSFRONT_READY_FILE names a file, write them there, into a
+ * temporary file renamed over it so that a reader sees all or nothing. This
+ * runs before privileges are dropped (the file may be where only the
+ * starting user can write); connections from then on wait in the listen
+ * backlog until the workers take them. */
+static int run_announce(const run_t *r)
+{
+    const char *path = getenv("TLSFRONT_READY_FILE");
+    if (path == NULL || *path == '\0')
+        return run_announce_all(r, NULL);
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s.%ld.tmp", path, (long)getpid());
+    FILE *f = fopen(tmp, "w");
+    int rc = f != NULL ? run_announce_all(r, f) : -errno;
+    if (f != NULL && fclose(f) != 0 && rc == 0)
+        rc = -errno;
+    if (rc == 0 && rename(tmp, path) != 0)
+        rc = -errno;
+    if (rc != 0) {
+        TF_LOG(TF_LOG_ERROR, "TLSFRONT_READY_FILE: cannot write %s: %s; check its directory", path,
+               tf_strerror(rc));
+        if (f != NULL)
+            unlink(tmp);
+    }
+    return rc;
 }
 
 static void close_fds(int **fds, size_t n)
@@ -373,6 +439,8 @@ static int run_setup(run_t *r)
         r->metrics[i] = tf_metrics_worker_new();
     if (rc == 0)
         rc = run_admin(r);
+    if (rc == 0)
+        rc = run_announce(r);
     if (rc == 0)
         rc = run_drop_privileges(tf_conf_user(r->conf));
     if (rc == 0)

@@ -7,6 +7,7 @@
 #include "common/util.h"
 #include "proxy/net/worker.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
@@ -18,12 +19,13 @@
 
 /* ---- binding (main thread) -------------------------------------------- */
 
-static int resolve(const tf_conf_addr_t *a, struct sockaddr_storage *ss, socklen_t *len)
+static int resolve(const tf_conf_addr_t *a, uint16_t port_num, struct sockaddr_storage *ss,
+                   socklen_t *len)
 {
     struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV | AI_PASSIVE};
     struct addrinfo *res = NULL;
     char port[8];
-    snprintf(port, sizeof port, "%u", (unsigned)a->port);
+    snprintf(port, sizeof port, "%u", (unsigned)port_num);
     if (a->family != TF_CONF_ADDR_NAME)
         hints.ai_flags |= AI_NUMERICHOST;
     int rc = getaddrinfo(a->host, port, &hints, &res);
@@ -41,11 +43,11 @@ static int set_opt(int fd, int level, int name)
     return setsockopt(fd, level, name, &one, sizeof one);
 }
 
-int tf_listener_bind(const tf_conf_addr_t *addr, char *err, size_t errlen)
+int tf_listener_bind(const tf_conf_addr_t *addr, uint16_t port, char *err, size_t errlen)
 {
     struct sockaddr_storage ss;
     socklen_t len = 0;
-    int rc = resolve(addr, &ss, &len);
+    int rc = resolve(addr, port != 0 ? port : addr->port, &ss, &len);
     if (rc != 0) {
         snprintf(err, errlen, "%s: cannot listen: %s; use an IP address", addr->text,
                  gai_strerror(rc));
@@ -78,6 +80,29 @@ fail:
     if (fd >= 0)
         close(fd);
     return rc;
+}
+
+int tf_listener_name(int fd, char *out, size_t outlen)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    if (getsockname(fd, (struct sockaddr *)&ss, &len) != 0)
+        return -errno;
+    return tf_listener_format((const struct sockaddr *)&ss, out, outlen);
+}
+
+int tf_listener_format(const struct sockaddr *sa, char *out, size_t outlen)
+{
+    char ip[INET6_ADDRSTRLEN];
+    bool v6 = sa->sa_family == AF_INET6;
+    const struct sockaddr_in6 *a6 = (const struct sockaddr_in6 *)(const void *)sa;
+    const struct sockaddr_in *a4 = (const struct sockaddr_in *)(const void *)sa;
+    const void *addr = v6 ? (const void *)&a6->sin6_addr : (const void *)&a4->sin_addr;
+    if (inet_ntop(sa->sa_family, addr, ip, sizeof ip) == NULL)
+        return -errno;
+    unsigned port = ntohs(v6 ? a6->sin6_port : a4->sin_port);
+    int n = snprintf(out, outlen, v6 ? "[%s]:%u" : "%s:%u", ip, port);
+    return n > 0 && (size_t)n < outlen ? (int)port : TF_EINVAL;
 }
 
 /* ---- accepting (worker thread) ---------------------------------------- */

@@ -54,9 +54,18 @@ struct tf_listener {
 };
 
 /* Creates, configures (SO_REUSEADDR, SO_REUSEPORT, IPV6_V6ONLY for IPv6),
- * binds and listens on a socket for addr. Returns the fd or a negative code
- * with "ADDR: cannot listen: reason; what to do" in err. */
-int tf_listener_bind(const tf_conf_addr_t *addr, char *err, size_t errlen);
+ * binds and listens on a socket for addr, on `port` instead of addr's when
+ * not 0 (an address with port 0 gets a port from the kernel for its first
+ * socket; the other workers' sockets bind that port). Returns the fd or a
+ * negative code with "ADDR: cannot listen: reason; what to do" in err. */
+int tf_listener_bind(const tf_conf_addr_t *addr, uint16_t port, char *err, size_t errlen);
+
+/* Writes the address a bound socket has ("127.0.0.1:40123", "[::1]:40123")
+ * into out; returns its port, or a negative code. */
+int tf_listener_name(int fd, char *out, size_t outlen);
+
+/* The same for a socket address (IPv4 or IPv6). */
+int tf_listener_format(const struct sockaddr *sa, char *out, size_t outlen);
 
 /* Starts accepting on `fd` in the worker's loop; the listener takes the fd. */
 int tf_listener_start(tf_listener_t *l, tf_worker_t *w, const tf_conf_addr_t *addr, int fd)

@@ -16,10 +16,11 @@
 #include "certstore/certstore.h"
 #include "proxy/ops/admin_certs.h"
 #include "common/err.h"
-#include "proxy/http/http.h"
-#include "proxy/ops/json.h"
-#include "proxy/obs/obs.h"
 #include "common/util.h"
+#include "proxy/http/http.h"
+#include "proxy/net/net.h"
+#include "proxy/obs/obs.h"
+#include "proxy/ops/json.h"
 #include "proxy/ops/where.h"
 
 #include <errno.h>
@@ -1003,6 +1004,8 @@ static void token_apply(tf_admin_t *a, const char *where, const char *path, int 
     memcpy(a->token, token, len);
     a->token_len = len;
     a->deny_all = false;
+    /* Says when a new token takes effect (it is read off the loop). */
+    TF_LOG(TF_LOG_INFO, "admin: token read from %s: in use", path);
 }
 
 /* A read of the token file on the thread pool; the admin API is freed only
@@ -1110,11 +1113,18 @@ static int admin_bind(tf_admin_t *a, const tf_conf_addr_t *addr)
     freeaddrinfo(res);
     if (rc == 0)
         rc = uv_listen((uv_stream_t *)&a->tcp, 64, admin_on_connection);
+    /* Announced with the other listeners once all are bound (cmd_run.c). */
     if (rc != 0)
         TF_LOG(TF_LOG_ERROR, "%s: admin.listen: cannot listen: %s", addr->text, uv_strerror(rc));
-    else
-        TF_LOG(TF_LOG_INFO, "admin API on http://%s", addr->text);
     return rc;
+}
+
+int tf_admin_name(const tf_admin_t *a, char *out, size_t outlen)
+{
+    struct sockaddr_storage ss;
+    int len = sizeof ss;
+    int rc = uv_tcp_getsockname(&a->tcp, (struct sockaddr *)&ss, &len);
+    return rc != 0 ? rc : tf_listener_format((const struct sockaddr *)&ss, out, outlen);
 }
 
 static void admin_on_listener_closed(uv_handle_t *h)

@@ -69,6 +69,11 @@ typedef struct {
  * are dropped). Logs and returns a negative code on failure. */
 int tf_admin_new(const tf_admin_opts_t *opts, tf_admin_t **out) __attribute__((warn_unused_result));
 
+/* Writes the address the admin API is bound to ("127.0.0.1:9443": the port
+ * the kernel chose when admin.listen asks for port 0) into out; returns the
+ * port, or a negative code. */
+int tf_admin_name(const tf_admin_t *a, char *out, size_t outlen);
+
 /* Reads admin.token_file of conf as tf_admin_new() does, for tlsfront check;
  * the token is not kept. Returns 0 (also without a token file), or a
  * negative code with the message tf_admin_new() would log in why

@@ -156,6 +156,23 @@ Test(values, bad_addresses)
                    "tenants:\n  t:\n    hosts: [a.example]\n    backends: [\"10.0.0.1\"]\n",
                    6, 16, "tenants.t.backends: '10.0.0.1' has no port");
     t_expect_error("admin:\n  listen: \"*:9443\"\n" T_MINIMAL, 2, 11, "has no host");
+    t_expect_error(T_LISTEN
+                   "tenants:\n  t:\n    hosts: [a.example]\n    backends: [\"10.0.0.1:0\"]\n",
+                   6, 16, "invalid port '0'");
+}
+
+/* Every listener may ask for a port the kernel chooses (SPEC: tlsfront
+ * reports the ports it bound). */
+Test(values, listeners_on_port_zero)
+{
+    tf_conf_t *c =
+        t_load("listen:\n  https: [\"127.0.0.1:0\", \"[::1]:0\"]\n"
+               "  http: [\"127.0.0.1:0\"]\nadmin:\n  listen: \"127.0.0.1:0\"\n" T_TENANT);
+    cr_expect_eq(tf_conf_listen_https(c)->items[0].port, 0);
+    cr_expect_eq(tf_conf_listen_https(c)->items[1].port, 0);
+    cr_expect_eq(tf_conf_listen_http(c)->items[0].port, 0);
+    cr_expect_eq(tf_conf_admin(c)->listen.port, 0);
+    tf_conf_unref(c);
 }
 
 Test(values, enums)

@@ -123,6 +123,20 @@ Test(addr, ports)
     addr_bad("1.2.3.4:0443x", false, "invalid port");
 }
 
+/* A listener may ask the kernel for a free port (tests, supervisors that
+ * read the ports tlsfront reports); a backend on port 0 means nothing. */
+Test(addr, port_zero_only_for_listeners)
+{
+    char host[256];
+    tf_conf_addr_t a = addr_ok("127.0.0.1:0", true, host);
+    cr_expect_eq(a.port, 0);
+    a = addr_ok("[::1]:0", true, host);
+    cr_expect_eq(a.port, 0);
+    addr_bad("127.0.0.1:0", false, "invalid port '0'");
+    addr_bad("[::1]:0", false, "invalid port '0'");
+    addr_bad("0.0.0.0:65536", true, "or 0 for a free port");
+}
+
 Test(addr, hosts)
 {
     addr_bad("::1:443", false, "need brackets");

@@ -1,19 +1,18 @@
 /* tests/ops harness: tlsfront run with the admin API, a certificate
  * directory of its own (a copy of the demo PKI's bundles that the tests
  * change while the proxy runs), the Python echo backend, and a background
- * load of handshakes. Built on tests/proxy's harness (tf_px_t, tf_px_sh,
- * tf_px_stop); every wait is a bounded poll. */
+ * load of handshakes. Built on the shared harness (tests/harness): every
+ * listener on port 0, every wait on an event with a bound. */
 #ifndef TF_TESTS_OPS_H
 #define TF_TESTS_OPS_H
 
-#include "tests/proxy/harness.h"
+#include "tests/harness/harness.h"
 
 #include <stdbool.h>
 #include <sys/types.h>
 
 typedef struct {
-    tf_px_t px;
-    unsigned admin_port;
+    tf_px_t px;        /* px.port: https, px.admin_port: the admin API */
     char certs[1200];  /* the watched certificate directory */
     char pki[1200];    /* the demo PKI (inter.crt, inter.key) */
     char config[1200]; /* the configuration file */
@@ -32,7 +31,8 @@ typedef struct {
  * "*.tenants.example", no catch-all; `extra` is appended to the tenants. */
 void tf_ops_start(tf_ops_t *t, unsigned workers, const char *token, const char *extra);
 
-/* Starts the proxy again (after tf_px_stop_proxy) on the same files. */
+/* Starts the proxy again (after tf_px_stop_proxy) on the same files; it
+ * gets new ports (px.port, px.admin_port). */
 void tf_ops_restart(tf_ops_t *t);
 
 /* Rewrites the configuration file with other `extra` tenants (or the
@@ -50,10 +50,12 @@ char *tf_ops_issue(tf_ops_t *t, const char *out, const char *mode, const char *n
  * "" (malloc'd). */
 char *tf_ops_serial(tf_ops_t *t, const char *sni);
 
-/* Polls (every 100 ms, at most `seconds`) until a handshake shows `serial`. */
+/* Waits until a handshake shows `serial`: tried again each time a worker
+ * puts a new generation in service. `seconds` is a floor of the bound
+ * (TF_PX_WAIT_MS at least), as for tf_ops_wait_log. */
 bool tf_ops_wait_serial(tf_ops_t *t, const char *sni, const char *serial, int seconds);
 
-/* Polls the proxy's log for `needle` appearing at least `count` times. */
+/* Waits for `needle` to appear at least `count` times in the proxy's log. */
 bool tf_ops_wait_log(tf_ops_t *t, const char *needle, unsigned count, int seconds);
 
 /* Sends a line through the proxy with this SNI; true when it came back. */

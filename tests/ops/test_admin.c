@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/inotify.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -56,7 +57,7 @@ Test(ops_admin, token_required)
     cr_expect_eq(st, 401, "%s", out);
     free(out);
     int rc;
-    out = tf_px_sh(&rc, "curl -s -i http://127.0.0.1:%u/metrics", ops.admin_port);
+    out = tf_px_sh(&rc, "curl -s -i http://127.0.0.1:%u/metrics", ops.px.admin_port);
     cr_expect_not_null(strstr(out, "WWW-Authenticate: Bearer"), "%s", out);
     free(out);
     out = admin(&st, "GET", "/healthz", NULL);
@@ -241,7 +242,7 @@ Test(ops_admin, chunked_upload_is_411)
                          "printf 'x' | curl -s -o /dev/null -w '%%{http_code}' -X PUT -H "
                          "'Authorization: Bearer %s' -H 'Transfer-Encoding: chunked' "
                          "--data-binary @- http://127.0.0.1:%u/certs/x",
-                         TOKEN, ops.admin_port);
+                         TOKEN, ops.px.admin_port);
     cr_expect_str_eq(out, "411");
     free(out);
 }
@@ -294,7 +295,7 @@ Test(ops_admin, the_default_certificate_cannot_be_deleted_and_head_has_no_body)
     free(out);
     int rc;
     out = tf_px_sh(&rc, "curl -s -I -H 'Authorization: Bearer %s' http://127.0.0.1:%u/healthz",
-                   TOKEN, ops.admin_port);
+                   TOKEN, ops.px.admin_port);
     cr_expect_not_null(strstr(out, "HTTP/1.1 200"), "%s", out);
     cr_expect_null(strstr(out, "\r\n\r\nok"), "%s", out);
     free(out);
@@ -306,7 +307,7 @@ static int admin_connect(void)
 {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     cr_assert_geq(fd, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)ops.admin_port)};
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)ops.px.admin_port)};
     sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     cr_assert_eq(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
     return fd;
@@ -329,15 +330,14 @@ static const char *read_until(int fd, const char *needle)
     static char buf[65536];
     size_t len = 0;
     buf[0] = '\0';
-    for (int waited = 0; waited < 10000 && len < sizeof buf - 1;) {
+    long long deadline = tf_px_now_ms() + TF_PX_WAIT_MS;
+    while (len < sizeof buf - 1) {
         if (needle != NULL && strstr(buf, needle) != NULL)
             break;
         struct pollfd p = {.fd = fd, .events = POLLIN};
-        int r = poll(&p, 1, 100);
-        if (r == 0) {
-            waited += 100;
-            continue;
-        }
+        long long left = deadline - tf_px_now_ms();
+        if (left <= 0 || poll(&p, 1, (int)left) != 1)
+            break;
         ssize_t n = recv(fd, buf + len, sizeof buf - 1 - len, 0);
         if (n <= 0)
             break;
@@ -376,7 +376,7 @@ Test(ops_admin, curl_gets_100_continue_before_it_sends_the_bundle)
                          "curl -sS -v -m 20 --expect100-timeout 60 -o /dev/null "
                          "-w 'status=%%{http_code}\\n' -H 'Authorization: Bearer %s' -T '%s' "
                          "http://127.0.0.1:%u/certs/continue",
-                         TOKEN, bundle, ops.admin_port);
+                         TOKEN, bundle, ops.px.admin_port);
     cr_expect_eq(rc, 0, "%s", out);
     cr_expect_not_null(strstr(out, "> Expect: 100-continue"), "%s", out);
     cr_expect_not_null(strstr(out, "< HTTP/1.1 100 Continue"), "%s", out);
@@ -408,7 +408,7 @@ Test(ops_admin, a_refused_upload_is_answered_without_100_continue)
                              "curl -sS -v -m 20 --expect100-timeout 60 -o /dev/null "
                              "-w 'status=%%{http_code}\\n' -H 'Authorization: Bearer %s' -T '%s' "
                              "http://127.0.0.1:%u%s",
-                             cases[i].token, bundle, ops.admin_port, cases[i].path);
+                             cases[i].token, bundle, ops.px.admin_port, cases[i].path);
         cr_expect_eq(rc, 0, "%s: %s", cases[i].path, out);
         cr_expect_not_null(strstr(out, "> Expect: 100-continue"), "%s", out);
         cr_expect_null(strstr(out, "100 Continue"), "%s", out);
@@ -476,20 +476,38 @@ static void slow_key(const char *name, char *fifo, size_t len)
     cr_assert_eq(mkfifo(fifo, 0600), 0, "%s", strerror(errno));
 }
 
+/* Waits (TF_PX_WAIT_MS at most) for an inotify event on the watch `in`. */
+static bool fifo_event(int in)
+{
+    struct pollfd p = {.fd = in, .events = POLLIN};
+    bool got = poll(&p, 1, TF_PX_WAIT_MS) == 1;
+    close(in);
+    return got;
+}
+
+static int fifo_watch(const char *fifo, uint32_t mask)
+{
+    int in = inotify_init1(IN_CLOEXEC);
+    cr_assert_geq(in, 0, "%s", strerror(errno));
+    cr_assert_geq(inotify_add_watch(in, fifo, mask), 0, "%s", strerror(errno));
+    return in;
+}
+
 /* The FIFO's write end, once the file work has opened the read end (its
- * read then waits for data or for this end to close). */
+ * read then waits for data or for this end to close). The write end is
+ * opened first (through a read end of ours, closed once the file work has
+ * its own), so that the file work's open returns at once and says so to
+ * inotify; a reader blocked in open(2) would give no event. */
 static int slow_key_reached(const char *fifo)
 {
-    for (int i = 0; i < 200; i++) {
-        int fd = open(fifo, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
-        if (fd >= 0)
-            return fd;
-        cr_assert_eq(errno, ENXIO, "%s", strerror(errno));
-        struct timespec ts = {0, 50 * 1000000L};
-        nanosleep(&ts, NULL);
-    }
-    cr_assert_fail("the upload's file work did not reach %s within 10 s", fifo);
-    return -1;
+    int ours = open(fifo, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    cr_assert_geq(ours, 0, "%s", strerror(errno));
+    int fd = open(fifo, O_WRONLY | O_CLOEXEC);
+    cr_assert_geq(fd, 0, "%s", strerror(errno));
+    bool reached = fifo_event(fifo_watch(fifo, IN_OPEN)); /* after our own opens */
+    close(ours);
+    cr_assert(reached, "the upload's file work did not reach %s", fifo);
+    return fd;
 }
 
 /* The upload as a raw request (no Expect: the body follows the head). */
@@ -584,10 +602,11 @@ Test(ops_admin, shutdown_waits_for_the_file_work)
     snprintf(path, sizeof path, "%s/late.pem", ops.certs);
     struct stat sb;
     cr_expect_eq(stat(path, &sb), 0, "the write completes");
-    /* Exited by itself: once draining ends its signal handlers are gone,
-     * and the harness's own SIGTERM would then kill it. */
+    /* Exits by itself: once draining ends its signal handlers are gone, and
+     * a SIGTERM from the harness would then kill it, even after "stopped"
+     * (the process may still be on its way out). */
     cr_expect(tf_ops_wait_log(&ops, "stopped", 1, 10));
-    cr_expect_eq(tf_px_stop_proxy(&ops.px), 0, "tlsfront exits cleanly");
+    cr_expect_eq(tf_px_wait_proxy(&ops.px), 0, "tlsfront exits cleanly");
 }
 
 /* A new token file is read off the loop on a configuration reload: the new
@@ -604,17 +623,13 @@ Test(ops_admin, a_reload_reads_the_new_token)
     char *out = admin(&st, "POST", "/reload", NULL);
     cr_expect_eq(st, 200, "%s", out);
     free(out);
-    bool taken = false;
-    for (int i = 0; i < 100 && !taken; i++) {
-        out = tf_ops_admin(&ops, &st, "GET", "/healthz", "a-new-admin-token", NULL);
-        free(out);
-        taken = st == 200;
-        if (!taken) {
-            struct timespec ts = {0, 100 * 1000000L};
-            nanosleep(&ts, NULL);
-        }
-    }
-    cr_expect(taken, "the new token was not accepted within 10 s");
+    /* Read off the loop: in use once the log says so. */
+    char read_from[1500];
+    snprintf(read_from, sizeof read_from, "admin: token read from %s: in use", path);
+    cr_expect(tf_ops_wait_log(&ops, read_from, 1, 10), "the new token was not read");
+    out = tf_ops_admin(&ops, &st, "GET", "/healthz", "a-new-admin-token", NULL);
+    free(out);
+    cr_expect_eq(st, 200, "the new token was not accepted");
     free(admin(&st, "GET", "/healthz", NULL));
     cr_expect_eq(st, 401);
 }
@@ -774,30 +789,25 @@ Test(ops_admin, a_put_whose_file_the_reload_rejects_is_422)
     int fd = put_raw("own", nokey);
     int wfd = slow_key_reached(fifo); /* the upload reads the key: the right one */
     cr_assert_eq(write(wfd, key, klen), (ssize_t)klen);
+    int closed = fifo_watch(fifo, IN_CLOSE_NOWRITE);
     close(wfd);
     free(key);
-    /* Every reload that reads it (the watcher's, the PUT's) finds no
-     * regular file; each is let go until the answer is in. */
-    struct pollfd p = {.fd = fd, .events = POLLIN};
-    for (int i = 0; i < 100 && poll(&p, 1, 100) == 0; i++) {
-        int w = open(fifo, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
-        if (w >= 0)
-            close(w);
-    }
+    /* Once the upload has read its key to the end, a read end held open
+     * here (O_RDWR never blocks on a FIFO) lets every later open of the
+     * FIFO return at once: each reload that reads it (the watcher's, the
+     * PUT's) finds no regular file. */
+    cr_assert(fifo_event(closed), "the upload did not finish reading its key");
+    int hold = open(fifo, O_RDWR | O_CLOEXEC);
+    cr_assert_geq(hold, 0, "%s", strerror(errno));
     const char *got = read_until(fd, NULL);
     cr_expect_eq(strncmp(got, "HTTP/1.1 422 ", 13), 0, "%s", got);
     cr_expect_not_null(strstr(got, "\"ok\":false"), "%s", got);
     cr_expect_not_null(strstr(got, "own.key: cannot read"), "%s", got);
     close(fd);
-    /* Any later reader of the FIFO (a re-check) is let go, then it goes. */
-    for (int i = 0; i < 20; i++) {
-        int w = open(fifo, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
-        if (w >= 0)
-            close(w);
-        struct timespec ts = {0, 50 * 1000000L};
-        nanosleep(&ts, NULL);
-    }
+    /* The FIFO goes while it is held open: no later reader (a re-check)
+     * can block on it, and any that opened it meanwhile gets end of file. */
     unlink(fifo);
+    close(hold);
 }
 
 /* Finding 5: an expectation other than 100-continue was ignored, and both
@@ -836,7 +846,7 @@ Test(ops_admin, no_100_when_tls_certs_lists_no_directory)
                    "curl -sS -v -m 20 --expect100-timeout 60 -o /dev/null "
                    "-w 'status=%%{http_code}\\n' -H 'Authorization: Bearer %s' -T '%s' "
                    "http://127.0.0.1:%u/certs/nodir",
-                   TOKEN, bundle, ops.admin_port);
+                   TOKEN, bundle, ops.px.admin_port);
     cr_expect_not_null(strstr(out, "> Expect: 100-continue"), "%s", out);
     cr_expect_null(strstr(out, "100 Continue"), "%s", out);
     cr_expect_not_null(strstr(out, "status=409"), "%s", out);
@@ -887,7 +897,7 @@ static int server_side_state(unsigned peer)
     while (fgets(line, sizeof line, f) != NULL) {
         unsigned lport, rport, st;
         if (sscanf(line, " %*d: %*8s:%x %*8s:%x %x", &lport, &rport, &st) == 3 &&
-            lport == ops.admin_port && rport == peer)
+            lport == ops.px.admin_port && rport == peer)
             state = (int)st;
     }
     fclose(f);
@@ -915,7 +925,7 @@ Test(ops_admin, a_client_that_never_reads_its_answer_is_dropped)
     int small = 1024, mss = 536;
     setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
     setsockopt(fd, IPPROTO_TCP, TCP_MAXSEG, &mss, sizeof mss);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)ops.admin_port)};
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)ops.px.admin_port)};
     sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     cr_assert_eq(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
     struct sockaddr_in me;
@@ -927,6 +937,10 @@ Test(ops_admin, a_client_that_never_reads_its_answer_is_dropped)
         snprintf(req, sizeof req,
                  "GET /certs HTTP/1.1\r\nHost: admin\r\nAuthorization: Bearer %s\r\n\r\n", TOKEN);
     send_all(fd, req, (size_t)n);
+    /* The subject is a deadline (TF_ADMIN_TIMEOUT_MS): a second into it the
+     * answer must still be in progress, and by its end the connection gone.
+     * The server side's TCP state has no event to wait for: it is looked at
+     * every 100 ms, 16 s at most. */
     sleep(1);
     cr_assert_eq(server_side_state(peer), 1, "the answer is still being written (ESTABLISHED)");
     int state = 1;

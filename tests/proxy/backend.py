@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Test backend for tests/proxy: binds 127.0.0.1 on an ephemeral port, prints
-that port and a "black hole" port (connects to it never complete) on stdout,
+that port, a "black hole" port (connects to it never complete) and a dead
+port (bound, never listening: connects are refused) on one line of stdout,
 then serves every connection on its own thread:
   - a connection whose first bytes are an HTTP request line gets a small
     HTTP/1.1 response naming this backend, then is closed;
@@ -66,7 +67,11 @@ def main():
         f.setblocking(False)
         f.connect_ex(hole.getsockname())
         fillers.append(f)
-    print(srv.getsockname()[1], hole.getsockname()[1], flush=True)
+    # A port nobody listens on, held for the backend's life: unlike a port
+    # bound and closed again, no other process can take it meanwhile.
+    dead = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    dead.bind(("127.0.0.1", 0))
+    print(srv.getsockname()[1], hole.getsockname()[1], dead.getsockname()[1], flush=True)
     # The test's end of stdin closes when it stops (or dies): exit with it.
     threading.Thread(target=lambda: (sys.stdin.read(), os._exit(0)), daemon=True).start()
     while True:

@@ -14,11 +14,13 @@
       opens N connections (the proxy's max_connections), then one more whose
       handshake must wait until one of the N closes; prints "waited-then-served"
       or what happened instead.
-  client.py flood PORT N
-      opens N plain TCP connections that send nothing, holds them a moment,
+  client.py flood PORT N [LOG NEEDLE]
+      opens N plain TCP connections that send nothing, holds them until LOG
+      (the proxy's) shows NEEDLE (30 s at most; without LOG, not at all),
       closes them; prints "flooded".
   client.py stall PORT SNI CAFILE PID
-      asks the backend for an endless stream, reads nothing for 2 s, then
+      asks the backend for an endless stream, reads nothing for 2 s (the
+      time a proxy without backpressure would fill its memory in), then
       reports the proxy's resident memory and reads for a moment;
       prints "rss_kib=N received=M".
   client.py stall-http PORT SNI CAFILE PID
@@ -32,7 +34,8 @@
       plain TCP connect, sends nothing; prints "closed" or "open".
   client.py hold PORT SNI CAFILE SECONDS
       opens a tunnel, checks one echo, prints "ready" (flushed), then echoes
-      a line every 0.1 s until the proxy ends the connection; prints
+      a line every 0.1 s (traffic through a drain: the pace is the subject)
+      until the proxy ends the connection; prints
       "echoes=N" and how it ended: "close_notify" (a clean TLS close) or
       "truncated" (TCP closed without one).
 """
@@ -110,7 +113,7 @@ def hold(port, sni, cafile, seconds):
             how = "close_notify"
             break
         echoes += 1
-        time.sleep(0.1)
+        time.sleep(0.1)  # the pace of the traffic through the drain
     print("echoes=%d %s" % (echoes, how))
 
 
@@ -148,6 +151,8 @@ def limit(port, sni, cafile, n):
 
     t = threading.Thread(target=extra)
     t.start()
+    # The subject: for a whole second the extra handshake must not complete
+    # (no event says "still waiting"; a busy machine only makes it likelier).
     time.sleep(1.0)
     early = "done" in result or "error" in result
     released = time.monotonic()
@@ -163,14 +168,25 @@ def limit(port, sni, cafile, n):
         s.close()
 
 
-def flood(port, n):
+def wait_log(path, needle, seconds):
+    """Polls a file (a bounded loop: the standard library has no inotify)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        with open(path, "rb") as f:
+            if needle.encode() in f.read():
+                return
+        time.sleep(0.02)
+
+
+def flood(port, n, log=None, needle=None):
     socks = []
     for _ in range(n):
         try:
             socks.append(socket.create_connection(("127.0.0.1", port), timeout=5))
         except OSError:
             pass
-    time.sleep(0.5)
+    if log is not None:
+        wait_log(log, needle, 30)
     for s in socks:
         s.close()
     print("flooded")
@@ -213,6 +229,8 @@ def rss_kib(pid):
 def stall(port, sni, cafile, pid, request=b"FLOOD\n"):
     s = tls_connect(port, sni, cafile)
     s.sendall(request)
+    # The subject: what the proxy holds after 2 s of a reader that reads
+    # nothing (without backpressure, hundreds of MiB).
     time.sleep(2)
     rss = rss_kib(pid)
     received = 0
@@ -290,7 +308,7 @@ def main():
     elif mode == "crowd":
         crowd(int(sys.argv[2]), sys.argv[3], sys.argv[4], int(sys.argv[5]))
     elif mode == "flood":
-        flood(int(sys.argv[2]), int(sys.argv[3]))
+        flood(int(sys.argv[2]), int(sys.argv[3]), *sys.argv[4:6])
     elif mode == "stall":
         stall(int(sys.argv[2]), sys.argv[3], sys.argv[4], int(sys.argv[5]))
     elif mode == "hold":

@@ -275,6 +275,7 @@ def respond(sock, req, conn, nreq):
     doc = describe(method, target, version, headers, body, trailers, conn, nreq)
     status = 200
     if path == "/slow":
+        # The subject: a backend that takes its time (response timeouts).
         time.sleep(int(query.get("ms", ["0"])[0]) / 1000.0)
     if path.startswith("/status/"):
         status = int(path[len("/status/"):])
@@ -308,7 +309,7 @@ def respond(sock, req, conn, nreq):
         cuts = [out.index(b"Content-Type") + 7, out.index(b"\r\n\r\n") + 1]
         for a, b in zip([0] + cuts, cuts + [len(out)]):
             sock.sendall(out[a:b])
-            time.sleep(0.05)
+            time.sleep(0.05)  # the subject: each piece in a read of its own
         return alive
     send_head(sock, status, base + [("Content-Type", "application/json"),
                                     ("Content-Length", str(len(doc)))])

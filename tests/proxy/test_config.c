@@ -64,19 +64,18 @@ Test(proxy_config, accepting_pauses_and_resumes)
     tf_px_opts_t o = {.nofile = 40};
     tf_px_start(&px, &o);
     int st;
-    char args[64];
-    snprintf(args, sizeof args, "flood %u 100", px.port);
+    char args[1400];
+    snprintf(args, sizeof args, "flood %u 100 '%s' 'pausing accepts'", px.port, px.log);
     char *out = client(&st, args);
     cr_expect_not_null(strstr(out, "flooded"), "%s", out);
     free(out);
     /* Served again once descriptors are free (bounded retries, no timing). */
     bool served = false;
     for (int i = 0; i < 20 && !served; i++) {
-        out = tf_px_sh(&st,
-                       "(echo after-emfile; sleep 0.5) | timeout 10 openssl s_client -quiet "
-                       "-no_ign_eof -connect 127.0.0.1:%u -servername portal.acme.example "
-                       "-CAfile '%s'",
-                       px.port, px.ca);
+        out = tf_px_s_client(&st, "after-emfile",
+                             "-quiet -no_ign_eof -connect 127.0.0.1:%u -servername "
+                             "portal.acme.example -CAfile '%s'",
+                             px.port, px.ca);
         served = strstr(out, "after-emfile") != NULL;
         free(out);
     }
@@ -124,21 +123,22 @@ Test(proxy_config, out_of_descriptors_blames_no_backend)
     cr_expect_eq(tf_px_stop_proxy(&px), 0);
 }
 
-/* "0.0.0.0:P" and "[::]:P" side by side (IPV6_V6ONLY), both served. */
+/* "0.0.0.0:0" and "[::]:0" side by side (IPV6_V6ONLY), both served: each
+ * gets a port of its own, as the ready file says. */
 Test(proxy_config, ipv4_and_ipv6_listeners_coexist)
 {
     tf_px_opts_t o = {.dual_stack = true};
     tf_px_start(&px, &o);
     const char *hosts[] = {"127.0.0.1", "[::1]"};
+    cr_assert_eq(px.nhttps, 2);
     for (size_t i = 0; i < 2; i++) {
         int st;
-        char *out = tf_px_sh(&st,
-                             "(echo via-%zu; sleep 0.5) | timeout 20 openssl s_client -quiet "
-                             "-no_ign_eof -connect %s:%u -servername portal.acme.example "
-                             "-CAfile '%s'",
-                             i, hosts[i], px.port, px.ca);
         char want[16];
         snprintf(want, sizeof want, "via-%zu", i);
+        char *out = tf_px_s_client(&st, want,
+                                   "-quiet -no_ign_eof -connect %s:%u -servername "
+                                   "portal.acme.example -CAfile '%s'",
+                                   hosts[i], px.https_ports[i], px.ca);
         cr_expect_not_null(strstr(out, want), "%s: %s", hosts[i], out);
         free(out);
     }
@@ -176,11 +176,42 @@ Test(proxy_config, runs_as_the_configured_user)
     char *out = tf_px_sh(&st, "grep '^Uid:' /proc/%d/status", (int)px.proxy_pid);
     cr_expect_not_null(strstr(out, "65534"), "%s", out);
     free(out);
-    out = tf_px_sh(&st,
-                   "(echo as-nobody; sleep 0.5) | timeout 20 openssl s_client -quiet -no_ign_eof "
-                   "-connect 127.0.0.1:%u -servername portal.acme.example -CAfile '%s'",
-                   px.port, px.ca);
+    out = tf_px_s_client(&st, "as-nobody",
+                         "-quiet -no_ign_eof -connect 127.0.0.1:%u -servername "
+                         "portal.acme.example -CAfile '%s'",
+                         px.port, px.ca);
     cr_expect_not_null(strstr(out, "as-nobody"), "%s", out);
     free(out);
+    cr_expect_eq(tf_px_stop_proxy(&px), 0);
+}
+
+/* Port 0 everywhere: tlsfront logs and writes into TLSFRONT_READY_FILE the
+ * address every listener got, and with two workers both sockets of an
+ * address share the one port the kernel gave the first. */
+Test(proxy_config, port_zero_is_reported_and_shared_by_every_worker)
+{
+    tf_px_opts_t o = {.workers = 2, .http = true};
+    tf_px_start(&px, &o);
+    char *ready = tf_px_read(px.ready);
+    char want[256];
+    snprintf(want, sizeof want, "https 127.0.0.1:%u\nhttp 127.0.0.1:%u\nadmin 127.0.0.1:%u\n",
+             px.port, px.http_port, px.admin_port);
+    cr_expect_str_eq(ready, want);
+    free(ready);
+    char *log = tf_px_log(&px);
+    unsigned ports[] = {px.port, px.http_port, px.admin_port};
+    const char *kinds[] = {"https", "http", "admin"};
+    const char *rests[] = {" (2 workers)", ": plain HTTP", ": admin API"};
+    for (size_t i = 0; i < 3; i++) {
+        snprintf(want, sizeof want, "listening on %s 127.0.0.1:%u%s", kinds[i], ports[i], rests[i]);
+        cr_expect_not_null(strstr(log, want), "no '%s' in:\n%s", want, log);
+    }
+    free(log);
+    for (size_t i = 0; i < 2; i++) {
+        int st;
+        char *out = tf_px_sh(&st, "ss -Hltn 'sport = :%u' | wc -l", ports[i]);
+        cr_expect_eq(atoi(out), 2, "listening sockets on %u: %s", ports[i], out);
+        free(out);
+    }
     cr_expect_eq(tf_px_stop_proxy(&px), 0);
 }

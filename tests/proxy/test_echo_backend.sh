@@ -7,7 +7,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 tmp=$(mktemp -d /tmp/tf-echo-test-XXXXXX)
 pid=
 cleanup() {
-    exec 3>&- 2>/dev/null
+    exec 3>&- 4<&- 2>/dev/null
     [ -n "$pid" ] && kill "$pid" 2>/dev/null
     rm -rf "$tmp"
 }
@@ -20,15 +20,14 @@ fail() {
 ok() { echo "ok: $*"; }
 
 # The backend's stdin is a FIFO we hold open on fd 3: closing it stops it.
-mkfifo "$tmp/in"
-python3 "$here/echo_backend.py" test-echo <"$tmp/in" >"$tmp/port" &
+# Its stdout is a FIFO too: its first line, the port it bound, is read as
+# soon as it is printed (30 s at most).
+mkfifo "$tmp/in" "$tmp/out"
+python3 "$here/echo_backend.py" test-echo <"$tmp/in" >"$tmp/out" &
 pid=$!
-exec 3>"$tmp/in"
-for _ in $(seq 100); do
-    [ -s "$tmp/port" ] && break
-    sleep 0.1
-done
-port=$(head -n 1 "$tmp/port")
+exec 3>"$tmp/in" 4<"$tmp/out"
+port=
+read -r -t 30 -u 4 port
 [ -n "$port" ] || fail "the backend printed no port"
 base="http://127.0.0.1:$port"
 C="curl -sS --max-time 10"
@@ -127,18 +126,22 @@ if [ -n "${TF_TLSFRONT:-}" ] && [ -n "${TF_BUILD_DIR:-}" ]; then
     mkdir -p "$demo"
     flock "$demo.lock" sh -c "[ -f '$demo/tlsfront.yaml' ] || bash '$here/../../scripts/demo-pki.sh' '$demo' >/dev/null" ||
         fail "demo PKI"
-    tport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-    printf '%s\n' "log:" "  level: warn" "  access: off" "listen:" "  https: [\"127.0.0.1:$tport\"]" \
+    printf '%s\n' "log:" "  level: warn" "  access: off" "listen:" "  https: [\"127.0.0.1:0\"]" \
         "tls:" "  certs: [\"$demo/certs\"]" "  default_cert: $demo/certs/system.pem" \
         "tenants:" "  acme:" "    hosts: [\"portal.acme.example\"]" \
         "    backends: [\"127.0.0.1:$port\"]" "    mode: tcp" >"$tmp/tlsfront.yaml"
-    "$TF_TLSFRONT" run -c "$tmp/tlsfront.yaml" >"$tmp/tlsfront.log" 2>&1 &
+    # Port 0: tlsfront writes the port it got into the ready file
+    # (docs/OPERATIONS.md), renamed into place whole; a bounded wait for the
+    # file to appear.
+    TLSFRONT_READY_FILE="$tmp/ready" "$TF_TLSFRONT" run -c "$tmp/tlsfront.yaml" \
+        >"$tmp/tlsfront.log" 2>&1 &
     tpid=$!
-    for _ in $(seq 100); do
-        python3 -c 'import socket,sys; socket.create_connection(("127.0.0.1",int(sys.argv[1])),1)' \
-            "$tport" 2>/dev/null && break
-        sleep 0.1
+    for _ in $(seq 600); do
+        [ -s "$tmp/ready" ] || ! kill -0 "$tpid" 2>/dev/null && break
+        sleep 0.05
     done
+    tport=$(sed -n 's/^https .*:\([0-9]*\)$/\1/p' "$tmp/ready" 2>/dev/null | head -n 1)
+    [ -n "$tport" ] || fail "tlsfront reported no port ($(tail -n 5 "$tmp/tlsfront.log"))"
     out=$(python3 "$here/ws_client.py" 127.0.0.1 "$tport" portal.acme.example "$demo/pki/root.crt" /ws 10)
     rc=$?
     bad=$(python3 "$here/ws_client.py" 127.0.0.1 "$tport" portal.acme.example "$demo/certs/system.pem" /ws 1)
@@ -150,12 +153,14 @@ if [ -n "${TF_TLSFRONT:-}" ] && [ -n "${TF_BUILD_DIR:-}" ]; then
     ok "WebSocket over TLS through tlsfront; a wrong CA is an error"
 fi
 
-exec 3>&-
-for _ in $(seq 50); do
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.1
-done
-! kill -0 "$pid" 2>/dev/null || fail "the backend did not stop on stdin EOF"
+# A watchdog bounds the wait: a backend it had to kill did not stop by itself.
+exec 3>&- 4<&-
+(sleep 10 && kill "$pid") >/dev/null 2>&1 &
+dog=$!
+wait "$pid"
+rc=$?
+kill "$dog" 2>/dev/null
+[ $rc -eq 0 ] || fail "the backend did not stop on stdin EOF (status $rc)"
 pid=
 ok "stops on stdin EOF"
 echo "all ok"

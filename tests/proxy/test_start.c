@@ -132,6 +132,21 @@ Test(proxy_start, address_in_use_refuses_to_start)
     free(out);
 }
 
+/* A ready file that cannot be written stops the start: a supervisor waiting
+ * for it must not wait for ever on a proxy that runs. */
+Test(proxy_start, an_unwritable_ready_file_refuses_to_start)
+{
+    int st;
+    char *out = tf_px_sh(&st,
+                         "TLSFRONT_READY_FILE=/nonexistent/dir/ready timeout 20 '%s' run -c "
+                         "'%s/tlsfront.yaml'",
+                         getenv("TF_TLSFRONT"), px.tmp);
+    cr_expect_eq(st, 1, "%s", out);
+    cr_expect_not_null(strstr(out, "TLSFRONT_READY_FILE: cannot write /nonexistent/dir/ready: "),
+                       "%s", out);
+    free(out);
+}
+
 Test(proxy_start, help_lists_run)
 {
     int st;

@@ -124,11 +124,13 @@ Test(proxy_tls, tls12_session_resumed_with_reconnect)
 Test(proxy_tls, tls13_ticket_resumes)
 {
     int st;
-    /* Stay connected a moment: TLS 1.3 tickets arrive after the handshake. */
-    char *out = tf_px_sh(&st,
-                         "sleep 1 | timeout 20 openssl s_client -connect 127.0.0.1:%u "
-                         "-servername portal.acme.example -CAfile '%s' -sess_out '%s/sess.pem'",
-                         px.port, px.ca, px.tmp);
+    /* Stay connected until a line came back through the tunnel: TLS 1.3
+     * tickets arrive after the handshake, before any data the server sends. */
+    char *out = tf_px_s_client(&st, "ticket-please",
+                               "-connect 127.0.0.1:%u -servername portal.acme.example -CAfile "
+                               "'%s' -sess_out '%s/sess.pem'",
+                               px.port, px.ca, px.tmp);
+    cr_assert_eq(st, 0, "%s", out);
     free(out);
     out = tf_px_sh(&st,
                    "timeout 20 openssl s_client -connect 127.0.0.1:%u -servername "
@@ -179,11 +181,10 @@ Test(proxy_tls, gnutls_cli_half_close_round_trip)
 Test(proxy_tls, openssl_echoes_both_ways)
 {
     int st;
-    char *out = tf_px_sh(
-        &st,
-        "(echo ping-through-openssl; sleep 1) | timeout 20 openssl s_client "
-        "-quiet -no_ign_eof -connect 127.0.0.1:%u -servername x.tenants.example -CAfile '%s'",
-        px.port, px.ca);
+    char *out = tf_px_s_client(&st, "ping-through-openssl",
+                               "-quiet -no_ign_eof -connect 127.0.0.1:%u -servername "
+                               "x.tenants.example -CAfile '%s'",
+                               px.port, px.ca);
     cr_expect_not_null(strstr(out, "ping-through-openssl"), "%s", out);
     free(out);
 }

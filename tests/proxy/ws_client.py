@@ -134,7 +134,7 @@ def run(args):
         total += 1
     deadline = time.monotonic() + args.hold
     while time.monotonic() < deadline:
-        time.sleep(0.2)
+        time.sleep(0.2)  # --hold: a message every 0.2 s, the pace is the subject
         buf = echo(sock, buf, total)
         total += 1
     close(sock, buf)
