@@ -25,6 +25,7 @@
 #ifndef TF_CERTSTORE_CERTSTORE_H
 #define TF_CERTSTORE_CERTSTORE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <time.h>
 
@@ -194,6 +195,17 @@ const char *tf_cs_bundle_name_at(const tf_cs_bundle_t *b, size_t i);
  * "*.*.example.com", "a.*.example.com"): reported, never matched. */
 size_t tf_cs_bundle_bad_name_count(const tf_cs_bundle_t *b);
 const char *tf_cs_bundle_bad_name_at(const tf_cs_bundle_t *b, size_t i);
+
+/* Whether the certificate's names cover `host` by the rules SNI selection
+ * uses (SPEC §4.4 rules 1-3): exactly, or through a wildcard standing for
+ * exactly one left-most label ("*.example.com" covers "a.example.com", not
+ * "example.com", not "a.b.example.com"). `host` is NUL-terminated, without
+ * a port, in any case, with or without one trailing dot. A host that is not
+ * a valid host name (letters, digits and '-' in labels of 1-63 characters,
+ * 253 characters at most: "a_b.example.com" is not one) is covered by
+ * nothing. Pure: no allocation, any thread. The 421 check of an HTTP request
+ * whose Host differs from its connection's SNI. */
+bool tf_cs_bundle_covers(const tf_cs_bundle_t *b, const char *host);
 
 /* The chain as served: leaf first, then each issuer; never the root.
  * Empty for a rejected bundle. */

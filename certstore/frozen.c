@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "certstore/certstore_internal.h"
+#include "certstore/names.h"
 
 struct tf_cs_bundle {
     atomic_uint refs;
@@ -315,6 +316,11 @@ const char *tf_cs_bundle_name_at(const tf_cs_bundle_t *b, size_t i)
 const char *tf_cs_bundle_bad_name_at(const tf_cs_bundle_t *b, size_t i)
 {
     return i < b->n_bad ? b->bad[i] : NULL;
+}
+
+bool tf_cs_bundle_covers(const tf_cs_bundle_t *b, const char *host)
+{
+    return tf_cs__name_covered(host, b->names, b->n_names);
 }
 
 tf_cs_der_t tf_cs_bundle_chain_at(const tf_cs_bundle_t *b, size_t i)

@@ -66,8 +66,8 @@ tf_cs__pattern_kind_t tf_cs__pattern_classify(const char *name, size_t len, char
  * one-label wildcard)? `host` is a NUL-terminated host name without a port, in any case,
  * with or without one trailing dot (it is normalized here); `names` are the certificate's
  * raw names as tf_cs__pattern_classify takes them, NUL-terminated. An invalid host or an
- * invalid pattern covers nothing. O(n); allocation-free. Used for the 421 check: a request
- * whose Host the connection's certificate does not cover. */
+ * invalid pattern covers nothing. O(n); allocation-free. tf_cs_bundle_covers() (certstore.h)
+ * applies it to a bundle's names for the 421 check of proxy/. */
 bool tf_cs__name_covered(const char *host, const char *const *names, size_t n);
 
 #endif

@@ -291,17 +291,6 @@ static bool host_only(const char *h, size_t len, char *out, size_t outlen)
     return true;
 }
 
-/* A certificate name (exact, or "*.base" covering one label) covers host. */
-static bool name_covers(const char *name, const char *host)
-{
-    if (strcasecmp(name, host) == 0)
-        return true;
-    if (name[0] != '*' || name[1] != '.')
-        return false;
-    const char *dot = strchr(host, '.');
-    return dot != NULL && dot != host && strcasecmp(dot + 1, name + 2) == 0;
-}
-
 static bool same_name(const char *a, const char *b)
 {
     size_t la = strlen(a), lb = strlen(b);
@@ -313,19 +302,15 @@ static bool same_name(const char *a, const char *b)
 }
 
 /* SPEC §7: with SNI, Host must be that name or one the served certificate
- * covers, or the request is misdirected (no fronting across certificates). */
+ * covers, or the request is misdirected (no fronting across certificates).
+ * Covering is the store's own rule, so that a Host is accepted exactly when
+ * it could have selected this certificate as SNI. */
 static bool host_allowed(const tf_conn_t *c, const char *host, const char *sni)
 {
     if (same_name(host, sni))
         return true;
     const tf_cs_bundle_t *b = tf_tls_session_served(c->client.tls);
-    if (b == NULL)
-        return false;
-    for (size_t i = 0; i < tf_cs_bundle_name_count(b); i++) {
-        if (name_covers(tf_cs_bundle_name_at(b, i), host))
-            return true;
-    }
-    return false;
+    return b != NULL && tf_cs_bundle_covers(b, host);
 }
 
 static bool method_is(const tf_http_request_t *r, const char *m)

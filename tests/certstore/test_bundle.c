@@ -263,6 +263,27 @@ Test(bundle, names_san_lowercased)
     expect_names("bundles/wild.pem", wild, 2);
 }
 
+/* The public face of the store's matcher: what the 421 check of proxy/ asks. */
+Test(bundle, covers_by_the_selection_rules)
+{
+    tf_cs_bundle_t *wild = load_rc("bundles/wild.pem", 0), *bad = load_rc("bundles/badwild.pem", 0);
+
+    cr_expect(tf_cs_bundle_covers(wild, "a.example.com"));
+    cr_expect(tf_cs_bundle_covers(wild, "A-B.Example.COM."), "case and one trailing dot");
+    cr_expect(tf_cs_bundle_covers(wild, "example.com"), "listed as a name of its own");
+    cr_expect_not(tf_cs_bundle_covers(wild, "a_b.example.com"), "an underscore is no host name");
+    cr_expect_not(tf_cs_bundle_covers(wild, "a.b.example.com"), "two labels");
+    cr_expect_not(tf_cs_bundle_covers(wild, ".example.com"), "an empty label");
+    cr_expect_not(tf_cs_bundle_covers(wild, "a.example.com.."));
+    cr_expect_not(tf_cs_bundle_covers(wild, "a.example.org"));
+    cr_expect(tf_cs_bundle_covers(bad, "good.example.com"));
+    cr_expect_not(tf_cs_bundle_covers(bad, "foo.example.com"),
+                  "a partial wildcard matches nothing");
+    cr_expect_not(tf_cs_bundle_covers(bad, "a.b.example.com"), "neither does *.*");
+    tf_cs_bundle_unref(wild);
+    tf_cs_bundle_unref(bad);
+}
+
 Test(bundle, names_cn_only_when_no_san)
 {
     static const char *const cn[] = {"cnonly.example.com"};

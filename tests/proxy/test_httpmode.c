@@ -169,6 +169,26 @@ Test(httpmode, host_routing_421_and_404)
     free(out);
 }
 
+/* The 421 check covers a Host exactly as SNI selection would (SPEC §4.4):
+ * an underscore is no host-name character, so "*.tenants.example" covers
+ * "a-b.tenants.example" but not "a_b.tenants.example". */
+Test(httpmode, host_coverage_follows_the_certificate_stores_rules)
+{
+    int st;
+    char *out = CURL(&st, "a.tenants.example",
+                     "-H 'Host: a-b.tenants.example' -o /dev/null -w '%%{http_code}' "
+                     "https://a.tenants.example:%u/",
+                     px.port);
+    cr_expect_str_eq(out, "200");
+    free(out);
+    out = CURL(&st, "a.tenants.example",
+               "-H 'Host: a_b.tenants.example' -o /dev/null -w '%%{http_code}' "
+               "https://a.tenants.example:%u/",
+               px.port);
+    cr_expect_str_eq(out, "421");
+    free(out);
+}
+
 Test(httpmode, mode_tcp_tenants_are_still_piped)
 {
     int st;
