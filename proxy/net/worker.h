@@ -26,6 +26,7 @@
 #include "certstore/store.h"
 #include "conf/conf.h"
 #include "proxy/obs/obs.h"
+#include "proxy/http/http.h"
 #include "proxy/net/stream.h"
 #include "tls/tls.h"
 
@@ -118,6 +119,10 @@ struct tf_worker {
     tf_metrics_worker_t *metrics;  /* this worker's counters (cache-line aligned) */
     tf_stream_bufs_t bufs;         /* every stream's reads and TLS plaintext */
     char hbuf[TF_WORKER_HEAD_BUF]; /* response heads (exchange.c) */
+    /* A parsed head is only needed while it is handled: one of each per
+     * loop (exchange*.c). */
+    tf_http_request_t req_head;
+    tf_http_response_t resp_head;
 };
 
 /* Creates worker `index`: its loop, listeners on the shared sockets, and a
