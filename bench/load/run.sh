@@ -30,6 +30,10 @@
 #   CASES="ecdsa rsa resume idle" (all: "ecdsa rsa resume spread keepalive bulk idle")
 #   IDLE_REQUEST=1 (0: idle connections get the handshake only)
 #   TLSFRONT=BUILD_DIR/proxy/tlsfront (the binary measured)
+#   TLSFRONT_BASE=PATH with PROXIES="tlsfront tlsfront_base ...": another
+#           tlsfront binary (a build of the commit before a change) measured in
+#           the same run, taking turns with the rest: its column and the
+#           tlsfront/tlsfront_base ratio are the change's effect
 #   PEER_HEADERS=1 (0: haproxy and nginx forward requests as they came, without
 #           the X-Forwarded-For/-Proto/-Host/-Port that tlsfront always sets)
 #   TF_BENCH_DIR=/tmp/tlsfront-bench-load (certificates, configs, logs, raw results)
@@ -254,6 +258,11 @@ start_proxy() { # PROXY KIND: sets proxy_pid and proxy_port, or fails
         [ -x "$tlsfront" ] || return 1
         cfg=$(tlsfront_cfg "$2" "$proxy_port")
         taskset -c 0 "$tlsfront" run -c "$cfg" >>"$work/tlsfront.log" 2>&1 &
+        ;;
+    tlsfront_base)
+        [ -x "${TLSFRONT_BASE:-}" ] || return 1
+        cfg=$(tlsfront_cfg "$2" "$proxy_port")
+        taskset -c 0 "$TLSFRONT_BASE" run -c "$cfg" >>"$work/tlsfront_base.log" 2>&1 &
         ;;
     esac
     proxy_pid=$!
