@@ -44,7 +44,7 @@ cmake --build "$tools" -j"$(nproc)" --target bench_loadgen bench_backend bench_c
 wait_file() {
     local line
     for _ in $(seq 1200); do
-        IFS= read -r line <"$1" 2>/dev/null && { printf '%s\n' "$line"; return 0; }
+        { IFS= read -r line <"$1"; } 2>/dev/null && { printf '%s\n' "$line"; return 0; }
         kill -0 "$2" 2>/dev/null || return 1
         sleep 0.05
     done
