@@ -5,7 +5,7 @@ set -euo pipefail
 
 PKGS=(
     build-essential cmake pkg-config git
-    libuv1-dev libhttp-parser-dev libyaml-dev libcriterion-dev
+    libuv1-dev libhttp-parser-dev libyaml-dev libjansson-dev libcriterion-dev
     dpkg-dev autoconf automake libtool patch     # building wolfSSL from Debian's source package (and our patch)
     clang libclang-rt-14-dev                     # libFuzzer and sanitizer runtimes
     openssl curl gnutls-bin ca-certificates      # real peers in the end-to-end tests

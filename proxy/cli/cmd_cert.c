@@ -8,6 +8,7 @@
 #include "tls/tls.h"
 
 #include <stdbool.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -52,96 +53,35 @@ static void print_text(FILE *out, const tf_cs_bundle_t *b, time_t now)
     }
 }
 
-static void json_diags(FILE *out, const tf_cs_bundle_t *b, tf_cs_severity_t sev)
+/* One bundle's object, in the order SPEC §4.3 lists its parts. */
+static json_t *bundle_json(const tf_cs_bundle_t *b, time_t now)
 {
-    bool first = true;
-    fputc('[', out);
-    for (size_t i = 0; i < tf_cs_bundle_diag_count(b); i++) {
-        const tf_cs_diag_t *d = tf_cs_bundle_diag_at(b, i);
-        if (d->severity != sev)
-            continue;
-        fputs(first ? "{" : ",{", out);
-        first = false;
-        tf_json_key(out, "code");
-        tf_json_str(out, tf_cs_diag_slug(d->code));
-        fputc(',', out);
-        tf_json_key(out, "message");
-        tf_json_str(out, d->message);
-        fputc('}', out);
-    }
-    fputc(']', out);
-}
-
-static void json_field(FILE *out, const char *key, const char *value)
-{
-    tf_json_key(out, key);
-    tf_json_str(out, value);
-    fputc(',', out);
-}
-
-static void json_names(FILE *out, const tf_cs_bundle_t *b)
-{
-    tf_json_key(out, "names");
-    fputc('[', out);
-    for (size_t i = 0; i < tf_cs_bundle_name_count(b); i++) {
-        if (i)
-            fputc(',', out);
-        tf_json_str(out, tf_cs_bundle_name_at(b, i));
-    }
-    fputs("],", out);
-    tf_json_key(out, "invalid_names");
-    fputc('[', out);
-    for (size_t i = 0; i < tf_cs_bundle_bad_name_count(b); i++) {
-        if (i)
-            fputc(',', out);
-        tf_json_str(out, tf_cs_bundle_bad_name_at(b, i));
-    }
-    fputs("],", out);
-}
-
-static void print_json(FILE *out, const tf_cs_bundle_t *b, time_t now)
-{
-    char nb[32], na[32];
-    format_time(tf_cs_bundle_not_before(b), nb, sizeof nb);
-    format_time(tf_cs_bundle_not_after(b), na, sizeof na);
-    fputc('{', out);
-    json_field(out, "file", tf_cs_bundle_name(b));
-    json_field(out, "status", tf_cs_status_name(tf_cs_bundle_status(b)));
-    json_field(out, "subject", tf_cs_bundle_subject(b));
-    json_field(out, "issuer", tf_cs_bundle_issuer(b));
-    json_field(out, "serial", tf_cs_bundle_serial(b));
-    json_names(out, b);
-    tf_json_key(out, "chain");
-    fputc('[', out);
-    for (size_t i = 0; i < tf_cs_bundle_chain_len(b); i++) {
-        if (i)
-            fputc(',', out);
-        tf_json_str(out, tf_cs_bundle_chain_subject(b, i));
-    }
-    fputs("],", out);
-    tf_json_key(out, "key");
-    fprintf(out, "{\"type\":");
-    tf_json_str(out, tf_cs_bundle_key_type(b) == TF_CS_KEY_RSA  ? "RSA"
-                     : tf_cs_bundle_key_type(b) == TF_CS_KEY_EC ? "ECDSA"
-                                                                 : NULL);
-    fprintf(out, ",\"bits\":%d},", tf_cs_bundle_key_bits(b));
-    json_field(out, "signature", tf_cs_bundle_sig_alg(b));
-    json_field(out, "not_before", tf_cs_bundle_chain_len(b) ? nb : NULL);
-    json_field(out, "not_after", tf_cs_bundle_chain_len(b) ? na : NULL);
-    tf_json_key(out, "days_left");
-    if (tf_cs_bundle_chain_len(b))
-        fprintf(out, "%ld,", tf_cs_bundle_days_left(b, now));
-    else
-        fputs("null,", out);
-    tf_json_key(out, "warnings");
-    json_diags(out, b, TF_CS_WARNING);
-    fputc(',', out);
-    tf_json_key(out, "errors");
-    json_diags(out, b, TF_CS_FATAL);
-    fputc(',', out);
-    tf_json_key(out, "notes");
-    json_diags(out, b, TF_CS_INFO);
-    fputc('}', out);
+    bool has = tf_cs_bundle_chain_len(b) > 0;
+    json_t *o = json_object();
+    int rc = json_object_set_new(o, "file", tf_json_text(tf_cs_bundle_name(b)));
+    rc |= json_object_set_new(o, "status", tf_json_text(tf_cs_status_name(tf_cs_bundle_status(b))));
+    rc |= json_object_set_new(o, "subject", tf_json_text(tf_cs_bundle_subject(b)));
+    rc |= json_object_set_new(o, "issuer", tf_json_text(tf_cs_bundle_issuer(b)));
+    rc |= json_object_set_new(o, "serial", tf_json_text(tf_cs_bundle_serial(b)));
+    rc |= json_object_set_new(o, "names",
+                              tf_json_strings(b, tf_cs_bundle_name_count(b), tf_cs_bundle_name_at));
+    rc |= json_object_set_new(
+        o, "invalid_names",
+        tf_json_strings(b, tf_cs_bundle_bad_name_count(b), tf_cs_bundle_bad_name_at));
+    rc |= json_object_set_new(
+        o, "chain", tf_json_strings(b, tf_cs_bundle_chain_len(b), tf_cs_bundle_chain_subject));
+    rc |= json_object_set_new(o, "key", tf_json_key_info(b));
+    rc |= json_object_set_new(o, "signature", tf_json_text(tf_cs_bundle_sig_alg(b)));
+    rc |= json_object_set_new(o, "not_before",
+                              has ? tf_json_time(tf_cs_bundle_not_before(b)) : json_null());
+    rc |= json_object_set_new(o, "not_after",
+                              has ? tf_json_time(tf_cs_bundle_not_after(b)) : json_null());
+    rc |= json_object_set_new(o, "days_left",
+                              has ? json_integer(tf_cs_bundle_days_left(b, now)) : json_null());
+    rc |= json_object_set_new(o, "warnings", tf_json_diags(b, TF_CS_WARNING));
+    rc |= json_object_set_new(o, "errors", tf_json_diags(b, TF_CS_FATAL));
+    rc |= json_object_set_new(o, "notes", tf_json_diags(b, TF_CS_INFO));
+    return tf_json_checked(o, rc);
 }
 
 static int parse_args(int argc, char **argv, bool *json, int *first)
@@ -171,14 +111,30 @@ static int parse_args(int argc, char **argv, bool *json, int *first)
     return 0;
 }
 
+/* The array of bundles as one JSON document (takes list; NULL: out of
+ * memory). */
+static int print_json(json_t *list, int status)
+{
+    size_t len = 0;
+    char *text = tf_json_dump(list, &len);
+    if (text == NULL) {
+        fputs("tlsfront cert: out of memory\n", stderr);
+        return TF_EXIT_PROBLEMS;
+    }
+    fwrite(text, 1, len, stdout);
+    free(text);
+    return status;
+}
+
+/* Each bundle's text as it loads, or with json one array of them at the
+ * end (NULL list: out of memory, reported once). */
 static int print_bundles(int argc, char **argv, int first, bool json, const tf_cs_trust_t *trust)
 {
     time_t now = time(NULL);
     tf_cs_load_opts_t opts = {.trust = trust, .now = now};
     int status = TF_EXIT_OK;
     size_t printed = 0;
-    if (json)
-        fputc('[', stdout);
+    json_t *list = json ? json_array() : NULL;
     for (int i = first; i < argc; i++) {
         tf_cs_bundle_t *b = NULL;
         int lrc = tf_cs_bundle_load_file(argv[i], &opts, &b);
@@ -189,16 +145,18 @@ static int print_bundles(int argc, char **argv, int first, bool json, const tf_c
         }
         if (tf_cs_bundle_status(b) == TF_CS_ERROR)
             status = TF_EXIT_PROBLEMS;
-        if (printed++ > 0)
-            fputc(json ? ',' : '\n', stdout);
-        if (json)
-            print_json(stdout, b, now);
-        else
+        if (!json) {
+            if (printed++ > 0)
+                fputc('\n', stdout);
             print_text(stdout, b, now);
+        } else if (json_array_append_new(list, bundle_json(b, now)) != 0) {
+            json_decref(list);
+            list = NULL;
+        }
         tf_cs_bundle_unref(b);
     }
     if (json)
-        fputs("]\n", stdout);
+        status = print_json(list, status);
     return status;
 }
 

@@ -2,6 +2,7 @@
 #include "tls/tls.h"
 
 #include <http_parser.h>
+#include <jansson.h>
 #include <uv.h>
 #include <yaml.h>
 
@@ -25,5 +26,6 @@ int tf_cmd_version(int argc, char **argv)
     printf("libuv %s\n", uv_version_string());
     printf("http-parser %lu.%lu.%lu\n", (hp >> 16) & 255, (hp >> 8) & 255, hp & 255);
     printf("libyaml %s\n", yaml_get_version_string());
+    printf("jansson %s\n", jansson_version_str());
     return TF_EXIT_OK;
 }

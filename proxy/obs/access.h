@@ -8,8 +8,10 @@
  *   text  bytes below 0x21, DEL, '"', '\\', C1 controls, U+2028/U+2029 and
  *         bytes that are not valid UTF-8 become \xHH; a value that is
  *         exactly "-" becomes \x2d (a bare "-" means "none").
- *   json  RFC 8259 strings, the same rules as proxy/json.c's tf_json_str
- *         (bytes that are not UTF-8 become \u00XX); missing values are null.
+ *   json  RFC 8259 strings; a byte that is not valid UTF-8 (common/utf8.h)
+ *         becomes \u00XX, which reads back as the string the admin API's
+ *         JSON (proxy/ops/json.c, jansson) shows for it; missing values are
+ *         null.
  * Each field has an output budget; a longer value is cut at a character
  * boundary and marked: text ends it with `\...` (a raw backslash never
  * appears otherwise), json ends it with "..." and adds "truncated":true.

@@ -94,7 +94,7 @@ struct admin_conn {
     char method[16];
     char target[256];
     char *out;   /* the response being written */
-    char *extra; /* a PUT/DELETE's own JSON, merged with the reload's */
+    json_t *extra; /* a PUT/DELETE's own members, leading the reload's answer */
     admin_conn_t *qnext;
     char sink[64]; /* reads while queued, only to see the client leave */
     file_job_t fj;
@@ -182,10 +182,11 @@ static void respond_text(admin_conn_t *c, int status, const char *headers, const
     respond(c, status, "text/plain; charset=utf-8", headers, text, strlen(text));
 }
 
-static void respond_json(admin_conn_t *c, int status, void (*fn)(FILE *, void *), void *arg)
+/* Answers with doc, whose reference it takes (NULL: out of memory). */
+static void respond_json(admin_conn_t *c, int status, json_t *doc)
 {
     size_t len = 0;
-    char *body = tf_admin_json_string(fn, arg, &len);
+    char *body = tf_json_dump(doc, &len);
     if (body == NULL) {
         respond_text(c, 500, NULL, "out of memory\n");
         return;
@@ -196,41 +197,32 @@ static void respond_json(admin_conn_t *c, int status, void (*fn)(FILE *, void *)
 
 /* ---- /certs -------------------------------------------------------------- */
 
-static void json_entry(FILE *f, const tf_cs_entry_t *e)
+static json_t *json_entry(const tf_cs_entry_t *e)
 {
     const tf_cs_bundle_t *served = tf_cs_entry_served(e);
     const tf_cs_bundle_t *failed = tf_cs_entry_failed(e);
     const tf_cs_bundle_t *shown = served != NULL ? served : failed;
-    fputc('{', f);
-    tf_json_key(f, "file");
-    tf_json_str(f, tf_cs_entry_path(e));
-    fputc(',', f);
-    tf_json_key(f, "status");
     /* "kept": the file now fails, its last good version is still served. */
-    tf_json_str(f, served == NULL   ? "ERROR"
-                   : failed != NULL ? "kept"
-                                    : tf_cs_status_name(tf_cs_bundle_status(served)));
-    fputc(',', f);
-    if (shown != NULL) {
-        tf_admin_json_bundle_fields(f, shown);
-        fputc(',', f);
-    }
-    tf_admin_json_diags(f, "warnings", served, TF_CS_WARNING);
-    fputc(',', f);
-    tf_admin_json_diags(f, "errors", failed, TF_CS_FATAL);
-    fputc('}', f);
+    const char *status = served == NULL   ? "ERROR"
+                         : failed != NULL ? "kept"
+                                          : tf_cs_status_name(tf_cs_bundle_status(served));
+    json_t *o = json_object();
+    int rc = json_object_set_new(o, "file", tf_json_text(tf_cs_entry_path(e)));
+    rc |= json_object_set_new(o, "status", tf_json_text(status));
+    if (shown != NULL)
+        rc |= tf_admin_json_bundle_fields(o, shown);
+    rc |= json_object_set_new(o, "warnings", tf_json_diags(served, TF_CS_WARNING));
+    rc |= json_object_set_new(o, "errors", tf_json_diags(failed, TF_CS_FATAL));
+    return tf_json_checked(o, rc);
 }
 
-static void certs_json(FILE *f, void *arg)
+static json_t *certs_json(const tf_cs_snapshot_t *snap)
 {
-    const tf_cs_snapshot_t *snap = arg;
-    fputc('[', f);
-    for (size_t i = 0; i < tf_cs_snapshot_entry_count(snap); i++) {
-        if (i)
-            fputc(',', f);
-        json_entry(f, tf_cs_snapshot_entry_at(snap, i));
-    }
-    fputc(']', f);
+    json_t *list = json_array();
+    int rc = list != NULL ? 0 : -1;
+    for (size_t i = 0; rc == 0 && i < tf_cs_snapshot_entry_count(snap); i++)
+        rc = json_array_append_new(list, json_entry(tf_cs_snapshot_entry_at(snap, i)));
+    return tf_json_checked(list, rc);
 }
 
 /* ---- /metrics ------------------------------------------------------------ */
@@ -259,53 +251,51 @@ static void get_metrics(admin_conn_t *c)
 
 /* ---- /reload ------------------------------------------------------------- */
 
-static void json_lines(FILE *f, const char *key, const char *text)
+/* The non-empty lines of text (NULL: none) as a list of strings. */
+static json_t *json_lines(const char *text)
 {
-    tf_json_key(f, key);
-    fputc('[', f);
-    bool first = true;
-    for (const char *p = text; p != NULL && *p != '\0';) {
+    json_t *list = json_array();
+    int rc = list != NULL ? 0 : -1;
+    for (const char *p = text; rc == 0 && p != NULL && *p != '\0';) {
         const char *nl = strchr(p, '\n');
         size_t n = nl ? (size_t)(nl - p) : strlen(p);
-        char *line = strndup(p, n);
-        if (line != NULL && n > 0) {
-            fputs(first ? "" : ",", f);
-            first = false;
-            tf_json_str(f, line);
+        if (n > 0) {
+            char *line = strndup(p, n);
+            rc = line != NULL ? json_array_append_new(list, tf_json_text(line)) : -1;
+            free(line);
         }
-        free(line);
         p += n + (nl != NULL);
     }
-    fputc(']', f);
+    return tf_json_checked(list, rc);
 }
 
-typedef struct {
-    const tf_reload_result_t *res;
-    const char *extra;    /* `"key":value,` pairs of the request's own, or NULL */
-    const char *rejected; /* why the store rejects the request's own file, or NULL */
-} reload_json_t;
-
-static void reload_json(FILE *f, void *arg)
+/* A copy of the request's own members (extra, may be NULL), the start of
+ * its answer. */
+static json_t *answer_start(json_t *extra)
 {
-    const reload_json_t *rj = arg;
-    const tf_reload_result_t *res = rj->res;
-    fputc('{', f);
-    if (rj->extra != NULL)
-        fputs(rj->extra, f);
-    fprintf(f, "\"ok\":%s,", res->rc == 0 && rj->rejected == NULL ? "true" : "false");
-    tf_json_key(f, "error");
-    tf_json_str(f, rj->rejected != NULL ? rj->rejected : res->error);
-    fprintf(f, ",\"certificates\":{\"added\":%zu,\"replaced\":%zu,\"removed\":%zu,\"failed\":%zu,",
-            res->added, res->replaced, res->removed, res->failed);
-    json_lines(f, "failures", res->failures);
-    fputc(',', f);
-    json_lines(f, "warnings", res->warnings);
-    fprintf(f, "},\"config\":{\"requested\":%s,\"applied\":%s,",
-            res->conf_requested ? "true" : "false", res->conf_applied ? "true" : "false");
-    json_lines(f, "errors", res->conf_errors);
-    fputc(',', f);
-    json_lines(f, "needs_restart", res->restart);
-    fputs("}}", f);
+    json_t *o = json_object();
+    return tf_json_checked(o, extra != NULL ? json_object_update(o, extra) : 0);
+}
+
+/* The reload's result, after the request's own members (extra, may be
+ * NULL); rejected: why the store rejects the request's own file, or NULL. */
+static json_t *reload_json(const tf_reload_result_t *res, json_t *extra, const char *rejected)
+{
+    json_t *o = answer_start(extra);
+    int rc = json_object_set_new(o, "ok", json_boolean(res->rc == 0 && rejected == NULL));
+    rc |= json_object_set_new(o, "error", tf_json_text(rejected != NULL ? rejected : res->error));
+    rc |= json_object_set_new(
+        o, "certificates",
+        json_pack("{s:I,s:I,s:I,s:I,s:o,s:o}", "added", (json_int_t)res->added, "replaced",
+                  (json_int_t)res->replaced, "removed", (json_int_t)res->removed, "failed",
+                  (json_int_t)res->failed, "failures", json_lines(res->failures), "warnings",
+                  json_lines(res->warnings)));
+    rc |= json_object_set_new(o, "config",
+                              json_pack("{s:b,s:b,s:o,s:o}", "requested", res->conf_requested,
+                                        "applied", res->conf_applied, "errors",
+                                        json_lines(res->conf_errors), "needs_restart",
+                                        json_lines(res->restart)));
+    return tf_json_checked(o, rc);
 }
 
 /* Whether two paths name the same file, a run of slashes counting as one
@@ -348,13 +338,12 @@ static const char *own_file_rejected(const admin_conn_t *c)
     return NULL;
 }
 
-static void at_next_start_json(FILE *f, void *arg)
+static json_t *at_next_start_json(json_t *extra)
 {
-    const admin_conn_t *c = arg;
-    fputc('{', f);
-    if (c->extra != NULL)
-        fputs(c->extra, f);
-    fputs("\"ok\":true,\"reload\":\"at next start\"}", f);
+    json_t *o = answer_start(extra);
+    int rc = json_object_set_new(o, "ok", json_true());
+    rc |= json_object_set_new(o, "reload", json_string("at next start"));
+    return tf_json_checked(o, rc);
 }
 
 static void on_reloaded(void *arg, const tf_reload_result_t *res)
@@ -365,16 +354,15 @@ static void on_reloaded(void *arg, const tf_reload_result_t *res)
         /* The write is durable; only the reload is left, and the next start
          * loads the directory anyway. A 500 would make automation retry a
          * change that is done (and a DELETE then gets 404). */
-        respond_json(c, 200, at_next_start_json, c);
+        respond_json(c, 200, at_next_start_json(c->extra));
     } else {
-        reload_json_t rj = {.res = res, .extra = c->extra};
         bool failed = res->rc != 0 || (res->conf_requested && !res->conf_applied);
         /* Written, but the store will not load it (the last good version,
          * if any, stays in service): 422 as for an upload that fails
          * validation, with the store's reason. */
-        if (!failed && c->written && c->fj.job.put)
-            rj.rejected = own_file_rejected(c);
-        respond_json(c, failed ? 500 : rj.rejected != NULL ? 422 : 200, reload_json, &rj);
+        const char *rejected = !failed && c->written && c->fj.job.put ? own_file_rejected(c) : NULL;
+        int status = failed ? 500 : rejected != NULL ? 422 : 200;
+        respond_json(c, status, reload_json(res, c->extra, rejected));
     }
     if (!c->answered)
         conn_close(c);
@@ -481,13 +469,14 @@ static void file_job_done(uv_work_t *req, int status)
         j->extra = NULL;
         start_reload(c, false, j->put ? "PUT /certs" : "DELETE /certs");
     } else if (j->json != NULL) {
-        respond(c, j->status, "application/json", NULL, j->json, strlen(j->json));
+        respond_json(c, j->status, j->json);
+        j->json = NULL;
     } else {
         respond_text(c, j->status, NULL, j->text);
     }
-    free(j->json);
+    json_decref(j->json);
     j->json = NULL;
-    free(j->extra);
+    json_decref(j->extra);
     j->extra = NULL;
     tf_conf_unref(c->fj.conf);
     c->fj.conf = NULL;
@@ -628,7 +617,7 @@ static void route(admin_conn_t *c)
         get_metrics(c);
         break;
     case EP_CERTS:
-        respond_json(c, 200, certs_json, tf_reload_snapshot(c->admin->reload));
+        respond_json(c, 200, certs_json(tf_reload_snapshot(c->admin->reload)));
         break;
     case EP_RELOAD:
         start_reload(c, true, "POST /reload");
@@ -876,7 +865,7 @@ static void conn_on_closed(uv_handle_t *h)
     explicit_bzero(c->buf, c->cap + 1);
     free(c->buf);
     free(c->out);
-    free(c->extra);
+    json_decref(c->extra);
     free(c);
     a->handles--;
     /* libuv holds an accepted connection it could not hand over and stops

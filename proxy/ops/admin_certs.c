@@ -20,81 +20,22 @@
 
 /* ---- JSON ----------------------------------------------------------------- */
 
-char *tf_admin_json_string(void (*fn)(FILE *, void *), void *arg, size_t *len)
+int tf_admin_json_bundle_fields(json_t *obj, const tf_cs_bundle_t *b)
 {
-    char *body = NULL;
-    size_t n = 0;
-    FILE *f = open_memstream(&body, &n);
-    if (f == NULL)
-        return NULL;
-    fn(f, arg);
-    fputc('\n', f);
-    if (fclose(f) != 0) {
-        free(body);
-        return NULL;
-    }
-    *len = n;
-    return body;
-}
-
-static void format_time(time_t t, char *buf, size_t len)
-{
-    struct tm tm;
-    if (t == 0 || gmtime_r(&t, &tm) == NULL || strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
-        snprintf(buf, len, "-");
-}
-
-void tf_admin_json_diags(FILE *f, const char *key, const tf_cs_bundle_t *b, tf_cs_severity_t sev)
-{
-    tf_json_key(f, key);
-    fputc('[', f);
-    bool first = true;
-    for (size_t i = 0; b != NULL && i < tf_cs_bundle_diag_count(b); i++) {
-        const tf_cs_diag_t *d = tf_cs_bundle_diag_at(b, i);
-        if (d->severity != sev)
-            continue;
-        fputs(first ? "{" : ",{", f);
-        first = false;
-        tf_json_key(f, "code");
-        tf_json_str(f, tf_cs_diag_slug(d->code));
-        fputc(',', f);
-        tf_json_key(f, "message");
-        tf_json_str(f, d->message);
-        fputc('}', f);
-    }
-    fputc(']', f);
-}
-
-void tf_admin_json_bundle_fields(FILE *f, const tf_cs_bundle_t *b)
-{
-    char nb[32], na[32];
-    format_time(tf_cs_bundle_not_before(b), nb, sizeof nb);
-    format_time(tf_cs_bundle_not_after(b), na, sizeof na);
     bool has = tf_cs_bundle_chain_len(b) > 0;
-    fputs("\"names\":[", f);
-    for (size_t i = 0; i < tf_cs_bundle_name_count(b); i++) {
-        if (i)
-            fputc(',', f);
-        tf_json_str(f, tf_cs_bundle_name_at(b, i));
-    }
-    fputs("],\"subject\":", f);
-    tf_json_str(f, has ? tf_cs_bundle_subject(b) : NULL);
-    fputs(",\"issuer\":", f);
-    tf_json_str(f, has ? tf_cs_bundle_issuer(b) : NULL);
-    fputs(",\"serial\":", f);
-    tf_json_str(f, has ? tf_cs_bundle_serial(b) : NULL);
-    fputs(",\"not_before\":", f);
-    tf_json_str(f, has ? nb : NULL);
-    fputs(",\"not_after\":", f);
-    tf_json_str(f, has ? na : NULL);
-    if (has)
-        fprintf(f, ",\"days_left\":%ld", tf_cs_bundle_days_left(b, time(NULL)));
-    else
-        fputs(",\"days_left\":null", f);
-    tf_cs_key_type_t kt = tf_cs_bundle_key_type(b);
-    fputs(",\"key\":{\"type\":", f);
-    tf_json_str(f, kt == TF_CS_KEY_RSA ? "RSA" : kt == TF_CS_KEY_EC ? "ECDSA" : NULL);
-    fprintf(f, ",\"bits\":%d}", tf_cs_bundle_key_bits(b));
+    int rc = json_object_set_new(
+        obj, "names", tf_json_strings(b, tf_cs_bundle_name_count(b), tf_cs_bundle_name_at));
+    rc |= json_object_set_new(obj, "subject", tf_json_text(has ? tf_cs_bundle_subject(b) : NULL));
+    rc |= json_object_set_new(obj, "issuer", tf_json_text(has ? tf_cs_bundle_issuer(b) : NULL));
+    rc |= json_object_set_new(obj, "serial", tf_json_text(has ? tf_cs_bundle_serial(b) : NULL));
+    rc |= json_object_set_new(obj, "not_before",
+                              has ? tf_json_time(tf_cs_bundle_not_before(b)) : json_null());
+    rc |= json_object_set_new(obj, "not_after",
+                              has ? tf_json_time(tf_cs_bundle_not_after(b)) : json_null());
+    rc |= json_object_set_new(
+        obj, "days_left", has ? json_integer(tf_cs_bundle_days_left(b, time(NULL))) : json_null());
+    rc |= json_object_set_new(obj, "key", tf_json_key_info(b));
+    return rc != 0 ? -1 : 0;
 }
 
 /* ---- PUT and DELETE /certs/NAME ----------------------------------------- */
@@ -244,46 +185,22 @@ static int write_atomic(const char *dir, const char *name, const char *a, size_t
     return rc;
 }
 
-typedef struct {
-    const tf_cs_bundle_t *b;
-    const char *file;
-} upload_json_t;
-
-static void upload_errors_json(FILE *f, void *arg)
+/* The 422 answer. json_pack's "o" takes the reference it is given, and on
+ * any failure (a NULL among them) releases every one. */
+static json_t *upload_errors_json(const char *file, const tf_cs_bundle_t *b)
 {
-    const upload_json_t *u = arg;
-    fputc('{', f);
-    tf_json_key(f, "file");
-    tf_json_str(f, u->file);
-    fputc(',', f);
-    tf_admin_json_diags(f, "errors", u->b, TF_CS_FATAL);
-    fputc(',', f);
-    tf_admin_json_diags(f, "warnings", u->b, TF_CS_WARNING);
-    fputc('}', f);
+    return json_pack("{s:o,s:o,s:o}", "file", tf_json_text(file), "errors",
+                     tf_json_diags(b, TF_CS_FATAL), "warnings", tf_json_diags(b, TF_CS_WARNING));
 }
 
-/* The upload's own part of the answer: `"file":...,"upload":{...},`. */
-static char *upload_extra(const char *path, const tf_cs_bundle_t *b)
+/* The upload's own members of the answer: `"file":...,"upload":{...}`. */
+static json_t *upload_extra(const char *path, const tf_cs_bundle_t *b)
 {
-    char *out = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&out, &len);
-    if (f == NULL)
-        return NULL;
-    tf_json_key(f, "file");
-    tf_json_str(f, path);
-    fputs(",\"upload\":{\"status\":", f);
-    tf_json_str(f, tf_cs_status_name(tf_cs_bundle_status(b)));
-    fputc(',', f);
-    tf_admin_json_bundle_fields(f, b);
-    fputc(',', f);
-    tf_admin_json_diags(f, "warnings", b, TF_CS_WARNING);
-    fputs("},", f);
-    if (fclose(f) != 0) {
-        free(out);
-        return NULL;
-    }
-    return out;
+    json_t *up =
+        json_pack("{s:o}", "status", tf_json_text(tf_cs_status_name(tf_cs_bundle_status(b))));
+    int rc = tf_admin_json_bundle_fields(up, b);
+    rc |= json_object_set_new(up, "warnings", tf_json_diags(b, TF_CS_WARNING));
+    return json_pack("{s:o,s:o}", "file", tf_json_text(path), "upload", tf_json_checked(up, rc));
 }
 
 static bool contains(const char *hay, size_t len, const char *needle)
@@ -328,9 +245,7 @@ static void put_work(tf_admin_cert_job_t *j)
     }
     if (rc != 0 || tf_cs_bundle_status(b) == TF_CS_ERROR) {
         wipe_free(key, keylen);
-        upload_json_t u = {.b = b, .file = file};
-        size_t len = 0;
-        j->json = tf_admin_json_string(upload_errors_json, &u, &len);
+        j->json = upload_errors_json(file, b);
         if (j->json != NULL)
             j->status = 422;
         else
@@ -364,24 +279,6 @@ static bool is_default_cert(const tf_conf_t *conf, const char *path)
     char rp1[PATH_MAX], rp2[PATH_MAX];
     return def != NULL && realpath(path, rp1) != NULL && realpath(def, rp2) != NULL &&
            strcmp(rp1, rp2) == 0;
-}
-
-/* `"deleted":PATH,` (malloc'd), or NULL when out of memory. */
-static char *deleted_extra(const char *path)
-{
-    char *extra = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&extra, &len);
-    if (f == NULL)
-        return NULL;
-    tf_json_key(f, "deleted");
-    tf_json_str(f, path);
-    fputc(',', f);
-    if (fclose(f) != 0) {
-        free(extra);
-        return NULL;
-    }
-    return extra;
 }
 
 /* Removes NAME.pem (then NAME.key) and syncs the directory: 409 for
@@ -421,7 +318,7 @@ static void delete_work(tf_admin_cert_job_t *j)
         return;
     }
     TF_LOG(TF_LOG_INFO, "DELETE /certs/%s: removed %s", j->name, path);
-    j->extra = deleted_extra(path);
+    j->extra = json_pack("{s:o}", "deleted", tf_json_text(path));
 }
 
 void tf_admin_cert_job_run(tf_admin_cert_job_t *j)

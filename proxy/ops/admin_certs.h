@@ -19,9 +19,9 @@
 #include "certstore/certstore.h"
 #include "conf/conf.h"
 
+#include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
-#include <stdio.h>
 
 /* The first directory in tls.certs (stat: it reads the disk's metadata),
  * where uploads go, or NULL. Points into conf. */
@@ -46,8 +46,8 @@ typedef struct {
     /* result */
     int status;       /* 0: written (durable) or removed: reload; else the answer's status */
     const char *text; /* the answer's text (static) when `json` is NULL */
-    char *json;       /* the answer's JSON document (malloc'd), or NULL */
-    char *extra;      /* status 0: `"key":value,` pairs for the reload's JSON, or NULL */
+    json_t *json;     /* the answer's JSON document, or NULL */
+    json_t *extra;    /* status 0: an object whose members lead the reload's answer, or NULL */
     const char *dir;  /* the directory used (in conf's tls.certs), or NULL: none found */
     char file[4200];  /* with dir: DIR/NAME.pem */
 } tf_admin_cert_job_t;
@@ -60,20 +60,13 @@ typedef struct {
  * removed or the directory synced; else NAME.pem and NAME.key are gone and
  * the directory synced. The existing key is looked up as the store does:
  * the key in NAME.pem, else NAME.key.
- * Any thread. The caller frees `json` and `extra`. */
+ * Any thread. The caller drops `json` and `extra` (json_decref). */
 void tf_admin_cert_job_run(tf_admin_cert_job_t *j);
 
-/* A JSON document written by fn into a memory stream, with a final
- * newline: malloc'd, NUL-terminated (*len bytes), or NULL when out of
- * memory. Any thread. */
-char *tf_admin_json_string(void (*fn)(FILE *, void *), void *arg, size_t *len);
-
-/* A bundle's description, `"names":[...],...,"key":{...}` without braces:
- * never key material (type and bits only). */
-void tf_admin_json_bundle_fields(FILE *f, const tf_cs_bundle_t *b);
-
-/* `"KEY":[{"code","message"},...]`: the diagnostics of severity sev (b may
- * be NULL: an empty list). */
-void tf_admin_json_diags(FILE *f, const char *key, const tf_cs_bundle_t *b, tf_cs_severity_t sev);
+/* Sets a bundle's description into the object obj, in this order: names,
+ * subject, issuer, serial, not_before, not_after, days_left, key (type and
+ * bits only: never key material). 0, or -1 when out of memory (obj then
+ * holds part of it). */
+int tf_admin_json_bundle_fields(json_t *obj, const tf_cs_bundle_t *b);
 
 #endif

@@ -82,6 +82,7 @@ Test(cli, version_names_every_library_and_the_fast_wolfssl)
     cr_expect_not_null(strstr(r.out, "libuv 1."));
     cr_expect_not_null(strstr(r.out, "http-parser 2."));
     cr_expect_not_null(strstr(r.out, "libyaml 0."));
+    cr_expect_not_null(strstr(r.out, "jansson 2."));
 #ifndef TF_EXPECT_SYSTEM_WOLFSSL
     cr_expect_not_null(strstr(r.out, "--enable-intelasm"), "%s", r.out);
     cr_expect_not_null(strstr(r.out, "assembly crypto: yes"), "%s", r.out);
