@@ -14,6 +14,9 @@
 #include <strings.h>
 #include <time.h>
 
+_Static_assert(TF_CONF_HEADER_FIELDS_MAX <= TF_HTTP_HEADERS_MAX,
+               "limits.max_header_fields must fit the parsed head's array");
+
 static void backend_error(tf_conn_t *c, int err);
 static const tf_sink_t client_sink, backend_sink;
 static const tf_conn_backend_user_t backend_user;
@@ -338,6 +341,20 @@ static void handle_head(tf_conn_t *c, const tf_http_request_t *r, const char *re
     tf_conn_connect_backend(c, &backend_user);
 }
 
+/* A 431 says which limit the head passed; the client is told only the
+ * status, so the operator learns which limit to raise here. */
+static void head_too_large(tf_conn_t *c, const tf_conf_limits_t *lim)
+{
+    if (tf_http_too_many_fields(&c->hx->req))
+        TF_CONN_LOG(TF_LOG_INFO, c,
+                    "431: request head has more than %u header fields "
+                    "(limits.max_header_fields)",
+                    lim->max_header_fields);
+    else
+        TF_CONN_LOG(TF_LOG_INFO, c, "431: request head over %u bytes (limits.max_header_bytes)",
+                    lim->max_header_bytes);
+}
+
 /* Reads a request head from `in`, or, when `in` is empty, straight from the
  * bytes just read (data, len; NULL: from `in`), which are kept in `in` only
  * when they are not a whole head: the usual request costs no copy. */
@@ -371,9 +388,12 @@ static void read_head(tf_conn_t *c, const char *data, size_t len)
     }
     /* The parser resumes where the previous read left it (a head sent byte
      * by byte costs linear time), unless the head starts anew. */
-    if (fresh || skip > 0)
+    const tf_conf_limits_t *lim = tf_conf_limits(conf_of(c));
+    if (fresh || skip > 0) {
         tf_http_parser_init(&hx->req);
-    uint32_t max = tf_conf_limits(conf_of(c))->max_header_bytes;
+        tf_http_parser_set_max_fields(&hx->req, lim->max_header_fields);
+    }
+    uint32_t max = lim->max_header_bytes;
     tf_http_request_t *r = &c->worker->req_head;
     /* A lone CR may begin an empty line that the skip above drops once its
      * LF arrives: the parser would refuse it as a start line. */
@@ -384,6 +404,8 @@ static void read_head(tf_conn_t *c, const char *data, size_t len)
             tf_conn_fail(c, TF_ENOMEM, "client read");
         return;
     }
+    if (rc == 431)
+        head_too_large(c, lim);
     if (rc != 0) {
         tf_hx__send_error(c, (unsigned)rc);
         return;
