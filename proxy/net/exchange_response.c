@@ -109,17 +109,18 @@ static void final_head(tf_conn_t *c, const tf_http_response_t *r, const char *da
     /* What of the bytes after the head is body leaves with the head (as
      * resp_body() would relay it right after). */
     size_t head = r->head_len, used = 0;
-    bool done = hx->resp.done, bad = false;
-    if (!done && len > head)
-        bad = tf_http_body(&hx->resp, data + head, len - head, &used, &done) != 0;
-    if (!send_head(c, r, hx->close_after, data + head, bad ? 0 : used))
-        return;
-    hx->responded = true;
-    if (bad) {
+    bool done = hx->resp.done;
+    if (!done && len > head &&
+        tf_http_body(&hx->resp, data + head, len - head, &used, &done) != 0) {
+        /* Nothing of the response has gone out yet: 502 is still possible,
+         * where relaying the head would leave only a cut. */
         TF_CONN_LOG(TF_LOG_WARN, c, "backend sent an invalid chunked body");
-        tf_conn_close(c, TF_LOG_WARN, "invalid response body");
+        tf_hx__send_error(c, 502);
         return;
     }
+    if (!send_head(c, r, hx->close_after, data + head, used))
+        return;
+    hx->responded = true;
     if (len > head + used)
         hx->backend_dirty = true; /* bytes after the response: not reusable */
     buf_free(&hx->rin);           /* data may point into it: no longer used */
