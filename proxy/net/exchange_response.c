@@ -35,7 +35,7 @@ static void resp_body(tf_conn_t *c, const char *data, size_t len)
     bool done = false;
     if (tf_http_body(&hx->resp, data, len, &used, &done) != 0) {
         TF_CONN_LOG(TF_LOG_WARN, c, "backend sent an invalid chunked body");
-        tf_conn_close(c, TF_LOG_WARN, "invalid response body");
+        tf_hx__cut(c, "bad_body");
         return;
     }
     if (used > 0) {
@@ -270,6 +270,8 @@ void tf_hx__response_done(tf_conn_t *c)
     hx->status = 0;
     hx->in_bytes = hx->out_bytes = 0;
     hx->responded = hx->retried = hx->reused = hx->resp_close = hx->backend_dirty = false;
+    hx->logged = false;
+    hx->cut = NULL;
     hx->method[0] = '\0';
     free(hx->target);
     hx->target = NULL;
