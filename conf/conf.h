@@ -34,6 +34,10 @@ typedef struct tf_conf tf_conf_t; /* opaque, immutable, reference counted */
 #define TF_CONF_MAX_CONNECTIONS_MAX 1000000
 #define TF_CONF_HEADER_BYTES_MIN 1024
 #define TF_CONF_HEADER_BYTES_MAX (1024 * 1024)
+/* limits.max_header_fields; the maximum is the size of the proxy's parsed
+ * head (TF_HTTP_HEADERS_MAX in proxy/http/http.h). */
+#define TF_CONF_HEADER_FIELDS_MIN 8
+#define TF_CONF_HEADER_FIELDS_MAX 1000
 #define TF_CONF_TIMEOUT_MAX_MS (7ull * 24 * 3600 * 1000)
 
 typedef enum {
@@ -112,6 +116,7 @@ typedef struct {
 typedef struct {
     uint32_t max_connections;  /* 1 .. TF_CONF_MAX_CONNECTIONS_MAX */
     uint32_t max_header_bytes; /* TF_CONF_HEADER_BYTES_MIN .. TF_CONF_HEADER_BYTES_MAX */
+    uint32_t max_header_fields; /* TF_CONF_HEADER_FIELDS_MIN .. TF_CONF_HEADER_FIELDS_MAX */
 } tf_conf_limits_t;
 
 typedef enum { TF_CONF_MODE_HTTP, TF_CONF_MODE_TCP } tf_conf_mode_t;

@@ -135,6 +135,13 @@ static const tf_conf__key_t limit_keys[] = {
      .min = TF_CONF_HEADER_BYTES_MIN,
      .max = TF_CONF_HEADER_BYTES_MAX,
      .def = "32768"},
+    {.name = "max_header_fields",
+     .type = TF_CONF__T_UINT,
+     .offset = C(limits.max_header_fields),
+     .size = sizeof(uint32_t),
+     .min = TF_CONF_HEADER_FIELDS_MIN,
+     .max = TF_CONF_HEADER_FIELDS_MAX,
+     .def = "100"},
     {.name = NULL},
 };
 

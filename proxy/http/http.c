@@ -54,10 +54,11 @@ enum {
     HS_END_LF,     /* the LF of the empty line that ends the head */
     HS_DONE,       /* the head ended: it is pos bytes */
     HS_BAD,        /* the head is malformed */
+    HS_MANY,       /* the head has more field lines than allowed */
 };
 
 /* What a scan found. */
-enum { SCAN_MORE, SCAN_DONE, SCAN_BAD };
+enum { SCAN_MORE, SCAN_DONE, SCAN_BAD, SCAN_MANY };
 
 /* The first index from i on (below end) whose byte is not of class cls.
  * Four bytes a step while they last: most of a head is runs of one class,
@@ -103,12 +104,12 @@ static tf_http_header_t field_at(const unsigned char *b, size_t s, size_t colon,
 
 /* The field line that started at s->line ended with the LF at lf: kept in
  * fields, unless fields is NULL (trailers are checked, not kept). False
- * when fields is full: more header lines than a request may have. */
+ * when fields is full: more header lines than the head may have. */
 static bool field_end(tf_http_scan_t *s, const unsigned char *b, size_t lf,
                       tf_http_header_t *fields)
 {
     if (fields != NULL) {
-        if (s->nfields == TF_HTTP_MAX_HEADERS)
+        if (s->nfields >= s->max_fields)
             return false;
         fields[s->nfields++] = field_at(b, s->line, s->colon, lf - (b[lf - 1] == '\r'));
     }
@@ -123,7 +124,8 @@ static bool field_end(tf_http_scan_t *s, const unsigned char *b, size_t lf,
  * colon is how requests get smuggled past lenient parsers), and no control
  * byte but HTAB is in a value, none at all in the start line. Field lines
  * go to fields as they end. Returns SCAN_DONE when the empty line has
- * ended the head (s->pos bytes), SCAN_BAD, or SCAN_MORE. */
+ * ended the head (s->pos bytes), SCAN_BAD, SCAN_MANY (more field lines than
+ * s->max_fields) or SCAN_MORE. */
 static int scan(tf_http_scan_t *s, const unsigned char *b, size_t end, tf_http_header_t *fields)
 {
     size_t i = s->pos;
@@ -177,13 +179,18 @@ static int scan(tf_http_scan_t *s, const unsigned char *b, size_t end, tf_http_h
             st = line_end(s, c, HS_FIELD_LF, &i);
             break;
         case HS_FIELD_LF:
-            st = c == '\n' && field_end(s, b, i - 1, fields) ? HS_FIELD : HS_BAD;
+            if (c != '\n')
+                st = HS_BAD;
+            else
+                st = field_end(s, b, i - 1, fields) ? HS_FIELD : HS_MANY;
             break;
         }
     }
     s->pos = (uint32_t)i;
     s->state = (uint8_t)st;
-    return st == HS_DONE ? SCAN_DONE : st == HS_BAD ? SCAN_BAD : SCAN_MORE;
+    if (st == HS_DONE || st == HS_BAD || st == HS_MANY)
+        return st == HS_DONE ? SCAN_DONE : st == HS_BAD ? SCAN_BAD : SCAN_MANY;
+    return SCAN_MORE;
 }
 
 /* Splits again the field lines [s->start_len, to) that ended in earlier
@@ -293,6 +300,17 @@ void tf_http_parser_init(tf_http_parser_t *p)
     memset(p, 0, sizeof *p);
     http_parser_init(&p->parser, HTTP_REQUEST);
     p->parser.data = p;
+    p->scan.max_fields = TF_HTTP_HEADERS_DEFAULT;
+}
+
+void tf_http_parser_set_max_fields(tf_http_parser_t *p, unsigned n)
+{
+    p->scan.max_fields = (uint16_t)(n < 1 ? 1 : n > TF_HTTP_HEADERS_MAX ? TF_HTTP_HEADERS_MAX : n);
+}
+
+bool tf_http_too_many_fields(const tf_http_parser_t *p)
+{
+    return p->scan.state == HS_MANY;
 }
 
 void tf_http_parser_init_response(tf_http_parser_t *p, bool head_request)
@@ -302,6 +320,7 @@ void tf_http_parser_init_response(tf_http_parser_t *p, bool head_request)
     p->parser.data = p;
     p->skip_body = head_request;
     p->scan.lenient = true;
+    p->scan.max_fields = TF_HTTP_HEADERS_DEFAULT;
 }
 
 /* The request line (line bytes, its line end included) through
@@ -535,6 +554,8 @@ int tf_http_parse_head(tf_http_parser_t *p, const char *buf, size_t len, size_t 
     int scanned = scan_head(&p->scan, buf, len, max_head, req->headers);
     if (scanned == SCAN_BAD)
         return 400;
+    if (scanned == SCAN_MANY)
+        return 431;
     if (scanned == SCAN_MORE)
         return len >= max_head ? 431 : TF_HTTP_MORE;
     size_t head = p->scan.pos;
@@ -746,7 +767,7 @@ int tf_http_parse_response_head(tf_http_parser_t *p, const char *buf, size_t len
     memset(resp, 0, offsetof(tf_http_response_t, headers));
     memset(&resp->nheaders, 0, sizeof *resp - offsetof(tf_http_response_t, nheaders));
     int scanned = scan_head(&p->scan, buf, len, max_head, resp->headers);
-    if (scanned == SCAN_BAD)
+    if (scanned == SCAN_BAD || scanned == SCAN_MANY)
         return 502;
     if (scanned == SCAN_MORE)
         return len >= max_head ? 502 : TF_HTTP_MORE;

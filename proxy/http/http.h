@@ -22,7 +22,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define TF_HTTP_MAX_HEADERS 100
+/* Header fields a head may have: TF_HTTP_HEADERS_DEFAULT unless the parser
+ * is told otherwise (limits.max_header_fields), never more than
+ * TF_HTTP_HEADERS_MAX, the size of a parsed head's array: a head is parsed
+ * into a caller's struct (one per worker), so a larger limit costs no
+ * allocation per request. */
+#define TF_HTTP_HEADERS_DEFAULT 100
+#define TF_HTTP_HEADERS_MAX 1000
 
 /* tf_http_parse_head(): the head is not complete yet; read more. */
 #define TF_HTTP_MORE 1
@@ -46,7 +52,7 @@ typedef struct {
     const char *target; /* the request target exactly as sent */
     size_t target_len;
     unsigned version_minor; /* HTTP/1.0 or HTTP/1.1 */
-    tf_http_header_t headers[TF_HTTP_MAX_HEADERS];
+    tf_http_header_t headers[TF_HTTP_HEADERS_MAX];
     size_t nheaders;
     const char *host; /* the Host header's value (port included), or NULL */
     size_t host_len;
@@ -71,7 +77,7 @@ typedef struct {
     const char *start; /* the status line */
     unsigned status;
     unsigned version_minor;
-    tf_http_header_t headers[TF_HTTP_MAX_HEADERS];
+    tf_http_header_t headers[TF_HTTP_HEADERS_MAX];
     size_t nheaders;
     tf_http_resp_body_t body;
     uint64_t content_length;
@@ -89,6 +95,7 @@ typedef struct {
     uint32_t start_len; /* the start line with its line end */
     uint32_t examined;  /* bytes looked at in all: linear in the head's length */
     uint16_t nfields;   /* field lines complete */
+    uint16_t max_fields; /* more field lines than this: too many */
     uint8_t state;
     bool lenient; /* a bare LF ends a line (responses) */
 } tf_http_scan_t;
@@ -114,8 +121,18 @@ typedef struct {
     uint64_t chunk_left;
 } tf_http_parser_t;
 
-/* Readies the parser for the next request on the connection. */
+/* Readies the parser for the next request on the connection, allowing
+ * TF_HTTP_HEADERS_DEFAULT header fields. */
 void tf_http_parser_init(tf_http_parser_t *p);
+
+/* Allows a request head up to n header fields (clamped to
+ * 1..TF_HTTP_HEADERS_MAX); call after tf_http_parser_init(), before the
+ * first parse. */
+void tf_http_parser_set_max_fields(tf_http_parser_t *p, unsigned n);
+
+/* After tf_http_parse_head() returned 431: true when the head had more
+ * header fields than allowed, false when it outgrew max_head bytes. */
+bool tf_http_too_many_fields(const tf_http_parser_t *p);
 
 /* Readies the parser for a backend's response; head_request: the request
  * was HEAD (the response has no body whatever its headers say). */
@@ -133,7 +150,8 @@ void tf_http_parser_init_response(tf_http_parser_t *p, bool head_request);
  * duplicate or conflicting Content-Length, Content-Length with
  * Transfer-Encoding, Transfer-Encoding other than a final chunked, a
  * request line that is not HTTP/1.x), 431 when the head exceeds max_head
- * bytes without ending. Request smuggling has no way through: whatever is
+ * bytes without ending or has more header fields than allowed (see
+ * tf_http_too_many_fields()). Request smuggling has no way through: whatever is
  * ambiguous is refused. A malformed line is refused as soon as its bad
  * byte arrives, without waiting for the head to end. */
 int tf_http_parse_head(tf_http_parser_t *p, const char *buf, size_t len, size_t max_head,
@@ -151,7 +169,8 @@ int tf_http_body(tf_http_parser_t *p, const char *buf, size_t len, size_t *used,
  * tf_http_parse_head() does. Returns 0 with
  * *resp filled, TF_HTTP_MORE, or 502 for a response that cannot be relayed
  * safely (syntax, conflicting or duplicate Content-Length, Content-Length
- * with Transfer-Encoding, a head over max_head bytes). Lenient where that
+ * with Transfer-Encoding, a head over max_head bytes or with more than
+ * TF_HTTP_HEADERS_DEFAULT header fields). Lenient where that
  * is harmless (bare LF line ends): backends are configured, not hostile,
  * but their framing must never be ambiguous. Bodies are then followed with
  * tf_http_body(); a TF_HTTP_RESP_CLOSE body is never done before EOF. */

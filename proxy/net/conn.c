@@ -539,7 +539,8 @@ void tf_conn_close_politely(tf_conn_t *c, tf_log_level_t level, const char *reas
 {
     if (tf_conn_closing(c))
         return;
-    tf_stream_goodbye(&c->client);
+    if (c->mode == NULL || c->mode->goodbye_ok(c))
+        tf_stream_goodbye(&c->client);
     tf_conn_close(c, level, reason);
 }
 

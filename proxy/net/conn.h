@@ -73,6 +73,9 @@ typedef struct {
     void (*drain)(tf_conn_t *c);
     /* The connection closes: release the mode's state. */
     void (*free)(tf_conn_t *c);
+    /* Whether a close the proxy decides may say goodbye with a close_notify:
+     * not in the middle of a body whose end only a close_notify marks. */
+    bool (*goodbye_ok)(const tf_conn_t *c);
 } tf_conn_mode_t;
 
 /* Who asked for a backend connection (tf_conn_connect_backend): the mode

@@ -14,15 +14,42 @@
 #include <strings.h>
 #include <time.h>
 
+_Static_assert(TF_CONF_HEADER_FIELDS_MAX <= TF_HTTP_HEADERS_MAX,
+               "limits.max_header_fields must fit the parsed head's array");
+
 static void backend_error(tf_conn_t *c, int err);
 static const tf_sink_t client_sink, backend_sink;
 static const tf_conn_backend_user_t backend_user;
 
 /* ---- state ------------------------------------------------------------ */
 
+/* The access log's cut reason for a response that the connection's close
+ * (c->reason, tf_conn_close) broke off: the client went away, did not
+ * read, the drain ran out of time. */
+static const char *close_cut(const tf_conn_t *c)
+{
+    const char *r = c->reason != NULL ? c->reason : "";
+    if (strcmp(r, "peer closed") == 0 || strcmp(r, "peer reset") == 0 ||
+        strcmp(r, "TLS error") == 0 || strncmp(r, "client closed", 13) == 0)
+        return "client_closed";
+    if (strcmp(r, "peer does not read") == 0)
+        return "client_slow";
+    if (strcmp(r, "shutting down") == 0)
+        return "shutdown";
+    if (strcmp(r, "idle timeout") == 0)
+        return "timeout";
+    return "error";
+}
+
 void tf_hx__free(tf_conn_t *c)
 {
     tf_hx_t *hx = c->hx;
+    if (hx != NULL && !hx->logged && (hx->rs == RS_WAIT || hx->rs == RS_BODY)) {
+        /* A request routed to a backend whose exchange the connection's
+         * close cut short still gets its access line. */
+        hx->cut = close_cut(c);
+        tf_hx__log_exchange(c);
+    }
     c->hx = NULL;
     if (hx == NULL)
         return;
@@ -79,6 +106,9 @@ static int64_t wall_ms(void)
 void tf_hx__log_exchange(tf_conn_t *c)
 {
     tf_hx_t *hx = c->hx;
+    if (hx->logged)
+        return;
+    hx->logged = true;
     tf_upstream_t *u = c->gen->upstream;
     const char *tenant =
         c->tenant != TF_CONN_NO_INDEX ? tf_upstream_tenant_name(u, c->tenant) : NULL;
@@ -86,13 +116,16 @@ void tf_hx__log_exchange(tf_conn_t *c)
                               ? tf_upstream_backend(u, c->tenant, c->backend_ix)->text
                               : NULL;
     uint64_t ms = now_ms(c) - hx->started_ms;
-    TF_CONN_LOG(TF_LOG_DEBUG, c,
-                "%s %.*s %u in=%llu out=%llu duration_ms=%llu tenant=%s backend=%s",
-                hx->method[0] ? hx->method : "-",
-                (int)(hx->target_len > 200 ? 200 : hx->target_len), hx->target ? hx->target : "-",
-                hx->status, (unsigned long long)hx->in_bytes, (unsigned long long)hx->out_bytes,
-                (unsigned long long)ms, tenant ? tenant : "-", backend ? backend : "-");
-    tf_metrics_request(c->worker->metrics, tenant, hx->status, ms);
+    TF_CONN_LOG(
+        TF_LOG_DEBUG, c, "%s %.*s %u in=%llu out=%llu duration_ms=%llu tenant=%s backend=%s cut=%s",
+        hx->method[0] ? hx->method : "-", (int)(hx->target_len > 200 ? 200 : hx->target_len),
+        hx->target ? hx->target : "-", hx->status, (unsigned long long)hx->in_bytes,
+        (unsigned long long)hx->out_bytes, (unsigned long long)ms, tenant ? tenant : "-",
+        backend ? backend : "-", hx->cut ? hx->cut : "-");
+    /* Requests are counted by the class of the status sent: a client that
+     * left before any was sent has none, and is only in the access log. */
+    if (hx->status != 0)
+        tf_metrics_request(c->worker->metrics, tenant, hx->status, ms);
     tf_access_log_t *log = c->worker->server->shared->access;
     if (log == NULL || !tf_access_enabled(log))
         return;
@@ -111,6 +144,7 @@ void tf_hx__log_exchange(tf_conn_t *c)
         .bytes_out = hx->out_bytes,
         .duration_ms = ms,
         .backend = backend,
+        .cut = hx->cut,
     };
     tf_access_write(log, &e);
 }
@@ -338,6 +372,20 @@ static void handle_head(tf_conn_t *c, const tf_http_request_t *r, const char *re
     tf_conn_connect_backend(c, &backend_user);
 }
 
+/* A 431 says which limit the head passed; the client is told only the
+ * status, so the operator learns which limit to raise here. */
+static void head_too_large(tf_conn_t *c, const tf_conf_limits_t *lim)
+{
+    if (tf_http_too_many_fields(&c->hx->req))
+        TF_CONN_LOG(TF_LOG_INFO, c,
+                    "431: request head has more than %u header fields "
+                    "(limits.max_header_fields)",
+                    lim->max_header_fields);
+    else
+        TF_CONN_LOG(TF_LOG_INFO, c, "431: request head over %u bytes (limits.max_header_bytes)",
+                    lim->max_header_bytes);
+}
+
 /* Reads a request head from `in`, or, when `in` is empty, straight from the
  * bytes just read (data, len; NULL: from `in`), which are kept in `in` only
  * when they are not a whole head: the usual request costs no copy. */
@@ -371,9 +419,12 @@ static void read_head(tf_conn_t *c, const char *data, size_t len)
     }
     /* The parser resumes where the previous read left it (a head sent byte
      * by byte costs linear time), unless the head starts anew. */
-    if (fresh || skip > 0)
+    const tf_conf_limits_t *lim = tf_conf_limits(conf_of(c));
+    if (fresh || skip > 0) {
         tf_http_parser_init(&hx->req);
-    uint32_t max = tf_conf_limits(conf_of(c))->max_header_bytes;
+        tf_http_parser_set_max_fields(&hx->req, lim->max_header_fields);
+    }
+    uint32_t max = lim->max_header_bytes;
     tf_http_request_t *r = &c->worker->req_head;
     /* A lone CR may begin an empty line that the skip above drops once its
      * LF arrives: the parser would refuse it as a start line. */
@@ -384,6 +435,8 @@ static void read_head(tf_conn_t *c, const char *data, size_t len)
             tf_conn_fail(c, TF_ENOMEM, "client read");
         return;
     }
+    if (rc == 431)
+        head_too_large(c, lim);
     if (rc != 0) {
         tf_hx__send_error(c, (unsigned)rc);
         return;
@@ -485,7 +538,7 @@ static void backend_error(tf_conn_t *c, int err)
     if (hx->rs == RS_BODY) {
         TF_CONN_LOG(TF_LOG_WARN, c, "backend %s in the middle of its response%s%s",
                     eof ? "closed" : "failed", eof ? "" : ": ", eof ? "" : tf_strerror(err));
-        tf_conn_close(c, TF_LOG_WARN, "backend broke off its response");
+        tf_hx__cut(c, eof ? "backend_closed" : "backend_error");
     }
 }
 
@@ -571,7 +624,12 @@ void tf_hx__send_error(tf_conn_t *c, unsigned status)
     tf_hx_t *hx = c->hx;
     tf_hx__release_backend(c);
     c->phase = TF_CONN_HTTP;
-    if (hx->responded || hx->closing) {
+    if (hx->responded && !hx->closing) {
+        /* A response is under way (the request body went bad meanwhile). */
+        tf_hx__cut(c, status < 500 ? "bad_request" : "error");
+        return;
+    }
+    if (hx->closing) {
         tf_conn_close(c, TF_LOG_INFO, "aborted");
         return;
     }
@@ -591,6 +649,33 @@ void tf_hx__send_error(tf_conn_t *c, unsigned status)
     if (tf_hx__client_write(c, out, (size_t)n) < 0)
         return;
     tf_hx__finish_client(c);
+}
+
+void tf_hx__cut(tf_conn_t *c, const char *why)
+{
+    tf_hx_t *hx = c->hx;
+    if (hx->cut == NULL)
+        hx->cut = why;
+    tf_hx__log_exchange(c);
+    tf_hx__release_backend(c);
+    hx->rs = RS_DONE;
+    if (!hx->resp_close) {
+        /* The client sees from the framing that the body is incomplete. */
+        tf_hx__finish_client(c);
+        return;
+    }
+    /* A close-delimited body ends at a close_notify, so one would present
+     * the truncated body as complete: its bytes go out, then the TCP
+     * connection closes without one (the client sees an unexpected EOF). */
+    hx->closing = hx->cutting = true;
+    buf_free(&hx->in);
+    c->client.ops->read_stop(&c->client);
+    if (tf_stream_uncork(&c->client) != 0 || tf_conn_closing(c))
+        return;
+    if (c->client.ops->pending(&c->client) == 0)
+        tf_conn_close(c, TF_LOG_WARN, "response cut");
+    else
+        tf_conn_arm_timer(c);
 }
 
 /* ---- stream events: the client's and the backend's sinks ------------------ */
@@ -661,6 +746,10 @@ static void hx_on_written(tf_stream_t *s)
 {
     tf_conn_t *c = s->owner;
     c->traffic.active_ms = now_ms(c);
+    if (c->hx->cutting && c->client.ops->pending(&c->client) == 0) {
+        tf_conn_close(c, TF_LOG_WARN, "response cut");
+        return;
+    }
     tf_hx__balance(c);
 }
 

@@ -68,6 +68,10 @@ struct tf_hx {
     bool client_eof;
     bool closing;   /* the client is being told goodbye */
     bool lingering; /* close_notify sent: the client's input is drained, then closed */
+    bool cutting;   /* a close-delimited response was cut: closed, without close_notify,
+                       once what was relayed of it has gone out */
+    bool logged;    /* the request's access line is written */
+    const char *cut; /* why the response was cut short (access log), or NULL */
     uint64_t linger_until_ms;
     uint8_t version_minor;
     int64_t started_wall_ms; /* the request's first byte, for the access log */
@@ -126,13 +130,20 @@ int tf_hx__client_write(tf_conn_t *c, const void *data, size_t len);
 int tf_hx__backend_write(tf_conn_t *c, const void *data, size_t len);
 /* Lets go of the backend connection (closed, not pooled). */
 void tf_hx__release_backend(tf_conn_t *c);
-/* The exchange's access log line and metrics, once per request. */
+/* The exchange's access log line and metrics, once per request (later
+ * calls for the same request do nothing). */
 void tf_hx__log_exchange(tf_conn_t *c);
 /* Moves the exchange on with what the client's input buffer holds. */
 void tf_hx__process(tf_conn_t *c);
 /* Answers with an error of our own and ends the connection; once a
- * response is under way, only closing is left. */
+ * response is under way, only cutting it is left (tf_hx__cut). */
 void tf_hx__send_error(tf_conn_t *c, unsigned status);
+/* The response whose head went to the client cannot go on (`why`, a static
+ * slug for the access log: backend_closed, bad_body...): logs the request
+ * as cut and ends the connection after the bytes already relayed, with a
+ * close_notify only when the response's framing (Content-Length, chunked)
+ * lets the client see that it is incomplete. */
+void tf_hx__cut(tf_conn_t *c, const char *why);
 /* Reading decisions for both streams after any change (backpressure). */
 void tf_hx__balance(tf_conn_t *c);
 

@@ -35,7 +35,7 @@ static void resp_body(tf_conn_t *c, const char *data, size_t len)
     bool done = false;
     if (tf_http_body(&hx->resp, data, len, &used, &done) != 0) {
         TF_CONN_LOG(TF_LOG_WARN, c, "backend sent an invalid chunked body");
-        tf_conn_close(c, TF_LOG_WARN, "invalid response body");
+        tf_hx__cut(c, "bad_body");
         return;
     }
     if (used > 0) {
@@ -109,17 +109,18 @@ static void final_head(tf_conn_t *c, const tf_http_response_t *r, const char *da
     /* What of the bytes after the head is body leaves with the head (as
      * resp_body() would relay it right after). */
     size_t head = r->head_len, used = 0;
-    bool done = hx->resp.done, bad = false;
-    if (!done && len > head)
-        bad = tf_http_body(&hx->resp, data + head, len - head, &used, &done) != 0;
-    if (!send_head(c, r, hx->close_after, data + head, bad ? 0 : used))
-        return;
-    hx->responded = true;
-    if (bad) {
+    bool done = hx->resp.done;
+    if (!done && len > head &&
+        tf_http_body(&hx->resp, data + head, len - head, &used, &done) != 0) {
+        /* Nothing of the response has gone out yet: 502 is still possible,
+         * where relaying the head would leave only a cut. */
         TF_CONN_LOG(TF_LOG_WARN, c, "backend sent an invalid chunked body");
-        tf_conn_close(c, TF_LOG_WARN, "invalid response body");
+        tf_hx__send_error(c, 502);
         return;
     }
+    if (!send_head(c, r, hx->close_after, data + head, used))
+        return;
+    hx->responded = true;
     if (len > head + used)
         hx->backend_dirty = true; /* bytes after the response: not reusable */
     buf_free(&hx->rin);           /* data may point into it: no longer used */
@@ -269,6 +270,8 @@ void tf_hx__response_done(tf_conn_t *c)
     hx->status = 0;
     hx->in_bytes = hx->out_bytes = 0;
     hx->responded = hx->retried = hx->reused = hx->resp_close = hx->backend_dirty = false;
+    hx->logged = false;
+    hx->cut = NULL;
     hx->method[0] = '\0';
     free(hx->target);
     hx->target = NULL;

@@ -80,6 +80,8 @@ static void hx_on_timer(tf_conn_t *c)
         if (!hx->responded && hx->rq == RQ_BODY &&
             !(c->backend != NULL && c->backend->ops->pending(c->backend) >= TF_PUMP_HIGH_WATER))
             tf_hx__send_error(c, 408);
+        else if (hx->rs == RS_BODY && !hx->closing)
+            tf_hx__cut(c, "timeout"); /* a response that stopped arriving */
         else
             tf_conn_close_politely(c, TF_LOG_INFO, "idle timeout");
         return;
@@ -97,9 +99,18 @@ static void hx_drain(tf_conn_t *c)
     hx->close_after = true;
 }
 
+/* A close-delimited body ends where the connection does: a close_notify
+ * in the middle of one would make what was relayed look complete. */
+static bool hx_goodbye_ok(const tf_conn_t *c)
+{
+    const tf_hx_t *hx = c->hx;
+    return !hx->cutting && !(hx->rs == RS_BODY && hx->resp_close);
+}
+
 const tf_conn_mode_t tf_hx__mode = {
     .timeout_ms = hx_timeout_ms,
     .on_timer = hx_on_timer,
     .drain = hx_drain,
     .free = tf_hx__free,
+    .goodbye_ok = hx_goodbye_ok,
 };

@@ -619,6 +619,7 @@ static int conn_accept(tf_redirect_t *r)
         return TF_ENOMEM;
     c->r = r;
     tf_http_parser_init(&c->parser);
+    tf_http_parser_set_max_fields(&c->parser, tf_conf_limits(r->conf)->max_header_fields);
     uv_tcp_init(r->loop, &c->tcp);
     uv_timer_init(r->loop, &c->timer);
     c->tcp.data = c->timer.data = c;

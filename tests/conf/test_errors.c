@@ -137,6 +137,10 @@ Test(values, out_of_range)
     t_expect_error("limits:\n  max_connections: 1000001\n" T_MINIMAL, 2, 20, "use 1 to 1000000");
     t_expect_error("limits:\n  max_header_bytes: 1023\n" T_MINIMAL, 2, 21, "use 1024 to 1048576");
     t_expect_error("limits:\n  max_header_bytes: 1048577\n" T_MINIMAL, 2, 21, "out of range");
+    t_expect_error("limits:\n  max_header_fields: 7\n" T_MINIMAL, 2, 22,
+                   "max_header_fields: 7 is out of range; use 8 to 1000");
+    t_expect_error("limits:\n  max_header_fields: 1001\n" T_MINIMAL, 2, 22, "use 8 to 1000");
+    t_expect_error("limits:\n  max_header_fields: many\n" T_MINIMAL, 2, 22, "not a whole number");
     t_expect_error("timeouts:\n  idle: 0s\n" T_MINIMAL, 2, 9, "too short; use at least 1ms");
     t_expect_error("timeouts:\n  tunnel: 169h\n" T_MINIMAL, 2, 11, "too long; use at most 168h");
     t_expect_error(T_LISTEN "tenants:\n  t:\n    hosts: [a.example]\n    backends: [\"a:1\"]\n"

@@ -96,6 +96,7 @@ Test(spec, full_example_loads_with_every_value)
     cr_expect_eq(t->drain_ms, 30000);
     cr_expect_eq(tf_conf_limits(c)->max_connections, 10000);
     cr_expect_eq(tf_conf_limits(c)->max_header_bytes, 32768);
+    cr_expect_eq(tf_conf_limits(c)->max_header_fields, 100);
 
     cr_assert_eq(tf_conf_tenant_count(c), 2);
     const tf_conf_tenant_t *acme = tf_conf_tenant(c, 0);

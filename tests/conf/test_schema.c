@@ -46,6 +46,7 @@ Test(defaults, every_key_has_its_default)
 
     cr_expect_eq(tf_conf_limits(c)->max_connections, 10000);
     cr_expect_eq(tf_conf_limits(c)->max_header_bytes, 32768);
+    cr_expect_eq(tf_conf_limits(c)->max_header_fields, 100);
 
     cr_assert_eq(tf_conf_tenant_count(c), 1);
     const tf_conf_tenant_t *tn = tf_conf_tenant(c, 0);
@@ -229,6 +230,12 @@ Test(keys, limits_bounds_are_inclusive)
     c = t_load("limits: {max_connections: 1000000, max_header_bytes: 1048576}\n" T_MINIMAL);
     cr_expect_eq(tf_conf_limits(c)->max_connections, 1000000);
     cr_expect_eq(tf_conf_limits(c)->max_header_bytes, 1048576);
+    tf_conf_unref(c);
+    c = t_load("limits: {max_header_fields: 8}\n" T_MINIMAL);
+    cr_expect_eq(tf_conf_limits(c)->max_header_fields, 8);
+    tf_conf_unref(c);
+    c = t_load("limits: {max_header_fields: 1000}\n" T_MINIMAL);
+    cr_expect_eq(tf_conf_limits(c)->max_header_fields, 1000);
     tf_conf_unref(c);
 }
 

@@ -30,6 +30,12 @@
       every one of them before any response is read, then all N responses
       (JSON from echo_backend.py) are read; prints "ok=K distinct=D": the
       responses that arrived, and how many backend connections carried them.
+  client.py get PORT SNI CAFILE TARGET
+      sends "GET TARGET HTTP/1.1" (Host: SNI, Connection: close), reads until
+      the proxy ends the connection; prints "status=S body=N end=E": the
+      status code (0: no response), the bytes after the head (chunk framing
+      included) and how it ended: "close_notify", "truncated" (TCP closed
+      without one) or "error NAME".
   client.py raw-idle PORT SECONDS
       plain TCP connect, sends nothing; prints "closed" or "open".
   client.py hold PORT SNI CAFILE SECONDS
@@ -115,6 +121,33 @@ def hold(port, sni, cafile, seconds):
         echoes += 1
         time.sleep(0.1)  # the pace of the traffic through the drain
     print("echoes=%d %s" % (echoes, how))
+
+
+def get(port, sni, cafile, target):
+    ctx = ssl.create_default_context(cafile=cafile)
+    ctx.check_hostname = False
+    raw = socket.create_connection(("127.0.0.1", port), timeout=20)
+    # A TCP close without close_notify raises instead of reading as an end.
+    s = ctx.wrap_socket(raw, server_hostname=sni, suppress_ragged_eofs=False)
+    s.sendall(b"GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n" %
+              (target.encode(), sni.encode()))
+    data, how = b"", "open"
+    while True:
+        try:
+            chunk = s.recv(65536)
+        except ssl.SSLEOFError:
+            how = "truncated"
+            break
+        except (OSError, ssl.SSLError) as e:
+            how = "error " + type(e).__name__
+            break
+        if not chunk:
+            how = "close_notify"
+            break
+        data += chunk
+    head, sep, body = data.partition(b"\r\n\r\n")
+    status = int(head.split(b" ")[1]) if sep and head.startswith(b"HTTP/1.1 ") else 0
+    print("status=%d body=%d end=%s" % (status, len(body), how))
 
 
 def concurrent(port, sni, cafile, n):
@@ -318,6 +351,8 @@ def main():
         stall(int(sys.argv[2]), sys.argv[3], sys.argv[4], int(sys.argv[5]), req)
     elif mode == "rounds":
         rounds(int(sys.argv[2]), sys.argv[3], sys.argv[4], int(sys.argv[5]), int(sys.argv[6]))
+    elif mode == "get":
+        get(int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5])
     elif mode == "raw-idle":
         s = socket.create_connection(("127.0.0.1", int(sys.argv[2])), timeout=10)
         wait_close(s, float(sys.argv[3]))

@@ -40,6 +40,15 @@ GET would get and no body. Special targets (the path, before any query):
                         apart (cut inside a header line and inside a CRLF)
     /interim            "103 Early Hints" with a Link header and the usual
                         answer after it, in one write
+    /bad-chunk          200, chunked, "5\r\nhello\r\nzz\r\n" with the head in
+                        one write (an invalid chunk size), then closes
+    /bad-chunk-later    the same, "zz\r\n" 100 ms after the head and the
+                        first chunk: in a read of its own
+    /cut-length         "Content-Length: 1000", 100 bytes of 'c', then closes
+    /garbage-status     "HTPP/1.1 2OO OK" and a blank line, then closes
+    /stall-close-delimited
+                        no Content-Length, "Connection: close", 100 bytes
+                        of 's', then nothing until the proxy closes (30 s)
     /ws, or any request with "Upgrade: websocket"
                         WebSocket handshake (101, Sec-WebSocket-Accept), then
                         text and binary messages are echoed (fragments
@@ -262,6 +271,43 @@ def send_big(sock, base, n, head_only):
         sent += len(piece)
 
 
+def bad_chunk(sock):
+    sock.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\nzz\r\n")
+
+
+def bad_chunk_later(sock):
+    sock.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n")
+    time.sleep(0.1)  # the subject: the bad chunk in a read after the head's
+    sock.sendall(b"zz\r\n")
+
+
+def cut_length(sock):
+    sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n" + b"c" * 100)
+
+
+def garbage_status(sock):
+    sock.sendall(b"HTPP/1.1 2OO OK\r\n\r\n")
+
+
+def stall_close_delimited(sock):
+    sock.sendall(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n" + b"s" * 100)
+    sock.settimeout(30)
+    try:
+        sock.recv(1)  # returns when the proxy closes
+    except OSError:
+        pass
+
+
+# Backends that break their response; the connection closes after each.
+MISBEHAVING = {
+    "/bad-chunk": bad_chunk,
+    "/bad-chunk-later": bad_chunk_later,
+    "/cut-length": cut_length,
+    "/garbage-status": garbage_status,
+    "/stall-close-delimited": stall_close_delimited,
+}
+
+
 def respond(sock, req, conn, nreq):
     """Answers one request; returns False when the connection must close."""
     method, target, version, headers, body, trailers = req
@@ -290,6 +336,9 @@ def respond(sock, req, conn, nreq):
                               ("Content-Type", "application/json")])
         if not head_only:
             sock.sendall(doc)
+        return False
+    if path in MISBEHAVING:
+        MISBEHAVING[path](sock)
         return False
     if path == "/headers-only-head":
         send_head(sock, 200, base + [("X-Head", "1"), ("Content-Length", "1000")])

@@ -5,7 +5,7 @@
 #include <string.h>
 
 typedef struct {
-    tf_http_header_t headers[TF_HTTP_MAX_HEADERS + 1];
+    tf_http_header_t headers[TF_HTTP_HEADERS_DEFAULT + 1];
     size_t n;
     const char *url;
     size_t url_len;
@@ -25,7 +25,7 @@ static int on_url(http_parser *hp, const char *at, size_t len)
 static int on_field(http_parser *hp, const char *at, size_t len)
 {
     ref_t *r = hp->data;
-    if (r->n == TF_HTTP_MAX_HEADERS + 1)
+    if (r->n == TF_HTTP_HEADERS_DEFAULT + 1)
         return -1;
     r->headers[r->n++] = (tf_http_header_t){.name = at, .name_len = len, .value = at + len};
     return 0;

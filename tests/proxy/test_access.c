@@ -69,6 +69,29 @@ Test(access, json_line)
                      "\"backend\":\"10.0.0.5:8080\"}\n");
 }
 
+/* A response cut short: the status sent, and one more field saying why. */
+Test(access, a_cut_response_says_so_and_why)
+{
+    tf_access_entry_t e = sample();
+    e.cut = "backend_closed";
+    cr_expect_str_eq(fmt(&e, TF_CONF_LOG_TEXT),
+                     "2026-11-25T06:01:02.123Z 192.0.2.7 sni=portal.acme.example tenant=acme "
+                     "\"GET /x?y=1 HTTP/1.1\" 200 in=123 out=456 ms=7 backend=10.0.0.5:8080 "
+                     "cut=backend_closed\n");
+    cr_expect_str_eq(fmt(&e, TF_CONF_LOG_JSON),
+                     "{\"time\":\"2026-11-25T06:01:02.123Z\",\"client\":\"192.0.2.7\","
+                     "\"sni\":\"portal.acme.example\",\"tenant\":\"acme\",\"method\":\"GET\","
+                     "\"path\":\"/x?y=1\",\"version\":\"HTTP/1.1\",\"status\":200,"
+                     "\"bytes_in\":123,\"bytes_out\":456,\"duration_ms\":7,"
+                     "\"backend\":\"10.0.0.5:8080\",\"cut\":\"backend_closed\"}\n");
+    /* Cut before any status was sent (the client left): status none. */
+    e.status = 0;
+    e.cut = "client_closed";
+    cr_expect(strstr(fmt(&e, TF_CONF_LOG_TEXT), "\" - in=123") != NULL, "%s", line);
+    cr_expect(strstr(line, " cut=client_closed\n") != NULL, "%s", line);
+    cr_expect(strstr(fmt(&e, TF_CONF_LOG_JSON), "\"status\":null,") != NULL, "%s", line);
+}
+
 Test(access, missing_values_and_a_tcp_connection)
 {
     tf_access_entry_t e = {.time_ms = T0, .client = "2001:db8::7", .bytes_in = 5};

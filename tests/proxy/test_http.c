@@ -547,14 +547,73 @@ Test(http, close_wins_over_keep_alive)
     cr_expect(req.keep_alive);
 }
 
-Test(http, more_header_lines_than_kept_is_400)
+/* A head of `fields` header lines (Host and X-N: v), in a static buffer. */
+static const char *head_of_fields(int fields)
 {
-    static char h[8192];
+    static char h[16384];
     size_t n = (size_t)snprintf(h, sizeof h, "GET / HTTP/1.1\r\nHost: a\r\n");
-    for (int i = 0; i < TF_HTTP_MAX_HEADERS; i++)
+    for (int i = 1; i < fields; i++)
         n += (size_t)snprintf(h + n, sizeof h - n, "X-%d: v\r\n", i);
     snprintf(h + n, sizeof h - n, "\r\n");
-    cr_expect_eq(parse(h), 400);
+    return h;
+}
+
+/* Too many header lines is a size limit (RFC 6585 §5), not a syntax
+ * error: 431, and the parser says which limit it was. */
+Test(http, more_header_lines_than_allowed_is_431)
+{
+    cr_expect_eq(parse(head_of_fields(TF_HTTP_HEADERS_DEFAULT)), 0);
+    cr_expect_eq(req.nheaders, TF_HTTP_HEADERS_DEFAULT);
+    cr_expect_not(tf_http_too_many_fields(&parser));
+    cr_expect_eq(parse(head_of_fields(TF_HTTP_HEADERS_DEFAULT + 1)), 431);
+    cr_expect(tf_http_too_many_fields(&parser));
+    /* The byte limit is the other 431. */
+    char big[5000];
+    memset(big, 'a', sizeof big);
+    memcpy(big, "GET / HTTP/1.1\r\nX: ", 19);
+    tf_http_parser_init(&parser);
+    cr_expect_eq(tf_http_parse_head(&parser, big, sizeof big, 4096, &req), 431);
+    cr_expect_not(tf_http_too_many_fields(&parser));
+}
+
+static int parse_allowing(const char *head, unsigned fields)
+{
+    tf_http_parser_init(&parser);
+    tf_http_parser_set_max_fields(&parser, fields);
+    return tf_http_parse_head(&parser, head, strlen(head), 32768, &req);
+}
+
+/* limits.max_header_fields: the array holds the most the limit allows. */
+Test(http, the_header_line_limit_is_the_callers)
+{
+    cr_expect_eq(parse_allowing(head_of_fields(8), 8), 0);
+    cr_expect_eq(parse_allowing(head_of_fields(9), 8), 431);
+    cr_expect_eq(parse_allowing(head_of_fields(TF_HTTP_HEADERS_MAX), TF_HTTP_HEADERS_MAX), 0);
+    cr_expect_eq(req.nheaders, TF_HTTP_HEADERS_MAX);
+    cr_expect_eq(strncmp(req.headers[TF_HTTP_HEADERS_MAX - 1].name, "X-999", 5), 0);
+    cr_expect_eq(parse_allowing(head_of_fields(TF_HTTP_HEADERS_MAX + 1), TF_HTTP_HEADERS_MAX), 431);
+    /* Beyond the array's size is clamped to it. */
+    cr_expect_eq(parse_allowing(head_of_fields(TF_HTTP_HEADERS_MAX + 1), 5000), 431);
+    /* Split across reads, the count carries over. */
+    const char *h = head_of_fields(9);
+    tf_http_parser_init(&parser);
+    tf_http_parser_set_max_fields(&parser, 8);
+    cr_expect_eq(tf_http_parse_head(&parser, h, 40, 32768, &req), TF_HTTP_MORE);
+    cr_expect_eq(tf_http_parse_head(&parser, h, strlen(h), 32768, &req), 431);
+}
+
+/* A backend's head with too many lines cannot be relayed: 502, as before. */
+Test(http, a_response_with_too_many_header_lines_is_502)
+{
+    static char h[8192];
+    static tf_http_response_t r;
+    size_t n = (size_t)snprintf(h, sizeof h, "HTTP/1.1 200 OK\r\n");
+    for (int i = 0; i <= TF_HTTP_HEADERS_DEFAULT; i++)
+        n += (size_t)snprintf(h + n, sizeof h - n, "X-%d: v\r\n", i);
+    snprintf(h + n, sizeof h - n, "\r\n");
+    tf_http_parser_t p;
+    tf_http_parser_init_response(&p, false);
+    cr_expect_eq(tf_http_parse_response_head(&p, h, strlen(h), 32768, &r), 502);
 }
 
 Test(http, a_start_line_http_parser_refuses_is_400)
@@ -834,7 +893,7 @@ Test(http, a_head_fed_byte_by_byte_is_scanned_in_linear_time)
         size_t n = (size_t)snprintf(head, sizeof head, "%s\r\n",
                                     response ? "HTTP/1.1 200 OK" : "GET / HTTP/1.1\r\nHost: a");
         /* One long field, or as many lines as a head may have. */
-        size_t lines = shape % 2 == 0 ? 1 : TF_HTTP_MAX_HEADERS - 1;
+        size_t lines = shape % 2 == 0 ? 1 : TF_HTTP_HEADERS_DEFAULT - 1;
         size_t line = (32768 - n - 2) / lines;
         for (size_t i = 0; i < lines; i++) {
             n += (size_t)snprintf(head + n, sizeof head - n, "X-%zu: ", i);

@@ -251,6 +251,41 @@ Test(httpmode, oversized_heads_are_431)
                          px.port, px.ca);
     cr_expect(strncmp(out, "HTTP/1.1 431 ", 13) == 0, "%s", out);
     free(out);
+    cr_expect(tf_px_wait_log(&px, "over 8192 bytes (limits.max_header_bytes)"));
+}
+
+/* A request of `fields` header lines (Host, Connection: close and X-N: v)
+ * over TLS: what the proxy answers. */
+static char *request_of_fields(unsigned fields)
+{
+    int st;
+    return tf_px_sh(&st,
+                    "(printf 'GET / HTTP/1.1\\r\\nHost: portal.acme.example\\r\\n"
+                    "Connection: close\\r\\n'; seq 3 %u | awk '{printf \"X-%%d: v\\r\\n\", $1}'; "
+                    "printf '\\r\\n') | "
+                    "timeout 20 openssl s_client -quiet -ign_eof -connect 127.0.0.1:%u "
+                    "-servername portal.acme.example -CAfile '%s' 2>/dev/null",
+                    fields, px.port, px.ca);
+}
+
+/* limits.max_header_fields (100 by default): more header lines are a size
+ * limit, 431, and the log says which limit to raise; 10,000 lines (over
+ * 110 KB) stop at the count. */
+Test(httpmode, too_many_header_lines_are_431_and_the_reason_is_logged)
+{
+    char *out = request_of_fields(100);
+    cr_expect(strncmp(out, "HTTP/1.1 200 ", 13) == 0, "%s", out);
+    free(out);
+    out = request_of_fields(101);
+    cr_expect(strncmp(out, "HTTP/1.1 431 Request Header Fields Too Large\r\n", 46) == 0, "%s", out);
+    free(out);
+    cr_expect(tf_px_wait_log(&px, "more than 100 header fields (limits.max_header_fields)"));
+    out = request_of_fields(10000);
+    cr_expect(strncmp(out, "HTTP/1.1 431 ", 13) == 0, "%s", out);
+    free(out);
+    char *log = tf_px_log(&px);
+    cr_expect_eq(tf_px_count(log, "(limits.max_header_fields)"), 2, "%s", log);
+    free(log);
 }
 
 Test(httpmode, a_slow_head_gets_408)
