@@ -69,6 +69,9 @@ struct tf_reload {
     tf_worker_t *const *workers;
     unsigned nworkers;
     tf_conf_t *conf;
+    /* The configuration the process started with: what runs for the
+     * settings only a restart applies (listeners, workers, limits...). */
+    tf_conf_t *boot;
     uint64_t conf_id;
     tf_cs_store_t *store;
     tf_cs_snapshot_t *snap;
@@ -397,7 +400,8 @@ static bool same_addrs(const tf_conf_addr_list_t *a, const tf_conf_addr_list_t *
     return true;
 }
 
-/* Settings fixed for the run: sockets, threads, privileges, limits. */
+/* Settings fixed for the run: sockets, threads, privileges, limits. OLD is
+ * the configuration they were applied from at start. */
 static void job_restart_items(job_t *j, const tf_conf_t *old, const tf_conf_t *neu)
 {
     const tf_conf_admin_t *a = tf_conf_admin(old), *b = tf_conf_admin(neu);
@@ -460,7 +464,10 @@ static void job_publish(job_t *j)
 {
     tf_reload_t *r = j->r;
     if (j->conf != NULL) {
-        job_restart_items(j, r->conf, j->conf);
+        /* Against what runs, not the file read last: a setting changed and
+         * SIGHUP'ed is still reported on the next reload, and one put back
+         * to its running value is not. */
+        job_restart_items(j, r->boot, j->conf);
         log_lines(TF_LOG_WARN, "reload: ", j->restart.data);
         tf_log_set_level((tf_log_level_t)tf_conf_log(j->conf)->level);
         tf_conf_unref(r->conf);
@@ -759,6 +766,7 @@ int tf_reload_new(const tf_reload_opts_t *o, tf_reload_t **out)
     r->loop = o->loop;
     r->shared = o->shared;
     r->conf = tf_conf_ref(o->conf);
+    r->boot = tf_conf_ref(o->conf);
     r->conf_id = 1;
     int rc = store_new(r->conf, &r->store);
     if (rc == 0)
@@ -855,6 +863,7 @@ void tf_reload_free(tf_reload_t *r)
     tf_cs_snapshot_unref(r->snap);
     tf_cs_store_free(r->store);
     tf_conf_unref(r->conf);
+    tf_conf_unref(r->boot);
     free(r->conf_path);
     free(r);
 }

@@ -288,3 +288,28 @@ Test(ops_reload, an_unreadable_new_source_on_reload_names_its_item)
     cr_expect(tf_ops_wait_log(&ops, "reload (configuration and certificates)", 1, 15));
     cr_expect(tf_ops_echo(&ops, "portal.acme.example"));
 }
+
+/* Issue 13, item 3: "needs a restart" was judged against the file read
+ * last. A changed listen.https is reported on every reload while the old
+ * address is the one bound, and nothing is once the file is put back. */
+Test(ops_reload, needs_a_restart_is_judged_against_the_running_values)
+{
+    tf_ops_start(&ops, 1, NULL, NULL);
+    int st;
+    free(tf_px_sh(&st, "sed -i 's|https: \\[\"127.0.0.1:0\"\\]|https: [\"127.0.0.2:0\"]|' '%s'",
+                  ops.config));
+    cr_assert_eq(st, 0);
+    for (int i = 0; i < 2; i++) {
+        char *out = tf_ops_admin(&ops, &st, "POST", "/reload", NULL, NULL);
+        cr_expect_eq(st, 200, "%s", out);
+        cr_expect_not_null(strstr(out, "\"needs_restart\":[\"listen.https changed: needs a "
+                                       "restart; the running value stays\"]"),
+                           "reload %d: %s", i + 1, out);
+        free(out);
+    }
+    tf_ops_write_config(&ops, NULL, NULL);
+    char *out = tf_ops_admin(&ops, &st, "POST", "/reload", NULL, NULL);
+    cr_expect_eq(st, 200, "%s", out);
+    cr_expect_not_null(strstr(out, "\"needs_restart\":[]"), "%s", out);
+    free(out);
+}
