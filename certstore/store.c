@@ -272,6 +272,19 @@ const char *tf_cs_snapshot_note_at(const tf_cs_snapshot_t *snap, size_t i, bool 
     return snap->notes[i].text;
 }
 
+const char *tf_cs_snapshot_entry_unread(const tf_cs_snapshot_t *snap, size_t i)
+{
+    if (i >= snap->n || snap->entries[i]->file.source == SIZE_MAX)
+        return NULL;
+    /* Only a source that failed its scan has an error note about it, and
+     * scan_all() then carried its entries over. */
+    for (size_t k = 0; k < snap->nnotes; k++) {
+        if (snap->notes[k].error && snap->notes[k].about == snap->entries[i]->file.source)
+            return snap->notes[k].text;
+    }
+    return NULL;
+}
+
 tf_cs_snapshot_stats_t tf_cs_snapshot_stats(const tf_cs_snapshot_t *snap)
 {
     return snap->stats;
