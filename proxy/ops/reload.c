@@ -591,6 +591,13 @@ static void job_after(uv_work_t *req, int status)
         snprintf(j->error, sizeof j->error, "shutting down: not applied");
     }
     if (j->rc == 0 && j->unchanged) {
+        /* Nothing to publish: the workers' snapshot holds the same entries.
+         * The new one still replaces the one the admin API and the metrics
+         * read, so that they say what this scan found (a source that can no
+         * longer be read, whose files are kept). */
+        tf_cs_snapshot_unref(r->snap);
+        r->snap = j->snap;
+        j->snap = NULL;
         job_log(j, why);
         /* The next-change timer is one-shot and capped at a day: a firing
          * that changed nothing arms it again for a date still ahead (one
