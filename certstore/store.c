@@ -35,6 +35,7 @@ struct tf_cs_snapshot {
         size_t about; /* tf_cs_snapshot_note_source() */
     } *notes;
     size_t nnotes, notes_cap;
+    bool unread; /* some source could not be read: its entries were carried over */
     tf_cs_snapshot_stats_t stats;
 };
 
@@ -150,6 +151,7 @@ __attribute__((format(printf, 4, 0))) static void vnote(tf_cs_snapshot_t *snap, 
     char *s = strdup(buf);
     if (s != NULL)
         snap->notes[snap->nnotes++] = (struct note){.text = s, .error = error, .about = about};
+    snap->unread |= s != NULL && error && about < TF_CS_NOTE_DEFAULT_CERT;
 }
 
 __attribute__((format(printf, 3, 4))) static void note(tf_cs_snapshot_t *snap, bool error,
@@ -270,6 +272,19 @@ const char *tf_cs_snapshot_note_at(const tf_cs_snapshot_t *snap, size_t i, bool 
     if (is_error != NULL)
         *is_error = snap->notes[i].error;
     return snap->notes[i].text;
+}
+
+const char *tf_cs_snapshot_entry_unread(const tf_cs_snapshot_t *snap, size_t i)
+{
+    if (!snap->unread || i >= snap->n || snap->entries[i]->file.source == SIZE_MAX)
+        return NULL;
+    /* Only a source that failed its scan has an error note about it, and
+     * scan_all() then carried its entries over. */
+    for (size_t k = 0; k < snap->nnotes; k++) {
+        if (snap->notes[k].error && snap->notes[k].about == snap->entries[i]->file.source)
+            return snap->notes[k].text;
+    }
+    return NULL;
 }
 
 tf_cs_snapshot_stats_t tf_cs_snapshot_stats(const tf_cs_snapshot_t *snap)

@@ -135,6 +135,14 @@ const char *tf_cs_snapshot_note_at(const tf_cs_snapshot_t *snap, size_t i, bool 
 #define TF_CS_NOTE_DEFAULT_CERT ((size_t)-2)
 size_t tf_cs_snapshot_note_source(const tf_cs_snapshot_t *snap, size_t i);
 
+/* Whether entry I was carried over from the previous build because its
+ * source could not be read now (a directory gone or unreadable): its file
+ * may no longer exist, and what is served is the version loaded earlier.
+ * Returns that source's note ("PATH: reason: what to do", living as long as
+ * the snapshot), or NULL for an entry read from its source by this build
+ * (or I out of range). */
+const char *tf_cs_snapshot_entry_unread(const tf_cs_snapshot_t *snap, size_t i);
+
 typedef struct {
     size_t files;          /* entries in the snapshot */
     size_t parsed;         /* read and parsed by this build */

@@ -253,11 +253,15 @@ static void expect_continue(admin_conn_t *c)
         tf_admin__respond_text(c, r.status, r.headers, r.text);
         return;
     }
-    /* Without a directory in tls.certs the upload is 409 whatever its body
-     * (a stat of the configured paths, as the reload's watcher makes on
-     * this loop); the file work checks again. */
-    if (ep == EP_PUT_CERT && tf_admin_cert_dir(tf_reload_conf(c->admin->reload)) == NULL) {
-        tf_admin__respond_text(c, 409, NULL, TF_ADMIN_NO_CERT_DIR);
+    /* Without a directory in tls.certs the upload is 409 (500 when the
+     * configured one is missing) whatever its body (a stat of the
+     * configured paths, as the reload's watcher makes on this loop); the
+     * file work checks again. */
+    const tf_conf_t *conf = tf_reload_conf(c->admin->reload);
+    if (ep == EP_PUT_CERT && tf_admin_cert_dir(conf) == NULL) {
+        char text[4400];
+        int status = tf_admin_no_cert_dir(conf, text, sizeof text);
+        tf_admin__respond_text(c, status, NULL, text);
         return;
     }
     /* A string literal: it outlives the write, which libuv only reads. No

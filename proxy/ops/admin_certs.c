@@ -59,6 +59,27 @@ const char *tf_admin_cert_dir(const tf_conf_t *conf)
     return NULL;
 }
 
+int tf_admin_no_cert_dir(const tf_conf_t *conf, char *buf, size_t len)
+{
+    const tf_conf_tls_t *tls = tf_conf_tls(conf);
+    for (size_t i = 0; i < tls->certs.count; i++) {
+        struct stat st;
+        if (stat(tls->certs.items[i], &st) == 0 || (errno != ENOENT && errno != ENOTDIR))
+            continue;
+        /* Configured but gone (deleted, an unmounted volume): the server's
+         * state is wrong, not the request, and "no directory" would send
+         * the operator to a configuration that is right. */
+        snprintf(buf, len,
+                 "tls.certs names %s, which does not exist: create that directory (uploads go "
+                 "into the first directory of tls.certs; the certificates loaded from it are "
+                 "still served from memory), then send the request again\n",
+                 tls->certs.items[i]);
+        return 500;
+    }
+    snprintf(buf, len, "%s", TF_ADMIN_NO_CERT_DIR);
+    return 409;
+}
+
 static char *read_file(const char *path, size_t max, size_t *len)
 {
     FILE *f = fopen(path, "rb");
@@ -220,13 +241,15 @@ static void job_fail(tf_admin_cert_job_t *j, int status, const char *text)
 }
 
 /* Validates the upload as the store would, then writes it: 409 without a
- * certificate directory, 422 with every reason when it is not usable, 500
- * when it cannot be written; status 0 once it is durable. */
+ * certificate directory (500 when the one configured is missing), 422 with
+ * every reason when it is not usable, 500 when it cannot be written; status
+ * 0 once it is durable. */
 static void put_work(tf_admin_cert_job_t *j)
 {
     const char *dir = tf_admin_cert_dir(j->conf);
     if (dir == NULL) {
-        job_fail(j, 409, TF_ADMIN_NO_CERT_DIR);
+        int status = tf_admin_no_cert_dir(j->conf, j->why, sizeof j->why);
+        job_fail(j, status, j->why);
         return;
     }
     j->dir = dir;

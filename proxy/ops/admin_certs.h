@@ -31,6 +31,13 @@ const char *tf_admin_cert_dir(const tf_conf_t *conf);
 #define TF_ADMIN_NO_CERT_DIR                                                                       \
     "no directory in tls.certs: uploads go into the first certificate directory; add one\n"
 
+/* The answer to a PUT when tf_admin_cert_dir() finds no directory: 500 with
+ * a text naming the first item of tls.certs that does not exist on disk (a
+ * configured directory gone missing: create it), else 409 with
+ * TF_ADMIN_NO_CERT_DIR. The text goes into buf (len bytes). Reads the
+ * disk's metadata, as tf_admin_cert_dir() does. */
+int tf_admin_no_cert_dir(const tf_conf_t *conf, char *buf, size_t len);
+
 /* Whether NAME may name a certificate: 1-128 of A-Z a-z 0-9 . _ -, not
  * starting with a dot. */
 bool tf_admin_cert_name_ok(const char *name);
@@ -45,14 +52,16 @@ typedef struct {
     size_t body_len;
     /* result */
     int status;       /* 0: written (durable) or removed: reload; else the answer's status */
-    const char *text; /* the answer's text (static) when `json` is NULL */
+    const char *text; /* the answer's text (static, or `why`) when `json` is NULL */
     json_t *json;     /* the answer's JSON document, or NULL */
     json_t *extra;    /* status 0: an object whose members lead the reload's answer, or NULL */
     const char *dir;  /* the directory used (in conf's tls.certs), or NULL: none found */
     char file[4200];  /* with dir: DIR/NAME.pem */
+    char why[4400];   /* a text built for this answer */
 } tf_admin_cert_job_t;
 
-/* PUT: 409 without a directory in tls.certs, 422 with every reason (json)
+/* PUT: 409 without a directory in tls.certs (500 when it is missing on
+ * disk: tf_admin_no_cert_dir()), 422 with every reason (json)
  * when the bundle is not usable, 500 when it cannot be written; else it is
  * written as NAME.pem (a dotfile, mode 0600, fsync, rename, fsync of the
  * directory), a bundle without a key with the existing NAME's key.

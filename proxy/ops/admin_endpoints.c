@@ -5,22 +5,38 @@
 
 /* ---- /certs -------------------------------------------------------------- */
 
-static json_t *json_entry(const tf_cs_entry_t *e)
+/* The rejection's errors, then why the file's source cannot be read
+ * (unread: that source's note, or NULL). */
+static json_t *json_errors(const tf_cs_bundle_t *failed, const char *unread)
 {
+    json_t *list = tf_json_diags(failed, TF_CS_FATAL);
+    if (list == NULL || unread == NULL)
+        return list;
+    json_t *d =
+        json_pack("{s:s,s:o}", "code", "source_unreadable", "message", tf_json_text(unread));
+    return tf_json_checked(list, json_array_append_new(list, d));
+}
+
+static json_t *json_entry(const tf_cs_snapshot_t *snap, size_t i)
+{
+    const tf_cs_entry_t *e = tf_cs_snapshot_entry_at(snap, i);
     const tf_cs_bundle_t *served = tf_cs_entry_served(e);
     const tf_cs_bundle_t *failed = tf_cs_entry_failed(e);
     const tf_cs_bundle_t *shown = served != NULL ? served : failed;
-    /* "kept": the file now fails, its last good version is still served. */
-    const char *status = served == NULL   ? "ERROR"
-                         : failed != NULL ? "kept"
-                                          : tf_cs_status_name(tf_cs_bundle_status(served));
+    const char *unread = tf_cs_snapshot_entry_unread(snap, i);
+    /* "kept": the file now fails, or its directory is gone or unreadable,
+     * and its last good version is still served from memory. */
+    bool kept = failed != NULL || unread != NULL;
+    const char *status = served == NULL ? "ERROR"
+                         : kept         ? "kept"
+                                        : tf_cs_status_name(tf_cs_bundle_status(served));
     json_t *o = json_object();
     int rc = json_object_set_new(o, "file", tf_json_text(tf_cs_entry_path(e)));
     rc |= json_object_set_new(o, "status", tf_json_text(status));
     if (shown != NULL)
         rc |= tf_admin_json_bundle_fields(o, shown);
     rc |= json_object_set_new(o, "warnings", tf_json_diags(served, TF_CS_WARNING));
-    rc |= json_object_set_new(o, "errors", tf_json_diags(failed, TF_CS_FATAL));
+    rc |= json_object_set_new(o, "errors", json_errors(failed, unread));
     return tf_json_checked(o, rc);
 }
 
@@ -29,7 +45,7 @@ json_t *tf_admin__certs_json(const tf_cs_snapshot_t *snap)
     json_t *list = json_array();
     int rc = list != NULL ? 0 : -1;
     for (size_t i = 0; rc == 0 && i < tf_cs_snapshot_entry_count(snap); i++)
-        rc = json_array_append_new(list, json_entry(tf_cs_snapshot_entry_at(snap, i)));
+        rc = json_array_append_new(list, json_entry(snap, i));
     return tf_json_checked(list, rc);
 }
 

@@ -45,6 +45,7 @@ typedef struct {
     bool with_conf;
     bool quiet;          /* a periodic check: log only when something changed */
     bool unchanged;      /* certificates only, and no file changed: nothing to publish */
+    size_t changes;      /* files added, replaced, removed or newly rejected */
     uint64_t started_ns; /* uv_hrtime() when queued */
     waiter_t *waiters;
     tf_conf_t *conf;        /* the new configuration, or NULL */
@@ -69,6 +70,9 @@ struct tf_reload {
     tf_worker_t *const *workers;
     unsigned nworkers;
     tf_conf_t *conf;
+    /* The configuration the process started with: what runs for the
+     * settings only a restart applies (listeners, workers, limits...). */
+    tf_conf_t *boot;
     uint64_t conf_id;
     tf_cs_store_t *store;
     tf_cs_snapshot_t *snap;
@@ -99,6 +103,19 @@ static void text_add(text_t *t, const char *line)
     p[t->len + n + 1] = '\0';
     t->data = p;
     t->len += n + 1;
+}
+
+/* Appends the lines of text (NULL: none) to t. */
+static void text_add_lines(text_t *t, const char *text)
+{
+    char line[TF_WHERE_MAX + 1024];
+    for (const char *p = text; p != NULL && *p != '\0';) {
+        size_t n = strcspn(p, "\n");
+        snprintf(line, sizeof line, "%.*s", (int)n, p);
+        if (n > 0)
+            text_add(t, line);
+        p += n + (p[n] == '\n');
+    }
 }
 
 /* ---- the store ---------------------------------------------------------- */
@@ -193,10 +210,8 @@ static void warning_lines(job_t *j, const tf_cs_entry_t *e)
 
 static void diff_new(job_t *j, const tf_cs_entry_t *e)
 {
-    if (tf_cs_entry_failed(e) != NULL) {
-        j->res.failed++;
-        failure_lines(j, e);
-    } else {
+    j->changes++;
+    if (tf_cs_entry_failed(e) == NULL) {
         j->res.added++;
         warning_lines(j, e);
     }
@@ -207,13 +222,13 @@ static void diff_changed(job_t *j, const tf_cs_entry_t *old, const tf_cs_entry_t
     if (old == e)
         return;
     if (tf_cs_entry_failed(e) != NULL) {
-        /* The store keeps serving the last good version, if there was one. */
-        if (tf_cs_entry_failed(old) != tf_cs_entry_failed(e)) {
-            j->res.failed++;
-            failure_lines(j, e);
-        }
+        /* The store keeps serving the last good version, if there was one;
+         * job_standing() counts the file. */
+        if (tf_cs_entry_failed(old) != tf_cs_entry_failed(e))
+            j->changes++;
     } else if (tf_cs_entry_served(e) != tf_cs_entry_served(old)) {
         j->res.replaced++;
+        j->changes++;
         warning_lines(j, e);
     }
 }
@@ -231,6 +246,7 @@ static void job_diff(job_t *j, const tf_cs_snapshot_t *a, const tf_cs_snapshot_t
                                : strcmp(tf_cs_entry_path(ea), tf_cs_entry_path(eb));
         if (cmp < 0) {
             j->res.removed++;
+            j->changes++;
             i++;
         } else if (cmp > 0) {
             diff_new(j, eb);
@@ -241,6 +257,37 @@ static void job_diff(job_t *j, const tf_cs_snapshot_t *a, const tf_cs_snapshot_t
             k++;
         }
     }
+}
+
+/* Whether the snapshot's default certificate is one kept from an earlier
+ * build while its file (outside the sources) cannot be loaded now. */
+static bool default_kept_apart(const tf_cs_snapshot_t *snap)
+{
+    const tf_cs_entry_t *def = tf_cs_snapshot_default_entry(snap);
+    for (size_t i = 0; def != NULL && i < tf_cs_snapshot_entry_count(snap); i++) {
+        if (tf_cs_snapshot_entry_at(snap, i) == def)
+            return false;
+    }
+    return def != NULL;
+}
+
+/* Every file not served from its current content, whether or not this
+ * reload changed it: rejected now (its last good version, if any, serves),
+ * or kept from an earlier build because its source cannot be read. A
+ * reload says so for as long as it lasts, not only the first time. */
+static void job_standing(job_t *j)
+{
+    const tf_cs_snapshot_t *snap = j->snap;
+    for (size_t i = 0; i < tf_cs_snapshot_entry_count(snap); i++) {
+        const tf_cs_entry_t *e = tf_cs_snapshot_entry_at(snap, i);
+        if (tf_cs_entry_failed(e) != NULL) {
+            j->res.failed++;
+            failure_lines(j, e);
+        } else if (tf_cs_snapshot_entry_unread(snap, i) != NULL) {
+            j->res.failed++; /* its source's note says why (job_notes) */
+        }
+    }
+    j->res.failed += default_kept_apart(snap);
 }
 
 static int job_load_conf(job_t *j)
@@ -337,12 +384,11 @@ static void job_work(uv_work_t *req)
     if (j->rc != 0)
         return;
     job_diff(j, r->snap, j->snap);
-    /* Every change to a file shows in the counts (a re-parse after a date
+    job_standing(j);
+    /* Every change to a file shows in the count (a re-parse after a date
      * passed included), so zero means the same selection: the periodic
      * check then costs the workers nothing. */
-    tf_reload_result_t *res = &j->res;
-    if (!j->with_conf && j->store == NULL &&
-        res->added + res->replaced + res->removed + res->failed == 0) {
+    if (!j->with_conf && j->store == NULL && j->changes == 0) {
         j->unchanged = true;
         return;
     }
@@ -397,7 +443,8 @@ static bool same_addrs(const tf_conf_addr_list_t *a, const tf_conf_addr_list_t *
     return true;
 }
 
-/* Settings fixed for the run: sockets, threads, privileges, limits. */
+/* Settings fixed for the run: sockets, threads, privileges, limits. OLD is
+ * the configuration they were applied from at start. */
 static void job_restart_items(job_t *j, const tf_conf_t *old, const tf_conf_t *neu)
 {
     const tf_conf_admin_t *a = tf_conf_admin(old), *b = tf_conf_admin(neu);
@@ -437,13 +484,15 @@ static void job_log(const job_t *j, const char *why)
 {
     const tf_reload_result_t *res = &j->res;
     tf_cs_snapshot_stats_t st = tf_cs_snapshot_stats(j->r->snap);
-    bool changed = res->added + res->replaced + res->removed + res->failed > 0;
-    if (!j->quiet || changed)
-        TF_LOG(TF_LOG_INFO,
-               "reload (%s): certificates: %zu added, %zu replaced, %zu removed, %zu failed; "
-               "%zu files, %zu served; %.1f ms",
-               why, res->added, res->replaced, res->removed, res->failed, st.files, st.served,
-               (double)(uv_hrtime() - j->started_ns) / 1e6);
+    /* A periodic check repeats standing failures every few seconds: only
+     * when something changed. */
+    if (j->quiet && j->changes == 0)
+        return;
+    TF_LOG(TF_LOG_INFO,
+           "reload (%s): certificates: %zu added, %zu replaced, %zu removed, %zu failed; "
+           "%zu files, %zu served; %.1f ms",
+           why, res->added, res->replaced, res->removed, res->failed, st.files, st.served,
+           (double)(uv_hrtime() - j->started_ns) / 1e6);
     log_lines(TF_LOG_WARN, "reload: ", j->warnings.data);
     for (const char *p = j->failures.data; p != NULL && *p != '\0';) {
         const char *nl = strchr(p, '\n');
@@ -460,7 +509,10 @@ static void job_publish(job_t *j)
 {
     tf_reload_t *r = j->r;
     if (j->conf != NULL) {
-        job_restart_items(j, r->conf, j->conf);
+        /* Against what runs, not the file read last: a setting changed and
+         * SIGHUP'ed is still reported on the next reload, and one put back
+         * to its running value is not. */
+        job_restart_items(j, r->boot, j->conf);
         log_lines(TF_LOG_WARN, "reload: ", j->restart.data);
         tf_log_set_level((tf_log_level_t)tf_conf_log(j->conf)->level);
         tf_conf_unref(r->conf);
@@ -492,6 +544,10 @@ static void reload_schedule_next_change(tf_reload_t *r);
 static void job_finish_result(job_t *j)
 {
     tf_reload_t *r = j->r;
+    /* The result's failures name the sources that cannot be read too (a
+     * missing certificate directory, whose files are kept): job_log() has
+     * logged them apart, without the per-file suffix. */
+    text_add_lines(&j->failures, j->notes.data);
     j->res.rc = j->rc;
     j->res.error = j->rc != 0 ? j->error : NULL;
     j->res.conf_requested = j->with_conf;
@@ -535,6 +591,13 @@ static void job_after(uv_work_t *req, int status)
         snprintf(j->error, sizeof j->error, "shutting down: not applied");
     }
     if (j->rc == 0 && j->unchanged) {
+        /* Nothing to publish: the workers' snapshot holds the same entries.
+         * The new one still replaces the one the admin API and the metrics
+         * read, so that they say what this scan found (a source that can no
+         * longer be read, whose files are kept). */
+        tf_cs_snapshot_unref(r->snap);
+        r->snap = j->snap;
+        j->snap = NULL;
         job_log(j, why);
         /* The next-change timer is one-shot and capped at a day: a firing
          * that changed nothing arms it again for a date still ahead (one
@@ -759,6 +822,7 @@ int tf_reload_new(const tf_reload_opts_t *o, tf_reload_t **out)
     r->loop = o->loop;
     r->shared = o->shared;
     r->conf = tf_conf_ref(o->conf);
+    r->boot = tf_conf_ref(o->conf);
     r->conf_id = 1;
     int rc = store_new(r->conf, &r->store);
     if (rc == 0)
@@ -855,6 +919,7 @@ void tf_reload_free(tf_reload_t *r)
     tf_cs_snapshot_unref(r->snap);
     tf_cs_store_free(r->store);
     tf_conf_unref(r->conf);
+    tf_conf_unref(r->boot);
     free(r->conf_path);
     free(r);
 }

@@ -40,8 +40,12 @@ typedef struct {
     int rc;            /* 0: applied (possibly with rejected files); else nothing applied */
     const char *error; /* why nothing was applied (rc != 0), else NULL */
     bool stopping;     /* rc != 0 because tlsfront is stopping (nothing else failed) */
-    size_t added, replaced, removed, failed;
-    const char *failures;    /* one "FILE: reason: what to do" per line, or NULL */
+    size_t added, replaced, removed;
+    /* Files not served from their current content, changed by this reload
+     * or not: rejected now, or kept while their source cannot be read. */
+    size_t failed;
+    const char *failures;    /* their "FILE: reason: what to do", then each source that
+                              * cannot be read, one per line, or NULL */
     const char *warnings;    /* of the bundles added or replaced, one per line, or NULL */
     bool conf_requested;     /* the configuration was re-read */
     bool conf_applied;       /* ... and is now in service */

@@ -365,6 +365,17 @@ Test(store, an_unreadable_source_keeps_its_certificates)
     cr_expect_eq(note_source(b, "cannot read"), 0);
     cr_expect_str_eq(served_file(b, "chat.acme.example", NULL), "acme.pem");
     cr_expect_eq(tf_cs_snapshot_stats(b).parsed, 0);
+    /* Each carried-over entry says so, with its source's note. */
+    cr_expect_gt(tf_cs_snapshot_entry_count(b), 0);
+    for (size_t i = 0; i < tf_cs_snapshot_entry_count(b); i++) {
+        cr_expect_null(tf_cs_snapshot_entry_unread(a, i));
+        const char *why = tf_cs_snapshot_entry_unread(b, i);
+        cr_expect(why != NULL && strstr(why, "cannot read") != NULL, "%s", why ? why : "NULL");
+    }
+    cr_expect_null(tf_cs_snapshot_entry_unread(b, tf_cs_snapshot_entry_count(b)));
+    tf_cs_snapshot_t *c = build();
+    cr_expect_null(tf_cs_snapshot_entry_unread(c, 0), "read again once it is back");
+    tf_cs_snapshot_unref(c);
     tf_cs_snapshot_unref(a);
     tf_cs_snapshot_unref(b);
 }

@@ -288,3 +288,70 @@ Test(ops_reload, an_unreadable_new_source_on_reload_names_its_item)
     cr_expect(tf_ops_wait_log(&ops, "reload (configuration and certificates)", 1, 15));
     cr_expect(tf_ops_echo(&ops, "portal.acme.example"));
 }
+
+/* Issue 13, item 3: "needs a restart" was judged against the file read
+ * last. A changed listen.https is reported on every reload while the old
+ * address is the one bound, and nothing is once the file is put back. */
+Test(ops_reload, needs_a_restart_is_judged_against_the_running_values)
+{
+    tf_ops_start(&ops, 1, NULL, NULL);
+    int st;
+    free(tf_px_sh(&st, "sed -i 's|https: \\[\"127.0.0.1:0\"\\]|https: [\"127.0.0.2:0\"]|' '%s'",
+                  ops.config));
+    cr_assert_eq(st, 0);
+    for (int i = 0; i < 2; i++) {
+        char *out = tf_ops_admin(&ops, &st, "POST", "/reload", NULL, NULL);
+        cr_expect_eq(st, 200, "%s", out);
+        cr_expect_not_null(strstr(out, "\"needs_restart\":[\"listen.https changed: needs a "
+                                       "restart; the running value stays\"]"),
+                           "reload %d: %s", i + 1, out);
+        free(out);
+    }
+    tf_ops_write_config(&ops, NULL, NULL);
+    char *out = tf_ops_admin(&ops, &st, "POST", "/reload", NULL, NULL);
+    cr_expect_eq(st, 200, "%s", out);
+    cr_expect_not_null(strstr(out, "\"needs_restart\":[]"), "%s", out);
+    free(out);
+}
+
+/* The metric line `NAME VALUE` as a number, or -1 when absent. */
+static long metric(const char *text, const char *name)
+{
+    char needle[200];
+    snprintf(needle, sizeof needle, "\n%s ", name);
+    const char *p = strstr(text, needle);
+    return p != NULL ? strtol(p + strlen(needle), NULL, 10) : -1;
+}
+
+/* Issue 13, item 8: after a bundle broke, the first reload said so, and
+ * every later one "0 failed", result ok, while its last good version was
+ * still served instead of the file. */
+Test(ops_reload, every_reload_counts_a_file_kept_in_its_last_good_version)
+{
+    tf_ops_start(&ops, 1, NULL, NULL);
+    char path[1400];
+    snprintf(path, sizeof path, "%s/acme.pem", ops.certs);
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f);
+    fputs("-----BEGIN CERTIFICATE-----\nbroken\n-----END CERTIFICATE-----\n", f);
+    fclose(f);
+    cr_expect(tf_ops_wait_log(&ops, "0 removed, 1 failed", 1, 15));
+    int st;
+    for (int i = 0; i < 2; i++) {
+        char *out = tf_ops_admin(&ops, &st, "POST", "/reload", NULL, NULL);
+        cr_expect_eq(st, 200, "%s", out);
+        cr_expect_not_null(strstr(out, "\"failed\":1,\"failures\":[\""), "%s", out);
+        cr_expect_not_null(strstr(out, "acme.pem: "), "%s", out);
+        free(out);
+    }
+    kill(ops.px.proxy_pid, SIGHUP);
+    cr_expect(tf_ops_wait_log(&ops,
+                              "reload (configuration and certificates): certificates: 0 "
+                              "added, 0 replaced, 0 removed, 1 failed",
+                              3, 15));
+    char *m = tf_ops_admin(&ops, &st, "GET", "/metrics", NULL, NULL);
+    cr_expect_eq(metric(m, "tlsfront_reloads_total{result=\"ok\"}"), 0, "%s", m);
+    /* The watcher's reload, two POSTs, SIGHUP (and maybe a split event). */
+    cr_expect_geq(metric(m, "tlsfront_reloads_total{result=\"partial\"}"), 4, "%s", m);
+    free(m);
+}
