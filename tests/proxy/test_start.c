@@ -217,3 +217,26 @@ Test(proxy_start, an_admin_address_in_use_refuses_to_start_before_announcing)
     cr_expect_null(strstr(out, "listening on"), "%s", out);
     free(out);
 }
+
+/* IPv6 too: "[::]:P" beside a proxy on "[::]:P" is refused, and so is
+ * "[::1]:P", which its wildcard covers (issue 13, item 5). */
+Test(proxy_start, a_second_instance_on_an_ipv6_address_in_use_refuses_to_start)
+{
+    tf_px_stop(&px);
+    tf_px_opts_t o = {.dual_stack = true};
+    tf_px_start(&px, &o);
+    cr_assert_eq(px.nhttps, 2);
+    const char *hosts[] = {"[::]", "[::1]"};
+    for (size_t i = 0; i < 2; i++) {
+        int st;
+        char listen[64], addr[32], who[64];
+        snprintf(addr, sizeof addr, "%s:%u", hosts[i], px.https_ports[1]);
+        snprintf(listen, sizeof listen, "https: [\"%s\"]", addr);
+        char *out = run(&st, variant("https: .*", listen));
+        cr_expect_eq(st, 1, "%s", out);
+        cr_expect_not_null(strstr(out, addr), "%s", out);
+        snprintf(who, sizeof who, "(pid %ld, tlsfront)", (long)px.proxy_pid);
+        cr_expect_not_null(strstr(out, who), "want '%s' in:\n%s", who, out);
+        free(out);
+    }
+}
