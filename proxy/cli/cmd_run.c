@@ -97,13 +97,35 @@ static int bind_all(const tf_conf_addr_list_t *list, unsigned nworkers, int **ou
     return 0;
 }
 
+/* SO_REUSEPORT shares an address with any process of the same user: a
+ * second instance started by mistake would take half the clients. So every
+ * address is checked before this process binds any (its own sockets would
+ * look like another's). */
+static int probe_all(const tf_conf_addr_list_t *list)
+{
+    char err[512];
+    for (size_t i = 0; i < list->count; i++) {
+        int rc = tf_listener_probe(&list->items[i], err, sizeof err);
+        if (rc != 0) {
+            TF_LOG(TF_LOG_ERROR, "%s", err);
+            return rc;
+        }
+    }
+    return 0;
+}
+
 /* One socket per listener and worker (SO_REUSEPORT), https and http, all
  * bound before any worker starts so that every error reaches the exit
  * status. */
 static int run_bind(run_t *r)
 {
     tf_shared_t *s = &r->shared;
-    int rc = bind_all(tf_conf_listen_https(r->conf), s->nworkers, &r->fds);
+    int rc = probe_all(tf_conf_listen_https(r->conf));
+    if (rc == 0)
+        rc = probe_all(tf_conf_listen_http(r->conf));
+    if (rc != 0)
+        return rc;
+    rc = bind_all(tf_conf_listen_https(r->conf), s->nworkers, &r->fds);
     s->fds = r->fds;
     if (rc == 0)
         rc = bind_all(tf_conf_listen_http(r->conf), s->nworkers, &r->http_fds);

@@ -82,6 +82,33 @@ fail:
     return rc;
 }
 
+int tf_listener_probe(const tf_conf_addr_t *addr, char *err, size_t errlen)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = 0;
+    if (addr->port == 0 || resolve(addr, addr->port, &ss, &len) != 0)
+        return 0;
+    int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return 0;
+    /* SO_REUSEADDR as the real socket has it, so that connections of an
+     * earlier run in TIME_WAIT do not count; IPV6_V6ONLY likewise, so that
+     * "[::]:443" beside another process's "0.0.0.0:443" shares nothing. */
+    bool in_use = set_opt(fd, SOL_SOCKET, SO_REUSEADDR) == 0 &&
+                  (ss.ss_family != AF_INET6 || set_opt(fd, IPPROTO_IPV6, IPV6_V6ONLY) == 0) &&
+                  bind(fd, (struct sockaddr *)&ss, len) != 0 && errno == EADDRINUSE;
+    close(fd);
+    if (!in_use)
+        return 0;
+    char who[128];
+    tf_listener_owner((const struct sockaddr *)&ss, who, sizeof who);
+    snprintf(err, errlen,
+             "%s: cannot listen: another process already listens on this address%s; stop it or "
+             "choose another address",
+             addr->text, who);
+    return UV_EADDRINUSE;
+}
+
 int tf_listener_name(int fd, char *out, size_t outlen)
 {
     struct sockaddr_storage ss;

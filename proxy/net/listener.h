@@ -60,6 +60,23 @@ struct tf_listener {
  * negative code with "ADDR: cannot listen: reason; what to do" in err. */
 int tf_listener_bind(const tf_conf_addr_t *addr, uint16_t port, char *err, size_t errlen);
 
+/* Refuses to share addr with another process: SO_REUSEPORT lets a second
+ * instance bind the same address and the kernel would then split clients
+ * between the two. Binds a probe socket as tf_listener_bind would, without
+ * SO_REUSEPORT, and closes it. Returns 0 when nobody listens there (and for
+ * port 0, where every instance gets its own port), UV_EADDRINUSE with
+ * "ADDR: cannot listen: another process already listens on this address
+ * (pid N, NAME); ..." in err otherwise (the pid when /proc shows it). Other
+ * errors are left to tf_listener_bind, which says what they mean. Call it for
+ * every address before binding any, so that the process's own sockets are not
+ * taken for another's. */
+int tf_listener_probe(const tf_conf_addr_t *addr, char *err, size_t errlen);
+
+/* Who listens on the TCP address sa (listener_owner.c): " (pid N, NAME)" into
+ * out, from /proc/net/tcp{,6} (the socket's inode) and /proc/PID/fd; "" when
+ * it cannot be found (another user's process, without root). */
+void tf_listener_owner(const struct sockaddr *sa, char *out, size_t outlen);
+
 /* Writes the address a bound socket has ("127.0.0.1:40123", "[::1]:40123")
  * into out; returns its port, or a negative code. */
 int tf_listener_name(int fd, char *out, size_t outlen);

@@ -7,13 +7,13 @@
 #include "common/err.h"
 #include "proxy/obs/obs.h"
 #include "proxy/net/net.h"
+#include "proxy/ops/watch.h"
 #include "proxy/ops/where.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 
 #define DEBOUNCE_MS 100
@@ -26,7 +26,6 @@
 #define DAY_MS (24ull * 3600 * 1000)
 #define EXPIRY_WARN_DAYS 30
 #define CONF_ERRBUF 16384
-#define MAX_WATCHES 64
 
 typedef struct waiter {
     tf_reload_cb cb;
@@ -79,8 +78,7 @@ struct tf_reload {
     job_t *running;
     bool pending, pending_conf, pending_quiet, closed;
     waiter_t *pending_waiters;
-    uv_fs_event_t *watches[MAX_WATCHES]; /* each freed by its close callback */
-    size_t nwatches;
+    tf_watch_t *watch; /* NULL once closed */
     uv_timer_t debounce, rescan, next_change, daily;
     uint64_t ok, partial, failed;
     uint64_t burst_start; /* loop time of the first event not yet acted on; 0: none */
@@ -605,16 +603,14 @@ static void job_after(uv_work_t *req, int status)
         if (!r->closed && tf_cs_snapshot_next_change(r->snap) > time(NULL))
             reload_schedule_next_change(r);
     } else if (j->rc == 0) {
-        bool new_sources = j->store != NULL;
         job_publish(j);
         job_log(j, why);
-        if (new_sources)
-            reload_watch(r);
         reload_schedule_next_change(r);
     } else if (j->rc != 0) {
         TF_LOG(TF_LOG_ERROR, "reload failed: %s; the running configuration and certificates stay",
                j->error);
     }
+    reload_watch(r);
     job_finish_result(j);
     for (waiter_t *w = j->waiters; w != NULL; w = w->next)
         w->cb(w->arg, &j->res);
@@ -638,6 +634,7 @@ static void job_start(tf_reload_t *r)
     j->started_ns = uv_hrtime();
     r->pending = r->pending_conf = false;
     r->pending_waiters = NULL;
+    reload_watch(r);
     int rc = uv_queue_work(r->loop, &j->req, job_work, job_after);
     if (rc != 0) {
         j->rc = rc;
@@ -693,11 +690,11 @@ static void on_debounce(uv_timer_t *t)
     request(r, false, false, NULL, NULL);
 }
 
-static void on_fs_event(uv_fs_event_t *h, const char *file, int events, int status)
+static void on_fs_event(void *arg, const char *dir, const char *name)
 {
-    tf_reload_t *r = h->data;
-    if (file != NULL && file[0] == '.')
-        return; /* editors' and our own temporary files: the store skips dotfiles too */
+    tf_reload_t *r = arg;
+    (void)dir;
+    (void)name;
     /* Each event restarts the quiet period, but a burst never postpones
      * the reload past DEBOUNCE_MAX_MS. */
     uint64_t now = uv_now(r->loop);
@@ -736,78 +733,13 @@ static void reload_schedule_next_change(tf_reload_t *r)
     uv_timer_start(&r->next_change, on_next_change, ms < DAY_MS ? ms : DAY_MS, 0);
 }
 
-/* The directory to watch for a source: itself, or a file's parent (a file
- * replaced by rename gets a new inode that a watch on the old one misses). */
-static void watch_dir_of(const char *path, char *dir, size_t len)
-{
-    struct stat st;
-    snprintf(dir, len, "%s", path);
-    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
-        return;
-    char *slash = strrchr(dir, '/');
-    if (slash == dir)
-        slash[1] = '\0';
-    else if (slash != NULL)
-        *slash = '\0';
-    else
-        snprintf(dir, len, ".");
-}
-
-static void free_handle(uv_handle_t *h)
-{
-    free(h);
-}
-
-static void watch_add(tf_reload_t *r, const char *path)
-{
-    char dir[4096];
-    watch_dir_of(path, dir, sizeof dir);
-    char have[4096];
-    for (size_t i = 0; i < r->nwatches; i++) {
-        size_t n = sizeof have;
-        if (uv_fs_event_getpath(r->watches[i], have, &n) == 0 && strcmp(have, dir) == 0)
-            return;
-    }
-    if (r->nwatches == MAX_WATCHES) {
-        TF_LOG(TF_LOG_WARN,
-               "%s: not watched (more than %d directories): changes are picked up "
-               "by the periodic check",
-               dir, MAX_WATCHES);
-        return;
-    }
-    uv_fs_event_t *h = malloc(sizeof *h);
-    if (h == NULL)
-        return; /* the periodic check still sees changes */
-    uv_fs_event_init(r->loop, h);
-    h->data = r;
-    int rc = uv_fs_event_start(h, on_fs_event, dir, 0);
-    if (rc != 0) {
-        TF_LOG(TF_LOG_WARN, "%s: cannot watch: %s; changes are picked up every %u s", dir,
-               uv_strerror(rc), RESCAN_MS / 1000);
-        uv_close((uv_handle_t *)h, free_handle);
-        return;
-    }
-    r->watches[r->nwatches++] = h;
-    TF_LOG(TF_LOG_DEBUG, "watching %s", dir);
-}
-
-static void watch_close_all(tf_reload_t *r)
-{
-    for (size_t i = 0; i < r->nwatches; i++)
-        uv_close((uv_handle_t *)r->watches[i], free_handle);
-    r->nwatches = 0;
-}
-
-/* (Re)starts the watches for the configuration in service: at start and when
- * a configuration reload changed tls.certs or tls.default_cert. */
+/* (Re)arms the watches for the configuration in service (watch.h): at start,
+ * before every rebuild (so that a change made while it scans shows in an
+ * event) and after it (new sources, replaced directories). */
 static void reload_watch(tf_reload_t *r)
 {
-    watch_close_all(r);
-    const tf_conf_tls_t *tls = tf_conf_tls(r->conf);
-    for (size_t i = 0; i < tls->certs.count; i++)
-        watch_add(r, tls->certs.items[i]);
-    if (tls->default_cert != NULL)
-        watch_add(r, tls->default_cert);
+    if (r->watch != NULL)
+        tf_watch_sync(r->watch, r->conf);
 }
 
 /* ---- life --------------------------------------------------------------- */
@@ -852,6 +784,7 @@ int tf_reload_new(const tf_reload_opts_t *o, tf_reload_t **out)
         uv_timer_init(r->loop, timers[i]);
         timers[i]->data = r;
     }
+    r->watch = tf_watch_new(r->loop, on_fs_event, r);
     *out = r;
     return 0;
 }
@@ -897,7 +830,8 @@ void tf_reload_close(tf_reload_t *r)
     if (r->closed)
         return;
     r->closed = true;
-    watch_close_all(r);
+    tf_watch_free(r->watch);
+    r->watch = NULL;
     uv_timer_t *timers[] = {&r->debounce, &r->rescan, &r->next_change, &r->daily};
     for (size_t i = 0; i < 4; i++)
         uv_close((uv_handle_t *)timers[i], NULL);
@@ -916,6 +850,7 @@ void tf_reload_free(tf_reload_t *r)
 {
     if (r == NULL)
         return;
+    tf_watch_free(r->watch);
     tf_cs_snapshot_unref(r->snap);
     tf_cs_store_free(r->store);
     tf_conf_unref(r->conf);

@@ -467,15 +467,6 @@ Test(ops_admin, a_refused_head_is_answered_and_closed_before_the_body)
 
 /* ---- file work off the main loop ------------------------------------------ */
 
-/* A "slow disk": NAME.key as a FIFO (the store lists only .pem, .crt and
- * .cer files, and reads NAME.key only for a NAME.pem without a key).
- * PUT /certs/NAME reads the existing key, so its file work blocks there. */
-static void slow_key(const char *name, char *fifo, size_t len)
-{
-    snprintf(fifo, len, "%s/%s.key", ops.certs, name);
-    cr_assert_eq(mkfifo(fifo, 0600), 0, "%s", strerror(errno));
-}
-
 /* Waits (TF_PX_WAIT_MS at most) for an inotify event on the watch `in`. */
 static bool fifo_event(int in)
 {
@@ -493,21 +484,37 @@ static int fifo_watch(const char *fifo, uint32_t mask)
     return in;
 }
 
+/* The slow key's ends and watch (one slow key per test). */
+static int slow_ours = -1, slow_writer = -1, slow_opens = -1;
+
+/* A "slow disk": NAME.key as a FIFO (the store lists only .pem, .crt and
+ * .cer files, and reads NAME.key only for a NAME.pem without a key).
+ * PUT /certs/NAME reads the existing key, so its file work blocks there.
+ * Both ends are opened here, before the upload is sent (a read end of ours,
+ * closed once the file work has its own, lets the write end open at once),
+ * and only then is the FIFO watched: the file work's open then returns at
+ * once and is the only one inotify reports. Opened after the upload was
+ * sent, the file work could win the race, block in open(2) until the write
+ * end came, and report its open before the watch existed. */
+static void slow_key(const char *name, char *fifo, size_t len)
+{
+    snprintf(fifo, len, "%s/%s.key", ops.certs, name);
+    cr_assert_eq(mkfifo(fifo, 0600), 0, "%s", strerror(errno));
+    slow_ours = open(fifo, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    cr_assert_geq(slow_ours, 0, "%s", strerror(errno));
+    slow_writer = open(fifo, O_WRONLY | O_CLOEXEC);
+    cr_assert_geq(slow_writer, 0, "%s", strerror(errno));
+    slow_opens = fifo_watch(fifo, IN_OPEN);
+}
+
 /* The FIFO's write end, once the file work has opened the read end (its
- * read then waits for data or for this end to close). The write end is
- * opened first (through a read end of ours, closed once the file work has
- * its own), so that the file work's open returns at once and says so to
- * inotify; a reader blocked in open(2) would give no event. */
+ * read then waits for data or for this end to close). */
 static int slow_key_reached(const char *fifo)
 {
-    int ours = open(fifo, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-    cr_assert_geq(ours, 0, "%s", strerror(errno));
-    int fd = open(fifo, O_WRONLY | O_CLOEXEC);
-    cr_assert_geq(fd, 0, "%s", strerror(errno));
-    bool reached = fifo_event(fifo_watch(fifo, IN_OPEN)); /* after our own opens */
-    close(ours);
+    bool reached = fifo_event(slow_opens);
+    close(slow_ours);
     cr_assert(reached, "the upload's file work did not reach %s", fifo);
-    return fd;
+    return slow_writer;
 }
 
 /* The upload as a raw request (no Expect: the body follows the head). */

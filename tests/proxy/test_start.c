@@ -166,3 +166,77 @@ Test(proxy_start, admin_off_loopback_without_a_token_refuses_to_start)
     cr_expect_not_null(strstr(out, "admin.listen is not a loopback address"), "%s", out);
     free(out);
 }
+
+/* A second instance on the address the first one listens on: every
+ * listener sets SO_REUSEPORT (one socket per worker), so it used to start
+ * and take half of the clients. Refused, naming the address and the first
+ * instance; the first keeps serving (issue 13, item 5). */
+Test(proxy_start, a_second_instance_on_the_same_address_refuses_to_start)
+{
+    int st;
+    char listen[64], addr[32], who[64];
+    snprintf(addr, sizeof addr, "127.0.0.1:%u", px.port);
+    snprintf(listen, sizeof listen, "https: [\"%s\"]", addr);
+    char *out = run(&st, variant("https: .*", listen));
+    cr_expect_eq(st, 1, "%s", out);
+    cr_expect_not_null(strstr(out, addr), "%s", out);
+    cr_expect_not_null(strstr(out, "another process already listens on this address"), "%s", out);
+    snprintf(who, sizeof who, "(pid %ld, tlsfront)", (long)px.proxy_pid);
+    cr_expect_not_null(strstr(out, who), "want '%s' in:\n%s", who, out);
+    cr_expect_null(strstr(out, "listening on"), "%s", out);
+    free(out);
+    cr_expect(tf_px_echo(&px, "portal.acme.example", "still-the-first"));
+}
+
+/* The same for listen.http, whose sockets are made the same way. */
+Test(proxy_start, a_second_instance_on_an_http_address_in_use_refuses_to_start)
+{
+    int st;
+    char listen[128], addr[32];
+    snprintf(addr, sizeof addr, "127.0.0.1:%u", px.port);
+    snprintf(listen, sizeof listen, "https: [\"127.0.0.1:0\"]\\n  http: [\"%s\"]", addr);
+    char *out = run(&st, variant("https: .*", listen));
+    cr_expect_eq(st, 1, "%s", out);
+    cr_expect_not_null(strstr(out, addr), "%s", out);
+    cr_expect_not_null(strstr(out, "another process already listens on this address"), "%s", out);
+    cr_expect_null(strstr(out, "listening on"), "%s", out);
+    free(out);
+    cr_expect(tf_px_echo(&px, "portal.acme.example", "still-the-first"));
+}
+
+/* The admin listener is bound (and fails) before any listener is
+ * announced: no "listening on" line for a proxy that does not run. */
+Test(proxy_start, an_admin_address_in_use_refuses_to_start_before_announcing)
+{
+    int st;
+    char admin[128];
+    snprintf(admin, sizeof admin, "admin: {listen: \"127.0.0.1:%u\"}\\nworkers: 1", px.port);
+    char *out = run(&st, variant("^workers: .*", admin));
+    cr_expect_eq(st, 1, "%s", out);
+    cr_expect_not_null(strstr(out, "admin.listen: cannot listen"), "%s", out);
+    cr_expect_null(strstr(out, "listening on"), "%s", out);
+    free(out);
+}
+
+/* IPv6 too: "[::]:P" beside a proxy on "[::]:P" is refused, and so is
+ * "[::1]:P", which its wildcard covers (issue 13, item 5). */
+Test(proxy_start, a_second_instance_on_an_ipv6_address_in_use_refuses_to_start)
+{
+    tf_px_stop(&px);
+    tf_px_opts_t o = {.dual_stack = true};
+    tf_px_start(&px, &o);
+    cr_assert_eq(px.nhttps, 2);
+    const char *hosts[] = {"[::]", "[::1]"};
+    for (size_t i = 0; i < 2; i++) {
+        int st;
+        char listen[64], addr[32], who[64];
+        snprintf(addr, sizeof addr, "%s:%u", hosts[i], px.https_ports[1]);
+        snprintf(listen, sizeof listen, "https: [\"%s\"]", addr);
+        char *out = run(&st, variant("https: .*", listen));
+        cr_expect_eq(st, 1, "%s", out);
+        cr_expect_not_null(strstr(out, addr), "%s", out);
+        snprintf(who, sizeof who, "(pid %ld, tlsfront)", (long)px.proxy_pid);
+        cr_expect_not_null(strstr(out, who), "want '%s' in:\n%s", who, out);
+        free(out);
+    }
+}
