@@ -24,8 +24,9 @@
  * The loop never waits for the disk: PUT and DELETE do their file work on
  * libuv's thread pool (proxy/admin_certs.h) and answer once it is durable,
  * and a new admin.token_file is read there too (the token in use stays until
- * it is read). One file job runs at a time; PUT and DELETE requests wait in
- * a queue (503 after TF_ADMIN_TIMEOUT_MS, dropped when their client leaves).
+ * it is read). One file job runs at a time, until its reload has answered;
+ * PUT and DELETE requests wait in a queue (503 after TF_ADMIN_TIMEOUT_MS,
+ * dropped when their client leaves).
  * A durable change whose reload is refused because tlsfront is stopping is
  * 200 with "reload":"at next start"; one made under a tls.certs that a
  * reload changed meanwhile is 409.

@@ -170,9 +170,12 @@ static json_t *at_next_start_json(json_t *extra)
     return tf_json_checked(o, rc);
 }
 
+static void file_job_release(tf_admin_t *a, admin_conn_t *c);
+
 static void on_reloaded(void *arg, const tf_reload_result_t *res)
 {
     admin_conn_t *c = arg;
+    tf_admin_t *a = c->admin;
     c->waiting = false;
     if (c->written && res->stopping) {
         /* The write is durable; only the reload is left, and the next start
@@ -190,6 +193,7 @@ static void on_reloaded(void *arg, const tf_reload_result_t *res)
     }
     if (!c->answered)
         tf_admin__conn_close(c);
+    file_job_release(a, c);
 }
 
 void tf_admin__start_reload(admin_conn_t *c, bool with_conf, const char *why)
@@ -242,6 +246,19 @@ static void file_job_next(tf_admin_t *a)
     }
 }
 
+/* A PUT's or DELETE's turn ends once its reload has answered, not when its
+ * file work has: a DELETE queued behind a PUT of the same name would
+ * otherwise remove the file while the PUT's reload still reads it, and the
+ * PUT, done, would be answered 422. No-op for a connection whose turn it is
+ * not (POST /reload). */
+static void file_job_release(tf_admin_t *a, admin_conn_t *c)
+{
+    if (a->file_job != c)
+        return;
+    a->file_job = NULL;
+    file_job_next(a);
+}
+
 /* Takes a queued connection out of the queue. */
 void tf_admin__queue_remove(admin_conn_t *c)
 {
@@ -271,7 +288,6 @@ static void file_job_done(uv_work_t *req, int status)
     admin_conn_t *c = tf_container_of(req, admin_conn_t, fj.req);
     tf_admin_t *a = c->admin;
     tf_admin_cert_job_t *j = &c->fj.job;
-    a->file_job = NULL;
     c->waiting = false;
     if (status != 0 && j->status == 0) {
         j->status = 500;
@@ -306,7 +322,9 @@ static void file_job_done(uv_work_t *req, int status)
     c->fj.conf = NULL;
     if (!c->answered && !c->waiting)
         tf_admin__conn_close(c);
-    file_job_next(a);
+    /* A reload under way ends the turn in on_reloaded(). */
+    if (!c->waiting)
+        file_job_release(a, c);
 }
 
 /* PUT or DELETE /certs/NAME: the file work goes to the thread pool, with

@@ -59,7 +59,7 @@ struct tf_admin {
      * requests never change one name at once, and admin traffic holds at
      * most one of the pool's threads (shared with reloads). Others wait in
      * a queue, oldest first. */
-    admin_conn_t *file_job; /* whose file work runs, or NULL */
+    admin_conn_t *file_job; /* whose turn it is (its file work, then its reload), or NULL */
     admin_conn_t *queue_head, *queue_tail;
     unsigned handles;   /* the listener + every connection */
     unsigned jobs;      /* token file reads on the thread pool */
