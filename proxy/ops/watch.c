@@ -44,8 +44,9 @@ struct tf_watch {
     void *arg;
     entry_t *entries[TF_WATCH_MAX];
     size_t n;
-    char **dirs; /* every source's directory, for the events of their parents */
-    size_t ndirs;
+    char **dirs;  /* every source's directory, for the events of their parents */
+    char **paths; /* every source's own path (a file, or a directory maybe missing) */
+    size_t ndirs; /* entries of both */
 };
 
 /* ---- paths -------------------------------------------------------------- */
@@ -190,14 +191,34 @@ static bool names_a_source_dir(const tf_watch_t *w, const char *parent, const ch
     return false;
 }
 
+/* Whether an entry of a watched directory is a configured source itself: a
+ * bundle named in tls.certs, or a source directory that is missing and
+ * appears. */
+static bool names_a_source(const tf_watch_t *w, const char *dir, const char *name)
+{
+    char p[PATH_LEN];
+    for (size_t i = 0; i < w->ndirs; i++) {
+        parent_of(w->paths[i], p);
+        if (strcmp(p, dir) == 0 && strcmp(base_of(w->paths[i]), name) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* Only what the store reads counts. Anything else (a log or a ready file
+ * beside a certificate directory, whose every write is an event) would
+ * otherwise reload for nothing, and at log level debug the event's own log
+ * line would be the next event. */
 static bool relevant(const tf_watch_t *w, const entry_t *e, const char *name)
 {
     if ((e->roles & ROLE_PARENT) && names_a_source_dir(w, e->path, name))
         return true;
     if (!(e->roles & ROLE_CONTENT))
         return false;
-    if (name[0] != '.')
+    if (name[0] == '\0' || is_bundle_name(name) || names_a_source(w, e->path, name))
         return true;
+    if (name[0] != '.')
+        return false;
     /* Dotfiles are editors' and uploads' temporary files, which the store
      * skips too; but a dot-named directory (or a link to one) is how
      * Kubernetes swaps a volume's content: `..data` renamed over. */
@@ -275,22 +296,38 @@ static want_t *still_wanted(wants_t *ws, const entry_t *e)
     return NULL;
 }
 
+static void clear_dirs(tf_watch_t *w)
+{
+    for (size_t i = 0; i < w->ndirs; i++) {
+        free(w->dirs[i]);
+        free(w->paths[i]);
+    }
+    free(w->dirs);
+    free(w->paths);
+    w->dirs = w->paths = NULL;
+    w->ndirs = 0;
+}
+
 static void set_dirs(tf_watch_t *w, const tf_conf_t *conf)
 {
-    for (size_t i = 0; i < w->ndirs; i++)
-        free(w->dirs[i]);
-    free(w->dirs);
-    w->dirs = NULL;
-    w->ndirs = 0;
+    clear_dirs(w);
     const tf_conf_tls_t *tls = tf_conf_tls(conf);
     size_t n = tls->certs.count + (tls->default_cert != NULL);
-    if ((w->dirs = calloc(n ? n : 1, sizeof *w->dirs)) == NULL)
+    w->dirs = calloc(n ? n : 1, sizeof *w->dirs);
+    w->paths = calloc(n ? n : 1, sizeof *w->paths);
+    if (w->dirs == NULL || w->paths == NULL)
         return;
     char path[PATH_LEN], dir[PATH_LEN];
     for (size_t i = 0; i < n; i++) {
         source_dir(i < tls->certs.count ? tls->certs.items[i] : tls->default_cert, path, dir);
-        if ((w->dirs[w->ndirs] = strdup(dir)) != NULL)
-            w->ndirs++;
+        char *d = strdup(dir), *p = strdup(path);
+        if (d == NULL || p == NULL) {
+            free(d);
+            free(p);
+            continue;
+        }
+        w->dirs[w->ndirs] = d;
+        w->paths[w->ndirs++] = p;
     }
 }
 
@@ -349,8 +386,6 @@ void tf_watch_free(tf_watch_t *w)
         return;
     for (size_t i = 0; i < w->n; i++)
         entry_close(w->entries[i]);
-    for (size_t i = 0; i < w->ndirs; i++)
-        free(w->dirs[i]);
-    free(w->dirs);
+    clear_dirs(w);
     free(w);
 }
