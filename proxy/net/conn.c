@@ -221,6 +221,11 @@ void tf_conn_connect_backend(tf_conn_t *c, const tf_conn_backend_user_t *user)
     if (user->pool_allowed != NULL && user->pool_allowed(c)) {
         tf_stream_t *pooled = tf_pool_take(w->pool, &be->addr.sa, user->sink, c);
         if (pooled != NULL) {
+            /* A failed attempt's stream goes (its connect may still be in
+             * flight); nothing waits in it, as the exchange writes only
+             * once a backend is ready. */
+            if (c->backend != NULL)
+                tf_bstream_release(c->backend);
             c->backend = pooled;
             user->ready(c, true);
             return;
