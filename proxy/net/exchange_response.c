@@ -88,8 +88,10 @@ static bool send_head(tf_conn_t *c, const tf_http_response_t *r, bool close, con
         tf_hx__send_error(c, 502);
         return false;
     }
+    if (rc < 0)
+        return false; /* the connection is closed, its exchange state freed */
     c->hx->out_bytes += (uint64_t)n + body_len;
-    return rc >= 0;
+    return true;
 }
 
 /* The final response's head, at the start of the len bytes at data (`rin`'s
