@@ -170,7 +170,7 @@ static json_t *at_next_start_json(json_t *extra)
     return tf_json_checked(o, rc);
 }
 
-static void file_job_release(tf_admin_t *a, admin_conn_t *c);
+static void file_job_release(tf_admin_t *a, admin_conn_t *c, bool start_next);
 
 static void on_reloaded(void *arg, const tf_reload_result_t *res)
 {
@@ -193,7 +193,9 @@ static void on_reloaded(void *arg, const tf_reload_result_t *res)
     }
     if (!c->answered)
         tf_admin__conn_close(c);
-    file_job_release(a, c);
+    /* Stopping: the queued ones get their 503 "nothing was changed" from
+     * tf_admin_close(), not a file change made during the shutdown. */
+    file_job_release(a, c, !res->stopping);
 }
 
 void tf_admin__start_reload(admin_conn_t *c, bool with_conf, const char *why)
@@ -251,12 +253,13 @@ static void file_job_next(tf_admin_t *a)
  * otherwise remove the file while the PUT's reload still reads it, and the
  * PUT, done, would be answered 422. No-op for a connection whose turn it is
  * not (POST /reload). */
-static void file_job_release(tf_admin_t *a, admin_conn_t *c)
+static void file_job_release(tf_admin_t *a, admin_conn_t *c, bool start_next)
 {
     if (a->file_job != c)
         return;
     a->file_job = NULL;
-    file_job_next(a);
+    if (start_next)
+        file_job_next(a);
 }
 
 /* Takes a queued connection out of the queue. */
@@ -324,7 +327,7 @@ static void file_job_done(uv_work_t *req, int status)
         tf_admin__conn_close(c);
     /* A reload under way ends the turn in on_reloaded(). */
     if (!c->waiting)
-        file_job_release(a, c);
+        file_job_release(a, c, true);
 }
 
 /* PUT or DELETE /certs/NAME: the file work goes to the thread pool, with
