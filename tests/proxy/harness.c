@@ -27,11 +27,13 @@ static void write_http_tenants(FILE *f, const tf_px_t *px)
             "    health: { path: /status/204, interval: 200ms }\n"
             "  refused:\n    hosts: [\"refused.tenants.example\"]\n"
             "    backends: [\"255.255.255.255:80\", \"127.0.0.1:%u\"]\n"
+            "  pooled:\n    hosts: [\"pooled.tenants.example\"]\n"
+            "    backends: [\"127.0.0.1:%u\", \"255.255.255.255:80\"]\n"
             "  sick:\n    hosts: [\"sick.tenants.example\"]\n"
             "    backends: [\"127.0.0.1:%u\"]\n"
             "    health: { path: /status/500, interval: 200ms }\n",
             px->echo_port, px->backend_port, px->echo_port, px->dead_port, px->hole_port,
-            px->dead_port, px->echo_port, px->echo_port, px->echo_port);
+            px->dead_port, px->echo_port, px->echo_port, px->echo_port, px->echo_port);
 }
 
 static void write_config(tf_px_t *px, const tf_px_opts_t *o, char *path, size_t len)

@@ -577,6 +577,48 @@ Test(httpmode, a_connect_that_fails_at_once_tries_the_next_backend)
     free(log);
 }
 
+/* The proxy's open descriptors, counted in /proc. */
+static unsigned proxy_fds(void)
+{
+    int st;
+    char *out = tf_px_sh(&st, "ls /proc/%d/fd | wc -l", (int)px.proxy_pid);
+    unsigned n = (unsigned)strtoul(out, NULL, 10);
+    free(out);
+    return n;
+}
+
+/* A retry that finds a pooled connection to the next backend takes it and
+ * lets the failed attempt's socket go. The first request leaves a pooled
+ * connection to the echo backend (round robin starts there); the second
+ * picks the unreachable one, fails at once and is retried on the pool.
+ * Each client connection is waited for until the proxy logged its close,
+ * so the descriptors counted are the listeners, the log and the pool. */
+Test(httpmode, a_retry_on_a_pooled_connection_drops_the_failed_attempt)
+{
+    int st;
+    unsigned before = 0;
+    /* The summary line of a closed connection (an exchange's line ends in
+     * cut=, not tls=). */
+    char closed[128];
+    snprintf(closed, sizeof closed, "tenant=pooled backend=127.0.0.1:%u tls=", px.echo_port);
+    for (unsigned i = 1; i <= 2; i++) {
+        char *out =
+            CURL(&st, "pooled.tenants.example",
+                 "-o /dev/null -w '%%{http_code}' https://pooled.tenants.example:%u/", px.port);
+        cr_assert_str_eq(out, "200");
+        free(out);
+        cr_assert(tf_px_wait_count(px.log, closed, i, TF_PX_WAIT_MS), "connection %u not closed",
+                  i);
+        if (i == 1)
+            before = proxy_fds();
+    }
+    char *log = tf_px_log(&px);
+    cr_assert(strstr(log, "backend 255.255.255.255:80: connect failed") != NULL, "%s", log);
+    free(log);
+    cr_expect_gt(before, 0);
+    cr_expect_eq(proxy_fds(), before, "a descriptor leaked with the failed attempt");
+}
+
 /* The HTTP layer feeds the metrics: handshakes, requests by tenant and
  * class, durations; the exposition passes promtool. */
 Test(httpmode, requests_are_counted_in_the_metrics)
