@@ -31,6 +31,10 @@ typedef struct waiter {
     tf_reload_cb cb;
     void *arg;
     struct waiter *next;
+    /* What the reload already running when the request came applied: that
+     * one may have been the one to see the requester's change (a file
+     * watch event can start it first), so the answer includes it. */
+    size_t added, replaced, removed;
 } waiter_t;
 
 typedef struct {
@@ -612,8 +616,18 @@ static void job_after(uv_work_t *req, int status)
     }
     reload_watch(r);
     job_finish_result(j);
-    for (waiter_t *w = j->waiters; w != NULL; w = w->next)
-        w->cb(w->arg, &j->res);
+    for (waiter_t *w = r->pending_waiters; w != NULL; w = w->next) {
+        w->added += j->res.added;
+        w->replaced += j->res.replaced;
+        w->removed += j->res.removed;
+    }
+    for (waiter_t *w = j->waiters; w != NULL; w = w->next) {
+        tf_reload_result_t res = j->res;
+        res.added += w->added;
+        res.replaced += w->replaced;
+        res.removed += w->removed;
+        w->cb(w->arg, &res);
+    }
     job_free(j);
     if (r->pending && !r->closed)
         job_start(r);

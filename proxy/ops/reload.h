@@ -54,7 +54,10 @@ typedef struct {
 } tf_reload_result_t;
 
 /* Called on the loop thread when the reload that includes the request ends;
- * res and its strings live only during the call. */
+ * res and its strings live only during the call. Its added, replaced and
+ * removed also count what a reload already running when the request came
+ * applied: that one may be the one that saw the requester's change (a watch
+ * event on the file can start it first). */
 typedef void (*tf_reload_cb)(void *arg, const tf_reload_result_t *res);
 
 typedef struct {
