@@ -8,6 +8,7 @@
  */
 #include "proxy/net/pump.h"
 #include "proxy/net/stream.h"
+#include "tests/harness/harness.h"
 
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -18,11 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
-
-/* Generous: these tests are about order and bounds, not speed. */
-#define DEADLINE_MS 30000
 
 typedef struct {
     uv_loop_t loop;
@@ -43,13 +40,6 @@ typedef struct {
 } fixture_t;
 
 static fixture_t *fx;
-
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 static void nonblocking(int fd)
 {
@@ -135,8 +125,8 @@ TestSuite(stream, .init = setup, .fini = teardown, .timeout = 120);
  * (at most a few ms) instead of sleeping. False at the deadline. */
 static bool run_until(bool (*cond)(void *), void *arg)
 {
-    uint64_t end = now_ms() + DEADLINE_MS;
-    while (now_ms() < end) {
+    long long end = tf_px_now_ms() + TF_PX_WAIT_MS;
+    while (tf_px_now_ms() < end) {
         uv_run(&fx->loop, UV_RUN_NOWAIT);
         if (cond(arg))
             return true;
@@ -160,7 +150,7 @@ static void start_pump(void)
 static void far_write(int fd, const void *buf, size_t len)
 {
     const char *p = buf;
-    uint64_t end = now_ms() + DEADLINE_MS;
+    long long end = tf_px_now_ms() + TF_PX_WAIT_MS;
     while (len > 0) {
         ssize_t n = write(fd, p, len);
         if (n > 0) {
@@ -169,7 +159,7 @@ static void far_write(int fd, const void *buf, size_t len)
             continue;
         }
         cr_assert(n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK), "write: %s", strerror(errno));
-        cr_assert(now_ms() < end, "the far end never drained");
+        cr_assert(tf_px_now_ms() < end, "the far end never drained");
         uv_run(&fx->loop, UV_RUN_NOWAIT);
     }
 }
@@ -247,8 +237,8 @@ Test(stream, backpressure_stops_and_resumes_reading_intact)
     /* Fill until the pump stops reading A: the socketpair holds some, the
      * rest waits in B's queue. */
     size_t sent = 0, max_pending = 0;
-    uint64_t end = now_ms() + DEADLINE_MS;
-    while (!a_stopped(&max_pending) && sent < total && now_ms() < end) {
+    long long end = tf_px_now_ms() + TF_PX_WAIT_MS;
+    while (!a_stopped(&max_pending) && sent < total && tf_px_now_ms() < end) {
         ssize_t n = write(fx->far_a, out + sent, total - sent < 65536 ? total - sent : 65536);
         if (n > 0)
             sent += (size_t)n;
@@ -271,8 +261,8 @@ Test(stream, backpressure_stops_and_resumes_reading_intact)
 
     /* The backend reads: everything flows, in order. */
     reader_t r = {.fd = fx->far_b, .buf = in, .want = total};
-    end = now_ms() + DEADLINE_MS;
-    while (r.got < total && now_ms() < end) {
+    end = tf_px_now_ms() + TF_PX_WAIT_MS;
+    while (r.got < total && tf_px_now_ms() < end) {
         if (sent < total) {
             ssize_t n = write(fx->far_a, out + sent, total - sent < 65536 ? total - sent : 65536);
             if (n > 0)
@@ -448,8 +438,8 @@ Test(stream, the_pump_reports_a_vanished_backend_once)
     fx->far_b = -1;
     char buf[65536];
     memset(buf, 'y', sizeof buf);
-    uint64_t end = now_ms() + DEADLINE_MS;
-    while (fx->a != NULL && now_ms() < end) {
+    long long end = tf_px_now_ms() + TF_PX_WAIT_MS;
+    while (fx->a != NULL && tf_px_now_ms() < end) {
         (void)write(fx->far_a, buf, sizeof buf);
         uv_run(&fx->loop, UV_RUN_NOWAIT);
     }

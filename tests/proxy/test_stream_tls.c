@@ -7,6 +7,7 @@
  * stream is still decrypting records it read at once. */
 #include "../tls/harness.h"
 #include "proxy/net/stream.h"
+#include "tests/harness/harness.h"
 
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -16,10 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
-
-#define DEADLINE_MS 30000
 
 typedef struct {
     uv_loop_t loop;
@@ -39,13 +37,6 @@ typedef struct {
 } fixture_t;
 
 static fixture_t *fx;
-
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 static void on_closed(uv_handle_t *h)
 {
@@ -185,7 +176,7 @@ static void turn(void)
 /* Drives the client's handshake, turning the loop meanwhile, to its end. */
 static void client_handshake(void)
 {
-    uint64_t end = now_ms() + DEADLINE_MS;
+    long long end = tf_px_now_ms() + TF_PX_WAIT_MS;
     for (;;) {
         int rc = wolfSSL_connect(fx->client);
         if (rc == WOLFSSL_SUCCESS)
@@ -193,7 +184,7 @@ static void client_handshake(void)
         int err = wolfSSL_get_error(fx->client, rc);
         cr_assert(err == WOLFSSL_ERROR_WANT_READ || err == WOLFSSL_ERROR_WANT_WRITE,
                   "client handshake failed: %d", err);
-        cr_assert(now_ms() < end, "the handshake did not end");
+        cr_assert(tf_px_now_ms() < end, "the handshake did not end");
         turn();
     }
 }
@@ -206,8 +197,8 @@ static void client_write(const char *text)
 
 static void run_until(bool (*cond)(void))
 {
-    uint64_t end = now_ms() + DEADLINE_MS;
-    while (!cond() && now_ms() < end)
+    long long end = tf_px_now_ms() + TF_PX_WAIT_MS;
+    while (!cond() && tf_px_now_ms() < end)
         turn();
 }
 
