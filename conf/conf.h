@@ -117,15 +117,137 @@ typedef struct {
     uint32_t max_connections;  /* 1 .. TF_CONF_MAX_CONNECTIONS_MAX */
     uint32_t max_header_bytes; /* TF_CONF_HEADER_BYTES_MIN .. TF_CONF_HEADER_BYTES_MAX */
     uint32_t max_header_fields; /* TF_CONF_HEADER_FIELDS_MIN .. TF_CONF_HEADER_FIELDS_MAX */
+    /* limits.per_client (SPEC §11), per client address, process-wide; 0: off. */
+    uint32_t per_client_connections;   /* 0 .. TF_CONF_MAX_CONNECTIONS_MAX */
+    uint32_t per_client_rps;           /* requests_per_second, 0 .. 1000000 */
+    uint32_t per_client_burst;         /* 0 .. 1000000; 0 with rps set: burst = rps */
 } tf_conf_limits_t;
 
 typedef enum { TF_CONF_MODE_HTTP, TF_CONF_MODE_TCP } tf_conf_mode_t;
 
+/* ---- routes, balancing and policy (SPEC §11) ----------------------------
+ * A tenant's own keys are its "/" route, routes[0]; each route in `routes:`
+ * follows in file order. Inheritance is resolved at load: every route holds
+ * every value, its own where it set the key, else the tenant's (whole: a
+ * route's `headers` replaces the tenant's; `allow: []` on a route opens it),
+ * and the tenant's `timeouts` keys fall back to the global ones one by one. */
+
+typedef enum {
+    TF_CONF_BALANCE_ROUND_ROBIN, /* smooth weighted round robin */
+    TF_CONF_BALANCE_LEAST_CONN,  /* fewest in flight, process-wide, weighted */
+    TF_CONF_BALANCE_SOURCE,      /* consistent hash of the client address */
+    TF_CONF_BALANCE_COOKIE,      /* round robin, then sticky by cookie */
+} tf_conf_balance_t;
+
+#define TF_CONF_WEIGHT_MAX 256
+
 typedef struct {
-    bool enabled;         /* false when the tenant has no health section */
+    tf_conf_addr_t addr; /* HOST:PORT; names are not resolved */
+    uint16_t weight;     /* 1 .. TF_CONF_WEIGHT_MAX, default 1 */
+    bool backup;         /* used only while no other backend of the route is up */
+    uint32_t max_conns;  /* requests and tunnels in flight at once; 0: no limit */
+} tf_conf_backend_t;
+
+typedef struct {
+    const tf_conf_backend_t *items;
+    size_t count;
+} tf_conf_backend_list_t;
+
+typedef struct {
+    bool enabled;         /* false when no health section applies */
     const char *path;     /* starts with '/'; default "/health" */
     uint64_t interval_ms; /* default 5000 */
+    uint64_t timeout_ms;  /* default 2000; <= interval */
+    uint32_t rise;        /* passing checks that bring a backend up, 1..100, default 2 */
+    uint32_t fall;        /* failing checks that take it down, 1..100, default 3 */
+    uint16_t status_min;  /* accepted status range, "200-399" by default; "200" alone */
+    uint16_t status_max;  /*   gives min == max */
+    const char *host;     /* the Host sent; NULL: the tenant's first exact host (or
+                             the backend's address when it has none) */
 } tf_conf_health_t;
+
+/* A tenant's or route's timeouts, resolved: route, then tenant, then the
+ * global timeouts section. Milliseconds, each > 0. */
+typedef struct {
+    uint64_t connect_ms;
+    uint64_t response_ms;
+    uint64_t idle_ms;
+    uint64_t tunnel_ms;
+} tf_conf_route_timeouts_t;
+
+typedef struct {
+    const char *name;  /* a token (RFC 9110), as written */
+    const char *value; /* no CR, LF or NUL; may be empty */
+} tf_conf_header_t;
+
+/* One direction's rules. Names are compared case-insensitively; no rule
+ * names X-Forwarded-For/-Proto/-Host/-Port, Host, Content-Length,
+ * Transfer-Encoding, Connection or another hop-by-hop field (config
+ * errors). */
+typedef struct {
+    const tf_conf_header_t *set; /* replace or add, in file order */
+    size_t nset;
+    tf_conf_str_list_t remove; /* names, lower case */
+} tf_conf_header_rules_t;
+
+typedef struct {
+    uint8_t family;   /* 4 or 6 */
+    uint8_t bits;     /* prefix length: 0..32 or 0..128; an address alone is /32 or /128 */
+    uint8_t addr[16]; /* network order, host bits zero; IPv4 in the first 4 bytes */
+} tf_conf_cidr_t;
+
+/* count 0: everyone is allowed. */
+typedef struct {
+    const tf_conf_cidr_t *items;
+    size_t count;
+} tf_conf_allow_t;
+
+/* `errors`: a page per status among 403 404 421 429 502 503 504, read at
+ * load (a missing or unreadable file is a config error). */
+typedef struct {
+    uint16_t status;
+    const char *file; /* as written */
+    const char *body; /* the file's bytes (NUL added, not counted) */
+    size_t len;
+} tf_conf_error_page_t;
+
+typedef struct {
+    const tf_conf_error_page_t *items;
+    size_t count;
+} tf_conf_error_pages_t;
+
+typedef enum {
+    TF_CONF_ROUTE_BACKENDS, /* forwarded to `backends` */
+    TF_CONF_ROUTE_REDIRECT, /* answered with a redirect */
+    TF_CONF_ROUTE_RESPOND,  /* answered with a fixed response */
+} tf_conf_route_kind_t;
+
+typedef struct {
+    const char *path; /* "/" for routes[0]; else starts with '/' and holds only
+                         unreserved characters, sub-delims, ':', '@' and '/', no
+                         "//" and no "." or ".." segment (so it is already in
+                         the normalized form requests are matched in) */
+    tf_conf_route_kind_t kind;
+    tf_conf_backend_list_t backends; /* kind BACKENDS: at least one */
+    tf_conf_balance_t balance;       /* default round_robin */
+    const char *cookie;              /* default "TFSRV"; a cookie-name token */
+    tf_conf_health_t health;
+    tf_conf_route_timeouts_t timeouts;
+    tf_conf_header_rules_t request_headers;
+    tf_conf_header_rules_t response_headers;
+    tf_conf_allow_t allow;
+    tf_conf_error_pages_t errors;
+    bool strip_prefix; /* the prefix, without its trailing slash, is removed */
+    bool websocket;    /* `mode: websocket`: only Upgrade: websocket requests */
+    const char *redirect;     /* kind REDIRECT: the target the rest of the path is appended to */
+    uint16_t redirect_status; /* 301, 302, 307 or 308 (default) */
+    uint16_t respond_status;  /* kind RESPOND: 200..599, default 200 */
+    const char *respond_content_type; /* default "text/plain; charset=utf-8" */
+    const char *respond_body;         /* default "" */
+    size_t respond_body_len;
+    unsigned line; /* 1-based location of the route's path (routes[0]: the tenant's name) */
+    unsigned column;
+} tf_conf_route_t;
 
 typedef struct {
     const char *name;
@@ -133,9 +255,13 @@ typedef struct {
      * "*.example" (one whole left-most label) or the catch-all "*". No host
      * appears twice in one config. */
     tf_conf_str_list_t hosts;
-    tf_conf_addr_list_t backends; /* at least one; names are not resolved */
+    /* TRANSITIONAL, removed once proxy/net reads routes: routes[0]'s backend
+     * addresses and health. */
+    tf_conf_addr_list_t backends;
     tf_conf_health_t health;
     tf_conf_mode_t mode;
+    const tf_conf_route_t *routes; /* routes[0] is "/"; no path twice */
+    size_t nroutes;                /* >= 1; a mode tcp tenant has exactly 1 */
     unsigned line; /* 1-based location of the tenant's name in the file */
     unsigned column;
 } tf_conf_tenant_t;

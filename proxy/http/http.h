@@ -16,6 +16,8 @@
 #error "proxy/http is above this library (obs < http < net < ops < cli)"
 #endif
 
+#include "conf/conf.h"
+
 #include <http_parser.h>
 
 #include <stdbool.h>
@@ -189,9 +191,23 @@ long tf_http_rewrite_response_head(const tf_http_response_t *resp, bool close, c
 const char *tf_http_reason(unsigned status);
 
 /* What the backend is told about the client (SPEC §7). */
+/* What the backend is told about the client (SPEC §7), and what the route
+ * changes (SPEC §11). Zero-initialized fields change nothing, and cost
+ * nothing: the usual request is rewritten as fast as without routes. */
 typedef struct {
     const char *client_addr; /* "192.0.2.7" or "2001:db8::7", no port */
     unsigned server_port;    /* the port the client connected to */
+    /* The request target to send in place of the one received (strip_prefix),
+     * or NULL. */
+    const char *target;
+    size_t target_len;
+    /* The route's request header rules (set, remove), or NULL. Applied after
+     * hop-by-hop removal and before the X-Forwarded-* lines, which no rule
+     * can touch. */
+    const tf_conf_header_rules_t *rules;
+    /* The sticky cookie's name (balance: cookie), or NULL: its crumb is
+     * removed from every Cookie field; a field left empty is dropped. */
+    const char *strip_cookie;
 } tf_http_forward_t;
 
 /* Writes the head to send the backend into out (outlen bytes): the request
@@ -203,5 +219,11 @@ typedef struct {
  * when out is too small. */
 long tf_http_rewrite_head(const tf_http_request_t *req, const tf_http_forward_t *fwd, char *out,
                           size_t outlen);
+
+/* Routing pieces (SPEC §11): paths, route tables, targets, cookies,
+ * allow lists, answers. */
+#define TF_PROXY_HTTP_PUBLIC
+#include "proxy/http/route.h"
+#undef TF_PROXY_HTTP_PUBLIC
 
 #endif

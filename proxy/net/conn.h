@@ -59,6 +59,7 @@ typedef enum {
 } tf_conn_phase_t;
 
 typedef struct tf_hx tf_hx_t;
+typedef struct tf_bstate tf_bstate_t;
 
 /* What runs an HTTP connection once its handshake is done (mode http's
  * exchanges, exchange.c; HTTP/2 will be another), as conn.c sees it: the
@@ -121,7 +122,17 @@ struct tf_conn {
     } peer;
     const char *reason; /* why it closed (static string), for the summary */
     uint32_t tenant;    /* index in the worker's upstream table, or TF_CONN_NO_INDEX */
-    uint32_t backend_ix;
+    uint32_t route;     /* the tenant's route (0: "/"), set before connecting a backend */
+    uint32_t backend_ix; /* index in the route's backends, or TF_CONN_NO_INDEX */
+    /* The backend whose in-flight count this connection holds (a request
+     * or a tunnel under way), or NULL: taken by the pick, given back by
+     * tf_conn_backend_done(), a failed connect, tf_conn_close(). */
+    tf_bstate_t *in_flight;
+    bool in_flight_tunnel;
+    /* balance cookie: the sticky cookie's value as the client sent it (the
+     * exchange copies it here before connecting: a retry picks again later),
+     * "" when none or too long to be one of ours. */
+    char sticky[24];
     uint8_t phase;       /* tf_conn_phase_t */
     uint8_t handles;     /* libuv handles open (not yet closed) */
     uint8_t attempts;    /* backend connects tried */
@@ -164,6 +175,11 @@ void tf_conn_fail(tf_conn_t *c, int err, const char *what);
  * backend, a pooled connection first where `user` allows) and tells `user`
  * how it went. */
 void tf_conn_connect_backend(tf_conn_t *c, const tf_conn_backend_user_t *user);
+
+/* The request the connection's in-flight count was for is over: STATUS
+ * (100..599) is counted for the backend, 0 counts nothing (the request
+ * failed and was counted as a failure). Nothing when none is held. */
+void tf_conn_backend_done(tf_conn_t *c, unsigned status);
 
 /* Makes the connection a tunnel between its two streams (the backend
  * connected): mode tcp, or mode http after a 101. `client_ended`: the

@@ -46,6 +46,8 @@ typedef struct tf_health tf_health_t;
 typedef struct tf_redirect tf_redirect_t;
 typedef struct tf_access_log tf_access_log_t;
 typedef struct tf_upstream tf_upstream_t;
+typedef struct tf_backends tf_backends_t;
+typedef struct tf_limits tf_limits_t;
 typedef struct tf_worker tf_worker_t;
 typedef struct tf_worker_gen tf_worker_gen_t;
 
@@ -58,6 +60,8 @@ typedef struct {
     const int *http_fds; /* listen.http sockets: http_fds[worker * nhttp + i] */
     size_t nhttp;
     tf_access_log_t *access; /* the access log (log.access); never NULL */
+    tf_backends_t *backends; /* backend state, process-wide (backends.h) */
+    tf_limits_t *limits;     /* limits.per_client, process-wide (limits.h) */
     unsigned nworkers;
     uint32_t max_connections;
     _Atomic uint32_t active;     /* connections open in all workers */
