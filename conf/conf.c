@@ -170,8 +170,10 @@ out:
     return rc;
 }
 
-int tf_conf_load_buffer(const char *name, const char *data, size_t len, tf_conf_t **out, char *err,
-                        size_t errlen)
+/* Loads DATA; relative paths the file names (errors pages) are taken from
+ * DIR, or the current directory when DIR is NULL. */
+static int load_in(const char *name, const char *dir, const char *data, size_t len, tf_conf_t **out,
+                   char *err, size_t errlen)
 {
     if (errlen > 0)
         err[0] = '\0';
@@ -181,6 +183,7 @@ int tf_conf_load_buffer(const char *name, const char *data, size_t len, tf_conf_
     if (ctx == NULL || c == NULL)
         goto out;
     ctx->name = name;
+    ctx->dir = dir;
     ctx->conf = c;
     ctx->cur_tenant = TF_CONF__NO_TENANT;
     rc = parse_and_walk(ctx, data, len);
@@ -204,6 +207,12 @@ out:
     free(ctx);
     tf_conf_unref(c);
     return rc;
+}
+
+int tf_conf_load_buffer(const char *name, const char *data, size_t len, tf_conf_t **out, char *err,
+                        size_t errlen)
+{
+    return load_in(name, NULL, data, len, out, err, errlen);
 }
 
 /* Reads the whole file at PATH into *buf (malloc'd, caller frees). */
@@ -270,7 +279,16 @@ int tf_conf_load_file(const char *path, tf_conf_t **out, char *err, size_t errle
     }
     if (rc != 0)
         return rc;
-    rc = tf_conf_load_buffer(path, data, len, out, err, errlen);
+    /* "errors/503.html" beside tlsfront.yaml, wherever tlsfront runs from. */
+    const char *slash = strrchr(path, '/');
+    char *dir = slash == NULL ? strdup(".") : strndup(path, slash == path ? 1 : (size_t)(slash - path));
+    if (dir == NULL) {
+        free(data);
+        snprintf(err, errlen, "%s: out of memory while reading the configuration\n", path);
+        return TF_ENOMEM;
+    }
+    rc = load_in(path, dir, data, len, out, err, errlen);
+    free(dir);
     free(data);
     return rc;
 }

@@ -140,6 +140,10 @@ typedef enum {
 } tf_conf_balance_t;
 
 #define TF_CONF_WEIGHT_MAX 256
+#define TF_CONF_MAX_CONNS_MAX 1000000
+#define TF_CONF_PER_CLIENT_MAX 1000000
+/* Largest `errors` page file, in bytes. */
+#define TF_CONF_ERROR_PAGE_MAX (1024u * 1024u)
 
 typedef struct {
     tf_conf_addr_t addr; /* HOST:PORT; names are not resolved */
@@ -256,7 +260,8 @@ typedef struct {
      * appears twice in one config. */
     tf_conf_str_list_t hosts;
     /* TRANSITIONAL, removed once proxy/net reads routes: routes[0]'s backend
-     * addresses and health. */
+     * addresses (backups included) and health. Empty when routes[0] is a
+     * redirect or respond route (it has no backends). */
     tf_conf_addr_list_t backends;
     tf_conf_health_t health;
     tf_conf_mode_t mode;

@@ -69,6 +69,15 @@ typedef enum {
     TF_CONF__T_STR_LIST,  /* tf_conf_str_list_t */
     TF_CONF__T_HOST_LIST, /* tf_conf_str_list_t of normalized host patterns */
     TF_CONF__T_TENANTS,   /* map name -> tenant described by .sub */
+    TF_CONF__T_BOOL,      /* bool: true or false */
+    TF_CONF__T_STATUS_RANGE, /* tf_conf__status_t: "200-399" or "200" (100..599) */
+    /* Node-valued types, loaded by tf_conf__set_policy() (policy.c, routes.c): */
+    TF_CONF__T_BACKENDS,     /* tf_conf_backend_list_t: "HOST:PORT" or maps per .sub */
+    TF_CONF__T_HEADER_SET,   /* tf_conf_header_rules_t .set/.nset: map name -> value */
+    TF_CONF__T_HEADER_NAMES, /* tf_conf_str_list_t of header names, lower case */
+    TF_CONF__T_CIDR_LIST,    /* tf_conf_allow_t */
+    TF_CONF__T_ERROR_PAGES,  /* tf_conf_error_pages_t: map status -> file, read at load */
+    TF_CONF__T_ROUTES,       /* tf_conf__src_list_t: list of maps per .sub */
 } tf_conf__type_t;
 
 enum {
@@ -79,6 +88,9 @@ enum {
     TF_CONF__F_OPTIONAL = 1 << 4, /* sections: absent or null = disabled */
     TF_CONF__F_LOCATED = 1 << 5,  /* strings, string lists: keep each value's location for
                                      tf_conf_where() (paths checked after loading) */
+    TF_CONF__F_SEEN = 1 << 6,     /* record where the key was written in the
+                                     tf_conf__seen_t at .seen_offset (inheritance and
+                                     checks that span keys) */
 };
 
 /* Extra check on a string value after type parsing: 0 or TF_EINVAL with
@@ -97,7 +109,9 @@ struct tf_conf__key {
     const char *const *enums;  /* ENUM: NULL-terminated value names */
     const tf_conf__key_t *sub; /* SECTION, TENANTS: keys, ended by a NULL name */
     size_t present_offset;     /* OPTIONAL SECTION: bool set when present */
-    tf_conf__check_fn check;   /* STRING, STR_LIST items: extra validation */
+    size_t seen_offset;        /* F_SEEN: tf_conf__seen_t in the record */
+    tf_conf__check_fn check;   /* STRING, STR_LIST items, UINT (before parsing): extra
+                                  validation */
     const char *example;       /* what to write, for messages */
 };
 
@@ -128,6 +142,12 @@ int tf_conf__check_access_log(const char *s, char *why, size_t len);
 int tf_conf__check_url_path(const char *s, char *why, size_t len);
 int tf_conf__check_tenant_name(const char *s, char *why, size_t len);
 int tf_conf__check_nonempty(const char *s, char *why, size_t len);
+int tf_conf__check_route_path(const char *s, char *why, size_t len);
+int tf_conf__check_cookie_name(const char *s, char *why, size_t len);
+int tf_conf__check_header_value(const char *s, char *why, size_t len);
+int tf_conf__check_health_host(const char *s, char *why, size_t len);
+int tf_conf__check_redirect(const char *s, char *why, size_t len);
+int tf_conf__check_weight(const char *s, char *why, size_t len);
 
 /* ---- values: pure parsers, each 0 or TF_EINVAL with the reason --------- */
 
@@ -145,8 +165,81 @@ int tf_conf__parse_addr(const char *s, bool listener, tf_conf_addr_t *out, char 
  * returns 0, or TF_EINVAL with the reason when the pattern is invalid. */
 int tf_conf__host_normalize(const char *pattern, char *out, size_t outlen, char *why, size_t len);
 
+/* A duration in the largest unit that divides it ("90s", "2m"), for messages. */
+void tf_conf__fmt_ms(char *out, size_t len, uint64_t ms);
+
+int tf_conf__parse_bool(const char *s, bool *v, char *why, size_t len);
+
+/* An accepted status range: "200-399" or "200", within 100..599. */
+typedef struct {
+    uint16_t min, max;
+} tf_conf__status_t;
+int tf_conf__parse_status_range(const char *s, tf_conf__status_t *r, char *why, size_t len);
+
+/* "10.0.0.0/8", "192.0.2.7", "2001:db8::/32", "::1"; host bits must be zero. */
+int tf_conf__parse_cidr(const char *s, tf_conf_cidr_t *out, char *why, size_t len);
+
+/* Checks a header field name for a rule: a token (RFC 9110) that is not one
+ * the proxy owns (X-Forwarded-*, Host, framing, hop-by-hop). */
+int tf_conf__check_header_name(const char *s, char *why, size_t len);
+
 /* True when S is a valid DNS host name (LDH labels, <= 253 chars). */
 bool tf_conf__dns_name_ok(const char *s, char *why, size_t len);
+
+/* ---- tenants and routes as written (routes.c resolves them) ------------ */
+
+/* Where a key marked TF_CONF__F_SEEN was written. */
+typedef struct {
+    bool set;
+    yaml_mark_t key, value;
+} tf_conf__seen_t;
+
+/* The keys whose presence matters after the walk: inheritance, the kind of a
+ * route, keys refused on mode tcp, and cross-key checks. */
+enum {
+    TF_CONF__RK_PATH,
+    TF_CONF__RK_BACKENDS,
+    TF_CONF__RK_BALANCE,
+    TF_CONF__RK_COOKIE,
+    TF_CONF__RK_HEALTH,
+    TF_CONF__RK_HEALTH_INTERVAL,
+    TF_CONF__RK_HEALTH_TIMEOUT,
+    TF_CONF__RK_TO_CONNECT,
+    TF_CONF__RK_TO_RESPONSE,
+    TF_CONF__RK_TO_IDLE,
+    TF_CONF__RK_TO_TUNNEL,
+    TF_CONF__RK_HEADERS,
+    TF_CONF__RK_ALLOW,
+    TF_CONF__RK_ERRORS,
+    TF_CONF__RK_MODE,
+    TF_CONF__RK_REDIRECT,
+    TF_CONF__RK_REDIRECT_STATUS,
+    TF_CONF__RK_RESPOND,
+    TF_CONF__RK_ROUTES,
+    TF_CONF__RK_COUNT
+};
+
+typedef struct tf_conf__src tf_conf__src_t;
+
+typedef struct {
+    tf_conf__src_t *items;
+    size_t count;
+} tf_conf__src_list_t;
+
+/* One tenant or one item of its routes: list, as written (schema defaults
+ * applied, nothing inherited yet). Tenants and routes share the struct so
+ * that their common keys share their schema rows. */
+struct tf_conf__src {
+    tf_conf_route_t r;         /* the route's own values */
+    tf_conf_str_list_t hosts;  /* tenant only */
+    int mode;                  /* tenant: tf_conf_mode_t; route: 0 http, 1 websocket */
+    int redirect_status;       /* index into 301, 302, 307, 308 */
+    tf_conf__status_t status;  /* health.status */
+    tf_conf__src_list_t routes; /* tenant only */
+    tf_conf__seen_t seen[TF_CONF__RK_COUNT];
+    const char *path;          /* dotted name for messages: "tenants.t.routes[0]" */
+    yaml_mark_t where;         /* tenant name, or the start of the route's mapping */
+};
 
 /* ---- loading ----------------------------------------------------------- */
 
@@ -176,6 +269,9 @@ typedef struct {
     tf_conf__host_ref_t *hosts;
     size_t nhosts, caphosts;
     size_t cur_tenant; /* tenant being loaded, TF_CONF__NO_TENANT outside */
+    tf_conf__src_t **tenant_src; /* per tenant, as written; NULL when it failed to load */
+    const char *dir; /* the configuration file's directory, for relative paths; NULL:
+                        the current directory */
 } tf_conf__ctx_t;
 
 /* Records an error at MARK (0-based). Keeps the TF_CONF_MAX_ERRORS earliest. */
@@ -194,6 +290,23 @@ void tf_conf__load_document(tf_conf__ctx_t *ctx);
  * location blamed for missing required keys. */
 void tf_conf__walk_section(tf_conf__ctx_t *ctx, const tf_conf__key_t *keys, void *base,
                            yaml_node_t *map, const char *path, yaml_mark_t where);
+
+/* Loads one value node N for key K into the record at BASE (any type). */
+void tf_conf__set_value(tf_conf__ctx_t *ctx, const tf_conf__key_t *k, void *base, yaml_node_t *n,
+                        const char *path, yaml_mark_t keymark);
+
+/* Loads a node-valued key (TF_CONF__T_BACKENDS and after) into DST. */
+void tf_conf__set_policy(tf_conf__ctx_t *ctx, const tf_conf__key_t *k, void *dst, yaml_node_t *n,
+                         const char *path);
+
+/* Loads a routes: list into the tf_conf__src_list_t at DST (routes.c). */
+void tf_conf__load_routes(tf_conf__ctx_t *ctx, const tf_conf__key_t *k, tf_conf__src_list_t *dst,
+                          yaml_node_t *n, const char *path);
+
+/* Builds every tenant's routes from what was written, resolving inheritance
+ * and the checks that span keys (routes.c). After the whole document, as
+ * routes fall back to the global timeouts. */
+void tf_conf__resolve_tenants(tf_conf__ctx_t *ctx);
 
 /* Sets every default of KEYS into the record at BASE (recursively). */
 void tf_conf__apply_defaults(tf_conf__ctx_t *ctx, const tf_conf__key_t *keys, void *base);

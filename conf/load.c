@@ -12,7 +12,7 @@
 
 #define WHY_MAX 512
 #define PATH_MAX_LEN 160
-#define MAX_KEYS 16
+#define MAX_KEYS 20
 
 /* A scalar being converted: its text, where it is, and the key's full name. */
 typedef struct {
@@ -67,7 +67,7 @@ static void locate(tf_conf__ctx_t *ctx, const tf_conf__key_t *k, const scalar_t 
 }
 
 /* Durations in messages, in the largest unit that divides them. */
-static void fmt_ms(char *out, size_t len, uint64_t ms)
+void tf_conf__fmt_ms(char *out, size_t len, uint64_t ms)
 {
     if (ms % 3600000 == 0)
         snprintf(out, len, "%" PRIu64 "h", ms / 3600000);
@@ -83,11 +83,15 @@ static void store_uint(void *dst, size_t size, uint64_t v)
 {
     if (size == sizeof(uint64_t)) {
         *(uint64_t *)dst = v;
+    } else if (size == sizeof(uint16_t)) {
+        *(uint16_t *)dst = (uint16_t)v;
     } else {
         assert(size == sizeof(uint32_t));
         *(uint32_t *)dst = (uint32_t)v;
     }
 }
+
+static bool checked(tf_conf__ctx_t *ctx, const tf_conf__key_t *k, const scalar_t *s);
 
 static void set_uint(tf_conf__ctx_t *ctx, const tf_conf__key_t *k, void *dst, const scalar_t *s)
 {
@@ -97,6 +101,9 @@ static void set_uint(tf_conf__ctx_t *ctx, const tf_conf__key_t *k, void *dst, co
         store_uint(dst, k->size, 0);
         return;
     }
+    /* A value with a message of its own ("weight 0: ...") before the range's. */
+    if (!checked(ctx, k, s))
+        return;
     const char *alt = k->type == TF_CONF__T_WORKERS ? " or \"auto\"" : "";
     if (tf_conf__parse_uint(s->text, &v, why, sizeof why) != 0) {
         tf_conf__error(ctx, s->mark, "%s: %s%s", s->path, why, alt);
@@ -119,12 +126,12 @@ static void set_duration(tf_conf__ctx_t *ctx, const tf_conf__key_t *k, void *dst
         return;
     }
     if (ms < k->min) {
-        fmt_ms(lim, sizeof lim, k->min);
+        tf_conf__fmt_ms(lim, sizeof lim, k->min);
         tf_conf__error(ctx, s->mark, "%s: %s is too short; use at least %s", s->path, s->text, lim);
         return;
     }
     if (ms > k->max) {
-        fmt_ms(lim, sizeof lim, k->max);
+        tf_conf__fmt_ms(lim, sizeof lim, k->max);
         tf_conf__error(ctx, s->mark, "%s: %s is too long; use at most %s", s->path, s->text, lim);
         return;
     }
@@ -171,6 +178,20 @@ static void set_enum(tf_conf__ctx_t *ctx, const tf_conf__key_t *k, void *dst, co
     enum_list(names, sizeof names, k->enums);
     tf_conf__error(ctx, s->mark, "%s: '%s' is not a valid value; use one of: %s", s->path, s->text,
                    names);
+}
+
+static void set_bool(tf_conf__ctx_t *ctx, void *dst, const scalar_t *s)
+{
+    char why[WHY_MAX];
+    if (tf_conf__parse_bool(s->text, (bool *)dst, why, sizeof why) != 0)
+        tf_conf__error(ctx, s->mark, "%s: %s", s->path, why);
+}
+
+static void set_status_range(tf_conf__ctx_t *ctx, void *dst, const scalar_t *s)
+{
+    char why[WHY_MAX];
+    if (tf_conf__parse_status_range(s->text, (tf_conf__status_t *)dst, why, sizeof why) != 0)
+        tf_conf__error(ctx, s->mark, "%s: %s", s->path, why);
 }
 
 /* Parses one address into A; false (with an error recorded) on failure. */
@@ -265,6 +286,12 @@ static void set_scalar(tf_conf__ctx_t *ctx, const tf_conf__key_t *k, void *dst, 
     case TF_CONF__T_ADDR:
         set_addr(ctx, k, dst, s);
         break;
+    case TF_CONF__T_BOOL:
+        set_bool(ctx, dst, s);
+        break;
+    case TF_CONF__T_STATUS_RANGE:
+        set_status_range(ctx, dst, s);
+        break;
     default:
         assert(is_list(k));
         add_item(ctx, k, dst, s);
@@ -321,6 +348,10 @@ static const char *type_what(const tf_conf__key_t *k)
         return "a host name such as \"app.example.com\"";
     case TF_CONF__T_ENUM:
         return "one of the values listed in docs/CONFIG.md";
+    case TF_CONF__T_BOOL:
+        return "true or false";
+    case TF_CONF__T_STATUS_RANGE:
+        return "a status or a range such as \"200-399\"";
     default:
         return "a string";
     }
@@ -372,10 +403,17 @@ static void set_section(tf_conf__ctx_t *ctx, const tf_conf__key_t *k, void *base
     tf_conf__walk_section(ctx, k->sub, base, n, path, keymark);
 }
 
-static void set_value(tf_conf__ctx_t *ctx, const tf_conf__key_t *k, void *base, yaml_node_t *n,
-                      const char *path, yaml_mark_t keymark)
+static bool is_policy(const tf_conf__key_t *k)
 {
-    if (k->type == TF_CONF__T_SECTION) {
+    return k->type >= TF_CONF__T_BACKENDS;
+}
+
+void tf_conf__set_value(tf_conf__ctx_t *ctx, const tf_conf__key_t *k, void *base, yaml_node_t *n,
+                        const char *path, yaml_mark_t keymark)
+{
+    if (is_policy(k)) {
+        tf_conf__set_policy(ctx, k, field(base, k), n, path);
+    } else if (k->type == TF_CONF__T_SECTION) {
         set_section(ctx, k, base, n, path, keymark);
     } else if (k->type == TF_CONF__T_TENANTS) {
         tf_conf__load_tenants(ctx, k, n, keymark);
@@ -491,7 +529,11 @@ void tf_conf__walk_section(tf_conf__ctx_t *ctx, const tf_conf__key_t *keys, void
         seen[i] = true;
         first[i] = kn->start_mark;
         join_path(sub, sizeof sub, path, k->name);
-        set_value(ctx, k, base, yaml_document_get_node(ctx->doc, p->value), sub, kn->start_mark);
+        yaml_node_t *vn = yaml_document_get_node(ctx->doc, p->value);
+        if (k->flags & TF_CONF__F_SEEN)
+            *(tf_conf__seen_t *)((char *)base + k->seen_offset) =
+                (tf_conf__seen_t){.set = true, .key = kn->start_mark, .value = vn->start_mark};
+        tf_conf__set_value(ctx, k, base, vn, sub, kn->start_mark);
     }
     missing(ctx, keys, seen, base, path, where);
 }
@@ -508,6 +550,13 @@ static void finish_log(tf_conf_t *c)
         c->log.access = TF_CONF_ACCESS_FILE;
         c->log.access_path = a;
     }
+}
+
+/* A bucket as deep as one second of its rate unless told otherwise. */
+static void finish_limits(tf_conf_limits_t *l)
+{
+    if (l->per_client_rps > 0 && l->per_client_burst == 0)
+        l->per_client_burst = l->per_client_rps;
 }
 
 void tf_conf__load_document(tf_conf__ctx_t *ctx)
@@ -536,5 +585,7 @@ void tf_conf__load_document(tf_conf__ctx_t *ctx)
     }
     tf_conf__walk_section(ctx, root, ctx->conf, top, "", top->start_mark);
     tf_conf__check_duplicate_hosts(ctx);
+    tf_conf__resolve_tenants(ctx);
     finish_log(ctx->conf);
+    finish_limits(&ctx->conf->limits);
 }

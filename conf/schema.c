@@ -10,7 +10,6 @@
 #include <string.h>
 
 #define C(f) offsetof(struct tf_conf, f)
-#define T(f) offsetof(tf_conf_tenant_t, f)
 
 static const char *const log_levels[] = {"error", "warn", "info", "debug", NULL};
 static const char *const log_formats[] = {"text", "json", NULL};
@@ -120,6 +119,19 @@ static const tf_conf__key_t timeout_keys[] = {
     TIMEOUT(drain, "30s"),     {.name = NULL},
 };
 
+#define PER_CLIENT(n, f)                                                                           \
+    {                                                                                              \
+        .name = #n, .type = TF_CONF__T_UINT, .offset = C(limits.per_client_##f),                   \
+        .size = sizeof(uint32_t), .min = 0, .max = TF_CONF_PER_CLIENT_MAX, .def = "0"              \
+    }
+
+static const tf_conf__key_t per_client_keys[] = {
+    PER_CLIENT(connections, connections),
+    PER_CLIENT(requests_per_second, rps),
+    PER_CLIENT(burst, burst),
+    {.name = NULL},
+};
+
 static const tf_conf__key_t limit_keys[] = {
     {.name = "max_connections",
      .type = TF_CONF__T_UINT,
@@ -142,41 +154,215 @@ static const tf_conf__key_t limit_keys[] = {
      .min = TF_CONF_HEADER_FIELDS_MIN,
      .max = TF_CONF_HEADER_FIELDS_MAX,
      .def = "100"},
+    {.name = "per_client", .type = TF_CONF__T_SECTION, .sub = per_client_keys},
     {.name = NULL},
 };
+
+/* ---- tenants and routes (SPEC §3, §11) ----------------------------------
+ * Both walk into a tf_conf__src_t; the rows they share are the ROUTE_KEYS
+ * macro, so a tenant's key and a route's key cannot drift apart. */
+
+#define S(f) offsetof(tf_conf__src_t, f)
+#define SEEN(rk) .flags = TF_CONF__F_SEEN, .seen_offset = S(seen[TF_CONF__RK_##rk])
+
+static const char *const balances[] = {"round_robin", "least_conn", "source", "cookie", NULL};
+static const char *const route_modes[] = {"http", "websocket", NULL};
+static const char *const redirect_statuses[] = {"301", "302", "307", "308", NULL};
 
 static const tf_conf__key_t health_keys[] = {
     {.name = "path",
      .type = TF_CONF__T_STRING,
-     .offset = T(health.path),
+     .offset = S(r.health.path),
      .def = "/health",
      .check = tf_conf__check_url_path},
     {.name = "interval",
      .type = TF_CONF__T_DURATION,
-     .offset = T(health.interval_ms),
+     .offset = S(r.health.interval_ms),
+     SEEN(HEALTH_INTERVAL),
      .min = 100,
      .max = 3600 * 1000,
      .def = "5s"},
+    {.name = "timeout",
+     .type = TF_CONF__T_DURATION,
+     .offset = S(r.health.timeout_ms),
+     SEEN(HEALTH_TIMEOUT),
+     .min = 100,
+     .max = 3600 * 1000,
+     .def = "2s"},
+    {.name = "rise",
+     .type = TF_CONF__T_UINT,
+     .offset = S(r.health.rise),
+     .size = sizeof(uint32_t),
+     .min = 1,
+     .max = 100,
+     .def = "2"},
+    {.name = "fall",
+     .type = TF_CONF__T_UINT,
+     .offset = S(r.health.fall),
+     .size = sizeof(uint32_t),
+     .min = 1,
+     .max = 100,
+     .def = "3"},
+    {.name = "status", .type = TF_CONF__T_STATUS_RANGE, .offset = S(status), .def = "200-399"},
+    {.name = "host",
+     .type = TF_CONF__T_STRING,
+     .offset = S(r.health.host),
+     .flags = TF_CONF__F_NULLABLE,
+     .check = tf_conf__check_health_host},
+    {.name = NULL},
+};
+
+#define ROUTE_TIMEOUT(n, rk)                                                                       \
+    {                                                                                              \
+        .name = #n, .type = TF_CONF__T_DURATION, .offset = S(r.timeouts.n##_ms), SEEN(rk),         \
+        .min = 1, .max = TF_CONF_TIMEOUT_MAX_MS                                                    \
+    }
+
+static const tf_conf__key_t route_timeout_keys[] = {
+    ROUTE_TIMEOUT(connect, TO_CONNECT), ROUTE_TIMEOUT(response, TO_RESPONSE),
+    ROUTE_TIMEOUT(idle, TO_IDLE),       ROUTE_TIMEOUT(tunnel, TO_TUNNEL),
+    {.name = NULL},
+};
+
+static const tf_conf__key_t request_rule_keys[] = {
+    {.name = "set", .type = TF_CONF__T_HEADER_SET, .offset = S(r.request_headers)},
+    {.name = "remove", .type = TF_CONF__T_HEADER_NAMES, .offset = S(r.request_headers.remove)},
+    {.name = NULL},
+};
+
+static const tf_conf__key_t response_rule_keys[] = {
+    {.name = "set", .type = TF_CONF__T_HEADER_SET, .offset = S(r.response_headers)},
+    {.name = "remove", .type = TF_CONF__T_HEADER_NAMES, .offset = S(r.response_headers.remove)},
+    {.name = NULL},
+};
+
+static const tf_conf__key_t header_keys[] = {
+    {.name = "request", .type = TF_CONF__T_SECTION, .sub = request_rule_keys},
+    {.name = "response", .type = TF_CONF__T_SECTION, .sub = response_rule_keys},
+    {.name = NULL},
+};
+
+static const tf_conf__key_t respond_keys[] = {
+    {.name = "status",
+     .type = TF_CONF__T_UINT,
+     .offset = S(r.respond_status),
+     .size = sizeof(uint16_t),
+     .min = 200,
+     .max = 599,
+     .def = "200"},
+    {.name = "content_type",
+     .type = TF_CONF__T_STRING,
+     .offset = S(r.respond_content_type),
+     .def = "text/plain; charset=utf-8",
+     .check = tf_conf__check_header_value},
+    {.name = "body", .type = TF_CONF__T_STRING, .offset = S(r.respond_body), .def = ""},
+    {.name = NULL},
+};
+
+static const tf_conf__key_t backend_keys[] = {
+    {.name = "address",
+     .type = TF_CONF__T_ADDR,
+     .offset = offsetof(tf_conf_backend_t, addr),
+     .flags = TF_CONF__F_REQUIRED,
+     .example = "address: \"10.0.0.5:8080\""},
+    {.name = "weight",
+     .type = TF_CONF__T_UINT,
+     .offset = offsetof(tf_conf_backend_t, weight),
+     .size = sizeof(uint16_t),
+     .min = 1,
+     .max = TF_CONF_WEIGHT_MAX,
+     .def = "1",
+     .check = tf_conf__check_weight},
+    {.name = "backup", .type = TF_CONF__T_BOOL, .offset = offsetof(tf_conf_backend_t, backup)},
+    {.name = "max_conns",
+     .type = TF_CONF__T_UINT,
+     .offset = offsetof(tf_conf_backend_t, max_conns),
+     .size = sizeof(uint32_t),
+     .min = 0,
+     .max = TF_CONF_MAX_CONNS_MAX,
+     .def = "0"},
+    {.name = NULL},
+};
+
+/* The keys a tenant and a route share (SPEC §11); a route inherits each one
+ * it does not write. */
+#define ROUTE_KEYS                                                                                 \
+    {.name = "backends",                                                                           \
+     .type = TF_CONF__T_BACKENDS,                                                                  \
+     .offset = S(r.backends),                                                                      \
+     SEEN(BACKENDS),                                                                               \
+     .sub = backend_keys,                                                                          \
+     .example = "backends: [\"10.0.0.5:8080\"]"},                                                  \
+        {.name = "balance",                                                                        \
+         .type = TF_CONF__T_ENUM,                                                                  \
+         .offset = S(r.balance),                                                                   \
+         SEEN(BALANCE),                                                                            \
+         .enums = balances,                                                                        \
+         .def = "round_robin"},                                                                    \
+        {.name = "cookie",                                                                         \
+         .type = TF_CONF__T_STRING,                                                                \
+         .offset = S(r.cookie),                                                                    \
+         SEEN(COOKIE),                                                                             \
+         .def = "TFSRV",                                                                           \
+         .check = tf_conf__check_cookie_name},                                                     \
+        {.name = "health",                                                                         \
+         .type = TF_CONF__T_SECTION,                                                               \
+         .flags = TF_CONF__F_OPTIONAL | TF_CONF__F_SEEN,                                           \
+         .seen_offset = S(seen[TF_CONF__RK_HEALTH]),                                               \
+         .present_offset = S(r.health.enabled),                                                    \
+         .sub = health_keys},                                                                      \
+        {.name = "timeouts", .type = TF_CONF__T_SECTION, .sub = route_timeout_keys},               \
+        {.name = "headers", .type = TF_CONF__T_SECTION, SEEN(HEADERS), .sub = header_keys},        \
+        {.name = "allow", .type = TF_CONF__T_CIDR_LIST, .offset = S(r.allow), SEEN(ALLOW)},        \
+        {.name = "errors", .type = TF_CONF__T_ERROR_PAGES, .offset = S(r.errors), SEEN(ERRORS)},   \
+        {.name = "redirect",                                                                       \
+         .type = TF_CONF__T_STRING,                                                                \
+         .offset = S(r.redirect),                                                                  \
+         SEEN(REDIRECT),                                                                           \
+         .check = tf_conf__check_redirect},                                                        \
+        {.name = "redirect_status",                                                                \
+         .type = TF_CONF__T_ENUM,                                                                  \
+         .offset = S(redirect_status),                                                             \
+         SEEN(REDIRECT_STATUS),                                                                    \
+         .enums = redirect_statuses,                                                               \
+         .def = "308"},                                                                            \
+    {                                                                                              \
+        .name = "respond", .type = TF_CONF__T_SECTION, SEEN(RESPOND), .sub = respond_keys          \
+    }
+
+static const tf_conf__key_t route_keys[] = {
+    {.name = "path",
+     .type = TF_CONF__T_STRING,
+     .offset = S(r.path),
+     .flags = TF_CONF__F_REQUIRED | TF_CONF__F_SEEN,
+     .seen_offset = S(seen[TF_CONF__RK_PATH]),
+     .check = tf_conf__check_route_path,
+     .example = "path: /api/"},
+    ROUTE_KEYS,
+    {.name = "strip_prefix", .type = TF_CONF__T_BOOL, .offset = S(r.strip_prefix)},
+    {.name = "mode",
+     .type = TF_CONF__T_ENUM,
+     .offset = S(mode),
+     SEEN(MODE),
+     .enums = route_modes,
+     .def = "http"},
     {.name = NULL},
 };
 
 static const tf_conf__key_t tenant_keys[] = {
     {.name = "hosts",
      .type = TF_CONF__T_HOST_LIST,
-     .offset = T(hosts),
+     .offset = S(hosts),
      .flags = TF_CONF__F_REQUIRED | TF_CONF__F_NONEMPTY,
      .example = "hosts: [\"app.example.com\"]"},
-    {.name = "backends",
-     .type = TF_CONF__T_ADDR_LIST,
-     .offset = T(backends),
-     .flags = TF_CONF__F_REQUIRED | TF_CONF__F_NONEMPTY,
-     .example = "backends: [\"10.0.0.5:8080\"]"},
-    {.name = "health",
-     .type = TF_CONF__T_SECTION,
-     .flags = TF_CONF__F_OPTIONAL,
-     .present_offset = T(health.enabled),
-     .sub = health_keys},
-    {.name = "mode", .type = TF_CONF__T_ENUM, .offset = T(mode), .enums = modes, .def = "http"},
+    {.name = "mode", .type = TF_CONF__T_ENUM, .offset = S(mode), .enums = modes, .def = "http"},
+    ROUTE_KEYS,
+    {.name = "routes",
+     .type = TF_CONF__T_ROUTES,
+     .offset = S(routes),
+     SEEN(ROUTES),
+     .sub = route_keys,
+     .example = "routes: [{path: /api/, backends: [\"10.0.0.9:8080\"]}]"},
     {.name = NULL},
 };
 

@@ -129,7 +129,8 @@ static const char *tenant_name_of(tf_conf__ctx_t *ctx, const yaml_node_t *kn)
     return NULL;
 }
 
-/* Loads one "name: { ... }" pair into the next free tenant slot. */
+/* Loads one "name: { ... }" pair into the next free tenant slot; its keys
+ * go to a tf_conf__src_t that tf_conf__resolve_tenants() turns into routes. */
 static void load_one(tf_conf__ctx_t *ctx, const tf_conf__key_t *key, yaml_node_t *kn,
                      yaml_node_t *vn)
 {
@@ -146,16 +147,21 @@ static void load_one(tf_conf__ctx_t *ctx, const tf_conf__key_t *key, yaml_node_t
         return;
     }
     tf_conf_tenant_t *t = &ctx->conf->tenants[ctx->conf->ntenants];
+    tf_conf__src_t *src = tf_conf__alloc(&ctx->conf->arena, sizeof *src);
     t->name = tf_conf__strndup(&ctx->conf->arena, name, strlen(name));
-    if (t->name == NULL) {
+    if (src != NULL)
+        src->path = tf_conf__strndup(&ctx->conf->arena, path, strlen(path));
+    if (t->name == NULL || src == NULL || src->path == NULL) {
         ctx->nomem = true;
         return;
     }
     t->line = (unsigned)kn->start_mark.line + 1;
     t->column = (unsigned)kn->start_mark.column + 1;
+    src->where = kn->start_mark;
+    ctx->tenant_src[ctx->conf->ntenants] = src;
     ctx->cur_tenant = ctx->conf->ntenants++;
-    tf_conf__apply_defaults(ctx, key->sub, t);
-    tf_conf__walk_section(ctx, key->sub, t, vn, path, kn->start_mark);
+    tf_conf__apply_defaults(ctx, key->sub, src);
+    tf_conf__walk_section(ctx, key->sub, src, vn, path, kn->start_mark);
     ctx->cur_tenant = TF_CONF__NO_TENANT;
 }
 
@@ -178,7 +184,8 @@ void tf_conf__load_tenants(tf_conf__ctx_t *ctx, const tf_conf__key_t *key, yaml_
         return;
     }
     ctx->conf->tenants = tf_conf__alloc(&ctx->conf->arena, n * sizeof(tf_conf_tenant_t));
-    if (ctx->conf->tenants == NULL) {
+    ctx->tenant_src = tf_conf__alloc(&ctx->conf->arena, n * sizeof(tf_conf__src_t *));
+    if (ctx->conf->tenants == NULL || ctx->tenant_src == NULL) {
         ctx->nomem = true;
         return;
     }
