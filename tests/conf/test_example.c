@@ -168,3 +168,57 @@ Test(example, a_config_outlives_a_reload_that_fails)
     tf_conf_unref(held);
     tf_conf_unref(next);
 }
+
+/* The contact-centre site of issue 14 (examples/contact-centre.yaml): what an
+ * operator reads in its comments is what loads. */
+Test(example, contact_centre_site_loads_as_commented)
+{
+    char *path = source_path("examples/contact-centre.yaml");
+    char err[8192];
+    tf_conf_t *c = NULL;
+    int rc = tf_conf_load_file(path, &c, err, sizeof err);
+    cr_assert_eq(rc, 0, "%s: %s\n%s", path, tf_err_name(rc), err);
+    const tf_conf_limits_t *l = tf_conf_limits(c);
+    cr_expect_eq(l->per_client_connections, 200);
+    cr_expect_eq(l->per_client_rps, 50);
+    cr_expect_eq(l->per_client_burst, 100);
+
+    const tf_conf_tenant_t *t = tf_conf_tenant_find(c, "acme");
+    cr_assert_not_null(t);
+    cr_assert_eq(t->nroutes, 5);
+    const tf_conf_route_t *portal = &t->routes[0], *chat = &t->routes[1], *api = &t->routes[2],
+                          *login = &t->routes[3], *robots = &t->routes[4];
+    cr_expect_eq(portal->balance, TF_CONF_BALANCE_COOKIE);
+    cr_expect_str_eq(portal->cookie, "ACMESRV");
+    cr_assert_eq(portal->backends.count, 3);
+    cr_expect(portal->backends.items[2].backup);
+    cr_assert_eq(portal->response_headers.nset, 1);
+    cr_expect_str_eq(portal->response_headers.set[0].name, "Strict-Transport-Security");
+    cr_assert_eq(portal->errors.count, 1);
+    cr_expect_eq(portal->errors.items[0].status, 503);
+    cr_expect_not_null(strstr(portal->errors.items[0].body, "right back"),
+                       "errors/503.html read from beside the configuration");
+
+    cr_expect_str_eq(chat->path, "/chat/");
+    cr_expect_eq(chat->balance, TF_CONF_BALANCE_LEAST_CONN);
+    cr_expect_eq(chat->timeouts.tunnel_ms, 8ull * 3600 * 1000);
+    cr_expect_eq(chat->timeouts.response_ms, 60000);
+    cr_expect_str_eq(chat->health.path, "/healthz");
+    cr_expect_eq(chat->response_headers.nset, 1, "HSTS inherited");
+    cr_expect_eq(chat->errors.count, 1, "the 503 page inherited");
+
+    cr_expect_str_eq(api->path, "/api/");
+    cr_expect(api->strip_prefix);
+    cr_expect_eq(api->allow.count, 3);
+    cr_expect_eq(api->backends.items[0].weight, 2);
+    cr_expect_eq(api->backends.items[0].max_conns, 500);
+    cr_expect_eq(api->timeouts.response_ms, 30000);
+    cr_expect_eq(portal->allow.count, 0, "the portal is open to everyone");
+
+    cr_expect_eq(login->kind, TF_CONF_ROUTE_REDIRECT);
+    cr_expect_eq(login->redirect_status, 301);
+    cr_expect_eq(robots->kind, TF_CONF_ROUTE_RESPOND);
+    cr_expect_str_eq(robots->respond_body, "User-agent: *\nDisallow: /\n");
+    tf_conf_unref(c);
+    free(path);
+}
