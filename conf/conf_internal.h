@@ -272,6 +272,7 @@ typedef struct {
     tf_conf__src_t **tenant_src; /* per tenant, as written; NULL when it failed to load */
     const char *dir; /* the configuration file's directory, for relative paths; NULL:
                         the current directory */
+    struct tf_conf__page *pages; /* error page files read so far (policy.c), in the arena */
 } tf_conf__ctx_t;
 
 /* Records an error at MARK (0-based). Keeps the TF_CONF_MAX_ERRORS earliest. */

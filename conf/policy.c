@@ -295,9 +295,45 @@ static bool page_status(tf_conf__ctx_t *ctx, const yaml_node_t *kn, const char *
     return false;
 }
 
+/* A file read once per load, however many tenants (or YAML aliases) name it:
+ * a page shared by a thousand tenants costs one copy, and an alias cannot
+ * multiply a large page. */
+struct tf_conf__page {
+    struct tf_conf__page *next;
+    const char *full;
+    const char *body;
+    size_t len;
+};
+
+static const struct tf_conf__page *page_cached(const tf_conf__ctx_t *ctx, const char *full)
+{
+    for (const struct tf_conf__page *p = ctx->pages; p != NULL; p = p->next) {
+        if (strcmp(p->full, full) == 0)
+            return p;
+    }
+    return NULL;
+}
+
+static void page_remember(tf_conf__ctx_t *ctx, const char *full, const tf_conf_error_page_t *pg)
+{
+    struct tf_conf__page *p = alloc(ctx, sizeof *p);
+    if (p == NULL || (p->full = copy(ctx, full, strlen(full))) == NULL)
+        return;
+    p->body = pg->body;
+    p->len = pg->len;
+    p->next = ctx->pages;
+    ctx->pages = p;
+}
+
 /* Reads at most TF_CONF_ERROR_PAGE_MAX bytes of the regular file at FULL. */
 static int read_page(tf_conf__ctx_t *ctx, const char *full, tf_conf_error_page_t *pg)
 {
+    const struct tf_conf__page *cached = page_cached(ctx, full);
+    if (cached != NULL) {
+        pg->body = cached->body;
+        pg->len = cached->len;
+        return 0;
+    }
     int fd = open(full, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
     if (fd < 0)
         return -errno;
@@ -328,6 +364,7 @@ static int read_page(tf_conf__ctx_t *ctx, const char *full, tf_conf_error_page_t
         body[n] = '\0';
         pg->body = body;
         pg->len = n;
+        page_remember(ctx, full, pg);
     }
     return rc;
 }

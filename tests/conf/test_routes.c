@@ -384,3 +384,26 @@ Test(files, an_error_page_is_relative_to_the_configuration_file)
     unlink(cfg);
     rmdir(dir);
 }
+
+Test(files, a_page_named_twice_is_read_once)
+{
+    char *page = temp_page("<p>busy</p>");
+    char yaml[2048];
+    snprintf(yaml, sizeof yaml,
+             T_LISTEN "tenants:\n"
+                      "  a: {hosts: [a.example], backends: [\"a:1\"], errors: {503: %s}}\n"
+                      "  b: {hosts: [b.example], backends: [\"a:1\"], errors: {502: %s, 504: %s}}\n",
+             page, page, page);
+    tf_conf_t *c = t_load(yaml);
+    const tf_conf_error_pages_t *a = &tf_conf_tenant(c, 0)->routes[0].errors;
+    const tf_conf_error_pages_t *b = &tf_conf_tenant(c, 1)->routes[0].errors;
+    cr_assert_eq(a->count, 1);
+    cr_assert_eq(b->count, 2);
+    cr_expect_str_eq(a->items[0].body, "<p>busy</p>");
+    cr_expect_eq(b->items[0].body, a->items[0].body, "one copy of the file");
+    cr_expect_eq(b->items[1].body, a->items[0].body);
+    cr_expect_eq(b->items[1].status, 504);
+    tf_conf_unref(c);
+    unlink(page);
+    free(page);
+}
