@@ -63,8 +63,10 @@ int tf_conf__parse_status_range(const char *s, tf_conf__status_t *r, char *why, 
     if (s[n] != '\0' && (s[n] != '-' || s[n + 1 + m] != '\0'))
         goto bad;
     if (v.min > v.max)
-        return fail(why, len, "'%s' ends before it starts; write the lower status first, e.g. "
-                    "\"200-399\"", s);
+        return fail(why, len,
+                    "'%s' ends before it starts; write the lower status first, e.g. "
+                    "\"200-399\"",
+                    s);
     *r = v;
     return 0;
 bad:
@@ -156,8 +158,10 @@ static int route_path_char(const char *s, char c, char *why, size_t len)
                     "'%s' contains '%c'; a prefix holds only letters, digits, '-._~', "
                     "\"!$&'()*+,;=\", ':', '@' and '/'",
                     s, c);
-    return fail(why, len, "'%s' contains a space, control or non-ASCII byte; a prefix holds "
-                "only letters, digits, '-._~', \"!$&'()*+,;=\", ':', '@' and '/'", s);
+    return fail(why, len,
+                "'%s' contains a space, control or non-ASCII byte; a prefix holds "
+                "only letters, digits, '-._~', \"!$&'()*+,;=\", ':', '@' and '/'",
+                s);
 }
 
 int tf_conf__check_route_path(const char *s, char *why, size_t len)
@@ -220,9 +224,18 @@ int tf_conf__check_cookie_name(const char *s, char *why, size_t len)
 /* Fields the proxy writes or that frame the message: a rule on them would
  * forge the client's address or break the framing (SPEC §7, §11). */
 static const char *const owned[] = {
-    "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "x-forwarded-port",
-    "host",            "content-length",    "transfer-encoding", "connection",
-    "keep-alive",      "proxy-connection",  "te",                "trailer",
+    "x-forwarded-for",
+    "x-forwarded-proto",
+    "x-forwarded-host",
+    "x-forwarded-port",
+    "host",
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
     "upgrade",
 };
 
@@ -260,8 +273,8 @@ int tf_conf__check_header_value(const char *s, char *why, size_t len)
     }
     size_t n = strlen(s);
     if (n > 0 && (s[0] == ' ' || s[0] == '\t' || s[n - 1] == ' ' || s[n - 1] == '\t'))
-        return fail(why, len,
-                    "'%s' starts or ends with white space, which HTTP drops; remove it", s);
+        return fail(why, len, "'%s' starts or ends with white space, which HTTP drops; remove it",
+                    s);
     return 0;
 }
 

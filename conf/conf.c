@@ -281,7 +281,8 @@ int tf_conf_load_file(const char *path, tf_conf_t **out, char *err, size_t errle
         return rc;
     /* "errors/503.html" beside tlsfront.yaml, wherever tlsfront runs from. */
     const char *slash = strrchr(path, '/');
-    char *dir = slash == NULL ? strdup(".") : strndup(path, slash == path ? 1 : (size_t)(slash - path));
+    char *dir =
+        slash == NULL ? strdup(".") : strndup(path, slash == path ? 1 : (size_t)(slash - path));
     if (dir == NULL) {
         free(data);
         snprintf(err, errlen, "%s: out of memory while reading the configuration\n", path);

@@ -58,18 +58,18 @@ struct tf_conf {
 /* ---- schema ------------------------------------------------------------ */
 
 typedef enum {
-    TF_CONF__T_SECTION,   /* mapping described by .sub */
-    TF_CONF__T_UINT,      /* unsigned, stored in the width given by .size */
-    TF_CONF__T_WORKERS,   /* UINT or "auto" (stored as 0) */
-    TF_CONF__T_DURATION,  /* uint64_t milliseconds */
-    TF_CONF__T_STRING,    /* const char * */
-    TF_CONF__T_ENUM,      /* int, index into .enums */
-    TF_CONF__T_ADDR,      /* tf_conf_addr_t */
-    TF_CONF__T_ADDR_LIST, /* tf_conf_addr_list_t */
-    TF_CONF__T_STR_LIST,  /* tf_conf_str_list_t */
-    TF_CONF__T_HOST_LIST, /* tf_conf_str_list_t of normalized host patterns */
-    TF_CONF__T_TENANTS,   /* map name -> tenant described by .sub */
-    TF_CONF__T_BOOL,      /* bool: true or false */
+    TF_CONF__T_SECTION,      /* mapping described by .sub */
+    TF_CONF__T_UINT,         /* unsigned, stored in the width given by .size */
+    TF_CONF__T_WORKERS,      /* UINT or "auto" (stored as 0) */
+    TF_CONF__T_DURATION,     /* uint64_t milliseconds */
+    TF_CONF__T_STRING,       /* const char * */
+    TF_CONF__T_ENUM,         /* int, index into .enums */
+    TF_CONF__T_ADDR,         /* tf_conf_addr_t */
+    TF_CONF__T_ADDR_LIST,    /* tf_conf_addr_list_t */
+    TF_CONF__T_STR_LIST,     /* tf_conf_str_list_t */
+    TF_CONF__T_HOST_LIST,    /* tf_conf_str_list_t of normalized host patterns */
+    TF_CONF__T_TENANTS,      /* map name -> tenant described by .sub */
+    TF_CONF__T_BOOL,         /* bool: true or false */
     TF_CONF__T_STATUS_RANGE, /* tf_conf__status_t: "200-399" or "200" (100..599) */
     /* Node-valued types, loaded by tf_conf__set_policy() (policy.c, routes.c): */
     TF_CONF__T_BACKENDS,     /* tf_conf_backend_list_t: "HOST:PORT" or maps per .sub */
@@ -230,15 +230,15 @@ typedef struct {
  * applied, nothing inherited yet). Tenants and routes share the struct so
  * that their common keys share their schema rows. */
 struct tf_conf__src {
-    tf_conf_route_t r;         /* the route's own values */
-    tf_conf_str_list_t hosts;  /* tenant only */
-    int mode;                  /* tenant: tf_conf_mode_t; route: 0 http, 1 websocket */
-    int redirect_status;       /* index into 301, 302, 307, 308 */
-    tf_conf__status_t status;  /* health.status */
+    tf_conf_route_t r;          /* the route's own values */
+    tf_conf_str_list_t hosts;   /* tenant only */
+    int mode;                   /* tenant: tf_conf_mode_t; route: 0 http, 1 websocket */
+    int redirect_status;        /* index into 301, 302, 307, 308 */
+    tf_conf__status_t status;   /* health.status */
     tf_conf__src_list_t routes; /* tenant only */
     tf_conf__seen_t seen[TF_CONF__RK_COUNT];
-    const char *path;          /* dotted name for messages: "tenants.t.routes[0]" */
-    yaml_mark_t where;         /* tenant name, or the start of the route's mapping */
+    const char *path;  /* dotted name for messages: "tenants.t.routes[0]" */
+    yaml_mark_t where; /* tenant name, or the start of the route's mapping */
 };
 
 /* ---- loading ----------------------------------------------------------- */
@@ -268,10 +268,10 @@ typedef struct {
     bool nomem;
     tf_conf__host_ref_t *hosts;
     size_t nhosts, caphosts;
-    size_t cur_tenant; /* tenant being loaded, TF_CONF__NO_TENANT outside */
+    size_t cur_tenant;           /* tenant being loaded, TF_CONF__NO_TENANT outside */
     tf_conf__src_t **tenant_src; /* per tenant, as written; NULL when it failed to load */
-    const char *dir; /* the configuration file's directory, for relative paths; NULL:
-                        the current directory */
+    const char *dir;             /* the configuration file's directory, for relative paths; NULL:
+                                    the current directory */
     struct tf_conf__page *pages; /* error page files read so far (policy.c), in the arena */
 } tf_conf__ctx_t;
 

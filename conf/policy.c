@@ -84,8 +84,8 @@ static bool map_node(tf_conf__ctx_t *ctx, const yaml_node_t *n, const char *path
         return true;
     }
     if (n->type != YAML_MAPPING_NODE) {
-        tf_conf__error(ctx, n->start_mark, "%s: expected a mapping like %s, got %s", path,
-                       example, tf_conf__node_kind(n));
+        tf_conf__error(ctx, n->start_mark, "%s: expected a mapping like %s, got %s", path, example,
+                       tf_conf__node_kind(n));
         return false;
     }
     *count = map_len(n);
@@ -142,8 +142,8 @@ static void load_backends(tf_conf__ctx_t *ctx, const tf_conf__key_t *k, tf_conf_
     if (!list_node(ctx, n, path, "[\"10.0.0.5:8080\"]", &count))
         return;
     if (count == 0) {
-        tf_conf__error(ctx, n->start_mark, "%s: is empty; add at least one backend, e.g. %s",
-                       path, k->example);
+        tf_conf__error(ctx, n->start_mark, "%s: is empty; add at least one backend, e.g. %s", path,
+                       k->example);
         return;
     }
     tf_conf_backend_t *items = alloc(ctx, count * sizeof *items);
@@ -397,8 +397,7 @@ static void load_page(tf_conf__ctx_t *ctx, tf_conf_error_pages_t *e, yaml_node_p
         return;
     for (size_t i = 0; i < e->count; i++) {
         if (e->items[i].status == pg->status) {
-            tf_conf__error(ctx, kn->start_mark, "%s: %u has two pages; keep one", path,
-                           pg->status);
+            tf_conf__error(ctx, kn->start_mark, "%s: %u has two pages; keep one", path, pg->status);
             return;
         }
     }

@@ -246,10 +246,14 @@ static void check_tcp(tf_conf__ctx_t *ctx, const tf_conf__src_t *s)
         int rk;
         const char *name;
     } http_only[] = {
-        {TF_CONF__RK_ROUTES, "routes"},     {TF_CONF__RK_COOKIE, "cookie"},
-        {TF_CONF__RK_HEADERS, "headers"},   {TF_CONF__RK_ALLOW, "allow"},
-        {TF_CONF__RK_ERRORS, "errors"},     {TF_CONF__RK_REDIRECT, "redirect"},
-        {TF_CONF__RK_REDIRECT_STATUS, "redirect_status"}, {TF_CONF__RK_RESPOND, "respond"},
+        {TF_CONF__RK_ROUTES, "routes"},
+        {TF_CONF__RK_COOKIE, "cookie"},
+        {TF_CONF__RK_HEADERS, "headers"},
+        {TF_CONF__RK_ALLOW, "allow"},
+        {TF_CONF__RK_ERRORS, "errors"},
+        {TF_CONF__RK_REDIRECT, "redirect"},
+        {TF_CONF__RK_REDIRECT_STATUS, "redirect_status"},
+        {TF_CONF__RK_RESPOND, "respond"},
     };
     for (size_t i = 0; i < sizeof http_only / sizeof http_only[0]; i++) {
         const tf_conf__seen_t *k = &s->seen[http_only[i].rk];

@@ -219,8 +219,10 @@ static const tf_conf__key_t health_keys[] = {
     }
 
 static const tf_conf__key_t route_timeout_keys[] = {
-    ROUTE_TIMEOUT(connect, TO_CONNECT), ROUTE_TIMEOUT(response, TO_RESPONSE),
-    ROUTE_TIMEOUT(idle, TO_IDLE),       ROUTE_TIMEOUT(tunnel, TO_TUNNEL),
+    ROUTE_TIMEOUT(connect, TO_CONNECT),
+    ROUTE_TIMEOUT(response, TO_RESPONSE),
+    ROUTE_TIMEOUT(idle, TO_IDLE),
+    ROUTE_TIMEOUT(tunnel, TO_TUNNEL),
     {.name = NULL},
 };
 

@@ -68,8 +68,9 @@ Test(routes, route_shape)
                    "websocket");
     t_expect_error(HEAD BACKENDS "    strip_prefix: true\n", 7, 5,
                    "unknown key 'strip_prefix' in 'tenants.t'");
-    t_expect_error("routes: []\n" T_MINIMAL, 1, 1, "it belongs under its section: "
-                                                   "'tenants.NAME.routes'");
+    t_expect_error("routes: []\n" T_MINIMAL, 1, 1,
+                   "it belongs under its section: "
+                   "'tenants.NAME.routes'");
 }
 
 Test(kinds, two_of_backends_redirect_respond)
@@ -115,7 +116,8 @@ Test(kinds, redirect_and_respond_values)
                    "tenants.t.respond.status: 700 is out of range; use 200 to 599");
     t_expect_error(HEAD "    respond: {content_type: \"a\\nb\"}\n", 6, 29,
                    "tenants.t.respond.content_type: the value contains a control character");
-    t_expect_error(HEAD BACKENDS "    routes:\n      - {path: /ws/, mode: websocket, redirect: /x/}\n",
+    t_expect_error(HEAD BACKENDS
+                   "    routes:\n      - {path: /ws/, mode: websocket, redirect: /x/}\n",
                    8, 28, "tenants.t.routes[0].mode: websocket needs backends");
 }
 
@@ -147,10 +149,12 @@ Test(backends, item_errors)
                          "      - {address: \"c:1\", wieght: 2}\n"
                          "      - \"d\"\n";
     t_expect_error(y, 8, 9, "tenants.t.backends: missing required key 'address'");
-    t_expect_error(y, 9, 37, "tenants.t.backends.max_conns: 1000001 is out of range; use 0 to "
-                             "1000000");
-    t_expect_error(y, 9, 54, "tenants.t.backends.backup: 'yes' is not a boolean; write true or "
-                             "false");
+    t_expect_error(y, 9, 37,
+                   "tenants.t.backends.max_conns: 1000001 is out of range; use 0 to "
+                   "1000000");
+    t_expect_error(y, 9, 54,
+                   "tenants.t.backends.backup: 'yes' is not a boolean; write true or "
+                   "false");
     t_expect_error(y, 10, 9,
                    "tenants.t.backends: 'a:1' is listed twice (first at line 7, column 9)");
     t_expect_error(y, 11, 9, "tenants.t.backends: expected an address such as");
@@ -202,9 +206,18 @@ Test(errors_pages, missing_file_and_statuses)
 Test(headers, forbidden_names_in_set_and_remove)
 {
     static const char *const names[] = {
-        "X-Forwarded-For",  "x-forwarded-proto", "X-FORWARDED-HOST", "X-Forwarded-Port",
-        "Host",             "Content-Length",    "Transfer-Encoding", "Connection",
-        "Keep-Alive",       "Proxy-Connection",  "TE",                "Trailer",
+        "X-Forwarded-For",
+        "x-forwarded-proto",
+        "X-FORWARDED-HOST",
+        "X-Forwarded-Port",
+        "Host",
+        "Content-Length",
+        "Transfer-Encoding",
+        "Connection",
+        "Keep-Alive",
+        "Proxy-Connection",
+        "TE",
+        "Trailer",
         "Upgrade",
     };
     char y[1024];
@@ -222,12 +235,13 @@ Test(headers, forbidden_names_in_set_and_remove)
 
 Test(headers, names_and_values)
 {
-    const char *y = HEAD BACKENDS "    headers:\n"
-                                  "      request:\n"
-                                  "        set: {X-Forwarded-For: 1.2.3.4}\n"
-                                  "        remove: [Host, \"Bad Name\", Content-Length]\n"
-                                  "      response:\n"
-                                  "        set: {X-Ok: \"a\\rb\", X-Ctl: \"a\\u0001b\", X-Sp: \" x\"}\n";
+    const char *y =
+        HEAD BACKENDS "    headers:\n"
+                      "      request:\n"
+                      "        set: {X-Forwarded-For: 1.2.3.4}\n"
+                      "        remove: [Host, \"Bad Name\", Content-Length]\n"
+                      "      response:\n"
+                      "        set: {X-Ok: \"a\\rb\", X-Ctl: \"a\\u0001b\", X-Sp: \" x\"}\n";
     t_expect_error(y, 9, 15,
                    "tenants.t.headers.request.set: 'X-Forwarded-For' is written by the proxy "
                    "itself");
@@ -256,9 +270,9 @@ Test(health, values_and_timeout_within_interval)
     t_expect_error(HEAD BACKENDS "    health: {interval: 1s, timeout: 2s}\n", 7, 37,
                    "tenants.t.health.timeout: 2s is longer than health.interval (1s); a check "
                    "must end before the next one starts");
-    t_expect_error(HEAD BACKENDS "    routes:\n      - {path: /a/, health: {timeout: 6s}}\n", 8,
-                   39, "tenants.t.routes[0].health.timeout: 6s is longer than health.interval "
-                       "(5s)");
+    t_expect_error(HEAD BACKENDS "    routes:\n      - {path: /a/, health: {timeout: 6s}}\n", 8, 39,
+                   "tenants.t.routes[0].health.timeout: 6s is longer than health.interval "
+                   "(5s)");
     t_expect_error(HEAD BACKENDS "    health: {rise: 0}\n", 7, 20,
                    "tenants.t.health.rise: 0 is out of range; use 1 to 100");
     t_expect_error(HEAD BACKENDS "    health: {fall: 101}\n", 7, 20, "use 1 to 100");

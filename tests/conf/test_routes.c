@@ -108,11 +108,12 @@ Test(defaults, health_keys_and_a_short_interval)
 
 Test(defaults, backend_maps_and_strings_mix)
 {
-    tf_conf_t *c = t_load(HEAD "    backends:\n"
-                               "      - \"10.0.0.5:8080\"\n"
-                               "      - {address: \"[fd00::6]:8080\", weight: 256, max_conns: 1000000}\n"
-                               "      - address: spare.internal:8080\n"
-                               "        backup: true\n");
+    tf_conf_t *c =
+        t_load(HEAD "    backends:\n"
+                    "      - \"10.0.0.5:8080\"\n"
+                    "      - {address: \"[fd00::6]:8080\", weight: 256, max_conns: 1000000}\n"
+                    "      - address: spare.internal:8080\n"
+                    "        backup: true\n");
     const tf_conf_backend_list_t *b = &tf_conf_tenant(c, 0)->routes[0].backends;
     cr_assert_eq(b->count, 3);
     cr_expect_str_eq(b->items[0].addr.host, "10.0.0.5");
@@ -133,8 +134,8 @@ Test(defaults, backend_maps_and_strings_mix)
 
 Test(defaults, limits_per_client)
 {
-    tf_conf_t *c = t_load("limits:\n  per_client: {connections: 20, requests_per_second: 50}\n"
-                          T_MINIMAL);
+    tf_conf_t *c =
+        t_load("limits:\n  per_client: {connections: 20, requests_per_second: 50}\n" T_MINIMAL);
     cr_expect_eq(tf_conf_limits(c)->per_client_connections, 20);
     cr_expect_eq(tf_conf_limits(c)->per_client_rps, 50);
     cr_expect_eq(tf_conf_limits(c)->per_client_burst, 50, "burst 0 with a rate is the rate");
@@ -147,19 +148,20 @@ Test(defaults, limits_per_client)
 
 Test(defaults, header_rules_allow_and_kinds)
 {
-    tf_conf_t *c = t_load(HEAD "    redirect: \"https://b.example/new/\"\n"
-                               "    redirect_status: 302\n"
-                               "    headers:\n"
-                               "      request: {set: {X-Tenant: acme, X-Empty: \"\"}, remove: [Cookie2]}\n"
-                               "      response:\n"
-                               "        set: {Strict-Transport-Security: \"max-age=31536000\"}\n"
-                               "        remove: [Server, X-Powered-By]\n"
-                               "    allow: [\"10.0.0.0/8\", \"192.0.2.7\", \"2001:db8::/32\", \"::1\"]\n"
-                               "    routes:\n"
-                               "      - path: /robots.txt\n"
-                               "        respond: {status: 404, content_type: text/html, body: \"no\\n\"}\n"
-                               "      - path: /app/\n"
-                               "        backends: [\"a:1\"]\n");
+    tf_conf_t *c =
+        t_load(HEAD "    redirect: \"https://b.example/new/\"\n"
+                    "    redirect_status: 302\n"
+                    "    headers:\n"
+                    "      request: {set: {X-Tenant: acme, X-Empty: \"\"}, remove: [Cookie2]}\n"
+                    "      response:\n"
+                    "        set: {Strict-Transport-Security: \"max-age=31536000\"}\n"
+                    "        remove: [Server, X-Powered-By]\n"
+                    "    allow: [\"10.0.0.0/8\", \"192.0.2.7\", \"2001:db8::/32\", \"::1\"]\n"
+                    "    routes:\n"
+                    "      - path: /robots.txt\n"
+                    "        respond: {status: 404, content_type: text/html, body: \"no\\n\"}\n"
+                    "      - path: /app/\n"
+                    "        backends: [\"a:1\"]\n");
     const tf_conf_tenant_t *t = tf_conf_tenant(c, 0);
     cr_assert_eq(t->nroutes, 3);
     const tf_conf_route_t *r = &t->routes[0];
@@ -319,8 +321,9 @@ Test(inherit, every_key_whole_and_timeouts_one_by_one)
 
 Test(inherit, a_slash_and_no_slash_prefix_are_two_routes)
 {
-    tf_conf_t *c = t_load(HEAD "    backends: [\"a:1\"]\n"
-                               "    routes: [{path: /api}, {path: /api/}, {path: \"/x:y@z;v=1\"}]\n");
+    tf_conf_t *c =
+        t_load(HEAD "    backends: [\"a:1\"]\n"
+                    "    routes: [{path: /api}, {path: /api/}, {path: \"/x:y@z;v=1\"}]\n");
     const tf_conf_tenant_t *t = tf_conf_tenant(c, 0);
     cr_assert_eq(t->nroutes, 4);
     cr_expect_str_eq(t->routes[1].path, "/api");
@@ -390,9 +393,10 @@ Test(files, a_page_named_twice_is_read_once)
     char *page = temp_page("<p>busy</p>");
     char yaml[2048];
     snprintf(yaml, sizeof yaml,
-             T_LISTEN "tenants:\n"
-                      "  a: {hosts: [a.example], backends: [\"a:1\"], errors: {503: %s}}\n"
-                      "  b: {hosts: [b.example], backends: [\"a:1\"], errors: {502: %s, 504: %s}}\n",
+             T_LISTEN
+             "tenants:\n"
+             "  a: {hosts: [a.example], backends: [\"a:1\"], errors: {503: %s}}\n"
+             "  b: {hosts: [b.example], backends: [\"a:1\"], errors: {502: %s, 504: %s}}\n",
              page, page, page);
     tf_conf_t *c = t_load(yaml);
     const tf_conf_error_pages_t *a = &tf_conf_tenant(c, 0)->routes[0].errors;
