@@ -161,7 +161,7 @@ typedef struct {
     bool enabled;         /* false when no health section applies */
     const char *path;     /* starts with '/'; default "/health" */
     uint64_t interval_ms; /* default 5000 */
-    uint64_t timeout_ms;  /* default 2000; <= interval */
+    uint64_t timeout_ms;  /* default 2000 (the interval when shorter); <= interval */
     uint32_t rise;        /* passing checks that bring a backend up, 1..100, default 2 */
     uint32_t fall;        /* failing checks that take it down, 1..100, default 3 */
     uint16_t status_min;  /* accepted status range, "200-399" by default; "200" alone */
