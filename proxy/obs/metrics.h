@@ -116,6 +116,9 @@ typedef struct {
     const tf_cs_snapshot_t *snap;
     const tf_conf_t *conf; /* the configuration in service */
     uint64_t conf_id;      /* its number (see backends_gen) */
+    /* limits.per_client: connections closed at accept, requests answered 429. */
+    uint64_t per_client_refused_connections;
+    uint64_t per_client_refused_requests;
 } tf_metrics_main_t;
 
 /* Writes the whole exposition to out. */
