@@ -24,17 +24,17 @@
 #include <time.h>
 #include <uv.h>
 
-#define SHARDS 64u              /* a power of two */
-#define SHARD_BUCKETS_MIN 16u   /* a power of two */
-#define SWEEP_BUCKETS 2u        /* chains a request sweeps on its shard */
-#define MILLI 1000u             /* a token, in the bucket's units */
+#define SHARDS 64u            /* a power of two */
+#define SHARD_BUCKETS_MIN 16u /* a power of two */
+#define SWEEP_BUCKETS 2u      /* chains a request sweeps on its shard */
+#define MILLI 1000u           /* a token, in the bucket's units */
 
 typedef struct entry {
     struct entry *next;
     uint8_t key[16];
-    uint32_t conns;    /* connections open */
-    uint64_t deficit;  /* thousandths of a token taken and not refilled */
-    uint64_t last_ms;  /* when the deficit was last refilled */
+    uint32_t conns;   /* connections open */
+    uint64_t deficit; /* thousandths of a token taken and not refilled */
+    uint64_t last_ms; /* when the deficit was last refilled */
 } entry_t;
 
 /* Padded to a cache line each: workers on different shards do not share
@@ -44,7 +44,7 @@ typedef struct {
     entry_t **buckets;
     size_t nbuckets; /* a power of two */
     size_t count;
-    size_t sweep;    /* the next chain a request sweeps */
+    size_t sweep; /* the next chain a request sweeps */
 } __attribute__((aligned(64))) shard_t;
 
 struct tf_limits {

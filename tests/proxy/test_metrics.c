@@ -151,8 +151,8 @@ Test(metrics, per_client_refusals_by_kind)
     cr_assert_eq(fclose(out), 0);
     cr_expect_not_null(strstr(text, "# TYPE tlsfront_per_client_refused_total counter\n"), "%s",
                        text);
-    cr_expect_not_null(strstr(text, "\ntlsfront_per_client_refused_total{kind=\"connections\"} 3\n"),
-                       "%s", text);
+    cr_expect_not_null(
+        strstr(text, "\ntlsfront_per_client_refused_total{kind=\"connections\"} 3\n"), "%s", text);
     cr_expect_not_null(strstr(text, "\ntlsfront_per_client_refused_total{kind=\"requests\"} 5\n"),
                        "%s", text);
     promtool_check(text);
