@@ -108,7 +108,8 @@ void tf_metrics_backends_sampled(tf_metrics_worker_t *m, uint64_t gen);
 
 /* ---- rendering (admin thread) ------------------------------------------ */
 
-/* Main-thread figures: reloads by result and the certificates in service. */
+/* Main-thread figures: reloads by result, the certificates in service, and
+ * limits.per_client's refusals (process-wide counters). */
 typedef struct {
     uint64_t reloads_ok;
     uint64_t reloads_partial; /* applied, but some files or the config failed */
