@@ -445,6 +445,9 @@ static int run_setup(run_t *r)
     s->nlisten = tf_conf_listen_https(r->conf)->count;
     s->nhttp = tf_conf_listen_http(r->conf)->count;
     s->max_connections = tf_conf_limits(r->conf)->max_connections;
+    rc = tf_limits_new(&s->limits);
+    if (rc != 0)
+        return rc;
     /* Opened before privileges are dropped, like the listening sockets. */
     rc = tf_access_open(tf_conf_log(r->conf), &s->access, err, sizeof err);
     if (rc != 0) {
@@ -494,6 +497,7 @@ static void run_teardown(run_t *r)
     tf_reload_free(r->reload);
     tf_tls_tickets_unref(r->shared.tickets);
     tf_access_free(r->shared.access);
+    tf_limits_free(r->shared.limits);
     tf_conf_unref(r->conf);
 }
 

@@ -6,6 +6,7 @@
 #include "common/err.h"
 #include "proxy/obs/obs.h"
 #include "proxy/net/exchange.h"
+#include "proxy/net/limits.h"
 #include "proxy/net/pool.h"
 #include "common/util.h"
 #include "proxy/net/upstream.h"
@@ -23,6 +24,28 @@ static void conn_on_handle_closed(uv_handle_t *h);
 
 static const tf_sink_t handshake_sink;
 
+/* The close reason of a connection refused by limits.per_client: not a
+ * failed handshake, none was tried. */
+static const char per_client_refused[] = "limits.per_client.connections";
+
+/* Counts the connection against its client's limits.per_client.connections,
+ * or closes it when the client already holds that many: before any TLS
+ * work, which is what a client opening connections in a loop would cost. */
+static void client_limit(tf_conn_t *c)
+{
+    tf_limits_t *l = c->worker->server->shared->limits;
+    const tf_conf_limits_t *lim = tf_conf_limits(c->gen->conf);
+    if (l == NULL || lim->per_client_connections == 0)
+        return;
+    if (tf_limits_conn_open(l, lim, &c->peer.sa)) {
+        c->per_client = true;
+        return;
+    }
+    TF_CONN_LOG(TF_LOG_INFO, c, "refused: the client holds limits.per_client.connections (%u)",
+                (unsigned)lim->per_client_connections);
+    tf_conn_close(c, TF_LOG_DEBUG, per_client_refused);
+}
+
 static int client_accept(tf_conn_t *c, uv_stream_t *server)
 {
     tf_worker_t *w = c->worker;
@@ -37,6 +60,9 @@ static int client_accept(tf_conn_t *c, uv_stream_t *server)
     int len = sizeof c->peer;
     if (uv_tcp_getpeername(&c->client.tcp, &c->peer.sa, &len) != 0)
         c->peer.sa.sa_family = AF_UNSPEC;
+    client_limit(c);
+    if (tf_conn_closing(c))
+        return 0;
     uv_tcp_nodelay(&c->client.tcp, 1);
     /* Fails when memory or descriptors (wolfSSL's random source) run out. */
     tf_tls_session_t *tls = tf_tls_session_new(c->gen->tls, c->gen->snap);
@@ -70,6 +96,8 @@ int tf_conn_accept(tf_worker_t *w, uv_stream_t *server, uint16_t local_port)
         tf_conn_close(c, TF_LOG_WARN, "no resources");
         return rc == TF_ENOMEM ? TF_ETLS : rc;
     }
+    if (tf_conn_closing(c))
+        return 0; /* refused by client_limit() */
     TF_CONN_LOG(TF_LOG_DEBUG, c, "accepted");
     tf_conn_arm_timer(c);
     return 0;
@@ -500,6 +528,8 @@ static void conn_on_handle_closed(uv_handle_t *h)
     if (--c->handles > 0)
         return;
     tf_stream_dispose(&c->client);
+    if (c->per_client)
+        tf_limits_conn_close(c->worker->server->shared->limits, &c->peer.sa);
     tf_worker_conn_removed(c->worker, c);
     tf_worker_gen_release(c->worker, c->gen);
     free(c);
@@ -524,7 +554,7 @@ void tf_conn_close(tf_conn_t *c, tf_log_level_t level, const char *reason)
     if (tf_conn_closing(c))
         return;
     c->reason = reason;
-    if (c->phase == TF_CONN_HANDSHAKE)
+    if (c->phase == TF_CONN_HANDSHAKE && reason != per_client_refused)
         tf_metrics_handshake(c->worker->metrics, false, handshake_failure(c, reason));
     conn_log_summary(c, level);
     conn_access_log(c);

@@ -136,6 +136,7 @@ struct tf_conn {
     uint8_t phase;       /* tf_conn_phase_t */
     uint8_t handles;     /* libuv handles open (not yet closed) */
     uint8_t attempts;    /* backend connects tried */
+    bool per_client;     /* holds a limits.per_client slot (limits.h), given back when freed */
     uint16_t local_port; /* the port the client connected to (the listener's); 0: unknown */
 };
 

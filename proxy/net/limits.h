@@ -21,6 +21,7 @@
 #include "conf/conf.h"
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
 
@@ -46,5 +47,8 @@ uint32_t tf_limits_request(tf_limits_t *l, const tf_conf_limits_t *lim,
 /* Counters since start, for metrics. */
 uint64_t tf_limits_refused_connections(const tf_limits_t *l);
 uint64_t tf_limits_refused_requests(const tf_limits_t *l);
+
+/* Addresses with an entry now (connections open or a bucket refilling). */
+size_t tf_limits_clients(tf_limits_t *l);
 
 #endif

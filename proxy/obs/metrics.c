@@ -326,6 +326,16 @@ static void render_reloads(FILE *out, const tf_metrics_main_t *m)
             (unsigned long long)m->reloads_failed);
 }
 
+static void render_limits(FILE *out, const tf_metrics_main_t *m)
+{
+    head(out, "tlsfront_per_client_refused_total", "counter",
+         "Refused by limits.per_client: connections closed at accept, requests answered 429.");
+    fprintf(out, "tlsfront_per_client_refused_total{kind=\"connections\"} %llu\n",
+            (unsigned long long)m->per_client_refused_connections);
+    fprintf(out, "tlsfront_per_client_refused_total{kind=\"requests\"} %llu\n",
+            (unsigned long long)m->per_client_refused_requests);
+}
+
 void tf_metrics_render(FILE *out, tf_metrics_worker_t *const *workers, unsigned nworkers,
                        const tf_metrics_main_t *m)
 {
@@ -335,4 +345,5 @@ void tf_metrics_render(FILE *out, tf_metrics_worker_t *const *workers, unsigned 
     if (m->snap != NULL)
         render_certs(out, m);
     render_reloads(out, m);
+    render_limits(out, m);
 }

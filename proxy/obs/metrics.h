@@ -108,7 +108,8 @@ void tf_metrics_backends_sampled(tf_metrics_worker_t *m, uint64_t gen);
 
 /* ---- rendering (admin thread) ------------------------------------------ */
 
-/* Main-thread figures: reloads by result and the certificates in service. */
+/* Main-thread figures: reloads by result, the certificates in service, and
+ * limits.per_client's refusals (process-wide counters). */
 typedef struct {
     uint64_t reloads_ok;
     uint64_t reloads_partial; /* applied, but some files or the config failed */
@@ -116,6 +117,9 @@ typedef struct {
     const tf_cs_snapshot_t *snap;
     const tf_conf_t *conf; /* the configuration in service */
     uint64_t conf_id;      /* its number (see backends_gen) */
+    /* limits.per_client: connections closed at accept, requests answered 429. */
+    uint64_t per_client_refused_connections;
+    uint64_t per_client_refused_requests;
 } tf_metrics_main_t;
 
 /* Writes the whole exposition to out. */

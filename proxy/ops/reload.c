@@ -837,6 +837,10 @@ void tf_reload_metrics(const tf_reload_t *r, tf_metrics_main_t *m)
     m->snap = r->snap;
     m->conf = r->conf;
     m->conf_id = r->conf_id;
+    if (r->shared->limits != NULL) {
+        m->per_client_refused_connections = tf_limits_refused_connections(r->shared->limits);
+        m->per_client_refused_requests = tf_limits_refused_requests(r->shared->limits);
+    }
 }
 
 void tf_reload_close(tf_reload_t *r)

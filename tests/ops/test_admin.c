@@ -93,6 +93,7 @@ Test(ops_admin, metrics_pass_promtool)
                            "tlsfront_certificates_loaded 4",
                            "tlsfront_certificate_expiry_seconds{file=",
                            "tlsfront_reloads_total{result=\"ok\"}",
+                           "tlsfront_per_client_refused_total{kind=\"connections\"} 0",
                            "tlsfront_request_duration_seconds_bucket{le=\"+Inf\"}"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         cr_expect_not_null(strstr(out, names[i]), "%s missing:\n%s", names[i], out);

@@ -135,3 +135,27 @@ Test(metrics, tenants_past_the_table_are_counted_in_the_overflow_row)
     free(text);
     fixture_dispose(&f);
 }
+
+/* limits.per_client's refusals, from the main figures (proxy/net/limits.c
+ * counts them), one sample per kind. */
+Test(metrics, per_client_refusals_by_kind)
+{
+    fixture_t f;
+    fixture_init(&f);
+    char *text = NULL;
+    size_t len = 0;
+    FILE *out = open_memstream(&text, &len);
+    cr_assert_not_null(out);
+    tf_metrics_main_t m = {.per_client_refused_connections = 3, .per_client_refused_requests = 5};
+    tf_metrics_render(out, f.m, NWORKERS, &m);
+    cr_assert_eq(fclose(out), 0);
+    cr_expect_not_null(strstr(text, "# TYPE tlsfront_per_client_refused_total counter\n"), "%s",
+                       text);
+    cr_expect_not_null(
+        strstr(text, "\ntlsfront_per_client_refused_total{kind=\"connections\"} 3\n"), "%s", text);
+    cr_expect_not_null(strstr(text, "\ntlsfront_per_client_refused_total{kind=\"requests\"} 5\n"),
+                       "%s", text);
+    promtool_check(text);
+    free(text);
+    fixture_dispose(&f);
+}
