@@ -30,8 +30,8 @@ typedef struct {
         struct sockaddr_in in4;
         struct sockaddr_in6 in6;
     } addr;
-    const tf_conf_health_t *hc; /* into the checker's configuration */
-    const char *host;           /* the Host sent */
+    tf_conf_health_t hc; /* strings point into the checker's configuration */
+    const char *host;    /* the Host sent */
     bool tcp;                   /* a connect check (mode tcp) */
     uint64_t due_ms;
     probe_t *probe; /* in flight, or NULL */
@@ -59,8 +59,8 @@ struct probe {
     tf_health_t *h;
     target_t *target;   /* NULL once the target list was replaced */
     tf_bstate_t *state; /* referenced */
-    tf_conf_t *conf;    /* referenced: hc points into it */
-    const tf_conf_health_t *hc;
+    tf_conf_t *conf;    /* referenced: hc's strings point into it */
+    tf_conf_health_t hc;
     bool connect_only; /* a TCP check: connected is healthy */
     char req[768];
     char reply[PROBE_REPLY_MAX];
@@ -88,10 +88,10 @@ static void probe_finish(probe_t *p, bool ok, const char *detail)
     tf_health_t *h = p->h;
     if (p->target != NULL) {
         p->target->probe = NULL;
-        p->target->due_ms = uv_now(&h->loop) + p->hc->interval_ms;
+        p->target->due_ms = uv_now(&h->loop) + p->hc.interval_ms;
     }
     if (!h->stop && tf_bstate_checking(p->state) &&
-        tf_bstate_check_result(p->state, ok, detail, p->hc->rise, p->hc->fall)) {
+        tf_bstate_check_result(p->state, ok, detail, p->hc.rise, p->hc.fall)) {
         const char *tenant = tf_bstate_tenant(p->state), *addr = tf_bstate_address(p->state);
         if (ok)
             TF_LOG(TF_LOG_INFO, "tenant '%s': backend %s is healthy again", tenant, addr);
@@ -140,7 +140,7 @@ static void probe_on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
             snprintf(detail, sizeof detail, "no HTTP answer");
         else
             snprintf(detail, sizeof detail, "status %d", st);
-        bool ok = st >= p->hc->status_min && st <= p->hc->status_max;
+        bool ok = st >= p->hc.status_min && st <= p->hc.status_max;
         probe_finish(p, ok, ok ? detail + 7 : detail); /* "200", "status 500" */
     }
 }
@@ -187,7 +187,7 @@ static void probe_start(tf_health_t *h, target_t *t)
     snprintf(p->req, sizeof p->req,
              "GET %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: tlsfront-health-check\r\n"
              "Connection: close\r\n\r\n",
-             t->hc->path, t->host);
+             t->hc.path, t->host);
     p->h = h;
     p->target = t;
     p->hc = t->hc;
@@ -204,7 +204,7 @@ static void probe_start(tf_health_t *h, target_t *t)
         probe_finish(p, false, "out of memory");
         return;
     }
-    uv_timer_start(&p->deadline, probe_on_deadline, t->hc->timeout_ms, 0);
+    uv_timer_start(&p->deadline, probe_on_deadline, t->hc.timeout_ms, 0);
     int rc = uv_tcp_connect(&p->connect, &p->tcp, &t->addr.sa, probe_on_connect);
     if (rc != 0)
         probe_finish(p, false, uv_strerror(rc));
@@ -257,6 +257,30 @@ static const char *health_host(const tf_conf_tenant_t *ct, const tf_conf_health_
     return address;
 }
 
+/* The documented defaults (conf.h) for what a configuration left at zero.
+ * TRANSITIONAL: the loader fills them once conf reads every health key. */
+static tf_conf_health_t with_defaults(const tf_conf_health_t *hc, const tf_conf_t *conf)
+{
+    tf_conf_health_t h = *hc;
+    if (h.interval_ms == 0)
+        h.interval_ms = 5000;
+    if (h.timeout_ms == 0) {
+        uint64_t c = tf_conf_timeouts(conf)->connect_ms;
+        h.timeout_ms = c > 0 && c < h.interval_ms ? c : h.interval_ms;
+    }
+    if (h.rise == 0)
+        h.rise = 2;
+    if (h.fall == 0)
+        h.fall = 3;
+    if (h.status_min == 0 && h.status_max == 0) {
+        h.status_min = 200;
+        h.status_max = 399;
+    }
+    if (h.path == NULL)
+        h.path = "/health";
+    return h;
+}
+
 static target_t *find_target(target_t *ts, size_t n, const tf_bstate_t *s)
 {
     for (size_t i = 0; i < n; i++) {
@@ -266,8 +290,9 @@ static target_t *find_target(target_t *ts, size_t n, const tf_bstate_t *s)
     return NULL;
 }
 
-static void add_target(tf_health_t *h, target_t *ts, size_t *n, const tf_conf_tenant_t *ct,
-                       const tf_conf_health_t *hc, const tf_conf_addr_t *a)
+static void add_target(tf_health_t *h, target_t *ts, size_t *n, const tf_conf_t *conf,
+                       const tf_conf_tenant_t *ct, const tf_conf_health_t *hc,
+                       const tf_conf_addr_t *a)
 {
     tf_bstate_t *s = tf_backends_acquire(h->reg, ct->name, a->text);
     if (s == NULL)
@@ -278,7 +303,8 @@ static void add_target(tf_health_t *h, target_t *ts, size_t *n, const tf_conf_te
         return;
     }
     target_t *t = &ts[*n];
-    *t = (target_t){.state = s, .hc = hc, .tcp = ct->mode == TF_CONF_MODE_TCP};
+    *t = (target_t){
+        .state = s, .hc = with_defaults(hc, conf), .tcp = ct->mode == TF_CONF_MODE_TCP};
     if (resolve(a, t) != 0) {
         TF_LOG(TF_LOG_WARN, "tenant '%s': backend %s: cannot resolve: not health-checked",
                ct->name, a->text);
@@ -316,19 +342,19 @@ static void apply(tf_health_t *h, tf_conf_t *conf)
         for (size_t r = 0; r < ct->nroutes; r++) {
             const tf_conf_route_t *cr = &ct->routes[r];
             for (size_t b = 0; cr->health.enabled && b < cr->backends.count; b++)
-                add_target(h, ts, &n, ct, &cr->health, &cr->backends.items[b].addr);
+                add_target(h, ts, &n, conf, ct, &cr->health, &cr->backends.items[b].addr);
         }
         /* TRANSITIONAL (delete with tf_conf_tenant_t.backends/.health):
          * the loader does not fill routes[] yet. */
         for (size_t b = 0; ct->nroutes == 0 && ct->health.enabled && b < ct->backends.count; b++)
-            add_target(h, ts, &n, ct, &ct->health, &ct->backends.items[b]);
+            add_target(h, ts, &n, conf, ct, &ct->health, &ct->backends.items[b]);
     }
     uint64_t now = uv_now(&h->loop);
     for (size_t i = 0; i < n; i++) {
         target_t *old = find_target(h->targets, h->ntargets, ts[i].state);
         tf_bstate_set_checked(ts[i].state, true);
         /* Kept: its schedule goes on (a probe in flight counts as done now). */
-        ts[i].due_ms = old == NULL ? now : old->probe != NULL ? now + ts[i].hc->interval_ms
+        ts[i].due_ms = old == NULL ? now : old->probe != NULL ? now + ts[i].hc.interval_ms
                                                               : old->due_ms;
     }
     for (size_t i = 0; i < h->ntargets; i++) {
