@@ -18,22 +18,20 @@
 void tf_balancer_cookie_id(const char *tenant, const char *path, const char *address,
                            char out[17])
 {
-    size_t lt = strlen(tenant), lp = strlen(path), la = strlen(address);
-    unsigned char buf[1024];
     unsigned char digest[WC_SHA256_DIGEST_SIZE];
-    size_t n = 0;
-    /* Longer keys than the buffer cannot come from a valid configuration
-     * (names and addresses are short): clipped, still deterministic. */
-    memcpy(buf + n, tenant, lt < 300 ? lt : 300);
-    n += lt < 300 ? lt : 300;
-    buf[n++] = 0;
-    memcpy(buf + n, path, lp < 400 ? lp : 400);
-    n += lp < 400 ? lp : 400;
-    buf[n++] = 0;
-    memcpy(buf + n, address, la < 300 ? la : 300);
-    n += la < 300 ? la : 300;
-    if (wc_Sha256Hash(buf, (word32)n, digest) != 0)
-        memset(digest, 0, sizeof digest);
+    const char *parts[3] = {tenant, path, address};
+    wc_Sha256 sha;
+    int rc = wc_InitSha256(&sha);
+    for (int i = 0; rc == 0 && i < 3; i++) {
+        /* Each part with its NUL but the last: "tenant\0path\0address". */
+        size_t n = strlen(parts[i]) + (i < 2);
+        rc = wc_Sha256Update(&sha, (const byte *)parts[i], (word32)n);
+    }
+    if (rc == 0)
+        rc = wc_Sha256Final(&sha, digest);
+    wc_Sha256Free(&sha);
+    if (rc != 0)
+        memset(digest, 0, sizeof digest); /* cannot happen with software SHA-256 */
     static const char hex[] = "0123456789abcdef";
     for (int i = 0; i < 8; i++) {
         out[2 * i] = hex[digest[i] >> 4];
@@ -93,7 +91,7 @@ static int ring_build(tf_balancer_t *bl)
     return 0;
 }
 
-static const tf_balancer_t *sort_ctx;
+static _Thread_local const tf_balancer_t *sort_ctx;
 
 static int cookie_cmp(const void *a, const void *b)
 {
@@ -113,8 +111,7 @@ int tf_balancer_init(tf_balancer_t *bl, tf_backends_t *reg, const char *tenant,
         return TF_ENOMEM;
     for (uint32_t i = 0; i < n; i++)
         bl->by_cookie[i] = i;
-    /* Built at setup, on one thread at a time (the table's builder). */
-    sort_ctx = bl;
+    sort_ctx = bl; /* qsort has no context argument: this thread's */
     qsort(bl->by_cookie, n, sizeof *bl->by_cookie, cookie_cmp);
     sort_ctx = NULL;
     switch (rc->balance) {

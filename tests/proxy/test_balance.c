@@ -200,6 +200,8 @@ Test(proxy_balance, cookie_sticks_to_a_known_id_and_forged_ones_go_round_robin)
     char id[17];
     tf_balancer_cookie_id("acme", "/app", "10.0.0.2:80", id);
     cr_expect_str_eq(id, f.backends[1].cookie_id);
+    /* python3: hashlib.sha256(b"acme\0/app\0" b"10.0.0.2:80").hexdigest()[:16] */
+    cr_expect_str_eq(id, "b85858642515ecba", "the same on every instance and restart");
     cr_expect_eq(strspn(id, "0123456789abcdef"), 16, "16 hex digits");
     cr_expect_null(strstr(id, "10.0.0"), "no address in it");
     tf_pick_hint_t h = {.cookie = id, .cookie_len = 16};
