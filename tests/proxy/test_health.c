@@ -17,17 +17,12 @@ static char probes[1300], tcp_probes[1300];
  *   flappy  the echo backend, checked every 100 ms, rise 2 / fall 3 (the
  *           defaults), the status from flappy.status
  *   raw     mode tcp on the echo backend and a refused port */
-static void setup(void)
+static char config[1300];
+
+/* EXTRA: one more tenant, so that a reload applies a new configuration. */
+static void write_config(bool extra)
 {
-    tf_px_init(&px, "tf-health");
-    tf_px_demo_pki(&px);
-    tf_px_start_backend(&px);
-    tf_px_start_echo(&px, "checked");
-    snprintf(probes, sizeof probes, "%s/once.log", px.tmp);
-    snprintf(tcp_probes, sizeof tcp_probes, "%s/tcp.log", px.tmp);
-    char path[1300];
-    snprintf(path, sizeof path, "%s/tlsfront.yaml", px.tmp);
-    FILE *f = fopen(path, "w");
+    FILE *f = fopen(config, "w");
     cr_assert_not_null(f);
     fprintf(f,
             "workers: 2\n"
@@ -47,8 +42,24 @@ static void setup(void)
             "    health: { path: \"/probe?file=%s\", interval: 100ms }\n",
             px.demo, px.demo, px.echo_port, probes, px.echo_port, px.tmp, px.echo_port,
             px.dead_port, tcp_probes);
+    if (extra)
+        fprintf(f, "  extra:\n    hosts: [\"extra.tenants.example\"]\n"
+                   "    backends: [\"127.0.0.1:%u\"]\n",
+                px.echo_port);
     fclose(f);
-    tf_px_launch(&px, path, 0);
+}
+
+static void setup(void)
+{
+    tf_px_init(&px, "tf-health");
+    tf_px_demo_pki(&px);
+    tf_px_start_backend(&px);
+    tf_px_start_echo(&px, "checked");
+    snprintf(probes, sizeof probes, "%s/once.log", px.tmp);
+    snprintf(tcp_probes, sizeof tcp_probes, "%s/tcp.log", px.tmp);
+    snprintf(config, sizeof config, "%s/tlsfront.yaml", px.tmp);
+    write_config(false);
+    tf_px_launch(&px, config, 0);
 }
 
 static void teardown(void)
@@ -140,4 +151,41 @@ Test(health, mode_tcp_tenants_get_connect_checks)
     cr_expect(tcp == NULL || tf_px_count(tcp, "probe") == 0, "no HTTP request: %s",
               tcp ? tcp : "");
     free(tcp);
+}
+
+/* A reload that keeps the backends keeps their health state (in the
+ * registry) and their schedule (no extra check at the reload). */
+Test(health, a_reload_keeps_the_kept_backends_state_and_schedule)
+{
+    char status[1400], flappy[1400], want[256];
+    snprintf(flappy, sizeof flappy, "%s/flappy.log", px.tmp);
+    snprintf(status, sizeof status, "%s/flappy.log.status", px.tmp);
+    cr_assert(tf_px_wait_count(probes, "probe", 1, TF_PX_WAIT_MS));
+    FILE *f = fopen(status, "w");
+    cr_assert_not_null(f);
+    fputs("500\n", f);
+    fclose(f);
+    snprintf(want, sizeof want, "tenant 'flappy': backend 127.0.0.1:%u failed", px.echo_port);
+    cr_assert(tf_px_wait_log(&px, want));
+    write_config(true);
+    int st;
+    char *r = tf_px_sh(&st, "kill -HUP %d", (int)px.proxy_pid);
+    free(r);
+    cr_assert(tf_px_wait_count(px.log, "reload (configuration and certificates)", 1,
+                               TF_PX_WAIT_MS));
+    /* The checker has run well past the reload: more failing checks than
+     * `fall`. A new state would have started up and been found out again. */
+    char *log = tf_px_read(flappy);
+    unsigned seen = tf_px_count(log, "probe");
+    free(log);
+    cr_assert(tf_px_wait_count(flappy, "probe", seen + 4, TF_PX_WAIT_MS));
+    log = tf_px_log(&px);
+    cr_expect_eq(tf_px_count(log, want), 1, "found out once, its state kept:\n%s", log);
+    free(log);
+    char *code = get("checked.tenants.example");
+    cr_expect_str_eq(code, "503", "still down");
+    free(code);
+    log = tf_px_read(probes);
+    cr_expect_eq(tf_px_count(log, "probe"), 1, "the hourly check was not run again:\n%s", log);
+    free(log);
 }
