@@ -458,6 +458,12 @@ static int run_setup(run_t *r)
     rc = run_bind(r);
     if (rc == 0)
         rc = run_signals(r);
+    /* Backend state and its health checks, once per process, before the
+     * workers' tables reference it. */
+    if (rc == 0)
+        rc = tf_backends_new(&s->backends);
+    if (rc == 0 && (rc = tf_health_new(s->backends, &s->health)) == 0)
+        tf_health_configure(s->health, r->conf);
     if (rc == 0 && (r->metrics = calloc(s->nworkers, sizeof *r->metrics)) == NULL)
         rc = TF_ENOMEM;
     for (unsigned i = 0; rc == 0 && i < s->nworkers; i++)
@@ -488,6 +494,7 @@ static void run_teardown(run_t *r)
         tf_worker_free(r->workers[i]);
     }
     free(r->workers);
+    tf_health_free(r->shared.health);
     for (unsigned i = 0; r->metrics != NULL && i < r->shared.nworkers; i++)
         tf_metrics_worker_free(r->metrics[i]);
     free(r->metrics);
@@ -495,6 +502,8 @@ static void run_teardown(run_t *r)
     if (r->loop_ready)
         uv_loop_close(&r->loop);
     tf_reload_free(r->reload);
+    /* Last: the tables of the workers and of a reload referenced it. */
+    tf_backends_free(r->shared.backends);
     tf_tls_tickets_unref(r->shared.tickets);
     tf_access_free(r->shared.access);
     tf_limits_free(r->shared.limits);

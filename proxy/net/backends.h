@@ -113,6 +113,28 @@ void tf_bstate_count(tf_bstate_t *b, unsigned status);
 void tf_bstate_failed(tf_bstate_t *b, bool mark_down, uint64_t now_ms);
 uint64_t tf_bstate_down_until(const tf_bstate_t *b);
 
+/* ---- least_conn: one structure per route, process-wide ------------------
+ * Shared by every upstream table (every worker, every generation) whose
+ * route has the same (tenant, path) and the same members; a heap under a
+ * mutex ordered by (in flight + 1) / weight, ties round robin. */
+typedef struct tf_blc tf_blc_t;
+typedef struct {
+    tf_bstate_t *state;
+    uint32_t weight, max_conns;
+    bool backup;
+} tf_blc_member_t;
+#define TF_BLC_NONE UINT32_MAX
+#define TF_BLC_FULL (UINT32_MAX - 1)
+/* NULL when out of memory. The members' states stay referenced by the caller. */
+tf_blc_t *tf_backends_lc_acquire(tf_backends_t *r, const char *tenant, const char *path,
+                                 const tf_blc_member_t *members, size_t n);
+void tf_backends_lc_release(tf_backends_t *r, tf_blc_t *lc);
+/* A member index (its in-flight count taken), TF_BLC_NONE or TF_BLC_FULL;
+ * backups only while no other member is usable. */
+uint32_t tf_blc_pick(tf_blc_t *lc, uint64_t now_ms);
+/* Member NODE's in-flight count went down: reorder it. */
+void tf_blc_refresh(tf_blc_t *lc, uint32_t node);
+
 /* ---- health checks (the checker's thread) -------------------------------- */
 
 /* One check's result: rise/fall applied; returns whether the health state
@@ -121,5 +143,13 @@ bool tf_bstate_check_result(tf_bstate_t *b, bool ok, const char *detail, uint32_
                             uint32_t fall);
 /* Whether checks are to run (not in maintenance). */
 bool tf_bstate_checking(const tf_bstate_t *b);
+/* Whether a health check covers the entry now (the checker says so on every
+ * configuration); off also forgets the checks' verdict. */
+void tf_bstate_set_checked(tf_bstate_t *b, bool on);
+/* Whether `ready` asked for a check at once since the last call. */
+bool tf_bstate_take_check_now(tf_bstate_t *b);
+/* The entry's key, for logs. */
+const char *tf_bstate_tenant(const tf_bstate_t *b);
+const char *tf_bstate_address(const tf_bstate_t *b);
 
 #endif

@@ -5,6 +5,7 @@
 
 #include "common/err.h"
 #include "proxy/obs/obs.h"
+#include "proxy/net/backends.h"
 #include "proxy/net/exchange.h"
 #include "proxy/net/limits.h"
 #include "proxy/net/pool.h"
@@ -231,21 +232,66 @@ static void backend_on_connect(uv_connect_t *req, int status);
  * client already sent. */
 static void backend_retry(tf_conn_t *c, int err);
 
+/* Gives back the in-flight count the connection holds, if any, through
+ * the table that took it (least_conn's order follows). */
+static void in_flight_end(tf_conn_t *c)
+{
+    tf_bstate_t *b = c->in_flight;
+    if (b == NULL)
+        return;
+    c->in_flight = NULL;
+    tf_upstream_t *u = c->gen->upstream;
+    if (c->tenant != TF_CONN_NO_INDEX && c->backend_ix != TF_CONN_NO_INDEX &&
+        c->backend_ix < tf_upstream_backend_count(u, c->tenant, c->route) &&
+        tf_upstream_backend(u, c->tenant, c->route, c->backend_ix)->state == b) {
+        tf_upstream_end(u, c->tenant, c->route, c->backend_ix, c->in_flight_tunnel);
+    } else if (c->in_flight_tunnel) {
+        tf_bstate_tunnel_end(b);
+    } else {
+        tf_bstate_end(b);
+    }
+    c->in_flight_tunnel = false;
+}
+
+void tf_conn_backend_done(tf_conn_t *c, unsigned status)
+{
+    if (c->in_flight == NULL || c->in_flight_tunnel)
+        return;
+    if (status != 0)
+        tf_bstate_count(c->in_flight, status);
+    else
+        tf_bstate_failed(c->in_flight, false, uv_now(&c->worker->loop));
+    in_flight_end(c);
+}
+
 void tf_conn_connect_backend(tf_conn_t *c, const tf_conn_backend_user_t *user)
 {
     tf_worker_t *w = c->worker;
     uint64_t now = uv_now(&w->loop);
-    uint32_t b = TF_UPSTREAM_NONE;
+    /* A failed attempt's count goes back before the next pick, so that the
+     * balancers see the backend as it is. */
+    in_flight_end(c);
+    tf_pick_t pick = {.backend = TF_UPSTREAM_NONE};
     c->buser = user;
-    if (c->attempts < tf_upstream_backend_count(c->gen->upstream, c->tenant))
-        b = tf_upstream_pick(c->gen->upstream, c->tenant, now);
-    if (b == TF_UPSTREAM_NONE) {
+    if (c->attempts < tf_upstream_backend_count(c->gen->upstream, c->tenant, c->route)) {
+        size_t slen = strnlen(c->sticky, sizeof c->sticky);
+        tf_pick_hint_t hint = {
+            .client = c->peer.sa.sa_family != AF_UNSPEC ? &c->peer.sa : NULL,
+            .cookie = slen > 0 ? c->sticky : NULL,
+            .cookie_len = slen,
+        };
+        pick = tf_upstream_pick(c->gen->upstream, c->tenant, c->route, &hint, now);
+    }
+    uint32_t b = pick.backend;
+    if (b == TF_UPSTREAM_NONE || b == TF_UPSTREAM_FULL) {
         user->failed(c);
         return;
     }
     c->attempts++;
     c->backend_ix = b;
-    const tf_backend_t *be = tf_upstream_backend(c->gen->upstream, c->tenant, b);
+    const tf_backend_t *be = tf_upstream_backend(c->gen->upstream, c->tenant, c->route, b);
+    c->in_flight = be->state;
+    c->in_flight_tunnel = false;
     if (user->pool_allowed != NULL && user->pool_allowed(c)) {
         tf_stream_t *pooled = tf_pool_take(w->pool, &be->addr.sa, user->sink, c);
         if (pooled != NULL) {
@@ -290,8 +336,10 @@ static bool local_error(int err)
 static void backend_retry(tf_conn_t *c, int err)
 {
     tf_worker_t *w = c->worker;
-    const tf_backend_t *be = tf_upstream_backend(c->gen->upstream, c->tenant, c->backend_ix);
+    const tf_backend_t *be =
+        tf_upstream_backend(c->gen->upstream, c->tenant, c->route, c->backend_ix);
     if (local_error(err)) {
+        in_flight_end(c);
         TF_CONN_LOG(TF_LOG_WARN, c,
                     "backend %s: cannot open a connection: %s (a limit of "
                     "tlsfront's, not the backend's)",
@@ -302,8 +350,8 @@ static void backend_retry(tf_conn_t *c, int err)
         return;
     }
     TF_CONN_LOG(TF_LOG_WARN, c, "backend %s: connect failed: %s; marked down for %us", be->text,
-                uv_strerror(err), TF_UPSTREAM_DOWN_MS / 1000);
-    tf_upstream_mark_down(c->gen->upstream, c->tenant, c->backend_ix, uv_now(&w->loop));
+                uv_strerror(err), TF_BSTATE_DOWN_MS / 1000);
+    tf_bstate_failed(be->state, true, uv_now(&w->loop));
     uv_timer_stop(&c->timer); /* re-armed by the next attempt */
     c->timer_due_ms = 0;
     tf_conn_connect_backend(c, c->buser);
@@ -324,7 +372,7 @@ static void backend_on_connect(uv_connect_t *req, int status)
     }
     uv_tcp_nodelay(&b->s.tcp, 1);
     TF_CONN_LOG(TF_LOG_DEBUG, c, "backend %s connected",
-                tf_upstream_backend(c->gen->upstream, c->tenant, c->backend_ix)->text);
+                tf_upstream_backend(c->gen->upstream, c->tenant, c->route, c->backend_ix)->text);
     c->traffic.active_ms = uv_now(&c->worker->loop);
     c->buser->ready(c, false);
 }
@@ -355,6 +403,14 @@ static const tf_pump_owner_t tunnel_owner = {
 void tf_conn_start_tunnel(tf_conn_t *c, bool client_ended)
 {
     c->phase = TF_CONN_TUNNEL;
+    /* A 101 answered the request: counted, and the backend now holds a
+     * tunnel (mode tcp: from the connect to the close). */
+    if (c->in_flight != NULL && !c->in_flight_tunnel) {
+        if (c->mode != NULL)
+            tf_bstate_count(c->in_flight, 101);
+        tf_bstate_to_tunnel(c->in_flight);
+        c->in_flight_tunnel = true;
+    }
     tf_pump_start(&c->pump, &c->worker->loop, &c->client, c->backend, client_ended, &c->traffic,
                   &tunnel_owner, c);
     if (!tf_conn_closing(c))
@@ -478,7 +534,7 @@ static void conn_log_summary(tf_conn_t *c, tf_log_level_t level)
     const char *tenant =
         c->tenant != TF_CONN_NO_INDEX ? tf_upstream_tenant_name(u, c->tenant) : NULL;
     const char *backend = c->backend_ix != TF_CONN_NO_INDEX
-                              ? tf_upstream_backend(u, c->tenant, c->backend_ix)->text
+                              ? tf_upstream_backend(u, c->tenant, c->route, c->backend_ix)->text
                               : NULL;
     bool done = c->tenant != TF_CONN_NO_INDEX;
     const char *version = done ? tf_tls_session_version(c->client.tls) : NULL;
@@ -515,7 +571,7 @@ static void conn_access_log(tf_conn_t *c)
         .bytes_out = c->traffic.down,
         .duration_ms = ms,
         .backend = c->backend_ix != TF_CONN_NO_INDEX
-                       ? tf_upstream_backend(u, c->tenant, c->backend_ix)->text
+                       ? tf_upstream_backend(u, c->tenant, c->route, c->backend_ix)->text
                        : NULL,
     };
     tf_access_write(log, &e);
@@ -554,6 +610,7 @@ void tf_conn_close(tf_conn_t *c, tf_log_level_t level, const char *reason)
     if (tf_conn_closing(c))
         return;
     c->reason = reason;
+    in_flight_end(c);
     if (c->phase == TF_CONN_HANDSHAKE && reason != per_client_refused)
         tf_metrics_handshake(c->worker->metrics, false, handshake_failure(c, reason));
     conn_log_summary(c, level);

@@ -113,7 +113,7 @@ void tf_hx__log_exchange(tf_conn_t *c)
     const char *tenant =
         c->tenant != TF_CONN_NO_INDEX ? tf_upstream_tenant_name(u, c->tenant) : NULL;
     const char *backend = c->tenant != TF_CONN_NO_INDEX && c->backend_ix != TF_CONN_NO_INDEX
-                              ? tf_upstream_backend(u, c->tenant, c->backend_ix)->text
+                              ? tf_upstream_backend(u, c->tenant, c->route, c->backend_ix)->text
                               : NULL;
     uint64_t ms = now_ms(c) - hx->started_ms;
     TF_CONN_LOG(
@@ -525,6 +525,7 @@ static void backend_error(tf_conn_t *c, int err)
         return;
     }
     if (hx->rs == RS_WAIT) {
+        tf_conn_backend_done(c, 0);
         TF_CONN_LOG(TF_LOG_WARN, c, "backend %s before its response%s%s", eof ? "closed" : "failed",
                     eof ? "" : ": ", eof ? "" : tf_strerror(err));
         tf_hx__send_error(c, 502);
@@ -536,6 +537,7 @@ static void backend_error(tf_conn_t *c, int err)
         return;
     }
     if (hx->rs == RS_BODY) {
+        tf_conn_backend_done(c, 0);
         TF_CONN_LOG(TF_LOG_WARN, c, "backend %s in the middle of its response%s%s",
                     eof ? "closed" : "failed", eof ? "" : ": ", eof ? "" : tf_strerror(err));
         tf_hx__cut(c, eof ? "backend_closed" : "backend_error");

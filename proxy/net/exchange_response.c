@@ -247,12 +247,13 @@ void tf_hx__response_done(tf_conn_t *c)
     tf_hx_t *hx = c->hx;
     tf_worker_t *w = c->worker;
     hx->rs = RS_DONE;
+    tf_conn_backend_done(c, hx->status);
     tf_hx__log_exchange(c);
     if (c->backend != NULL) {
         bool reusable = !hx->backend_dirty && hx->rq == RQ_DONE && !w->stopping;
         if (reusable) {
             const tf_backend_t *be =
-                tf_upstream_backend(c->gen->upstream, c->tenant, c->backend_ix);
+                tf_upstream_backend(c->gen->upstream, c->tenant, c->route, c->backend_ix);
             /* As many idle as the worker has clients: each client has at
              * most one request at a backend at a time, so no client ever
              * waits for a connect while others' connections are closed. */

@@ -69,6 +69,7 @@ static void hx_on_timer(tf_conn_t *c)
         return;
     case DL_RESPONSE:
         TF_CONN_LOG(TF_LOG_WARN, c, "backend did not answer within timeouts.response");
+        tf_conn_backend_done(c, 0);
         tf_hx__send_error(c, 504);
         return;
     case DL_LINGER:

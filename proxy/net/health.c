@@ -1,38 +1,54 @@
-/* See health.h. One timer ticks for the whole table; every backend is a
- * target with its next due time, and a target has at most one probe in
- * flight: a probe is a connection, one request, the status line read, then
- * closed. */
+/* See health.h. One timer ticks for every target; a target is one
+ * (tenant, address) with its settings and next due time, and has at most one
+ * probe in flight: a connection, then for HTTP one request and the status
+ * line read, then closed. A reconfiguration builds a new target list; a
+ * probe of the old list finishes on its own (it holds what it needs) and
+ * the kept target waits an interval from it, so a reload never doubles the
+ * checks. */
 #include "proxy/net/health.h"
 
 #include "common/err.h"
 #include "proxy/obs/obs.h"
-#include "common/util.h"
 
+#include <netdb.h>
+#include <netinet/in.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <uv.h>
 
-#define TICK_MS 250u
+#define TICK_MS 100u
 #define PROBE_REPLY_MAX 512u
 
 typedef struct probe probe_t;
 
 typedef struct {
-    uint32_t tenant, backend;
+    tf_bstate_t *state; /* referenced */
+    union {
+        struct sockaddr sa;
+        struct sockaddr_in in4;
+        struct sockaddr_in6 in6;
+    } addr;
+    tf_conf_health_t hc; /* strings point into the checker's configuration */
+    const char *host;    /* the Host sent */
+    bool tcp;                   /* a connect check (mode tcp) */
     uint64_t due_ms;
     probe_t *probe; /* in flight, or NULL */
 } target_t;
 
 struct tf_health {
-    uv_loop_t *loop;
-    tf_upstream_t *up;
-    const tf_conf_t *conf;
+    uv_loop_t loop;
+    uv_thread_t thread;
+    uv_async_t wake;
     uv_timer_t tick;
+    uv_mutex_t lock;     /* pending, stop */
+    tf_conf_t *pending;  /* the next configuration, referenced */
+    bool stop;
+    tf_backends_t *reg;
+    tf_conf_t *conf; /* the configuration targets point into, referenced */
     target_t *targets;
     size_t ntargets;
-    unsigned open; /* handles not yet closed: the tick and the probes' */
-    bool stopping;
 };
 
 struct probe {
@@ -41,68 +57,55 @@ struct probe {
     uv_connect_t connect;
     uv_write_t write;
     tf_health_t *h;
-    target_t *target;
-    char req[512];
+    target_t *target;   /* NULL once the target list was replaced */
+    tf_bstate_t *state; /* referenced */
+    tf_conf_t *conf;    /* referenced: hc's strings point into it */
+    tf_conf_health_t hc;
+    bool connect_only; /* a TCP check: connected is healthy */
+    char req[768];
     char reply[PROBE_REPLY_MAX];
     size_t len;
     unsigned handles;
     bool done;
 };
 
-static void health_release(tf_health_t *h)
-{
-    if (--h->open > 0)
-        return;
-    free(h->targets);
-    free(h);
-}
-
-static void on_tick_closed(uv_handle_t *handle)
-{
-    health_release(handle->data);
-}
-
 static void on_probe_handle_closed(uv_handle_t *handle)
 {
     probe_t *p = handle->data;
     if (--p->handles > 0)
         return;
-    tf_health_t *h = p->h;
+    tf_backends_release(p->h->reg, p->state);
+    tf_conf_unref(p->conf);
     free(p);
-    health_release(h);
-}
-
-static const tf_conf_health_t *health_of(const tf_health_t *h, uint32_t tenant)
-{
-    return &tf_upstream_tenant_conf(h->up, tenant)->health;
 }
 
 /* Ends the probe with its verdict (once) and closes its handles. */
-static void probe_finish(probe_t *p, bool healthy, const char *why)
+static void probe_finish(probe_t *p, bool ok, const char *detail)
 {
     if (p->done)
         return;
     p->done = true;
     tf_health_t *h = p->h;
-    target_t *t = p->target;
-    t->probe = NULL;
-    t->due_ms = uv_now(h->loop) + health_of(h, t->tenant)->interval_ms;
-    if (!h->stopping && tf_upstream_set_healthy(h->up, t->tenant, t->backend, healthy)) {
-        const tf_backend_t *b = tf_upstream_backend(h->up, t->tenant, t->backend);
-        const char *tenant = tf_upstream_tenant_name(h->up, t->tenant);
-        if (healthy)
-            TF_LOG(TF_LOG_INFO, "tenant '%s': backend %s is healthy again", tenant, b->text);
+    if (p->target != NULL) {
+        p->target->probe = NULL;
+        p->target->due_ms = uv_now(&h->loop) + p->hc.interval_ms;
+    }
+    if (!h->stop && tf_bstate_checking(p->state) &&
+        tf_bstate_check_result(p->state, ok, detail, p->hc.rise, p->hc.fall)) {
+        const char *tenant = tf_bstate_tenant(p->state), *addr = tf_bstate_address(p->state);
+        if (ok)
+            TF_LOG(TF_LOG_INFO, "tenant '%s': backend %s is healthy again", tenant, addr);
         else
             TF_LOG(TF_LOG_WARN,
-                   "tenant '%s': backend %s failed its health check (%s): skipped "
-                   "until a check passes",
-                   tenant, b->text, why);
+                   "tenant '%s': backend %s failed its health checks (%s): skipped until "
+                   "they pass",
+                   tenant, addr, detail);
     }
     uv_close((uv_handle_t *)&p->tcp, on_probe_handle_closed);
     uv_close((uv_handle_t *)&p->deadline, on_probe_handle_closed);
 }
 
-/* "HTTP/1.x NNN": 2xx and 3xx are healthy. */
+/* "HTTP/1.x NNN": the status, or -1. */
 static int reply_status(const char *s, size_t len)
 {
     if (len < 12 || strncmp(s, "HTTP/1.", 7) != 0 || s[8] != ' ')
@@ -118,6 +121,7 @@ static int reply_status(const char *s, size_t len)
 
 static void probe_alloc(uv_handle_t *handle, size_t hint, uv_buf_t *buf)
 {
+    (void)hint;
     probe_t *p = handle->data;
     buf->base = p->reply + p->len;
     buf->len = sizeof p->reply - p->len;
@@ -125,14 +129,19 @@ static void probe_alloc(uv_handle_t *handle, size_t hint, uv_buf_t *buf)
 
 static void probe_on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 {
+    (void)buf;
     probe_t *p = s->data;
     if (n > 0)
         p->len += (size_t)n;
     if (n < 0 || p->len >= 12) {
         int st = reply_status(p->reply, p->len);
-        char why[48];
-        snprintf(why, sizeof why, st < 0 ? "no HTTP answer" : "status %d", st);
-        probe_finish(p, st >= 200 && st < 400, why);
+        char detail[48];
+        if (st < 0)
+            snprintf(detail, sizeof detail, "no HTTP answer");
+        else
+            snprintf(detail, sizeof detail, "status %d", st);
+        bool ok = st >= p->hc.status_min && st <= p->hc.status_max;
+        probe_finish(p, ok, ok ? detail + 7 : detail); /* "200", "status 500" */
     }
 }
 
@@ -149,7 +158,11 @@ static void probe_on_connect(uv_connect_t *req, int status)
     if (p->done)
         return;
     if (status < 0) {
-        probe_finish(p, false, uv_strerror(status));
+        probe_finish(p, false, status == UV_ECONNREFUSED ? "connect refused" : uv_strerror(status));
+        return;
+    }
+    if (p->connect_only) {
+        probe_finish(p, true, "connected");
         return;
     }
     uv_buf_t b = uv_buf_init(p->req, (unsigned)strlen(p->req));
@@ -163,7 +176,7 @@ static void probe_on_connect(uv_connect_t *req, int status)
 
 static void probe_on_deadline(uv_timer_t *t)
 {
-    probe_finish(t->data, false, "timed out");
+    probe_finish(t->data, false, "timeout");
 }
 
 static void probe_start(tf_health_t *h, target_t *t)
@@ -171,21 +184,28 @@ static void probe_start(tf_health_t *h, target_t *t)
     probe_t *p = calloc(1, sizeof *p);
     if (p == NULL)
         return; /* tried again at the next tick */
-    const tf_backend_t *b = tf_upstream_backend(h->up, t->tenant, t->backend);
     snprintf(p->req, sizeof p->req,
              "GET %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: tlsfront-health-check\r\n"
              "Connection: close\r\n\r\n",
-             health_of(h, t->tenant)->path, b->text);
+             t->hc.path, t->host);
     p->h = h;
     p->target = t;
-    uv_tcp_init(h->loop, &p->tcp);
-    uv_timer_init(h->loop, &p->deadline);
+    p->hc = t->hc;
+    p->connect_only = t->tcp;
+    p->conf = tf_conf_ref(h->conf);
+    p->state = tf_backends_acquire(h->reg, tf_bstate_tenant(t->state),
+                                   tf_bstate_address(t->state));
+    uv_tcp_init(&h->loop, &p->tcp);
+    uv_timer_init(&h->loop, &p->deadline);
     p->tcp.data = p->deadline.data = p->connect.data = p;
     p->handles = 2;
-    h->open++;
     t->probe = p;
-    uv_timer_start(&p->deadline, probe_on_deadline, tf_conf_timeouts(h->conf)->connect_ms, 0);
-    int rc = uv_tcp_connect(&p->connect, &p->tcp, &b->addr.sa, probe_on_connect);
+    if (p->state == NULL) {
+        probe_finish(p, false, "out of memory");
+        return;
+    }
+    uv_timer_start(&p->deadline, probe_on_deadline, t->hc.timeout_ms, 0);
+    int rc = uv_tcp_connect(&p->connect, &p->tcp, &t->addr.sa, probe_on_connect);
     if (rc != 0)
         probe_finish(p, false, uv_strerror(rc));
 }
@@ -193,63 +213,261 @@ static void probe_start(tf_health_t *h, target_t *t)
 static void on_tick(uv_timer_t *timer)
 {
     tf_health_t *h = timer->data;
-    uint64_t now = uv_now(h->loop);
+    uint64_t now = uv_now(&h->loop);
     for (size_t i = 0; i < h->ntargets; i++) {
         target_t *t = &h->targets[i];
-        if (t->probe == NULL && t->due_ms <= now)
+        bool asked = tf_bstate_take_check_now(t->state);
+        if (t->probe != NULL || !tf_bstate_checking(t->state))
+            continue;
+        if (asked || t->due_ms <= now)
             probe_start(h, t);
     }
 }
 
-static size_t count_targets(const tf_upstream_t *u)
+/* ---- configuration (the checker's thread) -------------------------------- */
+
+static int resolve(const tf_conf_addr_t *a, target_t *t)
+{
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV};
+    struct addrinfo *res = NULL;
+    char port[8];
+    snprintf(port, sizeof port, "%u", (unsigned)a->port);
+    if (a->family != TF_CONF_ADDR_NAME)
+        hints.ai_flags |= AI_NUMERICHOST;
+    int rc = getaddrinfo(a->host, port, &hints, &res);
+    if (rc != 0 || res == NULL || res->ai_addrlen > sizeof t->addr) {
+        if (res != NULL)
+            freeaddrinfo(res);
+        return TF_EINVAL;
+    }
+    memcpy(&t->addr, res->ai_addr, res->ai_addrlen);
+    freeaddrinfo(res);
+    return 0;
+}
+
+static const char *health_host(const tf_conf_tenant_t *ct, const tf_conf_health_t *hc,
+                               const char *address)
+{
+    if (hc->host != NULL)
+        return hc->host;
+    for (size_t i = 0; i < ct->hosts.count; i++) {
+        if (strchr(ct->hosts.items[i], '*') == NULL)
+            return ct->hosts.items[i];
+    }
+    return address;
+}
+
+/* The documented defaults (conf.h) for what a configuration left at zero.
+ * TRANSITIONAL: the loader fills them once conf reads every health key. */
+static tf_conf_health_t with_defaults(const tf_conf_health_t *hc, const tf_conf_t *conf)
+{
+    tf_conf_health_t h = *hc;
+    if (h.interval_ms == 0)
+        h.interval_ms = 5000;
+    if (h.timeout_ms == 0) {
+        uint64_t c = tf_conf_timeouts(conf)->connect_ms;
+        h.timeout_ms = c > 0 && c < h.interval_ms ? c : h.interval_ms;
+    }
+    if (h.rise == 0)
+        h.rise = 2;
+    if (h.fall == 0)
+        h.fall = 3;
+    if (h.status_min == 0 && h.status_max == 0) {
+        h.status_min = 200;
+        h.status_max = 399;
+    }
+    if (h.path == NULL)
+        h.path = "/health";
+    return h;
+}
+
+static target_t *find_target(target_t *ts, size_t n, const tf_bstate_t *s)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (ts[i].state == s)
+            return &ts[i];
+    }
+    return NULL;
+}
+
+static void add_target(tf_health_t *h, target_t *ts, size_t *n, const tf_conf_t *conf,
+                       const tf_conf_tenant_t *ct, const tf_conf_health_t *hc,
+                       const tf_conf_addr_t *a)
+{
+    tf_bstate_t *s = tf_backends_acquire(h->reg, ct->name, a->text);
+    if (s == NULL)
+        return;
+    if (find_target(ts, *n, s) != NULL) {
+        /* Named by an earlier route: its settings apply. */
+        tf_backends_release(h->reg, s);
+        return;
+    }
+    target_t *t = &ts[*n];
+    *t = (target_t){
+        .state = s, .hc = with_defaults(hc, conf), .tcp = ct->mode == TF_CONF_MODE_TCP};
+    if (resolve(a, t) != 0) {
+        TF_LOG(TF_LOG_WARN, "tenant '%s': backend %s: cannot resolve: not health-checked",
+               ct->name, a->text);
+        tf_backends_release(h->reg, s);
+        return;
+    }
+    t->host = health_host(ct, hc, a->text);
+    (*n)++;
+}
+
+static size_t count_addresses(const tf_conf_t *conf)
 {
     size_t n = 0;
-    for (uint32_t t = 0; t < tf_upstream_tenant_count(u); t++) {
-        if (tf_upstream_tenant_conf(u, t)->health.enabled)
-            n += tf_upstream_backend_count(u, t);
+    for (size_t i = 0; i < tf_conf_tenant_count(conf); i++) {
+        const tf_conf_tenant_t *ct = tf_conf_tenant(conf, i);
+        n += ct->backends.count; /* TRANSITIONAL: the fallback below */
+        for (size_t r = 0; r < ct->nroutes; r++)
+            n += ct->routes[r].backends.count;
     }
     return n;
 }
 
-int tf_health_start(uv_loop_t *loop, tf_upstream_t *u, const tf_conf_t *conf, tf_health_t **out)
+static void apply(tf_health_t *h, tf_conf_t *conf)
 {
-    *out = NULL;
-    size_t n = count_targets(u);
-    if (n == 0)
-        return 0;
-    tf_health_t *h = calloc(1, sizeof *h);
-    target_t *targets = calloc(n, sizeof *targets);
-    if (h == NULL || targets == NULL) {
-        free(h);
-        free(targets);
-        return TF_ENOMEM;
+    size_t cap = count_addresses(conf);
+    target_t *ts = calloc(cap > 0 ? cap : 1, sizeof *ts);
+    if (ts == NULL) {
+        TF_LOG(TF_LOG_WARN, "health checks: out of memory: the previous ones go on");
+        tf_conf_unref(conf);
+        return;
     }
-    h->loop = loop;
-    h->up = u;
+    size_t n = 0;
+    for (size_t i = 0; i < tf_conf_tenant_count(conf); i++) {
+        const tf_conf_tenant_t *ct = tf_conf_tenant(conf, i);
+        for (size_t r = 0; r < ct->nroutes; r++) {
+            const tf_conf_route_t *cr = &ct->routes[r];
+            for (size_t b = 0; cr->health.enabled && b < cr->backends.count; b++)
+                add_target(h, ts, &n, conf, ct, &cr->health, &cr->backends.items[b].addr);
+        }
+        /* TRANSITIONAL (delete with tf_conf_tenant_t.backends/.health):
+         * the loader does not fill routes[] yet. */
+        for (size_t b = 0; ct->nroutes == 0 && ct->health.enabled && b < ct->backends.count; b++)
+            add_target(h, ts, &n, conf, ct, &ct->health, &ct->backends.items[b]);
+    }
+    uint64_t now = uv_now(&h->loop);
+    for (size_t i = 0; i < n; i++) {
+        target_t *old = find_target(h->targets, h->ntargets, ts[i].state);
+        tf_bstate_set_checked(ts[i].state, true);
+        /* Kept: its schedule goes on (a probe in flight counts as done now). */
+        ts[i].due_ms = old == NULL ? now : old->probe != NULL ? now + ts[i].hc.interval_ms
+                                                              : old->due_ms;
+    }
+    for (size_t i = 0; i < h->ntargets; i++) {
+        target_t *old = &h->targets[i];
+        if (old->probe != NULL)
+            old->probe->target = NULL;
+        if (find_target(ts, n, old->state) == NULL)
+            tf_bstate_set_checked(old->state, false);
+        tf_backends_release(h->reg, old->state);
+    }
+    free(h->targets);
+    tf_conf_unref(h->conf);
+    h->targets = ts;
+    h->ntargets = n;
     h->conf = conf;
-    h->targets = targets;
-    for (uint32_t t = 0; t < tf_upstream_tenant_count(u); t++) {
-        if (!tf_upstream_tenant_conf(u, t)->health.enabled)
-            continue;
-        for (uint32_t b = 0; b < tf_upstream_backend_count(u, t); b++)
-            h->targets[h->ntargets++] = (target_t){.tenant = t, .backend = b};
-    }
-    uv_timer_init(loop, &h->tick);
-    h->tick.data = h;
-    h->open = 1;
-    uv_timer_start(&h->tick, on_tick, 0, TICK_MS);
-    *out = h;
-    return 0;
+    on_tick(&h->tick);
 }
 
-void tf_health_stop(tf_health_t *h)
+static void close_all(tf_health_t *h)
 {
-    if (h == NULL || h->stopping)
-        return;
-    h->stopping = true;
     for (size_t i = 0; i < h->ntargets; i++) {
         if (h->targets[i].probe != NULL)
             probe_finish(h->targets[i].probe, true, "stopping");
     }
-    uv_close((uv_handle_t *)&h->tick, on_tick_closed);
+    uv_close((uv_handle_t *)&h->tick, NULL);
+    uv_close((uv_handle_t *)&h->wake, NULL);
+}
+
+static void on_wake(uv_async_t *a)
+{
+    tf_health_t *h = a->data;
+    uv_mutex_lock(&h->lock);
+    tf_conf_t *conf = h->pending;
+    h->pending = NULL;
+    bool stop = h->stop;
+    uv_mutex_unlock(&h->lock);
+    if (stop) {
+        tf_conf_unref(conf);
+        close_all(h);
+        return;
+    }
+    if (conf != NULL)
+        apply(h, conf);
+}
+
+static void health_main(void *arg)
+{
+    tf_health_t *h = arg;
+    uv_run(&h->loop, UV_RUN_DEFAULT);
+}
+
+int tf_health_new(tf_backends_t *reg, tf_health_t **out)
+{
+    tf_health_t *h = calloc(1, sizeof *h);
+    if (h == NULL)
+        return TF_ENOMEM;
+    h->reg = reg;
+    int rc = uv_loop_init(&h->loop);
+    if (rc != 0) {
+        free(h);
+        return rc;
+    }
+    if (uv_mutex_init(&h->lock) != 0)
+        abort(); /* start-up time: only fails without memory */
+    uv_async_init(&h->loop, &h->wake, on_wake);
+    h->wake.data = h;
+    uv_timer_init(&h->loop, &h->tick);
+    h->tick.data = h;
+    uv_timer_start(&h->tick, on_tick, TICK_MS, TICK_MS);
+    rc = uv_thread_create(&h->thread, health_main, h);
+    if (rc != 0) {
+        uv_close((uv_handle_t *)&h->tick, NULL);
+        uv_close((uv_handle_t *)&h->wake, NULL);
+        uv_run(&h->loop, UV_RUN_DEFAULT);
+        uv_loop_close(&h->loop);
+        uv_mutex_destroy(&h->lock);
+        free(h);
+        return rc;
+    }
+    *out = h;
+    return 0;
+}
+
+void tf_health_configure(tf_health_t *h, tf_conf_t *conf)
+{
+    if (h == NULL)
+        return;
+    tf_conf_ref(conf);
+    uv_mutex_lock(&h->lock);
+    tf_conf_t *was = h->pending;
+    h->pending = conf;
+    uv_mutex_unlock(&h->lock);
+    tf_conf_unref(was);
+    uv_async_send(&h->wake);
+}
+
+void tf_health_free(tf_health_t *h)
+{
+    if (h == NULL)
+        return;
+    uv_mutex_lock(&h->lock);
+    h->stop = true;
+    uv_mutex_unlock(&h->lock);
+    uv_async_send(&h->wake);
+    uv_thread_join(&h->thread);
+    for (size_t i = 0; i < h->ntargets; i++) {
+        tf_bstate_set_checked(h->targets[i].state, false);
+        tf_backends_release(h->reg, h->targets[i].state);
+    }
+    free(h->targets);
+    tf_conf_unref(h->conf);
+    tf_conf_unref(h->pending);
+    uv_loop_close(&h->loop);
+    uv_mutex_destroy(&h->lock);
+    free(h);
 }

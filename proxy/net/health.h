@@ -1,14 +1,14 @@
-/* proxy/ active health checks (internal, SPEC §7 "optional active health
- * checks"): for every tenant with a `health` section, each backend gets
- * `GET <health.path>` every `health.interval`; a 2xx or 3xx answer within
- * timeouts.connect keeps it healthy, anything else (refused, timed out,
- * another status) makes it unhealthy until a check passes again. Unhealthy
- * backends are skipped by tf_upstream_pick(); a tenant without a healthy
- * backend is answered 503.
- *
- * Each worker checks its own upstream table (down marks are per worker, so
- * nothing is shared); with `workers: N` every backend sees N checks per
- * interval.
+/* proxy/ active health checks (internal, SPEC §11 `health`), once per
+ * process: one checker on its own thread with its own libuv loop, whatever
+ * the number of workers. Every backend of a route with a `health` section
+ * gets a check every `interval`: mode http tenants `GET <path>` (Host:
+ * health.host, else the tenant's first exact host, else the backend's
+ * address) answered within `timeout` with a status in the accepted range;
+ * mode tcp tenants a TCP connect within `timeout`. `fall` failures in a row
+ * take a backend down, `rise` passes bring it back (backends.h keeps the
+ * verdict, shared by every worker). A backend named by several routes of a
+ * tenant is checked once, with the settings of the first route naming it.
+ * A backend in maintenance is not checked; `ready` asks for a check at once.
  */
 #ifndef TF_PROXY_HEALTH_H
 #define TF_PROXY_HEALTH_H
@@ -20,18 +20,21 @@
 #endif
 
 #include "conf/conf.h"
-#include "proxy/net/upstream.h"
-
-#include <uv.h>
+#include "proxy/net/backends.h"
 
 typedef struct tf_health tf_health_t;
 
-/* Starts checking the tenants of `u` that have a health section; *out is
- * NULL when none has. `u` and `conf` must outlive the checker. */
-int tf_health_start(uv_loop_t *loop, tf_upstream_t *u, const tf_conf_t *conf, tf_health_t **out)
-    __attribute__((warn_unused_result));
+/* Starts the checker's thread (checking nothing until configured). REG
+ * must outlive the checker. */
+int tf_health_new(tf_backends_t *reg, tf_health_t **out) __attribute__((warn_unused_result));
 
-/* Stops every check; the memory goes once libuv has closed the handles. */
-void tf_health_stop(tf_health_t *h);
+/* Checks the backends CONF names from now on (reference taken); any
+ * thread. Backends kept from the previous configuration keep their state
+ * and schedule; names are resolved on the checker's thread (one that does
+ * not resolve is not checked, and says so in the log). */
+void tf_health_configure(tf_health_t *h, tf_conf_t *conf);
+
+/* Stops every check, ends the thread and frees the checker. NULL: nothing. */
+void tf_health_free(tf_health_t *h);
 
 #endif

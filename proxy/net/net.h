@@ -15,6 +15,8 @@
 #include "proxy/net/listener.h"
 #include "proxy/net/upstream.h"
 #include "proxy/net/limits.h"
+#include "proxy/net/backends.h"
+#include "proxy/net/health.h"
 #undef TF_PROXY_NET_PUBLIC
 
 #endif

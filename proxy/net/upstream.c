@@ -1,7 +1,12 @@
 /* See upstream.h. Hosts live in one open-addressing hash table (at most half
  * full) keyed by the pattern as the configuration normalized it, so a lookup
- * is two probes (exact, then "*.rest") whatever the number of tenants. */
+ * is two probes (exact, then "*.rest") whatever the number of tenants. Each
+ * route has its backends (resolved, their registry states referenced) and
+ * its balancer (balance.c). */
 #include "proxy/net/upstream.h"
+
+#include "proxy/net/backends.h"
+#include "proxy/net/balance.h"
 
 #include "common/err.h"
 
@@ -15,10 +20,21 @@
 #define HOST_MAX 256
 
 typedef struct {
-    const tf_conf_tenant_t *conf;
     tf_backend_t *backends;
     size_t nbackends;
-    size_t next; /* round-robin position */
+    tf_balancer_t bal;
+} route_t;
+
+typedef struct {
+    const tf_conf_tenant_t *conf;
+    const tf_conf_route_t *croutes; /* conf->routes, or `fallback` */
+    route_t *routes;
+    size_t nroutes;
+    /* TRANSITIONAL (delete with tf_conf_tenant_t.backends/.health once conf
+     * fills routes[]): the "/" route built from the tenant's backends and
+     * health when the loader left routes[] empty. */
+    tf_conf_route_t fallback;
+    tf_conf_backend_t *fallback_backends;
 } tenant_t;
 
 typedef struct {
@@ -33,6 +49,7 @@ struct tf_upstream {
     size_t mask; /* slot count - 1; a power of two */
     uint32_t catch_all;
     unsigned refs; /* generations sharing the table (one worker's thread only) */
+    tf_backends_t *reg;
     /* The configuration the table was built from: tenant names and settings
      * point into it, so it lives as long as the table does. */
     tf_conf_t *conf;
@@ -64,6 +81,7 @@ static uint32_t index_get(const tf_upstream_t *u, const char *host)
     return TF_UPSTREAM_NONE;
 }
 
+
 static int resolve(const tf_conf_addr_t *a, tf_backend_t *b, char *err, size_t errlen,
                    const char *tenant)
 {
@@ -85,24 +103,86 @@ static int resolve(const tf_conf_addr_t *a, tf_backend_t *b, char *err, size_t e
     }
     memcpy(&b->addr, res->ai_addr, res->ai_addrlen);
     b->text = a->text;
-    b->down_until_ms = 0;
     freeaddrinfo(res);
     return 0;
 }
 
-static int tenant_init(tenant_t *t, const tf_conf_tenant_t *ct, char *err, size_t errlen)
+/* TRANSITIONAL: see tenant_t.fallback. */
+static int fallback_route(tenant_t *t, const tf_conf_tenant_t *ct)
+{
+    size_t n = ct->backends.count;
+    t->fallback_backends = calloc(n > 0 ? n : 1, sizeof *t->fallback_backends);
+    if (t->fallback_backends == NULL)
+        return TF_ENOMEM;
+    for (size_t i = 0; i < n; i++)
+        t->fallback_backends[i] = (tf_conf_backend_t){.addr = ct->backends.items[i], .weight = 1};
+    t->fallback = (tf_conf_route_t){
+        .path = "/",
+        .kind = TF_CONF_ROUTE_BACKENDS,
+        .backends = {t->fallback_backends, n},
+        .balance = TF_CONF_BALANCE_ROUND_ROBIN,
+        .cookie = "TFSRV",
+        .health = ct->health,
+    };
+    t->croutes = &t->fallback;
+    t->nroutes = 1;
+    return 0;
+}
+
+static int route_init(tf_upstream_t *u, tenant_t *t, route_t *r, const tf_conf_route_t *cr,
+                      char *err, size_t errlen)
+{
+    size_t n = cr->kind == TF_CONF_ROUTE_BACKENDS ? cr->backends.count : 0;
+    r->backends = calloc(n > 0 ? n : 1, sizeof *r->backends);
+    if (r->backends == NULL)
+        return TF_ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        tf_backend_t *b = &r->backends[i];
+        int rc = resolve(&cr->backends.items[i].addr, b, err, errlen, t->conf->name);
+        if (rc != 0)
+            return rc;
+        b->conf = &cr->backends.items[i];
+        b->state = tf_backends_acquire(u->reg, t->conf->name, b->text);
+        if (b->state == NULL)
+            return TF_ENOMEM;
+        r->nbackends = i + 1;
+    }
+    return tf_balancer_init(&r->bal, u->reg, t->conf->name, cr, r->backends, n);
+}
+
+static int tenant_init(tf_upstream_t *u, tenant_t *t, const tf_conf_tenant_t *ct, char *err,
+                       size_t errlen)
 {
     t->conf = ct;
-    t->backends = calloc(ct->backends.count, sizeof *t->backends);
-    if (t->backends == NULL)
+    t->croutes = ct->routes;
+    t->nroutes = ct->nroutes;
+    if (t->nroutes == 0) {
+        int rc = fallback_route(t, ct);
+        if (rc != 0)
+            return rc;
+    }
+    t->routes = calloc(t->nroutes, sizeof *t->routes);
+    if (t->routes == NULL)
         return TF_ENOMEM;
-    t->nbackends = ct->backends.count;
-    for (size_t i = 0; i < t->nbackends; i++) {
-        int rc = resolve(&ct->backends.items[i], &t->backends[i], err, errlen, ct->name);
+    for (size_t i = 0; i < t->nroutes; i++) {
+        int rc = route_init(u, t, &t->routes[i], &t->croutes[i], err, errlen);
         if (rc != 0)
             return rc;
     }
     return 0;
+}
+
+static void tenant_fini(tf_upstream_t *u, tenant_t *t)
+{
+    for (size_t i = 0; t->routes != NULL && i < t->nroutes; i++) {
+        route_t *r = &t->routes[i];
+        tf_balancer_fini(&r->bal);
+        for (size_t k = 0; k < r->nbackends; k++)
+            tf_backends_release(u->reg, r->backends[k].state);
+        free(r->backends);
+    }
+    free(t->routes);
+    free(t->fallback_backends);
 }
 
 static int index_build(tf_upstream_t *u)
@@ -129,7 +209,8 @@ static int index_build(tf_upstream_t *u)
     return 0;
 }
 
-int tf_upstream_new(const tf_conf_t *conf, tf_upstream_t **out, char *err, size_t errlen)
+int tf_upstream_new(const tf_conf_t *conf, tf_backends_t *reg, tf_upstream_t **out, char *err,
+                    size_t errlen)
 {
     int rc = TF_ENOMEM;
     tf_upstream_t *u = calloc(1, sizeof *u);
@@ -137,13 +218,14 @@ int tf_upstream_new(const tf_conf_t *conf, tf_upstream_t **out, char *err, size_
         goto out;
     u->catch_all = TF_UPSTREAM_NONE;
     u->refs = 1;
+    u->reg = reg;
     u->conf = tf_conf_ref((tf_conf_t *)conf);
     u->ntenants = tf_conf_tenant_count(conf);
     u->tenants = calloc(u->ntenants, sizeof *u->tenants);
     if (u->tenants == NULL)
         goto out;
     for (size_t i = 0; i < u->ntenants; i++) {
-        rc = tenant_init(&u->tenants[i], tf_conf_tenant(conf, i), err, errlen);
+        rc = tenant_init(u, &u->tenants[i], tf_conf_tenant(conf, i), err, errlen);
         if (rc != 0)
             goto out;
     }
@@ -170,7 +252,7 @@ void tf_upstream_free(tf_upstream_t *u)
     if (u == NULL || --u->refs > 0)
         return;
     for (size_t i = 0; u->tenants != NULL && i < u->ntenants; i++)
-        free(u->tenants[i].backends);
+        tenant_fini(u, &u->tenants[i]);
     free(u->tenants);
     free(u->slots);
     tf_conf_unref(u->conf);
@@ -223,27 +305,9 @@ const char *tf_upstream_tenant_name(const tf_upstream_t *u, uint32_t tenant)
     return tenant < u->ntenants ? u->tenants[tenant].conf->name : NULL;
 }
 
-uint32_t tf_upstream_pick(tf_upstream_t *u, uint32_t tenant, uint64_t now_ms)
+const tf_conf_tenant_t *tf_upstream_tenant_conf(const tf_upstream_t *u, uint32_t tenant)
 {
-    tenant_t *t = &u->tenants[tenant];
-    size_t soonest = SIZE_MAX;
-    for (size_t k = 0; k < t->nbackends; k++) {
-        size_t i = (t->next + k) % t->nbackends;
-        const tf_backend_t *b = &t->backends[i];
-        if (b->unhealthy)
-            continue;
-        if (b->down_until_ms <= now_ms) {
-            t->next = (i + 1) % t->nbackends;
-            return (uint32_t)i;
-        }
-        if (soonest == SIZE_MAX || b->down_until_ms < t->backends[soonest].down_until_ms)
-            soonest = i;
-    }
-    /* Every healthy backend is marked down: try the one due back first
-     * rather than refuse everyone for the rest of the period, so a backend
-     * that restarted serves at once (nginx does the same). A connection
-     * tries each backend once at most, so a dead tenant still fails fast. */
-    return soonest != SIZE_MAX ? (uint32_t)soonest : TF_UPSTREAM_NONE;
+    return u->tenants[tenant].conf;
 }
 
 size_t tf_upstream_tenant_count(const tf_upstream_t *u)
@@ -251,32 +315,43 @@ size_t tf_upstream_tenant_count(const tf_upstream_t *u)
     return u->ntenants;
 }
 
-bool tf_upstream_set_healthy(tf_upstream_t *u, uint32_t tenant, uint32_t backend, bool healthy)
+uint32_t tf_upstream_route_path(const tf_upstream_t *u, uint32_t tenant, const char *npath,
+                                size_t len)
 {
-    tf_backend_t *b = &u->tenants[tenant].backends[backend];
-    bool changed = b->unhealthy == healthy;
-    b->unhealthy = !healthy;
-    if (healthy && changed)
-        b->down_until_ms = 0;
-    return changed;
+    /* TODO(issue 14, phase 2): tf_http_routes_match() once proxy/http's
+     * route table lands; until then every request takes the "/" route. */
+    (void)u;
+    (void)tenant;
+    (void)npath;
+    (void)len;
+    return 0;
 }
 
-size_t tf_upstream_backend_count(const tf_upstream_t *u, uint32_t tenant)
+const tf_conf_route_t *tf_upstream_route_conf(const tf_upstream_t *u, uint32_t tenant,
+                                              uint32_t route)
 {
-    return u->tenants[tenant].nbackends;
+    return &u->tenants[tenant].croutes[route];
 }
 
-const tf_backend_t *tf_upstream_backend(const tf_upstream_t *u, uint32_t tenant, uint32_t backend)
+tf_pick_t tf_upstream_pick(tf_upstream_t *u, uint32_t tenant, uint32_t route,
+                           const tf_pick_hint_t *hint, uint64_t now_ms)
 {
-    return &u->tenants[tenant].backends[backend];
+    return tf_balancer_pick(&u->tenants[tenant].routes[route].bal, hint, now_ms);
 }
 
-void tf_upstream_mark_down(tf_upstream_t *u, uint32_t tenant, uint32_t backend, uint64_t now_ms)
+void tf_upstream_end(tf_upstream_t *u, uint32_t tenant, uint32_t route, uint32_t backend,
+                     bool tunnel)
 {
-    u->tenants[tenant].backends[backend].down_until_ms = now_ms + TF_UPSTREAM_DOWN_MS;
+    tf_balancer_end(&u->tenants[tenant].routes[route].bal, backend, tunnel);
 }
 
-const tf_conf_tenant_t *tf_upstream_tenant_conf(const tf_upstream_t *u, uint32_t tenant)
+size_t tf_upstream_backend_count(const tf_upstream_t *u, uint32_t tenant, uint32_t route)
 {
-    return u->tenants[tenant].conf;
+    return u->tenants[tenant].routes[route].nbackends;
+}
+
+const tf_backend_t *tf_upstream_backend(const tf_upstream_t *u, uint32_t tenant, uint32_t route,
+                                        uint32_t backend)
+{
+    return &u->tenants[tenant].routes[route].backends[backend];
 }

@@ -1,8 +1,9 @@
 /* proxy/ upstreams (internal): the tenants of the configuration as a routing
- * table, and their backends with round-robin and down marks. One table per
- * worker (the down marks and round-robin positions are the worker's own, so
- * nothing here is locked). Strings point into the configuration, which the
- * caller keeps referenced for the table's life.
+ * table, their routes, and each route's backends and balancer. One table per
+ * worker and generation: round-robin positions are the worker's own;
+ * backend state (health, down marks, in flight) lives in the process-wide
+ * registry (backends.h), as does least_conn's per-route order. Strings
+ * point into the configuration, which the table keeps referenced.
  */
 #ifndef TF_PROXY_UPSTREAM_H
 #define TF_PROXY_UPSTREAM_H
@@ -21,10 +22,12 @@
 #include <stdint.h>
 
 #define TF_UPSTREAM_NONE UINT32_MAX
-/* How long a backend that refused or timed out a connect is skipped. */
-#define TF_UPSTREAM_DOWN_MS 10000u
+/* tf_upstream_pick(): every usable backend is at its max_conns. */
+#define TF_UPSTREAM_FULL (UINT32_MAX - 1)
 
 typedef struct tf_upstream tf_upstream_t;
+typedef struct tf_backends tf_backends_t;
+typedef struct tf_bstate tf_bstate_t;
 
 typedef struct {
     union {
@@ -32,47 +35,68 @@ typedef struct {
         struct sockaddr_in in4;
         struct sockaddr_in6 in6;
     } addr;
-    const char *text;       /* as written in the configuration */
-    uint64_t down_until_ms; /* skipped until then (loop time) */
-    bool unhealthy;         /* the tenant's active health check failed */
+    const char *text;            /* as written in the configuration */
+    const tf_conf_backend_t *conf;
+    tf_bstate_t *state;          /* process-wide, referenced by the table */
+    char cookie_id[17];          /* balance cookie: the opaque ID (16 hex digits) */
 } tf_backend_t;
 
+/* What a balancer may look at besides the backends. */
+typedef struct {
+    const struct sockaddr *client; /* source: the client address (after PROXY, §14) */
+    const char *cookie;            /* cookie: the sticky cookie's value, or NULL */
+    size_t cookie_len;
+} tf_pick_hint_t;
+
+/* A pick's answer. */
+typedef struct {
+    uint32_t backend; /* index in the route, or TF_UPSTREAM_NONE / TF_UPSTREAM_FULL */
+    bool sticky_hit;  /* balance cookie: the client's cookie named this backend */
+} tf_pick_t;
+
 /* Builds the table; backend host names are resolved here, once, with the
- * system resolver (blocking: call before the loop runs). Errors ("tenant
- * 'x': backend 'h:p': cannot resolve: reason") into err. */
-int tf_upstream_new(const tf_conf_t *conf, tf_upstream_t **out, char *err, size_t errlen)
-    __attribute__((warn_unused_result));
-/* Drops one reference; the last frees the table. A certificate-only reload
- * shares the table between generations (tf_upstream_ref): its down marks,
- * health and round-robin positions carry on. Not thread-safe: one worker's
- * tables are referenced on that worker's thread only. */
+ * system resolver (blocking: call before the loop runs, or off it). Every
+ * backend's state is acquired from REG (which must outlive the table).
+ * Errors ("tenant 'x': backend 'h:p': cannot resolve: reason") into err. */
+int tf_upstream_new(const tf_conf_t *conf, tf_backends_t *reg, tf_upstream_t **out, char *err,
+                    size_t errlen) __attribute__((warn_unused_result));
+/* Drops one reference; the last frees the table (and releases its backend
+ * states). A certificate-only reload shares the table between generations
+ * (tf_upstream_ref). Not thread-safe: one worker's tables are referenced on
+ * that worker's thread only. */
 void tf_upstream_free(tf_upstream_t *u);
 tf_upstream_t *tf_upstream_ref(tf_upstream_t *u);
 
-/* The tenant for a client's SNI (NULL: none sent): exact host, then a
- * wildcard "*.base" covering one label, then the "*" tenant. The SNI is
- * normalized (lower case, one trailing dot removed) into a stack buffer.
- * Returns a tenant index or TF_UPSTREAM_NONE. */
+/* The tenant for a client's SNI or Host (NULL: none sent): exact host, then
+ * a wildcard "*.base" covering one label, then the "*" tenant. Returns a
+ * tenant index or TF_UPSTREAM_NONE. */
 uint32_t tf_upstream_route(const tf_upstream_t *u, const char *sni);
 
-/* The configuration the table was built from (referenced by it). */
 const tf_conf_t *tf_upstream_conf(const tf_upstream_t *u);
 const char *tf_upstream_tenant_name(const tf_upstream_t *u, uint32_t tenant);
-/* The tenant's configuration (mode, health). */
 const tf_conf_tenant_t *tf_upstream_tenant_conf(const tf_upstream_t *u, uint32_t tenant);
-
-/* The next backend of `tenant`, round robin, skipping those marked down at
- * `now_ms` and those the active health check found unhealthy; when every
- * healthy one is marked down, the one due back first (a restarted backend
- * serves at once). TF_UPSTREAM_NONE when no backend is healthy. */
-uint32_t tf_upstream_pick(tf_upstream_t *u, uint32_t tenant, uint64_t now_ms);
-size_t tf_upstream_backend_count(const tf_upstream_t *u, uint32_t tenant);
-const tf_backend_t *tf_upstream_backend(const tf_upstream_t *u, uint32_t tenant, uint32_t backend);
 size_t tf_upstream_tenant_count(const tf_upstream_t *u);
 
-/* Sets a backend's health (active checks); returns whether it changed. */
-bool tf_upstream_set_healthy(tf_upstream_t *u, uint32_t tenant, uint32_t backend, bool healthy);
+/* The route of TENANT for normalized path NPATH (proxy/http/route.h); 0 is
+ * "/". Not linear in the number of routes. */
+uint32_t tf_upstream_route_path(const tf_upstream_t *u, uint32_t tenant, const char *npath,
+                                size_t len);
+const tf_conf_route_t *tf_upstream_route_conf(const tf_upstream_t *u, uint32_t tenant,
+                                              uint32_t route);
 
-void tf_upstream_mark_down(tf_upstream_t *u, uint32_t tenant, uint32_t backend, uint64_t now_ms);
+/* Picks a backend of (TENANT, ROUTE) by the route's balance, among those
+ * usable at NOW_MS (backends.h) and below their max_conns; backups only
+ * while no other backend is usable. On success the backend's in-flight
+ * count has been taken (tf_bstate_begin): the caller ends it. Not linear
+ * in the number of backends for least_conn, source and cookie. */
+tf_pick_t tf_upstream_pick(tf_upstream_t *u, uint32_t tenant, uint32_t route,
+                           const tf_pick_hint_t *hint, uint64_t now_ms);
+/* The in-flight count a pick took for BACKEND is over: ended here (a
+ * request, or with TUNNEL a tunnel), and least_conn's order follows. */
+void tf_upstream_end(tf_upstream_t *u, uint32_t tenant, uint32_t route, uint32_t backend,
+                     bool tunnel);
+size_t tf_upstream_backend_count(const tf_upstream_t *u, uint32_t tenant, uint32_t route);
+const tf_backend_t *tf_upstream_backend(const tf_upstream_t *u, uint32_t tenant, uint32_t route,
+                                        uint32_t backend);
 
 #endif

@@ -8,15 +8,15 @@
  * current generation at accept (tf_worker_gen_acquire) and uses its TLS
  * context, snapshot, configuration and tenant table until it is freed, so a
  * new generation applies to new connections at once and the old one goes
- * with its last connection. w->upstream is the current table, which the
- * health checks and the metrics sample. */
+ * with its last connection. w->upstream is the current table. Backend state
+ * (health, down marks, in flight) is process-wide, in the registry
+ * (backends.h); health checks run once per process (health.h). */
 #include "proxy/net/worker.h"
 
 #include "common/err.h"
 #include "proxy/net/conn.h"
 #include "proxy/net/listener.h"
 #include "proxy/obs/obs.h"
-#include "proxy/net/health.h"
 #include "proxy/net/pool.h"
 #include "proxy/net/redirect.h"
 #include "proxy/net/upstream.h"
@@ -31,7 +31,7 @@
 static void worker_on_stop(uv_async_t *a);
 static void worker_on_gen(uv_async_t *a);
 static void worker_on_resume(uv_async_t *a);
-static void worker_on_sample(uv_timer_t *t);
+static void worker_on_sweep(uv_timer_t *t);
 
 /* ---- generations ------------------------------------------------------- */
 
@@ -86,17 +86,9 @@ static void route_try_swap(tf_worker_t *w)
     if (w->route_gen == w->gen)
         return;
     tf_worker_gen_t *old = w->route_gen;
-    tf_upstream_t *was = w->upstream;
     w->route_gen = w->gen;
     w->route_gen->refs++;
     w->upstream = w->gen->upstream;
-    /* Health checks follow the table in use (its tenants, paths, backends). */
-    if (old != NULL && !w->stopping && w->upstream != was) {
-        tf_health_stop(w->health);
-        w->health = NULL;
-        if (tf_health_start(&w->loop, w->upstream, w->gen->conf, &w->health) != 0)
-            TF_LOG(TF_LOG_WARN, "worker %u: cannot start health checks: out of memory", w->index);
-    }
     if (old != NULL)
         gen_unref(w, old);
 }
@@ -104,8 +96,8 @@ static void route_try_swap(tf_worker_t *w)
 static void gen_make_current(tf_worker_t *w, tf_worker_gen_t *g)
 {
     tf_worker_gen_t *old = w->gen;
-    /* A certificate-only reload keeps the tenant table (and its down marks
-     * and health) of the generation in service. */
+    /* A certificate-only reload keeps the tenant table (and its round-robin
+     * positions) of the generation in service. */
     if (g->upstream == NULL && old != NULL)
         g->upstream = tf_upstream_ref(old->upstream);
     if (g->upstream != NULL && tf_upstream_conf(g->upstream) != g->conf)
@@ -180,7 +172,7 @@ int tf_worker_build(const tf_shared_t *shared, const tf_conf_t *conf, const tf_c
         *upstream = NULL;
     int rc = tf_tls_ctx_new(&opts, snap, tls, err, errlen);
     if (rc == 0 && upstream != NULL)
-        rc = tf_upstream_new(conf, upstream, err, errlen);
+        rc = tf_upstream_new(conf, shared->backends, upstream, err, errlen);
     if (rc != 0) {
         tf_tls_ctx_free(*tls);
         *tls = NULL;
@@ -328,7 +320,7 @@ static void worker_init_handles(tf_worker_t *w)
     uv_timer_init(&w->loop, &w->drain_timer);
     uv_timer_init(&w->loop, &w->sample_timer);
     w->sample_timer.data = w->drain_timer.data = w;
-    uv_timer_start(&w->sample_timer, worker_on_sample, SAMPLE_MS, SAMPLE_MS);
+    uv_timer_start(&w->sample_timer, worker_on_sweep, SAMPLE_MS, SAMPLE_MS);
 }
 
 static int worker_first_gen(tf_worker_t *w, tf_conf_t *conf, tf_cs_snapshot_t *snap, char *err,
@@ -370,8 +362,6 @@ int tf_worker_new(tf_shared_t *shared, unsigned index, tf_conf_t *conf, tf_cs_sn
         w->pool = tf_pool_new(&w->loop, tf_conf_timeouts(conf)->idle_ms);
         rc = w->pool != NULL ? 0 : TF_ENOMEM;
     }
-    if (rc == 0 && (rc = tf_health_start(&w->loop, w->upstream, w->server->conf, &w->health)) != 0)
-        snprintf(err, errlen, "cannot start health checks: %s", tf_strerror(rc));
     if (rc == 0)
         rc = worker_listen(w, err, errlen);
     if (rc == 0)
@@ -380,7 +370,6 @@ int tf_worker_new(tf_shared_t *shared, unsigned index, tf_conf_t *conf, tf_cs_sn
         for (size_t i = 0; i < w->nlisten; i++)
             tf_listener_stop(&w->listeners[i]);
         worker_close_redirects(w);
-        tf_health_stop(w->health);
         worker_finish(w);
         worker_dispose(w);
         return rc;
@@ -418,26 +407,9 @@ void tf_worker_free(tf_worker_t *w)
     worker_dispose(w);
 }
 
-/* Which backends the routing table marks down now, for the metrics. */
-static void sample_backends(tf_worker_t *w)
-{
-    const tf_conf_t *conf = w->route_gen->conf;
-    uint64_t now = uv_now(&w->loop);
-    size_t k = 0;
-    for (uint32_t t = 0; t < tf_conf_tenant_count(conf); t++) {
-        for (uint32_t b = 0; b < tf_upstream_backend_count(w->upstream, t); b++, k++) {
-            const tf_backend_t *be = tf_upstream_backend(w->upstream, t, b);
-            tf_metrics_backend_down(w->metrics, k, be->unhealthy || be->down_until_ms > now);
-        }
-    }
-    tf_metrics_backends_sampled(w->metrics, w->route_gen->conf_id);
-}
-
-static void worker_on_sample(uv_timer_t *t)
+static void worker_on_sweep(uv_timer_t *t)
 {
     tf_worker_t *w = t->data;
-    if (w->route_gen != NULL)
-        sample_backends(w);
     if (w->pool != NULL)
         tf_pool_sweep(w->pool);
 }
@@ -461,8 +433,6 @@ static void worker_on_stop(uv_async_t *a)
     uv_timer_stop(&w->sample_timer);
     for (size_t i = 0; i < w->nlisten; i++)
         tf_listener_stop(&w->listeners[i]);
-    tf_health_stop(w->health);
-    w->health = NULL;
     worker_close_redirects(w);
     /* Idle keep-alive connections end now, busy ones after their response. */
     tf_pool_clear(w->pool);

@@ -61,6 +61,7 @@ typedef struct {
     size_t nhttp;
     tf_access_log_t *access; /* the access log (log.access); never NULL */
     tf_backends_t *backends; /* backend state, process-wide (backends.h) */
+    tf_health_t *health;     /* the health checker, process-wide (health.h); NULL: none */
     tf_limits_t *limits;     /* limits.per_client, process-wide (limits.h) */
     unsigned nworkers;
     uint32_t max_connections;
@@ -98,7 +99,7 @@ struct tf_worker {
     uv_async_t gen_async;    /* a new generation waits in `mailbox` */
     uv_async_t resume_async; /* another worker freed a connection slot */
     uv_timer_t drain_timer;
-    uv_timer_t sample_timer; /* samples backend state for metrics */
+    uv_timer_t sample_timer; /* sweeps the pool's idle connections */
     uv_thread_t thread;
     uv_mutex_t mailbox_lock;
     tf_worker_gen_t *mailbox; /* posted by the main thread, taken by the worker */
@@ -110,7 +111,6 @@ struct tf_worker {
     tf_upstream_t *upstream;    /* the routing table in use (see worker.c) */
     tf_worker_gen_t *route_gen; /* the generation `upstream` belongs to, referenced */
     tf_pool_t *pool;            /* idle backend connections (mode http) */
-    tf_health_t *health;        /* active health checks of `upstream`, or NULL */
     tf_listener_t *listeners;   /* nlisten of them */
     size_t nlisten;
     tf_redirect_t **redirects; /* port 80 responders, nhttp of them (NULL: closed) */

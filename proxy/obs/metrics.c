@@ -123,17 +123,6 @@ void tf_metrics_request(tf_metrics_worker_t *m, const char *tenant, unsigned sta
     bump(&m->duration_sum_us, duration_ms * 1000);
 }
 
-void tf_metrics_backend_down(tf_metrics_worker_t *m, size_t k, bool down)
-{
-    if (k < TF_METRICS_BACKENDS)
-        atomic_store_explicit(&m->backend_down[k], down, RELAXED);
-}
-
-void tf_metrics_backends_sampled(tf_metrics_worker_t *m, uint64_t gen)
-{
-    atomic_store_explicit(&m->backends_gen, gen, memory_order_release);
-}
-
 /* ---- rendering --------------------------------------------------------- */
 
 static void label(FILE *out, const char *s)
@@ -260,37 +249,57 @@ static void render_requests(FILE *out, tf_metrics_worker_t *const *ws, unsigned 
     fprintf(out, "tlsfront_request_duration_seconds_count %llu\n", (unsigned long long)count);
 }
 
-/* Up when some worker that samples the configuration in service does not
- * mark it down (each worker keeps its own marks); up when none has sampled
- * it yet. */
-static int backend_up(tf_metrics_worker_t *const *ws, unsigned n, uint64_t gen, size_t k)
+static void backend_labels(FILE *out, const char *metric, const tf_metrics_backend_row_t *r)
 {
-    bool sampled = false;
-    for (unsigned i = 0; i < n; i++) {
-        if (atomic_load_explicit(&ws[i]->backends_gen, memory_order_acquire) != gen)
-            continue;
-        sampled = true;
-        if (!atomic_load_explicit(&ws[i]->backend_down[k], RELAXED))
-            return 1;
-    }
-    return sampled ? 0 : 1;
+    fputs(metric, out);
+    fputs("{tenant=", out);
+    label(out, r->tenant);
+    fputs(",backend=", out);
+    label(out, r->address);
 }
 
-static void render_backends(FILE *out, tf_metrics_worker_t *const *ws, unsigned n,
-                            const tf_metrics_main_t *m)
+static void render_backends(FILE *out, const tf_metrics_main_t *m)
 {
+    static const char *const states[] = {"up", "down", "drain", "maint"};
     head(out, "tlsfront_backend_up", "gauge",
-         "1 when the backend takes connections, 0 while it is marked down.");
-    size_t k = 0;
-    for (size_t t = 0; m->conf != NULL && t < tf_conf_tenant_count(m->conf); t++) {
-        const tf_conf_tenant_t *ten = tf_conf_tenant(m->conf, t);
-        for (size_t b = 0; b < ten->backends.count && k < TF_METRICS_BACKENDS; b++, k++) {
-            fputs("tlsfront_backend_up{tenant=", out);
-            label(out, ten->name);
-            fputs(",backend=", out);
-            label(out, ten->backends.items[b].text);
-            fprintf(out, "} %d\n", backend_up(ws, n, m->conf_id, k));
+         "1 when the backend takes new requests, 0 while down, drained or in maintenance.");
+    for (size_t i = 0; i < m->nbackends; i++) {
+        backend_labels(out, "tlsfront_backend_up", &m->backends[i]);
+        fprintf(out, "} %d\n", strcmp(m->backends[i].state, "up") == 0);
+    }
+    head(out, "tlsfront_backend_state", "gauge",
+         "1 for the backend's state: up, down (health checks or a failed connect), drain, maint.");
+    for (size_t i = 0; i < m->nbackends; i++) {
+        for (size_t k = 0; k < 4; k++) {
+            backend_labels(out, "tlsfront_backend_state", &m->backends[i]);
+            fprintf(out, ",state=\"%s\"} %d\n", states[k],
+                    strcmp(m->backends[i].state, states[k]) == 0);
         }
+    }
+    head(out, "tlsfront_backend_requests_total", "counter",
+         "Responses from the backend by status class.");
+    for (size_t i = 0; i < m->nbackends; i++) {
+        for (int k = 0; k < 5; k++) {
+            backend_labels(out, "tlsfront_backend_requests_total", &m->backends[i]);
+            fprintf(out, ",class=\"%dxx\"} %llu\n", k + 1,
+                    (unsigned long long)m->backends[i].requests[k]);
+        }
+    }
+    head(out, "tlsfront_backend_failures_total", "counter",
+         "Connects refused or timed out and broken or missing responses.");
+    for (size_t i = 0; i < m->nbackends; i++) {
+        backend_labels(out, "tlsfront_backend_failures_total", &m->backends[i]);
+        fprintf(out, "} %llu\n", (unsigned long long)m->backends[i].failures);
+    }
+    head(out, "tlsfront_backend_in_flight", "gauge",
+         "Requests and tunnels (WebSocket, mode tcp) at the backend now.");
+    for (size_t i = 0; i < m->nbackends; i++) {
+        backend_labels(out, "tlsfront_backend_in_flight", &m->backends[i]);
+        fprintf(out, ",kind=\"request\"} %llu\n",
+                (unsigned long long)m->backends[i].active_requests);
+        backend_labels(out, "tlsfront_backend_in_flight", &m->backends[i]);
+        fprintf(out, ",kind=\"tunnel\"} %llu\n",
+                (unsigned long long)m->backends[i].active_tunnels);
     }
 }
 
@@ -341,7 +350,7 @@ void tf_metrics_render(FILE *out, tf_metrics_worker_t *const *workers, unsigned 
 {
     render_conns(out, workers, nworkers);
     render_requests(out, workers, nworkers);
-    render_backends(out, workers, nworkers, m);
+    render_backends(out, m);
     if (m->snap != NULL)
         render_certs(out, m);
     render_reloads(out, m);

@@ -38,8 +38,6 @@
  * the row cannot be mistaken for one. */
 #define TF_METRICS_TENANTS 256
 #define TF_METRICS_OTHER_TENANT "(other)"
-/* Backends whose up/down state is exported (the first ones in file order). */
-#define TF_METRICS_BACKENDS 1024
 
 /* Handshake failure reasons: the label values of
  * tlsfront_handshake_failures_total{reason}. */
@@ -72,11 +70,6 @@ typedef struct {
     _Atomic uint64_t duration_sum_us;
     tf_metrics_tenant_t tenants[TF_METRICS_TENANTS];
     tf_metrics_tenant_t other; /* tenants past the table's capacity */
-    /* Backend state as this worker sees it, sampled every second from its
-     * routing table: down[i] for the i-th backend of the configuration
-     * generation `backends_gen` (tenants and backends in file order). */
-    _Atomic uint64_t backends_gen;
-    _Atomic uint8_t backend_down[TF_METRICS_BACKENDS];
 } tf_metrics_worker_t;
 
 /* A zeroed, aligned struct (aborts when out of memory: start-up time), and
@@ -99,27 +92,35 @@ void tf_metrics_request(tf_metrics_worker_t *m, const char *tenant, unsigned sta
 void tf_metrics_conn_opened(tf_metrics_worker_t *m);
 void tf_metrics_conn_closed(tf_metrics_worker_t *m);
 
-/* Records whether the k-th backend of the configuration (tenants and
- * backends in file order; past TF_METRICS_BACKENDS ignored) is down in the
- * worker's routing table now; then that the sample belongs to the
- * configuration generation `gen` (worker.c does both every second). */
-void tf_metrics_backend_down(tf_metrics_worker_t *m, size_t k, bool down);
-void tf_metrics_backends_sampled(tf_metrics_worker_t *m, uint64_t gen);
 
 /* ---- rendering (admin thread) ------------------------------------------ */
 
-/* Main-thread figures: reloads by result, the certificates in service, and
- * limits.per_client's refusals (process-wide counters). */
+/* One backend as the process-wide registry reports it (proxy/net fills
+ * these: obs knows nothing of the registry). */
+typedef struct {
+    const char *tenant;
+    const char *address;
+    const char *state; /* "up", "down", "drain", "maint" */
+    uint64_t requests[5]; /* by class, 1xx..5xx */
+    uint64_t failures;
+    uint64_t active_requests;
+    uint64_t active_tunnels;
+} tf_metrics_backend_row_t;
+
+/* Main-thread figures: reloads by result, the certificates in service,
+ * limits.per_client's refusals (process-wide counters) and the backends. */
 typedef struct {
     uint64_t reloads_ok;
     uint64_t reloads_partial; /* applied, but some files or the config failed */
     uint64_t reloads_failed;
     const tf_cs_snapshot_t *snap;
     const tf_conf_t *conf; /* the configuration in service */
-    uint64_t conf_id;      /* its number (see backends_gen) */
+    uint64_t conf_id;      /* its number */
     /* limits.per_client: connections closed at accept, requests answered 429. */
     uint64_t per_client_refused_connections;
     uint64_t per_client_refused_requests;
+    const tf_metrics_backend_row_t *backends; /* sorted by tenant, then address */
+    size_t nbackends;
 } tf_metrics_main_t;
 
 /* Writes the whole exposition to out. */

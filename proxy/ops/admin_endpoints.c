@@ -51,19 +51,79 @@ json_t *tf_admin__certs_json(const tf_cs_snapshot_t *snap)
 
 /* ---- /metrics ------------------------------------------------------------ */
 
+typedef struct {
+    tf_metrics_backend_row_t *rows;
+    size_t n, cap;
+    bool failed;
+} rows_t;
+
+/* Copies one registry entry (its strings live under the registry's lock
+ * only). */
+static void row_add(const tf_bstate_view_t *v, void *arg)
+{
+    rows_t *rs = arg;
+    if (rs->failed)
+        return;
+    if (rs->n == rs->cap) {
+        size_t cap = rs->cap ? 2 * rs->cap : 16;
+        tf_metrics_backend_row_t *p = realloc(rs->rows, cap * sizeof *p);
+        if (p == NULL) {
+            rs->failed = true;
+            return;
+        }
+        rs->rows = p;
+        rs->cap = cap;
+    }
+    tf_metrics_backend_row_t *r = &rs->rows[rs->n];
+    *r = (tf_metrics_backend_row_t){
+        .tenant = strdup(v->tenant),
+        .address = strdup(v->address),
+        .state = tf_bstate_state_name(v->state),
+        .failures = v->failures,
+        .active_requests = v->active_requests,
+        .active_tunnels = v->active_tunnels,
+    };
+    memcpy(r->requests, v->requests, sizeof r->requests);
+    rs->n++;
+    if (r->tenant == NULL || r->address == NULL)
+        rs->failed = true;
+}
+
+static void rows_free(rows_t *rs)
+{
+    for (size_t i = 0; i < rs->n; i++) {
+        free((char *)rs->rows[i].tenant);
+        free((char *)rs->rows[i].address);
+    }
+    free(rs->rows);
+}
+
 void tf_admin__get_metrics(admin_conn_t *c)
 {
     tf_admin_t *a = c->admin;
     tf_metrics_main_t m = {0};
     tf_reload_metrics(a->reload, &m);
+    rows_t rs = {0};
+    tf_backends_t *reg = tf_reload_backends(a->reload);
+    if (reg != NULL)
+        tf_backends_each(reg, row_add, &rs);
+    if (rs.failed) {
+        rows_free(&rs);
+        tf_admin__respond_text(c, 500, NULL, "out of memory\n");
+        return;
+    }
+    m.backends = rs.rows;
+    m.nbackends = rs.n;
     char *body = NULL;
     size_t len = 0;
     FILE *f = open_memstream(&body, &len);
     if (f == NULL) {
+        rows_free(&rs);
         tf_admin__respond_text(c, 500, NULL, "out of memory\n");
         return;
     }
     tf_metrics_render(f, a->metrics, a->nworkers, &m);
+    rows_free(&rs);
     if (fclose(f) != 0) {
         free(body);
         tf_admin__respond_text(c, 500, NULL, "out of memory\n");

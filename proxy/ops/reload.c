@@ -522,6 +522,8 @@ static void job_publish(job_t *j)
         j->conf = NULL;
         r->conf_id++;
         j->res.conf_applied = true;
+        /* Backends kept keep their health state: it is in the registry. */
+        tf_health_configure(r->shared->health, r->conf);
         if (r->on_conf != NULL)
             r->on_conf(r->on_conf_arg, r->conf);
     }
@@ -841,6 +843,11 @@ void tf_reload_metrics(const tf_reload_t *r, tf_metrics_main_t *m)
         m->per_client_refused_connections = tf_limits_refused_connections(r->shared->limits);
         m->per_client_refused_requests = tf_limits_refused_requests(r->shared->limits);
     }
+}
+
+tf_backends_t *tf_reload_backends(const tf_reload_t *r)
+{
+    return r->shared->backends;
 }
 
 void tf_reload_close(tf_reload_t *r)

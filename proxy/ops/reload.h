@@ -92,6 +92,8 @@ void tf_reload_on_conf(tf_reload_t *r, void (*cb)(void *arg, const tf_conf_t *co
 
 /* Figures for GET /metrics. */
 void tf_reload_metrics(const tf_reload_t *r, tf_metrics_main_t *m);
+/* The process-wide backend registry (proxy/net/backends.h). */
+tf_backends_t *tf_reload_backends(const tf_reload_t *r);
 
 /* Stops watching and refuses new requests; a rebuild in flight completes
  * and is dropped. The loop then ends once its handles closed. */

@@ -25,6 +25,8 @@ GET would get and no body. Special targets (the path, before any query):
 
     /status/NNN         status NNN with the JSON body; 204 and 304 without
                         body or Content-Length
+    /probe?file=F       a line "probe HOST" appended to F; the status F.status
+                        holds (200 when absent): health checks counted, toggled
     /chunked            the JSON body chunked (several chunks), with a
                         trailer "X-Trailer: done" (announced in "Trailer")
     /close-delimited    no Content-Length, "Connection: close", the JSON
@@ -325,6 +327,17 @@ def respond(sock, req, conn, nreq):
         time.sleep(int(query.get("ms", ["0"])[0]) / 1000.0)
     if path.startswith("/status/"):
         status = int(path[len("/status/"):])
+    if path == "/probe":
+        # Health checks: each one counted in FILE, answered with the status
+        # FILE.status holds (200 when absent), which a test toggles.
+        log = query.get("file", [""])[0]
+        with open(log, "a") as f:
+            f.write("probe %s\n" % header(headers, "host"))
+        try:
+            with open(log + ".status") as f:
+                status = int(f.read().strip() or "200")
+        except OSError:
+            status = 200
     if path == "/chunked":
         send_chunked(sock, status, base, doc, head_only)
         return alive

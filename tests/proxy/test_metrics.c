@@ -159,3 +159,39 @@ Test(metrics, per_client_refusals_by_kind)
     free(text);
     fixture_dispose(&f);
 }
+
+/* Per-backend rows (from the registry, as plain structs): every family
+ * for every row, the state as one 1 among four, and promtool's approval. */
+Test(metrics, backend_rows_render_requests_failures_in_flight_and_state)
+{
+    fixture_t f;
+    fixture_init(&f);
+    tf_metrics_backend_row_t rows[2] = {
+        {.tenant = "acme", .address = "10.0.0.1:80", .state = "up",
+         .requests = {0, 7, 0, 1, 2}, .failures = 3, .active_requests = 4, .active_tunnels = 1},
+        {.tenant = "acme", .address = "10.0.0.2:80", .state = "drain"},
+    };
+    char *text = NULL;
+    size_t len = 0;
+    FILE *out = open_memstream(&text, &len);
+    cr_assert_not_null(out);
+    tf_metrics_main_t m = {.backends = rows, .nbackends = 2};
+    tf_metrics_render(out, f.m, NWORKERS, &m);
+    cr_assert_eq(fclose(out), 0);
+    const char *want[] = {
+        "tlsfront_backend_up{tenant=\"acme\",backend=\"10.0.0.1:80\"} 1\n",
+        "tlsfront_backend_up{tenant=\"acme\",backend=\"10.0.0.2:80\"} 0\n",
+        "tlsfront_backend_state{tenant=\"acme\",backend=\"10.0.0.2:80\",state=\"drain\"} 1\n",
+        "tlsfront_backend_state{tenant=\"acme\",backend=\"10.0.0.2:80\",state=\"up\"} 0\n",
+        "tlsfront_backend_requests_total{tenant=\"acme\",backend=\"10.0.0.1:80\",class=\"2xx\"} 7\n",
+        "tlsfront_backend_requests_total{tenant=\"acme\",backend=\"10.0.0.1:80\",class=\"5xx\"} 2\n",
+        "tlsfront_backend_failures_total{tenant=\"acme\",backend=\"10.0.0.1:80\"} 3\n",
+        "tlsfront_backend_in_flight{tenant=\"acme\",backend=\"10.0.0.1:80\",kind=\"request\"} 4\n",
+        "tlsfront_backend_in_flight{tenant=\"acme\",backend=\"10.0.0.1:80\",kind=\"tunnel\"} 1\n",
+    };
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
+        cr_expect_not_null(strstr(text, want[i]), "missing %s in:\n%s", want[i], text);
+    promtool_check(text);
+    free(text);
+    fixture_dispose(&f);
+}

@@ -1,0 +1,58 @@
+/* proxy/ balancers (internal to upstream.c): one per route of an upstream
+ * table, picking among the route's backends by its `balance` (SPEC §11):
+ *   round_robin  smooth weighted round robin (nginx's), the table's own
+ *   least_conn   the registry's per-route heap, process-wide (backends.h)
+ *   source       a consistent hash ring of the client address: weight-
+ *                proportional virtual nodes, binary search, the next usable
+ *                point on the ring; removing a backend moves its clients only
+ *   cookie       a known ID names its backend while usable; else round robin
+ * Backups are picked only while no other backend is usable; a backend at
+ * its max_conns is skipped, and when every usable one is, the answer is
+ * TF_UPSTREAM_FULL.
+ */
+#ifndef TF_PROXY_BALANCE_H
+#define TF_PROXY_BALANCE_H
+
+/* Internal to proxy/net (and its tests): other libraries include
+ * proxy/net/net.h. */
+#if defined(TF_PROXY_LAYER) && TF_PROXY_LAYER != 3 && !defined(TF_PROXY_NET_PUBLIC)
+#error "internal to proxy/net: include proxy/net/net.h"
+#endif
+
+#include "proxy/net/backends.h"
+#include "proxy/net/upstream.h"
+
+typedef struct {
+    uint64_t hash;
+    uint32_t backend;
+} tf_ring_point_t;
+
+typedef struct {
+    const tf_conf_route_t *conf;
+    tf_backend_t *backends; /* states acquired by the caller */
+    size_t n;
+    tf_backends_t *reg;
+    int64_t *cw;           /* round robin: current weights */
+    tf_ring_point_t *ring; /* source: sorted by hash */
+    size_t nring;
+    uint32_t *by_cookie; /* cookie: backend indices sorted by cookie_id */
+    tf_blc_t *lc;        /* least_conn */
+} tf_balancer_t;
+
+/* Sets up BL for route RC of TENANT over BACKENDS (resolved, states
+ * acquired); computes the cookie IDs. 0 or TF_ENOMEM. */
+int tf_balancer_init(tf_balancer_t *bl, tf_backends_t *reg, const char *tenant,
+                     const tf_conf_route_t *rc, tf_backend_t *backends, size_t n)
+    __attribute__((warn_unused_result));
+/* Releases what init took (not the backends' states). */
+void tf_balancer_fini(tf_balancer_t *bl);
+
+tf_pick_t tf_balancer_pick(tf_balancer_t *bl, const tf_pick_hint_t *hint, uint64_t now_ms);
+void tf_balancer_end(tf_balancer_t *bl, uint32_t backend, bool tunnel);
+
+/* The cookie ID of (TENANT, PATH, ADDRESS): 16 hex digits of SHA-256 over
+ * "tenant\0path\0address", into out[17]. */
+void tf_balancer_cookie_id(const char *tenant, const char *path, const char *address,
+                           char out[17]);
+
+#endif
