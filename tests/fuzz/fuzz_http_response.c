@@ -31,7 +31,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort();
     if (resp.body == TF_HTTP_RESP_NONE && !p.done)
         abort();
-    long n = tf_http_rewrite_response_head(&resp, data[0] & 2, out, sizeof out);
+    long n = tf_http_rewrite_response_head(&resp, &(tf_http_resp_rewrite_t){.close = data[0] & 2}, out, sizeof out);
     if (n > (long)sizeof out)
         abort();
     size_t off = resp.head_len;

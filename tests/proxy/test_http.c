@@ -351,15 +351,15 @@ Test(http, response_heads_lose_hop_by_hop_headers)
                             false),
                  0);
     char rout[512];
-    long n = tf_http_rewrite_response_head(&resp, true, rout, sizeof rout);
+    long n = tf_http_rewrite_response_head(&resp, &(tf_http_resp_rewrite_t){.close = true}, rout, sizeof rout);
     cr_assert_gt(n, 0);
     rout[n] = '\0';
     cr_expect_str_eq(rout, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nX-Kept: 1\r\n"
                            "Connection: close\r\n\r\n");
-    n = tf_http_rewrite_response_head(&resp, false, rout, sizeof rout);
+    n = tf_http_rewrite_response_head(&resp, &(tf_http_resp_rewrite_t){0}, rout, sizeof rout);
     rout[n] = '\0';
     cr_expect_str_eq(rout, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nX-Kept: 1\r\n\r\n");
-    cr_expect_eq(tf_http_rewrite_response_head(&resp, false, rout, 10), -1);
+    cr_expect_eq(tf_http_rewrite_response_head(&resp, &(tf_http_resp_rewrite_t){0}, rout, 10), -1);
 }
 
 Test(http, connection_cannot_remove_framing_or_routing_headers)
