@@ -91,12 +91,12 @@ typedef struct {
 /* Where the scan of a head stands between reads: offsets into the head,
  * not pointers, so that the caller may move its buffer between calls. */
 typedef struct {
-    uint32_t pos;       /* bytes scanned: the next call starts here */
-    uint32_t line;      /* where the line being scanned starts */
-    uint32_t colon;     /* that line's colon, once scanned */
-    uint32_t start_len; /* the start line with its line end */
-    uint32_t examined;  /* bytes looked at in all: linear in the head's length */
-    uint16_t nfields;   /* field lines complete */
+    uint32_t pos;        /* bytes scanned: the next call starts here */
+    uint32_t line;       /* where the line being scanned starts */
+    uint32_t colon;      /* that line's colon, once scanned */
+    uint32_t start_len;  /* the start line with its line end */
+    uint32_t examined;   /* bytes looked at in all: linear in the head's length */
+    uint16_t nfields;    /* field lines complete */
     uint16_t max_fields; /* more field lines than this: too many */
     uint8_t state;
     bool lenient; /* a bare LF ends a line (responses) */
@@ -195,8 +195,8 @@ typedef struct {
  * set lines, HOW's extra lines, and "Connection: close" when HOW says so,
  * or "Connection: upgrade" for a 101. Returns the length or -1 (out too
  * small). */
-long tf_http_rewrite_response_head(const tf_http_response_t *resp, const tf_http_resp_rewrite_t *how,
-                                   char *out, size_t outlen);
+long tf_http_rewrite_response_head(const tf_http_response_t *resp,
+                                   const tf_http_resp_rewrite_t *how, char *out, size_t outlen);
 
 /* The reason phrase of a status tlsfront answers itself ("Error" for others). */
 const char *tf_http_reason(unsigned status);

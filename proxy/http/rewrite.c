@@ -175,8 +175,8 @@ long tf_http_rewrite_head(const tf_http_request_t *req, const tf_http_forward_t 
     return o.overflow ? -1 : (long)o.len;
 }
 
-long tf_http_rewrite_response_head(const tf_http_response_t *resp, const tf_http_resp_rewrite_t *how,
-                                   char *out, size_t outlen)
+long tf_http_rewrite_response_head(const tf_http_response_t *resp,
+                                   const tf_http_resp_rewrite_t *how, char *out, size_t outlen)
 {
     out_t o = {.out = out, .cap = outlen};
     const char *eol = memchr(resp->start, '\n', resp->head_len);

@@ -38,6 +38,29 @@ static bool rest_after(const char *target, size_t len, const char *npath, size_t
     return true;
 }
 
+/* The rest of a target as its own path: SLASH, then PATH. A leading run of
+ * separators is one '/', since "//x" at the start of a target reads as an
+ * authority to many URL parsers, and "https://x/new/" and "//a" must not
+ * make "new//a". */
+typedef struct {
+    rest_t r;
+    bool slash;
+} own_t;
+
+static bool rest_of(const char *target, size_t len, const char *npath, size_t nlen,
+                    const char *prefix, own_t *o)
+{
+    if (!rest_after(target, len, npath, nlen, prefix, &o->r))
+        return false;
+    o->slash = false;
+    while (o->r.plen > 0 && (o->r.path[0] == '/' || o->r.path[0] == '\\')) {
+        o->slash = true;
+        o->r.path++;
+        o->r.plen--;
+    }
+    return true;
+}
+
 static long finish(tf_http__out_t *o)
 {
     return o->overflow ? -1 : (long)o->len;
@@ -46,14 +69,13 @@ static long finish(tf_http__out_t *o)
 long tf_http_strip_target(const char *target, size_t len, const char *npath, size_t nlen,
                           const char *prefix, char *out, size_t cap)
 {
-    rest_t r;
-    if (!rest_after(target, len, npath, nlen, prefix, &r))
+    own_t r;
+    if (!rest_of(target, len, npath, nlen, prefix, &r))
         return -1;
     tf_http__out_t o = {.out = out, .cap = cap};
-    if (r.plen == 0)
-        tf_http__put(&o, "/", 1);
-    tf_http__put(&o, r.path, r.plen);
-    tf_http__put(&o, r.query, r.qlen);
+    tf_http__put(&o, "/", 1); /* the rest's own, or the root's when it is empty */
+    tf_http__put(&o, r.r.path, r.r.plen);
+    tf_http__put(&o, r.r.query, r.r.qlen);
     return finish(&o);
 }
 
@@ -61,16 +83,18 @@ long tf_http_redirect_location(const char *redirect, const char *target, size_t 
                                const char *npath, size_t nlen, const char *prefix, char *out,
                                size_t cap)
 {
-    rest_t r;
-    if (!rest_after(target, len, npath, nlen, prefix, &r))
+    own_t r;
+    if (!rest_of(target, len, npath, nlen, prefix, &r))
         return -1;
     size_t rl = strlen(redirect);
     /* One '/' between them: "https://x/new/" and "/a" make "https://x/new/a". */
-    if (r.plen > 0 && rl > 0 && redirect[rl - 1] == '/')
+    if (r.slash && rl > 0 && redirect[rl - 1] == '/')
         rl--;
     tf_http__out_t o = {.out = out, .cap = cap};
     tf_http__put(&o, redirect, rl);
-    tf_http__put(&o, r.path, r.plen);
-    tf_http__put(&o, r.query, r.qlen);
+    if (r.slash)
+        tf_http__put(&o, "/", 1);
+    tf_http__put(&o, r.r.path, r.r.plen);
+    tf_http__put(&o, r.r.query, r.r.qlen);
     return finish(&o);
 }

@@ -296,8 +296,8 @@ Test(route, lookups_do_not_grow_with_the_number_of_routes)
     cr_assert_gt(few.lookups, 400);
     for (size_t n = 10; n <= 100000; n *= 10) {
         tf_http__match_stats_t st = cost_with(n);
-        cr_expect_eq(st.lookups, few.lookups, "%zu routes: %zu lookups, %zu with 3", n,
-                     st.lookups, few.lookups);
+        cr_expect_eq(st.lookups, few.lookups, "%zu routes: %zu lookups, %zu with 3", n, st.lookups,
+                     few.lookups);
         cr_expect_leq(st.probes, 3 * st.lookups, "%zu routes: %zu probes for %zu lookups", n,
                       st.probes, st.lookups);
     }
@@ -318,7 +318,8 @@ static const char *strip(const char *t, const char *prefix)
     return out;
 }
 
-#define STRIP(t, prefix, want) cr_expect_str_eq(strip(t, prefix), want, "%s under %s", t, prefix)
+#define STRIP(t, prefix, want, ...)                                                                \
+    cr_expect_str_eq(strip(t, prefix), want, "%s under %s", t, prefix)
 
 Test(route, strip_prefix_removes_the_prefix_without_its_slash_and_keeps_the_query)
 {
@@ -336,7 +337,9 @@ Test(route, strip_prefix_removes_the_prefix_without_its_slash_and_keeps_the_quer
 Test(route, strip_prefix_keeps_the_rest_as_sent_when_the_prefix_is_spelled_as_written)
 {
     STRIP("/api/a%2Fb%7e?q", "/api/", "/a%2Fb%7e?q");
-    STRIP("/api//x", "/api/", "//x");
+    STRIP("/api//x", "/api/", "/x", "a leading run of separators is one '/'");
+    STRIP("/api/\\/x", "/api/", "/x");
+    STRIP("//x/y", "/", "/x/y");
 }
 
 Test(route, strip_prefix_uses_the_normalized_rest_for_other_spellings)
@@ -392,6 +395,8 @@ Test(route, redirect_keeps_the_rest_of_the_path_and_the_query_with_one_slash_bet
     LOC("https://x.example", "/a/b", "/", "https://x.example/a/b");
     LOC("https://x.example/", "/", "/", "https://x.example/");
     LOC(to, "/%6Fld/a?b", "/old/", "https://portal.acme.example/new/a?b");
+    LOC(to, "/old//a", "/old/", "https://portal.acme.example/new/a");
+    LOC(bare, "/old//a", "/old/", "https://portal.acme.example/new/a");
     char out[8];
     cr_expect_eq(tf_http_redirect_location(to, "/old/a", 6, "/old/a", 6, "/old/", out, sizeof out),
                  -1);
