@@ -1,4 +1,5 @@
-/* Request heads, strict framing and the backend's head (SPEC §7). See http.h. */
+/* Request and response heads, strict framing and bodies (SPEC §7); the
+ * heads sent on are in rewrite.c. See http.h. */
 #include "proxy/http/http_internal.h"
 
 #include <stdio.h>
@@ -251,10 +252,10 @@ const char *tf_http_reason(unsigned status)
         return "URI Too Long";
     case 421:
         return "Misdirected Request";
-    case 431:
-        return "Request Header Fields Too Large";
     case 429:
         return "Too Many Requests";
+    case 431:
+        return "Request Header Fields Too Large";
     case 500:
         return "Internal Server Error";
     case 502:

@@ -4,19 +4,9 @@
 #include "proxy/http/http_internal.h"
 
 #include <string.h>
+#include <strings.h>
 
 typedef tf_http__out_t out_t;
-
-/* a and b equal but for the case of ASCII letters. */
-static bool lower_eq_any(const char *a, const char *b, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        unsigned char x = (unsigned char)a[i], y = (unsigned char)b[i];
-        if ((x >= 'A' && x <= 'Z' ? x + 32 : x) != (y >= 'A' && y <= 'Z' ? y + 32 : y))
-            return false;
-    }
-    return true;
-}
 
 /* Headers that describe one hop, not the message (RFC 9110 §7.6.1), and
  * what the client claimed about forwarding: never passed on. */
@@ -69,7 +59,7 @@ typedef struct {
 static bool names_header(const char *t, size_t n, void *ud)
 {
     const tf_http_header_t *h = ((listed_t *)ud)->h;
-    return n == h->name_len && lower_eq_any(t, h->name, n);
+    return n == h->name_len && strncasecmp(t, h->name, n) == 0;
 }
 
 /* A header the Connection header names is hop-by-hop too. */
