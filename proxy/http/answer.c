@@ -122,17 +122,22 @@ void tf_http__put_cookie_without(tf_http__out_t *o, const tf_http_header_t *h, c
     while (!found && next_crumb(h->value, h->value_len, &pos, &c))
         found = crumb_is(&c, name, nlen);
     if (!found) { /* as sent */
-        tf_http__put_header(o, "Cookie", h->value, h->value_len);
+        tf_http__put(o, h->name, h->name_len);
+        tf_http__put(o, ": ", 2);
+        tf_http__put(o, h->value, h->value_len);
+        tf_http__put(o, "\r\n", 2);
         return;
     }
     pos = 0;
     while (next_crumb(h->value, h->value_len, &pos, &c)) {
         if (c.len == 0 || crumb_is(&c, name, nlen))
             continue;
-        if (kept++ == 0)
-            tf_http__put_str(o, "Cookie: ");
-        else
+        if (kept++ == 0) {
+            tf_http__put(o, h->name, h->name_len);
+            tf_http__put(o, ": ", 2);
+        } else {
             tf_http__put(o, "; ", 2);
+        }
         tf_http__put(o, c.start, c.len);
     }
     if (kept > 0)

@@ -966,12 +966,14 @@ Test(http, the_sticky_cookie_is_removed_from_every_cookie_field)
                              .strip_cookie = "TFSRV"};
     const char *o = rewrite_with("GET / HTTP/1.1\r\nHost: h\r\nCookie: a=1; TFSRV=abc; b=2\r\n"
                                  "Cookie: TFSRV=\"x\"\r\nCookie: c=3\r\nCookie: TFSRVX=1;TFSRV=2\r\n"
-                                 "Cookie: tfsrv=lower\r\n\r\n",
+                                 "Cookie: tfsrv=lower\r\ncookie: TFSRV,1\r\n\r\n",
                                  &fwd);
     cr_expect(strstr(o, "Host: h\r\nCookie: a=1; b=2\r\nCookie: c=3\r\nCookie: TFSRVX=1\r\n"
-                        "Cookie: tfsrv=lower\r\nX-Forwarded-For") != NULL,
+                        "Cookie: tfsrv=lower\r\ncookie: TFSRV,1\r\nX-Forwarded-For") != NULL,
               "%s", o);
     cr_expect(strstr(o, "TFSRV=") == NULL, "%s", o);
+    o = rewrite_with("GET / HTTP/1.1\r\nHost: h\r\ncOOkie: TFSRV=1; z=9\r\n\r\n", &fwd);
+    cr_expect(strstr(o, "\r\ncOOkie: z=9\r\n") != NULL, "the field's name as sent: %s", o);
 }
 
 Test(http, without_route_changes_the_head_is_as_before)
