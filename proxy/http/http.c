@@ -1,5 +1,6 @@
-/* Request heads, strict framing and the backend's head (SPEC §7). See http.h. */
-#include "proxy/http/http.h"
+/* Request and response heads, strict framing and bodies (SPEC §7); the
+ * heads sent on are in rewrite.c. See http.h. */
+#include "proxy/http/http_internal.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -233,8 +234,16 @@ const char *tf_http_reason(unsigned status)
         return "OK";
     case 301:
         return "Moved Permanently";
+    case 302:
+        return "Found";
+    case 307:
+        return "Temporary Redirect";
+    case 308:
+        return "Permanent Redirect";
     case 400:
         return "Bad Request";
+    case 403:
+        return "Forbidden";
     case 404:
         return "Not Found";
     case 408:
@@ -243,6 +252,8 @@ const char *tf_http_reason(unsigned status)
         return "URI Too Long";
     case 421:
         return "Misdirected Request";
+    case 429:
+        return "Too Many Requests";
     case 431:
         return "Request Header Fields Too Large";
     case 500:
@@ -379,30 +390,10 @@ static int parser_to_body(tf_http_parser_t *p, const char *buf, size_t head)
 
 /* ---- what the headers say -------------------------------------------------------- */
 
-/* s equals `lower` (lower case) but for the case of ASCII letters: what
- * strncasecmp() says in the C locale, inlined, since names are compared
- * with literals many times per message. */
-static inline bool lower_eq(const char *s, const char *lower, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if ((c >= 'A' && c <= 'Z' ? c + 32 : c) != (unsigned char)lower[i])
-            return false;
-    }
-    return true;
-}
-
-/* name: a lower-case literal. */
-static inline bool name_is(const tf_http_header_t *h, const char *name)
-{
-    size_t n = strlen(name);
-    return h->name_len == n && lower_eq(h->name, name, n);
-}
-
 /* Calls fn for each comma-separated token of a header value, trimmed of
  * optional whitespace; stops and returns true when fn does. */
-static bool each_token(const char *v, size_t len, bool (*fn)(const char *, size_t, void *),
-                       void *ud)
+bool tf_http__each_token(const char *v, size_t len, bool (*fn)(const char *, size_t, void *),
+                         void *ud)
 {
     size_t i = 0;
     while (i <= len) {
@@ -513,18 +504,18 @@ static int check_framing(tf_http_request_t *r)
             /* The value "chunked" alone: a list with empty elements
              * (",chunked") is read differently by different parsers. */
             tes++;
-            each_token(h->value, h->value_len, te_token, &te);
+            tf_http__each_token(h->value, h->value_len, te_token, &te);
             te.last_chunked &= token_eq(h->value, h->value_len, "chunked");
         } else if (name_is(h, "host")) {
             hosts++;
             r->host = h->value;
             r->host_len = h->value_len;
         } else if (name_is(h, "connection") || name_is(h, "proxy-connection")) {
-            each_token(h->value, h->value_len, conn_token, &conn);
+            tf_http__each_token(h->value, h->value_len, conn_token, &conn);
         } else if (name_is(h, "upgrade")) {
             /* h2c is cleartext HTTP/2: meaningless inside TLS, and a tunnel
              * would carry requests past per-request routing. */
-            has_upgrade = !each_token(h->value, h->value_len, token_eq, "h2c");
+            has_upgrade = !tf_http__each_token(h->value, h->value_len, token_eq, "h2c");
         } else if (name_is(h, "expect")) {
             r->expect_continue = h->value_len == 12 && !strncasecmp(h->value, "100-continue", 12);
         }
@@ -742,9 +733,9 @@ static int response_framing(tf_http_parser_t *p, tf_http_response_t *r, conn_tok
                 return 502;
         } else if (name_is(h, "transfer-encoding")) {
             tes++;
-            each_token(h->value, h->value_len, te_token, &te);
+            tf_http__each_token(h->value, h->value_len, te_token, &te);
         } else if (name_is(h, "connection") || name_is(h, "proxy-connection")) {
-            each_token(h->value, h->value_len, conn_token, conn);
+            tf_http__each_token(h->value, h->value_len, conn_token, conn);
         }
     }
     if (tes > 0 && lengths > 0)
@@ -795,176 +786,4 @@ int tf_http_parse_response_head(tf_http_parser_t *p, const char *buf, size_t len
     p->by_length = resp->body == TF_HTTP_RESP_LENGTH;
     p->length_left = resp->content_length;
     return 0;
-}
-
-/* ---- the backend's head ------------------------------------------------------------ */
-
-typedef struct {
-    char *out;
-    size_t len, cap;
-    bool overflow;
-} out_t;
-
-static void put(out_t *o, const char *s, size_t n)
-{
-    if (o->overflow || o->cap - o->len < n) {
-        o->overflow = true;
-        return;
-    }
-    memcpy(o->out + o->len, s, n);
-    o->len += n;
-}
-
-static void put_str(out_t *o, const char *s)
-{
-    put(o, s, strlen(s));
-}
-
-static void put_header(out_t *o, const char *name, const char *value, size_t vlen)
-{
-    put_str(o, name);
-    put(o, ": ", 2);
-    put(o, value, vlen);
-    put(o, "\r\n", 2);
-}
-
-/* Headers that describe one hop, not the message (RFC 9110 §7.6.1), and
- * what the client claimed about forwarding: never passed on. */
-static bool hop_by_hop(const tf_http_header_t *h, bool upgrade)
-{
-    return name_is(h, "connection") || name_is(h, "keep-alive") || name_is(h, "proxy-connection") ||
-           name_is(h, "te") || name_is(h, "trailer") || (name_is(h, "upgrade") && !upgrade);
-}
-
-/* What the client claimed about forwarding: replaced, never passed on. */
-static bool client_forwarded(const tf_http_header_t *h)
-{
-    /* Also X_Forwarded_For and the like: CGI, WSGI and PHP map '_' and '-'
-     * to the same variable. And RFC 7239's Forwarded, which tlsfront does
-     * not set: a client must not speak for the proxy. */
-    static const char *const names[] = {"x-forwarded-for", "x-forwarded-proto", "x-forwarded-host",
-                                        "x-forwarded-port"};
-    if (name_is(h, "forwarded"))
-        return true;
-    if (h->name_len < 15 || h->name_len > 17) /* the lengths of the four names */
-        return false;
-    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
-        if (h->name_len != strlen(names[i]))
-            continue;
-        size_t k = 0;
-        while (k < h->name_len) {
-            char a = (char)(h->name[k] | 0x20), b = names[i][k];
-            if (a != b && !(b == '-' && h->name[k] == '_'))
-                break;
-            k++;
-        }
-        if (k == h->name_len)
-            return true;
-    }
-    return false;
-}
-
-/* Headers that frame or route the message: a Connection header naming them
- * must not make them disappear (that would let a client smuggle a body as
- * a second request). */
-static bool framing_header(const tf_http_header_t *h)
-{
-    return name_is(h, "host") || name_is(h, "content-length") || name_is(h, "transfer-encoding");
-}
-
-typedef struct {
-    const tf_http_header_t *h;
-} listed_t;
-
-static bool names_header(const char *t, size_t n, void *ud)
-{
-    const tf_http_header_t *h = ((listed_t *)ud)->h;
-    return n == h->name_len && strncasecmp(t, h->name, n) == 0;
-}
-
-/* A header the Connection header names is hop-by-hop too. */
-static bool listed_in_connection(const tf_http_header_t *hs, size_t n, const tf_http_header_t *h)
-{
-    listed_t l = {.h = h};
-    for (size_t i = 0; i < n; i++) {
-        if (name_is(&hs[i], "connection") &&
-            each_token(hs[i].value, hs[i].value_len, names_header, &l))
-            return true;
-    }
-    return false;
-}
-
-static bool has_connection(const tf_http_header_t *hs, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        if (name_is(&hs[i], "connection"))
-            return true;
-    }
-    return false;
-}
-
-long tf_http_rewrite_head(const tf_http_request_t *req, const tf_http_forward_t *fwd, char *out,
-                          size_t outlen)
-{
-    out_t o = {.out = out, .cap = outlen};
-    /* The request line as received: the backend sees what the client asked. */
-    const char *eol = memchr(req->method, '\n', req->head_len);
-    put(&o, req->method, eol != NULL ? (size_t)(eol - req->method) + 1 : 0);
-    bool conn = has_connection(req->headers, req->nheaders);
-    for (size_t i = 0; i < req->nheaders; i++) {
-        const tf_http_header_t *h = &req->headers[i];
-        bool upgrade_header = req->upgrade && name_is(h, "upgrade");
-        if (hop_by_hop(h, req->upgrade) || client_forwarded(h) ||
-            (conn && !upgrade_header && !framing_header(h) &&
-             listed_in_connection(req->headers, req->nheaders, h)))
-            continue;
-        put(&o, h->name, h->name_len);
-        put(&o, ": ", 2);
-        put(&o, h->value, h->value_len);
-        put(&o, "\r\n", 2);
-    }
-    if (req->upgrade)
-        put_str(&o, "Connection: upgrade\r\n");
-    char port[16];
-    size_t plen = 0;
-    for (unsigned v = fwd->server_port; plen == 0 || v > 0; v /= 10)
-        port[sizeof port - 1 - plen++] = (char)('0' + v % 10);
-    put_header(&o, "X-Forwarded-For", fwd->client_addr, strlen(fwd->client_addr));
-    put_str(&o, "X-Forwarded-Proto: https\r\n");
-    if (req->host != NULL)
-        put_header(&o, "X-Forwarded-Host", req->host, req->host_len);
-    put_header(&o, "X-Forwarded-Port", port + sizeof port - plen, plen);
-    put(&o, "\r\n", 2);
-    return o.overflow ? -1 : (long)o.len;
-}
-
-long tf_http_rewrite_response_head(const tf_http_response_t *resp, bool close, char *out,
-                                   size_t outlen)
-{
-    out_t o = {.out = out, .cap = outlen};
-    const char *eol = memchr(resp->start, '\n', resp->head_len);
-    size_t line = eol != NULL ? (size_t)(eol - resp->start) : 0;
-    if (line > 0 && resp->start[line - 1] == '\r')
-        line--;
-    put(&o, resp->start, line);
-    put(&o, "\r\n", 2);
-    bool conn = has_connection(resp->headers, resp->nheaders);
-    for (size_t i = 0; i < resp->nheaders; i++) {
-        const tf_http_header_t *h = &resp->headers[i];
-        bool upgrade_header = resp->upgrade && name_is(h, "upgrade");
-        if (!upgrade_header && (hop_by_hop(h, resp->upgrade) ||
-                                (conn && !framing_header(h) &&
-                                 listed_in_connection(resp->headers, resp->nheaders, h))))
-            continue;
-        put(&o, h->name, h->name_len);
-        put(&o, ": ", 2);
-        put(&o, h->value, h->value_len);
-        put(&o, "\r\n", 2);
-    }
-    if (resp->upgrade)
-        put_str(&o, "Connection: upgrade\r\n");
-    else if (close)
-        put_str(&o, "Connection: close\r\n");
-    put(&o, "\r\n", 2);
-    return o.overflow ? -1 : (long)o.len;
 }

@@ -91,12 +91,12 @@ typedef struct {
 /* Where the scan of a head stands between reads: offsets into the head,
  * not pointers, so that the caller may move its buffer between calls. */
 typedef struct {
-    uint32_t pos;       /* bytes scanned: the next call starts here */
-    uint32_t line;      /* where the line being scanned starts */
-    uint32_t colon;     /* that line's colon, once scanned */
-    uint32_t start_len; /* the start line with its line end */
-    uint32_t examined;  /* bytes looked at in all: linear in the head's length */
-    uint16_t nfields;   /* field lines complete */
+    uint32_t pos;        /* bytes scanned: the next call starts here */
+    uint32_t line;       /* where the line being scanned starts */
+    uint32_t colon;      /* that line's colon, once scanned */
+    uint32_t start_len;  /* the start line with its line end */
+    uint32_t examined;   /* bytes looked at in all: linear in the head's length */
+    uint16_t nfields;    /* field lines complete */
     uint16_t max_fields; /* more field lines than this: too many */
     uint8_t state;
     bool lenient; /* a bare LF ends a line (responses) */
@@ -179,18 +179,28 @@ int tf_http_body(tf_http_parser_t *p, const char *buf, size_t len, size_t *used,
 int tf_http_parse_response_head(tf_http_parser_t *p, const char *buf, size_t len, size_t max_head,
                                 tf_http_response_t *resp);
 
+/* What tlsfront changes in a backend's response head besides hop-by-hop
+ * fields. Zero-initialized: nothing but "Connection: close" when CLOSE. */
+typedef struct {
+    bool close;                          /* add "Connection: close" */
+    const tf_conf_header_rules_t *rules; /* the route's response rules, or NULL */
+    const char *extra;                   /* whole lines ending in CRLF (Set-Cookie), or NULL */
+    size_t extra_len;
+} tf_http_resp_rewrite_t;
+
 /* Writes the head to send the client: the status line and headers as
  * received without the hop-by-hop ones (Connection and the headers it
  * names, Keep-Alive, Proxy-Connection, TE, Trailer, Upgrade unless
- * upgrading), then "Connection: close" when close is set, or
- * "Connection: upgrade" for a 101. Returns the length or -1 (out too small). */
-long tf_http_rewrite_response_head(const tf_http_response_t *resp, bool close, char *out,
-                                   size_t outlen);
+ * upgrading) and without those HOW's rules remove or set; then the rules'
+ * set lines, HOW's extra lines, and "Connection: close" when HOW says so,
+ * or "Connection: upgrade" for a 101. Returns the length or -1 (out too
+ * small). */
+long tf_http_rewrite_response_head(const tf_http_response_t *resp,
+                                   const tf_http_resp_rewrite_t *how, char *out, size_t outlen);
 
 /* The reason phrase of a status tlsfront answers itself ("Error" for others). */
 const char *tf_http_reason(unsigned status);
 
-/* What the backend is told about the client (SPEC §7). */
 /* What the backend is told about the client (SPEC §7), and what the route
  * changes (SPEC §11). Zero-initialized fields change nothing, and cost
  * nothing: the usual request is rewritten as fast as without routes. */

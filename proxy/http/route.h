@@ -11,8 +11,8 @@
  *            `respond`, redirects), with the response header rules applied
  *
  * How requests are matched (docs/HTTP.md says the same to operators): the
- * path of the target (origin form; the path of an absolute form; "*" is
- * "/") up to '?' or '#', with
+ * path of the target (origin form; the path of an absolute form, whose
+ * authority ends at '/', '\\', '?' or '#'; "*" is "/") up to '?' or '#', with
  *   - percent-encoded unreserved characters (ALPHA DIGIT - . _ ~) decoded,
  *     every other escape kept, its hex upper-cased; a bad escape is 400;
  *   - '/', '\\', %2F and %5C all separators, and a run of them one '/':
@@ -76,13 +76,17 @@ uint32_t tf_http_routes_match(const tf_http_routes_t *t, const char *npath, size
  * slash removed, the query kept ("/api/v1/x?q" → "/v1/x?q", "/api/" → "/",
  * "/api" → "/"). When the target spells the prefix as written, its own bytes
  * after it are kept as sent; otherwise the normalized path's rest is used.
- * Writes into OUT (CAP >= LEN + 2 suffices); returns the length or -1. */
+ * Either way a leading run of separators in the rest is one '/' ("//x"
+ * reads as an authority to many URL parsers), and the fragment is cut.
+ * Writes into OUT (CAP >= LEN + 2 suffices); returns the length, or -1 when
+ * CAP is too small or NPATH is not under PREFIX. */
 long tf_http_strip_target(const char *target, size_t len, const char *npath, size_t nlen,
                           const char *prefix, char *out, size_t cap);
 
 /* A redirect route's Location: REDIRECT followed by the rest of the path
  * after PREFIX and the query, by the same rule as tf_http_strip_target
- * ("/old/a?b" under prefix "/old/" and "https://x/new/" → "https://x/new/a?b").
+ * ("/old/a?b" under prefix "/old/" and "https://x/new/" → "https://x/new/a?b"),
+ * with exactly one '/' between REDIRECT and a rest that has a path.
  * Returns the length or -1 when CAP is too small. */
 long tf_http_redirect_location(const char *redirect, const char *target, size_t len,
                                const char *npath, size_t nlen, const char *prefix, char *out,
@@ -110,7 +114,8 @@ bool tf_http_allowed(const tf_conf_allow_t *allow, const struct sockaddr *sa);
  * Location, Retry-After), "Connection: close" when CLOSE, then RULES (the
  * route's response header rules: set replaces or adds, remove deletes,
  * including Content-Type; never Content-Length or Connection, which conf
- * refuses) and the blank line. Returns the length written into OUT, or -1
+ * refuses; EXTRA is tlsfront's own and not subject to them) and the blank
+ * line. CONTENT_TYPE may be NULL (no Content-Type line). Returns the length written into OUT, or -1
  * when CAP is too small. */
 long tf_http_answer_head(unsigned status, const char *content_type, size_t body_len,
                          const char *extra, size_t extra_len, bool close,

@@ -67,7 +67,8 @@ static bool send_head(tf_conn_t *c, const tf_http_response_t *r, bool close, con
         tf_conn_fail(c, TF_ENOMEM, "response head");
         return false;
     }
-    long n = tf_http_rewrite_response_head(r, close, out, cap);
+    tf_http_resp_rewrite_t how = {.close = close};
+    long n = tf_http_rewrite_response_head(r, &how, out, cap);
     if (n > 0 && !close && c->hx->client_http10 && !r->upgrade && r->status >= 200) {
         /* An HTTP/1.0 client closes unless told otherwise. */
         const char *ka = "Connection: keep-alive\r\n\r\n";

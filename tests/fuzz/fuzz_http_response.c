@@ -2,13 +2,16 @@
  * first input byte chooses whether the request was HEAD), its rewrite for
  * the client, then the body followed in pieces. Invariants: a parsed head
  * lies within the input and reads as http-parser reads it
- * (tests/proxy/http_oracle.h), the rewrite never overflows, a body never claims
+ * (tests/proxy/http_oracle.h), the rewrite never overflows (with the route's
+ * header rules and a Set-Cookie line when the first byte says so), and
+ * with no rules it says what the plain rewrite says, a body never claims
  * more bytes than it was given, and a bodiless response is done at once. */
 #include "proxy/http/http.h"
 #include "tests/proxy/http_oracle.h"
 
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -31,8 +34,26 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort();
     if (resp.body == TF_HTTP_RESP_NONE && !p.done)
         abort();
-    long n = tf_http_rewrite_response_head(&resp, data[0] & 2, out, sizeof out);
+    static char again[8192];
+    static const tf_conf_header_t set[] = {{"Strict-Transport-Security", "max-age=31536000"}};
+    static const char *const remove[] = {"server"};
+    static const tf_conf_header_rules_t rules = {set, 1, {remove, 1}};
+    static const char cookie[] = "Set-Cookie: TFSRV=0123456789abcdef; Path=/\r\n";
+    tf_http_resp_rewrite_t plain = {.close = data[0] & 2};
+    long n = tf_http_rewrite_response_head(&resp, &plain, out, sizeof out);
     if (n > (long)sizeof out)
+        abort();
+    static const tf_conf_header_rules_t empty = {0};
+    tf_http_resp_rewrite_t how = plain;
+    how.rules = &empty; /* no rule: no change */
+    if (data[0] & 4) {
+        how.rules = &rules;
+        how.extra = cookie;
+        how.extra_len = sizeof cookie - 1;
+    }
+    long m = tf_http_rewrite_response_head(&resp, &how, again, sizeof again);
+    if (m > (long)sizeof again ||
+        (!(data[0] & 4) && (m != n || (n > 0 && memcmp(out, again, (size_t)n) != 0))))
         abort();
     size_t off = resp.head_len;
     bool done = p.done;

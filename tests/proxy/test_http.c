@@ -351,15 +351,15 @@ Test(http, response_heads_lose_hop_by_hop_headers)
                             false),
                  0);
     char rout[512];
-    long n = tf_http_rewrite_response_head(&resp, true, rout, sizeof rout);
+    long n = tf_http_rewrite_response_head(&resp, &(tf_http_resp_rewrite_t){.close = true}, rout, sizeof rout);
     cr_assert_gt(n, 0);
     rout[n] = '\0';
     cr_expect_str_eq(rout, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nX-Kept: 1\r\n"
                            "Connection: close\r\n\r\n");
-    n = tf_http_rewrite_response_head(&resp, false, rout, sizeof rout);
+    n = tf_http_rewrite_response_head(&resp, &(tf_http_resp_rewrite_t){0}, rout, sizeof rout);
     rout[n] = '\0';
     cr_expect_str_eq(rout, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nX-Kept: 1\r\n\r\n");
-    cr_expect_eq(tf_http_rewrite_response_head(&resp, false, rout, 10), -1);
+    cr_expect_eq(tf_http_rewrite_response_head(&resp, &(tf_http_resp_rewrite_t){0}, rout, 10), -1);
 }
 
 Test(http, connection_cannot_remove_framing_or_routing_headers)
@@ -914,4 +914,103 @@ Test(http, a_head_fed_byte_by_byte_is_scanned_in_linear_time)
         parse_whole(&whole, &m);
         expect_same(&m, "32 KiB byte by byte");
     }
+}
+
+/* ---- what a route changes (SPEC §11) ---- */
+
+static const char *rewrite_with(const char *head, const tf_http_forward_t *how)
+{
+    cr_assert_eq(parse(head), 0, "%s", head);
+    long n = tf_http_rewrite_head(&req, how, out, sizeof out - 1);
+    cr_assert_gt(n, 0);
+    out[n] = '\0';
+    return out;
+}
+
+static const tf_conf_header_t req_set[] = {{"X-Tenant", "acme"}, {"accept", "text/html"}};
+static const char *const req_remove[] = {"x-debug", "cookie2"};
+static const tf_conf_header_rules_t req_rules = {req_set, 2, {req_remove, 2}};
+
+Test(http, request_rules_set_and_remove_after_hop_by_hop_and_before_forwarded)
+{
+    tf_http_forward_t fwd = {.client_addr = "192.0.2.7", .server_port = 443, .rules = &req_rules};
+    const char *o = rewrite_with("GET /a HTTP/1.1\r\nHost: h\r\nAccept: */*\r\nX-Debug: 1\r\n"
+                                 "Connection: x-tenant\r\nACCEPT: a/b\r\nx-debug: 2\r\n"
+                                 "X-Kept: k\r\nX-Forwarded-For: 6.6.6.6\r\n\r\n",
+                                 &fwd);
+    cr_expect_str_eq(o, "GET /a HTTP/1.1\r\n"
+                        "Host: h\r\n"
+                        "X-Kept: k\r\n"
+                        "X-Tenant: acme\r\n"
+                        "accept: text/html\r\n"
+                        "X-Forwarded-For: 192.0.2.7\r\n"
+                        "X-Forwarded-Proto: https\r\n"
+                        "X-Forwarded-Host: h\r\n"
+                        "X-Forwarded-Port: 443\r\n"
+                        "\r\n");
+}
+
+Test(http, strip_prefix_target_replaces_the_target_only)
+{
+    tf_http_forward_t fwd = {.client_addr = "192.0.2.7", .server_port = 443, .target = "/v1/x?q",
+                             .target_len = 7};
+    const char *o = rewrite_with("POST /api/v1/x?q HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\n\r\n",
+                                 &fwd);
+    cr_expect(strncmp(o, "POST /v1/x?q HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\n", 51) == 0,
+              "%s", o);
+}
+
+Test(http, the_sticky_cookie_is_removed_from_every_cookie_field)
+{
+    tf_http_forward_t fwd = {.client_addr = "192.0.2.7", .server_port = 443,
+                             .strip_cookie = "TFSRV"};
+    const char *o = rewrite_with("GET / HTTP/1.1\r\nHost: h\r\nCookie: a=1; TFSRV=abc; b=2\r\n"
+                                 "Cookie: TFSRV=\"x\"\r\nCookie: c=3\r\nCookie: TFSRVX=1;TFSRV=2\r\n"
+                                 "Cookie: tfsrv=lower\r\ncookie: TFSRV,1\r\n\r\n",
+                                 &fwd);
+    cr_expect(strstr(o, "Host: h\r\nCookie: a=1; b=2\r\nCookie: c=3\r\nCookie: TFSRVX=1\r\n"
+                        "Cookie: tfsrv=lower\r\ncookie: TFSRV,1\r\nX-Forwarded-For") != NULL,
+              "%s", o);
+    cr_expect(strstr(o, "TFSRV=") == NULL, "%s", o);
+    o = rewrite_with("GET / HTTP/1.1\r\nHost: h\r\ncOOkie: TFSRV=1; z=9\r\n\r\n", &fwd);
+    cr_expect(strstr(o, "\r\ncOOkie: z=9\r\n") != NULL, "the field's name as sent: %s", o);
+}
+
+Test(http, without_route_changes_the_head_is_as_before)
+{
+    const char *head = "GET /a HTTP/1.1\r\nHost: h\r\nCookie: TFSRV=1\r\nX-Debug: 1\r\n\r\n";
+    tf_http_forward_t plain = {.client_addr = "192.0.2.7", .server_port = 443};
+    char before[1024];
+    strcpy(before, rewrite_with(head, &plain));
+    static const tf_conf_header_rules_t none = {0};
+    tf_http_forward_t empty_rules = {.client_addr = "192.0.2.7", .server_port = 443,
+                                     .rules = &none};
+    cr_expect_str_eq(rewrite_with(head, &empty_rules), before);
+    cr_expect(strstr(before, "Cookie: TFSRV=1\r\nX-Debug: 1\r\n") != NULL, "%s", before);
+}
+
+Test(http, response_rules_and_extra_lines)
+{
+    cr_assert_eq(parse_resp("HTTP/1.1 200 OK\r\nServer: x/1\r\nContent-Length: 0\r\n"
+                            "strict-transport-security: max-age=1\r\nSERVER: again\r\n"
+                            "X-Kept: 1\r\n\r\n",
+                            false),
+                 0);
+    static const tf_conf_header_t set[] = {{"Strict-Transport-Security", "max-age=31536000"}};
+    static const char *const remove[] = {"server"};
+    static const tf_conf_header_rules_t rules = {set, 1, {remove, 1}};
+    const char *cookie = "Set-Cookie: TFSRV=0123456789abcdef; Path=/; HttpOnly; Secure; "
+                         "SameSite=Lax\r\n";
+    tf_http_resp_rewrite_t how = {.close = true, .rules = &rules, .extra = cookie,
+                                  .extra_len = strlen(cookie)};
+    char rout[512];
+    long n = tf_http_rewrite_response_head(&resp, &how, rout, sizeof rout);
+    cr_assert_gt(n, 0);
+    rout[n] = '\0';
+    cr_expect_str_eq(rout, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nX-Kept: 1\r\n"
+                           "Strict-Transport-Security: max-age=31536000\r\n"
+                           "Set-Cookie: TFSRV=0123456789abcdef; Path=/; HttpOnly; Secure; "
+                           "SameSite=Lax\r\n"
+                           "Connection: close\r\n\r\n");
+    cr_expect_eq(tf_http_rewrite_response_head(&resp, &how, rout, (size_t)n - 1), -1);
 }
