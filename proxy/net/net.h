@@ -14,6 +14,7 @@
 #include "proxy/net/worker.h"
 #include "proxy/net/listener.h"
 #include "proxy/net/upstream.h"
+#include "proxy/net/backends.h"
 #undef TF_PROXY_NET_PUBLIC
 
 #endif
