@@ -27,6 +27,7 @@
  *   --ca FILE       verify the server's chain (and the SNI name) against
  *                   FILE; default: no verification (benchmark).
  *   --conns C       connections in flight (default 50).
+ *   --path PATH     the request target (default "/"; under 200 bytes).
  *   --duration S    seconds to run (--full/--resume; default 10).
  *   --requests R    requests per connection, one after the other on the
  *                   keep-alive connection (default 1; 0: as many as the run
@@ -73,7 +74,7 @@ typedef struct {
     enum mode mode;
     const char *host, *port;
     int tls12, group, conns, idle, idle_request, sni_spread, requests;
-    const char *sni, *ca;
+    const char *sni, *ca, *path;
     double duration, timeout;
     long bytes;
 } opts_t;
@@ -113,6 +114,7 @@ static opts_t opt = {
     .timeout = 10,
     .bytes = -1,
     .requests = 1,
+    .path = "/",
 };
 static stats_t st;
 static WOLFSSL_CTX *ctx;
@@ -148,7 +150,8 @@ static void usage(void)
     fprintf(stderr,
             "usage: bench_loadgen --connect HOST:PORT [--full|--resume|--idle N [--idle-request]]\n"
             "       [--tls12] [--group x25519|p256] [--sni NAME | --sni-spread N] [--ca FILE]\n"
-            "       [--conns C] [--duration S] [--requests R] [--bytes N] [--timeout S]\n");
+            "       [--conns C] [--duration S] [--requests R] [--bytes N] [--timeout S]\n"
+            "       [--path PATH]\n");
     exit(2);
 }
 
@@ -214,11 +217,13 @@ static void parse_args(int argc, char **argv)
             opt.bytes = atol(v);
         else if (strcmp(a, "--timeout") == 0)
             opt.timeout = atof(v);
+        else if (strcmp(a, "--path") == 0)
+            opt.path = v;
         else
             usage();
         i += takes;
     }
-    if (opt.host == NULL || opt.conns < 1 || opt.requests < 0 ||
+    if (opt.host == NULL || opt.conns < 1 || opt.requests < 0 || strlen(opt.path) >= 200 ||
         (opt.mode == MODE_IDLE && opt.idle < 1))
         usage();
 }
@@ -330,8 +335,8 @@ static int conn_start(conn_t *c)
     c->started = now_s();
     c->done = 0;
     reset_request(c);
-    c->req_len = snprintf(c->req, sizeof c->req, "GET / HTTP/1.1\r\nHost: %s\r\n\r\n",
-                          c->name[0] != '\0' ? c->name : opt.host);
+    c->req_len = snprintf(c->req, sizeof c->req, "GET %s HTTP/1.1\r\nHost: %s\r\n\r\n",
+                          opt.path, c->name[0] != '\0' ? c->name : opt.host);
     if (new_ssl(c) != 0)
         return -1;
     if (connect(c->fd, (struct sockaddr *)&peer, peer_len) != 0 && errno != EINPROGRESS)

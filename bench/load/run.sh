@@ -15,6 +15,11 @@
 #           CPU-second, p50 and p99 latency in the second table
 #   bulk    (not run by default) 1 MiB responses on BULK_CONNS keep-alive
 #           connections: MB per second and per CPU-second
+#   routes1, routes50 (not run by default; tlsfront only) keepalive's load on
+#           `GET /app/r37/item?x=1`, the tenant with one route (routes1) or
+#           with 50 path routes, cookie stickiness and header rules both ways
+#           (routes50; the request matches the 38th route): SPEC §10 wants
+#           routes50 within 5% of routes1 per CPU-second
 # Every figure is the median of REPEAT runs and is given as throughput and as
 # work per proxy CPU-second (the proxy's utime+stime from /proc/PID/stat).
 # haproxy runs `mode tcp` (TLS-terminating; `mode http` for keepalive and bulk,
@@ -223,6 +228,21 @@ CFG
     echo "$cfg"
 }
 
+# routes50's tenant keys: 50 routes (the request matches /app/r37/), cookie
+# stickiness on each, a request and a response header rule.
+tlsfront_routes() {
+    cat <<CFG
+    balance: cookie
+    headers:
+      request: {set: {X-Tenant: bench}}
+      response: {set: {Strict-Transport-Security: "max-age=31536000"}}
+    routes:
+CFG
+    for i in $(seq 0 49); do
+        printf '      - {path: /app/r%d/, backends: ["127.0.0.1:%s"]}\n' "$i" "$backend_port"
+    done
+}
+
 tlsfront_cfg() { # KIND PORT -> config path (SPEC §3)
     local cfg=$work/tlsfront-$1.yaml
     cat >"$cfg" <<CFG
@@ -238,6 +258,7 @@ tenants:
     hosts: ["*"]
     backends: ["127.0.0.1:$backend_port"]
 CFG
+    [ "${tf_routes:-0}" = 1 ] && tlsfront_routes >>"$cfg"
     echo "$cfg"
 }
 
@@ -330,6 +351,7 @@ case_args() { # CASE -> load generator arguments
     resume) echo "--resume --sni $sni" ;;
     spread) echo "--full --sni-spread $spread_n" ;;
     keepalive) echo "--full --requests 0 --sni $sni" ;;
+    routes1 | routes50) echo "--full --requests 0 --sni $sni --path /app/r37/item?x=1" ;;
     bulk) echo "--full --requests 0 --conns $bulk_conns --sni $sni" ;;
     *) echo "--full --sni $sni" ;;
     esac
@@ -384,6 +406,16 @@ run_proxy() {
         start_backend 1024
         run_kind "$p" ecdsa keepalive || true
     fi
+    if [ "${p%_base}" = tlsfront ]; then
+        if has routes1 "$cases"; then
+            start_backend 1024
+            run_kind "$p" ecdsa routes1 || true
+        fi
+        if has routes50 "$cases"; then
+            start_backend 1024
+            tf_routes=1 run_kind "$p" ecdsa routes50 || true
+        fi
+    fi
     if has bulk "$cases"; then
         start_backend 1048576
         run_kind "$p" ecdsa bulk || true
@@ -408,7 +440,7 @@ med() { # PROXY CASE KEY -> median of KEY over the runs, or n/a
 
 unit() { # CASE -> the key counted, and its divisor
     case $1 in
-    keepalive) echo "requests 1" ;;
+    keepalive | routes1 | routes50) echo "requests 1" ;;
     bulk) echo "bytes 1000000" ;;
     *) echo "handshakes 1" ;;
     esac
@@ -441,6 +473,8 @@ label() {
     spread) echo "full handshake, ECDSA, SNI over $spread_n certificates" ;;
     idle) echo "KiB per idle TLS connection ($idle_n)" ;;
     keepalive) echo "keep-alive requests, 1 KiB responses, $conns connections" ;;
+    routes1) echo "keep-alive requests, a tenant with one route" ;;
+    routes50) echo "keep-alive requests, 50 routes, cookie, header rules" ;;
     bulk) echo "bulk 1 MiB responses, MB, $bulk_conns connections" ;;
     esac
 }

@@ -494,7 +494,7 @@ static int check_framing(tf_http_request_t *r)
     size_t lengths = 0, tes = 0, hosts = 0;
     te_scan_t te = {0};
     conn_tokens_t conn = {0};
-    bool has_upgrade = false;
+    bool has_upgrade = false, websocket = false;
     for (size_t i = 0; i < r->nheaders; i++) {
         const tf_http_header_t *h = &r->headers[i];
         if (name_is(h, "content-length")) {
@@ -516,6 +516,7 @@ static int check_framing(tf_http_request_t *r)
             /* h2c is cleartext HTTP/2: meaningless inside TLS, and a tunnel
              * would carry requests past per-request routing. */
             has_upgrade = !tf_http__each_token(h->value, h->value_len, token_eq, "h2c");
+            websocket |= tf_http__each_token(h->value, h->value_len, token_eq, "websocket");
         } else if (name_is(h, "expect")) {
             r->expect_continue = h->value_len == 12 && !strncasecmp(h->value, "100-continue", 12);
         }
@@ -530,6 +531,7 @@ static int check_framing(tf_http_request_t *r)
         tes > 0 ? TF_HTTP_BODY_CHUNKED
                 : (lengths > 0 && r->content_length > 0 ? TF_HTTP_BODY_LENGTH : TF_HTTP_BODY_NONE);
     r->upgrade = conn.upgrade && has_upgrade;
+    r->websocket = r->upgrade && websocket;
     r->keep_alive = persistent(&conn, r->version_minor);
     return 0;
 }

@@ -62,6 +62,7 @@ typedef struct {
     uint64_t content_length;
     bool keep_alive;      /* the client wants the connection kept */
     bool upgrade;         /* Connection: upgrade with an Upgrade header */
+    bool websocket;       /* an upgrade whose Upgrade header lists "websocket" */
     bool expect_continue; /* Expect: 100-continue */
     size_t head_len;      /* bytes of the head, up to and including its empty line */
 } tf_http_request_t;

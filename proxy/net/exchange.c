@@ -112,9 +112,14 @@ void tf_hx__log_exchange(tf_conn_t *c)
     tf_upstream_t *u = c->gen->upstream;
     const char *tenant =
         c->tenant != TF_CONN_NO_INDEX ? tf_upstream_tenant_name(u, c->tenant) : NULL;
-    const char *backend = c->tenant != TF_CONN_NO_INDEX && c->backend_ix != TF_CONN_NO_INDEX
-                              ? tf_upstream_backend(u, c->tenant, c->route, c->backend_ix)->text
-                              : NULL;
+    const char *backend =
+        c->tenant != TF_CONN_NO_INDEX && c->backend_ix != TF_CONN_NO_INDEX
+            ? tf_upstream_backend(u, c->tenant, c->route, c->backend_ix)->text
+            : NULL;
+    /* The route is named where the tenant has routes of its own. */
+    const char *route = hx->route != NULL && tf_upstream_tenant_conf(u, c->tenant)->nroutes > 1
+                            ? hx->route->path
+                            : NULL;
     uint64_t ms = now_ms(c) - hx->started_ms;
     TF_CONN_LOG(
         TF_LOG_DEBUG, c, "%s %.*s %u in=%llu out=%llu duration_ms=%llu tenant=%s backend=%s cut=%s",
@@ -144,6 +149,7 @@ void tf_hx__log_exchange(tf_conn_t *c)
         .bytes_out = hx->out_bytes,
         .duration_ms = ms,
         .backend = backend,
+        .route = route,
         .cut = hx->cut,
     };
     tf_access_write(log, &e);
@@ -310,21 +316,54 @@ static unsigned route(tf_conn_t *c, const tf_http_request_t *r)
     return hx->sni_status;
 }
 
-static int rewrite(tf_conn_t *c, const tf_http_request_t *r)
+static int rewrite(tf_conn_t *c, const tf_http_request_t *r, tf_http_forward_t *fwd)
 {
     tf_hx_t *hx = c->hx;
-    tf_http_forward_t fwd = {.client_addr = hx->client_addr, .server_port = hx->server_port};
-    /* Every header may grow by ": " spacing; then the X-Forwarded-* lines. */
-    size_t cap = r->head_len + r->host_len + 2 * r->nheaders + 256 + INET6_ADDRSTRLEN;
+    fwd->client_addr = hx->client_addr;
+    fwd->server_port = hx->server_port;
+    /* Every header may grow by ": " spacing; then the X-Forwarded-* lines,
+     * the rules' fields and a replaced target. */
+    size_t cap = r->head_len + r->host_len + 2 * r->nheaders + 256 + INET6_ADDRSTRLEN +
+                 tf_hx__rules_size(fwd->rules) + fwd->target_len;
     free(hx->bhead);
     hx->bhead = malloc(cap);
     if (hx->bhead == NULL)
         return TF_ENOMEM;
-    long n = tf_http_rewrite_head(r, &fwd, hx->bhead, cap);
+    long n = tf_http_rewrite_head(r, fwd, hx->bhead, cap);
     if (n < 0)
         return TF_ENOMEM;
     hx->bhead_len = (size_t)n;
     return 0;
+}
+
+/* The head is consumed from the input: `rest` (rest_len bytes) is what
+ * followed it in the bytes just read, NULL when it was parsed in `in`.
+ * -1 when the connection failed. */
+static int take_head(tf_conn_t *c, const tf_http_request_t *r, const char *rest, size_t rest_len)
+{
+    tf_hx_t *hx = c->hx;
+    if (rest == NULL) {
+        buf_consume(&hx->in, r->head_len);
+    } else if (rest_len > 0 && buf_append(&hx->in, rest, rest_len) != 0) {
+        tf_conn_fail(c, TF_ENOMEM, "client read");
+        return -1;
+    }
+    return 0;
+}
+
+/* The tenant (by Host), then the route (by path) and its policy: 0, or
+ * the status to answer. */
+static unsigned route_request(tf_conn_t *c, const tf_http_request_t *r, tf_http_forward_t *fwd,
+                              char **scratch)
+{
+    /* A reverse proxy has no business opening tunnels to arbitrary places
+     * (nginx answers CONNECT with 400 too). */
+    if (method_is(r, "CONNECT"))
+        return 400;
+    unsigned status = route(c, r);
+    if (status == 0)
+        status = tf_hx__route_request(c, r, fwd, scratch);
+    return status;
 }
 
 /* A complete head: route it, rewrite it and find a backend connection.
@@ -346,22 +385,26 @@ static void handle_head(tf_conn_t *c, const tf_http_request_t *r, const char *re
     hx->client_keep = r->keep_alive && !c->worker->stopping && !hx->client_eof;
     hx->client_http10 = r->version_minor == 0;
     hx->upgrade = r->upgrade;
-    /* A reverse proxy has no business opening tunnels to arbitrary places
-     * (nginx answers CONNECT with 400 too). */
+    hx->route = NULL;
+    hx->retry_after = 0;
     c->tenant = c->backend_ix = TF_CONN_NO_INDEX;
-    unsigned status = method_is(r, "CONNECT") ? 400 : route(c, r);
+    c->route = 0;
+    char stack[TF_HX_SCRATCH], *scratch = stack;
+    tf_http_forward_t fwd = {0};
+    unsigned status = route_request(c, r, &fwd, &scratch);
+    bool local = status == 0 && hx->route->kind != TF_CONF_ROUTE_BACKENDS;
+    if (status == 0 && !local && rewrite(c, r, &fwd) != 0)
+        status = 431;
+    if (scratch != stack)
+        free(scratch);
     if (status != 0) {
         tf_hx__send_error(c, status);
         return;
     }
-    if (rewrite(c, r) != 0) {
-        tf_hx__send_error(c, 431);
+    if (take_head(c, r, rest, rest_len) != 0)
         return;
-    }
-    if (rest == NULL) {
-        buf_consume(&hx->in, r->head_len);
-    } else if (rest_len > 0 && buf_append(&hx->in, rest, rest_len) != 0) {
-        tf_conn_fail(c, TF_ENOMEM, "client read");
+    if (local) {
+        tf_hx__answer_route(c, r->body != TF_HTTP_BODY_NONE);
         return;
     }
     hx->rq = r->body == TF_HTTP_BODY_NONE ? RQ_DONE : RQ_BODY;
@@ -635,20 +678,24 @@ void tf_hx__send_error(tf_conn_t *c, unsigned status)
         tf_conn_close(c, TF_LOG_INFO, "aborted");
         return;
     }
-    const char *reason = tf_http_reason(status);
-    char body[96], out[320];
-    int blen = snprintf(body, sizeof body, "%u %s\n", status, reason);
-    int n = snprintf(out, sizeof out,
-                     "HTTP/1.1 %u %s\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n"
-                     "Connection: close\r\n\r\n%s",
-                     status, reason, blen, body);
+    char *out = NULL;
+    size_t n = 0;
+    if (tf_hx__error_response(c, status, &out, &n) != 0) {
+        tf_conn_close(c, TF_LOG_WARN, "out of memory");
+        return;
+    }
     hx->status = status;
     hx->responded = true;
     if (hx->started_ms == 0)
         hx->started_ms = now_ms(c);
     hx->out_bytes += (uint64_t)n;
+    if ((status == 403 || status == 429) && c->tenant != TF_CONN_NO_INDEX)
+        tf_metrics_denied(c->worker->metrics, tf_upstream_tenant_name(c->gen->upstream, c->tenant),
+                          status);
     tf_hx__log_exchange(c);
-    if (tf_hx__client_write(c, out, (size_t)n) < 0)
+    int rc = tf_hx__client_write(c, out, n);
+    free(out);
+    if (rc < 0)
         return;
     tf_hx__finish_client(c);
 }

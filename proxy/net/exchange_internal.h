@@ -72,6 +72,11 @@ struct tf_hx {
                        once what was relayed of it has gone out */
     bool logged;    /* the request's access line is written */
     const char *cut; /* why the response was cut short (access log), or NULL */
+    /* The request's route (SPEC §11): its policy, pages, rules and
+     * timeouts; NULL before the tenant is known. Points into the
+     * connection's generation's configuration. */
+    const tf_conf_route_t *route;
+    uint32_t retry_after; /* seconds, for a 429 or a 503 with every backend full; 0: none */
     uint64_t linger_until_ms;
     uint8_t version_minor;
     int64_t started_wall_ms; /* the request's first byte, for the access log */
@@ -156,6 +161,31 @@ void tf_hx__backend_data(tf_conn_t *c, const char *data, size_t len);
 void tf_hx__response_done(tf_conn_t *c);
 /* Ends the client connection after what is queued: close_notify, close. */
 void tf_hx__finish_client(tf_conn_t *c);
+
+/* exchange_route.c */
+
+/* The route of a request whose tenant is chosen (c->tenant), and its
+ * policy: sets hx->route and c->route, and for a route to backends fills
+ * FWD's target (strip_prefix), rules and sticky cookie (c->sticky).
+ * *SCRATCH is a caller's buffer of TF_HX_SCRATCH bytes, replaced by a
+ * malloc'd one (the caller frees it when it changed) for a long target;
+ * FWD's target points into it. Returns 0, or the status to answer: 400 (a
+ * path that cannot be routed, a non-WebSocket request on a websocket
+ * route), 403 (allow), 429 (rate; hx->retry_after set), 503 (memory). */
+#define TF_HX_SCRATCH 2048
+unsigned tf_hx__route_request(tf_conn_t *c, const tf_http_request_t *r, tf_http_forward_t *fwd,
+                              char **scratch);
+/* Answers a request whose route is a `redirect` or a `respond` (its head
+ * consumed from the input), keeping the connection when it can. */
+void tf_hx__answer_route(tf_conn_t *c, bool body_follows);
+/* An error response of our own for STATUS into a malloc'd *OUT: the route's
+ * page (`errors`) or a short text, Retry-After, Connection: close, the
+ * route's response rules. 0 or TF_ENOMEM. */
+int tf_hx__error_response(const tf_conn_t *c, unsigned status, char **out, size_t *len);
+/* The request's route's response header rules, or NULL when none. */
+const tf_conf_header_rules_t *tf_hx__response_rules(const tf_hx_t *hx);
+/* Bytes the `set` rules may add to a head. */
+size_t tf_hx__rules_size(const tf_conf_header_rules_t *rules);
 
 /* exchange_timers.c: the connection mode of every HTTP/1 connection. */
 extern const tf_conn_mode_t tf_hx__mode;

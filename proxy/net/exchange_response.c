@@ -49,25 +49,47 @@ static void resp_body(tf_conn_t *c, const char *data, size_t len)
         tf_hx__response_done(c);
 }
 
+/* balance: cookie (SPEC §11): a final response to a client whose cookie
+ * did not name the backend that answered sets it, so that the client comes
+ * back to that backend. The line into OUT; its length, 0 for none. */
+static size_t sticky_cookie(const tf_conn_t *c, const tf_http_response_t *r, char *out,
+                            size_t cap)
+{
+    const tf_hx_t *hx = c->hx;
+    if (hx->route == NULL || hx->route->balance != TF_CONF_BALANCE_COOKIE || r->status < 200 ||
+        c->backend_ix == TF_CONN_NO_INDEX)
+        return 0;
+    const tf_backend_t *be = tf_upstream_backend(c->gen->upstream, c->tenant, c->route,
+                                                 c->backend_ix);
+    if (strcmp(c->sticky, be->cookie_id) == 0)
+        return 0;
+    int n = snprintf(out, cap, "Set-Cookie: %s=%s; Path=/; HttpOnly; Secure; SameSite=Lax\r\n",
+                     hx->route->cookie, be->cookie_id);
+    return n > 0 && (size_t)n < cap ? (size_t)n : 0;
+}
+
 /* Writes a rewritten response head and then body_len bytes of its body;
  * false when the connection failed. */
 static bool send_head(tf_conn_t *c, const tf_http_response_t *r, bool close, const char *body,
                       size_t body_len)
 {
+    char cookie[320];
+    tf_http_resp_rewrite_t how = {.close = close, .rules = tf_hx__response_rules(c->hx)};
+    how.extra_len = sticky_cookie(c, r, cookie, sizeof cookie);
+    how.extra = how.extra_len > 0 ? cookie : NULL;
     /* Every header may grow by ": " and CRLF; then a Connection line. The
      * usual head is written from a per-thread buffer (the client stream
      * copies what it is given), a large one from the heap. A body start
      * that fits goes in the same buffer: one write, one TLS record, where
      * two would cost a second record's framing and encryption. */
     char *small = c->worker->hbuf;
-    size_t cap = r->head_len + 3 * r->nheaders + 64;
+    size_t cap = r->head_len + 3 * r->nheaders + 64 + tf_hx__rules_size(how.rules) + how.extra_len;
     bool gather = body_len > 0 && cap + body_len <= TF_WORKER_HEAD_BUF;
     char *out = cap <= TF_WORKER_HEAD_BUF ? small : malloc(cap);
     if (out == NULL) {
         tf_conn_fail(c, TF_ENOMEM, "response head");
         return false;
     }
-    tf_http_resp_rewrite_t how = {.close = close};
     long n = tf_http_rewrite_response_head(r, &how, out, cap);
     if (n > 0 && !close && c->hx->client_http10 && !r->upgrade && r->status >= 200) {
         /* An HTTP/1.0 client closes unless told otherwise. */

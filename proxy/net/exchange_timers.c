@@ -25,20 +25,23 @@ static uint64_t deadline_at(const tf_conn_t *c, deadline_t k)
 {
     const tf_hx_t *hx = c->hx;
     const tf_conf_timeouts_t *t = tf_conf_timeouts(conf_of(c));
+    /* A route's own timeouts (SPEC §11: route, then tenant, then global,
+     * resolved at load) from its first request on; the global ones before. */
+    uint64_t idle_ms = hx->route != NULL ? hx->route->timeouts.idle_ms : t->idle_ms;
     switch (k) {
     case DL_IDLE:
-        return c->traffic.active_ms + t->idle_ms;
+        return c->traffic.active_ms + idle_ms;
     case DL_HEADER:
         /* The first request's head is due from the handshake on. */
         return (hx->rq == RQ_HEAD ? hx->started_ms : c->traffic.active_ms) + t->request_header_ms;
     case DL_RESPONSE:
-        return hx->sent_ms + t->response_ms;
+        return hx->sent_ms + (hx->route != NULL ? hx->route->timeouts.response_ms : t->response_ms);
     case DL_LINGER:
         return hx->linger_until_ms;
     case DL_ACTIVITY:
         break;
     }
-    return c->traffic.active_ms + t->idle_ms;
+    return c->traffic.active_ms + idle_ms;
 }
 
 static uint64_t hx_timeout_ms(const tf_conn_t *c)

@@ -207,6 +207,10 @@ static void format_text(out_t *o, const tf_access_entry_t *e)
     put_u64(o, e->duration_ms);
     puts_(o, " backend=");
     text_value(o, e->backend, slen(e->backend), TF_ACCESS_MAX_BACKEND);
+    if (e->route != NULL) {
+        puts_(o, " route=");
+        text_value(o, e->route, strlen(e->route), TF_ACCESS_MAX_PATH);
+    }
     if (e->cut != NULL) {
         puts_(o, " cut=");
         text_value(o, e->cut, strlen(e->cut), TF_ACCESS_MAX_SHORT);
@@ -253,6 +257,8 @@ static void format_json(out_t *o, const tf_access_entry_t *e)
     json_u64(o, ",\"bytes_out\":", e->bytes_out);
     json_u64(o, ",\"duration_ms\":", e->duration_ms);
     json_str(o, ",\"backend\":", e->backend, slen(e->backend), TF_ACCESS_MAX_BACKEND);
+    if (e->route != NULL)
+        json_str(o, ",\"route\":", e->route, strlen(e->route), TF_ACCESS_MAX_PATH);
     if (e->cut != NULL)
         json_str(o, ",\"cut\":", e->cut, strlen(e->cut), TF_ACCESS_MAX_SHORT);
     if (o->truncated)

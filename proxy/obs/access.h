@@ -20,7 +20,9 @@
  *
  * Text, one line (fields separated by one space, never containing one):
  *   TIME CLIENT sni=SNI tenant=TENANT "METHOD PATH HTTP/1.x" STATUS in=N out=N ms=N backend=ADDR
- * and, only for a response cut short, one more field: cut=REASON
+ * then, only when the tenant has path routes (SPEC §11), route=PREFIX (the
+ * route that served the request, "/" for the tenant's own), and, only for a
+ * response cut short, one more field: cut=REASON
  * e.g.
  *   2026-11-25T06:01:02.123Z 192.0.2.7 sni=portal.acme.example tenant=acme "GET /x HTTP/1.1" 200
  *   in=123 out=456 ms=7 backend=10.0.0.5:8080          (one line in the file)
@@ -30,7 +32,8 @@
  *   {"time":..,"client":..,"sni":..,"tenant":..,"method":..,"path":..,
  *    "version":"HTTP/1.1","status":200,"bytes_in":..,"bytes_out":..,
  *    "duration_ms":..,"backend":..}
- * and, only for a response cut short, "cut":"REASON" after "backend".
+ * then "route":PREFIX when the tenant has path routes, and, only for a
+ * response cut short, "cut":"REASON".
  */
 #ifndef TF_PROXY_ACCESS_H
 #define TF_PROXY_ACCESS_H
@@ -73,6 +76,8 @@ typedef struct {
     uint64_t bytes_out;     /* to the client */
     uint64_t duration_ms;
     const char *backend; /* "10.0.0.5:8080" */
+    const char *route;   /* the route's prefix ("/api/") when the tenant has path
+                            routes, NULL otherwise */
     const char *cut;     /* the response was cut short, and why (a slug such as
                             "backend_closed"); NULL: complete */
 } tf_access_entry_t;

@@ -123,6 +123,14 @@ void tf_metrics_request(tf_metrics_worker_t *m, const char *tenant, unsigned sta
     bump(&m->duration_sum_us, duration_ms * 1000);
 }
 
+void tf_metrics_denied(tf_metrics_worker_t *m, const char *tenant, unsigned status)
+{
+    if (status != 403 && status != 429)
+        return;
+    tf_metrics_tenant_t *row = tenant_row(m, tenant != NULL ? tenant : "-");
+    bump(&row->denied[status == 429], 1);
+}
+
 /* ---- rendering --------------------------------------------------------- */
 
 static void label(FILE *out, const char *s)
@@ -173,20 +181,25 @@ static void render_conns(FILE *out, tf_metrics_worker_t *const *ws, unsigned n)
                                         FIELD(handshake_failures) + r * sizeof(_Atomic uint64_t)));
 }
 
-/* Tenant rows are per worker: the same name may sit in different slots. */
-static uint64_t tenant_class(tf_metrics_worker_t *const *ws, unsigned n, const char *name,
-                             unsigned cls)
+/* Tenant rows are per worker: the same name may sit in different slots.
+ * The sum of one counter (at byte offset OFF in the row) over the rows of
+ * NAME. */
+static uint64_t tenant_sum(tf_metrics_worker_t *const *ws, unsigned n, const char *name,
+                           size_t off)
 {
     uint64_t s = 0;
     for (unsigned i = 0; i < n; i++) {
         for (size_t k = 0; k < TF_METRICS_TENANTS; k++) {
             const char *have = atomic_load_explicit(&ws[i]->tenants[k].name, memory_order_acquire);
             if (have != NULL && strcmp(have, name) == 0)
-                s += get(&ws[i]->tenants[k].classes[cls]);
+                s += get((_Atomic uint64_t *)((char *)&ws[i]->tenants[k] + off));
         }
     }
     return s;
 }
+
+#define TENANT_FIELD(f, i)                                                                        \
+    (offsetof(tf_metrics_tenant_t, f) + (size_t)(i) * sizeof(_Atomic uint64_t))
 
 static bool seen_before(tf_metrics_worker_t *const *ws, unsigned wi, size_t slot, const char *name)
 {
@@ -218,6 +231,28 @@ static void render_other(FILE *out, tf_metrics_worker_t *const *ws, unsigned n)
                 TF_METRICS_OTHER_TENANT, c + 1, (unsigned long long)counts[c]);
 }
 
+/* 403 and 429 by tenant (SPEC §11), for every tenant that has had a
+ * request; the overflow row's are not told apart. */
+static void render_denied(FILE *out, tf_metrics_worker_t *const *ws, unsigned n)
+{
+    static const unsigned statuses[2] = {403, 429};
+    head(out, "tlsfront_requests_denied_total", "counter",
+         "Requests refused by a tenant's policy: 403 (allow list), 429 (per-client rate).");
+    for (unsigned i = 0; i < n; i++) {
+        for (size_t k = 0; k < TF_METRICS_TENANTS; k++) {
+            const char *name = atomic_load_explicit(&ws[i]->tenants[k].name, memory_order_acquire);
+            if (name == NULL || seen_before(ws, i, k, name))
+                continue;
+            for (unsigned d = 0; d < 2; d++) {
+                fputs("tlsfront_requests_denied_total{tenant=", out);
+                label(out, name);
+                fprintf(out, ",status=\"%u\"} %llu\n", statuses[d],
+                        (unsigned long long)tenant_sum(ws, n, name, TENANT_FIELD(denied, d)));
+            }
+        }
+    }
+}
+
 static void render_requests(FILE *out, tf_metrics_worker_t *const *ws, unsigned n)
 {
     head(out, "tlsfront_requests_total", "counter", "HTTP requests answered, by tenant and class.");
@@ -230,11 +265,12 @@ static void render_requests(FILE *out, tf_metrics_worker_t *const *ws, unsigned 
                 fputs("tlsfront_requests_total{tenant=", out);
                 label(out, name);
                 fprintf(out, ",class=\"%uxx\"} %llu\n", c + 1,
-                        (unsigned long long)tenant_class(ws, n, name, c));
+                        (unsigned long long)tenant_sum(ws, n, name, TENANT_FIELD(classes, c)));
             }
         }
     }
     render_other(out, ws, n);
+    render_denied(out, ws, n);
     head(out, "tlsfront_request_duration_seconds", "histogram",
          "Time from a request's first byte to its response's last.");
     for (size_t b = 0; b < TF_METRICS_BUCKETS; b++)

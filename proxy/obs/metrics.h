@@ -58,6 +58,7 @@ typedef enum {
 typedef struct {
     _Atomic(const char *) name;  /* set once by the worker; NULL: free */
     _Atomic uint64_t classes[5]; /* 1xx .. 5xx */
+    _Atomic uint64_t denied[2];  /* 403 (allow), 429 (per-client rate) */
 } tf_metrics_tenant_t;
 
 typedef struct {
@@ -87,6 +88,11 @@ void tf_metrics_handshake(tf_metrics_worker_t *m, bool ok, const char *reason);
  * time from the first byte of the request to the last of the response. */
 void tf_metrics_request(tf_metrics_worker_t *m, const char *tenant, unsigned status,
                         uint64_t duration_ms);
+
+/* A request of `tenant` refused by its policy (SPEC §11): STATUS 403 (not
+ * in `allow`) or 429 (over limits.per_client's rate); others are ignored.
+ * Counted besides tf_metrics_request(), which counts every answer. */
+void tf_metrics_denied(tf_metrics_worker_t *m, const char *tenant, unsigned status);
 
 /* Connections accepted and closed (worker.c calls these). */
 void tf_metrics_conn_opened(tf_metrics_worker_t *m);

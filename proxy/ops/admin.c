@@ -120,6 +120,8 @@ typedef enum {
     EP_RELOAD,
     EP_PUT_CERT,
     EP_DELETE_CERT,
+    EP_BACKENDS,
+    EP_POST_BACKEND,
 } endpoint_t;
 
 /* What the request line alone refuses: the answer to send. */
@@ -158,6 +160,12 @@ static endpoint_t resolve(admin_conn_t *c, refusal_t *r)
     if (strcmp(t, "/reload") == 0)
         return tf_admin__method_is(c, "POST") ? EP_RELOAD
                                               : refuse(r, 405, "Allow: POST\r\n", not_allowed);
+    if (strcmp(t, "/backends") == 0)
+        return tf_admin__method_is(c, "GET") ? EP_BACKENDS
+                                             : refuse(r, 405, "Allow: GET\r\n", not_allowed);
+    if (strncmp(t, "/backends/", 10) == 0)
+        return tf_admin__method_is(c, "POST") ? EP_POST_BACKEND
+                                              : refuse(r, 405, "Allow: POST\r\n", not_allowed);
     if (strncmp(t, "/certs/", 7) != 0)
         return refuse(r, 404, NULL, "not found\n");
     if (!tf_admin_cert_name_ok(t + 7))
@@ -194,6 +202,13 @@ static void route(admin_conn_t *c)
     case EP_PUT_CERT:
     case EP_DELETE_CERT:
         tf_admin__file_job_enqueue(c);
+        break;
+    case EP_BACKENDS:
+        tf_admin__respond_json(
+            c, 200, tf_admin__backends_json(tf_reload_conf(c->admin->reload), c->admin->backends));
+        break;
+    case EP_POST_BACKEND:
+        tf_admin__post_backend(c);
         break;
     }
 }
@@ -564,6 +579,7 @@ int tf_admin_new(const tf_admin_opts_t *o, tf_admin_t **out)
     a->reload = o->reload;
     a->metrics = o->metrics;
     a->nworkers = o->nworkers;
+    a->backends = o->backends;
     const tf_conf_admin_t *ac = tf_conf_admin(o->conf);
     int rc = 0;
     if (ac->token_file != NULL) {

@@ -4,6 +4,7 @@
  *                      the listener
  *   admin_endpoints.c  /certs, /metrics, /reload, PUT and DELETE /certs/NAME
  *   admin_token.c      admin.token_file: read, checked, applied
+ *   admin_backends.c   GET /backends, POST /backends/TENANT/ADDRESS
  */
 #ifndef TF_PROXY_OPS_ADMIN_INTERNAL_H
 #define TF_PROXY_OPS_ADMIN_INTERNAL_H
@@ -49,6 +50,7 @@ struct tf_admin {
     tf_metrics_worker_t *const *metrics;
     unsigned nworkers;
     tf_cs_trust_t *trust; /* for validating uploads as the store would */
+    tf_backends_t *backends; /* backend state, process-wide (GET/POST /backends) */
     char token[TOKEN_MAX];
     size_t token_len; /* 0: no token required */
     bool deny_all;    /* a configured token could not be read: nothing is allowed */
@@ -123,6 +125,14 @@ void tf_admin__conn_on_timeout(uv_timer_t *t);
 void tf_admin__conn_close(admin_conn_t *c);
 /* Frees the admin once it is closing and its last handle and job are gone. */
 void tf_admin__maybe_free(tf_admin_t *a);
+
+/* admin_backends.c */
+
+/* GET /backends's document: one object per route to backends of the
+ * configuration CONF, each backend with its state in REG. */
+json_t *tf_admin__backends_json(const tf_conf_t *conf, tf_backends_t *reg);
+/* POST /backends/TENANT/ADDRESS: answers at once. */
+void tf_admin__post_backend(admin_conn_t *c);
 
 /* admin_endpoints.c */
 

@@ -200,12 +200,31 @@ static void stop_script(pid_t *pid, int *stdin_fd)
     *pid = 0;
 }
 
+size_t tf_px_add_echo(tf_px_t *px, const char *name)
+{
+    cr_assert_lt(px->nechos, TF_PX_MAX_ECHOS, "too many echo backends");
+    size_t i = px->nechos;
+    char line[64];
+    px->echos_pid[i] = spawn_script("echo_backend.py", name, &px->echos_stdin[i], line, sizeof line);
+    cr_assert_eq(sscanf(line, "%u", &px->echos_port[i]), 1,
+                 "the HTTP test backend %s did not start: '%s'", name, line);
+    px->nechos++;
+    return i;
+}
+
+void tf_px_stop_echo(tf_px_t *px, size_t i)
+{
+    stop_script(&px->echos_pid[i], &px->echos_stdin[i]);
+}
+
 void tf_px_stop(tf_px_t *px)
 {
     tf_px_stop_proxy(px);
     report_sanitizer(px);
     stop_script(&px->backend_pid, &px->backend_stdin);
     stop_script(&px->echo_pid, &px->echo_stdin);
+    for (size_t i = 0; i < px->nechos; i++)
+        stop_script(&px->echos_pid[i], &px->echos_stdin[i]);
     if (px->tmp[0] != '\0' && getenv("TF_KEEP_TMP") == NULL) {
         char cmd[1100];
         snprintf(cmd, sizeof cmd, "rm -rf '%s'", px->tmp);

@@ -22,6 +22,7 @@
 #define TF_PX_WAIT_MS 30000
 
 #define TF_PX_MAX_HTTPS 4
+#define TF_PX_MAX_ECHOS 8
 
 typedef struct {
     char demo[1024];  /* the demo PKI directory (certs/, pki/root.crt) */
@@ -37,6 +38,11 @@ typedef struct {
     pid_t echo_pid;     /* echo_backend.py */
     int echo_stdin;
     unsigned echo_port;
+    /* More echo backends (tf_px_add_echo), each with a name of its own. */
+    pid_t echos_pid[TF_PX_MAX_ECHOS];
+    int echos_stdin[TF_PX_MAX_ECHOS];
+    unsigned echos_port[TF_PX_MAX_ECHOS];
+    size_t nechos;
     pid_t proxy_pid;
     unsigned port;                         /* the proxy's first https listener */
     unsigned https_ports[TF_PX_MAX_HTTPS]; /* every https listener, as listed */
@@ -62,6 +68,11 @@ void tf_px_demo_pki(tf_px_t *px);
  * px->echo_*. Each prints its ports once bound: nothing is pre-picked. */
 void tf_px_start_backend(tf_px_t *px);
 void tf_px_start_echo(tf_px_t *px, const char *name);
+/* Starts one more echo_backend.py answering as NAME; returns its index in
+ * px->echos_port. tf_px_stop_echo() stops it (a backend that goes away);
+ * tf_px_stop() stops every one left. */
+size_t tf_px_add_echo(tf_px_t *px, const char *name);
+void tf_px_stop_echo(tf_px_t *px, size_t i);
 
 /* Starts `tlsfront run -c config` (stdout and stderr into px->log; with
  * RLIMIT_NOFILE `nofile` unless 0), waits until it wrote px->ready and logged

@@ -61,8 +61,13 @@ void tf_ops_write_config(tf_ops_t *t, const char *extra, const char *raw)
 void tf_ops_start(tf_ops_t *t, unsigned workers, const char *token, const char *extra)
 {
     memset(t, 0, sizeof *t);
+    tf_px_init(&t->px, "tf-ops-test");
+    tf_ops_start_on(t, workers, token, extra);
+}
+
+void tf_ops_start_on(tf_ops_t *t, unsigned workers, const char *token, const char *extra)
+{
     tf_px_t *px = &t->px;
-    tf_px_init(px, "tf-ops-test");
     snprintf(t->config, sizeof t->config, "%s/tlsfront.yaml", px->tmp);
     make_pki(t);
     tf_px_start_backend(px);

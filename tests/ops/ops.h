@@ -31,6 +31,9 @@ typedef struct {
  * "*.tenants.example", no catch-all; `extra` is appended to the tenants. */
 void tf_ops_start(tf_ops_t *t, unsigned workers, const char *token, const char *extra);
 
+/* The same on t->px already initialized (tf_px_init) by the caller, who may
+ * have started backends of its own on it (tf_px_add_echo) for `extra`. */
+void tf_ops_start_on(tf_ops_t *t, unsigned workers, const char *token, const char *extra);
 /* Starts the proxy again (after tf_px_stop_proxy) on the same files; it
  * gets new ports (px.port, px.admin_port). */
 void tf_ops_restart(tf_ops_t *t);

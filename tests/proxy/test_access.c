@@ -92,6 +92,22 @@ Test(access, a_cut_response_says_so_and_why)
     cr_expect(strstr(fmt(&e, TF_CONF_LOG_JSON), "\"status\":null,") != NULL, "%s", line);
 }
 
+/* A tenant with path routes: the route that served the request follows the
+ * backend (before a cut); a tenant without routes keeps the line as it was. */
+Test(access, a_routed_request_names_its_route)
+{
+    tf_access_entry_t e = sample();
+    e.route = "/api/";
+    e.cut = "backend_closed";
+    cr_expect_str_eq(fmt(&e, TF_CONF_LOG_TEXT),
+                     "2026-11-25T06:01:02.123Z 192.0.2.7 sni=portal.acme.example tenant=acme "
+                     "\"GET /x?y=1 HTTP/1.1\" 200 in=123 out=456 ms=7 backend=10.0.0.5:8080 "
+                     "route=/api/ cut=backend_closed\n");
+    cr_expect(strstr(fmt(&e, TF_CONF_LOG_JSON),
+                     "\"backend\":\"10.0.0.5:8080\",\"route\":\"/api/\",\"cut\":") != NULL,
+              "%s", line);
+}
+
 Test(access, missing_values_and_a_tcp_connection)
 {
     tf_access_entry_t e = {.time_ms = T0, .client = "2001:db8::7", .bytes_in = 5};

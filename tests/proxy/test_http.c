@@ -389,6 +389,27 @@ Test(http, an_absolute_target_must_name_the_host)
     cr_expect_eq(parse("GET http://a.example HTTP/1.1\r\nHost: b.example\r\n\r\n"), 400);
 }
 
+/* A route in `mode: websocket` takes WebSocket upgrades only (SPEC §11). */
+Test(http, a_websocket_upgrade_is_told_apart)
+{
+    cr_assert_eq(parse("GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\n"
+                       "Upgrade: WebSocket\r\n\r\n"),
+                 0);
+    cr_expect(req.websocket);
+    cr_assert_eq(parse("GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\n"
+                       "Upgrade: foo/2, websocket\r\n\r\n"),
+                 0);
+    cr_expect(req.websocket);
+    cr_assert_eq(parse("GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\n"
+                       "Upgrade: irc\r\n\r\n"),
+                 0);
+    cr_expect(req.upgrade);
+    cr_expect_not(req.websocket);
+    /* Upgrade without Connection: upgrade is no upgrade at all. */
+    cr_assert_eq(parse("GET /ws HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\n\r\n"), 0);
+    cr_expect_not(req.websocket);
+}
+
 Test(http, h2c_is_not_an_upgrade_inside_tls)
 {
     cr_assert_eq(parse("GET / HTTP/1.1\r\nHost: a\r\nConnection: Upgrade, HTTP2-Settings\r\n"

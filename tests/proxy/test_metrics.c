@@ -195,3 +195,29 @@ Test(metrics, backend_rows_render_requests_failures_in_flight_and_state)
     free(text);
     fixture_dispose(&f);
 }
+
+/* 403 and 429 are counted per tenant besides the answers' classes, summed
+ * over the workers; other statuses are not denials. */
+Test(metrics, denied_requests_by_tenant_and_status)
+{
+    fixture_t f;
+    fixture_init(&f);
+    tf_metrics_denied(f.m[0], "acme", 403);
+    tf_metrics_denied(f.m[1], "acme", 403);
+    tf_metrics_denied(f.m[1], "acme", 429);
+    tf_metrics_denied(f.m[0], "acme", 404);
+    tf_metrics_request(f.m[0], "other", 200, 1);
+    char *text = render(&f);
+    cr_expect_not_null(
+        strstr(text, "tlsfront_requests_denied_total{tenant=\"acme\",status=\"403\"} 2\n"), "%s",
+        text);
+    cr_expect_not_null(
+        strstr(text, "tlsfront_requests_denied_total{tenant=\"acme\",status=\"429\"} 1\n"), "%s",
+        text);
+    cr_expect_not_null(
+        strstr(text, "tlsfront_requests_denied_total{tenant=\"other\",status=\"403\"} 0\n"), "%s",
+        text);
+    promtool_check(text);
+    free(text);
+    fixture_dispose(&f);
+}
