@@ -259,11 +259,6 @@ typedef struct {
      * "*.example" (one whole left-most label) or the catch-all "*". No host
      * appears twice in one config. */
     tf_conf_str_list_t hosts;
-    /* TRANSITIONAL, removed once proxy/net reads routes: routes[0]'s backend
-     * addresses (backups included) and health. Empty when routes[0] is a
-     * redirect or respond route (it has no backends). */
-    tf_conf_addr_list_t backends;
-    tf_conf_health_t health;
     tf_conf_mode_t mode;
     const tf_conf_route_t *routes; /* routes[0] is "/"; no path twice */
     size_t nroutes;                /* >= 1; a mode tcp tenant has exactly 1 */

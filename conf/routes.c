@@ -310,25 +310,6 @@ static void check_duplicates(tf_conf__ctx_t *ctx, const tf_conf_tenant_t *t)
 
 /* ---- tenants ------------------------------------------------------------------- */
 
-/* The TRANSITIONAL tenant fields, from routes[0], for proxy code that does
- * not read routes yet. */
-static void transitional(tf_conf__ctx_t *ctx, tf_conf_tenant_t *t)
-{
-    const tf_conf_route_t *r0 = &t->routes[0];
-    t->health = r0->health;
-    t->backends = (tf_conf_addr_list_t){0};
-    if (r0->backends.count == 0)
-        return;
-    tf_conf_addr_t *a = tf_conf__alloc(&ctx->conf->arena, r0->backends.count * sizeof *a);
-    if (a == NULL) {
-        ctx->nomem = true;
-        return;
-    }
-    for (size_t i = 0; i < r0->backends.count; i++)
-        a[i] = r0->backends.items[i].addr;
-    t->backends = (tf_conf_addr_list_t){.items = a, .count = r0->backends.count};
-}
-
 static void resolve_tenant(tf_conf__ctx_t *ctx, tf_conf_tenant_t *t, const tf_conf__src_t *s)
 {
     t->hosts = s->hosts;
@@ -348,7 +329,6 @@ static void resolve_tenant(tf_conf__ctx_t *ctx, tf_conf_tenant_t *t, const tf_co
     t->routes = routes;
     t->nroutes = n;
     check_duplicates(ctx, t);
-    transitional(ctx, t);
 }
 
 void tf_conf__resolve_tenants(tf_conf__ctx_t *ctx)

@@ -283,6 +283,7 @@ void tf_conn_connect_backend(tf_conn_t *c, const tf_conn_backend_user_t *user)
         pick = tf_upstream_pick(c->gen->upstream, c->tenant, c->route, &hint, now);
     }
     uint32_t b = pick.backend;
+    c->backends_full = b == TF_UPSTREAM_FULL;
     if (b == TF_UPSTREAM_NONE || b == TF_UPSTREAM_FULL) {
         user->failed(c);
         return;
@@ -422,15 +423,21 @@ void tf_conn_start_tunnel(tf_conn_t *c, bool client_ended)
 static uint64_t phase_timeout(const tf_conn_t *c)
 {
     const tf_conf_timeouts_t *t = tf_conf_timeouts(c->gen->conf);
+    /* Once the route is known, its own timeouts (route, then tenant, then
+     * global: resolved at load, SPEC §11). */
+    const tf_conf_route_timeouts_t *rt =
+        c->tenant != TF_CONN_NO_INDEX
+            ? &tf_upstream_route_conf(c->gen->upstream, c->tenant, c->route)->timeouts
+            : NULL;
     switch ((tf_conn_phase_t)c->phase) {
     case TF_CONN_HANDSHAKE:
         return t->handshake_ms;
     case TF_CONN_CONNECTING:
-        return t->connect_ms;
+        return rt != NULL ? rt->connect_ms : t->connect_ms;
     case TF_CONN_TUNNEL:
         /* mode tcp and upgraded HTTP (WebSocket) alike: long-lived by
          * nature, as haproxy's `timeout tunnel`. */
-        return t->tunnel_ms;
+        return rt != NULL ? rt->tunnel_ms : t->tunnel_ms;
     case TF_CONN_HTTP:
     case TF_CONN_CLOSING:
         break;

@@ -129,6 +129,9 @@ struct tf_conn {
      * tf_conn_backend_done(), a failed connect, tf_conn_close(). */
     tf_bstate_t *in_flight;
     bool in_flight_tunnel;
+    /* The last pick found every usable backend at its max_conns (the user's
+     * failed() then answers 503 with Retry-After). */
+    bool backends_full;
     /* balance cookie: the sticky cookie's value as the client sent it (the
      * exchange copies it here before connecting: a retry picks again later),
      * "" when none or too long to be one of ours. */

@@ -527,6 +527,13 @@ static bool pool_allowed(const tf_conn_t *c)
 static void backend_failed(tf_conn_t *c)
 {
     c->phase = TF_CONN_HTTP;
+    if (c->backends_full) {
+        TF_CONN_LOG(TF_LOG_WARN, c, "tenant '%s' route %s: every backend is at its max_conns",
+                    tf_upstream_tenant_name(c->gen->upstream, c->tenant), c->hx->route->path);
+        c->hx->retry_after = 1;
+        tf_hx__send_error(c, 503);
+        return;
+    }
     /* Nothing tried: the health checks found no backend healthy. */
     if (c->attempts == 0) {
         TF_CONN_LOG(TF_LOG_WARN, c, "tenant '%s': no healthy backend",

@@ -257,30 +257,6 @@ static const char *health_host(const tf_conf_tenant_t *ct, const tf_conf_health_
     return address;
 }
 
-/* The documented defaults (conf.h) for what a configuration left at zero.
- * TRANSITIONAL: the loader fills them once conf reads every health key. */
-static tf_conf_health_t with_defaults(const tf_conf_health_t *hc, const tf_conf_t *conf)
-{
-    tf_conf_health_t h = *hc;
-    if (h.interval_ms == 0)
-        h.interval_ms = 5000;
-    if (h.timeout_ms == 0) {
-        uint64_t c = tf_conf_timeouts(conf)->connect_ms;
-        h.timeout_ms = c > 0 && c < h.interval_ms ? c : h.interval_ms;
-    }
-    if (h.rise == 0)
-        h.rise = 2;
-    if (h.fall == 0)
-        h.fall = 3;
-    if (h.status_min == 0 && h.status_max == 0) {
-        h.status_min = 200;
-        h.status_max = 399;
-    }
-    if (h.path == NULL)
-        h.path = "/health";
-    return h;
-}
-
 static target_t *find_target(target_t *ts, size_t n, const tf_bstate_t *s)
 {
     for (size_t i = 0; i < n; i++) {
@@ -304,7 +280,7 @@ static void add_target(tf_health_t *h, target_t *ts, size_t *n, const tf_conf_t 
     }
     target_t *t = &ts[*n];
     *t = (target_t){
-        .state = s, .hc = with_defaults(hc, conf), .tcp = ct->mode == TF_CONF_MODE_TCP};
+        .state = s, .hc = *hc, .tcp = ct->mode == TF_CONF_MODE_TCP};
     if (resolve(a, t) != 0) {
         TF_LOG(TF_LOG_WARN, "tenant '%s': backend %s: cannot resolve: not health-checked",
                ct->name, a->text);
@@ -320,7 +296,6 @@ static size_t count_addresses(const tf_conf_t *conf)
     size_t n = 0;
     for (size_t i = 0; i < tf_conf_tenant_count(conf); i++) {
         const tf_conf_tenant_t *ct = tf_conf_tenant(conf, i);
-        n += ct->backends.count; /* TRANSITIONAL: the fallback below */
         for (size_t r = 0; r < ct->nroutes; r++)
             n += ct->routes[r].backends.count;
     }
@@ -344,10 +319,6 @@ static void apply(tf_health_t *h, tf_conf_t *conf)
             for (size_t b = 0; cr->health.enabled && b < cr->backends.count; b++)
                 add_target(h, ts, &n, conf, ct, &cr->health, &cr->backends.items[b].addr);
         }
-        /* TRANSITIONAL (delete with tf_conf_tenant_t.backends/.health):
-         * the loader does not fill routes[] yet. */
-        for (size_t b = 0; ct->nroutes == 0 && ct->health.enabled && b < ct->backends.count; b++)
-            add_target(h, ts, &n, conf, ct, &ct->health, &ct->backends.items[b]);
     }
     uint64_t now = uv_now(&h->loop);
     for (size_t i = 0; i < n; i++) {

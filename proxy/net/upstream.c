@@ -9,6 +9,7 @@
 #include "proxy/net/balance.h"
 
 #include "common/err.h"
+#include "proxy/http/http.h"
 
 #include <arpa/inet.h>
 #include <netdb.h>
@@ -27,14 +28,9 @@ typedef struct {
 
 typedef struct {
     const tf_conf_tenant_t *conf;
-    const tf_conf_route_t *croutes; /* conf->routes, or `fallback` */
-    route_t *routes;
+    route_t *routes; /* as conf->routes; routes[0] is "/" */
     size_t nroutes;
-    /* TRANSITIONAL (delete with tf_conf_tenant_t.backends/.health once conf
-     * fills routes[]): the "/" route built from the tenant's backends and
-     * health when the loader left routes[] empty. */
-    tf_conf_route_t fallback;
-    tf_conf_backend_t *fallback_backends;
+    tf_http_routes_t *table; /* the path routes' table; NULL with "/" alone */
 } tenant_t;
 
 typedef struct {
@@ -107,28 +103,6 @@ static int resolve(const tf_conf_addr_t *a, tf_backend_t *b, char *err, size_t e
     return 0;
 }
 
-/* TRANSITIONAL: see tenant_t.fallback. */
-static int fallback_route(tenant_t *t, const tf_conf_tenant_t *ct)
-{
-    size_t n = ct->backends.count;
-    t->fallback_backends = calloc(n > 0 ? n : 1, sizeof *t->fallback_backends);
-    if (t->fallback_backends == NULL)
-        return TF_ENOMEM;
-    for (size_t i = 0; i < n; i++)
-        t->fallback_backends[i] = (tf_conf_backend_t){.addr = ct->backends.items[i], .weight = 1};
-    t->fallback = (tf_conf_route_t){
-        .path = "/",
-        .kind = TF_CONF_ROUTE_BACKENDS,
-        .backends = {t->fallback_backends, n},
-        .balance = TF_CONF_BALANCE_ROUND_ROBIN,
-        .cookie = "TFSRV",
-        .health = ct->health,
-    };
-    t->croutes = &t->fallback;
-    t->nroutes = 1;
-    return 0;
-}
-
 static int route_init(tf_upstream_t *u, tenant_t *t, route_t *r, const tf_conf_route_t *cr,
                       char *err, size_t errlen)
 {
@@ -154,21 +128,19 @@ static int tenant_init(tf_upstream_t *u, tenant_t *t, const tf_conf_tenant_t *ct
                        size_t errlen)
 {
     t->conf = ct;
-    t->croutes = ct->routes;
-    t->nroutes = ct->nroutes;
-    if (t->nroutes == 0) {
-        int rc = fallback_route(t, ct);
-        if (rc != 0)
-            return rc;
-    }
-    t->routes = calloc(t->nroutes, sizeof *t->routes);
+    t->routes = calloc(ct->nroutes, sizeof *t->routes);
     if (t->routes == NULL)
         return TF_ENOMEM;
+    t->nroutes = ct->nroutes;
     for (size_t i = 0; i < t->nroutes; i++) {
-        int rc = route_init(u, t, &t->routes[i], &t->croutes[i], err, errlen);
+        int rc = route_init(u, t, &t->routes[i], &ct->routes[i], err, errlen);
         if (rc != 0)
             return rc;
     }
+    /* A tenant without path routes never matches paths (every request is
+     * its "/" route's): no table to build, nothing to look up. */
+    if (t->nroutes > 1 && tf_http_routes_new(ct->routes, ct->nroutes, &t->table) != 0)
+        return TF_ENOMEM;
     return 0;
 }
 
@@ -182,7 +154,7 @@ static void tenant_fini(tf_upstream_t *u, tenant_t *t)
         free(r->backends);
     }
     free(t->routes);
-    free(t->fallback_backends);
+    tf_http_routes_free(t->table);
 }
 
 static int index_build(tf_upstream_t *u)
@@ -318,19 +290,14 @@ size_t tf_upstream_tenant_count(const tf_upstream_t *u)
 uint32_t tf_upstream_route_path(const tf_upstream_t *u, uint32_t tenant, const char *npath,
                                 size_t len)
 {
-    /* TODO(issue 14, phase 2): tf_http_routes_match() once proxy/http's
-     * route table lands; until then every request takes the "/" route. */
-    (void)u;
-    (void)tenant;
-    (void)npath;
-    (void)len;
-    return 0;
+    const tenant_t *t = &u->tenants[tenant];
+    return t->table != NULL ? tf_http_routes_match(t->table, npath, len) : 0;
 }
 
 const tf_conf_route_t *tf_upstream_route_conf(const tf_upstream_t *u, uint32_t tenant,
                                               uint32_t route)
 {
-    return &u->tenants[tenant].croutes[route];
+    return &u->tenants[tenant].conf->routes[route];
 }
 
 tf_pick_t tf_upstream_pick(tf_upstream_t *u, uint32_t tenant, uint32_t route,

@@ -205,7 +205,8 @@ static void route(admin_conn_t *c)
         break;
     case EP_BACKENDS:
         tf_admin__respond_json(
-            c, 200, tf_admin__backends_json(tf_reload_conf(c->admin->reload), c->admin->backends));
+            c, 200, tf_admin__backends_json(tf_reload_conf(c->admin->reload),
+                                       tf_reload_backends(c->admin->reload)));
         break;
     case EP_POST_BACKEND:
         tf_admin__post_backend(c);
@@ -579,7 +580,6 @@ int tf_admin_new(const tf_admin_opts_t *o, tf_admin_t **out)
     a->reload = o->reload;
     a->metrics = o->metrics;
     a->nworkers = o->nworkers;
-    a->backends = o->backends;
     const tf_conf_admin_t *ac = tf_conf_admin(o->conf);
     int rc = 0;
     if (ac->token_file != NULL) {

@@ -64,7 +64,6 @@ typedef struct {
     tf_reload_t *reload;
     tf_metrics_worker_t *const *metrics; /* one per worker */
     unsigned nworkers;
-    tf_backends_t *backends; /* the process-wide backend registry (GET/POST /backends) */
 } tf_admin_opts_t;
 
 /* Binds admin.listen and reads the token file (at start, before privileges

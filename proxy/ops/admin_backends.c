@@ -200,7 +200,7 @@ void tf_admin__post_backend(admin_conn_t *c)
     }
     tf_bstate_state_t now;
     if (!configured(tf_reload_conf(a->reload), tenant, address) ||
-        tf_backends_set_admin(a->backends, tenant, address, want, &now) != 0) {
+        tf_backends_set_admin(tf_reload_backends(a->reload), tenant, address, want, &now) != 0) {
         tf_admin__respond_text(c, 404, NULL, "no such backend in the configuration in service\n");
         return;
     }

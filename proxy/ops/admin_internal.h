@@ -50,7 +50,6 @@ struct tf_admin {
     tf_metrics_worker_t *const *metrics;
     unsigned nworkers;
     tf_cs_trust_t *trust; /* for validating uploads as the store would */
-    tf_backends_t *backends; /* backend state, process-wide (GET/POST /backends) */
     char token[TOKEN_MAX];
     size_t token_len; /* 0: no token required */
     bool deny_all;    /* a configured token could not be read: nothing is allowed */

@@ -107,13 +107,13 @@ Test(spec, full_example_loads_with_every_value)
     cr_expect_str_eq(acme->hosts.items[0], "portal.acme.example");
     cr_expect_str_eq(acme->hosts.items[1], "chat.acme.example");
     cr_expect_str_eq(acme->hosts.items[2], "*.api.acme.example");
-    cr_assert_eq(acme->backends.count, 2);
-    cr_expect_str_eq(acme->backends.items[0].host, "10.0.0.5");
-    cr_expect_eq(acme->backends.items[0].port, 8080);
-    cr_expect_str_eq(acme->backends.items[1].host, "10.0.0.6");
-    cr_expect(acme->health.enabled);
-    cr_expect_str_eq(acme->health.path, "/health");
-    cr_expect_eq(acme->health.interval_ms, 5000);
+    cr_assert_eq(acme->routes[0].backends.count, 2);
+    cr_expect_str_eq(acme->routes[0].backends.items[0].addr.host, "10.0.0.5");
+    cr_expect_eq(acme->routes[0].backends.items[0].addr.port, 8080);
+    cr_expect_str_eq(acme->routes[0].backends.items[1].addr.host, "10.0.0.6");
+    cr_expect(acme->routes[0].health.enabled);
+    cr_expect_str_eq(acme->routes[0].health.path, "/health");
+    cr_expect_eq(acme->routes[0].health.interval_ms, 5000);
     cr_expect_eq(acme->mode, TF_CONF_MODE_HTTP);
 
     const tf_conf_tenant_t *fb = tf_conf_tenant(c, 1);
@@ -121,8 +121,8 @@ Test(spec, full_example_loads_with_every_value)
     cr_expect_eq(fb->line, 38);
     cr_assert_eq(fb->hosts.count, 1);
     cr_expect_str_eq(fb->hosts.items[0], "*");
-    cr_expect_str_eq(fb->backends.items[0].text, "127.0.0.1:8080");
-    cr_expect_not(fb->health.enabled);
+    cr_expect_str_eq(fb->routes[0].backends.items[0].addr.text, "127.0.0.1:8080");
+    cr_expect_not(fb->routes[0].health.enabled);
     tf_conf_unref(c);
 }
 

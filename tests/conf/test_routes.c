@@ -61,10 +61,6 @@ Test(defaults, a_tenant_is_its_own_slash_route_with_every_default)
     cr_expect_eq(r->respond_body_len, 0);
     cr_expect_eq(r->line, 4);
     cr_expect_eq(r->column, 3);
-    /* TRANSITIONAL fields, from routes[0]. */
-    cr_assert_eq(t->backends.count, 1);
-    cr_expect_str_eq(t->backends.items[0].text, "127.0.0.1:8080");
-    cr_expect_not(t->health.enabled);
     const tf_conf_limits_t *l = tf_conf_limits(c);
     cr_expect_eq(l->per_client_connections, 0);
     cr_expect_eq(l->per_client_rps, 0);
@@ -94,8 +90,6 @@ Test(defaults, health_keys_and_a_short_interval)
     cr_expect_eq(h->status_min, 204);
     cr_expect_eq(h->status_max, 204);
     cr_expect_str_eq(h->host, "portal.example");
-    cr_expect(tf_conf_tenant(c, 0)->health.enabled, "TRANSITIONAL health is routes[0]'s");
-    cr_expect_eq(tf_conf_tenant(c, 0)->health.interval_ms, 10000);
     tf_conf_unref(c);
 
     c = t_load(HEAD "    backends: [\"a:1\"]\n"
@@ -126,9 +120,6 @@ Test(defaults, backend_maps_and_strings_mix)
     cr_expect_str_eq(b->items[2].addr.host, "spare.internal");
     cr_expect(b->items[2].backup);
     cr_expect_eq(b->items[2].weight, 1);
-    const tf_conf_addr_list_t *old = &tf_conf_tenant(c, 0)->backends;
-    cr_assert_eq(old->count, 3, "TRANSITIONAL backends: every address of routes[0]");
-    cr_expect_str_eq(old->items[2].text, "spare.internal:8080");
     tf_conf_unref(c);
 }
 
@@ -169,7 +160,6 @@ Test(defaults, header_rules_allow_and_kinds)
     cr_expect_str_eq(r->redirect, "https://b.example/new/");
     cr_expect_eq(r->redirect_status, 302);
     cr_expect_eq(r->backends.count, 0);
-    cr_expect_eq(t->backends.count, 0, "a redirect / route has no TRANSITIONAL backends");
     cr_assert_eq(r->request_headers.nset, 2);
     cr_expect_str_eq(r->request_headers.set[0].name, "X-Tenant");
     cr_expect_str_eq(r->request_headers.set[0].value, "acme");

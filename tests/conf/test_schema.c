@@ -52,9 +52,9 @@ Test(defaults, every_key_has_its_default)
     const tf_conf_tenant_t *tn = tf_conf_tenant(c, 0);
     cr_expect_str_eq(tn->name, "t");
     cr_expect_eq(tn->mode, TF_CONF_MODE_HTTP);
-    cr_expect_not(tn->health.enabled);
-    cr_expect_str_eq(tn->health.path, "/health");
-    cr_expect_eq(tn->health.interval_ms, 5000);
+    cr_expect_not(tn->routes[0].health.enabled);
+    cr_expect_str_eq(tn->routes[0].health.path, "/health");
+    cr_expect_eq(tn->routes[0].health.interval_ms, 5000);
     tf_conf_unref(c);
 }
 
@@ -259,25 +259,25 @@ Test(keys, tenant_fields)
     cr_assert_eq(t->hosts.count, 2);
     cr_expect_str_eq(t->hosts.items[0], "sip.example");
     cr_expect_str_eq(t->hosts.items[1], "*.voice.example");
-    cr_assert_eq(t->backends.count, 2);
-    cr_expect_eq(t->backends.items[0].family, TF_CONF_ADDR_NAME);
-    cr_expect_str_eq(t->backends.items[0].host, "pbx.internal");
-    cr_expect_eq(t->backends.items[0].port, 5060);
-    cr_expect_eq(t->backends.items[1].family, TF_CONF_ADDR_IPV6);
-    cr_expect_str_eq(t->backends.items[1].host, "fd00::5");
+    cr_assert_eq(t->routes[0].backends.count, 2);
+    cr_expect_eq(t->routes[0].backends.items[0].addr.family, TF_CONF_ADDR_NAME);
+    cr_expect_str_eq(t->routes[0].backends.items[0].addr.host, "pbx.internal");
+    cr_expect_eq(t->routes[0].backends.items[0].addr.port, 5060);
+    cr_expect_eq(t->routes[0].backends.items[1].addr.family, TF_CONF_ADDR_IPV6);
+    cr_expect_str_eq(t->routes[0].backends.items[1].addr.host, "fd00::5");
     cr_expect_eq(t->mode, TF_CONF_MODE_TCP);
-    cr_expect(t->health.enabled);
-    cr_expect_str_eq(t->health.path, "/health");
-    cr_expect_eq(t->health.interval_ms, 100);
+    cr_expect(t->routes[0].health.enabled);
+    cr_expect_str_eq(t->routes[0].health.path, "/health");
+    cr_expect_eq(t->routes[0].health.interval_ms, 100);
 
     t = tf_conf_tenant(c, 1);
     cr_expect_str_eq(t->name, "web");
     cr_expect_eq(t->line, 9);
     cr_expect_str_eq(t->hosts.items[0], "*");
     cr_expect_eq(t->mode, TF_CONF_MODE_HTTP);
-    cr_expect(t->health.enabled);
-    cr_expect_str_eq(t->health.path, "/status?full=1");
-    cr_expect_eq(t->health.interval_ms, 5000);
+    cr_expect(t->routes[0].health.enabled);
+    cr_expect_str_eq(t->routes[0].health.path, "/status?full=1");
+    cr_expect_eq(t->routes[0].health.interval_ms, 5000);
 
     cr_expect_eq(tf_conf_tenant_find(c, "web"), t);
     cr_expect_null(tf_conf_tenant_find(c, "nope"));
@@ -307,7 +307,7 @@ Test(lifetime, aliases_and_anchors_are_followed)
                                    "  b:\n"
                                    "    hosts: [b.example]\n"
                                    "    backends: *be\n");
-    cr_expect_eq(tf_conf_tenant(c, 1)->backends.count, 2);
-    cr_expect_eq(tf_conf_tenant(c, 1)->backends.items[1].port, 80);
+    cr_expect_eq(tf_conf_tenant(c, 1)->routes[0].backends.count, 2);
+    cr_expect_eq(tf_conf_tenant(c, 1)->routes[0].backends.items[1].addr.port, 80);
     tf_conf_unref(c);
 }
