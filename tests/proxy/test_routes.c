@@ -416,3 +416,102 @@ Test(routes, weights_three_to_one_give_three_to_one)
     free(r);
     tf_px_stop(&s.px);
 }
+
+/* A tenant of its own appended to the site's configuration, the proxy
+ * started again on it. */
+static void site_add_tenant(site_t *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void site_add_tenant(site_t *s, const char *fmt, ...)
+{
+    tf_px_stop_proxy(&s->px);
+    FILE *f = fopen(s->config, "a");
+    cr_assert_not_null(f);
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(f, fmt, ap);
+    va_end(ap);
+    fclose(f);
+    tf_px_launch(&s->px, s->config, 0);
+}
+
+/* Waits until GET /backends shows NEEDLE (a request in flight). */
+static bool wait_backends(const site_t *s, const char *needle)
+{
+    long long deadline = tf_px_now_ms() + TF_PX_WAIT_MS;
+    while (tf_px_now_ms() < deadline) {
+        int st;
+        char *doc = tf_px_sh(&st, "curl -s -m 10 http://127.0.0.1:%u/backends", s->px.admin_port);
+        bool seen = strstr(doc, needle) != NULL;
+        free(doc);
+        if (seen)
+            return true;
+        /* Each try is a process and an admin request: bounded by the deadline. */
+    }
+    return false;
+}
+
+/* max_conns: with the one backend's only slot taken by a slow request, the
+ * next is 503 with Retry-After: 1, and the backend never sees it. */
+Test(routes, every_backend_full_is_503_with_retry_after)
+{
+    site_t s;
+    site_start(&s, NULL, NULL);
+    site_add_tenant(&s,
+                    "  full:\n"
+                    "    hosts: [\"full.tenants.example\"]\n"
+                    "    backends: [{address: \"127.0.0.1:%u\", max_conns: 1}]\n",
+                    s.px.echos_port[SPARE]);
+    int st;
+    char *bg = tf_px_sh(&st,
+                        "curl -sS -o /dev/null --max-time 60 --cacert '%s' --resolve "
+                        "full.tenants.example:%u:127.0.0.1 "
+                        "'https://full.tenants.example:%u/slow?ms=20000' >/dev/null 2>&1 &",
+                        s.px.ca, s.px.port, s.px.port);
+    free(bg);
+    cr_assert(wait_backends(&s, "\"tenant\":\"full\",\"route\":\"/\",\"balance\":\"round_robin\","
+                                "\"backends\":[{\"address\":"),
+              "no /backends");
+    char needle[200];
+    snprintf(needle, sizeof needle,
+             "\"address\":\"127.0.0.1:%u\",\"weight\":1,\"backup\":false,\"max_conns\":1,"
+             "\"state\":\"up\",\"active_requests\":1",
+             s.px.echos_port[SPARE]);
+    cr_assert(wait_backends(&s, needle), "the slow request never got in flight");
+    char *r = tf_px_sh(&st,
+                       "curl -sS -i --max-time 60 --cacert '%s' --resolve "
+                       "full.tenants.example:%u:127.0.0.1 'https://full.tenants.example:%u/next'",
+                       s.px.ca, s.px.port, s.px.port);
+    expect_status(r, 503);
+    cr_expect(has(r, "Retry-After: 1\r\n"), "%s", r);
+    cr_expect(!has(r, "\"backend\""), "%s", r);
+    free(r);
+    tf_px_stop(&s.px);
+}
+
+/* A route's own response timeout: 504 there, while the tenant's other
+ * routes keep the global 60 s. */
+Test(routes, a_route_has_timeouts_of_its_own)
+{
+    site_t s;
+    site_start(&s, NULL, NULL);
+    site_add_tenant(&s,
+                    "  timed:\n"
+                    "    hosts: [\"timed.tenants.example\"]\n"
+                    "    backends: [\"127.0.0.1:%u\"]\n"
+                    "    routes:\n"
+                    "      - path: /quick/\n"
+                    "        backends: [\"127.0.0.1:%u\"]\n"
+                    "        strip_prefix: true\n"
+                    "        timeouts: {response: 300ms}\n",
+                    s.px.echos_port[PORTAL], s.px.echos_port[API]);
+    int st;
+    char *r = tf_px_sh(&st,
+                       "curl -sS -i --max-time 60 --cacert '%s' --resolve "
+                       "timed.tenants.example:%u:127.0.0.1 "
+                       "'https://timed.tenants.example:%u/quick/slow?ms=3000' "
+                       "'https://timed.tenants.example:%u/slow?ms=1000'",
+                       s.px.ca, s.px.port, s.px.port, s.px.port);
+    cr_expect(has(r, "HTTP/1.1 504 "), "%s", r);
+    cr_expect(has(r, "\"backend\": \"portal\""), "the / route waited its 60 s: %s", r);
+    free(r);
+    tf_px_stop(&s.px);
+}
