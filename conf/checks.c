@@ -213,6 +213,9 @@ static bool is_token(const char *s)
 
 int tf_conf__check_cookie_name(const char *s, char *why, size_t len)
 {
+    if (strlen(s) > 64)
+        return fail(why, len, "'%.64s...' is too long for a cookie name; use at most 64 characters",
+                    s);
     if (!is_token(s))
         return fail(why, len,
                     "'%s' is not a cookie name; use letters, digits and !#$%%&'*+-.^_`|~, e.g. "
@@ -228,6 +231,7 @@ static const char *const owned[] = {
     "x-forwarded-proto",
     "x-forwarded-host",
     "x-forwarded-port",
+    "forwarded",
     "host",
     "content-length",
     "transfer-encoding",
@@ -246,10 +250,17 @@ int tf_conf__check_header_name(const char *s, char *why, size_t len)
                     "'%s' is not a header name; use letters, digits and !#$%%&'*+-.^_`|~, e.g. "
                     "Strict-Transport-Security",
                     s);
+    /* X_Forwarded_For too: CGI, WSGI and PHP read '_' and '-' alike, and
+     * the proxy drops such fields from clients for that reason. */
+    char dashed[32];
+    size_t n = strlen(s);
+    for (size_t i = 0; i < n && i < sizeof dashed - 1; i++)
+        dashed[i] = s[i] == '_' ? '-' : s[i];
+    dashed[n < sizeof dashed - 1 ? n : sizeof dashed - 1] = '\0';
     for (size_t i = 0; i < sizeof owned / sizeof owned[0]; i++) {
-        if (strcasecmp(s, owned[i]) != 0)
+        if (n >= sizeof dashed || strcasecmp(dashed, owned[i]) != 0)
             continue;
-        if (strncasecmp(s, "x-forwarded-", 12) == 0)
+        if (strncasecmp(dashed, "x-forwarded-", 12) == 0 || strcasecmp(dashed, "forwarded") == 0)
             return fail(why, len,
                         "'%s' is written by the proxy itself (SPEC §7) and cannot be set or "
                         "removed by a rule; remove this rule",

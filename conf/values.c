@@ -308,6 +308,9 @@ int tf_conf__check_url_path(const char *s, char *why, size_t len)
 {
     if (s[0] != '/')
         return fail(why, len, "'%s' must start with '/', e.g. /health", s);
+    /* A check's request is built in a fixed buffer (proxy/net/health.c). */
+    if (strlen(s) > 256)
+        return fail(why, len, "'%.64s...' is longer than 256 characters", s);
     for (const char *p = s; *p; p++) {
         if (!isgraph((unsigned char)*p))
             return fail(why, len, "'%s' contains a space or control character; percent-encode it",

@@ -460,6 +460,9 @@ static int run_setup(run_t *r)
         rc = run_signals(r);
     /* Backend state and its health checks, once per process, before the
      * workers' tables reference it. */
+    if (rc == 0 && (rc = tf_upstream_cookie_key_from_file(tf_conf_tls(r->conf)->default_cert)) != 0)
+        TF_LOG(TF_LOG_ERROR, "%s: cannot read it for the sticky cookie key: %s",
+               tf_conf_tls(r->conf)->default_cert, tf_strerror(rc));
     if (rc == 0)
         rc = tf_backends_new(&s->backends);
     if (rc == 0 && (rc = tf_health_new(s->backends, &s->health)) == 0)

@@ -357,6 +357,7 @@ struct tf_blc {
     size_t n;
     lc_node_t *nodes;
     uint32_t *heap; /* node indices, a binary min-heap */
+    uint64_t rebuilt_ms; /* when every load was last read again (lc_rebuild) */
 };
 
 /* Non-backups first, then fewest (in flight + 1) per weight, then round robin. */
@@ -380,12 +381,8 @@ static void lc_swap(tf_blc_t *lc, size_t i, size_t j)
     lc->nodes[lc->heap[j]].pos = (uint32_t)j;
 }
 
-static void lc_sift(tf_blc_t *lc, size_t n, size_t i)
+static void lc_down(tf_blc_t *lc, size_t n, size_t i)
 {
-    while (i > 0 && lc_less(lc, lc->heap[i], lc->heap[(i - 1) / 2])) {
-        lc_swap(lc, i, (i - 1) / 2);
-        i = (i - 1) / 2;
-    }
     for (;;) {
         size_t l = 2 * i + 1, r = l + 1, m = i;
         if (l < n && lc_less(lc, lc->heap[l], lc->heap[m]))
@@ -397,6 +394,15 @@ static void lc_sift(tf_blc_t *lc, size_t n, size_t i)
         lc_swap(lc, i, m);
         i = m;
     }
+}
+
+static void lc_sift(tf_blc_t *lc, size_t n, size_t i)
+{
+    while (i > 0 && lc_less(lc, lc->heap[i], lc->heap[(i - 1) / 2])) {
+        lc_swap(lc, i, (i - 1) / 2);
+        i = (i - 1) / 2;
+    }
+    lc_down(lc, n, i);
 }
 
 static bool lc_same(const tf_blc_t *lc, const tf_blc_member_t *m, size_t n)
@@ -514,12 +520,30 @@ void tf_blc_refresh(tf_blc_t *lc, uint32_t node)
     pthread_mutex_unlock(&lc->lock);
 }
 
+/* Every node's load read again and the heap rebuilt (Floyd, O(n)). A
+ * backend this route shares with other routes of the tenant changes load
+ * by their requests too; the route hears of its own only, so a load can be
+ * stale upwards deep in the heap where the pick's check of the top does
+ * not look. Done at most every LC_REBUILD_MS: O(n) per interval, not per
+ * pick. */
+#define LC_REBUILD_MS 50u
+static void lc_rebuild(tf_blc_t *lc, uint64_t now_ms)
+{
+    lc->rebuilt_ms = now_ms;
+    for (size_t i = 0; i < lc->n; i++)
+        lc->nodes[i].load = tf_bstate_in_flight(lc->nodes[i].b);
+    for (size_t i = lc->n / 2; i-- > 0;)
+        lc_down(lc, lc->n, i);
+}
+
 /* Visits nodes in heap order: the top is taken out of the heap (shrunk by
  * one) until a verdict; the visited ones go back afterwards. Usually the
  * top is the answer: O(log n). */
 uint32_t tf_blc_pick(tf_blc_t *lc, uint64_t now_ms)
 {
     pthread_mutex_lock(&lc->lock);
+    if (now_ms - lc->rebuilt_ms >= LC_REBUILD_MS || now_ms < lc->rebuilt_ms)
+        lc_rebuild(lc, now_ms);
     size_t n = lc->n;
     /* The top's load may be stale upwards (other routes' requests). */
     for (size_t guard = 0; n > 0 && guard < lc->n; guard++) {

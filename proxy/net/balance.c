@@ -5,8 +5,11 @@
 
 #include <wolfssl/options.h>
 #include <wolfssl/wolfcrypt/hash.h>
+#include <wolfssl/wolfcrypt/hmac.h>
 #include <wolfssl/wolfcrypt/sha256.h>
 
+#include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,21 +18,59 @@
  * spread over a handful of backends, 256 * 40 points at most per backend. */
 #define RING_POINTS_PER_WEIGHT 40u
 
-void tf_balancer_cookie_id(const char *tenant, const char *path, const char *address,
-                           char out[17])
+/* The sticky cookie's key (tf_balancer_set_cookie_key): set once, before
+ * any table is built, then only read. */
+static unsigned char cookie_key[WC_SHA256_DIGEST_SIZE];
+
+void tf_balancer_set_cookie_key(const unsigned char key[32])
 {
-    unsigned char digest[WC_SHA256_DIGEST_SIZE];
-    const char *parts[3] = {tenant, path, address};
+    memcpy(cookie_key, key, sizeof cookie_key);
+}
+
+int tf_balancer_cookie_key_from_file(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (f == NULL)
+        return -errno;
     wc_Sha256 sha;
     int rc = wc_InitSha256(&sha);
-    for (int i = 0; rc == 0 && i < 3; i++) {
-        /* Each part with its NUL but the last: "tenant\0path\0address". */
-        size_t n = strlen(parts[i]) + (i < 2);
-        rc = wc_Sha256Update(&sha, (const byte *)parts[i], (word32)n);
-    }
+    static const char label[] = "tlsfront sticky cookie key v1";
     if (rc == 0)
-        rc = wc_Sha256Final(&sha, digest);
+        rc = wc_Sha256Update(&sha, (const byte *)label, sizeof label);
+    unsigned char buf[4096];
+    size_t n;
+    while (rc == 0 && (n = fread(buf, 1, sizeof buf, f)) > 0)
+        rc = wc_Sha256Update(&sha, buf, (word32)n);
+    bool bad = ferror(f) != 0;
+    fclose(f);
+    unsigned char key[WC_SHA256_DIGEST_SIZE];
+    if (rc == 0)
+        rc = wc_Sha256Final(&sha, key);
     wc_Sha256Free(&sha);
+    /* The file holds a private key: its hash is as secret as the key. */
+    memset(buf, 0, sizeof buf);
+    if (rc != 0 || bad)
+        return TF_EIO;
+    tf_balancer_set_cookie_key(key);
+    memset(key, 0, sizeof key);
+    return 0;
+}
+
+void tf_balancer_cookie_id(const char *tenant, const char *address, char out[17])
+{
+    unsigned char digest[WC_SHA256_DIGEST_SIZE];
+    Hmac hmac;
+    int rc = wc_HmacInit(&hmac, NULL, INVALID_DEVID);
+    if (rc == 0)
+        rc = wc_HmacSetKey(&hmac, WC_SHA256, cookie_key, sizeof cookie_key);
+    /* "tenant\0address": the NUL keeps ("a", "bc") apart from ("ab", "c"). */
+    if (rc == 0)
+        rc = wc_HmacUpdate(&hmac, (const byte *)tenant, (word32)strlen(tenant) + 1);
+    if (rc == 0)
+        rc = wc_HmacUpdate(&hmac, (const byte *)address, (word32)strlen(address));
+    if (rc == 0)
+        rc = wc_HmacFinal(&hmac, digest);
+    wc_HmacFree(&hmac);
     if (rc != 0)
         memset(digest, 0, sizeof digest); /* cannot happen with software SHA-256 */
     static const char hex[] = "0123456789abcdef";
@@ -104,7 +145,7 @@ int tf_balancer_init(tf_balancer_t *bl, tf_backends_t *reg, const char *tenant,
 {
     *bl = (tf_balancer_t){.conf = rc, .backends = backends, .n = n, .reg = reg};
     for (size_t i = 0; i < n; i++)
-        tf_balancer_cookie_id(tenant, rc->path, backends[i].text, backends[i].cookie_id);
+        tf_balancer_cookie_id(tenant, backends[i].text, backends[i].cookie_id);
     bl->cw = calloc(n > 0 ? n : 1, sizeof *bl->cw);
     bl->by_cookie = calloc(n > 0 ? n : 1, sizeof *bl->by_cookie);
     if (bl->cw == NULL || bl->by_cookie == NULL)

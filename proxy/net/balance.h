@@ -50,9 +50,20 @@ void tf_balancer_fini(tf_balancer_t *bl);
 tf_pick_t tf_balancer_pick(tf_balancer_t *bl, const tf_pick_hint_t *hint, uint64_t now_ms);
 void tf_balancer_end(tf_balancer_t *bl, uint32_t backend, bool tunnel);
 
-/* The cookie ID of (TENANT, PATH, ADDRESS): 16 hex digits of SHA-256 over
- * "tenant\0path\0address", into out[17]. */
-void tf_balancer_cookie_id(const char *tenant, const char *path, const char *address,
-                           char out[17]);
+/* The cookie ID of (TENANT, ADDRESS), into out[17]: 16 hex digits of
+ * HMAC-SHA-256 over "tenant\0address" with the cookie key. One ID per
+ * backend of a tenant, whichever of its routes answered (the cookie's Path
+ * is /); keyed, so that an ID reveals no address even to one who guesses
+ * the candidates. */
+void tf_balancer_cookie_id(const char *tenant, const char *address, char out[17]);
+
+/* The key of every cookie ID (32 bytes), set once at start before any table
+ * is built: `tlsfront run` derives it from the system certificate's file
+ * (secret: it holds a private key; shared by instances that share it; stable
+ * across restarts until that file changes). All zeroes until set. */
+void tf_balancer_set_cookie_key(const unsigned char key[32]);
+/* The same with a key derived from the file at PATH (SHA-256 of a label and
+ * its bytes). 0, -errno or TF_EIO. */
+int tf_balancer_cookie_key_from_file(const char *path);
 
 #endif

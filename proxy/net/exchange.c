@@ -325,6 +325,14 @@ static int rewrite(tf_conn_t *c, const tf_http_request_t *r, tf_http_forward_t *
      * the rules' fields and a replaced target. */
     size_t cap = r->head_len + r->host_len + 2 * r->nheaders + 256 + INET6_ADDRSTRLEN +
                  tf_hx__rules_size(fwd->rules) + fwd->target_len;
+    /* Removing the sticky crumb rejoins the others with "; ": at most one
+     * more byte per byte of a Cookie value. */
+    if (fwd->strip_cookie != NULL) {
+        for (size_t i = 0; i < r->nheaders; i++) {
+            if (r->headers[i].name_len == 6 && strncasecmp(r->headers[i].name, "cookie", 6) == 0)
+                cap += r->headers[i].value_len;
+        }
+    }
     free(hx->bhead);
     hx->bhead = malloc(cap);
     if (hx->bhead == NULL)
@@ -376,8 +384,12 @@ static void handle_head(tf_conn_t *c, const tf_http_request_t *r, const char *re
     free(hx->target);
     hx->target_len = r->target_len;
     hx->target = malloc(r->target_len + 1);
-    if (hx->target != NULL)
-        copy_clipped(hx->target, r->target_len + 1, r->target, r->target_len);
+    if (hx->target == NULL) {
+        hx->target_len = 0;
+        tf_hx__send_error(c, 503);
+        return;
+    }
+    copy_clipped(hx->target, r->target_len + 1, r->target, r->target_len);
     hx->version_minor = (uint8_t)r->version_minor;
     hx->head_method = method_is(r, "HEAD");
     hx->idempotent = hx->head_method || method_is(r, "GET") || method_is(r, "OPTIONS") ||
@@ -394,7 +406,7 @@ static void handle_head(tf_conn_t *c, const tf_http_request_t *r, const char *re
     unsigned status = route_request(c, r, &fwd, &scratch);
     bool local = status == 0 && hx->route->kind != TF_CONF_ROUTE_BACKENDS;
     if (status == 0 && !local && rewrite(c, r, &fwd) != 0)
-        status = 431;
+        status = 503; /* out of memory: the buffer is sized for any head */
     if (scratch != stack)
         free(scratch);
     if (status != 0) {
@@ -674,6 +686,9 @@ static void client_data(tf_conn_t *c, const char *data, size_t len)
 void tf_hx__send_error(tf_conn_t *c, unsigned status)
 {
     tf_hx_t *hx = c->hx;
+    /* A backend still held for this request is done with: a 5xx of ours
+     * is its failure (a broken response head, a bad body, no answer). */
+    tf_conn_backend_done(c, status >= 500 ? 0 : status);
     tf_hx__release_backend(c);
     c->phase = TF_CONN_HTTP;
     if (hx->responded && !hx->closing) {
@@ -713,6 +728,10 @@ void tf_hx__cut(tf_conn_t *c, const char *why)
     if (hx->cut == NULL)
         hx->cut = why;
     tf_hx__log_exchange(c);
+    /* The backend's own fault (it closed or broke its body) is its failure;
+     * a cut for the client's sake counts the status that was relayed. */
+    bool backend_fault = strncmp(why, "backend", 7) == 0 || strcmp(why, "bad_body") == 0;
+    tf_conn_backend_done(c, backend_fault ? 0 : hx->status);
     tf_hx__release_backend(c);
     hx->rs = RS_DONE;
     if (!hx->resp_close) {

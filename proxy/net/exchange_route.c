@@ -219,7 +219,8 @@ static int route_answer(const tf_conn_t *c, bool close, char **out, size_t *len)
     size_t body_len = respond ? rt->respond_body_len : 0;
     size_t sent = hx->head_method ? 0 : body_len;
     size_t ecap = 64 + (respond ? 0 : strlen(rt->redirect) + 2 * hx->target_len);
-    size_t cap = 256 + tf_hx__rules_size(rules) + ecap + sent;
+    const char *ctype = respond ? rt->respond_content_type : "text/plain";
+    size_t cap = 256 + strlen(ctype != NULL ? ctype : "") + tf_hx__rules_size(rules) + ecap + sent;
     char *o = malloc(cap), *extra = malloc(ecap);
     if (o == NULL || extra == NULL) {
         free(o);
@@ -232,7 +233,7 @@ static int route_answer(const tf_conn_t *c, bool close, char **out, size_t *len)
         elen += snprintf(extra + elen, ecap - (size_t)elen, "Connection: keep-alive\r\n");
     long n = elen < 0 ? -1
                       : tf_http_answer_head(respond ? rt->respond_status : rt->redirect_status,
-                                            respond ? rt->respond_content_type : "text/plain",
+                                            ctype,
                                             body_len, extra, (size_t)elen, close, rules, o,
                                             cap - sent);
     free(extra);

@@ -213,6 +213,11 @@ out:
     return 0;
 }
 
+int tf_upstream_cookie_key_from_file(const char *path)
+{
+    return tf_balancer_cookie_key_from_file(path);
+}
+
 tf_upstream_t *tf_upstream_ref(tf_upstream_t *u)
 {
     u->refs++;

@@ -60,6 +60,11 @@ typedef struct {
  * Errors ("tenant 'x': backend 'h:p': cannot resolve: reason") into err. */
 int tf_upstream_new(const tf_conf_t *conf, tf_backends_t *reg, tf_upstream_t **out, char *err,
                     size_t errlen) __attribute__((warn_unused_result));
+/* The key of balance: cookie's IDs, derived from the file at PATH (the
+ * system certificate's: secret, and the same for instances that share it);
+ * call once at start, before any table is built. 0, -errno or TF_EIO. */
+int tf_upstream_cookie_key_from_file(const char *path) __attribute__((warn_unused_result));
+
 /* Drops one reference; the last frees the table (and releases its backend
  * states). A certificate-only reload shares the table between generations
  * (tf_upstream_ref). Not thread-safe: one worker's tables are referenced on

@@ -219,10 +219,14 @@ Test(headers, forbidden_names_in_set_and_remove)
         "TE",
         "Trailer",
         "Upgrade",
+        "Forwarded",
+        "X_Forwarded_For",
+        "x_forwarded-host",
     };
     char y[1024];
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
-        const char *why = strncasecmp(names[i], "x-forwarded-", 12) == 0
+        bool ours = strncasecmp(names[i], "x", 1) == 0 || strcasecmp(names[i], "forwarded") == 0;
+        const char *why = ours
                               ? "is written by the proxy itself (SPEC §7) and cannot be set or "
                                 "removed by a rule"
                               : "frames the message or belongs to one connection";
@@ -231,6 +235,15 @@ Test(headers, forbidden_names_in_set_and_remove)
         snprintf(y, sizeof y, HEAD BACKENDS "    headers: {response: {set: {%s: x}}}\n", names[i]);
         t_expect_error(y, 7, 32, why);
     }
+}
+
+Test(balance, a_cookie_name_is_at_most_64_characters)
+{
+    char y[1024];
+    snprintf(y, sizeof y, HEAD BACKENDS "    balance: cookie\n    cookie: %065d\n", 0);
+    t_expect_error(y, 8, 13, "is too long for a cookie name; use at most 64 characters");
+    snprintf(y, sizeof y, HEAD BACKENDS "    balance: cookie\n    cookie: A%063d\n", 0);
+    tf_conf_unref(t_load(y));
 }
 
 Test(headers, names_and_values)

@@ -18,8 +18,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *d, size_t n)
         /* Touch what the accessors promise, so ASan checks it. */
         for (size_t i = 0; i < tf_conf_tenant_count(c); i++) {
             const tf_conf_tenant_t *t = tf_conf_tenant(c, i);
-            if (t->hosts.count == 0 || t->backends.count == 0 || strlen(t->name) == 0)
+            if (t->hosts.count == 0 || t->nroutes == 0 || strlen(t->name) == 0 ||
+                strcmp(t->routes[0].path, "/") != 0)
                 abort();
+            /* Every route holds what its kind needs (SPEC §11). */
+            for (size_t r = 0; r < t->nroutes; r++) {
+                const tf_conf_route_t *rt = &t->routes[r];
+                if ((rt->kind == TF_CONF_ROUTE_BACKENDS && rt->backends.count == 0) ||
+                    (rt->kind == TF_CONF_ROUTE_REDIRECT && rt->redirect == NULL) ||
+                    rt->path[0] != '/' || rt->cookie == NULL)
+                    abort();
+            }
         }
         if (tf_conf_listen_https(c)->count == 0 || err[0] != '\0')
             abort();
