@@ -45,7 +45,7 @@ static void site_start(site_t *s, const char *tenant_extra, const char *extra)
     f = fopen(s->config, "w");
     cr_assert_not_null(f);
     fprintf(f,
-            "log:\n  level: debug\n"
+            "log:\n  level: debug\n  access: %s/access.log\n"
             "listen:\n  https: [\"127.0.0.1:0\"]\n"
             "admin:\n  listen: \"127.0.0.1:0\"\n"
             "tls:\n  certs: [\"%s/certs\"]\n  default_cert: %s/certs/system.pem\n"
@@ -81,7 +81,7 @@ static void site_start(site_t *s, const char *tenant_extra, const char *extra)
             "body: \"User-agent: *\\nDisallow: /\\n\"}\n"
             "      - path: /broken/\n"
             "        backends: [\"127.0.0.1:%u\"]\n",
-            px->demo, px->demo, extra ? extra : "", px->echos_port[PORTAL], page,
+            px->tmp, px->demo, px->demo, extra ? extra : "", px->echos_port[PORTAL], page,
             tenant_extra ? tenant_extra : "", px->echos_port[API], px->echos_port[CHAT],
             px->echos_port[SPARE], px->echos_port[SPARE], px->dead_port);
     fclose(f);
@@ -159,6 +159,14 @@ Test(routes, the_longest_prefix_wins_and_strip_prefix_keeps_the_query)
     r = get(&s, "/..");
     expect_status(r, 400);
     free(r);
+    /* The access log names the route of a tenant with routes. */
+    char log[1300];
+    snprintf(log, sizeof log, "%s/access.log", s.px.tmp);
+    char *lines = tf_px_wait_file(log, " route=/api/\n", NULL);
+    cr_expect(has(lines, "\"GET /api/v1/items?page=2 HTTP/1.1\" 200 "), "%s", lines);
+    cr_expect(has(lines, " route=/api/\n"), "no access line names route /api/:\n%s", lines);
+    cr_expect(has(lines, " route=/\n"), "no access line names route /:\n%s", lines);
+    free(lines);
     tf_px_stop(&s.px);
 }
 
@@ -224,6 +232,12 @@ Test(routes, an_allow_list_cannot_be_bypassed_by_spelling)
     r = curl(&s, "%s", url);
     expect_status(r, 403);
     free(r);
+    /* Ten refusals and the upgrade's: counted per tenant. */
+    int st;
+    char *m = tf_px_sh(&st, "curl -s -m 10 http://127.0.0.1:%u/metrics", s.px.admin_port);
+    cr_expect(has(m, "tlsfront_requests_denied_total{tenant=\"acme\",status=\"403\"} 11\n"),
+              "%s", m);
+    free(m);
     tf_px_stop(&s.px);
 }
 
