@@ -587,12 +587,29 @@ static unsigned proxy_fds(void)
     return n;
 }
 
+/* Waits until no client connection is open: the gauge drops when a
+ * connection's last handle has closed, so its descriptors are gone too (its
+ * summary line is logged when it starts closing, a loop turn earlier). */
+static bool wait_no_connection(void)
+{
+    long long deadline = tf_px_now_ms() + TF_PX_WAIT_MS;
+    while (tf_px_now_ms() < deadline) {
+        int st;
+        char *m = tf_px_sh(&st, "curl -s -m 10 http://127.0.0.1:%u/metrics", px.admin_port);
+        bool none = strstr(m, "\ntlsfront_connections_active 0\n") != NULL;
+        free(m);
+        if (none)
+            return true;
+    }
+    return false;
+}
+
 /* A retry that finds a pooled connection to the next backend takes it and
  * lets the failed attempt's socket go. The first request leaves a pooled
  * connection to the echo backend (round robin starts there); the second
  * picks the unreachable one, fails at once and is retried on the pool.
- * Each client connection is waited for until the proxy logged its close,
- * so the descriptors counted are the listeners, the log and the pool. */
+ * Each client connection is waited for until the proxy freed it, so the
+ * descriptors counted are the listeners, the log and the pool. */
 Test(httpmode, a_retry_on_a_pooled_connection_drops_the_failed_attempt)
 {
     int st;
@@ -609,6 +626,7 @@ Test(httpmode, a_retry_on_a_pooled_connection_drops_the_failed_attempt)
         free(out);
         cr_assert(tf_px_wait_count(px.log, closed, i, TF_PX_WAIT_MS), "connection %u not closed",
                   i);
+        cr_assert(wait_no_connection(), "connection %u still open", i);
         if (i == 1)
             before = proxy_fds();
     }
