@@ -415,22 +415,16 @@ static void write_e2e_config(char *path, size_t len)
     cr_assert_eq(fclose(f), 0);
 }
 
-/* Until the configuration loads limits.per_client (another branch of issue
- * 14), the test has nothing to run against: it skips, saying so, when the
- * loader rejects the key as unknown or loads it as 0. Any other failure to
- * load fails the test. */
-static void skip_unless_conf_loads_per_client(const char *path)
+/* The configuration the test wrote sets limits.per_client.connections to 2:
+ * anything else (a loader that lost the key) fails the test here. */
+static void expect_conf_loads_per_client(const char *path)
 {
     char err[2048] = "";
     tf_conf_t *conf = NULL;
     int rc = tf_conf_load_file(path, &conf, err, sizeof err);
-    if (rc != 0 && strstr(err, "unknown key 'per_client'") != NULL)
-        cr_skip_test("enable once conf loads limits.per_client: %s", err);
     cr_assert_eq(rc, 0, "%s", err);
     uint32_t n = tf_conf_limits(conf)->per_client_connections;
     tf_conf_unref(conf);
-    if (n == 0)
-        cr_skip_test("enable once conf loads limits.per_client: connections: 2 loaded as 0");
     cr_assert_eq(n, 2);
 }
 
@@ -456,7 +450,7 @@ Test(limits_e2e, third_connection_closed_before_its_handshake, .fini = e2e_fini,
     tf_px_start_backend(&px);
     char config[1200];
     write_e2e_config(config, sizeof config);
-    skip_unless_conf_loads_per_client(config);
+    expect_conf_loads_per_client(config);
     tf_px_launch(&px, config, 0);
     cr_assert_eq(refused_metric(), 0);
 
