@@ -101,6 +101,31 @@ Test(cli, check_accepts_the_demo_configuration_and_its_certificates)
     free(cfg);
 }
 
+/* examples/contact-centre.yaml (issue 14's site: routes, balancing, policy)
+ * is accepted by `tlsfront check` once its certificate directory exists:
+ * the example and its error pages copied beside the demo PKI's bundles. */
+Test(cli, check_accepts_the_contact_centre_example)
+{
+    const char *demo = demo_dir();
+    char dir[] = "/tmp/tf-cli-example-XXXXXX";
+    cr_assert_not_null(mkdtemp(dir));
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd,
+             "cp -r '%s/examples/contact-centre.yaml' '%s/examples/errors' '%s/' && "
+             "sed -i 's#/etc/tlsfront/certs#%s/certs#g' '%s/contact-centre.yaml'",
+             getenv("TF_SOURCE_DIR"), getenv("TF_SOURCE_DIR"), dir, demo, dir);
+    cr_assert_eq(system(cmd), 0, "%s", cmd);
+    char *cfg = path_in(dir, "contact-centre.yaml");
+    tf_run_t r;
+    RUN(r, "check", "-c", cfg);
+    cr_expect_eq(r.status, 0, "stderr: %s", r.err);
+    cr_expect_not_null(strstr(r.out, "configuration OK"), "%s", r.out);
+    tf_run_dispose(&r);
+    free(cfg);
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    cr_expect_eq(system(cmd), 0);
+}
+
 Test(cli, check_fails_on_a_rejected_bundle_and_warns_for_uncovered_hosts)
 {
     const char *demo = demo_dir();
