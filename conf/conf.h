@@ -139,6 +139,9 @@ typedef enum {
     TF_CONF_BALANCE_COOKIE,      /* round robin, then sticky by cookie */
 } tf_conf_balance_t;
 
+/* "round_robin", "least_conn", "source", "cookie": the name as written. */
+const char *tf_conf_balance_name(tf_conf_balance_t b);
+
 #define TF_CONF_WEIGHT_MAX 256
 #define TF_CONF_MAX_CONNS_MAX 1000000
 #define TF_CONF_PER_CLIENT_MAX 1000000

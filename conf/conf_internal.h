@@ -322,6 +322,11 @@ void tf_conf__check_duplicate_hosts(tf_conf__ctx_t *ctx);
 /* Remembers HOST of ctx->cur_tenant at MARK for tf_conf__check_duplicate_hosts(). */
 void tf_conf__host_seen(tf_conf__ctx_t *ctx, const char *host, yaml_mark_t mark);
 
+/* The text of a scalar node, or NULL with an error at the node ("PATH:
+ * expected WHAT, got a list"; a NUL in the text is refused too). */
+const char *tf_conf__scalar_text(tf_conf__ctx_t *ctx, const yaml_node_t *n, const char *path,
+                                 const char *what);
+
 /* Human name of a node's kind for type errors: "a list", "a mapping"... */
 const char *tf_conf__node_kind(const yaml_node_t *n);
 

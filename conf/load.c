@@ -315,9 +315,8 @@ void tf_conf__apply_defaults(tf_conf__ctx_t *ctx, const tf_conf__key_t *keys, vo
     }
 }
 
-/* The text of a scalar node, or NULL (with an error) when it cannot be one. */
-static const char *scalar_text(tf_conf__ctx_t *ctx, const yaml_node_t *n, const char *path,
-                               const char *what)
+const char *tf_conf__scalar_text(tf_conf__ctx_t *ctx, const yaml_node_t *n, const char *path,
+                                 const char *what)
 {
     if (n->type != YAML_SCALAR_NODE || tf_conf__is_null(n)) {
         tf_conf__error(ctx, n->start_mark, "%s: expected %s, got %s", path, what,
@@ -378,7 +377,7 @@ static void set_list(tf_conf__ctx_t *ctx, const tf_conf__key_t *k, void *dst, ya
     for (size_t i = 0; i < count; i++) {
         yaml_node_t *item = yaml_document_get_node(ctx->doc, n->data.sequence.items.start[i]);
         scalar_t s = {.mark = item->start_mark, .path = path, .in_file = true};
-        s.text = scalar_text(ctx, item, path, type_what(k));
+        s.text = tf_conf__scalar_text(ctx, item, path, type_what(k));
         if (s.text != NULL)
             add_item(ctx, k, dst, &s);
     }
@@ -423,7 +422,7 @@ void tf_conf__set_value(tf_conf__ctx_t *ctx, const tf_conf__key_t *k, void *base
         *(const char **)field(base, k) = NULL;
     } else {
         scalar_t s = {.mark = n->start_mark, .path = path, .in_file = true};
-        s.text = scalar_text(ctx, n, path, type_what(k));
+        s.text = tf_conf__scalar_text(ctx, n, path, type_what(k));
         if (s.text != NULL)
             set_scalar(ctx, k, field(base, k), &s);
     }

@@ -42,23 +42,6 @@ static char *copy(tf_conf__ctx_t *ctx, const char *s, size_t n)
     return c;
 }
 
-/* The text of a scalar node, or NULL with an error naming WHAT was expected. */
-static const char *text_of(tf_conf__ctx_t *ctx, const yaml_node_t *n, const char *path,
-                           const char *what)
-{
-    if (n->type != YAML_SCALAR_NODE || tf_conf__is_null(n)) {
-        tf_conf__error(ctx, n->start_mark, "%s: expected %s, got %s", path, what,
-                       tf_conf__node_kind(n));
-        return NULL;
-    }
-    const char *v = (const char *)n->data.scalar.value;
-    if (strlen(v) != n->data.scalar.length) {
-        tf_conf__error(ctx, n->start_mark, "%s: contains a NUL character; remove it", path);
-        return NULL;
-    }
-    return v;
-}
-
 /* A list node (null is an empty list) or false with an error. */
 static bool list_node(tf_conf__ctx_t *ctx, const yaml_node_t *n, const char *path,
                       const char *example, size_t *count)
@@ -166,7 +149,7 @@ static bool header_name(tf_conf__ctx_t *ctx, const yaml_node_t *n, const char *p
                         const char **out)
 {
     char why[WHY_MAX];
-    const char *s = text_of(ctx, n, path, "a header name");
+    const char *s = tf_conf__scalar_text(ctx, n, path, "a header name");
     if (s == NULL)
         return false;
     if (tf_conf__check_header_name(s, why, sizeof why) != 0) {
@@ -198,7 +181,7 @@ static void load_header_set(tf_conf__ctx_t *ctx, tf_conf_header_rules_t *r, yaml
         const char *name, *value;
         if (!header_name(ctx, kn, path, &name))
             continue;
-        value = text_of(ctx, vn, path, "a header value (write \"\" for an empty one)");
+        value = tf_conf__scalar_text(ctx, vn, path, "a header value (write \"\" for an empty one)");
         if (value == NULL)
             continue;
         if (tf_conf__check_header_value(value, why, sizeof why) != 0) {
@@ -259,7 +242,7 @@ static void load_allow(tf_conf__ctx_t *ctx, tf_conf_allow_t *a, yaml_node_t *n, 
     a->items = items;
     for (size_t i = 0; i < count; i++) {
         yaml_node_t *it = item(ctx, n, i);
-        const char *s = text_of(ctx, it, path, "an address or network such as \"10.0.0.0/8\"");
+        const char *s = tf_conf__scalar_text(ctx, it, path, "an address or network such as \"10.0.0.0/8\"");
         if (s == NULL)
             continue;
         if (tf_conf__parse_cidr(s, &items[a->count], why, sizeof why) != 0) {
@@ -277,7 +260,7 @@ static const uint16_t page_statuses[] = {403, 404, 421, 429, 502, 503, 504};
 static bool page_status(tf_conf__ctx_t *ctx, const yaml_node_t *kn, const char *path,
                         uint16_t *status)
 {
-    const char *s = text_of(ctx, kn, path, "a status such as 503");
+    const char *s = tf_conf__scalar_text(ctx, kn, path, "a status such as 503");
     if (s == NULL)
         return false;
     for (size_t i = 0; i < sizeof page_statuses / sizeof page_statuses[0]; i++) {
@@ -401,7 +384,7 @@ static void load_page(tf_conf__ctx_t *ctx, tf_conf_error_pages_t *e, yaml_node_p
             return;
         }
     }
-    const char *file = text_of(ctx, vn, path, "the path of an HTML file");
+    const char *file = tf_conf__scalar_text(ctx, vn, path, "the path of an HTML file");
     if (file == NULL)
         return;
     if (file[0] == '\0') {

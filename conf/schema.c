@@ -166,6 +166,11 @@ static const tf_conf__key_t limit_keys[] = {
 #define SEEN(rk) .flags = TF_CONF__F_SEEN, .seen_offset = S(seen[TF_CONF__RK_##rk])
 
 static const char *const balances[] = {"round_robin", "least_conn", "source", "cookie", NULL};
+
+const char *tf_conf_balance_name(tf_conf_balance_t b)
+{
+    return (size_t)b < sizeof balances / sizeof balances[0] - 1 ? balances[b] : "round_robin";
+}
 static const char *const route_modes[] = {"http", "websocket", NULL};
 static const char *const redirect_statuses[] = {"301", "302", "307", "308", NULL};
 

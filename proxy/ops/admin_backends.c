@@ -75,21 +75,6 @@ static void view_json(const tf_bstate_view_t *v, void *arg)
     json_object_set_new(map, key, tf_json_checked(o, rc));
 }
 
-static const char *balance_name(tf_conf_balance_t b)
-{
-    switch (b) {
-    case TF_CONF_BALANCE_ROUND_ROBIN:
-        return "round_robin";
-    case TF_CONF_BALANCE_LEAST_CONN:
-        return "least_conn";
-    case TF_CONF_BALANCE_SOURCE:
-        return "source";
-    case TF_CONF_BALANCE_COOKIE:
-        return "cookie";
-    }
-    return "round_robin";
-}
-
 static json_t *backend_json(const char *tenant, const tf_conf_backend_t *b, json_t *states)
 {
     char key[600];
@@ -112,7 +97,7 @@ static json_t *route_json(const tf_conf_tenant_t *t, const tf_conf_route_t *rt, 
     json_t *o = json_object(), *list = json_array();
     int rc = json_object_set_new(o, "tenant", json_string(t->name));
     rc |= json_object_set_new(o, "route", json_string(rt->path));
-    rc |= json_object_set_new(o, "balance", json_string(balance_name(rt->balance)));
+    rc |= json_object_set_new(o, "balance", json_string(tf_conf_balance_name(rt->balance)));
     for (size_t i = 0; i < rt->backends.count; i++)
         rc |= json_array_append_new(list, backend_json(t->name, &rt->backends.items[i], states));
     rc |= json_object_set_new(o, "backends", list);
