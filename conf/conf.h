@@ -123,6 +123,14 @@ typedef struct {
     uint32_t per_client_burst;         /* 0 .. 1000000; 0 with rps set: burst = rps */
 } tf_conf_limits_t;
 
+/* http2 (SPEC §12): HTTP/2 to clients. */
+#define TF_CONF_H2_STREAMS_DEFAULT 100u
+#define TF_CONF_H2_STREAMS_MAX 1000u
+typedef struct {
+    bool enabled;                    /* offer h2 in ALPN on listen.https (default true) */
+    uint32_t max_concurrent_streams; /* 1 .. TF_CONF_H2_STREAMS_MAX, default 100 */
+} tf_conf_http2_t;
+
 typedef enum { TF_CONF_MODE_HTTP, TF_CONF_MODE_TCP } tf_conf_mode_t;
 
 /* ---- routes, balancing and policy (SPEC §11) ----------------------------
@@ -315,6 +323,7 @@ const char *tf_conf_acme_webroot(const tf_conf_t *c);
 const tf_conf_tls_t *tf_conf_tls(const tf_conf_t *c);
 const tf_conf_timeouts_t *tf_conf_timeouts(const tf_conf_t *c);
 const tf_conf_limits_t *tf_conf_limits(const tf_conf_t *c);
+const tf_conf_http2_t *tf_conf_http2(const tf_conf_t *c);
 
 /* Tenants in file order; at least one. I must be < tf_conf_tenant_count(). */
 size_t tf_conf_tenant_count(const tf_conf_t *c);

@@ -222,6 +222,18 @@ const char *tf_tls_session_cipher(const tf_tls_session_t *s);
 bool tf_tls_session_resumed(const tf_tls_session_t *s);
 const char *tf_tls_session_alpn(const tf_tls_session_t *s);
 
+/* ALPN h2 (SPEC §12): before the handshake, a function the session asks,
+ * once the ClientHello's SNI is known (NULL: none) and before wolfSSL reads
+ * the ClientHello, whether this client may get "h2"; ud is the caller's and
+ * must outlive the handshake. Without one (the default) only "http/1.1" is
+ * ever selected. When it answers true the session's ALPN list is
+ * "h2,http/1.1" (the client's order decides, as RFC 7301 lets the server
+ * choose and browsers list h2 first); when false "http/1.1" only, so a
+ * client offering only h2 gets no protocol. tf_tls_session_alpn() then
+ * answers "h2", "http/1.1" or NULL. */
+typedef bool (*tf_tls_h2_allowed_fn)(void *ud, const char *sni);
+void tf_tls_session_set_h2(tf_tls_session_t *s, tf_tls_h2_allowed_fn fn, void *ud);
+
 /* Why the last call failed, for the log ("unknown SNI rejected:
  * unrecognized_name", "protocol version not supported", "no shared cipher
  * suite", "fatal alert received", or wolfSSL's own words); "no error" if

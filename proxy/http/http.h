@@ -232,9 +232,10 @@ long tf_http_rewrite_head(const tf_http_request_t *req, const tf_http_forward_t 
                           size_t outlen);
 
 /* Routing pieces (SPEC §11): paths, route tables, targets, cookies,
- * allow lists, answers. */
+ * allow lists, answers; HTTP/2 messages as HTTP/1.1 (SPEC §12). */
 #define TF_PROXY_HTTP_PUBLIC
 #include "proxy/http/route.h"
+#include "proxy/http/h2msg.h"
 #undef TF_PROXY_HTTP_PUBLIC
 
 #endif

@@ -1,0 +1,116 @@
+/* HTTP/2 messages as HTTP/1.1 (SPEC §12, RFC 9113 §8, RFC 8441): pure
+ * translation between an HTTP/2 stream's header fields and the HTTP/1.1
+ * text the exchange (proxy/net) reads and writes. Every HTTP/2 stream is
+ * relayed by the same HTTP/1.1 exchange as a request on its own connection,
+ * so routing, 421, policy and forwarding have one implementation; the h2
+ * session (proxy/net/h2*.c) writes the head built here into the exchange and
+ * reads the exchange's response back with tf_http_parse_response_head() and
+ * tf_http_body_payload().
+ *
+ * libnghttp2 has already checked what RFC 9113 §8 makes a stream error
+ * before these are called (its HTTP messaging checks stay on): pseudo-header
+ * fields known, present once and first; names lower case; no
+ * connection-specific fields; `te` only "trailers"; content-length against
+ * the DATA received. What is checked here is what text would need: no CR,
+ * LF or NUL anywhere, and Host against :authority.
+ *
+ * Included by http.h; no I/O, no allocation.
+ */
+#ifndef TF_PROXY_HTTP_H2MSG_H
+#define TF_PROXY_HTTP_H2MSG_H
+
+#ifndef TF_PROXY_HTTP_PUBLIC
+#error "include proxy/http/http.h"
+#endif
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* One header field as HPACK decoded it (or as it will be encoded). */
+typedef struct {
+    const char *name;
+    size_t name_len;
+    const char *value;
+    size_t value_len;
+} tf_h2_field_t;
+
+/* What tf_h2_request_head() found out about the request. */
+typedef struct {
+    bool head;      /* :method HEAD: the response has no body */
+    bool chunked;   /* the body is sent as chunked (DATA follows and no
+                       content-length was given); the trailers, if any,
+                       end it (tf_h2_request_trailers) */
+    bool websocket; /* extended CONNECT with :protocol websocket: sent as a
+                       GET with Upgrade; a 101 answer becomes :status 200 */
+} tf_h2_request_info_t;
+
+/* tf_h2_request_head(): the fields are not a request that can be relayed
+ * (stream error PROTOCOL_ERROR): CR, LF or NUL in a name or value, no
+ * :method, no :path (except CONNECT), Host differing from :authority,
+ * :protocol other than "websocket", or :protocol without CONNECT. */
+#define TF_H2_MALFORMED (-2)
+
+/* Writes the HTTP/1.1 request head for a request's header fields (in the
+ * order received) into out: "METHOD PATH HTTP/1.1" (":path" as sent;
+ * extended CONNECT becomes "GET PATH"), "Host: " from :authority (or the
+ * host field when there is no :authority; none when neither), every other
+ * field in order with `cookie` crumbs joined into one "cookie: a; b" line
+ * (RFC 9113 §8.2.3) at the first crumb's place, host dropped when
+ * :authority is there; then, for websocket, "upgrade: websocket",
+ * "connection: upgrade", "sec-websocket-key: WS_KEY" and
+ * "sec-websocket-version: 13" unless the client sent it; then, when
+ * end_stream is false and no content-length was given,
+ * "transfer-encoding: chunked" (info->chunked); then the empty line.
+ * ws_key: 24 base64 characters the caller generated (used for websocket
+ * only; NULL otherwise). Returns the head's length, -1 when out is too
+ * small, or TF_H2_MALFORMED. */
+long tf_h2_request_head(const tf_h2_field_t *fields, size_t nfields, bool end_stream,
+                        const char *ws_key, char *out, size_t outlen, tf_h2_request_info_t *info);
+
+/* The end of a chunked request body with its trailer fields (the last
+ * HEADERS of the stream, possibly none): "0\r\n", "name: value\r\n" each,
+ * "\r\n". Returns the length, -1 when out is too small, or TF_H2_MALFORMED
+ * (CR, LF or NUL, or a pseudo-header field). */
+long tf_h2_request_trailers(const tf_h2_field_t *fields, size_t nfields, char *out, size_t outlen);
+
+/* Chunk framing around len bytes of DATA for a chunked request body:
+ * "HEX\r\n" into out (at least 20 bytes); the caller sends the data, then
+ * "\r\n". Returns the prefix's length. */
+size_t tf_h2_chunk_prefix(size_t len, char *out);
+
+/* The fields of the HTTP/2 response for the exchange's response head: the
+ * status as ":status" (out[0], its value in status[4]; a 101 answering a
+ * websocket request becomes "200"), then every field of the head except the
+ * connection-specific ones (Connection and the fields it names, Keep-Alive,
+ * Proxy-Connection, Transfer-Encoding, Upgrade, TE, and for websocket
+ * Sec-WebSocket-Accept), names lower-cased into `lower` (lowercap bytes,
+ * the field names' total length is enough). Returns the number of fields
+ * written (at most outcap), or -1 when out or lower is too small. */
+long tf_h2_response_fields(const tf_http_response_t *resp, bool websocket, char status[4],
+                           tf_h2_field_t *out, size_t outcap, char *lower, size_t lowercap);
+
+/* A body's payload as it is decoded, for tf_http_body_payload(). */
+typedef struct {
+    /* Payload bytes (chunk framing removed), valid during the call. */
+    void (*data)(void *ud, const char *p, size_t n);
+    /* One complete trailer field of a chunked body (name as sent), after
+     * the last data; valid during the call. */
+    void (*trailer)(void *ud, const tf_http_header_t *field);
+    void *ud;
+    /* The caller's buffer for a trailer field split across calls; a field
+     * longer than scratch_cap is an error. */
+    char *scratch;
+    size_t scratch_cap;
+    size_t scratch_len; /* bytes of it in use; 0 at the start of a body */
+} tf_http_payload_t;
+
+/* Follows a response body as tf_http_body() does (same parser, same
+ * framing, after tf_http_parse_response_head()), handing its payload and
+ * trailers to out instead of leaving the framing in. *used and *done as
+ * tf_http_body(). Returns 0, or 502 for a body that cannot be followed or
+ * a trailer field over scratch_cap. */
+int tf_http_body_payload(tf_http_parser_t *p, const char *buf, size_t len, size_t *used,
+                         bool *done, tf_http_payload_t *out);
+
+#endif
