@@ -20,7 +20,10 @@ Content-Length and a JSON body:
      "conn": C,                             # connection id, 1, 2, ... per process
      "req_on_conn": n}                      # 1 for the first request on it
 
-Every response carries "X-Backend: NAME". A HEAD request gets the headers a
+Every response carries "X-Backend: NAME". A request whose query has
+"log=F" (any target) appends a line "METHOD TARGET" to the file F once its
+body has been read and before it is answered: the requests that reached
+the backend, counted by a test. A HEAD request gets the headers a
 GET would get and no body. Special targets (the path, before any query):
 
     /status/NNN         status NNN with the JSON body; 204 and 304 without
@@ -322,6 +325,9 @@ def respond(sock, req, conn, nreq):
         base.append(("Connection", "close"))
     doc = describe(method, target, version, headers, body, trailers, conn, nreq)
     status = 200
+    if "log" in query:
+        with open(query["log"][0], "a") as f:
+            f.write("%s %s\n" % (method, target))
     if path == "/slow":
         # The subject: a backend that takes its time (response timeouts).
         time.sleep(int(query.get("ms", ["0"])[0]) / 1000.0)
