@@ -71,6 +71,8 @@ typedef struct {
     const char *path; /* the request target as sent, not NUL-terminated */
     size_t path_len;
     unsigned version_minor; /* HTTP/1.0 or HTTP/1.1 */
+    bool http2;             /* the request came on an HTTP/2 stream ("HTTP/2";
+                               version_minor is then ignored) */
     int status;             /* 0: none (a tcp connection) */
     uint64_t bytes_in;      /* from the client */
     uint64_t bytes_out;     /* to the client */
