@@ -470,7 +470,7 @@ void tf_stream_tls_accept(tf_stream_t *s, tf_tls_session_t *tls)
 
 void tf_stream_goodbye(tf_stream_t *s)
 {
-    if (s->tls == NULL || (s->flags & TF_STREAM_HANDSHAKE) || s->wbuf != NULL ||
+    if (s->tls == NULL || (s->flags & (TF_STREAM_HANDSHAKE | TF_STREAM_TLS_BORROWED)) || s->wbuf != NULL ||
         !(s->flags & TF_STREAM_WRITABLE) || (s->flags & TF_STREAM_SHUT_SENT))
         return;
     s->flags |= TF_STREAM_SHUT_SENT;
