@@ -39,6 +39,7 @@ Subcommands (see each parser's help for the options):
   flood        SETTINGS, PING, PRIORITY, WINDOW_UPDATE or empty DATA frames
   zero-window  SETTINGS_INITIAL_WINDOW_SIZE=0 and a large response: the
                stream must be reset (idle timeout) or the connection closed
+  idle         a connection without streams: GOAWAY NO_ERROR, then close
   max-streams  more concurrent streams than the server's
                SETTINGS_MAX_CONCURRENT_STREAMS, after acknowledging it
 The attacks succeed when the server answers GOAWAY ENHANCE_YOUR_CALM (or the
@@ -172,6 +173,7 @@ class Client:
         self.goaways = []  # (error code, last stream id)
         self.closed = False
         self.remote_settings = {}
+        self.got_settings = False
         self.flush()
 
     def flush(self):
@@ -203,6 +205,7 @@ class Client:
         elif isinstance(ev, h2.events.ConnectionTerminated):
             self.goaways.append((int(ev.error_code), ev.last_stream_id))
         elif isinstance(ev, h2.events.RemoteSettingsChanged):
+            self.got_settings = True
             for k, v in ev.changed_settings.items():
                 self.remote_settings[int(k)] = v.new_value
 
@@ -231,7 +234,8 @@ class Client:
 
     def wait_settings(self):
         """The server's first SETTINGS frame (what it allows)."""
-        self.pump(lambda: bool(self.remote_settings) or self.conn.remote_settings_acked())
+        if not self.pump(lambda: self.got_settings):
+            raise Fail("no SETTINGS from the server within %ss" % self.args.timeout)
         return self.remote_settings
 
     def request(self, method, path, headers=(), body=None, trailers=None, end=True):
@@ -551,6 +555,7 @@ class Raw:
         self.decoder = hpack.Decoder(max_header_list_size=1 << 24)
         self.encoder = hpack.Encoder()
         self.closed = False
+        self.stalled = False
         self.goaways = []
         self.resets = {}
         self.status = {}
@@ -566,15 +571,18 @@ class Raw:
 
     def send(self, data):
         """False when the connection is gone (reset, closed, stalled)."""
-        if self.closed:
+        if self.closed or self.stalled:
             return False
         self.sock.settimeout(self.args.timeout)
         try:
             self.sock.sendall(data)
             return True
+        except socket.timeout:
+            # The server stopped reading without closing: no more sending
+            # (the TLS record may be cut), but what it does next is read.
+            self.stalled = True
+            return False
         except (ConnectionError, ssl.SSLError, OSError):
-            # A send timeout too: the server stopped reading; as good as
-            # closed for a flood, and the reads below say what it sent.
             self.closed = True
             return False
 
@@ -662,10 +670,11 @@ def cut_result(r, args, what, sent, extra=None):
     codes = [g[0] for g in r.goaways]
     ok = any(code in accept for code in codes) or (r.closed and not codes)
     out = {"ok": ok, "attack": what, "sent": sent, "goaway": r.goaways,
-           "goaway_codes": ["%#x" % c for c in codes], "closed": r.closed,
+           "goaway_codes": ["%#x" % c for c in codes], "closed": r.closed, "stalled": r.stalled,
            "frames_in": r.frames_in, "resets": len(r.resets)}
     if not r.calm():
-        out["error"] = "neither GOAWAY nor close after %d frames" % sent
+        out["error"] = "neither GOAWAY nor close after %d frames%s" % (
+            sent, " (the server stopped reading)" if r.stalled else "")
     elif not ok:
         out["error"] = "GOAWAY with %s, not %s" % (out["goaway_codes"], args.accept)
     out.update(extra or {})
@@ -680,7 +689,7 @@ def flood_loop(r, args, total, batch, make):
     while sent < total and time.monotonic() < deadline:
         n = min(batch, total - sent)
         if not r.send(b"".join(make(sent + i) for i in range(n))):
-            break
+            break  # closed or stalled: cut_result reads what the server said
         sent += n
         if not args.no_read:
             r.poll(0)
@@ -718,6 +727,17 @@ def cmd_drain(args):
         errors.append("the connection was not closed after the response")
     emit({"ok": not errors, "errors": errors, "goaway": r.goaways, "status": r.status.get(1),
           "data_bytes": r.data.get(1, 0), "closed": r.closed})
+
+
+def cmd_idle(args):
+    """A connection with no stream: GOAWAY NO_ERROR, then close, after the
+    server's idle timeout."""
+    r = Raw(args)
+    r.handshake()
+    r.wait(lambda: r.closed, timeout=args.wait)
+    codes = [g[0] for g in r.goaways]
+    ok = r.closed and codes == [NO_ERROR]
+    emit({"ok": ok, "goaway": r.goaways, "closed": r.closed})
 
 
 def cmd_rapid_reset(args):
@@ -929,6 +949,8 @@ def main():
                    choices=["settings", "ping", "data", "priority", "window-update"])
     a.add_argument("--frames", type=int, default=100000)
     a = attack("zero-window", cmd_zero_window)
+    a.add_argument("--wait", type=float, default=30.0)
+    a = attack("idle", cmd_idle)
     a.add_argument("--wait", type=float, default=30.0)
     a = attack("max-streams", cmd_max_streams)
     a.add_argument("--open", type=int, default=10)
