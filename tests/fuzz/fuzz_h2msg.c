@@ -62,7 +62,8 @@ static void request(uint8_t flags, size_t cap, const char *p, size_t n)
     tf_h2_request_info_t info;
     memset(out, CANARY, sizeof out);
     long len = tf_h2_request_head(f, nf, flags & 2, "dGhlIHNhbXBsZSBub25jZQ==", out, cap, &info);
-    if (out[cap] != CANARY || (len != -1 && len != TF_H2_MALFORMED && (len <= 0 || len > (long)cap)))
+    if (out[cap] != CANARY ||
+        (len != -1 && len != TF_H2_MALFORMED && (len <= 0 || len > (long)cap)))
         abort();
     if (len > 0) {
         check_lines(out, (size_t)len);
@@ -78,7 +79,8 @@ static void request(uint8_t flags, size_t cap, const char *p, size_t n)
     }
     memset(out, CANARY, sizeof out);
     len = tf_h2_request_trailers(f, nf, out, cap);
-    if (out[cap] != CANARY || (len != -1 && len != TF_H2_MALFORMED && (len <= 0 || len > (long)cap)))
+    if (out[cap] != CANARY ||
+        (len != -1 && len != TF_H2_MALFORMED && (len <= 0 || len > (long)cap)))
         abort();
     if (len > 0)
         check_lines(out, (size_t)len);
@@ -132,8 +134,8 @@ static void check_fields(const tf_h2_field_t *f, long n)
 /* One piece of the body through a payload follower, unless it failed
  * before: its result must be the body follower's (rc2, used2, done2), but
  * a failure that only a trailer over its scratch explains. */
-static void payload_piece(tf_http_parser_t *p, tf_http_payload_t *out, bool *failed,
-                          const char *b, size_t len, int rc2, size_t used2, bool done2)
+static void payload_piece(tf_http_parser_t *p, tf_http_payload_t *out, bool *failed, const char *b,
+                          size_t len, int rc2, size_t used2, bool done2)
 {
     if (*failed)
         return;
@@ -168,9 +170,15 @@ static void response(uint8_t flags, uint8_t piece_byte, const char *buf, size_t 
     check_fields(f, n);
     p = r = q; /* the same state after the head */
     sink_t s = {.cap = sizeof small}, t = {.cap = sizeof big};
-    tf_http_payload_t to_small = {.data = on_data, .trailer = on_trailer, .ud = &s,
-                                  .scratch = small, .scratch_cap = sizeof small};
-    tf_http_payload_t to_big = {.data = on_data, .trailer = on_trailer, .ud = &t, .scratch = big,
+    tf_http_payload_t to_small = {.data = on_data,
+                                  .trailer = on_trailer,
+                                  .ud = &s,
+                                  .scratch = small,
+                                  .scratch_cap = sizeof small};
+    tf_http_payload_t to_big = {.data = on_data,
+                                .trailer = on_trailer,
+                                .ud = &t,
+                                .scratch = big,
                                 .scratch_cap = sizeof big};
     bool small_failed = false, big_failed = false;
     size_t off = resp.head_len, piece = (size_t)(piece_byte % 32) + 1;
