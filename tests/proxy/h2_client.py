@@ -39,6 +39,7 @@ Subcommands (see each parser's help for the options):
   flood        SETTINGS, PING, PRIORITY, WINDOW_UPDATE or empty DATA frames
   zero-window  SETTINGS_INITIAL_WINDOW_SIZE=0 and a large response: the
                stream must be reset (idle timeout) or the connection closed
+  starve       one stream without window, another beside it served
   idle         a connection without streams: GOAWAY NO_ERROR, then close
   max-streams  more concurrent streams than the server's
                SETTINGS_MAX_CONCURRENT_STREAMS, after acknowledging it
@@ -60,7 +61,6 @@ import h2.config
 import h2.connection
 import h2.events
 import h2.exceptions
-import h2.settings
 import hpack
 from hyperframe.frame import (ContinuationFrame, DataFrame, Frame, GoAwayFrame, HeadersFrame,
                               PingFrame, PriorityFrame, RstStreamFrame, SettingsFrame,
@@ -69,7 +69,6 @@ from hyperframe.frame import (ContinuationFrame, DataFrame, Frame, GoAwayFrame, 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 NO_ERROR, PROTOCOL_ERROR, CANCEL, REFUSED_STREAM, ENHANCE_YOUR_CALM = 0x0, 0x1, 0x8, 0x7, 0xb
 SETTINGS_ENABLE_CONNECT_PROTOCOL = 0x8
-WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 
 class Fail(Exception):
@@ -566,6 +565,7 @@ class Raw:
         self.settings_acked = False
         self.frames_in = 0
         self.window_updates = window_updates
+        self.starved = set()  # streams never given window (DATA counted, not granted)
         self.block = bytearray()
         self.send(PREFACE + SettingsFrame(0, settings=settings or {}).serialize())
 
@@ -624,7 +624,8 @@ class Raw:
             if self.window_updates and n:
                 self.send(WindowUpdateFrame(0, window_increment=n).serialize() +
                           (WindowUpdateFrame(sid, window_increment=n).serialize()
-                           if "END_STREAM" not in f.flags else b""))
+                           if "END_STREAM" not in f.flags and sid not in self.starved
+                           else b""))
 
     def poll(self, timeout):
         """Reads what arrives within timeout (0: what is there now)."""
@@ -854,6 +855,35 @@ def cmd_zero_window(args):
     emit(out)
 
 
+def cmd_starve(args):
+    """Per-stream flow control: stream 1 never gets window (its large
+    response stalls), stream 3 on the same connection gets window as it
+    reads, and must complete while stream 1 stays stalled."""
+    r = Raw(args, settings={SettingsFrame.INITIAL_WINDOW_SIZE: 0})
+    r.starved.add(1)
+    r.handshake()
+    r.send(HeadersFrame(1, data=request_block("GET", args.stalled_path, args.authority),
+                        flags=["END_HEADERS", "END_STREAM"]).serialize())
+    r.wait(lambda: 1 in r.status or 1 in r.resets or r.calm())
+    r.send(HeadersFrame(3, data=request_block("GET", args.path, args.authority),
+                        flags=["END_HEADERS", "END_STREAM"]).serialize() +
+           WindowUpdateFrame(3, window_increment=1 << 20).serialize())
+    r.wait(lambda: 3 in r.ended or 3 in r.resets or r.calm())
+    length = r.header(3, "content-length")
+    errors = []
+    if r.status.get(1) != 200 or 1 in r.resets or r.data.get(1, 0) != 0:
+        errors.append("stream 1 (stalled): status %s, reset %s, %d bytes"
+                      % (r.status.get(1), r.resets.get(1), r.data.get(1, 0)))
+    if r.status.get(3) != 200 or 3 not in r.ended or (
+            length is not None and int(length) != r.data.get(3, 0)):
+        errors.append("stream 3 beside it: status %s, reset %s, ended %s, %d bytes of %s"
+                      % (r.status.get(3), r.resets.get(3), 3 in r.ended, r.data.get(3, 0),
+                         length))
+    if r.goaways or r.closed:
+        errors.append("the connection ended: goaway %r, closed %s" % (r.goaways, r.closed))
+    emit({"ok": not errors, "errors": errors, "stream3_bytes": r.data.get(3, 0)})
+
+
 def cmd_max_streams(args):
     r = Raw(args)
     r.handshake()
@@ -929,7 +959,7 @@ def main():
     def attack(name, fn, **kw):
         a = sub.add_parser(name, **kw)
         a.add_argument("--path", default="/")
-        a.add_argument("--accept", default="0xb", help="GOAWAY codes accepted (comma-separated)")
+        a.add_argument("--accept", default="%#x" % ENHANCE_YOUR_CALM, help="GOAWAY codes accepted (comma-separated)")
         a.add_argument("--max-seconds", type=float, default=60.0)
         a.add_argument("--no-read", action="store_true",
                        help="never read while flooding (the server's ACKs pile up)")
@@ -950,6 +980,8 @@ def main():
     a.add_argument("--frames", type=int, default=100000)
     a = attack("zero-window", cmd_zero_window)
     a.add_argument("--wait", type=float, default=30.0)
+    a = attack("starve", cmd_starve)
+    a.add_argument("--stalled-path", required=True)
     a = attack("idle", cmd_idle)
     a.add_argument("--wait", type=float, default=30.0)
     a = attack("max-streams", cmd_max_streams)

@@ -26,10 +26,10 @@ TestSuite(h2, .timeout = 300);
 enum { ECHO_H2, ECHO_WS };
 
 typedef struct {
-    const char *idle;       /* timeouts.idle; NULL: 60s */
-    unsigned max_streams;   /* http2.max_concurrent_streams; 0: the key left out */
-    bool disabled;          /* http2: {enabled: false} */
-    const char *other;      /* timeouts.handshake, request_header and response; NULL: 20s, 20s, 60s */
+    const char *idle;     /* timeouts.idle; NULL: 60s */
+    unsigned max_streams; /* http2.max_concurrent_streams; 0: the key left out */
+    bool disabled;        /* http2: {enabled: false} */
+    const char *other;    /* timeouts.handshake, request_header and response; NULL: 20s, 20s, 60s */
 } h2_opts_t;
 
 typedef struct {
@@ -84,10 +84,9 @@ static void site_start(site_t *s, const h2_opts_t *o)
             "  any:\n    hosts: [\"*\"]\n    backends: [\"127.0.0.1:%u\"]\n",
             s->access, px->demo, px->demo, o && o->other ? o->other : "20s",
             o && o->idle ? o->idle : "60s", o && o->other ? o->other : "20s",
-            o && o->other ? o->other : "60s",
-            o && o->disabled ? "false" : "true", streams, px->echos_port[ECHO_H2],
-            px->echos_port[ECHO_WS], px->echos_port[ECHO_H2], px->backend_port,
-            px->echos_port[ECHO_H2]);
+            o && o->other ? o->other : "60s", o && o->disabled ? "false" : "true", streams,
+            px->echos_port[ECHO_H2], px->echos_port[ECHO_WS], px->echos_port[ECHO_H2],
+            px->backend_port, px->echos_port[ECHO_H2]);
     fclose(f);
     tf_px_launch(px, s->config, 0);
 }
@@ -175,8 +174,8 @@ static long rss_kb(const site_t *s)
  * nothing in proportion to what the attacker sent. Not a timing: a size. */
 static void expect_bounded(long before_kb, long after_kb, long bound_mb, const char *what)
 {
-    cr_expect_lt(after_kb - before_kb, bound_mb * 1024,
-                 "%s: the proxy grew from %ld to %ld KiB", what, before_kb, after_kb);
+    cr_expect_lt(after_kb - before_kb, bound_mb * 1024, "%s: the proxy grew from %ld to %ld KiB",
+                 what, before_kb, after_kb);
 }
 
 /* Sum of the values of a metric's samples (every label set) on /metrics. */
@@ -249,8 +248,9 @@ Test(h2, split_cookie_fields_are_joined)
     site_t s;
     site_start(&s, NULL);
     int st;
-    char *out = H2C(&s, &st, "get --header 'cookie: a=1' --header 'x-mid: m' "
-                             "--header 'cookie: b=2' --header 'cookie: c=3'");
+    char *out = H2C(&s, &st,
+                    "get --header 'cookie: a=1' --header 'x-mid: m' "
+                    "--header 'cookie: b=2' --header 'cookie: c=3'");
     expect_ok("cookie crumbs", out, st);
     cr_expect(has(out, "[\"Cookie\", \"a=1; b=2; c=3\"]") ||
                   has(out, "[\"cookie\", \"a=1; b=2; c=3\"]"),
@@ -266,8 +266,8 @@ Test(h2, many_concurrent_streams_on_one_connection)
     site_start(&s, NULL);
     int st;
     /* nghttp: 50 concurrent requests; each response's :status printed by -v. */
-    char *out = tf_px_sh(&st, "timeout 120 nghttp -nv -m 50 https://localhost:%u/many 2>&1",
-                         s.px.port);
+    char *out =
+        tf_px_sh(&st, "timeout 120 nghttp -nv -m 50 https://localhost:%u/many 2>&1", s.px.port);
     cr_expect_eq(st, 0, "%s", out);
     cr_expect_eq(tf_px_count(out, ":status: 200"), 50, "nghttp: %.4000s", out);
     free(out);
@@ -293,12 +293,13 @@ Test(h2, post_bodies_of_megabytes_arrive_whole)
     expect_ok("4 x 3 MB POST at once", out, st);
     free(out);
     /* curl uploading a file over h2. */
-    out = tf_px_sh(&st,
-                   "head -c 4000000 /dev/urandom > '%s/up.bin' && sha256sum '%s/up.bin' | cut -c1-64 "
-                   "&& curl -sS --http2 --max-time 60 --cacert '%s' --resolve "
-                   "portal.acme.example:%u:127.0.0.1 --data-binary @'%s/up.bin' "
-                   "https://portal.acme.example:%u/upload",
-                   s.px.tmp, s.px.tmp, s.px.ca, s.px.port, s.px.tmp, s.px.port);
+    out =
+        tf_px_sh(&st,
+                 "head -c 4000000 /dev/urandom > '%s/up.bin' && sha256sum '%s/up.bin' | cut -c1-64 "
+                 "&& curl -sS --http2 --max-time 60 --cacert '%s' --resolve "
+                 "portal.acme.example:%u:127.0.0.1 --data-binary @'%s/up.bin' "
+                 "https://portal.acme.example:%u/upload",
+                 s.px.tmp, s.px.tmp, s.px.ca, s.px.port, s.px.tmp, s.px.port);
     cr_assert_eq(st, 0, "%s", out);
     char sum[65] = "";
     sscanf(out, "%64s", sum);
@@ -321,8 +322,7 @@ Test(h2, head_and_trailers)
     int st;
     char *out = H2C(&s, &st, "get --method HEAD --path /headers-only-head");
     expect_ok("HEAD", out, st);
-    cr_expect(has(out, "[\"content-length\", \"1000\"]") && has(out, "\"body_len\": 0"), "%s",
-              out);
+    cr_expect(has(out, "[\"content-length\", \"1000\"]") && has(out, "\"body_len\": 0"), "%s", out);
     free(out);
     out = curl_h2(&s, &st, "/x", "-I");
     cr_expect(st == 0 && has(out, "HTTP/2 200") && has(out, "\nversion=2"), "%s", out);
@@ -355,8 +355,7 @@ Test(h2, disabled_means_http11)
     site_start(&s, &o);
     int st;
     char *out = curl_h2(&s, &st, "/", NULL);
-    cr_expect(st == 0 && has(out, "\nversion=1.1") && has(out, "\"backend\": \"h2\""), "%s",
-              out);
+    cr_expect(st == 0 && has(out, "\nversion=1.1") && has(out, "\"backend\": \"h2\""), "%s", out);
     free(out);
     out = h2c_as(&s, &st, "--alpn h2,http/1.1", "get");
     cr_expect(st != 0 && has(out, "not h2"), "h2 selected though disabled: %s", out);
@@ -421,8 +420,7 @@ Test(h2, access_log_and_metrics_name_http2)
     free(out);
     expect_served(&s, "the streams");
     char *log = tf_px_wait_file(s.access, "/logged-h2", NULL);
-    cr_expect(has(log, "GET /logged-h2 HTTP/2\""), "the access log does not say HTTP/2: %s",
-              log);
+    cr_expect(has(log, "GET /logged-h2 HTTP/2\""), "the access log does not say HTTP/2: %s", log);
     free(log);
     double after = metric(&s, "tlsfront_http2_streams_total");
     cr_expect_geq(after, before + 4, "tlsfront_http2_streams_total %g -> %g", before, after);
@@ -448,8 +446,8 @@ Test(h2, a_reload_keeps_an_open_connection_serving)
     free(tf_px_wait_file(ready, "ready", NULL));
     r = tf_px_sh(&st, "kill -HUP %d", (int)s.px.proxy_pid);
     free(r);
-    cr_assert(tf_px_wait_count(s.px.log, "reload (configuration and certificates)", 1,
-                               TF_PX_WAIT_MS));
+    cr_assert(
+        tf_px_wait_count(s.px.log, "reload (configuration and certificates)", 1, TF_PX_WAIT_MS));
     FILE *f = fopen(go, "w");
     cr_assert_not_null(f);
     fclose(f);
@@ -469,6 +467,10 @@ Test(h2, websocket_over_extended_connect)
     char *out = H2C(&s, &st, "websocket --path /ws/echo --messages 5 --size 3000");
     expect_ok("RFC 8441 WebSocket", out, st);
     cr_expect(has(out, "\"echoed\": 5"), "%s", out);
+    free(out);
+    /* A websocket route takes upgrades only: a plain GET over h2 is 400. */
+    out = H2C(&s, &st, "get --path /ws/echo --expect-status 400");
+    expect_ok("GET on a websocket route", out, st);
     free(out);
     expect_served(&s, "a WebSocket");
     tf_px_stop(&s.px);
@@ -585,8 +587,8 @@ static void flood(const char *kind, const char *extra)
     site_start(&s, NULL);
     expect_served(&s, "nothing");
     int st;
-    char *out = H2C(&s, &st, "flood --kind %s --path '/flood?log=%s' %s", kind, s.seen,
-                    extra ? extra : "");
+    char *out =
+        H2C(&s, &st, "flood --kind %s --path '/flood?log=%s' %s", kind, s.seen, extra ? extra : "");
     expect_ok(kind, out, st);
     free(out);
     expect_served(&s, kind);
@@ -640,12 +642,29 @@ Test(h2, zero_window_stall_ends_by_the_idle_timeout_with_bounded_memory)
     long before = rss_kb(&s);
     int st;
     /* 64 MB asked for, none of it let through by the client's window. */
-    char *out = h2c_as(&s, &st, "--timeout 90", "zero-window --path '/big?bytes=67108864' --wait 90");
+    char *out =
+        h2c_as(&s, &st, "--timeout 90", "zero-window --path '/big?bytes=67108864' --wait 90");
     expect_ok("zero window", out, st);
     cr_expect(has(out, "\"data_bytes\": 0"), "%s", out);
     free(out);
     expect_bounded(before, rss_kb(&s), 32, "a zero-window stall");
     expect_served(&s, "a zero-window stall");
+    tf_px_stop(&s.px);
+}
+
+/* A slow stream never stalls the others: stream 1's 64 MB response waits on
+ * a window the client never opens, stream 3's 5 MB flows beside it. */
+Test(h2, a_stalled_stream_does_not_stall_the_others)
+{
+    site_t s;
+    site_start(&s, NULL);
+    int st;
+    char *out = H2C(&s, &st,
+                    "starve --stalled-path '/big?bytes=67108864' "
+                    "--path '/big?bytes=5000000'");
+    expect_ok("a stalled stream beside a flowing one", out, st);
+    cr_expect(has(out, "\"stream3_bytes\": 5000000"), "%s", out);
+    free(out);
     tf_px_stop(&s.px);
 }
 
@@ -655,8 +674,8 @@ Test(h2, streams_over_the_limit_are_refused_and_never_reach_a_backend)
     h2_opts_t o = {.max_streams = 5};
     site_start(&s, &o);
     int st;
-    char *out = H2C(&s, &st, "max-streams --open 12 --expect-max 5 --path '/slow?ms=1500&log=%s'",
-                    s.seen);
+    char *out =
+        H2C(&s, &st, "max-streams --open 12 --expect-max 5 --path '/slow?ms=1500&log=%s'", s.seen);
     expect_ok("12 streams against 5", out, st);
     free(out);
     /* Whatever was in flight has been answered or cut by now (the client
@@ -689,8 +708,9 @@ Test(h2, malformed_requests_are_stream_errors_only)
 {
     site_t s;
     site_start(&s, NULL);
-    static const char *kinds[] = {"connection", "keep-alive", "upgrade", "transfer-encoding",
-                                  "te", "content-length", "content-length-over", "uppercase"};
+    static const char *kinds[] = {"connection",          "keep-alive", "upgrade",
+                                  "transfer-encoding",   "te",         "content-length",
+                                  "content-length-over", "uppercase"};
     for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
         int st;
         char *out = H2C(&s, &st, "malformed --kind %s --path '/bad-%s?log=%s' --good-path /good",
