@@ -959,7 +959,8 @@ def main():
     def attack(name, fn, **kw):
         a = sub.add_parser(name, **kw)
         a.add_argument("--path", default="/")
-        a.add_argument("--accept", default="%#x" % ENHANCE_YOUR_CALM, help="GOAWAY codes accepted (comma-separated)")
+        a.add_argument("--accept", default="%#x" % ENHANCE_YOUR_CALM,
+                       help="GOAWAY codes accepted (comma-separated)")
         a.add_argument("--max-seconds", type=float, default=60.0)
         a.add_argument("--no-read", action="store_true",
                        help="never read while flooding (the server's ACKs pile up)")
