@@ -19,7 +19,7 @@
 #ifndef TF_PROXY_HTTP_H2MSG_H
 #define TF_PROXY_HTTP_H2MSG_H
 
-#ifndef TF_PROXY_HTTP_PUBLIC
+#if defined(TF_PROXY_LAYER) && TF_PROXY_LAYER != 2 && !defined(TF_PROXY_HTTP_PUBLIC)
 #error "internal to proxy/http: include proxy/http/http.h"
 #endif
 

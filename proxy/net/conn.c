@@ -582,7 +582,8 @@ static void conn_log_summary(tf_conn_t *c, tf_log_level_t level)
     const char *backend = c->backend_ix != TF_CONN_NO_INDEX
                               ? tf_upstream_backend(u, c->tenant, c->route, c->backend_ix)->text
                               : NULL;
-    bool done = c->tenant != TF_CONN_NO_INDEX;
+    /* An HTTP/2 connection has no tenant of its own: its streams have. */
+    bool done = c->tenant != TF_CONN_NO_INDEX || c->h2 != NULL;
     const char *version = done ? tf_tls_session_version(c->client.tls) : NULL;
     TF_CONN_LOG(level, c,
                 "closed: %s; in=%llu out=%llu duration_ms=%llu tenant=%s backend=%s tls=%s "

@@ -154,6 +154,9 @@ static void final_head(tf_conn_t *c, const tf_http_response_t *r, const char *da
         return;
     }
     hx->rs = RS_BODY;
+    /* The body's deadline is inactivity (timeouts.idle), which may be
+     * sooner than the response deadline the timer was armed for. */
+    tf_conn_arm_timer(c);
 }
 
 /* Drops the n bytes of a head from what resp_head() reads. */

@@ -343,7 +343,7 @@ int tf_h2_start(tf_conn_t *c)
 
 void tf_h2__wake(tf_h2_t *h2)
 {
-    if (!h2->dead)
+    if (h2 != NULL && !h2->dead)
         tf_worker_defer(h2->c->worker, &h2->defer);
 }
 
@@ -402,7 +402,8 @@ static void h2_send(tf_h2_t *h2)
 static void h2_fail(tf_h2_t *h2, int err)
 {
     uint32_t code = h2->fatal != 0                  ? h2->fatal
-                    : err == NGHTTP2_ERR_FLOODED    ? NGHTTP2_ENHANCE_YOUR_CALM
+                    : err == NGHTTP2_ERR_FLOODED || err == NGHTTP2_ERR_TOO_MANY_CONTINUATIONS
+                        ? NGHTTP2_ENHANCE_YOUR_CALM
                     : err == NGHTTP2_ERR_NOMEM      ? NGHTTP2_INTERNAL_ERROR
                                                     : NGHTTP2_PROTOCOL_ERROR;
     if (h2->fatal == 0)
@@ -559,7 +560,8 @@ static void h2_free(tf_conn_t *c)
 {
     tf_h2_t *h2 = c->h2;
     c->h2 = NULL;
-    tf_worker_defer_cancel(c->worker, &h2->defer);
+    /* Detached first (st->h2 = NULL): a stream closing now neither touches
+     * nghttp2 nor wakes the session. */
     while (h2->streams != NULL) {
         tf_h2s_t *st = h2->streams;
         h2->streams = st->next;
@@ -570,14 +572,16 @@ static void h2_free(tf_conn_t *c)
             continue;
         }
         st->closed = true;
-        tf_conn_close(&st->conn, TF_LOG_DEBUG, c->reason);
+        if (st->close_cb != NULL)
+            tf_h2__stream_finish(st);
+        else
+            tf_conn_close(&st->conn, TF_LOG_DEBUG, c->reason);
     }
     h2->nstreams = 0;
-    if (h2->busy > 0) {
-        h2->dead = true;
-        return;
-    }
-    h2_destroy(h2);
+    tf_worker_defer_cancel(c->worker, &h2->defer);
+    h2->dead = true;
+    if (h2->busy == 0)
+        h2_destroy(h2);
 }
 
 static bool h2_goodbye_ok(const tf_conn_t *c)

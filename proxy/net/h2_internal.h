@@ -23,6 +23,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Response bytes a connection's streams may hold for a client that does
+ * not take them (zero windows) before every stream with bytes waiting
+ * reports itself full to its exchange, which stops reading its backend. */
+#define H2_CONN_OUT_MAX (1024u * 1024u)
+
 /* A header block decoding to more than this many times
  * limits.max_header_bytes ends the connection (HPACK abuse); over once, the
  * stream is answered 431. */
@@ -93,6 +98,10 @@ struct tf_h2s {
     bool tell_shut;         /* the exchange wants to hear shut() */
     bool tell_reset;        /* the exchange is to hear error() */
     bool tell_written;      /* the exchange is to hear written() */
+    /* The child closed with its answer complete but not all sent (a
+     * redirect answered at once, then the client's end): the stream keeps
+     * the struct (conn.c waits for this callback) until END_STREAM is out. */
+    uv_close_cb close_cb;
 };
 
 /* The session: c->h2 of its connection. */
@@ -102,6 +111,7 @@ struct tf_h2 {
     tf_defer_t defer;
     tf_h2s_t *streams; /* every stream with state here */
     size_t nstreams;
+    size_t out_total;  /* response bytes waiting in the streams' `out` */
     /* Budgets (token buckets, refilled with time): streams the client reset
      * before their answer; frames that carry no request or progress. */
     double resets, junk;
@@ -139,8 +149,14 @@ ssize_t tf_h2__read_body(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t l
  * connection (far over limits.max_header_bytes: HPACK abuse). */
 bool tf_h2__field(tf_h2_t *h2, tf_h2s_t *st, const uint8_t *name, size_t nlen,
                   const uint8_t *value, size_t vlen);
+/* Ends a stream whose child closed while its answer was leaving (close_cb):
+ * detached, its buffers freed, then conn.c's callback, which may free it. */
+void tf_h2__stream_finish(tf_h2s_t *st);
 /* Frees a stream that never got a child connection. */
 void tf_h2__stream_free(tf_h2s_t *st);
+/* Response bytes into / out of a stream's `out`, counted for the session. */
+int tf_h2__out_append(tf_h2s_t *st, const void *data, size_t len);
+void tf_h2__out_consume(tf_h2s_t *st, size_t n);
 void tf_h2__fields_clear(tf_h2_fields_t *f);
 
 #endif

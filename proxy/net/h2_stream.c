@@ -249,6 +249,11 @@ void tf_h2__deliver(tf_h2s_t *st)
 {
     if (!st->started)
         return;
+    if (st->close_cb != NULL) {
+        if (st->end_sent || st->closed)
+            tf_h2__stream_finish(st);
+        return;
+    }
     tf_h2_t *h2 = st->h2;
     tf_stream_t *s = &st->conn.client;
     if (st->tell_reset) {
@@ -298,10 +303,27 @@ static void resume(tf_h2s_t *st)
     tf_h2__wake(st->h2);
 }
 
+int tf_h2__out_append(tf_h2s_t *st, const void *data, size_t len)
+{
+    int rc = tf_h2__buf_append(&st->out, data, len);
+    if (rc == 0 && st->h2 != NULL)
+        st->h2->out_total += len;
+    return rc;
+}
+
+void tf_h2__out_consume(tf_h2s_t *st, size_t n)
+{
+    if (n > st->out.len)
+        n = st->out.len;
+    if (st->h2 != NULL)
+        st->h2->out_total -= n;
+    tf_h2__buf_consume(&st->out, n);
+}
+
 static void payload_data(void *ud, const char *p, size_t n)
 {
     tf_h2s_t *st = ud;
-    if (tf_h2__buf_append(&st->out, p, n) != 0)
+    if (tf_h2__out_append(st, p, n) != 0)
         st->rstate = H2R_DONE; /* noticed by response_body */
 }
 
@@ -452,7 +474,7 @@ static int response_bytes(tf_h2s_t *st, const char *data, size_t len)
             rc = response_body(st, data, len, &used);
             break;
         case H2R_TUNNEL:
-            rc = tf_h2__buf_append(&st->out, data, len);
+            rc = tf_h2__out_append(st, data, len);
             break;
         case H2R_DONE:
             break; /* nothing follows a complete response */
@@ -473,7 +495,7 @@ ssize_t tf_h2__read_body(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t l
         return NGHTTP2_ERR_DEFERRED; /* detached: its RST_STREAM is queued */
     size_t n = st->out.len < length ? st->out.len : length;
     memcpy(buf, tf_h2__buf_data(&st->out), n);
-    tf_h2__buf_consume(&st->out, n);
+    tf_h2__out_consume(st, n);
     if (n > 0) {
         st->tell_written = true;
         tf_h2__wake(st->h2);
@@ -568,6 +590,7 @@ static void detach(tf_h2s_t *st)
     if (st->next != NULL)
         st->next->prev = st->prev;
     st->prev = st->next = NULL;
+    tf_h2__out_consume(st, st->out.len);
     st->h2 = NULL;
     h2->nstreams--;
     if (!st->closed) {
@@ -600,21 +623,43 @@ void tf_h2__stream_free(tf_h2s_t *st)
     free(st);
 }
 
-/* The child connection closes: the struct itself is freed with it. The
- * callback runs at once: the child's timer closes after this and its close
- * callback frees the memory. */
+/* The child connection closes: the struct itself is freed with it, once
+ * the callback has run. An answer complete but still leaving keeps it
+ * until its END_STREAM is out (tf_h2__stream_finish): an exchange that
+ * answered at once and then saw the client's end closes at once. */
 static void h2s_close(tf_stream_t *s, uv_close_cb cb)
 {
     tf_h2s_t *st = s->transport;
+    s->flags &= (uint16_t)~(TF_STREAM_OPEN | TF_STREAM_READING);
+    if (st->h2 != NULL && !st->closed && !st->end_sent && st->submitted && st->out_ended) {
+        st->close_cb = cb;
+        resume(st);
+        return;
+    }
     detach(st);
     stream_release(st);
-    s->flags &= (uint16_t)~(TF_STREAM_OPEN | TF_STREAM_READING);
     cb((uv_handle_t *)&s->tcp);
 }
 
+void tf_h2__stream_finish(tf_h2s_t *st)
+{
+    uv_close_cb cb = st->close_cb;
+    st->close_cb = NULL;
+    detach(st);
+    stream_release(st);
+    cb((uv_handle_t *)&st->conn.client.tcp);
+}
+
+/* A stream's own bytes; or, while the connection holds more than
+ * H2_CONN_OUT_MAX for a client that does not take them, the exchange's
+ * high water mark for any stream with bytes waiting: every backend of the
+ * connection stops, not only those of streams past their own mark. */
 static size_t h2s_pending(const tf_stream_t *s)
 {
     const tf_h2s_t *st = s->transport;
+    if (st->out.len > 0 && st->h2 != NULL && st->h2->out_total > H2_CONN_OUT_MAX &&
+        st->out.len < TF_PUMP_HIGH_WATER)
+        return TF_PUMP_HIGH_WATER;
     return st->out.len;
 }
 

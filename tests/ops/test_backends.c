@@ -44,7 +44,7 @@ static char *requests(tf_ops_t *t, unsigned n, const char *jar, bool write)
     }
     int st;
     char *out = tf_px_sh(&st,
-                         "curl -sS -i --max-time 60 --cacert '%s' --resolve "
+                         "curl --http1.1 -sS -i --max-time 60 --cacert '%s' --resolve "
                          "pool.tenants.example:%u:127.0.0.1 %s '%s' %s",
                          t->px.ca, t->px.port, write ? "-c" : "-b", jar, urls);
     cr_assert_eq(st, 0, "curl: %s", out);

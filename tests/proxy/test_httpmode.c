@@ -1,6 +1,7 @@
 /* Mode http end to end (SPEC §7): curl, raw requests over TLS (openssl
  * s_client), a WebSocket client, and echo_backend.py, which answers with
- * what it received so that forwarded heads and bodies are asserted exactly. */
+ * what it received so that forwarded heads and bodies are asserted exactly.
+ * curl speaks HTTP/1.1 here on purpose (--http1.1); HTTP/2 is test_h2.c's. */
 #include "harness.h"
 
 #include <criterion/criterion.h>
@@ -35,7 +36,7 @@ TestSuite(httpmode, .init = setup, .fini = teardown, .timeout = 120);
 /* curl to https://NAME:PORT with NAME resolved to loopback; extra: more
  * curl arguments. Output: body (and what -w adds). */
 #define CURL(st, name, extra, ...)                                                                 \
-    tf_px_sh(st, "curl -sS --max-time 20 --cacert '%s' --resolve '%s:%u:127.0.0.1' " extra, px.ca, \
+    tf_px_sh(st, "curl --http1.1 -sS --max-time 20 --cacert '%s' --resolve '%s:%u:127.0.0.1' " extra, px.ca, \
              name, px.port, __VA_ARGS__)
 
 /* Sends the bytes printf(1) makes of `req` over TLS with SNI `sni` and
@@ -155,14 +156,14 @@ Test(httpmode, host_routing_421_and_404)
     free(out);
     /* Without SNI, a Host no tenant lists: 404. */
     out = tf_px_sh(&st,
-                   "curl -sS -k --max-time 20 -H 'Host: nobody.example' -o /dev/null -w "
+                   "curl --http1.1 -sS -k --max-time 20 -H 'Host: nobody.example' -o /dev/null -w "
                    "'%%{http_code}' https://127.0.0.1:%u/",
                    px.port);
     cr_expect_str_eq(out, "404");
     free(out);
     /* A mode tcp tenant's name is not served as HTTP on another connection. */
     out = tf_px_sh(&st,
-                   "curl -sS -k --max-time 20 -H 'Host: portal.globex.example' -o /dev/null -w "
+                   "curl --http1.1 -sS -k --max-time 20 -H 'Host: portal.globex.example' -o /dev/null -w "
                    "'%%{http_code}' https://127.0.0.1:%u/",
                    px.port);
     cr_expect_str_eq(out, "421");
@@ -436,7 +437,7 @@ Test(httpmode, a_pooled_connection_the_backend_closed_is_retried)
     /* Each /close-after leaves a pooled connection the backend then closes;
      * the GET right after may meet it and must be retried, never 502. */
     char *out = tf_px_sh(&st,
-                         "for i in $(seq 20); do curl -sS --max-time 20 --cacert '%s' "
+                         "for i in $(seq 20); do curl --http1.1 -sS --max-time 20 --cacert '%s' "
                          "--resolve 'portal.acme.example:%u:127.0.0.1' -o /dev/null -w "
                          "'%%{http_code} ' https://portal.acme.example:%u/close-after "
                          "https://portal.acme.example:%u/after; done",
@@ -466,7 +467,7 @@ Test(httpmode, health_checks_skip_failing_backends_and_503_when_none_is_healthy)
     cr_assert(log_shows("tenant 'sick': backend"), "the sick backend is found out");
     int st;
     char *out = tf_px_sh(&st,
-                         "for i in $(seq 6); do curl -sS --max-time 20 --cacert '%s' "
+                         "for i in $(seq 6); do curl --http1.1 -sS --max-time 20 --cacert '%s' "
                          "--resolve 'checked.tenants.example:%u:127.0.0.1' -o /dev/null -w "
                          "'%%{http_code} ' https://checked.tenants.example:%u/; done",
                          px.ca, px.port, px.port);
@@ -738,7 +739,7 @@ Test(httpmode, an_in_flight_request_completes_across_sigterm)
     snprintf(outf, sizeof outf, "%s/slow.out", px.tmp);
     int st;
     char *r = tf_px_sh(&st,
-                       "curl -sS --max-time 20 --cacert '%s' --resolve "
+                       "curl --http1.1 -sS --max-time 20 --cacert '%s' --resolve "
                        "'portal.acme.example:%u:127.0.0.1' -D - "
                        "'https://portal.acme.example:%u/slow?ms=800' > '%s' 2>&1 &",
                        px.ca, px.port, px.port, outf);

@@ -3,7 +3,9 @@
  * its name, the target and the headers it received): longest-prefix routes,
  * strip_prefix, redirect, respond, allow lists that no spelling bypasses,
  * websocket routes, header rules (on error responses too), error pages, the
- * per-client rate, cookie stickiness and weights. */
+ * per-client rate, cookie stickiness and weights.
+ * curl speaks HTTP/1.1 here on purpose (--http1.1): these check the
+ * HTTP/1.1 heads; test_h2.c runs the same routing over HTTP/2. */
 #include "harness.h"
 
 #include <criterion/criterion.h>
@@ -100,7 +102,7 @@ static char *curl(const site_t *s, const char *fmt, ...)
     va_end(ap);
     int st;
     char *out = tf_px_sh(&st,
-                         "curl -sS -i --path-as-is --max-time 60 --cacert '%s' --resolve "
+                         "curl --http1.1 -sS -i --path-as-is --max-time 60 --cacert '%s' --resolve "
                          "portal.acme.example:%u:127.0.0.1 %s",
                          s->px.ca, s->px.port, args);
     cr_assert_eq(st, 0, "curl failed: %s", out);
@@ -338,7 +340,7 @@ Test(routes, a_sticky_client_stays_on_its_backend_and_moves_when_it_leaves)
     snprintf(jar, sizeof jar, "%s/jar", s.px.tmp);
     int st;
     char *r = tf_px_sh(&st,
-                       "curl -sS -i --max-time 60 --cacert '%s' --resolve "
+                       "curl --http1.1 -sS -i --max-time 60 --cacert '%s' --resolve "
                        "sticky.tenants.example:%u:127.0.0.1 -c '%s' "
                        "'https://sticky.tenants.example:%u/first'",
                        s.px.ca, s.px.port, jar, s.px.port);
@@ -365,7 +367,7 @@ Test(routes, a_sticky_client_stays_on_its_backend_and_moves_when_it_leaves)
         fprintf(f, "url = \"https://sticky.tenants.example:%u/n%d\"\n", s.px.port, i);
     fclose(f);
     r = tf_px_sh(&st,
-                 "curl -sS -i --max-time 120 --cacert '%s' --resolve "
+                 "curl --http1.1 -sS -i --max-time 120 --cacert '%s' --resolve "
                  "sticky.tenants.example:%u:127.0.0.1 -b '%s' -H 'Cookie: theme=dark' -K '%s'",
                  s.px.ca, s.px.port, jar, urls);
     cr_assert_eq(st, 0, "%s", r);
@@ -378,7 +380,7 @@ Test(routes, a_sticky_client_stays_on_its_backend_and_moves_when_it_leaves)
     free(r);
     /* A forged ID is no cookie: a backend by round robin, and a new cookie. */
     r = tf_px_sh(&st,
-                 "curl -sS -i --max-time 60 --cacert '%s' --resolve "
+                 "curl --http1.1 -sS -i --max-time 60 --cacert '%s' --resolve "
                  "sticky.tenants.example:%u:127.0.0.1 -H 'Cookie: TFSRV=0123456789abcdef' "
                  "'https://sticky.tenants.example:%u/forged'",
                  s.px.ca, s.px.port, s.px.port);
@@ -388,7 +390,7 @@ Test(routes, a_sticky_client_stays_on_its_backend_and_moves_when_it_leaves)
     size_t gone = strcmp(first, "portal") == 0 ? PORTAL : strcmp(first, "api") == 0 ? API : SPARE;
     tf_px_stop_echo(&s.px, gone);
     r = tf_px_sh(&st,
-                 "curl -sS -i --max-time 60 --cacert '%s' --resolve "
+                 "curl --http1.1 -sS -i --max-time 60 --cacert '%s' --resolve "
                  "sticky.tenants.example:%u:127.0.0.1 -b '%s' "
                  "'https://sticky.tenants.example:%u/moved'",
                  s.px.ca, s.px.port, jar, s.px.port);
@@ -421,7 +423,7 @@ Test(routes, weights_three_to_one_give_three_to_one)
     }
     int st;
     char *r = tf_px_sh(&st,
-                       "curl -sS -i --max-time 120 --cacert '%s' --resolve "
+                       "curl --http1.1 -sS -i --max-time 120 --cacert '%s' --resolve "
                        "weighted.tenants.example:%u:127.0.0.1 %s",
                        s.px.ca, s.px.port, urls);
     cr_assert_eq(st, 0, "%s", r);
@@ -476,7 +478,7 @@ Test(routes, every_backend_full_is_503_with_retry_after)
                     s.px.echos_port[SPARE]);
     int st;
     char *bg = tf_px_sh(&st,
-                        "curl -sS -o /dev/null --max-time 60 --cacert '%s' --resolve "
+                        "curl --http1.1 -sS -o /dev/null --max-time 60 --cacert '%s' --resolve "
                         "full.tenants.example:%u:127.0.0.1 "
                         "'https://full.tenants.example:%u/slow?ms=20000' >/dev/null 2>&1 &",
                         s.px.ca, s.px.port, s.px.port);
@@ -491,7 +493,7 @@ Test(routes, every_backend_full_is_503_with_retry_after)
              s.px.echos_port[SPARE]);
     cr_assert(wait_backends(&s, needle), "the slow request never got in flight");
     char *r = tf_px_sh(&st,
-                       "curl -sS -i --max-time 60 --cacert '%s' --resolve "
+                       "curl --http1.1 -sS -i --max-time 60 --cacert '%s' --resolve "
                        "full.tenants.example:%u:127.0.0.1 'https://full.tenants.example:%u/next'",
                        s.px.ca, s.px.port, s.px.port);
     expect_status(r, 503);
@@ -519,7 +521,7 @@ Test(routes, a_route_has_timeouts_of_its_own)
                     s.px.echos_port[PORTAL], s.px.echos_port[API]);
     int st;
     char *r = tf_px_sh(&st,
-                       "curl -sS -i --max-time 60 --cacert '%s' --resolve "
+                       "curl --http1.1 -sS -i --max-time 60 --cacert '%s' --resolve "
                        "timed.tenants.example:%u:127.0.0.1 "
                        "'https://timed.tenants.example:%u/quick/slow?ms=3000' "
                        "'https://timed.tenants.example:%u/slow?ms=1000'",
