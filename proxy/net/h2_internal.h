@@ -37,9 +37,10 @@ typedef struct {
 int tf_h2__buf_append(tf_h2_buf_t *b, const void *data, size_t len);
 void tf_h2__buf_consume(tf_h2_buf_t *b, size_t n);
 void tf_h2__buf_free(tf_h2_buf_t *b);
+/* An empty buffer may have no memory: NULL then, never NULL + 0 (UB). */
 static inline const char *tf_h2__buf_data(const tf_h2_buf_t *b)
 {
-    return b->p + b->off;
+    return b->p != NULL ? b->p + b->off : NULL;
 }
 
 /* A request's header fields as they arrive: names and values copied into

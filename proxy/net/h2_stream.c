@@ -472,7 +472,8 @@ ssize_t tf_h2__read_body(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t l
     if (st == NULL)
         return NGHTTP2_ERR_DEFERRED; /* detached: its RST_STREAM is queued */
     size_t n = st->out.len < length ? st->out.len : length;
-    memcpy(buf, tf_h2__buf_data(&st->out), n);
+    if (n > 0)
+        memcpy(buf, tf_h2__buf_data(&st->out), n); /* out.p may be NULL */
     tf_h2__buf_consume(&st->out, n);
     if (n > 0) {
         st->tell_written = true;
