@@ -5,9 +5,11 @@
  *
  * The fixture, built once: a configuration (from a string), a FUZZ-ONLY
  * self-signed certificate generated with wolfCrypt (as fuzz_tls_server.c;
- * nothing committed), and one worker (tf_worker_new, no listeners) whose
- * loop runs on the fuzzer's thread, a few rounds at a time
- * (uv_run(UV_RUN_NOWAIT)), never started as a thread. Tenants:
+ * nothing committed), and two workers (tf_worker_new, no listeners) whose
+ * loops run on the fuzzer's thread, a few rounds at a time
+ * (uv_run(UV_RUN_NOWAIT)), never started as threads: one with the default
+ * timeouts, one with timeouts of milliseconds for the inputs that let the
+ * timers fire. Tenants:
  *   a.fuzz.example  mode http, a backend inside this process on the same
  *                   loop that answers every request head with the canned
  *                   answer the input chose (a body with a length, chunked
@@ -30,9 +32,11 @@
  *                     until the next round (its backpressure, written())
  *           bits 3-4  the end: close, client EOF, drain (GOAWAY) then
  *                     close, read error
- *           bits 5-7  the in-process backend's answer
+ *           bits 5-7  the in-process backend's first answer (the next
+ *                     requests get the next ones in turn)
  *   byte 1  bit 0     raw: the input carries its own connection preface
- *           bits 1-5  the piece size (fixed and small cuts)
+ *           bits 1-5  the piece size (fixed and small cuts); 31: let the
+ *                     timers fire before the end (up to 50ms)
  *           bits 6-7  the SNI: none, a., b., or c.fuzz.example
  *
  * Invariants: no sanitizer report; what the session writes is a sequence of
@@ -81,9 +85,15 @@ __attribute__((noreturn)) static void die(const char *what)
 
 /* ---- the fixture, once per process ---------------------------------------- */
 
+/* Two workers of one process, both driven here: workers[0] with the
+ * default timeouts, which never fire during an input (deterministic);
+ * workers[1] with timeouts of milliseconds, for the inputs that let the
+ * timers run. `worker` is the current input's. The in-process backend
+ * listens on workers[0]'s loop; every round runs both loops. */
+#define NWORKERS 2
+static tf_worker_t *workers[NWORKERS];
 static tf_worker_t *worker;
 static tf_shared_t shared;
-static tf_worker_t *workers[1];
 static tf_tls_session_t *session; /* carried by every connection, never handshook */
 
 /* A fuzz-only self-signed P-256 bundle (certificate + key, PEM) for NAME. */
@@ -184,7 +194,7 @@ typedef struct be_conn {
 static uv_tcp_t be_listener;
 static be_conn_t *be_conns;
 static size_t be_count;
-static unsigned be_answer;
+static unsigned be_answer; /* the next request head's answer */
 static char be_big[BIG_BODY + 128];
 static size_t be_big_len;
 
@@ -243,12 +253,16 @@ static const char *answer_text(unsigned which, size_t *len)
 static void be_answer_now(be_conn_t *b)
 {
     size_t len;
-    const char *text = answer_text(be_answer, &len);
     if (b->writing)
         return; /* one answer at a time: a pipelining client waits */
+    /* The input chose the first answer; the next requests get the others
+     * in turn, so that the streams of one connection see several. */
+    unsigned which = be_answer;
+    be_answer = (be_answer + 1) % 8;
+    const char *text = answer_text(which, &len);
     uv_buf_t buf = uv_buf_init((char *)text, (unsigned)len);
-    b->close_after = be_answer == ANS_CLOSE || be_answer == ANS_BAD;
-    b->tunnel = be_answer == ANS_WS;
+    b->close_after = which == ANS_CLOSE || which == ANS_BAD;
+    b->tunnel = which == ANS_WS;
     b->wreq.data = b;
     if (uv_write(&b->wreq, (uv_stream_t *)&b->tcp, &buf, 1, be_on_written) != 0) {
         be_close(b);
@@ -459,7 +473,8 @@ static bool conn_alive(void)
  * slow client's bytes written, a wanted shutdown done. */
 static void round_once(tf_conn_t *c)
 {
-    uv_run(&worker->loop, UV_RUN_NOWAIT);
+    for (unsigned i = 0; i < NWORKERS; i++)
+        uv_run(&workers[i]->loop, UV_RUN_NOWAIT);
     if (!conn_alive())
         return;
     tf_stream_t *s = &c->client;
@@ -515,8 +530,32 @@ static size_t piece(unsigned split, unsigned size, const uint8_t *p, size_t left
     return n < left ? n : left;
 }
 
-static void end_connection(tf_conn_t *c, unsigned how)
+/* Lets the timers run (timeouts.idle is 5ms, request_header and response
+ * 20ms): the session's idle GOAWAY, the streams' exchange deadlines. At
+ * most about 50ms, so that such inputs stay rare in cost. */
+static uv_timer_t wait_timer; /* bounds the wait: the loop never blocks longer */
+
+static void wait_on_timer(uv_timer_t *t)
 {
+}
+
+static void wait_timers(tf_conn_t *c)
+{
+    uint64_t until = uv_now(&worker->loop) + 50;
+    /* On the quick worker's loop, which UV_RUN_ONCE may block on. */
+    uv_timer_start(&wait_timer, wait_on_timer, 50, 0);
+    for (unsigned i = 0; i < 64 && conn_alive() && uv_now(&worker->loop) < until; i++) {
+        uv_run(&worker->loop, UV_RUN_ONCE);
+        if (conn_alive())
+            round_once(c);
+    }
+    uv_timer_stop(&wait_timer);
+}
+
+static void end_connection(tf_conn_t *c, unsigned how, bool wait)
+{
+    if (wait)
+        wait_timers(c);
     if (!conn_alive())
         return;
     tf_stream_t *s = &c->client;
@@ -542,14 +581,21 @@ static void end_connection(tf_conn_t *c, unsigned how)
 
 /* Runs the loop until the connection, its streams and the backend's side
  * are gone; a connection that outlives the bound is a leak. */
+static void run_all(void)
+{
+    for (unsigned i = 0; i < NWORKERS; i++)
+        uv_run(&workers[i]->loop, UV_RUN_NOWAIT);
+}
+
 static void finish(void)
 {
-    tf_pool_clear(worker->pool);
+    for (unsigned i = 0; i < NWORKERS; i++)
+        tf_pool_clear(workers[i]->pool);
     for (be_conn_t *b = be_conns; b != NULL; b = b->next)
         be_close(b);
-    unsigned i = 0;
-    for (; i < 1000 && (worker->nconns > 0 || worker->nchildren > 0 || be_count > 0); i++) {
-        uv_run(&worker->loop, UV_RUN_NOWAIT);
+    for (unsigned i = 0; i < 1000 && (worker->nconns > 0 || worker->nchildren > 0 || be_count > 0);
+         i++) {
+        run_all();
         for (be_conn_t *b = be_conns; b != NULL; b = b->next)
             be_close(b);
     }
@@ -558,20 +604,21 @@ static void finish(void)
     if (be_count > 0)
         die("the backend's connections did not close");
     /* Pooled backend streams closed by tf_pool_clear(): their callbacks. */
-    uv_run(&worker->loop, UV_RUN_NOWAIT);
-    uv_run(&worker->loop, UV_RUN_NOWAIT);
+    run_all();
+    run_all();
 }
 
 /* ---- libFuzzer ----------------------------------------------------------------- */
 
 static void fixture_config(const char *dir, const char *cert, unsigned live, unsigned dead,
-                           tf_conf_t **conf)
+                           const char *timeouts, tf_conf_t **conf)
 {
     static char yaml[2048];
     int n = snprintf(yaml, sizeof yaml,
                      "log:\n  level: error\n  access: /dev/null\n  format: json\n"
                      "listen:\n  https: [\"127.0.0.1:0\"]\n"
                      "tls:\n  certs: [\"%s\"]\n  default_cert: %s\n"
+                     "%s"
                      "limits:\n  max_header_bytes: 4096\n  max_header_fields: 50\n"
                      "http2:\n  max_concurrent_streams: 16\n"
                      "tenants:\n"
@@ -581,7 +628,7 @@ static void fixture_config(const char *dir, const char *cert, unsigned live, uns
                      "    backends: [\"127.0.0.1:%u\"]\n"
                      "  raw:\n    hosts: [\"c.fuzz.example\"]\n"
                      "    backends: [\"127.0.0.1:%u\"]\n    mode: tcp\n",
-                     dir, cert, live, dead, dead);
+                     dir, cert, timeouts, live, dead, dead);
     char err[512];
     if (n <= 0 || (size_t)n >= sizeof yaml ||
         tf_conf_load_buffer("fuzz_h2.yaml", yaml, (size_t)n, conf, err, sizeof err) != 0) {
@@ -625,22 +672,29 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
         die("cannot bind the backend");
     unsigned live = ntohs(a.sin_port);
 
-    tf_conf_t *conf;
-    fixture_config(dir, cert, live, dead, &conf);
+    static const char *const timeouts[NWORKERS] = {
+        "",
+        "timeouts:\n  idle: 5ms\n  request_header: 20ms\n  response: 20ms\n",
+    };
     char err[512];
-    shared.nworkers = 1;
+    shared.nworkers = NWORKERS;
     shared.max_connections = 1000;
-    workers[0] = NULL;
-    if (tf_limits_new(&shared.limits) != 0 || tf_backends_new(&shared.backends) != 0 ||
-        tf_access_open(tf_conf_log(conf), &shared.access, err, sizeof err) != 0)
+    if (tf_limits_new(&shared.limits) != 0 || tf_backends_new(&shared.backends) != 0)
         die("cannot set up the shared state");
-    if (tf_worker_new(&shared, 0, conf, snap, tf_metrics_worker_new(), &worker, err, sizeof err) !=
-        0)
-        die(err);
-    workers[0] = worker;
+    for (unsigned i = 0; i < NWORKERS; i++) {
+        tf_conf_t *conf;
+        fixture_config(dir, cert, live, dead, timeouts[i], &conf);
+        if (shared.access == NULL &&
+            tf_access_open(tf_conf_log(conf), &shared.access, err, sizeof err) != 0)
+            die(err);
+        if (tf_worker_new(&shared, i, conf, snap, tf_metrics_worker_new(), &workers[i], err,
+                          sizeof err) != 0)
+            die(err);
+        tf_conf_unref(conf); /* the worker's generation holds it */
+    }
     shared.workers = workers;
-    tf_conf_unref(conf);        /* the worker's generation holds them */
     tf_cs_snapshot_unref(snap);
+    worker = workers[0];
 
     if (uv_tcp_init(&worker->loop, &be_listener) != 0 || uv_tcp_open(&be_listener, fd) != 0 ||
         uv_listen((uv_stream_t *)&be_listener, 128, be_on_connection) != 0)
@@ -650,6 +704,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     memset(be_big + n, 'x', BIG_BODY);
     be_big_len = (size_t)n + BIG_BODY;
 
+    uv_timer_init(&workers[1]->loop, &wait_timer);
     session = tf_tls_session_new(tf_worker_tls(worker), tf_worker_snap(worker));
     if (session == NULL)
         die("cannot make a TLS session");
@@ -664,6 +719,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     unsigned split = data[0] & 3, end = data[0] >> 3 & 3, size_bits = data[1] >> 1 & 31;
     bool raw = data[1] & 1;
     memset(&out, 0, sizeof out);
+    /* Waiting costs time: only for one piece size in 32. */
+    bool wait = size_bits == 31;
+    worker = workers[wait ? 1 : 0];
     out.slow = (data[0] & 4) != 0;
     be_answer = data[0] >> 5;
     tf_conn_t *c = conn_new(data[1] >> 6);
@@ -684,7 +742,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     /* Time for the backends to answer and the answers to go out. */
     rounds(c, 24);
-    end_connection(c, end);
+    end_connection(c, end, wait);
     finish();
     if (out.hlen != 0 || out.skip != 0)
         die("the session's output ended inside a frame");

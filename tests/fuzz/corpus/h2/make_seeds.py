@@ -129,6 +129,39 @@ def seeds():
     for i in range(60):
         c.ping(bytes([i]) * 8)
     s["ping-flood"] = ctl(split=SPLIT_FIXED, size=31) + out(c)
+    # Budgets (h2.c): rapid reset, frames that carry nothing, HPACK abuse.
+    c = client()
+    for i in range(40):
+        c.send_headers(1 + 2 * i, req("GET", "a.fuzz.example", "/r"), end_stream=True)
+        c.reset_stream(1 + 2 * i)
+    s["rapid-reset"] = ctl(answer="len") + out(c)
+
+    c = client()
+    data = out(c)
+    empty_settings = b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
+    s["settings-flood"] = ctl(split=SPLIT_FIXED, size=30) + data + empty_settings * 1100
+
+    c = client()
+    big = [("x-fill", "f" * 3900)]
+    c.send_headers(1, req("GET", "a.fuzz.example", "/bomb", big * 10), end_stream=True)
+    s["hpack-bomb"] = ctl() + out(c)
+
+    # Large frames out: the client allows 1 MiB frames and windows.
+    c = client()
+    c.update_settings({h2.settings.SettingCodes.MAX_FRAME_SIZE: 1 << 20,
+                       h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: (1 << 31) - 1})
+    c.increment_flow_control_window((1 << 31) - 1 - 65535)
+    c.send_headers(1, req("GET", "a.fuzz.example", "/big"), end_stream=True)
+    c.send_headers(3, req("GET", "a.fuzz.example", "/next"), end_stream=True)
+    s["big-frames"] = ctl(answer="big", sni=SNI_LIVE) + out(c)
+
+    # Timers: size 31 lets them fire (idle GOAWAY, exchange deadlines).
+    c = client()
+    c.send_headers(1, req("POST", "a.fuzz.example", "/slow", [("content-length", "100")]))
+    c.send_data(1, b"part")
+    s["timers"] = ctl(split=SPLIT_FIXED, size=31) + out(c)
+    c = client()
+    s["idle"] = ctl(split=SPLIT_FIXED, size=31) + out(c)
     return s
 
 
