@@ -237,8 +237,9 @@ static const char *answer_text(unsigned which, size_t *len)
         [ANS_INTERIM] = "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\n"
                         "Link: </a.css>; rel=preload\r\n\r\n"
                         "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
-        [ANS_WS] = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-                   "Connection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n",
+        [ANS_WS] =
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+            "Connection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n",
         [ANS_BAD] = "HTTP/1.1 abc Nope\r\n\r\n",
         [ANS_CLOSE] = "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\ncut",
     };
@@ -327,11 +328,11 @@ static void be_on_connection(uv_stream_t *server, int status)
 
 /* What the session wrote, walked frame by frame. One connection at a time. */
 static struct {
-    bool slow;     /* pending() reports what was written since the last round */
-    size_t held;   /* ... that much */
+    bool slow;   /* pending() reports what was written since the last round */
+    size_t held; /* ... that much */
     uint8_t hdr[9];
-    size_t hlen;   /* bytes of the next frame header seen */
-    size_t skip;   /* payload bytes of the current frame still to come */
+    size_t hlen; /* bytes of the next frame header seen */
+    size_t skip; /* payload bytes of the current frame still to come */
     uint64_t frames;
 } out;
 
@@ -401,7 +402,7 @@ static int mem_shutdown(tf_stream_t *s)
  * callback comes from libuv, later, as for a socket. */
 static void mem_close(tf_stream_t *s, uv_close_cb cb)
 {
-    s->flags &= (uint16_t)~(TF_STREAM_OPEN | TF_STREAM_READING);
+    s->flags &= (uint16_t) ~(TF_STREAM_OPEN | TF_STREAM_READING);
     uv_close((uv_handle_t *)&s->tcp, cb);
 }
 
@@ -699,8 +700,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     if (uv_tcp_init(&worker->loop, &be_listener) != 0 || uv_tcp_open(&be_listener, fd) != 0 ||
         uv_listen((uv_stream_t *)&be_listener, 128, be_on_connection) != 0)
         die("cannot listen for the backend");
-    int n = snprintf(be_big, sizeof be_big, "HTTP/1.1 200 OK\r\nContent-Length: %u\r\n\r\n",
-                     BIG_BODY);
+    int n =
+        snprintf(be_big, sizeof be_big, "HTTP/1.1 200 OK\r\nContent-Length: %u\r\n\r\n", BIG_BODY);
     memset(be_big + n, 'x', BIG_BODY);
     be_big_len = (size_t)n + BIG_BODY;
 
