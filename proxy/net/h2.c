@@ -176,8 +176,8 @@ static int on_frame_recv(nghttp2_session *ng, const nghttp2_frame *frame, void *
     case NGHTTP2_SETTINGS:
     case NGHTTP2_PING:
         if (!(frame->hd.flags & NGHTTP2_FLAG_ACK))
-            ok = spend(h2, &h2->junk, frame->hd.type == NGHTTP2_PING ? "PING flood"
-                                                                    : "SETTINGS flood");
+            ok = spend(h2, &h2->junk,
+                       frame->hd.type == NGHTTP2_PING ? "PING flood" : "SETTINGS flood");
         break;
     case NGHTTP2_PRIORITY:
         ok = spend(h2, &h2->junk, "PRIORITY flood");
@@ -237,8 +237,8 @@ static int on_frame_send(nghttp2_session *ng, const nghttp2_frame *frame, void *
         earn_junk(h2);
     if (frame->hd.type == NGHTTP2_GOAWAY) {
         tf_metrics_h2_goaway(h2->c->worker->metrics,
-                             h2->draining                                     ? TF_MH2_GOAWAY_DRAIN
-                             : frame->goaway.error_code == NGHTTP2_NO_ERROR   ? TF_MH2_GOAWAY_IDLE
+                             h2->draining                                   ? TF_MH2_GOAWAY_DRAIN
+                             : frame->goaway.error_code == NGHTTP2_NO_ERROR ? TF_MH2_GOAWAY_IDLE
                              : frame->goaway.error_code == NGHTTP2_ENHANCE_YOUR_CALM
                                  ? TF_MH2_GOAWAY_CALM
                                  : TF_MH2_GOAWAY_PROTOCOL);
@@ -401,11 +401,11 @@ static void h2_send(tf_h2_t *h2)
  * libnghttp2's error stands for. */
 static void h2_fail(tf_h2_t *h2, int err)
 {
-    uint32_t code = h2->fatal != 0                  ? h2->fatal
+    uint32_t code = h2->fatal != 0 ? h2->fatal
                     : err == NGHTTP2_ERR_FLOODED || err == NGHTTP2_ERR_TOO_MANY_CONTINUATIONS
                         ? NGHTTP2_ENHANCE_YOUR_CALM
-                    : err == NGHTTP2_ERR_NOMEM      ? NGHTTP2_INTERNAL_ERROR
-                                                    : NGHTTP2_PROTOCOL_ERROR;
+                    : err == NGHTTP2_ERR_NOMEM ? NGHTTP2_INTERNAL_ERROR
+                                               : NGHTTP2_PROTOCOL_ERROR;
     if (h2->fatal == 0)
         TF_CONN_LOG(TF_LOG_INFO, h2->c, "HTTP/2: %s: GOAWAY", nghttp2_strerror(err));
     h2->fatal = code;
@@ -435,8 +435,8 @@ static void h2_run_now(tf_h2_t *h2)
     if (!tf_conn_closing(c) && h2_finished(h2)) {
         tf_conn_close_politely(c, TF_LOG_INFO,
                                h2->fatal == NGHTTP2_ENHANCE_YOUR_CALM ? "HTTP/2 abuse"
-                               : h2->fatal != 0                        ? "HTTP/2 protocol error"
-                                                                       : "done");
+                               : h2->fatal != 0                       ? "HTTP/2 protocol error"
+                                                                      : "done");
     }
     if (--h2->busy == 0 && h2->dead)
         h2_destroy(h2);
@@ -529,8 +529,9 @@ static void h2_on_timer(tf_conn_t *c)
     }
     if (!h2->goaway) {
         h2->goaway = true;
-        nghttp2_submit_goaway(h2->ng, NGHTTP2_FLAG_NONE, nghttp2_session_get_last_proc_stream_id(h2->ng),
-                              NGHTTP2_NO_ERROR, NULL, 0);
+        nghttp2_submit_goaway(h2->ng, NGHTTP2_FLAG_NONE,
+                              nghttp2_session_get_last_proc_stream_id(h2->ng), NGHTTP2_NO_ERROR,
+                              NULL, 0);
         h2_send(h2);
     }
     tf_conn_close_politely(c, TF_LOG_INFO, "idle timeout");
@@ -544,8 +545,9 @@ static void h2_drain(tf_conn_t *c)
     if (h2->draining)
         return;
     h2->draining = h2->goaway = true;
-    nghttp2_submit_goaway(h2->ng, NGHTTP2_FLAG_NONE, nghttp2_session_get_last_proc_stream_id(h2->ng),
-                          NGHTTP2_NO_ERROR, NULL, 0);
+    nghttp2_submit_goaway(h2->ng, NGHTTP2_FLAG_NONE,
+                          nghttp2_session_get_last_proc_stream_id(h2->ng), NGHTTP2_NO_ERROR, NULL,
+                          0);
     for (tf_h2s_t *st = h2->streams, *next; st != NULL; st = next) {
         next = st->next;
         if (st->started && !tf_conn_closing(&st->conn))

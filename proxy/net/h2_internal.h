@@ -42,9 +42,10 @@ typedef struct {
 int tf_h2__buf_append(tf_h2_buf_t *b, const void *data, size_t len);
 void tf_h2__buf_consume(tf_h2_buf_t *b, size_t n);
 void tf_h2__buf_free(tf_h2_buf_t *b);
+/* An empty buffer may have no memory: NULL then, never NULL + 0 (UB). */
 static inline const char *tf_h2__buf_data(const tf_h2_buf_t *b)
 {
-    return b->p + b->off;
+    return b->p != NULL ? b->p + b->off : NULL;
 }
 
 /* A request's header fields as they arrive: names and values copied into
@@ -70,34 +71,34 @@ typedef struct tf_h2s tf_h2s_t;
  * conn.c frees the whole struct with it. */
 struct tf_h2s {
     tf_conn_t conn;
-    tf_h2_t *h2;            /* NULL once detached (child closed, session gone) */
-    tf_h2s_t *prev, *next;  /* the session's streams */
+    tf_h2_t *h2;           /* NULL once detached (child closed, session gone) */
+    tf_h2s_t *prev, *next; /* the session's streams */
     int32_t id;
     /* ---- the request ---- */
-    tf_h2_fields_t fields;  /* the HEADERS (then the trailers) being decoded */
-    tf_h2_buf_t in;         /* HTTP/1.1 bytes for the exchange, not handed on yet */
-    size_t unconsumed;      /* DATA bytes in `in` whose window is not reopened */
+    tf_h2_fields_t fields; /* the HEADERS (then the trailers) being decoded */
+    tf_h2_buf_t in;        /* HTTP/1.1 bytes for the exchange, not handed on yet */
+    size_t unconsumed;     /* DATA bytes in `in` whose window is not reopened */
     tf_h2_request_info_t info;
     /* ---- the response ---- */
     tf_http_parser_t rp;
-    tf_h2_buf_t rhead;      /* a response head split across writes */
-    tf_h2_buf_t out;        /* DATA payload waiting for nghttp2 */
+    tf_h2_buf_t rhead; /* a response head split across writes */
+    tf_h2_buf_t out;   /* DATA payload waiting for nghttp2 */
     tf_h2_fields_t trailers;
-    uint8_t rstate;         /* H2R_* */
+    uint8_t rstate; /* H2R_* */
     /* ---- flags ---- */
-    bool started;           /* the child connection exists */
-    bool too_big;           /* the header block went over limits: 431 */
-    bool req_ended;         /* the client's END_STREAM arrived */
-    bool eof_told;          /* the exchange was told (eof) */
-    bool submitted;         /* response HEADERS submitted */
-    bool out_ended;         /* no more DATA: END_STREAM once `out` is sent */
-    bool deferred;          /* nghttp2 waits for resume_data */
-    bool end_sent;          /* END_STREAM (or a reset) went out */
-    bool closed;            /* nghttp2 closed the stream */
-    bool client_reset;      /* ... because the client sent RST_STREAM */
-    bool tell_shut;         /* the exchange wants to hear shut() */
-    bool tell_reset;        /* the exchange is to hear error() */
-    bool tell_written;      /* the exchange is to hear written() */
+    bool started;      /* the child connection exists */
+    bool too_big;      /* the header block went over limits: 431 */
+    bool req_ended;    /* the client's END_STREAM arrived */
+    bool eof_told;     /* the exchange was told (eof) */
+    bool submitted;    /* response HEADERS submitted */
+    bool out_ended;    /* no more DATA: END_STREAM once `out` is sent */
+    bool deferred;     /* nghttp2 waits for resume_data */
+    bool end_sent;     /* END_STREAM (or a reset) went out */
+    bool closed;       /* nghttp2 closed the stream */
+    bool client_reset; /* ... because the client sent RST_STREAM */
+    bool tell_shut;    /* the exchange wants to hear shut() */
+    bool tell_reset;   /* the exchange is to hear error() */
+    bool tell_written; /* the exchange is to hear written() */
     /* The child closed with its answer complete but not all sent (a
      * redirect answered at once, then the client's end): the stream keeps
      * the struct (conn.c waits for this callback) until END_STREAM is out. */
@@ -111,7 +112,7 @@ struct tf_h2 {
     tf_defer_t defer;
     tf_h2s_t *streams; /* every stream with state here */
     size_t nstreams;
-    size_t out_total;  /* response bytes waiting in the streams' `out` */
+    size_t out_total; /* response bytes waiting in the streams' `out` */
     /* Budgets (token buckets, refilled with time): streams the client reset
      * before their answer; frames that carry no request or progress. */
     double resets, junk;
@@ -147,8 +148,8 @@ ssize_t tf_h2__read_body(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t l
                          uint32_t *flags, nghttp2_data_source *src, void *ud);
 /* Collects one decoded header field; false when the block must end the
  * connection (far over limits.max_header_bytes: HPACK abuse). */
-bool tf_h2__field(tf_h2_t *h2, tf_h2s_t *st, const uint8_t *name, size_t nlen,
-                  const uint8_t *value, size_t vlen);
+bool tf_h2__field(tf_h2_t *h2, tf_h2s_t *st, const uint8_t *name, size_t nlen, const uint8_t *value,
+                  size_t vlen);
 /* Ends a stream whose child closed while its answer was leaving (close_cb):
  * detached, its buffers freed, then conn.c's callback, which may free it. */
 void tf_h2__stream_finish(tf_h2s_t *st);

@@ -61,8 +61,8 @@ static void fields_view(const tf_h2_fields_t *f, tf_h2_field_t *out)
     }
 }
 
-bool tf_h2__field(tf_h2_t *h2, tf_h2s_t *st, const uint8_t *name, size_t nlen,
-                  const uint8_t *value, size_t vlen)
+bool tf_h2__field(tf_h2_t *h2, tf_h2s_t *st, const uint8_t *name, size_t nlen, const uint8_t *value,
+                  size_t vlen)
 {
     const tf_conf_limits_t *lim = tf_conf_limits(h2->c->gen->conf);
     tf_h2_fields_t *f = &st->fields;
@@ -94,8 +94,8 @@ static void answer_local(tf_h2_t *h2, tf_h2s_t *st, unsigned status)
         {(uint8_t *)":status", (uint8_t *)code, 7, 3, NGHTTP2_NV_FLAG_NONE},
         {(uint8_t *)"content-length", (uint8_t *)"0", 14, 1, NGHTTP2_NV_FLAG_NONE},
     };
-    TF_CONN_LOG(TF_LOG_INFO, h2->c, "HTTP/2 stream %d: header block over limits: %u",
-                (int)st->id, status);
+    TF_CONN_LOG(TF_LOG_INFO, h2->c, "HTTP/2 stream %d: header block over limits: %u", (int)st->id,
+                status);
     tf_metrics_request(h2->c->worker->metrics, NULL, status, 0);
     tf_metrics_request_protocol(h2->c->worker->metrics, true);
     if (nghttp2_submit_response(h2->ng, st->id, nv, 2, NULL) != 0)
@@ -285,8 +285,8 @@ void tf_h2__deliver(tf_h2s_t *st)
         if (consumed > 0)
             nghttp2_session_consume(h2->ng, st->id, consumed);
     }
-    if (tf_stream_live(s) && (s->flags & TF_STREAM_READING) && st->in.len == 0 &&
-        st->req_ended && !st->eof_told) {
+    if (tf_stream_live(s) && (s->flags & TF_STREAM_READING) && st->in.len == 0 && st->req_ended &&
+        !st->eof_told) {
         st->eof_told = true;
         s->sink->eof(s);
     }
@@ -329,8 +329,8 @@ static void payload_data(void *ud, const char *p, size_t n)
 
 static bool connection_specific(const char *name, size_t len)
 {
-    static const char *const names[] = {"connection", "keep-alive", "proxy-connection",
-                                        "transfer-encoding", "upgrade", "te"};
+    static const char *const names[] = {"connection",        "keep-alive", "proxy-connection",
+                                        "transfer-encoding", "upgrade",    "te"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         if (strlen(names[i]) == len && strncasecmp(names[i], name, len) == 0)
             return true;
@@ -368,9 +368,9 @@ static int submit_head(tf_h2s_t *st, const tf_http_response_t *r)
     if (lower == NULL)
         return TF_ENOMEM;
     char status[4];
-    long n = tf_h2_response_fields(r, st->info.websocket, status, f, sizeof f / sizeof f[0], lower,
-                                   r->head_len > sizeof lower_stack ? r->head_len
-                                                                    : sizeof lower_stack);
+    long n =
+        tf_h2_response_fields(r, st->info.websocket, status, f, sizeof f / sizeof f[0], lower,
+                              r->head_len > sizeof lower_stack ? r->head_len : sizeof lower_stack);
     for (long i = 0; i < n; i++)
         nv[i] = (nghttp2_nv){(uint8_t *)f[i].name, (uint8_t *)f[i].value, f[i].name_len,
                              f[i].value_len, NGHTTP2_NV_FLAG_NONE};
@@ -494,7 +494,8 @@ ssize_t tf_h2__read_body(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t l
     if (st == NULL)
         return NGHTTP2_ERR_DEFERRED; /* detached: its RST_STREAM is queued */
     size_t n = st->out.len < length ? st->out.len : length;
-    memcpy(buf, tf_h2__buf_data(&st->out), n);
+    if (n > 0)
+        memcpy(buf, tf_h2__buf_data(&st->out), n); /* out.p may be NULL */
     tf_h2__out_consume(st, n);
     if (n > 0) {
         st->tell_written = true;
@@ -630,7 +631,7 @@ void tf_h2__stream_free(tf_h2s_t *st)
 static void h2s_close(tf_stream_t *s, uv_close_cb cb)
 {
     tf_h2s_t *st = s->transport;
-    s->flags &= (uint16_t)~(TF_STREAM_OPEN | TF_STREAM_READING);
+    s->flags &= (uint16_t) ~(TF_STREAM_OPEN | TF_STREAM_READING);
     if (st->h2 != NULL && !st->closed && !st->end_sent && st->submitted && st->out_ended) {
         st->close_cb = cb;
         resume(st);
