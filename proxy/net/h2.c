@@ -514,7 +514,9 @@ static const tf_sink_t h2_sink = {
 static uint64_t h2_timeout_ms(const tf_conn_t *c)
 {
     uint64_t idle = tf_conf_timeouts(c->gen->conf)->idle_ms;
-    if (c->h2->nstreams > 0)
+    /* Streams whose exchange ended, their answer waiting for the client's
+     * window, keep time by the connection's own progress. */
+    if (c->h2->nstreams > c->h2->nlinger)
         return idle;
     uint64_t quiet = uv_now(&c->worker->loop) - c->traffic.active_ms;
     return quiet < idle ? idle - quiet : 0;
@@ -523,7 +525,7 @@ static uint64_t h2_timeout_ms(const tf_conn_t *c)
 static void h2_on_timer(tf_conn_t *c)
 {
     tf_h2_t *h2 = c->h2;
-    if (h2->nstreams > 0 || h2_timeout_ms(c) > 0) {
+    if (h2->nstreams > h2->nlinger || h2_timeout_ms(c) > 0) {
         tf_conn_arm_timer(c);
         return;
     }
@@ -579,7 +581,7 @@ static void h2_free(tf_conn_t *c)
         else
             tf_conn_close(&st->conn, TF_LOG_DEBUG, c->reason);
     }
-    h2->nstreams = 0;
+    h2->nstreams = h2->nlinger = 0;
     tf_worker_defer_cancel(c->worker, &h2->defer);
     h2->dead = true;
     if (h2->busy == 0)

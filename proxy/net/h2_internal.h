@@ -86,19 +86,20 @@ struct tf_h2s {
     tf_h2_fields_t trailers;
     uint8_t rstate; /* H2R_* */
     /* ---- flags ---- */
-    bool started;      /* the child connection exists */
-    bool too_big;      /* the header block went over limits: 431 */
-    bool req_ended;    /* the client's END_STREAM arrived */
-    bool eof_told;     /* the exchange was told (eof) */
-    bool submitted;    /* response HEADERS submitted */
-    bool out_ended;    /* no more DATA: END_STREAM once `out` is sent */
-    bool deferred;     /* nghttp2 waits for resume_data */
-    bool end_sent;     /* END_STREAM (or a reset) went out */
-    bool closed;       /* nghttp2 closed the stream */
-    bool client_reset; /* ... because the client sent RST_STREAM */
-    bool tell_shut;    /* the exchange wants to hear shut() */
-    bool tell_reset;   /* the exchange is to hear error() */
-    bool tell_written; /* the exchange is to hear written() */
+    bool started;         /* the child connection exists */
+    bool too_big;         /* the header block went over limits: 431 */
+    bool req_ended;       /* the client's END_STREAM arrived */
+    bool eof_told;        /* the exchange was told (eof) */
+    bool submitted;       /* response HEADERS submitted */
+    bool out_ended;       /* no more DATA: END_STREAM once `out` is sent */
+    bool deferred;        /* nghttp2 waits for resume_data */
+    bool end_sent;        /* END_STREAM (or a reset) went out */
+    bool closed;          /* nghttp2 closed the stream */
+    bool client_reset;    /* ... because the client sent RST_STREAM */
+    bool tell_shut;       /* the exchange wants to hear shut() */
+    bool tell_reset;      /* the exchange is to hear error() */
+    bool tell_written;    /* the exchange is to hear written() */
+    bool close_delimited; /* the response's body ends where the backend closed */
     /* The child closed with its answer complete but not all sent (a
      * redirect answered at once, then the client's end): the stream keeps
      * the struct (conn.c waits for this callback) until END_STREAM is out. */
@@ -113,6 +114,7 @@ struct tf_h2 {
     tf_h2s_t *streams; /* every stream with state here */
     size_t nstreams;
     size_t out_total; /* response bytes waiting in the streams' `out` */
+    size_t nlinger;   /* streams whose child closed, their answer still leaving */
     /* Budgets (token buckets, refilled with time): streams the client reset
      * before their answer; frames that carry no request or progress. */
     double resets, junk;

@@ -394,6 +394,7 @@ static int submit_head(tf_h2s_t *st, const tf_http_response_t *r)
         if (nghttp2_submit_response(ng, st->id, nv, (size_t)n, body ? &prd : NULL) != 0)
             rc = TF_ENOMEM;
         st->submitted = true;
+        st->close_delimited = r->body == TF_HTTP_RESP_CLOSE;
         st->rstate = tunnel ? H2R_TUNNEL : body ? H2R_BODY : H2R_DONE;
         st->out_ended = !body;
     }
@@ -565,8 +566,10 @@ static int h2s_shutdown(tf_stream_t *s)
         return 0;
     if (st->end_sent) {
         st->tell_shut = true;
-    } else if (!st->submitted) {
-        /* Ended without an answer (a cut head): the stream is reset. */
+    } else if (!st->submitted || (st->rstate == H2R_BODY && !st->close_delimited)) {
+        /* Ended without an answer, or in the middle of a body whose framing
+         * says more was due (the exchange cut it): END_STREAM would present
+         * it as complete, so the stream is reset. */
         nghttp2_submit_rst_stream(st->h2->ng, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_INTERNAL_ERROR);
         st->end_sent = st->tell_shut = true;
     } else {
@@ -634,6 +637,8 @@ static void h2s_close(tf_stream_t *s, uv_close_cb cb)
     s->flags &= (uint16_t) ~(TF_STREAM_OPEN | TF_STREAM_READING);
     if (st->h2 != NULL && !st->closed && !st->end_sent && st->submitted && st->out_ended) {
         st->close_cb = cb;
+        if (++st->h2->nlinger == st->h2->nstreams)
+            tf_conn_arm_timer(st->h2->c); /* h2_timeout_ms: the connection's own */
         resume(st);
         return;
     }
@@ -646,6 +651,8 @@ void tf_h2__stream_finish(tf_h2s_t *st)
 {
     uv_close_cb cb = st->close_cb;
     st->close_cb = NULL;
+    if (st->h2 != NULL)
+        st->h2->nlinger--;
     detach(st);
     stream_release(st);
     cb((uv_handle_t *)&st->conn.client.tcp);
