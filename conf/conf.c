@@ -351,6 +351,11 @@ const tf_conf_limits_t *tf_conf_limits(const tf_conf_t *c)
     return &c->limits;
 }
 
+const tf_conf_http2_t *tf_conf_http2(const tf_conf_t *c)
+{
+    return &c->http2;
+}
+
 size_t tf_conf_tenant_count(const tf_conf_t *c)
 {
     return c->ntenants;

@@ -50,6 +50,7 @@ struct tf_conf {
     tf_conf_tls_t tls;
     tf_conf_timeouts_t timeouts;
     tf_conf_limits_t limits;
+    tf_conf_http2_t http2;
     tf_conf_tenant_t *tenants;
     size_t ntenants;
     const tf_conf__where_t *where; /* in the arena, most recent first */

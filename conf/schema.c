@@ -158,6 +158,19 @@ static const tf_conf__key_t limit_keys[] = {
     {.name = NULL},
 };
 
+/* http2 (SPEC §12). */
+static const tf_conf__key_t http2_keys[] = {
+    {.name = "enabled", .type = TF_CONF__T_BOOL, .offset = C(http2.enabled), .def = "true"},
+    {.name = "max_concurrent_streams",
+     .type = TF_CONF__T_UINT,
+     .offset = C(http2.max_concurrent_streams),
+     .size = sizeof(uint32_t),
+     .min = 1,
+     .max = TF_CONF_H2_STREAMS_MAX,
+     .def = "100"},
+    {.name = NULL},
+};
+
 /* ---- tenants and routes (SPEC §3, §11) ----------------------------------
  * Both walk into a tf_conf__src_t; the rows they share are the ROUTE_KEYS
  * macro, so a tenant's key and a route's key cannot drift apart. */
@@ -397,6 +410,7 @@ static const tf_conf__key_t root_keys[] = {
     {.name = "tls", .type = TF_CONF__T_SECTION, .sub = tls_keys},
     {.name = "timeouts", .type = TF_CONF__T_SECTION, .sub = timeout_keys},
     {.name = "limits", .type = TF_CONF__T_SECTION, .sub = limit_keys},
+    {.name = "http2", .type = TF_CONF__T_SECTION, .sub = http2_keys},
     {.name = "tenants",
      .type = TF_CONF__T_TENANTS,
      .flags = TF_CONF__F_REQUIRED | TF_CONF__F_NONEMPTY,

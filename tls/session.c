@@ -182,14 +182,6 @@ tf_tls_session_t *tf_tls_session_new(tf_tls_ctx_t *ctx, tf_cs_snapshot_t *snap)
     s->snap = tf_cs_snapshot_ref(snap);
     wolfSSL_SetIOReadCtx(s->ssl, s);
     wolfSSL_SetIOWriteCtx(s->ssl, s);
-    /* wolfSSL's ALPN select callback needs OPENSSL_ALL; the per-connection
-     * list answers http/1.1 when offered and ignores other protocols. */
-    char proto[] = "http/1.1";
-    if (wolfSSL_UseALPN(s->ssl, proto, sizeof proto - 1, WOLFSSL_ALPN_CONTINUE_ON_MISMATCH) !=
-        WOLFSSL_SUCCESS) {
-        tf_tls_session_free(s);
-        return NULL;
-    }
     return s;
 }
 
@@ -210,6 +202,37 @@ int tf_tls_session_feed(tf_tls_session_t *s, const void *data, size_t len)
     if (len == 0)
         return 0;
     return buf_append(&s->in, data, len, len);
+}
+
+void tf_tls_session_set_h2(tf_tls_session_t *s, tf_tls_h2_allowed_fn fn, void *ud)
+{
+    s->h2_fn = fn;
+    s->h2_ud = ud;
+}
+
+/* Gives wolfSSL the session's ALPN list, once, after preselect() learnt the
+ * SNI and before wolfSSL reads the ClientHello (so resumed handshakes too).
+ * wolfSSL's server walks the client's list in the client's order and takes
+ * the first protocol also in ours; CONTINUE_ON_MISMATCH lets a client
+ * offering nothing we speak go on without ALPN. The OpenSSL-style select
+ * callback would need OPENSSL_ALL, which this build does not have. h2 is
+ * offered only when the SNI used for the choice is the one the connection
+ * will be routed by (not for a hello hello.c could not read, or a name
+ * with a NUL byte). */
+static int use_alpn(tf_tls_session_t *s)
+{
+    s->alpn_set = true;
+    bool h2 = s->h2_fn != NULL && !s->hello_opaque && !s->sni_unclear && s->h2_fn(s->h2_ud, s->sni);
+    char both[] = "h2,http/1.1";
+    char http1[] = "http/1.1";
+    char *list = h2 ? both : http1;
+    size_t len = h2 ? sizeof both - 1 : sizeof http1 - 1;
+    if (wolfSSL_UseALPN(s->ssl, list, (unsigned)len, WOLFSSL_ALPN_CONTINUE_ON_MISMATCH) !=
+        WOLFSSL_SUCCESS) {
+        s->error = "out of memory";
+        return TF_ENOMEM;
+    }
+    return TF_TLS_OK;
 }
 
 /* Fatal alerts, plaintext: nothing was negotiated yet. */
@@ -247,6 +270,7 @@ static int preselect(tf_tls_session_t *s)
         s->hello_opaque = true;
         return TF_TLS_OK;
     }
+    s->sni_unclear = name != NULL && memchr(name, '\0', len) != NULL;
     int sel = tf_tls__select(s, name, len);
     free(scratch);
     if (sel == 0)
@@ -266,6 +290,8 @@ int tf_tls_session_handshake(tf_tls_session_t *s)
     int rc = TF_TLS_OK;
     if (!s->selected && !s->hello_opaque)
         rc = preselect(s);
+    if (rc == TF_TLS_OK && !s->alpn_set)
+        rc = use_alpn(s);
     if (rc == TF_TLS_OK) {
         int ret = wolfSSL_accept(s->ssl);
         rc = ret == WOLFSSL_SUCCESS ? TF_TLS_OK : map_result(s, ret);
@@ -420,10 +446,13 @@ const char *tf_tls_session_alpn(const tf_tls_session_t *s)
 {
     char *name = NULL;
     unsigned short n = 0;
-    if (wolfSSL_ALPN_GetProtocol(s->ssl, &name, &n) != WOLFSSL_SUCCESS || n != 8 ||
-        memcmp(name, "http/1.1", 8) != 0)
+    if (wolfSSL_ALPN_GetProtocol(s->ssl, &name, &n) != WOLFSSL_SUCCESS)
         return NULL;
-    return "http/1.1";
+    if (n == 2 && memcmp(name, "h2", 2) == 0)
+        return "h2";
+    if (n == 8 && memcmp(name, "http/1.1", 8) == 0)
+        return "http/1.1";
+    return NULL;
 }
 
 const char *tf_tls_session_error(const tf_tls_session_t *s)

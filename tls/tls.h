@@ -135,7 +135,8 @@ typedef struct {
  * snapshot must have one). Versions TLS 1.2 and 1.3 (or 1.3 only); TLS 1.3
  * suites AES-128-GCM, AES-256-GCM, CHACHA20-POLY1305; TLS 1.2 ECDHE with
  * AES-GCM or CHACHA20-POLY1305 only; groups X25519, P-256, P-384; ALPN
- * http/1.1; renegotiation refused. Errors into err. Free with
+ * http/1.1, and h2 per session (tf_tls_session_set_h2); renegotiation
+ * refused. Errors into err. Free with
  * tf_tls_ctx_free() after every session made from it is freed. */
 int tf_tls_ctx_new(const tf_tls_ctx_opts_t *opts, const tf_cs_snapshot_t *snap, tf_tls_ctx_t **out,
                    char *err, size_t errlen) __attribute__((warn_unused_result));
@@ -212,7 +213,7 @@ int tf_tls_session_take_out(tf_tls_session_t *s, void **buf, size_t *len);
 /* After the handshake: the SNI as sent (NULL if none; raw bytes up to the
  * first NUL, so escape it before logging), how the certificate was chosen,
  * the bundle served, the negotiated version ("TLSv1.3"), cipher suite name,
- * whether the session was resumed, and ALPN ("http/1.1" or NULL). After an
+ * whether the session was resumed, and ALPN ("h2", "http/1.1" or NULL). After an
  * unknown-SNI rejection the SNI and selection answer too, for the log. */
 const char *tf_tls_session_sni(const tf_tls_session_t *s);
 tf_cs_selection_t tf_tls_session_selection(const tf_tls_session_t *s);
@@ -230,7 +231,11 @@ const char *tf_tls_session_alpn(const tf_tls_session_t *s);
  * "h2,http/1.1" (the client's order decides, as RFC 7301 lets the server
  * choose and browsers list h2 first); when false "http/1.1" only, so a
  * client offering only h2 gets no protocol. tf_tls_session_alpn() then
- * answers "h2", "http/1.1" or NULL. */
+ * answers "h2", "http/1.1" or NULL. The function is not called, and h2 not
+ * offered, when the session cannot be sure of the SNI it will report (a
+ * ClientHello tls/hello.c cannot read, a name with a NUL byte). Resumed
+ * sessions choose the same way: ALPN is negotiated afresh each handshake.
+ * Call it before the first tf_tls_session_handshake(). */
 typedef bool (*tf_tls_h2_allowed_fn)(void *ud, const char *sni);
 void tf_tls_session_set_h2(tf_tls_session_t *s, tf_tls_h2_allowed_fn fn, void *ud);
 

@@ -114,6 +114,12 @@ struct tf_tls_session {
     bool failed;       /* a fatal error ended the session */
     bool shut;         /* tf_tls_session_shutdown was called */
     bool hello_opaque; /* hello.c could not read the ClientHello */
+    /* The SNI had a NUL byte: looked up as no name, while wolfSSL (and so
+     * tf_tls_session_sni) would report its first part; h2 is not offered. */
+    bool sni_unclear;
+    bool alpn_set;              /* the ALPN list was given to wolfSSL */
+    tf_tls_h2_allowed_fn h2_fn; /* NULL: http/1.1 only */
+    void *h2_ud;
     const char *error; /* static string, why the last call failed */
     char *sni;         /* a copy of the client's SNI as sent, or NULL */
     tf_tls__buf_t in;  /* ciphertext from the client */

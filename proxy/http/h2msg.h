@@ -48,19 +48,28 @@ typedef struct {
 /* tf_h2_request_head(): the fields are not a request that can be relayed
  * (stream error PROTOCOL_ERROR): CR, LF or NUL in a name or value, no
  * :method, no :path (except CONNECT), Host differing from :authority,
- * :protocol other than "websocket", or :protocol without CONNECT. */
+ * :protocol other than "websocket", or :protocol without CONNECT. Also
+ * what libnghttp2 refuses first but the text would misread: a pseudo-header
+ * field unknown or repeated, a name that is not a token, a
+ * connection-specific field (connection, keep-alive, proxy-connection,
+ * transfer-encoding, upgrade), whitespace or emptiness in :method, :path
+ * or :authority, and a CONNECT without :authority or with :path or
+ * :scheme. */
 #define TF_H2_MALFORMED (-2)
 
 /* Writes the HTTP/1.1 request head for a request's header fields (in the
  * order received) into out: "METHOD PATH HTTP/1.1" (":path" as sent;
- * extended CONNECT becomes "GET PATH"), "Host: " from :authority (or the
- * host field when there is no :authority; none when neither), every other
- * field in order with `cookie` crumbs joined into one "cookie: a; b" line
- * (RFC 9113 §8.2.3) at the first crumb's place, host dropped when
- * :authority is there; then, for websocket, "upgrade: websocket",
+ * extended CONNECT becomes "GET PATH", CONNECT "CONNECT AUTHORITY"),
+ * "Host: " from :authority (or the first host field when there is no
+ * :authority; none when neither), every other field in order with `cookie`
+ * crumbs joined into one "cookie: a; b" line (RFC 9113 §8.2.3) at the
+ * first crumb's place, host fields dropped (each must equal Host, case
+ * aside), for websocket a client's sec-websocket-key dropped; then, for
+ * websocket, "upgrade: websocket",
  * "connection: upgrade", "sec-websocket-key: WS_KEY" and
  * "sec-websocket-version: 13" unless the client sent it; then, when
- * end_stream is false and no content-length was given,
+ * end_stream is false, no content-length was given and
+ * the request is no CONNECT (a tunnel's bytes are no body),
  * "transfer-encoding: chunked" (info->chunked); then the empty line.
  * ws_key: 24 base64 characters the caller generated (used for websocket
  * only; NULL otherwise). Returns the head's length, -1 when out is too
@@ -71,12 +80,13 @@ long tf_h2_request_head(const tf_h2_field_t *fields, size_t nfields, bool end_st
 /* The end of a chunked request body with its trailer fields (the last
  * HEADERS of the stream, possibly none): "0\r\n", "name: value\r\n" each,
  * "\r\n". Returns the length, -1 when out is too small, or TF_H2_MALFORMED
- * (CR, LF or NUL, or a pseudo-header field). */
+ * (CR, LF or NUL, or a name that is not a token: a pseudo-header field). */
 long tf_h2_request_trailers(const tf_h2_field_t *fields, size_t nfields, char *out, size_t outlen);
 
 /* Chunk framing around len bytes of DATA for a chunked request body:
- * "HEX\r\n" into out (at least 20 bytes); the caller sends the data, then
- * "\r\n". Returns the prefix's length. */
+ * "HEX\r\n" (lower-case hex) into out (at least 20 bytes); the caller
+ * sends the data, then "\r\n". len > 0: a chunk of size 0 ends the body
+ * (DATA without bytes is no chunk). Returns the prefix's length. */
 size_t tf_h2_chunk_prefix(size_t len, char *out);
 
 /* The fields of the HTTP/2 response for the exchange's response head: the
@@ -94,8 +104,9 @@ long tf_h2_response_fields(const tf_http_response_t *resp, bool websocket, char 
 typedef struct {
     /* Payload bytes (chunk framing removed), valid during the call. */
     void (*data)(void *ud, const char *p, size_t n);
-    /* One complete trailer field of a chunked body (name as sent), after
-     * the last data; valid during the call. */
+    /* One complete trailer field of a chunked body (name as sent, value
+     * without the whitespace around it), after the last data; valid
+     * during the call. */
     void (*trailer)(void *ud, const tf_http_header_t *field);
     void *ud;
     /* The caller's buffer for a trailer field split across calls; a field

@@ -74,6 +74,11 @@ static inline size_t skip_class(const unsigned char *b, size_t i, size_t end, un
     return i;
 }
 
+bool tf_http__is_token(const char *s, size_t n)
+{
+    return n > 0 && skip_class((const unsigned char *)s, 0, n, B_TCHAR) == n;
+}
+
 /* The state after c, the byte just read (*i is past it), ended a line's
  * content: lf_state, which reads the line's LF, after a CR; lf_state at
  * once for an LF without CR where that is allowed (s->lenient), with *i
@@ -274,9 +279,16 @@ const char *tf_http_reason(unsigned status)
  * the whole head only of a response whose body it then follows (chunked or
  * close-delimited). Header fields and status lines are the scan's. */
 
+/* The parser that embeds hp: hp->data stays free for tf_http_body_payload()'s
+ * output, so that both body followers share these callbacks. */
+static tf_http_parser_t *owner(http_parser *hp)
+{
+    return (tf_http_parser_t *)(void *)((char *)hp - offsetof(tf_http_parser_t, parser));
+}
+
 static int on_url(http_parser *hp, const char *at, size_t len)
 {
-    tf_http_parser_t *p = hp->data;
+    tf_http_parser_t *p = owner(hp);
     if (p->target != NULL) {
         *p->target = at;
         *p->target_len = len;
@@ -286,7 +298,7 @@ static int on_url(http_parser *hp, const char *at, size_t len)
 
 static int on_headers_complete(http_parser *hp)
 {
-    tf_http_parser_t *p = hp->data;
+    tf_http_parser_t *p = owner(hp);
     http_parser_pause(hp, 1);
     /* 1: no body follows whatever the headers say (a response to HEAD). */
     return p->skip_body ? 1 : 0;
@@ -294,7 +306,7 @@ static int on_headers_complete(http_parser *hp)
 
 static int on_message_complete(http_parser *hp)
 {
-    tf_http_parser_t *p = hp->data;
+    tf_http_parser_t *p = owner(hp);
     p->done = true;
     http_parser_pause(hp, 1);
     return 0;
@@ -310,7 +322,6 @@ void tf_http_parser_init(tf_http_parser_t *p)
 {
     memset(p, 0, sizeof *p);
     http_parser_init(&p->parser, HTTP_REQUEST);
-    p->parser.data = p;
     p->scan.max_fields = TF_HTTP_HEADERS_DEFAULT;
 }
 
@@ -328,7 +339,6 @@ void tf_http_parser_init_response(tf_http_parser_t *p, bool head_request)
 {
     memset(p, 0, sizeof *p);
     http_parser_init(&p->parser, HTTP_RESPONSE);
-    p->parser.data = p;
     p->skip_body = head_request;
     p->scan.lenient = true;
     p->scan.max_fields = TF_HTTP_HEADERS_DEFAULT;
@@ -373,7 +383,6 @@ static bool parse_status_line(const char *s, size_t line, tf_http_response_t *r)
 static int parser_to_body(tf_http_parser_t *p, const char *buf, size_t head)
 {
     http_parser_init(&p->parser, HTTP_RESPONSE);
-    p->parser.data = p;
     size_t n = http_parser_execute(&p->parser, &settings, buf, head);
     if (HTTP_PARSER_ERRNO(&p->parser) != HPE_PAUSED)
         return -1;
@@ -691,33 +700,139 @@ static int chunked_body(tf_http_parser_t *p, const char *buf, size_t len, size_t
     return 0;
 }
 
-int tf_http_body(tf_http_parser_t *p, const char *buf, size_t len, size_t *used, bool *done)
+/* Where a body ends, for both followers: tf_http_body() passes its bytes on
+ * as they are, tf_http_body_payload() hands out what they carry. One rule,
+ * so that the two never disagree on *used and *done: hs are http-parser's
+ * callbacks, which read the bytes without changing where it stops, and out
+ * (NULL for tf_http_body()) receives a Content-Length body's bytes and is
+ * hs's hp->data. Returns 0, or -1 for a body that cannot be followed. */
+static int follow_body(tf_http_parser_t *p, const char *buf, size_t len, size_t *used, bool *done,
+                       const http_parser_settings *hs, tf_http_payload_t *out)
 {
-    if (p->strict_chunked && !p->done) {
-        *used = 0;
-        *done = false;
-        return len == 0 ? 0 : chunked_body(p, buf, len, used, done);
-    }
     *used = 0;
     *done = p->done;
+    if (p->strict_chunked && !p->done)
+        return len == 0 ? 0 : (chunked_body(p, buf, len, used, done) != 0 ? -1 : 0);
     if (p->done || len == 0)
         return 0;
     if (p->by_length) {
         size_t n = len < p->length_left ? len : (size_t)p->length_left;
         p->length_left -= n;
         p->done = p->length_left == 0;
+        if (out != NULL)
+            out->data(out->ud, buf, n);
         *used = n;
         *done = p->done;
         return 0;
     }
     http_parser_pause(&p->parser, 0);
-    size_t n = http_parser_execute(&p->parser, &settings, buf, len);
+    p->parser.data = out;
+    size_t n = http_parser_execute(&p->parser, hs, buf, len);
+    p->parser.data = NULL;
     enum http_errno e = HTTP_PARSER_ERRNO(&p->parser);
     if (e != HPE_OK && e != HPE_PAUSED)
-        return 400;
+        return -1;
     *used = n;
     *done = p->done;
     return 0;
+}
+
+int tf_http_body(tf_http_parser_t *p, const char *buf, size_t len, size_t *used, bool *done)
+{
+    return follow_body(p, buf, len, used, done, &settings, NULL) == 0 ? 0 : 400;
+}
+
+/* ---- a response body's payload (for HTTP/2) ------------------------------------------ */
+
+/* http-parser hands a chunked body's trailer fields to on_header_field and
+ * on_header_value, in pieces when a field spans reads: a field is gathered
+ * in the caller's scratch, its name first, then its value from
+ * p->trailer_name on, and handed out once the next field or the end of the
+ * body shows that it is complete. */
+
+static bool gather(tf_http_payload_t *out, const char *at, size_t len)
+{
+    if (out->scratch_cap - out->scratch_len < len)
+        return false;
+    memcpy(out->scratch + out->scratch_len, at, len);
+    out->scratch_len += len;
+    return true;
+}
+
+/* Hands out the field gathered, if any, its value without the whitespace
+ * around it (which RFC 9113 §8.2.1 does not allow in a field value). */
+static void trailer_out(tf_http_parser_t *p, tf_http_payload_t *out)
+{
+    if (out->scratch_len == 0)
+        return;
+    const unsigned char *b = (const unsigned char *)out->scratch;
+    size_t colon = p->trailer_name > 0 ? p->trailer_name : out->scratch_len;
+    tf_http_header_t f = {.name = out->scratch, .name_len = colon};
+    size_t v = colon, e = out->scratch_len;
+    while (v < e && is_ows(b[v]))
+        v++;
+    while (e > v && is_ows(b[e - 1]))
+        e--;
+    f.value = out->scratch + v;
+    f.value_len = e - v;
+    out->trailer(out->ud, &f);
+    out->scratch_len = 0;
+    p->trailer_name = 0;
+}
+
+static int payload_on_body(http_parser *hp, const char *at, size_t len)
+{
+    tf_http_payload_t *out = hp->data;
+    out->data(out->ud, at, len);
+    return 0;
+}
+
+static int payload_on_field(http_parser *hp, const char *at, size_t len)
+{
+    tf_http_parser_t *p = owner(hp);
+    tf_http_payload_t *out = hp->data;
+    if (p->trailer_name > 0) /* a value was being read: that field is complete */
+        trailer_out(p, out);
+    return gather(out, at, len) ? 0 : -1;
+}
+
+static int payload_on_value(http_parser *hp, const char *at, size_t len)
+{
+    tf_http_parser_t *p = owner(hp);
+    tf_http_payload_t *out = hp->data;
+    if (p->trailer_name == 0) {
+        if (out->scratch_len == 0 || out->scratch_len > UINT32_MAX)
+            return -1; /* a value without a name: http-parser never does that */
+        p->trailer_name = (uint32_t)out->scratch_len;
+    }
+    return gather(out, at, len) ? 0 : -1;
+}
+
+static int payload_on_complete(http_parser *hp)
+{
+    trailer_out(owner(hp), hp->data);
+    return on_message_complete(hp);
+}
+
+static const http_parser_settings payload_settings = {
+    .on_headers_complete = on_headers_complete,
+    .on_body = payload_on_body,
+    .on_header_field = payload_on_field,
+    .on_header_value = payload_on_value,
+    .on_message_complete = payload_on_complete,
+};
+
+int tf_http_body_payload(tf_http_parser_t *p, const char *buf, size_t len, size_t *used,
+                         bool *done, tf_http_payload_t *out)
+{
+    /* A chunked request body is followed by chunked_body(), which keeps its
+     * framing: no payload to hand out. Only responses come here. */
+    if (p->strict_chunked) {
+        *used = 0;
+        *done = p->done;
+        return 502;
+    }
+    return follow_body(p, buf, len, used, done, &payload_settings, out) == 0 ? 0 : 502;
 }
 
 /* ---- responses -------------------------------------------------------------------- */

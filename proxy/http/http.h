@@ -122,6 +122,10 @@ typedef struct {
     uint8_t chunk_state;
     uint8_t chunk_digits;
     uint64_t chunk_left;
+    /* tf_http_body_payload(): the length of the name of the trailer field
+     * gathered in the caller's scratch once its value has begun; 0 while
+     * its name is read. */
+    uint32_t trailer_name;
 } tf_http_parser_t;
 
 /* Readies the parser for the next request on the connection, allowing

@@ -41,6 +41,18 @@ static inline bool name_is(const tf_http_header_t *h, const char *name)
     return h->name_len == n && lower_eq(h->name, name, n);
 }
 
+/* s (n bytes) is a token (RFC 9110 §5.6.2), as a field name must be. */
+bool tf_http__is_token(const char *s, size_t n);
+
+/* Whether a Connection field among hs (n fields) names the field h, which
+ * makes it hop-by-hop too; never a field that frames or routes the message
+ * (Host, Content-Length, Transfer-Encoding). */
+bool tf_http__named_by_connection(const tf_http_header_t *hs, size_t n,
+                                  const tf_http_header_t *h);
+
+/* Whether hs (n fields) has a Connection field. */
+bool tf_http__has_connection(const tf_http_header_t *hs, size_t n);
+
 /* Calls fn for each comma-separated token of a header value, trimmed of
  * optional whitespace; stops and returns true when fn does. */
 bool tf_http__each_token(const char *v, size_t len, bool (*fn)(const char *, size_t, void *),

@@ -74,7 +74,12 @@ static bool listed_in_connection(const tf_http_header_t *hs, size_t n, const tf_
     return false;
 }
 
-static bool has_connection(const tf_http_header_t *hs, size_t n)
+bool tf_http__named_by_connection(const tf_http_header_t *hs, size_t n, const tf_http_header_t *h)
+{
+    return !framing_header(h) && listed_in_connection(hs, n, h);
+}
+
+bool tf_http__has_connection(const tf_http_header_t *hs, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         if (name_is(&hs[i], "connection"))
@@ -88,8 +93,8 @@ static inline bool passes_on(const tf_http_request_t *req, bool conn, const tf_h
 {
     bool upgrade_header = req->upgrade && name_is(h, "upgrade");
     return !(hop_by_hop(h, req->upgrade) || client_forwarded(h) ||
-             (conn && !upgrade_header && !framing_header(h) &&
-              listed_in_connection(req->headers, req->nheaders, h)));
+             (conn && !upgrade_header &&
+              tf_http__named_by_connection(req->headers, req->nheaders, h)));
 }
 
 /* The request line with the route's target in place of the client's. */
@@ -142,7 +147,7 @@ long tf_http_rewrite_head(const tf_http_request_t *req, const tf_http_forward_t 
         tf_http__put(&o, req->method, line);
     else
         put_target_line(&o, req, fwd, line);
-    bool conn = has_connection(req->headers, req->nheaders);
+    bool conn = tf_http__has_connection(req->headers, req->nheaders);
     if (fwd->rules != NULL || fwd->strip_cookie != NULL) {
         put_routed_fields(&o, req, fwd, conn);
     } else {
@@ -183,13 +188,13 @@ long tf_http_rewrite_response_head(const tf_http_response_t *resp,
         line--;
     tf_http__put(&o, resp->start, line);
     tf_http__put(&o, "\r\n", 2);
-    bool conn = has_connection(resp->headers, resp->nheaders);
+    bool conn = tf_http__has_connection(resp->headers, resp->nheaders);
     for (size_t i = 0; i < resp->nheaders; i++) {
         const tf_http_header_t *h = &resp->headers[i];
         bool upgrade_header = resp->upgrade && name_is(h, "upgrade");
-        if (!upgrade_header && (hop_by_hop(h, resp->upgrade) ||
-                                (conn && !framing_header(h) &&
-                                 listed_in_connection(resp->headers, resp->nheaders, h))))
+        if (!upgrade_header &&
+            (hop_by_hop(h, resp->upgrade) ||
+             (conn && tf_http__named_by_connection(resp->headers, resp->nheaders, h))))
             continue;
         if (rules != NULL && tf_http__rules_drop(rules, h->name, h->name_len))
             continue;

@@ -7,6 +7,7 @@
 #include "proxy/obs/obs.h"
 #include "proxy/net/backends.h"
 #include "proxy/net/exchange.h"
+#include "proxy/net/h2.h"
 #include "proxy/net/limits.h"
 #include "proxy/net/pool.h"
 #include "common/util.h"
@@ -47,6 +48,18 @@ static void client_limit(tf_conn_t *c)
     tf_conn_close(c, TF_LOG_DEBUG, per_client_refused);
 }
 
+/* ALPN (SPEC §12): h2 unless turned off or the SNI names a mode tcp
+ * tenant, whose clients get no protocol they did not ask for. */
+static bool conn_h2_allowed(void *ud, const char *sni)
+{
+    tf_conn_t *c = ud;
+    if (!tf_conf_http2(c->gen->conf)->enabled)
+        return false;
+    uint32_t t = tf_upstream_route(c->gen->upstream, sni);
+    return t == TF_UPSTREAM_NONE ||
+           tf_upstream_tenant_conf(c->gen->upstream, t)->mode != TF_CONF_MODE_TCP;
+}
+
 static int client_accept(tf_conn_t *c, uv_stream_t *server)
 {
     tf_worker_t *w = c->worker;
@@ -69,6 +82,7 @@ static int client_accept(tf_conn_t *c, uv_stream_t *server)
     tf_tls_session_t *tls = tf_tls_session_new(c->gen->tls, c->gen->snap);
     if (tls == NULL)
         return TF_ETLS;
+    tf_tls_session_set_h2(tls, conn_h2_allowed, c);
     tf_stream_tls_accept(&c->client, tls);
     return c->client.ops->read_start(&c->client);
 }
@@ -104,6 +118,28 @@ int tf_conn_accept(tf_worker_t *w, uv_stream_t *server, uint16_t local_port)
     return 0;
 }
 
+void tf_conn_init_child(tf_conn_t *child, tf_conn_t *parent, const tf_stream_ops_t *ops,
+                        void *transport)
+{
+    tf_worker_t *w = parent->worker;
+    child->worker = w;
+    child->parent = parent;
+    child->gen = parent->gen;
+    tf_worker_gen_hold(child->gen);
+    child->id = parent->id;
+    child->started_ms = child->traffic.active_ms = uv_now(&w->loop);
+    child->tenant = child->backend_ix = TF_CONN_NO_INDEX;
+    child->local_port = parent->local_port;
+    child->peer = parent->peer;
+    child->phase = TF_CONN_HTTP;
+    tf_stream_init(&child->client, ops, &w->bufs);
+    child->client.transport = transport;
+    child->client.tls = parent->client.tls;
+    child->client.flags |= TF_STREAM_OPEN | TF_STREAM_WRITABLE | TF_STREAM_TLS_BORROWED;
+    uv_timer_init(&w->loop, &child->timer);
+    child->handles = 2; /* the timer and the stream */
+}
+
 /* ---- handshake done: route and connect -------------------------------- */
 
 static const tf_conn_backend_user_t tcp_user;
@@ -130,8 +166,10 @@ static void handshake_on_ready(tf_stream_t *s)
         tf_conn_connect_backend(c, &tcp_user);
         return;
     }
-    /* Mode http: every request is routed by its own Host. */
-    int rc = tf_hx_start(c);
+    /* Mode http: every request is routed by its own Host, on HTTP/1.1 or
+     * on each HTTP/2 stream. */
+    const char *alpn = tf_tls_session_alpn(c->client.tls);
+    int rc = alpn != NULL && strcmp(alpn, "h2") == 0 ? tf_h2_start(c) : tf_hx_start(c);
     if (rc != 0)
         tf_conn_fail(c, rc, "HTTP");
 }
@@ -593,7 +631,8 @@ static void conn_on_handle_closed(uv_handle_t *h)
     tf_stream_dispose(&c->client);
     if (c->per_client)
         tf_limits_conn_close(c->worker->server->shared->limits, &c->peer.sa);
-    tf_worker_conn_removed(c->worker, c);
+    if (c->parent == NULL)
+        tf_worker_conn_removed(c->worker, c);
     tf_worker_gen_release(c->worker, c->gen);
     free(c);
 }
@@ -620,7 +659,9 @@ void tf_conn_close(tf_conn_t *c, tf_log_level_t level, const char *reason)
     in_flight_end(c);
     if (c->phase == TF_CONN_HANDSHAKE && reason != per_client_refused)
         tf_metrics_handshake(c->worker->metrics, false, handshake_failure(c, reason));
-    conn_log_summary(c, level);
+    /* An HTTP/2 stream's requests have their access lines; the summary is
+     * the connection's. */
+    conn_log_summary(c, c->parent != NULL ? TF_LOG_DEBUG : level);
     conn_access_log(c);
     c->phase = TF_CONN_CLOSING;
     c->client.tcp.data = c->timer.data = c;

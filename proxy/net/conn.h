@@ -59,6 +59,7 @@ typedef enum {
 } tf_conn_phase_t;
 
 typedef struct tf_hx tf_hx_t;
+typedef struct tf_h2 tf_h2_t;
 typedef struct tf_bstate tf_bstate_t;
 
 /* What runs an HTTP connection once its handshake is done (mode http's
@@ -102,6 +103,12 @@ struct tf_conn {
     tf_stream_t *backend;                /* plain TCP (a tf_bstream_t), or NULL; owned */
     const tf_conn_mode_t *mode;          /* mode http's (and after a 101), or NULL */
     tf_hx_t *hx;                         /* mode http's state, or NULL; owned by the mode */
+    tf_h2_t *h2;                         /* HTTP/2's session (h2.h), or NULL; owned by the mode */
+    /* An HTTP/2 stream's connection (a child, tf_conn_init_child): the
+     * client connection it belongs to, which closes its children before
+     * itself; NULL for a connection that was accepted. Compared, never
+     * followed, once the child is closing. */
+    tf_conn_t *parent;
     const tf_conn_backend_user_t *buser; /* the last tf_conn_connect_backend()'s */
     tf_pump_t pump;                      /* the tunnel, in the TUNNEL phase */
     uv_timer_t timer;
@@ -152,6 +159,18 @@ struct tf_conn {
  * set up (it is closing, and resources are short: the caller should
  * pause). */
 int tf_conn_accept(tf_worker_t *w, uv_stream_t *server, uint16_t local_port);
+
+/* HTTP/2 (h2.c): readies CHILD, zeroed memory whose owner's struct starts
+ * with it (freed with free() once closed), as the connection of one stream
+ * of PARENT: the parent's worker, generation (held until CHILD is freed),
+ * peer, id and port, a timer of its own, and a client stream with OPS
+ * carried by TRANSPORT, which shares the parent's TLS session. Not in the
+ * worker's list and not counted as a connection: the parent drains and
+ * closes its children. The caller then starts the exchange on it
+ * (tf_hx_start). OPS' close() must call its callback (it may do so at
+ * once: the timer's close comes after it and frees the struct). */
+void tf_conn_init_child(tf_conn_t *child, tf_conn_t *parent, const tf_stream_ops_t *ops,
+                        void *transport);
 
 /* Ends the connection (see above); `reason` is a static string for the
  * summary line, `level` the level of that line. Idempotent. */

@@ -129,8 +129,10 @@ void tf_hx__log_exchange(tf_conn_t *c)
         backend ? backend : "-", hx->cut ? hx->cut : "-");
     /* Requests are counted by the class of the status sent: a client that
      * left before any was sent has none, and is only in the access log. */
-    if (hx->status != 0)
+    if (hx->status != 0) {
         tf_metrics_request(c->worker->metrics, tenant, hx->status, ms);
+        tf_metrics_request_protocol(c->worker->metrics, c->parent != NULL);
+    }
     tf_access_log_t *log = c->worker->server->shared->access;
     if (log == NULL || !tf_access_enabled(log))
         return;
@@ -144,6 +146,7 @@ void tf_hx__log_exchange(tf_conn_t *c)
         .path = hx->target,
         .path_len = hx->target ? hx->target_len : 0,
         .version_minor = hx->version_minor,
+        .http2 = c->parent != NULL,
         .status = (int)hx->status,
         .bytes_in = hx->in_bytes,
         .bytes_out = hx->out_bytes,

@@ -67,10 +67,9 @@ void tf_stream_dispose(tf_stream_t *s)
     free(s->qbuf);
     s->wbuf = s->qbuf = NULL;
     s->wlen = s->qlen = s->qcap = 0;
-    if (s->tls != NULL) {
+    if (s->tls != NULL && !(s->flags & TF_STREAM_TLS_BORROWED))
         tf_tls_session_free(s->tls);
-        s->tls = NULL;
-    }
+    s->tls = NULL;
 }
 
 /* ---- shared: reading -------------------------------------------------- */
@@ -182,7 +181,7 @@ int tf_stream_uncork(tf_stream_t *s)
     if (!(s->flags & TF_STREAM_CORKED))
         return 0;
     s->flags &= (uint16_t)~TF_STREAM_CORKED;
-    return tf_stream_flush(s);
+    return s->ops->flush(s);
 }
 
 int tf_stream_flush(tf_stream_t *s)
@@ -365,6 +364,7 @@ const tf_stream_ops_t tf_stream_tcp_ops = {
     .shutdown = stream_shutdown,
     .close = stream_close,
     .pending = tcp_pending,
+    .flush = tf_stream_flush,
 };
 
 /* ---- TLS -------------------------------------------------------------- */
@@ -470,7 +470,7 @@ void tf_stream_tls_accept(tf_stream_t *s, tf_tls_session_t *tls)
 
 void tf_stream_goodbye(tf_stream_t *s)
 {
-    if (s->tls == NULL || (s->flags & TF_STREAM_HANDSHAKE) || s->wbuf != NULL ||
+    if (s->tls == NULL || (s->flags & (TF_STREAM_HANDSHAKE | TF_STREAM_TLS_BORROWED)) || s->wbuf != NULL ||
         !(s->flags & TF_STREAM_WRITABLE) || (s->flags & TF_STREAM_SHUT_SENT))
         return;
     s->flags |= TF_STREAM_SHUT_SENT;
@@ -553,4 +553,5 @@ const tf_stream_ops_t tf_stream_tls_ops = {
     .shutdown = stream_shutdown,
     .close = stream_close,
     .pending = tls_pending,
+    .flush = tf_stream_flush,
 };

@@ -86,6 +86,8 @@ typedef struct {
     void (*close)(tf_stream_t *s, uv_close_cb cb);
     /* Bytes accepted by write() not yet handed to the kernel. */
     size_t (*pending)(const tf_stream_t *s);
+    /* Writes what waits now (what tf_stream_uncork() calls). 0 or a code. */
+    int (*flush)(tf_stream_t *s);
 } tf_stream_ops_t;
 
 enum {
@@ -97,6 +99,8 @@ enum {
     TF_STREAM_SHUT_DONE = 1 << 5,   /* the sink has been told: shut() ran */
     TF_STREAM_CORKED = 1 << 6,      /* writes wait for tf_stream_uncork() */
     TF_STREAM_HANDSHAKE = 1 << 7,   /* TLS: handshaking; ready() has not run */
+    TF_STREAM_TLS_BORROWED = 1 << 8, /* `tls` is another stream's (an HTTP/2
+                                        stream's connection): not freed here */
 };
 
 struct tf_stream {
@@ -105,6 +109,8 @@ struct tf_stream {
     void *owner;           /* installed with the sink; the stream never reads it */
     tf_stream_bufs_t *bufs;
     tf_tls_session_t *tls; /* the client's session; NULL on plain TCP */
+    void *transport;       /* what carries a stream that is not a socket (an
+                              HTTP/2 stream's state), or NULL */
     char *wbuf;            /* bytes of the write in flight (malloc'd), or NULL */
     size_t wlen;
     char *qbuf; /* plain TCP: bytes waiting behind the write in flight */

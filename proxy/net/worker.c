@@ -206,6 +206,11 @@ tf_worker_gen_t *tf_worker_gen_acquire(tf_worker_t *w)
     return w->gen;
 }
 
+void tf_worker_gen_hold(tf_worker_gen_t *g)
+{
+    g->refs++;
+}
+
 void tf_worker_gen_release(tf_worker_t *w, tf_worker_gen_t *g)
 {
     if (g != NULL)
@@ -227,6 +232,7 @@ static void worker_finish(tf_worker_t *w)
     close_once((uv_handle_t *)&w->resume_async);
     close_once((uv_handle_t *)&w->drain_timer);
     close_once((uv_handle_t *)&w->sample_timer);
+    close_once((uv_handle_t *)&w->defer_prepare);
 }
 
 static void worker_free_gens(tf_worker_t *w)
@@ -321,6 +327,8 @@ static void worker_init_handles(tf_worker_t *w)
     uv_timer_init(&w->loop, &w->sample_timer);
     w->sample_timer.data = w->drain_timer.data = w;
     uv_timer_start(&w->sample_timer, worker_on_sweep, SAMPLE_MS, SAMPLE_MS);
+    uv_prepare_init(&w->loop, &w->defer_prepare);
+    w->defer_prepare.data = w;
 }
 
 static int worker_first_gen(tf_worker_t *w, tf_conf_t *conf, tf_cs_snapshot_t *snap, char *err,
@@ -412,6 +420,53 @@ static void worker_on_sweep(uv_timer_t *t)
     tf_worker_t *w = t->data;
     if (w->pool != NULL)
         tf_pool_sweep(w->pool);
+}
+
+/* ---- deferred work ----------------------------------------------------- */
+
+static void worker_on_prepare(uv_prepare_t *h)
+{
+    tf_worker_t *w = h->data;
+    /* What a run queues (a flush that made a stream writable again) runs in
+     * this same pass; bounded, as every run consumes what queued it. */
+    for (unsigned rounds = 0; w->deferred != NULL && rounds < 64; rounds++) {
+        tf_defer_t *list = w->deferred;
+        w->deferred = NULL;
+        while (list != NULL) {
+            tf_defer_t *d = list;
+            list = d->next;
+            d->next = NULL;
+            d->queued = false;
+            d->run(d);
+        }
+    }
+    if (w->deferred == NULL)
+        uv_prepare_stop(h);
+}
+
+void tf_worker_defer(tf_worker_t *w, tf_defer_t *d)
+{
+    if (d->queued)
+        return;
+    d->queued = true;
+    d->next = w->deferred;
+    w->deferred = d;
+    if (!uv_is_active((uv_handle_t *)&w->defer_prepare))
+        uv_prepare_start(&w->defer_prepare, worker_on_prepare);
+}
+
+void tf_worker_defer_cancel(tf_worker_t *w, tf_defer_t *d)
+{
+    if (!d->queued)
+        return;
+    for (tf_defer_t **p = &w->deferred; *p != NULL; p = &(*p)->next) {
+        if (*p == d) {
+            *p = d->next;
+            break;
+        }
+    }
+    d->queued = false;
+    d->next = NULL;
 }
 
 /* ---- draining ---------------------------------------------------------- */

@@ -40,6 +40,7 @@
 #define TF_WORKER_HEAD_BUF 16384u
 
 typedef struct tf_conn tf_conn_t;
+typedef struct tf_defer tf_defer_t;
 typedef struct tf_listener tf_listener_t;
 typedef struct tf_pool tf_pool_t;
 typedef struct tf_health tf_health_t;
@@ -93,8 +94,24 @@ struct tf_worker_gen {
     tf_worker_gen_t *older; /* the worker's list: current first */
 };
 
+/* Work a connection wants done once the loop's callbacks of this round have
+ * run, before it waits again (tf_worker_defer): an HTTP/2 session flushes the frames its streams
+ * queued in one write, not one per stream. Embedded in its owner. */
+struct tf_defer {
+    void (*run)(tf_defer_t *d);
+    tf_defer_t *next;
+    bool queued;
+};
+
+/* Per loop, for HTTP/2 sessions (h2.c): the frames of one flush are
+ * gathered here before they are encrypted, and a response head is parsed
+ * here (the exchange's resp_head may be in use while it writes). */
+#define TF_WORKER_H2_OUT 16384u
+
 struct tf_worker {
     uv_loop_t loop; /* loop.data points back here */
+    uv_prepare_t defer_prepare; /* runs `deferred` before the loop next waits */
+    tf_defer_t *deferred;    /* queued tf_defer_t, run once each */
     uv_async_t stop_async;
     uv_async_t gen_async;    /* a new generation waits in `mailbox` */
     uv_async_t resume_async; /* another worker freed a connection slot */
@@ -127,6 +144,8 @@ struct tf_worker {
      * loop (exchange*.c). */
     tf_http_request_t req_head;
     tf_http_response_t resp_head;
+    tf_http_response_t h2_resp_head;
+    char h2_out[TF_WORKER_H2_OUT];
 };
 
 /* Creates worker `index`: its loop, listeners on the shared sockets, and a
@@ -184,7 +203,17 @@ tf_upstream_t *tf_worker_upstream(const tf_worker_t *w);
  * released when the connection is freed; the objects above stay valid for
  * it meanwhile (tf_worker_gen_conf(g) etc.). */
 tf_worker_gen_t *tf_worker_gen_acquire(tf_worker_t *w);
+/* One more hold on a generation a connection already holds (HTTP/2: a
+ * stream keeps its connection's). */
+void tf_worker_gen_hold(tf_worker_gen_t *g);
 void tf_worker_gen_release(tf_worker_t *w, tf_worker_gen_t *g);
+
+/* Queues d to run once before the loop next waits for events (a
+ * uv_prepare: whatever callback queued it, timers included, nothing waits
+ * for the next event); queuing a queued d again does nothing.
+ * tf_worker_defer_cancel() takes it off the queue (its owner is freed). */
+void tf_worker_defer(tf_worker_t *w, tf_defer_t *d);
+void tf_worker_defer_cancel(tf_worker_t *w, tf_defer_t *d);
 
 /* Connection bookkeeping, called by conn.c. */
 void tf_worker_conn_added(tf_worker_t *w, tf_conn_t *c);

@@ -170,6 +170,14 @@ static size_t slen(const char *s)
     return s ? strlen(s) : 0;
 }
 
+/* The request's protocol as the log prints it (both formats). */
+static const char *protocol(const tf_access_entry_t *e)
+{
+    if (e->http2)
+        return "HTTP/2";
+    return e->version_minor == 0 ? "HTTP/1.0" : "HTTP/1.1";
+}
+
 static void text_request(out_t *o, const tf_access_entry_t *e)
 {
     put(o, "\"", 1);
@@ -180,7 +188,9 @@ static void text_request(out_t *o, const tf_access_entry_t *e)
     text_value(o, e->method, e->method_len, TF_ACCESS_MAX_SHORT);
     put(o, " ", 1);
     text_value(o, e->path, e->path_len, TF_ACCESS_MAX_PATH);
-    puts_(o, e->version_minor == 0 ? " HTTP/1.0\"" : " HTTP/1.1\"");
+    put(o, " ", 1);
+    puts_(o, protocol(e));
+    put(o, "\"", 1);
 }
 
 static void format_text(out_t *o, const tf_access_entry_t *e)
@@ -248,7 +258,13 @@ static void format_json(out_t *o, const tf_access_entry_t *e)
     json_str(o, ",\"path\":", e->path, e->path_len, TF_ACCESS_MAX_PATH);
     bool http = e->method_len > 0 || e->path_len > 0;
     puts_(o, ",\"version\":");
-    puts_(o, !http ? "null" : e->version_minor == 0 ? "\"HTTP/1.0\"" : "\"HTTP/1.1\"");
+    if (http) {
+        put(o, "\"", 1);
+        puts_(o, protocol(e));
+        put(o, "\"", 1);
+    } else {
+        puts_(o, "null");
+    }
     if (e->status > 0)
         json_u64(o, ",\"status\":", (uint64_t)e->status);
     else

@@ -19,7 +19,8 @@
  * that one write(2) to a pipe is atomic.
  *
  * Text, one line (fields separated by one space, never containing one):
- *   TIME CLIENT sni=SNI tenant=TENANT "METHOD PATH HTTP/1.x" STATUS in=N out=N ms=N backend=ADDR
+ *   TIME CLIENT sni=SNI tenant=TENANT "METHOD PATH PROTOCOL" STATUS in=N out=N ms=N backend=ADDR
+ * (PROTOCOL: HTTP/1.0, HTTP/1.1, or HTTP/2 for a request on an HTTP/2 stream)
  * then, only when the tenant has path routes (SPEC §11), route=PREFIX (the
  * route that served the request, "/" for the tenant's own), and, only for a
  * response cut short, one more field: cut=REASON
@@ -30,7 +31,7 @@
  * request (mode: tcp).
  * JSON, one object per line, keys in this order:
  *   {"time":..,"client":..,"sni":..,"tenant":..,"method":..,"path":..,
- *    "version":"HTTP/1.1","status":200,"bytes_in":..,"bytes_out":..,
+ *    "version":"HTTP/1.1" (or "HTTP/1.0", "HTTP/2"),"status":200,"bytes_in":..,"bytes_out":..,
  *    "duration_ms":..,"backend":..}
  * then "route":PREFIX when the tenant has path routes, and, only for a
  * response cut short, "cut":"REASON".
@@ -71,6 +72,8 @@ typedef struct {
     const char *path; /* the request target as sent, not NUL-terminated */
     size_t path_len;
     unsigned version_minor; /* HTTP/1.0 or HTTP/1.1 */
+    bool http2;             /* the request came on an HTTP/2 stream ("HTTP/2";
+                               version_minor is then ignored) */
     int status;             /* 0: none (a tcp connection) */
     uint64_t bytes_in;      /* from the client */
     uint64_t bytes_out;     /* to the client */

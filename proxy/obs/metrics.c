@@ -25,6 +25,17 @@ static const char *const hs_slugs[TF_MHS_COUNT] = {
 #undef TF_MHS_SLUG
 };
 
+/* tlsfront_http2_goaway_total's reason label, by tf_metrics_h2_goaway_t. */
+static const char *const goaway_slugs[TF_MH2_GOAWAY_COUNT] = {
+    [TF_MH2_GOAWAY_DRAIN] = "drain",
+    [TF_MH2_GOAWAY_IDLE] = "idle",
+    [TF_MH2_GOAWAY_CALM] = "calm",
+    [TF_MH2_GOAWAY_PROTOCOL] = "protocol",
+};
+
+/* tlsfront_requests_protocol_total's protocol label, by requests_by_protocol's index. */
+static const char *const protocol_labels[2] = {"HTTP/1.1", "HTTP/2"};
+
 /* The one writer adds: a relaxed load and store, no locked instruction. */
 static inline void bump(_Atomic uint64_t *c, uint64_t n)
 {
@@ -129,6 +140,30 @@ void tf_metrics_denied(tf_metrics_worker_t *m, const char *tenant, unsigned stat
         return;
     tf_metrics_tenant_t *row = tenant_row(m, tenant != NULL ? tenant : "-");
     bump(&row->denied[status == 429], 1);
+}
+
+void tf_metrics_h2_connection(tf_metrics_worker_t *m)
+{
+    bump(&m->h2_conns_total, 1);
+}
+
+void tf_metrics_h2_stream(tf_metrics_worker_t *m)
+{
+    bump(&m->h2_streams_total, 1);
+}
+
+void tf_metrics_h2_goaway(tf_metrics_worker_t *m, tf_metrics_h2_goaway_t why)
+{
+    /* An out-of-range reason is a caller's bug: count it as a protocol
+     * GOAWAY rather than write past the array. */
+    if ((unsigned)why >= TF_MH2_GOAWAY_COUNT)
+        why = TF_MH2_GOAWAY_PROTOCOL;
+    bump(&m->h2_goaway[why], 1);
+}
+
+void tf_metrics_request_protocol(tf_metrics_worker_t *m, bool http2)
+{
+    bump(&m->requests_by_protocol[http2], 1);
 }
 
 /* ---- rendering --------------------------------------------------------- */
@@ -285,6 +320,31 @@ static void render_requests(FILE *out, tf_metrics_worker_t *const *ws, unsigned 
     fprintf(out, "tlsfront_request_duration_seconds_count %llu\n", (unsigned long long)count);
 }
 
+/* HTTP/2 (SPEC §12) and requests by protocol: every label value is always
+ * present, 0 included, so a rate() has a series before the first event. */
+static void render_http2(FILE *out, tf_metrics_worker_t *const *ws, unsigned n)
+{
+    head(out, "tlsfront_http2_connections_total", "counter",
+         "Client connections that negotiated HTTP/2.");
+    fprintf(out, "tlsfront_http2_connections_total %llu\n",
+            (unsigned long long)sum(ws, n, FIELD(h2_conns_total)));
+    head(out, "tlsfront_http2_streams_total", "counter", "HTTP/2 streams that carried a request.");
+    fprintf(out, "tlsfront_http2_streams_total %llu\n",
+            (unsigned long long)sum(ws, n, FIELD(h2_streams_total)));
+    head(out, "tlsfront_http2_goaway_total", "counter",
+         "HTTP/2 GOAWAY frames sent, by reason: drain, idle, calm (ENHANCE_YOUR_CALM), protocol.");
+    for (size_t r = 0; r < TF_MH2_GOAWAY_COUNT; r++)
+        fprintf(out, "tlsfront_http2_goaway_total{reason=\"%s\"} %llu\n", goaway_slugs[r],
+                (unsigned long long)sum(ws, n, FIELD(h2_goaway) + r * sizeof(_Atomic uint64_t)));
+    head(out, "tlsfront_requests_protocol_total", "counter",
+         "HTTP requests answered, by the client's protocol.");
+    for (size_t p = 0; p < 2; p++) {
+        size_t off = FIELD(requests_by_protocol) + p * sizeof(_Atomic uint64_t);
+        fprintf(out, "tlsfront_requests_protocol_total{protocol=\"%s\"} %llu\n", protocol_labels[p],
+                (unsigned long long)sum(ws, n, off));
+    }
+}
+
 static void backend_labels(FILE *out, const char *metric, const tf_metrics_backend_row_t *r)
 {
     fputs(metric, out);
@@ -386,6 +446,7 @@ void tf_metrics_render(FILE *out, tf_metrics_worker_t *const *workers, unsigned 
 {
     render_conns(out, workers, nworkers);
     render_requests(out, workers, nworkers);
+    render_http2(out, workers, nworkers);
     render_backends(out, m);
     if (m->snap != NULL)
         render_certs(out, m);

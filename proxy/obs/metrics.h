@@ -61,6 +61,17 @@ typedef struct {
     _Atomic uint64_t denied[2];  /* 403 (allow), 429 (per-client rate) */
 } tf_metrics_tenant_t;
 
+/* Why the proxy sent an HTTP/2 GOAWAY (tlsfront_http2_goaway_total's
+ * reason label): drain, idle, calm (ENHANCE_YOUR_CALM: floods, rapid
+ * reset, HPACK abuse), protocol (the client broke the protocol). */
+typedef enum {
+    TF_MH2_GOAWAY_DRAIN,
+    TF_MH2_GOAWAY_IDLE,
+    TF_MH2_GOAWAY_CALM,
+    TF_MH2_GOAWAY_PROTOCOL,
+    TF_MH2_GOAWAY_COUNT
+} tf_metrics_h2_goaway_t;
+
 typedef struct {
     alignas(64) _Atomic uint64_t conns_total;
     _Atomic uint64_t conns_active;
@@ -69,6 +80,11 @@ typedef struct {
     _Atomic uint64_t duration_buckets[TF_METRICS_BUCKETS];
     _Atomic uint64_t duration_count;
     _Atomic uint64_t duration_sum_us;
+    /* HTTP/2 (SPEC §12) and requests by protocol. */
+    _Atomic uint64_t h2_conns_total;
+    _Atomic uint64_t h2_streams_total;
+    _Atomic uint64_t h2_goaway[TF_MH2_GOAWAY_COUNT];
+    _Atomic uint64_t requests_by_protocol[2]; /* HTTP/1.x, HTTP/2 */
     tf_metrics_tenant_t tenants[TF_METRICS_TENANTS];
     tf_metrics_tenant_t other; /* tenants past the table's capacity */
 } tf_metrics_worker_t;
@@ -93,6 +109,18 @@ void tf_metrics_request(tf_metrics_worker_t *m, const char *tenant, unsigned sta
  * in `allow`) or 429 (over limits.per_client's rate); others are ignored.
  * Counted besides tf_metrics_request(), which counts every answer. */
 void tf_metrics_denied(tf_metrics_worker_t *m, const char *tenant, unsigned status);
+
+/* HTTP/2: a connection negotiated h2 (tlsfront_http2_connections_total), a
+ * stream carried a request (tlsfront_http2_streams_total), a GOAWAY was
+ * sent (tlsfront_http2_goaway_total{reason}). */
+void tf_metrics_h2_connection(tf_metrics_worker_t *m);
+void tf_metrics_h2_stream(tf_metrics_worker_t *m);
+void tf_metrics_h2_goaway(tf_metrics_worker_t *m, tf_metrics_h2_goaway_t why);
+
+/* A request was answered over HTTP/1.x or HTTP/2
+ * (tlsfront_requests_protocol_total{protocol="HTTP/1.1"|"HTTP/2"}), besides
+ * tf_metrics_request(). */
+void tf_metrics_request_protocol(tf_metrics_worker_t *m, bool http2);
 
 /* Connections accepted and closed (worker.c calls these). */
 void tf_metrics_conn_opened(tf_metrics_worker_t *m);

@@ -148,6 +148,27 @@ Test(values, out_of_range)
                    7, 24, "too short; use at least 100ms");
 }
 
+Test(values, http2)
+{
+    t_expect_error("http2:\n  max_concurrent_streams: 0\n" T_MINIMAL, 2, 27,
+                   "http2.max_concurrent_streams: 0 is out of range; use 1 to 1000");
+    t_expect_error("http2:\n  max_concurrent_streams: 1001\n" T_MINIMAL, 2, 27, "use 1 to 1000");
+    t_expect_error("http2:\n  max_concurrent_streams: -1\n" T_MINIMAL, 2, 27,
+                   "http2.max_concurrent_streams");
+    t_expect_error("http2:\n  max_concurrent_streams: lots\n" T_MINIMAL, 2, 27,
+                   "not a whole number");
+    t_expect_error("http2:\n  max_concurrent_streams: [1]\n" T_MINIMAL, 2, 27,
+                   "expected a whole number");
+    t_expect_error("http2:\n  enabled: maybe\n" T_MINIMAL, 2, 12, "http2.enabled");
+    t_expect_error("http2:\n  enabled: ~\n" T_MINIMAL, 2, 12, "http2.enabled");
+    t_expect_error("http2: on\n" T_MINIMAL, 1, 8, "http2: expected a mapping of keys");
+    t_expect_error("http2:\n  enable: false\n" T_MINIMAL, 2, 3,
+                   "unknown key 'enable' in 'http2'; did you mean 'enabled'?");
+    t_expect_error("http2:\n  streams: 10\n" T_MINIMAL, 2, 3, "unknown key 'streams' in 'http2'");
+    t_expect_error("max_concurrent_streams: 10\n" T_MINIMAL, 1, 1,
+                   "it belongs under its section: 'http2.max_concurrent_streams'");
+}
+
 Test(values, bad_addresses)
 {
     t_expect_error("listen:\n  https: [\"0.0.0.0\"]\n" T_TENANT, 2, 11, "has no port");

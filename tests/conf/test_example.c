@@ -147,6 +147,8 @@ Test(example, shipped_example_loads_clean)
     cr_expect_str_eq(tf_conf_source(c), path);
     cr_expect_geq(tf_conf_tenant_count(c), 2);
     cr_expect_geq(tf_conf_listen_https(c)->count, 1);
+    cr_expect(tf_conf_http2(c)->enabled);
+    cr_expect_eq(tf_conf_http2(c)->max_concurrent_streams, 100);
     tf_conf_unref(c);
     free(path);
 }

@@ -48,6 +48,10 @@ Test(defaults, every_key_has_its_default)
     cr_expect_eq(tf_conf_limits(c)->max_header_bytes, 32768);
     cr_expect_eq(tf_conf_limits(c)->max_header_fields, 100);
 
+    cr_expect(tf_conf_http2(c)->enabled);
+    cr_expect_eq(tf_conf_http2(c)->max_concurrent_streams, TF_CONF_H2_STREAMS_DEFAULT);
+    cr_expect_eq(tf_conf_http2(c)->max_concurrent_streams, 100);
+
     cr_assert_eq(tf_conf_tenant_count(c), 1);
     const tf_conf_tenant_t *tn = tf_conf_tenant(c, 0);
     cr_expect_str_eq(tn->name, "t");
@@ -60,8 +64,10 @@ Test(defaults, every_key_has_its_default)
 
 Test(defaults, empty_sections_mean_defaults)
 {
-    tf_conf_t *c = t_load("log:\ntimeouts:\nlimits: {}\ntls: {}\nacme:\n" T_MINIMAL);
+    tf_conf_t *c = t_load("log:\ntimeouts:\nlimits: {}\ntls: {}\nacme:\nhttp2:\n" T_MINIMAL);
     cr_expect_eq(tf_conf_log(c)->level, TF_CONF_LOG_INFO);
+    cr_expect(tf_conf_http2(c)->enabled);
+    cr_expect_eq(tf_conf_http2(c)->max_concurrent_streams, 100);
     cr_expect_eq(tf_conf_timeouts(c)->idle_ms, 60000);
     cr_expect_eq(tf_conf_limits(c)->max_connections, 10000);
     cr_expect_str_eq(tf_conf_acme_webroot(c), "/var/lib/tlsfront/acme");
@@ -236,6 +242,27 @@ Test(keys, limits_bounds_are_inclusive)
     tf_conf_unref(c);
     c = t_load("limits: {max_header_fields: 1000}\n" T_MINIMAL);
     cr_expect_eq(tf_conf_limits(c)->max_header_fields, 1000);
+    tf_conf_unref(c);
+}
+
+Test(keys, http2)
+{
+    tf_conf_t *c = t_load("http2:\n  enabled: false\n  max_concurrent_streams: 1\n" T_MINIMAL);
+    cr_expect_not(tf_conf_http2(c)->enabled);
+    cr_expect_eq(tf_conf_http2(c)->max_concurrent_streams, 1);
+    tf_conf_unref(c);
+    c = t_load("http2: {enabled: true, max_concurrent_streams: 1000}\n" T_MINIMAL);
+    cr_expect(tf_conf_http2(c)->enabled);
+    cr_expect_eq(tf_conf_http2(c)->max_concurrent_streams, TF_CONF_H2_STREAMS_MAX);
+    tf_conf_unref(c);
+    /* Each key alone keeps the other's default. */
+    c = t_load("http2: {enabled: false}\n" T_MINIMAL);
+    cr_expect_not(tf_conf_http2(c)->enabled);
+    cr_expect_eq(tf_conf_http2(c)->max_concurrent_streams, 100);
+    tf_conf_unref(c);
+    c = t_load("http2: {max_concurrent_streams: 250}\n" T_MINIMAL);
+    cr_expect(tf_conf_http2(c)->enabled);
+    cr_expect_eq(tf_conf_http2(c)->max_concurrent_streams, 250);
     tf_conf_unref(c);
 }
 

@@ -262,7 +262,7 @@ Test(keys, suggest_only_near_misses)
 Test(keys, schema_lookup)
 {
     const tf_conf__key_t *root = tf_conf__schema_root();
-    cr_expect_eq(tf_conf__schema_count(root), 10);
+    cr_expect_eq(tf_conf__schema_count(root), 11);
     const tf_conf__key_t *k = tf_conf__schema_find(root, "tenants", 7);
     cr_assert_not_null(k);
     cr_expect_eq(k->type, TF_CONF__T_TENANTS);

@@ -69,6 +69,27 @@ Test(access, json_line)
                      "\"backend\":\"10.0.0.5:8080\"}\n");
 }
 
+/* A request on an HTTP/2 stream says HTTP/2 in both formats, whatever
+ * version_minor holds; HTTP/1.0 stays HTTP/1.0. */
+Test(access, the_protocol_field_names_http2_and_http10)
+{
+    tf_access_entry_t e = sample();
+    e.http2 = true;
+    e.version_minor = 0;
+    cr_expect_str_eq(fmt(&e, TF_CONF_LOG_TEXT),
+                     "2026-11-25T06:01:02.123Z 192.0.2.7 sni=portal.acme.example tenant=acme "
+                     "\"GET /x?y=1 HTTP/2\" 200 in=123 out=456 ms=7 backend=10.0.0.5:8080\n");
+    cr_expect_str_eq(fmt(&e, TF_CONF_LOG_JSON),
+                     "{\"time\":\"2026-11-25T06:01:02.123Z\",\"client\":\"192.0.2.7\","
+                     "\"sni\":\"portal.acme.example\",\"tenant\":\"acme\",\"method\":\"GET\","
+                     "\"path\":\"/x?y=1\",\"version\":\"HTTP/2\",\"status\":200,"
+                     "\"bytes_in\":123,\"bytes_out\":456,\"duration_ms\":7,"
+                     "\"backend\":\"10.0.0.5:8080\"}\n");
+    e.http2 = false;
+    cr_expect(strstr(fmt(&e, TF_CONF_LOG_TEXT), " HTTP/1.0\" 200 ") != NULL, "%s", line);
+    cr_expect(strstr(fmt(&e, TF_CONF_LOG_JSON), ",\"version\":\"HTTP/1.0\",") != NULL, "%s", line);
+}
+
 /* A response cut short: the status sent, and one more field saying why. */
 Test(access, a_cut_response_says_so_and_why)
 {

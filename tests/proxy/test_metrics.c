@@ -221,3 +221,75 @@ Test(metrics, denied_requests_by_tenant_and_status)
     free(text);
     fixture_dispose(&f);
 }
+
+/* Before any HTTP/2 traffic every HTTP/2 family and every label value is
+ * there at 0 (a rate() has a series from the first scrape), with its HELP
+ * and TYPE lines. */
+Test(metrics, http2_families_are_present_at_zero)
+{
+    fixture_t f;
+    fixture_init(&f);
+    char *text = render(&f);
+    const char *want[] = {
+        "# HELP tlsfront_http2_connections_total ",
+        "# TYPE tlsfront_http2_connections_total counter\n",
+        "\ntlsfront_http2_connections_total 0\n",
+        "# HELP tlsfront_http2_streams_total ",
+        "# TYPE tlsfront_http2_streams_total counter\n",
+        "\ntlsfront_http2_streams_total 0\n",
+        "# HELP tlsfront_http2_goaway_total ",
+        "# TYPE tlsfront_http2_goaway_total counter\n",
+        "\ntlsfront_http2_goaway_total{reason=\"drain\"} 0\n",
+        "\ntlsfront_http2_goaway_total{reason=\"idle\"} 0\n",
+        "\ntlsfront_http2_goaway_total{reason=\"calm\"} 0\n",
+        "\ntlsfront_http2_goaway_total{reason=\"protocol\"} 0\n",
+        "# HELP tlsfront_requests_protocol_total ",
+        "# TYPE tlsfront_requests_protocol_total counter\n",
+        "\ntlsfront_requests_protocol_total{protocol=\"HTTP/1.1\"} 0\n",
+        "\ntlsfront_requests_protocol_total{protocol=\"HTTP/2\"} 0\n",
+    };
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
+        cr_expect_not_null(strstr(text, want[i]), "missing %s in:\n%s", want[i], text);
+    promtool_check(text);
+    free(text);
+    fixture_dispose(&f);
+}
+
+/* HTTP/2 connections, streams, GOAWAYs by reason and requests by protocol
+ * are summed over the workers, each reason and protocol on its own. */
+Test(metrics, http2_counters_are_summed_over_workers)
+{
+    fixture_t f;
+    fixture_init(&f);
+    tf_metrics_h2_connection(f.m[0]);
+    tf_metrics_h2_connection(f.m[1]);
+    tf_metrics_h2_connection(f.m[1]);
+    for (unsigned i = 0; i < 5; i++)
+        tf_metrics_h2_stream(f.m[i % NWORKERS]);
+    tf_metrics_h2_goaway(f.m[0], TF_MH2_GOAWAY_DRAIN);
+    tf_metrics_h2_goaway(f.m[1], TF_MH2_GOAWAY_DRAIN);
+    tf_metrics_h2_goaway(f.m[1], TF_MH2_GOAWAY_CALM);
+    tf_metrics_h2_goaway(f.m[0], TF_MH2_GOAWAY_PROTOCOL);
+    tf_metrics_h2_goaway(f.m[0], TF_MH2_GOAWAY_PROTOCOL);
+    tf_metrics_h2_goaway(f.m[1], TF_MH2_GOAWAY_PROTOCOL);
+    tf_metrics_request_protocol(f.m[0], false);
+    tf_metrics_request_protocol(f.m[0], true);
+    tf_metrics_request_protocol(f.m[1], true);
+    tf_metrics_request_protocol(f.m[1], true);
+    char *text = render(&f);
+    const char *want[] = {
+        "\ntlsfront_http2_connections_total 3\n",
+        "\ntlsfront_http2_streams_total 5\n",
+        "\ntlsfront_http2_goaway_total{reason=\"drain\"} 2\n",
+        "\ntlsfront_http2_goaway_total{reason=\"idle\"} 0\n",
+        "\ntlsfront_http2_goaway_total{reason=\"calm\"} 1\n",
+        "\ntlsfront_http2_goaway_total{reason=\"protocol\"} 3\n",
+        "\ntlsfront_requests_protocol_total{protocol=\"HTTP/1.1\"} 1\n",
+        "\ntlsfront_requests_protocol_total{protocol=\"HTTP/2\"} 3\n",
+    };
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
+        cr_expect_not_null(strstr(text, want[i]), "missing %s in:\n%s", want[i], text);
+    promtool_check(text);
+    free(text);
+    fixture_dispose(&f);
+}

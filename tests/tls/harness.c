@@ -450,3 +450,12 @@ bool hx_peer_log_has(const hx_peer_t *p, const char *needle)
 {
     return strstr(hx_peer_output(p), needle) != NULL;
 }
+
+bool hx_h2_allowed(void *ud, const char *sni)
+{
+    hx_h2_t *h = ud;
+    h->calls++;
+    h->sni_null = sni == NULL;
+    snprintf(h->sni, sizeof h->sni, "%s", sni != NULL ? sni : "");
+    return h->allow;
+}

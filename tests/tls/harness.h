@@ -102,6 +102,16 @@ void hx_peer_stop(hx_peer_t *p);
 const char *hx_peer_output(const hx_peer_t *p);
 bool hx_peer_log_has(const hx_peer_t *p, const char *needle);
 
+/* A tf_tls_h2_allowed_fn that answers `allow` and records its calls and
+ * the last SNI it was given (sni_null: it was NULL). */
+typedef struct {
+    bool allow;
+    int calls;
+    bool sni_null;
+    char sni[256];
+} hx_h2_t;
+bool hx_h2_allowed(void *ud, const char *sni);
+
 void hx_bytes_append(hx_bytes_t *b, const void *data, size_t n);
 void hx_bytes_free(hx_bytes_t *b);
 

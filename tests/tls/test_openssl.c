@@ -73,3 +73,55 @@ Test(tls_openssl, tls13_and_alpn_with_openssl)
     cr_expect(hx_peer_log_has(&p, "ALPN protocol: http/1.1"));
     tf_tls_ctx_free(ctx);
 }
+
+/* ALPN h2 (SPEC §12) with a real peer: s_client -alpn, TLS 1.3 and 1.2. */
+static void openssl_alpn(const char *args, bool allow, const char *want, const char *want_sni)
+{
+    tf_tls_ctx_t *ctx = hx_ctx(false, false, NULL);
+    hx_peer_t p;
+    hx_peer_start(&p, ctx, NULL, args);
+    hx_h2_t h = {.allow = allow};
+    tf_tls_session_set_h2(p.s, hx_h2_allowed, &h);
+    cr_assert_eq(hx_peer_handshake(&p), TF_TLS_OK, "%s: %s", args, tf_tls_session_error(p.s));
+    const char *got = tf_tls_session_alpn(p.s);
+    if (want == NULL)
+        cr_expect_null(got, "%s: %s", args, got);
+    else
+        cr_expect(got != NULL && strcmp(got, want) == 0, "%s: %s", args, got ? got : "(none)");
+    cr_expect_eq(h.calls, 1, "%s", args);
+    if (want_sni == NULL)
+        cr_expect(h.sni_null, "%s: %s", args, h.sni);
+    else
+        cr_expect_str_eq(h.sni, want_sni, "%s", args);
+    hx_peer_stop(&p);
+    char line[64];
+    snprintf(line, sizeof line, "ALPN protocol: %s", want);
+    if (want == NULL)
+        cr_expect(hx_peer_log_has(&p, "No ALPN negotiated"), "%s", args);
+    else
+        cr_expect(hx_peer_log_has(&p, line), "%s: s_client did not report %s", args, want);
+    tf_tls_ctx_free(ctx);
+}
+
+Test(tls_openssl, alpn_h2_with_openssl)
+{
+    static const char *const versions[] = {"-tls1_3", "-tls1_2"};
+    for (int i = 0; i < 2; i++) {
+        char args[256];
+        snprintf(args, sizeof args, "-servername portal.acme.example -ign_eof %s -alpn h2,http/1.1",
+                 versions[i]);
+        openssl_alpn(args, true, "h2", "portal.acme.example");
+        openssl_alpn(args, false, "http/1.1", "portal.acme.example");
+        snprintf(args, sizeof args, "-servername portal.acme.example -ign_eof %s -alpn h2",
+                 versions[i]);
+        openssl_alpn(args, false, NULL, "portal.acme.example");
+        openssl_alpn(args, true, "h2", "portal.acme.example");
+        /* The client's order decides. */
+        snprintf(args, sizeof args, "-servername portal.acme.example -ign_eof %s -alpn http/1.1,h2",
+                 versions[i]);
+        openssl_alpn(args, true, "http/1.1", "portal.acme.example");
+        /* No SNI: the function is asked with NULL. */
+        snprintf(args, sizeof args, "-noservername -ign_eof %s -alpn h2,http/1.1", versions[i]);
+        openssl_alpn(args, true, "h2", NULL);
+    }
+}

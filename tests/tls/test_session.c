@@ -216,6 +216,159 @@ Test(tls_session, alpn_other_protocol_is_ignored)
     tf_tls_ctx_free(ctx);
 }
 
+/* ALPN h2 (SPEC §12): a handshake whose client offers `offer` (a
+ * comma-separated list, NULL: no ALPN) with the session asking h (NULL: no
+ * function). Returns what the server negotiated, as a static string. */
+static const char *alpn_with(tf_tls_ctx_t *ctx, int version, const char *sni, const char *offer,
+                             hx_h2_t *h)
+{
+    WOLFSSL_CTX *cc = hx_client_ctx(version, NULL);
+    hx_pair_t *p = hx_pair_new(ctx, cc, sni, false);
+    if (offer != NULL) {
+        char list[64];
+        snprintf(list, sizeof list, "%s", offer);
+        cr_assert_eq(
+            wolfSSL_UseALPN(p->c, list, (unsigned)strlen(list), WOLFSSL_ALPN_CONTINUE_ON_MISMATCH),
+            WOLFSSL_SUCCESS);
+    }
+    if (h != NULL)
+        tf_tls_session_set_h2(p->s, hx_h2_allowed, h);
+    cr_assert_eq(hx_handshake(p), TF_TLS_OK, "%s", tf_tls_session_error(p->s));
+    cr_assert_eq(p->client_err, 0);
+    const char *got = tf_tls_session_alpn(p->s);
+    /* The client agrees. */
+    char *name = NULL;
+    unsigned short n = 0;
+    if (got == NULL)
+        cr_expect_neq(wolfSSL_ALPN_GetProtocol(p->c, &name, &n), WOLFSSL_SUCCESS);
+    else {
+        cr_expect_eq(wolfSSL_ALPN_GetProtocol(p->c, &name, &n), WOLFSSL_SUCCESS);
+        cr_expect(n == strlen(got) && memcmp(name, got, n) == 0, "client has %.*s", (int)n,
+                  name != NULL ? name : "");
+    }
+    hx_pair_free(p);
+    wolfSSL_CTX_free(cc);
+    return got;
+}
+
+Test(tls_session, alpn_h2_when_allowed)
+{
+    tf_tls_ctx_t *ctx = hx_ctx(false, false, NULL);
+    int versions[] = {13, 12};
+    for (int i = 0; i < 2; i++) {
+        hx_h2_t h = {.allow = true};
+        const char *got = alpn_with(ctx, versions[i], "portal.acme.example", "h2,http/1.1", &h);
+        cr_expect(got != NULL && strcmp(got, "h2") == 0, "TLS %d: %s", versions[i],
+                  got ? got : "(none)");
+        cr_expect_eq(h.calls, 1);
+        cr_expect_not(h.sni_null);
+        cr_expect_str_eq(h.sni, "portal.acme.example");
+        /* Only h2 offered. */
+        h = (hx_h2_t){.allow = true};
+        got = alpn_with(ctx, versions[i], "portal.acme.example", "h2", &h);
+        cr_expect(got != NULL && strcmp(got, "h2") == 0, "TLS %d: %s", versions[i],
+                  got ? got : "(none)");
+        /* Only http/1.1 offered. */
+        h = (hx_h2_t){.allow = true};
+        got = alpn_with(ctx, versions[i], "portal.acme.example", "http/1.1", &h);
+        cr_expect(got != NULL && strcmp(got, "http/1.1") == 0, "TLS %d: %s", versions[i],
+                  got ? got : "(none)");
+        /* No ALPN at all: asked anyway, nothing negotiated. */
+        h = (hx_h2_t){.allow = true};
+        cr_expect_null(alpn_with(ctx, versions[i], "portal.acme.example", NULL, &h));
+        /* Another protocol only. */
+        h = (hx_h2_t){.allow = true};
+        cr_expect_null(alpn_with(ctx, versions[i], "portal.acme.example", "spdy/3.1", &h));
+    }
+    tf_tls_ctx_free(ctx);
+}
+
+Test(tls_session, alpn_h2_follows_the_client_order)
+{
+    tf_tls_ctx_t *ctx = hx_ctx(false, false, NULL);
+    hx_h2_t h = {.allow = true};
+    const char *got = alpn_with(ctx, 13, "portal.acme.example", "http/1.1,h2", &h);
+    cr_expect(got != NULL && strcmp(got, "http/1.1") == 0, "%s", got ? got : "(none)");
+    h = (hx_h2_t){.allow = true};
+    got = alpn_with(ctx, 13, "portal.acme.example", "spdy/3.1,h2,http/1.1", &h);
+    cr_expect(got != NULL && strcmp(got, "h2") == 0, "%s", got ? got : "(none)");
+    tf_tls_ctx_free(ctx);
+}
+
+Test(tls_session, alpn_h2_refused_gives_http11_or_nothing)
+{
+    tf_tls_ctx_t *ctx = hx_ctx(false, false, NULL);
+    int versions[] = {13, 12};
+    for (int i = 0; i < 2; i++) {
+        hx_h2_t h = {.allow = false};
+        const char *got = alpn_with(ctx, versions[i], "x.tenants.example", "h2,http/1.1", &h);
+        cr_expect(got != NULL && strcmp(got, "http/1.1") == 0, "TLS %d: %s", versions[i],
+                  got ? got : "(none)");
+        cr_expect_eq(h.calls, 1);
+        cr_expect_str_eq(h.sni, "x.tenants.example");
+        /* A client offering only h2 still connects, without ALPN. */
+        h = (hx_h2_t){.allow = false};
+        cr_expect_null(alpn_with(ctx, versions[i], "x.tenants.example", "h2", &h));
+        cr_expect_eq(h.calls, 1);
+    }
+    tf_tls_ctx_free(ctx);
+}
+
+Test(tls_session, alpn_without_h2_function_is_http11_only)
+{
+    tf_tls_ctx_t *ctx = hx_ctx(false, false, NULL);
+    const char *got = alpn_with(ctx, 13, "portal.acme.example", "h2,http/1.1", NULL);
+    cr_expect(got != NULL && strcmp(got, "http/1.1") == 0, "%s", got ? got : "(none)");
+    cr_expect_null(alpn_with(ctx, 13, "portal.acme.example", "h2", NULL));
+    tf_tls_ctx_free(ctx);
+}
+
+Test(tls_session, alpn_h2_function_gets_the_sni)
+{
+    tf_tls_ctx_t *ctx = hx_ctx(false, false, NULL);
+    /* No SNI: NULL. */
+    hx_h2_t h = {.allow = true, .sni = "stale"};
+    const char *got = alpn_with(ctx, 13, NULL, "h2,http/1.1", &h);
+    cr_expect(got != NULL && strcmp(got, "h2") == 0, "%s", got ? got : "(none)");
+    cr_expect_eq(h.calls, 1);
+    cr_expect(h.sni_null);
+    /* An unknown name, served the default certificate: as sent. */
+    h = (hx_h2_t){.allow = true};
+    got = alpn_with(ctx, 12, "Nobody.Example", "h2,http/1.1", &h);
+    cr_expect(got != NULL && strcmp(got, "h2") == 0, "%s", got ? got : "(none)");
+    cr_expect_str_eq(h.sni, "Nobody.Example");
+    /* Delivered in pieces: asked once, when the ClientHello is whole. */
+    WOLFSSL_CTX *cc = hx_client_ctx(13, NULL);
+    hx_pair_t *p = hx_pair_new(ctx, cc, "chat.acme.example", false);
+    p->piece = 7;
+    char list[] = "h2,http/1.1";
+    cr_assert_eq(wolfSSL_UseALPN(p->c, list, sizeof list - 1, WOLFSSL_ALPN_CONTINUE_ON_MISMATCH),
+                 WOLFSSL_SUCCESS);
+    h = (hx_h2_t){.allow = true};
+    tf_tls_session_set_h2(p->s, hx_h2_allowed, &h);
+    cr_assert_eq(hx_handshake(p), TF_TLS_OK, "%s", tf_tls_session_error(p->s));
+    cr_expect_str_eq(tf_tls_session_alpn(p->s), "h2");
+    cr_expect_eq(h.calls, 1);
+    cr_expect_str_eq(h.sni, "chat.acme.example");
+    hx_pair_free(p);
+    wolfSSL_CTX_free(cc);
+    tf_tls_ctx_free(ctx);
+}
+
+Test(tls_session, alpn_h2_not_asked_for_a_rejected_sni)
+{
+    tf_tls_ctx_t *ctx = hx_ctx(false, true, NULL);
+    WOLFSSL_CTX *cc = hx_client_ctx(13, NULL);
+    hx_pair_t *p = hx_pair_new(ctx, cc, "nobody.example", false);
+    hx_h2_t h = {.allow = true};
+    tf_tls_session_set_h2(p->s, hx_h2_allowed, &h);
+    cr_expect_eq(hx_handshake(p), TF_ETLS);
+    cr_expect_eq(h.calls, 0);
+    hx_pair_free(p);
+    wolfSSL_CTX_free(cc);
+    tf_tls_ctx_free(ctx);
+}
+
 Test(tls_session, close_notify_gives_closed)
 {
     tf_tls_ctx_t *ctx = hx_ctx(false, false, NULL);

@@ -82,6 +82,83 @@ Test(tls_tickets, resumes_tls13_and_tls12)
     tf_tls_tickets_unref(t);
 }
 
+/* ALPN h2 and tickets: a handshake offering `offer`, resuming sess (NULL:
+ * none), h2 allowed or not; one exchange (so a TLS 1.3 client reads its
+ * ticket). Returns the negotiated protocol ("(none)" for none); *resumed
+ * says whether the server resumed, *next (if not NULL) gets the client's
+ * session for the next visit. */
+static const char *alpn_visit(tf_tls_ctx_t *ctx, WOLFSSL_CTX *cc, WOLFSSL_SESSION *sess,
+                              const char *offer, bool allow, bool *resumed, WOLFSSL_SESSION **next)
+{
+    hx_pair_t *p = hx_pair_new(ctx, cc, "portal.acme.example", false);
+    char list[64];
+    snprintf(list, sizeof list, "%s", offer);
+    cr_assert_eq(
+        wolfSSL_UseALPN(p->c, list, (unsigned)strlen(list), WOLFSSL_ALPN_CONTINUE_ON_MISMATCH),
+        WOLFSSL_SUCCESS);
+    cr_assert_eq(wolfSSL_UseSessionTicket(p->c), WOLFSSL_SUCCESS);
+    if (sess != NULL)
+        cr_assert_eq(wolfSSL_set_session(p->c, sess), WOLFSSL_SUCCESS);
+    hx_h2_t h = {.allow = allow};
+    tf_tls_session_set_h2(p->s, hx_h2_allowed, &h);
+    cr_assert_eq(hx_handshake(p), TF_TLS_OK, "%s (client %d)", tf_tls_session_error(p->s),
+                 p->client_err);
+    cr_expect_eq(h.calls, 1);
+    *resumed = tf_tls_session_resumed(p->s);
+    char buf[64];
+    cr_assert_eq(hx_client_to_server(p, "ping", 4, buf, sizeof buf), 4);
+    cr_assert_eq(hx_server_to_client(p, "pong", 4, buf, sizeof buf), 4);
+    const char *got = tf_tls_session_alpn(p->s);
+    char *name = NULL;
+    unsigned short n = 0;
+    if (got != NULL) {
+        cr_expect_eq(wolfSSL_ALPN_GetProtocol(p->c, &name, &n), WOLFSSL_SUCCESS);
+        cr_expect(n == strlen(got) && memcmp(name, got, n) == 0, "client has %.*s", (int)n,
+                  name != NULL ? name : "");
+    }
+    if (next != NULL) {
+        *next = wolfSSL_get1_session(p->c);
+        cr_assert_not_null(*next);
+    }
+    hx_pair_free(p);
+    return got != NULL ? got : "(none)";
+}
+
+Test(tls_tickets, resumed_sessions_negotiate_alpn_afresh)
+{
+    tf_tls_tickets_t *t = memory_keys(3600);
+    tf_tls_ctx_t *ctx = hx_ctx(false, false, t);
+    int versions[] = {13, 12};
+    for (int i = 0; i < 2; i++) {
+        int v = versions[i];
+        WOLFSSL_CTX *cc = hx_client_ctx(v, NULL);
+        bool resumed = true;
+        /* A full handshake that got h2, resumed where h2 is refused, and
+         * the other way round. */
+        WOLFSSL_SESSION *h2sess = NULL, *h1sess = NULL;
+        cr_expect_str_eq(alpn_visit(ctx, cc, NULL, "h2,http/1.1", true, &resumed, &h2sess), "h2",
+                         "TLS %d", v);
+        cr_expect_not(resumed);
+        cr_expect_str_eq(alpn_visit(ctx, cc, h2sess, "h2,http/1.1", false, &resumed, NULL),
+                         "http/1.1", "TLS %d", v);
+        cr_expect(resumed, "TLS %d: not resumed", v);
+        cr_expect_str_eq(alpn_visit(ctx, cc, NULL, "h2,http/1.1", false, &resumed, &h1sess),
+                         "http/1.1", "TLS %d", v);
+        cr_expect_str_eq(alpn_visit(ctx, cc, h1sess, "h2,http/1.1", true, &resumed, NULL), "h2",
+                         "TLS %d", v);
+        cr_expect(resumed, "TLS %d: not resumed", v);
+        /* Resumed offering only h2, refused: no protocol, still resumed. */
+        cr_expect_str_eq(alpn_visit(ctx, cc, h2sess, "h2", false, &resumed, NULL), "(none)",
+                         "TLS %d", v);
+        cr_expect(resumed, "TLS %d: not resumed", v);
+        wolfSSL_SESSION_free(h2sess);
+        wolfSSL_SESSION_free(h1sess);
+        wolfSSL_CTX_free(cc);
+    }
+    tf_tls_ctx_free(ctx);
+    tf_tls_tickets_unref(t);
+}
+
 /* Every TLS 1.3 suite, full and resumed, with a tenant certificate and
  * the default: the bundled wolfSSL hashes the transcript with the suite's
  * hash alone once the ServerHello is out (transcript-one-hash.patch), so a

@@ -1,0 +1,311 @@
+/* HTTP/2 messages as HTTP/1.1 (SPEC §12, RFC 9113 §8, RFC 8441): the head
+ * the exchange reads for a stream's request, and the HTTP/2 fields of the
+ * response head it writes back. See h2msg.h. */
+#include "proxy/http/http_internal.h"
+
+#include <string.h>
+#include <strings.h>
+
+typedef tf_http__out_t out_t;
+
+/* ---- checks ---------------------------------------------------------------------- */
+
+/* RFC 9113 §8.2.1: a field carrying CR, LF or NUL is malformed; here it
+ * would also end a line of the HTTP/1.1 text early. */
+static bool clean(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] == '\r' || s[i] == '\n' || s[i] == '\0')
+            return false;
+    }
+    return true;
+}
+
+/* What separates the parts of a request line: not allowed in them. */
+static bool no_space(const tf_h2_field_t *f)
+{
+    return memchr(f->value, ' ', f->value_len) == NULL &&
+           memchr(f->value, '\t', f->value_len) == NULL;
+}
+
+/* name: a lower-case literal; HTTP/2 names are lower case, but a name that
+ * is not must not slip past the rules keyed on it. */
+static bool is(const tf_h2_field_t *f, const char *name)
+{
+    size_t n = strlen(name);
+    return f->name_len == n && lower_eq(f->name, name, n);
+}
+
+static bool value_is(const tf_h2_field_t *f, const char *lower)
+{
+    size_t n = strlen(lower);
+    return f->value_len == n && lower_eq(f->value, lower, n);
+}
+
+/* Methods are case-sensitive (RFC 9110 §9.1). */
+static bool method_is(const tf_h2_field_t *f, const char *method)
+{
+    size_t n = strlen(method);
+    return f->value_len == n && memcmp(f->value, method, n) == 0;
+}
+
+static bool same_value(const tf_h2_field_t *a, const tf_h2_field_t *b)
+{
+    return a->value_len == b->value_len && strncasecmp(a->value, b->value, a->value_len) == 0;
+}
+
+/* Connection-specific fields (RFC 9113 §8.2.2): libnghttp2 refuses them
+ * first; refused here too because as HTTP/1.1 text they would change the
+ * message's framing or turn it into an upgrade. */
+static bool connection_specific(const tf_h2_field_t *f)
+{
+    return is(f, "connection") || is(f, "keep-alive") || is(f, "proxy-connection") ||
+           is(f, "transfer-encoding") || is(f, "upgrade");
+}
+
+/* ---- the request head -------------------------------------------------------------- */
+
+/* A request's fields sorted out: the pseudo-header fields and what the
+ * head's other lines depend on. */
+typedef struct {
+    const tf_h2_field_t *method, *scheme, *authority, *path, *protocol;
+    const tf_h2_field_t *host; /* the first host field */
+    bool length, ws_version;   /* content-length, sec-websocket-version sent */
+} req_t;
+
+/* The slot of the pseudo-header field f, or NULL when it is unknown. */
+static const tf_h2_field_t **pseudo_slot(req_t *r, const tf_h2_field_t *f)
+{
+    if (is(f, ":method"))
+        return &r->method;
+    if (is(f, ":scheme"))
+        return &r->scheme;
+    if (is(f, ":authority"))
+        return &r->authority;
+    if (is(f, ":path"))
+        return &r->path;
+    if (is(f, ":protocol"))
+        return &r->protocol;
+    return NULL;
+}
+
+/* One field of the request. Returns false when it is malformed. */
+static bool sort_field(req_t *r, const tf_h2_field_t *f)
+{
+    if (!clean(f->name, f->name_len) || !clean(f->value, f->value_len))
+        return false;
+    if (f->name_len > 0 && f->name[0] == ':') {
+        const tf_h2_field_t **slot = pseudo_slot(r, f);
+        if (slot == NULL || *slot != NULL)
+            return false;
+        *slot = f;
+        return true;
+    }
+    /* A name that is not a token ("a: b") would read as another field. */
+    if (!tf_http__is_token(f->name, f->name_len) || connection_specific(f))
+        return false;
+    if (is(f, "host") && r->host == NULL)
+        r->host = f;
+    r->length |= is(f, "content-length");
+    r->ws_version |= is(f, "sec-websocket-version");
+    return true;
+}
+
+/* The request line's parts and Host hold together (RFC 9113 §8.3.1, §8.5,
+ * RFC 8441 §4); every host field names the authority. Returns false when
+ * they do not. */
+static bool check_request(const req_t *r, const tf_h2_field_t *fields, size_t nfields)
+{
+    if (r->method == NULL || r->method->value_len == 0 || !no_space(r->method))
+        return false;
+    bool connect = method_is(r->method, "CONNECT");
+    if (r->protocol != NULL && (!connect || !value_is(r->protocol, "websocket")))
+        return false;
+    if (connect && r->protocol == NULL) {
+        /* CONNECT names its authority and nothing else. */
+        if (r->authority == NULL || r->authority->value_len == 0 || r->path != NULL ||
+            r->scheme != NULL)
+            return false;
+    } else if (r->path == NULL || r->path->value_len == 0) {
+        return false;
+    }
+    if ((r->path != NULL && !no_space(r->path)) || (r->authority != NULL && !no_space(r->authority)))
+        return false;
+    /* Host is :authority, or the first host field without it: any other
+     * host field must say the same, or routing and the backend could read
+     * different names. */
+    const tf_h2_field_t *auth = r->authority != NULL ? r->authority : r->host;
+    for (size_t i = 0; i < nfields; i++) {
+        if (is(&fields[i], "host") && !same_value(&fields[i], auth))
+            return false;
+    }
+    return true;
+}
+
+static void put_field(out_t *o, const tf_h2_field_t *f)
+{
+    tf_http__put(o, f->name, f->name_len);
+    tf_http__put(o, ": ", 2);
+    tf_http__put(o, f->value, f->value_len);
+    tf_http__put(o, "\r\n", 2);
+}
+
+/* Every cookie field from the first (at fields[first]) as one line: the
+ * crumbs an HTTP/2 client may split (RFC 9113 §8.2.3) joined again, since
+ * HTTP/1.1 allows one Cookie field. */
+static void put_cookies(out_t *o, const tf_h2_field_t *fields, size_t nfields, size_t first)
+{
+    tf_http__put(o, fields[first].name, fields[first].name_len);
+    tf_http__put(o, ": ", 2);
+    tf_http__put(o, fields[first].value, fields[first].value_len);
+    for (size_t i = first + 1; i < nfields; i++) {
+        if (!is(&fields[i], "cookie"))
+            continue;
+        tf_http__put(o, "; ", 2);
+        tf_http__put(o, fields[i].value, fields[i].value_len);
+    }
+    tf_http__put(o, "\r\n", 2);
+}
+
+/* The request's regular fields in order: host gone (Host is written from
+ * the authority), cookies joined at the first one's place; for websocket,
+ * no sec-websocket-key but the one written after them. */
+static void put_fields(out_t *o, const tf_h2_field_t *fields, size_t nfields, bool websocket)
+{
+    bool cookies = false;
+    for (size_t i = 0; i < nfields; i++) {
+        const tf_h2_field_t *f = &fields[i];
+        if ((f->name_len > 0 && f->name[0] == ':') || is(f, "host") ||
+            (websocket && is(f, "sec-websocket-key")))
+            continue;
+        if (is(f, "cookie")) {
+            if (!cookies)
+                put_cookies(o, fields, nfields, i);
+            cookies = true;
+            continue;
+        }
+        put_field(o, f);
+    }
+}
+
+long tf_h2_request_head(const tf_h2_field_t *fields, size_t nfields, bool end_stream,
+                        const char *ws_key, char *out, size_t outlen, tf_h2_request_info_t *info)
+{
+    req_t r = {0};
+    for (size_t i = 0; i < nfields; i++) {
+        if (!sort_field(&r, &fields[i]))
+            return TF_H2_MALFORMED;
+    }
+    if (!check_request(&r, fields, nfields))
+        return TF_H2_MALFORMED;
+    bool websocket = r.protocol != NULL;
+    bool connect = !websocket && method_is(r.method, "CONNECT");
+    *info = (tf_h2_request_info_t){
+        .head = method_is(r.method, "HEAD"),
+        /* A tunnel's bytes are not a body: never chunked. */
+        .chunked = !end_stream && !r.length && !websocket && !connect,
+        .websocket = websocket,
+    };
+    out_t o = {.out = out, .cap = outlen};
+    if (websocket)
+        tf_http__put_str(&o, "GET");
+    else
+        tf_http__put(&o, r.method->value, r.method->value_len);
+    tf_http__put(&o, " ", 1);
+    const tf_h2_field_t *target = connect ? r.authority : r.path;
+    tf_http__put(&o, target->value, target->value_len);
+    tf_http__put_str(&o, " HTTP/1.1\r\n");
+    const tf_h2_field_t *host = r.authority != NULL ? r.authority : r.host;
+    if (host != NULL)
+        tf_http__put_header(&o, "Host", host->value, host->value_len);
+    put_fields(&o, fields, nfields, websocket);
+    if (websocket) {
+        tf_http__put_str(&o, "upgrade: websocket\r\nconnection: upgrade\r\n");
+        tf_http__put_header(&o, "sec-websocket-key", ws_key != NULL ? ws_key : "",
+                            ws_key != NULL ? strlen(ws_key) : 0);
+        if (!r.ws_version)
+            tf_http__put_str(&o, "sec-websocket-version: 13\r\n");
+    }
+    if (info->chunked)
+        tf_http__put_str(&o, "transfer-encoding: chunked\r\n");
+    tf_http__put(&o, "\r\n", 2);
+    return o.overflow ? -1 : (long)o.len;
+}
+
+/* ---- a chunked request body ----------------------------------------------------------- */
+
+long tf_h2_request_trailers(const tf_h2_field_t *fields, size_t nfields, char *out, size_t outlen)
+{
+    for (size_t i = 0; i < nfields; i++) {
+        const tf_h2_field_t *f = &fields[i];
+        if (!clean(f->value, f->value_len) || !tf_http__is_token(f->name, f->name_len))
+            return TF_H2_MALFORMED; /* pseudo-header fields are not tokens */
+    }
+    out_t o = {.out = out, .cap = outlen};
+    tf_http__put(&o, "0\r\n", 3);
+    for (size_t i = 0; i < nfields; i++)
+        put_field(&o, &fields[i]);
+    tf_http__put(&o, "\r\n", 2);
+    return o.overflow ? -1 : (long)o.len;
+}
+
+size_t tf_h2_chunk_prefix(size_t len, char *out)
+{
+    static const char hex[] = "0123456789abcdef";
+    char digits[2 * sizeof len];
+    size_t n = 0;
+    do {
+        digits[n++] = hex[len & 15];
+        len >>= 4;
+    } while (len > 0);
+    for (size_t i = 0; i < n; i++)
+        out[i] = digits[n - 1 - i];
+    out[n] = '\r';
+    out[n + 1] = '\n';
+    return n + 2;
+}
+
+/* ---- the response's fields ------------------------------------------------------------ */
+
+/* Fields an HTTP/2 response must not carry (RFC 9113 §8.2.2), and the
+ * handshake's answer of an upgrade that HTTP/2 replaced (RFC 8441 §5). */
+static bool dropped(const tf_http_header_t *h, bool websocket)
+{
+    return name_is(h, "connection") || name_is(h, "keep-alive") || name_is(h, "proxy-connection") ||
+           name_is(h, "transfer-encoding") || name_is(h, "upgrade") || name_is(h, "te") ||
+           (websocket && name_is(h, "sec-websocket-accept"));
+}
+
+long tf_h2_response_fields(const tf_http_response_t *resp, bool websocket, char status[4],
+                           tf_h2_field_t *out, size_t outcap, char *lower, size_t lowercap)
+{
+    if (outcap == 0)
+        return -1;
+    /* RFC 8441 §5: the extended CONNECT's success is a 2xx, not a 101. */
+    unsigned st = websocket && resp->status == 101 ? 200 : resp->status % 1000;
+    status[0] = (char)('0' + st / 100);
+    status[1] = (char)('0' + st / 10 % 10);
+    status[2] = (char)('0' + st % 10);
+    status[3] = '\0';
+    out[0] = (tf_h2_field_t){.name = ":status", .name_len = 7, .value = status, .value_len = 3};
+    bool conn = tf_http__has_connection(resp->headers, resp->nheaders);
+    size_t n = 1, used = 0;
+    for (size_t i = 0; i < resp->nheaders; i++) {
+        const tf_http_header_t *h = &resp->headers[i];
+        if (dropped(h, websocket) ||
+            (conn && tf_http__named_by_connection(resp->headers, resp->nheaders, h)))
+            continue;
+        if (n == outcap || lowercap - used < h->name_len)
+            return -1;
+        for (size_t k = 0; k < h->name_len; k++) {
+            unsigned char c = (unsigned char)h->name[k];
+            lower[used + k] = (char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
+        }
+        out[n++] = (tf_h2_field_t){.name = lower + used,
+                                   .name_len = h->name_len,
+                                   .value = h->value,
+                                   .value_len = h->value_len};
+        used += h->name_len;
+    }
+    return (long)n;
+}
