@@ -4,7 +4,8 @@
  * (tests/proxy/echo_backend.py) through tlsfront with HTTP/2 on. The page
  * reports what the browser saw (the navigation's and each resource's
  * nextHopProtocol, the chat's echo), read through the DevTools protocol by
- * tests/browser/browser_check.py; the proxy's access log must agree.
+ * tests/browser/browser_check.py; the proxy's access log must agree, and
+ * show the chat as a WebSocket over HTTP/2 (RFC 8441).
  *
  * A browser that cannot start is a failure, never a skip: the suite exists to
  * prove that a browser works through the proxy. */
@@ -94,8 +95,12 @@ Test(browser, a_portal_and_its_chat_load_over_http2)
     browse(s, "h2");
     /* The proxy's own view: the page and every asset were HTTP/2 streams. */
     bool logged = tf_px_wait_count(s->access, "HTTP/2\"", PAGE_REQUESTS, TF_PX_WAIT_MS);
+    /* The chat rode the same connection: chromium opens a WebSocket over
+     * HTTP/2 (extended CONNECT, RFC 8441) where the server allows it. */
+    bool chat = tf_px_wait_count(s->access, "\"GET /chat HTTP/2\" 101", 1, TF_PX_WAIT_MS);
     char *log = tf_px_read(s->access);
     cr_expect(logged, "fewer than %d HTTP/2 requests in the access log:\n%s", PAGE_REQUESTS, log);
+    cr_expect(chat, "the chat was not a WebSocket over HTTP/2:\n%s", log);
     free(log);
 }
 
