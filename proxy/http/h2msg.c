@@ -129,7 +129,8 @@ static bool check_request(const req_t *r, const tf_h2_field_t *fields, size_t nf
     } else if (r->path == NULL || r->path->value_len == 0) {
         return false;
     }
-    if ((r->path != NULL && !no_space(r->path)) || (r->authority != NULL && !no_space(r->authority)))
+    if ((r->path != NULL && !no_space(r->path)) ||
+        (r->authority != NULL && !no_space(r->authority)))
         return false;
     /* Host is :authority, or the first host field without it: any other
      * host field must say the same, or routing and the backend could read

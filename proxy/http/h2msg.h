@@ -20,7 +20,7 @@
 #define TF_PROXY_HTTP_H2MSG_H
 
 #ifndef TF_PROXY_HTTP_PUBLIC
-#error "include proxy/http/http.h"
+#error "internal to proxy/http: include proxy/http/http.h"
 #endif
 
 #include <stdbool.h>

@@ -822,8 +822,8 @@ static const http_parser_settings payload_settings = {
     .on_message_complete = payload_on_complete,
 };
 
-int tf_http_body_payload(tf_http_parser_t *p, const char *buf, size_t len, size_t *used,
-                         bool *done, tf_http_payload_t *out)
+int tf_http_body_payload(tf_http_parser_t *p, const char *buf, size_t len, size_t *used, bool *done,
+                         tf_http_payload_t *out)
 {
     /* A chunked request body is followed by chunked_body(), which keeps its
      * framing: no payload to hand out. Only responses come here. */

@@ -47,8 +47,7 @@ bool tf_http__is_token(const char *s, size_t n);
 /* Whether a Connection field among hs (n fields) names the field h, which
  * makes it hop-by-hop too; never a field that frames or routes the message
  * (Host, Content-Length, Transfer-Encoding). */
-bool tf_http__named_by_connection(const tf_http_header_t *hs, size_t n,
-                                  const tf_http_header_t *h);
+bool tf_http__named_by_connection(const tf_http_header_t *hs, size_t n, const tf_http_header_t *h);
 
 /* Whether hs (n fields) has a Connection field. */
 bool tf_http__has_connection(const tf_http_header_t *hs, size_t n);

@@ -92,9 +92,9 @@ bool tf_http__has_connection(const tf_http_header_t *hs, size_t n)
 static inline bool passes_on(const tf_http_request_t *req, bool conn, const tf_http_header_t *h)
 {
     bool upgrade_header = req->upgrade && name_is(h, "upgrade");
-    return !(hop_by_hop(h, req->upgrade) || client_forwarded(h) ||
-             (conn && !upgrade_header &&
-              tf_http__named_by_connection(req->headers, req->nheaders, h)));
+    return !(
+        hop_by_hop(h, req->upgrade) || client_forwarded(h) ||
+        (conn && !upgrade_header && tf_http__named_by_connection(req->headers, req->nheaders, h)));
 }
 
 /* The request line with the route's target in place of the client's. */

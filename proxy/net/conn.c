@@ -138,6 +138,7 @@ void tf_conn_init_child(tf_conn_t *child, tf_conn_t *parent, const tf_stream_ops
     child->client.flags |= TF_STREAM_OPEN | TF_STREAM_WRITABLE | TF_STREAM_TLS_BORROWED;
     uv_timer_init(&w->loop, &child->timer);
     child->handles = 2; /* the timer and the stream */
+    w->nchildren++;
 }
 
 /* ---- handshake done: route and connect -------------------------------- */
@@ -633,6 +634,8 @@ static void conn_on_handle_closed(uv_handle_t *h)
         tf_limits_conn_close(c->worker->server->shared->limits, &c->peer.sa);
     if (c->parent == NULL)
         tf_worker_conn_removed(c->worker, c);
+    else
+        c->worker->nchildren--;
     tf_worker_gen_release(c->worker, c->gen);
     free(c);
 }

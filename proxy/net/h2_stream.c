@@ -354,6 +354,11 @@ static int submit_head(tf_h2s_t *st, const tf_http_response_t *r)
                              f[i].value_len, NGHTTP2_NV_FLAG_NONE};
     int rc = n < 0 ? UV_EPROTO : 0;
     bool tunnel = st->info.websocket && r->status == 101;
+    /* Any 2xx to an extended CONNECT opens the tunnel for the client (RFC
+     * 8441 §5): a backend that answered the upgrade with a plain 200 has
+     * opened none, so the stream is reset. */
+    if (st->info.websocket && r->status / 100 == 2)
+        rc = UV_EPROTO;
     if (rc == 0 && r->status / 100 == 1 && !tunnel) {
         /* Interim (100, 103): the final head follows. A 101 for anything
          * but a WebSocket cannot be carried over HTTP/2. */

@@ -134,6 +134,7 @@ struct tf_worker {
     size_t nredirects;
     tf_conn_t *conns; /* every open connection, newest first */
     size_t nconns;
+    size_t nchildren; /* HTTP/2 streams' connections (conn.h), not in `conns` */
     uint64_t accepted; /* connections accepted by this worker */
     bool stopping;
     int exit_status;

@@ -13,7 +13,10 @@ TestSuite(h2msg, .timeout = 30);
 
 /* ---- request heads ---------------------------------------------------------------- */
 
-#define F(n, v) {n, sizeof n - 1, v, sizeof v - 1}
+#define F(n, v)                                                                                    \
+    {                                                                                              \
+        n, sizeof n - 1, v, sizeof v - 1                                                           \
+    }
 #define NF(a) (sizeof(a) / sizeof(a)[0])
 
 static char head[4096];
@@ -45,8 +48,8 @@ static const char *req_head(const tf_h2_field_t *fields, size_t n, bool end_stre
 
 Test(h2msg, a_get_becomes_a_request_line_and_host)
 {
-    tf_h2_field_t f[] = {F(":method", "GET"), F(":scheme", "https"), F(":authority", "a.example"),
-                         F(":path", "/x?y=1"), F("accept", "*/*"), F("user-agent", "t/1")};
+    tf_h2_field_t f[] = {F(":method", "GET"),  F(":scheme", "https"), F(":authority", "a.example"),
+                         F(":path", "/x?y=1"), F("accept", "*/*"),    F("user-agent", "t/1")};
     HEAD_IS(f, true,
             "GET /x?y=1 HTTP/1.1\r\nHost: a.example\r\naccept: */*\r\nuser-agent: t/1\r\n\r\n");
     cr_expect_not(info.head);
@@ -57,7 +60,7 @@ Test(h2msg, a_get_becomes_a_request_line_and_host)
 Test(h2msg, authority_is_host_and_a_matching_host_field_is_dropped)
 {
     tf_h2_field_t f[] = {F(":method", "GET"), F(":authority", "a.example:8443"), F(":path", "/"),
-                         F("x", "1"), F("host", "A.Example:8443"), F("y", "2")};
+                         F("x", "1"),         F("host", "A.Example:8443"),       F("y", "2")};
     HEAD_IS(f, true, "GET / HTTP/1.1\r\nHost: a.example:8443\r\nx: 1\r\ny: 2\r\n\r\n");
 }
 
@@ -76,8 +79,8 @@ Test(h2msg, a_host_field_differing_from_authority_is_malformed)
 
 Test(h2msg, without_authority_the_host_field_is_host)
 {
-    tf_h2_field_t f[] = {F(":method", "GET"), F(":scheme", "https"), F(":path", "/p"),
-                         F("x", "1"), F("host", "h.example")};
+    tf_h2_field_t f[] = {F(":method", "GET"), F(":scheme", "https"), F(":path", "/p"), F("x", "1"),
+                         F("host", "h.example")};
     HEAD_IS(f, true, "GET /p HTTP/1.1\r\nHost: h.example\r\nx: 1\r\n\r\n");
     tf_h2_field_t none[] = {F(":method", "GET"), F(":path", "/p"), F("x", "1")};
     HEAD_IS(none, true, "GET /p HTTP/1.1\r\nx: 1\r\n\r\n");
@@ -86,9 +89,10 @@ Test(h2msg, without_authority_the_host_field_is_host)
 Test(h2msg, cookie_crumbs_are_joined_at_the_first_ones_place)
 {
     tf_h2_field_t f[] = {F(":method", "GET"), F(":authority", "a"), F(":path", "/"),
-                         F("accept", "*/*"), F("cookie", "a=1"), F("x", "y"),
-                         F("cookie", "b=2"), F("cookie", "c=3")};
-    HEAD_IS(f, true, "GET / HTTP/1.1\r\nHost: a\r\naccept: */*\r\ncookie: a=1; b=2; c=3\r\nx: y\r\n\r\n");
+                         F("accept", "*/*"),  F("cookie", "a=1"),   F("x", "y"),
+                         F("cookie", "b=2"),  F("cookie", "c=3")};
+    HEAD_IS(f, true,
+            "GET / HTTP/1.1\r\nHost: a\r\naccept: */*\r\ncookie: a=1; b=2; c=3\r\nx: y\r\n\r\n");
     tf_h2_field_t one[] = {F(":method", "GET"), F(":authority", "a"), F(":path", "/"),
                            F("cookie", "a=1; b=2")};
     HEAD_IS(one, true, "GET / HTTP/1.1\r\nHost: a\r\ncookie: a=1; b=2\r\n\r\n");
@@ -119,9 +123,13 @@ Test(h2msg, head_is_reported)
 
 Test(h2msg, extended_connect_websocket_is_a_get_with_upgrade)
 {
-    tf_h2_field_t f[] = {F(":method", "CONNECT"), F(":protocol", "websocket"),
-                         F(":scheme", "https"), F(":path", "/chat"), F(":authority", "a.example"),
-                         F("sec-websocket-version", "13"), F("sec-websocket-protocol", "chat"),
+    tf_h2_field_t f[] = {F(":method", "CONNECT"),
+                         F(":protocol", "websocket"),
+                         F(":scheme", "https"),
+                         F(":path", "/chat"),
+                         F(":authority", "a.example"),
+                         F("sec-websocket-version", "13"),
+                         F("sec-websocket-protocol", "chat"),
                          F("sec-websocket-key", "client-sent")};
     HEAD_IS(f, false,
             "GET /chat HTTP/1.1\r\nHost: a.example\r\nsec-websocket-version: 13\r\n"
@@ -141,7 +149,8 @@ Test(h2msg, connect_without_protocol_is_an_http1_connect)
 {
     tf_h2_field_t f[] = {F(":method", "CONNECT"), F(":authority", "b.example:443"),
                          F("user-agent", "t")};
-    HEAD_IS(f, false, "CONNECT b.example:443 HTTP/1.1\r\nHost: b.example:443\r\nuser-agent: t\r\n\r\n");
+    HEAD_IS(f, false,
+            "CONNECT b.example:443 HTTP/1.1\r\nHost: b.example:443\r\nuser-agent: t\r\n\r\n");
     cr_expect_not(info.chunked);
     cr_expect_not(info.websocket);
     tf_h2_field_t noauth[] = {F(":method", "CONNECT")};
@@ -171,7 +180,8 @@ Test(h2msg, pseudo_header_mistakes_are_malformed)
     MALFORMED(unknown);
     tf_h2_field_t twice[] = {F(":method", "GET"), F(":path", "/"), F(":path", "/admin")};
     MALFORMED(twice);
-    tf_h2_field_t space[] = {F(":method", "GET"), F(":path", "/ HTTP/1.1\tx"), F(":authority", "a")};
+    tf_h2_field_t space[] = {F(":method", "GET"), F(":path", "/ HTTP/1.1\tx"),
+                             F(":authority", "a")};
     MALFORMED(space);
     tf_h2_field_t mspace[] = {F(":method", "GET /x"), F(":path", "/"), F(":authority", "a")};
     MALFORMED(mspace);
@@ -185,10 +195,11 @@ Test(h2msg, names_that_are_not_tokens_and_connection_fields_are_malformed)
     MALFORMED(colon);
     tf_h2_field_t empty[] = {F(":method", "GET"), F(":path", "/"), F("", "c")};
     MALFORMED(empty);
-    const char *conn[] = {"connection", "keep-alive", "proxy-connection", "transfer-encoding",
-                          "upgrade", "Transfer-Encoding"};
+    const char *conn[] = {"connection",        "keep-alive", "proxy-connection",
+                          "transfer-encoding", "upgrade",    "Transfer-Encoding"};
     for (size_t i = 0; i < NF(conn); i++) {
-        tf_h2_field_t f[] = {F(":method", "GET"), F(":path", "/"), {conn[i], strlen(conn[i]), "x", 1}};
+        tf_h2_field_t f[] = {
+            F(":method", "GET"), F(":path", "/"), {conn[i], strlen(conn[i]), "x", 1}};
         MALFORMED(f);
     }
 }
@@ -205,8 +216,8 @@ Test(h2msg, cr_lf_and_nul_anywhere_are_malformed)
             for (size_t b = 0; b < NF(bad); b++) {
                 char keep = parts[part][at];
                 parts[part][at] = bad[b];
-                tf_h2_field_t f[] = {{":method", 7, method, 3}, {":path", 5, path, 2},
-                                     {name, 7, value, 5}};
+                tf_h2_field_t f[] = {
+                    {":method", 7, method, 3}, {":path", 5, path, 2}, {name, 7, value, 5}};
                 long rc = 0;
                 req_head(f, NF(f), true, &rc);
                 cr_expect_eq(rc, TF_H2_MALFORMED, "part %zu at %zu byte %d", part, at, bad[b]);
@@ -222,7 +233,7 @@ Test(h2msg, cr_lf_and_nul_anywhere_are_malformed)
 Test(h2msg, a_small_buffer_is_minus_one_at_every_size)
 {
     tf_h2_field_t f[] = {F(":method", "CONNECT"), F(":protocol", "websocket"), F(":path", "/c"),
-                         F(":authority", "a"), F("cookie", "a=1"), F("cookie", "b=2")};
+                         F(":authority", "a"),    F("cookie", "a=1"),          F("cookie", "b=2")};
     long n = tf_h2_request_head(f, NF(f), false, "k", head, sizeof head, &info);
     cr_assert_gt(n, 0);
     char small[4096];
@@ -355,9 +366,9 @@ static void on_data(void *ud, const char *p, size_t n)
 static void on_trailer(void *ud, const tf_http_header_t *f)
 {
     sink_t *s = ud;
-    s->trailers_len += (size_t)snprintf(s->trailers + s->trailers_len,
-                                        sizeof s->trailers - s->trailers_len, "%.*s=%.*s|",
-                                        (int)f->name_len, f->name, (int)f->value_len, f->value);
+    s->trailers_len +=
+        (size_t)snprintf(s->trailers + s->trailers_len, sizeof s->trailers - s->trailers_len,
+                         "%.*s=%.*s|", (int)f->name_len, f->name, (int)f->value_len, f->value);
 }
 
 typedef struct {
@@ -368,14 +379,17 @@ typedef struct {
 
 /* Feeds MSG's body (after its head) in pieces: cut[] are the offsets into
  * the body where a read ends (ascending), then the rest. */
-static fed_t feed(const char *msg, size_t len, bool head_request, const size_t *cuts,
-                  size_t ncuts, sink_t *s, size_t scratch_cap)
+static fed_t feed(const char *msg, size_t len, bool head_request, const size_t *cuts, size_t ncuts,
+                  sink_t *s, size_t scratch_cap)
 {
     static char scratch[4096];
     memset(s, 0, sizeof *s);
     tf_http_parser_init_response(&parser, head_request);
     cr_assert_eq(tf_http_parse_response_head(&parser, msg, len, 32768, &resp), 0);
-    tf_http_payload_t out = {.data = on_data, .trailer = on_trailer, .ud = s, .scratch = scratch,
+    tf_http_payload_t out = {.data = on_data,
+                             .trailer = on_trailer,
+                             .ud = s,
+                             .scratch = scratch,
                              .scratch_cap = scratch_cap};
     const char *body = msg + resp.head_len;
     size_t blen = len - resp.head_len, off = 0;
@@ -570,8 +584,11 @@ Test(h2msg, body_and_payload_end_at_the_same_place_for_any_input)
             continue;
         b = a; /* the same state after the head */
         sink_t s = {0};
-        tf_http_payload_t out = {.data = on_data, .trailer = on_trailer, .ud = &s,
-                                 .scratch = scratch, .scratch_cap = sizeof scratch};
+        tf_http_payload_t out = {.data = on_data,
+                                 .trailer = on_trailer,
+                                 .ud = &s,
+                                 .scratch = scratch,
+                                 .scratch_cap = sizeof scratch};
         size_t off = ra.head_len;
         for (int step = 0; step < 4096 && off < len; step++) {
             size_t piece = 1 + rnd((uint32_t)(len - off < 16 ? len - off : 16));
