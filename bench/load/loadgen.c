@@ -382,9 +382,9 @@ static void h2_request(conn_t *c, const char *authority)
     int n = 0, b = 0;
     memcpy(out, preface, sizeof preface - 1);
     n += (int)sizeof preface - 1;
-    n += h2_frame_head(out + n, 0, 4, 0, 0); /* SETTINGS, defaults */
-    block[b++] = 0x82;                       /* :method GET (static index 2) */
-    block[b++] = 0x87;                       /* :scheme https (7) */
+    n += h2_frame_head(out + n, 0, 4, 0, 0);     /* SETTINGS, defaults */
+    block[b++] = 0x82;                           /* :method GET (static index 2) */
+    block[b++] = 0x87;                           /* :scheme https (7) */
     b += hpack_literal(block + b, 4, opt.path);  /* :path */
     b += hpack_literal(block + b, 1, authority); /* :authority */
     n += h2_frame_head(out + n, (size_t)b, 1, 0x5, 1);

@@ -18,7 +18,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-
 #define SITE "portal.acme.example"
 /* The page and its 36 assets, each a line in the access log. */
 #define MIN_RESOURCES 30
@@ -95,7 +94,7 @@ Test(browser, a_portal_and_its_chat_load_over_http2)
     browse(s, "h2");
     /* The proxy's own view: the page and every asset were HTTP/2 streams. */
     bool logged = tf_px_wait_count(s->access, "HTTP/2\"", PAGE_REQUESTS, TF_PX_WAIT_MS);
-    /* The chat rode the same connection: chromium opens a WebSocket over
+    /* The chat went over HTTP/2 too: chromium opens a WebSocket over
      * HTTP/2 (extended CONNECT, RFC 8441) where the server allows it. */
     bool chat = tf_px_wait_count(s->access, "\"GET /chat HTTP/2\" 101", 1, TF_PX_WAIT_MS);
     char *log = tf_px_read(s->access);
