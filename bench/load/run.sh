@@ -352,7 +352,7 @@ h2_run() { # PID PORT OUT
     [ "$c1" != gone ] || return 1
     cat "$log" >>"$work/h2load.log"
     awk -v lg="$(times_cpu <"$log")" -v pc="$(seconds "$c0" "$c1")" -v bc="$(seconds "$b0" "$b1")" -v n="$h2_conns" '
-        /^finished in/ { s = $3; sub(/s,$/, "", s) }
+        /^finished in/ { s = $3; ms = s ~ /ms,$/; sub(/m?s,$/, "", s); if (ms) s /= 1000 }
         /^requests:/ { total = $2 }
         /^status codes:/ { ok = $3 }
         END { if (s == "") s = 0
@@ -603,6 +603,9 @@ done
 
 echo "median of $((repeat * rounds)) runs ($rounds rounds, proxies in turn), ${duration} s each, $conns connections in flight;" \
     "proxy on core 0, load generator and backend on core 1; n/a: did not start"
+if has h2 "$cases"; then
+    echo "h2: h2load, $h2_requests requests per run over $h2_conns connections × $h2_streams streams"
+fi
 echo
 print_table
 for p in $proxies; do
