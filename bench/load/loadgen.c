@@ -36,6 +36,15 @@
  *                   instead of by parsing it.
  *   --timeout S     a connection that has not finished after S seconds is
  *                   counted as an error and dropped (default 10).
+ *   --h2            HTTP/2 instead of HTTP/1.1 (ALPN "h2" only; a server
+ *                   that does not choose it fails the connection): the
+ *                   request is the connection preface, an empty SETTINGS and
+ *                   a GET on stream 1 (HPACK literals, no Huffman); the
+ *                   server's SETTINGS are acknowledged; the response is
+ *                   complete at the first frame on stream 1 with END_STREAM.
+ *                   One request per connection (--requests 1): for the idle
+ *                   memory of an HTTP/2 connection after one finished stream
+ *                   (--idle N --idle-request --h2); throughput is h2load's.
  *
  * Prints one line: handshakes= (connections completed: handshake and, unless
  * --idle without --idle-request, the first response), resumed=, errors=
@@ -73,7 +82,7 @@ enum state { ST_FREE, ST_CONNECT, ST_HANDSHAKE, ST_WRITE, ST_READ, ST_IDLE };
 typedef struct {
     enum mode mode;
     const char *host, *port;
-    int tls12, group, conns, idle, idle_request, sni_spread, requests;
+    int tls12, group, conns, idle, idle_request, sni_spread, requests, h2;
     const char *sni, *ca, *path;
     double duration, timeout;
     long bytes;
@@ -85,7 +94,7 @@ typedef struct {
     WOLFSSL *ssl;
     WOLFSSL_SESSION *session; /* --resume: the slot's last session */
     char name[256];
-    char req[512];
+    char req[1024];
     int req_len, req_off;
     char hdr[8192]; /* response head, until parsed */
     size_t hdr_len;
@@ -94,6 +103,10 @@ typedef struct {
     int done;       /* responses completed on this connection */
     int last;       /* the response says Connection: close */
     double started; /* TCP connect, then each request after the first */
+    /* --h2: the frame being read (its 9-byte header, then its payload) */
+    unsigned char fh[9];
+    int fh_len;
+    long payload_left;
 } conn_t;
 
 typedef struct {
@@ -151,7 +164,7 @@ static void usage(void)
             "usage: bench_loadgen --connect HOST:PORT [--full|--resume|--idle N [--idle-request]]\n"
             "       [--tls12] [--group x25519|p256] [--sni NAME | --sni-spread N] [--ca FILE]\n"
             "       [--conns C] [--duration S] [--requests R] [--bytes N] [--timeout S]\n"
-            "       [--path PATH]\n");
+            "       [--path PATH] [--h2]\n");
     exit(2);
 }
 
@@ -193,6 +206,8 @@ static void parse_args(int argc, char **argv)
             opt.tls12 = 1, takes = 0;
         else if (strcmp(a, "--idle-request") == 0)
             opt.idle_request = 1, takes = 0;
+        else if (strcmp(a, "--h2") == 0)
+            opt.h2 = 1, takes = 0;
         else if (v == NULL)
             usage();
         else if (strcmp(a, "--connect") == 0)
@@ -224,7 +239,7 @@ static void parse_args(int argc, char **argv)
         i += takes;
     }
     if (opt.host == NULL || opt.conns < 1 || opt.requests < 0 || strlen(opt.path) >= 200 ||
-        (opt.mode == MODE_IDLE && opt.idle < 1))
+        (opt.mode == MODE_IDLE && opt.idle < 1) || (opt.h2 && (opt.requests != 1 || opt.tls12)))
         usage();
 }
 
@@ -300,8 +315,15 @@ static int new_ssl(conn_t *c)
     if (c->ssl == NULL || wolfSSL_set_fd(c->ssl, c->fd) != WOLFSSL_SUCCESS)
         return -1;
     wolfSSL_set_using_nonblock(c->ssl, 1);
-    char alpn[] = "http/1.1";
-    wolfSSL_UseALPN(c->ssl, alpn, sizeof alpn - 1, WOLFSSL_ALPN_CONTINUE_ON_MISMATCH);
+    if (opt.h2) {
+        char alpn[] = "h2";
+        if (wolfSSL_UseALPN(c->ssl, alpn, sizeof alpn - 1, WOLFSSL_ALPN_FAILED_ON_MISMATCH) !=
+            WOLFSSL_SUCCESS)
+            return -1;
+    } else {
+        char alpn[] = "http/1.1";
+        wolfSSL_UseALPN(c->ssl, alpn, sizeof alpn - 1, WOLFSSL_ALPN_CONTINUE_ON_MISMATCH);
+    }
     if (c->name[0] != '\0') {
         if (wolfSSL_UseSNI(c->ssl, WOLFSSL_SNI_HOST_NAME, c->name,
                            (unsigned short)strlen(c->name)) != WOLFSSL_SUCCESS)
@@ -314,8 +336,66 @@ static int new_ssl(conn_t *c)
     return 0;
 }
 
+/* HPACK (RFC 7541 §5.1): an integer with an N-bit prefix after `first`'s
+ * high bits. Returns the bytes written (at most 6 for an int). */
+static int hpack_int(unsigned char *out, unsigned first, int prefix, size_t v)
+{
+    size_t max = (1u << prefix) - 1;
+    if (v < max) {
+        out[0] = (unsigned char)(first | v);
+        return 1;
+    }
+    int n = 0;
+    out[n++] = (unsigned char)(first | max);
+    for (v -= max; v >= 128; v >>= 7)
+        out[n++] = (unsigned char)(0x80 | (v & 0x7f));
+    out[n++] = (unsigned char)v;
+    return n;
+}
+
+/* A literal header field without indexing, its name from the static table
+ * (RFC 7541 §6.2.2), the value without Huffman coding. */
+static int hpack_literal(unsigned char *out, unsigned name_index, const char *value)
+{
+    size_t len = strlen(value);
+    int n = hpack_int(out, 0x00, 4, name_index);
+    n += hpack_int(out + n, 0x00, 7, len);
+    memcpy(out + n, value, len);
+    return n + (int)len;
+}
+
+static int h2_frame_head(unsigned char *out, size_t len, int type, int flags, unsigned stream)
+{
+    out[0] = (unsigned char)(len >> 16), out[1] = (unsigned char)(len >> 8);
+    out[2] = (unsigned char)len, out[3] = (unsigned char)type, out[4] = (unsigned char)flags;
+    out[5] = (unsigned char)(stream >> 24), out[6] = (unsigned char)(stream >> 16);
+    out[7] = (unsigned char)(stream >> 8), out[8] = (unsigned char)stream;
+    return 9;
+}
+
+/* The preface, an empty SETTINGS and `GET path` on stream 1 (HEADERS with
+ * END_STREAM and END_HEADERS) into c->req. */
+static void h2_request(conn_t *c, const char *authority)
+{
+    static const char preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+    unsigned char *out = (unsigned char *)c->req, block[600]; /* path < 200, name < 256 */
+    int n = 0, b = 0;
+    memcpy(out, preface, sizeof preface - 1);
+    n += (int)sizeof preface - 1;
+    n += h2_frame_head(out + n, 0, 4, 0, 0);     /* SETTINGS, defaults */
+    block[b++] = 0x82;                           /* :method GET (static index 2) */
+    block[b++] = 0x87;                           /* :scheme https (7) */
+    b += hpack_literal(block + b, 4, opt.path);  /* :path */
+    b += hpack_literal(block + b, 1, authority); /* :authority */
+    n += h2_frame_head(out + n, (size_t)b, 1, 0x5, 1);
+    memcpy(out + n, block, (size_t)b);
+    c->req_len = n + b;
+}
+
 static void reset_request(conn_t *c)
 {
+    c->fh_len = 0;
+    c->payload_left = 0;
     c->hdr_len = 0;
     c->got = 0;
     c->need = opt.bytes >= 0 ? opt.bytes : -2;
@@ -335,8 +415,12 @@ static int conn_start(conn_t *c)
     c->started = now_s();
     c->done = 0;
     reset_request(c);
-    c->req_len = snprintf(c->req, sizeof c->req, "GET %s HTTP/1.1\r\nHost: %s\r\n\r\n",
-                          opt.path, c->name[0] != '\0' ? c->name : opt.host);
+    const char *authority = c->name[0] != '\0' ? c->name : opt.host;
+    if (opt.h2)
+        h2_request(c, authority);
+    else
+        c->req_len = snprintf(c->req, sizeof c->req, "GET %s HTTP/1.1\r\nHost: %s\r\n\r\n",
+                              opt.path, authority);
     if (new_ssl(c) != 0)
         return -1;
     if (connect(c->fd, (struct sockaddr *)&peer, peer_len) != 0 && errno != EINPROGRESS)
@@ -391,6 +475,49 @@ static void account_read(conn_t *c, const char *buf, int n)
     c->got += n;
     if (c->need > 0)
         c->need = c->need > n ? c->need - n : 0;
+}
+
+/* --h2: the server's SETTINGS get their ACK (a 9-byte write, which a fresh
+ * socket takes whole). Returns -1 when it cannot be sent. */
+static int h2_settings_ack(conn_t *c)
+{
+    unsigned char ack[9];
+    h2_frame_head(ack, 0, 4, 0x1, 0);
+    return wolfSSL_write(c->ssl, ack, sizeof ack) == (int)sizeof ack ? 0 : -1;
+}
+
+/* --h2: reads frames; returns 1 once a frame on stream 1 carried END_STREAM,
+ * 0 for more, -1 on RST_STREAM, GOAWAY or a failed ACK. */
+static int h2_account(conn_t *c, const unsigned char *buf, int n)
+{
+    c->got += n;
+    for (int i = 0; i < n;) {
+        if (c->payload_left > 0) {
+            long k = n - i < c->payload_left ? n - i : c->payload_left;
+            c->payload_left -= k;
+            i += (int)k;
+            continue;
+        }
+        c->fh[c->fh_len++] = buf[i++];
+        if (c->fh_len < 9)
+            continue;
+        c->fh_len = 0;
+        long len = (long)c->fh[0] << 16 | (long)c->fh[1] << 8 | c->fh[2];
+        int type = c->fh[3], flags = c->fh[4];
+        unsigned stream = ((unsigned)c->fh[5] & 0x7f) << 24 | (unsigned)c->fh[6] << 16 |
+                          (unsigned)c->fh[7] << 8 | c->fh[8];
+        c->payload_left = len;
+        if (type == 4 && !(flags & 0x1) && h2_settings_ack(c) != 0)
+            return -1;
+        if (type == 3 || type == 7) /* RST_STREAM, GOAWAY */
+            return -1;
+        if (stream == 1 && (type == 0 || type == 1) && (flags & 0x1)) {
+            /* The rest of this read (the frame's payload) is consumed by
+             * the idle reads that follow. */
+            return 1;
+        }
+    }
+    return 0;
 }
 
 static int want(conn_t *c, int rc)
@@ -463,6 +590,12 @@ static int read_response(conn_t *c)
         if (c->need == 0)
             return 1;
         int n = wolfSSL_read(c->ssl, buf, sizeof buf);
+        if (n > 0 && opt.h2) {
+            int done = h2_account(c, (const unsigned char *)buf, n);
+            if (done != 0)
+                return done;
+            continue;
+        }
         if (n > 0) {
             account_read(c, buf, n);
             continue;

@@ -15,6 +15,13 @@
 #           CPU-second, p50 and p99 latency in the second table
 #   bulk    (not run by default) 1 MiB responses on BULK_CONNS keep-alive
 #           connections: MB per second and per CPU-second
+#   h2      (not run by default) HTTP/2 (SPEC §10, §12): h2load, H2_REQUESTS
+#           requests of 1 KiB responses over H2_CONNS connections with
+#           H2_STREAMS streams each in flight (ALPN h2; haproxy `mode http`
+#           with `alpn h2,http/1.1`, nginx `listen ... ssl http2`, tlsfront
+#           `http2: {enabled: true}`): requests per second and per CPU-second
+#   h2idle  (not run by default) memory per idle HTTP/2 connection after one
+#           finished stream: as idle, over ALPN h2 (bench_loadgen --h2)
 #   routes1, routes50 (not run by default; tlsfront only) keepalive's load on
 #           `GET /app/r37/item?x=1`, the tenant with one route (routes1) or
 #           with 50 path routes, cookie stickiness and header rules both ways
@@ -31,8 +38,9 @@
 #   REPEAT=3 DURATION=10 (s per run)  CONNS=50 (in flight)  IDLE=2000  SPREAD=10000
 #   ROUNDS=1 (ROUNDS=N: the proxies take turns N times, REPEAT runs each per turn)
 #   BULK_CONNS=8
+#   H2_REQUESTS=200000 H2_CONNS=50 H2_STREAMS=10 (the h2 case: h2load -n -c -m)
 #   PROXIES="tlsfront haproxy nginx"
-#   CASES="ecdsa rsa resume idle" (all: "ecdsa rsa resume spread keepalive bulk idle")
+#   CASES="ecdsa rsa resume idle" (all: "ecdsa rsa resume spread keepalive bulk h2 idle h2idle")
 #   IDLE_REQUEST=1 (0: idle connections get the handshake only)
 #   TLSFRONT=BUILD_DIR/proxy/tlsfront (the binary measured)
 #   TLSFRONT_BASE=PATH with PROXIES="tlsfront tlsfront_base ...": another
@@ -53,6 +61,10 @@ idle_n=${IDLE:-2000}
 idle_request=${IDLE_REQUEST:-1}
 spread_n=${SPREAD:-10000}
 bulk_conns=${BULK_CONNS:-8}
+h2_requests=${H2_REQUESTS:-200000}
+h2_conns=${H2_CONNS:-50}
+h2_streams=${H2_STREAMS:-10}
+h2=0 # 1 while an HTTP/2 case runs: the proxies' configurations offer h2
 proxies=${PROXIES:-tlsfront haproxy nginx}
 cases=${CASES:-ecdsa rsa resume idle}
 work=${TF_BENCH_DIR:-/tmp/tlsfront-bench-load}
@@ -71,6 +83,11 @@ for p in haproxy nginx; do
             DEBIAN_FRONTEND=noninteractive apt-get install -y -q $p >/dev/null || true ;;
     esac
 done
+case " $cases " in *" h2 "*)
+    # nghttp2's load generator (Debian's nghttp2-client, also a test peer).
+    command -v h2load >/dev/null ||
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q nghttp2-client >/dev/null || true ;;
+esac
 cmake --build "$build" --target bench_loadgen bench_backend bench_cs_gen >/dev/null
 # The proxy may not build yet: its rows then say n/a.
 cmake --build "$build" --target tlsfront >/dev/null 2>&1 || true
@@ -180,7 +197,7 @@ defaults
     timeout server 60s
     timeout connect 5s
 frontend f
-    bind 127.0.0.1:$2 ssl crt $work/$1/certs/
+    bind 127.0.0.1:$2 ssl crt $work/$1/certs/$([ "$h2" = 1 ] && echo " alpn h2,http/1.1")
 $(haproxy_headers)
     default_backend b
 backend b
@@ -209,10 +226,10 @@ http {
     keepalive_requests 1000000; # like the others: no limit on a client connection
     upstream b {
         server 127.0.0.1:$backend_port;
-        keepalive 64;
+        keepalive $([ "$h2" = 1 ] && echo 512 || echo 64); # h2: as many as streams in flight
     }
     server {
-        listen 127.0.0.1:$2 ssl;
+        listen 127.0.0.1:$2 ssl$([ "$h2" = 1 ] && echo " http2");
         ssl_certificate $(sni_cert "$1");
         ssl_certificate_key $(sni_cert "$1");
         ssl_protocols TLSv1.2 TLSv1.3; # 1.22 leaves TLS 1.3 out by default
@@ -259,6 +276,7 @@ tenants:
     backends: ["127.0.0.1:$backend_port"]
 CFG
     [ "${tf_routes:-0}" = 1 ] && tlsfront_routes >>"$cfg"
+    [ "$h2" = 1 ] && echo "http2: {enabled: true, max_concurrent_streams: 100}" >>"$cfg"
     echo "$cfg"
 }
 
@@ -315,17 +333,46 @@ load_run() { # PID PORT OUT LOADGEN-ARGS...
     echo "$line proxy_cpu=$(seconds "$c0" "$c1") backend_cpu=$(seconds "$b0" "$b1")" >>"$out"
 }
 
+# h2load's children CPU seconds: the last line of `times` ("0m1.5s 0m0.2s").
+times_cpu() { tail -1 | awk '{s = 0; for (i = 1; i <= 2; i++) { split($i, t, /[ms]/); s += t[1] * 60 + t[2] } printf "%.3f", s}'; }
+
+# One HTTP/2 run (h2load, the whole H2_REQUESTS): appends requests= (2xx
+# responses), errors=, seconds=, cpu= (h2load's), proxy_cpu= and
+# backend_cpu= to OUT; fails if the proxy is gone.
+h2_run() { # PID PORT OUT
+    local pid=$1 port=$2 out=$3 c0 c1 b0 b1 log=$work/h2load.out
+    c0=$(cpu_ticks "$pid") b0=$(cpu_ticks "$backend_pid")
+    # times: the subshell's children, i.e. h2load's own CPU.
+    (
+        taskset -c 1 h2load -n "$h2_requests" -c "$h2_conns" -m "$h2_streams" \
+            --connect-to="127.0.0.1:$port" "https://$sni:$port/" </dev/null || true
+        times
+    ) >"$log" 2>&1
+    c1=$(cpu_ticks "$pid") b1=$(cpu_ticks "$backend_pid")
+    [ "$c1" != gone ] || return 1
+    cat "$log" >>"$work/h2load.log"
+    awk -v lg="$(times_cpu <"$log")" -v pc="$(seconds "$c0" "$c1")" -v bc="$(seconds "$b0" "$b1")" -v n="$h2_conns" '
+        /^finished in/ { s = $3; ms = s ~ /ms,$/; sub(/m?s,$/, "", s); if (ms) s /= 1000 }
+        /^requests:/ { total = $2 }
+        /^status codes:/ { ok = $3 }
+        END { if (s == "") s = 0
+              printf "handshakes=%d requests=%d errors=%d seconds=%s req_rate=%.1f p50_ms=- p99_ms=- cpu=%s cpu_us_per_hs=- proxy_cpu=%s backend_cpu=%s\n",
+                  n, ok, total - ok, s, (s > 0 ? ok / s : 0), lg, pc, bc }' "$log" >>"$out"
+}
+
 # One idle run on a fresh proxy: appends the load generator's line and kib_per_conn= to OUT.
 idle_run() { # PROXY OUT
     local pid port r0 r1 lg out=$2 line flag=()
     start_proxy "$1" ecdsa || return 1
     pid=$proxy_pid port=$proxy_port
+    # HTTP/2 idle connections: after one finished stream each (SPEC §10).
+    [ "$h2" = 1 ] && flag=(--h2)
     # Warm-up, so start-up allocations are not charged to the idle connections.
     taskset -c 1 "$loadgen" --connect "127.0.0.1:$port" --sni "$sni" --conns 4 --duration 0.5 \
-        </dev/null >/dev/null || true
+        "${flag[@]}" </dev/null >/dev/null || true
     sleep 0.5
     r0=$(rss_kib "$pid")
-    [ "$idle_request" = 1 ] && flag=(--idle-request)
+    [ "$idle_request" = 1 ] || [ "$h2" = 1 ] && flag+=(--idle-request)
     taskset -c 1 "$loadgen" --connect "127.0.0.1:$port" --sni "$sni" --conns 100 \
         --idle "$idle_n" "${flag[@]}" </dev/null >"$work/idle.out" 2>/dev/null &
     lg=$!
@@ -378,8 +425,12 @@ run_kind() { # PROXY KIND CASE...: one proxy instance, each CASE REPEAT times
     pid=$proxy_pid port=$proxy_port
     for c in "$@"; do
         for _ in $(seq "$repeat"); do
-            # shellcheck disable=SC2046 # the arguments are words
-            load_run "$pid" "$port" "$work/results/$p.$c" $(case_args "$c") || {
+            if [ "$c" = h2 ]; then
+                h2_run "$pid" "$port" "$work/results/$p.$c"
+            else
+                # shellcheck disable=SC2046 # the arguments are words
+                load_run "$pid" "$port" "$work/results/$p.$c" $(case_args "$c")
+            fi || {
                 echo "$p: exited during the $c case (see $work/$p.log)" >&2
                 stop_proxy "$pid"
                 return 1
@@ -420,12 +471,25 @@ run_proxy() {
         start_backend 1048576
         run_kind "$p" ecdsa bulk || true
     fi
+    if has h2 "$cases"; then
+        start_backend 1024
+        h2=1 run_kind "$p" ecdsa h2 || true
+    fi
     haproxy_mode=tcp
     start_backend 16
     if has idle "$cases"; then
         for _ in $(seq "$repeat"); do
             idle_run "$p" "$work/results/$p.idle" || {
                 echo "$p: idle case failed (see $work/$p.log, $work/idle.out)" >&2
+                break
+            }
+        done
+    fi
+    haproxy_mode=http
+    if has h2idle "$cases"; then
+        for _ in $(seq "$repeat"); do
+            h2=1 idle_run "$p" "$work/results/$p.h2idle" || {
+                echo "$p: h2idle case failed (see $work/$p.log, $work/idle.out)" >&2
                 break
             }
         done
@@ -440,7 +504,7 @@ med() { # PROXY CASE KEY -> median of KEY over the runs, or n/a
 
 unit() { # CASE -> the key counted, and its divisor
     case $1 in
-    keepalive | routes1 | routes50) echo "requests 1" ;;
+    keepalive | routes1 | routes50 | h2) echo "requests 1" ;;
     bulk) echo "bytes 1000000" ;;
     *) echo "handshakes 1" ;;
     esac
@@ -472,12 +536,16 @@ label() {
     resume) echo "resumed handshake, TLS 1.3 ticket, 1 request" ;;
     spread) echo "full handshake, ECDSA, SNI over $spread_n certificates" ;;
     idle) echo "KiB per idle TLS connection ($idle_n)" ;;
+    h2idle) echo "KiB per idle HTTP/2 connection, one finished stream ($idle_n)" ;;
+    h2) echo "HTTP/2, 1 KiB responses, $h2_conns connections × $h2_streams streams (h2load)" ;;
     keepalive) echo "keep-alive requests, 1 KiB responses, $conns connections" ;;
     routes1) echo "keep-alive requests, a tenant with one route" ;;
     routes50) echo "keep-alive requests, 50 routes, cookie, header rules" ;;
     bulk) echo "bulk 1 MiB responses, MB, $bulk_conns connections" ;;
     esac
 }
+
+is_idle() { [ "$1" = idle ] || [ "$1" = h2idle ]; }
 
 peers() { for p in $proxies; do [ "$p" = tlsfront ] || echo "$p"; done; }
 
@@ -491,13 +559,13 @@ print_table() {
     for c in $cases; do
         row="| $(label "$c") |"
         for p in $proxies; do
-            if [ "$c" = idle ]; then row+=" $(med "$p" idle kib_per_conn) | |"; else
+            if is_idle "$c"; then row+=" $(med "$p" "$c" kib_per_conn) | |"; else
                 row+=" $(per_cpu "$p" "$c" seconds) | $(per_cpu "$p" "$c") |"; fi
         done
         if has tlsfront "$proxies"; then
             for p in $(peers); do
-                if [ "$c" = idle ]; then
-                    row+=" $(ratio "$(med tlsfront idle kib_per_conn)" "$(med "$p" idle kib_per_conn)") |"
+                if is_idle "$c"; then
+                    row+=" $(ratio "$(med tlsfront "$c" kib_per_conn)" "$(med "$p" "$c" kib_per_conn)") |"
                 else
                     row+=" $(ratio "$(per_cpu tlsfront "$c")" "$(per_cpu "$p" "$c")") |"
                 fi
@@ -512,7 +580,7 @@ print_loadgen_table() {
     printf '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n'
     for p in $proxies; do
         for c in $cases; do
-            [ "$c" = idle ] && continue
+            is_idle "$c" && continue
             [ -s "$work/results/$p.$c" ] || { printf '| %s | %s | n/a | | | | | | | | |\n' "$p" "$c"; continue; }
             printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$p" "$c" \
                 "$(med "$p" "$c" handshakes)" "$(med "$p" "$c" requests)" "$(med "$p" "$c" errors)" \
@@ -535,6 +603,9 @@ done
 
 echo "median of $((repeat * rounds)) runs ($rounds rounds, proxies in turn), ${duration} s each, $conns connections in flight;" \
     "proxy on core 0, load generator and backend on core 1; n/a: did not start"
+if has h2 "$cases"; then
+    echo "h2: h2load, $h2_requests requests per run over $h2_conns connections × $h2_streams streams"
+fi
 echo
 print_table
 for p in $proxies; do

@@ -45,14 +45,14 @@ void tf_px_demo_pki(tf_px_t *px)
     snprintf(px->ca, sizeof px->ca, "%s/pki/root.crt", px->demo);
 }
 
-/* Starts `python3 tests/proxy/SCRIPT NAME` with pipes on stdin and stdout;
+/* Starts `python3 tests/SCRIPT NAME` with pipes on stdin and stdout;
  * returns its pid, the write end of its stdin and its first line of output
  * (the ports it bound), read with a deadline. */
 static pid_t spawn_script(const char *script, const char *name, int *stdin_fd, char *line,
                           size_t linelen)
 {
     char path[1100];
-    snprintf(path, sizeof path, "%s/tests/proxy/%s", tf_px_env("TF_SOURCE_DIR"), script);
+    snprintf(path, sizeof path, "%s/tests/%s", tf_px_env("TF_SOURCE_DIR"), script);
     int in[2], out[2];
     cr_assert_eq(pipe(in), 0);
     cr_assert_eq(pipe(out), 0);
@@ -85,7 +85,7 @@ void tf_px_start_backend(tf_px_t *px)
 {
     char line[96];
     px->backend_pid =
-        spawn_script("backend.py", "echo-backend", &px->backend_stdin, line, sizeof line);
+        spawn_script("proxy/backend.py", "echo-backend", &px->backend_stdin, line, sizeof line);
     cr_assert_eq(sscanf(line, "%u %u %u", &px->backend_port, &px->hole_port, &px->dead_port), 3,
                  "the test backend did not start: '%s'", line);
 }
@@ -93,7 +93,7 @@ void tf_px_start_backend(tf_px_t *px)
 void tf_px_start_echo(tf_px_t *px, const char *name)
 {
     char line[64];
-    px->echo_pid = spawn_script("echo_backend.py", name, &px->echo_stdin, line, sizeof line);
+    px->echo_pid = spawn_script("proxy/echo_backend.py", name, &px->echo_stdin, line, sizeof line);
     cr_assert_eq(sscanf(line, "%u", &px->echo_port), 1, "the HTTP test backend did not start: '%s'",
                  line);
 }
@@ -200,16 +200,21 @@ static void stop_script(pid_t *pid, int *stdin_fd)
     *pid = 0;
 }
 
-size_t tf_px_add_echo(tf_px_t *px, const char *name)
+size_t tf_px_add_script(tf_px_t *px, const char *script, const char *name)
 {
     cr_assert_lt(px->nechos, TF_PX_MAX_ECHOS, "too many echo backends");
     size_t i = px->nechos;
     char line[64];
-    px->echos_pid[i] = spawn_script("echo_backend.py", name, &px->echos_stdin[i], line, sizeof line);
+    px->echos_pid[i] = spawn_script(script, name, &px->echos_stdin[i], line, sizeof line);
     cr_assert_eq(sscanf(line, "%u", &px->echos_port[i]), 1,
-                 "the HTTP test backend %s did not start: '%s'", name, line);
+                 "the test backend %s (%s) did not start: '%s'", name, script, line);
     px->nechos++;
     return i;
+}
+
+size_t tf_px_add_echo(tf_px_t *px, const char *name)
+{
+    return tf_px_add_script(px, "proxy/echo_backend.py", name);
 }
 
 void tf_px_stop_echo(tf_px_t *px, size_t i)

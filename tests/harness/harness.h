@@ -73,6 +73,10 @@ void tf_px_start_echo(tf_px_t *px, const char *name);
  * tf_px_stop() stops every one left. */
 size_t tf_px_add_echo(tf_px_t *px, const char *name);
 void tf_px_stop_echo(tf_px_t *px, size_t i);
+/* The same for another backend script, tests/SCRIPT NAME (a path under
+ * tests/), which prints its port alone on its first line and stops when its
+ * stdin closes or on SIGTERM (tests/browser/portal_backend.py). */
+size_t tf_px_add_script(tf_px_t *px, const char *script, const char *name);
 
 /* Starts `tlsfront run -c config` (stdout and stderr into px->log; with
  * RLIMIT_NOFILE `nofile` unless 0), waits until it wrote px->ready and logged
