@@ -7,7 +7,8 @@
 # per request). docs/PERFORMANCE.md quotes these figures.
 #
 #   bench/load/callgrind.sh [BUILD_DIR]   (TLSFRONT=path of another binary;
-#   KEEP=1 copies the callgrind output to /tmp for callgrind_annotate)
+#   KEEP=1 copies the callgrind output to /tmp for callgrind_annotate;
+#   H2=1 loads it with h2load over HTTP/2 instead, 50 connections × 10 streams)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 build=$(realpath "${1:-build}")
@@ -46,8 +47,14 @@ valgrind --tool=callgrind --compress-strings=no --compress-pos=no \
 vg=$!
 pids+=("$vg")
 sleep 4
-"$build/bench/load/bench_loadgen" --connect "127.0.0.1:$pport" --conns 50 --duration 12 \
-    --timeout 30 --full --requests 0 --sni tenant0.bench.example >"$work/lg.out" 2>&1 &
+if [ -n "${H2:-}" ]; then
+    # HTTP/2: h2load's 50 connections × 10 streams, as the h2 case of run.sh.
+    h2load -D 12 -c 50 -m 10 --connect-to="127.0.0.1:$pport" \
+        "https://tenant0.bench.example:$pport/" >"$work/lg.out" 2>&1 &
+else
+    "$build/bench/load/bench_loadgen" --connect "127.0.0.1:$pport" --conns 50 --duration 12 \
+        --timeout 30 --full --requests 0 --sni tenant0.bench.example >"$work/lg.out" 2>&1 &
+fi
 lg=$!
 pids+=("$lg")
 sleep 4

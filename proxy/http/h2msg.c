@@ -30,7 +30,7 @@ static bool no_space(const tf_h2_field_t *f)
 
 /* name: a lower-case literal; HTTP/2 names are lower case, but a name that
  * is not must not slip past the rules keyed on it. */
-static bool is(const tf_h2_field_t *f, const char *name)
+static inline bool is(const tf_h2_field_t *f, const char *name)
 {
     size_t n = strlen(name);
     return f->name_len == n && lower_eq(f->name, name, n);

@@ -564,6 +564,23 @@ static const char *peer_text(const tf_conn_t *c, char *buf, size_t len)
     return buf;
 }
 
+void tf_conn_peer_addr(const tf_conn_t *c, char *out, size_t len)
+{
+    /* An HTTP/2 stream's connection has its parent's text: inet_ntop
+     * through sprintf was 4% of an HTTP/2 request's instructions. */
+    if (c->peer_text != NULL) {
+        size_t n = strnlen(c->peer_text, len - 1);
+        memcpy(out, c->peer_text, n);
+        out[n] = '\0';
+    } else if (c->peer.sa.sa_family == AF_INET) {
+        inet_ntop(AF_INET, &c->peer.in4.sin_addr, out, (socklen_t)len);
+    } else if (c->peer.sa.sa_family == AF_INET6) {
+        inet_ntop(AF_INET6, &c->peer.in6.sin6_addr, out, (socklen_t)len);
+    } else {
+        snprintf(out, len, "unknown");
+    }
+}
+
 tf_log_conn_t tf_conn_log_prefix(const tf_conn_t *c, char *peerbuf, size_t len)
 {
     tf_log_conn_t p = {
@@ -600,18 +617,15 @@ static void conn_access_log(tf_conn_t *c)
     tf_access_log_t *log = c->worker->server->shared->access;
     if (c->mode != NULL || c->tenant == TF_CONN_NO_INDEX || log == NULL || !tf_access_enabled(log))
         return;
-    char addr[INET6_ADDRSTRLEN] = "";
-    if (c->peer.sa.sa_family == AF_INET)
-        inet_ntop(AF_INET, &c->peer.in4.sin_addr, addr, sizeof addr);
-    else if (c->peer.sa.sa_family == AF_INET6)
-        inet_ntop(AF_INET6, &c->peer.in6.sin6_addr, addr, sizeof addr);
+    char addr[INET6_ADDRSTRLEN];
+    tf_conn_peer_addr(c, addr, sizeof addr);
     tf_upstream_t *u = c->gen->upstream;
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     uint64_t ms = uv_now(&c->worker->loop) - c->started_ms;
     tf_access_entry_t e = {
         .time_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 - (int64_t)ms,
-        .client = addr[0] ? addr : NULL,
+        .client = c->peer.sa.sa_family != AF_UNSPEC ? addr : NULL,
         .sni = tf_tls_session_sni(c->client.tls),
         .tenant = tf_upstream_tenant_name(u, c->tenant),
         .bytes_in = c->traffic.up,

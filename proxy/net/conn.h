@@ -109,6 +109,10 @@ struct tf_conn {
      * itself; NULL for a connection that was accepted. Compared, never
      * followed, once the child is closing. */
     tf_conn_t *parent;
+    /* The peer's address as text when its connection made it once for all
+     * its streams (HTTP/2), or NULL: whoever needs it writes it. Valid
+     * while the connection is open. */
+    const char *peer_text;
     const tf_conn_backend_user_t *buser; /* the last tf_conn_connect_backend()'s */
     tf_pump_t pump;                      /* the tunnel, in the TUNNEL phase */
     uv_timer_t timer;
@@ -214,6 +218,10 @@ void tf_conn_start_tunnel(tf_conn_t *c, bool client_ended);
  * deadline: it fires early and the mode's on_timer() re-arms it for the rest, so
  * that a keep-alive request does not restart a libuv timer at every step. */
 void tf_conn_arm_timer(tf_conn_t *c);
+
+/* The peer's address without its port ("192.0.2.7", "2001:db8::7",
+ * "unknown") into out (at least INET6_ADDRSTRLEN bytes). */
+void tf_conn_peer_addr(const tf_conn_t *c, char *out, size_t len);
 
 /* The fixed prefix of this connection's log lines; `peerbuf` (>= 64 bytes)
  * receives the peer address text. */

@@ -112,10 +112,9 @@ void tf_hx__log_exchange(tf_conn_t *c)
     tf_upstream_t *u = c->gen->upstream;
     const char *tenant =
         c->tenant != TF_CONN_NO_INDEX ? tf_upstream_tenant_name(u, c->tenant) : NULL;
-    const char *backend =
-        c->tenant != TF_CONN_NO_INDEX && c->backend_ix != TF_CONN_NO_INDEX
-            ? tf_upstream_backend(u, c->tenant, c->route, c->backend_ix)->text
-            : NULL;
+    const char *backend = c->tenant != TF_CONN_NO_INDEX && c->backend_ix != TF_CONN_NO_INDEX
+                              ? tf_upstream_backend(u, c->tenant, c->route, c->backend_ix)->text
+                              : NULL;
     /* The route is named where the tenant has routes of its own. */
     const char *route = hx->route != NULL && tf_upstream_tenant_conf(u, c->tenant)->nroutes > 1
                             ? hx->route->path
@@ -160,16 +159,6 @@ void tf_hx__log_exchange(tf_conn_t *c)
 
 /* ---- start -------------------------------------------------------------- */
 
-static void peer_addr_text(const tf_conn_t *c, char *out, size_t len)
-{
-    if (c->peer.sa.sa_family == AF_INET)
-        inet_ntop(AF_INET, &c->peer.in4.sin_addr, out, (socklen_t)len);
-    else if (c->peer.sa.sa_family == AF_INET6)
-        inet_ntop(AF_INET6, &c->peer.in6.sin6_addr, out, (socklen_t)len);
-    else
-        snprintf(out, len, "unknown");
-}
-
 /* The listener's port where it is known: an accepted socket's local port is
  * the listening socket's, so asking the socket would give the same. */
 static uint16_t local_port(tf_conn_t *c)
@@ -190,7 +179,7 @@ int tf_hx_start(tf_conn_t *c)
     tf_hx_t *hx = calloc(1, sizeof *hx);
     if (hx == NULL)
         return TF_ENOMEM;
-    peer_addr_text(c, hx->client_addr, sizeof hx->client_addr);
+    tf_conn_peer_addr(c, hx->client_addr, sizeof hx->client_addr);
     hx->server_port = local_port(c);
     c->hx = hx;
     c->mode = &tf_hx__mode;

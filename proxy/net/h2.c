@@ -112,8 +112,15 @@ static void earn_junk(tf_h2_t *h2)
 static int on_begin_headers(nghttp2_session *ng, const nghttp2_frame *frame, void *ud)
 {
     tf_h2_t *h2 = ud;
-    if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST)
+    if (frame->hd.type != NGHTTP2_HEADERS)
         return 0;
+    tf_h2__block_begin(h2->c->worker);
+    if (frame->headers.cat != NGHTTP2_HCAT_REQUEST) {
+        tf_h2s_t *trailing = nghttp2_session_get_stream_user_data(ng, frame->hd.stream_id);
+        if (trailing != NULL)
+            trailing->too_big = false;
+        return 0;
+    }
     tf_h2s_t *st = calloc(1, sizeof *st);
     if (st == NULL)
         return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE; /* the stream is reset */
@@ -289,6 +296,9 @@ static void h2_init_once(void)
     /* Rapid reset is the proxy's to judge (budgets above, ENHANCE_YOUR_CALM);
      * libnghttp2's own limit would answer INTERNAL_ERROR first. */
     nghttp2_option_set_stream_reset_rate_limit(h2_options, 100000, 100000);
+    /* Closed streams are kept only for the priority tree, which RFC 9113
+     * deprecates: freed at once, an idle connection holds none. */
+    nghttp2_option_set_no_closed_streams(h2_options, 1);
 }
 
 /* ---- start -------------------------------------------------------------- */
@@ -305,6 +315,7 @@ int tf_h2_start(tf_conn_t *c)
         return TF_ENOMEM;
     h2->c = c;
     h2->defer.run = h2_run;
+    tf_conn_peer_addr(c, h2->peer_text, sizeof h2->peer_text);
     h2->budget_ms = uv_now(&c->worker->loop);
     uint32_t streams = tf_conf_http2(c->gen->conf)->max_concurrent_streams;
     h2->resets = 2.0 * streams;

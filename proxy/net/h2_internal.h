@@ -75,9 +75,8 @@ struct tf_h2s {
     tf_h2s_t *prev, *next; /* the session's streams */
     int32_t id;
     /* ---- the request ---- */
-    tf_h2_fields_t fields; /* the HEADERS (then the trailers) being decoded */
-    tf_h2_buf_t in;        /* HTTP/1.1 bytes for the exchange, not handed on yet */
-    size_t unconsumed;     /* DATA bytes in `in` whose window is not reopened */
+    tf_h2_buf_t in;    /* HTTP/1.1 bytes for the exchange, not handed on yet */
+    size_t unconsumed; /* DATA bytes in `in` whose window is not reopened */
     tf_h2_request_info_t info;
     /* ---- the response ---- */
     tf_http_parser_t rp;
@@ -113,8 +112,9 @@ struct tf_h2 {
     tf_defer_t defer;
     tf_h2s_t *streams; /* every stream with state here */
     size_t nstreams;
-    size_t out_total; /* response bytes waiting in the streams' `out` */
-    size_t nlinger;   /* streams whose child closed, their answer still leaving */
+    size_t out_total;   /* response bytes waiting in the streams' `out` */
+    size_t nlinger;     /* streams whose child closed, their answer still leaving */
+    char peer_text[64]; /* the client's address, once for every stream */
     /* Budgets (token buckets, refilled with time): streams the client reset
      * before their answer; frames that carry no request or progress. */
     double resets, junk;
@@ -161,5 +161,8 @@ void tf_h2__stream_free(tf_h2s_t *st);
 int tf_h2__out_append(tf_h2s_t *st, const void *data, size_t len);
 void tf_h2__out_consume(tf_h2s_t *st, size_t n);
 void tf_h2__fields_clear(tf_h2_fields_t *f);
+/* The loop's header block (tf_worker_t.h2_block), emptied: a HEADERS
+ * frame begins. */
+void tf_h2__block_begin(tf_worker_t *w);
 
 #endif

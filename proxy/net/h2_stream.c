@@ -27,6 +27,29 @@ void tf_h2__fields_clear(tf_h2_fields_t *f)
     *f = (tf_h2_fields_t){0};
 }
 
+static void block_free(void *block)
+{
+    tf_h2__fields_clear(block);
+    free(block);
+}
+
+/* The loop's header block, made at the first use; NULL without memory. */
+static tf_h2_fields_t *block_of(tf_worker_t *w)
+{
+    if (w->h2_block == NULL) {
+        w->h2_block = calloc(1, sizeof(tf_h2_fields_t));
+        w->h2_block_free = block_free;
+    }
+    return w->h2_block;
+}
+
+void tf_h2__block_begin(tf_worker_t *w)
+{
+    tf_h2_fields_t *f = block_of(w);
+    if (f != NULL)
+        f->len = f->n = f->bytes = 0;
+}
+
 /* Appends name: value (copied) to f. 0 or TF_ENOMEM. */
 static int fields_add(tf_h2_fields_t *f, const char *name, size_t nlen, const char *value,
                       size_t vlen)
@@ -65,7 +88,11 @@ bool tf_h2__field(tf_h2_t *h2, tf_h2s_t *st, const uint8_t *name, size_t nlen, c
                   size_t vlen)
 {
     const tf_conf_limits_t *lim = tf_conf_limits(h2->c->gen->conf);
-    tf_h2_fields_t *f = &st->fields;
+    tf_h2_fields_t *f = block_of(h2->c->worker);
+    if (f == NULL) {
+        st->too_big = true;
+        return true;
+    }
     /* Counted as the HTTP/1.1 line it becomes: "name: value\r\n". */
     f->bytes += nlen + vlen + 4;
     if (f->bytes > (size_t)lim->max_header_bytes * H2_HPACK_ABUSE)
@@ -73,12 +100,8 @@ bool tf_h2__field(tf_h2_t *h2, tf_h2s_t *st, const uint8_t *name, size_t nlen, c
     if (st->too_big)
         return true;
     if (f->bytes > lim->max_header_bytes || f->n >= (size_t)lim->max_header_fields + 8 ||
-        fields_add(f, (const char *)name, nlen, (const char *)value, vlen) != 0) {
-        size_t bytes = f->bytes;
-        tf_h2__fields_clear(f);
-        f->bytes = bytes;
+        fields_add(f, (const char *)name, nlen, (const char *)value, vlen) != 0)
         st->too_big = true;
-    }
     return true;
 }
 
@@ -133,7 +156,7 @@ static void ws_key(const tf_h2s_t *st, char out[25])
  * tf_h2_request_head() failure (TF_H2_MALFORMED, -1: too long). */
 static long request_head(tf_h2s_t *st, bool end_stream)
 {
-    tf_h2_fields_t *f = &st->fields;
+    tf_h2_fields_t *f = block_of(st->h2->c->worker);
     tf_h2_field_t stackv[32];
     tf_h2_field_t *v = f->n <= 32 ? stackv : malloc(f->n * sizeof *v);
     if (v == NULL)
@@ -159,13 +182,11 @@ static long request_head(tf_h2s_t *st, bool end_stream)
 void tf_h2__request(tf_h2_t *h2, tf_h2s_t *st, bool end_stream)
 {
     st->req_ended = end_stream;
-    if (st->too_big) {
-        tf_h2__fields_clear(&st->fields);
+    if (st->too_big || block_of(h2->c->worker) == NULL) {
         answer_local(h2, st, 431);
         return;
     }
     long rc = request_head(st, end_stream);
-    tf_h2__fields_clear(&st->fields);
     if (rc != 0) {
         if (rc == -1) {
             answer_local(h2, st, 431);
@@ -178,6 +199,7 @@ void tf_h2__request(tf_h2_t *h2, tf_h2s_t *st, bool end_stream)
         return;
     }
     tf_conn_init_child(&st->conn, h2->c, &tf_stream_h2_ops, st);
+    st->conn.peer_text = h2->peer_text;
     st->started = true;
     tf_metrics_h2_stream(h2->c->worker->metrics);
     tf_http_parser_init_response(&st->rp, st->info.head);
@@ -191,15 +213,17 @@ void tf_h2__request_trailers(tf_h2_t *h2, tf_h2s_t *st)
 {
     st->req_ended = true;
     if (st->started && st->h2 != NULL && st->info.chunked) {
-        tf_h2_fields_t *f = &st->fields;
+        /* Trailers over the limits are dropped: the body still ends. */
+        tf_h2_fields_t *f = st->too_big ? NULL : block_of(h2->c->worker);
+        size_t n = f != NULL ? f->n : 0;
         tf_h2_field_t stackv[16];
-        size_t n = st->too_big ? 0 : f->n;
         tf_h2_field_t *v = n <= 16 ? stackv : malloc(n * sizeof *v);
-        size_t cap = f->len + 4 * n + 8;
+        size_t cap = (f != NULL ? f->len : 0) + 4 * n + 8;
         char *text = malloc(cap);
         long len = -1;
         if (v != NULL && text != NULL) {
-            fields_view(f, v);
+            if (f != NULL)
+                fields_view(f, v);
             len = tf_h2_request_trailers(v, n, text, cap);
             /* Trailers that cannot be relayed are dropped, the body ends. */
             if (len < 0)
@@ -211,7 +235,6 @@ void tf_h2__request_trailers(tf_h2_t *h2, tf_h2s_t *st)
             free(v);
         free(text);
     }
-    tf_h2__fields_clear(&st->fields);
     st->too_big = false;
     tf_h2__wake(h2);
 }
@@ -613,7 +636,6 @@ static void detach(tf_h2s_t *st)
 
 static void stream_release(tf_h2s_t *st)
 {
-    tf_h2__fields_clear(&st->fields);
     tf_h2__fields_clear(&st->trailers);
     tf_h2__buf_free(&st->in);
     tf_h2__buf_free(&st->out);

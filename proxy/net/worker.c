@@ -258,6 +258,8 @@ static void worker_dispose(tf_worker_t *w)
     worker_free_gens(w);
     uv_mutex_destroy(&w->mailbox_lock);
     tf_pool_free(w->pool);
+    if (w->h2_block_free != NULL)
+        w->h2_block_free(w->h2_block);
     free(w->listeners);
     free(w->redirects);
     free(w);

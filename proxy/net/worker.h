@@ -147,6 +147,11 @@ struct tf_worker {
     tf_http_response_t resp_head;
     tf_http_response_t h2_resp_head;
     char h2_out[TF_WORKER_H2_OUT];
+    /* The HTTP/2 header block being decoded (h2_stream.c): one at a time on
+     * a loop, as a block's frames never interleave with others (RFC 9113
+     * §4.3); kept between blocks, freed with the worker by its function. */
+    void *h2_block;
+    void (*h2_block_free)(void *block);
 };
 
 /* Creates worker `index`: its loop, listeners on the shared sockets, and a
