@@ -338,22 +338,27 @@ def one_round(c, args):
     return sids, errors
 
 
+def pause(c, args):
+    """Writes READY, then keeps the connection alive until GO exists (the
+    test creates it when it is done: a reload)."""
+    ready, go = args.pause
+    with open(ready, "w") as f:
+        f.write("ready\n")
+    deadline = time.monotonic() + args.timeout
+    # PINGs and SETTINGS from the server are answered meanwhile.
+    while not os.path.exists(go):
+        if time.monotonic() > deadline:
+            raise Fail("%s did not appear within %ss" % (go, args.timeout))
+        c.pump(lambda: False, timeout=0.05)
+        if c.closed:
+            raise Fail("the server closed the connection during the pause")
+
+
 def cmd_get(args):
     c = Client(args)
     sids, errors = one_round(c, args)
     if args.pause:
-        ready, go = args.pause
-        with open(ready, "w") as f:
-            f.write("ready\n")
-        deadline = time.monotonic() + args.timeout
-        # The test creates GO when it is done (a reload); the connection is
-        # kept alive meanwhile: PINGs and SETTINGS from the server answered.
-        while not os.path.exists(go):
-            if time.monotonic() > deadline:
-                raise Fail("%s did not appear within %ss" % (go, args.timeout))
-            c.pump(lambda: False, timeout=0.05)
-            if c.closed:
-                raise Fail("the server closed the connection during the pause")
+        pause(c, args)
         more, errors2 = one_round(c, args)
         sids += more
         errors += errors2
@@ -414,6 +419,8 @@ def cmd_websocket(args):
         raise Fail("CONNECT answered %s (reset %s): %r" % (st.status, st.reset, st.summary()))
     echoed = 0
     for i in range(args.messages):
+        if args.pause and i == 1:
+            pause(c, args)  # the tunnel is open and has echoed once
         msg = (("message %d " % i) + "x" * args.size).encode()
         c.send_body(sid, ws_frame(1, msg), end=False)
         got = []
@@ -937,6 +944,8 @@ def main():
     w.add_argument("--path", default="/ws")
     w.add_argument("--messages", type=int, default=3)
     w.add_argument("--size", type=int, default=10)
+    w.add_argument("--pause", nargs=2, metavar=("READY", "GO"),
+                   help="after the first echo, as get's --pause")
     w.set_defaults(fn=cmd_websocket)
 
     b = sub.add_parser("big-header")

@@ -465,6 +465,39 @@ Test(h2, a_reload_keeps_an_open_connection_serving)
     tf_px_stop(&s.px);
 }
 
+/* A WebSocket over HTTP/2 survives a reload like an HTTP/1.1 tunnel: the
+ * stream keeps the generation it started with and goes on echoing. */
+Test(h2, a_websocket_over_h2_survives_a_reload)
+{
+    site_t s;
+    site_start(&s, NULL);
+    char outf[1300], ready[1300], go[1300];
+    snprintf(outf, sizeof outf, "%s/wsreload.out", s.px.tmp);
+    snprintf(ready, sizeof ready, "%s/wsreload.ready", s.px.tmp);
+    snprintf(go, sizeof go, "%s/wsreload.go", s.px.tmp);
+    int st;
+    char *r = tf_px_sh(&st,
+                       "timeout 120 /usr/bin/python3 '%s/tests/proxy/h2_client.py' --port %u "
+                       "--sni portal.acme.example --cafile '%s' --timeout 60 websocket "
+                       "--path /ws/echo --messages 4 --size 100 --pause '%s' '%s' > '%s' 2>&1 &",
+                       tf_px_env("TF_SOURCE_DIR"), s.px.port, s.px.ca, ready, go, outf);
+    free(r);
+    free(tf_px_wait_file(ready, "ready", NULL));
+    r = tf_px_sh(&st, "kill -HUP %d", (int)s.px.proxy_pid);
+    free(r);
+    cr_assert(
+        tf_px_wait_count(s.px.log, "reload (configuration and certificates)", 1, TF_PX_WAIT_MS));
+    FILE *f = fopen(go, "w");
+    cr_assert_not_null(f);
+    fclose(f);
+    char *out = tf_px_wait_file(outf, "\"ok\"", NULL);
+    cr_expect(has(out, "\"ok\": true") && has(out, "\"echoed\": 4"),
+              "the tunnel opened before the reload: %s", out);
+    free(out);
+    expect_served(&s, "a reload during a WebSocket over HTTP/2");
+    tf_px_stop(&s.px);
+}
+
 Test(h2, websocket_over_extended_connect)
 {
     site_t s;
