@@ -68,6 +68,10 @@ static pid_t spawn_script(const char *script, const char *name, int *stdin_fd, c
     }
     close(in[0]);
     close(out[1]);
+    /* Only this process may hold the write end: a backend, proxy or shell
+     * started later would inherit it, and the backend would then outlive a
+     * test killed by its timeout (it stops when its stdin reaches EOF). */
+    cr_assert_eq(fcntl(in[1], F_SETFD, FD_CLOEXEC), 0);
     *stdin_fd = in[1];
     memset(line, 0, linelen);
     size_t n = 0;
