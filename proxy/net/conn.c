@@ -138,7 +138,8 @@ void tf_conn_init_child(tf_conn_t *child, tf_conn_t *parent, const tf_stream_ops
     child->client.flags |= TF_STREAM_OPEN | TF_STREAM_WRITABLE | TF_STREAM_TLS_BORROWED;
     uv_timer_init(&w->loop, &child->timer);
     child->handles = 2; /* the timer and the stream */
-    w->nchildren++;
+    if (++w->nchildren > w->children_peak)
+        w->children_peak = w->nchildren;
 }
 
 /* ---- handshake done: route and connect -------------------------------- */

@@ -281,10 +281,10 @@ void tf_hx__response_done(tf_conn_t *c)
             const tf_backend_t *be =
                 tf_upstream_backend(c->gen->upstream, c->tenant, c->route, c->backend_ix);
             /* As many idle as the worker has clients (HTTP/1.1
-             * connections and HTTP/2 streams): each has at most one request
-             * at a backend at a time, so no client ever waits for a connect
-             * while others' connections are closed. */
-            tf_pool_put(w->pool, &be->addr.sa, c->backend, w->nconns + w->nchildren);
+             * connections, HTTP/2 streams recently in flight): each has at
+             * most one request at a backend at a time, so no client waits
+             * for a connect while others' connections are closed. */
+            tf_pool_put(w->pool, &be->addr.sa, c->backend, tf_worker_pool_keep(w));
             c->backend = NULL;
         } else {
             tf_hx__release_backend(c);

@@ -420,8 +420,17 @@ void tf_worker_free(tf_worker_t *w)
 static void worker_on_sweep(uv_timer_t *t)
 {
     tf_worker_t *w = t->data;
+    w->children_peak_prev = w->children_peak;
+    w->children_peak = w->nchildren;
     if (w->pool != NULL)
         tf_pool_sweep(w->pool);
+}
+
+size_t tf_worker_pool_keep(const tf_worker_t *w)
+{
+    size_t peak = w->children_peak > w->children_peak_prev ? w->children_peak
+                                                           : w->children_peak_prev;
+    return w->nconns + (peak > w->nchildren ? peak : w->nchildren);
 }
 
 /* ---- deferred work ----------------------------------------------------- */

@@ -135,6 +135,10 @@ struct tf_worker {
     tf_conn_t *conns; /* every open connection, newest first */
     size_t nconns;
     size_t nchildren; /* HTTP/2 streams' connections (conn.h), not in `conns` */
+    /* The most children alive at once since the last sweep, and in the
+     * sweep period before: how many backend connections HTTP/2 recently
+     * needed at once (tf_worker_pool_keep). */
+    size_t children_peak, children_peak_prev;
     uint64_t accepted; /* connections accepted by this worker */
     bool stopping;
     int exit_status;
@@ -220,6 +224,13 @@ void tf_worker_gen_release(tf_worker_t *w, tf_worker_gen_t *g);
  * tf_worker_defer_cancel() takes it off the queue (its owner is freed). */
 void tf_worker_defer(tf_worker_t *w, tf_defer_t *d);
 void tf_worker_defer_cancel(tf_worker_t *w, tf_defer_t *d);
+
+/* How many idle backend connections the pool may keep: one per client
+ * that may send a request at once — the HTTP/1.1 connections, and the
+ * HTTP/2 streams as many as were recently in flight at once (their
+ * requests come in waves: counting only those alive when a response ends
+ * closed most of the connections the next wave needed). */
+size_t tf_worker_pool_keep(const tf_worker_t *w);
 
 /* Connection bookkeeping, called by conn.c. */
 void tf_worker_conn_added(tf_worker_t *w, tf_conn_t *c);
