@@ -321,6 +321,28 @@ Test(h2, post_bodies_of_megabytes_arrive_whole)
     tf_px_stop(&s.px);
 }
 
+/* Expect: 100-continue over h2: the interim 100 reaches the client as a
+ * HEADERS frame before the body is sent (curl waits for it up to 60 s, so
+ * a missing 100 would show as its absence in the verbose output). */
+Test(h2, expect_100_continue_gets_an_interim_100)
+{
+    site_t s;
+    site_start(&s, NULL);
+    char body[1300];
+    snprintf(body, sizeof body, "%s/expect.bin", s.px.tmp);
+    int st;
+    free(tf_px_sh(&st, "head -c 5000 /dev/zero > '%s'", body));
+    char extra[1500];
+    snprintf(extra, sizeof extra,
+             "-v --expect100-timeout 60 -H 'Expect: 100-continue' --data-binary @'%s' 2>&1", body);
+    char *out = curl_h2(&s, &st, "/up", extra);
+    cr_expect(st == 0 && has(out, "< HTTP/2 100") && has(out, "< HTTP/2 200") &&
+                  has(out, "\"body_len\": 5000"),
+              "Expect: 100-continue over h2: %s", out);
+    free(out);
+    tf_px_stop(&s.px);
+}
+
 Test(h2, head_and_trailers)
 {
     site_t s;
