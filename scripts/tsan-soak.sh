@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # ThreadSanitizer soak: the proxy built with -fsanitize=thread, two workers,
-# under handshake and keep-alive load while everything that crosses threads
+# under handshake, keep-alive and HTTP/2 (h2load) load while everything that crosses threads
 # happens at once: SIGHUP reloads, renewed bundles renamed over their files,
 # admin POST /reload, PUT and DELETE of bundles (thread-pool file work),
 # /metrics and /certs scrapes, SIGUSR1 log reopening, active health checks.
@@ -97,6 +97,11 @@ pids+=("$!")
 "$lg" --connect "127.0.0.1:$pport" --conns 8 --duration "$seconds" --full --requests 0 \
     --sni tenant000003.bench.example >"$work/lg2.out" 2>&1 &
 pids+=("$!")
+# HTTP/2 streams on the same workers: the sessions, their child connections
+# and the pool they share with HTTP/1.1 under the same reloads.
+h2load -D "$((seconds - 2))" -c 4 -m 8 --connect-to="127.0.0.1:$pport" \
+    "https://tenant000003.bench.example:$pport/" >"$work/h2.out" 2>&1 &
+pids+=("$!")
 
 admin="http://127.0.0.1:$aport"
 end=$((SECONDS + seconds - 2))
@@ -114,7 +119,7 @@ while [ "$SECONDS" -lt "$end" ]; do
     kill -USR1 "$proxy"
     sleep 1 # the pace of the soak: a round of cross-thread events a second
 done
-wait "${pids[2]}" "${pids[3]}" 2>/dev/null || true
+wait "${pids[2]}" "${pids[3]}" "${pids[4]}" 2>/dev/null || true
 kill "$proxy"
 wait "$proxy" 2>/dev/null || true
 
@@ -128,7 +133,11 @@ real=$(awk '/^WARNING: ThreadSanitizer/ {if (b != "" && b !~ /Location is file d
             END {if (b != "" && b !~ /Location is file descriptor/) n++; print n + 0}' <<<"$reports")
 errors=$(cat "$work/lg1.out" "$work/lg2.out" | sed -nE 's/.*errors=([0-9-]+).*/\1/p' |
     awk '{s += ($1 < 0 ? 1 : $1)} END {print NR == 2 ? s : 1}')
-echo "tsan: $i rounds of reloads, renewals and admin calls; $all reports, $real not about descriptor reuse; load generator errors: $errors"
+# h2load: every request it sent must have succeeded.
+h2line=$(grep -E '^requests: ' "$work/h2.out" || true)
+h2ok=$(sed -nE 's/.* ([0-9]+) succeeded, ([0-9]+) failed.*/\2/p' <<<"$h2line")
+[ -n "$h2ok" ] && [ "$h2ok" = 0 ] || { echo "tsan: h2load: ${h2line:-no result}" >&2; errors=$((errors + 1)); }
+echo "tsan: $i rounds of reloads, renewals and admin calls; $all reports, $real not about descriptor reuse; load generator errors: $errors; h2load: $h2line"
 if [ "$real" -ne 0 ]; then
     awk '/^WARNING: ThreadSanitizer/ {if (b != "" && b !~ /Location is file descriptor/) print b; b = $0; next}
          b != "" {b = b "\n" $0} END {if (b != "" && b !~ /Location is file descriptor/) print b}' <<<"$reports" |
