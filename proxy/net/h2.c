@@ -124,6 +124,9 @@ static int on_begin_headers(nghttp2_session *ng, const nghttp2_frame *frame, voi
     tf_h2s_t *st = calloc(1, sizeof *st);
     if (st == NULL)
         return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE; /* the stream is reset */
+    /* A header block is due whole within timeouts.request_header. */
+    h2->block_ms = now_ms(h2);
+    tf_conn_arm_timer(h2->c);
     st->id = frame->hd.stream_id;
     st->h2 = h2;
     st->next = h2->streams;
@@ -165,6 +168,9 @@ static int on_frame_recv(nghttp2_session *ng, const nghttp2_frame *frame, void *
     switch (frame->hd.type) {
     case NGHTTP2_HEADERS:
         earn_junk(h2);
+        h2->block_ms = 0;
+        /* Requests, not PINGs, keep an idle connection open. */
+        h2->c->traffic.active_ms = now_ms(h2);
         if (st == NULL)
             break;
         if (frame->headers.cat == NGHTTP2_HCAT_REQUEST)
@@ -173,10 +179,12 @@ static int on_frame_recv(nghttp2_session *ng, const nghttp2_frame *frame, void *
             tf_h2__request_trailers(h2, st);
         break;
     case NGHTTP2_DATA:
-        if (frame->hd.length == 0 && !end)
+        if (frame->hd.length == 0 && !end) {
             ok = spend(h2, &h2->junk, "empty DATA flood");
-        else
+        } else {
             earn_junk(h2);
+            h2->c->traffic.active_ms = now_ms(h2);
+        }
         if (st != NULL && end)
             tf_h2__request_end(st);
         break;
@@ -210,7 +218,8 @@ static int on_data_chunk(nghttp2_session *ng, uint8_t flags, int32_t id, const u
     tf_h2s_t *st = nghttp2_session_get_stream_user_data(ng, id);
     /* Nobody takes it (the stream's exchange is gone, or never was): the
      * window reopens at once. */
-    if (st == NULL || !st->started || st->h2 == NULL || tf_h2__request_data(st, data, len) != 0)
+    if (st == NULL || !st->started || st->h2 == NULL || st->close_cb != NULL ||
+        tf_h2__request_data(st, data, len) != 0)
         nghttp2_session_consume(ng, id, len);
     return 0;
 }
@@ -222,10 +231,14 @@ static int on_stream_close(nghttp2_session *ng, int32_t id, uint32_t code, void 
     if (st == NULL)
         return 0;
     st->closed = true;
-    /* Rapid reset (CVE-2023-44487): what the client cancels before its
-     * answer is complete still cost a request, maybe a backend connection. */
-    if (st->client_reset && !st->end_sent && !spend(h2, &h2->resets, "rapid reset"))
-        (void)0; /* the GOAWAY follows this receive (h2->fatal) */
+    /* Rapid reset (CVE-2023-44487): a stream reset before its answer is
+     * complete still cost a request, maybe a backend connection, whoever
+     * reset it: the client (RST_STREAM), or libnghttp2 for a malformed
+     * stream the client sent on purpose (CVE-2025-8671, "MadeYouReset").
+     * The GOAWAY follows this receive (h2->fatal). */
+    if ((st->client_reset || code != NGHTTP2_NO_ERROR) && !st->end_sent)
+        (void)spend(h2, &h2->resets,
+                    st->client_reset ? "rapid reset" : "streams reset by the proxy");
     if (!st->started) {
         tf_h2__stream_free(st);
         return 0;
@@ -240,8 +253,13 @@ static int on_stream_close(nghttp2_session *ng, int32_t id, uint32_t code, void 
 static int on_frame_send(nghttp2_session *ng, const nghttp2_frame *frame, void *ud)
 {
     tf_h2_t *h2 = ud;
-    if (frame->hd.type == NGHTTP2_DATA)
+    if (frame->hd.type == NGHTTP2_DATA) {
+        /* A client may answer each DATA frame with a WINDOW_UPDATE for the
+         * stream and one for the connection: both are paid. */
         earn_junk(h2);
+        earn_junk(h2);
+        h2->c->traffic.active_ms = now_ms(h2);
+    }
     if (frame->hd.type == NGHTTP2_GOAWAY) {
         tf_metrics_h2_goaway(h2->c->worker->metrics,
                              h2->draining                                   ? TF_MH2_GOAWAY_DRAIN
@@ -465,7 +483,6 @@ static void h2_on_data(tf_stream_t *s, const char *data, size_t len)
     tf_conn_t *c = s->owner;
     tf_h2_t *h2 = c->h2;
     c->traffic.up += len;
-    c->traffic.active_ms = now_ms(h2);
     if (h2->goaway && h2->fatal != 0)
         return; /* cut: nothing more is read */
     h2->busy++;
@@ -491,7 +508,6 @@ static void h2_on_eof(tf_stream_t *s)
 static void h2_on_written(tf_stream_t *s)
 {
     tf_conn_t *c = s->owner;
-    c->traffic.active_ms = uv_now(&c->worker->loop);
     h2_run_now(c->h2);
 }
 
@@ -520,26 +536,39 @@ static const tf_sink_t h2_sink = {
 
 /* ---- the connection mode ------------------------------------------------- */
 
-/* With streams open their own exchanges keep time; an HTTP/2 connection
- * without any closes after timeouts.idle, as an idle keep-alive does. */
-static uint64_t h2_timeout_ms(const tf_conn_t *c)
-{
-    uint64_t idle = tf_conf_timeouts(c->gen->conf)->idle_ms;
-    /* Streams whose exchange ended, their answer waiting for the client's
-     * window, keep time by the connection's own progress. */
-    if (c->h2->nstreams > c->h2->nlinger)
-        return idle;
-    uint64_t quiet = uv_now(&c->worker->loop) - c->traffic.active_ms;
-    return quiet < idle ? idle - quiet : 0;
-}
-
-static void h2_on_timer(tf_conn_t *c)
+/* Deadlines of an HTTP/2 connection while none of its streams has an
+ * exchange running (those keep their own time): a header block due within
+ * timeouts.request_header of its first frame, answers waiting for the
+ * client's window reset after timeouts.idle without progress, and the
+ * connection closed after timeouts.idle without a request or a response
+ * moving (PINGs and SETTINGS do not keep it). */
+static uint64_t h2_due(const tf_conn_t *c, bool expire)
 {
     tf_h2_t *h2 = c->h2;
-    if (h2->nstreams > h2->nlinger || h2_timeout_ms(c) > 0) {
-        tf_conn_arm_timer(c);
-        return;
+    const tf_conf_timeouts_t *t = tf_conf_timeouts(c->gen->conf);
+    uint64_t now = uv_now(&c->worker->loop);
+    if (h2->nactive > 0)
+        return now + t->idle_ms;
+    uint64_t due = c->traffic.active_ms + t->idle_ms;
+    if (h2->block_ms != 0 && h2->block_ms + t->request_header_ms < due)
+        due = h2->block_ms + t->request_header_ms;
+    uint64_t linger = expire ? tf_h2__expire_lingering(h2, now, t->idle_ms) : UINT64_MAX;
+    if (!expire) {
+        for (const tf_h2s_t *st = h2->streams; st != NULL; st = st->next)
+            if (st->close_cb != NULL && st->progress_ms + t->idle_ms < linger)
+                linger = st->progress_ms + t->idle_ms;
     }
+    return linger < due ? linger : due;
+}
+
+static uint64_t h2_timeout_ms(const tf_conn_t *c)
+{
+    uint64_t due = h2_due(c, false), now = uv_now(&c->worker->loop);
+    return due > now ? due - now : 0;
+}
+
+static void h2_close_quietly(tf_h2_t *h2, const char *reason)
+{
     if (!h2->goaway) {
         h2->goaway = true;
         nghttp2_submit_goaway(h2->ng, NGHTTP2_FLAG_NONE,
@@ -547,7 +576,31 @@ static void h2_on_timer(tf_conn_t *c)
                               NULL, 0);
         h2_send(h2);
     }
-    tf_conn_close_politely(c, TF_LOG_INFO, "idle timeout");
+    tf_conn_close_politely(h2->c, TF_LOG_INFO, reason);
+}
+
+static void h2_on_timer(tf_conn_t *c)
+{
+    tf_h2_t *h2 = c->h2;
+    const tf_conf_timeouts_t *t = tf_conf_timeouts(c->gen->conf);
+    uint64_t now = uv_now(&c->worker->loop);
+    if (h2->nactive == 0 && h2->block_ms != 0 && now >= h2->block_ms + t->request_header_ms) {
+        TF_CONN_LOG(TF_LOG_INFO, c,
+                    "HTTP/2: a header block did not end within "
+                    "timeouts.request_header");
+        h2_close_quietly(h2, "request header timeout");
+        return;
+    }
+    uint64_t due = h2_due(c, true); /* resets the lingering streams past due */
+    if (tf_conn_closing(c))
+        return;
+    if (h2->nstreams == 0 && now >= c->traffic.active_ms + t->idle_ms) {
+        h2_close_quietly(h2, "idle timeout");
+        return;
+    }
+    (void)due;
+    tf_h2__wake(h2); /* the resets go out */
+    tf_conn_arm_timer(c);
 }
 
 /* GOAWAY with the last stream taken; those under way finish, then the
@@ -592,7 +645,7 @@ static void h2_free(tf_conn_t *c)
         else
             tf_conn_close(&st->conn, TF_LOG_DEBUG, c->reason);
     }
-    h2->nstreams = h2->nlinger = 0;
+    h2->nstreams = h2->nlinger = h2->nactive = 0;
     tf_worker_defer_cancel(c->worker, &h2->defer);
     h2->dead = true;
     if (h2->busy == 0)

@@ -99,6 +99,8 @@ struct tf_h2s {
     bool tell_reset;      /* the exchange is to hear error() */
     bool tell_written;    /* the exchange is to hear written() */
     bool close_delimited; /* the response's body ends where the backend closed */
+    bool active;          /* counted in nactive */
+    uint64_t progress_ms; /* lingering: when its answer last moved */
     /* The child closed with its answer complete but not all sent (a
      * redirect answered at once, then the client's end): the stream keeps
      * the struct (conn.c waits for this callback) until END_STREAM is out. */
@@ -114,6 +116,8 @@ struct tf_h2 {
     size_t nstreams;
     size_t out_total;   /* response bytes waiting in the streams' `out` */
     size_t nlinger;     /* streams whose child closed, their answer still leaving */
+    size_t nactive;     /* streams whose exchange runs (they keep their own time) */
+    uint64_t block_ms;  /* a request's header block began then and is not done; 0: none */
     char peer_text[64]; /* the client's address, once for every stream */
     /* Budgets (token buckets, refilled with time): streams the client reset
      * before their answer; frames that carry no request or progress. */
@@ -155,6 +159,10 @@ bool tf_h2__field(tf_h2_t *h2, tf_h2s_t *st, const uint8_t *name, size_t nlen, c
 /* Ends a stream whose child closed while its answer was leaving (close_cb):
  * detached, its buffers freed, then conn.c's callback, which may free it. */
 void tf_h2__stream_finish(tf_h2s_t *st);
+/* Lingering streams whose answer has not moved for timeouts.idle are reset
+ * (a client that keeps the connection busy but never opens the window);
+ * returns the earliest deadline of the others, or UINT64_MAX. */
+uint64_t tf_h2__expire_lingering(tf_h2_t *h2, uint64_t now, uint64_t idle_ms);
 /* Frees a stream that never got a child connection. */
 void tf_h2__stream_free(tf_h2s_t *st);
 /* Response bytes into / out of a stream's `out`, counted for the session. */

@@ -203,6 +203,8 @@ void tf_h2__request(tf_h2_t *h2, tf_h2s_t *st, bool end_stream)
     st->started = true;
     tf_metrics_h2_stream(h2->c->worker->metrics);
     tf_http_parser_init_response(&st->rp, st->info.head);
+    st->active = true;
+    h2->nactive++;
     int err = tf_hx_start(&st->conn);
     if (err != 0)
         tf_conn_close(&st->conn, TF_LOG_WARN, "out of memory");
@@ -523,6 +525,7 @@ ssize_t tf_h2__read_body(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t l
     tf_h2__out_consume(st, n);
     if (n > 0) {
         st->tell_written = true;
+        st->progress_ms = uv_now(&st->conn.worker->loop);
         tf_h2__wake(st->h2);
     }
     if (st->out.len > 0)
@@ -620,18 +623,32 @@ static void detach(tf_h2s_t *st)
     tf_h2__out_consume(st, st->out.len);
     st->h2 = NULL;
     h2->nstreams--;
+    /* What the exchange never took goes back to the connection's window,
+     * also when the stream is already closed (reset by the client while its
+     * exchange was not reading): libnghttp2 credits the connection then. */
+    if (st->unconsumed > 0)
+        nghttp2_session_consume(h2->ng, st->id, st->unconsumed);
+    st->unconsumed = 0;
     if (!st->closed) {
         nghttp2_session_set_stream_user_data(h2->ng, st->id, NULL);
-        if (st->unconsumed > 0)
-            nghttp2_session_consume(h2->ng, st->id, st->unconsumed);
         if (!st->end_sent)
             nghttp2_submit_rst_stream(h2->ng, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_INTERNAL_ERROR);
     }
-    if (h2->nstreams == 0) {
+    tf_h2__wake(h2);
+}
+
+/* The stream's exchange ends: the connection keeps time again when it was
+ * the last one running, idle counted from now. */
+static void deactivate(tf_h2s_t *st)
+{
+    tf_h2_t *h2 = st->h2;
+    if (!st->active || h2 == NULL)
+        return;
+    st->active = false;
+    if (--h2->nactive == 0) {
         h2->c->traffic.active_ms = uv_now(&h2->c->worker->loop);
         tf_conn_arm_timer(h2->c);
     }
-    tf_h2__wake(h2);
 }
 
 static void stream_release(tf_h2s_t *st)
@@ -657,16 +674,37 @@ static void h2s_close(tf_stream_t *s, uv_close_cb cb)
 {
     tf_h2s_t *st = s->transport;
     s->flags &= (uint16_t) ~(TF_STREAM_OPEN | TF_STREAM_READING);
+    deactivate(st);
     if (st->h2 != NULL && !st->closed && !st->end_sent && st->submitted && st->out_ended) {
         st->close_cb = cb;
-        if (++st->h2->nlinger == st->h2->nstreams)
-            tf_conn_arm_timer(st->h2->c); /* h2_timeout_ms: the connection's own */
+        st->h2->nlinger++;
+        st->progress_ms = uv_now(&st->conn.worker->loop);
         resume(st);
         return;
     }
     detach(st);
     stream_release(st);
     cb((uv_handle_t *)&s->tcp);
+}
+
+uint64_t tf_h2__expire_lingering(tf_h2_t *h2, uint64_t now, uint64_t idle_ms)
+{
+    uint64_t next = UINT64_MAX;
+    for (tf_h2s_t *st = h2->streams, *after; st != NULL; st = after) {
+        after = st->next;
+        if (st->close_cb == NULL)
+            continue;
+        if (now >= st->progress_ms + idle_ms) {
+            TF_CONN_LOG(TF_LOG_INFO, h2->c,
+                        "HTTP/2 stream %d: the client took nothing of its answer for "
+                        "timeouts.idle: RST_STREAM",
+                        (int)st->id);
+            tf_h2__stream_finish(st); /* not ended: detach resets it */
+        } else if (st->progress_ms + idle_ms < next) {
+            next = st->progress_ms + idle_ms;
+        }
+    }
+    return next;
 }
 
 void tf_h2__stream_finish(tf_h2s_t *st)

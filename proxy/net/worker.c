@@ -428,8 +428,8 @@ static void worker_on_sweep(uv_timer_t *t)
 
 size_t tf_worker_pool_keep(const tf_worker_t *w)
 {
-    size_t peak = w->children_peak > w->children_peak_prev ? w->children_peak
-                                                           : w->children_peak_prev;
+    size_t peak =
+        w->children_peak > w->children_peak_prev ? w->children_peak : w->children_peak_prev;
     return w->nconns + (peak > w->nchildren ? peak : w->nchildren);
 }
 
@@ -438,18 +438,16 @@ size_t tf_worker_pool_keep(const tf_worker_t *w)
 static void worker_on_prepare(uv_prepare_t *h)
 {
     tf_worker_t *w = h->data;
-    /* What a run queues (a flush that made a stream writable again) runs in
-     * this same pass; bounded, as every run consumes what queued it. */
-    for (unsigned rounds = 0; w->deferred != NULL && rounds < 64; rounds++) {
-        tf_defer_t *list = w->deferred;
-        w->deferred = NULL;
-        while (list != NULL) {
-            tf_defer_t *d = list;
-            list = d->next;
-            d->next = NULL;
-            d->queued = false;
-            d->run(d);
-        }
+    /* One item at a time off the live queue, so that a run may cancel
+     * another item (its connection closed) or queue more (a flush that made
+     * a stream writable again), which runs in this same pass. Bounded: a
+     * run only queues what has more to move. */
+    for (unsigned runs = 0; w->deferred != NULL && runs < 100000; runs++) {
+        tf_defer_t *d = w->deferred;
+        w->deferred = d->next;
+        d->next = NULL;
+        d->queued = false;
+        d->run(d);
     }
     if (w->deferred == NULL)
         uv_prepare_stop(h);

