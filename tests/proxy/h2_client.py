@@ -767,6 +767,44 @@ def cmd_rapid_reset(args):
     cut_result(r, args, "rapid-reset", sent, {"responses": len(r.status)})
 
 
+def cmd_upload_reset(args):
+    """Uploads to a backend that never reads, each cancelled (RST_STREAM
+    CANCEL) once the proxy stops taking its bytes; then an upload to a
+    backend that does. The bytes the cancelled exchanges never took must come
+    back to the connection's window, or the last upload cannot be sent."""
+    c = Client(args)
+    c.wait_settings()
+    stalled = []
+    for _ in range(args.rounds):
+        sid = c.request("POST", args.stall_path, end=False)
+        sent = 0
+        chunk = b"s" * 16384
+        while True:
+            window = min(c.conn.local_flow_control_window(sid), c.conn.max_outbound_frame_size)
+            if window <= 0:
+                # No window: the proxy holds what it was sent. A short bounded
+                # wait tells a stall from a slow WINDOW_UPDATE; either way the
+                # bytes not taken must come back after the reset.
+                if not c.pump(lambda: c.conn.local_flow_control_window(sid) > 0
+                              or c.streams[sid].done, timeout=1.0):
+                    break
+                continue
+            c.conn.send_data(sid, chunk[:window])
+            c.flush()
+            sent += window
+        stalled.append(sent)
+        c.conn.reset_stream(sid, error_code=8)  # CANCEL
+        c.flush()
+    before = c.conn.outbound_flow_control_window
+    sid = c.request("POST", args.path, body=b"g" * args.bytes)
+    c.pump(lambda: c.streams[sid].done)
+    st = c.streams[sid]
+    ok = st.status == 200 and ('"body_len": %d' % args.bytes).encode() in bytes(st.body)
+    emit({"ok": ok, "stalled_bytes": stalled, "window_before_upload": before,
+          "last": st.summary(False),
+          **({} if ok else {"error": "the upload after the cancelled ones did not complete"})})
+
+
 def cmd_made_you_reset(args):
     """CVE-2025-8671: streams the server itself must reset (content-length 1,
     then 2 bytes of DATA): each still starts a request unless counted."""
@@ -1010,6 +1048,12 @@ def main():
 
     a = attack("rapid-reset", cmd_rapid_reset)
     a.add_argument("--streams", type=int, default=10000)
+    u = sub.add_parser("upload-reset", help=cmd_upload_reset.__doc__)
+    u.add_argument("--stall-path", required=True)
+    u.add_argument("--path", required=True)
+    u.add_argument("--rounds", type=int, default=6)
+    u.add_argument("--bytes", type=int, default=2000000)
+    u.set_defaults(fn=cmd_upload_reset)
     a = attack("made-you-reset", cmd_made_you_reset)
     a.add_argument("--streams", type=int, default=10000)
     a = attack("slow-headers", cmd_slow_headers)

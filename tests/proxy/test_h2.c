@@ -30,6 +30,7 @@ typedef struct {
     unsigned max_streams; /* http2.max_concurrent_streams; 0: the key left out */
     bool disabled;        /* http2: {enabled: false} */
     const char *other;    /* timeouts.handshake, request_header and response; NULL: 20s, 20s, 60s */
+    bool sink;            /* a route /sink/ to tests/proxy/sink_backend.py (never reads) */
 } h2_opts_t;
 
 typedef struct {
@@ -54,6 +55,12 @@ static void site_start(site_t *s, const h2_opts_t *o)
     tf_px_add_echo(px, "ws");
     snprintf(s->access, sizeof s->access, "%s/access.log", px->tmp);
     snprintf(s->seen, sizeof s->seen, "%s/seen.log", px->tmp);
+    char sink[160] = "";
+    if (o && o->sink) {
+        size_t i = tf_px_add_script(px, "proxy/sink_backend.py", "sink");
+        snprintf(sink, sizeof sink, "      - path: /sink/\n        backends: [\"127.0.0.1:%u\"]\n",
+                 px->echos_port[i]);
+    }
     char streams[64] = "";
     if (o && o->max_streams)
         snprintf(streams, sizeof streams, "  max_concurrent_streams: %u\n", o->max_streams);
@@ -76,7 +83,7 @@ static void site_start(site_t *s, const h2_opts_t *o)
             "    routes:\n"
             "      - path: /ws/\n"
             "        backends: [\"127.0.0.1:%u\"]\n"
-            "        mode: websocket\n"
+            "        mode: websocket\n%s"
             "  globex:\n    hosts: [\"portal.globex.example\"]\n"
             "    backends: [\"127.0.0.1:%u\"]\n"
             "  raw:\n    hosts: [\"raw.tenants.example\"]\n"
@@ -85,7 +92,7 @@ static void site_start(site_t *s, const h2_opts_t *o)
             s->access, px->demo, px->demo, o && o->other ? o->other : "20s",
             o && o->idle ? o->idle : "60s", o && o->other ? o->other : "20s",
             o && o->other ? o->other : "60s", o && o->disabled ? "false" : "true", streams,
-            px->echos_port[ECHO_H2], px->echos_port[ECHO_WS], px->echos_port[ECHO_H2],
+            px->echos_port[ECHO_H2], px->echos_port[ECHO_WS], sink, px->echos_port[ECHO_H2],
             px->backend_port, px->echos_port[ECHO_H2]);
     fclose(f);
     tf_px_launch(px, s->config, 0);
@@ -588,6 +595,23 @@ Test(h2, rapid_reset_is_cut_with_enhance_your_calm)
     free(out);
     expect_bounded(&s, before, 16, "rapid reset");
     expect_served(&s, "rapid reset");
+    tf_px_stop(&s.px);
+}
+
+/* Uploads cancelled while their backend was not reading give the
+ * connection's window back: a later upload on the same connection goes
+ * through (before the fix, six such rounds left it at 0). */
+Test(h2, cancelled_uploads_give_the_connection_window_back)
+{
+    site_t s;
+    h2_opts_t o = {.sink = true};
+    site_start(&s, &o);
+    int st;
+    char *out = h2c_as(&s, &st, "--timeout 60",
+                       "upload-reset --stall-path /sink/up --path /up --rounds 6 --bytes 2000000");
+    expect_ok("cancelled uploads, then one more", out, st);
+    free(out);
+    expect_served(&s, "cancelled uploads");
     tf_px_stop(&s.px);
 }
 
