@@ -126,6 +126,7 @@ static int on_begin_headers(nghttp2_session *ng, const nghttp2_frame *frame, voi
         return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE; /* the stream is reset */
     /* A header block is due whole within timeouts.request_header. */
     h2->block_ms = now_ms(h2);
+    h2->block_id = frame->hd.stream_id;
     tf_conn_arm_timer(h2->c);
     st->id = frame->hd.stream_id;
     st->h2 = h2;
@@ -239,6 +240,10 @@ static int on_stream_close(nghttp2_session *ng, int32_t id, uint32_t code, void 
     if ((st->client_reset || code != NGHTTP2_NO_ERROR) && !st->end_sent)
         (void)spend(h2, &h2->resets,
                     st->client_reset ? "rapid reset" : "streams reset by the proxy");
+    /* A stream reset in the middle of its header block (a malformed field)
+     * ends the block: no deadline is left for it. */
+    if (h2->block_ms != 0 && h2->block_id == id)
+        h2->block_ms = 0;
     if (!st->started) {
         tf_h2__stream_free(st);
         return 0;

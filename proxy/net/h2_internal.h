@@ -118,6 +118,7 @@ struct tf_h2 {
     size_t nlinger;     /* streams whose child closed, their answer still leaving */
     size_t nactive;     /* streams whose exchange runs (they keep their own time) */
     uint64_t block_ms;  /* a request's header block began then and is not done; 0: none */
+    int32_t block_id;   /* the stream that block belongs to */
     char peer_text[64]; /* the client's address, once for every stream */
     /* Budgets (token buckets, refilled with time): streams the client reset
      * before their answer; frames that carry no request or progress. */
