@@ -588,6 +588,32 @@ static unsigned proxy_fds(void)
     return n;
 }
 
+/* The proxy's descriptors when nothing transient is open: the least of a
+ * few samples, as the certificate directories' periodic check opens one on
+ * the thread pool for a moment (a machine under load once caught it). */
+static unsigned quiet_fds(void)
+{
+    unsigned least = proxy_fds();
+    for (int i = 0; i < 3; i++) {
+        unsigned n = proxy_fds();
+        if (n < least)
+            least = n;
+    }
+    return least;
+}
+
+/* Whether the proxy's descriptors come back to `want` (or fewer) within
+ * TF_PX_WAIT_MS: a transient one closes, a leaked one stays. */
+static bool fds_back_to(unsigned want)
+{
+    long long deadline = tf_px_now_ms() + TF_PX_WAIT_MS;
+    do {
+        if (proxy_fds() <= want)
+            return true;
+    } while (tf_px_now_ms() < deadline);
+    return false;
+}
+
 /* Waits until no client connection is open: the gauge drops when a
  * connection's last handle has closed, so its descriptors are gone too (its
  * summary line is logged when it starts closing, a loop turn earlier). */
@@ -629,13 +655,13 @@ Test(httpmode, a_retry_on_a_pooled_connection_drops_the_failed_attempt)
                   i);
         cr_assert(wait_no_connection(), "connection %u still open", i);
         if (i == 1)
-            before = proxy_fds();
+            before = quiet_fds();
     }
     char *log = tf_px_log(&px);
     cr_assert(strstr(log, "backend 255.255.255.255:80: connect failed") != NULL, "%s", log);
     free(log);
     cr_expect_gt(before, 0);
-    cr_expect_eq(proxy_fds(), before, "a descriptor leaked with the failed attempt");
+    cr_expect(fds_back_to(before), "a descriptor leaked with the failed attempt");
 }
 
 /* The HTTP layer feeds the metrics: handshakes, requests by tenant and
