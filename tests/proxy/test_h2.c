@@ -463,30 +463,37 @@ Test(h2, access_log_and_metrics_name_http2)
     tf_px_stop(&s.px);
 }
 
+/* Runs h2_client.py COMMAND (with --pause READY GO) in the background,
+ * sends the proxy SIGHUP once the client holds its connection open, lets
+ * the client go on after the reload applied, and returns its JSON line
+ * (malloc'd). */
+static char *across_a_reload(site_t *s, const char *name, const char *command)
+{
+    char outf[1300], ready[1300], go[1300];
+    snprintf(outf, sizeof outf, "%s/%s.out", s->px.tmp, name);
+    snprintf(ready, sizeof ready, "%s/%s.ready", s->px.tmp, name);
+    snprintf(go, sizeof go, "%s/%s.go", s->px.tmp, name);
+    int st;
+    free(tf_px_sh(&st,
+                  "timeout 120 /usr/bin/python3 '%s/tests/proxy/h2_client.py' --port %u "
+                  "--sni portal.acme.example --cafile '%s' --timeout 60 %s --pause '%s' '%s' "
+                  "> '%s' 2>&1 &",
+                  tf_px_env("TF_SOURCE_DIR"), s->px.port, s->px.ca, command, ready, go, outf));
+    free(tf_px_wait_file(ready, "ready", NULL));
+    free(tf_px_sh(&st, "kill -HUP %d", (int)s->px.proxy_pid));
+    cr_assert(
+        tf_px_wait_count(s->px.log, "reload (configuration and certificates)", 1, TF_PX_WAIT_MS));
+    FILE *f = fopen(go, "w");
+    cr_assert_not_null(f);
+    fclose(f);
+    return tf_px_wait_file(outf, "\"ok\"", NULL);
+}
+
 Test(h2, a_reload_keeps_an_open_connection_serving)
 {
     site_t s;
     site_start(&s, NULL);
-    char outf[1300], ready[1300], go[1300];
-    snprintf(outf, sizeof outf, "%s/reload.out", s.px.tmp);
-    snprintf(ready, sizeof ready, "%s/reload.ready", s.px.tmp);
-    snprintf(go, sizeof go, "%s/reload.go", s.px.tmp);
-    int st;
-    char *r = tf_px_sh(&st,
-                       "timeout 120 /usr/bin/python3 '%s/tests/proxy/h2_client.py' --port %u "
-                       "--sni portal.acme.example --cafile '%s' --timeout 60 get --count 2 "
-                       "--pause '%s' '%s' > '%s' 2>&1 &",
-                       tf_px_env("TF_SOURCE_DIR"), s.px.port, s.px.ca, ready, go, outf);
-    free(r);
-    free(tf_px_wait_file(ready, "ready", NULL));
-    r = tf_px_sh(&st, "kill -HUP %d", (int)s.px.proxy_pid);
-    free(r);
-    cr_assert(
-        tf_px_wait_count(s.px.log, "reload (configuration and certificates)", 1, TF_PX_WAIT_MS));
-    FILE *f = fopen(go, "w");
-    cr_assert_not_null(f);
-    fclose(f);
-    char *out = tf_px_wait_file(outf, "\"ok\"", NULL);
+    char *out = across_a_reload(&s, "reload", "get --count 2");
     cr_expect(has(out, "\"ok\": true") && has(out, "\"streams\": 4"),
               "the connection opened before the reload: %s", out);
     free(out);
@@ -500,26 +507,8 @@ Test(h2, a_websocket_over_h2_survives_a_reload)
 {
     site_t s;
     site_start(&s, NULL);
-    char outf[1300], ready[1300], go[1300];
-    snprintf(outf, sizeof outf, "%s/wsreload.out", s.px.tmp);
-    snprintf(ready, sizeof ready, "%s/wsreload.ready", s.px.tmp);
-    snprintf(go, sizeof go, "%s/wsreload.go", s.px.tmp);
-    int st;
-    char *r = tf_px_sh(&st,
-                       "timeout 120 /usr/bin/python3 '%s/tests/proxy/h2_client.py' --port %u "
-                       "--sni portal.acme.example --cafile '%s' --timeout 60 websocket "
-                       "--path /ws/echo --messages 4 --size 100 --pause '%s' '%s' > '%s' 2>&1 &",
-                       tf_px_env("TF_SOURCE_DIR"), s.px.port, s.px.ca, ready, go, outf);
-    free(r);
-    free(tf_px_wait_file(ready, "ready", NULL));
-    r = tf_px_sh(&st, "kill -HUP %d", (int)s.px.proxy_pid);
-    free(r);
-    cr_assert(
-        tf_px_wait_count(s.px.log, "reload (configuration and certificates)", 1, TF_PX_WAIT_MS));
-    FILE *f = fopen(go, "w");
-    cr_assert_not_null(f);
-    fclose(f);
-    char *out = tf_px_wait_file(outf, "\"ok\"", NULL);
+    char *out =
+        across_a_reload(&s, "wsreload", "websocket --path /ws/echo --messages 4 --size 100");
     cr_expect(has(out, "\"ok\": true") && has(out, "\"echoed\": 4"),
               "the tunnel opened before the reload: %s", out);
     free(out);
