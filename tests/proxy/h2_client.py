@@ -66,6 +66,8 @@ from hyperframe.frame import (ContinuationFrame, DataFrame, Frame, GoAwayFrame, 
                               PingFrame, PriorityFrame, RstStreamFrame, SettingsFrame,
                               WindowUpdateFrame)
 
+from ws_client import client_frame  # the WebSocket framing, beside this file
+
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 NO_ERROR, PROTOCOL_ERROR, CANCEL, REFUSED_STREAM, ENHANCE_YOUR_CALM = 0x0, 0x1, 0x8, 0x7, 0xb
 SETTINGS_ENABLE_CONNECT_PROTOCOL = 0x8
@@ -369,19 +371,6 @@ def cmd_get(args):
           "goaway": c.goaways, "responses": shown})
 
 
-def ws_frame(opcode, data):
-    """A masked client frame (RFC 6455 §5.2)."""
-    mask = os.urandom(4)
-    n = len(data)
-    if n < 126:
-        head = struct.pack("!BB", 0x80 | opcode, 0x80 | n)
-    elif n < 65536:
-        head = struct.pack("!BBH", 0x80 | opcode, 0x80 | 126, n)
-    else:
-        head = struct.pack("!BBQ", 0x80 | opcode, 0x80 | 127, n)
-    return head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(data))
-
-
 def ws_parse(buf):
     """(fin, opcode, payload, rest) for one whole unmasked frame, or None."""
     if len(buf) < 2:
@@ -422,7 +411,7 @@ def cmd_websocket(args):
         if args.pause and i == 1:
             pause(c, args)  # the tunnel is open and has echoed once
         msg = (("message %d " % i) + "x" * args.size).encode()
-        c.send_body(sid, ws_frame(1, msg), end=False)
+        c.send_body(sid, client_frame(1, msg), end=False)
         got = []
 
         def whole():
@@ -439,7 +428,7 @@ def cmd_websocket(args):
         if (fin, opcode, data) != (True, 1, msg):
             raise Fail("message %d came back as %r" % (i, (fin, opcode, data[:80])))
         echoed += 1
-    c.send_body(sid, ws_frame(8, struct.pack("!H", 1000)), end=False)
+    c.send_body(sid, client_frame(8, struct.pack("!H", 1000)), end=False)
     got = []
 
     def closed():

@@ -74,7 +74,8 @@ def handshake(sock, args):
     return rest
 
 
-def send_frame(sock, opcode, data):
+def client_frame(opcode, data):
+    """A masked client frame (RFC 6455 §5.2); h2_client.py sends it in DATA."""
     mask = os.urandom(4)
     n = len(data)
     if n < 126:
@@ -83,7 +84,11 @@ def send_frame(sock, opcode, data):
         head = struct.pack("!BBH", 0x80 | opcode, 0x80 | 126, n)
     else:
         head = struct.pack("!BBQ", 0x80 | opcode, 0x80 | 127, n)
-    sock.sendall(head + mask + bytes(c ^ mask[i % 4] for i, c in enumerate(data)))
+    return head + mask + bytes(c ^ mask[i % 4] for i, c in enumerate(data))
+
+
+def send_frame(sock, opcode, data):
+    sock.sendall(client_frame(opcode, data))
 
 
 def read_frame(sock, buf):
