@@ -277,6 +277,23 @@ static bool dropped(const tf_http_header_t *h, bool websocket)
            (websocket && name_is(h, "sec-websocket-accept"));
 }
 
+/* h's name in lower case into out (h->name_len bytes). */
+static void lower_name(const tf_http_header_t *h, char *out)
+{
+    for (size_t k = 0; k < h->name_len; k++) {
+        unsigned char c = (unsigned char)h->name[k];
+        out[k] = (char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
+    }
+}
+
+bool tf_h2_trailer_field(const tf_http_header_t *h, char *lower)
+{
+    if (dropped(h, false))
+        return false;
+    lower_name(h, lower);
+    return true;
+}
+
 long tf_h2_response_fields(const tf_http_response_t *resp, bool websocket, char status[4],
                            tf_h2_field_t *out, size_t outcap, char *lower, size_t lowercap)
 {
@@ -298,10 +315,7 @@ long tf_h2_response_fields(const tf_http_response_t *resp, bool websocket, char 
             continue;
         if (n == outcap || lowercap - used < h->name_len)
             return -1;
-        for (size_t k = 0; k < h->name_len; k++) {
-            unsigned char c = (unsigned char)h->name[k];
-            lower[used + k] = (char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
-        }
+        lower_name(h, lower + used);
         out[n++] = (tf_h2_field_t){.name = lower + used,
                                    .name_len = h->name_len,
                                    .value = h->value,

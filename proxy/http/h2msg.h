@@ -100,6 +100,12 @@ size_t tf_h2_chunk_prefix(size_t len, char *out);
 long tf_h2_response_fields(const tf_http_response_t *resp, bool websocket, char status[4],
                            tf_h2_field_t *out, size_t outcap, char *lower, size_t lowercap);
 
+/* One trailer field of a response for HTTP/2: false when it is one the
+ * message must not carry (the connection-specific fields, as for
+ * tf_h2_response_fields()); otherwise its name lower-cased into lower
+ * (field->name_len bytes). */
+bool tf_h2_trailer_field(const tf_http_header_t *field, char *lower);
+
 /* A body's payload as it is decoded, for tf_http_body_payload(). */
 typedef struct {
     /* Payload bytes (chunk framing removed), valid during the call. */
@@ -121,7 +127,7 @@ typedef struct {
  * trailers to out instead of leaving the framing in. *used and *done as
  * tf_http_body(). Returns 0, or 502 for a body that cannot be followed or
  * a trailer field over scratch_cap. */
-int tf_http_body_payload(tf_http_parser_t *p, const char *buf, size_t len, size_t *used,
-                         bool *done, tf_http_payload_t *out);
+int tf_http_body_payload(tf_http_parser_t *p, const char *buf, size_t len, size_t *used, bool *done,
+                         tf_http_payload_t *out);
 
 #endif

@@ -10,7 +10,6 @@
 
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 /* A response head split across writes may grow to this (as a backend's,
  * exchange_internal.h). */
@@ -352,27 +351,14 @@ static void payload_data(void *ud, const char *p, size_t n)
         st->rstate = H2R_DONE; /* noticed by response_body */
 }
 
-static bool connection_specific(const char *name, size_t len)
-{
-    static const char *const names[] = {"connection",        "keep-alive", "proxy-connection",
-                                        "transfer-encoding", "upgrade",    "te"};
-    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
-        if (strlen(names[i]) == len && strncasecmp(names[i], name, len) == 0)
-            return true;
-    return false;
-}
-
 static void payload_trailer(void *ud, const tf_http_header_t *h)
 {
     tf_h2s_t *st = ud;
-    if (connection_specific(h->name, h->name_len) || h->name_len > 256 ||
-        st->trailers.len + h->name_len + h->value_len > H2_TRAILERS_MAX)
-        return;
     char lower[256];
-    for (size_t i = 0; i < h->name_len; i++) {
-        char ch = h->name[i];
-        lower[i] = (char)(ch >= 'A' && ch <= 'Z' ? ch + 32 : ch);
-    }
+    if (h->name_len > sizeof lower ||
+        st->trailers.len + h->name_len + h->value_len > H2_TRAILERS_MAX ||
+        !tf_h2_trailer_field(h, lower))
+        return;
     (void)fields_add(&st->trailers, lower, h->name_len, h->value, h->value_len);
 }
 

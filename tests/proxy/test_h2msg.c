@@ -246,6 +246,22 @@ Test(h2msg, a_small_buffer_is_minus_one_at_every_size)
     cr_expect_eq(memcmp(small, head, (size_t)n), 0);
 }
 
+/* A response's trailer fields: names lower-cased, connection-specific ones
+ * dropped, as in the response head. */
+Test(h2msg, response_trailer_fields_are_lower_cased_or_dropped)
+{
+    char lower[32];
+    tf_http_header_t keep = {"X-Checksum", 10, "abc", 3};
+    cr_assert(tf_h2_trailer_field(&keep, lower));
+    cr_expect_eq(memcmp(lower, "x-checksum", 10), 0);
+    const char *drop[] = {"Connection",        "keep-alive", "Proxy-Connection",
+                          "Transfer-Encoding", "Upgrade",    "TE"};
+    for (size_t i = 0; i < sizeof drop / sizeof drop[0]; i++) {
+        tf_http_header_t h = {drop[i], strlen(drop[i]), "x", 1};
+        cr_expect_not(tf_h2_trailer_field(&h, lower), "%s kept", drop[i]);
+    }
+}
+
 /* ---- chunked request bodies ------------------------------------------------------ */
 
 Test(h2msg, trailers_end_a_chunked_body)
