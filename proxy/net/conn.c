@@ -550,21 +550,6 @@ static void conn_on_timer(uv_timer_t *timer)
 
 /* ---- close ------------------------------------------------------------ */
 
-static const char *peer_text(const tf_conn_t *c, char *buf, size_t len)
-{
-    char host[INET6_ADDRSTRLEN] = "?";
-    if (c->peer.sa.sa_family == AF_INET) {
-        inet_ntop(AF_INET, &c->peer.in4.sin_addr, host, sizeof host);
-        snprintf(buf, len, "%s:%u", host, ntohs(c->peer.in4.sin_port));
-    } else if (c->peer.sa.sa_family == AF_INET6) {
-        inet_ntop(AF_INET6, &c->peer.in6.sin6_addr, host, sizeof host);
-        snprintf(buf, len, "[%s]:%u", host, ntohs(c->peer.in6.sin6_port));
-    } else {
-        snprintf(buf, len, "-");
-    }
-    return buf;
-}
-
 void tf_conn_peer_addr(const tf_conn_t *c, char *out, size_t len)
 {
     /* An HTTP/2 stream's connection has its parent's text: inet_ntop
@@ -580,6 +565,21 @@ void tf_conn_peer_addr(const tf_conn_t *c, char *out, size_t len)
     } else {
         snprintf(out, len, "unknown");
     }
+}
+
+/* "host:port" ("[host]:port" for IPv6), or "-": the log lines' peer. */
+static const char *peer_text(const tf_conn_t *c, char *buf, size_t len)
+{
+    sa_family_t family = c->peer.sa.sa_family;
+    if (family != AF_INET && family != AF_INET6) {
+        snprintf(buf, len, "-");
+        return buf;
+    }
+    char host[INET6_ADDRSTRLEN];
+    tf_conn_peer_addr(c, host, sizeof host);
+    snprintf(buf, len, family == AF_INET6 ? "[%s]:%u" : "%s:%u", host,
+             ntohs(family == AF_INET6 ? c->peer.in6.sin6_port : c->peer.in4.sin_port));
+    return buf;
 }
 
 tf_log_conn_t tf_conn_log_prefix(const tf_conn_t *c, char *peerbuf, size_t len)
