@@ -527,9 +527,9 @@ int tf_cmd_run(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     /* glibc gives a worker's heap top back to the kernel past 128 KiB free
      * and takes it again at the next burst: with HTTP/2 streams coming and
-     * going by the hundred, that was 12% of the CPU (sysmalloc and madvise in
-     * perf, docs/PERFORMANCE.md). Freed memory stays for reuse instead, up
-     * to this much per arena. */
+     * going by the hundred, that was 12% of the proxy's CPU under h2load
+     * (`perf record -g -p PID`: sysmalloc and madvise). Freed memory stays
+     * for reuse instead, up to this much per arena. */
     mallopt(M_TRIM_THRESHOLD, 32 * 1024 * 1024);
     rc = tf_tls_global_init();
     if (rc != 0) {
