@@ -240,6 +240,12 @@ class Client:
         return self.remote_settings
 
     def request(self, method, path, headers=(), body=None, trailers=None, end=True):
+        # A real client queues what the server's SETTINGS_MAX_CONCURRENT_STREAMS
+        # does not allow yet; opening them anyway would be refused (0x7), and
+        # how many would depends on how fast earlier streams finished.
+        if not self.pump(lambda: self.conn.open_outbound_streams
+                         < self.conn.remote_settings.max_concurrent_streams):
+            raise Fail("no stream slot freed within %ss" % self.args.timeout)
         sid = self.conn.get_next_available_stream_id()
         self.streams[sid] = Stream(sid)
         hdrs = [(":method", method), (":scheme", "https"), (":path", path),
@@ -358,6 +364,7 @@ def pause(c, args):
 
 def cmd_get(args):
     c = Client(args)
+    c.wait_settings()  # its stream limit decides how many streams go at once
     sids, errors = one_round(c, args)
     if args.pause:
         pause(c, args)
