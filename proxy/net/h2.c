@@ -541,35 +541,50 @@ static const tf_sink_t h2_sink = {
 
 /* ---- the connection mode ------------------------------------------------- */
 
-/* Deadlines of an HTTP/2 connection while none of its streams has an
- * exchange running (those keep their own time): a header block due within
- * timeouts.request_header of its first frame, answers waiting for the
- * client's window reset after timeouts.idle without progress, and the
- * connection closed after timeouts.idle without a request or a response
- * moving (PINGs and SETTINGS do not keep it). */
+/* The connection's own idle deadline counts: no exchange running, no
+ * header block under way, no answer lingering (a stream answered by the
+ * session itself whose client never ends its side does not keep it). */
+static bool h2_idle_applies(const tf_h2_t *h2)
+{
+    return h2->nactive == 0 && h2->block_ms == 0 && h2->nlinger == 0;
+}
+
+/* Deadlines of an HTTP/2 connection: a header block due within
+ * timeouts.request_header of its first frame, whatever else runs. While
+ * none of its streams has an exchange running (those keep their own time):
+ * answers waiting for the client's window reset after timeouts.idle
+ * without progress, and, with neither of those pending, the connection
+ * closed after timeouts.idle without a request or a response moving
+ * (PINGs and SETTINGS do not keep it). Every deadline returned is one
+ * h2_on_timer() acts on: one it would not act on, already past, had the
+ * timer re-armed for now and run again at once, for ever. */
 static uint64_t h2_due(const tf_conn_t *c, bool expire)
 {
     tf_h2_t *h2 = c->h2;
     const tf_conf_timeouts_t *t = tf_conf_timeouts(c->gen->conf);
     uint64_t now = uv_now(&c->worker->loop);
+    uint64_t block = h2->block_ms != 0 ? h2->block_ms + t->request_header_ms : UINT64_MAX;
     if (h2->nactive > 0)
-        return now + t->idle_ms;
-    uint64_t due = c->traffic.active_ms + t->idle_ms;
-    if (h2->block_ms != 0 && h2->block_ms + t->request_header_ms < due)
-        due = h2->block_ms + t->request_header_ms;
+        return now + t->idle_ms < block ? now + t->idle_ms : block;
     uint64_t linger = expire ? tf_h2__expire_lingering(h2, now, t->idle_ms) : UINT64_MAX;
     if (!expire) {
         for (const tf_h2s_t *st = h2->streams; st != NULL; st = st->next)
             if (st->close_cb != NULL && st->progress_ms + t->idle_ms < linger)
                 linger = st->progress_ms + t->idle_ms;
     }
-    return linger < due ? linger : due;
+    uint64_t due = linger < block ? linger : block;
+    if (h2_idle_applies(h2) && c->traffic.active_ms + t->idle_ms < due)
+        due = c->traffic.active_ms + t->idle_ms;
+    return due;
 }
 
 static uint64_t h2_timeout_ms(const tf_conn_t *c)
 {
     uint64_t due = h2_due(c, false), now = uv_now(&c->worker->loop);
-    return due > now ? due - now : 0;
+    /* At least 1 ms: a timer re-armed for "now" from its own callback runs
+     * again before the loop moves on (libuv 1.44), so a deadline missed by
+     * a rule here would spin the worker; this bounds it to a poll. */
+    return due > now ? due - now : 1;
 }
 
 static void h2_close_quietly(tf_h2_t *h2, const char *reason)
@@ -589,21 +604,21 @@ static void h2_on_timer(tf_conn_t *c)
     tf_h2_t *h2 = c->h2;
     const tf_conf_timeouts_t *t = tf_conf_timeouts(c->gen->conf);
     uint64_t now = uv_now(&c->worker->loop);
-    if (h2->nactive == 0 && h2->block_ms != 0 && now >= h2->block_ms + t->request_header_ms) {
+    if (h2->block_ms != 0 && now >= h2->block_ms + t->request_header_ms) {
         TF_CONN_LOG(TF_LOG_INFO, c,
                     "HTTP/2: a header block did not end within "
                     "timeouts.request_header");
         h2_close_quietly(h2, "request header timeout");
         return;
     }
-    uint64_t due = h2_due(c, true); /* resets the lingering streams past due */
+    if (h2->nactive == 0)
+        (void)h2_due(c, true); /* resets the lingering streams past due */
     if (tf_conn_closing(c))
         return;
-    if (h2->nstreams == 0 && now >= c->traffic.active_ms + t->idle_ms) {
+    if (h2_idle_applies(h2) && now >= c->traffic.active_ms + t->idle_ms) {
         h2_close_quietly(h2, "idle timeout");
         return;
     }
-    (void)due;
     tf_h2__wake(h2); /* the resets go out */
     tf_conn_arm_timer(c);
 }

@@ -28,6 +28,9 @@ Subcommands (see each parser's help for the options):
                each echoed
   big-header   a header block over limits.max_header_bytes: 431 or a stream
                reset, then a good request on the same connection
+  stalled-431  the same without END_STREAM, the request body never sent:
+               once its 431 is in, the connection idles until the server's
+               GOAWAY NO_ERROR and close
   malformed    connection-specific field, te: gzip, content-length not
                matching the DATA, uppercase name: RST_STREAM PROTOCOL_ERROR
                on that stream only, then a good request on it
@@ -477,6 +480,19 @@ def cmd_big_header(args):
     good = good_after(c, args, "big header")
     c.close()
     emit({"ok": True, "status": st.status, "reset": st.reset, "good": good})
+
+
+def cmd_stalled_431(args):
+    c = Client(args)
+    sid = c.request("POST", args.path, [("x-big", "b" * args.bytes)], end=False)
+    c.pump(lambda: c.streams[sid].status is not None or c.streams[sid].done)
+    status = c.streams[sid].status
+    # The stream stays half-open on the client's side: only the idle
+    # timeout can end the connection now.
+    c.pump(lambda: c.closed, timeout=args.wait)
+    codes = [g[0] for g in c.goaways]
+    ok = status == 431 and c.closed and codes == [0]
+    emit({"ok": ok, "status": status, "goaway": c.goaways, "closed": c.closed})
 
 
 MALFORMED = {
@@ -1019,6 +1035,12 @@ def main():
     b.add_argument("--path", default="/")
     b.add_argument("--good-path", default="/")
     b.set_defaults(fn=cmd_big_header)
+
+    b = sub.add_parser("stalled-431")
+    b.add_argument("--bytes", type=int, required=True)
+    b.add_argument("--path", default="/")
+    b.add_argument("--wait", type=float, default=30.0)
+    b.set_defaults(fn=cmd_stalled_431)
 
     m = sub.add_parser("malformed")
     m.add_argument("--kind", choices=sorted(MALFORMED), required=True)

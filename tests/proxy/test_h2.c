@@ -570,6 +570,43 @@ Test(h2, an_idle_connection_gets_goaway_no_error_then_closes)
     tf_px_stop(&s.px);
 }
 
+/* The same with timeouts.idle shorter than request_header: the idle
+ * deadline passes while the block is pending and must not be the timer's
+ * (it used to be re-armed for that past deadline and run again at once,
+ * spinning the worker: no GOAWAY ever came). */
+Test(h2, a_header_block_pending_past_the_idle_deadline_is_closed_by_request_header)
+{
+    site_t s;
+    h2_opts_t o = {.idle = "1s", .other = "3s"};
+    site_start(&s, &o);
+    int st;
+    char *out = h2c_as(&s, &st, "--timeout 120", "slow-headers --accept 0");
+    expect_ok("slow header block past idle", out, st);
+    free(out);
+    cr_expect(tf_px_wait_count(s.px.log, "request header timeout", 1, TF_PX_WAIT_MS),
+              "the connection was not closed for its header block");
+    expect_served(&s, "a header block past the idle deadline");
+    tf_px_stop(&s.px);
+}
+
+/* A stream answered 431 whose client never ends its side is no request in
+ * flight: the connection still closes after timeouts.idle. (The timer used
+ * to be re-armed for the idle deadline already past while such a stream was
+ * open, and libuv ran it again at once, for ever: the worker spun. The
+ * fuzzer found it.) */
+Test(h2, a_stalled_stream_answered_locally_does_not_keep_the_connection)
+{
+    site_t s;
+    h2_opts_t o = {.idle = "2s"};
+    site_start(&s, &o);
+    int st;
+    char *out = h2c_as(&s, &st, "--timeout 60", "stalled-431 --bytes 12000 --wait 60");
+    expect_ok("stalled 431", out, st);
+    free(out);
+    expect_served(&s, "a stalled 431");
+    tf_px_stop(&s.px);
+}
+
 /* ---- attacks ------------------------------------------------------------ */
 
 Test(h2, rapid_reset_is_cut_with_enhance_your_calm)
