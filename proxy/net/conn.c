@@ -118,12 +118,13 @@ int tf_conn_accept(tf_worker_t *w, uv_stream_t *server, uint16_t local_port)
     return 0;
 }
 
-void tf_conn_init_child(tf_conn_t *child, tf_conn_t *parent, const tf_stream_ops_t *ops,
-                        void *transport)
+void tf_conn_init_child(tf_conn_t *child, size_t size, tf_conn_t *parent,
+                        const tf_stream_ops_t *ops, void *transport)
 {
     tf_worker_t *w = parent->worker;
     child->worker = w;
     child->parent = parent;
+    child->child_size = size;
     child->gen = parent->gen;
     tf_worker_gen_hold(child->gen);
     child->id = parent->id;
@@ -648,12 +649,15 @@ static void conn_on_handle_closed(uv_handle_t *h)
     tf_stream_dispose(&c->client);
     if (c->per_client)
         tf_limits_conn_close(c->worker->server->shared->limits, &c->peer.sa);
-    if (c->parent == NULL)
-        tf_worker_conn_removed(c->worker, c);
-    else
-        c->worker->nchildren--;
-    tf_worker_gen_release(c->worker, c->gen);
-    free(c);
+    tf_worker_t *w = c->worker;
+    tf_worker_gen_release(w, c->gen);
+    if (c->parent == NULL) {
+        tf_worker_conn_removed(w, c);
+        free(c);
+    } else {
+        w->nchildren--;
+        tf_wcache_free(&w->cache, c, c->child_size);
+    }
 }
 
 /* The tlsfront_handshake_failures_total reason of a connection closed

@@ -99,16 +99,17 @@ typedef struct {
 #define TF_CONN_NO_INDEX UINT32_MAX
 
 struct tf_conn {
-    tf_stream_t client;                  /* TLS */
-    tf_stream_t *backend;                /* plain TCP (a tf_bstream_t), or NULL; owned */
-    const tf_conn_mode_t *mode;          /* mode http's (and after a 101), or NULL */
-    tf_hx_t *hx;                         /* mode http's state, or NULL; owned by the mode */
-    tf_h2_t *h2;                         /* HTTP/2's session (h2.h), or NULL; owned by the mode */
+    tf_stream_t client;         /* TLS */
+    tf_stream_t *backend;       /* plain TCP (a tf_bstream_t), or NULL; owned */
+    const tf_conn_mode_t *mode; /* mode http's (and after a 101), or NULL */
+    tf_hx_t *hx;                /* mode http's state, or NULL; owned by the mode */
+    tf_h2_t *h2;                /* HTTP/2's session (h2.h), or NULL; owned by the mode */
     /* An HTTP/2 stream's connection (a child, tf_conn_init_child): the
      * client connection it belongs to, which closes its children before
      * itself; NULL for a connection that was accepted. Compared, never
      * followed, once the child is closing. */
     tf_conn_t *parent;
+    size_t child_size; /* a child's block in the worker's cache (tf_wcache_free) */
     /* The peer's address as text when its connection made it once for all
      * its streams (HTTP/2), or NULL: whoever needs it writes it. Valid
      * while the connection is open. */
@@ -131,9 +132,9 @@ struct tf_conn {
         struct sockaddr_in in4;
         struct sockaddr_in6 in6;
     } peer;
-    const char *reason; /* why it closed (static string), for the summary */
-    uint32_t tenant;    /* index in the worker's upstream table, or TF_CONN_NO_INDEX */
-    uint32_t route;     /* the tenant's route (0: "/"), set before connecting a backend */
+    const char *reason;  /* why it closed (static string), for the summary */
+    uint32_t tenant;     /* index in the worker's upstream table, or TF_CONN_NO_INDEX */
+    uint32_t route;      /* the tenant's route (0: "/"), set before connecting a backend */
     uint32_t backend_ix; /* index in the route's backends, or TF_CONN_NO_INDEX */
     /* The backend whose in-flight count this connection holds (a request
      * or a tunnel under way), or NULL: taken by the pick, given back by
@@ -165,7 +166,8 @@ struct tf_conn {
 int tf_conn_accept(tf_worker_t *w, uv_stream_t *server, uint16_t local_port);
 
 /* HTTP/2 (h2.c): readies CHILD, zeroed memory whose owner's struct starts
- * with it (freed with free() once closed), as the connection of one stream
+ * with it (SIZE bytes from the worker's cache, tf_wcache_alloc(); freed
+ * there once closed), as the connection of one stream
  * of PARENT: the parent's worker, generation (held until CHILD is freed),
  * peer, id and port, a timer of its own, and a client stream with OPS
  * carried by TRANSPORT, which shares the parent's TLS session. Not in the
@@ -173,8 +175,8 @@ int tf_conn_accept(tf_worker_t *w, uv_stream_t *server, uint16_t local_port);
  * closes its children. The caller then starts the exchange on it
  * (tf_hx_start). OPS' close() must call its callback (it may do so at
  * once: the timer's close comes after it and frees the struct). */
-void tf_conn_init_child(tf_conn_t *child, tf_conn_t *parent, const tf_stream_ops_t *ops,
-                        void *transport);
+void tf_conn_init_child(tf_conn_t *child, size_t size, tf_conn_t *parent,
+                        const tf_stream_ops_t *ops, void *transport);
 
 /* Ends the connection (see above); `reason` is a static string for the
  * summary line, `level` the level of that line. Idempotent. */

@@ -57,7 +57,7 @@ void tf_hx__free(tf_conn_t *c)
     buf_free(&hx->rin);
     free(hx->bhead);
     free(hx->target);
-    free(hx);
+    tf_wcache_free(&c->worker->cache, hx, sizeof *hx);
 }
 
 /* ---- small helpers ---------------------------------------------------- */
@@ -176,7 +176,7 @@ static uint16_t local_port(tf_conn_t *c)
 
 int tf_hx_start(tf_conn_t *c)
 {
-    tf_hx_t *hx = calloc(1, sizeof *hx);
+    tf_hx_t *hx = tf_wcache_calloc(&c->worker->cache, sizeof *hx);
     if (hx == NULL)
         return TF_ENOMEM;
     tf_conn_peer_addr(c, hx->client_addr, sizeof hx->client_addr);

@@ -164,8 +164,8 @@ void tf_h2__stream_finish(tf_h2s_t *st);
  * (a client that keeps the connection busy but never opens the window);
  * returns the earliest deadline of the others, or UINT64_MAX. */
 uint64_t tf_h2__expire_lingering(tf_h2_t *h2, uint64_t now, uint64_t idle_ms);
-/* Frees a stream that never got a child connection. */
-void tf_h2__stream_free(tf_h2s_t *st);
+/* Frees a stream that never got a child connection into W's cache. */
+void tf_h2__stream_free(tf_worker_t *w, tf_h2s_t *st);
 /* Response bytes into / out of a stream's `out`, counted for the session. */
 int tf_h2__out_append(tf_h2s_t *st, const void *data, size_t len);
 void tf_h2__out_consume(tf_h2s_t *st, size_t n);

@@ -197,7 +197,7 @@ void tf_h2__request(tf_h2_t *h2, tf_h2s_t *st, bool end_stream)
         tf_h2__wake(h2);
         return;
     }
-    tf_conn_init_child(&st->conn, h2->c, &tf_stream_h2_ops, st);
+    tf_conn_init_child(&st->conn, sizeof *st, h2->c, &tf_stream_h2_ops, st);
     st->conn.peer_text = h2->peer_text;
     st->started = true;
     tf_metrics_h2_stream(h2->c->worker->metrics);
@@ -645,11 +645,11 @@ static void stream_release(tf_h2s_t *st)
     tf_h2__buf_free(&st->rhead);
 }
 
-void tf_h2__stream_free(tf_h2s_t *st)
+void tf_h2__stream_free(tf_worker_t *w, tf_h2s_t *st)
 {
     detach(st);
     stream_release(st);
-    free(st);
+    tf_wcache_free(&w->cache, st, sizeof *st);
 }
 
 /* The child connection closes: the struct itself is freed with it, once

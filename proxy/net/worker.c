@@ -260,6 +260,7 @@ static void worker_dispose(tf_worker_t *w)
     tf_pool_free(w->pool);
     if (w->h2_block_free != NULL)
         w->h2_block_free(w->h2_block);
+    tf_wcache_dispose(&w->cache);
     free(w->listeners);
     free(w->redirects);
     free(w);

@@ -28,6 +28,7 @@
 #include "proxy/obs/obs.h"
 #include "proxy/http/http.h"
 #include "proxy/net/stream.h"
+#include "proxy/net/wcache.h"
 #include "tls/tls.h"
 
 #include <stdatomic.h>
@@ -109,9 +110,9 @@ struct tf_defer {
 #define TF_WORKER_H2_OUT 16384u
 
 struct tf_worker {
-    uv_loop_t loop; /* loop.data points back here */
+    uv_loop_t loop;             /* loop.data points back here */
     uv_prepare_t defer_prepare; /* runs `deferred` before the loop next waits */
-    tf_defer_t *deferred;    /* queued tf_defer_t, run once each */
+    tf_defer_t *deferred;       /* queued tf_defer_t, run once each */
     uv_async_t stop_async;
     uv_async_t gen_async;    /* a new generation waits in `mailbox` */
     uv_async_t resume_async; /* another worker freed a connection slot */
@@ -156,6 +157,8 @@ struct tf_worker {
      * §4.3); kept between blocks, freed with the worker by its function. */
     void *h2_block;
     void (*h2_block_free)(void *block);
+    /* Per-stream blocks (HTTP/2 streams, exchanges, libnghttp2's). */
+    tf_wcache_t cache;
 };
 
 /* Creates worker `index`: its loop, listeners on the shared sockets, and a
