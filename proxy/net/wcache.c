@@ -4,8 +4,6 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <unistd.h>
 
 /* The class of a cacheable size (1 .. TF_WCACHE_LARGEST). */
 static size_t class_of(size_t size)
@@ -73,7 +71,6 @@ void tf_wcache_dispose(tf_wcache_t *c)
 
 /* The prefix keeps max_align_t's alignment for what follows it. */
 #define PREFIX 16u
-#define BIG (16u * 1024u)
 
 static void *ng_malloc(size_t size, void *ud)
 {
@@ -84,16 +81,6 @@ static void *ng_malloc(size_t size, void *ud)
     if (b == NULL)
         return NULL;
     memcpy(b, &total, sizeof total);
-    if (size >= BIG) {
-        /* Pages malloc reused keep whatever was last written to them
-         * resident; the frame buffer's are given back until a frame needs
-         * them (they read as zeros then, which nghttp2 does not rely on). */
-        uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
-        uintptr_t lo = ((uintptr_t)b + PREFIX + page - 1) & ~(page - 1);
-        uintptr_t hi = ((uintptr_t)b + total) & ~(page - 1);
-        if (hi > lo)
-            (void)madvise((void *)lo, hi - lo, MADV_DONTNEED); /* advice: failure is harmless */
-    }
     return b + PREFIX;
 }
 

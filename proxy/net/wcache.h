@@ -63,10 +63,7 @@ void tf_wcache_dispose(tf_wcache_t *c);
 
 /* An allocator for libnghttp2 (nghttp2_session_server_new3) drawing on c,
  * which must outlive every session made with it. Its blocks carry their
- * size in a 16-byte prefix, as nghttp2's free passes none. A block of
- * 16 KiB or more (the session's output frame buffer, kept for its life)
- * gives back its untouched pages at once (MADV_DONTNEED): an idle
- * session's memory is what its frames touched, not what malloc reused. */
+ * size in a 16-byte prefix, as nghttp2's free passes none. */
 nghttp2_mem tf_wcache_nghttp2_mem(tf_wcache_t *c);
 
 #endif

@@ -93,11 +93,12 @@ Test(wcache, the_nghttp2_allocator_keeps_calloc_and_realloc_contracts)
     for (int i = 0; i < 70; i++)
         cr_assert_eq(z[i], 0, "byte %d", i);
     m.free(z, m.mem_user_data);
-    /* A frame-buffer-sized block is usable whole after its pages were
-     * given back. */
+    /* A large block comes from malloc, with its size kept the same way. */
     uint8_t *f = m.malloc(16408, m.mem_user_data);
     cr_assert_not_null(f);
     memset(f, 1, 16408);
+    f = m.realloc(f, 20000, m.mem_user_data);
+    cr_assert_not_null(f);
     cr_expect_eq(f[16407], 1);
     m.free(f, m.mem_user_data);
     cr_expect_null(m.realloc(m.malloc(8, m.mem_user_data), 0, m.mem_user_data));
