@@ -64,8 +64,9 @@ static int url_authority(const char *url, const char *auth, size_t n, char *host
     }
     host[hlen] = '\0';
     unsigned char a[16];
-    bool ok = auth[0] == '[' ? inet_pton(AF_INET6, host, a) == 1
-                             : inet_pton(AF_INET, host, a) == 1 || tf_conf__dns_name_ok(host, NULL, 0);
+    bool ok = auth[0] == '['
+                  ? inet_pton(AF_INET6, host, a) == 1
+                  : inet_pton(AF_INET, host, a) == 1 || tf_conf__dns_name_ok(host, NULL, 0);
     if (!ok)
         return fail(why, len, "'%s' has an invalid host '%s'", url, host);
     if (port == NULL)
@@ -95,8 +96,7 @@ int tf_conf__check_acme_directory(const char *s, char *why, size_t len)
     const char *auth = s + (https ? 8 : 7);
     size_t n = strcspn(auth, "/?#");
     if (memchr(auth, '@', n) != NULL)
-        return fail(why, len, "'%s' holds credentials before '@'; ACME needs none: remove them",
-                    s);
+        return fail(why, len, "'%s' holds credentials before '@'; ACME needs none: remove them", s);
     char host[256];
     int rc = url_authority(s, auth, n, host, why, len);
     if (rc != 0)
@@ -112,16 +112,16 @@ int tf_conf__check_acme_directory(const char *s, char *why, size_t len)
 int tf_conf__check_email(const char *s, char *why, size_t len)
 {
     if (strncasecmp(s, "mailto:", 7) == 0)
-        return fail(why, len, "'%s': write the address alone, e.g. admin@example.com; "
-                              "tlsfront adds mailto:",
+        return fail(why, len,
+                    "'%s': write the address alone, e.g. admin@example.com; "
+                    "tlsfront adds mailto:",
                     s);
     const char *at = strchr(s, '@');
     bool bad = at == NULL || at == s || strchr(at + 1, '@') != NULL || strlen(s) > 254;
     for (const unsigned char *p = (const unsigned char *)s; !bad && *p; p++)
         bad = *p <= 0x20 || *p >= 0x7f || strchr("<>(),;:\"[]\\", *p) != NULL;
     if (bad || !tf_conf__dns_name_ok(at + 1, NULL, 0))
-        return fail(why, len, "'%s' is not an e-mail address; write e.g. admin@example.com",
-                    s);
+        return fail(why, len, "'%s' is not an e-mail address; write e.g. admin@example.com", s);
     return 0;
 }
 
@@ -160,13 +160,13 @@ static void challenge_item(tf_conf__ctx_t *ctx, unsigned *mask, const yaml_node_
                        v);
 }
 
-void tf_conf__load_challenges(tf_conf__ctx_t *ctx, unsigned *dst, yaml_node_t *n,
-                              const char *path)
+void tf_conf__load_challenges(tf_conf__ctx_t *ctx, unsigned *dst, yaml_node_t *n, const char *path)
 {
     bool null = tf_conf__is_null(n);
     if (n->type != YAML_SEQUENCE_NODE && !null) {
-        tf_conf__error(ctx, n->start_mark, "%s: expected a list like [http-01, tls-alpn-01], got %s",
-                       path, tf_conf__node_kind(n));
+        tf_conf__error(ctx, n->start_mark,
+                       "%s: expected a list like [http-01, tls-alpn-01], got %s", path,
+                       tf_conf__node_kind(n));
         return;
     }
     size_t count = null ? 0 : (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);

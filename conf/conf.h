@@ -150,13 +150,13 @@ typedef struct {
 } tf_conf_acme_eab_t;
 
 typedef struct {
-    const char *webroot;   /* absolute; NULL when set to null (no webroot challenges) */
-    const char *directory; /* the ACME server's directory URL: https://, or http:// on a
-                              loopback host; NULL (the default): the client is off */
-    const char *email;     /* account contact, "name@domain" without mailto:; NULL: none */
-    const char *ca_file;   /* CA file for the ACME server's TLS certificate; NULL: the
-                              system store */
-    const char *storage;   /* absolute; default /var/lib/tlsfront/acme-state */
+    const char *webroot;         /* absolute; NULL when set to null (no webroot challenges) */
+    const char *directory;       /* the ACME server's directory URL: https://, or http:// on a
+                                    loopback host; NULL (the default): the client is off */
+    const char *email;           /* account contact, "name@domain" without mailto:; NULL: none */
+    const char *ca_file;         /* CA file for the ACME server's TLS certificate; NULL: the
+                                    system store */
+    const char *storage;         /* absolute; default /var/lib/tlsfront/acme-state */
     tf_conf_key_type_t key_type; /* of certificate keys; default ECDSA */
     uint32_t renew_days;         /* 1 .. TF_CONF_RENEW_DAYS_MAX, default 30 */
     unsigned challenges;         /* non-empty mask of TF_CONF_ACME_*; default both */
@@ -305,8 +305,8 @@ typedef struct {
     tf_conf_mode_t mode;
     const tf_conf_route_t *routes; /* routes[0] is "/"; no path twice */
     size_t nroutes;                /* >= 1; a mode tcp tenant has exactly 1 */
-    bool acme; /* `acme: true`: the ACME client manages its exact hosts (only
-                  with acme.directory set; see tf_conf_tenant_acme()) */
+    bool acme;                     /* `acme: true`: the ACME client manages its exact hosts
+                                      (only with acme.directory set) */
     unsigned line; /* 1-based location of the tenant's name in the file */
     unsigned column;
 } tf_conf_tenant_t;

@@ -319,8 +319,7 @@ void tf_conf__load_routes(tf_conf__ctx_t *ctx, const tf_conf__key_t *k, tf_conf_
 void tf_conf__resolve_tenants(tf_conf__ctx_t *ctx);
 
 /* Loads an acme.challenges list into the mask at DST (acme.c). */
-void tf_conf__load_challenges(tf_conf__ctx_t *ctx, unsigned *dst, yaml_node_t *n,
-                              const char *path);
+void tf_conf__load_challenges(tf_conf__ctx_t *ctx, unsigned *dst, yaml_node_t *n, const char *path);
 
 /* The acme checks that span keys, after the whole document (acme.c): the
  * default challenges, the EAB pair, and `acme: true` without a directory. */

@@ -42,21 +42,21 @@ Test(acme, empty_section_and_empty_eab_mean_defaults)
 
 Test(acme, every_key_set)
 {
-    tf_conf_t *c = t_load("acme:\n"
-                          "  webroot: null\n"
-                          "  directory: https://acme-staging-v02.api.letsencrypt.org/directory\n"
-                          "  email: ops@acme.example\n"
-                          "  ca_file: /etc/tlsfront/test-ca.pem\n"
-                          "  storage: /srv/acme-state\n"
-                          "  key_type: rsa\n"
-                          "  renew_days: 365\n"
-                          "  challenges: [tls-alpn-01]\n"
-                          "  eab: {kid: kid-1, hmac_key_file: /etc/tlsfront/eab.key}\n" T_LISTEN
-                          "tenants:\n"
-                          "  t:\n    hosts: [a.example]\n    backends: [\"127.0.0.1:8080\"]\n"
-                          "    acme: true\n"
-                          "  u:\n    hosts: [b.example]\n    backends: [\"127.0.0.1:8080\"]\n"
-                          "    acme: false\n");
+    tf_conf_t *c =
+        t_load("acme:\n"
+               "  webroot: null\n"
+               "  directory: https://acme-staging-v02.api.letsencrypt.org/directory\n"
+               "  email: ops@acme.example\n"
+               "  ca_file: /etc/tlsfront/test-ca.pem\n"
+               "  storage: /srv/acme-state\n"
+               "  key_type: rsa\n"
+               "  renew_days: 365\n"
+               "  challenges: [tls-alpn-01]\n"
+               "  eab: {kid: kid-1, hmac_key_file: /etc/tlsfront/eab.key}\n" T_LISTEN "tenants:\n"
+               "  t:\n    hosts: [a.example]\n    backends: [\"127.0.0.1:8080\"]\n"
+               "    acme: true\n"
+               "  u:\n    hosts: [b.example]\n    backends: [\"127.0.0.1:8080\"]\n"
+               "    acme: false\n");
     const tf_conf_acme_t *a = tf_conf_acme(c);
     cr_expect_null(a->webroot);
     cr_expect_str_eq(a->directory, "https://acme-staging-v02.api.letsencrypt.org/directory");
@@ -207,8 +207,7 @@ Test(acme, eab_needs_both_or_neither)
                    "acme.eab.hmac_key_file is set but acme.eab.kid is not");
     t_expect_error("acme:\n  eab: {kidd: x}\n" T_MINIMAL, 2, 9,
                    "unknown key 'kidd' in 'acme.eab'; did you mean 'kid'?");
-    t_expect_error("acme:\n  eab: kid-1\n" T_MINIMAL, 2, 8,
-                   "acme.eab: expected a mapping of keys");
+    t_expect_error("acme:\n  eab: kid-1\n" T_MINIMAL, 2, 8, "acme.eab: expected a mapping of keys");
 }
 
 Test(acme, tenant_acme_needs_a_directory)
@@ -255,8 +254,8 @@ Test(acme, unknown_key_suggests)
 Test(acme, paths_are_located)
 {
     tf_conf_t *c = t_load("acme:\n"
-                          "  storage: /srv/state\n"         /* 2:12 */
-                          "  ca_file:  \"/etc/ca.pem\"\n"   /* 3:13 */
+                          "  storage: /srv/state\n"       /* 2:12 */
+                          "  ca_file:  \"/etc/ca.pem\"\n" /* 3:13 */
                           "  eab:\n"
                           "    kid: k\n"
                           "    hmac_key_file: /etc/eab\n" /* 6:20 */ T_MINIMAL);
