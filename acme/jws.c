@@ -138,25 +138,22 @@ static const char *member(const json_t *jwk, const char *name)
 static char *canonical_jwk(const json_t *jwk)
 {
     const char *kty = json_string_value(json_object_get(jwk, "kty"));
-    const char *a, *b, *c = NULL;
+    const char *a, *b, *c;
     if (!json_is_object(jwk) || kty == NULL)
         return NULL;
-    if (strcmp(kty, "EC") == 0) {
-        a = member(jwk, "crv"), b = member(jwk, "x"), c = member(jwk, "y");
-        if (a == NULL || b == NULL || c == NULL)
-            return NULL;
-    } else if (strcmp(kty, "RSA") == 0) {
-        a = member(jwk, "e"), b = member(jwk, "n");
-        if (a == NULL || b == NULL)
-            return NULL;
-    } else {
+    bool ec = strcmp(kty, "EC") == 0;
+    if (!ec && strcmp(kty, "RSA") != 0)
         return NULL;
-    }
+    a = member(jwk, ec ? "crv" : "e");
+    b = member(jwk, ec ? "x" : "n");
+    c = ec ? member(jwk, "y") : NULL;
+    if (a == NULL || b == NULL || (ec && c == NULL))
+        return NULL;
     size_t len = strlen(a) + strlen(b) + (c ? strlen(c) : 0) + 64;
     char *s = malloc(len);
     if (s == NULL)
         return NULL;
-    if (c != NULL)
+    if (ec)
         snprintf(s, len, "{\"crv\":\"%s\",\"kty\":\"EC\",\"x\":\"%s\",\"y\":\"%s\"}", a, b, c);
     else
         snprintf(s, len, "{\"e\":\"%s\",\"kty\":\"RSA\",\"n\":\"%s\"}", a, b);

@@ -235,6 +235,12 @@ static int read_small(const char *path, char *buf, size_t cap, size_t *len)
     return 0;
 }
 
+/* Why read_small() failed, for a message. */
+static const char *read_error(int rc)
+{
+    return rc == -EINVAL ? "not a regular file" : rc == -EFBIG ? "too large" : tf_strerror(rc);
+}
+
 static int load_key_file(const char *path, tf_acme_key_t **out, char *err, size_t errlen)
 {
     char *buf = malloc(KEY_FILE_MAX + 1);
@@ -251,7 +257,7 @@ static int load_key_file(const char *path, tf_acme_key_t **out, char *err, size_
             "a new account key made (a new ACME account)",
             path);
     else if (rc != 0 && rc != -ENOENT)
-        say(err, errlen, "%s: cannot read the account key: %s", path, strerror(-rc));
+        say(err, errlen, "%s: cannot read the account key: %s", path, read_error(rc));
     return rc;
 }
 
@@ -319,7 +325,7 @@ static int publish_key(const char *dir, const char *path, const char *pem, size_
         rc = -errno;
     unlink(tmp);
     if (rc != 0 && rc != -EEXIST)
-        say(err, errlen, "%s: cannot write the account key: %s", path, strerror(-rc));
+        say(err, errlen, "%s: cannot write the account key: %s", path, tf_strerror(rc));
     return rc;
 }
 
@@ -380,7 +386,7 @@ int tf_acme_eab_key_read(const char *path, unsigned char *key, size_t *len, char
     int rc = read_small(path, buf, sizeof buf, &n);
     if (rc != 0) {
         say(err, errlen, "%s: cannot read acme.eab.hmac_key_file: %s", path,
-            rc == -EFBIG ? "larger than 4 KiB" : strerror(-rc));
+            rc == -EFBIG ? "larger than 4 KiB" : read_error(rc));
         return rc == -EFBIG ? TF_EINVAL : rc;
     }
     while (start < n && space(buf[start]))

@@ -1,8 +1,9 @@
 /* tlsfront check [-c FILE]: the configuration, then every certificate source
  * as the store would load it, then whether each tenant host has a
- * certificate, then the files the ACME client would use. Exit 0 when nothing is wrong (warnings are
- * printed but allowed, as with `haproxy -c`), 1 when the configuration has errors, a bundle is
- * rejected, a source cannot be read or there is no usable default
+ * certificate, then the files the ACME client would use. Exit 0 when
+ * nothing is wrong (warnings are printed but allowed, as with `haproxy -c`),
+ * 1 when the configuration has errors, a bundle is rejected, a source or
+ * another named file cannot be used or there is no usable default
  * certificate. */
 #include "proxy/cli/cli.h"
 
