@@ -25,7 +25,8 @@
     X(TF_ETOOBIG, -10013, "too large")                                                         \
     X(TF_ETLS, -10014, "TLS error")                                                            \
     X(TF_EKEYMULTIPLE, -10015, "more than one private key")                                    \
-    X(TF_EPUBLICWILDCARD, -10016, "wildcard on a public suffix")
+    X(TF_EPUBLICWILDCARD, -10016, "wildcard on a public suffix")                               \
+    X(TF_ECRYPTO, -10017, "cryptographic operation failed")
 
 enum tf_err {
 #define TF_ERR_ENUM(name, value, msg) name = (value),

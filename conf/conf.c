@@ -333,7 +333,12 @@ const tf_conf_admin_t *tf_conf_admin(const tf_conf_t *c)
 
 const char *tf_conf_acme_webroot(const tf_conf_t *c)
 {
-    return c->acme_webroot;
+    return c->acme.webroot;
+}
+
+const tf_conf_acme_t *tf_conf_acme(const tf_conf_t *c)
+{
+    return &c->acme;
 }
 
 const tf_conf_tls_t *tf_conf_tls(const tf_conf_t *c)
@@ -374,6 +379,11 @@ const tf_conf_tenant_t *tf_conf_tenant_find(const tf_conf_t *c, const char *name
             return &c->tenants[i];
     }
     return NULL;
+}
+
+bool tf_conf_tenant_acme(const tf_conf_tenant_t *t)
+{
+    return t->acme;
 }
 
 int tf_conf_where(const tf_conf_t *c, const char *key, size_t index, char *buf, size_t len)

@@ -131,6 +131,38 @@ typedef struct {
     uint32_t max_concurrent_streams; /* 1 .. TF_CONF_H2_STREAMS_MAX, default 100 */
 } tf_conf_http2_t;
 
+/* acme (SPEC §13): the webroot for external clients and the built-in ACME
+ * client's keys. The client runs when `directory` is set. */
+#define TF_CONF_ACME_HTTP01 (1u << 0)    /* challenges: http-01 on listen.http */
+#define TF_CONF_ACME_TLSALPN01 (1u << 1) /* challenges: tls-alpn-01 on listen.https */
+#define TF_CONF_RENEW_DAYS_MAX 365u
+
+typedef enum {
+    TF_CONF_KEY_ECDSA, /* P-256 */
+    TF_CONF_KEY_RSA,   /* 2048 bits */
+} tf_conf_key_type_t;
+
+/* External account binding (RFC 8555 §7.3.4): both set or both NULL. */
+typedef struct {
+    const char *kid;           /* the key identifier the CA gave; NULL: no binding */
+    const char *hmac_key_file; /* file holding the CA's base64url MAC key (read by
+                                  the client and `tlsfront check`, not by the loader) */
+} tf_conf_acme_eab_t;
+
+typedef struct {
+    const char *webroot;         /* absolute; NULL when set to null (no webroot challenges) */
+    const char *directory;       /* the ACME server's directory URL: https://, or http:// on a
+                                    loopback host; NULL (the default): the client is off */
+    const char *email;           /* account contact, "name@domain" without mailto:; NULL: none */
+    const char *ca_file;         /* CA file for the ACME server's TLS certificate; NULL: the
+                                    system store */
+    const char *storage;         /* absolute; default /var/lib/tlsfront/acme-state */
+    tf_conf_key_type_t key_type; /* of certificate keys; default ECDSA */
+    uint32_t renew_days;         /* 1 .. TF_CONF_RENEW_DAYS_MAX, default 30 */
+    unsigned challenges;         /* non-empty mask of TF_CONF_ACME_*; default both */
+    tf_conf_acme_eab_t eab;
+} tf_conf_acme_t;
+
 typedef enum { TF_CONF_MODE_HTTP, TF_CONF_MODE_TCP } tf_conf_mode_t;
 
 /* ---- routes, balancing and policy (SPEC §11) ----------------------------
@@ -273,6 +305,8 @@ typedef struct {
     tf_conf_mode_t mode;
     const tf_conf_route_t *routes; /* routes[0] is "/"; no path twice */
     size_t nroutes;                /* >= 1; a mode tcp tenant has exactly 1 */
+    bool acme;                     /* `acme: true`: the ACME client manages its exact hosts
+                                      (only with acme.directory set) */
     unsigned line; /* 1-based location of the tenant's name in the file */
     unsigned column;
 } tf_conf_tenant_t;
@@ -317,8 +351,12 @@ const tf_conf_addr_list_t *tf_conf_listen_http(const tf_conf_t *c);
 
 const tf_conf_admin_t *tf_conf_admin(const tf_conf_t *c);
 
-/* acme.webroot, an absolute path; NULL when set to null (no challenges). */
+/* acme.webroot, an absolute path; NULL when set to null (no challenges).
+ * The same as tf_conf_acme(c)->webroot. */
 const char *tf_conf_acme_webroot(const tf_conf_t *c);
+
+/* The acme section, every key resolved (defaults applied). */
+const tf_conf_acme_t *tf_conf_acme(const tf_conf_t *c);
 
 const tf_conf_tls_t *tf_conf_tls(const tf_conf_t *c);
 const tf_conf_timeouts_t *tf_conf_timeouts(const tf_conf_t *c);
@@ -332,12 +370,17 @@ const tf_conf_tenant_t *tf_conf_tenant(const tf_conf_t *c, size_t i);
 /* The tenant called NAME, or NULL. Linear: for setup code, not per request. */
 const tf_conf_tenant_t *tf_conf_tenant_find(const tf_conf_t *c, const char *name);
 
+/* True when tenant T has `acme: true` (the loader refuses it without
+ * acme.directory, so the client is configured whenever this is true). */
+bool tf_conf_tenant_acme(const tf_conf_tenant_t *t);
+
 /* Where a path the configuration names is written, so that a problem found
  * with that path later (a missing certificate directory, an unreadable token
  * file) can be reported like a load error, "FILE:LINE:COLUMN: message".
  * KEY is the dotted name of a path-valued key: "tls.certs" (INDEX: the item,
  * as in tf_conf_tls()->certs), "tls.default_cert", "tls.ticket_keys_file",
- * "admin.token_file", "acme.webroot" or "log.access" (INDEX 0). On success
+ * "admin.token_file", "acme.webroot", "acme.storage", "acme.ca_file",
+ * "acme.eab.hmac_key_file" or "log.access" (INDEX 0). On success
  * writes "FILE:LINE:COLUMN" (the name given at load time, then the 1-based
  * position where the value's scalar starts, its opening quote if quoted)
  * into BUF and returns 0. Returns TF_ENOTFOUND when the value was not

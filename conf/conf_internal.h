@@ -26,6 +26,12 @@ void tf_conf__arena_free(tf_conf__arena_t *a);
 
 /* ---- the config object ------------------------------------------------- */
 
+/* Where a key marked TF_CONF__F_SEEN was written. */
+typedef struct {
+    bool set;
+    yaml_mark_t key, value;
+} tf_conf__seen_t;
+
 /* Where one value of a key marked TF_CONF__F_LOCATED was written. */
 typedef struct tf_conf__where tf_conf__where_t;
 struct tf_conf__where {
@@ -46,7 +52,10 @@ struct tf_conf {
     tf_conf_addr_list_t listen_https;
     tf_conf_addr_list_t listen_http;
     tf_conf_admin_t admin;
-    const char *acme_webroot;
+    tf_conf_acme_t acme;
+    /* Where acme.eab.kid and acme.eab.hmac_key_file were written (both or
+     * neither must be set). */
+    tf_conf__seen_t eab_seen[2];
     tf_conf_tls_t tls;
     tf_conf_timeouts_t timeouts;
     tf_conf_limits_t limits;
@@ -79,6 +88,7 @@ typedef enum {
     TF_CONF__T_CIDR_LIST,    /* tf_conf_allow_t */
     TF_CONF__T_ERROR_PAGES,  /* tf_conf_error_pages_t: map status -> file, read at load */
     TF_CONF__T_ROUTES,       /* tf_conf__src_list_t: list of maps per .sub */
+    TF_CONF__T_CHALLENGES,   /* unsigned mask of TF_CONF_ACME_*: a non-empty list (acme.c) */
 } tf_conf__type_t;
 
 enum {
@@ -149,6 +159,8 @@ int tf_conf__check_header_value(const char *s, char *why, size_t len);
 int tf_conf__check_health_host(const char *s, char *why, size_t len);
 int tf_conf__check_redirect(const char *s, char *why, size_t len);
 int tf_conf__check_weight(const char *s, char *why, size_t len);
+int tf_conf__check_acme_directory(const char *s, char *why, size_t len);
+int tf_conf__check_email(const char *s, char *why, size_t len);
 
 /* ---- values: pure parsers, each 0 or TF_EINVAL with the reason --------- */
 
@@ -189,12 +201,6 @@ bool tf_conf__dns_name_ok(const char *s, char *why, size_t len);
 
 /* ---- tenants and routes as written (routes.c resolves them) ------------ */
 
-/* Where a key marked TF_CONF__F_SEEN was written. */
-typedef struct {
-    bool set;
-    yaml_mark_t key, value;
-} tf_conf__seen_t;
-
 /* The keys whose presence matters after the walk: inheritance, the kind of a
  * route, keys refused on mode tcp, and cross-key checks. */
 enum {
@@ -217,6 +223,7 @@ enum {
     TF_CONF__RK_REDIRECT_STATUS,
     TF_CONF__RK_RESPOND,
     TF_CONF__RK_ROUTES,
+    TF_CONF__RK_ACME,
     TF_CONF__RK_COUNT
 };
 
@@ -237,6 +244,7 @@ struct tf_conf__src {
     int redirect_status;        /* index into 301, 302, 307, 308 */
     tf_conf__status_t status;   /* health.status */
     tf_conf__src_list_t routes; /* tenant only */
+    bool acme;                  /* tenant only */
     tf_conf__seen_t seen[TF_CONF__RK_COUNT];
     const char *path;  /* dotted name for messages: "tenants.t.routes[0]" */
     yaml_mark_t where; /* tenant name, or the start of the route's mapping */
@@ -309,6 +317,13 @@ void tf_conf__load_routes(tf_conf__ctx_t *ctx, const tf_conf__key_t *k, tf_conf_
  * and the checks that span keys (routes.c). After the whole document, as
  * routes fall back to the global timeouts. */
 void tf_conf__resolve_tenants(tf_conf__ctx_t *ctx);
+
+/* Loads an acme.challenges list into the mask at DST (acme.c). */
+void tf_conf__load_challenges(tf_conf__ctx_t *ctx, unsigned *dst, yaml_node_t *n, const char *path);
+
+/* The acme checks that span keys, after the whole document (acme.c): the
+ * default challenges, the EAB pair, and `acme: true` without a directory. */
+void tf_conf__finish_acme(tf_conf__ctx_t *ctx);
 
 /* Sets every default of KEYS into the record at BASE (recursively). */
 void tf_conf__apply_defaults(tf_conf__ctx_t *ctx, const tf_conf__key_t *keys, void *base);

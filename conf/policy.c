@@ -439,6 +439,9 @@ void tf_conf__set_policy(tf_conf__ctx_t *ctx, const tf_conf__key_t *k, void *dst
     case TF_CONF__T_ERROR_PAGES:
         load_errors(ctx, dst, n, path);
         break;
+    case TF_CONF__T_CHALLENGES:
+        tf_conf__load_challenges(ctx, dst, n, path);
+        break;
     default:
         tf_conf__load_routes(ctx, k, dst, n, path);
         break;

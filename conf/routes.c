@@ -314,6 +314,7 @@ static void resolve_tenant(tf_conf__ctx_t *ctx, tf_conf_tenant_t *t, const tf_co
 {
     t->hosts = s->hosts;
     t->mode = (tf_conf_mode_t)s->mode;
+    t->acme = s->acme;
     bool tcp = t->mode == TF_CONF_MODE_TCP;
     if (tcp)
         check_tcp(ctx, s);

@@ -65,13 +65,68 @@ static const tf_conf__key_t admin_keys[] = {
     {.name = NULL},
 };
 
+static const char *const key_types[] = {"ecdsa", "rsa", NULL};
+
+static const tf_conf__key_t eab_keys[] = {
+    {.name = "kid",
+     .type = TF_CONF__T_STRING,
+     .offset = C(acme.eab.kid),
+     .flags = TF_CONF__F_NULLABLE | TF_CONF__F_SEEN,
+     .seen_offset = C(eab_seen[0]),
+     .check = tf_conf__check_nonempty},
+    {.name = "hmac_key_file",
+     .type = TF_CONF__T_STRING,
+     .offset = C(acme.eab.hmac_key_file),
+     .flags = TF_CONF__F_NULLABLE | TF_CONF__F_LOCATED | TF_CONF__F_SEEN,
+     .seen_offset = C(eab_seen[1]),
+     .check = tf_conf__check_nonempty},
+    {.name = NULL},
+};
+
+/* acme (SPEC §13). challenges has no .def: a list default is one item, so
+ * tf_conf__finish_acme() sets both when the key is absent. */
 static const tf_conf__key_t acme_keys[] = {
     {.name = "webroot",
      .type = TF_CONF__T_STRING,
-     .offset = C(acme_webroot),
+     .offset = C(acme.webroot),
      .flags = TF_CONF__F_NULLABLE | TF_CONF__F_LOCATED,
      .def = "/var/lib/tlsfront/acme",
      .check = tf_conf__check_abs_path},
+    {.name = "directory",
+     .type = TF_CONF__T_STRING,
+     .offset = C(acme.directory),
+     .flags = TF_CONF__F_NULLABLE,
+     .check = tf_conf__check_acme_directory},
+    {.name = "email",
+     .type = TF_CONF__T_STRING,
+     .offset = C(acme.email),
+     .flags = TF_CONF__F_NULLABLE,
+     .check = tf_conf__check_email},
+    {.name = "ca_file",
+     .type = TF_CONF__T_STRING,
+     .offset = C(acme.ca_file),
+     .flags = TF_CONF__F_NULLABLE | TF_CONF__F_LOCATED,
+     .check = tf_conf__check_nonempty},
+    {.name = "storage",
+     .type = TF_CONF__T_STRING,
+     .offset = C(acme.storage),
+     .flags = TF_CONF__F_LOCATED,
+     .def = "/var/lib/tlsfront/acme-state",
+     .check = tf_conf__check_abs_path},
+    {.name = "key_type",
+     .type = TF_CONF__T_ENUM,
+     .offset = C(acme.key_type),
+     .enums = key_types,
+     .def = "ecdsa"},
+    {.name = "renew_days",
+     .type = TF_CONF__T_UINT,
+     .offset = C(acme.renew_days),
+     .size = sizeof(uint32_t),
+     .min = 1,
+     .max = TF_CONF_RENEW_DAYS_MAX,
+     .def = "30"},
+    {.name = "challenges", .type = TF_CONF__T_CHALLENGES, .offset = C(acme.challenges)},
+    {.name = "eab", .type = TF_CONF__T_SECTION, .sub = eab_keys},
     {.name = NULL},
 };
 
@@ -383,6 +438,7 @@ static const tf_conf__key_t tenant_keys[] = {
      SEEN(ROUTES),
      .sub = route_keys,
      .example = "routes: [{path: /api/, backends: [\"10.0.0.9:8080\"]}]"},
+    {.name = "acme", .type = TF_CONF__T_BOOL, .offset = S(acme), SEEN(ACME)},
     {.name = NULL},
 };
 

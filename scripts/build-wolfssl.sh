@@ -16,7 +16,7 @@ FLAGS=(
     --enable-tls13 --disable-oldtls --enable-sni --enable-alpn --enable-supportedcurves
     --enable-session-ticket --enable-curve25519 --enable-ed25519 --enable-ecc
     --enable-aesgcm=small --enable-chacha --enable-poly1305 --enable-harden
-    --enable-certgen --enable-keygen --enable-certext
+    --enable-certgen --enable-keygen --enable-certext --enable-certreq
     --disable-examples --disable-crypttests --disable-benchmark
 )
 # --enable-aesgcm=small: no 512-byte GHASH table in each AES-GCM key (two per
@@ -34,6 +34,10 @@ FLAGS=(
 if [ "${TLSFRONT_WOLFSSL_RDRAND:-0}" = 1 ]; then
     FLAGS+=(--enable-intelrand)
 fi
+# --enable-certreq (WOLFSSL_CERT_REQ): the ACME client (acme/csr.c) builds the
+# certificate signing request it finalizes an order with; without it wolfCrypt
+# has no wc_MakeCertReq. Changing this list changes the cache key, so existing
+# trees rebuild the library once.
 # No --enable-opensslextra: it forces KEEP_PEER_CERT, a 3.5 KB X509 inside
 # every WOLFSSL object that a server without client certificates never uses
 # (docs/TLS.md); tls/ and certstore/ use the native API only.

@@ -1,11 +1,13 @@
 /* tlsfront check [-c FILE]: the configuration, then every certificate source
  * as the store would load it, then whether each tenant host has a
- * certificate. Exit 0 when nothing is wrong (warnings are printed but allowed,
- * as with `haproxy -c`), 1 when the configuration has errors, a bundle is
- * rejected, a source cannot be read or there is no usable default
+ * certificate, then the files the ACME client would use. Exit 0 when
+ * nothing is wrong (warnings are printed but allowed, as with `haproxy -c`),
+ * 1 when the configuration has errors, a bundle is rejected, a source or
+ * another named file cannot be used or there is no usable default
  * certificate. */
 #include "proxy/cli/cli.h"
 
+#include "acme/acme.h"
 #include "certstore/store.h"
 #include "common/err.h"
 #include "conf/conf.h"
@@ -144,6 +146,47 @@ static void check_files(const tf_conf_t *conf, tally_t *t)
     }
 }
 
+/* An error about a path the acme section names: located when it is about
+ * the path itself (-errno, or any storage problem), in the file's own form
+ * when it is about what the file holds. */
+static void report_acme(const tf_conf_t *conf, const char *key, int rc, bool about_path,
+                        const char *err, tally_t *t)
+{
+    char where[TF_WHERE_MAX];
+    if (rc == 0)
+        return;
+    fprintf(stderr, "error: %s%s\n",
+            about_path || tf_where_is_errno(rc) ? tf_where(conf, key, 0, where) : "", err);
+    t->errors++;
+}
+
+/* What the ACME client (SPEC §13) would trip over at its first order, said
+ * now: the EAB key and the CA file whenever they are set, the storage
+ * directory when the client is on (its default path is no concern of a
+ * configuration without acme.directory). */
+static void check_acme(const tf_conf_t *conf, tally_t *t)
+{
+    const tf_conf_acme_t *a = tf_conf_acme(conf);
+    char err[TF_WHERE_MAX + 1024], where[TF_WHERE_MAX];
+    if (a->eab.hmac_key_file != NULL) {
+        unsigned char key[TF_ACME_EAB_KEY_MAX];
+        size_t len = 0;
+        int rc = tf_acme_eab_key_read(a->eab.hmac_key_file, key, &len, err, sizeof err);
+        explicit_bzero(key, sizeof key);
+        report_acme(conf, "acme.eab.hmac_key_file", rc, false, err, t);
+    }
+    if (a->ca_file != NULL)
+        report_acme(conf, "acme.ca_file", tf_acme_check_ca_file(a->ca_file, err, sizeof err), false,
+                    err, t);
+    if (a->directory == NULL)
+        return;
+    bool warn = false;
+    int rc = tf_acme_check_storage(a->storage, &warn, err, sizeof err);
+    report_acme(conf, "acme.storage", rc, true, err, t);
+    if (rc == 0 && warn)
+        fprintf(stderr, "warning: %s%s\n", tf_where(conf, "acme.storage", 0, where), err);
+}
+
 int tf_cmd_check(int argc, char **argv)
 {
     const char *path;
@@ -160,6 +203,7 @@ int tf_cmd_check(int argc, char **argv)
     if (rc == 0) {
         rc = check_certs(conf, &t);
         check_files(conf, &t);
+        check_acme(conf, &t);
         tf_tls_global_cleanup();
     }
     tf_conf_unref(conf);

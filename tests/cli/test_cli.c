@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define RUN(r, ...)                                                                                \
@@ -494,4 +495,141 @@ Test(cli, check_reports_a_default_path_without_a_location)
                        "%s", r.err);
     tf_run_dispose(&r);
     free(cfg);
+}
+
+/* ---- the acme section's files (SPEC §13) ------------------------------------ */
+
+/* A configuration with the demo certificates whose last section is acme:
+ * on line 8, with ACME's lines after it (the first on line 9). */
+static char *acme_config(const char *const *acme)
+{
+    const char *demo = demo_dir();
+    char certs[1200], def[1200];
+    snprintf(certs, sizeof certs, "  certs: [\"%s/certs\"]", demo);
+    snprintf(def, sizeof def, "  default_cert: %s/certs/system.pem", demo);
+    const char *lines[32] = {
+        "listen:",
+        "  https: [\"127.0.0.1:8443\"]",
+        "tls:",
+        certs,
+        def,
+        "tenants:",
+        "  all: {hosts: [\"*\"], backends: [\"127.0.0.1:8081\"]}",
+        "acme:",
+    };
+    size_t n = 8;
+    for (size_t i = 0; acme[i] != NULL && n < 31; i++)
+        lines[n++] = acme[i];
+    lines[n] = NULL;
+    return config_lines(lines);
+}
+
+/* The ACME client's paths themselves, at the lines that name them: a
+ * storage that cannot be a directory, a missing CA file and EAB key. */
+Test(cli, check_points_at_unusable_acme_paths)
+{
+    char *file = tf_run_tempfile("plain", "x\n");
+    char storage[1200];
+    snprintf(storage, sizeof storage, "  storage: %s/state", file); /* line 11, column 12 */
+    const char *acme[] = {
+        "  directory: https://acme.example/dir",
+        "  ca_file: /nonexistent/ca.pem", /* line 10, column 12 */
+        storage,
+        "  eab:",
+        "    kid: kid-1",
+        "    hmac_key_file:   /nonexistent/eab.key", /* line 14, column 22 */
+        NULL,
+    };
+    char *cfg = acme_config(acme);
+    tf_run_t r;
+    RUN(r, "check", "-c", cfg);
+    cr_expect_eq(r.status, 1, "%s", r.err);
+    expect_located(&r, cfg, 10, 12, "/nonexistent/ca.pem: cannot read: No such file or directory");
+    char want[1400];
+    snprintf(want, sizeof want, "%s/state: cannot be created: %s is not a directory", file, file);
+    expect_located(&r, cfg, 11, 12, want);
+    expect_located(&r, cfg, 14, 22,
+                   "/nonexistent/eab.key: cannot read acme.eab.hmac_key_file: No such file or "
+                   "directory");
+    cr_expect_not_null(strstr(r.err, "0 rejected; 3 other errors"), "%s", r.err);
+    tf_run_dispose(&r);
+    free(cfg);
+    free(file);
+}
+
+/* What is wrong inside the CA file or the EAB key file is about that file. */
+Test(cli, check_reads_the_acme_ca_file_and_eab_key)
+{
+    char *ca = tf_run_tempfile("ca.pem", "not a certificate\n");
+    char *eab = tf_run_tempfile("eab.key", "c2VjcmV0+/==\n");
+    char ca_line[1200], eab_line[1200];
+    snprintf(ca_line, sizeof ca_line, "  ca_file: %s", ca);
+    snprintf(eab_line, sizeof eab_line, "  eab: {kid: kid-1, hmac_key_file: %s}", eab);
+    const char *acme[] = {"  directory: https://acme.example/dir", ca_line, eab_line, NULL};
+    char *cfg = acme_config(acme);
+    tf_run_t r;
+    RUN(r, "check", "-c", cfg);
+    cr_expect_eq(r.status, 1, "%s", r.err);
+    char want[1400];
+    snprintf(want, sizeof want, "error: %s: holds no CA certificate wolfSSL can load", ca);
+    cr_expect_not_null(strstr(r.err, want), "want '%s' in:\n%s", want, r.err);
+    snprintf(want, sizeof want, "error: %s: the EAB key is not base64url", eab);
+    cr_expect_not_null(strstr(r.err, want), "want '%s' in:\n%s", want, r.err);
+    snprintf(want, sizeof want, "error: %s:", cfg);
+    cr_expect_null(strstr(r.err, want), "no configuration location expected in:\n%s", r.err);
+    tf_run_dispose(&r);
+    free(cfg);
+    free(ca);
+    free(eab);
+}
+
+/* Good files pass; a storage directory that does not exist yet is fine
+ * when it can be created, and check does not create it. */
+Test(cli, check_accepts_usable_acme_files)
+{
+    const char *demo = demo_dir();
+    char *eab = tf_run_tempfile("eab.key", "c2VjcmV0LWtleS1mcm9tLXRoZS1jYQ\n");
+    char dir[] = "/tmp/tf-cli-acme-XXXXXX";
+    cr_assert_not_null(mkdtemp(dir));
+    char ca_line[1200], eab_line[1200], storage[1200], state[1100];
+    snprintf(ca_line, sizeof ca_line, "  ca_file: %s/pki/root.crt", demo);
+    snprintf(eab_line, sizeof eab_line, "  eab: {kid: kid-1, hmac_key_file: %s}", eab);
+    snprintf(state, sizeof state, "%s/var/acme-state", dir);
+    snprintf(storage, sizeof storage, "  storage: %s", state);
+    const char *acme[] = {"  directory: http://127.0.0.1:14000/dir", ca_line, eab_line, storage,
+                          NULL};
+    char *cfg = acme_config(acme);
+    tf_run_t r;
+    RUN(r, "check", "-c", cfg);
+    cr_expect_eq(r.status, 0, "%s", r.err);
+    cr_expect_null(strstr(r.err, "acme"), "%s", r.err);
+    cr_expect_neq(access(state, F_OK), 0, "check created %s", state);
+    tf_run_dispose(&r);
+    free(cfg);
+
+    /* Storage open to others: a warning, still exit 0. */
+    snprintf(storage, sizeof storage, "  storage: %s", dir);
+    cr_assert_eq(chmod(dir, 0755), 0);
+    cfg = acme_config(acme);
+    RUN(r, "check", "-c", cfg);
+    cr_expect_eq(r.status, 0, "%s", r.err);
+    char want[1400];
+    snprintf(want, sizeof want, "warning: %s:12:12: %s: group or others may read", cfg, dir);
+    cr_expect_not_null(strstr(r.err, want), "want '%s' in:\n%s", want, r.err);
+    tf_run_dispose(&r);
+    free(cfg);
+
+    /* Without acme.directory the client is off: storage is not looked at. */
+    char blocked[1300];
+    snprintf(blocked, sizeof blocked, "  storage: %s/state", eab); /* under a file */
+    const char *off[] = {blocked, NULL};
+    cfg = acme_config(off);
+    RUN(r, "check", "-c", cfg);
+    cr_expect_eq(r.status, 0, "%s", r.err);
+    tf_run_dispose(&r);
+    free(cfg);
+    free(eab);
+    char cmd[200];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    cr_expect_eq(system(cmd), 0);
 }

@@ -1,0 +1,177 @@
+/* tlsfront ACME client (SPEC §13, RFC 8555): the crypto core. base64url,
+ * account and certificate keys, JWK and its thumbprint, flattened JWS
+ * (ES256, RS256) and external account binding, the CSR an order is
+ * finalized with, the tls-alpn-01 validation certificate, and the checks
+ * `tlsfront check` runs on the acme keys' files.
+ *
+ * Everything here is pure or touches only the files it names: no sockets,
+ * no libuv, no logging. Functions return 0 or a negative code (TF_E* from
+ * common/err.h, -errno for a file); where a message helps, it goes into a
+ * caller buffer ("PATH: reason; what to do", NUL-terminated when len > 0).
+ * Every function is safe to call from any thread; a key (the functions
+ * take it non-const because wolfCrypt does) by one thread at a time. Buffers returned through a
+ * `**out` are malloc'd and owned by the caller (free(); private key material: explicit_bzero()
+ * first, or tf_acme_free_secret()).
+ */
+#ifndef TF_ACME_ACME_H
+#define TF_ACME_ACME_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+/* ---- base64url (RFC 4648 §5, no padding) --------------------------------- */
+
+/* Characters needed to encode N bytes, without the NUL. */
+size_t tf_acme_b64url_len(size_t n);
+
+/* Encodes N bytes at IN into OUT (NUL-terminated). Returns 0, or TF_ETOOBIG
+ * when OUTLEN < tf_acme_b64url_len(N) + 1 (OUT then holds ""). */
+int tf_acme_b64url_encode(const void *in, size_t n, char *out, size_t outlen);
+
+/* The same into a new string (free()), or NULL when out of memory. */
+char *tf_acme_b64url_dup(const void *in, size_t n);
+
+/* Decodes LEN characters at IN. Strict: only the base64url alphabet, no
+ * padding, no white space, a length that is not 1 mod 4, and unused bits
+ * zero (one text per byte string). Writes *OUTLEN bytes to OUT. Returns 0,
+ * TF_EINVAL for text that is not canonical base64url, or TF_ETOOBIG when CAP
+ * is too small. */
+int tf_acme_b64url_decode(const char *in, size_t len, unsigned char *out, size_t cap,
+                          size_t *outlen);
+
+/* ---- keys --------------------------------------------------------------- */
+
+typedef enum {
+    TF_ACME_KEY_EC,  /* ECDSA P-256: ES256 */
+    TF_ACME_KEY_RSA, /* RSA 2048 (generated), 2048-4096 (loaded): RS256 */
+} tf_acme_key_type_t;
+
+typedef struct tf_acme_key tf_acme_key_t; /* opaque; tf_acme_key_free() */
+
+/* A new key. Returns 0, TF_ENOMEM or TF_ECRYPTO. */
+int tf_acme_key_generate(tf_acme_key_type_t type, tf_acme_key_t **out);
+
+/* Parses a PEM private key: "EC PRIVATE KEY" (SEC1), "RSA PRIVATE KEY"
+ * (PKCS#1) or "PRIVATE KEY" (PKCS#8, unencrypted). Only P-256 EC keys and RSA
+ * keys of 2048 to 4096 bits. Returns 0, TF_EINVAL (not such a key) or
+ * TF_ENOMEM. */
+int tf_acme_key_from_pem(const char *pem, size_t len, tf_acme_key_t **out);
+
+/* Writes KEY as PEM, "EC PRIVATE KEY" (SEC1) or "RSA PRIVATE KEY" (PKCS#1):
+ * the forms certstore reads, so a certificate chain followed by this text
+ * is a bundle the store loads. *PEM is NUL-terminated, *LEN bytes without
+ * the NUL; free it with tf_acme_free_secret(). */
+int tf_acme_key_to_pem(tf_acme_key_t *key, char **pem, size_t *len);
+
+/* The same as DER (SEC1 or PKCS#1); tf_acme_free_secret(). */
+int tf_acme_key_to_der(tf_acme_key_t *key, unsigned char **der, size_t *len);
+
+tf_acme_key_type_t tf_acme_key_type(const tf_acme_key_t *key);
+
+/* Wipes and frees KEY; NULL is ignored. */
+void tf_acme_key_free(tf_acme_key_t *key);
+
+/* Wipes LEN bytes at P and frees it; NULL is ignored. */
+void tf_acme_free_secret(void *p, size_t len);
+
+/* The account key, STORAGE/account.key. Made once: when missing, STORAGE
+ * (and missing parents) is created mode 0700, a new P-256 key is written
+ * mode 0600 and linked into place atomically, so of several processes
+ * sharing STORAGE exactly one creates it and all use that one. Later calls
+ * load it (any key tf_acme_key_from_pem() takes). *CREATED (may be NULL)
+ * says which happened. Returns 0, -errno (with "PATH: reason" in ERR), or
+ * TF_EINVAL for a file that holds no usable key. */
+int tf_acme_account_key(const char *storage, tf_acme_key_t **out, bool *created, char *err,
+                        size_t errlen);
+
+/* Largest EAB MAC key accepted, in bytes. */
+#define TF_ACME_EAB_KEY_MAX 256
+
+/* Reads the EAB MAC key file (acme.eab.hmac_key_file): base64url, white
+ * space around it and '=' padding ignored. Writes the key into KEY
+ * (TF_ACME_EAB_KEY_MAX bytes) and its length into *LEN. Returns 0, -errno
+ * (cannot read), or TF_EINVAL (empty, too long or not base64url), with
+ * "PATH: reason; what to do" in ERR. The caller wipes KEY. */
+int tf_acme_eab_key_read(const char *path, unsigned char *key, size_t *len, char *err,
+                         size_t errlen);
+
+/* ---- JWK, JWS (RFC 7515, 7517, 7638; RFC 8555 §6.2) ---------------------- */
+
+/* A thumbprint: base64url of a SHA-256, 43 characters. */
+#define TF_ACME_THUMBPRINT_LEN 43
+
+/* The public JWK of KEY: {"crv","kty":"EC","x","y"} or {"e","kty":"RSA","n"}
+ * (a new reference; json_decref()), or NULL when out of memory. */
+json_t *tf_acme_jwk(tf_acme_key_t *key);
+
+/* RFC 7638 thumbprint of a public JWK: the required members of its kty
+ * (EC: crv, kty, x, y; RSA: e, kty, n), each a string, in lexicographic
+ * order without white space, hashed with SHA-256. Other members are
+ * ignored. OUT receives TF_ACME_THUMBPRINT_LEN characters and a NUL.
+ * Returns 0, or TF_EINVAL (not an object, an unknown kty, a required member
+ * missing or not a non-empty string). */
+int tf_acme_jwk_thumbprint(const json_t *jwk, char out[TF_ACME_THUMBPRINT_LEN + 1]);
+
+/* The same for KEY's JWK. */
+int tf_acme_key_thumbprint(tf_acme_key_t *key, char out[TF_ACME_THUMBPRINT_LEN + 1]);
+
+/* A challenge's key authorization, TOKEN "." thumbprint (RFC 8555 §8.1),
+ * into a new string (free()). TOKEN must be 1 to 256 base64url characters
+ * (it names a file and a URL path): else TF_EINVAL. */
+int tf_acme_key_authorization(tf_acme_key_t *key, const char *token, char **out);
+
+/* A flattened JWS JSON serialization, as the body of an ACME POST:
+ * {"protected": b64(header), "payload": b64(PAYLOAD), "signature": b64(sig)}
+ * with header {"alg": "ES256"|"RS256", "nonce": NONCE, "url": URL, and
+ * "kid": KID when KID is not NULL, else "jwk": the account's JWK}.
+ * PAYLOAD is the JSON text to send, or "" for POST-as-GET. ES256 signatures
+ * are r||s, 64 bytes (RFC 7518 §3.4), not DER. *OUT: new compact JSON text
+ * (free()). Returns 0, TF_EINVAL (NULL nonce or url), TF_ENOMEM, TF_ECRYPTO. */
+int tf_acme_jws(tf_acme_key_t *key, const char *kid, const char *nonce, const char *url,
+                const char *payload, char **out);
+
+/* The externalAccountBinding member of a newAccount payload (RFC 8555
+ * §7.3.4): a flattened JWS with protected {"alg": "HS256", "kid": KID,
+ * "url": URL (the newAccount URL)} over ACCOUNT's JWK, MACed with HMAC-SHA256
+ * and MAC (MACLEN bytes, the decoded EAB key). *OUT: a new object
+ * (json_decref()). Returns 0, TF_EINVAL, TF_ENOMEM or TF_ECRYPTO. */
+int tf_acme_eab_jws(tf_acme_key_t *account, const char *kid, const unsigned char *mac,
+                    size_t maclen, const char *url, json_t **out);
+
+/* ---- certificates --------------------------------------------------------- */
+
+/* A PKCS#10 request (DER) for HOST signed by KEY (SHA-256): subject CN=HOST
+ * (left empty when HOST is longer than 63 characters, as X.520 allows no
+ * more) and a subjectAltName with dNSName HOST. HOST: a lower-case DNS name.
+ * *DER: free(). Returns 0, TF_EINVAL (HOST), TF_ENOMEM or TF_ECRYPTO. */
+int tf_acme_csr(tf_acme_key_t *key, const char *host, unsigned char **der, size_t *len);
+
+/* The tls-alpn-01 validation certificate (RFC 8737 §3) for HOST and the key
+ * authorization KEYAUTH: self-signed by a fresh P-256 key, valid from a day
+ * ago until 7 days from now, subjectAltName dNSName HOST, and the critical extension
+ * id-pe-acmeIdentifier (1.3.6.1.5.5.7.1.31) holding an OCTET STRING of
+ * SHA-256(KEYAUTH). *CERT: the certificate (DER, free()); *KEY: its private
+ * key (SEC1 DER, tf_acme_free_secret()), for
+ * wolfSSL_use_PrivateKey_buffer(..., WOLFSSL_FILETYPE_ASN1); wolfSSL serves
+ * the pair, though wolfSSL_CTX_check_private_key() refuses the certificate
+ * for its critical extension, so do not call that on it. Returns 0,
+ * TF_EINVAL (HOST or KEYAUTH), TF_ENOMEM or TF_ECRYPTO. */
+int tf_acme_alpn_cert(const char *host, const char *keyauth, unsigned char **cert, size_t *certlen,
+                      unsigned char **key, size_t *keylen);
+
+/* ---- `tlsfront check` ------------------------------------------------------ */
+
+/* acme.storage: an existing directory the process can write and search, or
+ * a path whose nearest existing ancestor is such a directory (so it can be
+ * created). Returns 0; -errno or TF_EINVAL with "PATH: reason; what to do"
+ * in ERR. *WARN (may be NULL) is set, with a message in ERR, when the
+ * directory exists and group or others may read it (the key file is 0600,
+ * but order state is there too). */
+int tf_acme_check_storage(const char *path, bool *warn, char *err, size_t errlen);
+
+/* acme.ca_file: a PEM file of at least one CA certificate that wolfSSL loads
+ * as a trust anchor. Returns 0; -errno or TF_EINVAL with the reason in ERR. */
+int tf_acme_check_ca_file(const char *path, char *err, size_t errlen);
+
+#endif
