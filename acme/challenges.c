@@ -35,7 +35,7 @@ static void entry_free(entry_t *e)
     free(e->name);
     free(e->value);
     if (e->key != NULL) {
-        memset(e->key, 0, e->key_len);
+        explicit_bzero(e->key, e->key_len);
         free(e->key);
     }
     free(e);

@@ -51,6 +51,7 @@ typedef struct tf_backends tf_backends_t;
 typedef struct tf_limits tf_limits_t;
 typedef struct tf_worker tf_worker_t;
 typedef struct tf_worker_gen tf_worker_gen_t;
+typedef struct tf_acme_challenges tf_acme_challenges_t;
 
 /* Process-wide and fixed for the run (listen addresses, workers and limits
  * need a restart), except `active` (atomic). Owned by the main thread. */
@@ -64,6 +65,9 @@ typedef struct {
     tf_backends_t *backends; /* backend state, process-wide (backends.h) */
     tf_health_t *health;     /* the health checker, process-wide (health.h); NULL: none */
     tf_limits_t *limits;     /* limits.per_client, process-wide (limits.h) */
+    /* The built-in ACME client's challenge answers (acme/acme.h): http-01
+     * on listen.http, tls-alpn-01 on the https listeners. NULL: none. */
+    tf_acme_challenges_t *challenges;
     unsigned nworkers;
     uint32_t max_connections;
     _Atomic uint32_t active;     /* connections open in all workers */
@@ -109,9 +113,9 @@ struct tf_defer {
 #define TF_WORKER_H2_OUT 16384u
 
 struct tf_worker {
-    uv_loop_t loop; /* loop.data points back here */
+    uv_loop_t loop;             /* loop.data points back here */
     uv_prepare_t defer_prepare; /* runs `deferred` before the loop next waits */
-    tf_defer_t *deferred;    /* queued tf_defer_t, run once each */
+    tf_defer_t *deferred;       /* queued tf_defer_t, run once each */
     uv_async_t stop_async;
     uv_async_t gen_async;    /* a new generation waits in `mailbox` */
     uv_async_t resume_async; /* another worker freed a connection slot */
