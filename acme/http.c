@@ -616,15 +616,17 @@ static int read_response(link_t *l, reader_t *r)
             break;
         }
         size_t used = http_parser_execute(&p, &k_settings, buf, (size_t)n);
+        /* At the end of input the parser either completes a body read to
+         * the close or reports the message cut short. */
+        if (n == 0 && !r->complete && r->error == 0) {
+            rc = TF_EIO;
+            set_err(l->err, l->errlen, "the server closed before the response ended");
+            break;
+        }
         if (r->error != 0 || p.http_errno != HPE_OK || used != (size_t)n) {
             rc = r->error != 0 ? r->error : TF_EIO;
             set_err(l->err, l->errlen, "a malformed or oversized response: %s",
                     r->error != 0 ? tf_strerror(r->error) : http_errno_description(p.http_errno));
-            break;
-        }
-        if (n == 0 && !r->complete) {
-            rc = TF_EIO;
-            set_err(l->err, l->errlen, "the server closed before the response ended");
             break;
         }
     }
