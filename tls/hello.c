@@ -108,20 +108,22 @@ static int parse_groups_ext(span_t ext)
 }
 
 /* Whether an application_layer_protocol_negotiation extension body lists
- * "acme-tls/1". */
-static int parse_alpn_ext(span_t ext, bool *acme)
+ * "acme-tls/1". A malformed list is wolfSSL's to refuse, as before this
+ * reader looked at ALPN: it only means no acme-tls/1 here. */
+static bool parse_alpn_ext(span_t ext)
 {
     static const char k_acme[] = "acme-tls/1";
     span_t list, proto;
     if (!take_vec(&ext, 2, &list) || ext.len != 0)
-        return TF_TLS__HELLO_BAD;
+        return false;
+    bool acme = false;
     while (list.len > 0) {
         if (!take_vec(&list, 1, &proto))
-            return TF_TLS__HELLO_BAD;
+            return false;
         if (proto.len == sizeof k_acme - 1 && memcmp(proto.p, k_acme, proto.len) == 0)
-            *acme = true;
+            acme = true;
     }
-    return TF_TLS__HELLO_OK;
+    return acme;
 }
 
 /* A complete ClientHello body (after the 4-byte handshake header). */
@@ -148,7 +150,7 @@ static int parse_body(span_t b, tf_tls__hello_t *h)
         } else if (type == 10) {
             r = groups = parse_groups_ext(ext);
         } else if (type == 16) {
-            r = parse_alpn_ext(ext, &h->acme_tls);
+            h->acme_tls = parse_alpn_ext(ext);
         }
         if (r == TF_TLS__HELLO_BAD)
             return r;

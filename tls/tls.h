@@ -243,8 +243,9 @@ int tf_tls_session_take_out(tf_tls_session_t *s, void **buf, size_t *len);
 /* After the handshake: the SNI as sent (NULL if none; raw bytes up to the
  * first NUL, so escape it before logging), how the certificate was chosen,
  * the bundle served, the negotiated version ("TLSv1.3"), cipher suite name,
- * whether the session was resumed, and ALPN ("h2", "http/1.1", "acme-tls/1" or NULL). After an
- * unknown-SNI rejection the SNI and selection answer too, for the log. */
+ * whether the session was resumed, and ALPN ("h2", "http/1.1", "acme-tls/1"
+ * or NULL). After an unknown-SNI rejection the SNI and selection answer
+ * too, for the log. */
 const char *tf_tls_session_sni(const tf_tls_session_t *s);
 tf_cs_selection_t tf_tls_session_selection(const tf_tls_session_t *s);
 const tf_cs_bundle_t *tf_tls_session_served(const tf_tls_session_t *s);

@@ -113,9 +113,9 @@ struct tf_defer {
 #define TF_WORKER_H2_OUT 16384u
 
 struct tf_worker {
-    uv_loop_t loop;             /* loop.data points back here */
+    uv_loop_t loop; /* loop.data points back here */
     uv_prepare_t defer_prepare; /* runs `deferred` before the loop next waits */
-    tf_defer_t *deferred;       /* queued tf_defer_t, run once each */
+    tf_defer_t *deferred;    /* queued tf_defer_t, run once each */
     uv_async_t stop_async;
     uv_async_t gen_async;    /* a new generation waits in `mailbox` */
     uv_async_t resume_async; /* another worker freed a connection slot */
