@@ -184,3 +184,26 @@ Test(pebble, http_to_a_host_that_is_not_loopback_is_refused)
     }
     tf_acme_http_free(h);
 }
+
+Test(pebble, a_second_instance_can_require_external_account_binding)
+{
+    /* Its own ports and directory beside the suite's instance. */
+    tf_pebble_opts_t o = {.eab_kid = "kid-1",
+                          .eab_hmac =
+                              "zWNDZM6eQGHWpSRTPal5eIUYFTu7EajVIoguysqZ9wG44nMEtx3MUAsUDkMTQ12W"};
+    tf_pebble_t second;
+    tf_pebble_start(&second, &o);
+    cr_expect_neq(second.port, peb.port);
+    tf_acme_http_t *h = client(second.ca_file);
+    tf_acme_http_response_t r;
+    get_ok(h, TF_ACME_GET, second.directory, &r);
+    json_t *d = json_loadb(r.body, r.body_len, 0, NULL);
+    cr_expect(json_is_true(json_object_get(json_object_get(d, "meta"), "externalAccountRequired")),
+              "%s", r.body);
+    json_decref(d);
+    tf_acme_http_response_dispose(&r);
+    tf_acme_http_free(h);
+    tf_pebble_stop(&second);
+    cr_expect_not(tf_pebble_running(&second));
+    cr_expect(tf_pebble_running(&peb));
+}
