@@ -343,8 +343,7 @@ static int tls_start(link_t *l, const tf_acme__url_t *u)
             char why[WOLFSSL_MAX_ERROR_SZ];
             wolfSSL_ERR_error_string_n((unsigned long)wolfSSL_get_error(l->ssl, ret), why,
                                        sizeof why);
-            set_err(l->err, l->errlen, "%s: TLS handshake failed (certificate not verified?): %s",
-                    u->host, why);
+            set_err(l->err, l->errlen, "%s: TLS handshake failed: %s", u->host, why);
         }
         if (rc != 0)
             return rc;
