@@ -64,4 +64,18 @@ int tf_acme__cert_names(Cert *cert, const char *host);
  * into OUT (CAP bytes); returns its length, or 0 when it does not fit. */
 size_t tf_acme__san_der(const char *host, unsigned char *out, size_t cap);
 
+/* http.c: a URL split into its parts (pointers into one malloc'd copy). */
+typedef struct {
+    char *buf;        /* the copy; free with tf_acme__url_dispose */
+    bool tls;         /* https */
+    const char *host; /* without brackets for an IPv6 literal */
+    const char *port; /* "443" or "80" by default */
+    const char *path; /* "/..." with the query; "/" when empty */
+    bool host_v6;     /* the host was a bracketed literal */
+} tf_acme__url_t;
+
+/* Splits url; returns 0 or TF_EINVAL (err says why). */
+int tf_acme__url_parse(const char *url, tf_acme__url_t *out, char *err, size_t errlen);
+void tf_acme__url_dispose(tf_acme__url_t *u);
+
 #endif

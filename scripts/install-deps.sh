@@ -12,6 +12,7 @@ PKGS=(
     publicsuffix                                 # refusing wildcards on public suffixes (*.co.uk)
     python3                                      # the demo backend; JSON checks in tests
     prometheus                                   # promtool checks GET /metrics (tests/ops)
+    pebble                                       # ACME test server and pebble-challtestsrv (tests/acme)
     libnghttp2-dev                               # HTTP/2 to clients (SPEC §12)
     nghttp2-client python3-h2                    # h2 peers in tests: nghttp, h2load, frame-level attacks
     chromium                                     # a real browser through the proxy (tests/browser)

@@ -245,6 +245,43 @@ int tf_tls__select(tf_tls_session_t *s, const char *sni, size_t len)
     return 0;
 }
 
+/* Frees what an acme provider handed over, wiping the key. */
+static void acme_cert_dispose(tf_tls_acme_cert_t *ac)
+{
+    if (ac->key != NULL)
+        explicit_bzero(ac->key, ac->key_len);
+    free(ac->key);
+    free(ac->cert);
+    *ac = (tf_tls_acme_cert_t){0};
+}
+
+int tf_tls__select_acme(tf_tls_session_t *s, const char *sni, size_t len)
+{
+    tf_tls_acme_cert_t ac = {0};
+    if (!s->ctx->acme_fn(s->ctx->acme_ud, sni, len, &ac))
+        return 0;
+    s->selected = true;
+    s->acme = true;
+    s->how = TF_CS_SEL_EXACT;
+    /* Loaded into this connection only: a validation certificate serves a
+     * handful of handshakes in its life, so no context is worth building.
+     * The key is ECDSA (tls.h): over an RSA default, the suites follow. */
+    bool ok = ac.cert_len <= INT32_MAX && ac.key_len <= INT32_MAX &&
+              (s->sni = strndup(sni, len)) != NULL &&
+              wolfSSL_use_certificate_buffer(s->ssl, ac.cert, (long)ac.cert_len,
+                                             WOLFSSL_FILETYPE_ASN1) == WOLFSSL_SUCCESS &&
+              wolfSSL_use_PrivateKey_buffer(s->ssl, ac.key, (long)ac.key_len,
+                                            WOLFSSL_FILETYPE_ASN1) == WOLFSSL_SUCCESS &&
+              (tf_cs_bundle_key_type(s->ctx->def_bundle) != TF_CS_KEY_RSA ||
+               wolfSSL_set_cipher_list(s->ssl, k_suites_ec) == WOLFSSL_SUCCESS);
+    acme_cert_dispose(&ac);
+    if (!ok) {
+        s->error = "cannot load the tls-alpn-01 validation certificate";
+        return -1;
+    }
+    return 1;
+}
+
 /* The shared generator, seeded from getrandom(2) (WOLFSSL_GETRANDOM in
  * scripts/build-wolfssl.sh): its periodic reseeds need no descriptor, so
  * running out of them cannot leave it failed for every later connection. */
@@ -300,6 +337,8 @@ int tf_tls_ctx_new(const tf_tls_ctx_opts_t *opts, const tf_cs_snapshot_t *snap, 
         return TF_ENOMEM;
     c->reject_unknown_sni = opts->reject_unknown_sni;
     c->tls13_only = opts->tls13_only;
+    c->acme_fn = opts->acme;
+    c->acme_ud = opts->acme_ud;
     c->tickets = opts->tickets != NULL ? tf_tls_tickets_ref(opts->tickets) : NULL;
     tf_tls__cache_init(&c->cache, opts->ctx_cache, opts->ctx_cache_eager);
     int rc = new_rng(c, err, errlen);

@@ -13,7 +13,11 @@
  * compatibility layer nothing limits the curve of a TLS 1.2 ECDHE exchange
  * to the ones the server names (wolfSSL takes the union of both lists), so a
  * client that offers only P-521 would get it. Such a ClientHello is refused
- * here with handshake_failure, as TLS 1.3 refuses it in wolfSSL. */
+ * here with handshake_failure, as TLS 1.3 refuses it in wolfSSL.
+ *
+ * And whether the ALPN extension offers `acme-tls/1` (RFC 8737): an ACME
+ * server validating a name must get the validation certificate, which is
+ * chosen here, before the normal SNI selection. */
 #include "tls/tls_internal.h"
 
 #include <stdlib.h>
@@ -103,8 +107,27 @@ static int parse_groups_ext(span_t ext)
     return TF_TLS__HELLO_NOGROUP;
 }
 
+/* Whether an application_layer_protocol_negotiation extension body lists
+ * "acme-tls/1". A malformed list is wolfSSL's to refuse, as before this
+ * reader looked at ALPN: it only means no acme-tls/1 here. */
+static bool parse_alpn_ext(span_t ext)
+{
+    static const char k_acme[] = "acme-tls/1";
+    span_t list, proto;
+    if (!take_vec(&ext, 2, &list) || ext.len != 0)
+        return false;
+    bool acme = false;
+    while (list.len > 0) {
+        if (!take_vec(&list, 1, &proto))
+            return false;
+        if (proto.len == sizeof k_acme - 1 && memcmp(proto.p, k_acme, proto.len) == 0)
+            acme = true;
+    }
+    return acme;
+}
+
 /* A complete ClientHello body (after the 4-byte handshake header). */
-static int parse_body(span_t b, const char **name, size_t *len)
+static int parse_body(span_t b, tf_tls__hello_t *h)
 {
     span_t exts, ext;
     size_t type;
@@ -123,9 +146,11 @@ static int parse_body(span_t b, const char **name, size_t *len)
         int r = TF_TLS__HELLO_OK;
         if (type == 0 && !sni_seen) {
             sni_seen = true;
-            r = parse_sni_ext(ext, name, len);
+            r = parse_sni_ext(ext, &h->name, &h->len);
         } else if (type == 10) {
             r = groups = parse_groups_ext(ext);
+        } else if (type == 16) {
+            h->acme_tls = parse_alpn_ext(ext);
         }
         if (r == TF_TLS__HELLO_BAD)
             return r;
@@ -158,12 +183,9 @@ static long gather(const uint8_t *in, size_t inlen, uint8_t *dst, size_t want)
     return (long)have;
 }
 
-int tf_tls__hello_sni(const uint8_t *in, size_t inlen, const char **name, size_t *len,
-                      void **scratch)
+int tf_tls__hello_parse(const uint8_t *in, size_t inlen, tf_tls__hello_t *h)
 {
-    *name = NULL;
-    *len = 0;
-    *scratch = NULL;
+    *h = (tf_tls__hello_t){0};
     if (inlen < REC_HDR)
         return TF_TLS__HELLO_MORE;
     if (in[0] != 0x16 || in[1] != 0x03)
@@ -172,14 +194,14 @@ int tf_tls__hello_sni(const uint8_t *in, size_t inlen, const char **name, size_t
     if (rlen > MAX_RECORD)
         return TF_TLS__HELLO_BAD;
     if (rlen >= HS_HDR && inlen >= REC_HDR + HS_HDR) {
-        const uint8_t *h = in + REC_HDR;
-        size_t blen = (size_t)h[1] << 16 | (size_t)h[2] << 8 | h[3];
-        if (h[0] != 0x01 || blen > MAX_HELLO)
+        const uint8_t *p = in + REC_HDR;
+        size_t blen = (size_t)p[1] << 16 | (size_t)p[2] << 8 | p[3];
+        if (p[0] != 0x01 || blen > MAX_HELLO)
             return TF_TLS__HELLO_BAD;
         if (rlen >= HS_HDR + blen) { /* the usual case: one record */
             if (inlen < REC_HDR + HS_HDR + blen)
                 return TF_TLS__HELLO_MORE;
-            return parse_body((span_t){h + HS_HDR, blen}, name, len);
+            return parse_body((span_t){p + HS_HDR, blen}, h);
         }
     }
     /* The ClientHello spans records: reassemble it. Count only up to its own
@@ -203,13 +225,23 @@ int tf_tls__hello_sni(const uint8_t *in, size_t inlen, const char **name, size_t
     if (msg == NULL)
         return TF_TLS__HELLO_NOMEM;
     gather(in, inlen, msg, HS_HDR + blen);
-    int r = parse_body((span_t){msg + HS_HDR, blen}, name, len);
+    int r = parse_body((span_t){msg + HS_HDR, blen}, h);
     if (r != TF_TLS__HELLO_OK) {
-        *name = NULL;
-        *len = 0;
+        *h = (tf_tls__hello_t){0};
         free(msg);
         return r;
     }
-    *scratch = msg;
+    h->scratch = msg;
+    return r;
+}
+
+int tf_tls__hello_sni(const uint8_t *in, size_t inlen, const char **name, size_t *len,
+                      void **scratch)
+{
+    tf_tls__hello_t h;
+    int r = tf_tls__hello_parse(in, inlen, &h);
+    *name = h.name;
+    *len = h.len;
+    *scratch = h.scratch;
     return r;
 }

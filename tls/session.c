@@ -222,6 +222,16 @@ void tf_tls_session_set_h2(tf_tls_session_t *s, tf_tls_h2_allowed_fn fn, void *u
 static int use_alpn(tf_tls_session_t *s)
 {
     s->alpn_set = true;
+    if (s->acme) {
+        /* RFC 8737 §3: the validation handshake negotiates acme-tls/1. */
+        char acme[] = "acme-tls/1";
+        if (wolfSSL_UseALPN(s->ssl, acme, sizeof acme - 1, WOLFSSL_ALPN_FAILED_ON_MISMATCH) !=
+            WOLFSSL_SUCCESS) {
+            s->error = "out of memory";
+            return TF_ENOMEM;
+        }
+        return TF_TLS_OK;
+    }
     bool h2 = s->h2_fn != NULL && !s->hello_opaque && !s->sni_unclear && s->h2_fn(s->h2_ud, s->sni);
     char both[] = "h2,http/1.1";
     char http1[] = "http/1.1";
@@ -244,12 +254,10 @@ static const uint8_t k_alert_handshake_failure[] = {0x15, 0x03, 0x03, 0x00, 0x02
  * while the ClientHello is incomplete, or a negative error. */
 static int preselect(tf_tls_session_t *s)
 {
-    const char *name;
-    size_t len;
-    void *scratch;
+    tf_tls__hello_t h;
     if (buf_pending(&s->in) == 0)
         return TF_TLS_WANT_READ;
-    int r = tf_tls__hello_sni(s->in.buf + s->in.off, buf_pending(&s->in), &name, &len, &scratch);
+    int r = tf_tls__hello_parse(s->in.buf + s->in.off, buf_pending(&s->in), &h);
     if (r == TF_TLS__HELLO_MORE)
         return TF_TLS_WANT_READ;
     if (r == TF_TLS__HELLO_NOMEM) {
@@ -270,9 +278,17 @@ static int preselect(tf_tls_session_t *s)
         s->hello_opaque = true;
         return TF_TLS_OK;
     }
-    s->sni_unclear = name != NULL && memchr(name, '\0', len) != NULL;
-    int sel = tf_tls__select(s, name, len);
-    free(scratch);
+    s->sni_unclear = h.name != NULL && memchr(h.name, '\0', h.len) != NULL;
+    /* tls-alpn-01 first: the name being validated may have no certificate
+     * yet, or one the ACME server must not get. */
+    int sel = 0;
+    if (h.acme_tls && s->ctx->acme_fn != NULL && h.len > 0 && !s->sni_unclear)
+        sel = tf_tls__select_acme(s, h.name, h.len);
+    if (sel == 0)
+        sel = tf_tls__select(s, h.name, h.len);
+    else
+        sel = sel > 0 ? 0 : -1;
+    free(h.scratch);
     if (sel == 0)
         return TF_TLS_OK;
     if (s->rejected && buf_append(&s->out, k_alert_unrecognized_name,
@@ -452,7 +468,14 @@ const char *tf_tls_session_alpn(const tf_tls_session_t *s)
         return "h2";
     if (n == 8 && memcmp(name, "http/1.1", 8) == 0)
         return "http/1.1";
+    if (n == 10 && memcmp(name, "acme-tls/1", 10) == 0)
+        return "acme-tls/1";
     return NULL;
+}
+
+bool tf_tls_session_acme(const tf_tls_session_t *s)
+{
+    return s->acme;
 }
 
 const char *tf_tls_session_error(const tf_tls_session_t *s)

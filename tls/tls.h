@@ -115,6 +115,27 @@ void tf_tls_tickets_unref(tf_tls_tickets_t *t);
 
 typedef struct tf_tls_ctx tf_tls_ctx_t;
 
+/* tls-alpn-01 (RFC 8737, SPEC §13): the validation certificate an ACME
+ * server must get when it connects with ALPN "acme-tls/1" and the SNI of
+ * the name it validates. Both buffers are malloc'd by the provider and freed
+ * by the session (the key wiped first). The key is ECDSA (P-256), as RFC
+ * 8737 validation certificates are made (acme/alpncert.c), DER (PKCS#8 or
+ * SEC1). */
+typedef struct {
+    uint8_t *cert;
+    size_t cert_len;
+    uint8_t *key;
+    size_t key_len;
+} tf_tls_acme_cert_t;
+
+/* Asked on the handshake's thread, only for a ClientHello that offers
+ * "acme-tls/1" and has an SNI (host: len bytes as received, no NUL among
+ * them, not NUL-terminated): true with copies in *out, or false when there
+ * is no validation pending for host. Must not block; ud is the caller's
+ * and must outlive the context. tls/ knows nothing of who keeps the
+ * answers (the proxy wires this to acme/'s challenge table). */
+typedef bool (*tf_tls_acme_fn)(void *ud, const char *host, size_t len, tf_tls_acme_cert_t *out);
+
 /* Tenant contexts a context keeps by default (ctx_cache 0). */
 enum { TF_TLS_CTX_CACHE_DEFAULT = 256 };
 
@@ -129,6 +150,15 @@ typedef struct {
      * more tenants than the cache holds do not each build a context that
      * is evicted before its next use. true: at the first (tests). */
     bool ctx_cache_eager;
+    /* tls-alpn-01: when a ClientHello offers "acme-tls/1" and acme(ud,
+     * SNI) has a validation certificate, the handshake serves it (before
+     * the normal SNI selection, `unknown_sni: reject` included), and
+     * "acme-tls/1" is the only protocol offered, so it is negotiated; see
+     * tf_tls_session_acme(). In every other case "acme-tls/1" is never
+     * negotiated, and a ClientHello without it costs nothing more. NULL:
+     * no tls-alpn-01. */
+    tf_tls_acme_fn acme;
+    void *acme_ud;
 } tf_tls_ctx_opts_t;
 
 /* A context whose default certificate is the snapshot's default (the
@@ -213,8 +243,9 @@ int tf_tls_session_take_out(tf_tls_session_t *s, void **buf, size_t *len);
 /* After the handshake: the SNI as sent (NULL if none; raw bytes up to the
  * first NUL, so escape it before logging), how the certificate was chosen,
  * the bundle served, the negotiated version ("TLSv1.3"), cipher suite name,
- * whether the session was resumed, and ALPN ("h2", "http/1.1" or NULL). After an
- * unknown-SNI rejection the SNI and selection answer too, for the log. */
+ * whether the session was resumed, and ALPN ("h2", "http/1.1", "acme-tls/1"
+ * or NULL). After an unknown-SNI rejection the SNI and selection answer
+ * too, for the log. */
 const char *tf_tls_session_sni(const tf_tls_session_t *s);
 tf_cs_selection_t tf_tls_session_selection(const tf_tls_session_t *s);
 const tf_cs_bundle_t *tf_tls_session_served(const tf_tls_session_t *s);
@@ -238,6 +269,12 @@ const char *tf_tls_session_alpn(const tf_tls_session_t *s);
  * Call it before the first tf_tls_session_handshake(). */
 typedef bool (*tf_tls_h2_allowed_fn)(void *ud, const char *sni);
 void tf_tls_session_set_h2(tf_tls_session_t *s, tf_tls_h2_allowed_fn fn, void *ud);
+
+/* After the handshake: whether it served a tls-alpn-01 validation
+ * certificate (ALPN "acme-tls/1", tf_tls_session_alpn() says so too). RFC
+ * 8737 §3: such a connection carries no application data; the caller
+ * closes it. tf_tls_session_served() is NULL then. */
+bool tf_tls_session_acme(const tf_tls_session_t *s);
 
 /* Why the last call failed, for the log ("unknown SNI rejected:
  * unrecognized_name", "protocol version not supported", "no shared cipher

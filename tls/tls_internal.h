@@ -75,6 +75,8 @@ struct tf_tls_ctx {
     const tf_cs_bundle_t *def_bundle; /* a reference: the certificate the CTX holds */
     bool reject_unknown_sni;
     bool tls13_only;
+    tf_tls_acme_fn acme_fn; /* tls-alpn-01 answers; NULL: none */
+    void *acme_ud;
     tf_tls__cache_t cache; /* tenant contexts, configured as wctx */
     /* The random number generator of every connection on this context
      * (wolfSSL_CTX_SetSharedRng, scripts/wolfssl-patches/shared-rng.patch),
@@ -118,6 +120,7 @@ struct tf_tls_session {
      * tf_tls_session_sni) would report its first part; h2 is not offered. */
     bool sni_unclear;
     bool alpn_set;              /* the ALPN list was given to wolfSSL */
+    bool acme;                  /* a tls-alpn-01 validation certificate is served */
     tf_tls_h2_allowed_fn h2_fn; /* NULL: http/1.1 only */
     void *h2_ud;
     const char *error; /* static string, why the last call failed */
@@ -145,6 +148,13 @@ unsigned tf_tls__alloc_kept(void);
  * `unknown_sni: reject`; s->error says why. */
 int tf_tls__select(tf_tls_session_t *s, const char *sni, size_t len);
 
+/* ctx.c: for a ClientHello offering "acme-tls/1" with an SNI (`len` bytes,
+ * no NUL): asks the context's provider for a validation certificate and,
+ * when it has one, loads it and its key into the connection (s->acme,
+ * s->selected set). Returns 1 when served, 0 when the provider has none
+ * (the normal selection follows), or -1 with s->error set. */
+int tf_tls__select_acme(tf_tls_session_t *s, const char *sni, size_t len);
+
 /* hello.c: the server_name in the ClientHello at the start of `in`
  * (ciphertext as received, possibly several records). On TF_TLS__HELLO_OK
  * *name points into `in` or into *scratch, which the caller frees after
@@ -161,6 +171,17 @@ enum {
 };
 int tf_tls__hello_sni(const uint8_t *in, size_t inlen, const char **name, size_t *len,
                       void **scratch);
+
+/* The same, with what else the session reads from the ClientHello: whether
+ * its ALPN list offers "acme-tls/1" (RFC 8737). Fields as above; all zero
+ * unless TF_TLS__HELLO_OK. */
+typedef struct {
+    const char *name;
+    size_t len;
+    void *scratch;
+    bool acme_tls;
+} tf_tls__hello_t;
+int tf_tls__hello_parse(const uint8_t *in, size_t inlen, tf_tls__hello_t *h);
 
 /* tickets.c: installs the ticket callback and lifetime on a context. */
 int tf_tls__tickets_install(tf_tls_tickets_t *t, WOLFSSL_CTX *wctx);

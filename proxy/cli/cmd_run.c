@@ -11,6 +11,7 @@
  * files. */
 #include "proxy/cli/cli.h"
 
+#include "acme/acme.h"
 #include "certstore/store.h"
 #include "common/err.h"
 #include "conf/conf.h"
@@ -449,6 +450,13 @@ static int run_setup(run_t *r)
     rc = tf_limits_new(&s->limits);
     if (rc != 0)
         return rc;
+    /* The ACME client's challenge answers, read by every worker (http-01 on
+     * listen.http, tls-alpn-01 on the https listeners). Empty until the
+     * client puts an answer: an empty table costs a lookup only for a
+     * challenge request or an acme-tls/1 ClientHello. */
+    rc = tf_acme_challenges_new(&s->challenges);
+    if (rc != 0)
+        return rc;
     /* Opened before privileges are dropped, like the listening sockets. */
     rc = tf_access_open(tf_conf_log(r->conf), &s->access, err, sizeof err);
     if (rc != 0) {
@@ -511,6 +519,7 @@ static void run_teardown(run_t *r)
     tf_tls_tickets_unref(r->shared.tickets);
     tf_access_free(r->shared.access);
     tf_limits_free(r->shared.limits);
+    tf_acme_challenges_free(r->shared.challenges);
     tf_conf_unref(r->conf);
 }
 

@@ -157,6 +157,12 @@ static void handshake_on_ready(tf_stream_t *s)
                 tf_tls_session_cipher(c->client.tls),
                 tf_tls_session_resumed(c->client.tls) ? " resumed" : "");
     tf_metrics_handshake(w->metrics, true, NULL);
+    if (tf_tls_session_acme(c->client.tls)) {
+        /* RFC 8737 §3: the ACME server only looks at the certificate; the
+         * connection carries no application data. */
+        tf_conn_close_politely(c, TF_LOG_INFO, "tls-alpn-01 validation certificate served");
+        return;
+    }
     uint32_t t = tf_upstream_route(c->gen->upstream, sni);
     if (t != TF_UPSTREAM_NONE &&
         tf_upstream_tenant_conf(c->gen->upstream, t)->mode == TF_CONF_MODE_TCP) {

@@ -1,6 +1,7 @@
 /* Port 80: redirects to https and ACME http-01 challenges. See redirect.h. */
 #include "proxy/net/redirect.h"
 
+#include "acme/acme.h"
 #include "common/err.h"
 #include "proxy/obs/obs.h"
 
@@ -252,7 +253,8 @@ struct tf_redirect {
     uv_timer_t retry;
     uv_loop_t *loop;
     tf_conf_t *conf;
-    tf_access_log_t *access; /* not owned; NULL: no access log */
+    tf_access_log_t *access;          /* not owned; NULL: no access log */
+    tf_acme_challenges_t *challenges; /* not owned; NULL: the webroot only */
     rd_conn_t *conns;
     size_t nconns;
     uint8_t handles; /* tcp and retry while open */
@@ -476,8 +478,30 @@ out:
     return rc;
 }
 
+/* The built-in client's answer, from memory. Returns 0 when it answered
+ * (or closed the connection), TF_ENOTFOUND to try the webroot. */
+static int conn_serve_from_table(rd_conn_t *c, const tf_http_request_t *req, const char *token)
+{
+    char *ka = NULL;
+    size_t len = 0;
+    int rc = c->r->challenges != NULL ? tf_acme_http01_get(c->r->challenges, token, &ka, &len)
+                                      : TF_ENOTFOUND;
+    if (rc == TF_ENOTFOUND)
+        return rc;
+    if (rc == 0)
+        conn_respond(c, req, 200, NULL, ka, len);
+    else
+        conn_close(c);
+    free(ka);
+    return 0;
+}
+
+/* The table first, then the webroot, which external clients (certbot,
+ * lego) keep writing to whether or not the built-in client runs. */
 static void conn_serve_challenge(rd_conn_t *c, const tf_http_request_t *req, const char *token)
 {
+    if (conn_serve_from_table(c, req, token) == 0)
+        return;
     const char *webroot = tf_conf_acme_webroot(c->r->conf);
     char *body = NULL;
     size_t len = 0;
@@ -505,7 +529,8 @@ static void conn_answer(rd_conn_t *c, const tf_http_request_t *req)
         conn_close(c);
         return;
     }
-    int status = tf_redirect_route(req, tf_conf_acme_webroot(c->r->conf) != NULL, loc, cap);
+    bool acme = c->r->challenges != NULL || tf_conf_acme_webroot(c->r->conf) != NULL;
+    int status = tf_redirect_route(req, acme, loc, cap);
     if (status == TF_REDIRECT_ACME) {
         conn_serve_challenge(c, req, loc);
     } else if (status == 301) {
@@ -729,6 +754,11 @@ void tf_redirect_close(tf_redirect_t *r, void (*done)(void *arg), void *arg)
 void tf_redirect_set_access_log(tf_redirect_t *r, tf_access_log_t *log)
 {
     r->access = log;
+}
+
+void tf_redirect_set_challenges(tf_redirect_t *r, tf_acme_challenges_t *t)
+{
+    r->challenges = t;
 }
 
 size_t tf_redirect_connections(const tf_redirect_t *r)

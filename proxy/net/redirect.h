@@ -1,7 +1,8 @@
 /* proxy/ port 80 (SPEC §7, `listen.http`): a small plain-HTTP responder that
  * answers every request with `301 Moved Permanently` to the same host and
- * target on https, except ACME http-01 challenges, which it serves from
- * `acme.webroot` (certbot's and lego's webroot layout:
+ * target on https, except ACME http-01 challenges, which it serves from the
+ * built-in client's answers in memory (tf_redirect_set_challenges), then
+ * from `acme.webroot` (certbot's and lego's webroot layout:
  * WEBROOT/.well-known/acme-challenge/TOKEN).
  *
  * One responder runs per worker loop on that worker's SO_REUSEPORT socket,
@@ -74,6 +75,14 @@ void tf_redirect_close(tf_redirect_t *r, void (*done)(void *arg), void *arg);
  * NULL: no access log. Call on the loop's thread. */
 typedef struct tf_access_log tf_access_log_t;
 void tf_redirect_set_access_log(tf_redirect_t *r, tf_access_log_t *log);
+
+/* Answers http-01 challenges from t (key authorizations by token, SPEC
+ * §13) before looking in the webroot: 200, text/plain, the key
+ * authorization as the body. t stays the caller's and must outlive the
+ * responder; NULL (the default): the webroot only. With t set, challenge
+ * paths are served (not 404) even without acme.webroot. Loop thread. */
+typedef struct tf_acme_challenges tf_acme_challenges_t;
+void tf_redirect_set_challenges(tf_redirect_t *r, tf_acme_challenges_t *t);
 
 /* Connections open now (for tests and metrics). */
 size_t tf_redirect_connections(const tf_redirect_t *r);

@@ -13,6 +13,7 @@
  * (backends.h); health checks run once per process (health.h). */
 #include "proxy/net/worker.h"
 
+#include "acme/acme.h"
 #include "common/err.h"
 #include "proxy/net/conn.h"
 #include "proxy/net/listener.h"
@@ -158,6 +159,15 @@ void tf_worker_publish(tf_worker_t *w, uint64_t conf_id, tf_conf_t *conf, tf_cs_
     uv_async_send(&w->gen_async);
 }
 
+/* tls/'s tls-alpn-01 provider (tls.h) on the process's challenge table:
+ * tls/ stays ignorant of acme/. Copies, so nothing of the table escapes its
+ * lock. */
+static bool worker_acme_cert(void *ud, const char *host, size_t len, tf_tls_acme_cert_t *out)
+{
+    return tf_acme_alpn01_get(ud, host, len, &out->cert, &out->cert_len, &out->key,
+                              &out->key_len) == 0;
+}
+
 int tf_worker_build(const tf_shared_t *shared, const tf_conf_t *conf, const tf_cs_snapshot_t *snap,
                     tf_tls_ctx_t **tls, tf_upstream_t **upstream, char *err, size_t errlen)
 {
@@ -166,6 +176,8 @@ int tf_worker_build(const tf_shared_t *shared, const tf_conf_t *conf, const tf_c
         .tls13_only = t->min_version == TF_CONF_TLS_1_3,
         .reject_unknown_sni = t->unknown_sni == TF_CONF_SNI_REJECT,
         .tickets = shared->tickets,
+        .acme = shared->challenges != NULL ? worker_acme_cert : NULL,
+        .acme_ud = shared->challenges,
     };
     *tls = NULL;
     if (upstream != NULL)
@@ -308,6 +320,7 @@ static int worker_redirects(tf_worker_t *w, char *err, size_t errlen)
         }
         w->nredirects = i + 1;
         tf_redirect_set_access_log(w->redirects[i], s->access);
+        tf_redirect_set_challenges(w->redirects[i], s->challenges);
     }
     return 0;
 }

@@ -52,6 +52,7 @@ typedef struct tf_backends tf_backends_t;
 typedef struct tf_limits tf_limits_t;
 typedef struct tf_worker tf_worker_t;
 typedef struct tf_worker_gen tf_worker_gen_t;
+typedef struct tf_acme_challenges tf_acme_challenges_t;
 
 /* Process-wide and fixed for the run (listen addresses, workers and limits
  * need a restart), except `active` (atomic). Owned by the main thread. */
@@ -65,6 +66,9 @@ typedef struct {
     tf_backends_t *backends; /* backend state, process-wide (backends.h) */
     tf_health_t *health;     /* the health checker, process-wide (health.h); NULL: none */
     tf_limits_t *limits;     /* limits.per_client, process-wide (limits.h) */
+    /* The built-in ACME client's challenge answers (acme/acme.h): http-01
+     * on listen.http, tls-alpn-01 on the https listeners. NULL: none. */
+    tf_acme_challenges_t *challenges;
     unsigned nworkers;
     uint32_t max_connections;
     _Atomic uint32_t active;     /* connections open in all workers */

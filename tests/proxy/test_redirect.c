@@ -6,6 +6,8 @@
 
 #include "proxy/obs/access.h"
 
+#include "acme/acme.h"
+
 #include "conf/conf.h"
 
 #include <criterion/criterion.h>
@@ -141,6 +143,7 @@ static struct {
     uv_async_t stop, swap;
     tf_redirect_t *r;
     tf_access_log_t *access;
+    tf_acme_challenges_t *challenges; /* the built-in client's answers */
     char access_path[160];
     pthread_t thread;
     int loop_close_rc;
@@ -240,6 +243,8 @@ static void setup(void)
     char err[256];
     cr_assert_eq(tf_access_open(&lc, &t.access, err, sizeof err), 0, "%s", err);
     tf_redirect_set_access_log(t.r, t.access);
+    cr_assert_eq(tf_acme_challenges_new(&t.challenges), 0);
+    tf_redirect_set_challenges(t.r, t.challenges);
     cr_assert_eq(pthread_create(&t.thread, NULL, loop_main, NULL), 0);
 }
 
@@ -250,6 +255,7 @@ static void teardown(void)
     cr_expect_eq(t.loop_close_rc, 0, "the loop closed with handles left");
     cr_expect(t.done_called);
     tf_access_free(t.access);
+    tf_acme_challenges_free(t.challenges);
     tf_conf_unref(t.conf);
     tf_conf_unref(t.conf2);
     tf_conf_unref(t.conf3);
@@ -328,6 +334,69 @@ Test(redirect, acme_challenges_are_served_from_the_webroot)
     expect_has(o, "HTTP/1.1 200 OK\r\n");
     expect_has(o, "\r\nContent-Length: 14\r\n");
     cr_expect_eq(strstr(o, "tok.thumbprint"), NULL);
+    free(o);
+}
+
+/* http-01 from memory (SPEC §13): puts from this thread while the loop
+ * serves, as the ACME thread does. */
+Test(redirect, acme_challenges_are_served_from_memory_first)
+{
+    cr_assert_eq(tf_acme_http01_put(t.challenges, "Mem_tok-2", "Mem_tok-2.thumb_print-x"), 0);
+    char *o = run(NULL, CURL "'http://127.0.0.1:%u/.well-known/acme-challenge/Mem_tok-2'", t.port);
+    expect_has(o, "HTTP/1.1 200 OK\r\n");
+    expect_has(o, "\r\nContent-Type: text/plain\r\n");
+    expect_has(o, "\r\nContent-Length: 23\r\n");
+    const char *body = strstr(o, "\r\n\r\n");
+    cr_assert_not_null(body, "%s", o);
+    cr_expect_str_eq(body + 4, "Mem_tok-2.thumb_print-x",
+                     "the body is exactly the key authorization");
+    free(o);
+    o = run(NULL, CURL "-I 'http://127.0.0.1:%u/.well-known/acme-challenge/Mem_tok-2'", t.port);
+    expect_has(o, "HTTP/1.1 200 OK\r\n");
+    expect_has(o, "\r\nContent-Length: 23\r\n");
+    cr_expect_eq(strstr(o, "thumb_print"), NULL);
+    free(o);
+    /* The table wins over the webroot; once the answer is removed, the
+     * webroot's file is served again (external clients keep working). */
+    cr_assert_eq(tf_acme_http01_put(t.challenges, "Tok_en-1", "from.memory"), 0);
+    o = run(NULL, CURL "'http://127.0.0.1:%u/.well-known/acme-challenge/Tok_en-1'", t.port);
+    cr_expect(strstr(o, "\r\n\r\nfrom.memory") != NULL, "%s", o);
+    free(o);
+    tf_acme_http01_remove(t.challenges, "Tok_en-1");
+    tf_acme_http01_remove(t.challenges, "Mem_tok-2");
+    o = run(NULL, CURL "'http://127.0.0.1:%u/.well-known/acme-challenge/Tok_en-1'", t.port);
+    cr_expect(strstr(o, "\r\n\r\ntok.thumbprint") != NULL, "%s", o);
+    free(o);
+    o = run(NULL, CURL "-o /dev/null 'http://127.0.0.1:%u/.well-known/acme-challenge/Mem_tok-2'",
+            t.port);
+    expect_has(o, "HTTP/1.1 404 ");
+    free(o);
+}
+
+Test(redirect, memory_answers_need_no_webroot)
+{
+    t.next = t.conf2;
+    uv_async_send(&t.swap);
+    cr_assert_eq(tf_acme_http01_put(t.challenges, "Only_mem", "Only_mem.tp"), 0);
+    /* Bounded polling, as the swap may race the first request: with the
+     * webroot gone, the webroot's token turns 404 while the table's stays. */
+    bool swapped = false;
+    for (int i = 0; i < 50 && !swapped; i++) {
+        char *o = run(NULL,
+                      CURL "-o /dev/null 'http://127.0.0.1:%u/.well-known/acme-challenge/"
+                           "Tok_en-1'",
+                      t.port);
+        swapped = strstr(o, "HTTP/1.1 404 ") != NULL;
+        free(o);
+    }
+    cr_assert(swapped);
+    char *o = run(NULL, CURL "'http://127.0.0.1:%u/.well-known/acme-challenge/Only_mem'", t.port);
+    expect_has(o, "HTTP/1.1 200 OK\r\n");
+    cr_expect(strstr(o, "\r\n\r\nOnly_mem.tp") != NULL, "%s", o);
+    free(o);
+    /* Everything else is still redirected. */
+    o = run(NULL, CURL "-o /dev/null -H 'Host: a.example' 'http://127.0.0.1:%u/x'", t.port);
+    expect_has(o, "HTTP/1.1 301 ");
     free(o);
 }
 
