@@ -332,3 +332,15 @@ int tf_conf__check_weight(const char *s, char *why, size_t len)
         return fail(why, len, "weight 0: use backup: true, or remove the backend");
     return 0;
 }
+
+void tf_conf__check_proxy_protocol(tf_conf__ctx_t *ctx)
+{
+    const tf_conf_proxy_protocol_t *pp = &ctx->conf->proxy_protocol;
+    if (!pp->enabled || pp->from.count > 0)
+        return;
+    /* Without it any client could claim any address: the header is only
+     * as trustworthy as the balancer that writes it. */
+    tf_conf__error(ctx, ctx->conf->proxy_protocol_seen.value,
+                   "listen.proxy_protocol.from: required when enabled; list the balancers that "
+                   "send the header, e.g. from: [\"10.0.0.0/8\"]");
+}

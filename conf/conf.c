@@ -356,6 +356,11 @@ const tf_conf_limits_t *tf_conf_limits(const tf_conf_t *c)
     return &c->limits;
 }
 
+const tf_conf_proxy_protocol_t *tf_conf_proxy_protocol(const tf_conf_t *c)
+{
+    return &c->proxy_protocol;
+}
+
 const tf_conf_http2_t *tf_conf_http2(const tf_conf_t *c)
 {
     return &c->http2;

@@ -249,6 +249,14 @@ typedef struct {
     size_t count;
 } tf_conf_allow_t;
 
+/* listen.proxy_protocol (SPEC §14): a PROXY v1 or v2 header first on every
+ * connection to listen.https and listen.http, from the balancers in `from`
+ * only (required when enabled). */
+typedef struct {
+    bool enabled;
+    tf_conf_allow_t from;
+} tf_conf_proxy_protocol_t;
+
 /* `errors`: a page per status among 403 404 421 429 502 503 504, read at
  * load (a missing or unreadable file is a config error). */
 typedef struct {
@@ -362,6 +370,7 @@ const tf_conf_tls_t *tf_conf_tls(const tf_conf_t *c);
 const tf_conf_timeouts_t *tf_conf_timeouts(const tf_conf_t *c);
 const tf_conf_limits_t *tf_conf_limits(const tf_conf_t *c);
 const tf_conf_http2_t *tf_conf_http2(const tf_conf_t *c);
+const tf_conf_proxy_protocol_t *tf_conf_proxy_protocol(const tf_conf_t *c);
 
 /* Tenants in file order; at least one. I must be < tf_conf_tenant_count(). */
 size_t tf_conf_tenant_count(const tf_conf_t *c);

@@ -51,6 +51,8 @@ struct tf_conf {
     const char *log_access; /* as written: "stdout", "off" or a path */
     tf_conf_addr_list_t listen_https;
     tf_conf_addr_list_t listen_http;
+    tf_conf_proxy_protocol_t proxy_protocol;
+    tf_conf__seen_t proxy_protocol_seen; /* where listen.proxy_protocol.enabled was written */
     tf_conf_admin_t admin;
     tf_conf_acme_t acme;
     /* Where acme.eab.kid and acme.eab.hmac_key_file were written (both or
@@ -351,5 +353,8 @@ bool tf_conf__is_null(const yaml_node_t *n);
 
 /* Index of the tenant being loaded (for host_seen). */
 #define TF_CONF__NO_TENANT ((size_t)-1)
+
+/* listen.proxy_protocol: `from` is required when enabled (checks.c). */
+void tf_conf__check_proxy_protocol(tf_conf__ctx_t *ctx);
 
 #endif

@@ -586,6 +586,7 @@ void tf_conf__load_document(tf_conf__ctx_t *ctx)
     tf_conf__check_duplicate_hosts(ctx);
     tf_conf__resolve_tenants(ctx);
     tf_conf__finish_acme(ctx);
+    tf_conf__check_proxy_protocol(ctx);
     finish_log(ctx->conf);
     finish_limits(&ctx->conf->limits);
 }

@@ -37,6 +37,17 @@ static const tf_conf__key_t log_keys[] = {
     {.name = NULL},
 };
 
+static const tf_conf__key_t proxy_protocol_keys[] = {
+    {.name = "enabled",
+     .type = TF_CONF__T_BOOL,
+     .offset = C(proxy_protocol.enabled),
+     .flags = TF_CONF__F_SEEN,
+     .seen_offset = C(proxy_protocol_seen),
+     .def = "false"},
+    {.name = "from", .type = TF_CONF__T_CIDR_LIST, .offset = C(proxy_protocol.from)},
+    {.name = NULL},
+};
+
 static const tf_conf__key_t listen_keys[] = {
     {.name = "https",
      .type = TF_CONF__T_ADDR_LIST,
@@ -48,6 +59,7 @@ static const tf_conf__key_t listen_keys[] = {
      .offset = C(listen_http),
      .flags = TF_CONF__F_LISTENER,
      .example = "http: [\"0.0.0.0:80\"]"},
+    {.name = "proxy_protocol", .type = TF_CONF__T_SECTION, .sub = proxy_protocol_keys},
     {.name = NULL},
 };
 

@@ -10,6 +10,7 @@
 #include "proxy/net/h2.h"
 #include "proxy/net/limits.h"
 #include "proxy/net/pool.h"
+#include "proxy/net/proxyproto.h"
 #include "common/util.h"
 #include "proxy/net/upstream.h"
 #include "proxy/net/worker.h"
@@ -48,6 +49,49 @@ static void client_limit(tf_conn_t *c)
     tf_conn_close(c, TF_LOG_DEBUG, per_client_refused);
 }
 
+/* listen.proxy_protocol (SPEC §14): the balancer's header, before TLS. The
+ * address it carries is the client's from here on (X-Forwarded-For,
+ * `allow`, limits.per_client, the access log); LOCAL (a health check)
+ * keeps the connection's own. Anything else closes the connection without
+ * a byte sent. */
+static int proxy_preface(tf_stream_t *s, const char *data, size_t len)
+{
+    tf_conn_t *c = s->owner;
+    tf_pp_header_t h;
+    int rc = tf_pp_parse((const uint8_t *)data, len, &h);
+    if (rc == TF_PP_MORE)
+        return 0;
+    if (rc != 0) {
+        TF_CONN_LOG(TF_LOG_INFO, c, "PROXY protocol: no valid header from the balancer");
+        tf_conn_close(c, TF_LOG_INFO, "bad PROXY header");
+        return rc;
+    }
+    if (!h.local && h.src.ss_family == AF_INET)
+        memcpy(&c->peer.in4, &h.src, sizeof c->peer.in4);
+    else if (!h.local)
+        memcpy(&c->peer.in6, &h.src, sizeof c->peer.in6);
+    TF_CONN_LOG(TF_LOG_DEBUG, c, "PROXY protocol v%u header%s", (unsigned)h.version,
+                h.local ? " (LOCAL: the balancer's own check)" : "");
+    client_limit(c);
+    return tf_conn_closing(c) ? TF_EINVAL : (int)h.len;
+}
+
+/* Whether the connection must start with a PROXY header: then it comes
+ * from a balancer listed in `from`, or it is closed at once. */
+static int expect_proxy_header(tf_conn_t *c, bool *expected)
+{
+    const tf_conf_proxy_protocol_t *pp = tf_conf_proxy_protocol(c->gen->conf);
+    *expected = pp->enabled;
+    if (!pp->enabled)
+        return 0;
+    if (!tf_http_allowed(&pp->from, &c->peer.sa)) {
+        TF_CONN_LOG(TF_LOG_INFO, c, "PROXY protocol: not from listen.proxy_protocol.from");
+        tf_conn_close(c, TF_LOG_INFO, "not from a balancer");
+        return 0;
+    }
+    return tf_stream_tls_expect_preface(&c->client, proxy_preface, TF_PP_V2_MAX);
+}
+
 /* ALPN (SPEC §12): h2 unless turned off or the SNI names a mode tcp
  * tenant, whose clients get no protocol they did not ask for. */
 static bool conn_h2_allowed(void *ud, const char *sni)
@@ -74,7 +118,12 @@ static int client_accept(tf_conn_t *c, uv_stream_t *server)
     int len = sizeof c->peer;
     if (uv_tcp_getpeername(&c->client.tcp, &c->peer.sa, &len) != 0)
         c->peer.sa.sa_family = AF_UNSPEC;
-    client_limit(c);
+    bool proxied = false;
+    rc = expect_proxy_header(c, &proxied);
+    if (rc != 0)
+        return rc;
+    if (!proxied) /* else once the header names the client */
+        client_limit(c);
     if (tf_conn_closing(c))
         return 0;
     uv_tcp_nodelay(&c->client.tcp, 1);

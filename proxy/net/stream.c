@@ -61,12 +61,23 @@ static void stream_error(tf_stream_t *s, int err, const char *what)
         s->sink->error(s, err, what);
 }
 
+struct tf_stream_preface {
+    tf_stream_preface_fn fn;
+    char *buf; /* what arrived in earlier reads, or NULL */
+    size_t len, max;
+};
+
 void tf_stream_dispose(tf_stream_t *s)
 {
     free(s->wbuf);
     free(s->qbuf);
     s->wbuf = s->qbuf = NULL;
     s->wlen = s->qlen = s->qcap = 0;
+    if (s->preface != NULL) {
+        free(s->preface->buf);
+        free(s->preface);
+        s->preface = NULL;
+    }
     if (s->tls != NULL && !(s->flags & TF_STREAM_TLS_BORROWED))
         tf_tls_session_free(s->tls);
     s->tls = NULL;
@@ -434,6 +445,68 @@ static void tls_handshake(tf_stream_t *s)
     }
 }
 
+int tf_stream_tls_expect_preface(tf_stream_t *s, tf_stream_preface_fn fn, size_t max)
+{
+    s->preface = calloc(1, sizeof *s->preface);
+    if (s->preface == NULL)
+        return TF_ENOMEM;
+    *s->preface = (struct tf_stream_preface){.fn = fn, .max = max};
+    return 0;
+}
+
+/* The preface from the bytes just read (after those kept from earlier
+ * reads): *data and *n move past it once it is whole. False when nothing
+ * is left to do with them (more to read, refused, or the connection
+ * closed). */
+static bool preface_read(tf_stream_t *s, const char **data, size_t *n)
+{
+    struct tf_stream_preface *p = s->preface;
+    size_t kept = p->len; /* from earlier reads */
+    const char *all = *data;
+    size_t len = *n;
+    if (kept > 0) {
+        size_t take = *n < p->max - kept ? *n : p->max - kept;
+        char *grown = realloc(p->buf, kept + take);
+        if (grown == NULL) {
+            s->sink->error(s, TF_ENOMEM, "preface");
+            return false;
+        }
+        memcpy(grown + kept, *data, take);
+        p->buf = grown;
+        p->len = kept + take;
+        all = p->buf;
+        len = p->len;
+    }
+    int rc = p->fn(s, all, len < p->max ? len : p->max);
+    if (!tf_stream_live(s))
+        return false;
+    if (rc < 0 || (rc == 0 && len >= p->max) || (rc > 0 && (size_t)rc <= kept)) {
+        s->sink->error(s, rc < 0 ? rc : TF_EINVAL, "preface");
+        return false;
+    }
+    if (rc == 0) {
+        if (kept == 0) { /* the first piece: kept for the next read */
+            p->buf = malloc(*n);
+            if (p->buf == NULL) {
+                s->sink->error(s, TF_ENOMEM, "preface");
+                return false;
+            }
+            memcpy(p->buf, *data, *n);
+            p->len = *n;
+        }
+        return false;
+    }
+    /* The preface took the kept bytes and the start of this read; the
+     * rest of this read is the start of TLS. */
+    size_t used = (size_t)rc - kept;
+    *data += used;
+    *n -= used;
+    free(p->buf);
+    free(p);
+    s->preface = NULL;
+    return *n > 0;
+}
+
 static void tls_on_read(uv_stream_t *h, ssize_t n, const uv_buf_t *buf)
 {
     tf_stream_t *s = tf_container_of(h, tf_stream_t, tcp);
@@ -449,7 +522,11 @@ static void tls_on_read(uv_stream_t *h, ssize_t n, const uv_buf_t *buf)
             s->sink->error(s, (int)n, "client read");
         return;
     }
-    int rc = tf_tls_session_feed(s->tls, buf->base, (size_t)n);
+    const char *data = buf->base;
+    size_t len = (size_t)n;
+    if (s->preface != NULL && !preface_read(s, &data, &len))
+        return;
+    int rc = tf_tls_session_feed(s->tls, data, len);
     if (rc < 0) {
         tls_fail(s, rc);
         return;
@@ -470,8 +547,8 @@ void tf_stream_tls_accept(tf_stream_t *s, tf_tls_session_t *tls)
 
 void tf_stream_goodbye(tf_stream_t *s)
 {
-    if (s->tls == NULL || (s->flags & (TF_STREAM_HANDSHAKE | TF_STREAM_TLS_BORROWED)) || s->wbuf != NULL ||
-        !(s->flags & TF_STREAM_WRITABLE) || (s->flags & TF_STREAM_SHUT_SENT))
+    if (s->tls == NULL || (s->flags & (TF_STREAM_HANDSHAKE | TF_STREAM_TLS_BORROWED)) ||
+        s->wbuf != NULL || !(s->flags & TF_STREAM_WRITABLE) || (s->flags & TF_STREAM_SHUT_SENT))
         return;
     s->flags |= TF_STREAM_SHUT_SENT;
     if (tf_tls_session_shutdown(s->tls) < 0)

@@ -115,6 +115,7 @@ struct tf_stream {
     size_t wlen;
     char *qbuf; /* plain TCP: bytes waiting behind the write in flight */
     size_t qlen, qcap;
+    struct tf_stream_preface *preface; /* bytes read before TLS, or NULL */
     uint16_t flags;
     uv_write_t wreq;
     uv_tcp_t tcp;
@@ -160,6 +161,16 @@ static inline bool tf_stream_live(const tf_stream_t *s)
  * at the first bytes read; the sink's ready() reports its end. The stream
  * is writable at once (alerts and the handshake's records). */
 void tf_stream_tls_accept(tf_stream_t *s, tf_tls_session_t *tls);
+
+/* What comes before the TLS bytes on a TLS stream (a PROXY protocol
+ * header, SPEC §14): the stream hands fn what it read so far (kept across
+ * reads, at most max bytes), fn returns the bytes the preface took once it
+ * is whole (> 0; what follows them is TLS), 0 to read more, or a negative
+ * code to refuse it (the sink hears error() unless fn closed the
+ * connection; nothing is written). Call before read_start(). 0 or
+ * TF_ENOMEM. */
+typedef int (*tf_stream_preface_fn)(tf_stream_t *s, const char *data, size_t len);
+int tf_stream_tls_expect_preface(tf_stream_t *s, tf_stream_preface_fn fn, size_t max);
 
 /* TLS, best effort: a close_notify before a close the owner decides
  * (timeouts, drain), so that the peer can tell it from a truncation; only

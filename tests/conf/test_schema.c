@@ -338,3 +338,26 @@ Test(lifetime, aliases_and_anchors_are_followed)
     cr_expect_eq(tf_conf_tenant(c, 1)->routes[0].backends.items[1].addr.port, 80);
     tf_conf_unref(c);
 }
+
+/* listen.proxy_protocol (SPEC §14): off by default; on, it needs `from`. */
+Test(schema, listen_proxy_protocol)
+{
+    tf_conf_t *c = t_load(T_MINIMAL);
+    cr_expect_not(tf_conf_proxy_protocol(c)->enabled);
+    cr_expect_eq(tf_conf_proxy_protocol(c)->from.count, 0u);
+    tf_conf_unref(c);
+    c = t_load("listen:\n  https: [\"127.0.0.1:8443\"]\n"
+               "  proxy_protocol: {enabled: true, from: [\"10.0.0.0/8\", \"192.0.2.7\"]}\n" T_TENANT);
+    const tf_conf_proxy_protocol_t *pp = tf_conf_proxy_protocol(c);
+    cr_expect(pp->enabled);
+    cr_assert_eq(pp->from.count, 2u);
+    cr_expect_eq(pp->from.items[0].bits, 8);
+    cr_expect_eq(pp->from.items[1].bits, 32);
+    tf_conf_unref(c);
+    t_expect_error("listen:\n  https: [\"127.0.0.1:8443\"]\n"
+                   "  proxy_protocol:\n    enabled: true\n" T_TENANT,
+                   4, 14, "listen.proxy_protocol.from: required when enabled");
+    t_expect_error("listen:\n  https: [\"127.0.0.1:8443\"]\n"
+                   "  proxy_protocol: {enabled: true, from: [\"10.0.0.0/33\"]}\n" T_TENANT,
+                   3, 42, "listen.proxy_protocol.from");
+}
