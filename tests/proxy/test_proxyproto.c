@@ -106,7 +106,8 @@ static size_t v2(uint8_t *out, uint8_t command, uint8_t family, const uint8_t *b
     out[13] = family;
     out[14] = (uint8_t)(len >> 8);
     out[15] = (uint8_t)len;
-    memcpy(out + 16, block, len);
+    if (len > 0) /* memcpy's source may not be NULL, even for 0 bytes */
+        memcpy(out + 16, block, len);
     return 16 + len;
 }
 
