@@ -3,6 +3,7 @@
 
 #include "acme/acme.h"
 #include "common/err.h"
+#include "proxy/net/proxyproto.h"
 #include "proxy/obs/obs.h"
 
 #include <errno.h>
@@ -246,6 +247,7 @@ struct rd_conn {
     uint8_t state;
     uint8_t handles; /* open handles; the struct is freed when none is left */
     bool eof;        /* the client ended its side */
+    bool pp_pending; /* listen.proxy_protocol: the balancer's header comes first */
 };
 
 struct tf_redirect {
@@ -547,6 +549,38 @@ static size_t max_head(const tf_redirect_t *r)
     return tf_conf_limits(r->conf)->max_header_bytes;
 }
 
+/* What the buffer may hold: the head, and before it a PROXY header. */
+static size_t max_buf(const rd_conn_t *c)
+{
+    return max_head(c->r) + (c->pp_pending ? TF_PP_V2_MAX : 0);
+}
+
+/* listen.proxy_protocol (SPEC §14), as on listen.https (conn.c): the
+ * header's address is the client's for the access log; anything but a
+ * valid header closes the connection without a byte. False when the
+ * connection is closed or the header is not whole yet. */
+static bool conn_proxy_header(rd_conn_t *c)
+{
+    tf_pp_header_t h;
+    int rc = tf_pp_parse((const uint8_t *)c->buf, c->len, &h);
+    if (rc == TF_PP_MORE)
+        return false;
+    if (rc != 0) {
+        conn_close(c);
+        return false;
+    }
+    if (!h.local && h.src.ss_family == AF_INET)
+        uv_ip4_name((struct sockaddr_in *)&h.src, c->peer, sizeof c->peer);
+    else if (!h.local)
+        uv_ip6_name((struct sockaddr_in6 *)&h.src, c->peer, sizeof c->peer);
+    memmove(c->buf, c->buf + h.len, c->len - h.len);
+    c->len -= h.len;
+    c->bytes_in -= h.len;
+    c->pp_pending = false;
+    conn_arm(c, tf_conf_timeouts(c->r->conf)->request_header_ms);
+    return true;
+}
+
 /* Called after each read. The parser resumes where the previous read left
  * it, so a client dribbling a large head byte by byte costs linear time. */
 static void conn_check_head(rd_conn_t *c)
@@ -572,7 +606,7 @@ static void conn_on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
         *buf = uv_buf_init(r->scratch, sizeof r->scratch);
         return;
     }
-    size_t max = max_head(r);
+    size_t max = max_buf(c);
     if (c->len == c->cap && c->cap < max) {
         size_t cap = c->cap == 0 ? FIRST_BUF : c->cap * 2;
         cap = cap < max ? cap : max;
@@ -606,34 +640,43 @@ static void conn_on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
         return;
     c->len += (size_t)n;
     c->bytes_in += (uint64_t)n;
+    if (c->pp_pending && (!conn_proxy_header(c) || c->len == 0))
+        return;
     conn_check_head(c);
 }
 
 static void conn_on_timer(uv_timer_t *t)
 {
     rd_conn_t *c = t->data;
-    if (c->state != RD_READING) {
+    if (c->state != RD_READING || c->pp_pending) {
         conn_close(c);
         return;
     }
     conn_error(c, NULL, 408);
 }
 
-/* Notes when and from where, for the access log. */
-static void conn_started(rd_conn_t *c)
+/* Notes when and from where, for the access log; false when the
+ * connection must start with a PROXY header and does not come from one of
+ * the balancers allowed to send it. */
+static bool conn_started(rd_conn_t *c)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     c->start_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
     c->start_tick = uv_now(c->r->loop);
+    const tf_conf_proxy_protocol_t *pp = tf_conf_proxy_protocol(c->r->conf);
+    c->pp_pending = pp->enabled;
     struct sockaddr_storage ss;
     int len = sizeof ss;
     if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) != 0)
-        return;
+        return !pp->enabled;
+    if (pp->enabled && !tf_http_allowed(&pp->from, (struct sockaddr *)&ss))
+        return false;
     if (ss.ss_family == AF_INET)
         uv_ip4_name((struct sockaddr_in *)&ss, c->peer, sizeof c->peer);
     else if (ss.ss_family == AF_INET6)
         uv_ip6_name((struct sockaddr_in6 *)&ss, c->peer, sizeof c->peer);
+    return true;
 }
 
 /* Returns 0, or TF_ENOMEM when the connection must stay pending. */
@@ -659,8 +702,14 @@ static int conn_accept(tf_redirect_t *r)
         return 0;
     }
     uv_tcp_nodelay(&c->tcp, 1);
-    conn_started(c);
-    conn_arm(c, tf_conf_timeouts(r->conf)->request_header_ms);
+    if (!conn_started(c)) {
+        conn_close(c);
+        return 0;
+    }
+    /* The balancer's header is due within timeouts.handshake, as on
+     * listen.https; the request head within request_header after it. */
+    const tf_conf_timeouts_t *t = tf_conf_timeouts(r->conf);
+    conn_arm(c, c->pp_pending ? t->handshake_ms : t->request_header_ms);
     if (uv_read_start((uv_stream_t *)&c->tcp, conn_on_alloc, conn_on_read) != 0)
         conn_close(c);
     return 0;

@@ -138,6 +138,7 @@ static struct {
     tf_conf_t *conf;
     tf_conf_t *conf2; /* acme.webroot: null */
     tf_conf_t *conf3; /* limits.max_connections: 1 */
+    tf_conf_t *pp[2]; /* listen.proxy_protocol from 127.0.0.1, from 10.0.0.0/8 */
     tf_conf_t *next;  /* what the swap installs */
     uv_loop_t loop;
     uv_async_t stop, swap;
@@ -259,6 +260,9 @@ static void teardown(void)
     tf_conf_unref(t.conf);
     tf_conf_unref(t.conf2);
     tf_conf_unref(t.conf3);
+    for (size_t i = 0; i < 2; i++)
+        if (t.pp[i] != NULL)
+            tf_conf_unref(t.pp[i]);
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf %s", t.dir);
     cr_expect_eq(system(cmd), 0);
@@ -621,4 +625,95 @@ Test(redirect, a_failed_start_reports_and_leaves_nothing)
     cr_expect_null(r);
     uv_run(&loop, UV_RUN_DEFAULT);
     cr_expect_eq(uv_loop_close(&loop), 0);
+}
+
+/* ---- listen.proxy_protocol (SPEC §14) ------------------------------------ */
+
+static tf_conf_t *load_pp_conf(const char *from)
+{
+    char yaml[1024];
+    snprintf(yaml, sizeof yaml,
+             "listen:\n  https: [\"127.0.0.1:8443\"]\n  http: [\"127.0.0.1:8080\"]\n"
+             "  proxy_protocol: {enabled: true, from: [\"%s\"]}\n"
+             "timeouts:\n  request_header: 500ms\n  handshake: 500ms\n"
+             "tenants:\n  a:\n    hosts: [\"*\"]\n    backends: [\"127.0.0.1:9\"]\n",
+             from);
+    tf_conf_t *c = NULL;
+    char err[1024] = "";
+    cr_assert_eq(tf_conf_load_buffer("pp.yaml", yaml, strlen(yaml), &c, err, sizeof err), 0, "%s",
+                 err);
+    return c;
+}
+
+/* Sends LEN bytes, reads until the responder closes; the response. */
+static char *exchange_n(const char *what, size_t len)
+{
+    int fd = connect_port();
+    cr_assert_eq(send(fd, what, len, 0), (ssize_t)len);
+    char *buf = calloc(1, 8192);
+    size_t n = 0;
+    ssize_t r;
+    while (n < 8191 && (r = recv(fd, buf + n, 8191 - n, 0)) > 0)
+        n += (size_t)r;
+    close(fd);
+    return buf;
+}
+
+/* Installs CONF and waits until a request without a PROXY header is
+ * closed unanswered (the swap runs on the responder's loop). */
+static void swap_to_pp(tf_conf_t *conf)
+{
+    t.next = conf;
+    uv_async_send(&t.swap);
+    bool applied = false;
+    for (int i = 0; i < 50 && !applied; i++) {
+        const char *plain = "GET / HTTP/1.1\r\nHost: a\r\n\r\n";
+        char *o = exchange_n(plain, strlen(plain)); /* a reset is no byte either */
+        applied = o[0] == '\0';
+        free(o);
+    }
+    cr_assert(applied, "listen.proxy_protocol was not applied");
+}
+
+Test(redirect, behind_a_balancer_the_proxy_header_names_the_client)
+{
+    t.pp[0] = load_pp_conf("127.0.0.1/32");
+    swap_to_pp(t.pp[0]);
+    char *o = exchange("PROXY TCP4 203.0.113.7 10.0.0.1 40000 80\r\n"
+                       "GET /x?y HTTP/1.1\r\nHost: a.example\r\n\r\n");
+    cr_expect(strncmp(o, "HTTP/1.1 301 ", 13) == 0, "%s", o);
+    expect_has(o, "\r\nLocation: https://a.example/x?y\r\n");
+    free(o);
+    /* Version 2 with a TLV, the request in the same segment. */
+    static const char v2[] = "\r\n\r\n\0\r\nQUIT\n\x21\x11\x00\x13"
+                             "\xc6\x33\x64\x09\x0a\x00\x00\x01\x9c\x40\x00\x50"
+                             "\xea\x00\x04vpce"
+                             "GET /v2 HTTP/1.1\r\nHost: a.example\r\n\r\n";
+    o = exchange_n(v2, sizeof v2 - 1);
+    cr_expect(strncmp(o, "HTTP/1.1 301 ", 13) == 0, "%s", o);
+    free(o);
+    /* Not a valid header, or one that never ends: closed, nothing sent. */
+    const char *bad = "PROXY TCP4 256.0.0.1 10.0.0.1 1 80\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n";
+    o = exchange_n(bad, strlen(bad)); /* FIN or reset: no byte either way */
+    cr_expect_str_eq(o, "");
+    free(o);
+    const char *cut = "PROXY TCP4 203.0.113.7";
+    o = exchange_n(cut, strlen(cut));
+    cr_expect_str_eq(o, "", "a header cut short must be closed, not answered 408");
+    free(o);
+    o = run(NULL, "cat %s", t.access_path);
+    expect_has(o, " 203.0.113.7 sni=- tenant=- \"GET /x?y HTTP/1.1\" 301 in=");
+    expect_has(o, " 198.51.100.9 sni=- tenant=- \"GET /v2 HTTP/1.1\" 301 in=");
+    free(o);
+}
+
+Test(redirect, a_proxy_header_from_outside_from_is_refused)
+{
+    t.pp[1] = load_pp_conf("10.0.0.0/8");
+    swap_to_pp(t.pp[1]);
+    const char *req = "PROXY TCP4 203.0.113.7 10.0.0.1 40000 80\r\n"
+                      "GET / HTTP/1.1\r\nHost: a.example\r\n\r\n";
+    char *o = exchange_n(req, strlen(req)); /* closed unread: a reset */
+    cr_expect_str_eq(o, "");
+    free(o);
 }
