@@ -165,6 +165,14 @@ typedef struct {
 
 typedef enum { TF_CONF_MODE_HTTP, TF_CONF_MODE_TCP } tf_conf_mode_t;
 
+/* A tenant's `send_proxy` (SPEC §14): a PROXY header first on each of its
+ * backend connections, naming the client. */
+typedef enum {
+    TF_CONF_SEND_PROXY_OFF,
+    TF_CONF_SEND_PROXY_V1,
+    TF_CONF_SEND_PROXY_V2
+} tf_conf_send_proxy_t;
+
 /* ---- routes, balancing and policy (SPEC §11) ----------------------------
  * A tenant's own keys are its "/" route, routes[0]; each route in `routes:`
  * follows in file order. Inheritance is resolved at load: every route holds
@@ -315,6 +323,7 @@ typedef struct {
     size_t nroutes;                /* >= 1; a mode tcp tenant has exactly 1 */
     bool acme;                     /* `acme: true`: the ACME client manages its exact hosts
                                       (only with acme.directory set) */
+    tf_conf_send_proxy_t send_proxy;
     unsigned line; /* 1-based location of the tenant's name in the file */
     unsigned column;
 } tf_conf_tenant_t;

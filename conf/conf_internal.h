@@ -247,6 +247,7 @@ struct tf_conf__src {
     tf_conf__status_t status;   /* health.status */
     tf_conf__src_list_t routes; /* tenant only */
     bool acme;                  /* tenant only */
+    int send_proxy;             /* tenant only: tf_conf_send_proxy_t */
     tf_conf__seen_t seen[TF_CONF__RK_COUNT];
     const char *path;  /* dotted name for messages: "tenants.t.routes[0]" */
     yaml_mark_t where; /* tenant name, or the start of the route's mapping */

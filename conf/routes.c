@@ -315,6 +315,7 @@ static void resolve_tenant(tf_conf__ctx_t *ctx, tf_conf_tenant_t *t, const tf_co
     t->hosts = s->hosts;
     t->mode = (tf_conf_mode_t)s->mode;
     t->acme = s->acme;
+    t->send_proxy = (tf_conf_send_proxy_t)s->send_proxy;
     bool tcp = t->mode == TF_CONF_MODE_TCP;
     if (tcp)
         check_tcp(ctx, s);

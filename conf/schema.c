@@ -16,6 +16,8 @@ static const char *const log_formats[] = {"text", "json", NULL};
 static const char *const unknown_sni[] = {"default", "reject", NULL};
 static const char *const tls_versions[] = {"1.2", "1.3", NULL};
 static const char *const modes[] = {"http", "tcp", NULL};
+/* tf_conf_send_proxy_t's order. */
+static const char *const send_proxy_values[] = {"false", "v1", "v2", NULL};
 
 static const tf_conf__key_t log_keys[] = {
     {.name = "level",
@@ -451,6 +453,11 @@ static const tf_conf__key_t tenant_keys[] = {
      .sub = route_keys,
      .example = "routes: [{path: /api/, backends: [\"10.0.0.9:8080\"]}]"},
     {.name = "acme", .type = TF_CONF__T_BOOL, .offset = S(acme), SEEN(ACME)},
+    {.name = "send_proxy",
+     .type = TF_CONF__T_ENUM,
+     .offset = S(send_proxy),
+     .enums = send_proxy_values,
+     .def = "false"},
     {.name = NULL},
 };
 

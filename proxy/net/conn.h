@@ -178,6 +178,11 @@ int tf_conn_accept(tf_worker_t *w, uv_stream_t *server, uint16_t local_port);
 void tf_conn_init_child(tf_conn_t *child, size_t size, tf_conn_t *parent,
                         const tf_stream_ops_t *ops, void *transport);
 
+/* Whether the connection's backend connections name its client (the
+ * tenant's send_proxy): they carry this client's requests only, so they
+ * are neither taken from nor given to the shared pool. */
+bool tf_conn_backend_private(const tf_conn_t *c);
+
 /* Ends the connection (see above); `reason` is a static string for the
  * summary line, `level` the level of that line. Idempotent. */
 void tf_conn_close(tf_conn_t *c, tf_log_level_t level, const char *reason);

@@ -525,7 +525,7 @@ static void backend_ready_cb(tf_conn_t *c, bool reused)
 
 static bool pool_allowed(const tf_conn_t *c)
 {
-    return c->hx != NULL && !c->hx->retried;
+    return c->hx != NULL && !c->hx->retried && !tf_conn_backend_private(c);
 }
 
 static void backend_failed(tf_conn_t *c)

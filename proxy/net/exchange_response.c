@@ -276,7 +276,10 @@ void tf_hx__response_done(tf_conn_t *c)
     tf_conn_backend_done(c, hx->status);
     tf_hx__log_exchange(c);
     if (c->backend != NULL) {
-        bool reusable = !hx->backend_dirty && hx->rq == RQ_DONE && !w->stopping;
+        /* A connection whose PROXY header names this client is not
+         * handed to another (send_proxy): closed after its exchange. */
+        bool reusable = !hx->backend_dirty && hx->rq == RQ_DONE && !w->stopping &&
+                        !tf_conn_backend_private(c);
         if (reusable) {
             const tf_backend_t *be =
                 tf_upstream_backend(c->gen->upstream, c->tenant, c->route, c->backend_ix);

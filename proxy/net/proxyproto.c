@@ -287,8 +287,18 @@ size_t tf_pp_write(int version, const struct sockaddr *src, const struct sockadd
 {
     bool ok = (src->sa_family == AF_INET || src->sa_family == AF_INET6) &&
               (dst->sa_family == AF_INET || dst->sa_family == AF_INET6);
-    if (!ok || (version != 1 && version != 2))
+    if ((version != 1 && version != 2) || cap < TF_PP_WRITE_MAX)
         return 0;
+    if (!ok && version == 1) {
+        memcpy(out, "PROXY UNKNOWN\r\n", 15);
+        return 15;
+    }
+    if (!ok) {
+        memcpy(out, v2_sig, sizeof v2_sig);
+        out[12] = 0x20 | V2_LOCAL;
+        out[13] = out[14] = out[15] = 0;
+        return 16;
+    }
     bool v4 = src->sa_family == AF_INET && dst->sa_family == AF_INET;
     return version == 1 ? write_v1(v4, src, dst, out, cap) : write_v2(v4, src, dst, out, cap);
 }

@@ -54,8 +54,10 @@ int tf_pp_parse(const uint8_t *data, size_t len, tf_pp_header_t *out)
 
 /* Writes a version 1 or 2 header naming SRC and DST (both AF_INET or both
  * AF_INET6; a mix is written as IPv6, the IPv4 one mapped) into OUT (CAP
- * bytes, at least TF_PP_WRITE_MAX). Returns its length, or 0 when the
- * version or the families cannot be written. */
+ * bytes, at least TF_PP_WRITE_MAX). Addresses of another family (a unix
+ * socket, an unknown peer) give "PROXY UNKNOWN" (version 1) or a LOCAL
+ * header (version 2), which tell the receiver to use the connection's own.
+ * Returns its length, or 0 for another version or too small a CAP. */
 size_t tf_pp_write(int version, const struct sockaddr *src, const struct sockaddr *dst,
                    uint8_t *out, size_t cap);
 

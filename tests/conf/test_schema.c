@@ -361,3 +361,22 @@ Test(schema, listen_proxy_protocol)
                    "  proxy_protocol: {enabled: true, from: [\"10.0.0.0/33\"]}\n" T_TENANT,
                    3, 42, "listen.proxy_protocol.from");
 }
+
+/* A tenant's send_proxy (SPEC §14): false by default, v1 or v2. */
+Test(schema, tenant_send_proxy)
+{
+    tf_conf_t *c = t_load(T_LISTEN "tenants:\n  t:\n    hosts: [\"a.example\"]\n"
+                                   "    backends: [\"127.0.0.1:8080\"]\n"
+                                   "  u:\n    hosts: [\"b.example\"]\n"
+                                   "    backends: [\"127.0.0.1:8080\"]\n    send_proxy: v2\n"
+                                   "  w:\n    hosts: [\"c.example\"]\n    mode: tcp\n"
+                                   "    backends: [\"127.0.0.1:5060\"]\n    send_proxy: v1\n");
+    cr_assert_eq(tf_conf_tenant_count(c), 3u);
+    cr_expect_eq(tf_conf_tenant(c, 0)->send_proxy, TF_CONF_SEND_PROXY_OFF);
+    cr_expect_eq(tf_conf_tenant(c, 1)->send_proxy, TF_CONF_SEND_PROXY_V2);
+    cr_expect_eq(tf_conf_tenant(c, 2)->send_proxy, TF_CONF_SEND_PROXY_V1);
+    tf_conf_unref(c);
+    t_expect_error(T_LISTEN "tenants:\n  t:\n    hosts: [\"a.example\"]\n"
+                            "    backends: [\"127.0.0.1:8080\"]\n    send_proxy: v3\n",
+                   7, 17, "send_proxy");
+}

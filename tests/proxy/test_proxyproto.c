@@ -225,6 +225,15 @@ Test(proxyproto, what_the_writer_makes_reads_back_the_same)
     cr_expect_eq(tf_pp_write(3, (struct sockaddr *)&s4, (struct sockaddr *)&d4, out, sizeof out),
                  0u);
     cr_expect_eq(tf_pp_write(1, (struct sockaddr *)&s4, (struct sockaddr *)&d4, out, 10), 0u);
+    /* A client of no IP family: UNKNOWN / LOCAL, read back as such. */
+    struct sockaddr none = {.sa_family = AF_UNSPEC};
+    for (int version = 1; version <= 2; version++) {
+        size_t k = tf_pp_write(version, &none, (struct sockaddr *)&d4, out, sizeof out);
+        cr_assert_gt(k, 0u);
+        cr_assert_eq(tf_pp_parse(out, k, &h), 0);
+        cr_expect(h.local, "version %d", version);
+        cr_expect_eq(h.len, k);
+    }
     const char *v1 = "PROXY TCP4 203.0.113.7 10.1.2.3 40000 443\r\n";
     size_t n = tf_pp_write(1, (struct sockaddr *)&s4, (struct sockaddr *)&d4, out, sizeof out);
     cr_expect_eq(n, strlen(v1));

@@ -131,3 +131,92 @@ Test(proxyproto_e2e, enabled_without_from_is_a_configuration_error, .timeout = 6
     free(out);
     tf_px_stop(&px);
 }
+
+/* ---- send_proxy: the header on backend connections ------------------------ */
+
+static unsigned http_be, echo_be;
+
+/* Tenants on pp_backend.py: portal (mode http, send_proxy v1), chat (mode
+ * http, v2), sip (mode tcp, v2). PROXY: whether clients come through a
+ * balancer (listen.proxy_protocol from 127.0.0.1). */
+static void start_send_proxy(bool proxy)
+{
+    tf_px_init(&px, "tf-pp-test");
+    tf_px_demo_pki(&px);
+    http_be = px.echos_port[tf_px_add_script(&px, "proxy/pp_backend.py", "http")];
+    echo_be = px.echos_port[tf_px_add_script(&px, "proxy/pp_backend.py", "echo")];
+    char config[1600];
+    snprintf(config, sizeof config, "%s/tlsfront.yaml", px.tmp);
+    FILE *f = fopen(config, "w");
+    cr_assert_not_null(f);
+    fprintf(f,
+            "log:\n  level: debug\n"
+            "listen:\n  https: [\"127.0.0.1:0\"]\n%s"
+            "tls:\n  certs: [\"%s/certs\"]\n  default_cert: %s/certs/system.pem\n"
+            "tenants:\n"
+            "  portal:\n    hosts: [\"portal.acme.example\"]\n"
+            "    backends: [\"127.0.0.1:%u\"]\n    send_proxy: v1\n"
+            "  chat:\n    hosts: [\"chat.acme.example\"]\n"
+            "    backends: [\"127.0.0.1:%u\"]\n    send_proxy: v2\n"
+            "  sip:\n    hosts: [\"portal.globex.example\"]\n    mode: tcp\n"
+            "    backends: [\"127.0.0.1:%u\"]\n    send_proxy: v2\n",
+            proxy ? "  proxy_protocol: {enabled: true, from: [\"127.0.0.1\"]}\n" : "", px.demo,
+            px.demo, http_be, http_be, echo_be);
+    cr_assert_eq(fclose(f), 0);
+    tf_px_launch(&px, config, 0);
+}
+
+/* Two requests on one keep-alive connection with curl: both bodies. */
+static char *curl_twice(const char *host)
+{
+    int st;
+    char *out = tf_px_sh(&st,
+                         "curl -sS --http1.1 --max-time 30 --cacert '%s' --resolve "
+                         "%s:%u:127.0.0.1 -w '\\n' https://%s:%u/a https://%s:%u/b",
+                         px.ca, host, px.port, host, px.port, host, px.port);
+    cr_assert_eq(st, 0, "%s", out);
+    return out;
+}
+
+Test(proxyproto_e2e, send_proxy_names_the_client_to_each_backend_connection, .fini = fini,
+     .timeout = 180)
+{
+    start_send_proxy(false);
+    char want[128];
+    char *out = curl_twice("portal.acme.example");
+    snprintf(want, sizeof want, "v=1 src=127.0.0.1:");
+    cr_expect(tf_px_count(out, want) == 2, "%s", out);
+    snprintf(want, sizeof want, "dst=127.0.0.1:%u", px.port);
+    cr_expect(tf_px_count(out, want) == 2, "the listener reached: %s", out);
+    /* Not handed on through the pool: each request its own connection
+     * here, each with its header. */
+    cr_expect(strstr(out, "conn=1 ") && strstr(out, "conn=2 "), "%s", out);
+    free(out);
+    out = curl_twice("chat.acme.example");
+    cr_expect(tf_px_count(out, "v=2 src=127.0.0.1:") == 2, "%s", out);
+    free(out);
+    /* mode tcp: the header, then the client's bytes. */
+    int st;
+    out = tf_px_sh(&st,
+                   "printf 'INVITE sip:x SIP/2.0\\r\\n' | timeout 30 openssl s_client -quiet "
+                   "-connect 127.0.0.1:%u -servername portal.globex.example -CAfile '%s' "
+                   "2>/dev/null | head -c 200",
+                   px.port, px.ca);
+    cr_expect(strstr(out, "v=2 src=127.0.0.1:") != NULL, "%s", out);
+    cr_expect(strstr(out, "INVITE sip:x") != NULL, "%s", out);
+    free(out);
+}
+
+Test(proxyproto_e2e, behind_a_balancer_send_proxy_passes_the_balancer_s_client_on, .fini = fini,
+     .timeout = 180)
+{
+    start_send_proxy(true);
+    int st;
+    char *out = tf_px_sh(&st,
+                         "timeout 60 python3 '%s/tests/proxy/pp_client.py' %u '%s' "
+                         "portal.acme.example v2 198.51.100.23",
+                         tf_px_env("TF_SOURCE_DIR"), px.port, px.ca);
+    cr_assert_eq(st, 0, "%s", out);
+    cr_expect(strstr(out, "v=1 src=198.51.100.23:40000") != NULL, "%s", out);
+    free(out);
+}
