@@ -16,6 +16,7 @@ PKGS=(
     libnghttp2-dev                               # HTTP/2 to clients (SPEC §12)
     nghttp2-client python3-h2                    # h2 peers in tests: nghttp, h2load, frame-level attacks
     chromium                                     # a real browser through the proxy (tests/browser)
+    haproxy                                      # the L4 balancer in front (tests/proxy, SPEC §14) and benchmarks
 )
 
 missing=()

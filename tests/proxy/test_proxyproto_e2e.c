@@ -220,3 +220,128 @@ Test(proxyproto_e2e, behind_a_balancer_send_proxy_passes_the_balancer_s_client_o
     cr_expect(strstr(out, "v=1 src=198.51.100.23:40000") != NULL, "%s", out);
     free(out);
 }
+
+/* ---- scale-out: haproxy in TCP mode in front of two instances ----------- */
+
+static tf_px_t px_b;
+static char haproxy_pid[1300];
+
+static void fini_scale(void)
+{
+    int st;
+    free(tf_px_sh(&st, "[ -s '%s' ] && kill $(cat '%s') 2>/dev/null; true", haproxy_pid,
+                  haproxy_pid));
+    tf_px_stop(&px_b);
+    tf_px_stop(&px);
+}
+
+/* Instance P (scratch in P) serving the demo certificates of `px` and its
+ * echo backend, clients only through the balancer, ticket keys from KEYS. */
+static void start_instance(tf_px_t *p, const char *keys)
+{
+    char config[1600];
+    snprintf(config, sizeof config, "%s/tlsfront.yaml", p->tmp);
+    FILE *f = fopen(config, "w");
+    cr_assert_not_null(f);
+    fprintf(f,
+            "log:\n  level: debug\n"
+            "listen:\n  https: [\"127.0.0.1:0\"]\n"
+            "  proxy_protocol: {enabled: true, from: [\"127.0.0.1\"]}\n"
+            "tls:\n  certs: [\"%s/certs\"]\n  default_cert: %s/certs/system.pem\n"
+            "  ticket_keys_file: %s\n"
+            "tenants:\n"
+            "  acme:\n    hosts: [\"portal.acme.example\"]\n"
+            "    backends: [\"127.0.0.1:%u\"]\n",
+            px.demo, px.demo, keys, px.echo_port);
+    cr_assert_eq(fclose(f), 0);
+    tf_px_launch(p, config, 0);
+}
+
+/* haproxy 2.6, mode tcp, round robin over the two with send-proxy-v2, on
+ * a port found free; returns it once haproxy accepts connections. */
+static unsigned start_haproxy(void)
+{
+    int st;
+    char *port = tf_px_sh(&st, "python3 -c 'import socket; s=socket.socket(); "
+                               "s.bind((\"127.0.0.1\",0)); print(s.getsockname()[1])'");
+    cr_assert_eq(st, 0);
+    unsigned hp = (unsigned)strtoul(port, NULL, 10);
+    free(port);
+    snprintf(haproxy_pid, sizeof haproxy_pid, "%s/haproxy.pid", px.tmp);
+    char cfg[1300];
+    snprintf(cfg, sizeof cfg, "%s/haproxy.cfg", px.tmp);
+    FILE *f = fopen(cfg, "w");
+    cr_assert_not_null(f);
+    fprintf(f,
+            "global\n  maxconn 100\n"
+            "defaults\n  mode tcp\n  timeout connect 5s\n  timeout client 30s\n"
+            "  timeout server 30s\n"
+            "frontend fe\n  bind 127.0.0.1:%u\n  default_backend be\n"
+            "backend be\n  balance roundrobin\n"
+            "  server a 127.0.0.1:%u send-proxy-v2\n  server b 127.0.0.1:%u send-proxy-v2\n",
+            hp, px.port, px_b.port);
+    cr_assert_eq(fclose(f), 0);
+    char *out = tf_px_sh(&st, "haproxy -D -p '%s' -f '%s' 2>&1", haproxy_pid, cfg);
+    cr_assert_eq(st, 0, "haproxy did not start: %s", out);
+    free(out);
+    /* Bounded: until the bind answers. */
+    out = tf_px_sh(&st,
+                   "python3 -c 'import socket,sys,time\n"
+                   "for i in range(200):\n"
+                   "    try:\n"
+                   "        socket.create_connection((\"127.0.0.1\", %u), 1).close(); sys.exit(0)\n"
+                   "    except OSError: time.sleep(0.05)\n"
+                   "sys.exit(1)'",
+                   hp);
+    cr_assert_eq(st, 0, "haproxy does not accept on %u", hp);
+    free(out);
+    return hp;
+}
+
+Test(proxyproto_e2e, two_instances_behind_haproxy_see_the_client_and_share_tickets,
+     .fini = fini_scale, .timeout = 240)
+{
+    tf_px_init(&px, "tf-pp-test");
+    tf_px_demo_pki(&px);
+    tf_px_start_echo(&px, "pp");
+    tf_px_init(&px_b, "tf-pp-test-b");
+    char keys[1300];
+    snprintf(keys, sizeof keys, "%s/ticket.keys", px.tmp);
+    int st;
+    free(tf_px_sh(&st, "head -c 80 /dev/urandom | base64 -w0 > '%s' && echo >> '%s'", keys, keys));
+    cr_assert_eq(st, 0);
+    start_instance(&px, keys);
+    start_instance(&px_b, keys);
+    unsigned hp = start_haproxy();
+    /* A session from one instance resumes on the other: round robin sends
+     * the second connection to the other one. */
+    char sess[1300];
+    snprintf(sess, sizeof sess, "%s/session.pem", px.tmp);
+    char *out = tf_px_sh(&st,
+                         "echo | timeout 30 openssl s_client -connect 127.0.0.1:%u -servername "
+                         "portal.acme.example -CAfile '%s' -sess_out '%s' 2>&1 >/dev/null; "
+                         "echo | timeout 30 openssl s_client -connect 127.0.0.1:%u -servername "
+                         "portal.acme.example -CAfile '%s' -sess_in '%s' 2>/dev/null",
+                         hp, px.ca, sess, hp, px.ca, sess);
+    cr_expect(strstr(out, "Reused, TLSv1.3") != NULL, "no resumption: %s", out);
+    free(out);
+    /* "handshake done: ... resumed" (debug): no request was made, so the
+     * summary line names no TLS details. */
+    bool a = tf_px_wait_log(&px, " resumed\n"), b = tf_px_wait_log(&px_b, " resumed\n");
+    if (a == b) {
+        char *la = tf_px_log(&px), *lb = tf_px_log(&px_b);
+        cr_expect(a != b, "exactly one instance resumes the other's session (a: %d, b: %d)\n"
+                          "A:\n%s\nB:\n%s", a, b, la, lb);
+        free(la);
+        free(lb);
+    }
+    /* The client binds 127.0.0.2; haproxy reaches the instances from
+     * 127.0.0.1: the backend sees the client's address. */
+    out = tf_px_sh(&st,
+                   "curl -sS --max-time 30 --interface 127.0.0.2 --cacert '%s' --resolve "
+                   "portal.acme.example:%u:127.0.0.1 https://portal.acme.example:%u/",
+                   px.ca, hp, hp);
+    cr_expect_eq(st, 0, "%s", out);
+    cr_expect(strstr(out, "[\"X-Forwarded-For\", \"127.0.0.2\"]") != NULL, "%s", out);
+    free(out);
+}
