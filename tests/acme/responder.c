@@ -3,6 +3,9 @@
 
 #include <criterion/criterion.h>
 
+#include <wolfssl/options.h>
+#include <wolfssl/ssl.h>
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -71,6 +74,33 @@ static void serve(tf_resp_t *r, int fd)
     free(a.body);
 }
 
+/* One validation handshake with the certificate the table holds now (put
+ * into the thread's own context: wolfSSL makes no server session from a
+ * context without one). */
+static void serve_alpn(tf_resp_t *r, int fd)
+{
+    uint8_t *cert = NULL, *key = NULL;
+    size_t certlen = 0, keylen = 0;
+    if (tf_acme_alpn01_get(r->table, r->alpn_host, strlen(r->alpn_host), &cert, &certlen, &key,
+                           &keylen) != 0)
+        return;
+    WOLFSSL *ssl = NULL;
+    char proto[] = "acme-tls/1";
+    if (wolfSSL_CTX_use_certificate_buffer(r->wctx, cert, (long)certlen, WOLFSSL_FILETYPE_ASN1) ==
+            1 &&
+        wolfSSL_CTX_use_PrivateKey_buffer(r->wctx, key, (long)keylen, WOLFSSL_FILETYPE_ASN1) ==
+            1 &&
+        (ssl = wolfSSL_new(r->wctx)) != NULL &&
+        wolfSSL_UseALPN(ssl, proto, sizeof proto - 1, WOLFSSL_ALPN_FAILED_ON_MISMATCH) == 1 &&
+        wolfSSL_set_fd(ssl, fd) == 1 && wolfSSL_accept(ssl) == 1) {
+        atomic_fetch_add(&r->hits, 1);
+        wolfSSL_shutdown(ssl);
+    }
+    wolfSSL_free(ssl);
+    free(cert);
+    tf_acme_free_secret(key, keylen);
+}
+
 static void *run(void *arg)
 {
     tf_resp_t *r = arg;
@@ -85,18 +115,27 @@ static void *run(void *arg)
         int c = accept(r->fd, NULL, NULL);
         if (c < 0)
             continue;
-        serve(r, c);
+        /* The validation authority must not hang the thread. */
+        struct timeval tv = {.tv_sec = READ_MS / 1000};
+        setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+        if (r->alpn_host != NULL)
+            serve_alpn(r, c);
+        else
+            serve(r, c);
         shutdown(c, SHUT_WR);
         close(c);
     }
     return NULL;
 }
 
-void tf_resp_start(tf_resp_t *r, tf_resp_fn fn, tf_acme_challenges_t *table)
+static void start(tf_resp_t *r, tf_resp_fn fn, tf_acme_challenges_t *table, const char *host,
+                  void *wctx)
 {
     memset(r, 0, sizeof *r);
     r->fn = fn;
     r->table = table;
+    r->alpn_host = host;
+    r->wctx = wctx;
     pthread_mutex_init(&r->lock, NULL);
     r->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     cr_assert_geq(r->fd, 0);
@@ -112,6 +151,18 @@ void tf_resp_start(tf_resp_t *r, tf_resp_fn fn, tf_acme_challenges_t *table)
     r->running = true;
 }
 
+void tf_resp_start(tf_resp_t *r, tf_resp_fn fn, tf_acme_challenges_t *table)
+{
+    start(r, fn, table, NULL, NULL);
+}
+
+void tf_resp_start_alpn(tf_resp_t *r, tf_acme_challenges_t *table, const char *host)
+{
+    WOLFSSL_CTX *ctx = wolfSSL_CTX_new(wolfSSLv23_server_method());
+    cr_assert_not_null(ctx);
+    start(r, NULL, table, host, ctx);
+}
+
 void tf_resp_stop(tf_resp_t *r)
 {
     if (!r->running)
@@ -122,6 +173,9 @@ void tf_resp_stop(tf_resp_t *r)
     close(r->stop[1]);
     close(r->fd);
     pthread_mutex_destroy(&r->lock);
+    if (r->wctx != NULL)
+        wolfSSL_CTX_free(r->wctx);
+    r->wctx = NULL;
     r->running = false;
 }
 

@@ -41,10 +41,18 @@ struct tf_resp {
     atomic_int hits;             /* requests answered with 200 */
     pthread_mutex_t lock;
     char last_path[512]; /* under lock */
+    /* tls-alpn-01 (tf_resp_start_alpn): the name whose validation
+     * certificate is served, and a server context of the test's. */
+    const char *alpn_host;
+    void *wctx; /* WOLFSSL_CTX */
 };
 
 /* Binds 127.0.0.1:0 and starts the thread. */
 void tf_resp_start(tf_resp_t *r, tf_resp_fn fn, tf_acme_challenges_t *table);
+/* tls-alpn-01 (RFC 8737): a TLS server that answers a ClientHello with
+ * ALPN acme-tls/1 using HOST's validation certificate from TABLE (refusing
+ * other protocols), counting completed handshakes in hits. */
+void tf_resp_start_alpn(tf_resp_t *r, tf_acme_challenges_t *table, const char *host);
 /* Stops the thread and closes the socket (idempotent). */
 void tf_resp_stop(tf_resp_t *r);
 /* A copy of the last request's path. */

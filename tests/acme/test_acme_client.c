@@ -34,7 +34,7 @@
 #include <unistd.h>
 
 static tf_pebble_t peb;
-static tf_resp_t resp;
+static tf_resp_t resp, alpn;
 static tf_acme_challenges_t *table;
 static char storage[64];
 
@@ -77,10 +77,21 @@ static void setup_nonce(void)
     with_pebble(&o);
 }
 
+/* tls-alpn-01 validations go to a TLS responder serving alpn.example.com. */
+static void setup_alpn(void)
+{
+    common_init();
+    tf_resp_start(&resp, tf_resp_http01, table);
+    tf_resp_start_alpn(&alpn, table, "alpn.example.com");
+    tf_pebble_opts_t o = {.http_port = resp.port, .tls_port = alpn.port};
+    tf_pebble_start(&peb, &o);
+}
+
 static void teardown(void)
 {
     tf_pebble_stop(&peb);
     tf_resp_stop(&resp);
+    tf_resp_stop(&alpn);
     tf_acme_challenges_free(table);
     if (storage[0] != '\0') {
         int st;
@@ -91,6 +102,7 @@ static void teardown(void)
 
 TestSuite(client, .init = setup, .fini = teardown, .timeout = 120);
 TestSuite(client_eab, .init = setup_eab, .fini = teardown, .timeout = 120);
+TestSuite(client_alpn, .init = setup_alpn, .fini = teardown, .timeout = 120);
 TestSuite(client_nonce, .init = setup_nonce, .fini = teardown, .timeout = 180);
 TestSuite(client_fake, .init = common_init, .fini = teardown, .timeout = 60);
 TestSuite(client_unit, .timeout = 30);
@@ -246,6 +258,21 @@ Test(client, an_rsa_key_type_gives_an_rsa_certificate)
                  0);
     cr_expect_eq(tf_cs_bundle_key_type(b), TF_CS_KEY_RSA);
     tf_cs_bundle_unref(b);
+    tf_acme_issued_dispose(&is);
+    tf_acme_client_free(c);
+}
+
+Test(client_alpn, issues_by_tls_alpn01_when_http01_is_not_allowed)
+{
+    tf_acme_client_conf_t conf = conf_for(peb.directory);
+    conf.challenges = TF_CONF_ACME_TLSALPN01;
+    tf_acme_client_t *c = client_with(&conf);
+    tf_acme_issued_t is;
+    issue_ok(c, "alpn.example.com", NULL, &is);
+    cr_expect_gt(atomic_load(&alpn.hits), 0, "pebble shook hands with the validation certificate");
+    cr_expect_eq(atomic_load(&resp.hits), 0, "no http-01 answer was fetched");
+    cr_expect_eq(tf_acme_alpn01_count(table), 0, "the certificate is removed after");
+    check_bundle(&is, "alpn.example.com");
     tf_acme_issued_dispose(&is);
     tf_acme_client_free(c);
 }
