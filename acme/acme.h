@@ -319,10 +319,10 @@ typedef struct {
 void tf_acme_problem_dispose(tf_acme_problem_t *p);
 
 typedef struct {
-    const char *directory; /* acme.directory */
-    const char *ca_file;   /* NULL: system store */
-    const char *email;     /* NULL: no contact */
-    const char *storage;   /* account key (tf_acme_account_key), account.json, orders/ */
+    const char *directory;       /* acme.directory */
+    const char *ca_file;         /* NULL: system store */
+    const char *email;           /* NULL: no contact */
+    const char *storage;         /* account key (tf_acme_account_key), account.json, orders/ */
     tf_acme_key_type_t key_type; /* for the certificate keys */
     unsigned challenges; /* TF_CONF_ACME_HTTP01 | TF_CONF_ACME_TLSALPN01, preference http-01 */
     const char *eab_kid; /* NULL: none */

@@ -177,8 +177,8 @@ static int request(tf_acme_client_t *c, tf_acme_method_t m, const char *url, con
         return -ECANCELED;
     }
     char err[256] = "";
-    int rc = tf_acme_http_request(c->http, m, url, body, body ? strlen(body) : 0, r, err,
-                                  sizeof err);
+    int rc =
+        tf_acme_http_request(c->http, m, url, body, body ? strlen(body) : 0, r, err, sizeof err);
     if (rc != 0) {
         tf_acme__problem_set(prob, 0, "%s", err);
         return rc;
@@ -199,8 +199,7 @@ json_t *tf_acme__json(const tf_acme_http_response_t *r, const char *url, tf_acme
     if (json_is_object(j))
         return j;
     json_decref(j);
-    tf_acme__problem_set(prob, r->status, "%s: the answer is not a JSON object (%s)", url,
-                         je.text);
+    tf_acme__problem_set(prob, r->status, "%s: the answer is not a JSON object (%s)", url, je.text);
     return NULL;
 }
 
@@ -247,8 +246,8 @@ static int new_nonce(tf_acme_client_t *c, tf_acme_problem_t *prob)
 }
 
 /* One signed attempt; consumes the nonce kept. */
-static int post_once(tf_acme_client_t *c, const tf_acme__post_t *req,
-                     tf_acme_http_response_t *resp, tf_acme_problem_t *prob)
+static int post_once(tf_acme_client_t *c, const tf_acme__post_t *req, tf_acme_http_response_t *resp,
+                     tf_acme_problem_t *prob)
 {
     int rc = c->nonce ? 0 : new_nonce(c, prob);
     if (rc != 0)
@@ -338,8 +337,8 @@ static void account_load(tf_acme_client_t *c)
 
 static int account_save(tf_acme_client_t *c, tf_acme_problem_t *prob)
 {
-    json_t *j = json_pack("{s:s, s:s, s:s}", "url", c->kid, "directory", c->directory,
-                          "thumbprint", c->thumbprint);
+    json_t *j = json_pack("{s:s, s:s, s:s}", "url", c->kid, "directory", c->directory, "thumbprint",
+                          c->thumbprint);
     char *text = j ? json_dumps(j, JSON_INDENT(2)) : NULL;
     json_decref(j);
     if (text == NULL)

@@ -264,8 +264,7 @@ static int publish(run_t *o, const json_t *ch, const char *name)
     free(ka);
     if (rc != 0)
         tf_acme__problem_set(o->prob, 0, "acme: cannot publish the %s answer for %s: %s",
-                             json_string_value(json_object_get(ch, "type")), name,
-                             tf_strerror(rc));
+                             json_string_value(json_object_get(ch, "type")), name, tf_strerror(rc));
     return rc;
 }
 
@@ -337,8 +336,8 @@ static int authorize_one(run_t *o, const char *url)
     if (rc != 0)
         return rc;
     const char *st = status_of(authz);
-    const char *name = json_string_value(json_object_get(json_object_get(authz, "identifier"),
-                                                         "value"));
+    const char *name =
+        json_string_value(json_object_get(json_object_get(authz, "identifier"), "value"));
     if (strcmp(st, "valid") == 0) {
         rc = 0;
     } else if (strcmp(st, "pending") != 0 || name == NULL) {
@@ -483,8 +482,7 @@ static int download(run_t *o, tf_acme_issued_t *out)
 
 /* ---- the whole ------------------------------------------------------------- */
 
-static int start(run_t *o, const char *resume_url, void (*on_order)(void *, const char *),
-                 void *ud)
+static int start(run_t *o, const char *resume_url, void (*on_order)(void *, const char *), void *ud)
 {
     int rc = resume_url ? resume(o, resume_url) : 1;
     if (rc == 1) {

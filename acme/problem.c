@@ -40,8 +40,8 @@ static bool http_date(const char *v, int64_t *out)
     char mon[4] = "";
     struct tm tm = {0};
     int n = 0;
-    if (sscanf(v, "%*3s, %2d %3s %4d %2d:%2d:%2d GMT%n", &tm.tm_mday, mon, &tm.tm_year,
-               &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &n) != 6 ||
+    if (sscanf(v, "%*3s, %2d %3s %4d %2d:%2d:%2d GMT%n", &tm.tm_mday, mon, &tm.tm_year, &tm.tm_hour,
+               &tm.tm_min, &tm.tm_sec, &n) != 6 ||
         n == 0 || strlen(mon) != 3)
         return false;
     const char *m = strstr(months, mon);

@@ -75,12 +75,12 @@ static bool element(const unsigned char *p, size_t len, size_t *pos, unsigned ch
 /* The keyIdentifier ([0] IMPLICIT OCTET STRING) of an
  * AuthorityKeyIdentifier extension's value (an OCTET STRING wrapping a
  * SEQUENCE). */
-static bool aki_key_id(const unsigned char *p, size_t len, const unsigned char **id,
-                       size_t *idlen)
+static bool aki_key_id(const unsigned char *p, size_t len, const unsigned char **id, size_t *idlen)
 {
     size_t pos = 0, n, end;
     unsigned char tag;
-    if (!tf_acme__der_header(p, len, &pos, 0x04, &n) || !tf_acme__der_header(p, len, &pos, 0x30, &n))
+    if (!tf_acme__der_header(p, len, &pos, 0x04, &n) ||
+        !tf_acme__der_header(p, len, &pos, 0x30, &n))
         return false;
     end = pos + n;
     while (pos < end && element(p, end, &pos, &tag, &n)) {
@@ -209,16 +209,15 @@ bool tf_acme__rfc3339(const char *s, int64_t *out)
 
 /* ---- renewalInfo -------------------------------------------------------- */
 
-static int window(const tf_acme_http_response_t *r, const char *url, int64_t *start,
-                  int64_t *end, tf_acme_problem_t *prob)
+static int window(const tf_acme_http_response_t *r, const char *url, int64_t *start, int64_t *end,
+                  tf_acme_problem_t *prob)
 {
     json_t *j = tf_acme__json(r, url, prob);
     if (j == NULL)
         return TF_EIO;
     json_t *w = json_object_get(j, "suggestedWindow");
     bool ok = tf_acme__rfc3339(json_string_value(json_object_get(w, "start")), start) &&
-              tf_acme__rfc3339(json_string_value(json_object_get(w, "end")), end) &&
-              *end >= *start;
+              tf_acme__rfc3339(json_string_value(json_object_get(w, "end")), end) && *end >= *start;
     json_decref(j);
     if (!ok)
         tf_acme__problem_set(prob, r->status, "%s: no valid suggestedWindow", url);
@@ -241,8 +240,9 @@ int tf_acme_client_renewal_info(tf_acme_client_t *c, const char *cert_pem, size_
         rc = tf_acme__cert_id(der, derlen, &id);
     free(der);
     if (rc != 0) {
-        tf_acme__problem_set(prob, 0, "acme: renewalInfo needs a certificate with an authority "
-                                      "key identifier");
+        tf_acme__problem_set(prob, 0,
+                             "acme: renewalInfo needs a certificate with an authority "
+                             "key identifier");
         return rc;
     }
     size_t bl = strlen(base);

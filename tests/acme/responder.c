@@ -51,8 +51,7 @@ static void write_all(int fd, const char *p, size_t len)
 static void serve(tf_resp_t *r, int fd)
 {
     char head[HEAD_MAX], method[16], path[512];
-    if (!read_head(fd, head, sizeof head) ||
-        sscanf(head, "%15s %511s HTTP/1.1", method, path) != 2)
+    if (!read_head(fd, head, sizeof head) || sscanf(head, "%15s %511s HTTP/1.1", method, path) != 2)
         return;
     pthread_mutex_lock(&r->lock);
     snprintf(r->last_path, sizeof r->last_path, "%s", path);
@@ -88,8 +87,7 @@ static void serve_alpn(tf_resp_t *r, int fd)
     char proto[] = "acme-tls/1";
     if (wolfSSL_CTX_use_certificate_buffer(r->wctx, cert, (long)certlen, WOLFSSL_FILETYPE_ASN1) ==
             1 &&
-        wolfSSL_CTX_use_PrivateKey_buffer(r->wctx, key, (long)keylen, WOLFSSL_FILETYPE_ASN1) ==
-            1 &&
+        wolfSSL_CTX_use_PrivateKey_buffer(r->wctx, key, (long)keylen, WOLFSSL_FILETYPE_ASN1) == 1 &&
         (ssl = wolfSSL_new(r->wctx)) != NULL &&
         wolfSSL_UseALPN(ssl, proto, sizeof proto - 1, WOLFSSL_ALPN_FAILED_ON_MISMATCH) == 1 &&
         wolfSSL_set_fd(ssl, fd) == 1 && wolfSSL_accept(ssl) == 1) {
@@ -105,7 +103,8 @@ static void *run(void *arg)
 {
     tf_resp_t *r = arg;
     for (;;) {
-        struct pollfd p[2] = {{.fd = r->fd, .events = POLLIN}, {.fd = r->stop[0], .events = POLLIN}};
+        struct pollfd p[2] = {{.fd = r->fd, .events = POLLIN},
+                              {.fd = r->stop[0], .events = POLLIN}};
         if (poll(p, 2, -1) < 0 && errno != EINTR)
             break;
         if (p[1].revents != 0)

@@ -25,8 +25,7 @@ typedef struct {
     char headers[512];
 } tf_resp_answer_t;
 
-typedef void (*tf_resp_fn)(tf_resp_t *r, const char *method, const char *path,
-                           tf_resp_answer_t *a);
+typedef void (*tf_resp_fn)(tf_resp_t *r, const char *method, const char *path, tf_resp_answer_t *a);
 
 struct tf_resp {
     int fd;

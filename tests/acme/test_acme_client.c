@@ -100,12 +100,9 @@ static void teardown(void)
     wolfSSL_Cleanup();
 }
 
-TestSuite(client, .init = setup, .fini = teardown, .timeout = 120);
-TestSuite(client_eab, .init = setup_eab, .fini = teardown, .timeout = 120);
-TestSuite(client_alpn, .init = setup_alpn, .fini = teardown, .timeout = 120);
-TestSuite(client_nonce, .init = setup_nonce, .fini = teardown, .timeout = 180);
-TestSuite(client_fake, .init = common_init, .fini = teardown, .timeout = 60);
-TestSuite(client_unit, .timeout = 30);
+/* One suite (Criterion's parallel runner leaks a little per extra suite
+ * under LeakSanitizer); each test names the servers it needs. */
+TestSuite(acme_client, .timeout = 180);
 
 static tf_acme_client_conf_t conf_for(const char *directory)
 {
@@ -200,8 +197,8 @@ static void check_bundle(const tf_acme_issued_t *is, const char *host)
     fetch_root(root);
     write_file(pem, is->bundle, is->bundle_len);
     int st;
-    char *out = tf_px_sh(&st, "openssl verify -CAfile '%s' -untrusted '%s' '%s' 2>&1", root, pem,
-                         pem);
+    char *out =
+        tf_px_sh(&st, "openssl verify -CAfile '%s' -untrusted '%s' '%s' 2>&1", root, pem, pem);
     cr_expect_eq(st, 0, "%s", out);
     free(out);
 }
@@ -211,7 +208,8 @@ static void saw_order(void *ud, const char *url)
     snprintf(ud, 256, "%s", url);
 }
 
-Test(client, issues_by_http01_and_the_bundle_is_served_as_uploaded)
+Test(acme_client, issues_by_http01_and_the_bundle_is_served_as_uploaded, .init = setup,
+     .fini = teardown)
 {
     tf_acme_client_t *c = client();
     tf_acme_issued_t is;
@@ -244,7 +242,7 @@ Test(client, issues_by_http01_and_the_bundle_is_served_as_uploaded)
     tf_acme_client_free(c);
 }
 
-Test(client, an_rsa_key_type_gives_an_rsa_certificate)
+Test(acme_client, an_rsa_key_type_gives_an_rsa_certificate, .init = setup, .fini = teardown)
 {
     tf_acme_client_conf_t conf = conf_for(peb.directory);
     conf.key_type = TF_ACME_KEY_RSA;
@@ -262,7 +260,8 @@ Test(client, an_rsa_key_type_gives_an_rsa_certificate)
     tf_acme_client_free(c);
 }
 
-Test(client_alpn, issues_by_tls_alpn01_when_http01_is_not_allowed)
+Test(acme_client, issues_by_tls_alpn01_when_http01_is_not_allowed, .init = setup_alpn,
+     .fini = teardown)
 {
     tf_acme_client_conf_t conf = conf_for(peb.directory);
     conf.challenges = TF_CONF_ACME_TLSALPN01;
@@ -287,7 +286,7 @@ static char *read_text(const char *path)
     return t;
 }
 
-Test(client, clients_sharing_storage_share_one_account)
+Test(acme_client, clients_sharing_storage_share_one_account, .init = setup, .fini = teardown)
 {
     tf_acme_client_t *a = client();
     tf_acme_issued_t is;
@@ -323,7 +322,8 @@ Test(client, clients_sharing_storage_share_one_account)
     tf_acme_client_free(c);
 }
 
-Test(client_eab, binds_the_account_when_the_server_requires_it)
+Test(acme_client, binds_the_account_when_the_server_requires_it, .init = setup_eab,
+     .fini = teardown)
 {
     unsigned char mac[TF_ACME_EAB_KEY_MAX];
     size_t maclen = 0;
@@ -366,32 +366,39 @@ Test(client_eab, binds_the_account_when_the_server_requires_it)
 
 /* ---- faults ------------------------------------------------------------------ */
 
-Test(client_nonce, bad_nonces_are_retried_with_the_fresh_nonce)
+/* As the manager does after a failure, resumes the order up to 5 times. */
+static void issue_despite_bad_nonces(tf_acme_client_t *c, const char *host)
 {
-    /* pebble refuses 30% of good nonces. Each request is retried up to 3
-     * times (all four refused: < 1%, but an issuance makes a dozen
-     * requests), so, as the manager would after a failure, the order is
-     * resumed up to 5 times. */
-    tf_acme_client_t *c = client();
     char url[256] = "";
     int rc = -1;
     tf_acme_issued_t is;
     for (int i = 0; i < 5 && rc != 0; i++) {
         tf_acme_problem_t prob;
-        rc = tf_acme_client_issue(c, "nonce.example.com", url[0] ? url : NULL, saw_order, url, &is,
-                                  &prob);
+        rc = tf_acme_client_issue(c, host, url[0] ? url : NULL, saw_order, url, &is, &prob);
         cr_expect(rc == 0 || strcmp(prob.type, "urn:ietf:params:acme:error:badNonce") == 0,
                   "%s: %s %s", tf_err_name(rc), prob.type, prob.detail);
         tf_acme_problem_dispose(&prob);
     }
     cr_assert_eq(rc, 0);
-    cr_expect_gt(tf_acme_client_nonce_retries(c), 0);
-    check_bundle(&is, "nonce.example.com");
+    check_bundle(&is, host);
     tf_acme_issued_dispose(&is);
+}
+
+Test(acme_client, bad_nonces_are_retried_with_the_fresh_nonce, .init = setup_nonce,
+     .fini = teardown)
+{
+    /* pebble refuses 30% of good nonces. Each request is retried up to 3
+     * times (all four refused: under 1%, but an issuance makes about ten
+     * requests, hence the resumption above). Two issuances make some 20
+     * requests: all accepted the first time is a chance of 0.08%. */
+    tf_acme_client_t *c = client();
+    issue_despite_bad_nonces(c, "nonce.example.com");
+    issue_despite_bad_nonces(c, "nonce2.example.com");
+    cr_expect_gt(tf_acme_client_nonce_retries(c), 0);
     tf_acme_client_free(c);
 }
 
-Test(client, a_wrong_answer_gives_the_servers_problem)
+Test(acme_client, a_wrong_answer_gives_the_servers_problem, .init = setup, .fini = teardown)
 {
     atomic_store(&resp.wrong, true);
     tf_acme_client_t *c = client();
@@ -417,7 +424,7 @@ Test(client, a_wrong_answer_gives_the_servers_problem)
     tf_acme_client_free(c);
 }
 
-Test(client, a_pending_order_is_resumed)
+Test(acme_client, a_pending_order_is_resumed, .init = setup, .fini = teardown)
 {
     /* No allowed challenge type: the order exists, pending, when the call
      * gives up (as a restart in the middle would leave it). */
@@ -459,22 +466,22 @@ Test(client, a_pending_order_is_resumed)
     tf_acme_client_free(c);
 }
 
-Test(client, names_that_cannot_be_ordered_are_refused_locally)
+Test(acme_client, names_that_cannot_be_ordered_are_refused_locally, .init = setup, .fini = teardown)
 {
     tf_acme_client_t *c = client();
     tf_acme_issued_t is;
     tf_acme_problem_t prob;
     const char *bad[] = {"*.example.com", "Upper.example.com", "", "a..b"};
     for (size_t i = 0; i < 4; i++) {
-        cr_expect_eq(tf_acme_client_issue(c, bad[i], NULL, NULL, NULL, &is, &prob), TF_EINVAL,
-                     "%s", bad[i]);
+        cr_expect_eq(tf_acme_client_issue(c, bad[i], NULL, NULL, NULL, &is, &prob), TF_EINVAL, "%s",
+                     bad[i]);
         cr_expect_eq(prob.status, 0);
         tf_acme_problem_dispose(&prob);
     }
     tf_acme_client_free(c);
 }
 
-Test(client, pebble_offers_no_renewal_info)
+Test(acme_client, pebble_offers_no_renewal_info, .init = setup, .fini = teardown)
 {
     tf_acme_client_t *c = client();
     tf_acme_issued_t is;
@@ -490,7 +497,7 @@ Test(client, pebble_offers_no_renewal_info)
     tf_acme_client_free(c);
 }
 
-Test(client, cancel_stops_the_next_request)
+Test(acme_client, cancel_stops_the_next_request, .init = setup, .fini = teardown)
 {
     tf_acme_client_t *c = client();
     tf_acme_client_cancel(c);
@@ -511,7 +518,7 @@ static void answer_500(tf_resp_t *r, const char *method, const char *path, tf_re
     a->body = strdup("<h1>Internal Server Error</h1>");
 }
 
-Test(client_fake, a_server_error_is_a_clean_error)
+Test(acme_client, a_server_error_is_a_clean_error, .init = common_init, .fini = teardown)
 {
     tf_resp_start(&resp, answer_500, NULL);
     char dir[128];
@@ -556,7 +563,8 @@ static void answer_down(tf_resp_t *r, const char *method, const char *path, tf_r
     snprintf(a->headers, sizeof a->headers, "Retry-After: 120\r\nReplay-Nonce: abc\r\n");
 }
 
-Test(client_fake, a_problem_document_and_retry_after_are_passed_on)
+Test(acme_client, a_problem_document_and_retry_after_are_passed_on, .init = common_init,
+     .fini = teardown)
 {
     tf_resp_start(&resp, answer_down, NULL);
     char dir[128];
@@ -575,7 +583,8 @@ Test(client_fake, a_problem_document_and_retry_after_are_passed_on)
     tf_acme_client_free(c);
 }
 
-Test(client_fake, a_refused_connection_is_the_transports_code)
+Test(acme_client, a_refused_connection_is_the_transports_code, .init = common_init,
+     .fini = teardown)
 {
     tf_resp_start(&resp, answer_500, NULL);
     char dir[128];
@@ -625,8 +634,8 @@ static void answer_ari(tf_resp_t *r, const char *method, const char *path, tf_re
     a->ctype = "application/json";
     if (strcmp(path, "/dir") == 0) {
         a->body = malloc(512);
-        snprintf(a->body, 512, "{\"newNonce\": \"%s/nonce\", \"renewalInfo\": \"%s/ari\"}",
-                 r->base, r->base);
+        snprintf(a->body, 512, "{\"newNonce\": \"%s/nonce\", \"renewalInfo\": \"%s/ari\"}", r->base,
+                 r->base);
     } else if (strncmp(path, "/ari/", 5) == 0) {
         a->body = strdup("{\"suggestedWindow\": {\"start\": \"2030-01-02T03:04:05Z\", "
                          "\"end\": \"2030-01-03T04:04:05.25+01:00\"}, "
@@ -636,7 +645,7 @@ static void answer_ari(tf_resp_t *r, const char *method, const char *path, tf_re
     }
 }
 
-Test(client_fake, renewal_info_is_asked_by_cert_id_and_read)
+Test(acme_client, renewal_info_is_asked_by_cert_id_and_read, .init = common_init, .fini = teardown)
 {
     char *pem = rfc_example_cert(storage);
     tf_resp_start(&resp, answer_ari, NULL);
@@ -653,8 +662,8 @@ Test(client_fake, renewal_info_is_asked_by_cert_id_and_read)
     char want[128];
     snprintf(want, sizeof want, "/ari/%s", RFC_ID);
     cr_expect_str_eq(path, want);
-    cr_expect_eq(s, 1893553445);             /* 2030-01-02T03:04:05Z */
-    cr_expect_eq(e, 1893553445 + 86400);     /* a day later, written at +01:00 */
+    cr_expect_eq(s, 1893553445);         /* 2030-01-02T03:04:05Z */
+    cr_expect_eq(e, 1893553445 + 86400); /* a day later, written at +01:00 */
     rc = tf_acme_client_renewal_info(c, "junk", 4, &s, &e, &prob);
     cr_expect_eq(rc, TF_EINVAL);
     tf_acme_problem_dispose(&prob);
@@ -664,7 +673,7 @@ Test(client_fake, renewal_info_is_asked_by_cert_id_and_read)
 
 /* ---- units ---------------------------------------------------------------- */
 
-Test(client_unit, cert_id_is_rfc_9773s_example_and_dates_are_the_leafs)
+Test(acme_client, cert_id_is_rfc_9773s_example_and_dates_are_the_leafs)
 {
     char dir[] = "/tmp/tf-acme-certid-XXXXXX";
     cr_assert_not_null(mkdtemp(dir));
@@ -693,7 +702,7 @@ Test(client_unit, cert_id_is_rfc_9773s_example_and_dates_are_the_leafs)
     free(tf_px_sh(&st, "rm -rf '%s'", dir));
 }
 
-Test(client_unit, a_problem_document_is_read_whole)
+Test(acme_client, a_problem_document_is_read_whole)
 {
     static const char body[] =
         "{\"type\": \"urn:ietf:params:acme:error:rejectedIdentifier\", \"detail\": \"no\", "
@@ -730,7 +739,7 @@ Test(client_unit, a_problem_document_is_read_whole)
     tf_acme_problem_dispose(&p);
 }
 
-Test(client_unit, retry_after_takes_seconds_and_dates)
+Test(acme_client, retry_after_takes_seconds_and_dates)
 {
     int64_t now = 784111777; /* Sun, 06 Nov 1994 08:49:37 GMT */
     cr_expect_eq(tf_acme__retry_after(NULL, now), 0);
@@ -744,7 +753,7 @@ Test(client_unit, retry_after_takes_seconds_and_dates)
     cr_expect_eq(tf_acme__retry_after("soon", now), 0);
 }
 
-Test(client_unit, rfc3339_dates)
+Test(acme_client, rfc3339_dates)
 {
     int64_t t = 0;
     cr_expect(tf_acme__rfc3339("1970-01-01T00:00:00Z", &t) && t == 0);
@@ -759,16 +768,16 @@ Test(client_unit, rfc3339_dates)
     cr_expect_not(tf_acme__rfc3339(NULL, &t));
 }
 
-Test(client_unit, challenges_are_chosen_by_preference_and_permission)
+Test(acme_client, challenges_are_chosen_by_preference_and_permission)
 {
-    json_t *authz = json_loads(
-        "{\"challenges\": ["
-        "{\"type\": \"dns-01\", \"url\": \"u1\", \"token\": \"t1\"},"
-        "{\"type\": \"tls-alpn-01\", \"url\": \"u2\", \"token\": \"t2\"},"
-        "{\"type\": \"http-01\", \"url\": \"u3\", \"token\": \"t3\"}]}",
-        0, NULL);
+    json_t *authz = json_loads("{\"challenges\": ["
+                               "{\"type\": \"dns-01\", \"url\": \"u1\", \"token\": \"t1\"},"
+                               "{\"type\": \"tls-alpn-01\", \"url\": \"u2\", \"token\": \"t2\"},"
+                               "{\"type\": \"http-01\", \"url\": \"u3\", \"token\": \"t3\"}]}",
+                               0, NULL);
     cr_assert_not_null(authz);
-    const json_t *ch = tf_acme__choose_challenge(authz, TF_CONF_ACME_HTTP01 | TF_CONF_ACME_TLSALPN01);
+    const json_t *ch =
+        tf_acme__choose_challenge(authz, TF_CONF_ACME_HTTP01 | TF_CONF_ACME_TLSALPN01);
     cr_expect_str_eq(json_string_value(json_object_get(ch, "url")), "u3", "http-01 first");
     ch = tf_acme__choose_challenge(authz, TF_CONF_ACME_TLSALPN01);
     cr_expect_str_eq(json_string_value(json_object_get(ch, "url")), "u2");
