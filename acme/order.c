@@ -174,8 +174,12 @@ static int resume(run_t *o, const char *url)
     if (o->url == NULL)
         return TF_ENOMEM;
     int rc = post_json(o, url, NULL, &o->order, NULL, NULL);
-    if (rc == TF_EACME && o->prob->status >= 400 && o->prob->status < 500)
-        rc = 1; /* gone (404), not ours (403), malformed URL */
+    /* Gone (404), not this account's (403), not an order URL: a new one.
+     * A refused nonce or a rate limit says nothing about the order. */
+    if (rc == TF_EACME && o->prob->status >= 400 && o->prob->status < 500 &&
+        strcmp(o->prob->type, "urn:ietf:params:acme:error:badNonce") != 0 &&
+        strcmp(o->prob->type, "urn:ietf:params:acme:error:rateLimited") != 0)
+        rc = 1;
     const char *st = status_of(o->order);
     if (rc == 0 && (!for_host(o->order, o->host) ||
                     (strcmp(st, "pending") != 0 && strcmp(st, "ready") != 0 &&

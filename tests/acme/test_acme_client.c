@@ -23,6 +23,7 @@
 
 #include <wolfssl/options.h>
 #include <wolfssl/ssl.h>
+#include <wolfssl/wolfcrypt/sha256.h>
 
 #include <errno.h>
 #include <signal.h>
@@ -464,6 +465,49 @@ Test(acme_client, a_pending_order_is_resumed, .init = setup, .fini = teardown)
     issue_ok(c, "other.example.com", gone, &is);
     tf_acme_issued_dispose(&is);
     tf_acme_client_free(c);
+}
+
+/* Where the client keeps an order's certificate key (acme.h: storage/orders/,
+ * named by the first 16 bytes of SHA-256(order URL) in hex). */
+static void order_key_path(const char *url, char *out, size_t cap)
+{
+    unsigned char h[WC_SHA256_DIGEST_SIZE];
+    cr_assert_eq(wc_Sha256Hash((const unsigned char *)url, (word32)strlen(url), h), 0);
+    int n = snprintf(out, cap, "%s/orders/", storage);
+    for (size_t i = 0; i < 16; i++)
+        n += snprintf(out + n, cap - (size_t)n, "%02x", h[i]);
+    snprintf(out + n, cap - (size_t)n, ".key");
+}
+
+Test(acme_client, a_finalized_order_resumes_with_its_kept_key, .init = setup, .fini = teardown)
+{
+    /* As if the download had failed after finalization: the order is valid
+     * and its key is still in storage. */
+    tf_acme_client_t *c = client();
+    tf_acme_issued_t first, again;
+    issue_ok(c, "kept.example.com", NULL, &first);
+    const char *key = strstr(first.bundle, "-----BEGIN EC PRIVATE KEY-----");
+    cr_assert_not_null(key);
+    char path[512];
+    order_key_path(first.order_url, path, sizeof path);
+    write_file(path, key, strlen(key));
+
+    tf_acme_client_t *d = client();
+    char seen[256] = "";
+    tf_acme_problem_t prob;
+    int rc = tf_acme_client_issue(d, "kept.example.com", first.order_url, saw_order, seen, &again,
+                                  &prob);
+    cr_assert_eq(rc, 0, "%s: %s", tf_err_name(rc), prob.detail);
+    cr_expect_str_eq(again.order_url, first.order_url);
+    cr_expect_str_eq(seen, "", "no new order");
+    cr_expect_eq(again.bundle_len, first.bundle_len);
+    cr_expect_eq(memcmp(again.bundle, first.bundle, first.bundle_len), 0,
+                 "the same certificate, with the kept key");
+    cr_expect_neq(access(path, F_OK), 0, "the key file is gone once used");
+    tf_acme_issued_dispose(&first);
+    tf_acme_issued_dispose(&again);
+    tf_acme_client_free(c);
+    tf_acme_client_free(d);
 }
 
 Test(acme_client, names_that_cannot_be_ordered_are_refused_locally, .init = setup, .fini = teardown)
