@@ -68,8 +68,14 @@ int tf_acme_client_new(const tf_acme_client_conf_t *conf, tf_acme_client_t **out
     tf_acme_client_t *c = calloc(1, sizeof *c);
     if (c == NULL)
         return TF_ENOMEM;
+    /* Waits on the server are measured on the monotonic clock: a clock
+     * step must not stretch or cut them. */
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_mutex_init(&c->lock, NULL);
-    pthread_cond_init(&c->wake, NULL);
+    pthread_cond_init(&c->wake, &ca);
+    pthread_condattr_destroy(&ca);
     int rc = copy_conf(c, conf);
     if (rc == 0) {
         tf_acme_http_opts_t ho = {.ca_file = c->ca_file, .timeout_ms = conf->timeout_ms};
@@ -137,7 +143,7 @@ static bool cancelled(tf_acme_client_t *c)
 int tf_acme__pause(tf_acme_client_t *c, uint64_t ms)
 {
     struct timespec end;
-    clock_gettime(CLOCK_REALTIME, &end);
+    clock_gettime(CLOCK_MONOTONIC, &end);
     end.tv_sec += (time_t)(ms / 1000);
     end.tv_nsec += (long)(ms % 1000) * 1000000L;
     if (end.tv_nsec >= 1000000000L) {
@@ -363,7 +369,7 @@ void tf_acme__account_forget(tf_acme_client_t *c)
 static json_t *account_payload(tf_acme_client_t *c, const char *url, tf_acme_problem_t *prob)
 {
     json_t *p = json_pack("{s:b}", "termsOfServiceAgreed", 1);
-    if (p != NULL && c->email != NULL) {
+    if (p != NULL && c->email != NULL && c->email[0] != '\0') {
         char mailto[512];
         snprintf(mailto, sizeof mailto, "mailto:%s", c->email);
         json_object_set_new(p, "contact", json_pack("[s]", mailto));

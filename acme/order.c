@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -344,8 +345,13 @@ static int authorize_one(run_t *o, const char *url)
         json_string_value(json_object_get(json_object_get(authz, "identifier"), "value"));
     if (strcmp(st, "valid") == 0) {
         rc = 0;
-    } else if (strcmp(st, "pending") != 0 || name == NULL) {
+    } else if (strcmp(st, "pending") != 0) {
         rc = authz_failed(o, authz, url);
+    } else if (name == NULL || strcasecmp(name, o->host) != 0) {
+        /* Never publish an answer for a name we did not order. */
+        tf_acme__problem_set(o->prob, 0, "%s: an authorization for %s in an order for %s", url,
+                             name ? name : "no name", o->host);
+        rc = TF_EIO;
     } else {
         const json_t *ch = tf_acme__choose_challenge(authz, o->c->challenges);
         if (ch == NULL) {
