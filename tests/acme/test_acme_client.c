@@ -582,6 +582,29 @@ Test(acme_client, a_server_error_is_a_clean_error, .init = common_init, .fini = 
     tf_acme_client_free(c);
 }
 
+static void answer_junk(tf_resp_t *r, const char *method, const char *path, tf_resp_answer_t *a)
+{
+    a->status = 200;
+    a->ctype = "application/json";
+    a->body = strdup("{\"newNonce\": ");
+}
+
+Test(acme_client, a_malformed_directory_is_a_clean_error, .init = common_init, .fini = teardown)
+{
+    tf_resp_start(&resp, answer_junk, NULL);
+    char dir[128];
+    snprintf(dir, sizeof dir, "%s/dir", resp.base);
+    tf_acme_client_conf_t conf = conf_for(dir);
+    tf_acme_client_t *c = client_with(&conf);
+    tf_acme_issued_t is;
+    tf_acme_problem_t prob;
+    int rc = tf_acme_client_issue(c, "x.example.com", NULL, NULL, NULL, &is, &prob);
+    cr_expect_eq(rc, TF_EIO, "%s", tf_err_name(rc));
+    cr_expect(strstr(prob.detail, "not a JSON object") != NULL, "%s", prob.detail);
+    tf_acme_problem_dispose(&prob);
+    tf_acme_client_free(c);
+}
+
 /* A directory whose newAccount is down, saying so with a problem document. */
 static void answer_down(tf_resp_t *r, const char *method, const char *path, tf_resp_answer_t *a)
 {
