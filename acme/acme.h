@@ -337,8 +337,9 @@ typedef struct tf_acme_client tf_acme_client_t;
 
 /* Copies CONF (strings and the EAB key; ANSWERS is borrowed and must
  * outlive the client), loads or creates the account key in storage and
- * makes the HTTPS client. No network I/O: the directory and the account
- * are fetched on first use. Call wolfSSL_Init() (tf_tls_global_init())
+ * makes the HTTPS client. No network I/O: the directory is fetched at
+ * the start of each order (and once for renewalInfo), the account on
+ * first use. Call wolfSSL_Init() (tf_tls_global_init())
  * first. Returns 0; TF_EINVAL (no directory or storage), TF_ENOMEM,
  * -errno / TF_EINVAL (account key) or TF_ETLS (CA file), with prob->detail
  * saying why. Free with tf_acme_client_free() (NULL is ignored). */

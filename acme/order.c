@@ -547,6 +547,9 @@ int tf_acme_client_issue(tf_acme_client_t *c, const char *host, const char *resu
         return TF_EINVAL;
     }
     run_t o = {.c = c, .host = host, .prob = prob};
+    /* Orders are weeks apart: the directory is read afresh for each. */
+    json_decref(c->dir);
+    c->dir = NULL;
     int rc = tf_acme__account(c, prob);
     if (rc == 0)
         rc = start(&o, resume_url, on_order, ud);
