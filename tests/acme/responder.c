@@ -198,7 +198,7 @@ void tf_resp_http01(tf_resp_t *r, const char *method, const char *path, tf_resp_
     a->ctype = "application/octet-stream";
     if (atomic_load(&r->wrong)) {
         a->body = malloc(len + 8);
-        snprintf(a->body, len + 8, "%.*sx", (int)len - 1, ka); /* one character changed */
+        snprintf(a->body, len + 8, "%sx", ka); /* one character too many: never right */
         free(ka);
     } else {
         a->body = ka;
