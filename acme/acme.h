@@ -296,4 +296,129 @@ int tf_acme_http_request(tf_acme_http_t *h, tf_acme_method_t method, const char 
  * or without brackets) and localhost. host is len bytes. */
 bool tf_acme_host_is_loopback(const char *host, size_t len);
 
+/* ---- the protocol client (client.c, order.c, problem.c, renewal.c) ------ */
+
+/* RFC 8555 end to end on the ACME thread: the directory, nonces, the
+ * account, one order per call, its authorization answered with http-01 or
+ * tls-alpn-01, finalization and the certificate; RFC 9773 renewalInfo. A
+ * client is used by one thread at a time (tf_acme_client_cancel() excepted).
+ * Every call blocks: at most conf->timeout_ms per HTTP request, and
+ * poll_max_s for each wait on the server (an authorization, an order). */
+
+/* What went wrong, for logs and GET /acme. Set by every client call that
+ * fails (cleared first); dispose after each use. */
+typedef struct {
+    int status;             /* HTTP status of the problem response, 0 for local errors */
+    char type[160];         /* e.g. "urn:ietf:params:acme:error:rateLimited", "" if none */
+    char detail[512];       /* the server's detail, or ours ("URL: reason") */
+    char *subproblems;      /* the subproblems array as compact JSON, or NULL (free()) */
+    uint64_t retry_after_s; /* Retry-After in seconds, 0 when absent */
+} tf_acme_problem_t;
+
+/* Frees subproblems and clears P; NULL is ignored. */
+void tf_acme_problem_dispose(tf_acme_problem_t *p);
+
+typedef struct {
+    const char *directory;       /* acme.directory */
+    const char *ca_file;         /* NULL: system store */
+    const char *email;           /* NULL: no contact */
+    const char *storage;         /* account key (tf_acme_account_key), account.json, orders/ */
+    tf_acme_key_type_t key_type; /* for the certificate keys */
+    unsigned challenges; /* TF_CONF_ACME_HTTP01 | TF_CONF_ACME_TLSALPN01, preference http-01 */
+    const char *eab_kid; /* NULL: none */
+    const unsigned char *eab_mac;
+    size_t eab_mac_len;
+    tf_acme_challenges_t *answers; /* where answers are published while validating */
+    unsigned timeout_ms;           /* per HTTP request; 0: 30000 */
+    unsigned poll_max_s;           /* give up waiting for an authorization/order; 0: 120 */
+} tf_acme_client_conf_t;
+
+typedef struct tf_acme_client tf_acme_client_t;
+
+/* Copies CONF (strings and the EAB key; ANSWERS is borrowed and must
+ * outlive the client), loads or creates the account key in storage and
+ * makes the HTTPS client. No network I/O: the directory is fetched at
+ * the start of each order (and once for renewalInfo), the account on
+ * first use. Call wolfSSL_Init() (tf_tls_global_init())
+ * first. Returns 0; TF_EINVAL (no directory or storage), TF_ENOMEM,
+ * -errno / TF_EINVAL (account key) or TF_ETLS (CA file), with prob->detail
+ * saying why. Free with tf_acme_client_free() (NULL is ignored). */
+int tf_acme_client_new(const tf_acme_client_conf_t *conf, tf_acme_client_t **out,
+                       tf_acme_problem_t *prob) __attribute__((warn_unused_result));
+void tf_acme_client_free(tf_acme_client_t *c);
+
+/* Makes the call running on C (from any thread) return -ECANCELED at its
+ * next wait or request; later calls return it at once. For a manager that
+ * stops: a wait on the server would otherwise last up to poll_max_s. */
+void tf_acme_client_cancel(tf_acme_client_t *c);
+
+/* The account URL ("kid") once known (from storage or the server), else
+ * NULL. Valid until the next call on C. */
+const char *tf_acme_client_account_url(const tf_acme_client_t *c);
+
+/* How many times a badNonce answer was retried since C was made (tests,
+ * GET /acme). */
+unsigned tf_acme_client_nonce_retries(const tf_acme_client_t *c);
+
+typedef struct {
+    char *bundle; /* leaf + chain PEM as downloaded, then the new key PEM (free(); a secret:
+                   * tf_acme_issued_dispose() wipes it) */
+    size_t bundle_len;
+    int64_t not_before, not_after; /* the leaf's, Unix seconds */
+    char *order_url;               /* (free()) */
+} tf_acme_issued_t;
+
+/* Wipes and frees the bundle, frees the URL, clears I; NULL is ignored. */
+void tf_acme_issued_dispose(tf_acme_issued_t *i);
+
+/* Orders a certificate for HOST (one exact, lower-case name), answers its
+ * authorization with the first allowed challenge type the server offers
+ * (publishing the answer in conf->answers and removing it after),
+ * finalizes with a fresh key of key_type, downloads the chain. RESUME
+ * (may be NULL): an order URL from an earlier run, used when it is still
+ * pending/ready/processing/valid for HOST; otherwise (invalid, expired,
+ * gone, another name) a new order. The certificate key is kept in
+ * storage/orders/ (mode 0600) from just before finalization until the
+ * certificate is downloaded, so that a processing or valid order resumes
+ * with its key; without that file such an order is replaced. ON_ORDER
+ * (may be NULL) is called with the order URL as soon as it exists, so the
+ * caller can persist it. Creates the account on first use (its URL kept in
+ * storage/account.json, mode 0600, with the directory and the key's
+ * thumbprint; never a second account for the same key: newAccount for an
+ * existing key returns that account). badNonce is retried with the fresh
+ * nonce up to 3 times.
+ * Returns 0 with *OUT filled (dispose it); TF_EACME with *PROB from the
+ * server's problem document (an error response without one: TF_EACME, its
+ * status and "" as type; a failed validation: the challenge's error); the
+ * transport's code (tf_acme_http_request()) with prob->detail; TF_EINVAL
+ * (HOST, no answers table); TF_EUNSUPPORTED (no allowed challenge type
+ * offered); -ETIMEDOUT (poll_max_s passed); -ECANCELED. */
+int tf_acme_client_issue(tf_acme_client_t *c, const char *host, const char *resume,
+                         void (*on_order)(void *ud, const char *url), void *ud,
+                         tf_acme_issued_t *out, tf_acme_problem_t *prob)
+    __attribute__((warn_unused_result));
+
+/* RFC 9773 renewalInfo for the leaf (first certificate) of CERT_PEM (LEN
+ * bytes): *START and *END the suggested window (Unix seconds). Returns 0;
+ * TF_ENOTFOUND when the directory has no renewalInfo; TF_EINVAL (no
+ * certificate, or no authority key identifier to name it by); TF_EACME or
+ * a transport code as tf_acme_client_issue(); TF_EIO for an answer without
+ * a valid window. */
+int tf_acme_client_renewal_info(tf_acme_client_t *c, const char *cert_pem, size_t len,
+                                int64_t *start, int64_t *end, tf_acme_problem_t *prob)
+    __attribute__((warn_unused_result));
+
+/* The client as a table of functions, so that the manager's tests can put
+ * a fake in its place. tf_acme_client_ops_default holds the functions
+ * above. */
+typedef struct {
+    int (*issue)(tf_acme_client_t *c, const char *host, const char *resume,
+                 void (*on_order)(void *ud, const char *url), void *ud, tf_acme_issued_t *out,
+                 tf_acme_problem_t *prob);
+    int (*renewal_info)(tf_acme_client_t *c, const char *cert_pem, size_t len, int64_t *start,
+                        int64_t *end, tf_acme_problem_t *prob);
+} tf_acme_client_ops_t;
+
+extern const tf_acme_client_ops_t tf_acme_client_ops_default;
+
 #endif

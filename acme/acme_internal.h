@@ -78,4 +78,96 @@ typedef struct {
 int tf_acme__url_parse(const char *url, tf_acme__url_t *out, char *err, size_t errlen);
 void tf_acme__url_dispose(tf_acme__url_t *u);
 
+/* ---- the protocol client (client.c, order.c, problem.c, renewal.c) ----- */
+
+#include <pthread.h>
+
+struct tf_acme_client {
+    char *directory, *ca_file, *email, *storage, *eab_kid;
+    unsigned char *eab_mac;
+    size_t eab_mac_len;
+    tf_acme_key_type_t key_type;
+    unsigned challenges;
+    tf_acme_challenges_t *answers;
+    unsigned poll_max_s;
+    tf_acme_http_t *http;
+    tf_acme_key_t *account;
+    char thumbprint[TF_ACME_THUMBPRINT_LEN + 1];
+    char *kid;   /* the account URL, NULL until known */
+    json_t *dir; /* the directory object, NULL until fetched */
+    char *nonce; /* the last Replay-Nonce, NULL when used */
+    unsigned nonce_retries;
+    pthread_mutex_t lock; /* guards cancelled, for the timed waits */
+    pthread_cond_t wake;
+    bool cancelled;
+};
+
+/* POST-as-GET when PAYLOAD is NULL. */
+typedef struct {
+    const char *url;
+    const char *payload;
+    bool jwk; /* sign with the JWK (newAccount), not the kid */
+} tf_acme__post_t;
+
+/* problem.c. Sets P's status and detail (printf); type left as is. */
+void tf_acme__problem_set(tf_acme_problem_t *p, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* P from a problem object (an error response's body, a challenge's or an
+ * order's "error"): type, detail, subproblems (compact JSON), and the
+ * object's status member, else STATUS. */
+void tf_acme__problem_from_json(tf_acme_problem_t *p, const json_t *doc, int status);
+/* P from an error response: its problem document when the content type
+ * says application/problem+json, else a detail naming URL, the status and
+ * an excerpt of the body. retry_after_s from RETRY_AFTER (may be NULL). */
+void tf_acme__problem_parse(tf_acme_problem_t *p, const char *url, int status,
+                            const char *content_type, const char *body, size_t len,
+                            const char *retry_after);
+/* Seconds to wait from a Retry-After value (delta-seconds or an
+ * IMF-fixdate, relative to NOW); 0 when absent, past or malformed. */
+uint64_t tf_acme__retry_after(const char *value, int64_t now);
+
+/* client.c. The directory's URL for NAME ("newOrder", "renewalInfo"), or
+ * NULL (fetching the directory first; *RC then says why: TF_ENOTFOUND when
+ * the directory has no such member). */
+const char *tf_acme__dir_url(tf_acme_client_t *c, const char *name, int *rc,
+                             tf_acme_problem_t *prob);
+/* One signed POST, with a nonce (HEAD newNonce when none is kept) and
+ * badNonce retried. 0 with *RESP a 2xx answer (dispose it); TF_EACME with
+ * PROB for an error status; a transport code; -ECANCELED. */
+int tf_acme__post(tf_acme_client_t *c, const tf_acme__post_t *req, tf_acme_http_response_t *resp,
+                  tf_acme_problem_t *prob);
+/* An unsigned GET (renewalInfo), same returns. */
+int tf_acme__get(tf_acme_client_t *c, const char *url, tf_acme_http_response_t *resp,
+                 tf_acme_problem_t *prob);
+/* The account: from storage/account.json, else newAccount. 0 or as
+ * tf_acme__post(). */
+int tf_acme__account(tf_acme_client_t *c, tf_acme_problem_t *prob);
+/* Forgets the account URL (the server no longer knows it). */
+void tf_acme__account_forget(tf_acme_client_t *c);
+/* Waits MS milliseconds unless cancelled: 0 or -ECANCELED. */
+int tf_acme__pause(tf_acme_client_t *c, uint64_t ms);
+/* A JSON object from a response body, or NULL (PROB says why: TF_EIO). */
+json_t *tf_acme__json(const tf_acme_http_response_t *r, const char *url, tf_acme_problem_t *prob);
+/* Writes LEN bytes to PATH atomically, mode 0600 (a temporary file in the
+ * same directory, fsync, rename). 0 or -errno. */
+int tf_acme__write_file(const char *path, const void *data, size_t len);
+
+/* order.c: the challenge of AUTHZ to answer, by ALLOWED
+ * (TF_CONF_ACME_*): http-01 first; NULL when none is offered. */
+const json_t *tf_acme__choose_challenge(const json_t *authz, unsigned allowed);
+
+/* renewal.c. The DER of the first certificate in PEM (free()). 0 or
+ * TF_EINVAL / TF_ENOMEM. */
+int tf_acme__leaf_der(const char *pem, size_t len, unsigned char **der, size_t *derlen);
+/* The validity of a certificate (DER), Unix seconds. 0 or TF_EINVAL. */
+int tf_acme__cert_dates(const unsigned char *der, size_t len, int64_t *not_before,
+                        int64_t *not_after);
+/* RFC 9773 §4.1 certID: base64url(AKI keyIdentifier) "." base64url(the
+ * serial's DER content octets) (free()). 0, TF_EINVAL (malformed, no AKI
+ * keyIdentifier), TF_ENOMEM. */
+int tf_acme__cert_id(const unsigned char *der, size_t len, char **out);
+/* An RFC 3339 date-time into Unix seconds (fractions dropped, offsets
+ * applied). */
+bool tf_acme__rfc3339(const char *s, int64_t *out);
+
 #endif
