@@ -3,10 +3,13 @@
  * (ES256, RS256) and external account binding, the CSR an order is
  * finalized with, the tls-alpn-01 validation certificate, and the checks
  * `tlsfront check` runs on the acme keys' files), the challenge answers the
- * workers serve, and the blocking HTTPS client of the ACME thread.
+ * workers serve, the blocking HTTPS client of the ACME thread, the protocol
+ * client (client.c) and the per-name manager that drives it (manager.c,
+ * state.c).
  *
- * Threads: the ACME work (the HTTPS client) runs on a thread of its own and
- * blocks; the event loops only read the challenge table. Nothing here
+ * Threads: the ACME work (the manager, the protocol client, the HTTPS
+ * client) runs on a thread of its own and blocks; the event loops only read
+ * the challenge table. Nothing here
  * includes uv.h or logs. Functions return 0 or a negative code (TF_E* from
  * common/err.h, -errno for a file or a socket); where a message helps, it
  * goes into a caller buffer ("PATH: reason; what to do", NUL-terminated
@@ -18,6 +21,8 @@
  */
 #ifndef TF_ACME_ACME_H
 #define TF_ACME_ACME_H
+
+#include "conf/conf.h"
 
 #include <jansson.h>
 #include <stdbool.h>
@@ -295,5 +300,185 @@ int tf_acme_http_request(tf_acme_http_t *h, tf_acme_method_t method, const char 
 /* Whether the host of an http:// URL may be used: 127.0.0.0/8, ::1 (with
  * or without brackets) and localhost. host is len bytes. */
 bool tf_acme_host_is_loopback(const char *host, size_t len);
+
+/* ---- the protocol client (client.c) ------------------------------------ */
+
+/* A problem document (RFC 7807, RFC 8555 §6.7) or a local failure's text. */
+typedef struct {
+    int status;     /* HTTP status of the problem response, 0 for local errors */
+    char type[160]; /* e.g. "urn:ietf:params:acme:error:rateLimited", "" if none */
+    char detail[512];
+    char *subproblems;      /* the subproblems array as compact JSON, or NULL (free()) */
+    uint64_t retry_after_s; /* Retry-After in seconds, 0 when absent */
+} tf_acme_problem_t;
+void tf_acme_problem_dispose(tf_acme_problem_t *p);
+
+typedef struct {
+    const char *directory;       /* acme.directory */
+    const char *ca_file;         /* NULL: system store */
+    const char *email;           /* NULL: no contact */
+    const char *storage;         /* account key (tf_acme_account_key) and account.json (its URL) */
+    tf_acme_key_type_t key_type; /* for the certificate keys */
+    unsigned challenges; /* TF_CONF_ACME_HTTP01 | TF_CONF_ACME_TLSALPN01, preference http-01 */
+    const char *eab_kid; /* NULL: none */
+    const unsigned char *eab_mac;
+    size_t eab_mac_len;
+    tf_acme_challenges_t *answers; /* where answers are published while validating */
+    unsigned timeout_ms;           /* per HTTP request */
+    unsigned poll_max_s; /* give up polling an authorization/order after this (default 120) */
+} tf_acme_client_conf_t;
+
+typedef struct tf_acme_client tf_acme_client_t;
+int tf_acme_client_new(const tf_acme_client_conf_t *conf, tf_acme_client_t **out,
+                       tf_acme_problem_t *prob);
+void tf_acme_client_free(tf_acme_client_t *c);
+
+typedef struct {
+    char *bundle; /* leaf + chain PEM as downloaded, then the new key PEM (free()) */
+    size_t bundle_len;
+    int64_t not_before, not_after; /* the leaf's, Unix seconds */
+    char *order_url;               /* (free()) */
+} tf_acme_issued_t;
+void tf_acme_issued_dispose(tf_acme_issued_t *i);
+
+/* Orders a certificate for HOST (one exact name), answers its authorization
+ * with the first allowed challenge type the server offers (publishing the
+ * answer in conf->answers and removing it after), finalizes with a fresh
+ * key, downloads the chain. RESUME: an order URL from an earlier run
+ * (restart in the middle): used when still pending/ready/processing/valid,
+ * otherwise a new order. ON_ORDER (may be NULL) is called with the order URL
+ * as soon as it exists, so the caller can persist it. Creates the account
+ * on first use (kid kept in storage/account.json; never a second account
+ * for the same key). badNonce is retried with the fresh nonce (up to 3
+ * times). Returns 0; TF_EACME with *prob set from the server's problem
+ * document; or the transport's code with prob->detail. */
+int tf_acme_client_issue(tf_acme_client_t *c, const char *host, const char *resume,
+                         void (*on_order)(void *ud, const char *url), void *ud,
+                         tf_acme_issued_t *out, tf_acme_problem_t *prob);
+
+/* RFC 9773 renewalInfo for the leaf of CERT_PEM: *start, *end the suggested
+ * window (Unix seconds). TF_ENOTFOUND when the directory has no
+ * renewalInfo. */
+int tf_acme_client_renewal_info(tf_acme_client_t *c, const char *cert_pem, size_t len,
+                                int64_t *start, int64_t *end, tf_acme_problem_t *prob);
+
+/* ---- the manager (manager.c, state.c) ---------------------------------- */
+
+/* The client as the manager calls it: the four functions above, so that
+ * the manager's tests can put a fake in their place. */
+typedef struct {
+    int (*client_new)(const tf_acme_client_conf_t *conf, tf_acme_client_t **out,
+                      tf_acme_problem_t *prob);
+    void (*client_free)(tf_acme_client_t *c);
+    int (*issue)(tf_acme_client_t *c, const char *host, const char *resume,
+                 void (*on_order)(void *ud, const char *url), void *ud, tf_acme_issued_t *out,
+                 tf_acme_problem_t *prob);
+    int (*renewal_info)(tf_acme_client_t *c, const char *cert_pem, size_t len, int64_t *start,
+                        int64_t *end, tf_acme_problem_t *prob);
+} tf_acme_client_ops_t;
+
+/* The real client's table (client.c). */
+extern const tf_acme_client_ops_t tf_acme_client_ops_default;
+
+/* Longest path the manager handles (a certificate file, a storage file). */
+#define TF_ACME_PATH_MAX 4096
+
+/* Whether a loaded certificate covers a name, as the proxy's certificate
+ * store in service says. */
+typedef struct {
+    bool covered;      /* a certificate valid now covers the name (exactly or by a wildcard) */
+    int64_t not_after; /* its notAfter (Unix seconds) */
+    char file[TF_ACME_PATH_MAX]; /* the file it was loaded from */
+} tf_acme_coverage_t;
+
+typedef enum {
+    TF_ACME_NOTE_INFO,
+    TF_ACME_NOTE_WARN,
+    TF_ACME_NOTE_ERROR,
+} tf_acme_note_level_t;
+
+/* What the manager works from. The callbacks run on the manager's thread,
+ * never under its lock (they may call tf_acme_manager_status() and the
+ * like), one at a time. */
+typedef struct {
+    tf_conf_t *conf;                 /* in service; a reference is taken */
+    const tf_acme_client_ops_t *ops; /* &tf_acme_client_ops_default, or a fake */
+    tf_acme_challenges_t *answers;   /* handed to the client; outlives the manager */
+    /* Fills *OUT for NAME (zeroed before the call). Required. */
+    void (*coverage)(void *arg, const char *name, tf_acme_coverage_t *out);
+    /* PATH (HOST.pem) was written for NAME: reload the certificate store.
+     * May be NULL. */
+    void (*written)(void *arg, const char *name, const char *path);
+    /* An event for the log, one line without a newline: certificates
+     * issued, failures with the server's problem document. May be NULL. */
+    void (*note)(void *arg, tf_acme_note_level_t level, const char *text);
+    /* The time, Unix seconds; NULL: time(NULL). Tests set a clock. */
+    int64_t (*now)(void *arg);
+    void *arg; /* for the callbacks */
+} tf_acme_manager_conf_t;
+
+/* The per-name manager (SPEC §13): one thread that, for every exact host of
+ * the `acme: true` tenants, orders a certificate when none covers it or
+ * fewer than acme.renew_days remain (or renewalInfo's window has begun),
+ * writes it as HOST.pem (mode 0600, atomically) into the first directory of
+ * tls.certs, and backs off after a failure (1 minute doubling to 24 hours,
+ * longer when the server says so). It never replaces a file it did not
+ * write: what it wrote is recorded in acme.storage/certs/HOST.json (the
+ * SHA-256 of the file). Several processes sharing acme.storage order each
+ * name once: acme.storage/locks/HOST.lock is held (flock) during an order.
+ * Waits on a condition variable between passes: woken by an update, a
+ * kick, a stop or the next due time. */
+typedef struct tf_acme_manager tf_acme_manager_t;
+
+/* A stopped manager; reads acme.eab.hmac_key_file (before privileges are
+ * dropped). Returns 0, TF_ENOMEM, or the key file's error with "PATH:
+ * reason" in ERR. Free with tf_acme_manager_free(). */
+int tf_acme_manager_new(const tf_acme_manager_conf_t *conf, tf_acme_manager_t **out, char *err,
+                        size_t errlen) __attribute__((warn_unused_result));
+
+/* Starts the thread (its first pass at once). 0 or -errno. */
+int tf_acme_manager_start(tf_acme_manager_t *m) __attribute__((warn_unused_result));
+
+/* A new configuration (a reference is taken; the old one is dropped once
+ * no pass uses it): names come and go, and a pass follows at once. Changes
+ * of the client's settings apply to the next order. Any thread. */
+void tf_acme_manager_update(tf_acme_manager_t *m, tf_conf_t *conf);
+
+/* Asks for a pass now and returns its number, for tf_acme_manager_wait().
+ * Any thread. */
+uint64_t tf_acme_manager_kick(tf_acme_manager_t *m);
+
+/* Waits up to TIMEOUT_MS until pass PASS has completed. 0, -ETIMEDOUT, or
+ * TF_EINVAL when the manager is stopped. Any thread but the manager's. */
+int tf_acme_manager_wait(tf_acme_manager_t *m, uint64_t pass, unsigned timeout_ms);
+
+/* GET /acme (SPEC §8): a JSON array, one object per exact or wildcard host
+ * of the `acme: true` tenants, in configuration order: name, state
+ * ("valid", "pending", "renewing", "failed", "unmanaged"), file, not_after
+ * and next_attempt (RFC 3339 or null), last_error (null or {type, detail,
+ * subproblems}), reason (why `unmanaged`, else null). A new reference, or
+ * NULL when out of memory. Any thread; never waits for an order. */
+json_t *tf_acme_manager_status(tf_acme_manager_t *m);
+
+/* Orders by result since start: "valid" (written), "invalid" (the CA
+ * refused: a 4xx problem document), "error" (anything else: transport,
+ * server errors, an unusable bundle, a local failure). */
+typedef struct {
+    uint64_t valid, invalid, error;
+} tf_acme_manager_counts_t;
+tf_acme_manager_counts_t tf_acme_manager_counts(tf_acme_manager_t *m);
+
+/* Calls FN for each managed name (not unmanaged) with the time of its next
+ * renewal or attempt (Unix seconds), under the manager's lock: FN must not
+ * call the manager. */
+void tf_acme_manager_each_renewal(tf_acme_manager_t *m,
+                                  void (*fn)(void *arg, const char *name, int64_t at), void *arg);
+
+/* Stops the thread and joins it: an order in flight finishes (or fails)
+ * within the client's timeouts first. Idempotent. */
+void tf_acme_manager_stop(tf_acme_manager_t *m);
+
+/* Stops it and frees it; NULL is ignored. */
+void tf_acme_manager_free(tf_acme_manager_t *m);
 
 #endif

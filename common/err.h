@@ -26,7 +26,8 @@
     X(TF_ETLS, -10014, "TLS error")                                                            \
     X(TF_EKEYMULTIPLE, -10015, "more than one private key")                                    \
     X(TF_EPUBLICWILDCARD, -10016, "wildcard on a public suffix")                               \
-    X(TF_ECRYPTO, -10017, "cryptographic operation failed")
+    X(TF_ECRYPTO, -10017, "cryptographic operation failed")                                    \
+    X(TF_EACME, -10018, "the ACME server refused the request")
 
 enum tf_err {
 #define TF_ERR_ENUM(name, value, msg) name = (value),
