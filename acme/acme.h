@@ -333,6 +333,11 @@ int tf_acme_client_new(const tf_acme_client_conf_t *conf, tf_acme_client_t **out
                        tf_acme_problem_t *prob);
 void tf_acme_client_free(tf_acme_client_t *c);
 
+/* Makes the call running on C (from any thread) return -ECANCELED at its
+ * next wait or request; later calls return it at once. For a manager that
+ * stops: a wait on the server would otherwise last up to poll_max_s. */
+void tf_acme_client_cancel(tf_acme_client_t *c);
+
 typedef struct {
     char *bundle; /* leaf + chain PEM as downloaded, then the new key PEM (free()) */
     size_t bundle_len;
@@ -364,12 +369,9 @@ int tf_acme_client_renewal_info(tf_acme_client_t *c, const char *cert_pem, size_
 
 /* ---- the manager (manager.c, state.c) ---------------------------------- */
 
-/* The client as the manager calls it: the four functions above, so that
- * the manager's tests can put a fake in their place. */
+/* The client as a table of functions, so that the manager's tests can put
+ * a fake in its place. */
 typedef struct {
-    int (*client_new)(const tf_acme_client_conf_t *conf, tf_acme_client_t **out,
-                      tf_acme_problem_t *prob);
-    void (*client_free)(tf_acme_client_t *c);
     int (*issue)(tf_acme_client_t *c, const char *host, const char *resume,
                  void (*on_order)(void *ud, const char *url), void *ud, tf_acme_issued_t *out,
                  tf_acme_problem_t *prob);
@@ -403,7 +405,8 @@ typedef enum {
 typedef struct {
     tf_conf_t *conf;                 /* in service; a reference is taken */
     const tf_acme_client_ops_t *ops; /* &tf_acme_client_ops_default, or a fake */
-    tf_acme_challenges_t *answers;   /* handed to the client; outlives the manager */
+    tf_acme_client_t *client;        /* ops' first argument: used on the manager's thread
+                                        only, borrowed until tf_acme_manager_stop() */
     /* Fills *OUT for NAME (zeroed before the call). Required. */
     void (*coverage)(void *arg, const char *name, tf_acme_coverage_t *out);
     /* PATH (HOST.pem) was written for NAME: reload the certificate store.
@@ -430,18 +433,18 @@ typedef struct {
  * kick, a stop or the next due time. */
 typedef struct tf_acme_manager tf_acme_manager_t;
 
-/* A stopped manager; reads acme.eab.hmac_key_file (before privileges are
- * dropped). Returns 0, TF_ENOMEM, or the key file's error with "PATH:
- * reason" in ERR. Free with tf_acme_manager_free(). */
-int tf_acme_manager_new(const tf_acme_manager_conf_t *conf, tf_acme_manager_t **out, char *err,
-                        size_t errlen) __attribute__((warn_unused_result));
+/* A stopped manager for CONF's names. Returns 0 or TF_ENOMEM. Free with
+ * tf_acme_manager_free(). */
+int tf_acme_manager_new(const tf_acme_manager_conf_t *conf, tf_acme_manager_t **out)
+    __attribute__((warn_unused_result));
 
 /* Starts the thread (its first pass at once). 0 or -errno. */
 int tf_acme_manager_start(tf_acme_manager_t *m) __attribute__((warn_unused_result));
 
 /* A new configuration (a reference is taken; the old one is dropped once
- * no pass uses it): names come and go, and a pass follows at once. Changes
- * of the client's settings apply to the next order. Any thread. */
+ * no pass uses it): names come and go, renew_days, tls.certs and
+ * acme.storage apply, and a pass follows at once. The client keeps the
+ * settings it was made with. Any thread. */
 void tf_acme_manager_update(tf_acme_manager_t *m, tf_conf_t *conf);
 
 /* Asks for a pass now and returns its number, for tf_acme_manager_wait().
@@ -474,8 +477,9 @@ tf_acme_manager_counts_t tf_acme_manager_counts(tf_acme_manager_t *m);
 void tf_acme_manager_each_renewal(tf_acme_manager_t *m,
                                   void (*fn)(void *arg, const char *name, int64_t at), void *arg);
 
-/* Stops the thread and joins it: an order in flight finishes (or fails)
- * within the client's timeouts first. Idempotent. */
+/* Stops the thread and joins it: an order in flight finishes or fails
+ * first, within the client's timeouts (tf_acme_client_cancel() before this
+ * call makes it fail at once). Idempotent. */
 void tf_acme_manager_stop(tf_acme_manager_t *m);
 
 /* Stops it and frees it; NULL is ignored. */

@@ -38,9 +38,6 @@
 #define RETRY_AFTER_MAX_S (7 * DAY_S)
 /* renewalInfo is asked this often per certificate. */
 #define ARI_INTERVAL_S (6 * 3600)
-/* The client's timeouts. */
-#define CLIENT_TIMEOUT_MS 30000
-#define CLIENT_POLL_MAX_S 120
 
 typedef enum { ST_PENDING, ST_VALID, ST_RENEWING, ST_FAILED, ST_UNMANAGED } state_t;
 
@@ -75,18 +72,12 @@ struct tf_acme_manager {
     tf_acme_manager_counts_t counts;
     /* Set at creation. */
     const tf_acme_client_ops_t *ops;
-    tf_acme_challenges_t *answers;
+    tf_acme_client_t *client;
     void (*coverage)(void *arg, const char *name, tf_acme_coverage_t *out);
     void (*written)(void *arg, const char *name, const char *path);
     void (*note)(void *arg, tf_acme_note_level_t level, const char *text);
     int64_t (*now)(void *arg);
     void *arg;
-    /* The thread's own (and tf_acme_manager_new's, before it runs). */
-    tf_acme_client_t *client;
-    tf_conf_t *client_conf; /* the configuration the client was made from */
-    char *eab_file;         /* the EAB key in eab_mac was read from it */
-    unsigned char eab_mac[TF_ACME_EAB_KEY_MAX];
-    size_t eab_len;
 };
 
 /* One name's evaluation on the thread. */
@@ -294,85 +285,6 @@ static bool stopping(tf_acme_manager_t *m)
     return s;
 }
 
-/* ---- the client ------------------------------------------------------------- */
-
-static bool same_str(const char *a, const char *b)
-{
-    return (a == NULL && b == NULL) || (a != NULL && b != NULL && strcmp(a, b) == 0);
-}
-
-/* Whether the client made from A would differ from one made from B. */
-static bool client_settings_equal(const tf_conf_t *a, const tf_conf_t *b)
-{
-    const tf_conf_acme_t *x = tf_conf_acme(a), *y = tf_conf_acme(b);
-    return same_str(x->directory, y->directory) && same_str(x->ca_file, y->ca_file) &&
-           same_str(x->email, y->email) && same_str(x->storage, y->storage) &&
-           x->key_type == y->key_type && x->challenges == y->challenges &&
-           same_str(x->eab.kid, y->eab.kid) && same_str(x->eab.hmac_key_file, y->eab.hmac_key_file);
-}
-
-/* Reads the EAB key named by CONF into the manager, unless already read
- * from that file. */
-static int eab_read(tf_acme_manager_t *m, const tf_conf_t *conf, char *err, size_t errlen)
-{
-    const char *file = tf_conf_acme(conf)->eab.hmac_key_file;
-    if (same_str(file, m->eab_file))
-        return 0;
-    explicit_bzero(m->eab_mac, sizeof m->eab_mac);
-    m->eab_len = 0;
-    free(m->eab_file);
-    m->eab_file = NULL;
-    if (file == NULL)
-        return 0;
-    int rc = tf_acme_eab_key_read(file, m->eab_mac, &m->eab_len, err, errlen);
-    if (rc == 0 && (m->eab_file = strdup(file)) == NULL)
-        rc = TF_ENOMEM;
-    return rc;
-}
-
-static void client_drop(tf_acme_manager_t *m)
-{
-    if (m->client != NULL)
-        m->ops->client_free(m->client);
-    m->client = NULL;
-    tf_conf_unref(m->client_conf);
-    m->client_conf = NULL;
-}
-
-/* The client for CONF's settings, made on first use and again when they
- * changed. 0, or the failure with *prob set. */
-static int client_get(tf_acme_manager_t *m, tf_conf_t *conf, tf_acme_problem_t *prob)
-{
-    if (m->client != NULL && client_settings_equal(m->client_conf, conf))
-        return 0;
-    client_drop(m);
-    int rc = eab_read(m, conf, prob->detail, sizeof prob->detail);
-    if (rc != 0)
-        return rc;
-    const tf_conf_acme_t *a = tf_conf_acme(conf);
-    tf_acme_client_conf_t cc = {
-        .directory = a->directory,
-        .ca_file = a->ca_file,
-        .email = a->email,
-        .storage = a->storage,
-        .key_type = a->key_type == TF_CONF_KEY_RSA ? TF_ACME_KEY_RSA : TF_ACME_KEY_EC,
-        .challenges = a->challenges,
-        .eab_kid = a->eab.kid,
-        .eab_mac = m->eab_len > 0 ? m->eab_mac : NULL,
-        .eab_mac_len = m->eab_len,
-        .answers = m->answers,
-        .timeout_ms = CLIENT_TIMEOUT_MS,
-        .poll_max_s = CLIENT_POLL_MAX_S,
-    };
-    rc = m->ops->client_new(&cc, &m->client, prob);
-    if (rc != 0) {
-        m->client = NULL;
-        return rc;
-    }
-    m->client_conf = tf_conf_ref(conf);
-    return 0;
-}
-
 /* ---- problems ---------------------------------------------------------------- */
 
 /* GET /acme's last_error for a failure: the server's problem document, or
@@ -541,15 +453,15 @@ static char *bundle_certs(const char *path, size_t *len)
 }
 
 /* Asks renewalInfo for our certificate and records its window. */
-static void renewal_info_ask(eval_t *e, tf_conf_t *conf)
+static void renewal_info_ask(eval_t *e)
 {
     tf_acme_manager_t *m = e->m;
     tf_acme_problem_t prob = {0};
     size_t len = 0;
     char *pem = NULL;
     int64_t start = 0, end = 0;
-    int rc = client_get(m, conf, &prob);
-    if (rc == 0 && (pem = bundle_certs(e->path, &len)) == NULL)
+    int rc = 0;
+    if ((pem = bundle_certs(e->path, &len)) == NULL)
         rc = TF_EIO;
     if (rc == 0)
         rc = m->ops->renewal_info(m->client, pem, len, &start, &end, &prob);
@@ -571,7 +483,7 @@ static void renewal_info_ask(eval_t *e, tf_conf_t *conf)
 
 /* Asks renewalInfo when it was not asked lately, under the name's lock (the
  * record is written); skipped when another process holds it. */
-static void renewal_info(eval_t *e, tf_conf_t *conf)
+static void renewal_info(eval_t *e)
 {
     if (e->now - e->rec.ari_checked < ARI_INTERVAL_S || e->m->ops->renewal_info == NULL)
         return;
@@ -581,7 +493,7 @@ static void renewal_info(eval_t *e, tf_conf_t *conf)
     /* Again under the lock: another process may have asked, or renewed. */
     if (judge(e) == 0 && e->ours && e->not_after > e->now &&
         e->now - e->rec.ari_checked >= ARI_INTERVAL_S) {
-        renewal_info_ask(e, conf);
+        renewal_info_ask(e);
         int rc = tf_acme__record_save(e->storage, e->name, &e->rec);
         if (rc != 0)
             note(e->m, TF_ACME_NOTE_WARN, "acme: %s: cannot update the record in %s: %s", e->name,
@@ -779,7 +691,7 @@ static int64_t waiting(eval_t *e)
 }
 
 /* Orders under the name's lock. */
-static int64_t order(eval_t *e, tf_conf_t *conf)
+static int64_t order(eval_t *e)
 {
     tf_acme_manager_t *m = e->m;
     int rc = tf_acme__lock(e->storage, e->name, &e->lock_fd);
@@ -811,9 +723,7 @@ static int64_t order(eval_t *e, tf_conf_t *conf)
     publish(m, e->name, &busy);
     tf_acme_problem_t prob = {0};
     tf_acme_issued_t issued = {0};
-    rc = client_get(m, conf, &prob);
-    if (rc == 0)
-        rc = m->ops->issue(m->client, e->name, e->rec.order_url, on_order, e, &issued, &prob);
+    rc = m->ops->issue(m->client, e->name, e->rec.order_url, on_order, e, &issued, &prob);
     if (rc == 0)
         rc = install(e, &issued, &prob);
     at = rc == 0 ? order_succeeded(e) : order_failed(e, rc, &prob);
@@ -858,9 +768,9 @@ static int64_t evaluate(eval_t *e, tf_conf_t *conf)
         return 0;
     }
     if (e->ours && e->not_after > e->now)
-        renewal_info(e, conf);
+        renewal_info(e);
     int64_t at = waiting(e);
-    return at != 0 ? at : order(e, conf);
+    return at != 0 ? at : order(e);
 }
 
 /* ---- the thread --------------------------------------------------------------- */
@@ -937,8 +847,7 @@ static void *thread_main(void *arg)
 
 /* ---- the API ------------------------------------------------------------------- */
 
-int tf_acme_manager_new(const tf_acme_manager_conf_t *c, tf_acme_manager_t **out, char *err,
-                        size_t errlen)
+int tf_acme_manager_new(const tf_acme_manager_conf_t *c, tf_acme_manager_t **out)
 {
     tf_acme_manager_t *m = calloc(1, sizeof *m);
     if (m == NULL)
@@ -951,7 +860,7 @@ int tf_acme_manager_new(const tf_acme_manager_conf_t *c, tf_acme_manager_t **out
     pthread_cond_init(&m->done, &ca);
     pthread_condattr_destroy(&ca);
     m->ops = c->ops;
-    m->answers = c->answers;
+    m->client = c->client;
     m->coverage = c->coverage;
     m->written = c->written;
     m->note = c->note;
@@ -961,11 +870,6 @@ int tf_acme_manager_new(const tf_acme_manager_conf_t *c, tf_acme_manager_t **out
     m->dirty = true;
     m->asked = 1;
     entries_rebuild(m);
-    int rc = eab_read(m, m->conf, err, errlen);
-    if (rc != 0) {
-        tf_acme_manager_free(m);
-        return rc;
-    }
     *out = m;
     return 0;
 }
@@ -1098,11 +1002,8 @@ void tf_acme_manager_free(tf_acme_manager_t *m)
     if (m == NULL)
         return;
     tf_acme_manager_stop(m);
-    client_drop(m);
     entries_free(m->entries, m->nentries);
     tf_conf_unref(m->conf);
-    free(m->eab_file);
-    explicit_bzero(m->eab_mac, sizeof m->eab_mac);
     pthread_cond_destroy(&m->wake);
     pthread_cond_destroy(&m->done);
     pthread_mutex_destroy(&m->lock);

@@ -28,6 +28,9 @@ TestSuite(manager, .timeout = 120);
 #define WAIT_MS 30000
 #define MAX_CALLS 64
 
+/* The fake's client pointer: the manager passes it through. */
+#define FAKE ((tf_acme_client_t *)(void *)&fake)
+
 /* ---- the fake client ------------------------------------------------------- */
 
 typedef struct {
@@ -64,20 +67,6 @@ static struct {
     .cond = PTHREAD_COND_INITIALIZER,
     .ari_rc = TF_ENOTFOUND,
 };
-
-static int fake_new(const tf_acme_client_conf_t *conf, tf_acme_client_t **out,
-                    tf_acme_problem_t *prob)
-{
-    (void)prob;
-    cr_assert_str_eq(conf->directory, "https://acme.test/directory");
-    *out = (tf_acme_client_t *)(void *)&fake;
-    return 0;
-}
-
-static void fake_free(tf_acme_client_t *c)
-{
-    cr_assert_eq((void *)c, (void *)&fake);
-}
 
 /* A self-signed certificate for HOST valid DAYS days (wolfSSL: from a day
  * ago), followed by its key: a bundle the store loads. */
@@ -117,7 +106,7 @@ static int fake_issue(tf_acme_client_t *c, const char *host, const char *resume,
                       void (*on_order)(void *ud, const char *url), void *ud, tf_acme_issued_t *out,
                       tf_acme_problem_t *prob)
 {
-    cr_assert_eq((void *)c, (void *)&fake);
+    cr_assert_eq(c, FAKE);
     pthread_mutex_lock(&fake.lock);
     unsigned n = fake.calls++;
     cr_assert_lt(n, MAX_CALLS);
@@ -150,7 +139,8 @@ static int fake_issue(tf_acme_client_t *c, const char *host, const char *resume,
 static int fake_renewal_info(tf_acme_client_t *c, const char *pem, size_t len, int64_t *start,
                              int64_t *end, tf_acme_problem_t *prob)
 {
-    (void)c, (void)prob;
+    (void)prob;
+    cr_assert_eq(c, FAKE);
     /* Only the certificates: never the key. */
     cr_assert_eq(strlen(pem), len);
     cr_assert(strstr(pem, "BEGIN CERTIFICATE") != NULL);
@@ -165,8 +155,6 @@ static int fake_renewal_info(tf_acme_client_t *c, const char *pem, size_t len, i
 }
 
 static const tf_acme_client_ops_t fake_ops = {
-    .client_new = fake_new,
-    .client_free = fake_free,
     .issue = fake_issue,
     .renewal_info = fake_renewal_info,
 };
@@ -279,14 +267,14 @@ static tf_acme_manager_t *manager(fx_t *f)
     tf_acme_manager_conf_t mc = {
         .conf = f->conf,
         .ops = &fake_ops,
+        .client = FAKE,
         .coverage = on_coverage,
         .written = on_written,
         .note = on_note,
         .now = on_now,
     };
     tf_acme_manager_t *m = NULL;
-    char err[256];
-    cr_assert_eq(tf_acme_manager_new(&mc, &m, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(tf_acme_manager_new(&mc, &m), 0);
     cr_assert_eq(tf_acme_manager_start(m), 0);
     return m;
 }
@@ -817,9 +805,10 @@ Test(manager, stop_without_start_and_wait_after_stop)
 {
     fx_t f;
     fx_init(&f, "[\"a.example\"]", 30);
-    tf_acme_manager_conf_t mc = {.conf = f.conf, .ops = &fake_ops, .coverage = on_coverage};
+    tf_acme_manager_conf_t mc = {
+        .conf = f.conf, .ops = &fake_ops, .client = FAKE, .coverage = on_coverage};
     tf_acme_manager_t *m = NULL;
-    cr_assert_eq(tf_acme_manager_new(&mc, &m, NULL, 0), 0);
+    cr_assert_eq(tf_acme_manager_new(&mc, &m), 0);
     /* Before any pass: every name, pending. */
     expect_state(m, "a.example", "pending");
     cr_expect_eq(tf_acme_manager_wait(m, 1, 10), TF_EINVAL);
