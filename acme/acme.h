@@ -405,8 +405,6 @@ typedef enum {
 typedef struct {
     tf_conf_t *conf;                 /* in service; a reference is taken */
     const tf_acme_client_ops_t *ops; /* &tf_acme_client_ops_default, or a fake */
-    tf_acme_client_t *client;        /* ops' first argument: used on the manager's thread
-                                        only, borrowed until tf_acme_manager_stop() */
     /* Fills *OUT for NAME (zeroed before the call). Required. */
     void (*coverage)(void *arg, const char *name, tf_acme_coverage_t *out);
     /* PATH (HOST.pem) was written for NAME: reload the certificate store.
@@ -438,8 +436,12 @@ typedef struct tf_acme_manager tf_acme_manager_t;
 int tf_acme_manager_new(const tf_acme_manager_conf_t *conf, tf_acme_manager_t **out)
     __attribute__((warn_unused_result));
 
-/* Starts the thread (its first pass at once). 0 or -errno. */
-int tf_acme_manager_start(tf_acme_manager_t *m) __attribute__((warn_unused_result));
+/* Starts the thread (its first pass at once) with CLIENT, ops' first
+ * argument: used on the manager's thread only, borrowed until
+ * tf_acme_manager_stop(). (The client is made apart, once privileges are
+ * dropped: it creates the account key in acme.storage.) 0 or -errno. */
+int tf_acme_manager_start(tf_acme_manager_t *m, tf_acme_client_t *client)
+    __attribute__((warn_unused_result));
 
 /* A new configuration (a reference is taken; the old one is dropped once
  * no pass uses it): names come and go, renew_days, tls.certs and
@@ -476,6 +478,12 @@ tf_acme_manager_counts_t tf_acme_manager_counts(tf_acme_manager_t *m);
  * call the manager. */
 void tf_acme_manager_each_renewal(tf_acme_manager_t *m,
                                   void (*fn)(void *arg, const char *name, int64_t at), void *arg);
+
+/* Asks the thread to stop, without waiting: it ends after the name it
+ * works on. An order that fails from then on (tf_acme_client_cancel()) is
+ * abandoned, not counted nor backed off: its order URL stays recorded for
+ * the next start. Any thread. */
+void tf_acme_manager_cancel(tf_acme_manager_t *m);
 
 /* Stops the thread and joins it: an order in flight finishes or fails
  * first, within the client's timeouts (tf_acme_client_cancel() before this

@@ -63,7 +63,7 @@ struct tf_acme_manager {
     pthread_cond_t done; /* tf_acme_manager_wait() waits on it */
     pthread_t thread;
     /* Under lock. */
-    bool started, stopping, dirty;
+    bool started, stopping, joined, dirty;
     uint64_t asked, completed; /* pass numbers: the last asked for, the last done */
     tf_conf_t *conf;
     const tf_conf_t *entries_of; /* the configuration the entries list */
@@ -726,7 +726,13 @@ static int64_t order(eval_t *e)
     rc = m->ops->issue(m->client, e->name, e->rec.order_url, on_order, e, &issued, &prob);
     if (rc == 0)
         rc = install(e, &issued, &prob);
-    at = rc == 0 ? order_succeeded(e) : order_failed(e, rc, &prob);
+    if (rc != 0 && stopping(m)) {
+        /* Cancelled: abandoned, resumed at the next start. */
+        note(m, TF_ACME_NOTE_INFO, "acme: %s: order abandoned: stopping", e->name);
+        at = 0;
+    } else {
+        at = rc == 0 ? order_succeeded(e) : order_failed(e, rc, &prob);
+    }
     tf_acme_issued_dispose(&issued);
     tf_acme_problem_dispose(&prob);
     return at;
@@ -860,7 +866,6 @@ int tf_acme_manager_new(const tf_acme_manager_conf_t *c, tf_acme_manager_t **out
     pthread_cond_init(&m->done, &ca);
     pthread_condattr_destroy(&ca);
     m->ops = c->ops;
-    m->client = c->client;
     m->coverage = c->coverage;
     m->written = c->written;
     m->note = c->note;
@@ -874,9 +879,11 @@ int tf_acme_manager_new(const tf_acme_manager_conf_t *c, tf_acme_manager_t **out
     return 0;
 }
 
-int tf_acme_manager_start(tf_acme_manager_t *m)
+int tf_acme_manager_start(tf_acme_manager_t *m, tf_acme_client_t *client)
 {
     pthread_mutex_lock(&m->lock);
+    if (!m->started)
+        m->client = client;
     int rc = m->started ? 0 : -pthread_create(&m->thread, NULL, thread_main, m);
     if (rc == 0)
         m->started = true;
@@ -985,10 +992,20 @@ void tf_acme_manager_each_renewal(tf_acme_manager_t *m,
     pthread_mutex_unlock(&m->lock);
 }
 
+void tf_acme_manager_cancel(tf_acme_manager_t *m)
+{
+    pthread_mutex_lock(&m->lock);
+    m->stopping = true;
+    pthread_cond_signal(&m->wake);
+    pthread_cond_broadcast(&m->done);
+    pthread_mutex_unlock(&m->lock);
+}
+
 void tf_acme_manager_stop(tf_acme_manager_t *m)
 {
     pthread_mutex_lock(&m->lock);
-    bool join = m->started && !m->stopping;
+    bool join = m->started && !m->joined;
+    m->joined = true;
     m->stopping = true;
     pthread_cond_signal(&m->wake);
     pthread_cond_broadcast(&m->done);

@@ -267,7 +267,6 @@ static tf_acme_manager_t *manager(fx_t *f)
     tf_acme_manager_conf_t mc = {
         .conf = f->conf,
         .ops = &fake_ops,
-        .client = FAKE,
         .coverage = on_coverage,
         .written = on_written,
         .note = on_note,
@@ -275,7 +274,7 @@ static tf_acme_manager_t *manager(fx_t *f)
     };
     tf_acme_manager_t *m = NULL;
     cr_assert_eq(tf_acme_manager_new(&mc, &m), 0);
-    cr_assert_eq(tf_acme_manager_start(m), 0);
+    cr_assert_eq(tf_acme_manager_start(m, FAKE), 0);
     return m;
 }
 
@@ -805,8 +804,7 @@ Test(manager, stop_without_start_and_wait_after_stop)
 {
     fx_t f;
     fx_init(&f, "[\"a.example\"]", 30);
-    tf_acme_manager_conf_t mc = {
-        .conf = f.conf, .ops = &fake_ops, .client = FAKE, .coverage = on_coverage};
+    tf_acme_manager_conf_t mc = {.conf = f.conf, .ops = &fake_ops, .coverage = on_coverage};
     tf_acme_manager_t *m = NULL;
     cr_assert_eq(tf_acme_manager_new(&mc, &m), 0);
     /* Before any pass: every name, pending. */
@@ -815,5 +813,31 @@ Test(manager, stop_without_start_and_wait_after_stop)
     tf_acme_manager_stop(m);
     tf_acme_manager_free(m);
     cr_expect_eq(calls(), 0);
+    fx_dispose(&f);
+}
+
+Test(manager, an_order_cancelled_by_a_stop_is_abandoned_not_counted)
+{
+    fx_t f;
+    fx_init(&f, "[\"a.example\", \"b.example\"]", 30);
+    script(0, (step_t){.rc = -ECANCELED, .detail = "acme: cancelled"});
+    gate(true);
+    tf_acme_manager_t *m = manager(&f);
+    wait_in_issue();
+    /* As tlsfront stops: the manager, then the client, told to give up. */
+    tf_acme_manager_cancel(m);
+    gate(false);
+    tf_acme_manager_stop(m);
+    /* The next name was not started; the cancelled one has no failure. */
+    cr_expect_eq(calls(), 1);
+    tf_acme_manager_counts_t c = tf_acme_manager_counts(m);
+    cr_expect_eq(c.valid + c.invalid + c.error, 0);
+    json_t *r = record_of(&f, "a.example");
+    cr_expect_eq(json_integer_value(json_object_get(r, "failures")), 0);
+    cr_expect_eq(json_integer_value(json_object_get(r, "backoff_until")), 0);
+    cr_expect_str_eq(json_string_value(json_object_get(r, "order_url")),
+                     "https://acme.test/order/1");
+    json_decref(r);
+    tf_acme_manager_free(m);
     fx_dispose(&f);
 }
