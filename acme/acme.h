@@ -444,9 +444,10 @@ int tf_acme_manager_start(tf_acme_manager_t *m, tf_acme_client_t *client)
     __attribute__((warn_unused_result));
 
 /* A new configuration (a reference is taken; the old one is dropped once
- * no pass uses it): names come and go, renew_days, tls.certs and
- * acme.storage apply, and a pass follows at once. The client keeps the
- * settings it was made with. Any thread. */
+ * no pass uses it): names come and go, renew_days and tls.certs apply, and
+ * a pass follows at once. acme.storage stays as at creation, and the client
+ * keeps the settings it was made with (a restart applies them). Any
+ * thread. */
 void tf_acme_manager_update(tf_acme_manager_t *m, tf_conf_t *conf);
 
 /* Asks for a pass now and returns its number, for tf_acme_manager_wait().

@@ -71,6 +71,7 @@ struct tf_acme_manager {
     size_t nentries;
     tf_acme_manager_counts_t counts;
     /* Set at creation. */
+    char *storage; /* acme.storage as at creation: the client's account is there */
     const tf_acme_client_ops_t *ops;
     tf_acme_client_t *client;
     void (*coverage)(void *arg, const char *name, tf_acme_coverage_t *out);
@@ -791,7 +792,7 @@ static int64_t pass(tf_acme_manager_t *m, tf_conf_t *conf)
             break;
         eval_t e = {.m = m,
                     .conf = conf,
-                    .storage = tf_conf_acme(conf)->storage,
+                    .storage = m->storage,
                     .name = names[i],
                     .now = now_of(m),
                     .lock_fd = -1};
@@ -872,6 +873,11 @@ int tf_acme_manager_new(const tf_acme_manager_conf_t *c, tf_acme_manager_t **out
     m->now = c->now;
     m->arg = c->arg;
     m->conf = tf_conf_ref(c->conf);
+    m->storage = strdup(tf_conf_acme(c->conf)->storage);
+    if (m->storage == NULL) {
+        tf_acme_manager_free(m);
+        return TF_ENOMEM;
+    }
     m->dirty = true;
     m->asked = 1;
     entries_rebuild(m);
@@ -1021,6 +1027,7 @@ void tf_acme_manager_free(tf_acme_manager_t *m)
     tf_acme_manager_stop(m);
     entries_free(m->entries, m->nentries);
     tf_conf_unref(m->conf);
+    free(m->storage);
     pthread_cond_destroy(&m->wake);
     pthread_cond_destroy(&m->done);
     pthread_mutex_destroy(&m->lock);

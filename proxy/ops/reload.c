@@ -467,6 +467,15 @@ static void job_restart_items(job_t *j, const tf_conf_t *old, const tf_conf_t *n
     restart_check(j,
                   same_str(tf_conf_tls(old)->ticket_keys_file, tf_conf_tls(neu)->ticket_keys_file),
                   "tls.ticket_keys_file");
+    /* The ACME client is made once, with its account in acme.storage. */
+    const tf_conf_acme_t *ao = tf_conf_acme(old), *an = tf_conf_acme(neu);
+    restart_check(j,
+                  same_str(ao->directory, an->directory) && same_str(ao->email, an->email) &&
+                      same_str(ao->ca_file, an->ca_file) && same_str(ao->storage, an->storage) &&
+                      ao->key_type == an->key_type && ao->challenges == an->challenges &&
+                      same_str(ao->eab.kid, an->eab.kid) &&
+                      same_str(ao->eab.hmac_key_file, an->eab.hmac_key_file),
+                  "acme (directory, email, ca_file, storage, key_type, challenges, eab)");
     /* The access log is opened once, before privileges are dropped. */
     const tf_conf_log_t *lo = tf_conf_log(old), *ln = tf_conf_log(neu);
     restart_check(j,
