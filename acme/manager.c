@@ -584,10 +584,14 @@ static int bundle_check(eval_t *e, const tf_acme_issued_t *is, tf_acme_problem_t
     tf_cs_bundle_t *b = NULL;
     tf_cs_load_opts_t opts = {.now = (time_t)e->now};
     int rc = tf_cs_bundle_load_mem(e->name, is->bundle, is->bundle_len, NULL, 0, &opts, &b);
-    if (rc == 0 && !tf_cs_bundle_covers(b, e->name))
+    bool covers = rc == 0 && tf_cs_bundle_covers(b, e->name);
+    /* An expired certificate would be ordered again at once, and again. */
+    bool current = rc == 0 && tf_cs_bundle_not_after(b) > (time_t)e->now;
+    if (rc == 0 && (!covers || !current))
         rc = TF_ECERT;
     if (rc != 0) {
-        const char *why = "it does not cover the name";
+        const char *why =
+            !covers ? "it does not cover the name" : "it has expired (is the clock right?)";
         for (size_t i = 0; b != NULL && i < tf_cs_bundle_diag_count(b); i++) {
             if (tf_cs_bundle_diag_at(b, i)->severity == TF_CS_FATAL) {
                 why = tf_cs_bundle_diag_at(b, i)->message;
@@ -806,7 +810,9 @@ static int64_t pass(tf_acme_manager_t *m, tf_conf_t *conf)
     for (size_t i = 0; names != NULL && names[i] != NULL; i++)
         free(names[i]);
     free(names);
-    return next;
+    /* Never two passes back to back: a time already past waits a second. */
+    int64_t now = now_of(m);
+    return next > now ? next : now + 1;
 }
 
 /* Waits on `wake` until the next pass is due (a second at least, an hour at

@@ -841,3 +841,33 @@ Test(manager, an_order_cancelled_by_a_stop_is_abandoned_not_counted)
     tf_acme_manager_free(m);
     fx_dispose(&f);
 }
+
+Test(manager, an_unusable_bundle_is_not_written_and_backs_off)
+{
+    fx_t f;
+    fx_init(&f, "[\"a.example\"]", 30);
+    /* The clock is three days ahead of the CA's: its one-day certificate
+     * has expired already. */
+    clock_set(f.t0 + 3 * DAY);
+    script(0, (step_t){.days = 1});
+    tf_acme_manager_t *m = manager(&f);
+    pass(m);
+    cr_expect_eq(calls(), 1);
+    json_t *o = status_of(m, "a.example");
+    cr_expect_str_eq(str_of(o, "state"), "failed");
+    const char *detail =
+        json_string_value(json_object_get(json_object_get(o, "last_error"), "detail"));
+    cr_expect(strstr(detail, "the issued bundle is not usable: it has expired") != NULL, "%s",
+              detail);
+    json_decref(o);
+    char path[400];
+    snprintf(path, sizeof path, "%s/a.example.pem", f.certs);
+    cr_expect_neq(access(path, F_OK), 0);
+    cr_expect_eq(tf_acme_manager_counts(m).error, 1);
+    cr_expect_eq(record_int(&f, "a.example", "backoff_until"), f.t0 + 3 * DAY + 60);
+    /* Not again before the backoff is over. */
+    pass(m);
+    cr_expect_eq(calls(), 1);
+    tf_acme_manager_free(m);
+    fx_dispose(&f);
+}
