@@ -14,7 +14,6 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdarg.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -90,9 +89,10 @@ typedef struct {
     int64_t now;
     char path[TF_ACME_PATH_MAX]; /* HOST.pem in the first directory of tls.certs */
     tf_acme__record_t rec;
-    bool exists;       /* path exists */
-    bool ours;         /* ... and the record says we wrote it */
-    int64_t not_after; /* of our file's version, when ours */
+    bool exists;        /* path exists */
+    bool ours;          /* ... and the record says we wrote it */
+    int64_t not_before; /* of our file's version, when ours */
+    int64_t not_after;
     int lock_fd;
     entry_t out;
 } eval_t;
@@ -356,14 +356,16 @@ static int judge(eval_t *e)
     int frc = tf_acme__file_sha256(e->path, sha);
     e->exists = frc != -ENOENT;
     e->ours = false;
-    e->not_after = 0;
+    e->not_before = e->not_after = 0;
     if (frc != 0 || rc != 0 || !same_path(e->rec.path, e->path))
         return rc != 0 ? rc : (frc != 0 && frc != -ENOENT ? frc : 0);
     if (e->rec.sha256[0] != '\0' && strcmp(sha, e->rec.sha256) == 0) {
         e->ours = true;
+        e->not_before = e->rec.not_before;
         e->not_after = e->rec.not_after;
     } else if (e->rec.pending_sha256[0] != '\0' && strcmp(sha, e->rec.pending_sha256) == 0) {
         e->ours = true;
+        e->not_before = e->rec.pending_not_before;
         e->not_after = e->rec.pending_not_after;
     }
     return 0;
@@ -401,13 +403,19 @@ static int64_t set_local_failure(eval_t *e, json_t *problem)
     return e->out.next_at;
 }
 
+static int64_t judge_failed(eval_t *e, int rc)
+{
+    return set_local_failure(e, local_problem("cannot read %s or %s/certs/%s.json: %s", e->path,
+                                              e->storage, e->name, tf_strerror(rc)));
+}
+
 /* When our certificate is due: renew_days before notAfter, or a third of
  * its lifetime before when renew_days is longer than that (a short-lived
  * certificate would otherwise be renewed as soon as it is issued), or
  * renewalInfo's window start when earlier. */
 static int64_t due_time(const eval_t *e)
 {
-    int64_t life = e->not_after - e->rec.not_before;
+    int64_t life = e->not_after - e->not_before;
     int64_t ahead = (int64_t)tf_conf_acme(e->conf)->renew_days * DAY_S;
     if (life > 0 && ahead > life / 3)
         ahead = life / 3;
@@ -649,6 +657,7 @@ static int install(eval_t *e, const tf_acme_issued_t *is, tf_acme_problem_t *pro
 static int64_t order_succeeded(eval_t *e)
 {
     tf_acme_manager_t *m = e->m;
+    e->not_before = e->rec.not_before;
     e->not_after = e->rec.not_after;
     e->rec.renew_at = due_time(e);
     free(e->rec.order_url);
@@ -711,8 +720,7 @@ static int64_t order(eval_t *e)
             e, local_problem("cannot take the lock in %s/locks: %s", e->storage, tf_strerror(rc)));
     /* What that other process did before it let go. */
     if ((rc = judge(e)) != 0)
-        return set_local_failure(e, local_problem("cannot read the record in %s/certs: %s",
-                                                  e->storage, tf_strerror(rc)));
+        return judge_failed(e, rc);
     if (e->exists && !e->ours) {
         set_foreign_file(e);
         return 0;
@@ -745,7 +753,7 @@ static int64_t order(eval_t *e)
 
 /* One name: what to do now, and when to look again (0: at the next regular
  * pass). */
-static int64_t evaluate(eval_t *e, tf_conf_t *conf)
+static int64_t evaluate(eval_t *e)
 {
     if (e->name[0] == '*') {
         set_unmanaged(e, NULL, 0, "wildcard: needs DNS-01");
@@ -755,7 +763,7 @@ static int64_t evaluate(eval_t *e, tf_conf_t *conf)
         set_unmanaged(e, NULL, 0, "not a DNS name an ACME server issues certificates for");
         return 0;
     }
-    const char *dir = cert_dir(conf);
+    const char *dir = cert_dir(e->conf);
     if (dir == NULL)
         return set_local_failure(
             e,
@@ -763,8 +771,7 @@ static int64_t evaluate(eval_t *e, tf_conf_t *conf)
     snprintf(e->path, sizeof e->path, "%s/%s.pem", dir, e->name);
     int rc = judge(e);
     if (rc != 0)
-        return set_local_failure(e, local_problem("cannot read %s's record in %s/certs: %s",
-                                                  e->name, e->storage, tf_strerror(rc)));
+        return judge_failed(e, rc);
     if (e->exists && !e->ours) {
         set_foreign_file(e);
         return 0;
@@ -800,7 +807,7 @@ static int64_t pass(tf_acme_manager_t *m, tf_conf_t *conf)
                     .name = names[i],
                     .now = now_of(m),
                     .lock_fd = -1};
-        int64_t at = evaluate(&e, conf);
+        int64_t at = evaluate(&e);
         tf_acme__unlock(e.lock_fd);
         tf_acme__record_dispose(&e.rec);
         publish(m, names[i], &e.out);
