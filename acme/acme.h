@@ -3,10 +3,13 @@
  * (ES256, RS256) and external account binding, the CSR an order is
  * finalized with, the tls-alpn-01 validation certificate, and the checks
  * `tlsfront check` runs on the acme keys' files), the challenge answers the
- * workers serve, and the blocking HTTPS client of the ACME thread.
+ * workers serve, the blocking HTTPS client of the ACME thread, the protocol
+ * client (client.c) and the per-name manager that drives it (manager.c,
+ * state.c).
  *
- * Threads: the ACME work (the HTTPS client) runs on a thread of its own and
- * blocks; the event loops only read the challenge table. Nothing here
+ * Threads: the ACME work (the manager, the protocol client, the HTTPS
+ * client) runs on a thread of its own and blocks; the event loops only read
+ * the challenge table. Nothing here
  * includes uv.h or logs. Functions return 0 or a negative code (TF_E* from
  * common/err.h, -errno for a file or a socket); where a message helps, it
  * goes into a caller buffer ("PATH: reason; what to do", NUL-terminated
@@ -18,6 +21,8 @@
  */
 #ifndef TF_ACME_ACME_H
 #define TF_ACME_ACME_H
+
+#include "conf/conf.h"
 
 #include <jansson.h>
 #include <stdbool.h>
@@ -420,5 +425,119 @@ typedef struct {
 } tf_acme_client_ops_t;
 
 extern const tf_acme_client_ops_t tf_acme_client_ops_default;
+
+/* ---- the manager (manager.c, state.c) ---------------------------------- */
+
+/* Longest path the manager handles (a certificate file, a storage file). */
+#define TF_ACME_PATH_MAX 4096
+
+/* Whether a loaded certificate covers a name, as the proxy's certificate
+ * store in service says. */
+typedef struct {
+    bool covered;      /* a certificate valid now covers the name (exactly or by a wildcard) */
+    int64_t not_after; /* its notAfter (Unix seconds) */
+    char file[TF_ACME_PATH_MAX]; /* the file it was loaded from */
+} tf_acme_coverage_t;
+
+typedef enum {
+    TF_ACME_NOTE_INFO,
+    TF_ACME_NOTE_WARN,
+    TF_ACME_NOTE_ERROR,
+} tf_acme_note_level_t;
+
+/* What the manager works from. The callbacks run on the manager's thread,
+ * never under its lock (they may call tf_acme_manager_status() and the
+ * like), one at a time. */
+typedef struct {
+    tf_conf_t *conf;                 /* in service; a reference is taken */
+    const tf_acme_client_ops_t *ops; /* &tf_acme_client_ops_default, or a fake */
+    /* Fills *OUT for NAME (zeroed before the call). Required. */
+    void (*coverage)(void *arg, const char *name, tf_acme_coverage_t *out);
+    /* PATH (HOST.pem) was written for NAME: reload the certificate store.
+     * May be NULL. */
+    void (*written)(void *arg, const char *name, const char *path);
+    /* An event for the log, one line without a newline: certificates
+     * issued, failures with the server's problem document. May be NULL. */
+    void (*note)(void *arg, tf_acme_note_level_t level, const char *text);
+    /* The time, Unix seconds; NULL: time(NULL). Tests set a clock. */
+    int64_t (*now)(void *arg);
+    void *arg; /* for the callbacks */
+} tf_acme_manager_conf_t;
+
+/* The per-name manager (SPEC §13): one thread that, for every exact host of
+ * the `acme: true` tenants, orders a certificate when none covers it or
+ * fewer than acme.renew_days remain (or renewalInfo's window has begun),
+ * writes it as HOST.pem (mode 0600, atomically) into the first directory of
+ * tls.certs, and backs off after a failure (1 minute doubling to 24 hours,
+ * longer when the server says so). It never replaces a file it did not
+ * write: what it wrote is recorded in acme.storage/certs/HOST.json (the
+ * SHA-256 of the file). Several processes sharing acme.storage order each
+ * name once: acme.storage/locks/HOST.lock is held (flock) during an order.
+ * Waits on a condition variable between passes: woken by an update, a
+ * kick, a stop or the next due time. */
+typedef struct tf_acme_manager tf_acme_manager_t;
+
+/* A stopped manager for CONF's names. Returns 0 or TF_ENOMEM. Free with
+ * tf_acme_manager_free(). */
+int tf_acme_manager_new(const tf_acme_manager_conf_t *conf, tf_acme_manager_t **out)
+    __attribute__((warn_unused_result));
+
+/* Starts the thread (its first pass at once) with CLIENT, ops' first
+ * argument: used on the manager's thread only, borrowed until
+ * tf_acme_manager_stop(). (The client is made apart, once privileges are
+ * dropped: it creates the account key in acme.storage.) 0 or -errno. */
+int tf_acme_manager_start(tf_acme_manager_t *m, tf_acme_client_t *client)
+    __attribute__((warn_unused_result));
+
+/* A new configuration (a reference is taken; the old one is dropped once
+ * no pass uses it): names come and go, renew_days and tls.certs apply, and
+ * a pass follows at once. acme.storage stays as at creation, and the client
+ * keeps the settings it was made with (a restart applies them). Any
+ * thread. */
+void tf_acme_manager_update(tf_acme_manager_t *m, tf_conf_t *conf);
+
+/* Asks for a pass now and returns its number, for tf_acme_manager_wait().
+ * Any thread. */
+uint64_t tf_acme_manager_kick(tf_acme_manager_t *m);
+
+/* Waits up to TIMEOUT_MS until pass PASS has completed. 0, -ETIMEDOUT, or
+ * TF_EINVAL when the manager is stopped. Any thread but the manager's. */
+int tf_acme_manager_wait(tf_acme_manager_t *m, uint64_t pass, unsigned timeout_ms);
+
+/* GET /acme (SPEC §8): a JSON array, one object per exact or wildcard host
+ * of the `acme: true` tenants, in configuration order: name, state
+ * ("valid", "pending", "renewing", "failed", "unmanaged"), file, not_after
+ * and next_attempt (RFC 3339 or null), last_error (null or {type, detail,
+ * subproblems}), reason (why `unmanaged`, else null). A new reference, or
+ * NULL when out of memory. Any thread; never waits for an order. */
+json_t *tf_acme_manager_status(tf_acme_manager_t *m);
+
+/* Orders by result since start: "valid" (written), "invalid" (the CA
+ * refused: a 4xx problem document), "error" (anything else: transport,
+ * server errors, an unusable bundle, a local failure). */
+typedef struct {
+    uint64_t valid, invalid, error;
+} tf_acme_manager_counts_t;
+tf_acme_manager_counts_t tf_acme_manager_counts(tf_acme_manager_t *m);
+
+/* Calls FN for each managed name (not unmanaged) with the time of its next
+ * renewal or attempt (Unix seconds), under the manager's lock: FN must not
+ * call the manager. */
+void tf_acme_manager_each_renewal(tf_acme_manager_t *m,
+                                  void (*fn)(void *arg, const char *name, int64_t at), void *arg);
+
+/* Asks the thread to stop, without waiting: it ends after the name it
+ * works on. An order that fails from then on (tf_acme_client_cancel()) is
+ * abandoned, not counted nor backed off: its order URL stays recorded for
+ * the next start. Any thread. */
+void tf_acme_manager_cancel(tf_acme_manager_t *m);
+
+/* Stops the thread and joins it: an order in flight finishes or fails
+ * first, within the client's timeouts (tf_acme_client_cancel() before this
+ * call makes it fail at once). Idempotent. */
+void tf_acme_manager_stop(tf_acme_manager_t *m);
+
+/* Stops it and frees it; NULL is ignored. */
+void tf_acme_manager_free(tf_acme_manager_t *m);
 
 #endif

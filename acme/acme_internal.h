@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 /* P-256 coordinates and an ES256 signature half, in bytes. */
 #define TF_ACME__P256_LEN 32
@@ -169,5 +170,61 @@ int tf_acme__cert_id(const unsigned char *der, size_t len, char **out);
 /* An RFC 3339 date-time into Unix seconds (fractions dropped, offsets
  * applied). */
 bool tf_acme__rfc3339(const char *s, int64_t *out);
+
+/* ---- the manager's storage (state.c) ------------------------------------ */
+
+/* What the manager knows of one name, kept as STORAGE/certs/HOST.json
+ * (mode 0600) so that a restart, and other processes sharing STORAGE, see
+ * it. */
+typedef struct {
+    char path[TF_ACME_PATH_MAX]; /* the HOST.pem written; "" when none */
+    char sha256[65];             /* lower-case hex of the bytes written */
+    int64_t not_before, not_after;
+    /* A file about to replace PATH: recorded before the rename, so that a
+     * crash (or another process looking) between the two still knows it as
+     * ours. Promoted to the fields above once renamed. */
+    char pending_sha256[65];
+    int64_t pending_not_before, pending_not_after;
+    char *order_url;   /* an order under way (resumed after a restart), or NULL */
+    int64_t renew_at;  /* when the certificate written is due for renewal */
+    int64_t ari_start; /* renewalInfo's suggested window, 0: none known */
+    int64_t ari_end;
+    int64_t ari_checked;   /* when renewalInfo was last asked */
+    unsigned failures;     /* in a row */
+    int64_t backoff_until; /* no order before this */
+    json_t *last_problem;  /* {"type", "detail", "subproblems"} of the last failure, or NULL */
+} tf_acme__record_t;
+
+/* Reads the record of HOST into *R (zeroed first, also on failure).
+ * Returns 0, TF_ENOTFOUND (none yet), -errno, or TF_EINVAL (not a record:
+ * it is then ignored as if absent). */
+int tf_acme__record_load(const char *storage, const char *host, tf_acme__record_t *r);
+
+/* Writes R as HOST's record, atomically (temp file, fsync, rename), mode
+ * 0600, creating STORAGE/certs (0700) when missing. 0, TF_ENOMEM or -errno. */
+int tf_acme__record_save(const char *storage, const char *host, const tf_acme__record_t *r);
+
+void tf_acme__record_dispose(tf_acme__record_t *r);
+
+/* Creates DIR (and missing parents) with MODE when missing. 0 or -errno. */
+int tf_acme__mkdirs(const char *dir, mode_t mode);
+
+/* Takes STORAGE/locks/HOST.lock (flock, exclusive, without waiting) into
+ * *FD. 0; -EAGAIN when another process (or another manager) holds it; or
+ * -errno. Release with tf_acme__unlock(). */
+int tf_acme__lock(const char *storage, const char *host, int *fd);
+void tf_acme__unlock(int fd);
+
+/* SHA-256 of the file at PATH as lower-case hex into HEX. 0, -errno
+ * (-ENOENT: no such file), TF_ETOOBIG (over 1 MiB) or TF_ECRYPTO. */
+int tf_acme__file_sha256(const char *path, char hex[65]);
+
+/* SHA-256 of LEN bytes as lower-case hex. 0 or TF_ECRYPTO. */
+int tf_acme__sha256_hex(const void *data, size_t len, char hex[65]);
+
+/* Writes LEN bytes as PATH with MODE atomically: a temporary file in the
+ * same directory, fsync, rename over PATH, fsync of the directory. 0 or
+ * -errno (the temporary file is removed). */
+int tf_acme__write_atomic(const char *path, const void *data, size_t len, mode_t mode);
 
 #endif

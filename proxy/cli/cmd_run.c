@@ -24,6 +24,7 @@
 #include <grp.h>
 #include <pwd.h>
 #include <malloc.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,6 +37,9 @@
 #define TICKET_TIMER_MS 60000u
 /* How often the main thread looks whether draining workers are done. */
 #define DRAIN_POLL_MS 50u
+/* The ACME client's bounds: per HTTP request, and for a wait on the server. */
+#define ACME_TIMEOUT_MS 30000u
+#define ACME_POLL_MAX_S 120u
 
 #define NSIGNALS 5
 
@@ -56,6 +60,17 @@ typedef struct {
     int *http_fds;
     bool loop_ready;
     bool stopping;
+    /* ACME (SPEC §13), when acme.directory is set: the manager's thread
+     * asks the main loop for a certificate reload through acme_async, open
+     * while acme_async_open (under acme_lock: the thread may outlive the
+     * loop's handles during shutdown). */
+    tf_acme_manager_t *acme;
+    tf_acme_client_t *acme_client;
+    uv_async_t acme_async;
+    pthread_mutex_t acme_lock;
+    bool acme_async_open;
+    unsigned char eab[TF_ACME_EAB_KEY_MAX];
+    size_t eab_len;
 } run_t;
 
 static const int signums[NSIGNALS] = {SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2};
@@ -275,6 +290,159 @@ static int run_drop_privileges(const char *user)
     return 0;
 }
 
+/* ---- ACME (SPEC §13) ---------------------------------------------------- */
+
+/* The manager's thread: what the certificate store in service says of
+ * NAME. A reference to the snapshot is held for the lookup. */
+static void run_acme_coverage(void *arg, const char *name, tf_acme_coverage_t *out)
+{
+    run_t *r = arg;
+    tf_cs_snapshot_t *snap = tf_reload_snapshot_ref(r->reload);
+    tf_cs_selection_t how = TF_CS_SEL_NO_SNI;
+    const tf_cs_bundle_t *b =
+        snap != NULL ? tf_cs_snapshot_select(snap, name, strlen(name), &how) : NULL;
+    /* The default certificate counts when its own names cover NAME. */
+    if (b != NULL &&
+        (how == TF_CS_SEL_EXACT || how == TF_CS_SEL_WILDCARD || tf_cs_bundle_covers(b, name))) {
+        time_t now = time(NULL);
+        out->covered = tf_cs_bundle_not_before(b) <= now && now < tf_cs_bundle_not_after(b);
+        out->not_after = tf_cs_bundle_not_after(b);
+        snprintf(out->file, sizeof out->file, "%s", tf_cs_bundle_name(b));
+    }
+    tf_cs_snapshot_unref(snap);
+}
+
+/* The manager's thread: HOST.pem was written; the main loop reloads. */
+static void run_acme_written(void *arg, const char *name, const char *path)
+{
+    run_t *r = arg;
+    (void)name, (void)path;
+    pthread_mutex_lock(&r->acme_lock);
+    if (r->acme_async_open)
+        uv_async_send(&r->acme_async);
+    pthread_mutex_unlock(&r->acme_lock);
+}
+
+static void run_acme_note(void *arg, tf_acme_note_level_t level, const char *text)
+{
+    (void)arg;
+    tf_log_level_t l = level == TF_ACME_NOTE_ERROR  ? TF_LOG_ERROR
+                       : level == TF_ACME_NOTE_WARN ? TF_LOG_WARN
+                                                    : TF_LOG_INFO;
+    TF_LOG(l, "%s", text);
+}
+
+static void run_on_acme_async(uv_async_t *h)
+{
+    run_t *r = h->data;
+    if (!r->stopping)
+        tf_reload_request(r->reload, false, "ACME certificate written", NULL, NULL);
+}
+
+static void run_acme_close_async(run_t *r)
+{
+    pthread_mutex_lock(&r->acme_lock);
+    bool open = r->acme_async_open;
+    r->acme_async_open = false;
+    pthread_mutex_unlock(&r->acme_lock);
+    if (open && !uv_is_closing((uv_handle_t *)&r->acme_async))
+        uv_close((uv_handle_t *)&r->acme_async, NULL);
+}
+
+/* Before privileges are dropped: the EAB key (its file may be readable by
+ * the starting user only) and the manager, stopped (GET /acme lists its
+ * names from now on). */
+static int run_acme_new(run_t *r)
+{
+    const tf_conf_acme_t *a = tf_conf_acme(r->conf);
+    if (a->directory == NULL)
+        return 0;
+    char err[1024], where[TF_WHERE_MAX];
+    if (a->eab.hmac_key_file != NULL) {
+        int rc = tf_acme_eab_key_read(a->eab.hmac_key_file, r->eab, &r->eab_len, err, sizeof err);
+        if (rc != 0) {
+            TF_LOG(TF_LOG_ERROR, "%s%s", tf_where(r->conf, "acme.eab.hmac_key_file", 0, where),
+                   err);
+            return rc;
+        }
+    }
+    int rc = uv_async_init(&r->loop, &r->acme_async, run_on_acme_async);
+    if (rc != 0)
+        return rc;
+    r->acme_async.data = r;
+    r->acme_async_open = true;
+    tf_acme_manager_conf_t mc = {
+        .conf = r->conf,
+        .ops = &tf_acme_client_ops_default,
+        .coverage = run_acme_coverage,
+        .written = run_acme_written,
+        .note = run_acme_note,
+        .arg = r,
+    };
+    return tf_acme_manager_new(&mc, &r->acme);
+}
+
+/* Once privileges are dropped (the client creates the account key in
+ * acme.storage, which must belong to the user tlsfront runs as): the client
+ * and the manager's thread. A failure here is logged and leaves serving
+ * alone: no certificate is ordered until a restart. */
+static void run_acme_start(run_t *r)
+{
+    if (r->acme == NULL)
+        return;
+    const tf_conf_acme_t *a = tf_conf_acme(r->conf);
+    tf_acme_client_conf_t cc = {
+        .directory = a->directory,
+        .ca_file = a->ca_file,
+        .email = a->email,
+        .storage = a->storage,
+        .key_type = a->key_type == TF_CONF_KEY_RSA ? TF_ACME_KEY_RSA : TF_ACME_KEY_EC,
+        .challenges = a->challenges,
+        .eab_kid = a->eab.kid,
+        .eab_mac = r->eab_len > 0 ? r->eab : NULL,
+        .eab_mac_len = r->eab_len,
+        .answers = r->shared.challenges,
+        .timeout_ms = ACME_TIMEOUT_MS,
+        .poll_max_s = ACME_POLL_MAX_S,
+    };
+    tf_acme_problem_t prob = {0};
+    int rc = tf_acme_client_new(&cc, &r->acme_client, &prob);
+    /* The client keeps its own copy of the key. */
+    explicit_bzero(r->eab, sizeof r->eab);
+    if (rc == 0 && (rc = tf_acme_manager_start(r->acme, r->acme_client)) != 0)
+        snprintf(prob.detail, sizeof prob.detail, "cannot start its thread: %s", tf_strerror(rc));
+    if (rc != 0)
+        TF_LOG(TF_LOG_ERROR,
+               "acme: the ACME client cannot start: %s; no certificate is ordered or renewed "
+               "until tlsfront restarts (serving goes on)",
+               prob.detail[0] != '\0' ? prob.detail : tf_strerror(rc));
+    else
+        TF_LOG(TF_LOG_INFO, "acme: client started for %s, state in %s", a->directory, a->storage);
+    tf_acme_problem_dispose(&prob);
+}
+
+/* SIGTERM: an order in flight is abandoned (resumed at the next start). */
+static void run_acme_cancel(run_t *r)
+{
+    if (r->acme != NULL)
+        tf_acme_manager_cancel(r->acme);
+    if (r->acme_client != NULL)
+        tf_acme_client_cancel(r->acme_client);
+}
+
+/* After the loop: the thread first (it reads the certificate store and
+ * publishes challenge answers), then the client. */
+static void run_acme_free(run_t *r)
+{
+    if (r->acme != NULL)
+        tf_acme_manager_stop(r->acme);
+    tf_acme_client_free(r->acme_client);
+    tf_acme_manager_free(r->acme);
+    r->acme = NULL;
+    r->acme_client = NULL;
+    explicit_bzero(r->eab, sizeof r->eab);
+}
+
 /* ---- signals ---------------------------------------------------------- */
 
 static void run_close_handle(uv_handle_t *h, void *arg)
@@ -296,6 +464,7 @@ static void run_on_drain_poll(uv_timer_t *t)
         run_close_handle((uv_handle_t *)&r->sigs[i], NULL);
     run_close_handle((uv_handle_t *)&r->tickets_timer, NULL);
     run_close_handle((uv_handle_t *)&r->drain_poll, NULL);
+    run_acme_close_async(r);
 }
 
 static void run_stop(run_t *r, const char *why)
@@ -314,6 +483,7 @@ static void run_stop(run_t *r, const char *why)
     r->admin = NULL;
     for (unsigned i = 0; i < r->started; i++)
         tf_worker_stop(r->workers[i]);
+    run_acme_cancel(r);
     uv_timer_stop(&r->tickets_timer);
     uv_timer_start(&r->drain_poll, run_on_drain_poll, 0, DRAIN_POLL_MS);
 }
@@ -403,6 +573,8 @@ static void run_on_conf(void *arg, const tf_conf_t *conf)
     run_t *r = arg;
     if (r->admin != NULL)
         tf_admin_reload_token(r->admin, conf);
+    if (r->acme != NULL)
+        tf_acme_manager_update(r->acme, tf_reload_conf(r->reload));
 }
 
 static int run_admin(run_t *r)
@@ -415,6 +587,7 @@ static int run_admin(run_t *r)
         .reload = r->reload,
         .metrics = r->metrics,
         .nworkers = r->shared.nworkers,
+        .acme = r->acme,
     };
     return tf_admin_new(&o, &r->admin);
 }
@@ -481,6 +654,8 @@ static int run_setup(run_t *r)
     for (unsigned i = 0; rc == 0 && i < s->nworkers; i++)
         r->metrics[i] = tf_metrics_worker_new();
     if (rc == 0)
+        rc = run_acme_new(r);
+    if (rc == 0)
         rc = run_admin(r);
     if (rc == 0)
         rc = run_announce(r);
@@ -491,6 +666,7 @@ static int run_setup(run_t *r)
     if (rc == 0) {
         tf_reload_on_conf(r->reload, run_on_conf, r);
         tf_reload_start(r->reload, r->workers, s->nworkers);
+        run_acme_start(r);
     }
     return rc;
 }
@@ -498,6 +674,7 @@ static int run_setup(run_t *r)
 static void run_teardown(run_t *r)
 {
     /* Every thread first: a worker may still wake another while it drains. */
+    run_acme_free(r);
     for (unsigned i = 0; i < r->started; i++)
         tf_worker_join(r->workers[i]);
     for (unsigned i = 0; i < r->created; i++) {
@@ -527,6 +704,7 @@ int tf_cmd_run(int argc, char **argv)
 {
     run_t r;
     memset(&r, 0, sizeof r);
+    pthread_mutex_init(&r.acme_lock, NULL);
     int rc = tf_cli_config_arg(argc, argv, &r.conf_path);
     if (rc != 0)
         return rc;
@@ -554,6 +732,8 @@ int tf_cmd_run(int argc, char **argv)
     } else {
         for (unsigned i = 0; i < r.started; i++)
             tf_worker_stop(r.workers[i]);
+        run_acme_cancel(&r);
+        run_acme_close_async(&r);
         if (r.reload != NULL)
             tf_reload_close(r.reload);
         if (r.admin != NULL)
@@ -564,6 +744,7 @@ int tf_cmd_run(int argc, char **argv)
         }
     }
     run_teardown(&r);
+    pthread_mutex_destroy(&r.acme_lock);
     tf_tls_global_cleanup();
     if (rc == 0)
         TF_LOG(TF_LOG_INFO, "stopped");

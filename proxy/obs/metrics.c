@@ -441,6 +441,25 @@ static void render_limits(FILE *out, const tf_metrics_main_t *m)
             (unsigned long long)m->per_client_refused_requests);
 }
 
+static void render_acme(FILE *out, const tf_metrics_main_t *m)
+{
+    static const char *const results[3] = {"valid", "invalid", "error"};
+    head(out, "tlsfront_acme_orders_total", "counter",
+         "ACME orders by result: valid (certificate written), invalid (refused by the CA), "
+         "error (anything else).");
+    for (size_t i = 0; i < 3; i++)
+        fprintf(out, "tlsfront_acme_orders_total{result=\"%s\"} %llu\n", results[i],
+                (unsigned long long)m->acme_orders[i]);
+    head(out, "tlsfront_acme_renewal_timestamp_seconds", "gauge",
+         "When the ACME manager next orders a certificate for the name (renewal or retry), "
+         "Unix time.");
+    for (size_t i = 0; i < m->nacme; i++) {
+        fputs("tlsfront_acme_renewal_timestamp_seconds{name=", out);
+        label(out, m->acme_names[i].name);
+        fprintf(out, "} %lld\n", (long long)m->acme_names[i].at);
+    }
+}
+
 void tf_metrics_render(FILE *out, tf_metrics_worker_t *const *workers, unsigned nworkers,
                        const tf_metrics_main_t *m)
 {
@@ -452,4 +471,6 @@ void tf_metrics_render(FILE *out, tf_metrics_worker_t *const *workers, unsigned 
         render_certs(out, m);
     render_reloads(out, m);
     render_limits(out, m);
+    if (m->acme)
+        render_acme(out, m);
 }

@@ -141,8 +141,16 @@ typedef struct {
     uint64_t active_tunnels;
 } tf_metrics_backend_row_t;
 
+/* One name the ACME manager manages and when it renews it next (proxy/ops
+ * fills these from the manager: obs knows nothing of acme/). */
+typedef struct {
+    const char *name;
+    int64_t at; /* Unix seconds */
+} tf_metrics_acme_row_t;
+
 /* Main-thread figures: reloads by result, the certificates in service,
- * limits.per_client's refusals (process-wide counters) and the backends. */
+ * limits.per_client's refusals (process-wide counters), the backends and
+ * the ACME manager's orders and renewals. */
 typedef struct {
     uint64_t reloads_ok;
     uint64_t reloads_partial; /* applied, but some files or the config failed */
@@ -155,6 +163,10 @@ typedef struct {
     uint64_t per_client_refused_requests;
     const tf_metrics_backend_row_t *backends; /* sorted by tenant, then address */
     size_t nbackends;
+    bool acme;               /* the ACME manager runs: the figures below are rendered */
+    uint64_t acme_orders[3]; /* by result: valid, invalid, error */
+    const tf_metrics_acme_row_t *acme_names; /* in configuration order */
+    size_t nacme;
 } tf_metrics_main_t;
 
 /* Writes the whole exposition to out. */

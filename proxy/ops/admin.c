@@ -122,6 +122,7 @@ typedef enum {
     EP_DELETE_CERT,
     EP_BACKENDS,
     EP_POST_BACKEND,
+    EP_ACME,
 } endpoint_t;
 
 /* What the request line alone refuses: the answer to send. */
@@ -162,6 +163,9 @@ static endpoint_t resolve(admin_conn_t *c, refusal_t *r)
                                               : refuse(r, 405, "Allow: POST\r\n", not_allowed);
     if (strcmp(t, "/backends") == 0)
         return tf_admin__method_is(c, "GET") ? EP_BACKENDS
+                                             : refuse(r, 405, "Allow: GET\r\n", not_allowed);
+    if (strcmp(t, "/acme") == 0)
+        return tf_admin__method_is(c, "GET") ? EP_ACME
                                              : refuse(r, 405, "Allow: GET\r\n", not_allowed);
     if (strncmp(t, "/backends/", 10) == 0)
         return tf_admin__method_is(c, "POST") ? EP_POST_BACKEND
@@ -210,6 +214,11 @@ static void route(admin_conn_t *c)
         break;
     case EP_POST_BACKEND:
         tf_admin__post_backend(c);
+        break;
+    case EP_ACME:
+        /* ACME off: no name is managed. */
+        tf_admin__respond_json(
+            c, 200, c->admin->acme != NULL ? tf_acme_manager_status(c->admin->acme) : json_array());
         break;
     }
 }
@@ -580,6 +589,7 @@ int tf_admin_new(const tf_admin_opts_t *o, tf_admin_t **out)
     a->reload = o->reload;
     a->metrics = o->metrics;
     a->nworkers = o->nworkers;
+    a->acme = o->acme;
     const tf_conf_admin_t *ac = tf_conf_admin(o->conf);
     int rc = 0;
     if (ac->token_file != NULL) {

@@ -14,6 +14,10 @@
  *                        every reason when it is not usable, or when the
  *                        reload rejects the file written
  *   DELETE /certs/NAME   removes NAME.pem (and NAME.key) and reloads; 404 if absent
+ *   GET    /backends     JSON: every route's backends and their state
+ *   POST   /backends/TENANT/ADDRESS  {"state": "drain" | "maint" | "ready"}
+ *   GET    /acme         JSON array: each name of the `acme: true` tenants and
+ *                        what the ACME manager knows of it ([] when ACME is off)
  *
  * A request with "Expect: 100-continue" gets "HTTP/1.1 100 Continue" before
  * its body when its head is acceptable (token, method, path, size, and a
@@ -43,6 +47,7 @@
 #error "internal to proxy/ops: include proxy/ops/ops.h"
 #endif
 
+#include "acme/acme.h"
 #include "conf/conf.h"
 #include "proxy/obs/obs.h"
 #include "proxy/ops/reload.h"
@@ -64,6 +69,7 @@ typedef struct {
     tf_reload_t *reload;
     tf_metrics_worker_t *const *metrics; /* one per worker */
     unsigned nworkers;
+    tf_acme_manager_t *acme; /* GET /acme and its metrics; NULL: ACME is off */
 } tf_admin_opts_t;
 
 /* Binds admin.listen and reads the token file (at start, before privileges

@@ -98,6 +98,56 @@ static void rows_free(rows_t *rs)
     free(rs->rows);
 }
 
+typedef struct {
+    tf_metrics_acme_row_t *rows;
+    size_t n, cap;
+    bool failed;
+} acme_rows_t;
+
+/* Copies one name (the manager's strings live under its lock only). */
+static void acme_row_add(void *arg, const char *name, int64_t at)
+{
+    acme_rows_t *rs = arg;
+    if (rs->failed)
+        return;
+    if (rs->n == rs->cap) {
+        size_t cap = rs->cap ? 2 * rs->cap : 16;
+        tf_metrics_acme_row_t *p = realloc(rs->rows, cap * sizeof *p);
+        if (p == NULL) {
+            rs->failed = true;
+            return;
+        }
+        rs->rows = p;
+        rs->cap = cap;
+    }
+    rs->rows[rs->n] = (tf_metrics_acme_row_t){.name = strdup(name), .at = at};
+    if (rs->rows[rs->n++].name == NULL)
+        rs->failed = true;
+}
+
+static void acme_rows_free(acme_rows_t *rs)
+{
+    for (size_t i = 0; i < rs->n; i++)
+        free((char *)rs->rows[i].name);
+    free(rs->rows);
+}
+
+/* The ACME manager's figures, when it runs. false when out of memory. */
+static bool acme_figures(tf_admin_t *a, tf_metrics_main_t *m, acme_rows_t *rs)
+{
+    if (a->acme == NULL)
+        return true;
+    tf_acme_manager_counts_t n = tf_acme_manager_counts(a->acme);
+    tf_acme_manager_each_renewal(a->acme, acme_row_add, rs);
+    m->acme = true;
+    m->acme_orders[0] = n.valid;
+    m->acme_orders[1] = n.invalid;
+    m->acme_orders[2] = n.error;
+    m->acme_names = rs->rows;
+    m->nacme = rs->n;
+    return !rs->failed;
+}
+
 void tf_admin__get_metrics(admin_conn_t *c)
 {
     tf_admin_t *a = c->admin;
@@ -107,8 +157,10 @@ void tf_admin__get_metrics(admin_conn_t *c)
     tf_backends_t *reg = tf_reload_backends(a->reload);
     if (reg != NULL)
         tf_backends_each(reg, row_add, &rs);
-    if (rs.failed) {
+    acme_rows_t ar = {0};
+    if (rs.failed || !acme_figures(a, &m, &ar)) {
         rows_free(&rs);
+        acme_rows_free(&ar);
         tf_admin__respond_text(c, 500, NULL, "out of memory\n");
         return;
     }
@@ -119,11 +171,13 @@ void tf_admin__get_metrics(admin_conn_t *c)
     FILE *f = open_memstream(&body, &len);
     if (f == NULL) {
         rows_free(&rs);
+        acme_rows_free(&ar);
         tf_admin__respond_text(c, 500, NULL, "out of memory\n");
         return;
     }
     tf_metrics_render(f, a->metrics, a->nworkers, &m);
     rows_free(&rs);
+    acme_rows_free(&ar);
     if (fclose(f) != 0) {
         free(body);
         tf_admin__respond_text(c, 500, NULL, "out of memory\n");

@@ -5,6 +5,7 @@
  *   admin_endpoints.c  /certs, /metrics, /reload, PUT and DELETE /certs/NAME
  *   admin_token.c      admin.token_file: read, checked, applied
  *   admin_backends.c   GET /backends, POST /backends/TENANT/ADDRESS
+ * (GET /acme is the ACME manager's own document, answered in admin.c.)
  */
 #ifndef TF_PROXY_OPS_ADMIN_INTERNAL_H
 #define TF_PROXY_OPS_ADMIN_INTERNAL_H
@@ -49,7 +50,8 @@ struct tf_admin {
     tf_reload_t *reload;
     tf_metrics_worker_t *const *metrics;
     unsigned nworkers;
-    tf_cs_trust_t *trust; /* for validating uploads as the store would */
+    tf_acme_manager_t *acme; /* NULL: ACME is off */
+    tf_cs_trust_t *trust;    /* for validating uploads as the store would */
     char token[TOKEN_MAX];
     size_t token_len; /* 0: no token required */
     bool deny_all;    /* a configured token could not be read: nothing is allowed */

@@ -11,6 +11,7 @@
 #include "proxy/ops/where.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -78,7 +79,10 @@ struct tf_reload {
     tf_conf_t *boot;
     uint64_t conf_id;
     tf_cs_store_t *store;
+    /* Replaced on the loop thread under snap_lock, which other threads take
+     * to get a reference (tf_reload_snapshot_ref). */
     tf_cs_snapshot_t *snap;
+    pthread_mutex_t snap_lock;
     job_t *running;
     bool pending, pending_conf, pending_quiet, closed;
     waiter_t *pending_waiters;
@@ -463,6 +467,15 @@ static void job_restart_items(job_t *j, const tf_conf_t *old, const tf_conf_t *n
     restart_check(j,
                   same_str(tf_conf_tls(old)->ticket_keys_file, tf_conf_tls(neu)->ticket_keys_file),
                   "tls.ticket_keys_file");
+    /* The ACME client is made once, with its account in acme.storage. */
+    const tf_conf_acme_t *ao = tf_conf_acme(old), *an = tf_conf_acme(neu);
+    restart_check(j,
+                  same_str(ao->directory, an->directory) && same_str(ao->email, an->email) &&
+                      same_str(ao->ca_file, an->ca_file) && same_str(ao->storage, an->storage) &&
+                      ao->key_type == an->key_type && ao->challenges == an->challenges &&
+                      same_str(ao->eab.kid, an->eab.kid) &&
+                      same_str(ao->eab.hmac_key_file, an->eab.hmac_key_file),
+                  "acme (directory, email, ca_file, storage, key_type, challenges, eab)");
     /* The access log is opened once, before privileges are dropped. */
     const tf_conf_log_t *lo = tf_conf_log(old), *ln = tf_conf_log(neu);
     restart_check(j,
@@ -507,6 +520,17 @@ static void job_log(const job_t *j, const char *why)
     }
 }
 
+/* Puts SNAP (its reference taken) in service for the admin API, the
+ * metrics and other threads. */
+static void snap_replace(tf_reload_t *r, tf_cs_snapshot_t *snap)
+{
+    pthread_mutex_lock(&r->snap_lock);
+    tf_cs_snapshot_t *old = r->snap;
+    r->snap = snap;
+    pthread_mutex_unlock(&r->snap_lock);
+    tf_cs_snapshot_unref(old);
+}
+
 static void job_publish(job_t *j)
 {
     tf_reload_t *r = j->r;
@@ -532,8 +556,7 @@ static void job_publish(job_t *j)
         j->tls[i] = NULL;
         j->ups[i] = NULL;
     }
-    tf_cs_snapshot_unref(r->snap);
-    r->snap = j->snap;
+    snap_replace(r, j->snap);
     j->snap = NULL;
     if (j->store != NULL) {
         tf_cs_store_free(r->store);
@@ -599,8 +622,7 @@ static void job_after(uv_work_t *req, int status)
          * The new one still replaces the one the admin API and the metrics
          * read, so that they say what this scan found (a source that can no
          * longer be read, whose files are kept). */
-        tf_cs_snapshot_unref(r->snap);
-        r->snap = j->snap;
+        snap_replace(r, j->snap);
         j->snap = NULL;
         job_log(j, why);
         /* The next-change timer is one-shot and capped at a day: a firing
@@ -767,6 +789,7 @@ int tf_reload_new(const tf_reload_opts_t *o, tf_reload_t **out)
         free(r);
         return TF_ENOMEM;
     }
+    pthread_mutex_init(&r->snap_lock, NULL);
     r->loop = o->loop;
     r->shared = o->shared;
     r->conf = tf_conf_ref(o->conf);
@@ -825,6 +848,14 @@ tf_cs_snapshot_t *tf_reload_snapshot(const tf_reload_t *r)
     return r->snap;
 }
 
+tf_cs_snapshot_t *tf_reload_snapshot_ref(tf_reload_t *r)
+{
+    pthread_mutex_lock(&r->snap_lock);
+    tf_cs_snapshot_t *snap = tf_cs_snapshot_ref(r->snap);
+    pthread_mutex_unlock(&r->snap_lock);
+    return snap;
+}
+
 void tf_reload_on_conf(tf_reload_t *r, void (*cb)(void *arg, const tf_conf_t *conf), void *arg)
 {
     r->on_conf = cb;
@@ -881,5 +912,6 @@ void tf_reload_free(tf_reload_t *r)
     tf_conf_unref(r->conf);
     tf_conf_unref(r->boot);
     free(r->conf_path);
+    pthread_mutex_destroy(&r->snap_lock);
     free(r);
 }

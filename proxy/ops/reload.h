@@ -81,6 +81,10 @@ void tf_reload_start(tf_reload_t *r, tf_worker_t *const *workers, unsigned nwork
 tf_conf_t *tf_reload_conf(const tf_reload_t *r);
 tf_cs_snapshot_t *tf_reload_snapshot(const tf_reload_t *r);
 
+/* The snapshot in service, for any thread (the ACME manager's): a new
+ * reference (tf_cs_snapshot_unref), valid until tf_reload_free(). */
+tf_cs_snapshot_t *tf_reload_snapshot_ref(tf_reload_t *r);
+
 /* Asks for a reload (main thread). with_conf: re-read the configuration
  * too. why: for the log ("SIGHUP", "POST /reload"). cb (may be NULL) is
  * called once it is done, or at once with an error when stopping. */

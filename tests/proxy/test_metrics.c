@@ -293,3 +293,56 @@ Test(metrics, http2_counters_are_summed_over_workers)
     free(text);
     fixture_dispose(&f);
 }
+
+/* The exposition with the given main-thread figures. */
+static char *render_main(fixture_t *f, const tf_metrics_main_t *m)
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *out = open_memstream(&text, &len);
+    cr_assert_not_null(out);
+    tf_metrics_render(out, f->m, NWORKERS, m);
+    cr_assert_eq(fclose(out), 0);
+    return text;
+}
+
+Test(metrics, acme_off_renders_no_acme_series)
+{
+    fixture_t f;
+    fixture_init(&f);
+    tf_metrics_main_t m = {.reloads_ok = 1};
+    char *text = render_main(&f, &m);
+    cr_expect_null(strstr(text, "tlsfront_acme_"), "%s", text);
+    promtool_check(text);
+    free(text);
+    fixture_dispose(&f);
+}
+
+Test(metrics, acme_orders_by_result_and_the_next_renewal_per_name)
+{
+    fixture_t f;
+    fixture_init(&f);
+    tf_metrics_acme_row_t names[] = {{"portal.acme.example", 1790000000},
+                                     {"odd\"name\\", 1790000100}};
+    tf_metrics_main_t m = {
+        .acme = true,
+        .acme_orders = {3, 1, 2},
+        .acme_names = names,
+        .nacme = 2,
+    };
+    char *text = render_main(&f, &m);
+    cr_expect_not_null(strstr(text, "# TYPE tlsfront_acme_orders_total counter\n"), "%s", text);
+    cr_expect_not_null(strstr(text, "tlsfront_acme_orders_total{result=\"valid\"} 3\n"));
+    cr_expect_not_null(strstr(text, "tlsfront_acme_orders_total{result=\"invalid\"} 1\n"));
+    cr_expect_not_null(strstr(text, "tlsfront_acme_orders_total{result=\"error\"} 2\n"));
+    cr_expect_not_null(strstr(text, "# TYPE tlsfront_acme_renewal_timestamp_seconds gauge\n"), "%s",
+                       text);
+    cr_expect_not_null(strstr(text, "tlsfront_acme_renewal_timestamp_seconds{name=\"portal.acme."
+                                    "example\"} 1790000000\n"));
+    /* Label values escaped. */
+    cr_expect_not_null(strstr(
+        text, "tlsfront_acme_renewal_timestamp_seconds{name=\"odd\\\"name\\\\\"} 1790000100\n"));
+    promtool_check(text);
+    free(text);
+    fixture_dispose(&f);
+}

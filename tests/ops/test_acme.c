@@ -1,0 +1,133 @@
+/* GET /acme and the ACME metrics end to end (SPEC §8, §13), without an ACME
+ * server: with ACME off, an empty list and no acme series; with ACME on and
+ * a directory URL nothing answers (a loopback port that refuses), the name
+ * fails and backs off, the wildcard and a name the store's certificates
+ * already cover are unmanaged, the order is counted as an error, the token rules apply, and
+ * tlsfront still serves and stops cleanly. Issuance against a real server is the pebble suite's. */
+#include "ops.h"
+
+#include <criterion/criterion.h>
+#include <jansson.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+TestSuite(ops_acme, .timeout = 300);
+
+#define TOKEN "acme-admin-token"
+
+Test(ops_acme, off_lists_nothing_and_renders_no_acme_series)
+{
+    tf_ops_t t;
+    tf_ops_start(&t, 1, NULL, NULL);
+    int st;
+    char *out = tf_ops_admin(&t, &st, "GET", "/acme", NULL, NULL);
+    cr_expect_eq(st, 200, "%s", out);
+    cr_expect_str_eq(out, "[]\n");
+    free(out);
+    out = tf_ops_admin(&t, &st, "POST", "/acme", NULL, NULL);
+    cr_expect_eq(st, 405, "%s", out);
+    free(out);
+    out = tf_ops_admin(&t, &st, "GET", "/metrics", NULL, NULL);
+    cr_expect_eq(st, 200);
+    cr_expect_null(strstr(out, "tlsfront_acme_"), "%s", out);
+    free(out);
+    cr_expect_eq(tf_px_stop_proxy(&t.px), 0);
+    tf_ops_stop(&t);
+}
+
+static json_t *entry(json_t *list, const char *name)
+{
+    size_t i;
+    json_t *o;
+    json_array_foreach(list, i, o)
+    {
+        if (strcmp(json_string_value(json_object_get(o, "name")), name) == 0)
+            return o;
+    }
+    cr_assert_fail("%s is not in GET /acme", name);
+    return NULL;
+}
+
+Test(ops_acme, on_with_an_unreachable_server_fails_backs_off_and_serves_on)
+{
+    tf_ops_t t;
+    memset(&t, 0, sizeof t);
+    tf_px_init(&t.px, "tf-ops-acme");
+    static char extra[1600];
+    /* Port 1 on loopback refuses: every order fails at once. (The tenant's
+     * backend is never reached.) */
+    snprintf(extra, sizeof extra,
+             "  site:\n    hosts: [\"site.example\", \"*.wild.example\", "
+             "\"covered.tenants.example\"]\n"
+             "    backends: [\"127.0.0.1:9\"]\n    mode: tcp\n    acme: true\n"
+             "acme:\n  directory: \"http://127.0.0.1:1/directory\"\n"
+             "  storage: \"%s/acme-state\"\n",
+             t.px.tmp);
+    tf_ops_start_on(&t, 1, TOKEN, extra);
+    cr_assert(tf_ops_wait_log(&t, "acme: site.example: order failed (error)", 1, 30),
+              "no failed order in the log");
+
+    int st;
+    char *out = tf_ops_admin(&t, &st, "GET", "/acme", NULL, NULL);
+    cr_expect_eq(st, 401, "the token applies to /acme: %s", out);
+    free(out);
+    out = tf_ops_admin(&t, &st, "GET", "/acme", TOKEN, NULL);
+    cr_expect_eq(st, 200, "%s", out);
+    json_t *list = json_loads(out, 0, NULL);
+    cr_assert(json_is_array(list), "%s", out);
+    cr_expect_eq(json_array_size(list), 3, "%s", out);
+    json_t *site = entry(list, "site.example");
+    cr_expect_str_eq(json_string_value(json_object_get(site, "state")), "failed", "%s", out);
+    json_t *err = json_object_get(site, "last_error");
+    cr_expect(json_is_object(err), "%s", out);
+    cr_expect_gt(strlen(json_string_value(json_object_get(err, "detail"))), 0);
+    cr_expect(json_is_string(json_object_get(site, "next_attempt")), "%s", out);
+    cr_expect(json_is_null(json_object_get(site, "reason")), "%s", out);
+    json_t *wild = entry(list, "*.wild.example");
+    cr_expect_str_eq(json_string_value(json_object_get(wild, "state")), "unmanaged");
+    cr_expect_str_eq(json_string_value(json_object_get(wild, "reason")), "wildcard: needs DNS-01");
+    /* The store in service covers it with the demo's wildcard certificate,
+     * which tlsfront did not issue. */
+    json_t *cov = entry(list, "covered.tenants.example");
+    char want[1300];
+    snprintf(want, sizeof want, "%s/wildcard.pem", t.certs);
+    cr_expect_str_eq(json_string_value(json_object_get(cov, "state")), "unmanaged", "%s", out);
+    cr_expect_str_eq(json_string_value(json_object_get(cov, "file")), want, "%s", out);
+    cr_expect(strstr(json_string_value(json_object_get(cov, "reason")),
+                     "a certificate tlsfront did not issue") != NULL,
+              "%s", out);
+    cr_expect(json_is_string(json_object_get(cov, "not_after")), "%s", out);
+    json_decref(list);
+    free(out);
+
+    out = tf_ops_admin(&t, &st, "GET", "/metrics", TOKEN, NULL);
+    cr_expect_eq(st, 200);
+    cr_expect_not_null(strstr(out, "tlsfront_acme_orders_total{result=\"valid\"} 0\n"), "%s", out);
+    cr_expect_not_null(strstr(out, "tlsfront_acme_orders_total{result=\"error\"} 1\n"), "%s", out);
+    cr_expect_not_null(
+        strstr(out, "tlsfront_acme_renewal_timestamp_seconds{name=\"site.example\"} "), "%s", out);
+    cr_expect_null(strstr(out, "wild.example"), "%s", out);
+    free(out);
+
+    /* The failure is recorded in storage (0700), for the next start. */
+    char path[1300];
+    snprintf(path, sizeof path, "%s/acme-state", t.px.tmp);
+    struct stat sb;
+    cr_expect_eq(stat(path, &sb), 0);
+    cr_expect_eq(sb.st_mode & 0777, 0700);
+    snprintf(path, sizeof path, "%s/acme-state/certs/site.example.json", t.px.tmp);
+    char *rec = tf_px_read(path);
+    cr_expect_not_null(strstr(rec, "\"failures\": 1"), "%s", rec);
+    free(rec);
+    /* Nothing was written into the certificate directory. */
+    snprintf(path, sizeof path, "%s/site.example.pem", t.certs);
+    cr_expect_neq(stat(path, &sb), 0);
+
+    /* Serving is unaffected. */
+    cr_expect(tf_ops_echo(&t, "portal.acme.example"));
+    cr_expect_eq(tf_px_stop_proxy(&t.px), 0);
+    tf_ops_stop(&t);
+}
