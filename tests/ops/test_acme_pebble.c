@@ -43,10 +43,21 @@ static void teardown(void)
 
 TestSuite(acme_pebble, .init = setup, .fini = teardown, .timeout = 300);
 
-/* The proxy on pebble's validation ports, ordering NAME with CHALLENGES. */
-static void start_acme(const char *challenges)
+/* The proxy on pebble's validation ports, ordering NAME with CHALLENGES;
+ * with ASTRAY, listen.http is on another port than the one pebble
+ * validates http-01 on (where nothing answers). */
+static void start_acme_on(const char *challenges, bool astray)
 {
     tf_pebble_start(&peb, NULL);
+    unsigned http_port = peb.http_port;
+    if (astray) {
+        int st;
+        char *port = tf_px_sh(&st, "python3 -c 'import socket; s=socket.socket(); "
+                                   "s.bind((\"127.0.0.1\",0)); print(s.getsockname()[1])'");
+        cr_assert_eq(st, 0);
+        http_port = (unsigned)strtoul(port, NULL, 10);
+        free(port);
+    }
     tf_px_init(&t.px, "tf-acme-e2e");
     tf_ops_start_on(&t, 2, NULL, NULL); /* the PKI, the backend, a first config */
     static char raw[4096];
@@ -61,11 +72,16 @@ static void start_acme(const char *challenges)
              "tenants:\n"
              "  shop:\n    hosts: [\"" NAME "\"]\n"
              "    backends: [\"127.0.0.1:%u\"]\n    mode: tcp\n    acme: true\n",
-             peb.tls_port, peb.http_port, t.certs, t.certs, peb.directory, peb.ca_file, t.px.tmp,
+             peb.tls_port, http_port, t.certs, t.certs, peb.directory, peb.ca_file, t.px.tmp,
              challenges, t.px.backend_port);
     cr_assert_eq(tf_px_stop_proxy(&t.px), 0);
     tf_ops_write_config(&t, NULL, raw);
     tf_ops_restart(&t);
+}
+
+static void start_acme(const char *challenges)
+{
+    start_acme_on(challenges, false);
 }
 
 /* NAME's entry in GET /acme (a new reference), waiting up to SECONDS for
@@ -171,4 +187,31 @@ Test(acme_pebble, a_restart_orders_nothing_new)
     cr_expect(strstr(m, "tlsfront_acme_orders_total{result=\"valid\"} 0") != NULL,
               "the restarted instance ordered again: %s", m);
     free(m);
+}
+
+/* pebble's validation finds nobody on its http-01 port: the order is
+ * invalid, the server's problem document is shown, the name backs off, and
+ * the proxy serves on with the system certificate. */
+Test(acme_pebble, a_failing_challenge_is_shown_and_backed_off)
+{
+    start_acme_on("http-01", true);
+    json_t *e = wait_state("failed", 180);
+    json_t *err = json_object_get(e, "last_error");
+    cr_assert(json_is_object(err));
+    cr_expect(strstr(json_string_value(json_object_get(err, "type")),
+                     "urn:ietf:params:acme:error:") != NULL);
+    cr_expect_gt(strlen(json_string_value(json_object_get(err, "detail"))), 0);
+    cr_expect(json_is_string(json_object_get(e, "next_attempt")), "no backoff");
+    json_decref(e);
+    int st;
+    char *m = tf_ops_admin(&t, &st, "GET", "/metrics", NULL, NULL);
+    cr_expect(strstr(m, "tlsfront_acme_orders_total{result=\"invalid\"} 1") != NULL, "%s", m);
+    free(m);
+    char *issuer = served_issuer(t.px.port);
+    cr_expect(strstr(issuer, "Pebble") == NULL, "%s", issuer);
+    free(issuer);
+    char path[1300];
+    snprintf(path, sizeof path, "%s/" NAME ".pem", t.certs);
+    struct stat sb;
+    cr_expect_neq(stat(path, &sb), 0, "a failed order wrote %s", path);
 }
