@@ -223,8 +223,10 @@ int tf_acme__file_sha256(const char *path, char hex[65]);
 int tf_acme__sha256_hex(const void *data, size_t len, char hex[65]);
 
 /* Writes LEN bytes as PATH with MODE atomically: a temporary file in the
- * same directory, fsync, rename over PATH, fsync of the directory. 0 or
- * -errno (the temporary file is removed). */
-int tf_acme__write_atomic(const char *path, const void *data, size_t len, mode_t mode);
+ * same directory, fsync, rename over PATH (with NOREPLACE, a link that
+ * fails with -EEXIST when PATH exists meanwhile), fsync of the directory.
+ * 0 or -errno (the temporary file is removed). */
+int tf_acme__write_atomic(const char *path, const void *data, size_t len, mode_t mode,
+                          bool noreplace);
 
 #endif

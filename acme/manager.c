@@ -409,15 +409,16 @@ static int64_t judge_failed(eval_t *e, int rc)
                                               e->storage, e->name, tf_strerror(rc)));
 }
 
-/* When our certificate is due: renew_days before notAfter, or a third of
- * its lifetime before when renew_days is longer than that (a short-lived
- * certificate would otherwise be renewed as soon as it is issued), or
- * renewalInfo's window start when earlier. */
+/* When our certificate is due: renew_days before notAfter (SPEC §13), or
+ * a third of its lifetime before when renew_days is its whole lifetime or
+ * more (a certificate that short-lived would otherwise be ordered again as
+ * soon as it is issued, for ever), or renewalInfo's window start when
+ * earlier. */
 static int64_t due_time(const eval_t *e)
 {
     int64_t life = e->not_after - e->not_before;
     int64_t ahead = (int64_t)tf_conf_acme(e->conf)->renew_days * DAY_S;
-    if (life > 0 && ahead > life / 3)
+    if (life > 0 && ahead >= life)
         ahead = life / 3;
     int64_t due = e->not_after - ahead;
     if (e->rec.ari_start > 0 && e->rec.ari_start < due)
@@ -641,7 +642,14 @@ static int install(eval_t *e, const tf_acme_issued_t *is, tf_acme_problem_t *pro
             e->storage, tf_strerror(rc));
         return rc;
     }
-    rc = tf_acme__write_atomic(e->path, is->bundle, is->bundle_len, 0600);
+    /* A file that was absent must still be: one written meanwhile (a PUT
+     * /certs, an operator's copy) is not ours to replace. */
+    rc = tf_acme__write_atomic(e->path, is->bundle, is->bundle_len, 0600, !e->exists);
+    if (rc == -EEXIST) {
+        say(prob->detail, sizeof prob->detail,
+            "%s appeared meanwhile and was not written by tlsfront: not replaced", e->path);
+        return TF_EINVAL;
+    }
     if (rc != 0) {
         say(prob->detail, sizeof prob->detail, "cannot write %s: %s", e->path, tf_strerror(rc));
         return rc;

@@ -190,6 +190,11 @@ static int resume(run_t *o, const char *url)
     if (rc == 0 && (strcmp(st, "processing") == 0 || strcmp(st, "valid") == 0) && !key_load(o))
         rc = 1;
     if (rc == 1) {
+        /* An earlier run's key for this order (finalized, then cut short)
+         * fits nothing now: it goes with the order. */
+        if (key_path(o) == 0)
+            unlink(o->key_path);
+        o->key_path[0] = '\0';
         tf_acme_problem_dispose(o->prob);
         json_decref(o->order);
         o->order = NULL;
@@ -290,12 +295,15 @@ static int authz_failed(run_t *o, const json_t *authz, const char *url)
     json_array_foreach(json_object_get(authz, "challenges"), i, ch)
     {
         const json_t *err = json_object_get(ch, "error");
+        /* The CA refused (the authorization is invalid): counted as such
+         * even when its error names no status (403, as RFC 8555 §6.7
+         * suggests for unauthorized). */
         if (json_is_object(err)) {
-            tf_acme__problem_from_json(o->prob, err, 0);
+            tf_acme__problem_from_json(o->prob, err, 403);
             return TF_EACME;
         }
     }
-    tf_acme__problem_set(o->prob, 0, "%s: the authorization is %s", url, status_of(authz));
+    tf_acme__problem_set(o->prob, 403, "%s: the authorization is %s", url, status_of(authz));
     return TF_EACME;
 }
 
@@ -389,10 +397,10 @@ static int authorize(run_t *o)
 static int order_failed(run_t *o)
 {
     const json_t *err = json_object_get(o->order, "error");
-    if (json_is_object(err))
-        tf_acme__problem_from_json(o->prob, err, 0);
+    if (json_is_object(err)) /* a refusal: see authz_failed() */
+        tf_acme__problem_from_json(o->prob, err, 403);
     else
-        tf_acme__problem_set(o->prob, 0, "%s: the order is %s", o->url, status_of(o->order));
+        tf_acme__problem_set(o->prob, 403, "%s: the order is %s", o->url, status_of(o->order));
     return TF_EACME;
 }
 

@@ -82,7 +82,8 @@ static int sync_dir(const char *path)
     return rc;
 }
 
-int tf_acme__write_atomic(const char *path, const void *data, size_t len, mode_t mode)
+int tf_acme__write_atomic(const char *path, const void *data, size_t len, mode_t mode,
+                          bool noreplace)
 {
     char tmp[TF_ACME_PATH_MAX + 32];
     if (snprintf(tmp, sizeof tmp, "%s.%ld.tmp", path, (long)getpid()) >= (int)sizeof tmp)
@@ -100,13 +101,13 @@ int tf_acme__write_atomic(const char *path, const void *data, size_t len, mode_t
         rc = -errno;
     if (close(fd) != 0 && rc == 0)
         rc = -errno;
-    if (rc == 0 && rename(tmp, path) != 0)
+    if (rc == 0 && noreplace && link(tmp, path) != 0)
         rc = -errno;
-    if (rc != 0) {
+    else if (rc == 0 && !noreplace && rename(tmp, path) != 0)
+        rc = -errno;
+    if (rc != 0 || noreplace)
         unlink(tmp);
-        return rc;
-    }
-    return sync_dir(path);
+    return rc != 0 ? rc : sync_dir(path);
 }
 
 static char *read_small(const char *path, size_t max, size_t *len, int *err)
@@ -308,7 +309,7 @@ int tf_acme__record_save(const char *storage, const char *host, const tf_acme__r
     json_decref(doc);
     if (text == NULL)
         return TF_ENOMEM;
-    rc = tf_acme__write_atomic(path, text, strlen(text), 0600);
+    rc = tf_acme__write_atomic(path, text, strlen(text), 0600, false);
     free(text);
     return rc;
 }

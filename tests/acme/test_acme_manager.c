@@ -526,6 +526,28 @@ Test(manager, renews_when_fewer_than_renew_days_remain)
     fx_dispose(&f);
 }
 
+/* renew_days is taken as written even when it is over a third of the
+ * lifetime (60 of 90 days, SPEC §13: "when fewer days remain"). */
+Test(manager, renew_days_longer_than_a_third_of_the_lifetime_is_honoured)
+{
+    fx_t f;
+    fx_init(&f, "[\"a.example\"]", 60);
+    tf_acme_manager_t *m = manager(&f);
+    pass(m);
+    cr_assert_eq(calls(), 1);
+    int64_t na = record_int(&f, "a.example", "not_after");
+    clock_set(na - 61 * DAY);
+    pass(m);
+    cr_expect_eq(calls(), 1, "61 days left: not yet");
+    /* 59 days left of 90: renewed (a third of the lifetime would wait
+     * until 30). */
+    clock_set(na - 59 * DAY);
+    pass(m);
+    cr_expect_eq(calls(), 2);
+    tf_acme_manager_free(m);
+    fx_dispose(&f);
+}
+
 Test(manager, renews_at_the_start_of_the_renewal_info_window)
 {
     fx_t f;
