@@ -570,15 +570,19 @@ static uint64_t h2_due(const tf_conn_t *c, bool expire)
     const tf_conf_timeouts_t *t = tf_conf_timeouts(c->gen->conf);
     uint64_t now = uv_now(&c->worker->loop);
     uint64_t block = h2->block_ms != 0 ? h2->block_ms + t->request_header_ms : UINT64_MAX;
-    if (h2->nactive > 0)
-        return now + t->idle_ms < block ? now + t->idle_ms : block;
-    uint64_t linger = expire ? tf_h2__expire_lingering(h2, now, t->idle_ms) : UINT64_MAX;
-    if (!expire) {
+    /* Answers stuck behind a closed window are reset on their own time,
+     * also while other streams run: they hold their memory until then. */
+    uint64_t linger = UINT64_MAX;
+    if (h2->nlinger > 0 && expire)
+        linger = tf_h2__expire_lingering(h2, now, t->idle_ms);
+    else if (h2->nlinger > 0) {
         for (const tf_h2s_t *st = h2->streams; st != NULL; st = st->next)
             if (st->close_cb != NULL && st->progress_ms + t->idle_ms < linger)
                 linger = st->progress_ms + t->idle_ms;
     }
     uint64_t due = linger < block ? linger : block;
+    if (h2->nactive > 0 && now + t->idle_ms < due)
+        due = now + t->idle_ms; /* the running streams keep their own time */
     if (h2_idle_applies(h2) && c->traffic.active_ms + t->idle_ms < due)
         due = c->traffic.active_ms + t->idle_ms;
     return due;
@@ -617,8 +621,7 @@ static void h2_on_timer(tf_conn_t *c)
         h2_close_quietly(h2, "request header timeout");
         return;
     }
-    if (h2->nactive == 0)
-        (void)h2_due(c, true); /* resets the lingering streams past due */
+    (void)h2_due(c, true); /* resets the lingering streams past due */
     if (tf_conn_closing(c))
         return;
     if (h2_idle_applies(h2) && now >= c->traffic.active_ms + t->idle_ms) {

@@ -41,7 +41,7 @@ void tf_wcache_free(tf_wcache_t *c, void *p, size_t size)
 {
     if (p == NULL)
         return;
-    if (size == 0 || size > TF_WCACHE_LARGEST ||
+    if (!TF_WCACHE_ENABLED || size == 0 || size > TF_WCACHE_LARGEST ||
         c->bytes + class_size(class_of(size)) > TF_WCACHE_MAX_BYTES) {
         free(p);
         return;

@@ -930,7 +930,21 @@ def cmd_zero_window(args):
     r.send(HeadersFrame(1, data=request_block("GET", args.path, args.authority),
                         flags=["END_HEADERS", "END_STREAM"]).serialize())
     start = time.monotonic()
-    r.wait(lambda: 1 in r.resets or r.calm(), timeout=args.wait)
+    if args.beside:
+        # Stream 3 beside it: an upload that goes on (a byte every 0.3 s,
+        # well inside timeouts.idle), so the connection always has an
+        # exchange running while stream 1's answer waits on its window.
+        r.send(HeadersFrame(3, data=request_block("POST", args.beside, args.authority),
+                            flags=["END_HEADERS"]).serialize())
+        while time.monotonic() - start < args.wait and not (1 in r.resets or r.calm()):
+            r.send(DataFrame(3, data=b"x").serialize())
+            r.wait(lambda: 1 in r.resets or r.calm(), timeout=0.3)
+        if 3 in r.resets or r.calm():
+            emit({"ok": False, "error": "the upload beside was cut: reset %s, goaway %r"
+                  % (r.resets.get(3), r.goaways)})
+            return
+    else:
+        r.wait(lambda: 1 in r.resets or r.calm(), timeout=args.wait)
     reset = r.resets.get(1)
     ok = reset is not None or r.calm()
     out = {"ok": ok, "status": r.status.get(1), "data_bytes": r.data.get(1, 0), "reset": reset,
@@ -1087,6 +1101,7 @@ def main():
     a.add_argument("--frames", type=int, default=100000)
     a = attack("zero-window", cmd_zero_window)
     a.add_argument("--wait", type=float, default=30.0)
+    a.add_argument("--beside", help="a path for an upload that runs beside the stalled stream")
     a = attack("starve", cmd_starve)
     a.add_argument("--stalled-path", required=True)
     a = attack("idle", cmd_idle)

@@ -794,6 +794,25 @@ Test(h2, zero_window_stall_ends_by_the_idle_timeout_with_bounded_memory)
     tf_px_stop(&s.px);
 }
 
+/* A finished answer stuck behind a closed window is reset after
+ * timeouts.idle also while another stream's exchange runs beside it (its
+ * memory would otherwise be held for as long as that stream lives). */
+Test(h2, a_stuck_answer_is_reset_while_another_stream_runs)
+{
+    site_t s;
+    h2_opts_t o = {.idle = "2s", .other = "5m"};
+    site_start(&s, &o);
+    int st;
+    char *out =
+        h2c_as(&s, &st, "--timeout 60", "zero-window --path '/' --beside '/upload' --wait 30");
+    expect_ok("a stuck answer beside an upload", out, st);
+    cr_expect(has(out, "\"data_bytes\": 0"), "%s", out);
+    cr_expect(has(out, "\"reset\": "), "%s", out);
+    free(out);
+    expect_served(&s, "a stuck answer beside an upload");
+    tf_px_stop(&s.px);
+}
+
 /* A slow stream never stalls the others: stream 1's 64 MB response waits on
  * a window the client never opens, stream 3's 5 MB flows beside it. */
 Test(h2, a_stalled_stream_does_not_stall_the_others)

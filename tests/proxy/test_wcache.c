@@ -69,6 +69,20 @@ Test(wcache, large_blocks_and_blocks_past_the_bound_go_back_to_malloc)
     tf_wcache_dispose(&c);
 }
 
+/* Off (AddressSanitizer): a freed block goes back to free() at once, so
+ * that a use after free is reported, not absorbed by a cached block. */
+Test(wcache, off_it_keeps_nothing)
+{
+    if (TF_WCACHE_ENABLED)
+        cr_skip_test("the cache is on outside AddressSanitizer");
+    tf_wcache_t c = {0};
+    void *a = tf_wcache_alloc(&c, 200);
+    tf_wcache_free(&c, a, 200);
+    cr_expect_eq(c.bytes, 0u);
+    for (size_t k = 0; k < TF_WCACHE_CLASSES; k++)
+        cr_expect_null(c.free[k]);
+}
+
 Test(wcache, the_nghttp2_allocator_keeps_calloc_and_realloc_contracts)
 {
     tf_wcache_t c = {0};
