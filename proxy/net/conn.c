@@ -360,6 +360,36 @@ void tf_conn_backend_done(tf_conn_t *c, unsigned status)
     in_flight_end(c);
 }
 
+bool tf_conn_backend_private(const tf_conn_t *c)
+{
+    return c->tenant != TF_CONN_NO_INDEX &&
+           tf_upstream_tenant_conf(c->gen->upstream, c->tenant)->send_proxy !=
+               TF_CONF_SEND_PROXY_OFF;
+}
+
+/* The tenant's `send_proxy` (SPEC §14): the header first on the new
+ * backend connection, naming the client (the address a balancer's header
+ * gave, if any) and the listener it reached. 0, or the write's failure
+ * (the connection is then failed). */
+static int send_proxy_header(tf_conn_t *c, tf_stream_t *b)
+{
+    tf_conf_send_proxy_t v = tf_upstream_tenant_conf(c->gen->upstream, c->tenant)->send_proxy;
+    if (v == TF_CONF_SEND_PROXY_OFF)
+        return 0;
+    const tf_conn_t *front = c->parent != NULL ? c->parent : c; /* an HTTP/2 stream's socket */
+    struct sockaddr_storage dst = {.ss_family = AF_UNSPEC};
+    int len = sizeof dst;
+    if (uv_tcp_getsockname(&front->client.tcp, (struct sockaddr *)&dst, &len) != 0)
+        dst.ss_family = AF_UNSPEC;
+    uint8_t hdr[TF_PP_WRITE_MAX];
+    size_t n = tf_pp_write(v == TF_CONF_SEND_PROXY_V1 ? 1 : 2, &c->peer.sa,
+                           (struct sockaddr *)&dst, hdr, sizeof hdr);
+    int rc = b->ops->write(b, hdr, n);
+    if (rc < 0)
+        tf_conn_fail(c, rc, "backend write");
+    return rc < 0 ? rc : 0;
+}
+
 void tf_conn_connect_backend(tf_conn_t *c, const tf_conn_backend_user_t *user)
 {
     tf_worker_t *w = c->worker;
@@ -408,10 +438,18 @@ void tf_conn_connect_backend(tf_conn_t *c, const tf_conn_backend_user_t *user)
         return;
     }
     if (c->backend != NULL) {
+        /* A retry: what waited for the failed attempt (its PROXY header
+         * first, with send_proxy) goes to the new one in order. */
         tf_bstream_move_queue(s, c->backend);
         tf_bstream_release(c->backend);
+        c->backend = s;
+    } else {
+        c->backend = s;
+        /* Queued before anything the client sends while it connects (mode
+         * tcp): the header is always the backend's first bytes. */
+        if (send_proxy_header(c, s) != 0)
+            return;
     }
-    c->backend = s;
     c->phase = TF_CONN_CONNECTING;
     int rc = tf_bstream_connect(s, &be->addr.sa, backend_on_connect);
     if (rc != 0) {
@@ -454,36 +492,6 @@ static void backend_retry(tf_conn_t *c, int err)
     tf_conn_connect_backend(c, c->buser);
 }
 
-bool tf_conn_backend_private(const tf_conn_t *c)
-{
-    return c->tenant != TF_CONN_NO_INDEX &&
-           tf_upstream_tenant_conf(c->gen->upstream, c->tenant)->send_proxy !=
-               TF_CONF_SEND_PROXY_OFF;
-}
-
-/* The tenant's `send_proxy` (SPEC §14): the header first on the new
- * backend connection, naming the client (the address a balancer's header
- * gave, if any) and the listener it reached. 0, or the write's failure
- * (the connection is then failed). */
-static int send_proxy_header(tf_conn_t *c, tf_stream_t *b)
-{
-    tf_conf_send_proxy_t v = tf_upstream_tenant_conf(c->gen->upstream, c->tenant)->send_proxy;
-    if (v == TF_CONF_SEND_PROXY_OFF)
-        return 0;
-    const tf_conn_t *front = c->parent != NULL ? c->parent : c; /* an HTTP/2 stream's socket */
-    struct sockaddr_storage dst = {.ss_family = AF_UNSPEC};
-    int len = sizeof dst;
-    if (uv_tcp_getsockname(&front->client.tcp, (struct sockaddr *)&dst, &len) != 0)
-        dst.ss_family = AF_UNSPEC;
-    uint8_t hdr[TF_PP_WRITE_MAX];
-    size_t n = tf_pp_write(v == TF_CONF_SEND_PROXY_V1 ? 1 : 2, &c->peer.sa,
-                           (struct sockaddr *)&dst, hdr, sizeof hdr);
-    int rc = b->ops->write(b, hdr, n);
-    if (rc < 0)
-        tf_conn_fail(c, rc, "backend write");
-    return rc < 0 ? rc : 0;
-}
-
 static void backend_on_connect(uv_connect_t *req, int status)
 {
     tf_bstream_t *b = tf_container_of(req, tf_bstream_t, req.connect);
@@ -500,8 +508,6 @@ static void backend_on_connect(uv_connect_t *req, int status)
     uv_tcp_nodelay(&b->s.tcp, 1);
     TF_CONN_LOG(TF_LOG_DEBUG, c, "backend %s connected",
                 tf_upstream_backend(c->gen->upstream, c->tenant, c->route, c->backend_ix)->text);
-    if (send_proxy_header(c, &b->s) != 0)
-        return; /* the connection failed */
     c->traffic.active_ms = uv_now(&c->worker->loop);
     c->buser->ready(c, false);
 }

@@ -57,7 +57,7 @@ static bool v1_addr(int family, const char *s, size_t n, uint16_t port,
                     struct sockaddr_storage *out)
 {
     char text[INET6_ADDRSTRLEN];
-    if (n >= sizeof text)
+    if (n >= sizeof text || memchr(s, '\0', n) != NULL) /* inet_pton would stop there */
         return false;
     memcpy(text, s, n);
     text[n] = '\0';
@@ -100,7 +100,9 @@ static int v1_line(const char *line, size_t len, tf_pp_header_t *out)
 
 static int v1_parse(const uint8_t *data, size_t len, tf_pp_header_t *out)
 {
-    size_t n = len < TF_PP_V1_MAX ? len : TF_PP_V1_MAX;
+    /* The CR of the 107 bytes' CRLF is at index 105 at the latest. */
+    const size_t last_cr = TF_PP_V1_MAX - 2;
+    size_t n = len < last_cr + 1 ? len : last_cr + 1;
     const size_t plen = sizeof v1_prefix - 1;
     if (memcmp(data, v1_prefix, n < plen ? n : plen) != 0)
         return TF_EINVAL;
@@ -116,7 +118,7 @@ static int v1_parse(const uint8_t *data, size_t len, tf_pp_header_t *out)
         *out = (tf_pp_header_t){.version = 1, .len = i + 2};
         return v1_line((const char *)data + plen, i - plen, out);
     }
-    return len < TF_PP_V1_MAX ? TF_PP_MORE : TF_EINVAL;
+    return len <= last_cr ? TF_PP_MORE : TF_EINVAL;
 }
 
 /* ---- version 2: the binary header -------------------------------------------- */
@@ -174,6 +176,8 @@ static int v2_parse(const uint8_t *data, size_t len, tf_pp_header_t *out)
         return TF_EINVAL;
     if (len >= 13 && (data[12] >> 4 != 2 || (data[12] & 15) > V2_PROXY))
         return TF_EINVAL;
+    if (len >= 14 && (data[13] >> 4 > V2_UNIX || (data[13] & 15) > V2_DGRAM))
+        return TF_EINVAL; /* a family or protocol that does not exist */
     if (len < 16)
         return TF_PP_MORE;
     unsigned command = data[12] & 15, family = data[13] >> 4, proto = data[13] & 15;

@@ -37,6 +37,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     tf_pp_header_t again;
     if (tf_pp_parse(data, h.len, &again) != 0 || again.len != h.len || again.local != h.local)
         abort();
+    /* Every cut asks for more (the first 64, and the last). */
+    for (size_t k = 0; k < h.len && k < 64; k++)
+        if (tf_pp_parse(data, k, &again) != TF_PP_MORE)
+            abort();
     if (tf_pp_parse(data, h.len - 1, &again) != TF_PP_MORE)
         abort();
     if (h.local)

@@ -82,6 +82,19 @@ Test(proxyproto, v1_headers_off_the_specification_are_refused)
         "\x16\x03\x01\x02\x00", /* a ClientHello */
         "PROXY UNKNOWNX\r\n",
     };
+    /* A NUL inside an address (inet_pton would stop at it). */
+    static const char nul[] = "PROXY TCP4 1.2.3.4\0junk 5.6.7.8 1 2\r\n";
+    tf_pp_header_t hn;
+    cr_expect_eq(tf_pp_parse((const uint8_t *)nul, sizeof nul - 1, &hn), TF_EINVAL);
+    /* 108 bytes with the CRLF: one over the specification's 107. */
+    char over[109];
+    memset(over, 'x', sizeof over);
+    memcpy(over, "PROXY UNKNOWN ", 14);
+    memcpy(over + 106, "\r\n", 2);
+    cr_expect_eq(tf_pp_parse((const uint8_t *)over, 108, &hn), TF_EINVAL);
+    memcpy(over + 105, "\r\n", 2); /* 107: the longest there is */
+    cr_expect_eq(tf_pp_parse((const uint8_t *)over, 107, &hn), 0);
+    cr_expect_eq(hn.len, 107u);
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         tf_pp_header_t h;
         cr_expect_eq(parse_text(bad[i], &h), TF_EINVAL, "accepted: %s", bad[i]);
@@ -92,7 +105,9 @@ Test(proxyproto, v1_headers_off_the_specification_are_refused)
     memcpy(longer, "PROXY UNKNOWN ", 14);
     tf_pp_header_t h;
     cr_expect_eq(tf_pp_parse((const uint8_t *)longer, sizeof longer, &h), TF_EINVAL);
-    cr_expect_eq(tf_pp_parse((const uint8_t *)longer, 106, &h), TF_PP_MORE);
+    /* 105 bytes without CR may still end at 107; 106 cannot. */
+    cr_expect_eq(tf_pp_parse((const uint8_t *)longer, 105, &h), TF_PP_MORE);
+    cr_expect_eq(tf_pp_parse((const uint8_t *)longer, 106, &h), TF_EINVAL);
 }
 
 /* A version 2 header: the signature, version 2 and COMMAND, FAMILY, the
@@ -168,6 +183,7 @@ Test(proxyproto, v2_headers_off_the_specification_are_refused)
     cr_expect_eq(tf_pp_parse(buf, n, &h), TF_EINVAL);
     n = v2(buf, 1, 0x41, b4, sizeof b4); /* family 4 */
     cr_expect_eq(tf_pp_parse(buf, n, &h), TF_EINVAL);
+    cr_expect_eq(tf_pp_parse(buf, 14, &h), TF_EINVAL, "refused as soon as its byte arrives");
     n = v2(buf, 1, 0x21, b4, sizeof b4); /* 12 bytes for IPv6's 36 */
     cr_expect_eq(tf_pp_parse(buf, n, &h), TF_EINVAL);
     uint8_t tlv[] = {1, 2, 3, 4, 5, 6, 7, 8, 0, 1, 0, 2, 0x01, 0x00, 0x09, 'x'};
