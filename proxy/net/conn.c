@@ -367,6 +367,67 @@ bool tf_conn_backend_private(const tf_conn_t *c)
                TF_CONF_SEND_PROXY_OFF;
 }
 
+/* A parked private backend that closes or speaks out of turn is dropped. */
+static void parked_on_data(tf_stream_t *s, const char *data, size_t len)
+{
+    tf_conn_t *c = s->owner;
+    c->backend_parked = false;
+    tf_bstream_release(c->backend);
+    c->backend = NULL;
+}
+
+static void parked_on_eof(tf_stream_t *s)
+{
+    parked_on_data(s, NULL, 0);
+}
+
+static void parked_on_error(tf_stream_t *s, int err, const char *what)
+{
+    parked_on_data(s, NULL, 0);
+}
+
+static void parked_ignore(tf_stream_t *s)
+{
+}
+
+static const tf_sink_t parked_sink = {
+    .data = parked_on_data,
+    .eof = parked_on_eof,
+    .written = parked_ignore,
+    .shut = parked_ignore,
+    .error = parked_on_error,
+    .ready = parked_ignore,
+};
+
+void tf_conn_park_backend(tf_conn_t *c)
+{
+    tf_stream_set_sink(c->backend, &parked_sink, c);
+    c->backend_parked = true;
+    c->parked_tenant = c->tenant;
+    c->parked_route = c->route;
+    c->parked_ix = c->backend_ix;
+    if (c->backend->ops->read_start(c->backend) != 0)
+        parked_on_data(c->backend, NULL, 0);
+}
+
+/* The parked backend, when the pick chose the backend it goes to: taken
+ * back for this exchange (true); otherwise dropped. */
+static bool unpark(tf_conn_t *c, uint32_t picked, const tf_conn_backend_user_t *user)
+{
+    if (!c->backend_parked)
+        return false;
+    c->backend_parked = false;
+    if (c->backend != NULL && picked == c->parked_ix && c->tenant == c->parked_tenant &&
+        c->route == c->parked_route) {
+        tf_stream_set_sink(c->backend, user->sink, c);
+        return true;
+    }
+    if (c->backend != NULL)
+        tf_bstream_release(c->backend);
+    c->backend = NULL;
+    return false;
+}
+
 /* The tenant's `send_proxy` (SPEC §14): the header first on the new
  * backend connection, naming the client (the address a balancer's header
  * gave, if any) and the listener it reached. 0, or the write's failure
@@ -382,8 +443,8 @@ static int send_proxy_header(tf_conn_t *c, tf_stream_t *b)
     if (uv_tcp_getsockname(&front->client.tcp, (struct sockaddr *)&dst, &len) != 0)
         dst.ss_family = AF_UNSPEC;
     uint8_t hdr[TF_PP_WRITE_MAX];
-    size_t n = tf_pp_write(v == TF_CONF_SEND_PROXY_V1 ? 1 : 2, &c->peer.sa,
-                           (struct sockaddr *)&dst, hdr, sizeof hdr);
+    size_t n = tf_pp_write(v == TF_CONF_SEND_PROXY_V1 ? 1 : 2, &c->peer.sa, (struct sockaddr *)&dst,
+                           hdr, sizeof hdr);
     int rc = b->ops->write(b, hdr, n);
     if (rc < 0)
         tf_conn_fail(c, rc, "backend write");
@@ -419,6 +480,10 @@ void tf_conn_connect_backend(tf_conn_t *c, const tf_conn_backend_user_t *user)
     const tf_backend_t *be = tf_upstream_backend(c->gen->upstream, c->tenant, c->route, b);
     c->in_flight = be->state;
     c->in_flight_tunnel = false;
+    if (unpark(c, b, user)) {
+        user->ready(c, true);
+        return;
+    }
     if (user->pool_allowed != NULL && user->pool_allowed(c)) {
         tf_stream_t *pooled = tf_pool_take(w->pool, &be->addr.sa, user->sink, c);
         if (pooled != NULL) {

@@ -101,6 +101,8 @@ typedef struct {
 struct tf_conn {
     tf_stream_t client;         /* TLS */
     tf_stream_t *backend;       /* plain TCP (a tf_bstream_t), or NULL; owned */
+    bool backend_parked;        /* backend: idle between exchanges (tf_conn_park_backend) */
+    uint32_t parked_tenant, parked_route, parked_ix; /* where the parked backend goes */
     const tf_conn_mode_t *mode; /* mode http's (and after a 101), or NULL */
     tf_hx_t *hx;                /* mode http's state, or NULL; owned by the mode */
     tf_h2_t *h2;                /* HTTP/2's session (h2.h), or NULL; owned by the mode */
@@ -182,6 +184,12 @@ void tf_conn_init_child(tf_conn_t *child, size_t size, tf_conn_t *parent,
  * tenant's send_proxy): they carry this client's requests only, so they
  * are neither taken from nor given to the shared pool. */
 bool tf_conn_backend_private(const tf_conn_t *c);
+
+/* Keeps the connection's backend (a private one, after a complete
+ * exchange) for its next request: reused when that request goes to the
+ * same backend, dropped when it goes elsewhere or when the backend closes
+ * or sends anything meanwhile. */
+void tf_conn_park_backend(tf_conn_t *c);
 
 /* Ends the connection (see above); `reason` is a static string for the
  * summary line, `level` the level of that line. Idempotent. */

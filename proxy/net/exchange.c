@@ -921,8 +921,8 @@ void tf_hx__balance(tf_conn_t *c)
         c->client.ops->read_stop(&c->client);
     }
     tf_stream_t *b = c->backend;
-    if (b == NULL || !backend_ready(c))
-        return;
+    if (b == NULL || c->backend_parked || !backend_ready(c))
+        return; /* a parked backend keeps reading: it is dropped if it speaks */
     bool want = (hx->rs == RS_WAIT || hx->rs == RS_BODY);
     if (!want || to_client >= TF_PUMP_HIGH_WATER) {
         b->ops->read_stop(b);

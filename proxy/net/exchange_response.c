@@ -276,11 +276,12 @@ void tf_hx__response_done(tf_conn_t *c)
     tf_conn_backend_done(c, hx->status);
     tf_hx__log_exchange(c);
     if (c->backend != NULL) {
-        /* A connection whose PROXY header names this client is not
-         * handed to another (send_proxy): closed after its exchange. */
-        bool reusable = !hx->backend_dirty && hx->rq == RQ_DONE && !w->stopping &&
-                        !tf_conn_backend_private(c);
-        if (reusable) {
+        bool reusable = !hx->backend_dirty && hx->rq == RQ_DONE && !w->stopping;
+        if (reusable && tf_conn_backend_private(c) && !hx->close_after) {
+            /* Its PROXY header names this client (send_proxy): kept for
+             * this connection's next request, never handed to another. */
+            tf_conn_park_backend(c);
+        } else if (reusable && !tf_conn_backend_private(c)) {
             const tf_backend_t *be =
                 tf_upstream_backend(c->gen->upstream, c->tenant, c->route, c->backend_ix);
             /* As many idle as the worker has clients (HTTP/1.1
