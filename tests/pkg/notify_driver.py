@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 """Runs `tlsfront run` with NOTIFY_SOCKET pointing at a datagram socket bound here, and checks
 the sd_notify messages it sends, in order: READY=1 once serving; on SIGHUP RELOADING=1 (with
-MONOTONIC_USEC) then READY=1; the same around a reload of a broken configuration, which is
-refused (the old one keeps serving); STOPPING=1 on SIGTERM; then exit status 0.
+MONOTONIC_USEC) then READY=1; the same for POST /reload on the admin API (CONFIG must enable
+it, on port 0: its address is read from TLSFRONT_READY_FILE) and around a reload of a broken
+configuration, which is refused (the old one keeps serving); STOPPING=1 on SIGTERM; then exit
+status 0.
 
 usage: notify_driver.py TLSFRONT CONFIG DIR
   CONFIG is rewritten (a syntax error appended, then removed) for the refused reload.
@@ -13,6 +15,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 
 TIMEOUT = 30.0
 
@@ -28,7 +31,8 @@ def main():
     path = os.path.join(os.path.abspath(tmp), "notify.sock")
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     sock.bind(path)
-    env = dict(os.environ, NOTIFY_SOCKET=path)
+    ready_file = os.path.join(tmp, "ready")
+    env = dict(os.environ, NOTIFY_SOCKET=path, TLSFRONT_READY_FILE=ready_file)
     log = open(os.path.join(tmp, "run.log"), "wb")
     proc = subprocess.Popen([binary, "run", "-c", config], env=env, stdout=log, stderr=log)
     seen = []
@@ -70,6 +74,18 @@ def main():
         if "reloaded" not in f.get("STATUS", ""):
             fail("READY=1 after a good reload says %r" % f)
         print("ok: SIGHUP: RELOADING=1 with MONOTONIC_USEC, then READY=1")
+
+        # Written before READY=1 was sent.
+        admin = [l.split()[1] for l in open(ready_file) if l.startswith("admin ")]
+        if not admin:
+            fail("no admin listener in the ready file: enable admin in CONFIG")
+        req = urllib.request.Request("http://%s/reload" % admin[0], method="POST", data=b"")
+        with urllib.request.urlopen(req, timeout=TIMEOUT) as resp:
+            if resp.status != 200:
+                fail("POST /reload: %d" % resp.status)
+        expect("RELOADING=1", "POST /reload")
+        expect("READY=1", "after POST /reload")
+        print("ok: POST /reload: RELOADING=1, then READY=1")
 
         good = open(config).read()
         with open(config, "w") as out:

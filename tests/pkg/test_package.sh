@@ -157,6 +157,7 @@ ok "tlsfront check accepts the default configuration with the placeholder certif
 cat >"$tmp/run.yaml" <<EOF
 log: {access: "off"}
 listen: {https: ["127.0.0.1:0"]}
+admin: {listen: "127.0.0.1:0"}
 tls: {certs: [], default_cert: "$etc/certs/system.pem"}
 tenants: {all: {hosts: ["*"], backends: ["127.0.0.1:9"]}}
 EOF
