@@ -19,7 +19,7 @@ out=$PWD
 bin=
 
 usage() {
-    sed -n '8,11p' "$0" >&2
+    sed -n '7,11p' "$0" >&2
     exit 2
 }
 while [ $# -gt 0 ]; do
@@ -42,8 +42,14 @@ done
 if [ -z "$bin" ]; then
     build=$src/build-pkg
     echo "package: building tlsfront (RelWithDebInfo) in $build" >&2
+    # Debian's hardening flags (stack protector, _FORTIFY_SOURCE, full RELRO with -z now)
+    # on top of the project's, as dpkg-buildflags gives them to Debian's own packages.
+    export DEB_BUILD_MAINT_OPTIONS=hardening=+all
+    cflags="$(dpkg-buildflags --get CPPFLAGS) $(dpkg-buildflags --get CFLAGS)"
     cmake -S "$src" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTLSFRONT_TESTS=OFF \
-        -DTLSFRONT_BENCH=OFF >"$build.log" 2>&1 || die "cmake failed: see $build.log"
+        -DTLSFRONT_BENCH=OFF -DCMAKE_C_FLAGS="$cflags" \
+        -DCMAKE_EXE_LINKER_FLAGS="$(dpkg-buildflags --get LDFLAGS)" >"$build.log" 2>&1 ||
+        die "cmake failed: see $build.log"
     cmake --build "$build" -j2 --target tlsfront >>"$build.log" 2>&1 ||
         die "the build failed: see $build.log"
     bin=$build/proxy/tlsfront

@@ -655,11 +655,13 @@ static char *user_fixture(void)
     return dir;
 }
 
-static void remove_tree(const char *dir)
+/* Removes the fixture and frees its name. */
+static void remove_tree(char *dir)
 {
     char cmd[1200];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     cr_expect_eq(system(cmd), 0);
+    free(dir);
 }
 
 static char *user_config(const char *dir, const char *user)

@@ -106,8 +106,9 @@ def main():
         except subprocess.TimeoutExpired:
             proc.kill()
             fail("tlsfront did not exit within %.0f s of SIGTERM" % TIMEOUT)
-        if status != 0:
-            fail("tlsfront exited %d; log:\n%s" % (status, open(log.name).read()))
+        text = open(log.name).read()
+        if status != 0 or "Sanitizer" in text or "runtime error:" in text:
+            fail("tlsfront exited %d; log:\n%s" % (status, text))
         sock.settimeout(0)
         try:
             extra = sock.recv(4096)
