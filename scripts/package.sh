@@ -41,6 +41,8 @@ done
 
 if [ -z "$bin" ]; then
     build=$src/build-pkg
+    mkdir -p "$build"
+    log=$build/package-build.log
     echo "package: building tlsfront (RelWithDebInfo) in $build" >&2
     # Debian's hardening flags (stack protector, _FORTIFY_SOURCE, full RELRO with -z now)
     # on top of the project's, as dpkg-buildflags gives them to Debian's own packages.
@@ -48,10 +50,10 @@ if [ -z "$bin" ]; then
     cflags="$(dpkg-buildflags --get CPPFLAGS) $(dpkg-buildflags --get CFLAGS)"
     cmake -S "$src" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTLSFRONT_TESTS=OFF \
         -DTLSFRONT_BENCH=OFF -DCMAKE_C_FLAGS="$cflags" \
-        -DCMAKE_EXE_LINKER_FLAGS="$(dpkg-buildflags --get LDFLAGS)" >"$build.log" 2>&1 ||
-        die "cmake failed: see $build.log"
-    cmake --build "$build" -j2 --target tlsfront >>"$build.log" 2>&1 ||
-        die "the build failed: see $build.log"
+        -DCMAKE_EXE_LINKER_FLAGS="$(dpkg-buildflags --get LDFLAGS)" >"$log" 2>&1 ||
+        die "cmake failed: see $log"
+    cmake --build "$build" -j2 --target tlsfront >>"$log" 2>&1 ||
+        die "the build failed: see $log"
     bin=$build/proxy/tlsfront
 fi
 [ -x "$bin" ] || die "$bin: no such executable"
