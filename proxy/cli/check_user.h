@@ -4,6 +4,10 @@
 #ifndef TF_PROXY_CLI_CHECK_USER_H
 #define TF_PROXY_CLI_CHECK_USER_H
 
+#if defined(TF_PROXY_LAYER) && TF_PROXY_LAYER < 5
+#error "proxy/cli is above this library (obs < http < net < ops < cli)"
+#endif
+
 #include "conf/conf.h"
 
 #include <stddef.h>

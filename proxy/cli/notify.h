@@ -13,6 +13,10 @@
 #ifndef TF_PROXY_CLI_NOTIFY_H
 #define TF_PROXY_CLI_NOTIFY_H
 
+#if defined(TF_PROXY_LAYER) && TF_PROXY_LAYER < 5
+#error "proxy/cli is above this library (obs < http < net < ops < cli)"
+#endif
+
 #include "proxy/ops/ops.h"
 
 /* READY=1, with a STATUS= line that says what serves (nhttps https and
