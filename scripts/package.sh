@@ -12,7 +12,8 @@
 #
 # Version: what `tlsfront version` prints (CMake's project version). Depends: what
 # dpkg-shlibdeps computes from the executable's shared libraries, plus the tools the
-# maintainer scripts run. Prints the path of the package.
+# maintainer scripts run. TLSFRONT_MAINTAINER="Name <address>" sets Maintainer. Prints the
+# path of the package.
 set -euo pipefail
 src=$(cd "$(dirname "$0")/.." && pwd)
 out=$PWD
@@ -63,8 +64,8 @@ version=$("$bin" version | sed -n '1s/^tlsfront //p')
 arch=$(dpkg --print-architecture)
 # Reproducible dates: the last commit's, unless the caller fixes one.
 epoch=${SOURCE_DATE_EPOCH:-$(git -C "$src" log -1 --format=%ct 2>/dev/null || date +%s)}
-maintainer=${TLSFRONT_MAINTAINER:-$(git -C "$src" log -1 --format='%an <%ae>' 2>/dev/null ||
-    echo "tlsfront maintainers <root@localhost>")}
+# Fixed, not the last commit's author: lintian refuses an address such as a merge's t@t.
+maintainer=${TLSFRONT_MAINTAINER:-"tlsfront maintainers <maintainers@users.noreply.h-seed-eed0a8e1.example>"}
 
 work=$(mktemp -d /tmp/tf-package-XXXXXX)
 trap 'rm -rf "$work"' EXIT
