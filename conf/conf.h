@@ -398,7 +398,7 @@ bool tf_conf_tenant_acme(const tf_conf_tenant_t *t);
  * KEY is the dotted name of a path-valued key: "tls.certs" (INDEX: the item,
  * as in tf_conf_tls()->certs), "tls.default_cert", "tls.ticket_keys_file",
  * "admin.token_file", "acme.webroot", "acme.storage", "acme.ca_file",
- * "acme.eab.hmac_key_file" or "log.access" (INDEX 0). On success
+ * "acme.eab.hmac_key_file", "log.access" or "user" (INDEX 0). On success
  * writes "FILE:LINE:COLUMN" (the name given at load time, then the 1-based
  * position where the value's scalar starts, its opening quote if quoted)
  * into BUF and returns 0. Returns TF_ENOTFOUND when the value was not

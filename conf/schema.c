@@ -472,7 +472,7 @@ static const tf_conf__key_t root_keys[] = {
     {.name = "user",
      .type = TF_CONF__T_STRING,
      .offset = C(user),
-     .flags = TF_CONF__F_NULLABLE,
+     .flags = TF_CONF__F_NULLABLE | TF_CONF__F_LOCATED,
      .check = tf_conf__check_nonempty},
     {.name = "log", .type = TF_CONF__T_SECTION, .sub = log_keys},
     {.name = "listen", .type = TF_CONF__T_SECTION, .sub = listen_keys},

@@ -17,6 +17,8 @@ PKGS=(
     nghttp2-client python3-h2                    # h2 peers in tests: nghttp, h2load, frame-level attacks
     chromium                                     # a real browser through the proxy (tests/browser)
     haproxy                                      # the L4 balancer in front (tests/proxy, SPEC §14) and benchmarks
+    libsystemd-dev                               # sd_notify for the Type=notify unit (proxy/cli/notify.c)
+    lintian systemd man-db logrotate             # checking the Debian package (scripts/package.sh, tests/pkg)
 )
 
 missing=()

@@ -6,6 +6,7 @@
  * another named file cannot be used or there is no usable default
  * certificate. */
 #include "proxy/cli/cli.h"
+#include "proxy/cli/check_user.h"
 
 #include "acme/acme.h"
 #include "certstore/store.h"
@@ -204,6 +205,7 @@ int tf_cmd_check(int argc, char **argv)
         rc = check_certs(conf, &t);
         check_files(conf, &t);
         check_acme(conf, &t);
+        tf_cli_check_user(conf, &t.errors);
         tf_tls_global_cleanup();
     }
     tf_conf_unref(conf);

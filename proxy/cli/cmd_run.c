@@ -10,6 +10,7 @@
  * configuration and the certificates (proxy/reload.c). SIGUSR1: reopen log
  * files. */
 #include "proxy/cli/cli.h"
+#include "proxy/cli/notify.h"
 
 #include "acme/acme.h"
 #include "certstore/store.h"
@@ -475,6 +476,7 @@ static void run_stop(run_t *r, const char *why)
         return;
     }
     r->stopping = true;
+    tf_notify_stopping();
     TF_LOG(TF_LOG_INFO, "%s: stopping: no new connections; draining for up to %llu ms", why,
            (unsigned long long)tf_conf_timeouts(tf_reload_conf(r->reload))->drain_ms);
     tf_reload_close(r->reload);
@@ -728,6 +730,8 @@ int tf_cmd_run(int argc, char **argv)
     if (rc == 0) {
         TF_LOG(TF_LOG_INFO, "tlsfront running (pid %ld)", (long)getpid());
         run_close_fds(&r); /* each worker holds its own duplicates now */
+        tf_notify_watch_reloads(r.reload);
+        tf_notify_ready(r.shared.nlisten, r.shared.nhttp, r.shared.nworkers);
         uv_run(&r.loop, UV_RUN_DEFAULT);
     } else {
         for (unsigned i = 0; i < r.started; i++)

@@ -92,6 +92,9 @@ struct tf_reload {
     uint64_t burst_start; /* loop time of the first event not yet acted on; 0: none */
     void (*on_conf)(void *arg, const tf_conf_t *conf);
     void *on_conf_arg;
+    tf_reload_cycle_cb on_cycle;
+    void *on_cycle_arg;
+    bool cycling; /* on_cycle was told a configuration reload began */
 };
 
 static void job_start(tf_reload_t *r);
@@ -593,6 +596,18 @@ static void job_finish_result(job_t *j)
         r->ok++;
 }
 
+/* A configuration reload is outstanding until a rebuild that re-read the
+ * configuration ends with no other such request waiting. Stopping ends it
+ * silently: the supervisor has been told tlsfront stops. */
+static void cycle_end(tf_reload_t *r, const job_t *j)
+{
+    if (!r->cycling || !j->with_conf || (r->pending && r->pending_conf && !r->closed))
+        return;
+    r->cycling = false;
+    if (!r->closed)
+        r->on_cycle(r->on_cycle_arg, &j->res);
+}
+
 static void job_after(uv_work_t *req, int status)
 {
     job_t *j = req->data;
@@ -652,6 +667,7 @@ static void job_after(uv_work_t *req, int status)
         res.removed += w->removed;
         w->cb(w->arg, &res);
     }
+    cycle_end(r, j);
     job_free(j);
     if (r->pending && !r->closed)
         job_start(r);
@@ -703,6 +719,10 @@ static void request(tf_reload_t *r, bool with_conf, bool quiet, tf_reload_cb cb,
         w->arg = arg;
         w->next = r->pending_waiters;
         r->pending_waiters = w;
+    }
+    if (with_conf && r->on_cycle != NULL && !r->cycling) {
+        r->cycling = true;
+        r->on_cycle(r->on_cycle_arg, NULL);
     }
     /* A quiet request joining a loud one stays loud, and vice versa. */
     r->pending_quiet = r->pending ? r->pending_quiet && quiet : quiet;
@@ -860,6 +880,12 @@ void tf_reload_on_conf(tf_reload_t *r, void (*cb)(void *arg, const tf_conf_t *co
 {
     r->on_conf = cb;
     r->on_conf_arg = arg;
+}
+
+void tf_reload_on_cycle(tf_reload_t *r, tf_reload_cycle_cb cb, void *arg)
+{
+    r->on_cycle = cb;
+    r->on_cycle_arg = arg;
 }
 
 void tf_reload_metrics(const tf_reload_t *r, tf_metrics_main_t *m)

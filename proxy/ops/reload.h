@@ -94,6 +94,15 @@ void tf_reload_request(tf_reload_t *r, bool with_conf, const char *why, tf_reloa
  * (the admin API re-reads its token file). One listener. */
 void tf_reload_on_conf(tf_reload_t *r, void (*cb)(void *arg, const tf_conf_t *conf), void *arg);
 
+/* Called on the loop thread around configuration reloads (with_conf: SIGHUP,
+ * POST /reload), for a supervisor's view (sd_notify RELOADING=1/READY=1):
+ * with res NULL when one is asked for and none is outstanding, then with
+ * the result of the rebuild that answers the last request outstanding
+ * (requests made while one runs are merged into the next). Not called for
+ * the rebuild in flight when tlsfront starts stopping. One listener. */
+typedef void (*tf_reload_cycle_cb)(void *arg, const tf_reload_result_t *res);
+void tf_reload_on_cycle(tf_reload_t *r, tf_reload_cycle_cb cb, void *arg);
+
 /* Figures for GET /metrics. */
 void tf_reload_metrics(const tf_reload_t *r, tf_metrics_main_t *m);
 /* The process-wide backend registry (proxy/net/backends.h). */

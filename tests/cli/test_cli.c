@@ -633,3 +633,125 @@ Test(cli, check_accepts_usable_acme_files)
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     cr_expect_eq(system(cmd), 0);
 }
+
+/* ---- `user:`: files tlsfront reads again after switching users (issue 17) ------------- */
+
+/* A directory others may enter (mkdtemp makes it 0700), with the demo's system bundle as
+ * certs/open.pem (0644) and certs/secret.pem (0600), and a ticket keys file (0600). */
+static char *user_fixture(void)
+{
+    const char *demo = demo_dir();
+    char *dir = strdup("/tmp/tf-cli-user-XXXXXX");
+    cr_assert_not_null(dir);
+    cr_assert_not_null(mkdtemp(dir));
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd,
+             "set -e; cd '%s'; chmod 755 .; mkdir -m 755 certs; "
+             "cp '%s/certs/system.pem' certs/open.pem; chmod 644 certs/open.pem; "
+             "cp '%s/certs/system.pem' certs/secret.pem; chmod 600 certs/secret.pem; "
+             "head -c 80 /dev/urandom | base64 -w0 > tickets; chmod 600 tickets",
+             dir, demo, demo);
+    cr_assert_eq(system(cmd), 0, "%s", cmd);
+    return dir;
+}
+
+/* Removes the fixture and frees its name. */
+static void remove_tree(char *dir)
+{
+    char cmd[1200];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    cr_expect_eq(system(cmd), 0);
+    free(dir);
+}
+
+static char *user_config(const char *dir, const char *user)
+{
+    char certs[1200], def[1200], keys[1200], u[200];
+    snprintf(u, sizeof u, "user: %s", user);
+    snprintf(certs, sizeof certs, "  certs: [\"%s/certs\"]", dir);
+    snprintf(def, sizeof def, "  default_cert: %s/certs/open.pem", dir);
+    snprintf(keys, sizeof keys, "  ticket_keys_file: %s/tickets", dir);
+    const char *lines[] = {
+        u,
+        "listen:",
+        "  https: [\"127.0.0.1:8443\"]",
+        "tls:",
+        certs, /* line 5, col 11 */
+        def,
+        keys, /* line 7, column 21 */
+        "tenants:",
+        "  all: {hosts: [\"*\"], backends: [\"127.0.0.1:8081\"]}",
+        NULL,
+    };
+    return config_lines(lines);
+}
+
+Test(cli, check_warns_about_files_the_user_cannot_read)
+{
+    char *dir = user_fixture();
+    char *cfg = user_config(dir, "nobody");
+    tf_run_t r;
+    RUN(r, "check", "-c", cfg);
+    cr_expect_eq(r.status, 0, "warnings only: %s", r.err);
+    char want[4096];
+    snprintf(want, sizeof want,
+             "warning: %s:5:11: %s/certs/secret.pem: user 'nobody' cannot read it (owner ", cfg,
+             dir);
+    cr_expect_not_null(strstr(r.err, want), "want '%s' in:\n%s", want, r.err);
+    snprintf(want, sizeof want, "warning: %s:7:21: %s/tickets: user 'nobody' cannot read it", cfg,
+             dir);
+    cr_expect_not_null(strstr(r.err, want), "want '%s' in:\n%s", want, r.err);
+    cr_expect_not_null(strstr(r.err, "without 'user:'"), "says what to do: %s", r.err);
+    /* Readable by everyone: nothing about it. */
+    cr_expect_null(strstr(r.err, "open.pem: user"), "%s", r.err);
+    tf_run_dispose(&r);
+    free(cfg);
+
+    /* A directory on the way that the user cannot enter hides even a 0644 file. */
+    char cmd[1200];
+    snprintf(cmd, sizeof cmd, "chmod 700 '%s/certs'", dir);
+    cr_assert_eq(system(cmd), 0);
+    cfg = user_config(dir, "nobody");
+    RUN(r, "check", "-c", cfg);
+    snprintf(want, sizeof want, "%s/certs: user 'nobody' cannot list it (owner ", dir);
+    cr_expect_not_null(strstr(r.err, want), "want '%s' in:\n%s", want, r.err);
+    snprintf(want, sizeof want,
+             "%s/certs/open.pem: user 'nobody' cannot read it (the directory %s/certs is "
+             "closed to it)",
+             dir, dir);
+    cr_expect_not_null(strstr(r.err, want), "want '%s' in:\n%s", want, r.err);
+    tf_run_dispose(&r);
+    free(cfg);
+    remove_tree(dir);
+}
+
+Test(cli, check_says_nothing_of_readability_without_user)
+{
+    char *dir = user_fixture();
+    char *cfg = user_config(dir, "~");
+    tf_run_t r;
+    RUN(r, "check", "-c", cfg);
+    cr_expect_eq(r.status, 0, "%s", r.err);
+    cr_expect_null(strstr(r.err, "cannot read it"), "%s", r.err);
+    tf_run_dispose(&r);
+    free(cfg);
+    remove_tree(dir);
+}
+
+Test(cli, check_refuses_a_user_that_does_not_exist)
+{
+    char *dir = user_fixture();
+    char *cfg = user_config(dir, "tf-no-such-user");
+    tf_run_t r;
+    RUN(r, "check", "-c", cfg);
+    cr_expect_eq(r.status, 1, "%s", r.err);
+    char want[2048];
+    snprintf(want, sizeof want,
+             "error: %s:1:7: user 'tf-no-such-user' does not exist: tlsfront run would refuse "
+             "to start; create it",
+             cfg);
+    cr_expect_not_null(strstr(r.err, want), "want '%s' in:\n%s", want, r.err);
+    tf_run_dispose(&r);
+    free(cfg);
+    remove_tree(dir);
+}
