@@ -295,29 +295,7 @@ int tf_acme__get(tf_acme_client_t *c, const char *url, tf_acme_http_response_t *
 
 int tf_acme__write_file(const char *path, const void *data, size_t len)
 {
-    char tmp[4096];
-    if (snprintf(tmp, sizeof tmp, "%s.XXXXXX", path) >= (int)sizeof tmp)
-        return -ENAMETOOLONG;
-    int fd = mkstemp(tmp);
-    if (fd < 0)
-        return -errno;
-    int rc = fchmod(fd, 0600) == 0 ? 0 : -errno;
-    for (size_t off = 0; rc == 0 && off < len;) {
-        ssize_t n = write(fd, (const char *)data + off, len - off);
-        if (n < 0 && errno != EINTR)
-            rc = -errno;
-        else if (n > 0)
-            off += (size_t)n;
-    }
-    if (rc == 0 && fsync(fd) != 0)
-        rc = -errno;
-    if (close(fd) != 0 && rc == 0)
-        rc = -errno;
-    if (rc == 0 && rename(tmp, path) != 0)
-        rc = -errno;
-    if (rc != 0)
-        unlink(tmp);
-    return rc;
+    return tf_acme__write_atomic(path, data, len, 0600, false);
 }
 
 static void account_path(const tf_acme_client_t *c, char *out, size_t cap)

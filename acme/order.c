@@ -371,7 +371,9 @@ static int authorize_one(run_t *o, const char *url)
                                  url, list);
             rc = TF_EUNSUPPORTED;
         } else {
-            rc = validate(o, ch, name, url);
+            /* Our own spelling (lower case, as ordered): the server's may
+             * differ in case, which the validation certificate refuses. */
+            rc = validate(o, ch, o->host, url);
         }
     }
     json_decref(authz);

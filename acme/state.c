@@ -28,6 +28,8 @@
 int tf_acme__mkdirs(const char *dir, mode_t mode)
 {
     char path[TF_ACME_PATH_MAX];
+    if (dir[0] == '\0')
+        return -EINVAL;
     if (snprintf(path, sizeof path, "%s", dir) >= (int)sizeof path)
         return -ENAMETOOLONG;
     for (char *p = path + 1;; p++) {
