@@ -480,7 +480,8 @@ static bool preface_read(tf_stream_t *s, const char **data, size_t *n)
     int rc = p->fn(s, all, len < p->max ? len : p->max);
     if (!tf_stream_live(s))
         return false;
-    if (rc < 0 || (rc == 0 && len >= p->max) || (rc > 0 && (size_t)rc <= kept)) {
+    if (rc < 0 || (rc == 0 && len >= p->max) ||
+        (rc > 0 && ((size_t)rc <= kept || (size_t)rc > len))) {
         s->sink->error(s, rc < 0 ? rc : TF_EINVAL, "preface");
         return false;
     }
