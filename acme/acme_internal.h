@@ -3,6 +3,7 @@
 #define TF_ACME_ACME_INTERNAL_H
 
 #include "acme/acme.h"
+#include "common/util.h"
 
 #include <wolfssl/options.h>
 #include <wolfssl/wolfcrypt/asn_public.h>
@@ -47,10 +48,6 @@ const char *tf_acme__alg(const tf_acme_key_t *key);
  * Lengths up to 16 MiB. */
 size_t tf_acme__der_len(size_t n, unsigned char *out);
 
-/* Reads the tag at P[*POS] (must be TAG) and its definite length into *CLEN,
- * leaving *POS at the contents; false when malformed or past LEN. */
-bool tf_acme__der_header(const unsigned char *p, size_t len, size_t *pos, unsigned char tag,
-                         size_t *clen);
 
 /* A lower-case DNS name of LDH labels, 1-253 characters: what the ACME
  * client orders (wildcards and the rest are refused before). */

@@ -39,18 +39,18 @@ static bool find_extensions(const unsigned char *tbs, size_t len, size_t *at, si
                             size_t *oldlen)
 {
     size_t pos = 0, body;
-    if (!tf_acme__der_header(tbs, len, &pos, 0x30, &body) || pos + body != len)
+    if (!tf_der_header(tbs, len, &pos, 0x30, &body) || pos + body != len)
         return false;
     *at = len;
     *old = len;
     *oldlen = 0;
     while (pos < len) {
         size_t start = pos, clen, inner = 0;
-        if (!tf_acme__der_header(tbs, len, &pos, tbs[pos], &clen))
+        if (!tf_der_header(tbs, len, &pos, tbs[pos], &clen))
             return false;
         if (tbs[start] == 0xa3) {
             size_t q = pos;
-            if (pos + clen != len || !tf_acme__der_header(tbs, len, &q, 0x30, &inner) ||
+            if (pos + clen != len || !tf_der_header(tbs, len, &q, 0x30, &inner) ||
                 q + inner != len)
                 return false;
             *at = start;
@@ -70,7 +70,7 @@ static size_t add_extension(unsigned char *buf, size_t len, size_t cap, const un
     unsigned char tmp[CERT_MAX], l2[4], l3[4], l1[4];
     if (!find_extensions(buf, len, &at, &old, &oldlen))
         return 0;
-    (void)tf_acme__der_header(buf, len, &hdr, 0x30, &(size_t){0});
+    (void)tf_der_header(buf, len, &hdr, 0x30, &(size_t){0});
     size_t n2 = tf_acme__der_len(oldlen + EXT_LEN, l2);
     size_t n3 = tf_acme__der_len(1 + n2 + oldlen + EXT_LEN, l3);
     size_t fields = at - hdr, body = fields + 1 + n3 + 1 + n2 + oldlen + EXT_LEN;

@@ -26,29 +26,6 @@ size_t tf_acme__der_len(size_t n, unsigned char *out)
     return 1 + k;
 }
 
-bool tf_acme__der_header(const unsigned char *p, size_t len, size_t *pos, unsigned char tag,
-                         size_t *clen)
-{
-    size_t i = *pos, n = 0;
-    if (i + 2 > len || p[i] != tag)
-        return false;
-    i++;
-    if (p[i] < 0x80) {
-        n = p[i++];
-    } else {
-        unsigned k = p[i++] & 0x7f;
-        if (k == 0 || k > 3 || i + k > len)
-            return false;
-        while (k--)
-            n = (n << 8) | p[i++];
-    }
-    if (n > len - i)
-        return false;
-    *pos = i;
-    *clen = n;
-    return true;
-}
-
 bool tf_acme__host_ok(const char *host)
 {
     size_t n = strlen(host), label = 0;

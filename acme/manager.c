@@ -7,6 +7,7 @@
  * shared fields (marked below); the thread never holds it while it calls
  * out (the client, the proxy's callbacks, the disk). */
 #include "acme/acme_internal.h"
+#include "common/util.h"
 
 #include "certstore/certstore.h"
 #include "common/err.h"
@@ -161,23 +162,6 @@ static void entry_clear(entry_t *e)
 static char *dup_or_null(const char *s)
 {
     return s != NULL ? strdup(s) : NULL;
-}
-
-/* Whether two paths name the same file, runs of slashes counting as one. */
-static bool same_path(const char *a, const char *b)
-{
-    while (*a != '\0' && *b != '\0') {
-        if (*a != *b)
-            return false;
-        bool slash = *a == '/';
-        a++;
-        b++;
-        while (slash && *a == '/')
-            a++;
-        while (slash && *b == '/')
-            b++;
-    }
-    return *a == *b;
 }
 
 /* ---- the names ------------------------------------------------------------- */
@@ -357,7 +341,7 @@ static int judge(eval_t *e)
     e->exists = frc != -ENOENT;
     e->ours = false;
     e->not_before = e->not_after = 0;
-    if (frc != 0 || rc != 0 || !same_path(e->rec.path, e->path))
+    if (frc != 0 || rc != 0 || !tf_same_path(e->rec.path, e->path))
         return rc != 0 ? rc : (frc != 0 && frc != -ENOENT ? frc : 0);
     if (e->rec.sha256[0] != '\0' && strcmp(sha, e->rec.sha256) == 0) {
         e->ours = true;
@@ -786,7 +770,7 @@ static int64_t evaluate(eval_t *e)
     }
     tf_acme_coverage_t cov = {0};
     e->m->coverage(e->m->arg, e->name, &cov);
-    if (cov.covered && !same_path(cov.file, e->path)) {
+    if (cov.covered && !tf_same_path(cov.file, e->path)) {
         char until[40];
         set_unmanaged(e, cov.file, cov.not_after,
                       "covered by %s, a certificate tlsfront did not issue, valid until %s",

@@ -69,7 +69,7 @@ static bool element(const unsigned char *p, size_t len, size_t *pos, unsigned ch
     if (*pos >= len)
         return false;
     *tag = p[*pos];
-    return tf_acme__der_header(p, len, pos, *tag, clen);
+    return tf_der_header(p, len, pos, *tag, clen);
 }
 
 /* The keyIdentifier ([0] IMPLICIT OCTET STRING) of an
@@ -79,8 +79,8 @@ static bool aki_key_id(const unsigned char *p, size_t len, const unsigned char *
 {
     size_t pos = 0, n, end;
     unsigned char tag;
-    if (!tf_acme__der_header(p, len, &pos, 0x04, &n) ||
-        !tf_acme__der_header(p, len, &pos, 0x30, &n))
+    if (!tf_der_header(p, len, &pos, 0x04, &n) ||
+        !tf_der_header(p, len, &pos, 0x30, &n))
         return false;
     end = pos + n;
     while (pos < end && element(p, end, &pos, &tag, &n)) {
@@ -99,12 +99,12 @@ static bool find_aki(const unsigned char *p, size_t len, const unsigned char **i
 {
     static const unsigned char oid[] = {0x06, 0x03, 0x55, 0x1d, 0x23};
     size_t pos = 0, n;
-    if (!tf_acme__der_header(p, len, &pos, 0x30, &n))
+    if (!tf_der_header(p, len, &pos, 0x30, &n))
         return false;
     size_t end = pos + n;
     while (pos < end) {
         size_t ext;
-        if (!tf_acme__der_header(p, end, &pos, 0x30, &ext))
+        if (!tf_der_header(p, end, &pos, 0x30, &ext))
             return false;
         size_t next = pos + ext, q = pos;
         if (ext > sizeof oid && memcmp(p + q, oid, sizeof oid) == 0) {
@@ -129,8 +129,8 @@ static bool cert_id_parts(const unsigned char *der, size_t len, const unsigned c
 {
     size_t pos = 0, n, tbs_end;
     unsigned char tag;
-    if (!tf_acme__der_header(der, len, &pos, 0x30, &n) ||
-        !tf_acme__der_header(der, len, &pos, 0x30, &n))
+    if (!tf_der_header(der, len, &pos, 0x30, &n) ||
+        !tf_der_header(der, len, &pos, 0x30, &n))
         return false;
     tbs_end = pos + n;
     if (pos < tbs_end && der[pos] == 0xa0) { /* version */
@@ -138,7 +138,7 @@ static bool cert_id_parts(const unsigned char *der, size_t len, const unsigned c
             return false;
         pos += n;
     }
-    if (!tf_acme__der_header(der, tbs_end, &pos, 0x02, serial_len) || *serial_len == 0)
+    if (!tf_der_header(der, tbs_end, &pos, 0x02, serial_len) || *serial_len == 0)
         return false;
     *serial = der + pos;
     pos += *serial_len;

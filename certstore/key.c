@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "certstore/certstore_internal.h"
+#include "common/util.h"
 
 #define MAX_PUB 1200 /* RSA-8192 modulus and exponent, or a P-521 point */
 
@@ -35,42 +36,16 @@ static const struct {
     {"X448", TF_CS_KEY_NONE, 3, {0x2b, 0x65, 0x6f}},
 };
 
-/* Reads one DER tag and definite length at *pos; leaves *pos at the contents. */
-static bool der_header(const unsigned char *p, size_t len, size_t *pos, unsigned char want,
-                       size_t *clen)
-{
-    size_t i = *pos, n = 0;
-
-    if (i + 2 > len || p[i] != want)
-        return false;
-    i++;
-    if (p[i] < 0x80) {
-        n = p[i++];
-    } else {
-        unsigned k = p[i++] & 0x7f;
-
-        if (k == 0 || k > 3 || i + k > len)
-            return false;
-        while (k--)
-            n = (n << 8) | p[i++];
-    }
-    if (n > len - i)
-        return false;
-    *pos = i;
-    *clen = n;
-    return true;
-}
-
 /* PKCS#8: SEQUENCE { INTEGER version, SEQUENCE { OID algorithm, ... }, ... }.
  * Returns the algs[] index, -1 for an unknown OID, -2 when not PKCS#8. */
 static int pkcs8_alg(const unsigned char *der, size_t len)
 {
     size_t pos = 0, n;
 
-    if (!der_header(der, len, &pos, 0x30, &n) || !der_header(der, len, &pos, 0x02, &n))
+    if (!tf_der_header(der, len, &pos, 0x30, &n) || !tf_der_header(der, len, &pos, 0x02, &n))
         return -2;
     pos += n;
-    if (!der_header(der, len, &pos, 0x30, &n) || !der_header(der, len, &pos, 0x06, &n))
+    if (!tf_der_header(der, len, &pos, 0x30, &n) || !tf_der_header(der, len, &pos, 0x06, &n))
         return -2;
     for (size_t i = 0; i < sizeof algs / sizeof algs[0]; i++)
         if (n == algs[i].len && memcmp(der + pos, algs[i].oid, n) == 0)

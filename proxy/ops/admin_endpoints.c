@@ -236,24 +236,6 @@ static json_t *reload_json(const tf_reload_result_t *res, json_t *extra, const c
     return tf_json_checked(o, rc);
 }
 
-/* Whether two paths name the same file, a run of slashes counting as one
- * ("certs/" + "/a.pem" as the store joins them). */
-static bool same_path(const char *a, const char *b)
-{
-    while (*a != '\0' && *b != '\0') {
-        if (*a != *b)
-            return false;
-        bool slash = *a == '/';
-        a++;
-        b++;
-        while (slash && *a == '/')
-            a++;
-        while (slash && *b == '/')
-            b++;
-    }
-    return *a == *b;
-}
-
 /* Why the store in service rejects the file this PUT wrote (its first
  * fatal diagnostic), or NULL when it loads it. Looked up in the snapshot
  * rather than the reload's failures: a reload that the watcher started
@@ -264,7 +246,7 @@ static const char *own_file_rejected(const admin_conn_t *c)
     for (size_t i = 0; snap != NULL && i < tf_cs_snapshot_entry_count(snap); i++) {
         const tf_cs_entry_t *e = tf_cs_snapshot_entry_at(snap, i);
         const tf_cs_bundle_t *failed = tf_cs_entry_failed(e);
-        if (failed == NULL || !same_path(tf_cs_entry_path(e), c->fj.job.file))
+        if (failed == NULL || !tf_same_path(tf_cs_entry_path(e), c->fj.job.file))
             continue;
         for (size_t k = 0; k < tf_cs_bundle_diag_count(failed); k++) {
             const tf_cs_diag_t *d = tf_cs_bundle_diag_at(failed, k);
