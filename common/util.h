@@ -53,8 +53,8 @@ static inline bool tf_same_path(const char *a, const char *b)
 /* Reads one DER tag (must be TAG) and its definite length (at most 3
  * length bytes) at P[*POS], leaving *POS at the contents and the length in
  * *CLEN; false when malformed or past LEN. */
-static inline bool tf_der_header(const unsigned char *p, size_t len, size_t *pos,
-                                 unsigned char tag, size_t *clen)
+static inline bool tf_der_header(const unsigned char *p, size_t len, size_t *pos, unsigned char tag,
+                                 size_t *clen)
 {
     size_t i = *pos, n = 0;
     if (i + 2 > len || p[i] != tag)
