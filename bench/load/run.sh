@@ -6,6 +6,12 @@
 #           HTTP/1.1 request each
 #   rsa     the same with an RSA-2048 certificate
 #   resume  TLS 1.3 resumed handshakes (tickets, psk_dhe_ke), ECDSA, one request each
+#   rate    (not run by default) part load: as ecdsa, but the load generator
+#           offers RATE new connections a second on a fixed schedule (open
+#           loop, at most RATE_CONNS in flight) instead of saturating the
+#           proxy; handshakes per proxy CPU-second at that rate, and below the
+#           table each proxy's CPU per handshake at RATE against saturated
+#           (ecdsa, when run too)
 #   idle    memory per idle TLS connection: a fresh proxy, IDLE connections
 #           (handshake and one keep-alive request each), VmRSS delta / IDLE
 #   spread  (not run by default) as ecdsa, with SNI spread over SPREAD
@@ -39,8 +45,12 @@
 #   ROUNDS=1 (ROUNDS=N: the proxies take turns N times, REPEAT runs each per turn)
 #   BULK_CONNS=8
 #   H2_REQUESTS=200000 H2_CONNS=50 H2_STREAMS=10 (the h2 case: h2load -n -c -m)
+#   RATE=1200 (the rate case: new connections offered per second; about half of
+#           haproxy's saturated ECDSA rate on the machines of docs/PERFORMANCE.md)
+#   RATE_CONNS=400 (the rate case: the most in flight; a due connection with
+#           no free slot is missed= in the raw results)
 #   PROXIES="tlsfront haproxy nginx"
-#   CASES="ecdsa rsa resume idle" (all: "ecdsa rsa resume spread keepalive bulk h2 idle h2idle")
+#   CASES="ecdsa rsa resume idle" (all: "ecdsa rsa resume rate spread keepalive bulk h2 idle h2idle")
 #   IDLE_REQUEST=1 (0: idle connections get the handshake only)
 #   TLSFRONT=BUILD_DIR/proxy/tlsfront (the binary measured)
 #   TLSFRONT_BASE=PATH with PROXIES="tlsfront tlsfront_base ...": another
@@ -64,6 +74,8 @@ bulk_conns=${BULK_CONNS:-8}
 h2_requests=${H2_REQUESTS:-200000}
 h2_conns=${H2_CONNS:-50}
 h2_streams=${H2_STREAMS:-10}
+rate=${RATE:-1200}
+rate_conns=${RATE_CONNS:-400}
 h2=0 # 1 while an HTTP/2 case runs: the proxies' configurations offer h2
 proxies=${PROXIES:-tlsfront haproxy nginx}
 cases=${CASES:-ecdsa rsa resume idle}
@@ -396,6 +408,7 @@ idle_run() { # PROXY OUT
 case_args() { # CASE -> load generator arguments
     case $1 in
     resume) echo "--resume --sni $sni" ;;
+    rate) echo "--full --sni $sni --rate $rate --conns $rate_conns" ;;
     spread) echo "--full --sni-spread $spread_n" ;;
     keepalive) echo "--full --requests 0 --sni $sni" ;;
     routes1 | routes50) echo "--full --requests 0 --sni $sni --path /app/r37/item?x=1" ;;
@@ -447,7 +460,7 @@ run_proxy() {
     local p=$1 want=()
     haproxy_mode=tcp
     start_backend 16
-    for c in ecdsa resume; do has $c "$cases" && want+=("$c"); done
+    for c in ecdsa resume rate; do has $c "$cases" && want+=("$c"); done
     [ ${#want[@]} -eq 0 ] || run_kind "$p" ecdsa "${want[@]}" || true
     if has rsa "$cases"; then run_kind "$p" rsa rsa || true; fi
     # nginx would need one server block per certificate for SNI.
@@ -534,6 +547,7 @@ label() {
     ecdsa) echo "full handshake, TLS 1.3, ECDSA P-256, 1 request" ;;
     rsa) echo "full handshake, TLS 1.3, RSA-2048, 1 request" ;;
     resume) echo "resumed handshake, TLS 1.3 ticket, 1 request" ;;
+    rate) echo "full handshake, ECDSA, 1 request, $rate/s offered (part load)" ;;
     spread) echo "full handshake, ECDSA, SNI over $spread_n certificates" ;;
     idle) echo "KiB per idle TLS connection ($idle_n)" ;;
     h2idle) echo "KiB per idle HTTP/2 connection, one finished stream ($idle_n)" ;;
@@ -575,6 +589,22 @@ print_table() {
     done
 }
 
+# The rate case against ecdsa: CPU per handshake at part load and saturated.
+print_part_load() {
+    has rate "$cases" || return 0
+    local p part sat
+    echo
+    echo "Part load: proxy CPU µs per handshake at $rate/s offered against saturated (ecdsa):"
+    for p in $proxies; do
+        part=$(per_cpu "$p" rate) sat=$(per_cpu "$p" ecdsa)
+        printf -- '- %s: %s at %s/s (achieved %s/s, missed %s), %s saturated: %s×\n' "$p" \
+            "$(awk -v h="$part" 'BEGIN {print (h > 0 ? sprintf("%.0f µs", 1e6 / h) : "n/a")}')" \
+            "$rate" "$(per_cpu "$p" rate seconds)" "$(med "$p" rate missed)" \
+            "$(awk -v h="$sat" 'BEGIN {print (h > 0 ? sprintf("%.0f µs", 1e6 / h) : "n/a")}')" \
+            "$(ratio "$sat" "$part")"
+    done
+}
+
 print_loadgen_table() {
     printf '| proxy | case | handshakes | requests | errors | p50 ms | p99 ms | proxy CPU s | loadgen CPU s | backend CPU s | loadgen CPU µs/handshake |\n'
     printf '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n'
@@ -608,6 +638,7 @@ if has h2 "$cases"; then
 fi
 echo
 print_table
+print_part_load
 for p in $proxies; do
     compgen -G "$work/results/$p.*" >/dev/null || echo "$p: n/a (did not start: see $work/$p.log)"
 done
