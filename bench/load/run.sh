@@ -57,6 +57,10 @@
 #           tlsfront binary (a build of the commit before a change) measured in
 #           the same run, taking turns with the rest: its column and the
 #           tlsfront/tlsfront_base ratio are the change's effect
+#   PERF_STAT=1 (needs perf and tracepoints): count each proxy's system calls
+#           by name, context switches and wakeups during every throughput run
+#           (perf stat -p), printed per handshake (per request for the request
+#           cases) below the tables: where part load spends more than saturation
 #   PEER_HEADERS=1 (0: haproxy and nginx forward requests as they came, without
 #           the X-Forwarded-For/-Proto/-Host/-Port that tlsfront always sets)
 #   TF_BENCH_DIR=/tmp/tlsfront-bench-load (certificates, configs, logs, raw results)
@@ -81,6 +85,13 @@ proxies=${PROXIES:-tlsfront haproxy nginx}
 cases=${CASES:-ecdsa rsa resume idle}
 work=${TF_BENCH_DIR:-/tmp/tlsfront-bench-load}
 peer_headers=${PEER_HEADERS:-1}
+perf_stat=${PERF_STAT:-0}
+perf_events="task-clock,context-switches,raw_syscalls:sys_enter,sched:sched_wakeup"
+for sc in epoll_wait epoll_pwait epoll_ctl accept4 read write writev recvfrom sendto recvmsg sendmsg \
+    close shutdown connect setsockopt getsockopt getsockname getpeername ioctl timerfd_settime \
+    clock_gettime futex getrandom brk mmap munmap madvise; do
+    perf_events+=",syscalls:sys_enter_$sc"
+done
 sni=tenant0.bench.example
 tck=$(getconf CLK_TCK)
 loadgen=$build/bench/load/bench_loadgen
@@ -336,13 +347,30 @@ seconds() { awk -v a="$1" -v b="$2" -v t="$tck" 'BEGIN {printf "%.2f", (b - a) /
 load_run() { # PID PORT OUT LOADGEN-ARGS...
     local pid=$1 port=$2 out=$3 c0 c1 b0 b1 line
     shift 3
+    local perf_pid=""
     c0=$(cpu_ticks "$pid") b0=$(cpu_ticks "$backend_pid")
+    if [ "$perf_stat" = 1 ]; then
+        perf stat -x, -e "$perf_events" -p "$pid" -o "$work/perf.out" &
+        perf_pid=$!
+    fi
     line=$(taskset -c 1 "$loadgen" --connect "127.0.0.1:$port" --conns "$conns" \
         --duration "$duration" "$@" </dev/null || true)
     c1=$(cpu_ticks "$pid") b1=$(cpu_ticks "$backend_pid")
+    if [ -n "$perf_pid" ]; then
+        kill -INT "$perf_pid" 2>/dev/null || true
+        wait "$perf_pid" 2>/dev/null || true
+    fi
     [ "$c1" != gone ] || return 1
     [ -n "$line" ] || line="handshakes=0 errors=-1 rate=0 cpu=0 resumed=0"
-    echo "$line proxy_cpu=$(seconds "$c0" "$c1") backend_cpu=$(seconds "$b0" "$b1")" >>"$out"
+    echo "$line proxy_cpu=$(seconds "$c0" "$c1") backend_cpu=$(seconds "$b0" "$b1")$(perf_fields)" >>"$out"
+}
+
+# perf stat's counts of the last run as " perf_NAME=COUNT" fields (NAME: the
+# event without its "syscalls:sys_enter_" or "sched:" prefix), or nothing.
+perf_fields() {
+    [ "$perf_stat" = 1 ] && [ -s "$work/perf.out" ] || return 0
+    awk -F, '$1 ~ /^[0-9.]+$/ { n = $3; sub(/^(syscalls:sys_enter_|raw_syscalls:|sched:)/, "", n);
+        printf " perf_%s=%s", n, $1 }' "$work/perf.out"
 }
 
 # h2load's children CPU seconds: the last line of `times` ("0m1.5s 0m0.2s").
@@ -605,6 +633,35 @@ print_part_load() {
     done
 }
 
+# PERF_STAT=1: each proxy's system calls (by name, the busiest), context
+# switches and wakeups per unit of work (handshake or request), per case.
+print_perf_table() {
+    [ "$perf_stat" = 1 ] || return 0
+    local p c f key div
+    echo
+    echo "Per handshake (request cases: per request), medians of the runs (perf stat -p on the proxy):"
+    echo
+    for p in $proxies; do
+        for c in $cases; do
+            f=$work/results/$p.$c
+            is_idle "$c" || [ ! -s "$f" ] && continue
+            read -r key div < <(unit "$c")
+            printf '%s %s: ' "$p" "$c"
+            awk -v key="$key" -v div="$div" '
+                { h = 0; for (i = 1; i <= NF; i++) { split($i, kv, "="); if (kv[1] == key) h = kv[2] / div }
+                  if (h == 0) next
+                  for (i = 1; i <= NF; i++) { split($i, kv, "=");
+                      if (kv[1] ~ /^perf_/ && kv[1] != "perf_task-clock") print substr(kv[1], 6), kv[2] / h } }' "$f" |
+                sort -k1,1 -k2,2g | awk '
+                    function flush() { if (k && v[int((k + 1) / 2)] >= 0.05) printf "%s %.2f\n", name, v[int((k + 1) / 2)] }
+                    $1 != name { flush(); name = $1; k = 0 }
+                    { v[++k] = $2 }
+                    END { flush() }' |
+                sort -k2 -g -r | awk '{printf "%s%s=%s", (NR > 1 ? ", " : ""), $1, $2} END {print ""}'
+        done
+    done
+}
+
 print_loadgen_table() {
     printf '| proxy | case | handshakes | requests | errors | p50 ms | p99 ms | proxy CPU s | loadgen CPU s | backend CPU s | loadgen CPU µs/handshake |\n'
     printf '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n'
@@ -639,6 +696,7 @@ fi
 echo
 print_table
 print_part_load
+print_perf_table
 for p in $proxies; do
     compgen -G "$work/results/$p.*" >/dev/null || echo "$p: n/a (did not start: see $work/$p.log)"
 done
