@@ -36,6 +36,12 @@
  *                   instead of by parsing it.
  *   --timeout S     a connection that has not finished after S seconds is
  *                   counted as an error and dropped (default 10).
+ *   --rate R        (--full/--resume) open-loop: offer R new connections a
+ *                   second on a fixed schedule (the k-th at k/R s), at most
+ *                   --conns in flight; a connection due while every slot is
+ *                   busy is not opened and counted in missed= (the offered
+ *                   rate was not met: raise --conns or lower R). Without
+ *                   it, closed-loop: --conns always in flight (saturation).
  *   --h2            HTTP/2 instead of HTTP/1.1 (ALPN "h2" only; a server
  *                   that does not choose it fails the connection): the
  *                   request is the connection preface, an empty SETTINGS and
@@ -53,7 +59,8 @@
  * bytes= (responses and their bytes, headers included), req_rate=, p50_ms=
  * and p99_ms= (latency of a request: from the TCP connect for the first on a
  * connection, from writing it for the next), cpu=, cpu_user=, cpu_sys= (this
- * process's CPU seconds) and cpu_us_per_hs=. Certificates may be ECDSA or
+ * process's CPU seconds), cpu_us_per_hs=, and with --rate offered= (the rate
+ * asked for) and missed=. Certificates may be ECDSA or
  * RSA: the client offers both signature algorithms.
  */
 #include <wolfssl/options.h>
@@ -85,6 +92,7 @@ typedef struct {
     int tls12, group, conns, idle, idle_request, sni_spread, requests, h2;
     const char *sni, *ca, *path;
     double duration, timeout;
+    double rate; /* --rate: new connections per second offered; 0: closed loop */
     long bytes;
 } opts_t;
 
@@ -111,6 +119,7 @@ typedef struct {
 
 typedef struct {
     long handshakes, resumed, errors, idle_dropped, requests, bytes;
+    long missed; /* --rate: connections due while every slot was busy */
     long next_name;
 } stats_t;
 
@@ -164,7 +173,7 @@ static void usage(void)
             "usage: bench_loadgen --connect HOST:PORT [--full|--resume|--idle N [--idle-request]]\n"
             "       [--tls12] [--group x25519|p256] [--sni NAME | --sni-spread N] [--ca FILE]\n"
             "       [--conns C] [--duration S] [--requests R] [--bytes N] [--timeout S]\n"
-            "       [--path PATH] [--h2]\n");
+            "       [--path PATH] [--h2] [--rate R]\n");
     exit(2);
 }
 
@@ -234,12 +243,15 @@ static void parse_args(int argc, char **argv)
             opt.timeout = atof(v);
         else if (strcmp(a, "--path") == 0)
             opt.path = v;
+        else if (strcmp(a, "--rate") == 0)
+            opt.rate = atof(v);
         else
             usage();
         i += takes;
     }
     if (opt.host == NULL || opt.conns < 1 || opt.requests < 0 || strlen(opt.path) >= 200 ||
-        (opt.mode == MODE_IDLE && opt.idle < 1) || (opt.h2 && (opt.requests != 1 || opt.tls12)))
+        (opt.mode == MODE_IDLE && opt.idle < 1) || (opt.h2 && (opt.requests != 1 || opt.tls12)) ||
+        opt.rate < 0 || (opt.rate > 0 && opt.mode == MODE_IDLE))
         usage();
 }
 
@@ -693,11 +705,14 @@ static void print_result(double t0, double user, double sys)
     double p50 = quantile(0.50), p99 = quantile(0.99);
     printf("handshakes=%ld resumed=%ld errors=%ld seconds=%.3f rate=%.1f requests=%ld bytes=%ld "
            "req_rate=%.1f p50_ms=%.3f p99_ms=%.3f cpu=%.3f cpu_user=%.3f cpu_sys=%.3f "
-           "cpu_us_per_hs=%.1f\n",
+           "cpu_us_per_hs=%.1f",
            st.handshakes, st.resumed, st.errors, seconds,
            seconds > 0 ? (double)st.handshakes / seconds : 0.0, st.requests, st.bytes,
            seconds > 0 ? (double)st.requests / seconds : 0.0, p50, p99, cpu, user, sys,
            st.handshakes > 0 ? cpu * 1e6 / (double)st.handshakes : 0.0);
+    if (opt.rate > 0)
+        printf(" offered=%.1f missed=%ld", opt.rate, st.missed);
+    printf("\n");
     fflush(stdout);
 }
 
@@ -749,14 +764,41 @@ static void poll_once(conn_t *v, int timeout_ms)
     }
 }
 
-/* --full / --resume: a fixed number of connections in flight for the duration. */
+/* --rate: opens the connections the schedule says are due by T (the k-th
+ * at t0 + k/R); those with no free slot are missed, not deferred, so that a
+ * slow server cannot turn the open loop into a closed one. Returns the
+ * milliseconds until the next one is due (at least 1). */
+static int open_due(conn_t *v, double t0, double t, long *opened)
+{
+    long due = (long)((t - t0) * opt.rate) + 1;
+    long behind = due - *opened;
+    if (behind > 0) {
+        long free_slots = count_state(v, opt.conns, ST_FREE);
+        long take = behind < free_slots ? behind : free_slots;
+        st.missed += behind - take;
+        refill(v, opt.conns, &take);
+        *opened = due;
+    }
+    double next = t0 + (double)*opened / opt.rate;
+    int ms = (int)((next - now_s()) * 1e3);
+    return ms < 1 ? 1 : ms;
+}
+
+/* --full / --resume: a fixed number of connections in flight for the
+ * duration, or with --rate a fixed number of new ones a second. */
 static void run_load(conn_t *v)
 {
-    long unlimited = -1;
+    long unlimited = -1, opened = 0;
     double t0 = now_s(), u0 = cpu_s(0), s0 = cpu_s(1), end = t0 + opt.duration, t;
     while (!stop && (t = now_s()) < end) {
-        refill(v, opt.conns, &unlimited);
-        poll_once(v, 50);
+        int wait_ms = 50;
+        if (opt.rate > 0) {
+            int due_ms = open_due(v, t0, t, &opened);
+            wait_ms = due_ms < wait_ms ? due_ms : wait_ms;
+        } else {
+            refill(v, opt.conns, &unlimited);
+        }
+        poll_once(v, wait_ms);
         expire(v, opt.conns, now_s());
     }
     print_result(t0, u0, s0);

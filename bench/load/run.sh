@@ -6,6 +6,12 @@
 #           HTTP/1.1 request each
 #   rsa     the same with an RSA-2048 certificate
 #   resume  TLS 1.3 resumed handshakes (tickets, psk_dhe_ke), ECDSA, one request each
+#   rate    (not run by default) part load: as ecdsa, but the load generator
+#           offers RATE new connections a second on a fixed schedule (open
+#           loop, at most RATE_CONNS in flight) instead of saturating the
+#           proxy; handshakes per proxy CPU-second at that rate, and below the
+#           table each proxy's CPU per handshake at RATE against saturated
+#           (ecdsa, when run too)
 #   idle    memory per idle TLS connection: a fresh proxy, IDLE connections
 #           (handshake and one keep-alive request each), VmRSS delta / IDLE
 #   spread  (not run by default) as ecdsa, with SNI spread over SPREAD
@@ -39,14 +45,22 @@
 #   ROUNDS=1 (ROUNDS=N: the proxies take turns N times, REPEAT runs each per turn)
 #   BULK_CONNS=8
 #   H2_REQUESTS=200000 H2_CONNS=50 H2_STREAMS=10 (the h2 case: h2load -n -c -m)
+#   RATE=1200 (the rate case: new connections offered per second; about half of
+#           haproxy's saturated ECDSA rate on the machines of docs/PERFORMANCE.md)
+#   RATE_CONNS=400 (the rate case: the most in flight; a due connection with
+#           no free slot is missed= in the raw results)
 #   PROXIES="tlsfront haproxy nginx"
-#   CASES="ecdsa rsa resume idle" (all: "ecdsa rsa resume spread keepalive bulk h2 idle h2idle")
+#   CASES="ecdsa rsa resume idle" (all: "ecdsa rsa resume rate spread keepalive bulk h2 idle h2idle")
 #   IDLE_REQUEST=1 (0: idle connections get the handshake only)
 #   TLSFRONT=BUILD_DIR/proxy/tlsfront (the binary measured)
 #   TLSFRONT_BASE=PATH with PROXIES="tlsfront tlsfront_base ...": another
 #           tlsfront binary (a build of the commit before a change) measured in
 #           the same run, taking turns with the rest: its column and the
 #           tlsfront/tlsfront_base ratio are the change's effect
+#   PERF_STAT=1 (needs perf and tracepoints): count each proxy's system calls
+#           by name, context switches and wakeups during every throughput run
+#           (perf stat -p), printed per handshake (per request for the request
+#           cases) below the tables: where part load spends more than saturation
 #   PEER_HEADERS=1 (0: haproxy and nginx forward requests as they came, without
 #           the X-Forwarded-For/-Proto/-Host/-Port that tlsfront always sets)
 #   TF_BENCH_DIR=/tmp/tlsfront-bench-load (certificates, configs, logs, raw results)
@@ -64,11 +78,20 @@ bulk_conns=${BULK_CONNS:-8}
 h2_requests=${H2_REQUESTS:-200000}
 h2_conns=${H2_CONNS:-50}
 h2_streams=${H2_STREAMS:-10}
+rate=${RATE:-1200}
+rate_conns=${RATE_CONNS:-400}
 h2=0 # 1 while an HTTP/2 case runs: the proxies' configurations offer h2
 proxies=${PROXIES:-tlsfront haproxy nginx}
 cases=${CASES:-ecdsa rsa resume idle}
 work=${TF_BENCH_DIR:-/tmp/tlsfront-bench-load}
 peer_headers=${PEER_HEADERS:-1}
+perf_stat=${PERF_STAT:-0}
+perf_events="task-clock,context-switches,raw_syscalls:sys_enter,sched:sched_wakeup"
+for sc in epoll_wait epoll_pwait epoll_ctl accept4 read write writev recvfrom sendto recvmsg sendmsg \
+    close shutdown connect setsockopt getsockopt getsockname getpeername ioctl timerfd_settime \
+    clock_gettime futex getrandom brk mmap munmap madvise; do
+    perf_events+=",syscalls:sys_enter_$sc"
+done
 sni=tenant0.bench.example
 tck=$(getconf CLK_TCK)
 loadgen=$build/bench/load/bench_loadgen
@@ -324,13 +347,30 @@ seconds() { awk -v a="$1" -v b="$2" -v t="$tck" 'BEGIN {printf "%.2f", (b - a) /
 load_run() { # PID PORT OUT LOADGEN-ARGS...
     local pid=$1 port=$2 out=$3 c0 c1 b0 b1 line
     shift 3
+    local perf_pid=""
     c0=$(cpu_ticks "$pid") b0=$(cpu_ticks "$backend_pid")
+    if [ "$perf_stat" = 1 ]; then
+        perf stat -x, -e "$perf_events" -p "$pid" -o "$work/perf.out" &
+        perf_pid=$!
+    fi
     line=$(taskset -c 1 "$loadgen" --connect "127.0.0.1:$port" --conns "$conns" \
         --duration "$duration" "$@" </dev/null || true)
     c1=$(cpu_ticks "$pid") b1=$(cpu_ticks "$backend_pid")
+    if [ -n "$perf_pid" ]; then
+        kill -INT "$perf_pid" 2>/dev/null || true
+        wait "$perf_pid" 2>/dev/null || true
+    fi
     [ "$c1" != gone ] || return 1
     [ -n "$line" ] || line="handshakes=0 errors=-1 rate=0 cpu=0 resumed=0"
-    echo "$line proxy_cpu=$(seconds "$c0" "$c1") backend_cpu=$(seconds "$b0" "$b1")" >>"$out"
+    echo "$line proxy_cpu=$(seconds "$c0" "$c1") backend_cpu=$(seconds "$b0" "$b1")$(perf_fields)" >>"$out"
+}
+
+# perf stat's counts of the last run as " perf_NAME=COUNT" fields (NAME: the
+# event without its "syscalls:sys_enter_" or "sched:" prefix), or nothing.
+perf_fields() {
+    [ "$perf_stat" = 1 ] && [ -s "$work/perf.out" ] || return 0
+    awk -F, '$1 ~ /^[0-9.]+$/ { n = $3; sub(/^(syscalls:sys_enter_|raw_syscalls:|sched:)/, "", n);
+        printf " perf_%s=%s", n, $1 }' "$work/perf.out"
 }
 
 # h2load's children CPU seconds: the last line of `times` ("0m1.5s 0m0.2s").
@@ -396,6 +436,7 @@ idle_run() { # PROXY OUT
 case_args() { # CASE -> load generator arguments
     case $1 in
     resume) echo "--resume --sni $sni" ;;
+    rate) echo "--full --sni $sni --rate $rate --conns $rate_conns" ;;
     spread) echo "--full --sni-spread $spread_n" ;;
     keepalive) echo "--full --requests 0 --sni $sni" ;;
     routes1 | routes50) echo "--full --requests 0 --sni $sni --path /app/r37/item?x=1" ;;
@@ -447,7 +488,7 @@ run_proxy() {
     local p=$1 want=()
     haproxy_mode=tcp
     start_backend 16
-    for c in ecdsa resume; do has $c "$cases" && want+=("$c"); done
+    for c in ecdsa resume rate; do has $c "$cases" && want+=("$c"); done
     [ ${#want[@]} -eq 0 ] || run_kind "$p" ecdsa "${want[@]}" || true
     if has rsa "$cases"; then run_kind "$p" rsa rsa || true; fi
     # nginx would need one server block per certificate for SNI.
@@ -534,6 +575,7 @@ label() {
     ecdsa) echo "full handshake, TLS 1.3, ECDSA P-256, 1 request" ;;
     rsa) echo "full handshake, TLS 1.3, RSA-2048, 1 request" ;;
     resume) echo "resumed handshake, TLS 1.3 ticket, 1 request" ;;
+    rate) echo "full handshake, ECDSA, 1 request, $rate/s offered (part load)" ;;
     spread) echo "full handshake, ECDSA, SNI over $spread_n certificates" ;;
     idle) echo "KiB per idle TLS connection ($idle_n)" ;;
     h2idle) echo "KiB per idle HTTP/2 connection, one finished stream ($idle_n)" ;;
@@ -575,6 +617,51 @@ print_table() {
     done
 }
 
+# The rate case against ecdsa: CPU per handshake at part load and saturated.
+print_part_load() {
+    has rate "$cases" || return 0
+    local p part sat
+    echo
+    echo "Part load: proxy CPU µs per handshake at $rate/s offered against saturated (ecdsa):"
+    for p in $proxies; do
+        part=$(per_cpu "$p" rate) sat=$(per_cpu "$p" ecdsa)
+        printf -- '- %s: %s at %s/s (achieved %s/s, missed %s), %s saturated: %s×\n' "$p" \
+            "$(awk -v h="$part" 'BEGIN {print (h > 0 ? sprintf("%.0f µs", 1e6 / h) : "n/a")}')" \
+            "$rate" "$(per_cpu "$p" rate seconds)" "$(med "$p" rate missed)" \
+            "$(awk -v h="$sat" 'BEGIN {print (h > 0 ? sprintf("%.0f µs", 1e6 / h) : "n/a")}')" \
+            "$(ratio "$sat" "$part")"
+    done
+}
+
+# PERF_STAT=1: each proxy's system calls (by name, the busiest), context
+# switches and wakeups per unit of work (handshake or request), per case.
+print_perf_table() {
+    [ "$perf_stat" = 1 ] || return 0
+    local p c f key div
+    echo
+    echo "Per handshake (request cases: per request), medians of the runs (perf stat -p on the proxy):"
+    echo
+    for p in $proxies; do
+        for c in $cases; do
+            f=$work/results/$p.$c
+            is_idle "$c" || [ ! -s "$f" ] && continue
+            read -r key div < <(unit "$c")
+            printf '%s %s: ' "$p" "$c"
+            awk -v key="$key" -v div="$div" '
+                { h = 0; for (i = 1; i <= NF; i++) { split($i, kv, "="); if (kv[1] == key) h = kv[2] / div }
+                  if (h == 0) next
+                  for (i = 1; i <= NF; i++) { split($i, kv, "=");
+                      if (kv[1] ~ /^perf_/ && kv[1] != "perf_task-clock") print substr(kv[1], 6), kv[2] / h } }' "$f" |
+                sort -k1,1 -k2,2g | awk '
+                    function flush() { if (k && v[int((k + 1) / 2)] >= 0.05) printf "%s %.2f\n", name, v[int((k + 1) / 2)] }
+                    $1 != name { flush(); name = $1; k = 0 }
+                    { v[++k] = $2 }
+                    END { flush() }' |
+                sort -k2 -g -r | awk '{printf "%s%s=%s", (NR > 1 ? ", " : ""), $1, $2} END {print ""}'
+        done
+    done
+}
+
 print_loadgen_table() {
     printf '| proxy | case | handshakes | requests | errors | p50 ms | p99 ms | proxy CPU s | loadgen CPU s | backend CPU s | loadgen CPU µs/handshake |\n'
     printf '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n'
@@ -608,6 +695,8 @@ if has h2 "$cases"; then
 fi
 echo
 print_table
+print_part_load
+print_perf_table
 for p in $proxies; do
     compgen -G "$work/results/$p.*" >/dev/null || echo "$p: n/a (did not start: see $work/$p.log)"
 done
