@@ -230,6 +230,26 @@ int tf_acme_alpn01_get(tf_acme_challenges_t *t, const char *host, size_t host_le
                        size_t *cert_len, uint8_t **key, size_t *key_len)
     __attribute__((warn_unused_result));
 
+/* http-01 answers shared through STORAGE (acme.storage; shared.c), for
+ * several instances behind one balancer: the CA's validation may reach one
+ * that does not hold the order. The ordering instance writes TOKEN's key
+ * authorization as STORAGE/challenges/http-01/TOKEN (mode 0600, directories
+ * 0700, atomically) before it asks the CA to validate, and removes it once
+ * the authorization is decided; answers older than a week (a process that
+ * died meanwhile) are swept at the next write. TOKEN: 1 to 256 base64url
+ * characters. share: 0, TF_EINVAL or -errno. */
+int tf_acme_http01_share(const char *storage, const char *token, const char *key_auth)
+    __attribute__((warn_unused_result));
+void tf_acme_http01_unshare(const char *storage, const char *token);
+/* Reads TOKEN's shared answer, for listen.http after its own table: a
+ * synchronous open and read of a file of at most a few hundred bytes (no
+ * symlink followed below STORAGE, a FIFO not waited for), only for a
+ * well-formed TOKEN, and only a file that holds TOKEN "." and more. As
+ * tf_acme_http01_get(): 0 with *key_auth (free()) and *len, TF_ENOTFOUND
+ * (also for a NULL STORAGE), TF_ENOMEM. */
+int tf_acme_http01_shared_get(const char *storage, const char *token, char **key_auth, size_t *len)
+    __attribute__((warn_unused_result));
+
 /* Entries of each kind now (for GET /acme and tests). */
 size_t tf_acme_http01_count(tf_acme_challenges_t *t);
 size_t tf_acme_alpn01_count(tf_acme_challenges_t *t);

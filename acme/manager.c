@@ -726,6 +726,9 @@ static int64_t order(eval_t *e)
                     .next_at = e->now,
                     .last_error = e->rec.last_problem ? json_incref(e->rec.last_problem) : NULL};
     publish(m, e->name, &busy);
+    if (e->rec.order_url != NULL)
+        note(m, TF_ACME_NOTE_INFO, "acme: %s: resuming the order %s (a new one unless the CA still has it)",
+             e->name, e->rec.order_url);
     tf_acme_problem_t prob = {0};
     tf_acme_issued_t issued = {0};
     rc = m->ops->issue(m->client, e->name, e->rec.order_url, on_order, e, &issued, &prob);

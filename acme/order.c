@@ -262,6 +262,13 @@ static int publish(run_t *o, const json_t *ch, const char *name)
     int rc = tf_acme_key_authorization(o->c->account, token, &ka);
     if (rc == 0 && is_http01(ch)) {
         rc = tf_acme_http01_put(o->c->answers, token, ka);
+        /* For other instances sharing storage (acme.h). Not fatal: this
+         * instance answers from memory, and a storage this process cannot
+         * write fails the order later anyway, with a clearer reason. */
+        if (rc == 0) {
+            int shared = tf_acme_http01_share(o->c->storage, token, ka);
+            (void)shared;
+        }
     } else if (rc == 0) {
         unsigned char *cert = NULL, *key = NULL;
         size_t certlen = 0, keylen = 0;
@@ -280,10 +287,13 @@ static int publish(run_t *o, const json_t *ch, const char *name)
 
 static void unpublish(run_t *o, const json_t *ch, const char *name)
 {
-    if (is_http01(ch))
-        tf_acme_http01_remove(o->c->answers, json_string_value(json_object_get(ch, "token")));
-    else
+    const char *token = json_string_value(json_object_get(ch, "token"));
+    if (is_http01(ch)) {
+        tf_acme_http01_remove(o->c->answers, token);
+        tf_acme_http01_unshare(o->c->storage, token);
+    } else {
         tf_acme_alpn01_remove(o->c->answers, name);
+    }
 }
 
 /* The reason an authorization failed: the error of its failed challenge
