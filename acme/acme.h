@@ -281,6 +281,12 @@ int tf_acme_http_new(const tf_acme_http_opts_t *opts, tf_acme_http_t **out, char
                      size_t errlen) __attribute__((warn_unused_result));
 void tf_acme_http_free(tf_acme_http_t *h);
 
+/* Ends every wait of H's requests, the one in progress and all later ones,
+ * with -ECANCELED (err: "cancelled"): for a process that stops while a
+ * server does not answer. Only name resolution is not interrupted (the
+ * resolver's own timeouts bound it). Any thread; not undone. */
+void tf_acme_http_cancel(tf_acme_http_t *h);
+
 /* A response. Header values are NUL-terminated copies (NULL when absent);
  * `link` holds every Link header joined with ", " (RFC 9110 §5.3); body is
  * NUL-terminated too (body_len excludes the NUL). Release with
@@ -309,7 +315,8 @@ typedef enum {
  * Returns 0, or: TF_EINVAL (a URL this client does not take: not http(s),
  * http:// to a host that is not loopback, userinfo, a bad port),
  * TF_ENOTFOUND (the name does not resolve), -ETIMEDOUT (the deadline
- * passed), -errno (connect, read, write), TF_ETLS (handshake
+ * passed), -ECANCELED (tf_acme_http_cancel()), -errno (connect, read,
+ * write), TF_ETLS (handshake
  * or certificate verification; err says which), TF_ETOOBIG (body above
  * max_body), TF_EIO (a malformed response). err receives a sentence on
  * every failure. */
@@ -372,9 +379,10 @@ int tf_acme_client_new(const tf_acme_client_conf_t *conf, tf_acme_client_t **out
                        tf_acme_problem_t *prob) __attribute__((warn_unused_result));
 void tf_acme_client_free(tf_acme_client_t *c);
 
-/* Makes the call running on C (from any thread) return -ECANCELED at its
- * next wait or request; later calls return it at once. For a manager that
- * stops: a wait on the server would otherwise last up to poll_max_s. */
+/* Makes the call running on C (from any thread) return -ECANCELED at
+ * once, also from within an HTTP request (tf_acme_http_cancel()); later
+ * calls return it at once. For a manager that stops: a wait on the server
+ * would otherwise last up to poll_max_s, a request up to timeout_ms. */
 void tf_acme_client_cancel(tf_acme_client_t *c);
 
 /* The account URL ("kid") once known (from storage or the server), else
