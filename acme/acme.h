@@ -410,7 +410,11 @@ void tf_acme_issued_dispose(tf_acme_issued_t *i);
  * finalizes with a fresh key of key_type, downloads the chain. RESUME
  * (may be NULL): an order URL from an earlier run, used when it is still
  * pending/ready/processing/valid for HOST; otherwise (invalid, expired,
- * gone, another name) a new order. The certificate key is kept in
+ * gone, another name) a new order. RENEWING (may be NULL): the PEM
+ * (certificates only) of the certificate a renewal replaces; when the
+ * server's directory has renewalInfo, a new order names it in `replaces`
+ * (RFC 9773 §5; its certID), and is placed again without it when the
+ * server answers alreadyReplaced. The certificate key is kept in
  * storage/orders/ (mode 0600) from just before finalization until the
  * certificate is downloaded, so that a processing or valid order resumes
  * with its key; without that file such an order is replaced. ON_ORDER
@@ -427,8 +431,8 @@ void tf_acme_issued_dispose(tf_acme_issued_t *i);
  * (HOST, no answers table); TF_EUNSUPPORTED (no allowed challenge type
  * offered); -ETIMEDOUT (poll_max_s passed); -ECANCELED. */
 int tf_acme_client_issue(tf_acme_client_t *c, const char *host, const char *resume,
-                         void (*on_order)(void *ud, const char *url), void *ud,
-                         tf_acme_issued_t *out, tf_acme_problem_t *prob)
+                         const char *renewing, void (*on_order)(void *ud, const char *url),
+                         void *ud, tf_acme_issued_t *out, tf_acme_problem_t *prob)
     __attribute__((warn_unused_result));
 
 /* RFC 9773 renewalInfo for the leaf (first certificate) of CERT_PEM (LEN
@@ -445,7 +449,7 @@ int tf_acme_client_renewal_info(tf_acme_client_t *c, const char *cert_pem, size_
  * a fake in its place. tf_acme_client_ops_default holds the functions
  * above. */
 typedef struct {
-    int (*issue)(tf_acme_client_t *c, const char *host, const char *resume,
+    int (*issue)(tf_acme_client_t *c, const char *host, const char *resume, const char *renewing,
                  void (*on_order)(void *ud, const char *url), void *ud, tf_acme_issued_t *out,
                  tf_acme_problem_t *prob);
     int (*renewal_info)(tf_acme_client_t *c, const char *cert_pem, size_t len, int64_t *start,
