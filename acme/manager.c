@@ -727,8 +727,9 @@ static int64_t order(eval_t *e)
                     .last_error = e->rec.last_problem ? json_incref(e->rec.last_problem) : NULL};
     publish(m, e->name, &busy);
     if (e->rec.order_url != NULL)
-        note(m, TF_ACME_NOTE_INFO, "acme: %s: resuming the order %s (a new one unless the CA still has it)",
-             e->name, e->rec.order_url);
+        note(m, TF_ACME_NOTE_INFO,
+             "acme: %s: resuming the order %s (a new one unless the CA still has it)", e->name,
+             e->rec.order_url);
     /* A renewal names the certificate it replaces (RFC 9773 `replaces`). */
     size_t certs_len = 0;
     char *certs = e->ours ? bundle_certs(e->path, &certs_len) : NULL;

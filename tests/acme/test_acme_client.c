@@ -495,8 +495,8 @@ Test(acme_client, a_finalized_order_resumes_with_its_kept_key, .init = setup, .f
     tf_acme_client_t *d = client();
     char seen[256] = "";
     tf_acme_problem_t prob;
-    int rc = tf_acme_client_issue(d, "kept.example.com", first.order_url, NULL, saw_order, seen, &again,
-                                  &prob);
+    int rc = tf_acme_client_issue(d, "kept.example.com", first.order_url, NULL, saw_order, seen,
+                                  &again, &prob);
     cr_assert_eq(rc, 0, "%s: %s", tf_err_name(rc), prob.detail);
     cr_expect_str_eq(again.order_url, first.order_url);
     cr_expect_str_eq(seen, "", "no new order");
@@ -517,8 +517,8 @@ Test(acme_client, names_that_cannot_be_ordered_are_refused_locally, .init = setu
     tf_acme_problem_t prob;
     const char *bad[] = {"*.example.com", "Upper.example.com", "", "a..b"};
     for (size_t i = 0; i < 4; i++) {
-        cr_expect_eq(tf_acme_client_issue(c, bad[i], NULL, NULL, NULL, NULL, &is, &prob), TF_EINVAL, "%s",
-                     bad[i]);
+        cr_expect_eq(tf_acme_client_issue(c, bad[i], NULL, NULL, NULL, NULL, &is, &prob), TF_EINVAL,
+                     "%s", bad[i]);
         cr_expect_eq(prob.status, 0);
         tf_acme_problem_dispose(&prob);
     }
@@ -761,8 +761,7 @@ static json_t *jws_payload(const char *body)
     return p;
 }
 
-static void answer_replaces(tf_resp_t *r, const char *method, const char *path,
-                            tf_resp_answer_t *a)
+static void answer_replaces(tf_resp_t *r, const char *method, const char *path, tf_resp_answer_t *a)
 {
     a->status = 200;
     a->ctype = "application/json";

@@ -104,8 +104,8 @@ static char *make_bundle(const char *host, int days, size_t *len)
 }
 
 static int fake_issue(tf_acme_client_t *c, const char *host, const char *resume,
-                      const char *renewing, void (*on_order)(void *ud, const char *url), void *ud, tf_acme_issued_t *out,
-                      tf_acme_problem_t *prob)
+                      const char *renewing, void (*on_order)(void *ud, const char *url), void *ud,
+                      tf_acme_issued_t *out, tf_acme_problem_t *prob)
 {
     cr_assert_eq(c, FAKE);
     pthread_mutex_lock(&fake.lock);

@@ -344,8 +344,7 @@ Test(acme_scenarios, a_certificate_inside_renew_days_is_renewed_with_a_new_key)
     /* Not early: the second certificate begins when the first was due
      * (notBefore is when pebble issued it), and renewal does not loop. */
     int st;
-    char *gap = tf_px_sh(&st,
-                         "echo $(( $(date -d \"%s\" +%%s) - $(date -d \"%s\" +%%s) ))",
+    char *gap = tf_px_sh(&st, "echo $(( $(date -d \"%s\" +%%s) - $(date -d \"%s\" +%%s) ))",
                          start2 + strlen("notBefore="), start1 + strlen("notBefore="));
     cr_assert_eq(st, 0, "%s", gap);
     cr_expect_geq(atol(gap), LIFE_S * 2 / 3 - 2, "renewed %s s after issuance", gap);
