@@ -230,6 +230,26 @@ int tf_acme_alpn01_get(tf_acme_challenges_t *t, const char *host, size_t host_le
                        size_t *cert_len, uint8_t **key, size_t *key_len)
     __attribute__((warn_unused_result));
 
+/* http-01 answers shared through STORAGE (acme.storage; shared.c), for
+ * several instances behind one balancer: the CA's validation may reach one
+ * that does not hold the order. The ordering instance writes TOKEN's key
+ * authorization as STORAGE/challenges/http-01/TOKEN (mode 0600, directories
+ * 0700, atomically) before it asks the CA to validate, and removes it once
+ * the authorization is decided; answers older than a week (a process that
+ * died meanwhile) are swept at the next write. TOKEN: 1 to 256 base64url
+ * characters. share: 0, TF_EINVAL or -errno. */
+int tf_acme_http01_share(const char *storage, const char *token, const char *key_auth)
+    __attribute__((warn_unused_result));
+void tf_acme_http01_unshare(const char *storage, const char *token);
+/* Reads TOKEN's shared answer, for listen.http after its own table: a
+ * synchronous open and read of a file of at most a few hundred bytes (no
+ * symlink followed below STORAGE, a FIFO not waited for), only for a
+ * well-formed TOKEN, and only a file that holds TOKEN "." and more. As
+ * tf_acme_http01_get(): 0 with *key_auth (free()) and *len, TF_ENOTFOUND
+ * (also for a NULL STORAGE), TF_ENOMEM. */
+int tf_acme_http01_shared_get(const char *storage, const char *token, char **key_auth, size_t *len)
+    __attribute__((warn_unused_result));
+
 /* Entries of each kind now (for GET /acme and tests). */
 size_t tf_acme_http01_count(tf_acme_challenges_t *t);
 size_t tf_acme_alpn01_count(tf_acme_challenges_t *t);
@@ -261,6 +281,12 @@ int tf_acme_http_new(const tf_acme_http_opts_t *opts, tf_acme_http_t **out, char
                      size_t errlen) __attribute__((warn_unused_result));
 void tf_acme_http_free(tf_acme_http_t *h);
 
+/* Ends every wait of H's requests, the one in progress and all later ones,
+ * with -ECANCELED (err: "cancelled"): for a process that stops while a
+ * server does not answer. Only name resolution is not interrupted (the
+ * resolver's own timeouts bound it). Any thread; not undone. */
+void tf_acme_http_cancel(tf_acme_http_t *h);
+
 /* A response. Header values are NUL-terminated copies (NULL when absent);
  * `link` holds every Link header joined with ", " (RFC 9110 §5.3); body is
  * NUL-terminated too (body_len excludes the NUL). Release with
@@ -289,7 +315,8 @@ typedef enum {
  * Returns 0, or: TF_EINVAL (a URL this client does not take: not http(s),
  * http:// to a host that is not loopback, userinfo, a bad port),
  * TF_ENOTFOUND (the name does not resolve), -ETIMEDOUT (the deadline
- * passed), -errno (connect, read, write), TF_ETLS (handshake
+ * passed), -ECANCELED (tf_acme_http_cancel()), -errno (connect, read,
+ * write), TF_ETLS (handshake
  * or certificate verification; err says which), TF_ETOOBIG (body above
  * max_body), TF_EIO (a malformed response). err receives a sentence on
  * every failure. */
@@ -352,9 +379,10 @@ int tf_acme_client_new(const tf_acme_client_conf_t *conf, tf_acme_client_t **out
                        tf_acme_problem_t *prob) __attribute__((warn_unused_result));
 void tf_acme_client_free(tf_acme_client_t *c);
 
-/* Makes the call running on C (from any thread) return -ECANCELED at its
- * next wait or request; later calls return it at once. For a manager that
- * stops: a wait on the server would otherwise last up to poll_max_s. */
+/* Makes the call running on C (from any thread) return -ECANCELED at
+ * once, also from within an HTTP request (tf_acme_http_cancel()); later
+ * calls return it at once. For a manager that stops: a wait on the server
+ * would otherwise last up to poll_max_s, a request up to timeout_ms. */
 void tf_acme_client_cancel(tf_acme_client_t *c);
 
 /* The account URL ("kid") once known (from storage or the server), else
@@ -382,7 +410,11 @@ void tf_acme_issued_dispose(tf_acme_issued_t *i);
  * finalizes with a fresh key of key_type, downloads the chain. RESUME
  * (may be NULL): an order URL from an earlier run, used when it is still
  * pending/ready/processing/valid for HOST; otherwise (invalid, expired,
- * gone, another name) a new order. The certificate key is kept in
+ * gone, another name) a new order. RENEWING (may be NULL): the PEM
+ * (certificates only) of the certificate a renewal replaces; when the
+ * server's directory has renewalInfo, a new order names it in `replaces`
+ * (RFC 9773 §5; its certID), and is placed again without it when the
+ * server answers alreadyReplaced. The certificate key is kept in
  * storage/orders/ (mode 0600) from just before finalization until the
  * certificate is downloaded, so that a processing or valid order resumes
  * with its key; without that file such an order is replaced. ON_ORDER
@@ -399,8 +431,8 @@ void tf_acme_issued_dispose(tf_acme_issued_t *i);
  * (HOST, no answers table); TF_EUNSUPPORTED (no allowed challenge type
  * offered); -ETIMEDOUT (poll_max_s passed); -ECANCELED. */
 int tf_acme_client_issue(tf_acme_client_t *c, const char *host, const char *resume,
-                         void (*on_order)(void *ud, const char *url), void *ud,
-                         tf_acme_issued_t *out, tf_acme_problem_t *prob)
+                         const char *renewing, void (*on_order)(void *ud, const char *url),
+                         void *ud, tf_acme_issued_t *out, tf_acme_problem_t *prob)
     __attribute__((warn_unused_result));
 
 /* RFC 9773 renewalInfo for the leaf (first certificate) of CERT_PEM (LEN
@@ -417,7 +449,7 @@ int tf_acme_client_renewal_info(tf_acme_client_t *c, const char *cert_pem, size_
  * a fake in its place. tf_acme_client_ops_default holds the functions
  * above. */
 typedef struct {
-    int (*issue)(tf_acme_client_t *c, const char *host, const char *resume,
+    int (*issue)(tf_acme_client_t *c, const char *host, const char *resume, const char *renewing,
                  void (*on_order)(void *ud, const char *url), void *ud, tf_acme_issued_t *out,
                  tf_acme_problem_t *prob);
     int (*renewal_info)(tf_acme_client_t *c, const char *cert_pem, size_t len, int64_t *start,

@@ -120,6 +120,8 @@ void tf_acme_client_cancel(tf_acme_client_t *c)
     c->cancelled = true;
     pthread_cond_broadcast(&c->wake);
     pthread_mutex_unlock(&c->lock);
+    if (c->http != NULL)
+        tf_acme_http_cancel(c->http);
 }
 
 const char *tf_acme_client_account_url(const tf_acme_client_t *c)

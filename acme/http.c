@@ -4,8 +4,12 @@
  * seconds at most, so a socket set non-blocking and poll(2) against one
  * deadline give bounded waits without an event loop. wolfSSL reads and
  * writes the socket itself (its default I/O callbacks), unlike tls/, whose
- * sessions are fed by libuv. Name resolution is getaddrinfo(3), which the
- * deadline cannot interrupt; the resolver's own timeouts bound it. */
+ * sessions are fed by libuv. Every wait on the socket also watches an
+ * eventfd that tf_acme_http_cancel() signals, so a stopping process does
+ * not wait out a request to a server that never answers. Name resolution
+ * is getaddrinfo(3), which neither the deadline nor the cancel can
+ * interrupt; the resolver's own timeouts bound it (resolv.conf: 5 s per
+ * try), and a cancel is seen right after it. */
 #include "acme/acme_internal.h"
 
 #include "common/err.h"
@@ -26,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -39,6 +44,7 @@ enum {
 
 struct tf_acme_http {
     WOLFSSL_CTX *wctx;
+    int cancel_fd; /* an eventfd, readable once cancelled */
     unsigned timeout_ms;
     size_t max_body;
 };
@@ -65,8 +71,16 @@ int tf_acme_http_new(const tf_acme_http_opts_t *opts, tf_acme_http_t **out, char
         return TF_ENOMEM;
     h->timeout_ms = opts->timeout_ms ? opts->timeout_ms : DEFAULT_TIMEOUT_MS;
     h->max_body = opts->max_body ? opts->max_body : DEFAULT_MAX_BODY;
+    h->cancel_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (h->cancel_fd < 0) {
+        int rc = -errno;
+        free(h);
+        set_err(err, errlen, "acme: eventfd: %s", strerror(-rc));
+        return rc;
+    }
     h->wctx = wolfSSL_CTX_new(wolfSSLv23_client_method());
     if (h->wctx == NULL) {
+        close(h->cancel_fd);
         free(h);
         set_err(err, errlen, "acme: cannot create a TLS client context");
         return TF_ETLS;
@@ -94,7 +108,21 @@ void tf_acme_http_free(tf_acme_http_t *h)
     if (h == NULL)
         return;
     wolfSSL_CTX_free(h->wctx);
+    close(h->cancel_fd);
     free(h);
+}
+
+void tf_acme_http_cancel(tf_acme_http_t *h)
+{
+    uint64_t one = 1;
+    ssize_t n = write(h->cancel_fd, &one, sizeof one);
+    (void)n; /* only fails when the counter would overflow: cancelled then */
+}
+
+static bool is_cancelled(const tf_acme_http_t *h)
+{
+    struct pollfd p = {.fd = h->cancel_fd, .events = POLLIN};
+    return poll(&p, 1, 0) > 0;
 }
 
 void tf_acme_http_response_dispose(tf_acme_http_response_t *r)
@@ -248,15 +276,19 @@ static int left_ms(const link_t *l)
     return d > 0 ? (int)d : 0;
 }
 
-/* Waits for fd to be ready for events; 0, -ETIMEDOUT or -errno. */
+/* Waits for fd to be ready for events; 0, -ETIMEDOUT, -ECANCELED or
+ * -errno. */
 static int wait_fd(link_t *l, short events)
 {
     for (;;) {
         int ms = left_ms(l);
         if (ms == 0)
             return -ETIMEDOUT;
-        struct pollfd p = {.fd = l->fd, .events = events};
-        int n = poll(&p, 1, ms);
+        struct pollfd p[2] = {{.fd = l->fd, .events = events},
+                              {.fd = l->h->cancel_fd, .events = POLLIN}};
+        int n = poll(p, 2, ms);
+        if (n > 0 && p[1].revents != 0)
+            return -ECANCELED;
         if (n > 0)
             return 0;
         if (n < 0 && errno != EINTR)
@@ -285,6 +317,10 @@ static int connect_one(link_t *l, const struct addrinfo *ai)
 static int link_connect(link_t *l, const tf_acme__url_t *u)
 {
     struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_ADDRCONFIG}, *res = NULL;
+    if (is_cancelled(l->h)) {
+        set_err(l->err, l->errlen, "%s: cancelled", u->host);
+        return -ECANCELED;
+    }
     int g = getaddrinfo(u->host, u->port, &hints, &res);
     if (g != 0) {
         set_err(l->err, l->errlen, "%s: cannot resolve: %s", u->host, gai_strerror(g));
@@ -293,7 +329,7 @@ static int link_connect(link_t *l, const tf_acme__url_t *u)
     int rc = -ECONNREFUSED;
     for (const struct addrinfo *ai = res; ai != NULL; ai = ai->ai_next) {
         rc = connect_one(l, ai);
-        if (rc == 0 || rc == -ETIMEDOUT)
+        if (rc == 0 || rc == -ETIMEDOUT || rc == -ECANCELED || is_cancelled(l->h))
             break;
         close(l->fd);
         l->fd = -1;

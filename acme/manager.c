@@ -726,9 +726,17 @@ static int64_t order(eval_t *e)
                     .next_at = e->now,
                     .last_error = e->rec.last_problem ? json_incref(e->rec.last_problem) : NULL};
     publish(m, e->name, &busy);
+    if (e->rec.order_url != NULL)
+        note(m, TF_ACME_NOTE_INFO,
+             "acme: %s: resuming the order %s (a new one unless the CA still has it)", e->name,
+             e->rec.order_url);
+    /* A renewal names the certificate it replaces (RFC 9773 `replaces`). */
+    size_t certs_len = 0;
+    char *certs = e->ours ? bundle_certs(e->path, &certs_len) : NULL;
     tf_acme_problem_t prob = {0};
     tf_acme_issued_t issued = {0};
-    rc = m->ops->issue(m->client, e->name, e->rec.order_url, on_order, e, &issued, &prob);
+    rc = m->ops->issue(m->client, e->name, e->rec.order_url, certs, on_order, e, &issued, &prob);
+    free(certs);
     if (rc == 0)
         rc = install(e, &issued, &prob);
     if (rc != 0 && stopping(m)) {

@@ -27,6 +27,7 @@ static const char NO_ACCOUNT[] = "urn:ietf:params:acme:error:accountDoesNotExist
 typedef struct {
     tf_acme_client_t *c;
     const char *host;
+    const char *renewing; /* PEM of the certificate this order replaces, or NULL */
     tf_acme_problem_t *prob;
     char *url;     /* the order's */
     json_t *order; /* its last state */
@@ -204,19 +205,60 @@ static int resume(run_t *o, const char *url)
     return rc;
 }
 
+/* RFC 9773 §5: the certID of the certificate a renewal replaces, when the
+ * server offers renewalInfo (the sign that it knows `replaces`), so that it
+ * may exempt the order from rate limits and retire the old certificate. A
+ * new string (free()), or NULL: no such certificate, no renewalInfo, or a
+ * certificate without an authority key identifier to name it by. */
+static char *replaces_id(run_t *o)
+{
+    if (o->renewing == NULL)
+        return NULL;
+    int rc;
+    tf_acme_problem_t quiet = {0};
+    const char *ari = tf_acme__dir_url(o->c, "renewalInfo", &rc, &quiet);
+    tf_acme_problem_dispose(&quiet);
+    unsigned char *der = NULL;
+    size_t derlen = 0;
+    char *id = NULL;
+    if (ari != NULL && tf_acme__leaf_der(o->renewing, strlen(o->renewing), &der, &derlen) == 0 &&
+        tf_acme__cert_id(der, derlen, &id) != 0)
+        id = NULL;
+    free(der);
+    return id;
+}
+
+static int post_new_order(run_t *o, const char *url, const char *replaces)
+{
+    json_t *p = json_pack("{s:[{s:s, s:s}]}", "identifiers", "type", "dns", "value", o->host);
+    int bad = p == NULL;
+    if (!bad && replaces != NULL)
+        bad = json_object_set_new(p, "replaces", json_string(replaces));
+    char *payload = !bad ? json_dumps(p, JSON_COMPACT) : NULL;
+    json_decref(p);
+    if (payload == NULL)
+        return TF_ENOMEM;
+    int rc = post_json(o, url, payload, &o->order, NULL, &o->url);
+    free(payload);
+    return rc;
+}
+
 static int new_order(run_t *o)
 {
     int rc;
     const char *url = tf_acme__dir_url(o->c, "newOrder", &rc, o->prob);
     if (url == NULL)
         return rc;
-    json_t *p = json_pack("{s:[{s:s, s:s}]}", "identifiers", "type", "dns", "value", o->host);
-    char *payload = p ? json_dumps(p, JSON_COMPACT) : NULL;
-    json_decref(p);
-    if (payload == NULL)
-        return TF_ENOMEM;
-    rc = post_json(o, url, payload, &o->order, NULL, &o->url);
-    free(payload);
+    char *replaces = replaces_id(o);
+    rc = post_new_order(o, url, replaces);
+    /* Replaced already (by another client of the account, or an order that
+     * was lost): the renewal is still wanted, as a plain order. */
+    if (rc == TF_EACME && replaces != NULL &&
+        strcmp(o->prob->type, "urn:ietf:params:acme:error:alreadyReplaced") == 0) {
+        tf_acme_problem_dispose(o->prob);
+        rc = post_new_order(o, url, NULL);
+    }
+    free(replaces);
     if (rc == 0 && o->url == NULL) {
         tf_acme__problem_set(o->prob, 0, "%s: no Location for the order", url);
         rc = TF_EIO;
@@ -262,6 +304,13 @@ static int publish(run_t *o, const json_t *ch, const char *name)
     int rc = tf_acme_key_authorization(o->c->account, token, &ka);
     if (rc == 0 && is_http01(ch)) {
         rc = tf_acme_http01_put(o->c->answers, token, ka);
+        /* For other instances sharing storage (acme.h). Not fatal: this
+         * instance answers from memory, and a storage this process cannot
+         * write fails the order later anyway, with a clearer reason. */
+        if (rc == 0) {
+            int shared = tf_acme_http01_share(o->c->storage, token, ka);
+            (void)shared;
+        }
     } else if (rc == 0) {
         unsigned char *cert = NULL, *key = NULL;
         size_t certlen = 0, keylen = 0;
@@ -280,10 +329,13 @@ static int publish(run_t *o, const json_t *ch, const char *name)
 
 static void unpublish(run_t *o, const json_t *ch, const char *name)
 {
-    if (is_http01(ch))
-        tf_acme_http01_remove(o->c->answers, json_string_value(json_object_get(ch, "token")));
-    else
+    const char *token = json_string_value(json_object_get(ch, "token"));
+    if (is_http01(ch)) {
+        tf_acme_http01_remove(o->c->answers, token);
+        tf_acme_http01_unshare(o->c->storage, token);
+    } else {
         tf_acme_alpn01_remove(o->c->answers, name);
+    }
 }
 
 /* The reason an authorization failed: the error of its failed challenge
@@ -546,8 +598,8 @@ void tf_acme_issued_dispose(tf_acme_issued_t *i)
 }
 
 int tf_acme_client_issue(tf_acme_client_t *c, const char *host, const char *resume_url,
-                         void (*on_order)(void *ud, const char *url), void *ud,
-                         tf_acme_issued_t *out, tf_acme_problem_t *prob)
+                         const char *renewing, void (*on_order)(void *ud, const char *url),
+                         void *ud, tf_acme_issued_t *out, tf_acme_problem_t *prob)
 {
     memset(out, 0, sizeof *out);
     memset(prob, 0, sizeof *prob);
@@ -556,7 +608,7 @@ int tf_acme_client_issue(tf_acme_client_t *c, const char *host, const char *resu
                              c->answers ? "not a lower-case DNS name" : "no answers table");
         return TF_EINVAL;
     }
-    run_t o = {.c = c, .host = host, .prob = prob};
+    run_t o = {.c = c, .host = host, .renewing = renewing, .prob = prob};
     /* Orders are weeks apart: the directory is read afresh for each. */
     json_decref(c->dir);
     c->dir = NULL;

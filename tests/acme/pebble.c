@@ -90,6 +90,8 @@ static void write_config(tf_pebble_t *p, const tf_pebble_opts_t *o)
             o->eab_kid != NULL ? "true" : "false");
     if (o->eab_kid != NULL)
         fprintf(f, ", \"externalAccountMACKeys\": {\"%s\": \"%s\"}", o->eab_kid, o->eab_hmac);
+    if (o->validity_s != 0)
+        fprintf(f, ", \"certificateValidityPeriod\": %u", o->validity_s);
     fprintf(f, "}}\n");
     cr_assert_eq(fclose(f), 0);
 }

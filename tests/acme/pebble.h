@@ -36,6 +36,10 @@ typedef struct {
      * (base64url, as pebble's config wants it). NULL: no EAB. */
     const char *eab_kid;
     const char *eab_hmac;
+    /* certificateValidityPeriod (pebble 2.4's config, seconds; the
+     * certificate's notBefore is the time of issuance): 0, pebble's default
+     * of five years. */
+    unsigned validity_s;
 } tf_pebble_opts_t;
 
 typedef struct {

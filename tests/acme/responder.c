@@ -1,4 +1,5 @@
 /* See responder.h. */
+#define _GNU_SOURCE /* strcasestr */
 #include "responder.h"
 
 #include <criterion/criterion.h>
@@ -48,13 +49,36 @@ static void write_all(int fd, const char *p, size_t len)
     }
 }
 
+/* The request body after HEAD (Content-Length bytes, what came with the
+ * head first) into BODY, NUL-terminated; "" when there is none. */
+static void read_body(int fd, const char *head, char *body, size_t cap)
+{
+    const char *cl = strcasestr(head, "\r\nContent-Length:");
+    const char *end = strstr(head, "\r\n\r\n") + 4;
+    size_t want = cl != NULL ? strtoul(cl + 17, NULL, 10) : 0;
+    size_t n = strlen(end);
+    if (want >= cap)
+        want = cap - 1;
+    memcpy(body, end, n < want ? n : want);
+    while (n < want) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        ssize_t k = poll(&p, 1, READ_MS) > 0 ? read(fd, body + n, want - n) : -1;
+        if (k <= 0)
+            break;
+        n += (size_t)k;
+    }
+    body[n < want ? n : want] = '\0';
+}
+
 static void serve(tf_resp_t *r, int fd)
 {
-    char head[HEAD_MAX], method[16], path[512];
+    char head[HEAD_MAX], method[16], path[512], body[sizeof r->last_body];
     if (!read_head(fd, head, sizeof head) || sscanf(head, "%15s %511s HTTP/1.1", method, path) != 2)
         return;
+    read_body(fd, head, body, sizeof body);
     pthread_mutex_lock(&r->lock);
     snprintf(r->last_path, sizeof r->last_path, "%s", path);
+    snprintf(r->last_body, sizeof r->last_body, "%s", body);
     pthread_mutex_unlock(&r->lock);
     tf_resp_answer_t a = {.status = 404, .ctype = "text/plain"};
     r->fn(r, method, path, &a);
@@ -182,6 +206,13 @@ void tf_resp_last_path(tf_resp_t *r, char *out, size_t cap)
 {
     pthread_mutex_lock(&r->lock);
     snprintf(out, cap, "%s", r->last_path);
+    pthread_mutex_unlock(&r->lock);
+}
+
+void tf_resp_last_body(tf_resp_t *r, char *out, size_t cap)
+{
+    pthread_mutex_lock(&r->lock);
+    snprintf(out, cap, "%s", r->last_body);
     pthread_mutex_unlock(&r->lock);
 }
 

@@ -39,7 +39,8 @@ struct tf_resp {
     atomic_bool wrong;           /* tf_resp_http01 answers a wrong key authorization */
     atomic_int hits;             /* requests answered with 200 */
     pthread_mutex_t lock;
-    char last_path[512]; /* under lock */
+    char last_path[512];  /* under lock */
+    char last_body[8192]; /* under lock; the answer function may read it unlocked */
     /* tls-alpn-01 (tf_resp_start_alpn): the name whose validation
      * certificate is served, and a server context of the test's. */
     const char *alpn_host;
@@ -56,6 +57,8 @@ void tf_resp_start_alpn(tf_resp_t *r, tf_acme_challenges_t *table, const char *h
 void tf_resp_stop(tf_resp_t *r);
 /* A copy of the last request's path. */
 void tf_resp_last_path(tf_resp_t *r, char *out, size_t cap);
+/* A copy of the last request's body ("" for none). */
+void tf_resp_last_body(tf_resp_t *r, char *out, size_t cap);
 
 /* http-01: GET /.well-known/acme-challenge/TOKEN from r->table. */
 void tf_resp_http01(tf_resp_t *r, const char *method, const char *path, tf_resp_answer_t *a);

@@ -140,7 +140,7 @@ static void issue_ok(tf_acme_client_t *c, const char *host, const char *resume,
                      tf_acme_issued_t *out)
 {
     tf_acme_problem_t prob;
-    int rc = tf_acme_client_issue(c, host, resume, NULL, NULL, out, &prob);
+    int rc = tf_acme_client_issue(c, host, resume, NULL, NULL, NULL, out, &prob);
     cr_assert_eq(rc, 0, "%s: %s (%s) %s\n%s", host, tf_err_name(rc), prob.type, prob.detail,
                  tf_px_read(peb.pebble_log));
     tf_acme_problem_dispose(&prob);
@@ -216,7 +216,7 @@ Test(acme_client, issues_by_http01_and_the_bundle_is_served_as_uploaded, .init =
     tf_acme_issued_t is;
     tf_acme_problem_t prob;
     char seen[256] = "";
-    int rc = tf_acme_client_issue(c, "a.example.com", NULL, saw_order, seen, &is, &prob);
+    int rc = tf_acme_client_issue(c, "a.example.com", NULL, NULL, saw_order, seen, &is, &prob);
     cr_assert_eq(rc, 0, "%s: %s", tf_err_name(rc), prob.detail);
     cr_expect_not_null(is.order_url);
     cr_expect_str_eq(seen, is.order_url, "on_order had the URL before the end");
@@ -334,7 +334,7 @@ Test(acme_client, binds_the_account_when_the_server_requires_it, .init = setup_e
     tf_acme_client_t *c = client();
     tf_acme_issued_t is;
     tf_acme_problem_t prob;
-    int rc = tf_acme_client_issue(c, "eab.example.com", NULL, NULL, NULL, &is, &prob);
+    int rc = tf_acme_client_issue(c, "eab.example.com", NULL, NULL, NULL, NULL, &is, &prob);
     cr_expect_eq(rc, TF_EACME, "%s", tf_err_name(rc));
     cr_expect_str_eq(prob.type, "urn:ietf:params:acme:error:externalAccountRequired", "%s",
                      prob.detail);
@@ -350,7 +350,7 @@ Test(acme_client, binds_the_account_when_the_server_requires_it, .init = setup_e
     conf.eab_mac = bad;
     conf.eab_mac_len = sizeof bad;
     c = client_with(&conf);
-    rc = tf_acme_client_issue(c, "eab.example.com", NULL, NULL, NULL, &is, &prob);
+    rc = tf_acme_client_issue(c, "eab.example.com", NULL, NULL, NULL, NULL, &is, &prob);
     cr_expect_eq(rc, TF_EACME, "%s", tf_err_name(rc));
     cr_expect_str_eq(prob.type, "urn:ietf:params:acme:error:unauthorized", "%s", prob.detail);
     tf_acme_problem_dispose(&prob);
@@ -375,7 +375,7 @@ static void issue_despite_bad_nonces(tf_acme_client_t *c, const char *host)
     tf_acme_issued_t is;
     for (int i = 0; i < 5 && rc != 0; i++) {
         tf_acme_problem_t prob;
-        rc = tf_acme_client_issue(c, host, url[0] ? url : NULL, saw_order, url, &is, &prob);
+        rc = tf_acme_client_issue(c, host, url[0] ? url : NULL, NULL, saw_order, url, &is, &prob);
         cr_expect(rc == 0 || strcmp(prob.type, "urn:ietf:params:acme:error:badNonce") == 0,
                   "%s: %s %s", tf_err_name(rc), prob.type, prob.detail);
         tf_acme_problem_dispose(&prob);
@@ -406,7 +406,7 @@ Test(acme_client, a_wrong_answer_gives_the_servers_problem, .init = setup, .fini
     tf_acme_issued_t is;
     tf_acme_problem_t prob;
     char url[256] = "";
-    int rc = tf_acme_client_issue(c, "bad.example.com", NULL, saw_order, url, &is, &prob);
+    int rc = tf_acme_client_issue(c, "bad.example.com", NULL, NULL, saw_order, url, &is, &prob);
     cr_assert_eq(rc, TF_EACME, "%s: %s", tf_err_name(rc), prob.detail);
     cr_expect(strcmp(prob.type, "urn:ietf:params:acme:error:unauthorized") == 0 ||
                   strcmp(prob.type, "urn:ietf:params:acme:error:incorrectResponse") == 0,
@@ -435,7 +435,7 @@ Test(acme_client, a_pending_order_is_resumed, .init = setup, .fini = teardown)
     tf_acme_issued_t is;
     tf_acme_problem_t prob;
     char url[256] = "";
-    int rc = tf_acme_client_issue(c, "resume.example.com", NULL, saw_order, url, &is, &prob);
+    int rc = tf_acme_client_issue(c, "resume.example.com", NULL, NULL, saw_order, url, &is, &prob);
     cr_assert_eq(rc, TF_EUNSUPPORTED, "%s: %s", tf_err_name(rc), prob.detail);
     cr_expect(strstr(prob.detail, "http-01") != NULL, "%s", prob.detail);
     cr_assert_neq(url[0], '\0');
@@ -445,7 +445,7 @@ Test(acme_client, a_pending_order_is_resumed, .init = setup, .fini = teardown)
     /* A new client (the restart) continues that very order. */
     c = client();
     char again[256] = "";
-    rc = tf_acme_client_issue(c, "resume.example.com", url, saw_order, again, &is, &prob);
+    rc = tf_acme_client_issue(c, "resume.example.com", url, NULL, saw_order, again, &is, &prob);
     cr_assert_eq(rc, 0, "%s: %s", tf_err_name(rc), prob.detail);
     cr_expect_str_eq(is.order_url, url);
     cr_expect_str_eq(again, "", "no new order was made");
@@ -495,8 +495,8 @@ Test(acme_client, a_finalized_order_resumes_with_its_kept_key, .init = setup, .f
     tf_acme_client_t *d = client();
     char seen[256] = "";
     tf_acme_problem_t prob;
-    int rc = tf_acme_client_issue(d, "kept.example.com", first.order_url, saw_order, seen, &again,
-                                  &prob);
+    int rc = tf_acme_client_issue(d, "kept.example.com", first.order_url, NULL, saw_order, seen,
+                                  &again, &prob);
     cr_assert_eq(rc, 0, "%s: %s", tf_err_name(rc), prob.detail);
     cr_expect_str_eq(again.order_url, first.order_url);
     cr_expect_str_eq(seen, "", "no new order");
@@ -517,8 +517,8 @@ Test(acme_client, names_that_cannot_be_ordered_are_refused_locally, .init = setu
     tf_acme_problem_t prob;
     const char *bad[] = {"*.example.com", "Upper.example.com", "", "a..b"};
     for (size_t i = 0; i < 4; i++) {
-        cr_expect_eq(tf_acme_client_issue(c, bad[i], NULL, NULL, NULL, &is, &prob), TF_EINVAL, "%s",
-                     bad[i]);
+        cr_expect_eq(tf_acme_client_issue(c, bad[i], NULL, NULL, NULL, NULL, &is, &prob), TF_EINVAL,
+                     "%s", bad[i]);
         cr_expect_eq(prob.status, 0);
         tf_acme_problem_dispose(&prob);
     }
@@ -547,7 +547,7 @@ Test(acme_client, cancel_stops_the_next_request, .init = setup, .fini = teardown
     tf_acme_client_cancel(c);
     tf_acme_issued_t is;
     tf_acme_problem_t prob;
-    cr_expect_eq(tf_acme_client_issue(c, "x.example.com", NULL, NULL, NULL, &is, &prob),
+    cr_expect_eq(tf_acme_client_issue(c, "x.example.com", NULL, NULL, NULL, NULL, &is, &prob),
                  -ECANCELED);
     tf_acme_problem_dispose(&prob);
     tf_acme_client_free(c);
@@ -571,7 +571,7 @@ Test(acme_client, a_server_error_is_a_clean_error, .init = common_init, .fini = 
     tf_acme_client_t *c = client_with(&conf);
     tf_acme_issued_t is;
     tf_acme_problem_t prob;
-    int rc = tf_acme_client_issue(c, "x.example.com", NULL, NULL, NULL, &is, &prob);
+    int rc = tf_acme_client_issue(c, "x.example.com", NULL, NULL, NULL, NULL, &is, &prob);
     cr_expect_eq(rc, TF_EACME, "%s", tf_err_name(rc));
     cr_expect_eq(prob.status, 500);
     cr_expect_str_eq(prob.type, "");
@@ -598,7 +598,7 @@ Test(acme_client, a_malformed_directory_is_a_clean_error, .init = common_init, .
     tf_acme_client_t *c = client_with(&conf);
     tf_acme_issued_t is;
     tf_acme_problem_t prob;
-    int rc = tf_acme_client_issue(c, "x.example.com", NULL, NULL, NULL, &is, &prob);
+    int rc = tf_acme_client_issue(c, "x.example.com", NULL, NULL, NULL, NULL, &is, &prob);
     cr_expect_eq(rc, TF_EIO, "%s", tf_err_name(rc));
     cr_expect(strstr(prob.detail, "not a JSON object") != NULL, "%s", prob.detail);
     tf_acme_problem_dispose(&prob);
@@ -640,7 +640,7 @@ Test(acme_client, a_problem_document_and_retry_after_are_passed_on, .init = comm
     tf_acme_client_t *c = client_with(&conf);
     tf_acme_issued_t is;
     tf_acme_problem_t prob;
-    int rc = tf_acme_client_issue(c, "x.example.com", NULL, NULL, NULL, &is, &prob);
+    int rc = tf_acme_client_issue(c, "x.example.com", NULL, NULL, NULL, NULL, &is, &prob);
     cr_expect_eq(rc, TF_EACME, "%s", tf_err_name(rc));
     cr_expect_eq(prob.status, 503);
     cr_expect_str_eq(prob.type, "urn:ietf:params:acme:error:serverInternal");
@@ -661,7 +661,7 @@ Test(acme_client, a_refused_connection_is_the_transports_code, .init = common_in
     tf_acme_client_t *c = client_with(&conf);
     tf_acme_issued_t is;
     tf_acme_problem_t prob;
-    int rc = tf_acme_client_issue(c, "x.example.com", NULL, NULL, NULL, &is, &prob);
+    int rc = tf_acme_client_issue(c, "x.example.com", NULL, NULL, NULL, NULL, &is, &prob);
     cr_expect_eq(rc, -ECONNREFUSED, "%s", tf_err_name(rc));
     cr_expect_eq(prob.status, 0);
     cr_expect_neq(prob.detail[0], '\0');
@@ -735,6 +735,111 @@ Test(acme_client, renewal_info_is_asked_by_cert_id_and_read, .init = common_init
     cr_expect_eq(rc, TF_EINVAL);
     tf_acme_problem_dispose(&prob);
     tf_acme_client_free(c);
+    free(pem);
+}
+
+/* A scripted server for newOrder's `replaces` (RFC 9773 §5): an account,
+ * renewalInfo in the directory unless ari_off, and newOrder refusing an
+ * order that names a certificate (alreadyReplaced), then any other
+ * (rejectedIdentifier: the test stops there). The certIDs newOrder was
+ * sent, "-" for none, are kept in order. */
+static atomic_bool ari_off;
+static char order_ids[4][128];
+static atomic_int norders;
+
+/* The JWS payload of a POST body, as JSON (NULL when not one). */
+static json_t *jws_payload(const char *body)
+{
+    json_t *jws = json_loads(body, 0, NULL);
+    const char *b64 = json_string_value(json_object_get(jws, "payload"));
+    unsigned char raw[2048];
+    size_t n = 0;
+    json_t *p = NULL;
+    if (b64 != NULL && tf_acme_b64url_decode(b64, strlen(b64), raw, sizeof raw - 1, &n) == 0)
+        p = json_loadb((const char *)raw, n, 0, NULL);
+    json_decref(jws);
+    return p;
+}
+
+static void answer_replaces(tf_resp_t *r, const char *method, const char *path, tf_resp_answer_t *a)
+{
+    a->status = 200;
+    a->ctype = "application/json";
+    if (strcmp(path, "/dir") == 0) {
+        a->body = malloc(512);
+        snprintf(a->body, 512,
+                 "{\"newNonce\": \"%s/nonce\", \"newAccount\": \"%s/acct\", "
+                 "\"newOrder\": \"%s/order\"%s%s%s}",
+                 r->base, r->base, r->base, ari_off ? "" : ", \"renewalInfo\": \"",
+                 ari_off ? "" : r->base, ari_off ? "" : "/ari\"");
+        return;
+    }
+    snprintf(a->headers, sizeof a->headers, "Replay-Nonce: n%d\r\n", atomic_load(&norders));
+    if (strcmp(method, "HEAD") == 0)
+        return;
+    if (strcmp(path, "/acct") == 0) {
+        a->status = 201;
+        snprintf(a->headers + strlen(a->headers), sizeof a->headers - strlen(a->headers),
+                 "Location: %s/acct/1\r\n", r->base);
+        a->body = strdup("{\"status\": \"valid\"}");
+        return;
+    }
+    json_t *p = jws_payload(r->last_body);
+    const char *id = json_string_value(json_object_get(p, "replaces"));
+    int n = atomic_fetch_add(&norders, 1);
+    if (n < 4)
+        snprintf(order_ids[n], sizeof order_ids[n], "%s", id ? id : "-");
+    json_decref(p);
+    a->status = id != NULL ? 409 : 400;
+    a->ctype = "application/problem+json";
+    a->body = strdup(id != NULL ? "{\"type\": \"urn:ietf:params:acme:error:alreadyReplaced\"}"
+                                : "{\"type\": \"urn:ietf:params:acme:error:rejectedIdentifier\"}");
+}
+
+static int order_replacing(const char *pem, tf_acme_problem_t *prob)
+{
+    atomic_store(&norders, 0);
+    memset(order_ids, 0, sizeof order_ids);
+    tf_resp_start(&resp, answer_replaces, NULL);
+    char dir[128];
+    snprintf(dir, sizeof dir, "%s/dir", resp.base);
+    tf_acme_client_conf_t conf = conf_for(dir);
+    tf_acme_client_t *c = client_with(&conf);
+    tf_acme_issued_t is;
+    int rc = tf_acme_client_issue(c, "ari.example", NULL, pem, NULL, NULL, &is, prob);
+    tf_acme_client_free(c);
+    tf_resp_stop(&resp);
+    return rc;
+}
+
+Test(acme_client, a_renewal_names_the_certificate_it_replaces, .init = common_init,
+     .fini = teardown)
+{
+    char *pem = rfc_example_cert(storage);
+    tf_acme_problem_t prob;
+    int rc = order_replacing(pem, &prob);
+    cr_expect_eq(rc, TF_EACME, "%s: %s", tf_err_name(rc), prob.detail);
+    cr_expect_str_eq(prob.type, "urn:ietf:params:acme:error:rejectedIdentifier");
+    /* Named by its certID; refused as replaced already, placed again
+     * without it. */
+    cr_expect_eq(atomic_load(&norders), 2);
+    cr_expect_str_eq(order_ids[0], RFC_ID);
+    cr_expect_str_eq(order_ids[1], "-");
+    tf_acme_problem_dispose(&prob);
+    /* No renewalInfo in the directory: the server may not know the field. */
+    atomic_store(&ari_off, true);
+    rc = order_replacing(pem, &prob);
+    cr_expect_eq(rc, TF_EACME);
+    cr_expect_eq(atomic_load(&norders), 1);
+    cr_expect_str_eq(order_ids[0], "-");
+    tf_acme_problem_dispose(&prob);
+    /* A first order names nothing. */
+    atomic_store(&ari_off, false);
+    rc = order_replacing(NULL, &prob);
+    cr_expect_eq(rc, TF_EACME);
+    cr_expect_eq(atomic_load(&norders), 1);
+    cr_expect_str_eq(order_ids[0], "-");
+    tf_acme_problem_dispose(&prob);
     free(pem);
 }
 

@@ -51,6 +51,7 @@ static struct {
     unsigned calls;
     char hosts[MAX_CALLS][64];
     char resumes[MAX_CALLS][128]; /* "" for none */
+    bool renewing[MAX_CALLS];     /* the certificate replaced was passed */
     bool gate;                    /* issue() waits while set */
     bool in_issue;
     unsigned written;
@@ -103,8 +104,8 @@ static char *make_bundle(const char *host, int days, size_t *len)
 }
 
 static int fake_issue(tf_acme_client_t *c, const char *host, const char *resume,
-                      void (*on_order)(void *ud, const char *url), void *ud, tf_acme_issued_t *out,
-                      tf_acme_problem_t *prob)
+                      const char *renewing, void (*on_order)(void *ud, const char *url), void *ud,
+                      tf_acme_issued_t *out, tf_acme_problem_t *prob)
 {
     cr_assert_eq(c, FAKE);
     pthread_mutex_lock(&fake.lock);
@@ -112,6 +113,10 @@ static int fake_issue(tf_acme_client_t *c, const char *host, const char *resume,
     cr_assert_lt(n, MAX_CALLS);
     snprintf(fake.hosts[n], sizeof fake.hosts[n], "%s", host);
     snprintf(fake.resumes[n], sizeof fake.resumes[n], "%s", resume ? resume : "");
+    fake.renewing[n] = renewing != NULL;
+    /* Only the certificates: never the key. */
+    cr_assert(renewing == NULL || strstr(renewing, "BEGIN CERTIFICATE") != NULL);
+    cr_assert(renewing == NULL || strstr(renewing, "PRIVATE KEY") == NULL);
     fake.in_issue = true;
     pthread_cond_broadcast(&fake.cond);
     while (fake.gate)
@@ -519,6 +524,9 @@ Test(manager, renews_when_fewer_than_renew_days_remain)
     pass(m);
     cr_expect_eq(calls(), 2);
     cr_expect_str_eq(fake.resumes[1], "");
+    /* The certificate it replaces is named (RFC 9773 `replaces`). */
+    cr_expect_not(fake.renewing[0]);
+    cr_expect(fake.renewing[1]);
     cr_expect_gt(record_int(&f, "a.example", "not_after"), na + 40 * DAY);
     expect_state(m, "a.example", "valid");
     cr_expect_eq(tf_acme_manager_counts(m).valid, 2);

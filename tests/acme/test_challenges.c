@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 TestSuite(challenges, .timeout = 60);
 
@@ -176,4 +177,78 @@ Test(challenges, a_writer_and_readers_on_threads)
     cr_expect_eq(atomic_load(&r.bad), 0);
     cr_expect_gt(atomic_load(&r.seen), 0, "the readers never saw an entry");
     tf_acme_challenges_free(r.t);
+}
+
+/* ---- answers shared through acme.storage (acme/shared.c) ---------------------- */
+
+static void shared_dir(char *dir, size_t len)
+{
+    snprintf(dir, len, "/tmp/tf-acme-shared-XXXXXX");
+    cr_assert_not_null(mkdtemp(dir));
+}
+
+static void shared_rm(const char *dir)
+{
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    cr_expect_eq(system(cmd), 0);
+}
+
+Test(challenges, http01_answers_shared_through_storage)
+{
+    char dir[64], path[160];
+    shared_dir(dir, sizeof dir);
+    char *ka = NULL;
+    size_t len = 0;
+    cr_expect_eq(tf_acme_http01_shared_get(dir, "tok", &ka, &len), TF_ENOTFOUND);
+    cr_expect_eq(tf_acme_http01_shared_get(NULL, "tok", &ka, &len), TF_ENOTFOUND);
+    cr_assert_eq(tf_acme_http01_share(dir, "tok", "tok.thumb"), 0);
+    cr_assert_eq(tf_acme_http01_shared_get(dir, "tok", &ka, &len), 0);
+    cr_expect_str_eq(ka, "tok.thumb");
+    cr_expect_eq(len, 9);
+    free(ka);
+    struct stat st;
+    snprintf(path, sizeof path, "%s/challenges/http-01", dir);
+    cr_assert_eq(stat(path, &st), 0);
+    cr_expect_eq(st.st_mode & 0777, 0700);
+    snprintf(path, sizeof path, "%s/challenges/http-01/tok", dir);
+    cr_assert_eq(stat(path, &st), 0);
+    cr_expect_eq(st.st_mode & 0777, 0600);
+    /* Tokens that are no base64url name no file. */
+    cr_expect_eq(tf_acme_http01_share(dir, "../x", "../x.thumb"), TF_EINVAL);
+    cr_expect_eq(tf_acme_http01_share(dir, "", "x"), TF_EINVAL);
+    cr_expect_eq(tf_acme_http01_shared_get(dir, "a.b", &ka, &len), TF_ENOTFOUND);
+    tf_acme_http01_unshare(dir, "tok");
+    cr_expect_eq(stat(path, &st), -1);
+    cr_expect_eq(tf_acme_http01_shared_get(dir, "tok", &ka, &len), TF_ENOTFOUND);
+    cr_expect_null(ka);
+    shared_rm(dir);
+}
+
+/* Only a regular file that answers this very token is served. */
+Test(challenges, a_shared_answer_must_be_a_file_for_its_token)
+{
+    char dir[64], path[160], cmd[400];
+    shared_dir(dir, sizeof dir);
+    char *ka = NULL;
+    size_t len = 0;
+    cr_assert_eq(tf_acme_http01_share(dir, "tok", "other.thumb"), 0);
+    cr_expect_eq(tf_acme_http01_shared_get(dir, "tok", &ka, &len), TF_ENOTFOUND);
+    snprintf(cmd, sizeof cmd,
+             "cd '%s/challenges/http-01' && echo -n 'sec.x' > ../../secret && "
+             "ln -s ../../secret sec && mkfifo fifo",
+             dir);
+    cr_assert_eq(system(cmd), 0);
+    cr_expect_eq(tf_acme_http01_shared_get(dir, "sec", &ka, &len), TF_ENOTFOUND);
+    cr_expect_eq(tf_acme_http01_shared_get(dir, "fifo", &ka, &len), TF_ENOTFOUND);
+    /* A symlinked directory below storage is not followed either. */
+    snprintf(cmd, sizeof cmd,
+             "cd '%s' && mkdir -p elsewhere/http-01 && echo -n 'lnk.x' > elsewhere/http-01/lnk && "
+             "rm -rf challenges && ln -s elsewhere challenges",
+             dir);
+    cr_assert_eq(system(cmd), 0);
+    cr_expect_eq(tf_acme_http01_shared_get(dir, "lnk", &ka, &len), TF_ENOTFOUND);
+    cr_expect_null(ka);
+    snprintf(path, sizeof path, "%s", dir);
+    shared_rm(path);
 }

@@ -20,7 +20,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdbool.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 static void setup(void)
@@ -88,6 +90,7 @@ typedef struct {
     const char *answer; /* written after the request head; NULL: never answer */
     size_t answer_len;
     char request[4096]; /* what the client sent */
+    _Atomic bool got_request;
     pthread_t thread;
 } peer_t;
 
@@ -105,6 +108,7 @@ static void *peer_main(void *arg)
         n += (size_t)r;
         p->request[n] = '\0';
     }
+    p->got_request = true;
     if (p->answer != NULL) {
         send(fd, p->answer, p->answer_len, MSG_NOSIGNAL);
     } else {
@@ -235,6 +239,45 @@ Test(acme_http, a_silent_server_meets_the_deadline)
     char err[256] = "";
     cr_expect_eq(ask(&p, h, TF_ACME_GET, "/", NULL, &r, err, sizeof err), -ETIMEDOUT);
     cr_expect(strstr(err, "timed out") != NULL, "%s", err);
+    peer_join(&p);
+    tf_acme_http_free(h);
+}
+
+typedef struct {
+    peer_t *p;
+    tf_acme_http_t *h;
+} cancel_t;
+
+/* Cancels once the peer holds the request: the client is then waiting for
+ * the answer. */
+static void *cancel_main(void *arg)
+{
+    cancel_t *c = arg;
+    for (int i = 0; i < 3000 && !c->p->got_request; i++)
+        usleep(10 * 1000); /* polling another thread's flag, bounded */
+    tf_acme_http_cancel(c->h);
+    return NULL;
+}
+
+Test(acme_http, a_cancel_ends_a_request_to_a_silent_server_at_once)
+{
+    peer_t p;
+    peer_start(&p, NULL);
+    tf_acme_http_t *h = client(60000, 0);
+    cancel_t c = {.p = &p, .h = h};
+    pthread_t th;
+    cr_assert_eq(pthread_create(&th, NULL, cancel_main, &c), 0);
+    tf_acme_http_response_t r;
+    char err[256] = "";
+    struct timespec a, b;
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    cr_expect_eq(ask(&p, h, TF_ACME_GET, "/", NULL, &r, err, sizeof err), -ECANCELED, "%s", err);
+    clock_gettime(CLOCK_MONOTONIC, &b);
+    pthread_join(th, NULL);
+    cr_expect(p.got_request, "the request never reached the peer");
+    cr_expect_lt(b.tv_sec - a.tv_sec, 30, "the cancel did not end the wait");
+    /* And every request after it. */
+    cr_expect_eq(ask(&p, h, TF_ACME_GET, "/", NULL, &r, err, sizeof err), -ECANCELED, "%s", err);
     peer_join(&p);
     tf_acme_http_free(h);
 }

@@ -3,15 +3,21 @@
  * a directory URL nothing answers (a loopback port that refuses), the name
  * fails and backs off, the wildcard and a name the store's certificates
  * already cover are unmanaged, the order is counted as an error, the token rules apply, and
- * tlsfront still serves and stops cleanly. Issuance against a real server is the pebble suite's. */
+ * tlsfront still serves and stops cleanly; with a server that never
+ * answers, SIGTERM does not wait for the request's timeout. Issuance
+ * against a real server is the pebble suite's. */
 #include "ops.h"
 
 #include <criterion/criterion.h>
 #include <jansson.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -151,4 +157,42 @@ Test(ops_acme, on_with_an_unreachable_server_fails_backs_off_and_serves_on)
     cr_expect(tf_ops_echo(&t, "portal.acme.example"));
     cr_expect_eq(tf_px_stop_proxy(&t.px), 0);
     tf_ops_stop(&t);
+}
+
+/* A server that accepts and never answers: the manager's thread is inside
+ * an HTTP request (30 s timeout) when SIGTERM comes; the client's wait wakes
+ * on the cancel, so tlsfront stops in seconds, not after the timeout. The
+ * listener here never calls accept(): the kernel completes the connection
+ * and keeps the request, and nothing is ever sent back. */
+Test(ops_acme, sigterm_does_not_wait_for_a_server_that_never_answers)
+{
+    int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    cr_assert_geq(lfd, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t alen = sizeof a;
+    cr_assert_eq(bind(lfd, (struct sockaddr *)&a, sizeof a), 0);
+    cr_assert_eq(listen(lfd, 8), 0);
+    cr_assert_eq(getsockname(lfd, (struct sockaddr *)&a, &alen), 0);
+    tf_ops_t t;
+    memset(&t, 0, sizeof t);
+    tf_px_init(&t.px, "tf-ops-acme");
+    static char extra[1600];
+    snprintf(extra, sizeof extra,
+             "  site:\n    hosts: [\"site.example\"]\n"
+             "    backends: [\"127.0.0.1:9\"]\n    mode: tcp\n    acme: true\n"
+             "acme:\n  directory: \"http://127.0.0.1:%u/directory\"\n"
+             "  storage: \"%s/acme-state\"\n",
+             ntohs(a.sin_port), t.px.tmp);
+    tf_ops_start_on(&t, 1, NULL, extra);
+    /* The manager's first request is waiting for its answer. */
+    struct pollfd pf = {.fd = lfd, .events = POLLIN};
+    cr_assert_eq(poll(&pf, 1, TF_PX_WAIT_MS), 1, "the ACME client never connected");
+    long long start = tf_px_now_ms();
+    int st = tf_px_stop_proxy(&t.px);
+    long long took = tf_px_now_ms() - start;
+    cr_expect_eq(st, 0, "tlsfront exited with %d", st);
+    /* Far below the 30 s request timeout, and generous for a busy machine. */
+    cr_expect_lt(took, 10000, "SIGTERM took %lld ms", took);
+    tf_ops_stop(&t);
+    close(lfd);
 }

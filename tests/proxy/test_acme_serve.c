@@ -44,15 +44,22 @@ static int listen_any(unsigned *port)
     return fd;
 }
 
+/* acme.storage, where another instance would publish its http-01 answers. */
+static char storage[1200];
+
 static tf_conf_t *config(void)
 {
-    static const char yaml[] = "listen:\n  https: [\"127.0.0.1:0\"]\n  http: [\"127.0.0.1:0\"]\n"
-                               "acme:\n  webroot: null\nlog:\n  access: \"off\"\n"
-                               /* Longer than s_client's `timeout`: only the
-                                * close under test can end it sooner. */
-                               "timeouts:\n  request_header: 120s\n  idle: 120s\n"
-                               "tenants:\n  acme:\n    hosts: [\"portal.acme.example\"]\n"
-                               "    backends: [\"127.0.0.1:9\"]\n";
+    snprintf(storage, sizeof storage, "%s/acme-state", hx_dir());
+    static char yaml[2048];
+    snprintf(yaml, sizeof yaml,
+             "listen:\n  https: [\"127.0.0.1:0\"]\n  http: [\"127.0.0.1:0\"]\n"
+             "acme:\n  webroot: null\n  storage: \"%s\"\nlog:\n  access: \"off\"\n"
+             /* Longer than s_client's `timeout`: only the close under test
+              * can end it sooner. */
+             "timeouts:\n  request_header: 120s\n  idle: 120s\n"
+             "tenants:\n  acme:\n    hosts: [\"portal.acme.example\"]\n"
+             "    backends: [\"127.0.0.1:9\"]\n",
+             storage);
     tf_conf_t *c = NULL;
     char err[1024] = "";
     cr_assert_eq(tf_conf_load_buffer("test.yaml", yaml, strlen(yaml), &c, err, sizeof err), 0, "%s",
@@ -197,6 +204,31 @@ Test(acme_serve, http_01_is_answered_on_the_http_listener)
     o = tf_px_sh(&st,
                  "curl -sS --max-time 20 -o /dev/null -w '%%{http_code}' "
                  "'http://127.0.0.1:%u/.well-known/acme-challenge/unknown'",
+                 t.http_port);
+    cr_expect_str_eq(o, "404");
+    free(o);
+}
+
+/* A token this process does not hold is answered from acme.storage, where
+ * the instance that orders writes it (several instances behind one
+ * balancer); the table comes first. */
+Test(acme_serve, http_01_answers_of_another_instance_are_read_from_storage)
+{
+    cr_assert_eq(tf_acme_http01_share(storage, "sHared-1", "sHared-1.thumbprint"), 0);
+    cr_assert_eq(tf_acme_http01_share(storage, "both", "both.from-disk"), 0);
+    cr_assert_eq(tf_acme_http01_put(t.table, "both", "both.from-memory"), 0);
+    int st;
+    char *o = tf_px_sh(&st,
+                       "curl -sS --max-time 20 "
+                       "'http://127.0.0.1:%u/.well-known/acme-challenge/sHared-1' "
+                       "'http://127.0.0.1:%u/.well-known/acme-challenge/both'",
+                       t.http_port, t.http_port);
+    cr_expect_str_eq(o, "sHared-1.thumbprintboth.from-memory");
+    free(o);
+    tf_acme_http01_unshare(storage, "sHared-1");
+    o = tf_px_sh(&st,
+                 "curl -sS --max-time 20 -o /dev/null -w '%%{http_code}' "
+                 "'http://127.0.0.1:%u/.well-known/acme-challenge/sHared-1'",
                  t.http_port);
     cr_expect_str_eq(o, "404");
     free(o);
