@@ -186,6 +186,7 @@ typedef struct {
     int64_t renew_at;  /* when the certificate written is due for renewal */
     int64_t ari_start; /* renewalInfo's suggested window, 0: none known */
     int64_t ari_end;
+    int64_t ari_at;        /* the time picked in that window (RFC 9773 §4.2) */
     int64_t ari_checked;   /* when renewalInfo was last asked */
     unsigned failures;     /* in a row */
     int64_t backoff_until; /* no order before this */

@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
 
@@ -396,8 +397,8 @@ static int64_t judge_failed(eval_t *e, int rc)
 /* When our certificate is due: renew_days before notAfter (SPEC §13), or
  * a third of its lifetime before when renew_days is its whole lifetime or
  * more (a certificate that short-lived would otherwise be ordered again as
- * soon as it is issued, for ever), or renewalInfo's window start when
- * earlier. */
+ * soon as it is issued, for ever), or the time picked in renewalInfo's
+ * window when earlier. */
 static int64_t due_time(const eval_t *e)
 {
     int64_t life = e->not_after - e->not_before;
@@ -405,9 +406,21 @@ static int64_t due_time(const eval_t *e)
     if (life > 0 && ahead >= life)
         ahead = life / 3;
     int64_t due = e->not_after - ahead;
-    if (e->rec.ari_start > 0 && e->rec.ari_start < due)
-        due = e->rec.ari_start;
+    int64_t ari = e->rec.ari_at > 0 ? e->rec.ari_at : e->rec.ari_start;
+    if (ari > 0 && ari < due)
+        due = ari;
     return due;
+}
+
+/* A uniformly random time in [START, END) (RFC 9773 §4.2: so that the
+ * clients a CA asks to renew early do not all come back at its first
+ * second); START when the window is empty or no randomness is at hand. */
+static int64_t pick_in_window(int64_t start, int64_t end)
+{
+    uint64_t r = 0;
+    if (end <= start || getrandom(&r, sizeof r, 0) != (ssize_t)sizeof r)
+        return start;
+    return start + (int64_t)(r % (uint64_t)(end - start));
 }
 
 /* ---- renewalInfo (RFC 9773) ------------------------------------------------------ */
@@ -460,8 +473,12 @@ static void renewal_info_ask(eval_t *e)
     if (rc == 0)
         rc = m->ops->renewal_info(m->client, pem, len, &start, &end, &prob);
     if (rc == 0 || rc == TF_ENOTFOUND) {
+        bool same = rc == 0 && start == e->rec.ari_start && end == e->rec.ari_end;
         e->rec.ari_start = rc == 0 ? start : 0;
         e->rec.ari_end = rc == 0 ? end : 0;
+        /* Picked once per window: asked again, an unchanged window keeps its time. */
+        if (!same)
+            e->rec.ari_at = rc == 0 ? pick_in_window(start, end) : 0;
     } else {
         json_t *p = problem_json(rc, &prob);
         char text[1200];

@@ -237,6 +237,7 @@ static int record_from_json(const json_t *o, tf_acme__record_t *r)
     r->renew_at = get_int(o, "renew_at");
     r->ari_start = get_int(o, "renewal_info_start");
     r->ari_end = get_int(o, "renewal_info_end");
+    r->ari_at = get_int(o, "renewal_info_at");
     r->ari_checked = get_int(o, "renewal_info_checked");
     int64_t failures = get_int(o, "failures");
     r->failures = failures > 0 && failures < 1000 ? (unsigned)failures : 0;
@@ -283,6 +284,7 @@ static json_t *record_to_json(const tf_acme__record_t *r)
     rc |= json_object_set_new(o, "renew_at", json_integer(r->renew_at));
     rc |= json_object_set_new(o, "renewal_info_start", json_integer(r->ari_start));
     rc |= json_object_set_new(o, "renewal_info_end", json_integer(r->ari_end));
+    rc |= json_object_set_new(o, "renewal_info_at", json_integer(r->ari_at));
     rc |= json_object_set_new(o, "renewal_info_checked", json_integer(r->ari_checked));
     rc |= json_object_set_new(o, "failures", json_integer(r->failures));
     rc |= json_object_set_new(o, "backoff_until", json_integer(r->backoff_until));

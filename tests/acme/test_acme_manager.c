@@ -556,7 +556,7 @@ Test(manager, renew_days_longer_than_a_third_of_the_lifetime_is_honoured)
     fx_dispose(&f);
 }
 
-Test(manager, renews_at_the_start_of_the_renewal_info_window)
+Test(manager, renews_at_a_time_picked_in_the_renewal_info_window)
 {
     fx_t f;
     fx_init(&f, "[\"a.example\"]", 30);
@@ -578,9 +578,54 @@ Test(manager, renews_at_the_start_of_the_renewal_info_window)
     cr_expect_eq(fake.ari_calls, 1);
     cr_expect_eq(calls(), 1);
     cr_expect_eq(record_int(&f, "a.example", "renewal_info_start"), f.t0 + DAY);
-    clock_set(f.t0 + DAY + 1);
+    int64_t at = record_int(&f, "a.example", "renewal_info_at");
+    cr_assert(at >= f.t0 + DAY && at < f.t0 + 2 * DAY, "picked %lld", (long long)(at - f.t0));
+    /* Not before the picked time, whatever the window's start says. */
+    clock_set(at - 1);
+    pass(m);
+    cr_expect_eq(calls(), 1);
+    clock_set(at);
     pass(m);
     cr_expect_eq(calls(), 2);
+    tf_acme_manager_free(m);
+    fx_dispose(&f);
+}
+
+/* RFC 9773 §4.2: each certificate's time is its own random point of the
+ * window, not the window's first second for all. Eight names picking the
+ * same second of a day-long window: about 1 in 86,400^7. */
+Test(manager, renewal_info_times_are_spread_over_the_window)
+{
+    static const char *names[] = {"a.example", "b.example", "c.example", "d.example",
+                                  "e.example", "f.example", "g.example", "h.example"};
+    fx_t f;
+    fx_init(&f,
+            "[\"a.example\", \"b.example\", \"c.example\", \"d.example\", \"e.example\", "
+            "\"f.example\", \"g.example\", \"h.example\"]",
+            30);
+    tf_acme_manager_t *m = manager(&f);
+    pass(m);
+    cr_assert_eq(calls(), 8);
+    pthread_mutex_lock(&fake.lock);
+    fake.ari_rc = 0;
+    fake.ari_start = f.t0 + DAY;
+    fake.ari_end = f.t0 + 2 * DAY;
+    pthread_mutex_unlock(&fake.lock);
+    clock_set(f.t0 + 7 * 3600);
+    pass(m);
+    int64_t first = record_int(&f, names[0], "renewal_info_at");
+    bool all_same = true;
+    for (size_t i = 0; i < 8; i++) {
+        int64_t at = record_int(&f, names[i], "renewal_info_at");
+        cr_expect(at >= f.t0 + DAY && at < f.t0 + 2 * DAY, "%s: %lld", names[i],
+                  (long long)(at - f.t0));
+        all_same = all_same && at == first;
+    }
+    cr_expect(!all_same, "every name picked the same second");
+    /* Asked again with the same window: each keeps its time. */
+    clock_set(f.t0 + 14 * 3600);
+    pass(m);
+    cr_expect_eq(record_int(&f, names[0], "renewal_info_at"), first);
     tf_acme_manager_free(m);
     fx_dispose(&f);
 }
