@@ -4,6 +4,7 @@
 #include "acme/acme_internal.h"
 
 #include "common/err.h"
+#include "common/file.h"
 
 #include <wolfssl/wolfcrypt/asn.h>
 #include <wolfssl/wolfcrypt/asn_public.h>
@@ -290,18 +291,11 @@ static int make_dirs(const char *path, char *err, size_t errlen)
     return 0;
 }
 
-static int write_all(int fd, const char *buf, size_t len)
+/* All of BUF, then fsync. */
+static int write_synced(int fd, const char *buf, size_t len)
 {
-    while (len > 0) {
-        ssize_t w = write(fd, buf, len);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w < 0)
-            return -errno;
-        buf += w;
-        len -= (size_t)w;
-    }
-    return fsync(fd) == 0 ? 0 : -errno;
+    int rc = tf_write_all(fd, buf, len);
+    return rc != 0 ? rc : fsync(fd) == 0 ? 0 : -errno;
 }
 
 /* Writes PEM to a private temporary file in DIR and links it to PATH:
@@ -319,7 +313,7 @@ static int publish_key(const char *dir, const char *path, const char *pem, size_
         say(err, errlen, "%s: cannot create the account key: %s", dir, strerror(errno));
         return rc;
     }
-    int rc = fchmod(fd, 0600) == 0 ? write_all(fd, pem, len) : -errno;
+    int rc = fchmod(fd, 0600) == 0 ? write_synced(fd, pem, len) : -errno;
     close(fd);
     if (rc == 0 && link(tmp, path) != 0)
         rc = -errno;

@@ -6,6 +6,7 @@
 #include "acme/acme_internal.h"
 
 #include "common/err.h"
+#include "common/file.h"
 
 #include <wolfssl/wolfcrypt/sha256.h>
 
@@ -49,41 +50,6 @@ int tf_acme__mkdirs(const char *dir, mode_t mode)
     return S_ISDIR(st.st_mode) ? 0 : -ENOTDIR;
 }
 
-static int write_all(int fd, const void *data, size_t len)
-{
-    const char *p = data;
-    while (len > 0) {
-        ssize_t n = write(fd, p, len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return -errno;
-        p += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
-/* The directory of PATH, fsync'ed so that a rename in it is durable. */
-static int sync_dir(const char *path)
-{
-    char dir[TF_ACME_PATH_MAX];
-    snprintf(dir, sizeof dir, "%s", path);
-    char *slash = strrchr(dir, '/');
-    if (slash == NULL)
-        snprintf(dir, sizeof dir, ".");
-    else if (slash == dir)
-        dir[1] = '\0';
-    else
-        *slash = '\0';
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0)
-        return -errno;
-    int rc = fsync(fd) == 0 ? 0 : -errno;
-    close(fd);
-    return rc;
-}
-
 int tf_acme__write_atomic(const char *path, const void *data, size_t len, mode_t mode,
                           bool noreplace)
 {
@@ -98,7 +64,7 @@ int tf_acme__write_atomic(const char *path, const void *data, size_t len, mode_t
         return -errno;
     int rc = fchmod(fd, mode) == 0 ? 0 : -errno;
     if (rc == 0)
-        rc = write_all(fd, data, len);
+        rc = tf_write_all(fd, data, len);
     if (rc == 0 && fsync(fd) != 0)
         rc = -errno;
     if (close(fd) != 0 && rc == 0)
@@ -109,7 +75,7 @@ int tf_acme__write_atomic(const char *path, const void *data, size_t len, mode_t
         rc = -errno;
     if (rc != 0 || noreplace)
         unlink(tmp);
-    return rc != 0 ? rc : sync_dir(path);
+    return rc != 0 ? rc : tf_fsync_parent(path);
 }
 
 static char *read_small(const char *path, size_t max, size_t *len, int *err)

@@ -3,6 +3,7 @@
 #include "proxy/ops/admin_certs.h"
 
 #include "common/err.h"
+#include "common/file.h"
 #include "proxy/ops/admin.h"
 #include "proxy/ops/json.h"
 #include "proxy/obs/obs.h"
@@ -150,30 +151,6 @@ static void wipe_free(char *p, size_t len)
     free(p);
 }
 
-static int write_all(int fd, const char *p, size_t len)
-{
-    while (len > 0) {
-        ssize_t n = write(fd, p, len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return -errno;
-        p += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
-static int fsync_dir(const char *dir)
-{
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0)
-        return -errno;
-    int rc = fsync(fd) == 0 ? 0 : -errno;
-    close(fd);
-    return rc;
-}
-
 /* Temporary dotfile in the same directory (the store and the watcher skip
  * dotfiles), mode 0600, fsync, rename over NAME.pem, fsync the directory:
  * the store sees the old bundle or the new one, never half of one. */
@@ -188,11 +165,11 @@ static int write_atomic(const char *dir, const char *name, const char *a, size_t
         return -errno;
     int rc = fchmod(fd, 0600) == 0 ? 0 : -errno;
     if (rc == 0)
-        rc = write_all(fd, a, alen);
+        rc = tf_write_all(fd, a, alen);
     if (rc == 0 && blen > 0)
-        rc = write_all(fd, "\n", 1);
+        rc = tf_write_all(fd, "\n", 1);
     if (rc == 0)
-        rc = write_all(fd, b, blen);
+        rc = tf_write_all(fd, b, blen);
     if (rc == 0 && fsync(fd) != 0)
         rc = -errno;
     if (close(fd) != 0 && rc == 0)
@@ -202,7 +179,7 @@ static int write_atomic(const char *dir, const char *name, const char *a, size_t
     if (rc != 0)
         unlink(tmp);
     if (rc == 0)
-        rc = fsync_dir(dir);
+        rc = tf_fsync_dir(dir);
     return rc;
 }
 
@@ -331,7 +308,7 @@ static void delete_work(tf_admin_cert_job_t *j)
     snprintf(key, sizeof key, "%s/%s.key", dir, j->name);
     if (unlink(key) != 0 && errno != ENOENT)
         TF_LOG(TF_LOG_WARN, "DELETE /certs/%s: %s: %s", j->name, key, strerror(errno));
-    int rc = fsync_dir(dir);
+    int rc = tf_fsync_dir(dir);
     if (rc != 0) {
         /* Not durable: a crash may bring the file back. Answered as a PUT
          * whose write cannot be made durable. */
