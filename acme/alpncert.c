@@ -50,8 +50,7 @@ static bool find_extensions(const unsigned char *tbs, size_t len, size_t *at, si
             return false;
         if (tbs[start] == 0xa3) {
             size_t q = pos;
-            if (pos + clen != len || !tf_der_header(tbs, len, &q, 0x30, &inner) ||
-                q + inner != len)
+            if (pos + clen != len || !tf_der_header(tbs, len, &q, 0x30, &inner) || q + inner != len)
                 return false;
             *at = start;
             *old = q;

@@ -335,6 +335,10 @@ static int link_connect(link_t *l, const tf_acme__url_t *u)
         l->fd = -1;
     }
     freeaddrinfo(res);
+    if (rc != 0 && is_cancelled(l->h)) {
+        set_err(l->err, l->errlen, "%s: cancelled", u->host);
+        return -ECANCELED;
+    }
     if (rc != 0)
         set_err(l->err, l->errlen, "%s port %s: cannot connect: %s", u->host, u->port,
                 strerror(-rc));
@@ -375,6 +379,8 @@ static int tls_start(link_t *l, const tf_acme__url_t *u)
         int rc = tls_wait(l, ret);
         if (rc == -ETIMEDOUT)
             set_err(l->err, l->errlen, "%s: TLS handshake timed out", u->host);
+        if (rc == -ECANCELED)
+            set_err(l->err, l->errlen, "%s: cancelled", u->host);
         if (rc == TF_ETLS) {
             char why[WOLFSSL_MAX_ERROR_SZ];
             wolfSSL_ERR_error_string_n((unsigned long)wolfSSL_get_error(l->ssl, ret), why,

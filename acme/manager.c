@@ -749,7 +749,7 @@ static int64_t order(eval_t *e)
              e->rec.order_url);
     /* A renewal names the certificate it replaces (RFC 9773 `replaces`). */
     size_t certs_len = 0;
-    char *certs = e->ours ? bundle_certs(e->path, &certs_len) : NULL;
+    char *certs = e->ours && e->not_after > e->now ? bundle_certs(e->path, &certs_len) : NULL;
     tf_acme_problem_t prob = {0};
     tf_acme_issued_t issued = {0};
     rc = m->ops->issue(m->client, e->name, e->rec.order_url, certs, on_order, e, &issued, &prob);

@@ -33,6 +33,7 @@ typedef struct {
     json_t *order; /* its last state */
     tf_acme_key_t *key;
     char key_path[4096];
+    int share_err; /* the last http-01 answer could not be shared (acme.storage): -errno */
 } run_t;
 
 static int64_t now_ms(void)
@@ -251,10 +252,15 @@ static int new_order(run_t *o)
         return rc;
     char *replaces = replaces_id(o);
     rc = post_new_order(o, url, replaces);
-    /* Replaced already (by another client of the account, or an order that
-     * was lost): the renewal is still wanted, as a plain order. */
-    if (rc == TF_EACME && replaces != NULL &&
-        strcmp(o->prob->type, "urn:ietf:params:acme:error:alreadyReplaced") == 0) {
+    /* The CA refused the order because of `replaces`: replaced already (by
+     * another client of the account, or an order that was lost), or a
+     * certificate it does not know as this account's (another CA or
+     * account since, as Boulder and pebble answer with unauthorized or
+     * malformed). The renewal is still wanted, as a plain order: once, and
+     * not for the problems a plain order would meet too. */
+    if (rc == TF_EACME && replaces != NULL && o->prob->status >= 400 && o->prob->status < 500 &&
+        strcmp(o->prob->type, "urn:ietf:params:acme:error:rateLimited") != 0 &&
+        strcmp(o->prob->type, "urn:ietf:params:acme:error:badNonce") != 0) {
         tf_acme_problem_dispose(o->prob);
         rc = post_new_order(o, url, NULL);
     }
@@ -305,12 +311,10 @@ static int publish(run_t *o, const json_t *ch, const char *name)
     if (rc == 0 && is_http01(ch)) {
         rc = tf_acme_http01_put(o->c->answers, token, ka);
         /* For other instances sharing storage (acme.h). Not fatal: this
-         * instance answers from memory, and a storage this process cannot
-         * write fails the order later anyway, with a clearer reason. */
-        if (rc == 0) {
-            int shared = tf_acme_http01_share(o->c->storage, token, ka);
-            (void)shared;
-        }
+         * instance answers from memory; should the CA reach another one
+         * and the authorization fail, the problem says why. */
+        if (rc == 0)
+            o->share_err = tf_acme_http01_share(o->c->storage, token, ka);
     } else if (rc == 0) {
         unsigned char *cert = NULL, *key = NULL;
         size_t certlen = 0, keylen = 0;
@@ -327,12 +331,18 @@ static int publish(run_t *o, const json_t *ch, const char *name)
     return rc;
 }
 
-static void unpublish(run_t *o, const json_t *ch, const char *name)
+/* DECIDED: the CA has judged the authorization; until then the shared
+ * answer stays, for the instance (or the restart of this one) that
+ * receives the validation after this process stopped waiting (a SIGTERM
+ * during a rolling restart, a timeout). The sweep or the resumed order
+ * removes it later. */
+static void unpublish(run_t *o, const json_t *ch, const char *name, bool decided)
 {
     const char *token = json_string_value(json_object_get(ch, "token"));
     if (is_http01(ch)) {
         tf_acme_http01_remove(o->c->answers, token);
-        tf_acme_http01_unshare(o->c->storage, token);
+        if (decided)
+            tf_acme_http01_unshare(o->c->storage, token);
     } else {
         tf_acme_alpn01_remove(o->c->answers, name);
     }
@@ -374,6 +384,16 @@ static void offered(const json_t *authz, char *out, size_t cap)
     }
 }
 
+/* The answer of a failed validation was not in acme.storage: should the
+ * CA have reached another instance, that is why; the problem says so. */
+static void note_unshared(run_t *o)
+{
+    size_t n = strlen(o->prob->detail);
+    snprintf(o->prob->detail + n, sizeof o->prob->detail - n,
+             " (the answer could not be shared through acme.storage for other instances: %s)",
+             tf_strerror(o->share_err));
+}
+
 /* Answers CH of the pending AUTHZ and waits for the verdict. */
 static int validate(run_t *o, const json_t *ch, const char *name, const char *url)
 {
@@ -386,9 +406,13 @@ static int validate(run_t *o, const json_t *ch, const char *name, const char *ur
         rc = post_json(o, json_string_value(json_object_get(ch, "url")), "{}", &res, NULL, NULL);
     if (rc == 0)
         rc = poll(o, url, waiting, &after);
-    if (rc == 0 && strcmp(status_of(after), "valid") != 0)
+    bool decided = rc == 0;
+    if (rc == 0 && strcmp(status_of(after), "valid") != 0) {
         rc = authz_failed(o, after, url);
-    unpublish(o, ch, name);
+        if (o->share_err != 0)
+            note_unshared(o);
+    }
+    unpublish(o, ch, name, decided);
     json_decref(res);
     json_decref(after);
     return rc;

@@ -79,8 +79,7 @@ static bool aki_key_id(const unsigned char *p, size_t len, const unsigned char *
 {
     size_t pos = 0, n, end;
     unsigned char tag;
-    if (!tf_der_header(p, len, &pos, 0x04, &n) ||
-        !tf_der_header(p, len, &pos, 0x30, &n))
+    if (!tf_der_header(p, len, &pos, 0x04, &n) || !tf_der_header(p, len, &pos, 0x30, &n))
         return false;
     end = pos + n;
     while (pos < end && element(p, end, &pos, &tag, &n)) {
@@ -129,8 +128,7 @@ static bool cert_id_parts(const unsigned char *der, size_t len, const unsigned c
 {
     size_t pos = 0, n, tbs_end;
     unsigned char tag;
-    if (!tf_der_header(der, len, &pos, 0x30, &n) ||
-        !tf_der_header(der, len, &pos, 0x30, &n))
+    if (!tf_der_header(der, len, &pos, 0x30, &n) || !tf_der_header(der, len, &pos, 0x30, &n))
         return false;
     tbs_end = pos + n;
     if (pos < tbs_end && der[pos] == 0xa0) { /* version */

@@ -27,19 +27,22 @@
  * authorization stays pending for this long. */
 #define STALE_S (7 * 86400)
 
-static bool token_ok(const char *token)
+static bool b64url_chars(const char *p, size_t n)
 {
-    size_t n = strlen(token);
-    if (n == 0 || n > TOKEN_MAX)
-        return false;
     for (size_t i = 0; i < n; i++) {
-        char c = token[i];
+        char c = p[i];
         bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
                   c == '-' || c == '_';
         if (!ok)
             return false;
     }
     return true;
+}
+
+static bool token_ok(const char *token)
+{
+    size_t n = strlen(token);
+    return n > 0 && n <= TOKEN_MAX && b64url_chars(token, n);
 }
 
 static int answer_path(const char *storage, const char *token, char *out, size_t len)
@@ -126,13 +129,16 @@ int tf_acme_http01_shared_get(const char *storage, const char *token, char **key
     if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size <= ANSWER_MAX)
         n = read(fd, buf, sizeof buf - 1);
     close(fd);
-    size_t tlen = strlen(token);
-    /* Only the answer to this token: TOKEN "." thumbprint. */
-    if (n <= (ssize_t)tlen + 1 || memcmp(buf, token, tlen) != 0 || buf[tlen] != '.')
+    size_t tlen = strlen(token), want = tlen + 1 + TF_ACME_THUMBPRINT_LEN;
+    /* Only the answer to this token, exactly: TOKEN "." thumbprint, nothing
+     * else (these bytes go to whoever asks). */
+    if (n != (ssize_t)want || memcmp(buf, token, tlen) != 0 || buf[tlen] != '.' ||
+        !b64url_chars(buf + tlen + 1, TF_ACME_THUMBPRINT_LEN))
         return TF_ENOTFOUND;
-    buf[n] = '\0';
-    if ((*key_auth = strdup(buf)) == NULL)
+    if ((*key_auth = malloc(want + 1)) == NULL)
         return TF_ENOMEM;
-    *len = (size_t)n;
+    memcpy(*key_auth, buf, want);
+    (*key_auth)[want] = '\0';
+    *len = want;
     return 0;
 }

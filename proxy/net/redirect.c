@@ -482,9 +482,12 @@ out:
 
 /* The built-in client's answer: from memory, else from acme.storage, where
  * another instance sharing it publishes the answers of its orders (the CA's
- * validation may reach any instance behind a balancer). That file is read
- * synchronously, as the webroot's: a few hundred bytes, only for a token
- * this process does not hold, and a thread pool round trip would cost more.
+ * validation may reach any instance behind a balancer); only where the
+ * client is configured (acme.directory), as only then is storage ours.
+ * That file is read synchronously, as the webroot's: a few hundred bytes,
+ * only for a token this process does not hold. The cost is that a storage
+ * that stalls (a hard-mounted network file system whose server is away)
+ * stalls this worker: docs/ACME.md says so.
  * Returns 0 when it answered (or closed the connection), TF_ENOTFOUND to
  * try the webroot. */
 static int conn_serve_from_table(rd_conn_t *c, const tf_http_request_t *req, const char *token)
@@ -493,7 +496,8 @@ static int conn_serve_from_table(rd_conn_t *c, const tf_http_request_t *req, con
     size_t len = 0;
     int rc = c->r->challenges != NULL ? tf_acme_http01_get(c->r->challenges, token, &ka, &len)
                                       : TF_ENOTFOUND;
-    if (rc == TF_ENOTFOUND && c->r->challenges != NULL) {
+    if (rc == TF_ENOTFOUND && c->r->challenges != NULL &&
+        tf_conf_acme(c->r->conf)->directory != NULL) {
         rc = tf_acme_http01_shared_get(tf_conf_acme(c->r->conf)->storage, token, &ka, &len);
         if (rc == 0)
             TF_LOG(TF_LOG_DEBUG, "http: ACME http-01 answer served from acme.storage");

@@ -744,6 +744,10 @@ Test(acme_client, renewal_info_is_asked_by_cert_id_and_read, .init = common_init
  * (rejectedIdentifier: the test stops there). The certIDs newOrder was
  * sent, "-" for none, are kept in order. */
 static atomic_bool ari_off;
+/* What an order naming a certificate gets: alreadyReplaced unless set (the
+ * status and problem type the CA answers with). */
+static int refuse_status;
+static const char *refuse_type;
 static char order_ids[4][128];
 static atomic_int norders;
 
@@ -790,8 +794,14 @@ static void answer_replaces(tf_resp_t *r, const char *method, const char *path, 
     if (n < 4)
         snprintf(order_ids[n], sizeof order_ids[n], "%s", id ? id : "-");
     json_decref(p);
-    a->status = id != NULL ? 409 : 400;
     a->ctype = "application/problem+json";
+    if (id != NULL && refuse_type != NULL) {
+        a->status = refuse_status;
+        a->body = malloc(256);
+        snprintf(a->body, 256, "{\"type\": \"urn:ietf:params:acme:error:%s\"}", refuse_type);
+        return;
+    }
+    a->status = id != NULL ? 409 : 400;
     a->body = strdup(id != NULL ? "{\"type\": \"urn:ietf:params:acme:error:alreadyReplaced\"}"
                                 : "{\"type\": \"urn:ietf:params:acme:error:rejectedIdentifier\"}");
 }
@@ -840,6 +850,35 @@ Test(acme_client, a_renewal_names_the_certificate_it_replaces, .init = common_in
     cr_expect_eq(atomic_load(&norders), 1);
     cr_expect_str_eq(order_ids[0], "-");
     tf_acme_problem_dispose(&prob);
+    free(pem);
+}
+
+/* A CA that does not know the certificate as this account's (another CA or
+ * account since: Boulder answers unauthorized, pebble and Let's Encrypt
+ * malformed) refuses `replaces`; the renewal goes on as a plain order. Not
+ * for rateLimited: a plain order would be limited the same. */
+Test(acme_client, a_refused_replaces_falls_back_to_a_plain_order, .init = common_init,
+     .fini = teardown)
+{
+    char *pem = rfc_example_cert(storage);
+    static const struct {
+        int status;
+        const char *type;
+        int orders;
+    } cases[] = {{403, "unauthorized", 2}, {400, "malformed", 2}, {429, "rateLimited", 1}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        refuse_status = cases[i].status;
+        refuse_type = cases[i].type;
+        tf_acme_problem_t prob;
+        int rc = order_replacing(pem, &prob);
+        cr_expect_eq(rc, TF_EACME, "%s", cases[i].type);
+        cr_expect_eq(atomic_load(&norders), cases[i].orders, "%s", cases[i].type);
+        cr_expect_str_eq(order_ids[0], RFC_ID);
+        if (cases[i].orders == 2)
+            cr_expect_str_eq(order_ids[1], "-", "%s", cases[i].type);
+        tf_acme_problem_dispose(&prob);
+    }
+    refuse_type = NULL;
     free(pem);
 }
 

@@ -181,6 +181,9 @@ Test(challenges, a_writer_and_readers_on_threads)
 
 /* ---- answers shared through acme.storage (acme/shared.c) ---------------------- */
 
+/* A thumbprint's shape: 43 base64url characters (RFC 7638, SHA-256). */
+#define THUMB "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNO-_"
+
 static void shared_dir(char *dir, size_t len)
 {
     snprintf(dir, len, "/tmp/tf-acme-shared-XXXXXX");
@@ -202,10 +205,10 @@ Test(challenges, http01_answers_shared_through_storage)
     size_t len = 0;
     cr_expect_eq(tf_acme_http01_shared_get(dir, "tok", &ka, &len), TF_ENOTFOUND);
     cr_expect_eq(tf_acme_http01_shared_get(NULL, "tok", &ka, &len), TF_ENOTFOUND);
-    cr_assert_eq(tf_acme_http01_share(dir, "tok", "tok.thumb"), 0);
+    cr_assert_eq(tf_acme_http01_share(dir, "tok", "tok." THUMB), 0);
     cr_assert_eq(tf_acme_http01_shared_get(dir, "tok", &ka, &len), 0);
-    cr_expect_str_eq(ka, "tok.thumb");
-    cr_expect_eq(len, 9);
+    cr_expect_str_eq(ka, "tok." THUMB);
+    cr_expect_eq(len, 47);
     free(ka);
     struct stat st;
     snprintf(path, sizeof path, "%s/challenges/http-01", dir);
@@ -215,7 +218,7 @@ Test(challenges, http01_answers_shared_through_storage)
     cr_assert_eq(stat(path, &st), 0);
     cr_expect_eq(st.st_mode & 0777, 0600);
     /* Tokens that are no base64url name no file. */
-    cr_expect_eq(tf_acme_http01_share(dir, "../x", "../x.thumb"), TF_EINVAL);
+    cr_expect_eq(tf_acme_http01_share(dir, "../x", "../x." THUMB), TF_EINVAL);
     cr_expect_eq(tf_acme_http01_share(dir, "", "x"), TF_EINVAL);
     cr_expect_eq(tf_acme_http01_shared_get(dir, "a.b", &ka, &len), TF_ENOTFOUND);
     tf_acme_http01_unshare(dir, "tok");
@@ -232,20 +235,49 @@ Test(challenges, a_shared_answer_must_be_a_file_for_its_token)
     shared_dir(dir, sizeof dir);
     char *ka = NULL;
     size_t len = 0;
-    cr_assert_eq(tf_acme_http01_share(dir, "tok", "other.thumb"), 0);
+    cr_assert_eq(tf_acme_http01_share(dir, "tok", "other." THUMB), 0);
     cr_expect_eq(tf_acme_http01_shared_get(dir, "tok", &ka, &len), TF_ENOTFOUND);
+    /* Exactly TOKEN "." thumbprint: these bytes go to whoever asks. A NUL
+     * inside, a byte outside base64url, a short or long thumbprint, a
+     * trailing newline: not served. */
+    static const struct {
+        const char *bytes;
+        size_t len;
+    } bad[] = {
+        {"tok." THUMB, 46},      /* NUL in place of the last character (below) */
+        {"tok.!" THUMB, 47},     /* 47 bytes, a '!' inside */
+        {"tok." THUMB, 46},      /* short */
+        {"tok." THUMB "=", 48},  /* long */
+        {"tok." THUMB "\n", 48}, /* a newline */
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char bytes[64];
+        memcpy(bytes, bad[i].bytes, bad[i].len);
+        size_t len_i = bad[i].len;
+        if (i == 0) {
+            bytes[46] = '\0';
+            len_i = 47;
+        }
+        snprintf(path, sizeof path, "%s/challenges/http-01/tok", dir);
+        FILE *f = fopen(path, "w");
+        cr_assert_not_null(f);
+        cr_assert_eq(fwrite(bytes, 1, len_i, f), len_i);
+        cr_assert_eq(fclose(f), 0);
+        cr_expect_eq(tf_acme_http01_shared_get(dir, "tok", &ka, &len), TF_ENOTFOUND, "case %zu", i);
+        cr_expect_null(ka);
+    }
     snprintf(cmd, sizeof cmd,
-             "cd '%s/challenges/http-01' && echo -n 'sec.x' > ../../secret && "
+             "cd '%s/challenges/http-01' && printf 'sec.%s' > ../../secret && "
              "ln -s ../../secret sec && mkfifo fifo",
-             dir);
+             dir, THUMB);
     cr_assert_eq(system(cmd), 0);
     cr_expect_eq(tf_acme_http01_shared_get(dir, "sec", &ka, &len), TF_ENOTFOUND);
     cr_expect_eq(tf_acme_http01_shared_get(dir, "fifo", &ka, &len), TF_ENOTFOUND);
     /* A symlinked directory below storage is not followed either. */
     snprintf(cmd, sizeof cmd,
-             "cd '%s' && mkdir -p elsewhere/http-01 && echo -n 'lnk.x' > elsewhere/http-01/lnk && "
+             "cd '%s' && mkdir -p elsewhere/http-01 && printf 'lnk.%s' > elsewhere/http-01/lnk && "
              "rm -rf challenges && ln -s elsewhere challenges",
-             dir);
+             dir, THUMB);
     cr_assert_eq(system(cmd), 0);
     cr_expect_eq(tf_acme_http01_shared_get(dir, "lnk", &ka, &len), TF_ENOTFOUND);
     cr_expect_null(ka);

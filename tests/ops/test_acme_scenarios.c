@@ -461,3 +461,27 @@ Test(acme_scenarios, two_instances_order_once_and_the_other_one_answers_the_vali
     cr_expect_str_eq(left, "");
     free(left);
 }
+
+/* A rolling restart: the ordering instance is stopped (SIGTERM) while the
+ * CA's validation is in flight. Its shared answer stays in acme.storage, so
+ * the instance the validation reaches still answers it and the
+ * authorization is valid, not spent. */
+Test(acme_scenarios, the_shared_answer_outlives_a_sigterm_of_the_ordering_instance)
+{
+    start_first(NULL);
+    cr_assert(tf_fwd_wait_accepted(fwd, 1, HOLD_MS), "pebble never validated");
+    start_second();
+    int st;
+    cr_expect_eq(tf_px_stop_proxy(&t.px), 0, "the ordering instance did not stop cleanly");
+    char *left = tf_px_sh(&st, "ls -A '%s/acme-state/challenges/http-01'", t.px.tmp);
+    cr_expect_neq(left[0], '\0', "the shared answer went with the stopped instance");
+    free(left);
+    tf_fwd_target(fwd, t2.px.http_port);
+    cr_expect(tf_ops_wait_log(&t2, "http-01 answer served from acme.storage", 1, 60),
+              "the second instance did not answer from storage");
+    long long end = tf_px_now_ms() + 120000;
+    while (pebble_says("set VALID") == 0 && pebble_says("set INVALID") == 0 && tf_px_now_ms() < end)
+        usleep(200 * 1000); /* pebble's log, polled as wait_state() polls */
+    cr_expect_eq(pebble_says("set INVALID"), 0, "the authorization was spent");
+    cr_expect_gt(pebble_says("set VALID"), 0, "the authorization never became valid");
+}

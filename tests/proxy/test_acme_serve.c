@@ -53,7 +53,10 @@ static tf_conf_t *config(void)
     static char yaml[2048];
     snprintf(yaml, sizeof yaml,
              "listen:\n  https: [\"127.0.0.1:0\"]\n  http: [\"127.0.0.1:0\"]\n"
-             "acme:\n  webroot: null\n  storage: \"%s\"\nlog:\n  access: \"off\"\n"
+             /* directory: storage is read only where the client is
+              * configured (the client itself does not run here). */
+             "acme:\n  directory: \"https://acme.invalid/directory\"\n  webroot: null\n"
+             "  storage: \"%s\"\nlog:\n  access: \"off\"\n"
              /* Longer than s_client's `timeout`: only the close under test
               * can end it sooner. */
              "timeouts:\n  request_header: 120s\n  idle: 120s\n"
@@ -214,8 +217,9 @@ Test(acme_serve, http_01_is_answered_on_the_http_listener)
  * balancer); the table comes first. */
 Test(acme_serve, http_01_answers_of_another_instance_are_read_from_storage)
 {
-    cr_assert_eq(tf_acme_http01_share(storage, "sHared-1", "sHared-1.thumbprint"), 0);
-    cr_assert_eq(tf_acme_http01_share(storage, "both", "both.from-disk"), 0);
+    /* A key authorization's shape: the token, a dot, 43 base64url characters. */
+    cr_assert_eq(tf_acme_http01_share(storage, "sHared-1", "sHared-1.abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNO-_"), 0);
+    cr_assert_eq(tf_acme_http01_share(storage, "both", "both.ABCDEFGHIJKLMNOPQRSTUVWXYZABCDEFGHIJKLMNO01"), 0);
     cr_assert_eq(tf_acme_http01_put(t.table, "both", "both.from-memory"), 0);
     int st;
     char *o = tf_px_sh(&st,
@@ -223,7 +227,7 @@ Test(acme_serve, http_01_answers_of_another_instance_are_read_from_storage)
                        "'http://127.0.0.1:%u/.well-known/acme-challenge/sHared-1' "
                        "'http://127.0.0.1:%u/.well-known/acme-challenge/both'",
                        t.http_port, t.http_port);
-    cr_expect_str_eq(o, "sHared-1.thumbprintboth.from-memory");
+    cr_expect_str_eq(o, "sHared-1.abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNO-_both.from-memory");
     free(o);
     tf_acme_http01_unshare(storage, "sHared-1");
     o = tf_px_sh(&st,
