@@ -135,6 +135,9 @@ Test(proxy_flow, client_that_does_not_read_stops_the_backend)
     cr_expect_lt(rss, 48 * 1024, "%s", out);
     cr_expect_gt(received, 0, "%s", out);
     free(out);
+    /* The connection's summary is its last line: once it is there, a late
+     * "peer does not read" cannot follow. */
+    cr_expect(tf_px_wait_log(&px, "closed: "), "the connection closed");
     char *log = tf_px_log(&px);
     cr_expect_null(strstr(log, "peer does not read"), "%s", log);
     free(log);

@@ -236,6 +236,11 @@ Test(httpmode, ambiguous_framing_is_400_and_the_connection_closes)
         cr_expect(strstr(out, "Connection: close") != NULL, "request %zu: %s", i, out);
         free(out);
     }
+    /* Each connection's summary is its last line, and may be written after
+     * the client saw the end of the answer: once all are there, nothing of
+     * theirs can follow. */
+    unsigned n = (unsigned)(sizeof bad_requests / sizeof bad_requests[0]);
+    cr_expect(tf_px_wait_count(px.log, "closed: ", n, TF_PX_WAIT_MS), "every connection closed");
     char *log = tf_px_log(&px);
     cr_expect(strstr(log, "/smuggled") == NULL, "nothing smuggled reached a backend:\n%s", log);
     free(log);
@@ -491,7 +496,9 @@ Test(httpmode, access_log_lines_port_80_and_sigusr1)
     free(out);
     char path[1300];
     snprintf(path, sizeof path, "%s/access.log", px.tmp);
-    /* One JSON object per request, written before the response completes. */
+    /* One JSON object per request, written once the exchange is done: the
+     * last bytes of the response may reach curl first. */
+    cr_expect(tf_px_wait_count(path, "\"path\":\"/logged?x=1\"", 1, TF_PX_WAIT_MS));
     out = tf_px_sh(&st,
                    "python3 -c 'import json,sys; [print(d[\"method\"], d[\"path\"], d[\"status\"], "
                    "d[\"tenant\"], d[\"sni\"], d[\"client\"], d[\"backend\"] is not None) for d in "
@@ -522,6 +529,7 @@ Test(httpmode, access_log_lines_port_80_and_sigusr1)
     out = CURL(&st, "portal.acme.example", "-o /dev/null https://portal.acme.example:%u/after",
                px.port);
     free(out);
+    cr_expect(tf_px_wait_count(path, "\"/after\"", 1, TF_PX_WAIT_MS));
     out = tf_px_sh(&st, "grep -c '\"/after\"' '%s'; grep -c '\"/logged' '%s.1'", path, path);
     cr_expect_str_eq(out, "1\n1\n");
     free(out);
