@@ -268,34 +268,98 @@ size_t tf_h2_chunk_prefix(size_t len, char *out)
 
 /* ---- the response's fields ------------------------------------------------------------ */
 
-/* Fields an HTTP/2 response must not carry (RFC 9113 §8.2.2), and the
+/* Fields an HTTP/2 response must not carry (RFC 9113 §8.2.2) beyond the
+ * hop-by-hop ones no client gets (tf_http__resp_passes_on), and the
  * handshake's answer of an upgrade that HTTP/2 replaced (RFC 8441 §5). */
 static bool dropped(const tf_http_header_t *h, bool websocket)
 {
-    return name_is(h, "connection") || name_is(h, "keep-alive") || name_is(h, "proxy-connection") ||
-           name_is(h, "transfer-encoding") || name_is(h, "upgrade") || name_is(h, "te") ||
+    return name_is(h, "transfer-encoding") || name_is(h, "upgrade") ||
            (websocket && name_is(h, "sec-websocket-accept"));
 }
 
-/* h's name in lower case into out (h->name_len bytes). */
-static void lower_name(const tf_http_header_t *h, char *out)
+/* name (n bytes) in lower case into out. */
+static void lower_copy(const char *name, size_t n, char *out)
 {
-    for (size_t k = 0; k < h->name_len; k++) {
-        unsigned char c = (unsigned char)h->name[k];
+    for (size_t k = 0; k < n; k++) {
+        unsigned char c = (unsigned char)name[k];
         out[k] = (char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
     }
 }
 
 bool tf_h2_trailer_field(const tf_http_header_t *h, char *lower)
 {
-    if (dropped(h, false))
+    if (dropped(h, false) || name_is(h, "connection") || name_is(h, "keep-alive") ||
+        name_is(h, "proxy-connection") || name_is(h, "te"))
         return false;
-    lower_name(h, lower);
+    lower_copy(h->name, h->name_len, lower);
     return true;
 }
 
-long tf_h2_response_fields(const tf_http_response_t *resp, bool websocket, char status[4],
-                           tf_h2_field_t *out, size_t outcap, char *lower, size_t lowercap)
+/* The response fields being written: out[n..outcap), names lower-cased
+ * into lower[used..lowercap). */
+typedef struct {
+    tf_h2_field_t *out;
+    size_t n, cap;
+    char *lower;
+    size_t used, lowercap;
+    bool overflow;
+} fields_out_t;
+
+static void add_field(fields_out_t *o, const char *name, size_t nlen, const char *value,
+                      size_t vlen)
+{
+    if (o->n == o->cap || o->lowercap - o->used < nlen) {
+        o->overflow = true;
+        return;
+    }
+    char *lower = o->lower + o->used;
+    lower_copy(name, nlen, lower);
+    o->used += nlen;
+    o->out[o->n++] =
+        (tf_h2_field_t){.name = lower, .name_len = nlen, .value = value, .value_len = vlen};
+}
+
+/* HOW's extra lines ("Name: value\r\n" each, written by the proxy) as
+ * fields. */
+static void add_extra(fields_out_t *o, const char *s, size_t len)
+{
+    const char *end = s + len;
+    while (s < end) {
+        const char *eol = memchr(s, '\n', (size_t)(end - s));
+        const char *colon = memchr(s, ':', (size_t)(end - s));
+        if (eol == NULL || colon == NULL || colon > eol)
+            return;
+        const char *v = colon + 1, *e = eol;
+        while (v < e && (*v == ' ' || *v == '\t'))
+            v++;
+        while (e > v && (e[-1] == '\r' || e[-1] == ' ' || e[-1] == '\t'))
+            e--;
+        add_field(o, s, (size_t)(colon - s), v, (size_t)(e - v));
+        s = eol + 1;
+    }
+}
+
+size_t tf_h2_response_fields_cap(const tf_http_response_t *resp, const tf_http_resp_rewrite_t *how,
+                                 size_t *lowercap)
+{
+    size_t n = 1 + resp->nheaders, lower = resp->head_len;
+    if (how != NULL && how->rules != NULL) {
+        n += how->rules->nset;
+        for (size_t i = 0; i < how->rules->nset; i++)
+            lower += strlen(how->rules->set[i].name);
+    }
+    if (how != NULL && how->extra != NULL) {
+        for (size_t i = 0; i < how->extra_len; i++)
+            n += how->extra[i] == '\n';
+        lower += how->extra_len;
+    }
+    *lowercap = lower;
+    return n;
+}
+
+long tf_h2_response_fields(const tf_http_response_t *resp, const tf_http_resp_rewrite_t *how,
+                           bool websocket, char status[4], tf_h2_field_t *out, size_t outcap,
+                           char *lower, size_t lowercap)
 {
     if (outcap == 0)
         return -1;
@@ -306,21 +370,18 @@ long tf_h2_response_fields(const tf_http_response_t *resp, bool websocket, char 
     status[2] = (char)('0' + st % 10);
     status[3] = '\0';
     out[0] = (tf_h2_field_t){.name = ":status", .name_len = 7, .value = status, .value_len = 3};
+    fields_out_t o = {.out = out, .n = 1, .cap = outcap, .lower = lower, .lowercap = lowercap};
+    const tf_conf_header_rules_t *rules = how != NULL ? how->rules : NULL;
     bool conn = tf_http__has_connection(resp->headers, resp->nheaders);
-    size_t n = 1, used = 0;
     for (size_t i = 0; i < resp->nheaders; i++) {
         const tf_http_header_t *h = &resp->headers[i];
-        if (dropped(h, websocket) ||
-            (conn && tf_http__named_by_connection(resp->headers, resp->nheaders, h)))
-            continue;
-        if (n == outcap || lowercap - used < h->name_len)
-            return -1;
-        lower_name(h, lower + used);
-        out[n++] = (tf_h2_field_t){.name = lower + used,
-                                   .name_len = h->name_len,
-                                   .value = h->value,
-                                   .value_len = h->value_len};
-        used += h->name_len;
+        if (tf_http__resp_passes_on(resp, conn, rules, h) && !dropped(h, websocket))
+            add_field(&o, h->name, h->name_len, h->value, h->value_len);
     }
-    return (long)n;
+    for (size_t i = 0; rules != NULL && i < rules->nset; i++)
+        add_field(&o, rules->set[i].name, strlen(rules->set[i].name), rules->set[i].value,
+                  strlen(rules->set[i].value));
+    if (how != NULL && how->extra != NULL)
+        add_extra(&o, how->extra, how->extra_len);
+    return o.overflow ? -1 : (long)o.n;
 }

@@ -89,16 +89,25 @@ long tf_h2_request_trailers(const tf_h2_field_t *fields, size_t nfields, char *o
  * (DATA without bytes is no chunk). Returns the prefix's length. */
 size_t tf_h2_chunk_prefix(size_t len, char *out);
 
-/* The fields of the HTTP/2 response for the exchange's response head: the
- * status as ":status" (out[0], its value in status[4]; a 101 answering a
- * websocket request becomes "200"), then every field of the head except the
- * connection-specific ones (Connection and the fields it names, Keep-Alive,
- * Proxy-Connection, Transfer-Encoding, Upgrade, TE, and for websocket
- * Sec-WebSocket-Accept), names lower-cased into `lower` (lowercap bytes,
- * the field names' total length is enough). Returns the number of fields
- * written (at most outcap), or -1 when out or lower is too small. */
-long tf_h2_response_fields(const tf_http_response_t *resp, bool websocket, char status[4],
-                           tf_h2_field_t *out, size_t outcap, char *lower, size_t lowercap);
+/* The fields of the HTTP/2 response for a response head: the status as
+ * ":status" (out[0], its value in status[4]; a 101 answering a websocket
+ * request becomes "200"), then every field the client gets as
+ * tf_http_rewrite_response_head() would write it with HOW (NULL: nothing
+ * changed; the same hop-by-hop removal, HOW's rules removing, replacing
+ * and setting fields, HOW's extra lines) except the fields HTTP/2 does not
+ * carry (Transfer-Encoding, Upgrade, and for websocket
+ * Sec-WebSocket-Accept) and the Connection line, names lower-cased into
+ * `lower` (lowercap bytes). HOW's `close` means nothing here: an HTTP/2
+ * stream does not end its connection. Returns the number of fields written
+ * (at most outcap), or -1 when out or lower is too small. */
+long tf_h2_response_fields(const tf_http_response_t *resp, const tf_http_resp_rewrite_t *how,
+                           bool websocket, char status[4], tf_h2_field_t *out, size_t outcap,
+                           char *lower, size_t lowercap);
+
+/* What tf_h2_response_fields() needs for resp and HOW: returns the fields'
+ * count (outcap), and the bytes of their names in *lowercap. */
+size_t tf_h2_response_fields_cap(const tf_http_response_t *resp, const tf_http_resp_rewrite_t *how,
+                                 size_t *lowercap);
 
 /* One trailer field of a response for HTTP/2: false when it is one the
  * message must not carry (the connection-specific fields, as for

@@ -904,3 +904,27 @@ int tf_http_parse_response_head(tf_http_parser_t *p, const char *buf, size_t len
     p->length_left = resp->content_length;
     return 0;
 }
+
+int tf_http_parser_follow(tf_http_parser_t *p, const tf_http_response_t *resp, bool head_request)
+{
+    tf_http_parser_init_response(p, head_request);
+    /* http-parser must read a head before a body it follows: the smallest
+     * one with the same framing (the status does not matter once the body
+     * kind is known). */
+    static const char chunked[] = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n";
+    static const char close_delimited[] = "HTTP/1.1 200 OK\r\n\r\n";
+    switch (resp->body) {
+    case TF_HTTP_RESP_NONE:
+        p->done = true;
+        return 0;
+    case TF_HTTP_RESP_LENGTH:
+        p->by_length = true;
+        p->length_left = resp->content_length;
+        return 0;
+    case TF_HTTP_RESP_CHUNKED:
+        return parser_to_body(p, chunked, sizeof chunked - 1) == 0 ? 0 : 502;
+    case TF_HTTP_RESP_CLOSE:
+        return parser_to_body(p, close_delimited, sizeof close_delimited - 1) == 0 ? 0 : 502;
+    }
+    return 502;
+}

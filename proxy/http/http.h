@@ -184,6 +184,13 @@ int tf_http_body(tf_http_parser_t *p, const char *buf, size_t len, size_t *used,
 int tf_http_parse_response_head(tf_http_parser_t *p, const char *buf, size_t len, size_t max_head,
                                 tf_http_response_t *resp);
 
+/* Readies p to follow the body of the response resp, whose head another
+ * parser read (a head handed on parsed, to an HTTP/2 stream), as
+ * tf_http_parse_response_head() would have after reading it: then
+ * tf_http_body() or tf_http_body_payload() on the bytes after the head.
+ * head_request as tf_http_parser_init_response(). 0, or 502. */
+int tf_http_parser_follow(tf_http_parser_t *p, const tf_http_response_t *resp, bool head_request);
+
 /* What tlsfront changes in a backend's response head besides hop-by-hop
  * fields. Zero-initialized: nothing but "Connection: close" when CLOSE. */
 typedef struct {

@@ -52,6 +52,15 @@ bool tf_http__named_by_connection(const tf_http_header_t *hs, size_t n, const tf
 /* Whether hs (n fields) has a Connection field. */
 bool tf_http__has_connection(const tf_http_header_t *hs, size_t n);
 
+/* Whether the backend's response field h (of resp) goes on to the client:
+ * not hop-by-hop (Upgrade kept for a 101), not named by a Connection field
+ * (conn: resp has one, tf_http__has_connection()), not removed or replaced
+ * by RULES (NULL: none). One rule for the HTTP/1.1 head written as text
+ * (tf_http_rewrite_response_head) and the HTTP/2 fields
+ * (tf_h2_response_fields). */
+bool tf_http__resp_passes_on(const tf_http_response_t *resp, bool conn,
+                             const tf_conf_header_rules_t *rules, const tf_http_header_t *h);
+
 /* Calls fn for each comma-separated token of a header value, trimmed of
  * optional whitespace; stops and returns true when fn does. */
 bool tf_http__each_token(const char *v, size_t len, bool (*fn)(const char *, size_t, void *),

@@ -367,47 +367,74 @@ static nghttp2_data_provider body_provider(tf_h2s_t *st)
     return (nghttp2_data_provider){.source.ptr = st, .read_callback = tf_h2__read_body};
 }
 
-/* Submits the HEADERS for a parsed response head: interim (1xx), final with
- * a body to follow, final alone, or the 200 that opens a WebSocket tunnel. */
-static int submit_head(tf_h2s_t *st, const tf_http_response_t *r)
+/* The response's HTTP/2 fields for HOW (NULL: the head as it is) into nv
+ * (outcap fields), names lower-cased into lower (lowercap bytes). The
+ * number of fields, or -1. */
+static long head_fields(const tf_h2s_t *st, const tf_http_response_t *r,
+                        const tf_http_resp_rewrite_t *how, char status[4], nghttp2_nv *nv,
+                        tf_h2_field_t *f, size_t outcap, char *lower, size_t lowercap)
 {
-    nghttp2_session *ng = st->h2->ng;
-    tf_h2_field_t f[TF_HTTP_HEADERS_DEFAULT + 1];
-    nghttp2_nv nv[TF_HTTP_HEADERS_DEFAULT + 1];
-    char lower_stack[4096];
-    char *lower = r->head_len <= sizeof lower_stack ? lower_stack : malloc(r->head_len);
-    if (lower == NULL)
-        return TF_ENOMEM;
-    char status[4];
-    long n =
-        tf_h2_response_fields(r, st->info.websocket, status, f, sizeof f / sizeof f[0], lower,
-                              r->head_len > sizeof lower_stack ? r->head_len : sizeof lower_stack);
+    long n = tf_h2_response_fields(r, how, st->info.websocket, status, f, outcap, lower, lowercap);
     for (long i = 0; i < n; i++)
         nv[i] = (nghttp2_nv){(uint8_t *)f[i].name, (uint8_t *)f[i].value, f[i].name_len,
                              f[i].value_len, NGHTTP2_NV_FLAG_NONE};
-    int rc = n < 0 ? UV_EPROTO : 0;
+    return n;
+}
+
+/* Submits the HEADERS (nv, n fields) for a response head: interim (1xx),
+ * final with a body to follow, final alone, or the 200 that opens a
+ * WebSocket tunnel. The body, if any, follows in st->rp's view of it. */
+static int submit_fields(tf_h2s_t *st, const tf_http_response_t *r, const nghttp2_nv *nv, long n)
+{
+    nghttp2_session *ng = st->h2->ng;
     bool tunnel = st->info.websocket && r->status == 101;
     /* Any 2xx to an extended CONNECT opens the tunnel for the client (RFC
      * 8441 §5): a backend that answered the upgrade with a plain 200 has
      * opened none, so the stream is reset. */
-    if (st->info.websocket && r->status / 100 == 2)
-        rc = UV_EPROTO;
-    if (rc == 0 && r->status / 100 == 1 && !tunnel) {
+    if (n < 0 || (st->info.websocket && r->status / 100 == 2))
+        return UV_EPROTO;
+    if (r->status / 100 == 1 && !tunnel) {
         /* Interim (100, 103): the final head follows. A 101 for anything
          * but a WebSocket cannot be carried over HTTP/2. */
+        tf_http_parser_init_response(&st->rp, st->info.head);
         if (r->status == 101 ||
             nghttp2_submit_headers(ng, NGHTTP2_FLAG_NONE, st->id, NULL, nv, (size_t)n, NULL) != 0)
-            rc = UV_EPROTO;
-        tf_http_parser_init_response(&st->rp, st->info.head);
-    } else if (rc == 0) {
-        bool body = tunnel || r->body != TF_HTTP_RESP_NONE;
-        nghttp2_data_provider prd = body_provider(st);
-        if (nghttp2_submit_response(ng, st->id, nv, (size_t)n, body ? &prd : NULL) != 0)
-            rc = TF_ENOMEM;
-        st->submitted = true;
-        st->close_delimited = r->body == TF_HTTP_RESP_CLOSE;
-        st->rstate = tunnel ? H2R_TUNNEL : body ? H2R_BODY : H2R_DONE;
-        st->out_ended = !body;
+            return UV_EPROTO;
+        return 0;
+    }
+    bool body = tunnel || r->body != TF_HTTP_RESP_NONE;
+    nghttp2_data_provider prd = body_provider(st);
+    if (nghttp2_submit_response(ng, st->id, nv, (size_t)n, body ? &prd : NULL) != 0)
+        return TF_ENOMEM;
+    st->submitted = true;
+    st->close_delimited = r->body == TF_HTTP_RESP_CLOSE;
+    st->rstate = tunnel ? H2R_TUNNEL : body ? H2R_BODY : H2R_DONE;
+    st->out_ended = !body;
+    return 0;
+}
+
+/* Submits the HEADERS for a response head, changed as HOW says (NULL:
+ * nothing). */
+static int submit_head(tf_h2s_t *st, const tf_http_response_t *r, const tf_http_resp_rewrite_t *how)
+{
+    size_t lowercap, outcap = tf_h2_response_fields_cap(r, how, &lowercap);
+    tf_h2_field_t f_stack[TF_HTTP_HEADERS_DEFAULT + 1];
+    nghttp2_nv nv_stack[TF_HTTP_HEADERS_DEFAULT + 1];
+    char lower_stack[4096];
+    bool small = outcap <= TF_HTTP_HEADERS_DEFAULT + 1;
+    tf_h2_field_t *f = small ? f_stack : malloc(outcap * sizeof *f);
+    nghttp2_nv *nv = small ? nv_stack : malloc(outcap * sizeof *nv);
+    char *lower = lowercap <= sizeof lower_stack ? lower_stack : malloc(lowercap);
+    int rc = TF_ENOMEM;
+    if (f != NULL && nv != NULL && lower != NULL) {
+        char status[4];
+        long n = head_fields(st, r, how, status, nv, f, outcap, lower,
+                             lowercap > sizeof lower_stack ? lowercap : sizeof lower_stack);
+        rc = submit_fields(st, r, nv, n);
+    }
+    if (!small) {
+        free(f);
+        free(nv);
     }
     if (lower != lower_stack)
         free(lower);
@@ -434,7 +461,7 @@ static int response_head(tf_h2s_t *st, const char *data, size_t len, size_t *use
     }
     if (rc != 0)
         return UV_EPROTO;
-    rc = submit_head(st, r);
+    rc = submit_head(st, r, NULL);
     if (rc != 0)
         return rc;
     if (!buffered) {
@@ -561,6 +588,27 @@ static int h2s_write(tf_stream_t *s, const void *data, size_t len)
     if (st->h2 == NULL || st->end_sent)
         return 0;
     int rc = response_bytes(st, data, len);
+    if (rc != 0) {
+        TF_CONN_LOG(TF_LOG_WARN, &st->conn, "HTTP/2 stream %d: response not relayable: %s",
+                    (int)st->id, tf_strerror(rc));
+        return rc;
+    }
+    resume(st);
+    return 0;
+}
+
+/* The exchange's parsed response head: its fields go to HEADERS as they
+ * are, with no HTTP/1.1 text written and read back; the body's framing,
+ * which the exchange writes on, is followed from what the head says. */
+static int h2s_write_head(tf_stream_t *s, const tf_http_response_t *r,
+                          const tf_http_resp_rewrite_t *how)
+{
+    tf_h2s_t *st = s->transport;
+    if (st->h2 == NULL || st->end_sent)
+        return 0;
+    int rc = st->rstate != H2R_HEAD || st->rhead.len > 0 ? UV_EPROTO : submit_head(st, r, how);
+    if (rc == 0 && st->rstate == H2R_BODY && tf_http_parser_follow(&st->rp, r, st->info.head) != 0)
+        rc = UV_EPROTO;
     if (rc != 0) {
         TF_CONN_LOG(TF_LOG_WARN, &st->conn, "HTTP/2 stream %d: response not relayable: %s",
                     (int)st->id, tf_strerror(rc));
@@ -731,4 +779,5 @@ const tf_stream_ops_t tf_stream_h2_ops = {
     .close = h2s_close,
     .pending = h2s_pending,
     .flush = h2s_flush,
+    .write_head = h2s_write_head,
 };

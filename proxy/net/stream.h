@@ -32,6 +32,7 @@
 #error "internal to proxy/net: include proxy/net/net.h"
 #endif
 
+#include "proxy/http/http.h"
 #include "tls/tls.h"
 
 #include <stdbool.h>
@@ -88,6 +89,14 @@ typedef struct {
     size_t (*pending)(const tf_stream_t *s);
     /* Writes what waits now (what tf_stream_uncork() calls). 0 or a code. */
     int (*flush)(tf_stream_t *s);
+    /* A stream that carries messages, not bytes (an HTTP/2 stream): takes
+     * a backend's response head as parsed (pointers valid during the call)
+     * with what the proxy changes in it (HOW), in place of the text
+     * tf_http_rewrite_response_head() would write; the body follows through
+     * write() in its HTTP/1.1 framing. NULL on byte streams, which are
+     * written the text. 0, or a negative code (the connection fails). */
+    int (*write_head)(tf_stream_t *s, const tf_http_response_t *resp,
+                      const tf_http_resp_rewrite_t *how);
 } tf_stream_ops_t;
 
 enum {

@@ -163,7 +163,7 @@ static void response(uint8_t flags, uint8_t piece_byte, const char *buf, size_t 
     if (tf_http_parse_response_head(&q, buf, size, 4096, &resp) != 0)
         return;
     char status[4];
-    long n = tf_h2_response_fields(&resp, flags & 4, status, f, sizeof f / sizeof f[0], lower,
+    long n = tf_h2_response_fields(&resp, NULL, flags & 4, status, f, sizeof f / sizeof f[0], lower,
                                    sizeof lower);
     if (n < 1 || n > (long)resp.nheaders + 1)
         abort();

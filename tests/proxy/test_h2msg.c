@@ -308,7 +308,8 @@ static const char *fields_text(bool websocket)
 {
     static char text[4096], status[4], lower[1024];
     tf_h2_field_t out[64];
-    long n = tf_h2_response_fields(&resp, websocket, status, out, NF(out), lower, sizeof lower);
+    long n =
+        tf_h2_response_fields(&resp, NULL, websocket, status, out, NF(out), lower, sizeof lower);
     if (n < 0)
         return "-1";
     size_t len = 0;
@@ -325,9 +326,9 @@ Test(h2msg, response_fields_lose_connection_specific_ones_and_are_lower_case)
                "Proxy-Connection: keep-alive\r\nUpgrade: h2c\r\nTE: trailers\r\n"
                "Set-Cookie: a=1\r\nSet-Cookie: b=2\r\nTrailer: X-Sum\r\n\r\n",
                false);
+    /* Trailer goes as it goes for an HTTP/1.1 client: one rule for both. */
     cr_expect_str_eq(fields_text(false),
-                     ":status=200|content-type=text/plain|set-cookie=a=1|set-cookie=b=2|"
-                     "trailer=X-Sum|");
+                     ":status=200|content-type=text/plain|set-cookie=a=1|set-cookie=b=2|");
     /* Connection cannot make the message's framing disappear. */
     parse_resp("HTTP/1.1 404 Not Found\r\nConnection: content-length\r\nContent-Length: 0\r\n\r\n",
                false);
@@ -348,16 +349,83 @@ Test(h2msg, a_websocket_101_becomes_200)
     cr_expect_str_eq(fields_text(true), ":status=403|content-length=0|");
 }
 
+/* What the proxy changes in a head (the route's response rules, the sticky
+ * cookie's line) reaches an HTTP/2 client as it reaches an HTTP/1.1 one:
+ * the same fields, names lower case, no Connection line. */
+Test(h2msg, response_fields_follow_the_rewrite_of_http1)
+{
+    parse_resp("HTTP/1.1 200 OK\r\nServer: x\r\nX-Powered-By: php\r\nCache-Control: a\r\n"
+               "Content-Length: 5\r\n\r\n",
+               false);
+    static const tf_conf_header_t set[] = {{.name = "Cache-Control", .value = "no-store"},
+                                           {.name = "X-Frame-Options", .value = "DENY"}};
+    static const char *const rm[] = {"x-powered-by"};
+    tf_conf_header_rules_t rules = {.set = set, .nset = 2, .remove = {.items = rm, .count = 1}};
+    const char extra[] = "Set-Cookie: TFSRV=b1; Path=/; HttpOnly\r\n";
+    tf_http_resp_rewrite_t how = {
+        .close = true, .rules = &rules, .extra = extra, .extra_len = sizeof extra - 1};
+    char text[1024];
+    long tn = tf_http_rewrite_response_head(&resp, &how, text, sizeof text);
+    cr_assert_gt(tn, 0);
+    size_t lowercap, cap = tf_h2_response_fields_cap(&resp, &how, &lowercap);
+    cr_assert_geq(cap, 7);
+    char status[4], lower[256];
+    tf_h2_field_t out[16];
+    cr_assert_leq(lowercap, sizeof lower);
+    long n = tf_h2_response_fields(&resp, &how, false, status, out, cap, lower, lowercap);
+    cr_assert_eq(n, 6);
+    char got[1024];
+    size_t len = 0;
+    for (long i = 0; i < n; i++)
+        len += (size_t)snprintf(got + len, sizeof got - len, "%.*s=%.*s|", (int)out[i].name_len,
+                                out[i].name, (int)out[i].value_len, out[i].value);
+    cr_expect_str_eq(got, ":status=200|server=x|content-length=5|cache-control=no-store|"
+                          "x-frame-options=DENY|set-cookie=TFSRV=b1; Path=/; HttpOnly|");
+    /* The text has the same fields, in the same order, and a Connection line. */
+    cr_expect_str_eq(text + strlen("HTTP/1.1 200 OK\r\n"),
+                     "Server: x\r\nContent-Length: 5\r\nCache-Control: no-store\r\n"
+                     "X-Frame-Options: DENY\r\nSet-Cookie: TFSRV=b1; Path=/; HttpOnly\r\n"
+                     "Connection: close\r\n\r\n");
+    cr_expect_eq(tf_h2_response_fields(&resp, &how, false, status, out, 5, lower, lowercap), -1);
+}
+
+/* A body followed from a head another parser read (tf_http_parser_follow)
+ * ends where it ends for the parser that read the head. */
+static void follow_both(const char *text, const char *body, bool head_request)
+{
+    tf_http_parser_init_response(&parser, head_request);
+    cr_assert_eq(tf_http_parse_response_head(&parser, text, strlen(text), 32768, &resp), 0);
+    tf_http_parser_t other;
+    cr_assert_eq(tf_http_parser_follow(&other, &resp, head_request), 0);
+    size_t used1 = 0, used2 = 0;
+    bool done1 = false, done2 = false;
+    cr_assert_eq(tf_http_body(&parser, body, strlen(body), &used1, &done1), 0);
+    cr_assert_eq(tf_http_body(&other, body, strlen(body), &used2, &done2), 0);
+    cr_expect_eq(used1, used2, "%s", text);
+    cr_expect_eq(done1, done2, "%s", text);
+}
+
+Test(h2msg, a_body_is_followed_from_a_parsed_head)
+{
+    follow_both("HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\n", "abcdef", false);
+    follow_both("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+                "3\r\nabc\r\n0\r\nX-Sum: 1\r\n\r\nrest", false);
+    follow_both("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", "3\r\nab", false);
+    follow_both("HTTP/1.1 200 OK\r\n\r\n", "until the close", false);
+    follow_both("HTTP/1.1 204 No Content\r\n\r\n", "next", false);
+    follow_both("HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\n", "next", true);
+}
+
 Test(h2msg, response_fields_that_do_not_fit_are_minus_one)
 {
     parse_resp("HTTP/1.1 200 OK\r\nAb: 1\r\nCd: 2\r\n\r\n", false);
     char status[4], lower[8];
     tf_h2_field_t out[3];
-    cr_expect_eq(tf_h2_response_fields(&resp, false, status, out, 3, lower, 4), 3);
+    cr_expect_eq(tf_h2_response_fields(&resp, NULL, false, status, out, 3, lower, 4), 3);
     cr_expect_eq(memcmp(lower, "abcd", 4), 0);
-    cr_expect_eq(tf_h2_response_fields(&resp, false, status, out, 2, lower, 4), -1);
-    cr_expect_eq(tf_h2_response_fields(&resp, false, status, out, 3, lower, 3), -1);
-    cr_expect_eq(tf_h2_response_fields(&resp, false, status, out, 0, lower, 4), -1);
+    cr_expect_eq(tf_h2_response_fields(&resp, NULL, false, status, out, 2, lower, 4), -1);
+    cr_expect_eq(tf_h2_response_fields(&resp, NULL, false, status, out, 3, lower, 3), -1);
+    cr_expect_eq(tf_h2_response_fields(&resp, NULL, false, status, out, 0, lower, 4), -1);
 }
 
 /* ---- response payloads -------------------------------------------------------------- */
