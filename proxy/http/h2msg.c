@@ -92,7 +92,9 @@ static const tf_h2_field_t **pseudo_slot(req_t *r, const tf_h2_field_t *f)
 /* One field of the request. Returns false when it is malformed. */
 static bool sort_field(req_t *r, const tf_h2_field_t *f)
 {
-    if (!clean(f->name, f->name_len) || !clean(f->value, f->value_len))
+    /* The value as the head scan would take it from text: no control byte
+     * but HTAB (CR, LF and NUL among them). */
+    if (!clean(f->name, f->name_len) || !tf_http__is_value(f->value, f->value_len))
         return false;
     if (f->name_len > 0 && f->name[0] == ':') {
         const tf_h2_field_t **slot = pseudo_slot(r, f);
@@ -143,35 +145,64 @@ static bool check_request(const req_t *r, const tf_h2_field_t *fields, size_t nf
     return true;
 }
 
-static void put_field(out_t *o, const tf_h2_field_t *f)
+/* The head's fields being written: out[n..cap), cookie values joined in
+ * scratch[used..scap). */
+typedef struct {
+    tf_http_header_t *out;
+    size_t n, cap;
+    char *scratch;
+    size_t used, scap;
+    size_t text; /* the fields' bytes as HTTP/1.1 lines */
+    bool overflow;
+} head_out_t;
+
+static void add(head_out_t *o, const char *name, size_t nlen, const char *value, size_t vlen)
 {
-    tf_http__put(o, f->name, f->name_len);
-    tf_http__put(o, ": ", 2);
-    tf_http__put(o, f->value, f->value_len);
-    tf_http__put(o, "\r\n", 2);
+    if (o->n == o->cap) {
+        o->overflow = true;
+        return;
+    }
+    o->out[o->n++] =
+        (tf_http_header_t){.name = name, .name_len = nlen, .value = value, .value_len = vlen};
+    o->text += nlen + vlen + 4;
 }
 
-/* Every cookie field from the first (at fields[first]) as one line: the
+static void add_str(head_out_t *o, const char *name, const char *value)
+{
+    add(o, name, strlen(name), value, strlen(value));
+}
+
+static void join(head_out_t *o, const char *s, size_t n)
+{
+    if (o->scap - o->used < n) {
+        o->overflow = true;
+        return;
+    }
+    memcpy(o->scratch + o->used, s, n);
+    o->used += n;
+}
+
+/* Every cookie field from the first (at fields[first]) as one field: the
  * crumbs an HTTP/2 client may split (RFC 9113 §8.2.3) joined again, since
  * HTTP/1.1 allows one Cookie field. */
-static void put_cookies(out_t *o, const tf_h2_field_t *fields, size_t nfields, size_t first)
+static void add_cookies(head_out_t *o, const tf_h2_field_t *fields, size_t nfields, size_t first)
 {
-    tf_http__put(o, fields[first].name, fields[first].name_len);
-    tf_http__put(o, ": ", 2);
-    tf_http__put(o, fields[first].value, fields[first].value_len);
+    size_t start = o->used;
+    join(o, fields[first].value, fields[first].value_len);
     for (size_t i = first + 1; i < nfields; i++) {
         if (!is(&fields[i], "cookie"))
             continue;
-        tf_http__put(o, "; ", 2);
-        tf_http__put(o, fields[i].value, fields[i].value_len);
+        join(o, "; ", 2);
+        join(o, fields[i].value, fields[i].value_len);
     }
-    tf_http__put(o, "\r\n", 2);
+    if (!o->overflow)
+        add(o, fields[first].name, fields[first].name_len, o->scratch + start, o->used - start);
 }
 
-/* The request's regular fields in order: host gone (Host is written from
- * the authority), cookies joined at the first one's place; for websocket,
- * no sec-websocket-key but the one written after them. */
-static void put_fields(out_t *o, const tf_h2_field_t *fields, size_t nfields, bool websocket)
+/* The request's regular fields in order: host gone (Host is the
+ * authority's), cookies joined at the first one's place; for websocket,
+ * no sec-websocket-key but the one added after them. */
+static void add_fields(head_out_t *o, const tf_h2_field_t *fields, size_t nfields, bool websocket)
 {
     bool cookies = false;
     for (size_t i = 0; i < nfields; i++) {
@@ -181,16 +212,17 @@ static void put_fields(out_t *o, const tf_h2_field_t *fields, size_t nfields, bo
             continue;
         if (is(f, "cookie")) {
             if (!cookies)
-                put_cookies(o, fields, nfields, i);
+                add_cookies(o, fields, nfields, i);
             cookies = true;
             continue;
         }
-        put_field(o, f);
+        add(o, f->name, f->name_len, f->value, f->value_len);
     }
 }
 
-long tf_h2_request_head(const tf_h2_field_t *fields, size_t nfields, bool end_stream,
-                        const char *ws_key, char *out, size_t outlen, tf_h2_request_info_t *info)
+long tf_h2_request_fields(const tf_h2_field_t *fields, size_t nfields, bool end_stream,
+                          const char *ws_key, tf_http_header_t *out, size_t outcap, char *scratch,
+                          size_t scratch_cap, tf_h2_head_t *head, tf_h2_request_info_t *info)
 {
     req_t r = {0};
     for (size_t i = 0; i < nfields; i++) {
@@ -207,28 +239,50 @@ long tf_h2_request_head(const tf_h2_field_t *fields, size_t nfields, bool end_st
         .chunked = !end_stream && !r.length && !websocket && !connect,
         .websocket = websocket,
     };
-    out_t o = {.out = out, .cap = outlen};
-    if (websocket)
-        tf_http__put_str(&o, "GET");
-    else
-        tf_http__put(&o, r.method->value, r.method->value_len);
-    tf_http__put(&o, " ", 1);
     const tf_h2_field_t *target = connect ? r.authority : r.path;
-    tf_http__put(&o, target->value, target->value_len);
-    tf_http__put_str(&o, " HTTP/1.1\r\n");
+    *head = (tf_h2_head_t){
+        .method = websocket ? "GET" : r.method->value,
+        .method_len = websocket ? 3 : r.method->value_len,
+        .target = target->value,
+        .target_len = target->value_len,
+    };
+    head_out_t o = {.out = out, .cap = outcap, .scratch = scratch, .scap = scratch_cap};
     const tf_h2_field_t *host = r.authority != NULL ? r.authority : r.host;
     if (host != NULL)
-        tf_http__put_header(&o, "Host", host->value, host->value_len);
-    put_fields(&o, fields, nfields, websocket);
+        add(&o, "Host", 4, host->value, host->value_len);
+    add_fields(&o, fields, nfields, websocket);
     if (websocket) {
-        tf_http__put_str(&o, "upgrade: websocket\r\nconnection: upgrade\r\n");
-        tf_http__put_header(&o, "sec-websocket-key", ws_key != NULL ? ws_key : "",
-                            ws_key != NULL ? strlen(ws_key) : 0);
+        add_str(&o, "upgrade", "websocket");
+        add_str(&o, "connection", "upgrade");
+        add_str(&o, "sec-websocket-key", ws_key != NULL ? ws_key : "");
         if (!r.ws_version)
-            tf_http__put_str(&o, "sec-websocket-version: 13\r\n");
+            add_str(&o, "sec-websocket-version", "13");
     }
     if (info->chunked)
-        tf_http__put_str(&o, "transfer-encoding: chunked\r\n");
+        add_str(&o, "transfer-encoding", "chunked");
+    head->nfields = o.n;
+    /* "METHOD TARGET HTTP/1.1\r\n", the fields' lines, the empty line. */
+    head->text_len = head->method_len + 1 + head->target_len + 11 + o.text + 2;
+    return o.overflow ? -1 : 0;
+}
+
+long tf_h2_request_head(const tf_h2_field_t *fields, size_t nfields, bool end_stream,
+                        const char *ws_key, char *out, size_t outlen, tf_h2_request_info_t *info)
+{
+    tf_http_header_t hs[TF_H2_TEXT_FIELDS];
+    char scratch[TF_H2_TEXT_COOKIES];
+    tf_h2_head_t h;
+    long rc = tf_h2_request_fields(fields, nfields, end_stream, ws_key, hs, TF_H2_TEXT_FIELDS,
+                                   scratch, sizeof scratch, &h, info);
+    if (rc != 0)
+        return rc;
+    out_t o = {.out = out, .cap = outlen};
+    tf_http__put(&o, h.method, h.method_len);
+    tf_http__put(&o, " ", 1);
+    tf_http__put(&o, h.target, h.target_len);
+    tf_http__put_str(&o, " HTTP/1.1\r\n");
+    for (size_t i = 0; i < h.nfields; i++)
+        tf_http__put_header_n(&o, hs[i].name, hs[i].name_len, hs[i].value, hs[i].value_len);
     tf_http__put(&o, "\r\n", 2);
     return o.overflow ? -1 : (long)o.len;
 }
@@ -245,7 +299,8 @@ long tf_h2_request_trailers(const tf_h2_field_t *fields, size_t nfields, char *o
     out_t o = {.out = out, .cap = outlen};
     tf_http__put(&o, "0\r\n", 3);
     for (size_t i = 0; i < nfields; i++)
-        put_field(&o, &fields[i]);
+        tf_http__put_header_n(&o, fields[i].name, fields[i].name_len, fields[i].value,
+                              fields[i].value_len);
     tf_http__put(&o, "\r\n", 2);
     return o.overflow ? -1 : (long)o.len;
 }

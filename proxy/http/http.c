@@ -79,6 +79,23 @@ bool tf_http__is_token(const char *s, size_t n)
     return n > 0 && skip_class((const unsigned char *)s, 0, n, B_TCHAR) == n;
 }
 
+bool tf_http__is_value(const char *s, size_t n)
+{
+    return skip_class((const unsigned char *)s, 0, n, B_VALUE) == n;
+}
+
+bool tf_http__known_method(const char *m, size_t n)
+{
+    /* http-parser's list: what it accepts on an HTTP/1.1 request line. */
+    for (int i = 0;; i++) {
+        const char *name = http_method_str((enum http_method)i);
+        if (name[0] == '<') /* "<unknown>": past the last */
+            return false;
+        if (strlen(name) == n && memcmp(name, m, n) == 0)
+            return true;
+    }
+}
+
 /* The state after c, the byte just read (*i is past it), ended a line's
  * content: lf_state, which reads the line's LF, after a CR; lf_state at
  * once for an LF without CR where that is allowed (s->lenient), with *i
@@ -547,6 +564,8 @@ static int check_framing(tf_http_request_t *r)
 
 /* ---- parsing ------------------------------------------------------------------- */
 
+static int framing_to_body(tf_http_parser_t *p, tf_http_request_t *req);
+
 int tf_http_parse_head(tf_http_parser_t *p, const char *buf, size_t len, size_t max_head,
                        tf_http_request_t *req)
 {
@@ -570,6 +589,13 @@ int tf_http_parse_head(tf_http_parser_t *p, const char *buf, size_t len, size_t 
     req->method_len = strcspn(buf, " ");
     req->version_minor = p->parser.http_minor;
     req->head_len = head;
+    return framing_to_body(p, req);
+}
+
+/* The framing of a complete head, and p readied for its body: 0 or the
+ * status to answer. */
+static int framing_to_body(tf_http_parser_t *p, tf_http_request_t *req)
+{
     int status = check_framing(req);
     if (status != 0)
         return status;
@@ -581,6 +607,21 @@ int tf_http_parse_head(tf_http_parser_t *p, const char *buf, size_t len, size_t 
     p->by_length = req->body == TF_HTTP_BODY_LENGTH;
     p->length_left = req->content_length;
     return 0;
+}
+
+int tf_http_request_ready(tf_http_parser_t *p, tf_http_request_t *req, size_t max_head)
+{
+    if (req->nheaders > p->scan.max_fields) {
+        p->scan.state = HS_MANY; /* for tf_http_too_many_fields() */
+        return 431;
+    }
+    if (req->head_len > max_head)
+        return 431;
+    /* What the request line's parse refuses in text (http-parser reads
+     * the methods it knows, case-sensitive). */
+    if (!tf_http__known_method(req->method, req->method_len))
+        return 400;
+    return framing_to_body(p, req);
 }
 
 /* ---- chunked request bodies, strictly (RFC 9112 §7.1) ---------------------------- */

@@ -64,7 +64,10 @@ typedef struct {
     bool upgrade;         /* Connection: upgrade with an Upgrade header */
     bool websocket;       /* an upgrade whose Upgrade header lists "websocket" */
     bool expect_continue; /* Expect: 100-continue */
-    size_t head_len;      /* bytes of the head, up to and including its empty line */
+    bool parsed;          /* handed on parsed (an HTTP/2 stream's): no text, the
+                             method and target are not a request line */
+    size_t head_len;      /* bytes of the head, up to and including its empty line
+                             (parsed: the bytes it would be as text) */
 } tf_http_request_t;
 
 /* How a response's body ends. */
@@ -163,6 +166,17 @@ void tf_http_parser_init_response(tf_http_parser_t *p, bool head_request);
  * byte arrives, without waiting for the head to end. */
 int tf_http_parse_head(tf_http_parser_t *p, const char *buf, size_t len, size_t max_head,
                        tf_http_request_t *req);
+
+/* A request head whose fields a caller split itself (an HTTP/2 stream's,
+ * handed on parsed: method, target, version_minor, headers, nheaders,
+ * head_len as the text's length, parsed set, the rest zero): what
+ * tf_http_parse_head() checks once a head is complete — the fields'
+ * count against tf_http_parser_set_max_fields(), head_len against
+ * max_head, a method http-parser knows, the framing and Host — with the
+ * same answers (431, 400), and
+ * p (tf_http_parser_init()) readied for the body as tf_http_parse_head()
+ * leaves it. 0 or the status. */
+int tf_http_request_ready(tf_http_parser_t *p, tf_http_request_t *req, size_t max_head);
 
 /* Follows the body of the request whose head was parsed: len bytes that
  * arrived after the head (or after the previous call). *used receives how

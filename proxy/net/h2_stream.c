@@ -151,31 +151,60 @@ static void ws_key(const tf_h2s_t *st, char out[25])
     out[o] = '\0';
 }
 
-/* The HTTP/1.1 head for the stream's fields into st->in. 0, or the
- * tf_h2_request_head() failure (TF_H2_MALFORMED, -1: too long). */
+/* The stream's request head, checked, into a block of its own (the loop's
+ * header block is reused by the next HEADERS before the exchange reads
+ * it): the fields for the exchange, the decoded text they point to, the
+ * joined cookies and the WebSocket key. 0, or the tf_h2_request_fields()
+ * failure (TF_H2_MALFORMED, -1: too many fields). */
 static long request_head(tf_h2s_t *st, bool end_stream)
 {
     tf_h2_fields_t *f = block_of(st->h2->c->worker);
+    size_t cap = f->n + 6, scap = f->len + 2 * f->n;
+    if (cap > TF_HTTP_HEADERS_MAX)
+        return -1; /* more than any limits.max_header_fields allows */
+    tf_http_header_t *mem = malloc(cap * sizeof *mem + f->len + scap + 25);
     tf_h2_field_t stackv[32];
     tf_h2_field_t *v = f->n <= 32 ? stackv : malloc(f->n * sizeof *v);
-    if (v == NULL)
-        return -1;
-    fields_view(f, v);
-    char key[25];
-    ws_key(st, key);
-    /* Every field grows by ": " and CRLF; the request line, Host and the
-     * lines added for framing and WebSocket fit in the rest. */
-    size_t cap = f->len + 4 * f->n + 512;
-    char *head = malloc(cap);
-    long n = head == NULL ? -1 : tf_h2_request_head(v, f->n, end_stream, key, head, cap, &st->info);
+    long rc = -1;
+    if (mem != NULL && v != NULL) {
+        char *text = (char *)(mem + cap), *scratch = text + f->len, *key = scratch + scap;
+        if (f->len > 0)
+            memcpy(text, f->text, f->len);
+        fields_view(&(tf_h2_fields_t){.text = text, .at = f->at, .n = f->n}, v);
+        ws_key(st, key);
+        rc = tf_h2_request_fields(v, f->n, end_stream, key, mem, cap, scratch, scap, &st->head,
+                                  &st->info);
+    }
     if (v != stackv)
         free(v);
-    if (n < 0) {
-        free(head);
-        return n;
+    if (rc != 0) {
+        free(mem);
+        return rc;
     }
-    st->in = (tf_h2_buf_t){.p = head, .len = (size_t)n, .cap = cap};
+    st->head_mem = mem;
     return 0;
+}
+
+/* Hands the request head to the exchange, parsed, and lets go of it. */
+static void hand_head(tf_h2s_t *st, tf_stream_t *s)
+{
+    tf_http_request_t *r = &st->conn.worker->req_head;
+    /* The header array is only read up to nheaders: not cleared. */
+    memset(r, 0, offsetof(tf_http_request_t, headers));
+    memset(&r->nheaders, 0, sizeof *r - offsetof(tf_http_request_t, nheaders));
+    tf_http_header_t *mem = st->head_mem;
+    st->head_mem = NULL;
+    r->method = st->head.method;
+    r->method_len = st->head.method_len;
+    r->target = st->head.target;
+    r->target_len = st->head.target_len;
+    r->version_minor = 1;
+    memcpy(r->headers, mem, st->head.nfields * sizeof *mem);
+    r->nheaders = st->head.nfields;
+    r->head_len = st->head.text_len;
+    r->parsed = true;
+    s->sink->head(s, r);
+    free(mem);
 }
 
 void tf_h2__request(tf_h2_t *h2, tf_h2s_t *st, bool end_stream)
@@ -297,6 +326,8 @@ void tf_h2__deliver(tf_h2s_t *st)
         if (tf_stream_live(s))
             s->sink->written(s);
     }
+    if (tf_stream_live(s) && (s->flags & TF_STREAM_READING) && st->head_mem != NULL)
+        hand_head(st, s);
     if (tf_stream_live(s) && (s->flags & TF_STREAM_READING) && st->in.len > 0) {
         tf_h2_buf_t in = st->in;
         size_t consumed = st->unconsumed;
@@ -309,8 +340,8 @@ void tf_h2__deliver(tf_h2s_t *st)
         if (consumed > 0)
             nghttp2_session_consume(h2->ng, st->id, consumed);
     }
-    if (tf_stream_live(s) && (s->flags & TF_STREAM_READING) && st->in.len == 0 && st->req_ended &&
-        !st->eof_told) {
+    if (tf_stream_live(s) && (s->flags & TF_STREAM_READING) && st->head_mem == NULL &&
+        st->in.len == 0 && st->req_ended && !st->eof_told) {
         st->eof_told = true;
         s->sink->eof(s);
     }
@@ -571,7 +602,8 @@ static int h2s_read_start(tf_stream_t *s)
 {
     tf_h2s_t *st = s->transport;
     s->flags |= TF_STREAM_READING;
-    if (st->h2 != NULL && (st->in.len > 0 || (st->req_ended && !st->eof_told)))
+    if (st->h2 != NULL &&
+        (st->head_mem != NULL || st->in.len > 0 || (st->req_ended && !st->eof_told)))
         tf_h2__wake(st->h2);
     return 0;
 }
@@ -687,6 +719,8 @@ static void deactivate(tf_h2s_t *st)
 
 static void stream_release(tf_h2s_t *st)
 {
+    free(st->head_mem);
+    st->head_mem = NULL;
     tf_h2__fields_clear(&st->trailers);
     tf_h2__buf_free(&st->in);
     tf_h2__buf_free(&st->out);

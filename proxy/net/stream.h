@@ -43,7 +43,8 @@
 typedef struct tf_stream tf_stream_t;
 
 /* What a stream reports, to the sink installed by its owner. Every member
- * is set (a sink with nothing to do for an event says so in a function). */
+ * but head is set (a sink with nothing to do for an event says so in a
+ * function). */
 typedef struct {
     /* Plaintext read (valid during the call only). */
     void (*data)(tf_stream_t *s, const char *data, size_t len);
@@ -60,6 +61,12 @@ typedef struct {
     /* TLS: the handshake completed (data may follow in the same read, to
      * whatever sink is installed when this returns). */
     void (*ready)(tf_stream_t *s);
+    /* A stream that carries messages, not bytes (an HTTP/2 stream): its
+     * request's head, parsed (tf_http_request_ready() not applied yet;
+     * valid during the call), before any data(), which carries the body in
+     * its HTTP/1.1 framing. Only the sink such a stream starts with (the
+     * exchange's) hears it; NULL in the others. */
+    void (*head)(tf_stream_t *s, tf_http_request_t *req);
 } tf_sink_t;
 
 #define TF_STREAM_BUF (64u * 1024u)

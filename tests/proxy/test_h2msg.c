@@ -292,6 +292,110 @@ Test(h2msg, chunk_prefixes_are_hex_sizes)
     cr_expect_eq(memcmp(p, "ffffffffffffffff\r\n", 18), 0);
 }
 
+/* ---- request heads handed on parsed -------------------------------------------------- */
+
+/* The exchange reads a stream's head parsed (tf_h2_request_fields, then
+ * tf_http_request_ready) as it would read the same head's text
+ * (tf_h2_request_head, then tf_http_parse_head): the same answer, and for a
+ * head it takes, the same fields and framing. */
+static void same_as_text(const tf_h2_field_t *fields, size_t n, bool end_stream,
+                         unsigned max_fields, int want)
+{
+    static tf_http_request_t text_req, parsed_req;
+    static tf_http_parser_t tp, pp;
+    char text[4096];
+    long len = tf_h2_request_head(fields, n, end_stream, "k", text, sizeof text, &info);
+    cr_assert_gt(len, 0);
+    tf_http_parser_init(&tp);
+    tf_http_parser_set_max_fields(&tp, max_fields);
+    int text_rc = tf_http_parse_head(&tp, text, (size_t)len, 8192, &text_req);
+
+    tf_http_header_t hs[64];
+    char scratch[512];
+    tf_h2_head_t h;
+    cr_assert_eq(tf_h2_request_fields(fields, n, end_stream, "k", hs, 64, scratch, sizeof scratch,
+                                      &h, &info),
+                 0);
+    memset(&parsed_req, 0, sizeof parsed_req);
+    parsed_req.method = h.method;
+    parsed_req.method_len = h.method_len;
+    parsed_req.target = h.target;
+    parsed_req.target_len = h.target_len;
+    parsed_req.version_minor = 1;
+    memcpy(parsed_req.headers, hs, h.nfields * sizeof hs[0]);
+    parsed_req.nheaders = h.nfields;
+    parsed_req.head_len = h.text_len;
+    parsed_req.parsed = true;
+    tf_http_parser_init(&pp);
+    tf_http_parser_set_max_fields(&pp, max_fields);
+    int parsed_rc = tf_http_request_ready(&pp, &parsed_req, 8192);
+    cr_expect_eq(text_rc, want, "text: %s", text);
+    cr_expect_eq(parsed_rc, want, "parsed: %s", text);
+    if (text_rc != 0 || parsed_rc != 0)
+        return;
+    cr_expect_eq(h.text_len, (size_t)len, "%s", text);
+    cr_expect_eq(parsed_req.nheaders, text_req.nheaders, "%s", text);
+    for (size_t i = 0; i < text_req.nheaders && i < parsed_req.nheaders; i++) {
+        const tf_http_header_t *a = &text_req.headers[i], *b = &parsed_req.headers[i];
+        cr_expect(a->name_len == b->name_len && !memcmp(a->name, b->name, a->name_len) &&
+                      a->value_len == b->value_len && !memcmp(a->value, b->value, a->value_len),
+                  "field %zu of %s", i, text);
+    }
+    cr_expect_eq(parsed_req.body, text_req.body, "%s", text);
+    cr_expect_eq(parsed_req.content_length, text_req.content_length, "%s", text);
+    cr_expect_eq(parsed_req.keep_alive, text_req.keep_alive, "%s", text);
+    cr_expect_eq(parsed_req.upgrade, text_req.upgrade, "%s", text);
+    cr_expect_eq(parsed_req.websocket, text_req.websocket, "%s", text);
+    cr_expect_eq(parsed_req.expect_continue, text_req.expect_continue, "%s", text);
+    cr_expect(parsed_req.host_len == text_req.host_len &&
+                  !memcmp(parsed_req.host, text_req.host, text_req.host_len),
+              "%s", text);
+    cr_expect_eq(pp.done, tp.done, "%s", text);
+    cr_expect_eq(pp.strict_chunked, tp.strict_chunked, "%s", text);
+    cr_expect_eq(pp.by_length, tp.by_length, "%s", text);
+}
+
+Test(h2msg, a_head_handed_on_parsed_is_read_as_its_text)
+{
+    tf_h2_field_t get[] = {F(":method", "GET"),       F(":scheme", "https"),
+                           F(":authority", "a:8443"), F(":path", "/x?y=1"),
+                           F("cookie", "a=1"),        F("accept", "*/*"),
+                           F("cookie", "b=2"),        F("expect", "100-continue")};
+    same_as_text(get, NF(get), true, 100, 0);
+    same_as_text(get, NF(get), true, 3, 431); /* limits.max_header_fields */
+    tf_h2_field_t post[] = {F(":method", "POST"), F(":authority", "a"), F(":path", "/up")};
+    same_as_text(post, NF(post), false, 100, 0); /* chunked */
+    tf_h2_field_t len[] = {F(":method", "PUT"), F(":authority", "a"), F(":path", "/up"),
+                           F("content-length", "12")};
+    same_as_text(len, NF(len), false, 100, 0);
+    tf_h2_field_t ws[] = {F(":method", "CONNECT"), F(":protocol", "websocket"),
+                          F(":scheme", "https"),   F(":authority", "a"),
+                          F(":path", "/chat"),     F("sec-websocket-version", "13")};
+    same_as_text(ws, NF(ws), false, 100, 0);
+    tf_h2_field_t lower[] = {F(":method", "head"), F(":authority", "a"), F(":path", "/")};
+    same_as_text(lower, NF(lower), true, 100, 400); /* http-parser's methods */
+    tf_h2_field_t connect[] = {F(":method", "CONNECT"), F(":authority", "a:443")};
+    same_as_text(connect, NF(connect), false, 100, 400);
+    tf_h2_field_t nohost[] = {F(":method", "GET"), F(":path", "/")};
+    same_as_text(nohost, NF(nohost), true, 100, 400);
+    tf_h2_field_t absolute[] = {F(":method", "GET"), F(":authority", "a"),
+                                F(":path", "https://b/x")};
+    same_as_text(absolute, NF(absolute), true, 100, 400);
+    tf_h2_field_t badlen[] = {F(":method", "POST"), F(":authority", "a"), F(":path", "/"),
+                              F("content-length", "1x")};
+    same_as_text(badlen, NF(badlen), true, 100, 400);
+}
+
+Test(h2msg, a_control_byte_in_a_value_is_malformed)
+{
+    tf_h2_field_t f[] = {F(":method", "GET"), F(":authority", "a"), F(":path", "/"),
+                         F("x-a", "b\x01c")};
+    MALFORMED(f);
+    tf_h2_field_t tab[] = {F(":method", "GET"), F(":authority", "a"), F(":path", "/"),
+                           F("x-a", "b\tc")};
+    HEAD_IS(tab, true, "GET / HTTP/1.1\r\nHost: a\r\nx-a: b\tc\r\n\r\n");
+}
+
 /* ---- responses ---------------------------------------------------------------------- */
 
 static tf_http_parser_t parser;
