@@ -195,8 +195,9 @@ long tf_http_rewrite_head(const tf_http_request_t *req, const tf_http_forward_t 
     return o.overflow ? -1 : (long)o.len;
 }
 
-bool tf_http__resp_passes_on(const tf_http_response_t *resp, bool conn,
-                             const tf_conf_header_rules_t *rules, const tf_http_header_t *h)
+/* Inlined in the HTTP/1.1 writer below, called from h2msg.c. */
+static inline bool resp_passes_on(const tf_http_response_t *resp, bool conn,
+                                  const tf_conf_header_rules_t *rules, const tf_http_header_t *h)
 {
     bool upgrade_header = resp->upgrade && name_is(h, "upgrade");
     if (!upgrade_header &&
@@ -204,6 +205,12 @@ bool tf_http__resp_passes_on(const tf_http_response_t *resp, bool conn,
          (conn && tf_http__named_by_connection(resp->headers, resp->nheaders, h))))
         return false;
     return rules == NULL || !tf_http__rules_drop(rules, h->name, h->name_len);
+}
+
+bool tf_http__resp_passes_on(const tf_http_response_t *resp, bool conn,
+                             const tf_conf_header_rules_t *rules, const tf_http_header_t *h)
+{
+    return resp_passes_on(resp, conn, rules, h);
 }
 
 long tf_http_rewrite_response_head(const tf_http_response_t *resp,
@@ -220,7 +227,7 @@ long tf_http_rewrite_response_head(const tf_http_response_t *resp,
     bool conn = tf_http__has_connection(resp->headers, resp->nheaders);
     for (size_t i = 0; i < resp->nheaders; i++) {
         const tf_http_header_t *h = &resp->headers[i];
-        if (!tf_http__resp_passes_on(resp, conn, rules, h))
+        if (!resp_passes_on(resp, conn, rules, h))
             continue;
         tf_http__put(&o, h->name, h->name_len);
         tf_http__put(&o, ": ", 2);
