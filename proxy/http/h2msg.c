@@ -93,8 +93,9 @@ static const tf_h2_field_t **pseudo_slot(req_t *r, const tf_h2_field_t *f)
 static bool sort_field(req_t *r, const tf_h2_field_t *f)
 {
     /* The value as the head scan would take it from text: no control byte
-     * but HTAB (CR, LF and NUL among them). */
-    if (!clean(f->name, f->name_len) || !tf_http__is_value(f->value, f->value_len))
+     * but HTAB (CR, LF and NUL among them). A name is one of the
+     * pseudo-header fields' or a token: neither has CR, LF or NUL. */
+    if (!tf_http__is_value(f->value, f->value_len))
         return false;
     if (f->name_len > 0 && f->name[0] == ':') {
         const tf_h2_field_t **slot = pseudo_slot(r, f);

@@ -151,6 +151,18 @@ static void ws_key(const tf_h2s_t *st, char out[25])
     out[o] = '\0';
 }
 
+/* Whether the fields have :protocol (extended CONNECT, RFC 8441): only
+ * then does the head need a WebSocket key. Pseudo-header fields come
+ * first. */
+static bool has_protocol(const tf_h2_field_t *v, size_t n)
+{
+    for (size_t i = 0; i < n && v[i].name_len > 0 && v[i].name[0] == ':'; i++) {
+        if (v[i].name_len == 9 && memcmp(v[i].name, ":protocol", 9) == 0)
+            return true;
+    }
+    return false;
+}
+
 /* The stream's request head, checked, into a block of its own (the loop's
  * header block is reused by the next HEADERS before the exchange reads
  * it): the fields for the exchange, the decoded text they point to, the
@@ -168,10 +180,12 @@ static long request_head(tf_h2s_t *st, bool end_stream)
     long rc = -1;
     if (mem != NULL && v != NULL) {
         char *text = (char *)(mem + cap), *scratch = text + f->len, *key = scratch + scap;
+        key[0] = '\0'; /* no :protocol, no key */
         if (f->len > 0)
             memcpy(text, f->text, f->len);
         fields_view(&(tf_h2_fields_t){.text = text, .at = f->at, .n = f->n}, v);
-        ws_key(st, key);
+        if (has_protocol(v, f->n))
+            ws_key(st, key);
         rc = tf_h2_request_fields(v, f->n, end_stream, key, mem, cap, scratch, scap, &st->head,
                                   &st->info);
     }
