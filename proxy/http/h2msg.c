@@ -21,6 +21,11 @@ static bool clean(const char *s, size_t n)
     return true;
 }
 
+static bool is_ows(char c)
+{
+    return c == ' ' || c == '\t';
+}
+
 /* What separates the parts of a request line: not allowed in them. */
 static bool no_space(const tf_h2_field_t *f)
 {
@@ -96,6 +101,9 @@ static bool sort_field(req_t *r, const tf_h2_field_t *f)
      * but HTAB (CR, LF and NUL among them). A name is one of the
      * pseudo-header fields' or a token: neither has CR, LF or NUL. */
     if (!tf_http__is_value(f->value, f->value_len))
+        return false;
+    /* RFC 9113 §8.2.1: no whitespace around a value (text would lose it). */
+    if (f->value_len > 0 && (is_ows(f->value[0]) || is_ows(f->value[f->value_len - 1])))
         return false;
     if (f->name_len > 0 && f->name[0] == ':') {
         const tf_h2_field_t **slot = pseudo_slot(r, f);
@@ -196,6 +204,9 @@ static void add_cookies(head_out_t *o, const tf_h2_field_t *fields, size_t nfiel
         join(o, "; ", 2);
         join(o, fields[i].value, fields[i].value_len);
     }
+    /* An empty last crumb leaves "; ": trimmed, as a field line's value is. */
+    while (o->used > start && is_ows(o->scratch[o->used - 1]))
+        o->used--;
     if (!o->overflow)
         add(o, fields[first].name, fields[first].name_len, o->scratch + start, o->used - start);
 }

@@ -51,13 +51,12 @@ typedef struct {
 
 /* tf_h2_request_head(): the fields are not a request that can be relayed
  * (stream error PROTOCOL_ERROR): CR, LF or NUL in a name, a control byte
- * other than HTAB in a value, no :method, no :path (except CONNECT), Host differing from
- * :authority, :protocol other than "websocket", or :protocol without CONNECT. Also what libnghttp2
- * refuses first but the text would misread: a pseudo-header field unknown or repeated, a name that
- * is not a token, a connection-specific field (connection, keep-alive, proxy-connection,
- * transfer-encoding, upgrade), whitespace or emptiness in :method, :path
- * or :authority, and a CONNECT without :authority or with :path or
- * :scheme. */
+ * other than HTAB in a value or whitespace around it, no :method, no :path (except CONNECT), Host
+ * differing from :authority, :protocol other than "websocket", or :protocol without CONNECT. Also
+ * what libnghttp2 refuses first but the text would misread: a pseudo-header field unknown or
+ * repeated, a name that is not a token, a connection-specific field (connection, keep-alive,
+ * proxy-connection, transfer-encoding, upgrade), whitespace or emptiness in :method, :path or
+ * :authority, and a CONNECT without :authority or with :path or :scheme. */
 #define TF_H2_MALFORMED (-2)
 
 /* A request's head for the exchange, from its HTTP/2 fields: pointers into

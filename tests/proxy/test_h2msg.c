@@ -469,8 +469,9 @@ Test(h2msg, response_fields_follow_the_rewrite_of_http1)
     tf_http_resp_rewrite_t how = {
         .close = true, .rules = &rules, .extra = extra, .extra_len = sizeof extra - 1};
     char text[1024];
-    long tn = tf_http_rewrite_response_head(&resp, &how, text, sizeof text);
+    long tn = tf_http_rewrite_response_head(&resp, &how, text, sizeof text - 1);
     cr_assert_gt(tn, 0);
+    text[tn] = '\0';
     size_t lowercap, cap = tf_h2_response_fields_cap(&resp, &how, &lowercap);
     cr_assert_geq(cap, 7);
     char status[4], lower[256];
