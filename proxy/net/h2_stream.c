@@ -8,6 +8,7 @@
 #include "proxy/net/exchange.h"
 #include "proxy/obs/obs.h"
 
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -217,6 +218,7 @@ static void hand_head(tf_h2s_t *st, tf_stream_t *s)
     r->nheaders = st->head.nfields;
     r->head_len = st->head.text_len;
     r->parsed = true;
+    assert(s->sink->head != NULL); /* an HTTP/2 stream starts with its exchange */
     s->sink->head(s, r);
     free(mem);
 }
