@@ -21,6 +21,11 @@ static bool clean(const char *s, size_t n)
     return true;
 }
 
+static bool is_ows(char c)
+{
+    return c == ' ' || c == '\t';
+}
+
 /* What separates the parts of a request line: not allowed in them. */
 static bool no_space(const tf_h2_field_t *f)
 {
@@ -92,7 +97,13 @@ static const tf_h2_field_t **pseudo_slot(req_t *r, const tf_h2_field_t *f)
 /* One field of the request. Returns false when it is malformed. */
 static bool sort_field(req_t *r, const tf_h2_field_t *f)
 {
-    if (!clean(f->name, f->name_len) || !clean(f->value, f->value_len))
+    /* The value as the head scan would take it from text: no control byte
+     * but HTAB (CR, LF and NUL among them). A name is one of the
+     * pseudo-header fields' or a token: neither has CR, LF or NUL. */
+    if (!tf_http__is_value(f->value, f->value_len))
+        return false;
+    /* RFC 9113 §8.2.1: no whitespace around a value (text would lose it). */
+    if (f->value_len > 0 && (is_ows(f->value[0]) || is_ows(f->value[f->value_len - 1])))
         return false;
     if (f->name_len > 0 && f->name[0] == ':') {
         const tf_h2_field_t **slot = pseudo_slot(r, f);
@@ -143,35 +154,67 @@ static bool check_request(const req_t *r, const tf_h2_field_t *fields, size_t nf
     return true;
 }
 
-static void put_field(out_t *o, const tf_h2_field_t *f)
+/* The head's fields being written: out[n..cap), cookie values joined in
+ * scratch[used..scap). */
+typedef struct {
+    tf_http_header_t *out;
+    size_t n, cap;
+    char *scratch;
+    size_t used, scap;
+    size_t text; /* the fields' bytes as HTTP/1.1 lines */
+    bool overflow;
+} head_out_t;
+
+static void add(head_out_t *o, const char *name, size_t nlen, const char *value, size_t vlen)
 {
-    tf_http__put(o, f->name, f->name_len);
-    tf_http__put(o, ": ", 2);
-    tf_http__put(o, f->value, f->value_len);
-    tf_http__put(o, "\r\n", 2);
+    if (o->n == o->cap) {
+        o->overflow = true;
+        return;
+    }
+    o->out[o->n++] =
+        (tf_http_header_t){.name = name, .name_len = nlen, .value = value, .value_len = vlen};
+    o->text += nlen + vlen + 4;
 }
 
-/* Every cookie field from the first (at fields[first]) as one line: the
+static void add_str(head_out_t *o, const char *name, const char *value)
+{
+    add(o, name, strlen(name), value, strlen(value));
+}
+
+static void join(head_out_t *o, const char *s, size_t n)
+{
+    if (o->scap - o->used < n) {
+        o->overflow = true;
+        return;
+    }
+    memcpy(o->scratch + o->used, s, n);
+    o->used += n;
+}
+
+/* Every cookie field from the first (at fields[first]) as one field: the
  * crumbs an HTTP/2 client may split (RFC 9113 §8.2.3) joined again, since
  * HTTP/1.1 allows one Cookie field. */
-static void put_cookies(out_t *o, const tf_h2_field_t *fields, size_t nfields, size_t first)
+static void add_cookies(head_out_t *o, const tf_h2_field_t *fields, size_t nfields, size_t first)
 {
-    tf_http__put(o, fields[first].name, fields[first].name_len);
-    tf_http__put(o, ": ", 2);
-    tf_http__put(o, fields[first].value, fields[first].value_len);
+    size_t start = o->used;
+    join(o, fields[first].value, fields[first].value_len);
     for (size_t i = first + 1; i < nfields; i++) {
         if (!is(&fields[i], "cookie"))
             continue;
-        tf_http__put(o, "; ", 2);
-        tf_http__put(o, fields[i].value, fields[i].value_len);
+        join(o, "; ", 2);
+        join(o, fields[i].value, fields[i].value_len);
     }
-    tf_http__put(o, "\r\n", 2);
+    /* An empty last crumb leaves "; ": trimmed, as a field line's value is. */
+    while (o->used > start && is_ows(o->scratch[o->used - 1]))
+        o->used--;
+    if (!o->overflow)
+        add(o, fields[first].name, fields[first].name_len, o->scratch + start, o->used - start);
 }
 
-/* The request's regular fields in order: host gone (Host is written from
- * the authority), cookies joined at the first one's place; for websocket,
- * no sec-websocket-key but the one written after them. */
-static void put_fields(out_t *o, const tf_h2_field_t *fields, size_t nfields, bool websocket)
+/* The request's regular fields in order: host gone (Host is the
+ * authority's), cookies joined at the first one's place; for websocket,
+ * no sec-websocket-key but the one added after them. */
+static void add_fields(head_out_t *o, const tf_h2_field_t *fields, size_t nfields, bool websocket)
 {
     bool cookies = false;
     for (size_t i = 0; i < nfields; i++) {
@@ -181,16 +224,17 @@ static void put_fields(out_t *o, const tf_h2_field_t *fields, size_t nfields, bo
             continue;
         if (is(f, "cookie")) {
             if (!cookies)
-                put_cookies(o, fields, nfields, i);
+                add_cookies(o, fields, nfields, i);
             cookies = true;
             continue;
         }
-        put_field(o, f);
+        add(o, f->name, f->name_len, f->value, f->value_len);
     }
 }
 
-long tf_h2_request_head(const tf_h2_field_t *fields, size_t nfields, bool end_stream,
-                        const char *ws_key, char *out, size_t outlen, tf_h2_request_info_t *info)
+long tf_h2_request_fields(const tf_h2_field_t *fields, size_t nfields, bool end_stream,
+                          const char *ws_key, tf_http_header_t *out, size_t outcap, char *scratch,
+                          size_t scratch_cap, tf_h2_head_t *head, tf_h2_request_info_t *info)
 {
     req_t r = {0};
     for (size_t i = 0; i < nfields; i++) {
@@ -207,28 +251,50 @@ long tf_h2_request_head(const tf_h2_field_t *fields, size_t nfields, bool end_st
         .chunked = !end_stream && !r.length && !websocket && !connect,
         .websocket = websocket,
     };
-    out_t o = {.out = out, .cap = outlen};
-    if (websocket)
-        tf_http__put_str(&o, "GET");
-    else
-        tf_http__put(&o, r.method->value, r.method->value_len);
-    tf_http__put(&o, " ", 1);
     const tf_h2_field_t *target = connect ? r.authority : r.path;
-    tf_http__put(&o, target->value, target->value_len);
-    tf_http__put_str(&o, " HTTP/1.1\r\n");
+    *head = (tf_h2_head_t){
+        .method = websocket ? "GET" : r.method->value,
+        .method_len = websocket ? 3 : r.method->value_len,
+        .target = target->value,
+        .target_len = target->value_len,
+    };
+    head_out_t o = {.out = out, .cap = outcap, .scratch = scratch, .scap = scratch_cap};
     const tf_h2_field_t *host = r.authority != NULL ? r.authority : r.host;
     if (host != NULL)
-        tf_http__put_header(&o, "Host", host->value, host->value_len);
-    put_fields(&o, fields, nfields, websocket);
+        add(&o, "Host", 4, host->value, host->value_len);
+    add_fields(&o, fields, nfields, websocket);
     if (websocket) {
-        tf_http__put_str(&o, "upgrade: websocket\r\nconnection: upgrade\r\n");
-        tf_http__put_header(&o, "sec-websocket-key", ws_key != NULL ? ws_key : "",
-                            ws_key != NULL ? strlen(ws_key) : 0);
+        add_str(&o, "upgrade", "websocket");
+        add_str(&o, "connection", "upgrade");
+        add_str(&o, "sec-websocket-key", ws_key != NULL ? ws_key : "");
         if (!r.ws_version)
-            tf_http__put_str(&o, "sec-websocket-version: 13\r\n");
+            add_str(&o, "sec-websocket-version", "13");
     }
     if (info->chunked)
-        tf_http__put_str(&o, "transfer-encoding: chunked\r\n");
+        add_str(&o, "transfer-encoding", "chunked");
+    head->nfields = o.n;
+    /* "METHOD TARGET HTTP/1.1\r\n", the fields' lines, the empty line. */
+    head->text_len = head->method_len + 1 + head->target_len + 11 + o.text + 2;
+    return o.overflow ? -1 : 0;
+}
+
+long tf_h2_request_head(const tf_h2_field_t *fields, size_t nfields, bool end_stream,
+                        const char *ws_key, char *out, size_t outlen, tf_h2_request_info_t *info)
+{
+    tf_http_header_t hs[TF_H2_TEXT_FIELDS];
+    char scratch[TF_H2_TEXT_COOKIES];
+    tf_h2_head_t h;
+    long rc = tf_h2_request_fields(fields, nfields, end_stream, ws_key, hs, TF_H2_TEXT_FIELDS,
+                                   scratch, sizeof scratch, &h, info);
+    if (rc != 0)
+        return rc;
+    out_t o = {.out = out, .cap = outlen};
+    tf_http__put(&o, h.method, h.method_len);
+    tf_http__put(&o, " ", 1);
+    tf_http__put(&o, h.target, h.target_len);
+    tf_http__put_str(&o, " HTTP/1.1\r\n");
+    for (size_t i = 0; i < h.nfields; i++)
+        tf_http__put_header_n(&o, hs[i].name, hs[i].name_len, hs[i].value, hs[i].value_len);
     tf_http__put(&o, "\r\n", 2);
     return o.overflow ? -1 : (long)o.len;
 }
@@ -245,7 +311,8 @@ long tf_h2_request_trailers(const tf_h2_field_t *fields, size_t nfields, char *o
     out_t o = {.out = out, .cap = outlen};
     tf_http__put(&o, "0\r\n", 3);
     for (size_t i = 0; i < nfields; i++)
-        put_field(&o, &fields[i]);
+        tf_http__put_header_n(&o, fields[i].name, fields[i].name_len, fields[i].value,
+                              fields[i].value_len);
     tf_http__put(&o, "\r\n", 2);
     return o.overflow ? -1 : (long)o.len;
 }
@@ -268,34 +335,98 @@ size_t tf_h2_chunk_prefix(size_t len, char *out)
 
 /* ---- the response's fields ------------------------------------------------------------ */
 
-/* Fields an HTTP/2 response must not carry (RFC 9113 §8.2.2), and the
+/* Fields an HTTP/2 response must not carry (RFC 9113 §8.2.2) beyond the
+ * hop-by-hop ones no client gets (tf_http__resp_passes_on), and the
  * handshake's answer of an upgrade that HTTP/2 replaced (RFC 8441 §5). */
 static bool dropped(const tf_http_header_t *h, bool websocket)
 {
-    return name_is(h, "connection") || name_is(h, "keep-alive") || name_is(h, "proxy-connection") ||
-           name_is(h, "transfer-encoding") || name_is(h, "upgrade") || name_is(h, "te") ||
+    return name_is(h, "transfer-encoding") || name_is(h, "upgrade") ||
            (websocket && name_is(h, "sec-websocket-accept"));
 }
 
-/* h's name in lower case into out (h->name_len bytes). */
-static void lower_name(const tf_http_header_t *h, char *out)
+/* name (n bytes) in lower case into out. */
+static void lower_copy(const char *name, size_t n, char *out)
 {
-    for (size_t k = 0; k < h->name_len; k++) {
-        unsigned char c = (unsigned char)h->name[k];
+    for (size_t k = 0; k < n; k++) {
+        unsigned char c = (unsigned char)name[k];
         out[k] = (char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
     }
 }
 
 bool tf_h2_trailer_field(const tf_http_header_t *h, char *lower)
 {
-    if (dropped(h, false))
+    if (dropped(h, false) || name_is(h, "connection") || name_is(h, "keep-alive") ||
+        name_is(h, "proxy-connection") || name_is(h, "te"))
         return false;
-    lower_name(h, lower);
+    lower_copy(h->name, h->name_len, lower);
     return true;
 }
 
-long tf_h2_response_fields(const tf_http_response_t *resp, bool websocket, char status[4],
-                           tf_h2_field_t *out, size_t outcap, char *lower, size_t lowercap)
+/* The response fields being written: out[n..outcap), names lower-cased
+ * into lower[used..lowercap). */
+typedef struct {
+    tf_h2_field_t *out;
+    size_t n, cap;
+    char *lower;
+    size_t used, lowercap;
+    bool overflow;
+} fields_out_t;
+
+static void add_field(fields_out_t *o, const char *name, size_t nlen, const char *value,
+                      size_t vlen)
+{
+    if (o->n == o->cap || o->lowercap - o->used < nlen) {
+        o->overflow = true;
+        return;
+    }
+    char *lower = o->lower + o->used;
+    lower_copy(name, nlen, lower);
+    o->used += nlen;
+    o->out[o->n++] =
+        (tf_h2_field_t){.name = lower, .name_len = nlen, .value = value, .value_len = vlen};
+}
+
+/* HOW's extra lines ("Name: value\r\n" each, written by the proxy) as
+ * fields. */
+static void add_extra(fields_out_t *o, const char *s, size_t len)
+{
+    const char *end = s + len;
+    while (s < end) {
+        const char *eol = memchr(s, '\n', (size_t)(end - s));
+        const char *colon = memchr(s, ':', (size_t)(end - s));
+        if (eol == NULL || colon == NULL || colon > eol)
+            return;
+        const char *v = colon + 1, *e = eol;
+        while (v < e && (*v == ' ' || *v == '\t'))
+            v++;
+        while (e > v && (e[-1] == '\r' || e[-1] == ' ' || e[-1] == '\t'))
+            e--;
+        add_field(o, s, (size_t)(colon - s), v, (size_t)(e - v));
+        s = eol + 1;
+    }
+}
+
+size_t tf_h2_response_fields_cap(const tf_http_response_t *resp, const tf_http_resp_rewrite_t *how,
+                                 size_t *lowercap)
+{
+    size_t n = 1 + resp->nheaders, lower = resp->head_len;
+    if (how != NULL && how->rules != NULL) {
+        n += how->rules->nset;
+        for (size_t i = 0; i < how->rules->nset; i++)
+            lower += strlen(how->rules->set[i].name);
+    }
+    if (how != NULL && how->extra != NULL) {
+        for (size_t i = 0; i < how->extra_len; i++)
+            n += how->extra[i] == '\n';
+        lower += how->extra_len;
+    }
+    *lowercap = lower;
+    return n;
+}
+
+long tf_h2_response_fields(const tf_http_response_t *resp, const tf_http_resp_rewrite_t *how,
+                           bool websocket, char status[4], tf_h2_field_t *out, size_t outcap,
+                           char *lower, size_t lowercap)
 {
     if (outcap == 0)
         return -1;
@@ -306,21 +437,18 @@ long tf_h2_response_fields(const tf_http_response_t *resp, bool websocket, char 
     status[2] = (char)('0' + st % 10);
     status[3] = '\0';
     out[0] = (tf_h2_field_t){.name = ":status", .name_len = 7, .value = status, .value_len = 3};
+    fields_out_t o = {.out = out, .n = 1, .cap = outcap, .lower = lower, .lowercap = lowercap};
+    const tf_conf_header_rules_t *rules = how != NULL ? how->rules : NULL;
     bool conn = tf_http__has_connection(resp->headers, resp->nheaders);
-    size_t n = 1, used = 0;
     for (size_t i = 0; i < resp->nheaders; i++) {
         const tf_http_header_t *h = &resp->headers[i];
-        if (dropped(h, websocket) ||
-            (conn && tf_http__named_by_connection(resp->headers, resp->nheaders, h)))
-            continue;
-        if (n == outcap || lowercap - used < h->name_len)
-            return -1;
-        lower_name(h, lower + used);
-        out[n++] = (tf_h2_field_t){.name = lower + used,
-                                   .name_len = h->name_len,
-                                   .value = h->value,
-                                   .value_len = h->value_len};
-        used += h->name_len;
+        if (tf_http__resp_passes_on(resp, conn, rules, h) && !dropped(h, websocket))
+            add_field(&o, h->name, h->name_len, h->value, h->value_len);
     }
-    return (long)n;
+    for (size_t i = 0; rules != NULL && i < rules->nset; i++)
+        add_field(&o, rules->set[i].name, strlen(rules->set[i].name), rules->set[i].value,
+                  strlen(rules->set[i].value));
+    if (how != NULL && how->extra != NULL)
+        add_extra(&o, how->extra, how->extra_len);
+    return o.overflow ? -1 : (long)o.n;
 }

@@ -79,6 +79,23 @@ bool tf_http__is_token(const char *s, size_t n)
     return n > 0 && skip_class((const unsigned char *)s, 0, n, B_TCHAR) == n;
 }
 
+bool tf_http__is_value(const char *s, size_t n)
+{
+    return skip_class((const unsigned char *)s, 0, n, B_VALUE) == n;
+}
+
+bool tf_http__known_method(const char *m, size_t n)
+{
+    /* http-parser's list: what it accepts on an HTTP/1.1 request line. */
+    for (int i = 0;; i++) {
+        const char *name = http_method_str((enum http_method)i);
+        if (name[0] == '<') /* "<unknown>": past the last */
+            return false;
+        if (strlen(name) == n && memcmp(name, m, n) == 0)
+            return true;
+    }
+}
+
 /* The state after c, the byte just read (*i is past it), ended a line's
  * content: lf_state, which reads the line's LF, after a CR; lf_state at
  * once for an LF without CR where that is allowed (s->lenient), with *i
@@ -497,8 +514,10 @@ static bool authority_matches_host(const tf_http_request_t *r)
            strncasecmp(a, r->host, r->host_len) == 0;
 }
 
-/* The framing rules of RFC 9112 §6, without any of its leniencies. */
-static int check_framing(tf_http_request_t *r)
+/* The framing rules of RFC 9112 §6, without any of its leniencies. Inlined
+ * in both callers: a call costs the HTTP/1.1 head's parse measurably
+ * (bench/load/callgrind.sh). */
+__attribute__((always_inline)) static inline int check_framing(tf_http_request_t *r)
 {
     size_t lengths = 0, tes = 0, hosts = 0;
     te_scan_t te = {0};
@@ -547,6 +566,8 @@ static int check_framing(tf_http_request_t *r)
 
 /* ---- parsing ------------------------------------------------------------------- */
 
+static inline int framing_to_body(tf_http_parser_t *p, tf_http_request_t *req);
+
 int tf_http_parse_head(tf_http_parser_t *p, const char *buf, size_t len, size_t max_head,
                        tf_http_request_t *req)
 {
@@ -570,6 +591,14 @@ int tf_http_parse_head(tf_http_parser_t *p, const char *buf, size_t len, size_t 
     req->method_len = strcspn(buf, " ");
     req->version_minor = p->parser.http_minor;
     req->head_len = head;
+    return framing_to_body(p, req);
+}
+
+/* The framing of a complete head, and p readied for its body: 0 or the
+ * status to answer. */
+__attribute__((always_inline)) static inline int framing_to_body(tf_http_parser_t *p,
+                                                                 tf_http_request_t *req)
+{
     int status = check_framing(req);
     if (status != 0)
         return status;
@@ -581,6 +610,21 @@ int tf_http_parse_head(tf_http_parser_t *p, const char *buf, size_t len, size_t 
     p->by_length = req->body == TF_HTTP_BODY_LENGTH;
     p->length_left = req->content_length;
     return 0;
+}
+
+int tf_http_request_ready(tf_http_parser_t *p, tf_http_request_t *req, size_t max_head)
+{
+    if (req->nheaders > p->scan.max_fields) {
+        p->scan.state = HS_MANY; /* for tf_http_too_many_fields() */
+        return 431;
+    }
+    if (req->head_len > max_head)
+        return 431;
+    /* What the request line's parse refuses in text (http-parser reads
+     * the methods it knows, case-sensitive). */
+    if (!tf_http__known_method(req->method, req->method_len))
+        return 400;
+    return framing_to_body(p, req);
 }
 
 /* ---- chunked request bodies, strictly (RFC 9112 §7.1) ---------------------------- */
@@ -903,4 +947,28 @@ int tf_http_parse_response_head(tf_http_parser_t *p, const char *buf, size_t len
     p->by_length = resp->body == TF_HTTP_RESP_LENGTH;
     p->length_left = resp->content_length;
     return 0;
+}
+
+int tf_http_parser_follow(tf_http_parser_t *p, const tf_http_response_t *resp, bool head_request)
+{
+    tf_http_parser_init_response(p, head_request);
+    /* http-parser must read a head before a body it follows: the smallest
+     * one with the same framing (the status does not matter once the body
+     * kind is known). */
+    static const char chunked[] = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n";
+    static const char close_delimited[] = "HTTP/1.1 200 OK\r\n\r\n";
+    switch (resp->body) {
+    case TF_HTTP_RESP_NONE:
+        p->done = true;
+        return 0;
+    case TF_HTTP_RESP_LENGTH:
+        p->by_length = true;
+        p->length_left = resp->content_length;
+        return 0;
+    case TF_HTTP_RESP_CHUNKED:
+        return parser_to_body(p, chunked, sizeof chunked - 1) == 0 ? 0 : 502;
+    case TF_HTTP_RESP_CLOSE:
+        return parser_to_body(p, close_delimited, sizeof close_delimited - 1) == 0 ? 0 : 502;
+    }
+    return 502;
 }

@@ -64,7 +64,10 @@ typedef struct {
     bool upgrade;         /* Connection: upgrade with an Upgrade header */
     bool websocket;       /* an upgrade whose Upgrade header lists "websocket" */
     bool expect_continue; /* Expect: 100-continue */
-    size_t head_len;      /* bytes of the head, up to and including its empty line */
+    bool parsed;          /* handed on parsed (an HTTP/2 stream's): no text, the
+                             method and target are not a request line */
+    size_t head_len;      /* bytes of the head, up to and including its empty line
+                             (parsed: the bytes it would be as text) */
 } tf_http_request_t;
 
 /* How a response's body ends. */
@@ -164,6 +167,17 @@ void tf_http_parser_init_response(tf_http_parser_t *p, bool head_request);
 int tf_http_parse_head(tf_http_parser_t *p, const char *buf, size_t len, size_t max_head,
                        tf_http_request_t *req);
 
+/* A request head whose fields a caller split itself (an HTTP/2 stream's,
+ * handed on parsed: method, target, version_minor, headers, nheaders,
+ * head_len as the text's length, parsed set, the rest zero): what
+ * tf_http_parse_head() checks once a head is complete — the fields'
+ * count against tf_http_parser_set_max_fields(), head_len against
+ * max_head, a method http-parser knows, the framing and Host — with the
+ * same answers (431, 400), and
+ * p (tf_http_parser_init()) readied for the body as tf_http_parse_head()
+ * leaves it. 0 or the status. */
+int tf_http_request_ready(tf_http_parser_t *p, tf_http_request_t *req, size_t max_head);
+
 /* Follows the body of the request whose head was parsed: len bytes that
  * arrived after the head (or after the previous call). *used receives how
  * many belong to this message (forward them as they are, chunk framing
@@ -183,6 +197,13 @@ int tf_http_body(tf_http_parser_t *p, const char *buf, size_t len, size_t *used,
  * tf_http_body(); a TF_HTTP_RESP_CLOSE body is never done before EOF. */
 int tf_http_parse_response_head(tf_http_parser_t *p, const char *buf, size_t len, size_t max_head,
                                 tf_http_response_t *resp);
+
+/* Readies p to follow the body of the response resp, whose head another
+ * parser read (a head handed on parsed, to an HTTP/2 stream), as
+ * tf_http_parse_response_head() would have after reading it: then
+ * tf_http_body() or tf_http_body_payload() on the bytes after the head.
+ * head_request as tf_http_parser_init_response(). 0, or 502. */
+int tf_http_parser_follow(tf_http_parser_t *p, const tf_http_response_t *resp, bool head_request);
 
 /* What tlsfront changes in a backend's response head besides hop-by-hop
  * fields. Zero-initialized: nothing but "Connection: close" when CLOSE. */

@@ -44,6 +44,15 @@ static inline bool name_is(const tf_http_header_t *h, const char *name)
 /* s (n bytes) is a token (RFC 9110 §5.6.2), as a field name must be. */
 bool tf_http__is_token(const char *s, size_t n);
 
+/* s (n bytes) may be a field value as the head scan reads one: no control
+ * byte but HTAB. */
+bool tf_http__is_value(const char *s, size_t n);
+
+/* m (n bytes) is a method http-parser reads on a request line: the methods
+ * an HTTP/1.1 request may have here, so a request handed on parsed as
+ * well (tf_http_request_ready). */
+bool tf_http__known_method(const char *m, size_t n);
+
 /* Whether a Connection field among hs (n fields) names the field h, which
  * makes it hop-by-hop too; never a field that frames or routes the message
  * (Host, Content-Length, Transfer-Encoding). */
@@ -51,6 +60,15 @@ bool tf_http__named_by_connection(const tf_http_header_t *hs, size_t n, const tf
 
 /* Whether hs (n fields) has a Connection field. */
 bool tf_http__has_connection(const tf_http_header_t *hs, size_t n);
+
+/* Whether the backend's response field h (of resp) goes on to the client:
+ * not hop-by-hop (Upgrade kept for a 101), not named by a Connection field
+ * (conn: resp has one, tf_http__has_connection()), not removed or replaced
+ * by RULES (NULL: none). One rule for the HTTP/1.1 head written as text
+ * (tf_http_rewrite_response_head) and the HTTP/2 fields
+ * (tf_h2_response_fields). */
+bool tf_http__resp_passes_on(const tf_http_response_t *resp, bool conn,
+                             const tf_conf_header_rules_t *rules, const tf_http_header_t *h);
 
 /* Calls fn for each comma-separated token of a header value, trimmed of
  * optional whitespace; stops and returns true when fn does. */
@@ -84,6 +102,15 @@ static inline void tf_http__put_header(tf_http__out_t *o, const char *name, cons
                                        size_t vlen)
 {
     tf_http__put_str(o, name);
+    tf_http__put(o, ": ", 2);
+    tf_http__put(o, value, vlen);
+    tf_http__put(o, "\r\n", 2);
+}
+
+static inline void tf_http__put_header_n(tf_http__out_t *o, const char *name, size_t nlen,
+                                         const char *value, size_t vlen)
+{
+    tf_http__put(o, name, nlen);
     tf_http__put(o, ": ", 2);
     tf_http__put(o, value, vlen);
     tf_http__put(o, "\r\n", 2);

@@ -112,6 +112,20 @@ __attribute__((noinline)) static void put_target_line(out_t *o, const tf_http_re
     tf_http__put(o, req->method + after, line - after);
 }
 
+/* The request line of a head handed on parsed (HTTP/2), which has no
+ * text of its own. */
+__attribute__((noinline)) static void put_parts_line(out_t *o, const tf_http_request_t *req,
+                                                     const tf_http_forward_t *fwd)
+{
+    tf_http__put(o, req->method, req->method_len);
+    tf_http__put(o, " ", 1);
+    if (fwd->target != NULL)
+        tf_http__put(o, fwd->target, fwd->target_len);
+    else
+        tf_http__put(o, req->target, req->target_len);
+    tf_http__put_str(o, req->version_minor == 0 ? " HTTP/1.0\r\n" : " HTTP/1.1\r\n");
+}
+
 /* The fields of a request on a route with header rules or a sticky cookie:
  * after hop-by-hop removal, the rules, then the cookie's crumb dropped. Kept
  * out of line: inlined, it made the usual request's loop slower (callgrind,
@@ -141,12 +155,16 @@ long tf_http_rewrite_head(const tf_http_request_t *req, const tf_http_forward_t 
     out_t o = {.out = out, .cap = outlen};
     /* The request line as received: the backend sees what the client asked
      * (strip_prefix aside). */
-    const char *eol = memchr(req->method, '\n', req->head_len);
-    size_t line = eol != NULL ? (size_t)(eol - req->method) + 1 : 0;
-    if (fwd->target == NULL)
-        tf_http__put(&o, req->method, line);
-    else
-        put_target_line(&o, req, fwd, line);
+    if (req->parsed) {
+        put_parts_line(&o, req, fwd);
+    } else {
+        const char *eol = memchr(req->method, '\n', req->head_len);
+        size_t line = eol != NULL ? (size_t)(eol - req->method) + 1 : 0;
+        if (fwd->target == NULL)
+            tf_http__put(&o, req->method, line);
+        else
+            put_target_line(&o, req, fwd, line);
+    }
     bool conn = tf_http__has_connection(req->headers, req->nheaders);
     if (fwd->rules != NULL || fwd->strip_cookie != NULL) {
         put_routed_fields(&o, req, fwd, conn);
@@ -177,6 +195,24 @@ long tf_http_rewrite_head(const tf_http_request_t *req, const tf_http_forward_t 
     return o.overflow ? -1 : (long)o.len;
 }
 
+/* Inlined in the HTTP/1.1 writer below, called from h2msg.c. */
+static inline bool resp_passes_on(const tf_http_response_t *resp, bool conn,
+                                  const tf_conf_header_rules_t *rules, const tf_http_header_t *h)
+{
+    bool upgrade_header = resp->upgrade && name_is(h, "upgrade");
+    if (!upgrade_header &&
+        (hop_by_hop(h, resp->upgrade) ||
+         (conn && tf_http__named_by_connection(resp->headers, resp->nheaders, h))))
+        return false;
+    return rules == NULL || !tf_http__rules_drop(rules, h->name, h->name_len);
+}
+
+bool tf_http__resp_passes_on(const tf_http_response_t *resp, bool conn,
+                             const tf_conf_header_rules_t *rules, const tf_http_header_t *h)
+{
+    return resp_passes_on(resp, conn, rules, h);
+}
+
 long tf_http_rewrite_response_head(const tf_http_response_t *resp,
                                    const tf_http_resp_rewrite_t *how, char *out, size_t outlen)
 {
@@ -191,12 +227,7 @@ long tf_http_rewrite_response_head(const tf_http_response_t *resp,
     bool conn = tf_http__has_connection(resp->headers, resp->nheaders);
     for (size_t i = 0; i < resp->nheaders; i++) {
         const tf_http_header_t *h = &resp->headers[i];
-        bool upgrade_header = resp->upgrade && name_is(h, "upgrade");
-        if (!upgrade_header &&
-            (hop_by_hop(h, resp->upgrade) ||
-             (conn && tf_http__named_by_connection(resp->headers, resp->nheaders, h))))
-            continue;
-        if (rules != NULL && tf_http__rules_drop(rules, h->name, h->name_len))
+        if (!resp_passes_on(resp, conn, rules, h))
             continue;
         tf_http__put(&o, h->name, h->name_len);
         tf_http__put(&o, ": ", 2);

@@ -433,6 +433,46 @@ static void head_too_large(tf_conn_t *c, const tf_conf_limits_t *lim)
                     lim->max_header_bytes);
 }
 
+/* A request's first bytes: its clocks start. */
+static void begin_request(tf_conn_t *c)
+{
+    tf_hx_t *hx = c->hx;
+    if (hx->rq != RQ_IDLE)
+        return;
+    hx->rq = RQ_HEAD;
+    hx->started_ms = now_ms(c);
+    tf_access_log_t *log = c->worker->server->shared->access;
+    hx->started_wall_ms = log != NULL && tf_access_enabled(log) ? wall_ms() : 0;
+    tf_conn_arm_timer(c);
+}
+
+/* A request head handed on parsed by a stream that carries messages (an
+ * HTTP/2 stream, one request each): held to the limits and framing rules
+ * of a head read from text (tf_http_request_ready), then handled as one. */
+static void read_parsed_head(tf_conn_t *c, tf_http_request_t *r)
+{
+    tf_hx_t *hx = c->hx;
+    hx->in_bytes += r->head_len;
+    if (hx->closing)
+        return;
+    if (hx->rq != RQ_IDLE || hx->rs != RS_NONE || hx->in.len > 0) {
+        tf_hx__send_error(c, 400); /* a second head: no such stream */
+        return;
+    }
+    begin_request(c);
+    const tf_conf_limits_t *lim = tf_conf_limits(conf_of(c));
+    tf_http_parser_init(&hx->req);
+    tf_http_parser_set_max_fields(&hx->req, lim->max_header_fields);
+    int rc = tf_http_request_ready(&hx->req, r, lim->max_header_bytes);
+    if (rc == 431)
+        head_too_large(c, lim);
+    if (rc != 0) {
+        tf_hx__send_error(c, (unsigned)rc);
+        return;
+    }
+    handle_head(c, r, "", 0);
+}
+
 /* Reads a request head from `in`, or, when `in` is empty, straight from the
  * bytes just read (data, len; NULL: from `in`), which are kept in `in` only
  * when they are not a whole head: the usual request costs no copy. */
@@ -445,13 +485,7 @@ static void read_head(tf_conn_t *c, const char *data, size_t len)
     bool fresh = direct || hx->rq == RQ_IDLE;
     if (!direct)
         data = hx->in.p, len = hx->in.len;
-    if (hx->rq == RQ_IDLE) {
-        hx->rq = RQ_HEAD;
-        hx->started_ms = now_ms(c);
-        tf_access_log_t *log = c->worker->server->shared->access;
-        hx->started_wall_ms = log != NULL && tf_access_enabled(log) ? wall_ms() : 0;
-        tf_conn_arm_timer(c);
-    }
+    begin_request(c);
     /* RFC 9112 §2.2: an empty line before a request line is ignored (some
      * clients send one after a body). */
     size_t skip = 0;
@@ -758,6 +792,16 @@ static void client_on_data(tf_stream_t *s, const char *data, size_t len)
         tf_hx__balance(c);
 }
 
+static void client_on_head(tf_stream_t *s, tf_http_request_t *req)
+{
+    tf_conn_t *c = s->owner;
+    c->traffic.active_ms = now_ms(c);
+    c->traffic.up += req->head_len;
+    read_parsed_head(c, req);
+    if (!tf_conn_closing(c) && c->client.sink == &client_sink)
+        tf_hx__balance(c);
+}
+
 static void backend_on_data(tf_stream_t *s, const char *data, size_t len)
 {
     tf_conn_t *c = s->owner;
@@ -861,6 +905,7 @@ static void client_on_shut(tf_stream_t *s)
 }
 
 static const tf_sink_t client_sink = {
+    .head = client_on_head,
     .data = client_on_data,
     .eof = client_on_eof,
     .written = hx_on_written,

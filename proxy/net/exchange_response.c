@@ -52,20 +52,37 @@ static void resp_body(tf_conn_t *c, const char *data, size_t len)
 /* balance: cookie (SPEC §11): a final response to a client whose cookie
  * did not name the backend that answered sets it, so that the client comes
  * back to that backend. The line into OUT; its length, 0 for none. */
-static size_t sticky_cookie(const tf_conn_t *c, const tf_http_response_t *r, char *out,
-                            size_t cap)
+static size_t sticky_cookie(const tf_conn_t *c, const tf_http_response_t *r, char *out, size_t cap)
 {
     const tf_hx_t *hx = c->hx;
     if (hx->route == NULL || hx->route->balance != TF_CONF_BALANCE_COOKIE || r->status < 200 ||
         c->backend_ix == TF_CONN_NO_INDEX)
         return 0;
-    const tf_backend_t *be = tf_upstream_backend(c->gen->upstream, c->tenant, c->route,
-                                                 c->backend_ix);
+    const tf_backend_t *be =
+        tf_upstream_backend(c->gen->upstream, c->tenant, c->route, c->backend_ix);
     if (strcmp(c->sticky, be->cookie_id) == 0)
         return 0;
     int n = snprintf(out, cap, "Set-Cookie: %s=%s; Path=/; HttpOnly; Secure; SameSite=Lax\r\n",
                      hx->route->cookie, be->cookie_id);
     return n > 0 && (size_t)n < cap ? (size_t)n : 0;
+}
+
+/* A client stream that carries messages (HTTP/2) takes the head parsed:
+ * written as text, it would be read back at once. The head's bytes as
+ * received count for the access log. */
+static bool send_parsed_head(tf_conn_t *c, const tf_http_response_t *r,
+                             const tf_http_resp_rewrite_t *how, const char *body, size_t body_len)
+{
+    int rc = c->client.ops->write_head(&c->client, r, how);
+    if (rc < 0) {
+        if (!tf_conn_closing(c))
+            tf_conn_fail(c, rc, "client write");
+        return false;
+    }
+    if (body_len > 0 && tf_hx__client_write(c, body, body_len) < 0)
+        return false;
+    c->hx->out_bytes += (uint64_t)r->head_len + body_len;
+    return true;
 }
 
 /* Writes a rewritten response head and then body_len bytes of its body;
@@ -77,6 +94,8 @@ static bool send_head(tf_conn_t *c, const tf_http_response_t *r, bool close, con
     tf_http_resp_rewrite_t how = {.close = close, .rules = tf_hx__response_rules(c->hx)};
     how.extra_len = sticky_cookie(c, r, cookie, sizeof cookie);
     how.extra = how.extra_len > 0 ? cookie : NULL;
+    if (c->client.ops->write_head != NULL)
+        return send_parsed_head(c, r, &how, body, body_len);
     /* Every header may grow by ": " and CRLF; then a Connection line. The
      * usual head is written from a per-thread buffer (the client stream
      * copies what it is given), a large one from the heap. A body start

@@ -75,8 +75,11 @@ struct tf_h2s {
     tf_h2s_t *prev, *next; /* the session's streams */
     int32_t id;
     /* ---- the request ---- */
-    tf_h2_buf_t in;    /* HTTP/1.1 bytes for the exchange, not handed on yet */
-    size_t unconsumed; /* DATA bytes in `in` whose window is not reopened */
+    tf_h2_head_t head;          /* its head for the exchange, until handed on */
+    tf_http_header_t *head_mem; /* head's fields, then the bytes they point to
+                                   (one block); NULL once handed on */
+    tf_h2_buf_t in;             /* HTTP/1.1 body bytes for the exchange, not handed on yet */
+    size_t unconsumed;          /* DATA bytes in `in` whose window is not reopened */
     tf_h2_request_info_t info;
     /* ---- the response ---- */
     tf_http_parser_t rp;
@@ -137,8 +140,8 @@ void tf_h2__wake(tf_h2_t *h2);
 
 /* h2_stream.c */
 /* The stream for a request whose HEADERS arrived whole: a child connection
- * with its exchange, the request head waiting in `in`; or a 431 / a reset
- * for a request that cannot be relayed. */
+ * with its exchange, the request head waiting in `head`; or a 431 / a
+ * reset for a request that cannot be relayed. */
 void tf_h2__request(tf_h2_t *h2, tf_h2s_t *st, bool end_stream);
 /* The client's trailers (the last HEADERS) ended a request. */
 void tf_h2__request_trailers(tf_h2_t *h2, tf_h2s_t *st);

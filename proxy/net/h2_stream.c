@@ -8,6 +8,7 @@
 #include "proxy/net/exchange.h"
 #include "proxy/obs/obs.h"
 
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -151,31 +152,75 @@ static void ws_key(const tf_h2s_t *st, char out[25])
     out[o] = '\0';
 }
 
-/* The HTTP/1.1 head for the stream's fields into st->in. 0, or the
- * tf_h2_request_head() failure (TF_H2_MALFORMED, -1: too long). */
+/* Whether the fields have :protocol (extended CONNECT, RFC 8441): only
+ * then does the head need a WebSocket key. Pseudo-header fields come
+ * first. */
+static bool has_protocol(const tf_h2_field_t *v, size_t n)
+{
+    for (size_t i = 0; i < n && v[i].name_len > 0 && v[i].name[0] == ':'; i++) {
+        if (v[i].name_len == 9 && memcmp(v[i].name, ":protocol", 9) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* The stream's request head, checked, into a block of its own (the loop's
+ * header block is reused by the next HEADERS before the exchange reads
+ * it): the fields for the exchange, the decoded text they point to, the
+ * joined cookies and the WebSocket key. 0, or the tf_h2_request_fields()
+ * failure (TF_H2_MALFORMED, -1: too many fields). */
 static long request_head(tf_h2s_t *st, bool end_stream)
 {
     tf_h2_fields_t *f = block_of(st->h2->c->worker);
+    size_t cap = f->n + 6, scap = f->len + 2 * f->n;
+    if (cap > TF_HTTP_HEADERS_MAX)
+        return -1; /* more than any limits.max_header_fields allows */
+    tf_http_header_t *mem = malloc(cap * sizeof *mem + f->len + scap + 25);
     tf_h2_field_t stackv[32];
     tf_h2_field_t *v = f->n <= 32 ? stackv : malloc(f->n * sizeof *v);
-    if (v == NULL)
-        return -1;
-    fields_view(f, v);
-    char key[25];
-    ws_key(st, key);
-    /* Every field grows by ": " and CRLF; the request line, Host and the
-     * lines added for framing and WebSocket fit in the rest. */
-    size_t cap = f->len + 4 * f->n + 512;
-    char *head = malloc(cap);
-    long n = head == NULL ? -1 : tf_h2_request_head(v, f->n, end_stream, key, head, cap, &st->info);
+    long rc = -1;
+    if (mem != NULL && v != NULL) {
+        char *text = (char *)(mem + cap), *scratch = text + f->len, *key = scratch + scap;
+        key[0] = '\0'; /* no :protocol, no key */
+        if (f->len > 0)
+            memcpy(text, f->text, f->len);
+        fields_view(&(tf_h2_fields_t){.text = text, .at = f->at, .n = f->n}, v);
+        if (has_protocol(v, f->n))
+            ws_key(st, key);
+        rc = tf_h2_request_fields(v, f->n, end_stream, key, mem, cap, scratch, scap, &st->head,
+                                  &st->info);
+    }
     if (v != stackv)
         free(v);
-    if (n < 0) {
-        free(head);
-        return n;
+    if (rc != 0) {
+        free(mem);
+        return rc;
     }
-    st->in = (tf_h2_buf_t){.p = head, .len = (size_t)n, .cap = cap};
+    st->head_mem = mem;
     return 0;
+}
+
+/* Hands the request head to the exchange, parsed, and lets go of it. */
+static void hand_head(tf_h2s_t *st, tf_stream_t *s)
+{
+    tf_http_request_t *r = &st->conn.worker->req_head;
+    /* The header array is only read up to nheaders: not cleared. */
+    memset(r, 0, offsetof(tf_http_request_t, headers));
+    memset(&r->nheaders, 0, sizeof *r - offsetof(tf_http_request_t, nheaders));
+    tf_http_header_t *mem = st->head_mem;
+    st->head_mem = NULL;
+    r->method = st->head.method;
+    r->method_len = st->head.method_len;
+    r->target = st->head.target;
+    r->target_len = st->head.target_len;
+    r->version_minor = 1;
+    memcpy(r->headers, mem, st->head.nfields * sizeof *mem);
+    r->nheaders = st->head.nfields;
+    r->head_len = st->head.text_len;
+    r->parsed = true;
+    assert(s->sink->head != NULL); /* an HTTP/2 stream starts with its exchange */
+    s->sink->head(s, r);
+    free(mem);
 }
 
 void tf_h2__request(tf_h2_t *h2, tf_h2s_t *st, bool end_stream)
@@ -297,6 +342,8 @@ void tf_h2__deliver(tf_h2s_t *st)
         if (tf_stream_live(s))
             s->sink->written(s);
     }
+    if (tf_stream_live(s) && (s->flags & TF_STREAM_READING) && st->head_mem != NULL)
+        hand_head(st, s);
     if (tf_stream_live(s) && (s->flags & TF_STREAM_READING) && st->in.len > 0) {
         tf_h2_buf_t in = st->in;
         size_t consumed = st->unconsumed;
@@ -309,8 +356,8 @@ void tf_h2__deliver(tf_h2s_t *st)
         if (consumed > 0)
             nghttp2_session_consume(h2->ng, st->id, consumed);
     }
-    if (tf_stream_live(s) && (s->flags & TF_STREAM_READING) && st->in.len == 0 && st->req_ended &&
-        !st->eof_told) {
+    if (tf_stream_live(s) && (s->flags & TF_STREAM_READING) && st->head_mem == NULL &&
+        st->in.len == 0 && st->req_ended && !st->eof_told) {
         st->eof_told = true;
         s->sink->eof(s);
     }
@@ -367,47 +414,74 @@ static nghttp2_data_provider body_provider(tf_h2s_t *st)
     return (nghttp2_data_provider){.source.ptr = st, .read_callback = tf_h2__read_body};
 }
 
-/* Submits the HEADERS for a parsed response head: interim (1xx), final with
- * a body to follow, final alone, or the 200 that opens a WebSocket tunnel. */
-static int submit_head(tf_h2s_t *st, const tf_http_response_t *r)
+/* The response's HTTP/2 fields for HOW (NULL: the head as it is) into nv
+ * (outcap fields), names lower-cased into lower (lowercap bytes). The
+ * number of fields, or -1. */
+static long head_fields(const tf_h2s_t *st, const tf_http_response_t *r,
+                        const tf_http_resp_rewrite_t *how, char status[4], nghttp2_nv *nv,
+                        tf_h2_field_t *f, size_t outcap, char *lower, size_t lowercap)
 {
-    nghttp2_session *ng = st->h2->ng;
-    tf_h2_field_t f[TF_HTTP_HEADERS_DEFAULT + 1];
-    nghttp2_nv nv[TF_HTTP_HEADERS_DEFAULT + 1];
-    char lower_stack[4096];
-    char *lower = r->head_len <= sizeof lower_stack ? lower_stack : malloc(r->head_len);
-    if (lower == NULL)
-        return TF_ENOMEM;
-    char status[4];
-    long n =
-        tf_h2_response_fields(r, st->info.websocket, status, f, sizeof f / sizeof f[0], lower,
-                              r->head_len > sizeof lower_stack ? r->head_len : sizeof lower_stack);
+    long n = tf_h2_response_fields(r, how, st->info.websocket, status, f, outcap, lower, lowercap);
     for (long i = 0; i < n; i++)
         nv[i] = (nghttp2_nv){(uint8_t *)f[i].name, (uint8_t *)f[i].value, f[i].name_len,
                              f[i].value_len, NGHTTP2_NV_FLAG_NONE};
-    int rc = n < 0 ? UV_EPROTO : 0;
+    return n;
+}
+
+/* Submits the HEADERS (nv, n fields) for a response head: interim (1xx),
+ * final with a body to follow, final alone, or the 200 that opens a
+ * WebSocket tunnel. The body, if any, follows in st->rp's view of it. */
+static int submit_fields(tf_h2s_t *st, const tf_http_response_t *r, const nghttp2_nv *nv, long n)
+{
+    nghttp2_session *ng = st->h2->ng;
     bool tunnel = st->info.websocket && r->status == 101;
     /* Any 2xx to an extended CONNECT opens the tunnel for the client (RFC
      * 8441 §5): a backend that answered the upgrade with a plain 200 has
      * opened none, so the stream is reset. */
-    if (st->info.websocket && r->status / 100 == 2)
-        rc = UV_EPROTO;
-    if (rc == 0 && r->status / 100 == 1 && !tunnel) {
+    if (n < 0 || (st->info.websocket && r->status / 100 == 2))
+        return UV_EPROTO;
+    if (r->status / 100 == 1 && !tunnel) {
         /* Interim (100, 103): the final head follows. A 101 for anything
          * but a WebSocket cannot be carried over HTTP/2. */
+        tf_http_parser_init_response(&st->rp, st->info.head);
         if (r->status == 101 ||
             nghttp2_submit_headers(ng, NGHTTP2_FLAG_NONE, st->id, NULL, nv, (size_t)n, NULL) != 0)
-            rc = UV_EPROTO;
-        tf_http_parser_init_response(&st->rp, st->info.head);
-    } else if (rc == 0) {
-        bool body = tunnel || r->body != TF_HTTP_RESP_NONE;
-        nghttp2_data_provider prd = body_provider(st);
-        if (nghttp2_submit_response(ng, st->id, nv, (size_t)n, body ? &prd : NULL) != 0)
-            rc = TF_ENOMEM;
-        st->submitted = true;
-        st->close_delimited = r->body == TF_HTTP_RESP_CLOSE;
-        st->rstate = tunnel ? H2R_TUNNEL : body ? H2R_BODY : H2R_DONE;
-        st->out_ended = !body;
+            return UV_EPROTO;
+        return 0;
+    }
+    bool body = tunnel || r->body != TF_HTTP_RESP_NONE;
+    nghttp2_data_provider prd = body_provider(st);
+    if (nghttp2_submit_response(ng, st->id, nv, (size_t)n, body ? &prd : NULL) != 0)
+        return TF_ENOMEM;
+    st->submitted = true;
+    st->close_delimited = r->body == TF_HTTP_RESP_CLOSE;
+    st->rstate = tunnel ? H2R_TUNNEL : body ? H2R_BODY : H2R_DONE;
+    st->out_ended = !body;
+    return 0;
+}
+
+/* Submits the HEADERS for a response head, changed as HOW says (NULL:
+ * nothing). */
+static int submit_head(tf_h2s_t *st, const tf_http_response_t *r, const tf_http_resp_rewrite_t *how)
+{
+    size_t lowercap, outcap = tf_h2_response_fields_cap(r, how, &lowercap);
+    tf_h2_field_t f_stack[TF_HTTP_HEADERS_DEFAULT + 1];
+    nghttp2_nv nv_stack[TF_HTTP_HEADERS_DEFAULT + 1];
+    char lower_stack[4096];
+    bool small = outcap <= TF_HTTP_HEADERS_DEFAULT + 1;
+    tf_h2_field_t *f = small ? f_stack : malloc(outcap * sizeof *f);
+    nghttp2_nv *nv = small ? nv_stack : malloc(outcap * sizeof *nv);
+    char *lower = lowercap <= sizeof lower_stack ? lower_stack : malloc(lowercap);
+    int rc = TF_ENOMEM;
+    if (f != NULL && nv != NULL && lower != NULL) {
+        char status[4];
+        long n = head_fields(st, r, how, status, nv, f, outcap, lower,
+                             lowercap > sizeof lower_stack ? lowercap : sizeof lower_stack);
+        rc = submit_fields(st, r, nv, n);
+    }
+    if (!small) {
+        free(f);
+        free(nv);
     }
     if (lower != lower_stack)
         free(lower);
@@ -434,7 +508,7 @@ static int response_head(tf_h2s_t *st, const char *data, size_t len, size_t *use
     }
     if (rc != 0)
         return UV_EPROTO;
-    rc = submit_head(st, r);
+    rc = submit_head(st, r, NULL);
     if (rc != 0)
         return rc;
     if (!buffered) {
@@ -544,7 +618,8 @@ static int h2s_read_start(tf_stream_t *s)
 {
     tf_h2s_t *st = s->transport;
     s->flags |= TF_STREAM_READING;
-    if (st->h2 != NULL && (st->in.len > 0 || (st->req_ended && !st->eof_told)))
+    if (st->h2 != NULL &&
+        (st->head_mem != NULL || st->in.len > 0 || (st->req_ended && !st->eof_told)))
         tf_h2__wake(st->h2);
     return 0;
 }
@@ -561,6 +636,27 @@ static int h2s_write(tf_stream_t *s, const void *data, size_t len)
     if (st->h2 == NULL || st->end_sent)
         return 0;
     int rc = response_bytes(st, data, len);
+    if (rc != 0) {
+        TF_CONN_LOG(TF_LOG_WARN, &st->conn, "HTTP/2 stream %d: response not relayable: %s",
+                    (int)st->id, tf_strerror(rc));
+        return rc;
+    }
+    resume(st);
+    return 0;
+}
+
+/* The exchange's parsed response head: its fields go to HEADERS as they
+ * are, with no HTTP/1.1 text written and read back; the body's framing,
+ * which the exchange writes on, is followed from what the head says. */
+static int h2s_write_head(tf_stream_t *s, const tf_http_response_t *r,
+                          const tf_http_resp_rewrite_t *how)
+{
+    tf_h2s_t *st = s->transport;
+    if (st->h2 == NULL || st->end_sent)
+        return 0;
+    int rc = st->rstate != H2R_HEAD || st->rhead.len > 0 ? UV_EPROTO : submit_head(st, r, how);
+    if (rc == 0 && st->rstate == H2R_BODY && tf_http_parser_follow(&st->rp, r, st->info.head) != 0)
+        rc = UV_EPROTO;
     if (rc != 0) {
         TF_CONN_LOG(TF_LOG_WARN, &st->conn, "HTTP/2 stream %d: response not relayable: %s",
                     (int)st->id, tf_strerror(rc));
@@ -639,6 +735,8 @@ static void deactivate(tf_h2s_t *st)
 
 static void stream_release(tf_h2s_t *st)
 {
+    free(st->head_mem);
+    st->head_mem = NULL;
     tf_h2__fields_clear(&st->trailers);
     tf_h2__buf_free(&st->in);
     tf_h2__buf_free(&st->out);
@@ -731,4 +829,5 @@ const tf_stream_ops_t tf_stream_h2_ops = {
     .close = h2s_close,
     .pending = h2s_pending,
     .flush = h2s_flush,
+    .write_head = h2s_write_head,
 };

@@ -32,6 +32,7 @@
 #error "internal to proxy/net: include proxy/net/net.h"
 #endif
 
+#include "proxy/http/http.h"
 #include "tls/tls.h"
 
 #include <stdbool.h>
@@ -42,7 +43,8 @@
 typedef struct tf_stream tf_stream_t;
 
 /* What a stream reports, to the sink installed by its owner. Every member
- * is set (a sink with nothing to do for an event says so in a function). */
+ * but head is set (a sink with nothing to do for an event says so in a
+ * function). */
 typedef struct {
     /* Plaintext read (valid during the call only). */
     void (*data)(tf_stream_t *s, const char *data, size_t len);
@@ -59,6 +61,12 @@ typedef struct {
     /* TLS: the handshake completed (data may follow in the same read, to
      * whatever sink is installed when this returns). */
     void (*ready)(tf_stream_t *s);
+    /* A stream that carries messages, not bytes (an HTTP/2 stream): its
+     * request's head, parsed (tf_http_request_ready() not applied yet;
+     * valid during the call), before any data(), which carries the body in
+     * its HTTP/1.1 framing. Only the sink such a stream starts with (the
+     * exchange's) hears it; NULL in the others. */
+    void (*head)(tf_stream_t *s, tf_http_request_t *req);
 } tf_sink_t;
 
 #define TF_STREAM_BUF (64u * 1024u)
@@ -88,6 +96,14 @@ typedef struct {
     size_t (*pending)(const tf_stream_t *s);
     /* Writes what waits now (what tf_stream_uncork() calls). 0 or a code. */
     int (*flush)(tf_stream_t *s);
+    /* A stream that carries messages, not bytes (an HTTP/2 stream): takes
+     * a backend's response head as parsed (pointers valid during the call)
+     * with what the proxy changes in it (HOW), in place of the text
+     * tf_http_rewrite_response_head() would write; the body follows through
+     * write() in its HTTP/1.1 framing. NULL on byte streams, which are
+     * written the text. 0, or a negative code (the connection fails). */
+    int (*write_head)(tf_stream_t *s, const tf_http_response_t *resp,
+                      const tf_http_resp_rewrite_t *how);
 } tf_stream_ops_t;
 
 enum {

@@ -256,6 +256,48 @@ Test(h2, curl_gets_h2_and_the_backend_http11_with_forwarded_headers)
     tf_px_stop(&s.px);
 }
 
+/* A response goes to an HTTP/2 client as to an HTTP/1.1 one, the route's
+ * response rules and the sticky cookie included (the exchange hands the
+ * stream the parsed head with what it changes), with no field HTTP/2 does
+ * not carry; bodies of every framing arrive whole. */
+Test(h2, responses_get_the_route_rules_and_the_sticky_cookie)
+{
+    site_t s;
+    site_start(&s, NULL);
+    tf_px_stop_proxy(&s.px);
+    FILE *f = fopen(s.config, "a");
+    cr_assert_not_null(f);
+    fprintf(f,
+            "  sticky:\n"
+            "    hosts: [\"sticky.tenants.example\"]\n"
+            "    backends: [\"127.0.0.1:%u\", \"127.0.0.1:%u\"]\n"
+            "    balance: cookie\n"
+            "    headers:\n"
+            "      response: {set: {X-Frame-Options: DENY}, remove: [Content-Type]}\n",
+            s.px.echos_port[ECHO_H2], s.px.echos_port[ECHO_WS]);
+    fclose(f);
+    tf_px_launch(&s.px, s.config, 0);
+    static const char *const paths[] = {"/plain", "/chunked", "/close-delimited", "/interim",
+                                        "/split-head"};
+    for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
+        int st;
+        char *out = tf_px_sh(&st,
+                             "curl -sS -i --http2 --max-time 60 --cacert '%s' --resolve "
+                             "sticky.tenants.example:%u:127.0.0.1 "
+                             "'https://sticky.tenants.example:%u%s'",
+                             s.px.ca, s.px.port, s.px.port, paths[i]);
+        cr_assert_eq(st, 0, "%s: %s", paths[i], out);
+        cr_expect(has(out, "HTTP/2 200 \r\n"), "%s: %s", paths[i], out);
+        cr_expect(has(out, "\r\nx-frame-options: DENY\r\n"), "%s: %s", paths[i], out);
+        cr_expect(has(out, "\r\nset-cookie: TFSRV="), "%s: no sticky cookie: %s", paths[i], out);
+        cr_expect(!has(out, "content-type:") && !has(out, "connection:"), "%s: %s", paths[i], out);
+        cr_expect(has(out, "\"target\": \"") && has(out, paths[i]) && has(out, "}"),
+                  "%s: body not whole: %s", paths[i], out);
+        free(out);
+    }
+    tf_px_stop(&s.px);
+}
+
 Test(h2, split_cookie_fields_are_joined)
 {
     site_t s;

@@ -292,6 +292,110 @@ Test(h2msg, chunk_prefixes_are_hex_sizes)
     cr_expect_eq(memcmp(p, "ffffffffffffffff\r\n", 18), 0);
 }
 
+/* ---- request heads handed on parsed -------------------------------------------------- */
+
+/* The exchange reads a stream's head parsed (tf_h2_request_fields, then
+ * tf_http_request_ready) as it would read the same head's text
+ * (tf_h2_request_head, then tf_http_parse_head): the same answer, and for a
+ * head it takes, the same fields and framing. */
+static void same_as_text(const tf_h2_field_t *fields, size_t n, bool end_stream,
+                         unsigned max_fields, int want)
+{
+    static tf_http_request_t text_req, parsed_req;
+    static tf_http_parser_t tp, pp;
+    char text[4096];
+    long len = tf_h2_request_head(fields, n, end_stream, "k", text, sizeof text, &info);
+    cr_assert_gt(len, 0);
+    tf_http_parser_init(&tp);
+    tf_http_parser_set_max_fields(&tp, max_fields);
+    int text_rc = tf_http_parse_head(&tp, text, (size_t)len, 8192, &text_req);
+
+    tf_http_header_t hs[64];
+    char scratch[512];
+    tf_h2_head_t h;
+    cr_assert_eq(tf_h2_request_fields(fields, n, end_stream, "k", hs, 64, scratch, sizeof scratch,
+                                      &h, &info),
+                 0);
+    memset(&parsed_req, 0, sizeof parsed_req);
+    parsed_req.method = h.method;
+    parsed_req.method_len = h.method_len;
+    parsed_req.target = h.target;
+    parsed_req.target_len = h.target_len;
+    parsed_req.version_minor = 1;
+    memcpy(parsed_req.headers, hs, h.nfields * sizeof hs[0]);
+    parsed_req.nheaders = h.nfields;
+    parsed_req.head_len = h.text_len;
+    parsed_req.parsed = true;
+    tf_http_parser_init(&pp);
+    tf_http_parser_set_max_fields(&pp, max_fields);
+    int parsed_rc = tf_http_request_ready(&pp, &parsed_req, 8192);
+    cr_expect_eq(text_rc, want, "text: %s", text);
+    cr_expect_eq(parsed_rc, want, "parsed: %s", text);
+    if (text_rc != 0 || parsed_rc != 0)
+        return;
+    cr_expect_eq(h.text_len, (size_t)len, "%s", text);
+    cr_expect_eq(parsed_req.nheaders, text_req.nheaders, "%s", text);
+    for (size_t i = 0; i < text_req.nheaders && i < parsed_req.nheaders; i++) {
+        const tf_http_header_t *a = &text_req.headers[i], *b = &parsed_req.headers[i];
+        cr_expect(a->name_len == b->name_len && !memcmp(a->name, b->name, a->name_len) &&
+                      a->value_len == b->value_len && !memcmp(a->value, b->value, a->value_len),
+                  "field %zu of %s", i, text);
+    }
+    cr_expect_eq(parsed_req.body, text_req.body, "%s", text);
+    cr_expect_eq(parsed_req.content_length, text_req.content_length, "%s", text);
+    cr_expect_eq(parsed_req.keep_alive, text_req.keep_alive, "%s", text);
+    cr_expect_eq(parsed_req.upgrade, text_req.upgrade, "%s", text);
+    cr_expect_eq(parsed_req.websocket, text_req.websocket, "%s", text);
+    cr_expect_eq(parsed_req.expect_continue, text_req.expect_continue, "%s", text);
+    cr_expect(parsed_req.host_len == text_req.host_len &&
+                  !memcmp(parsed_req.host, text_req.host, text_req.host_len),
+              "%s", text);
+    cr_expect_eq(pp.done, tp.done, "%s", text);
+    cr_expect_eq(pp.strict_chunked, tp.strict_chunked, "%s", text);
+    cr_expect_eq(pp.by_length, tp.by_length, "%s", text);
+}
+
+Test(h2msg, a_head_handed_on_parsed_is_read_as_its_text)
+{
+    tf_h2_field_t get[] = {F(":method", "GET"),       F(":scheme", "https"),
+                           F(":authority", "a:8443"), F(":path", "/x?y=1"),
+                           F("cookie", "a=1"),        F("accept", "*/*"),
+                           F("cookie", "b=2"),        F("expect", "100-continue")};
+    same_as_text(get, NF(get), true, 100, 0);
+    same_as_text(get, NF(get), true, 3, 431); /* limits.max_header_fields */
+    tf_h2_field_t post[] = {F(":method", "POST"), F(":authority", "a"), F(":path", "/up")};
+    same_as_text(post, NF(post), false, 100, 0); /* chunked */
+    tf_h2_field_t len[] = {F(":method", "PUT"), F(":authority", "a"), F(":path", "/up"),
+                           F("content-length", "12")};
+    same_as_text(len, NF(len), false, 100, 0);
+    tf_h2_field_t ws[] = {F(":method", "CONNECT"), F(":protocol", "websocket"),
+                          F(":scheme", "https"),   F(":authority", "a"),
+                          F(":path", "/chat"),     F("sec-websocket-version", "13")};
+    same_as_text(ws, NF(ws), false, 100, 0);
+    tf_h2_field_t lower[] = {F(":method", "head"), F(":authority", "a"), F(":path", "/")};
+    same_as_text(lower, NF(lower), true, 100, 400); /* http-parser's methods */
+    tf_h2_field_t connect[] = {F(":method", "CONNECT"), F(":authority", "a:443")};
+    same_as_text(connect, NF(connect), false, 100, 400);
+    tf_h2_field_t nohost[] = {F(":method", "GET"), F(":path", "/")};
+    same_as_text(nohost, NF(nohost), true, 100, 400);
+    tf_h2_field_t absolute[] = {F(":method", "GET"), F(":authority", "a"),
+                                F(":path", "https://b/x")};
+    same_as_text(absolute, NF(absolute), true, 100, 400);
+    tf_h2_field_t badlen[] = {F(":method", "POST"), F(":authority", "a"), F(":path", "/"),
+                              F("content-length", "1x")};
+    same_as_text(badlen, NF(badlen), true, 100, 400);
+}
+
+Test(h2msg, a_control_byte_in_a_value_is_malformed)
+{
+    tf_h2_field_t f[] = {F(":method", "GET"), F(":authority", "a"), F(":path", "/"),
+                         F("x-a", "b\x01c")};
+    MALFORMED(f);
+    tf_h2_field_t tab[] = {F(":method", "GET"), F(":authority", "a"), F(":path", "/"),
+                           F("x-a", "b\tc")};
+    HEAD_IS(tab, true, "GET / HTTP/1.1\r\nHost: a\r\nx-a: b\tc\r\n\r\n");
+}
+
 /* ---- responses ---------------------------------------------------------------------- */
 
 static tf_http_parser_t parser;
@@ -308,7 +412,8 @@ static const char *fields_text(bool websocket)
 {
     static char text[4096], status[4], lower[1024];
     tf_h2_field_t out[64];
-    long n = tf_h2_response_fields(&resp, websocket, status, out, NF(out), lower, sizeof lower);
+    long n =
+        tf_h2_response_fields(&resp, NULL, websocket, status, out, NF(out), lower, sizeof lower);
     if (n < 0)
         return "-1";
     size_t len = 0;
@@ -325,9 +430,9 @@ Test(h2msg, response_fields_lose_connection_specific_ones_and_are_lower_case)
                "Proxy-Connection: keep-alive\r\nUpgrade: h2c\r\nTE: trailers\r\n"
                "Set-Cookie: a=1\r\nSet-Cookie: b=2\r\nTrailer: X-Sum\r\n\r\n",
                false);
+    /* Trailer goes as it goes for an HTTP/1.1 client: one rule for both. */
     cr_expect_str_eq(fields_text(false),
-                     ":status=200|content-type=text/plain|set-cookie=a=1|set-cookie=b=2|"
-                     "trailer=X-Sum|");
+                     ":status=200|content-type=text/plain|set-cookie=a=1|set-cookie=b=2|");
     /* Connection cannot make the message's framing disappear. */
     parse_resp("HTTP/1.1 404 Not Found\r\nConnection: content-length\r\nContent-Length: 0\r\n\r\n",
                false);
@@ -348,16 +453,84 @@ Test(h2msg, a_websocket_101_becomes_200)
     cr_expect_str_eq(fields_text(true), ":status=403|content-length=0|");
 }
 
+/* What the proxy changes in a head (the route's response rules, the sticky
+ * cookie's line) reaches an HTTP/2 client as it reaches an HTTP/1.1 one:
+ * the same fields, names lower case, no Connection line. */
+Test(h2msg, response_fields_follow_the_rewrite_of_http1)
+{
+    parse_resp("HTTP/1.1 200 OK\r\nServer: x\r\nX-Powered-By: php\r\nCache-Control: a\r\n"
+               "Content-Length: 5\r\n\r\n",
+               false);
+    static const tf_conf_header_t set[] = {{.name = "Cache-Control", .value = "no-store"},
+                                           {.name = "X-Frame-Options", .value = "DENY"}};
+    static const char *const rm[] = {"x-powered-by"};
+    tf_conf_header_rules_t rules = {.set = set, .nset = 2, .remove = {.items = rm, .count = 1}};
+    const char extra[] = "Set-Cookie: TFSRV=b1; Path=/; HttpOnly\r\n";
+    tf_http_resp_rewrite_t how = {
+        .close = true, .rules = &rules, .extra = extra, .extra_len = sizeof extra - 1};
+    char text[1024];
+    long tn = tf_http_rewrite_response_head(&resp, &how, text, sizeof text - 1);
+    cr_assert_gt(tn, 0);
+    text[tn] = '\0';
+    size_t lowercap, cap = tf_h2_response_fields_cap(&resp, &how, &lowercap);
+    cr_assert_geq(cap, 7);
+    char status[4], lower[256];
+    tf_h2_field_t out[16];
+    cr_assert_leq(lowercap, sizeof lower);
+    long n = tf_h2_response_fields(&resp, &how, false, status, out, cap, lower, lowercap);
+    cr_assert_eq(n, 6);
+    char got[1024];
+    size_t len = 0;
+    for (long i = 0; i < n; i++)
+        len += (size_t)snprintf(got + len, sizeof got - len, "%.*s=%.*s|", (int)out[i].name_len,
+                                out[i].name, (int)out[i].value_len, out[i].value);
+    cr_expect_str_eq(got, ":status=200|server=x|content-length=5|cache-control=no-store|"
+                          "x-frame-options=DENY|set-cookie=TFSRV=b1; Path=/; HttpOnly|");
+    /* The text has the same fields, in the same order, and a Connection line. */
+    cr_expect_str_eq(text + strlen("HTTP/1.1 200 OK\r\n"),
+                     "Server: x\r\nContent-Length: 5\r\nCache-Control: no-store\r\n"
+                     "X-Frame-Options: DENY\r\nSet-Cookie: TFSRV=b1; Path=/; HttpOnly\r\n"
+                     "Connection: close\r\n\r\n");
+    cr_expect_eq(tf_h2_response_fields(&resp, &how, false, status, out, 5, lower, lowercap), -1);
+}
+
+/* A body followed from a head another parser read (tf_http_parser_follow)
+ * ends where it ends for the parser that read the head. */
+static void follow_both(const char *text, const char *body, bool head_request)
+{
+    tf_http_parser_init_response(&parser, head_request);
+    cr_assert_eq(tf_http_parse_response_head(&parser, text, strlen(text), 32768, &resp), 0);
+    tf_http_parser_t other;
+    cr_assert_eq(tf_http_parser_follow(&other, &resp, head_request), 0);
+    size_t used1 = 0, used2 = 0;
+    bool done1 = false, done2 = false;
+    cr_assert_eq(tf_http_body(&parser, body, strlen(body), &used1, &done1), 0);
+    cr_assert_eq(tf_http_body(&other, body, strlen(body), &used2, &done2), 0);
+    cr_expect_eq(used1, used2, "%s", text);
+    cr_expect_eq(done1, done2, "%s", text);
+}
+
+Test(h2msg, a_body_is_followed_from_a_parsed_head)
+{
+    follow_both("HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\n", "abcdef", false);
+    follow_both("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+                "3\r\nabc\r\n0\r\nX-Sum: 1\r\n\r\nrest", false);
+    follow_both("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", "3\r\nab", false);
+    follow_both("HTTP/1.1 200 OK\r\n\r\n", "until the close", false);
+    follow_both("HTTP/1.1 204 No Content\r\n\r\n", "next", false);
+    follow_both("HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\n", "next", true);
+}
+
 Test(h2msg, response_fields_that_do_not_fit_are_minus_one)
 {
     parse_resp("HTTP/1.1 200 OK\r\nAb: 1\r\nCd: 2\r\n\r\n", false);
     char status[4], lower[8];
     tf_h2_field_t out[3];
-    cr_expect_eq(tf_h2_response_fields(&resp, false, status, out, 3, lower, 4), 3);
+    cr_expect_eq(tf_h2_response_fields(&resp, NULL, false, status, out, 3, lower, 4), 3);
     cr_expect_eq(memcmp(lower, "abcd", 4), 0);
-    cr_expect_eq(tf_h2_response_fields(&resp, false, status, out, 2, lower, 4), -1);
-    cr_expect_eq(tf_h2_response_fields(&resp, false, status, out, 3, lower, 3), -1);
-    cr_expect_eq(tf_h2_response_fields(&resp, false, status, out, 0, lower, 4), -1);
+    cr_expect_eq(tf_h2_response_fields(&resp, NULL, false, status, out, 2, lower, 4), -1);
+    cr_expect_eq(tf_h2_response_fields(&resp, NULL, false, status, out, 3, lower, 3), -1);
+    cr_expect_eq(tf_h2_response_fields(&resp, NULL, false, status, out, 0, lower, 4), -1);
 }
 
 /* ---- response payloads -------------------------------------------------------------- */
