@@ -497,7 +497,7 @@ void tf_conn_connect_backend(tf_conn_t *c, const tf_conn_backend_user_t *user)
             return;
         }
     }
-    tf_stream_t *s = tf_bstream_new(&w->loop, &w->bufs, user->sink, c);
+    tf_stream_t *s = tf_bstream_new(&w->loop, &w->bufs, &be->addr.sa, user->sink, c);
     if (s == NULL) {
         tf_conn_fail(c, TF_ENOMEM, "backend connect");
         return;
@@ -570,7 +570,8 @@ static void backend_on_connect(uv_connect_t *req, int status)
         backend_retry(c, status);
         return;
     }
-    uv_tcp_nodelay(&b->s.tcp, 1);
+    if (tf_stream_is_tcp(&b->s))
+        uv_tcp_nodelay(&b->s.tcp, 1);
     TF_CONN_LOG(TF_LOG_DEBUG, c, "backend %s connected",
                 tf_upstream_backend(c->gen->upstream, c->tenant, c->route, c->backend_ix)->text);
     c->traffic.active_ms = uv_now(&c->worker->loop);

@@ -6,6 +6,7 @@
  * the kept target waits an interval from it, so a reload never doubles the
  * checks. */
 #include "proxy/net/health.h"
+#include "proxy/net/upstream.h"
 
 #include "common/err.h"
 #include "proxy/obs/obs.h"
@@ -25,11 +26,7 @@ typedef struct probe probe_t;
 
 typedef struct {
     tf_bstate_t *state; /* referenced */
-    union {
-        struct sockaddr sa;
-        struct sockaddr_in in4;
-        struct sockaddr_in6 in6;
-    } addr;
+    tf_backend_addr_t addr;
     tf_conf_health_t hc; /* strings point into the checker's configuration */
     const char *host;    /* the Host sent */
     bool tcp;                   /* a connect check (mode tcp) */
@@ -52,7 +49,11 @@ struct tf_health {
 };
 
 struct probe {
-    uv_tcp_t tcp;
+    union {
+        uv_tcp_t tcp;   /* an IP backend */
+        uv_pipe_t pipe; /* a unix: backend */
+        uv_handle_t handle;
+    };
     uv_timer_t deadline;
     uv_connect_t connect;
     uv_write_t write;
@@ -101,7 +102,7 @@ static void probe_finish(probe_t *p, bool ok, const char *detail)
                    "they pass",
                    tenant, addr, detail);
     }
-    uv_close((uv_handle_t *)&p->tcp, on_probe_handle_closed);
+    uv_close(&p->handle, on_probe_handle_closed);
     uv_close((uv_handle_t *)&p->deadline, on_probe_handle_closed);
 }
 
@@ -167,9 +168,9 @@ static void probe_on_connect(uv_connect_t *req, int status)
     }
     uv_buf_t b = uv_buf_init(p->req, (unsigned)strlen(p->req));
     p->write.data = p;
-    int rc = uv_write(&p->write, (uv_stream_t *)&p->tcp, &b, 1, probe_on_write);
+    int rc = uv_write(&p->write, (uv_stream_t *)&p->handle, &b, 1, probe_on_write);
     if (rc == 0)
-        rc = uv_read_start((uv_stream_t *)&p->tcp, probe_alloc, probe_on_read);
+        rc = uv_read_start((uv_stream_t *)&p->handle, probe_alloc, probe_on_read);
     if (rc != 0)
         probe_finish(p, false, uv_strerror(rc));
 }
@@ -195,9 +196,13 @@ static void probe_start(tf_health_t *h, target_t *t)
     p->conf = tf_conf_ref(h->conf);
     p->state = tf_backends_acquire(h->reg, tf_bstate_tenant(t->state),
                                    tf_bstate_address(t->state));
-    uv_tcp_init(&h->loop, &p->tcp);
+    bool unix_path = t->addr.sa.sa_family == AF_UNIX;
+    if (unix_path)
+        uv_pipe_init(&h->loop, &p->pipe, 0);
+    else
+        uv_tcp_init(&h->loop, &p->tcp);
     uv_timer_init(&h->loop, &p->deadline);
-    p->tcp.data = p->deadline.data = p->connect.data = p;
+    p->handle.data = p->deadline.data = p->connect.data = p;
     p->handles = 2;
     t->probe = p;
     if (p->state == NULL) {
@@ -205,7 +210,11 @@ static void probe_start(tf_health_t *h, target_t *t)
         return;
     }
     uv_timer_start(&p->deadline, probe_on_deadline, t->hc.timeout_ms, 0);
-    int rc = uv_tcp_connect(&p->connect, &p->tcp, &t->addr.sa, probe_on_connect);
+    int rc = 0;
+    if (unix_path)
+        uv_pipe_connect(&p->connect, &p->pipe, t->addr.un.sun_path, probe_on_connect);
+    else
+        rc = uv_tcp_connect(&p->connect, &p->tcp, &t->addr.sa, probe_on_connect);
     if (rc != 0)
         probe_finish(p, false, uv_strerror(rc));
 }
@@ -226,25 +235,6 @@ static void on_tick(uv_timer_t *timer)
 
 /* ---- configuration (the checker's thread) -------------------------------- */
 
-static int resolve(const tf_conf_addr_t *a, target_t *t)
-{
-    struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV};
-    struct addrinfo *res = NULL;
-    char port[8];
-    snprintf(port, sizeof port, "%u", (unsigned)a->port);
-    if (a->family != TF_CONF_ADDR_NAME)
-        hints.ai_flags |= AI_NUMERICHOST;
-    int rc = getaddrinfo(a->host, port, &hints, &res);
-    if (rc != 0 || res == NULL || res->ai_addrlen > sizeof t->addr) {
-        if (res != NULL)
-            freeaddrinfo(res);
-        return TF_EINVAL;
-    }
-    memcpy(&t->addr, res->ai_addr, res->ai_addrlen);
-    freeaddrinfo(res);
-    return 0;
-}
-
 static const char *health_host(const tf_conf_tenant_t *ct, const tf_conf_health_t *hc,
                                const char *address)
 {
@@ -254,7 +244,8 @@ static const char *health_host(const tf_conf_tenant_t *ct, const tf_conf_health_
         if (strchr(ct->hosts.items[i], '*') == NULL)
             return ct->hosts.items[i];
     }
-    return address;
+    /* "unix:/run/app.sock" is no Host value. */
+    return strncmp(address, "unix:", 5) == 0 ? "localhost" : address;
 }
 
 static target_t *find_target(target_t *ts, size_t n, const tf_bstate_t *s)
@@ -281,7 +272,8 @@ static void add_target(tf_health_t *h, target_t *ts, size_t *n, const tf_conf_t 
     target_t *t = &ts[*n];
     *t = (target_t){
         .state = s, .hc = *hc, .tcp = ct->mode == TF_CONF_MODE_TCP};
-    if (resolve(a, t) != 0) {
+    const char *why = NULL;
+    if (tf_backend_addr_resolve(a, &t->addr, &why) != 0) {
         TF_LOG(TF_LOG_WARN, "tenant '%s': backend %s: cannot resolve: not health-checked",
                ct->name, a->text);
         tf_backends_release(h->reg, s);

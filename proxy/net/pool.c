@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/un.h>
 
 typedef struct {
     struct sockaddr_storage addr;
@@ -75,12 +76,18 @@ static bool same_addr(const struct sockaddr_storage *a, const struct sockaddr *b
                memcmp(&x->sin6_addr, &y->sin6_addr, sizeof x->sin6_addr) == 0 &&
                x->sin6_scope_id == y->sin6_scope_id;
     }
+    if (b->sa_family == AF_UNIX) {
+        const struct sockaddr_un *x = (const void *)a, *y = (const void *)b;
+        return strncmp(x->sun_path, y->sun_path, sizeof x->sun_path) == 0;
+    }
     return false;
 }
 
 static size_t addr_len(const struct sockaddr *a)
 {
-    return a->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+    return a->sa_family == AF_INET6  ? sizeof(struct sockaddr_in6)
+           : a->sa_family == AF_UNIX ? sizeof(struct sockaddr_un)
+                                     : sizeof(struct sockaddr_in);
 }
 
 tf_pool_t *tf_pool_new(uv_loop_t *loop, uint64_t idle_ms)

@@ -11,6 +11,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/un.h>
 
 /* What differs between the kinds on the write path. */
 typedef struct {
@@ -320,14 +321,18 @@ static size_t tcp_pending(const tf_stream_t *s)
 
 static const kind_t tcp_kind = {.take = tcp_take, .end = tcp_end};
 
-tf_stream_t *tf_bstream_new(uv_loop_t *loop, tf_stream_bufs_t *bufs, const tf_sink_t *sink,
-                            void *owner)
+tf_stream_t *tf_bstream_new(uv_loop_t *loop, tf_stream_bufs_t *bufs, const struct sockaddr *sa,
+                            const tf_sink_t *sink, void *owner)
 {
     tf_bstream_t *b = calloc(1, sizeof *b);
     if (b == NULL)
         return NULL;
     tf_stream_init(&b->s, &tf_stream_tcp_ops, bufs);
-    if (tf_stream_tcp_init(&b->s, loop) != 0) {
+    int rc =
+        sa->sa_family == AF_UNIX ? uv_pipe_init(loop, &b->s.pipe, 0) : uv_tcp_init(loop, &b->s.tcp);
+    if (rc == 0)
+        b->s.flags |= TF_STREAM_OPEN;
+    if (rc != 0) {
         free(b);
         return NULL;
     }
@@ -337,7 +342,12 @@ tf_stream_t *tf_bstream_new(uv_loop_t *loop, tf_stream_bufs_t *bufs, const tf_si
 
 int tf_bstream_connect(tf_stream_t *s, const struct sockaddr *sa, uv_connect_cb cb)
 {
-    return uv_tcp_connect(&tf_bstream_of(s)->req.connect, &s->tcp, sa, cb);
+    uv_connect_t *req = &tf_bstream_of(s)->req.connect;
+    if (sa->sa_family != AF_UNIX)
+        return uv_tcp_connect(req, &s->tcp, sa, cb);
+    /* Reports every failure (a missing socket file too) through cb. */
+    uv_pipe_connect(req, &s->pipe, ((const struct sockaddr_un *)(const void *)sa)->sun_path, cb);
+    return 0;
 }
 
 static void bstream_on_closed(uv_handle_t *h)

@@ -118,7 +118,12 @@ struct tf_stream {
     struct tf_stream_preface *preface; /* bytes read before TLS, or NULL */
     uint16_t flags;
     uv_write_t wreq;
-    uv_tcp_t tcp;
+    /* Both are uv_stream_t: everything but init and connect casts to that.
+     * A client is always TCP; a backend is a pipe for a unix: address. */
+    union {
+        uv_tcp_t tcp;
+        uv_pipe_t pipe;
+    };
 };
 
 /* A backend connection: a plain TCP stream allocated on its own, so that it
@@ -182,12 +187,20 @@ void tf_stream_goodbye(tf_stream_t *s);
 void tf_stream_dispose(tf_stream_t *s);
 
 /* A new backend stream reporting to `sink` (owner), its handle initialised
- * on `loop`. NULL when out of memory or handles. */
-tf_stream_t *tf_bstream_new(uv_loop_t *loop, tf_stream_bufs_t *bufs, const tf_sink_t *sink,
-                            void *owner);
+ * on `loop` for connecting to `sa`: a uv_pipe_t for AF_UNIX, else a
+ * uv_tcp_t. NULL when out of memory or handles. */
+tf_stream_t *tf_bstream_new(uv_loop_t *loop, tf_stream_bufs_t *bufs, const struct sockaddr *sa,
+                            const tf_sink_t *sink, void *owner);
 
-/* Starts connecting; `cb` runs with the stream's tf_bstream_t request. */
+/* Starts connecting to `sa` (the address the stream was made for); `cb`
+ * runs with the stream's tf_bstream_t request. */
 int tf_bstream_connect(tf_stream_t *s, const struct sockaddr *sa, uv_connect_cb cb);
+
+/* Whether the stream's handle is a TCP socket (not a unix one). */
+static inline bool tf_stream_is_tcp(const tf_stream_t *s)
+{
+    return s->tcp.type == UV_TCP;
+}
 
 static inline tf_bstream_t *tf_bstream_of(tf_stream_t *s)
 {

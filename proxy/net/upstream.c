@@ -77,10 +77,15 @@ static uint32_t index_get(const tf_upstream_t *u, const char *host)
     return TF_UPSTREAM_NONE;
 }
 
-
-static int resolve(const tf_conf_addr_t *a, tf_backend_t *b, char *err, size_t errlen,
-                   const char *tenant)
+int tf_backend_addr_resolve(const tf_conf_addr_t *a, tf_backend_addr_t *out, const char **why)
 {
+    memset(out, 0, sizeof *out);
+    if (a->family == TF_CONF_ADDR_UNIX) {
+        /* The loader checked that the path fits. */
+        out->un.sun_family = AF_UNIX;
+        snprintf(out->un.sun_path, sizeof out->un.sun_path, "%s", a->host);
+        return 0;
+    }
     struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV};
     struct addrinfo *res = NULL;
     char port[8];
@@ -88,18 +93,29 @@ static int resolve(const tf_conf_addr_t *a, tf_backend_t *b, char *err, size_t e
     if (a->family != TF_CONF_ADDR_NAME)
         hints.ai_flags |= AI_NUMERICHOST;
     int rc = getaddrinfo(a->host, port, &hints, &res);
-    if (rc != 0 || res == NULL || res->ai_addrlen > sizeof b->addr) {
-        snprintf(err, errlen,
-                 "tenant '%s': backend '%s': cannot resolve: %s; fix the name or use an "
-                 "address",
-                 tenant, a->text, rc != 0 ? gai_strerror(rc) : "no address");
+    if (rc != 0 || res == NULL || res->ai_addrlen > sizeof *out) {
+        *why = rc != 0 ? gai_strerror(rc) : "no address";
         if (res != NULL)
             freeaddrinfo(res);
         return TF_EINVAL;
     }
-    memcpy(&b->addr, res->ai_addr, res->ai_addrlen);
-    b->text = a->text;
+    memcpy(out, res->ai_addr, res->ai_addrlen);
     freeaddrinfo(res);
+    return 0;
+}
+
+static int resolve(const tf_conf_addr_t *a, tf_backend_t *b, char *err, size_t errlen,
+                   const char *tenant)
+{
+    const char *why = NULL;
+    if (tf_backend_addr_resolve(a, &b->addr, &why) != 0) {
+        snprintf(err, errlen,
+                 "tenant '%s': backend '%s': cannot resolve: %s; fix the name or use an "
+                 "address",
+                 tenant, a->text, why);
+        return TF_EINVAL;
+    }
+    b->text = a->text;
     return 0;
 }
 

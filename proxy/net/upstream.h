@@ -17,6 +17,7 @@
 #include "conf/conf.h"
 
 #include <netinet/in.h>
+#include <sys/un.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -29,12 +30,16 @@ typedef struct tf_upstream tf_upstream_t;
 typedef struct tf_backends tf_backends_t;
 typedef struct tf_bstate tf_bstate_t;
 
+/* A backend's socket address: IPv4, IPv6 or a unix socket path. */
+typedef union {
+    struct sockaddr sa;
+    struct sockaddr_in in4;
+    struct sockaddr_in6 in6;
+    struct sockaddr_un un;
+} tf_backend_addr_t;
+
 typedef struct {
-    union {
-        struct sockaddr sa;
-        struct sockaddr_in in4;
-        struct sockaddr_in6 in6;
-    } addr;
+    tf_backend_addr_t addr;
     const char *text;            /* as written in the configuration */
     const tf_conf_backend_t *conf;
     tf_bstate_t *state;          /* process-wide, referenced by the table */
@@ -53,6 +58,11 @@ typedef struct {
     uint32_t backend; /* index in the route, or TF_UPSTREAM_NONE / TF_UPSTREAM_FULL */
     bool sticky_hit;  /* balance cookie: the client's cookie named this backend */
 } tf_pick_t;
+
+/* Fills OUT from A: a unix: path as is, an IP literal or a name through
+ * the system resolver (blocking). 0, or TF_EINVAL with the resolver's
+ * reason in *WHY (static text). */
+int tf_backend_addr_resolve(const tf_conf_addr_t *a, tf_backend_addr_t *out, const char **why);
 
 /* Builds the table; backend host names are resolved here, once, with the
  * system resolver (blocking: call before the loop runs, or off it). Every
