@@ -210,7 +210,8 @@ int tf_stream_flush(tf_stream_t *s)
             rc = 0;
         if (rc == 0 && len > 0)
             rc = stream_send(s, buf, len, full);
-        else if (rc == 0 && (s->flags & TF_STREAM_SHUT_WANTED) && !(s->flags & TF_STREAM_SHUT_SENT))
+        else if (rc == 0 && (s->flags & (TF_STREAM_SHUT_WANTED | TF_STREAM_SHUT_SENT |
+                                         TF_STREAM_HANDSHAKE)) == TF_STREAM_SHUT_WANTED)
             rc = k->end(s);
         else if (rc == 0)
             return stream_check_shut(s);
@@ -361,6 +362,7 @@ void tf_bstream_release(tf_stream_t *s)
 {
     tf_stream_set_sink(s, NULL, NULL);
     if (s->flags & TF_STREAM_OPEN) {
+        tf_stream_goodbye(s); /* TLS: a close_notify, when the socket takes it now */
         stream_close(s, bstream_on_closed);
         return;
     }
@@ -373,6 +375,7 @@ void tf_bstream_move_queue(tf_stream_t *to, tf_stream_t *from)
     to->qbuf = from->qbuf;
     to->qlen = from->qlen;
     to->qcap = from->qcap;
+    tf_bstream_of(to)->raw_head = tf_bstream_of(from)->raw_head;
     from->qbuf = NULL;
     from->qlen = from->qcap = 0;
     to->flags |= from->flags & TF_STREAM_SHUT_WANTED;
@@ -439,6 +442,23 @@ static void tls_drain(tf_stream_t *s)
     }
 }
 
+/* A client session's handshake is over: what its owner wrote meanwhile
+ * (mode tcp: the client's first bytes) goes out now, encrypted. 0, or the
+ * stream failed. */
+static int tls_write_queued(tf_stream_t *s)
+{
+    ssize_t n = tf_tls_session_write(s->tls, s->qbuf, s->qlen);
+    free(s->qbuf);
+    s->qbuf = NULL;
+    s->qlen = s->qcap = 0;
+    if (n < 0) {
+        tls_fail(s, (int)n);
+        return (int)n;
+    }
+    int rc = tf_stream_flush(s);
+    return rc != 0 ? rc : tf_stream_live(s) ? 0 : UV_ECANCELED;
+}
+
 static void tls_handshake(tf_stream_t *s)
 {
     int rc = tf_tls_session_handshake(s->tls);
@@ -451,6 +471,8 @@ static void tls_handshake(tf_stream_t *s)
     }
     if (rc == TF_TLS_OK) {
         s->flags &= (uint16_t)~TF_STREAM_HANDSHAKE;
+        if (s->qlen > 0 && tls_write_queued(s) != 0)
+            return;
         s->sink->ready(s);
     }
 }
@@ -556,6 +578,29 @@ void tf_stream_tls_accept(tf_stream_t *s, tf_tls_session_t *tls)
     s->flags |= TF_STREAM_HANDSHAKE | TF_STREAM_WRITABLE;
 }
 
+int tf_stream_tls_connect(tf_stream_t *s, tf_tls_session_t *tls)
+{
+    tf_bstream_t *b = tf_bstream_of(s);
+    size_t head = b->raw_head < s->qlen ? b->raw_head : s->qlen;
+    int rc = tf_tls_session_queue_raw(tls, s->qbuf, head);
+    if (rc != 0) {
+        tf_tls_session_free(tls);
+        return rc;
+    }
+    if (head > 0) {
+        memmove(s->qbuf, s->qbuf + head, s->qlen - head);
+        s->qlen -= head;
+    }
+    b->raw_head = 0;
+    s->tls = tls;
+    s->ops = &tf_stream_tls_ops;
+    s->flags |= TF_STREAM_HANDSHAKE | TF_STREAM_WRITABLE;
+    rc = s->ops->read_start(s);
+    if (rc == 0)
+        tls_handshake(s);
+    return rc;
+}
+
 void tf_stream_goodbye(tf_stream_t *s)
 {
     if (s->tls == NULL || (s->flags & (TF_STREAM_HANDSHAKE | TF_STREAM_TLS_BORROWED)) ||
@@ -580,6 +625,9 @@ static int tls_read_start(tf_stream_t *s)
 
 static int tls_write(tf_stream_t *s, const void *data, size_t len)
 {
+    /* A backend's handshake: kept until it ends (tls_write_queued). */
+    if (s->flags & TF_STREAM_HANDSHAKE)
+        return tcp_queue(s, data, len);
     ssize_t n = tf_tls_session_write(s->tls, data, len);
     if (n < 0)
         return (int)n;
@@ -629,7 +677,7 @@ static size_t tls_pending(const tf_stream_t *s)
 {
     size_t out = 0;
     (void)tf_tls_session_out(s->tls, &out);
-    return s->wlen + out;
+    return s->wlen + out + s->qlen;
 }
 
 static const kind_t tls_kind = {.take = tls_take, .end = tls_end};

@@ -138,7 +138,9 @@ typedef struct tf_bstream {
     struct tf_bstream *prev, *next; /* a pool's idle list */
     void *bucket;                   /* the pool bucket holding it while idle */
     uint64_t idle_since_ms;
-    uint32_t uses; /* requests it has carried */
+    uint32_t uses;     /* requests it has carried */
+    uint32_t raw_head; /* queued bytes that precede TLS (a PROXY header), for
+                          tf_stream_tls_connect() */
 } tf_bstream_t;
 
 extern const tf_stream_ops_t tf_stream_tcp_ops;
@@ -166,6 +168,15 @@ static inline bool tf_stream_live(const tf_stream_t *s)
  * at the first bytes read; the sink's ready() reports its end. The stream
  * is writable at once (alerts and the handshake's records). */
 void tf_stream_tls_accept(tf_stream_t *s, tf_tls_session_t *tls);
+
+/* A backend stream, connected, becomes a TLS client on `tls` (taken; freed
+ * with the stream, or here on failure): the first raw_head queued bytes go
+ * out as they are, then the ClientHello; what was queued after them, and
+ * what is written before the handshake ends, is encrypted once it has.
+ * The sink's ready() reports the end of the handshake, error() its failure
+ * (`what`: the session's reason, "certificate verify failed: ..."). 0 or a
+ * negative code (nothing was reported). */
+int tf_stream_tls_connect(tf_stream_t *s, tf_tls_session_t *tls);
 
 /* What comes before the TLS bytes on a TLS stream (a PROXY protocol
  * header, SPEC §14): the stream hands fn what it read so far (kept across

@@ -15,6 +15,7 @@
 #endif
 
 #include "conf/conf.h"
+#include "tls/tls.h"
 
 #include <netinet/in.h>
 #include <sys/un.h>
@@ -44,6 +45,13 @@ typedef struct {
     const tf_conf_backend_t *conf;
     tf_bstate_t *state;          /* process-wide, referenced by the table */
     char cookie_id[17];          /* balance cookie: the opaque ID (16 hex digits) */
+    /* tls: true (SPEC §14): the client context for its trust setting (the
+     * table's, shared by backends with the same one), and the name its
+     * certificate must hold (tls_sni, or an IP literal; NULL: none checked).
+     * NULL context: plain. */
+    tf_tls_client_ctx_t *tls;
+    const char *verify_name;
+    uint64_t flavour; /* the pool's key beside the address: 0 plain, else the TLS settings' */
 } tf_backend_t;
 
 /* What a balancer may look at besides the backends. */

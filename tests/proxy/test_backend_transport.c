@@ -138,3 +138,166 @@ Test(unix_backend, a_vanished_socket_is_taken_down_by_its_health_checks)
     /* The other tenants go on. */
     cr_expect_eq(status_of("portal.acme.example", "/still"), 200);
 }
+
+/* ---- TLS backends ---------------------------------------------------------- */
+
+TestSuite(tls_backend, .fini = fini, .timeout = 300);
+
+static char pki[1300];
+static unsigned good_be, sys_be, wrong_be, off_be, echo_tls_be;
+
+/* A CA of the test's own and a leaf for backend.test and 127.0.0.1. */
+static void make_backend_pki(void)
+{
+    snprintf(pki, sizeof pki, "%s/bpki", px.tmp);
+    int st;
+    char *out = tf_px_sh(
+        &st,
+        "set -e; mkdir -p '%s'; cd '%s'; "
+        "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca.key "
+        "-out ca.crt -days 2 -subj /CN=tf-backend-test-ca "
+        "-addext basicConstraints=critical,CA:true -addext keyUsage=critical,keyCertSign; "
+        "openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout be.key -out "
+        "be.csr -subj /CN=backend.test; "
+        "printf 'subjectAltName=DNS:backend.test,IP:127.0.0.1\\nbasicConstraints=CA:false\\n"
+        "extendedKeyUsage=serverAuth\\n' > ext; "
+        "openssl x509 -req -in be.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 "
+        "-out be.crt -extfile ext",
+        pki, pki);
+    tf_px_sh_ok("the backend PKI", out, st);
+}
+
+static unsigned add_tls_backend(const char *mode)
+{
+    char spec[2800];
+    snprintf(spec, sizeof spec, "%s,tls=%s/be.crt:%s/be.key", mode, pki, pki);
+    return px.echos_port[add_backend(spec)];
+}
+
+/* portal: "/" verified with the CA file and tls_sni backend.test; /ip/ the
+ * same backend by its IP SAN (no SNI); /sys/ against the system store;
+ * /wrong/ with a tls_sni the certificate does not hold; /off/ unverified.
+ * globex: mode tcp over TLS. Each failing case on a backend of its own, so
+ * that its down mark touches nothing else. */
+static void start_tls(void)
+{
+    tf_px_init(&px, "tf-tb-test");
+    tf_px_demo_pki(&px);
+    make_backend_pki();
+    good_be = add_tls_backend("http");
+    sys_be = add_tls_backend("http");
+    wrong_be = add_tls_backend("http");
+    off_be = add_tls_backend("http");
+    echo_tls_be = add_tls_backend("echo");
+    char config[1200], ca[1400];
+    snprintf(config, sizeof config, "%s/tlsfront.yaml", px.tmp);
+    snprintf(ca, sizeof ca, "%s/ca.crt", pki);
+    FILE *f = fopen(config, "w");
+    cr_assert_not_null(f);
+    fprintf(f,
+            "log:\n  level: debug\n"
+            "listen:\n  https: [\"127.0.0.1:0\"]\n"
+            "tls:\n  certs: [\"%s/certs\"]\n  default_cert: %s/certs/system.pem\n"
+            "tenants:\n"
+            "  portal:\n    hosts: [\"portal.acme.example\"]\n"
+            "    backends: [{address: \"127.0.0.1:%u\", tls: true, tls_verify: %s, tls_sni: "
+            "backend.test}]\n"
+            "    routes:\n"
+            "      - {path: /ip/, backends: [{address: \"127.0.0.1:%u\", tls: true, tls_verify: "
+            "%s}]}\n"
+            "      - {path: /sys/, backends: [{address: \"127.0.0.1:%u\", tls: true}]}\n"
+            "      - {path: /wrong/, backends: [{address: \"127.0.0.1:%u\", tls: true, tls_verify: "
+            "%s, tls_sni: wrong.test}]}\n"
+            "      - {path: /off/, backends: [{address: \"127.0.0.1:%u\", tls: true, tls_verify: "
+            "off, tls_sni: backend.test}]}\n"
+            "  sip:\n    hosts: [\"portal.globex.example\"]\n    mode: tcp\n"
+            "    backends: [{address: \"127.0.0.1:%u\", tls: true, tls_verify: %s, tls_sni: "
+            "backend.test}]\n",
+            px.demo, px.demo, good_be, ca, good_be, ca, sys_be, wrong_be, ca, off_be, echo_tls_be,
+            ca);
+    cr_assert_eq(fclose(f), 0);
+    tf_px_launch(&px, config, 0);
+}
+
+#define PORTAL "portal.acme.example"
+
+Test(tls_backend, verified_with_a_ca_file_sni_sent_and_pooled)
+{
+    start_tls();
+    char *out = curl_two(PORTAL, "/a", "/b");
+    cr_expect(strstr(out, "conn=1 sni=backend.test pp=- path=/a status=200") != NULL, "%s", out);
+    cr_expect(strstr(out, "conn=1 sni=backend.test pp=- path=/b status=200") != NULL,
+              "not one backend TLS connection for both: %s", out);
+    free(out);
+    /* A later client takes the pooled TLS connection. */
+    out = curl_two(PORTAL, "/c", "/d");
+    cr_expect_eq(tf_px_count(out, "conn=1 sni=backend.test"), 2, "%s", out);
+    free(out);
+    cr_expect(tf_px_wait_log(&px, "TLS established: TLSv1.3"), "no handshake logged");
+}
+
+Test(tls_backend, an_ip_literal_is_verified_against_its_ip_san_without_sni)
+{
+    start_tls();
+    char *out = curl_two(PORTAL, "/ip/a", "/ip/b");
+    cr_expect(strstr(out, "sni=- pp=- path=/ip/a status=200") != NULL, "%s", out);
+    free(out);
+}
+
+Test(tls_backend, the_system_store_does_not_know_a_private_ca)
+{
+    start_tls();
+    cr_expect_eq(status_of(PORTAL, "/sys/x"), 502);
+    char want[256];
+    snprintf(want, sizeof want,
+             "backend 127.0.0.1:%u: TLS handshake failed: certificate verify failed: no trusted "
+             "CA signed it (tls_verify)",
+             sys_be);
+    cr_expect(tf_px_wait_log(&px, want), "%s not logged", want);
+    cr_expect_eq(status_of(PORTAL, "/still"), 200, "the other backends go on");
+}
+
+Test(tls_backend, a_name_the_certificate_does_not_hold_is_refused)
+{
+    start_tls();
+    cr_expect_eq(status_of(PORTAL, "/wrong/x"), 502);
+    char want[256];
+    snprintf(want, sizeof want,
+             "backend 127.0.0.1:%u: TLS handshake failed: certificate verify failed: the "
+             "certificate does not name the backend",
+             wrong_be);
+    cr_expect(tf_px_wait_log(&px, want), "%s not logged", want);
+}
+
+Test(tls_backend, verify_off_works_and_is_warned_about)
+{
+    start_tls();
+    char *out = curl_two(PORTAL, "/off/a", "/off/b");
+    cr_expect(strstr(out, "sni=backend.test pp=- path=/off/a status=200") != NULL, "%s", out);
+    free(out);
+    cr_expect(tf_px_wait_log(&px, "tls_verify: off: the backend's certificate is not checked"),
+              "no warning at start-up");
+    int st;
+    char config[1200];
+    snprintf(config, sizeof config, "%s/tlsfront.yaml", px.tmp);
+    out = tf_px_sh(&st, "'%s' check -c '%s' 2>&1", tf_px_env("TF_TLSFRONT"), config);
+    cr_expect_eq(st, 0, "%s", out);
+    cr_expect(strstr(out, "warning: ") != NULL &&
+                  strstr(out, "tls_verify: off: the backend's certificate is not checked") != NULL,
+              "tlsfront check: %s", out);
+    free(out);
+}
+
+Test(tls_backend, mode_tcp_tunnels_over_tls)
+{
+    start_tls();
+    cr_expect(tf_px_echo(&px, "portal.globex.example", "re-encrypted"));
+}
+
+Test(tls_backend, a_backend_dying_mid_way_fails_that_request_only)
+{
+    start_tls();
+    cr_expect_eq(status_of(PORTAL, "/before"), 200);
+    cr_expect_eq(status_of(PORTAL, "/die"), 502);
+    cr_expect_eq(status_of(PORTAL, "/after"), 200);
+}

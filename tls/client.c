@@ -1,0 +1,120 @@
+/* TLS client sessions, for backends that speak TLS (SPEC §14). A context per
+ * trust setting; sessions run over the same memory buffers as the server's
+ * (session.c), so a backend stream drives one exactly like a client's. */
+#include "tls/tls_internal.h"
+
+#include "certstore/certstore.h"
+#include "common/err.h"
+
+#include <wolfssl/error-ssl.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct tf_tls_client_ctx {
+    WOLFSSL_CTX *wctx;
+    bool verify;
+};
+
+int tf_tls_client_ctx_new(const tf_tls_client_opts_t *opts, tf_tls_client_ctx_t **out, char *err,
+                          size_t errlen)
+{
+    *out = NULL;
+    tf_tls_client_ctx_t *c = calloc(1, sizeof *c);
+    if (c == NULL)
+        return TF_ENOMEM;
+    c->verify = opts->verify;
+    c->wctx = wolfSSL_CTX_new(wolfSSLv23_client_method());
+    if (c->wctx == NULL) {
+        free(c);
+        snprintf(err, errlen, "cannot create a TLS client context");
+        return TF_ENOMEM;
+    }
+    wolfSSL_CTX_SetMinVersion(c->wctx, WOLFSSL_TLSV1_2);
+    tf_tls__install_io(c->wctx);
+    int rc = 0;
+    if (opts->verify)
+        rc = tf_cs_ca_load(c->wctx, opts->ca_file, err, errlen);
+    else
+        wolfSSL_CTX_set_verify(c->wctx, WOLFSSL_VERIFY_NONE, NULL);
+    if (rc != 0) {
+        tf_tls_client_ctx_free(c);
+        return rc;
+    }
+    *out = c;
+    return 0;
+}
+
+void tf_tls_client_ctx_free(tf_tls_client_ctx_t *c)
+{
+    if (c == NULL)
+        return;
+    wolfSSL_CTX_free(c->wctx);
+    free(c);
+}
+
+/* SNI and the name the certificate must hold. */
+static bool client_names(tf_tls_session_t *s, const tf_tls_client_ctx_t *c, const char *sni,
+                         const char *name)
+{
+    if (sni != NULL && wolfSSL_UseSNI(s->ssl, WOLFSSL_SNI_HOST_NAME, sni,
+                                      (unsigned short)strlen(sni)) != WOLFSSL_SUCCESS)
+        return false;
+    if (c->verify && name != NULL && wolfSSL_check_domain_name(s->ssl, name) != WOLFSSL_SUCCESS)
+        return false;
+    /* The backend speaks HTTP/1.1 (or whatever mode tcp carries): no ALPN. */
+    return true;
+}
+
+tf_tls_session_t *tf_tls_client_session_new(tf_tls_client_ctx_t *c, const char *sni,
+                                            const char *name)
+{
+    tf_tls_session_t *s = calloc(1, sizeof *s);
+    if (s == NULL)
+        return NULL;
+    s->ssl = wolfSSL_new(c->wctx);
+    if (s->ssl == NULL) {
+        free(s);
+        return NULL;
+    }
+    s->client = true;
+    wolfSSL_SetIOReadCtx(s->ssl, s);
+    wolfSSL_SetIOWriteCtx(s->ssl, s);
+    if (!client_names(s, c, sni, name)) {
+        tf_tls_session_free(s);
+        return NULL;
+    }
+    return s;
+}
+
+/* A verification failure, in words an operator searches for. */
+const char *tf_tls__client_error(tf_tls_session_t *s, int e)
+{
+    const char *why = NULL;
+    switch (e) {
+    case DOMAIN_NAME_MISMATCH:
+    case IPADDR_MISMATCH:
+        why = "the certificate does not name the backend (tls_sni or its address)";
+        break;
+    case ASN_NO_SIGNER_E:
+        why = "no trusted CA signed it (tls_verify)";
+        break;
+    case ASN_SELF_SIGNED_E:
+        why = "self-signed";
+        break;
+    case ASN_AFTER_DATE_E:
+        why = "expired";
+        break;
+    case ASN_BEFORE_DATE_E:
+        why = "not yet valid";
+        break;
+    case ASN_SIG_CONFIRM_E:
+        why = "bad signature";
+        break;
+    default:
+        return NULL;
+    }
+    snprintf(s->errbuf, sizeof s->errbuf, "certificate verify failed: %s", why);
+    return s->errbuf;
+}
