@@ -165,6 +165,14 @@ static uint64_t fnv(uint64_t h, const char *s)
     return (h ^ 0xff) * 1099511628211ull; /* a separator: "ab","c" is not "a","bc" */
 }
 
+const char *tf_backend_verify_name(const tf_conf_backend_t *cb)
+{
+    bool ip = cb->addr.family == TF_CONF_ADDR_IPV4 || cb->addr.family == TF_CONF_ADDR_IPV6;
+    if (!cb->tls || cb->verify == TF_CONF_VERIFY_OFF)
+        return NULL;
+    return cb->sni != NULL ? cb->sni : ip ? cb->addr.host : NULL;
+}
+
 static int backend_tls(tf_upstream_t *u, tf_backend_t *b, const tf_conf_backend_t *cb,
                        const char *tenant, char *err, size_t errlen)
 {
@@ -177,9 +185,7 @@ static int backend_tls(tf_upstream_t *u, tf_backend_t *b, const tf_conf_backend_
                  rc == TF_ENOMEM ? "out of memory" : why);
         return rc;
     }
-    bool ip = cb->addr.family == TF_CONF_ADDR_IPV4 || cb->addr.family == TF_CONF_ADDR_IPV6;
-    if (cb->verify != TF_CONF_VERIFY_OFF)
-        b->verify_name = cb->sni != NULL ? cb->sni : ip ? cb->addr.host : NULL;
+    b->verify_name = tf_backend_verify_name(cb);
     char v[2] = {(char)('0' + cb->verify), '\0'};
     b->flavour = fnv(fnv(fnv(1469598103934665603ull, v), cb->ca_file), cb->sni) | 1;
     return 0;

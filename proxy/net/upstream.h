@@ -72,6 +72,11 @@ typedef struct {
  * reason in *WHY (static text). */
 int tf_backend_addr_resolve(const tf_conf_addr_t *a, tf_backend_addr_t *out, const char **why);
 
+/* The name a TLS backend's certificate must hold: tls_sni, else its IP
+ * literal; NULL when nothing is verified or no name applies (the chain is
+ * still verified unless tls_verify: off). Points into CB. */
+const char *tf_backend_verify_name(const tf_conf_backend_t *cb);
+
 /* Builds the table; backend host names are resolved here, once, with the
  * system resolver (blocking: call before the loop runs, or off it). Every
  * backend's state is acquired from REG (which must outlive the table).

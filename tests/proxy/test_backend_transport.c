@@ -144,7 +144,9 @@ Test(unix_backend, a_vanished_socket_is_taken_down_by_its_health_checks)
 TestSuite(tls_backend, .fini = fini, .timeout = 300);
 
 static char pki[1300];
-static unsigned good_be, sys_be, wrong_be, off_be, echo_tls_be;
+static unsigned good_be, sys_be, wrong_be, off_be, echo_tls_be, checked_be, hsys_be;
+static size_t checked_ix;
+static char checked_log[1400];
 
 /* A CA of the test's own and a leaf for backend.test and 127.0.0.1. */
 static void make_backend_pki(void)
@@ -188,7 +190,13 @@ static void start_tls(void)
     sys_be = add_tls_backend("http");
     wrong_be = add_tls_backend("http");
     off_be = add_tls_backend("http");
-    echo_tls_be = add_tls_backend("echo");
+    echo_tls_be = add_tls_backend("echo,pp");
+    hsys_be = add_tls_backend("http");
+    snprintf(checked_log, sizeof checked_log, "%s/checked.log", px.tmp);
+    char spec[4300];
+    snprintf(spec, sizeof spec, "http,tls=%s/be.crt:%s/be.key,log=%s", pki, pki, checked_log);
+    checked_ix = add_backend(spec);
+    checked_be = px.echos_port[checked_ix];
     char config[1200], ca[1400];
     snprintf(config, sizeof config, "%s/tlsfront.yaml", px.tmp);
     snprintf(ca, sizeof ca, "%s/ca.crt", pki);
@@ -210,11 +218,18 @@ static void start_tls(void)
             "%s, tls_sni: wrong.test}]}\n"
             "      - {path: /off/, backends: [{address: \"127.0.0.1:%u\", tls: true, tls_verify: "
             "off, tls_sni: backend.test}]}\n"
+            "      - {path: /hsys/, backends: [{address: \"127.0.0.1:%u\", tls: true}], health: "
+            "{interval: 200ms, timeout: 200ms, rise: 1, fall: 1}}\n"
+            "  chat:\n    hosts: [\"chat.acme.example\"]\n"
+            "    backends: [{address: \"127.0.0.1:%u\", tls: true, tls_verify: %s, tls_sni: "
+            "backend.test}]\n"
+            "    health: {path: /health, interval: 200ms, timeout: 200ms, rise: 1, fall: 1}\n"
             "  sip:\n    hosts: [\"portal.globex.example\"]\n    mode: tcp\n"
+            "    send_proxy: v1\n"
             "    backends: [{address: \"127.0.0.1:%u\", tls: true, tls_verify: %s, tls_sni: "
             "backend.test}]\n",
-            px.demo, px.demo, good_be, ca, good_be, ca, sys_be, wrong_be, ca, off_be, echo_tls_be,
-            ca);
+            px.demo, px.demo, good_be, ca, good_be, ca, sys_be, wrong_be, ca, off_be, hsys_be,
+            checked_be, ca, echo_tls_be, ca);
     cr_assert_eq(fclose(f), 0);
     tf_px_launch(&px, config, 0);
 }
@@ -288,10 +303,18 @@ Test(tls_backend, verify_off_works_and_is_warned_about)
     free(out);
 }
 
-Test(tls_backend, mode_tcp_tunnels_over_tls)
+Test(tls_backend, mode_tcp_tunnels_over_tls_after_its_proxy_header)
 {
     start_tls();
-    cr_expect(tf_px_echo(&px, "portal.globex.example", "re-encrypted"));
+    int st;
+    char *out = tf_px_s_client(&st, "re-encrypted",
+                               "-quiet -no_ign_eof -connect 127.0.0.1:%u -servername "
+                               "portal.globex.example -CAfile '%s'",
+                               px.port, px.ca);
+    cr_expect_eq(st, 0, "%s", out);
+    cr_expect(strstr(out, "sni=backend.test pp=PROXY_TCP4_127.0.0.1_127.0.0.1_") != NULL,
+              "the header, then TLS with the SNI: %s", out);
+    free(out);
 }
 
 Test(tls_backend, a_backend_dying_mid_way_fails_that_request_only)
@@ -300,4 +323,29 @@ Test(tls_backend, a_backend_dying_mid_way_fails_that_request_only)
     cr_expect_eq(status_of(PORTAL, "/before"), 200);
     cr_expect_eq(status_of(PORTAL, "/die"), 502);
     cr_expect_eq(status_of(PORTAL, "/after"), 200);
+}
+
+Test(tls_backend, health_checks_handshake_and_verify_first)
+{
+    start_tls();
+    /* Checks reach the HTTP layer through a verified handshake, with SNI. */
+    cr_expect(tf_px_wait_count(checked_log, "sni=backend.test path=/health", 2, TF_PX_WAIT_MS),
+              "no health check over TLS reached the backend");
+    char want[256];
+    snprintf(want, sizeof want,
+             "backend 127.0.0.1:%u failed its health checks (TLS handshake failed: certificate "
+             "verify failed: no trusted CA signed it (tls_verify))",
+             hsys_be);
+    cr_expect(tf_px_wait_log(&px, want), "%s not logged", want);
+    char *log = tf_px_log(&px);
+    snprintf(want, sizeof want, "backend 127.0.0.1:%u failed", checked_be);
+    cr_expect(strstr(log, want) == NULL, "the verified backend was taken down: %s", log);
+    free(log);
+    cr_expect_eq(status_of("chat.acme.example", "/up"), 200);
+    cr_expect_eq(status_of(PORTAL, "/hsys/x"), 503, "a backend failing its checks is not used");
+    /* Gone: taken down as a plain backend would be. */
+    tf_px_stop_echo(&px, checked_ix);
+    snprintf(want, sizeof want, "backend 127.0.0.1:%u failed its health checks", checked_be);
+    cr_expect(tf_px_wait_log(&px, want), "%s not logged", want);
+    cr_expect_eq(status_of("chat.acme.example", "/down"), 503);
 }

@@ -6,6 +6,8 @@
 SPEC is comma-separated: the mode (`http` or `echo`), then any of
   unix=PATH       listen on this unix socket (else 127.0.0.1, an ephemeral port)
   tls=CERT:KEY    speak TLS (Python's ssl), recording the SNI each client sent
+  log=FILE        http: append "conn=N sni=NAME path=PATH" for each request
+  pp              with tls: a PROXY v1 line comes before the TLS bytes
 
 Prints the port (0 for a unix socket) alone on the first line of stdout once
 listening; stops when stdin reaches EOF. Connections are numbered 1, 2, ...
@@ -14,7 +16,7 @@ in this process. A connection may start with a PROXY v1 line (send_proxy).
         "conn=N sni=NAME pp=LINE path=PATH" (NAME "-" when none was sent,
         LINE "-" without a PROXY header), keep-alive; GET /die closes the
         connection without an answer (a backend dying mid-way)
-  echo  writes "conn=N sni=NAME" and a newline once, then echoes its input
+  echo  writes "conn=N sni=NAME pp=LINE" and a newline once, then echoes its input
 """
 import os
 import socket
@@ -53,9 +55,20 @@ def read_pp(sock, buf):
     return line.decode().replace(" ", "_"), rest
 
 
-def serve_http(sock, n, sni):
-    pp, buf = "-", b""
-    first = True
+def raw_pp(raw):
+    """A PROXY v1 line read byte by byte, so that no TLS byte is taken."""
+    line = b""
+    while not line.endswith(b"\r\n") and len(line) < 108:
+        b = raw.recv(1)
+        if not b:
+            break
+        line += b
+    return line.strip().decode().replace(" ", "_") if line.startswith(b"PROXY ") else "bad"
+
+
+def serve_http(sock, n, sni, log, pp):
+    buf = b""
+    first = pp == "-"
     while True:
         while b"\r\n\r\n" not in buf:
             b = sock.recv(65536)
@@ -69,12 +82,15 @@ def serve_http(sock, n, sni):
         path = head.split(b" ", 2)[1].decode()
         if path == "/die":
             return
+        if log:
+            with open(log, "a") as f:
+                f.write("conn=%d sni=%s path=%s\n" % (n, sni, path))
         body = ("conn=%d sni=%s pp=%s path=%s" % (n, sni, pp, path)).encode()
         sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
 
 
-def serve_echo(sock, n, sni):
-    sock.sendall(("conn=%d sni=%s\n" % (n, sni)).encode())
+def serve_echo(sock, n, sni, pp):
+    sock.sendall(("conn=%d sni=%s pp=%s\n" % (n, sni, pp)).encode())
     while True:
         b = sock.recv(65536)
         if not b:
@@ -88,14 +104,16 @@ def serve(raw, opts, ctx):
         n = counter[0]
     sock = raw
     try:
-        sni = "-"
+        sni, pp = "-", "-"
+        if "pp" in opts:
+            pp = raw_pp(raw)
         if ctx is not None:
             sock = ctx.wrap_socket(raw, server_side=True)
             sni = getattr(sock, "tf_sni", None) or "-"
         if opts["mode"] == "echo":
-            serve_echo(sock, n, sni)
+            serve_echo(sock, n, sni, pp)
         else:
-            serve_http(sock, n, sni)
+            serve_http(sock, n, sni, opts.get("log"), pp)
     except (OSError, ssl.SSLError, ValueError, IndexError):
         pass
     finally:
