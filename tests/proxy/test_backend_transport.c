@@ -144,7 +144,7 @@ Test(unix_backend, a_vanished_socket_is_taken_down_by_its_health_checks)
 TestSuite(tls_backend, .fini = fini, .timeout = 300);
 
 static char pki[1300];
-static unsigned good_be, sys_be, wrong_be, off_be, echo_tls_be, checked_be, hsys_be;
+static unsigned good_be, sys_be, wrong_be, off_be, echo_tls_be, checked_be, hsys_be, ws_be;
 static size_t checked_ix;
 static char checked_log[1400];
 
@@ -192,6 +192,9 @@ static void start_tls(void)
     off_be = add_tls_backend("http");
     echo_tls_be = add_tls_backend("echo,pp");
     hsys_be = add_tls_backend("http");
+    char ws[2800];
+    snprintf(ws, sizeof ws, "ws,tls=%s/be.crt:%s/be.key", pki, pki);
+    ws_be = px.echos_port[tf_px_add_echo(&px, ws)];
     snprintf(checked_log, sizeof checked_log, "%s/checked.log", px.tmp);
     char spec[4300];
     snprintf(spec, sizeof spec, "http,tls=%s/be.crt:%s/be.key,log=%s", pki, pki, checked_log);
@@ -220,6 +223,8 @@ static void start_tls(void)
             "off, tls_sni: backend.test}]}\n"
             "      - {path: /hsys/, backends: [{address: \"127.0.0.1:%u\", tls: true}], health: "
             "{interval: 200ms, timeout: 200ms, rise: 1, fall: 1}}\n"
+            "      - {path: /ws/, backends: [{address: \"127.0.0.1:%u\", tls: true, tls_verify: "
+            "%s, tls_sni: backend.test}]}\n"
             "  chat:\n    hosts: [\"chat.acme.example\"]\n"
             "    backends: [{address: \"127.0.0.1:%u\", tls: true, tls_verify: %s, tls_sni: "
             "backend.test}]\n"
@@ -229,7 +234,7 @@ static void start_tls(void)
             "    backends: [{address: \"127.0.0.1:%u\", tls: true, tls_verify: %s, tls_sni: "
             "backend.test}]\n",
             px.demo, px.demo, good_be, ca, good_be, ca, sys_be, wrong_be, ca, off_be, hsys_be,
-            checked_be, ca, echo_tls_be, ca);
+            ws_be, ca, checked_be, ca, echo_tls_be, ca);
     cr_assert_eq(fclose(f), 0);
     tf_px_launch(&px, config, 0);
 }
@@ -348,4 +353,17 @@ Test(tls_backend, health_checks_handshake_and_verify_first)
     snprintf(want, sizeof want, "backend 127.0.0.1:%u failed its health checks", checked_be);
     cr_expect(tf_px_wait_log(&px, want), "%s not logged", want);
     cr_expect_eq(status_of("chat.acme.example", "/down"), 503);
+}
+
+Test(tls_backend, a_websocket_tunnel_runs_over_tls)
+{
+    start_tls();
+    int st;
+    char *out = tf_px_sh(&st,
+                         "timeout 60 python3 '%s/tests/proxy/ws_client.py' 127.0.0.1 %u "
+                         "portal.acme.example '%s' /ws/chat 20",
+                         tf_px_env("TF_SOURCE_DIR"), px.port, px.ca);
+    cr_expect_eq(st, 0, "%s", out);
+    cr_expect(strstr(out, "ok 20") != NULL, "%s", out);
+    free(out);
 }
