@@ -331,12 +331,11 @@ tf_stream_t *tf_bstream_new(uv_loop_t *loop, tf_stream_bufs_t *bufs, const struc
     tf_stream_init(&b->s, &tf_stream_tcp_ops, bufs);
     int rc =
         sa->sa_family == AF_UNIX ? uv_pipe_init(loop, &b->s.pipe, 0) : uv_tcp_init(loop, &b->s.tcp);
-    if (rc == 0)
-        b->s.flags |= TF_STREAM_OPEN;
     if (rc != 0) {
         free(b);
         return NULL;
     }
+    b->s.flags |= TF_STREAM_OPEN;
     tf_stream_set_sink(&b->s, sink, owner);
     return &b->s;
 }
@@ -443,14 +442,20 @@ static void tls_drain(tf_stream_t *s)
 }
 
 /* A client session's handshake is over: what its owner wrote meanwhile
- * (mode tcp: the client's first bytes) goes out now, encrypted. 0, or the
- * stream failed. */
+ * (mode tcp: the client's first bytes) goes out now, encrypted, after the
+ * raw head that already went ahead of the ClientHello. 0, or the stream
+ * failed. */
 static int tls_write_queued(tf_stream_t *s)
 {
-    ssize_t n = tf_tls_session_write(s->tls, s->qbuf, s->qlen);
+    tf_bstream_t *b = tf_bstream_of(s);
+    size_t head = b->raw_head < s->qlen ? b->raw_head : s->qlen;
+    ssize_t n = 0;
+    if (s->qlen > head)
+        n = tf_tls_session_write(s->tls, s->qbuf + head, s->qlen - head);
     free(s->qbuf);
     s->qbuf = NULL;
     s->qlen = s->qcap = 0;
+    b->raw_head = 0;
     if (n < 0) {
         tls_fail(s, (int)n);
         return (int)n;
@@ -471,7 +476,7 @@ static void tls_handshake(tf_stream_t *s)
     }
     if (rc == TF_TLS_OK) {
         s->flags &= (uint16_t)~TF_STREAM_HANDSHAKE;
-        if (s->qlen > 0 && tls_write_queued(s) != 0)
+        if (s->qbuf != NULL && tls_write_queued(s) != 0)
             return;
         s->sink->ready(s);
     }
@@ -580,6 +585,8 @@ void tf_stream_tls_accept(tf_stream_t *s, tf_tls_session_t *tls)
 
 int tf_stream_tls_connect(tf_stream_t *s, tf_tls_session_t *tls)
 {
+    /* The raw head stays queued too: a retry on another backend
+     * (tf_bstream_move_queue) sends it again. */
     tf_bstream_t *b = tf_bstream_of(s);
     size_t head = b->raw_head < s->qlen ? b->raw_head : s->qlen;
     int rc = tf_tls_session_queue_raw(tls, s->qbuf, head);
@@ -587,11 +594,6 @@ int tf_stream_tls_connect(tf_stream_t *s, tf_tls_session_t *tls)
         tf_tls_session_free(tls);
         return rc;
     }
-    if (head > 0) {
-        memmove(s->qbuf, s->qbuf + head, s->qlen - head);
-        s->qlen -= head;
-    }
-    b->raw_head = 0;
     s->tls = tls;
     s->ops = &tf_stream_tls_ops;
     s->flags |= TF_STREAM_HANDSHAKE | TF_STREAM_WRITABLE;

@@ -172,7 +172,9 @@ void tf_stream_tls_accept(tf_stream_t *s, tf_tls_session_t *tls);
 /* A backend stream, connected, becomes a TLS client on `tls` (taken; freed
  * with the stream, or here on failure): the first raw_head queued bytes go
  * out as they are, then the ClientHello; what was queued after them, and
- * what is written before the handshake ends, is encrypted once it has.
+ * what is written before the handshake ends, is encrypted once it has. The
+ * queue keeps everything (the raw head too) until then, so that a retry
+ * after a failed handshake moves all of it to the next backend.
  * The sink's ready() reports the end of the handshake, error() its failure
  * (`what`: the session's reason, "certificate verify failed: ..."). 0 or a
  * negative code (nothing was reported). */
