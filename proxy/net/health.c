@@ -6,9 +6,9 @@
  * the kept target waits an interval from it, so a reload never doubles the
  * checks. */
 #include "proxy/net/health.h"
-#include "proxy/net/upstream.h"
 
 #include "common/err.h"
+#include "proxy/net/upstream.h"
 #include "proxy/obs/obs.h"
 
 #include <netdb.h>

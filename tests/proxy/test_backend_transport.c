@@ -374,3 +374,35 @@ Test(tls_backend, a_websocket_tunnel_runs_over_tls)
     cr_expect(strstr(out, "ok 20") != NULL, "%s", out);
     free(out);
 }
+
+Test(tls_backend, check_refuses_a_ca_file_without_certificates)
+{
+    tf_px_init(&px, "tf-tb-test");
+    tf_px_demo_pki(&px);
+    char config[1200], bad[1200];
+    snprintf(config, sizeof config, "%s/tlsfront.yaml", px.tmp);
+    snprintf(bad, sizeof bad, "%s/not-a-ca.pem", px.tmp);
+    FILE *f = fopen(bad, "w");
+    cr_assert_not_null(f);
+    fputs("not a certificate\n", f);
+    cr_assert_eq(fclose(f), 0);
+    f = fopen(config, "w");
+    cr_assert_not_null(f);
+    fprintf(f,
+            "listen:\n  https: [\"127.0.0.1:0\"]\n"
+            "tls:\n  certs: [\"%s/certs\"]\n  default_cert: %s/certs/system.pem\n"
+            "tenants:\n"
+            "  portal:\n    hosts: [\"portal.acme.example\"]\n"
+            "    backends: [{address: \"127.0.0.1:9\", tls: true, tls_verify: not-a-ca.pem}]\n",
+            px.demo, px.demo);
+    cr_assert_eq(fclose(f), 0);
+    int st;
+    char *out = tf_px_sh(&st, "'%s' check -c '%s' 2>&1", tf_px_env("TF_TLSFRONT"), config);
+    cr_expect_neq(st, 0, "%s", out);
+    char want[2600];
+    snprintf(want, sizeof want,
+             "error: %s:9:16: backend '127.0.0.1:9': tls_verify: %s: no usable CA certificate",
+             config, bad);
+    cr_expect(strstr(out, want) != NULL, "want %s in: %s", want, out);
+    free(out);
+}
