@@ -536,6 +536,8 @@ static void health_main(void *arg)
 {
     tf_health_t *h = arg;
     uv_run(&h->loop, UV_RUN_DEFAULT);
+    /* TLS backends' checks ran sessions here (a spare queue buffer). */
+    tf_tls_thread_cleanup();
 }
 
 int tf_health_new(tf_backends_t *reg, tf_health_t **out)

@@ -17,7 +17,7 @@ static void fini(void)
     tf_px_stop(&px);
 }
 
-TestSuite(unix_backend, .fini = fini, .timeout = 240);
+TestSuite(unix_backend, .fini = fini, .timeout = 300);
 
 static size_t http_be, pp_be, echo_be;
 static char http_sock[1200], pp_sock[1200], echo_sock[1200];
