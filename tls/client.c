@@ -88,33 +88,26 @@ tf_tls_session_t *tf_tls_client_session_new(tf_tls_client_ctx_t *c, const char *
     return s;
 }
 
-/* A verification failure, in words an operator searches for. */
-const char *tf_tls__client_error(tf_tls_session_t *s, int e)
+/* A verification failure, in words an operator searches for. Static
+ * strings: a session keeps no buffer for its reason. */
+const char *tf_tls__client_error(int e)
 {
-    const char *why = NULL;
     switch (e) {
     case DOMAIN_NAME_MISMATCH:
     case IPADDR_MISMATCH:
-        why = "the certificate does not name the backend (tls_sni or its address)";
-        break;
+        return "certificate verify failed: the certificate does not name the backend (tls_sni or "
+               "its address)";
     case ASN_NO_SIGNER_E:
-        why = "no trusted CA signed it (tls_verify)";
-        break;
+        return "certificate verify failed: no trusted CA signed it (tls_verify)";
     case ASN_SELF_SIGNED_E:
-        why = "self-signed";
-        break;
+        return "certificate verify failed: self-signed";
     case ASN_AFTER_DATE_E:
-        why = "expired";
-        break;
+        return "certificate verify failed: expired";
     case ASN_BEFORE_DATE_E:
-        why = "not yet valid";
-        break;
+        return "certificate verify failed: not yet valid";
     case ASN_SIG_CONFIRM_E:
-        why = "bad signature";
-        break;
+        return "certificate verify failed: bad signature";
     default:
         return NULL;
     }
-    snprintf(s->errbuf, sizeof s->errbuf, "certificate verify failed: %s", why);
-    return s->errbuf;
 }

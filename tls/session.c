@@ -142,7 +142,7 @@ static int map_result(tf_tls_session_t *s, int ret)
      * callback's own reason wins. */
     s->failed = true;
     if (s->client) {
-        const char *why = tf_tls__client_error(s, e);
+        const char *why = tf_tls__client_error(e);
         if (why != NULL) {
             s->error = why;
             return TF_ETLS;

@@ -121,20 +121,19 @@ struct tf_tls_session {
     bool sni_unclear;
     bool alpn_set;              /* the ALPN list was given to wolfSSL */
     bool acme;                  /* a tls-alpn-01 validation certificate is served */
+    bool client;                /* a client session (client.c): ctx and snap are NULL */
     tf_tls_h2_allowed_fn h2_fn; /* NULL: http/1.1 only */
     void *h2_ud;
     const char *error; /* static string, why the last call failed */
     char *sni;         /* a copy of the client's SNI as sent, or NULL */
     tf_tls__buf_t in;  /* ciphertext from the client */
     tf_tls__buf_t out; /* ciphertext for the client */
-    bool client;       /* a client session (client.c): ctx and snap are NULL */
-    char errbuf[96];   /* a client's verification failure (error points here) */
 };
 
-/* client.c: the reason for a client's handshake failure E when it is the
- * peer's certificate ("certificate verify failed: ..."), kept in s->errbuf;
- * NULL for other failures. */
-const char *tf_tls__client_error(tf_tls_session_t *s, int e);
+/* client.c: the reason (static) for a client's handshake failure E when it
+ * is the peer's certificate ("certificate verify failed: ..."); NULL for
+ * other failures. */
+const char *tf_tls__client_error(int e);
 
 /* Installs tls/alloc.c's allocators into wolfSSL (before wolfSSL_Init):
  * 0, or -1 when wolfSSL refuses them. */
