@@ -7,14 +7,28 @@
 #include "common/err.h"
 
 #include <wolfssl/error-ssl.h>
+#include <wolfssl/wolfcrypt/sha256.h>
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+/* Sessions to resume, per peer: a few, replaced oldest first. */
+enum { RESUME_SLOTS = 16 };
+
+typedef struct {
+    unsigned char id[WC_SHA256_DIGEST_SIZE];
+    WOLFSSL_SESSION *sess; /* NULL: empty */
+    uint64_t age;
+} resume_slot_t;
+
 struct tf_tls_client_ctx {
     WOLFSSL_CTX *wctx;
     bool verify;
+    atomic_uint refs; /* the owner's and one per session */
+    resume_slot_t slots[RESUME_SLOTS];
+    uint64_t clock;
 };
 
 int tf_tls_client_ctx_new(const tf_tls_client_opts_t *opts, tf_tls_client_ctx_t **out, char *err,
@@ -25,6 +39,7 @@ int tf_tls_client_ctx_new(const tf_tls_client_opts_t *opts, tf_tls_client_ctx_t 
     if (c == NULL)
         return TF_ENOMEM;
     c->verify = opts->verify;
+    atomic_init(&c->refs, 1);
     c->wctx = wolfSSL_CTX_new(wolfSSLv23_client_method());
     if (c->wctx == NULL) {
         free(c);
@@ -48,10 +63,55 @@ int tf_tls_client_ctx_new(const tf_tls_client_opts_t *opts, tf_tls_client_ctx_t 
 
 void tf_tls_client_ctx_free(tf_tls_client_ctx_t *c)
 {
-    if (c == NULL)
+    if (c == NULL || atomic_fetch_sub(&c->refs, 1) != 1)
         return;
+    for (size_t i = 0; i < RESUME_SLOTS; i++)
+        wolfSSL_SESSION_free(c->slots[i].sess);
     wolfSSL_CTX_free(c->wctx);
     free(c);
+}
+
+static resume_slot_t *slot_find(tf_tls_client_ctx_t *c, const unsigned char *id)
+{
+    for (size_t i = 0; i < RESUME_SLOTS; i++) {
+        if (c->slots[i].sess != NULL && memcmp(c->slots[i].id, id, sizeof c->slots[i].id) == 0)
+            return &c->slots[i];
+    }
+    return NULL;
+}
+
+int tf_tls_session_resume_by(tf_tls_session_t *s, const void *id, size_t len)
+{
+    if (!s->client || wc_Sha256Hash(id, (word32)len, s->cl->resume_id) != 0)
+        return TF_EINVAL;
+    s->cl->resume = true;
+    resume_slot_t *slot = slot_find(s->cl->ctx, s->cl->resume_id);
+    if (slot != NULL && wolfSSL_set_session(s->ssl, slot->sess) != WOLFSSL_SUCCESS)
+        return TF_EINVAL; /* a full handshake then */
+    return 0;
+}
+
+void tf_tls__client_keep_session(tf_tls_session_t *s)
+{
+    tf_tls_client_ctx_t *c = s->cl->ctx;
+    if (!s->cl->resume || !s->established || s->failed)
+        return;
+    WOLFSSL_SESSION *sess = wolfSSL_get1_session(s->ssl);
+    if (sess == NULL)
+        return;
+    resume_slot_t *slot = slot_find(c, s->cl->resume_id);
+    for (size_t i = 0; slot == NULL && i < RESUME_SLOTS; i++) {
+        if (c->slots[i].sess == NULL)
+            slot = &c->slots[i];
+    }
+    for (size_t i = 0; slot == NULL && i < RESUME_SLOTS; i++) {
+        if (i == 0 || c->slots[i].age < slot->age)
+            slot = &c->slots[i];
+    }
+    wolfSSL_SESSION_free(slot->sess);
+    memcpy(slot->id, s->cl->resume_id, sizeof slot->id);
+    slot->sess = sess;
+    slot->age = ++c->clock;
 }
 
 /* SNI and the name the certificate must hold. */
@@ -79,6 +139,13 @@ tf_tls_session_t *tf_tls_client_session_new(tf_tls_client_ctx_t *c, const char *
         return NULL;
     }
     s->client = true;
+    s->cl = calloc(1, sizeof *s->cl);
+    if (s->cl == NULL) {
+        tf_tls_session_free(s);
+        return NULL;
+    }
+    s->cl->ctx = c;
+    atomic_fetch_add(&c->refs, 1);
     wolfSSL_SetIOReadCtx(s->ssl, s);
     wolfSSL_SetIOWriteCtx(s->ssl, s);
     if (!client_names(s, c, sni, name)) {

@@ -197,6 +197,11 @@ void tf_tls_session_free(tf_tls_session_t *s)
 {
     if (s == NULL)
         return;
+    if (s->client && s->cl != NULL) {
+        tf_tls__client_keep_session(s);
+        tf_tls_client_ctx_free(s->cl->ctx);
+        free(s->cl);
+    }
     wolfSSL_free(s->ssl);
     tf_cs_snapshot_unref(s->snap);
     buf_free(&s->in);
@@ -342,9 +347,12 @@ int tf_tls_session_handshake(tf_tls_session_t *s)
         s->error = "closed during the handshake";
         rc = TF_ETLS;
     }
-    if (rc == TF_TLS_OK)
+    if (rc == TF_TLS_OK) {
         s->established = true;
-    else if (rc < 0)
+        /* TLS 1.2's session is whole now (1.3's ticket is kept at free). */
+        if (s->client)
+            tf_tls__client_keep_session(s);
+    } else if (rc < 0)
         s->failed = true;
     buf_trim(&s->in);
     return rc;

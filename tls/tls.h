@@ -301,6 +301,15 @@ void tf_tls_client_ctx_free(tf_tls_client_ctx_t *c);
 tf_tls_session_t *tf_tls_client_session_new(tf_tls_client_ctx_t *c, const char *sni,
                                             const char *name);
 
+/* A client session, before its handshake: offer the session last kept
+ * under the same ID on the same context (resumption, tickets included),
+ * and keep this one under it (after the handshake, and at free with the
+ * ticket that came later). The ID names the peer and its settings (the
+ * context already fixes the trust). A context keeps 16 at most, oldest
+ * out first; each session holds a reference to its context, which may be
+ * freed first. 0, or TF_EINVAL (then a full handshake). */
+int tf_tls_session_resume_by(tf_tls_session_t *s, const void *id, size_t len);
+
 /* Bytes that go out before the session's first record (a PROXY protocol
  * header ahead of a ClientHello): call before the first handshake call.
  * 0 or TF_ENOMEM. */

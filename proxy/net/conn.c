@@ -578,9 +578,10 @@ static void backend_down(tf_conn_t *c, const char *what, const char *reason)
 static void backend_tls_on_ready(tf_stream_t *s)
 {
     tf_conn_t *c = s->owner;
-    TF_CONN_LOG(TF_LOG_DEBUG, c, "backend %s: TLS established: %s %s",
+    TF_CONN_LOG(TF_LOG_DEBUG, c, "backend %s: TLS established: %s %s%s",
                 tf_upstream_backend(c->gen->upstream, c->tenant, c->route, c->backend_ix)->text,
-                tf_tls_session_version(s->tls), tf_tls_session_cipher(s->tls));
+                tf_tls_session_version(s->tls), tf_tls_session_cipher(s->tls),
+                tf_tls_session_resumed(s->tls) ? " resumed" : "");
     tf_stream_set_sink(s, c->buser->sink, c);
     c->traffic.active_ms = uv_now(&c->worker->loop);
     c->buser->ready(c, false);
@@ -620,6 +621,12 @@ static void backend_tls_start(tf_conn_t *c, tf_stream_t *s, const tf_backend_t *
         tf_conn_fail(c, TF_ENOMEM, "backend TLS");
         return;
     }
+    /* Resumed where the last handshake with this backend (and SNI) left a
+     * session; the context is the worker's and fixes the trust. */
+    char id[320];
+    int n = snprintf(id, sizeof id, "%s|%s", be->text, be->conf->sni ? be->conf->sni : "");
+    if (n > 0 && (size_t)n < sizeof id)
+        (void)tf_tls_session_resume_by(tls, id, (size_t)n);
     tf_stream_set_sink(s, &backend_tls_sink, c);
     int rc = tf_stream_tls_connect(s, tls);
     if (rc != 0)

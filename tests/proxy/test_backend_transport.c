@@ -406,3 +406,14 @@ Test(tls_backend, check_refuses_a_ca_file_without_certificates)
     cr_expect(strstr(out, want) != NULL, "want %s in: %s", want, out);
     free(out);
 }
+
+Test(tls_backend, a_new_backend_connection_resumes_the_last_session)
+{
+    start_tls();
+    /* The backend closes after each answer: every request is a handshake. */
+    char *out = curl_two(PORTAL, "/close", "/close");
+    cr_expect(strstr(out, "conn=1 resumed=0 status=200") != NULL, "%s", out);
+    cr_expect(strstr(out, "conn=2 resumed=1 status=200") != NULL, "not resumed: %s", out);
+    free(out);
+    cr_expect(tf_px_wait_log(&px, " resumed\n"), "no resumption logged");
+}

@@ -15,7 +15,9 @@ in this process. A connection may start with a PROXY v1 line (send_proxy).
   http  each request (head only, no body expected) gets 200 with the body
         "conn=N sni=NAME pp=LINE path=PATH" (NAME "-" when none was sent,
         LINE "-" without a PROXY header), keep-alive; GET /die closes the
-        connection without an answer (a backend dying mid-way)
+        connection without an answer (a backend dying mid-way); GET /close
+        answers "conn=N resumed=0|1" (whether its TLS session was resumed)
+        with Connection: close, and closes
   echo  writes "conn=N sni=NAME pp=LINE" and a newline once, then echoes its input
 """
 import os
@@ -81,6 +83,11 @@ def serve_http(sock, n, sni, log, pp):
         head, _, buf = buf.partition(b"\r\n\r\n")
         path = head.split(b" ", 2)[1].decode()
         if path == "/die":
+            return
+        if path == "/close":
+            body = ("conn=%d resumed=%d" % (n, int(getattr(sock, "session_reused", False)))).encode()
+            sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s"
+                         % (len(body), body))
             return
         if log:
             with open(log, "a") as f:

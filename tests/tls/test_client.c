@@ -165,3 +165,44 @@ Test(client, the_ca_loader_names_the_file)
     cr_expect_eq(tf_tls_client_ctx_new(&o, &cc, err, sizeof err), TF_ETLS);
     cr_expect(strstr(err, "no usable CA certificate in it") != NULL, "%s", err);
 }
+
+/* The session a first handshake left under an ID is offered by the next
+ * one filed under the same ID (tf_tls_session_resume_by), not by another;
+ * the context may go before its sessions. */
+Test(client, a_second_session_under_the_same_id_resumes)
+{
+    char err[256];
+    tf_tls_tickets_t *t = NULL;
+    cr_assert_eq(tf_tls_tickets_new(NULL, 3600, &t, err, sizeof err), 0, "%s", err);
+    tf_tls_ctx_t *sctx = hx_ctx(false, false, t);
+    tf_tls_client_ctx_t *cc = client_ctx(true, ca_file);
+    bool resumed[3];
+    const char *ids[3] = {"be-a", "be-a", "be-b"};
+    tf_tls_session_t *last = NULL;
+    for (int i = 0; i < 3; i++) {
+        tf_tls_session_t *c =
+            tf_tls_client_session_new(cc, "chat.acme.example", "chat.acme.example");
+        cr_assert_eq(tf_tls_session_resume_by(c, ids[i], strlen(ids[i])), 0);
+        tf_tls_session_t *s = tf_tls_session_new(sctx, hx_snap());
+        cr_assert_eq(handshake(c, s), TF_TLS_OK, "%s", tf_tls_session_error(c));
+        /* One exchange: the client reads the server's NewSessionTicket. */
+        cr_expect_eq(tf_tls_session_write(s, "x", 1), 1);
+        move(s, c);
+        char buf[8];
+        size_t n = 0;
+        cr_expect_eq(tf_tls_session_recv(c, buf, sizeof buf, &n), TF_TLS_OK);
+        resumed[i] = tf_tls_session_resumed(c);
+        tf_tls_session_free(s);
+        if (i < 2)
+            tf_tls_session_free(c);
+        else
+            last = c;
+    }
+    cr_expect_not(resumed[0]);
+    cr_expect(resumed[1], "the second handshake under be-a was not resumed");
+    cr_expect_not(resumed[2], "a session crossed to another ID");
+    tf_tls_client_ctx_free(cc); /* the last session still holds it */
+    tf_tls_session_free(last);
+    tf_tls_ctx_free(sctx);
+    tf_tls_tickets_unref(t);
+}
