@@ -265,9 +265,6 @@ size_t tf_acme_alpn01_count(tf_acme_challenges_t *t);
  * connect, TLS handshake, write, read) runs under one deadline per request. */
 typedef struct tf_acme_http tf_acme_http_t;
 
-/* The system's CA bundle (Debian's ca-certificates). */
-#define TF_ACME_SYSTEM_CA "/etc/ssl/certs/ca-certificates.crt"
-
 typedef struct {
     const char *ca_file; /* PEM roots that sign the server's certificate; NULL: the system store */
     unsigned timeout_ms; /* per request, all phases; 0: 30000 */

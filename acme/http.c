@@ -12,6 +12,7 @@
  * try), and a cancel is seen right after it. */
 #include "acme/acme_internal.h"
 
+#include "certstore/certstore.h"
 #include "common/err.h"
 
 #include <wolfssl/options.h>
@@ -86,19 +87,13 @@ int tf_acme_http_new(const tf_acme_http_opts_t *opts, tf_acme_http_t **out, char
         return TF_ETLS;
     }
     wolfSSL_CTX_SetMinVersion(h->wctx, WOLFSSL_TLSV1_2);
-    const char *ca = opts->ca_file ? opts->ca_file : TF_ACME_SYSTEM_CA;
-    if (access(ca, R_OK) != 0) {
-        int rc = -errno;
-        set_err(err, errlen, "%s: cannot read the CA file: %s", ca, strerror(errno));
+    char why[1024];
+    int rc = tf_cs_ca_load(h->wctx, opts->ca_file, why, sizeof why);
+    if (rc != 0) {
+        set_err(err, errlen, "%s", why);
         tf_acme_http_free(h);
         return rc;
     }
-    if (wolfSSL_CTX_load_verify_locations(h->wctx, ca, NULL) != WOLFSSL_SUCCESS) {
-        set_err(err, errlen, "%s: no usable CA certificate in it: check the file (PEM)", ca);
-        tf_acme_http_free(h);
-        return TF_ETLS;
-    }
-    wolfSSL_CTX_set_verify(h->wctx, WOLFSSL_VERIFY_PEER, NULL);
     *out = h;
     return 0;
 }

@@ -57,6 +57,16 @@ TF_CS_MUST_CHECK int tf_cs_trust_load_system(tf_cs_trust_t **out);
 
 void tf_cs_trust_free(tf_cs_trust_t *trust);
 
+/* Makes a wolfSSL context verify its peers against the CA certificates of
+ * ca_file (PEM), or of the system store (TF_CS_SYSTEM_CA_FILE) when ca_file
+ * is NULL: the one way every TLS client of tlsfront (the ACME client, TLS
+ * backends) loads its trust. 0; -errno when the file cannot be read;
+ * TF_ETLS when it holds no usable certificate. The reason, naming the file,
+ * goes into err. */
+struct WOLFSSL_CTX;
+TF_CS_MUST_CHECK int tf_cs_ca_load(struct WOLFSSL_CTX *ctx, const char *ca_file, char *err,
+                                   size_t errlen);
+
 /* Number of distinct root subjects and public-suffix rules loaded. */
 size_t tf_cs_trust_root_count(const tf_cs_trust_t *trust);
 size_t tf_cs_trust_suffix_count(const tf_cs_trust_t *trust);

@@ -4,6 +4,7 @@
  * reject *.co.uk). Immutable after load, so loader threads share it freely.
  */
 #include <wolfssl/options.h>
+#include <wolfssl/ssl.h>
 #include <wolfssl/wolfcrypt/asn.h>
 #include <wolfssl/wolfcrypt/asn_public.h>
 
@@ -11,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "certstore/certstore_internal.h"
 
@@ -243,4 +245,20 @@ bool tf_cs__is_public_suffix(const tf_cs_trust_t *t, const char *suffix)
         return false;
     snprintf(buf, sizeof buf, "*.%s", parent + 1);
     return has_rule(t, buf);
+}
+
+int tf_cs_ca_load(struct WOLFSSL_CTX *ctx, const char *ca_file, char *err, size_t errlen)
+{
+    const char *ca = ca_file != NULL ? ca_file : TF_CS_SYSTEM_CA_FILE;
+    if (access(ca, R_OK) != 0) {
+        int rc = -errno;
+        snprintf(err, errlen, "%s: cannot read the CA file: %s", ca, strerror(errno));
+        return rc;
+    }
+    if (wolfSSL_CTX_load_verify_locations(ctx, ca, NULL) != WOLFSSL_SUCCESS) {
+        snprintf(err, errlen, "%s: no usable CA certificate in it: check the file (PEM)", ca);
+        return TF_ETLS;
+    }
+    wolfSSL_CTX_set_verify(ctx, WOLFSSL_VERIFY_PEER, NULL);
+    return 0;
 }

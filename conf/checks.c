@@ -300,6 +300,19 @@ int tf_conf__check_health_host(const char *s, char *why, size_t len)
     return 0;
 }
 
+/* SNI carries a DNS name only (RFC 6066 §3): an IP literal is verified
+ * against the certificate's IP SANs without one. */
+int tf_conf__check_sni(const char *s, char *why, size_t len)
+{
+    unsigned char buf[16];
+    if (inet_pton(AF_INET, s, buf) == 1 || inet_pton(AF_INET6, s, buf) == 1)
+        return fail(why, len,
+                    "'%s' is an IP address, which TLS does not send as SNI; remove tls_sni (the "
+                    "address is verified against the certificate's IP names)",
+                    s);
+    return tf_conf__dns_name_ok(s, why, len) ? 0 : TF_EINVAL;
+}
+
 int tf_conf__check_redirect(const char *s, char *why, size_t len)
 {
     bool url = strncmp(s, "https://", 8) == 0 || strncmp(s, "http://", 7) == 0;

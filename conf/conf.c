@@ -391,6 +391,20 @@ bool tf_conf_tenant_acme(const tf_conf_tenant_t *t)
     return t->acme;
 }
 
+size_t tf_conf_warning_count(const tf_conf_t *c)
+{
+    return c->nwarnings;
+}
+
+const char *tf_conf_warning(const tf_conf_t *c, size_t i)
+{
+    assert(i < c->nwarnings);
+    const struct tf_conf__warning *w = c->warnings;
+    while (i-- > 0)
+        w = w->next;
+    return w->msg;
+}
+
 int tf_conf_where(const tf_conf_t *c, const char *key, size_t index, char *buf, size_t len)
 {
     if (len > 0)

@@ -66,6 +66,8 @@ typedef enum {
     TF_CONF_ADDR_IPV4, /* host is a dotted-quad literal */
     TF_CONF_ADDR_IPV6, /* host is an IPv6 literal, without brackets */
     TF_CONF_ADDR_NAME, /* host is a DNS name, resolved by the caller later */
+    TF_CONF_ADDR_UNIX, /* backends only: "unix:/path"; host is the absolute path
+                          (shorter than sockaddr_un's sun_path), port 0 */
 } tf_conf_addr_family_t;
 
 typedef struct {
@@ -196,11 +198,28 @@ const char *tf_conf_balance_name(tf_conf_balance_t b);
 /* Largest `errors` page file, in bytes. */
 #define TF_CONF_ERROR_PAGE_MAX (1024u * 1024u)
 
+/* How a `tls: true` backend's certificate is checked (SPEC §14). */
+typedef enum {
+    TF_CONF_VERIFY_SYSTEM, /* against the system store (the default) */
+    TF_CONF_VERIFY_FILE,   /* against the CA certificates in ca_file */
+    TF_CONF_VERIFY_OFF,    /* not at all (a load warning, tf_conf_warning()) */
+} tf_conf_verify_t;
+
 typedef struct {
-    tf_conf_addr_t addr; /* HOST:PORT; names are not resolved */
-    uint16_t weight;     /* 1 .. TF_CONF_WEIGHT_MAX, default 1 */
-    bool backup;         /* used only while no other backend of the route is up */
-    uint32_t max_conns;  /* requests and tunnels in flight at once; 0: no limit */
+    tf_conf_addr_t addr;     /* HOST:PORT (names are not resolved) or unix:/path */
+    uint16_t weight;         /* 1 .. TF_CONF_WEIGHT_MAX, default 1 */
+    bool backup;             /* used only while no other backend of the route is up */
+    uint32_t max_conns;      /* requests and tunnels in flight at once; 0: no limit */
+    bool tls;                /* re-encrypt to the backend (also over unix:) */
+    tf_conf_verify_t verify; /* tls only; SYSTEM when tls is false */
+    const char *ca_file;     /* VERIFY_FILE: the CA file, readable at load; a relative
+                                path is taken from the configuration file's directory
+                                (this is the joined path); else NULL */
+    const char *sni;         /* tls: the SNI sent and the name verified: tls_sni, else
+                                the address's host name; NULL for an IP literal or a
+                                unix: address (the IP is verified, nothing sent) */
+    const char *tls_verify;  /* as written ("system", "off" or the path); loader use */
+    unsigned line, column;   /* 1-based location of the backend in the file */
 } tf_conf_backend_t;
 
 typedef struct {
@@ -408,6 +427,12 @@ bool tf_conf_tenant_acme(const tf_conf_tenant_t *t);
  * Linear in the number of such values: for setup and error paths. */
 #define TF_CONF_WHERE_MAX (4096 + 24)
 int tf_conf_where(const tf_conf_t *c, const char *key, size_t index, char *buf, size_t len);
+
+/* Load warnings: things that work but that an operator should know about
+ * (a backend with tls_verify: off). Each is one line, "FILE:LINE:COLUMN:
+ * message", valid as long as the configuration. In file order. */
+size_t tf_conf_warning_count(const tf_conf_t *c);
+const char *tf_conf_warning(const tf_conf_t *c, size_t i);
 
 /* Checks one host pattern as written in tenants.*.hosts (case-insensitive,
  * one trailing dot allowed). Returns 0 when valid, else TF_EINVAL with the

@@ -64,7 +64,15 @@ struct tf_conf {
     tf_conf_http2_t http2;
     tf_conf_tenant_t *tenants;
     size_t ntenants;
-    const tf_conf__where_t *where; /* in the arena, most recent first */
+    const tf_conf__where_t *where;                    /* in the arena, most recent first */
+    struct tf_conf__warning *warnings, *last_warning; /* in the arena, in file order */
+    size_t nwarnings;
+};
+
+/* One load warning (tf_conf_warning()). */
+struct tf_conf__warning {
+    struct tf_conf__warning *next;
+    const char *msg; /* "FILE:LINE:COLUMN: message" */
 };
 
 /* ---- schema ------------------------------------------------------------ */
@@ -101,6 +109,7 @@ enum {
     TF_CONF__F_OPTIONAL = 1 << 4, /* sections: absent or null = disabled */
     TF_CONF__F_LOCATED = 1 << 5,  /* strings, string lists: keep each value's location for
                                      tf_conf_where() (paths checked after loading) */
+    TF_CONF__F_UNIX = 1 << 7,     /* addresses: "unix:/path" accepted (backends) */
     TF_CONF__F_SEEN = 1 << 6,     /* record where the key was written in the
                                      tf_conf__seen_t at .seen_offset (inheritance and
                                      checks that span keys) */
@@ -163,6 +172,7 @@ int tf_conf__check_redirect(const char *s, char *why, size_t len);
 int tf_conf__check_weight(const char *s, char *why, size_t len);
 int tf_conf__check_acme_directory(const char *s, char *why, size_t len);
 int tf_conf__check_email(const char *s, char *why, size_t len);
+int tf_conf__check_sni(const char *s, char *why, size_t len);
 
 /* ---- values: pure parsers, each 0 or TF_EINVAL with the reason --------- */
 
@@ -175,6 +185,12 @@ int tf_conf__parse_uint(const char *s, uint64_t *v, char *why, size_t len);
  * accepted. */
 int tf_conf__parse_addr(const char *s, bool listener, tf_conf_addr_t *out, char *host,
                         size_t hostlen, char *why, size_t len);
+
+/* Parses "unix:/abs/path" (S starts with "unix:") into OUT (family UNIX,
+ * port 0); the path, copied into PATH (PATHLEN >= 108), must be absolute and
+ * fit sockaddr_un's sun_path. */
+int tf_conf__parse_unix(const char *s, tf_conf_addr_t *out, char *path, size_t pathlen, char *why,
+                        size_t len);
 
 /* Lower-cases PATTERN and strips one trailing dot into OUT (>= 256 bytes);
  * returns 0, or TF_EINVAL with the reason when the pattern is invalid. */
@@ -289,6 +305,10 @@ typedef struct {
 
 /* Records an error at MARK (0-based). Keeps the TF_CONF_MAX_ERRORS earliest. */
 void tf_conf__error(tf_conf__ctx_t *ctx, yaml_mark_t mark, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Records a load warning at MARK (0-based); the configuration keeps it. */
+void tf_conf__warn(tf_conf__ctx_t *ctx, yaml_mark_t mark, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 /* Sorts the errors by position and writes them, one per line, into ERR. */

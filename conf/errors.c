@@ -64,6 +64,33 @@ void tf_conf__error(tf_conf__ctx_t *ctx, yaml_mark_t mark, const char *fmt, ...)
         ctx->nomem = true;
 }
 
+void tf_conf__warn(tf_conf__ctx_t *ctx, yaml_mark_t mark, const char *fmt, ...)
+{
+    char buf[MSG_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    sanitize(buf);
+    tf_conf_t *c = ctx->conf;
+    struct tf_conf__warning *w = tf_conf__alloc(&c->arena, sizeof *w);
+    size_t n = strlen(ctx->name) + strlen(buf) + 48;
+    char *msg = w != NULL ? tf_conf__alloc(&c->arena, n) : NULL;
+    if (msg == NULL) {
+        ctx->nomem = true;
+        return;
+    }
+    snprintf(msg, n, "%s:%u:%u: %s", ctx->name, (unsigned)mark.line + 1, (unsigned)mark.column + 1,
+             buf);
+    w->msg = msg;
+    if (c->last_warning != NULL)
+        c->last_warning->next = w;
+    else
+        c->warnings = w;
+    c->last_warning = w;
+    c->nwarnings++;
+}
+
 static int cmp_err(const void *a, const void *b)
 {
     const tf_conf__err_t *x = a, *y = b;

@@ -200,7 +200,11 @@ static bool parse_addr(tf_conf__ctx_t *ctx, const tf_conf__key_t *k, tf_conf_add
 {
     char why[WHY_MAX], host[256];
     bool listener = (k->flags & TF_CONF__F_LISTENER) != 0;
-    if (tf_conf__parse_addr(s->text, listener, a, host, sizeof host, why, sizeof why) != 0) {
+    bool unix_ok = (k->flags & TF_CONF__F_UNIX) && strncmp(s->text, "unix:", 5) == 0;
+    int rc = unix_ok
+                 ? tf_conf__parse_unix(s->text, a, host, sizeof host, why, sizeof why)
+                 : tf_conf__parse_addr(s->text, listener, a, host, sizeof host, why, sizeof why);
+    if (rc != 0) {
         tf_conf__error(ctx, s->mark, "%s: %s", s->path, why);
         return false;
     }

@@ -82,6 +82,78 @@ static yaml_node_t *item(tf_conf__ctx_t *ctx, const yaml_node_t *seq, size_t i)
 
 /* ---- backends ------------------------------------------------------------ */
 
+/* The value node of KEY in mapping N, or NULL. */
+static const yaml_node_t *map_value(tf_conf__ctx_t *ctx, const yaml_node_t *n, const char *key)
+{
+    if (n->type != YAML_MAPPING_NODE)
+        return NULL;
+    for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top; p++) {
+        const yaml_node_t *k = yaml_document_get_node(ctx->doc, p->key);
+        if (k->type == YAML_SCALAR_NODE && strcmp((const char *)k->data.scalar.value, key) == 0)
+            return yaml_document_get_node(ctx->doc, p->value);
+    }
+    return NULL;
+}
+
+/* tls_verify as a CA file: a relative path is taken from the configuration
+ * file's directory, like errors pages, and must be readable now. */
+static void backend_ca_file(tf_conf__ctx_t *ctx, tf_conf_backend_t *b, const yaml_node_t *vn,
+                            const char *path)
+{
+    const char *file = b->tls_verify;
+    char full[4096 + 256];
+    bool rel = file[0] != '/' && ctx->dir != NULL;
+    snprintf(full, sizeof full, "%s%s%s", rel ? ctx->dir : "", rel ? "/" : "", file);
+    int fd = open(full, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        tf_conf__error(ctx, vn->start_mark,
+                       "%s: tls_verify: cannot read the CA file '%s': %s; write system, off or "
+                       "the path of a PEM file%s",
+                       path, full, strerror(errno),
+                       file[0] == '/' ? ""
+                                      : " (a relative path is taken from the configuration "
+                                        "file's directory)");
+        return;
+    }
+    close(fd);
+    b->verify = TF_CONF_VERIFY_FILE;
+    b->ca_file = copy(ctx, full, strlen(full));
+}
+
+/* Resolves and checks the TLS keys of one backend (SPEC §14). */
+static void backend_tls(tf_conf__ctx_t *ctx, tf_conf_backend_t *b, const yaml_node_t *n,
+                        const char *path)
+{
+    const yaml_node_t *vn = map_value(ctx, n, "tls_verify");
+    const yaml_node_t *sn = map_value(ctx, n, "tls_sni");
+    if (!b->tls) {
+        const yaml_node_t *bad = sn != NULL && b->sni != NULL ? sn : vn;
+        if (bad != NULL)
+            tf_conf__error(ctx, bad->start_mark,
+                           "%s: '%s': %s applies to TLS backends only; add tls: true or remove "
+                           "it",
+                           path, b->addr.text, bad == sn ? "tls_sni" : "tls_verify");
+        b->sni = NULL;
+        return;
+    }
+    if (strcmp(b->tls_verify, "off") == 0) {
+        b->verify = TF_CONF_VERIFY_OFF;
+        tf_conf__warn(ctx, vn->start_mark,
+                      "%s: '%s': tls_verify: off: the backend's certificate is not checked, so "
+                      "anyone on the path to it can read and change the traffic",
+                      path, b->addr.text);
+    } else if (strcmp(b->tls_verify, "system") != 0) {
+        backend_ca_file(ctx, b, vn, path);
+    }
+    if (b->sni == NULL && b->addr.family == TF_CONF_ADDR_NAME)
+        b->sni = b->addr.host;
+    if (b->sni == NULL && b->addr.family == TF_CONF_ADDR_UNIX && b->verify != TF_CONF_VERIFY_OFF)
+        tf_conf__error(ctx, n->start_mark,
+                       "%s: '%s': a unix: backend has no host name to verify its certificate "
+                       "against; set tls_sni to the name in its certificate, or tls_verify: off",
+                       path, b->addr.text);
+}
+
 /* One item: "HOST:PORT" (weight 1) or a map walked against K->sub. */
 static bool load_backend(tf_conf__ctx_t *ctx, const tf_conf__key_t *k, tf_conf_backend_t *b,
                          yaml_node_t *n, const char *path)
@@ -94,10 +166,16 @@ static bool load_backend(tf_conf__ctx_t *ctx, const tf_conf__key_t *k, tf_conf_b
     else if (n->type == YAML_SCALAR_NODE && !tf_conf__is_null(n))
         tf_conf__set_value(ctx, addr, b, n, path, n->start_mark);
     else
-        tf_conf__error(ctx, n->start_mark,
-                       "%s: expected an address such as \"10.0.0.5:8080\" or a mapping such as "
-                       "{address: \"10.0.0.5:8080\", weight: 2}, got %s",
-                       path, tf_conf__node_kind(n));
+        tf_conf__error(
+            ctx, n->start_mark,
+            "%s: expected an address such as \"10.0.0.5:8080\" or \"unix:/run/app.sock\", or "
+            "a mapping such as "
+            "{address: \"10.0.0.5:8080\", weight: 2}, got %s",
+            path, tf_conf__node_kind(n));
+    b->line = (unsigned)n->start_mark.line + 1;
+    b->column = (unsigned)n->start_mark.column + 1;
+    if (ctx->nerr + ctx->dropped == before && b->addr.text != NULL)
+        backend_tls(ctx, b, n, path);
     return ctx->nerr + ctx->dropped == before && b->addr.text != NULL;
 }
 

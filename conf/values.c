@@ -11,6 +11,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/un.h>
 
 #define UNITS_HINT "ms, s, m or h (e.g. 500ms, 10s, 5m, 1h)"
 #define HOST_HINT "host names use letters, digits, '-' and '.'"
@@ -231,6 +232,30 @@ int tf_conf__parse_addr(const char *s, bool listener, tf_conf_addr_t *out, char 
     if (rc != 0)
         return rc;
     return parse_port(colon + 1, s, listener, &out->port, why, len);
+}
+
+int tf_conf__parse_unix(const char *s, tf_conf_addr_t *out, char *path, size_t pathlen, char *why,
+                        size_t len)
+{
+    const char *p = s + 5; /* after "unix:" */
+    size_t n = strlen(p);
+    memset(out, 0, sizeof *out);
+    if (n == 0)
+        return fail(why, len, "'%s' has no path; write unix:/run/app.sock", s);
+    if (p[0] != '/')
+        return fail(why, len,
+                    "'%s' is not an absolute path; write it starting with '/', e.g. "
+                    "unix:/run/app.sock",
+                    s);
+    size_t max = sizeof(((struct sockaddr_un *)NULL)->sun_path) - 1;
+    if (n > max || n >= pathlen)
+        return fail(why, len,
+                    "'%.64s...': a unix socket path holds at most %zu bytes, this one has %zu; "
+                    "use a shorter path",
+                    s, max, n);
+    memcpy(path, p, n + 1);
+    out->family = TF_CONF_ADDR_UNIX;
+    return 0;
 }
 
 /* Rejects every misplaced '*' with a reason naming the rule broken. */

@@ -141,7 +141,15 @@ static int map_result(tf_tls_session_t *s, int ret)
      * error like every other code. Every error is final. A certificate
      * callback's own reason wins. */
     s->failed = true;
-    tf_tls__rng_check(s->ctx);
+    if (s->client) {
+        const char *why = tf_tls__client_error(e);
+        if (why != NULL) {
+            s->error = why;
+            return TF_ETLS;
+        }
+    } else {
+        tf_tls__rng_check(s->ctx);
+    }
     if (s->selected && s->served == NULL && s->error != NULL)
         return TF_ETLS;
     switch (e) {
@@ -189,12 +197,22 @@ void tf_tls_session_free(tf_tls_session_t *s)
 {
     if (s == NULL)
         return;
+    if (s->client && s->cl != NULL) {
+        tf_tls__client_keep_session(s);
+        tf_tls_client_ctx_free(s->cl->ctx);
+        free(s->cl);
+    }
     wolfSSL_free(s->ssl);
     tf_cs_snapshot_unref(s->snap);
     buf_free(&s->in);
     buf_free(&s->out);
     free(s->sni);
     free(s);
+}
+
+int tf_tls_session_queue_raw(tf_tls_session_t *s, const void *data, size_t len)
+{
+    return len == 0 ? 0 : buf_append(&s->out, data, len, OUT_MIN);
 }
 
 int tf_tls_session_feed(tf_tls_session_t *s, const void *data, size_t len)
@@ -297,12 +315,8 @@ static int preselect(tf_tls_session_t *s)
     return TF_ETLS;
 }
 
-int tf_tls_session_handshake(tf_tls_session_t *s)
+static int accept_step(tf_tls_session_t *s)
 {
-    if (s->established)
-        return TF_TLS_OK;
-    if (s->failed)
-        return TF_ETLS;
     int rc = TF_TLS_OK;
     if (!s->selected && !s->hello_opaque)
         rc = preselect(s);
@@ -312,14 +326,33 @@ int tf_tls_session_handshake(tf_tls_session_t *s)
         int ret = wolfSSL_accept(s->ssl);
         rc = ret == WOLFSSL_SUCCESS ? TF_TLS_OK : map_result(s, ret);
     }
+    return rc;
+}
+
+static int connect_step(tf_tls_session_t *s)
+{
+    int ret = wolfSSL_connect(s->ssl);
+    return ret == WOLFSSL_SUCCESS ? TF_TLS_OK : map_result(s, ret);
+}
+
+int tf_tls_session_handshake(tf_tls_session_t *s)
+{
+    if (s->established)
+        return TF_TLS_OK;
+    if (s->failed)
+        return TF_ETLS;
+    int rc = s->client ? connect_step(s) : accept_step(s);
     /* A close_notify before the handshake ends is the end of it. */
     if (rc == TF_TLS_CLOSED) {
         s->error = "closed during the handshake";
         rc = TF_ETLS;
     }
-    if (rc == TF_TLS_OK)
+    if (rc == TF_TLS_OK) {
         s->established = true;
-    else if (rc < 0)
+        /* TLS 1.2's session is whole now (1.3's ticket is kept at free). */
+        if (s->client)
+            tf_tls__client_keep_session(s);
+    } else if (rc < 0)
         s->failed = true;
     buf_trim(&s->in);
     return rc;

@@ -276,6 +276,45 @@ void tf_tls_session_set_h2(tf_tls_session_t *s, tf_tls_h2_allowed_fn fn, void *u
  * closes it. tf_tls_session_served() is NULL then. */
 bool tf_tls_session_acme(const tf_tls_session_t *s);
 
+/* ---- client sessions: TLS to backends (SPEC §14) ------------------------
+ * A context per trust setting, shared by the sessions made on it (by any
+ * thread: wolfSSL reference-counts it); freed after its last session. */
+typedef struct tf_tls_client_ctx tf_tls_client_ctx_t;
+
+typedef struct {
+    bool verify;         /* false: tls_verify: off, any certificate is taken */
+    const char *ca_file; /* with verify: PEM roots; NULL: the system store */
+} tf_tls_client_opts_t;
+
+/* 0, or a negative code with the reason, naming the CA file, in err. */
+int tf_tls_client_ctx_new(const tf_tls_client_opts_t *opts, tf_tls_client_ctx_t **out, char *err,
+                          size_t errlen) __attribute__((warn_unused_result));
+void tf_tls_client_ctx_free(tf_tls_client_ctx_t *c);
+
+/* A client session on c: SNI sent (NULL: none), and, when c verifies, the
+ * name (a DNS name, or an IP address matched against IP SANs) the
+ * certificate must hold (NULL: the chain only). Copies both. NULL when out
+ * of memory. tf_tls_session_handshake() starts with the ClientHello (call it
+ * once with nothing fed); everything else is as for a server session. A
+ * failed verification's tf_tls_session_error() reads "certificate verify
+ * failed: REASON". */
+tf_tls_session_t *tf_tls_client_session_new(tf_tls_client_ctx_t *c, const char *sni,
+                                            const char *name);
+
+/* A client session, before its handshake: offer the session last kept
+ * under the same ID on the same context (resumption, tickets included),
+ * and keep this one under it (after the handshake, and at free with the
+ * ticket that came later). The ID names the peer and its settings (the
+ * context already fixes the trust). A context keeps 16 at most, oldest
+ * out first; each session holds a reference to its context, which may be
+ * freed first. 0, or TF_EINVAL (then a full handshake). */
+int tf_tls_session_resume_by(tf_tls_session_t *s, const void *id, size_t len);
+
+/* Bytes that go out before the session's first record (a PROXY protocol
+ * header ahead of a ClientHello): call before the first handshake call.
+ * 0 or TF_ENOMEM. */
+int tf_tls_session_queue_raw(tf_tls_session_t *s, const void *data, size_t len);
+
 /* Why the last call failed, for the log ("unknown SNI rejected:
  * unrecognized_name", "protocol version not supported", "no shared cipher
  * suite", "fatal alert received", or wolfSSL's own words); "no error" if

@@ -103,9 +103,20 @@ typedef struct {
     size_t off, len, cap;
 } tf_tls__buf_t;
 
+/* What only a client session has (client.c), apart so that server sessions,
+ * one per client connection, do not carry it. */
+typedef struct {
+    tf_tls_client_ctx_t *ctx; /* a reference */
+    bool resume;              /* kept for resumption under resume_id */
+    unsigned char resume_id[32];
+} tf_tls__client_t;
+
 struct tf_tls_session {
     WOLFSSL *ssl;
-    tf_tls_ctx_t *ctx;
+    union {
+        tf_tls_ctx_t *ctx;    /* a server session's */
+        tf_tls__client_t *cl; /* a client session's (client is true) */
+    };
     tf_cs_snapshot_t *snap;       /* a reference */
     const tf_cs_bundle_t *served; /* valid while snap is held */
     tf_cs_selection_t how;
@@ -121,6 +132,7 @@ struct tf_tls_session {
     bool sni_unclear;
     bool alpn_set;              /* the ALPN list was given to wolfSSL */
     bool acme;                  /* a tls-alpn-01 validation certificate is served */
+    bool client;                /* a client session (client.c): ctx and snap are NULL */
     tf_tls_h2_allowed_fn h2_fn; /* NULL: http/1.1 only */
     void *h2_ud;
     const char *error; /* static string, why the last call failed */
@@ -128,6 +140,15 @@ struct tf_tls_session {
     tf_tls__buf_t in;  /* ciphertext from the client */
     tf_tls__buf_t out; /* ciphertext for the client */
 };
+
+/* client.c: keeps an established client session's state (its ticket by
+ * now, if any) for the next session with the same resume ID. */
+void tf_tls__client_keep_session(tf_tls_session_t *s);
+
+/* client.c: the reason (static) for a client's handshake failure E when it
+ * is the peer's certificate ("certificate verify failed: ..."); NULL for
+ * other failures. */
+const char *tf_tls__client_error(int e);
 
 /* Installs tls/alloc.c's allocators into wolfSSL (before wolfSSL_Init):
  * 0, or -1 when wolfSSL refuses them. */

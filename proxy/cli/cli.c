@@ -102,6 +102,9 @@ int tf_cli_load_conf(const char *path, tf_conf_t **conf)
         if (err[0] == '\0' || err[strlen(err) - 1] != '\n')
             fputc('\n', stderr);
         fprintf(stderr, "%s: configuration has errors\n", path);
+    } else {
+        for (size_t i = 0; i < tf_conf_warning_count(*conf); i++)
+            fprintf(stderr, "warning: %s\n", tf_conf_warning(*conf, i));
     }
     free(err);
     return rc;

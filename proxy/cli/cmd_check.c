@@ -147,6 +147,39 @@ static void check_files(const tf_conf_t *conf, tally_t *t)
     }
 }
 
+/* A TLS backend's CA file (tls_verify: PATH, SPEC §14) holds certificates
+ * wolfSSL loads: the loader only saw that it is readable. */
+static void check_backend_ca(const tf_conf_t *conf, const tf_conf_backend_t *b, tally_t *t)
+{
+    if (!b->tls || b->verify != TF_CONF_VERIFY_FILE)
+        return;
+    char err[1024];
+    tf_tls_client_ctx_t *c = NULL;
+    tf_tls_client_opts_t o = {.verify = true, .ca_file = b->ca_file};
+    if (tf_tls_client_ctx_new(&o, &c, err, sizeof err) == 0) {
+        tf_tls_client_ctx_free(c);
+        return;
+    }
+    fprintf(stderr, "error: %s:%u:%u: backend '%s': tls_verify: %s\n", tf_conf_source(conf),
+            b->line, b->column, b->addr.text, err);
+    t->errors++;
+}
+
+static void check_backends(const tf_conf_t *conf, tally_t *t)
+{
+    for (size_t i = 0; i < tf_conf_tenant_count(conf); i++) {
+        const tf_conf_tenant_t *ct = tf_conf_tenant(conf, i);
+        for (size_t r = 0; r < ct->nroutes; r++) {
+            const tf_conf_backend_list_t *l = &ct->routes[r].backends;
+            /* A route that inherits the tenant's list shares its items. */
+            if (r > 0 && l->items == ct->routes[0].backends.items)
+                continue;
+            for (size_t b = 0; b < l->count; b++)
+                check_backend_ca(conf, &l->items[b], t);
+        }
+    }
+}
+
 /* An error about a path the acme section names: located when it is about
  * the path itself (-errno, or any storage problem), in the file's own form
  * when it is about what the file holds. */
@@ -204,6 +237,7 @@ int tf_cmd_check(int argc, char **argv)
     if (rc == 0) {
         rc = check_certs(conf, &t);
         check_files(conf, &t);
+        check_backends(conf, &t);
         check_acme(conf, &t);
         tf_cli_check_user(conf, &t.errors);
         tf_tls_global_cleanup();

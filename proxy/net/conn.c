@@ -327,6 +327,7 @@ static void backend_on_connect(uv_connect_t *req, int status);
  * down and try the next one on a new stream, which inherits what the
  * client already sent. */
 static void backend_retry(tf_conn_t *c, int err);
+static void backend_down(tf_conn_t *c, const char *what, const char *reason);
 
 /* Gives back the in-flight count the connection holds, if any, through
  * the table that took it (least_conn's order follows). */
@@ -448,6 +449,8 @@ static int send_proxy_header(tf_conn_t *c, tf_stream_t *b)
     int rc = b->ops->write(b, hdr, n);
     if (rc < 0)
         tf_conn_fail(c, rc, "backend write");
+    /* Ahead of a TLS backend's ClientHello, as haproxy sends it. */
+    tf_bstream_of(b)->raw_head = (uint32_t)n;
     return rc < 0 ? rc : 0;
 }
 
@@ -485,7 +488,7 @@ void tf_conn_connect_backend(tf_conn_t *c, const tf_conn_backend_user_t *user)
         return;
     }
     if (user->pool_allowed != NULL && user->pool_allowed(c)) {
-        tf_stream_t *pooled = tf_pool_take(w->pool, &be->addr.sa, user->sink, c);
+        tf_stream_t *pooled = tf_pool_take(w->pool, &be->addr.sa, be->flavour, user->sink, c);
         if (pooled != NULL) {
             /* A failed attempt's stream goes (its connect may still be in
              * flight); nothing waits in it, as the exchange writes only
@@ -497,7 +500,7 @@ void tf_conn_connect_backend(tf_conn_t *c, const tf_conn_backend_user_t *user)
             return;
         }
     }
-    tf_stream_t *s = tf_bstream_new(&w->loop, &w->bufs, user->sink, c);
+    tf_stream_t *s = tf_bstream_new(&w->loop, &w->bufs, &be->addr.sa, user->sink, c);
     if (s == NULL) {
         tf_conn_fail(c, TF_ENOMEM, "backend connect");
         return;
@@ -535,7 +538,6 @@ static bool local_error(int err)
 
 static void backend_retry(tf_conn_t *c, int err)
 {
-    tf_worker_t *w = c->worker;
     const tf_backend_t *be =
         tf_upstream_backend(c->gen->upstream, c->tenant, c->route, c->backend_ix);
     if (local_error(err)) {
@@ -549,12 +551,86 @@ static void backend_retry(tf_conn_t *c, int err)
         c->buser->local_error(c);
         return;
     }
-    TF_CONN_LOG(TF_LOG_WARN, c, "backend %s: connect failed: %s; marked down for %us", be->text,
-                uv_strerror(err), TF_BSTATE_DOWN_MS / 1000);
+    backend_down(c, "connect failed", uv_strerror(err));
+}
+
+/* The attempt's backend failed (WHAT: REASON): marked down, the next one
+ * tried. */
+static void backend_down(tf_conn_t *c, const char *what, const char *reason)
+{
+    tf_worker_t *w = c->worker;
+    const tf_backend_t *be =
+        tf_upstream_backend(c->gen->upstream, c->tenant, c->route, c->backend_ix);
+    TF_CONN_LOG(TF_LOG_WARN, c, "backend %s: %s: %s; marked down for %us", be->text, what, reason,
+                TF_BSTATE_DOWN_MS / 1000);
     tf_bstate_failed(be->state, true, uv_now(&w->loop));
     uv_timer_stop(&c->timer); /* re-armed by the next attempt */
     c->timer_due_ms = 0;
     tf_conn_connect_backend(c, c->buser);
+}
+
+/* ---- TLS to the backend (SPEC §14) --------------------------------------
+ * Between the TCP connect and the user's ready(): the backend stream
+ * reports here while its handshake runs, under the connect deadline. A
+ * handshake that fails (a certificate that does not verify among others) is
+ * a failed backend, like a refused connect. */
+
+static void backend_tls_on_ready(tf_stream_t *s)
+{
+    tf_conn_t *c = s->owner;
+    TF_CONN_LOG(TF_LOG_DEBUG, c, "backend %s: TLS established: %s %s%s",
+                tf_upstream_backend(c->gen->upstream, c->tenant, c->route, c->backend_ix)->text,
+                tf_tls_session_version(s->tls), tf_tls_session_cipher(s->tls),
+                tf_tls_session_resumed(s->tls) ? " resumed" : "");
+    tf_stream_set_sink(s, c->buser->sink, c);
+    c->traffic.active_ms = uv_now(&c->worker->loop);
+    c->buser->ready(c, false);
+}
+
+static void backend_tls_on_error(tf_stream_t *s, int err, const char *what)
+{
+    tf_conn_t *c = s->owner;
+    /* The stream's what is the session's reason for a TLS failure, the
+     * operation ("read") for a socket error. */
+    const char *reason = err == TF_ETLS ? what : uv_strerror(err);
+    backend_down(c, "TLS handshake failed", err == UV_EOF ? "connection closed" : reason);
+}
+
+static void backend_tls_on_eof(tf_stream_t *s)
+{
+    backend_down(s->owner, "TLS handshake failed", "connection closed");
+}
+
+static void backend_tls_ignore_data(tf_stream_t *s, const char *data, size_t len)
+{
+}
+
+static const tf_sink_t backend_tls_sink = {
+    .data = backend_tls_ignore_data,
+    .eof = backend_tls_on_eof,
+    .written = conn_ignore,
+    .shut = conn_ignore,
+    .error = backend_tls_on_error,
+    .ready = backend_tls_on_ready,
+};
+
+static void backend_tls_start(tf_conn_t *c, tf_stream_t *s, const tf_backend_t *be)
+{
+    tf_tls_session_t *tls = tf_tls_client_session_new(be->tls, be->conf->sni, be->verify_name);
+    if (tls == NULL) {
+        tf_conn_fail(c, TF_ENOMEM, "backend TLS");
+        return;
+    }
+    /* Resumed where the last handshake with this backend (and SNI) left a
+     * session; the context is the worker's and fixes the trust. */
+    char id[320];
+    int n = snprintf(id, sizeof id, "%s|%s", be->text, be->conf->sni ? be->conf->sni : "");
+    if (n > 0 && (size_t)n < sizeof id)
+        (void)tf_tls_session_resume_by(tls, id, (size_t)n);
+    tf_stream_set_sink(s, &backend_tls_sink, c);
+    int rc = tf_stream_tls_connect(s, tls);
+    if (rc != 0)
+        backend_down(c, "TLS handshake failed", tf_strerror(rc));
 }
 
 static void backend_on_connect(uv_connect_t *req, int status)
@@ -570,9 +646,15 @@ static void backend_on_connect(uv_connect_t *req, int status)
         backend_retry(c, status);
         return;
     }
-    uv_tcp_nodelay(&b->s.tcp, 1);
-    TF_CONN_LOG(TF_LOG_DEBUG, c, "backend %s connected",
-                tf_upstream_backend(c->gen->upstream, c->tenant, c->route, c->backend_ix)->text);
+    if (tf_stream_is_tcp(&b->s))
+        uv_tcp_nodelay(&b->s.tcp, 1);
+    const tf_backend_t *be =
+        tf_upstream_backend(c->gen->upstream, c->tenant, c->route, c->backend_ix);
+    TF_CONN_LOG(TF_LOG_DEBUG, c, "backend %s connected", be->text);
+    if (be->tls != NULL) {
+        backend_tls_start(c, &b->s, be);
+        return;
+    }
     c->traffic.active_ms = uv_now(&c->worker->loop);
     c->buser->ready(c, false);
 }

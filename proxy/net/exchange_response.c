@@ -307,7 +307,7 @@ void tf_hx__response_done(tf_conn_t *c)
              * connections, HTTP/2 streams recently in flight): each has at
              * most one request at a backend at a time, so no client waits
              * for a connect while others' connections are closed. */
-            tf_pool_put(w->pool, &be->addr.sa, c->backend, tf_worker_pool_keep(w));
+            tf_pool_put(w->pool, &be->addr.sa, be->flavour, c->backend, tf_worker_pool_keep(w));
             c->backend = NULL;
         } else {
             tf_hx__release_backend(c);

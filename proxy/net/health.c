@@ -8,6 +8,7 @@
 #include "proxy/net/health.h"
 
 #include "common/err.h"
+#include "proxy/net/upstream.h"
 #include "proxy/obs/obs.h"
 
 #include <netdb.h>
@@ -25,14 +26,14 @@ typedef struct probe probe_t;
 
 typedef struct {
     tf_bstate_t *state; /* referenced */
-    union {
-        struct sockaddr sa;
-        struct sockaddr_in in4;
-        struct sockaddr_in6 in6;
-    } addr;
+    tf_backend_addr_t addr;
     tf_conf_health_t hc; /* strings point into the checker's configuration */
     const char *host;    /* the Host sent */
     bool tcp;                   /* a connect check (mode tcp) */
+    /* tls: true: every check starts with a verified handshake (haproxy's
+     * `check-ssl`); the target's own context, NULL for a plain backend. */
+    tf_tls_client_ctx_t *tls;
+    const char *sni, *verify_name; /* into the configuration */
     uint64_t due_ms;
     probe_t *probe; /* in flight, or NULL */
 } target_t;
@@ -52,7 +53,11 @@ struct tf_health {
 };
 
 struct probe {
-    uv_tcp_t tcp;
+    union {
+        uv_tcp_t tcp;   /* an IP backend */
+        uv_pipe_t pipe; /* a unix: backend */
+        uv_handle_t handle;
+    };
     uv_timer_t deadline;
     uv_connect_t connect;
     uv_write_t write;
@@ -62,6 +67,10 @@ struct probe {
     tf_conf_t *conf;    /* referenced: hc's strings point into it */
     tf_conf_health_t hc;
     bool connect_only; /* a TCP check: connected is healthy */
+    tf_tls_session_t *tls; /* a TLS backend's, or NULL */
+    bool established;      /* tls: the handshake is over */
+    char why[160];         /* a verdict's detail that is not a static string */
+    char raw[4096];        /* tls: ciphertext read */
     char req[768];
     char reply[PROBE_REPLY_MAX];
     size_t len;
@@ -76,6 +85,7 @@ static void on_probe_handle_closed(uv_handle_t *handle)
         return;
     tf_backends_release(p->h->reg, p->state);
     tf_conf_unref(p->conf);
+    tf_tls_session_free(p->tls);
     free(p);
 }
 
@@ -101,7 +111,7 @@ static void probe_finish(probe_t *p, bool ok, const char *detail)
                    "they pass",
                    tenant, addr, detail);
     }
-    uv_close((uv_handle_t *)&p->tcp, on_probe_handle_closed);
+    uv_close(&p->handle, on_probe_handle_closed);
     uv_close((uv_handle_t *)&p->deadline, on_probe_handle_closed);
 }
 
@@ -127,22 +137,146 @@ static void probe_alloc(uv_handle_t *handle, size_t hint, uv_buf_t *buf)
     buf->len = sizeof p->reply - p->len;
 }
 
+/* The status line is in (or the answer ended without one): the verdict. */
+static void probe_verdict(probe_t *p, bool ended)
+{
+    if (!ended && p->len < 12)
+        return;
+    int st = reply_status(p->reply, p->len);
+    char detail[48];
+    if (st < 0)
+        snprintf(detail, sizeof detail, "no HTTP answer");
+    else
+        snprintf(detail, sizeof detail, "status %d", st);
+    bool ok = st >= p->hc.status_min && st <= p->hc.status_max;
+    probe_finish(p, ok, ok ? detail + 7 : detail); /* "200", "status 500" */
+}
+
 static void probe_on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 {
     (void)buf;
     probe_t *p = s->data;
     if (n > 0)
         p->len += (size_t)n;
-    if (n < 0 || p->len >= 12) {
-        int st = reply_status(p->reply, p->len);
-        char detail[48];
-        if (st < 0)
-            snprintf(detail, sizeof detail, "no HTTP answer");
-        else
-            snprintf(detail, sizeof detail, "status %d", st);
-        bool ok = st >= p->hc.status_min && st <= p->hc.status_max;
-        probe_finish(p, ok, ok ? detail + 7 : detail); /* "200", "status 500" */
+    if (n < 0 || p->len >= 12)
+        probe_verdict(p, n < 0);
+}
+
+/* ---- TLS backends: the handshake first, then the same request ---------- */
+
+typedef struct {
+    uv_write_t req;
+    probe_t *p;
+    void *buf;
+} probe_write_t;
+
+static void probe_on_tls_write(uv_write_t *req, int status)
+{
+    probe_write_t *w = (probe_write_t *)req;
+    probe_t *p = w->p;
+    free(w->buf);
+    free(w);
+    if (status < 0)
+        probe_finish(p, false, uv_strerror(status));
+}
+
+/* Sends what the session has for the backend. 0 or a code. */
+static int probe_tls_flush(probe_t *p)
+{
+    void *buf = NULL;
+    size_t len = 0;
+    if (tf_tls_session_take_out(p->tls, &buf, &len) != 0)
+        return TF_ENOMEM;
+    if (buf == NULL)
+        return 0;
+    probe_write_t *w = malloc(sizeof *w);
+    if (w == NULL) {
+        free(buf);
+        return TF_ENOMEM;
     }
+    *w = (probe_write_t){.p = p, .buf = buf};
+    uv_buf_t b = uv_buf_init(buf, (unsigned)len);
+    int rc = uv_write(&w->req, (uv_stream_t *)&p->handle, &b, 1, probe_on_tls_write);
+    if (rc != 0) {
+        free(buf);
+        free(w);
+    }
+    return rc;
+}
+
+static void probe_tls_failed(probe_t *p, const char *reason)
+{
+    snprintf(p->why, sizeof p->why, "TLS handshake failed: %s", reason);
+    probe_finish(p, false, p->why);
+}
+
+/* False when the probe is over (failed, or a connect check passed). */
+static bool probe_tls_handshake(probe_t *p)
+{
+    int rc = tf_tls_session_handshake(p->tls);
+    if (probe_tls_flush(p) != 0 && rc >= 0)
+        rc = TF_ENOMEM;
+    if (rc < 0) {
+        probe_tls_failed(p, tf_tls_session_error(p->tls));
+        return false;
+    }
+    if (rc != TF_TLS_OK)
+        return true;
+    p->established = true;
+    if (p->connect_only) {
+        probe_finish(p, true, "TLS handshake");
+        return false;
+    }
+    if (tf_tls_session_write(p->tls, p->req, strlen(p->req)) < 0 || probe_tls_flush(p) != 0) {
+        probe_finish(p, false, "cannot send the request");
+        return false;
+    }
+    return true;
+}
+
+static void probe_tls_alloc(uv_handle_t *handle, size_t hint, uv_buf_t *buf)
+{
+    (void)hint;
+    probe_t *p = handle->data;
+    buf->base = p->raw;
+    buf->len = sizeof p->raw;
+}
+
+static void probe_tls_on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
+{
+    probe_t *p = s->data;
+    if (p->done || n == 0)
+        return;
+    if (n < 0) {
+        if (!p->established)
+            probe_tls_failed(p, n == UV_EOF ? "connection closed" : uv_strerror((int)n));
+        else
+            probe_verdict(p, true);
+        return;
+    }
+    if (tf_tls_session_feed(p->tls, buf->base, (size_t)n) != 0) {
+        probe_finish(p, false, "out of memory");
+        return;
+    }
+    if (!p->established && (!probe_tls_handshake(p) || !p->established))
+        return;
+    int rc = TF_TLS_OK;
+    size_t got = 1;
+    while (rc == TF_TLS_OK && got > 0 && p->len < sizeof p->reply) {
+        rc = tf_tls_session_recv(p->tls, p->reply + p->len, sizeof p->reply - p->len, &got);
+        p->len += got;
+    }
+    probe_verdict(p, rc != TF_TLS_OK && rc != TF_TLS_WANT_READ);
+}
+
+static void probe_tls_start(probe_t *p)
+{
+    int rc = uv_read_start((uv_stream_t *)&p->handle, probe_tls_alloc, probe_tls_on_read);
+    if (rc != 0) {
+        probe_finish(p, false, uv_strerror(rc));
+        return;
+    }
+    probe_tls_handshake(p);
 }
 
 static void probe_on_write(uv_write_t *req, int status)
@@ -161,15 +295,19 @@ static void probe_on_connect(uv_connect_t *req, int status)
         probe_finish(p, false, status == UV_ECONNREFUSED ? "connect refused" : uv_strerror(status));
         return;
     }
+    if (p->tls != NULL) {
+        probe_tls_start(p);
+        return;
+    }
     if (p->connect_only) {
         probe_finish(p, true, "connected");
         return;
     }
     uv_buf_t b = uv_buf_init(p->req, (unsigned)strlen(p->req));
     p->write.data = p;
-    int rc = uv_write(&p->write, (uv_stream_t *)&p->tcp, &b, 1, probe_on_write);
+    int rc = uv_write(&p->write, (uv_stream_t *)&p->handle, &b, 1, probe_on_write);
     if (rc == 0)
-        rc = uv_read_start((uv_stream_t *)&p->tcp, probe_alloc, probe_on_read);
+        rc = uv_read_start((uv_stream_t *)&p->handle, probe_alloc, probe_on_read);
     if (rc != 0)
         probe_finish(p, false, uv_strerror(rc));
 }
@@ -195,17 +333,28 @@ static void probe_start(tf_health_t *h, target_t *t)
     p->conf = tf_conf_ref(h->conf);
     p->state = tf_backends_acquire(h->reg, tf_bstate_tenant(t->state),
                                    tf_bstate_address(t->state));
-    uv_tcp_init(&h->loop, &p->tcp);
+    bool unix_path = t->addr.sa.sa_family == AF_UNIX;
+    if (unix_path)
+        uv_pipe_init(&h->loop, &p->pipe, 0);
+    else
+        uv_tcp_init(&h->loop, &p->tcp);
     uv_timer_init(&h->loop, &p->deadline);
-    p->tcp.data = p->deadline.data = p->connect.data = p;
+    p->handle.data = p->deadline.data = p->connect.data = p;
     p->handles = 2;
     t->probe = p;
-    if (p->state == NULL) {
+    /* Made now: the target (and its context) may be replaced meanwhile. */
+    if (t->tls != NULL)
+        p->tls = tf_tls_client_session_new(t->tls, t->sni, t->verify_name);
+    if (p->state == NULL || (t->tls != NULL && p->tls == NULL)) {
         probe_finish(p, false, "out of memory");
         return;
     }
     uv_timer_start(&p->deadline, probe_on_deadline, t->hc.timeout_ms, 0);
-    int rc = uv_tcp_connect(&p->connect, &p->tcp, &t->addr.sa, probe_on_connect);
+    int rc = 0;
+    if (unix_path)
+        uv_pipe_connect(&p->connect, &p->pipe, t->addr.un.sun_path, probe_on_connect);
+    else
+        rc = uv_tcp_connect(&p->connect, &p->tcp, &t->addr.sa, probe_on_connect);
     if (rc != 0)
         probe_finish(p, false, uv_strerror(rc));
 }
@@ -226,25 +375,6 @@ static void on_tick(uv_timer_t *timer)
 
 /* ---- configuration (the checker's thread) -------------------------------- */
 
-static int resolve(const tf_conf_addr_t *a, target_t *t)
-{
-    struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV};
-    struct addrinfo *res = NULL;
-    char port[8];
-    snprintf(port, sizeof port, "%u", (unsigned)a->port);
-    if (a->family != TF_CONF_ADDR_NAME)
-        hints.ai_flags |= AI_NUMERICHOST;
-    int rc = getaddrinfo(a->host, port, &hints, &res);
-    if (rc != 0 || res == NULL || res->ai_addrlen > sizeof t->addr) {
-        if (res != NULL)
-            freeaddrinfo(res);
-        return TF_EINVAL;
-    }
-    memcpy(&t->addr, res->ai_addr, res->ai_addrlen);
-    freeaddrinfo(res);
-    return 0;
-}
-
 static const char *health_host(const tf_conf_tenant_t *ct, const tf_conf_health_t *hc,
                                const char *address)
 {
@@ -254,7 +384,8 @@ static const char *health_host(const tf_conf_tenant_t *ct, const tf_conf_health_
         if (strchr(ct->hosts.items[i], '*') == NULL)
             return ct->hosts.items[i];
     }
-    return address;
+    /* "unix:/run/app.sock" is no Host value. */
+    return strncmp(address, "unix:", 5) == 0 ? "localhost" : address;
 }
 
 static target_t *find_target(target_t *ts, size_t n, const tf_bstate_t *s)
@@ -266,10 +397,35 @@ static target_t *find_target(target_t *ts, size_t n, const tf_bstate_t *s)
     return NULL;
 }
 
+static void target_dispose(tf_health_t *h, target_t *t)
+{
+    tf_tls_client_ctx_free(t->tls); /* probes in flight hold their own reference */
+    t->tls = NULL;
+    tf_backends_release(h->reg, t->state);
+}
+
+/* A TLS backend's checks verify as its connections do (upstream.c). */
+static bool target_tls(target_t *t, const tf_conf_tenant_t *ct, const tf_conf_backend_t *cb)
+{
+    if (!cb->tls)
+        return true;
+    char err[1024];
+    tf_tls_client_opts_t o = {.verify = cb->verify != TF_CONF_VERIFY_OFF, .ca_file = cb->ca_file};
+    if (tf_tls_client_ctx_new(&o, &t->tls, err, sizeof err) != 0) {
+        TF_LOG(TF_LOG_WARN, "tenant '%s': backend %s: %s: not health-checked", ct->name,
+               cb->addr.text, err);
+        return false;
+    }
+    t->sni = cb->sni;
+    t->verify_name = tf_backend_verify_name(cb);
+    return true;
+}
+
 static void add_target(tf_health_t *h, target_t *ts, size_t *n, const tf_conf_t *conf,
                        const tf_conf_tenant_t *ct, const tf_conf_health_t *hc,
-                       const tf_conf_addr_t *a)
+                       const tf_conf_backend_t *cb)
 {
+    const tf_conf_addr_t *a = &cb->addr;
     tf_bstate_t *s = tf_backends_acquire(h->reg, ct->name, a->text);
     if (s == NULL)
         return;
@@ -281,9 +437,14 @@ static void add_target(tf_health_t *h, target_t *ts, size_t *n, const tf_conf_t 
     target_t *t = &ts[*n];
     *t = (target_t){
         .state = s, .hc = *hc, .tcp = ct->mode == TF_CONF_MODE_TCP};
-    if (resolve(a, t) != 0) {
+    const char *why = NULL;
+    if (tf_backend_addr_resolve(a, &t->addr, &why) != 0) {
         TF_LOG(TF_LOG_WARN, "tenant '%s': backend %s: cannot resolve: not health-checked",
                ct->name, a->text);
+        tf_backends_release(h->reg, s);
+        return;
+    }
+    if (!target_tls(t, ct, cb)) {
         tf_backends_release(h->reg, s);
         return;
     }
@@ -317,7 +478,7 @@ static void apply(tf_health_t *h, tf_conf_t *conf)
         for (size_t r = 0; r < ct->nroutes; r++) {
             const tf_conf_route_t *cr = &ct->routes[r];
             for (size_t b = 0; cr->health.enabled && b < cr->backends.count; b++)
-                add_target(h, ts, &n, conf, ct, &cr->health, &cr->backends.items[b].addr);
+                add_target(h, ts, &n, conf, ct, &cr->health, &cr->backends.items[b]);
         }
     }
     uint64_t now = uv_now(&h->loop);
@@ -334,7 +495,7 @@ static void apply(tf_health_t *h, tf_conf_t *conf)
             old->probe->target = NULL;
         if (find_target(ts, n, old->state) == NULL)
             tf_bstate_set_checked(old->state, false);
-        tf_backends_release(h->reg, old->state);
+        target_dispose(h, old);
     }
     free(h->targets);
     tf_conf_unref(h->conf);
@@ -375,6 +536,8 @@ static void health_main(void *arg)
 {
     tf_health_t *h = arg;
     uv_run(&h->loop, UV_RUN_DEFAULT);
+    /* TLS backends' checks ran sessions here (a spare queue buffer). */
+    tf_tls_thread_cleanup();
 }
 
 int tf_health_new(tf_backends_t *reg, tf_health_t **out)
@@ -433,7 +596,7 @@ void tf_health_free(tf_health_t *h)
     uv_thread_join(&h->thread);
     for (size_t i = 0; i < h->ntargets; i++) {
         tf_bstate_set_checked(h->targets[i].state, false);
-        tf_backends_release(h->reg, h->targets[i].state);
+        target_dispose(h, &h->targets[i]);
     }
     free(h->targets);
     tf_conf_unref(h->conf);

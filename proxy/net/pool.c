@@ -6,9 +6,11 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/un.h>
 
 typedef struct {
     struct sockaddr_storage addr;
+    uint64_t flavour;          /* how it is spoken to: 0 plain, else the TLS settings' */
     tf_bstream_t *head, *tail; /* most recently used first */
     uint32_t count;
     tf_pool_t *pool;
@@ -75,12 +77,18 @@ static bool same_addr(const struct sockaddr_storage *a, const struct sockaddr *b
                memcmp(&x->sin6_addr, &y->sin6_addr, sizeof x->sin6_addr) == 0 &&
                x->sin6_scope_id == y->sin6_scope_id;
     }
+    if (b->sa_family == AF_UNIX) {
+        const struct sockaddr_un *x = (const void *)a, *y = (const void *)b;
+        return strncmp(x->sun_path, y->sun_path, sizeof x->sun_path) == 0;
+    }
     return false;
 }
 
 static size_t addr_len(const struct sockaddr *a)
 {
-    return a->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+    return a->sa_family == AF_INET6  ? sizeof(struct sockaddr_in6)
+           : a->sa_family == AF_UNIX ? sizeof(struct sockaddr_un)
+                                     : sizeof(struct sockaddr_in);
 }
 
 tf_pool_t *tf_pool_new(uv_loop_t *loop, uint64_t idle_ms)
@@ -134,18 +142,18 @@ void tf_pool_free(tf_pool_t *p)
     free(p);
 }
 
-static bucket_t *find(const tf_pool_t *p, const struct sockaddr *addr)
+static bucket_t *find(const tf_pool_t *p, const struct sockaddr *addr, uint64_t flavour)
 {
     for (size_t i = 0; i < p->nbuckets; i++) {
-        if (same_addr(&p->buckets[i]->addr, addr))
+        if (p->buckets[i]->flavour == flavour && same_addr(&p->buckets[i]->addr, addr))
             return p->buckets[i];
     }
     return NULL;
 }
 
-static bucket_t *find_or_add(tf_pool_t *p, const struct sockaddr *addr)
+static bucket_t *find_or_add(tf_pool_t *p, const struct sockaddr *addr, uint64_t flavour)
 {
-    bucket_t *b = find(p, addr);
+    bucket_t *b = find(p, addr, flavour);
     if (b != NULL)
         return b;
     if (p->nbuckets == p->cap) {
@@ -160,6 +168,7 @@ static bucket_t *find_or_add(tf_pool_t *p, const struct sockaddr *addr)
     if (b == NULL)
         return NULL;
     memcpy(&b->addr, addr, addr_len(addr));
+    b->flavour = flavour;
     b->pool = p;
     p->buckets[p->nbuckets++] = b;
     return b;
@@ -172,10 +181,10 @@ static void expire(bucket_t *b, uint64_t now)
         drop(b, b->tail);
 }
 
-tf_stream_t *tf_pool_take(tf_pool_t *p, const struct sockaddr *addr, const tf_sink_t *sink,
-                          void *owner)
+tf_stream_t *tf_pool_take(tf_pool_t *p, const struct sockaddr *addr, uint64_t flavour,
+                          const tf_sink_t *sink, void *owner)
 {
-    bucket_t *b = find(p, addr);
+    bucket_t *b = find(p, addr, flavour);
     if (b == NULL)
         return NULL;
     expire(b, uv_now(p->loop));
@@ -190,16 +199,18 @@ tf_stream_t *tf_pool_take(tf_pool_t *p, const struct sockaddr *addr, const tf_si
     return &s->s;
 }
 
-void tf_pool_put(tf_pool_t *p, const struct sockaddr *addr, tf_stream_t *stream, size_t keep)
+void tf_pool_put(tf_pool_t *p, const struct sockaddr *addr, uint64_t flavour, tf_stream_t *stream,
+                 size_t keep)
 {
     tf_bstream_t *s = tf_bstream_of(stream);
-    bucket_t *b = find_or_add(p, addr);
+    bucket_t *b = find_or_add(p, addr, flavour);
     tf_stream_set_sink(stream, &idle_sink, s);
     /* Only a connection in its plain state is reusable: nothing queued, no
      * write side shut. */
-    bool clean = stream->wbuf == NULL && stream->qlen == 0 &&
-                 !(stream->flags & (TF_STREAM_SHUT_WANTED | TF_STREAM_SHUT_SENT)) &&
-                 (stream->flags & TF_STREAM_OPEN);
+    bool clean =
+        stream->wbuf == NULL && stream->qlen == 0 &&
+        !(stream->flags & (TF_STREAM_SHUT_WANTED | TF_STREAM_SHUT_SENT | TF_STREAM_HANDSHAKE)) &&
+        (stream->flags & TF_STREAM_OPEN);
     if (b == NULL || !clean) {
         tf_bstream_release(stream);
         return;

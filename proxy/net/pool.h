@@ -39,16 +39,19 @@ void tf_pool_free(tf_pool_t *p);
 /* Closes every idle connection; the pool stays usable. */
 void tf_pool_clear(tf_pool_t *p);
 
-/* An idle connection to `addr`, still reading, now reporting to `sink`
+/* An idle connection to `addr` spoken to as `flavour` says (0: plain; a TLS
+ * backend's tf_backend_t.flavour, so that connections made with other TLS
+ * settings are not mixed up), still reading, now reporting to `sink`
  * (owner), or NULL. */
-tf_stream_t *tf_pool_take(tf_pool_t *p, const struct sockaddr *addr, const tf_sink_t *sink,
-                          void *owner);
+tf_stream_t *tf_pool_take(tf_pool_t *p, const struct sockaddr *addr, uint64_t flavour,
+                          const tf_sink_t *sink, void *owner);
 
 /* Keeps `s` (its owner done with it after a complete exchange) for reuse,
- * as one of at most `keep` idle connections to `addr` (the oldest goes
+ * as one of at most `keep` idle connections to (`addr`, `flavour`) (the oldest goes
  * beyond that; fewer than TF_POOL_MAX_IDLE counts as that many). Releases
  * it instead when memory is short. */
-void tf_pool_put(tf_pool_t *p, const struct sockaddr *addr, tf_stream_t *s, size_t keep);
+void tf_pool_put(tf_pool_t *p, const struct sockaddr *addr, uint64_t flavour, tf_stream_t *s,
+                 size_t keep);
 
 /* Closes connections idle past the limit (call now and then: a backend
  * nobody asks for again would otherwise keep them). */

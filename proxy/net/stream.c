@@ -11,6 +11,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/un.h>
 
 /* What differs between the kinds on the write path. */
 typedef struct {
@@ -209,7 +210,8 @@ int tf_stream_flush(tf_stream_t *s)
             rc = 0;
         if (rc == 0 && len > 0)
             rc = stream_send(s, buf, len, full);
-        else if (rc == 0 && (s->flags & TF_STREAM_SHUT_WANTED) && !(s->flags & TF_STREAM_SHUT_SENT))
+        else if (rc == 0 && (s->flags & (TF_STREAM_SHUT_WANTED | TF_STREAM_SHUT_SENT |
+                                         TF_STREAM_HANDSHAKE)) == TF_STREAM_SHUT_WANTED)
             rc = k->end(s);
         else if (rc == 0)
             return stream_check_shut(s);
@@ -320,24 +322,32 @@ static size_t tcp_pending(const tf_stream_t *s)
 
 static const kind_t tcp_kind = {.take = tcp_take, .end = tcp_end};
 
-tf_stream_t *tf_bstream_new(uv_loop_t *loop, tf_stream_bufs_t *bufs, const tf_sink_t *sink,
-                            void *owner)
+tf_stream_t *tf_bstream_new(uv_loop_t *loop, tf_stream_bufs_t *bufs, const struct sockaddr *sa,
+                            const tf_sink_t *sink, void *owner)
 {
     tf_bstream_t *b = calloc(1, sizeof *b);
     if (b == NULL)
         return NULL;
     tf_stream_init(&b->s, &tf_stream_tcp_ops, bufs);
-    if (tf_stream_tcp_init(&b->s, loop) != 0) {
+    int rc =
+        sa->sa_family == AF_UNIX ? uv_pipe_init(loop, &b->s.pipe, 0) : uv_tcp_init(loop, &b->s.tcp);
+    if (rc != 0) {
         free(b);
         return NULL;
     }
+    b->s.flags |= TF_STREAM_OPEN;
     tf_stream_set_sink(&b->s, sink, owner);
     return &b->s;
 }
 
 int tf_bstream_connect(tf_stream_t *s, const struct sockaddr *sa, uv_connect_cb cb)
 {
-    return uv_tcp_connect(&tf_bstream_of(s)->req.connect, &s->tcp, sa, cb);
+    uv_connect_t *req = &tf_bstream_of(s)->req.connect;
+    if (sa->sa_family != AF_UNIX)
+        return uv_tcp_connect(req, &s->tcp, sa, cb);
+    /* Reports every failure (a missing socket file too) through cb. */
+    uv_pipe_connect(req, &s->pipe, ((const struct sockaddr_un *)(const void *)sa)->sun_path, cb);
+    return 0;
 }
 
 static void bstream_on_closed(uv_handle_t *h)
@@ -351,6 +361,7 @@ void tf_bstream_release(tf_stream_t *s)
 {
     tf_stream_set_sink(s, NULL, NULL);
     if (s->flags & TF_STREAM_OPEN) {
+        tf_stream_goodbye(s); /* TLS: a close_notify, when the socket takes it now */
         stream_close(s, bstream_on_closed);
         return;
     }
@@ -363,6 +374,7 @@ void tf_bstream_move_queue(tf_stream_t *to, tf_stream_t *from)
     to->qbuf = from->qbuf;
     to->qlen = from->qlen;
     to->qcap = from->qcap;
+    tf_bstream_of(to)->raw_head = tf_bstream_of(from)->raw_head;
     from->qbuf = NULL;
     from->qlen = from->qcap = 0;
     to->flags |= from->flags & TF_STREAM_SHUT_WANTED;
@@ -429,6 +441,29 @@ static void tls_drain(tf_stream_t *s)
     }
 }
 
+/* A client session's handshake is over: what its owner wrote meanwhile
+ * (mode tcp: the client's first bytes) goes out now, encrypted, after the
+ * raw head that already went ahead of the ClientHello. 0, or the stream
+ * failed. */
+static int tls_write_queued(tf_stream_t *s)
+{
+    tf_bstream_t *b = tf_bstream_of(s);
+    size_t head = b->raw_head < s->qlen ? b->raw_head : s->qlen;
+    ssize_t n = 0;
+    if (s->qlen > head)
+        n = tf_tls_session_write(s->tls, s->qbuf + head, s->qlen - head);
+    free(s->qbuf);
+    s->qbuf = NULL;
+    s->qlen = s->qcap = 0;
+    b->raw_head = 0;
+    if (n < 0) {
+        tls_fail(s, (int)n);
+        return (int)n;
+    }
+    int rc = tf_stream_flush(s);
+    return rc != 0 ? rc : tf_stream_live(s) ? 0 : UV_ECANCELED;
+}
+
 static void tls_handshake(tf_stream_t *s)
 {
     int rc = tf_tls_session_handshake(s->tls);
@@ -441,6 +476,8 @@ static void tls_handshake(tf_stream_t *s)
     }
     if (rc == TF_TLS_OK) {
         s->flags &= (uint16_t)~TF_STREAM_HANDSHAKE;
+        if (s->qbuf != NULL && tls_write_queued(s) != 0)
+            return;
         s->sink->ready(s);
     }
 }
@@ -546,6 +583,26 @@ void tf_stream_tls_accept(tf_stream_t *s, tf_tls_session_t *tls)
     s->flags |= TF_STREAM_HANDSHAKE | TF_STREAM_WRITABLE;
 }
 
+int tf_stream_tls_connect(tf_stream_t *s, tf_tls_session_t *tls)
+{
+    /* The raw head stays queued too: a retry on another backend
+     * (tf_bstream_move_queue) sends it again. */
+    tf_bstream_t *b = tf_bstream_of(s);
+    size_t head = b->raw_head < s->qlen ? b->raw_head : s->qlen;
+    int rc = tf_tls_session_queue_raw(tls, s->qbuf, head);
+    if (rc != 0) {
+        tf_tls_session_free(tls);
+        return rc;
+    }
+    s->tls = tls;
+    s->ops = &tf_stream_tls_ops;
+    s->flags |= TF_STREAM_HANDSHAKE | TF_STREAM_WRITABLE;
+    rc = s->ops->read_start(s);
+    if (rc == 0)
+        tls_handshake(s);
+    return rc;
+}
+
 void tf_stream_goodbye(tf_stream_t *s)
 {
     if (s->tls == NULL || (s->flags & (TF_STREAM_HANDSHAKE | TF_STREAM_TLS_BORROWED)) ||
@@ -570,6 +627,9 @@ static int tls_read_start(tf_stream_t *s)
 
 static int tls_write(tf_stream_t *s, const void *data, size_t len)
 {
+    /* A backend's handshake: kept until it ends (tls_write_queued). */
+    if (s->flags & TF_STREAM_HANDSHAKE)
+        return tcp_queue(s, data, len);
     ssize_t n = tf_tls_session_write(s->tls, data, len);
     if (n < 0)
         return (int)n;
@@ -619,7 +679,7 @@ static size_t tls_pending(const tf_stream_t *s)
 {
     size_t out = 0;
     (void)tf_tls_session_out(s->tls, &out);
-    return s->wlen + out;
+    return s->wlen + out + s->qlen;
 }
 
 static const kind_t tls_kind = {.take = tls_take, .end = tls_end};

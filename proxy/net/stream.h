@@ -134,7 +134,12 @@ struct tf_stream {
     struct tf_stream_preface *preface; /* bytes read before TLS, or NULL */
     uint16_t flags;
     uv_write_t wreq;
-    uv_tcp_t tcp;
+    /* Both are uv_stream_t: everything but init and connect casts to that.
+     * A client is always TCP; a backend is a pipe for a unix: address. */
+    union {
+        uv_tcp_t tcp;
+        uv_pipe_t pipe;
+    };
 };
 
 /* A backend connection: a plain TCP stream allocated on its own, so that it
@@ -149,7 +154,9 @@ typedef struct tf_bstream {
     struct tf_bstream *prev, *next; /* a pool's idle list */
     void *bucket;                   /* the pool bucket holding it while idle */
     uint64_t idle_since_ms;
-    uint32_t uses; /* requests it has carried */
+    uint32_t uses;     /* requests it has carried */
+    uint32_t raw_head; /* queued bytes that precede TLS (a PROXY header), for
+                          tf_stream_tls_connect() */
 } tf_bstream_t;
 
 extern const tf_stream_ops_t tf_stream_tcp_ops;
@@ -178,6 +185,17 @@ static inline bool tf_stream_live(const tf_stream_t *s)
  * is writable at once (alerts and the handshake's records). */
 void tf_stream_tls_accept(tf_stream_t *s, tf_tls_session_t *tls);
 
+/* A backend stream, connected, becomes a TLS client on `tls` (taken; freed
+ * with the stream, or here on failure): the first raw_head queued bytes go
+ * out as they are, then the ClientHello; what was queued after them, and
+ * what is written before the handshake ends, is encrypted once it has. The
+ * queue keeps everything (the raw head too) until then, so that a retry
+ * after a failed handshake moves all of it to the next backend.
+ * The sink's ready() reports the end of the handshake, error() its failure
+ * (`what`: the session's reason, "certificate verify failed: ..."). 0 or a
+ * negative code (nothing was reported). */
+int tf_stream_tls_connect(tf_stream_t *s, tf_tls_session_t *tls);
+
 /* What comes before the TLS bytes on a TLS stream (a PROXY protocol
  * header, SPEC §14): the stream hands fn what it read so far (kept across
  * reads, at most max bytes), fn returns the bytes the preface took once it
@@ -198,12 +216,20 @@ void tf_stream_goodbye(tf_stream_t *s);
 void tf_stream_dispose(tf_stream_t *s);
 
 /* A new backend stream reporting to `sink` (owner), its handle initialised
- * on `loop`. NULL when out of memory or handles. */
-tf_stream_t *tf_bstream_new(uv_loop_t *loop, tf_stream_bufs_t *bufs, const tf_sink_t *sink,
-                            void *owner);
+ * on `loop` for connecting to `sa`: a uv_pipe_t for AF_UNIX, else a
+ * uv_tcp_t. NULL when out of memory or handles. */
+tf_stream_t *tf_bstream_new(uv_loop_t *loop, tf_stream_bufs_t *bufs, const struct sockaddr *sa,
+                            const tf_sink_t *sink, void *owner);
 
-/* Starts connecting; `cb` runs with the stream's tf_bstream_t request. */
+/* Starts connecting to `sa` (the address the stream was made for); `cb`
+ * runs with the stream's tf_bstream_t request. */
 int tf_bstream_connect(tf_stream_t *s, const struct sockaddr *sa, uv_connect_cb cb);
+
+/* Whether the stream's handle is a TCP socket (not a unix one). */
+static inline bool tf_stream_is_tcp(const tf_stream_t *s)
+{
+    return s->tcp.type == UV_TCP;
+}
 
 static inline tf_bstream_t *tf_bstream_of(tf_stream_t *s)
 {

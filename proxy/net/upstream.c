@@ -49,6 +49,11 @@ struct tf_upstream {
     /* The configuration the table was built from: tenant names and settings
      * point into it, so it lives as long as the table does. */
     tf_conf_t *conf;
+    /* TLS backends' client contexts, one per trust setting (the first
+     * backend's settings that made each). */
+    tf_tls_client_ctx_t **tls;
+    const tf_conf_backend_t **tls_made_for;
+    size_t ntls;
 };
 
 static uint64_t hash_str(const char *s)
@@ -77,10 +82,15 @@ static uint32_t index_get(const tf_upstream_t *u, const char *host)
     return TF_UPSTREAM_NONE;
 }
 
-
-static int resolve(const tf_conf_addr_t *a, tf_backend_t *b, char *err, size_t errlen,
-                   const char *tenant)
+int tf_backend_addr_resolve(const tf_conf_addr_t *a, tf_backend_addr_t *out, const char **why)
 {
+    memset(out, 0, sizeof *out);
+    if (a->family == TF_CONF_ADDR_UNIX) {
+        /* The loader checked that the path fits. */
+        out->un.sun_family = AF_UNIX;
+        snprintf(out->un.sun_path, sizeof out->un.sun_path, "%s", a->host);
+        return 0;
+    }
     struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV};
     struct addrinfo *res = NULL;
     char port[8];
@@ -88,18 +98,96 @@ static int resolve(const tf_conf_addr_t *a, tf_backend_t *b, char *err, size_t e
     if (a->family != TF_CONF_ADDR_NAME)
         hints.ai_flags |= AI_NUMERICHOST;
     int rc = getaddrinfo(a->host, port, &hints, &res);
-    if (rc != 0 || res == NULL || res->ai_addrlen > sizeof b->addr) {
-        snprintf(err, errlen,
-                 "tenant '%s': backend '%s': cannot resolve: %s; fix the name or use an "
-                 "address",
-                 tenant, a->text, rc != 0 ? gai_strerror(rc) : "no address");
+    if (rc != 0 || res == NULL || res->ai_addrlen > sizeof *out) {
+        *why = rc != 0 ? gai_strerror(rc) : "no address";
         if (res != NULL)
             freeaddrinfo(res);
         return TF_EINVAL;
     }
-    memcpy(&b->addr, res->ai_addr, res->ai_addrlen);
-    b->text = a->text;
+    memcpy(out, res->ai_addr, res->ai_addrlen);
     freeaddrinfo(res);
+    return 0;
+}
+
+static int resolve(const tf_conf_addr_t *a, tf_backend_t *b, char *err, size_t errlen,
+                   const char *tenant)
+{
+    const char *why = NULL;
+    if (tf_backend_addr_resolve(a, &b->addr, &why) != 0) {
+        snprintf(err, errlen,
+                 "tenant '%s': backend '%s': cannot resolve: %s; fix the name or use an "
+                 "address",
+                 tenant, a->text, why);
+        return TF_EINVAL;
+    }
+    b->text = a->text;
+    return 0;
+}
+
+static bool same_trust(const tf_conf_backend_t *a, const tf_conf_backend_t *b)
+{
+    return a->verify == b->verify &&
+           (a->verify != TF_CONF_VERIFY_FILE || strcmp(a->ca_file, b->ca_file) == 0);
+}
+
+/* The context for CB's trust setting: made once per table (loading the
+ * system store takes milliseconds), shared by the backends that use it. */
+static int tls_ctx_for(tf_upstream_t *u, const tf_conf_backend_t *cb, tf_tls_client_ctx_t **out,
+                       char *err, size_t errlen)
+{
+    for (size_t i = 0; i < u->ntls; i++) {
+        if (same_trust(u->tls_made_for[i], cb)) {
+            *out = u->tls[i];
+            return 0;
+        }
+    }
+    tf_tls_client_ctx_t **nt = realloc(u->tls, (u->ntls + 1) * sizeof *nt);
+    if (nt != NULL)
+        u->tls = nt;
+    const tf_conf_backend_t **nm = realloc(u->tls_made_for, (u->ntls + 1) * sizeof *nm);
+    if (nm != NULL)
+        u->tls_made_for = nm;
+    if (nt == NULL || nm == NULL)
+        return TF_ENOMEM;
+    tf_tls_client_opts_t o = {.verify = cb->verify != TF_CONF_VERIFY_OFF, .ca_file = cb->ca_file};
+    int rc = tf_tls_client_ctx_new(&o, &u->tls[u->ntls], err, errlen);
+    if (rc != 0)
+        return rc;
+    u->tls_made_for[u->ntls] = cb;
+    *out = u->tls[u->ntls++];
+    return 0;
+}
+
+static uint64_t fnv(uint64_t h, const char *s)
+{
+    for (; s != NULL && *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    return (h ^ 0xff) * 1099511628211ull; /* a separator: "ab","c" is not "a","bc" */
+}
+
+const char *tf_backend_verify_name(const tf_conf_backend_t *cb)
+{
+    bool ip = cb->addr.family == TF_CONF_ADDR_IPV4 || cb->addr.family == TF_CONF_ADDR_IPV6;
+    if (!cb->tls || cb->verify == TF_CONF_VERIFY_OFF)
+        return NULL;
+    return cb->sni != NULL ? cb->sni : ip ? cb->addr.host : NULL;
+}
+
+static int backend_tls(tf_upstream_t *u, tf_backend_t *b, const tf_conf_backend_t *cb,
+                       const char *tenant, char *err, size_t errlen)
+{
+    if (!cb->tls)
+        return 0;
+    char why[1024];
+    int rc = tls_ctx_for(u, cb, &b->tls, why, sizeof why);
+    if (rc != 0) {
+        snprintf(err, errlen, "tenant '%s': backend '%s': %s", tenant, cb->addr.text,
+                 rc == TF_ENOMEM ? "out of memory" : why);
+        return rc;
+    }
+    b->verify_name = tf_backend_verify_name(cb);
+    char v[2] = {(char)('0' + cb->verify), '\0'};
+    b->flavour = fnv(fnv(fnv(1469598103934665603ull, v), cb->ca_file), cb->sni) | 1;
     return 0;
 }
 
@@ -116,6 +204,9 @@ static int route_init(tf_upstream_t *u, tenant_t *t, route_t *r, const tf_conf_r
         if (rc != 0)
             return rc;
         b->conf = &cr->backends.items[i];
+        rc = backend_tls(u, b, b->conf, t->conf->name, err, errlen);
+        if (rc != 0)
+            return rc;
         b->state = tf_backends_acquire(u->reg, t->conf->name, b->text);
         if (b->state == NULL)
             return TF_ENOMEM;
@@ -232,6 +323,10 @@ void tf_upstream_free(tf_upstream_t *u)
         tenant_fini(u, &u->tenants[i]);
     free(u->tenants);
     free(u->slots);
+    for (size_t i = 0; i < u->ntls; i++)
+        tf_tls_client_ctx_free(u->tls[i]);
+    free(u->tls);
+    free(u->tls_made_for);
     tf_conf_unref(u->conf);
     free(u);
 }

@@ -15,8 +15,10 @@
 #endif
 
 #include "conf/conf.h"
+#include "tls/tls.h"
 
 #include <netinet/in.h>
+#include <sys/un.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -29,16 +31,27 @@ typedef struct tf_upstream tf_upstream_t;
 typedef struct tf_backends tf_backends_t;
 typedef struct tf_bstate tf_bstate_t;
 
+/* A backend's socket address: IPv4, IPv6 or a unix socket path. */
+typedef union {
+    struct sockaddr sa;
+    struct sockaddr_in in4;
+    struct sockaddr_in6 in6;
+    struct sockaddr_un un;
+} tf_backend_addr_t;
+
 typedef struct {
-    union {
-        struct sockaddr sa;
-        struct sockaddr_in in4;
-        struct sockaddr_in6 in6;
-    } addr;
+    tf_backend_addr_t addr;
     const char *text;            /* as written in the configuration */
     const tf_conf_backend_t *conf;
     tf_bstate_t *state;          /* process-wide, referenced by the table */
     char cookie_id[17];          /* balance cookie: the opaque ID (16 hex digits) */
+    /* tls: true (SPEC §14): the client context for its trust setting (the
+     * table's, shared by backends with the same one), and the name its
+     * certificate must hold (tls_sni, or an IP literal; NULL: none checked).
+     * NULL context: plain. */
+    tf_tls_client_ctx_t *tls;
+    const char *verify_name;
+    uint64_t flavour; /* the pool's key beside the address: 0 plain, else the TLS settings' */
 } tf_backend_t;
 
 /* What a balancer may look at besides the backends. */
@@ -53,6 +66,16 @@ typedef struct {
     uint32_t backend; /* index in the route, or TF_UPSTREAM_NONE / TF_UPSTREAM_FULL */
     bool sticky_hit;  /* balance cookie: the client's cookie named this backend */
 } tf_pick_t;
+
+/* Fills OUT from A: a unix: path as is, an IP literal or a name through
+ * the system resolver (blocking). 0, or TF_EINVAL with the resolver's
+ * reason in *WHY (static text). */
+int tf_backend_addr_resolve(const tf_conf_addr_t *a, tf_backend_addr_t *out, const char **why);
+
+/* The name a TLS backend's certificate must hold: tls_sni, else its IP
+ * literal; NULL when nothing is verified or no name applies (the chain is
+ * still verified unless tls_verify: off). Points into CB. */
+const char *tf_backend_verify_name(const tf_conf_backend_t *cb);
 
 /* Builds the table; backend host names are resolved here, once, with the
  * system resolver (blocking: call before the loop runs, or off it). Every

@@ -311,6 +311,9 @@ static int job_load_conf(job_t *j)
         return rc;
     }
     free(err);
+    /* Said at every reload, as at start-up: the risk stays while it does. */
+    for (size_t i = 0; i < tf_conf_warning_count(j->conf); i++)
+        text_add(&j->warnings, tf_conf_warning(j->conf, i));
     return 0;
 }
 

@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """HTTP/1.1 test backend for the HTTP proxy tests (stdlib only).
 
-    echo_backend.py [NAME]
+    echo_backend.py [NAME[,tls=CERT:KEY]]
 
+With ",tls=CERT:KEY" after the name it speaks TLS (a TLS backend, SPEC §14).
 Binds 127.0.0.1 on an ephemeral port, prints that port alone on the first
 line of stdout, then serves each connection on its own (daemon) thread,
 keep-alive as HTTP/1.1 says (HTTP/1.0: only with "Connection: keep-alive").
@@ -67,13 +68,14 @@ import json
 import os
 import signal
 import socket
+import ssl
 import struct
 import sys
 import threading
 import time
 from urllib.parse import parse_qs, urlsplit
 
-NAME = sys.argv[1] if len(sys.argv) > 1 else "echo"
+NAME, _, TLS = (sys.argv[1] if len(sys.argv) > 1 else "echo").partition(",tls=")
 MAX_HEAD = 1 << 20
 WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 REASONS = {100: "Continue", 101: "Switching Protocols", 200: "OK", 204: "No Content",
@@ -428,13 +430,26 @@ def main():
         os._exit(0)
 
     threading.Thread(target=watch_stdin, daemon=True).start()
+    ctx = None
+    if TLS:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(*TLS.split(":", 1))
+
+    def serve_tls(sock):
+        try:
+            sock = ctx.wrap_socket(sock, server_side=True)
+        except (OSError, ssl.SSLError):
+            sock.close()
+            return
+        serve(sock)
+
     while True:
         try:
             sock, _ = srv.accept()
         except OSError:
             continue
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        threading.Thread(target=serve, args=(sock,), daemon=True).start()
+        threading.Thread(target=serve_tls if ctx else serve, args=(sock,), daemon=True).start()
 
 
 if __name__ == "__main__":

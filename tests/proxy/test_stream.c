@@ -51,7 +51,9 @@ static tf_stream_t *stream_pair(int *far, const tf_sink_t *sink, void *owner)
 {
     int sv[2];
     cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
-    tf_stream_t *s = tf_bstream_new(&fx->loop, &fx->bufs, sink, owner);
+    /* A TCP handle (uv_tcp_open takes any stream socket). */
+    const struct sockaddr tcp = {.sa_family = AF_INET};
+    tf_stream_t *s = tf_bstream_new(&fx->loop, &fx->bufs, &tcp, sink, owner);
     cr_assert_not_null(s);
     cr_assert_eq(uv_tcp_open(&s->tcp, sv[0]), 0);
     nonblocking(sv[1]);
