@@ -162,7 +162,7 @@ static int sha256_op(void *p)
     return rc;
 }
 
-/* SHA-NI where the CPU has it (scripts/wolfssl-patches/sha256-shani.patch);
+/* SHA-NI where the CPU has it (scripts/wolfssl-patches/<suite>/sha256-shani.patch);
  * TLSFRONT_SHA256_NO_SHANI=1 in the environment measures the AVX2 path. */
 static double bench_sha256(double seconds)
 {

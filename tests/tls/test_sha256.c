@@ -1,5 +1,5 @@
 /* SHA-256 of the bundled wolfSSL, which runs the x86 SHA extensions where
- * the CPU has them (scripts/wolfssl-patches/sha256-shani.patch) and its AVX2
+ * the CPU has them (scripts/wolfssl-patches/<suite>/sha256-shani.patch) and its AVX2
  * code otherwise. Every TLS handshake's transcript, key schedule and random
  * numbers go through it, so it is checked against FIPS 180-4's examples,
  * RFC 4231's HMAC, and a plain C reference on random messages fed in random
