@@ -11,8 +11,8 @@
 #       patches apply to DIR (an unpacked source tree, left untouched: they are
 #       applied to a copy) with zero fuzz and no offset. Exit 0 or 1 with why.
 #
-# TLSFRONT_WOLFSSL_SUITE (default bookworm): the Debian release whose source is
-# built; its patches, and the pinned .dsc in SHA256SUMS, are in
+# TLSFRONT_WOLFSSL_SUITE (default trixie, wolfSSL 5.7.2; bookworm: 5.5.4): the
+# Debian release whose source is built; its patches, and the pinned .dsc in SHA256SUMS, are in
 # scripts/wolfssl-patches/<suite>/. TLSFRONT_WOLFSSL_PATCHES=DIR: another
 # patch directory of that layout (the tests use it).
 #
@@ -73,6 +73,9 @@ CFLAGS_W+=" -DWOLFSSL_GETRANDOM"
 # Our patches to Debian's source (scripts/wolfssl-patches/<suite>/, applied
 # after Debian's own, in name order; their text is part of the cache key).
 # docs/BUILD.md has one line per patch: why, what it gains, upstream status.
+# The default suite is trixie (wolfSSL 5.7.2), which needs three; bookworm
+# (5.5.4) stays selectable, with the two more it needed (issue 18,
+# docs/PERFORMANCE.md "wolfSSL base").
 # - set-ssl-ctx-native.patch adds wolfSSL_SwitchCTX(), which moves a server
 #   connection whose handshake has not started to another WOLFSSL_CTX (what
 #   wolfSSL_set_SSL_CTX does, but without OPENSSL_ALL, and freeing what the
@@ -84,22 +87,20 @@ CFLAGS_W+=" -DWOLFSSL_GETRANDOM"
 #   each (a seed read and a health test per connection, and 136 bytes per
 #   idle one); tls/ keeps one per worker generation, used from that worker's
 #   thread only.
-# - sha256-shani.patch (bookworm only) runs SHA-256 on the x86 SHA extensions
-#   (SHA-NI) where the CPU has them, chosen at run time like wolfSSL's AVX
-#   paths; wolfSSL has its own since 5.7.0. TLSFRONT_SHA256_NO_SHANI=1 in the
-#   environment of a process turns it off (for measuring).
-# - transcript-one-hash.patch (bookworm only): a TLS 1.3 server hashes the
-#   handshake transcript with the suite's hash alone once its ServerHello is
-#   out, instead of SHA-256, SHA-384 and SHA-512 all the way through.
 # - x25519-fixed-base.patch computes an X25519 public key (the server's key
 #   share, every full handshake) from Ed25519's precomputed fixed-base table
 #   instead of the generic ladder (that is what --enable-ed25519 is for).
+# - bookworm only: sha256-shani.patch (SHA-256 on the x86 SHA extensions,
+#   which wolfSSL has itself since 5.7.0; TLSFRONT_SHA256_NO_SHANI=1 turns it
+#   off) and transcript-one-hash.patch (a TLS 1.3 server's transcript hashed
+#   with its suite's hash alone after the ServerHello: under the 5% a patch
+#   must earn, so trixie goes without it).
 #
 # Each patch is pinned by its checksum in SHA256SUMS, next to the one of the
 # Debian .dsc it was made against; a patch must apply with zero fuzz and no
 # offset. Whatever differs stops the build with what to do: this never builds
 # a library with a patch missing or applied somewhere else than reviewed.
-suite=${TLSFRONT_WOLFSSL_SUITE:-bookworm}
+suite=${TLSFRONT_WOLFSSL_SUITE:-trixie}
 case $suite in
     *[!a-z]* | '') echo "build-wolfssl: TLSFRONT_WOLFSSL_SUITE='$suite' is not a Debian suite name" >&2; exit 1 ;;
 esac
@@ -168,8 +169,8 @@ apply_patches() {
             printf '%s\n' "$out" | grep -qE '^Hunk #|Reversed|previously applied'; then
             printf '%s\n' "$out" >&2
             die "$(basename "$p") does not apply to $(basename "$1") with zero fuzz and no offset" \
-                "(patch's output above). Regenerate it against this source (docs/BUILD.md," \
-                "\"wolfSSL patches\") and update its line in $patches_dir/SHA256SUMS."
+                "(patch's output above). Regenerate it against this source (docs/BUILD.md, \"Our" \
+                "patches to Debian's source\") and update its line in $patches_dir/SHA256SUMS."
         fi
     done
 }

@@ -51,7 +51,7 @@ done
 ok "$n committed patch directories verify, and refuse another Debian version"
 
 # ---- a tampered copy of a real patch ----------------------------------------------------
-default="$src/scripts/wolfssl-patches/bookworm"
+default="$src/scripts/wolfssl-patches/trixie"
 cp -a "$default" "$tmp/tampered"
 victim=$(ls "$tmp/tampered"/*.patch | head -n 1)
 sed -i '0,/^+ /s/^+ /+  /' "$victim"
