@@ -11,6 +11,10 @@ set_property(CACHE TLSFRONT_WOLFSSL PROPERTY STRINGS bundled system)
 # RDRAND as the bundled wolfSSL's random source (--enable-intelrand); see
 # scripts/build-wolfssl.sh and docs/TLS.md for why it is off by default.
 option(TLSFRONT_WOLFSSL_RDRAND "bundled wolfSSL: RDRAND as the random source" OFF)
+# The Debian release whose wolfssl source the bundled build uses, with its own patches
+# (scripts/wolfssl-patches/<suite>/). Empty: the script's default, or the environment's
+# TLSFRONT_WOLFSSL_SUITE.
+set(TLSFRONT_WOLFSSL_SUITE "" CACHE STRING "bundled wolfSSL: Debian suite of the source (empty: the default)")
 
 if(TLSFRONT_WOLFSSL STREQUAL "bundled")
     # The script runs at every configure (it answers from its cache in a
@@ -21,8 +25,12 @@ if(TLSFRONT_WOLFSSL STREQUAL "bundled")
         else()
             set(_rdrand 0)
         endif()
+        set(_suite_env "")
+        if(TLSFRONT_WOLFSSL_SUITE)
+            set(_suite_env "TLSFRONT_WOLFSSL_SUITE=${TLSFRONT_WOLFSSL_SUITE}")
+        endif()
         execute_process(
-            COMMAND ${CMAKE_COMMAND} -E env TLSFRONT_WOLFSSL_RDRAND=${_rdrand}
+            COMMAND ${CMAKE_COMMAND} -E env TLSFRONT_WOLFSSL_RDRAND=${_rdrand} ${_suite_env}
                     bash ${PROJECT_SOURCE_DIR}/scripts/build-wolfssl.sh
             OUTPUT_VARIABLE _wolfssl_prefix
             OUTPUT_STRIP_TRAILING_WHITESPACE

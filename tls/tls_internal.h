@@ -15,7 +15,7 @@
 
 /* cache.c: wolfSSL contexts for tenant certificates, one per bundle, so
  * that a handshake selecting one switches its WOLFSSL to a ready context
- * (wolfSSL_SwitchCTX, scripts/wolfssl-patches/set-ssl-ctx-native.patch)
+ * (wolfSSL_SwitchCTX, scripts/wolfssl-patches/<suite>/set-ssl-ctx-native.patch)
  * instead of parsing and copying the chain and key into the connection.
  * At most `cap` contexts, least recently used out first; each slot holds a
  * reference to its bundle (the key: a reload cannot free it and give its
@@ -79,7 +79,7 @@ struct tf_tls_ctx {
     void *acme_ud;
     tf_tls__cache_t cache; /* tenant contexts, configured as wctx */
     /* The random number generator of every connection on this context
-     * (wolfSSL_CTX_SetSharedRng, scripts/wolfssl-patches/shared-rng.patch),
+     * (wolfSSL_CTX_SetSharedRng, scripts/wolfssl-patches/<suite>/shared-rng.patch),
      * instead of a Hash_DRBG instantiated per connection. The context is
      * used by one worker thread at a time, and freed after its last
      * connection; NULL without the patch (system wolfSSL). */

@@ -162,7 +162,8 @@ static int sha256_op(void *p)
     return rc;
 }
 
-/* SHA-NI where the CPU has it (scripts/wolfssl-patches/sha256-shani.patch);
+/* SHA-NI where the CPU has it: wolfSSL's own since 5.7.0; on bookworm's 5.5.4,
+ * scripts/wolfssl-patches/bookworm/sha256-shani.patch, where
  * TLSFRONT_SHA256_NO_SHANI=1 in the environment measures the AVX2 path. */
 static double bench_sha256(double seconds)
 {
@@ -262,7 +263,7 @@ static double bench_x25519(WC_RNG *rng, double seconds)
 }
 
 /* A new key pair, as the server makes for every full TLS 1.3 handshake:
- * the public key comes from the fixed base (scripts/wolfssl-patches/). */
+ * the public key comes from the fixed base (x25519-fixed-base.patch). */
 struct x25519_keygen_ctx {
     curve25519_key key;
     WC_RNG *rng;

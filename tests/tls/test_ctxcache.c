@@ -377,7 +377,7 @@ Test(tls_ctxcache, replaced_bundle_is_served_though_the_old_one_is_cached)
 }
 
 #ifdef WOLFSSL_HAVE_SWITCHCTX
-/* wolfSSL_SwitchCTX (scripts/wolfssl-patches/set-ssl-ctx-native.patch) on
+/* wolfSSL_SwitchCTX (scripts/wolfssl-patches/<suite>/set-ssl-ctx-native.patch) on
  * its own: what the connection owned is freed (the sanitizer build would
  * report a leak), the new context is referenced (freed by the cache first,
  * it lives on with the connection), and a handshake under way refuses. */

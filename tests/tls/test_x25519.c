@@ -1,5 +1,5 @@
 /* The X25519 key share of every full handshake: the bundled wolfSSL
- * computes public keys from the fixed base (scripts/wolfssl-patches/
+ * computes public keys from the fixed base (scripts/wolfssl-patches/<suite>/
  * x25519-fixed-base.patch). Checked against RFC 7748's vector and against
  * wolfSSL's own generic ladder on random keys, so a build that gets the
  * point conversion wrong cannot pass. */
