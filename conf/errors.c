@@ -43,14 +43,20 @@ static tf_conf__err_t *slot_for(tf_conf__ctx_t *ctx, unsigned line, unsigned col
     return last;
 }
 
+/* The message as the operator reads it: formatted, made printable. */
+static void format_msg(char buf[MSG_MAX], const char *fmt, va_list ap)
+{
+    vsnprintf(buf, MSG_MAX, fmt, ap);
+    sanitize(buf);
+}
+
 void tf_conf__error(tf_conf__ctx_t *ctx, yaml_mark_t mark, const char *fmt, ...)
 {
     char buf[MSG_MAX];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(buf, sizeof buf, fmt, ap);
+    format_msg(buf, fmt, ap);
     va_end(ap);
-    sanitize(buf);
 
     unsigned line = (unsigned)mark.line, col = (unsigned)mark.column;
     tf_conf__err_t *e = slot_for(ctx, line, col);
@@ -69,9 +75,8 @@ void tf_conf__warn(tf_conf__ctx_t *ctx, yaml_mark_t mark, const char *fmt, ...)
     char buf[MSG_MAX];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(buf, sizeof buf, fmt, ap);
+    format_msg(buf, fmt, ap);
     va_end(ap);
-    sanitize(buf);
     tf_conf_t *c = ctx->conf;
     struct tf_conf__warning *w = tf_conf__alloc(&c->arena, sizeof *w);
     size_t n = strlen(ctx->name) + strlen(buf) + 48;

@@ -629,13 +629,10 @@ static void h2s_read_stop(tf_stream_t *s)
     s->flags &= (uint16_t)~TF_STREAM_READING;
 }
 
-static int h2s_write(tf_stream_t *s, const void *data, size_t len)
+/* After the exchange's bytes or head went into the stream: RC says whether
+ * they could be relayed (logged when not); the stream resumes sending. */
+static int relayed(tf_h2s_t *st, int rc)
 {
-    tf_h2s_t *st = s->transport;
-    /* A reset stream takes no more; its exchange hears of the reset. */
-    if (st->h2 == NULL || st->end_sent)
-        return 0;
-    int rc = response_bytes(st, data, len);
     if (rc != 0) {
         TF_CONN_LOG(TF_LOG_WARN, &st->conn, "HTTP/2 stream %d: response not relayable: %s",
                     (int)st->id, tf_strerror(rc));
@@ -643,6 +640,16 @@ static int h2s_write(tf_stream_t *s, const void *data, size_t len)
     }
     resume(st);
     return 0;
+}
+
+static int h2s_write(tf_stream_t *s, const void *data, size_t len)
+{
+    tf_h2s_t *st = s->transport;
+    /* A reset stream takes no more; its exchange hears of the reset. */
+    if (st->h2 == NULL || st->end_sent)
+        return 0;
+    int rc = response_bytes(st, data, len);
+    return relayed(st, rc);
 }
 
 /* The exchange's parsed response head: its fields go to HEADERS as they
@@ -657,13 +664,7 @@ static int h2s_write_head(tf_stream_t *s, const tf_http_response_t *r,
     int rc = st->rstate != H2R_HEAD || st->rhead.len > 0 ? UV_EPROTO : submit_head(st, r, how);
     if (rc == 0 && st->rstate == H2R_BODY && tf_http_parser_follow(&st->rp, r, st->info.head) != 0)
         rc = UV_EPROTO;
-    if (rc != 0) {
-        TF_CONN_LOG(TF_LOG_WARN, &st->conn, "HTTP/2 stream %d: response not relayable: %s",
-                    (int)st->id, tf_strerror(rc));
-        return rc;
-    }
-    resume(st);
-    return 0;
+    return relayed(st, rc);
 }
 
 static int h2s_shutdown(tf_stream_t *s)
