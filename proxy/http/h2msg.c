@@ -143,6 +143,12 @@ static bool check_request(const req_t *r, const tf_h2_field_t *fields, size_t nf
     if ((r->path != NULL && !no_space(r->path)) ||
         (r->authority != NULL && !no_space(r->authority)))
         return false;
+    /* RFC 9113 §8.3.1: an origin-form path, or "*" for OPTIONS. nghttp2
+     * refuses others first; said here too, so that the head handed on
+     * parsed never carries a target the text path would refuse. */
+    if (r->path != NULL && r->path->value[0] != '/' &&
+        !(value_is(r->path, "*") && method_is(r->method, "OPTIONS")))
+        return false;
     /* Host is :authority, or the first host field without it: any other
      * host field must say the same, or routing and the backend could read
      * different names. */
@@ -353,10 +359,24 @@ static void lower_copy(const char *name, size_t n, char *out)
     }
 }
 
+/* Fields a trailer section must not carry (RFC 9110 §6.5.1): framing,
+ * routing, and how the content is to be read. An HTTP/2 client treats a
+ * content-length among trailers as a malformed stream. */
+static bool trailer_forbidden(const tf_http_header_t *h)
+{
+    static const char *const names[] = {
+        "content-length", "host", "trailer", "content-type", "content-encoding", "content-range"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        if (name_is(h, names[i]))
+            return true;
+    }
+    return false;
+}
+
 bool tf_h2_trailer_field(const tf_http_header_t *h, char *lower)
 {
     if (dropped(h, false) || name_is(h, "connection") || name_is(h, "keep-alive") ||
-        name_is(h, "proxy-connection") || name_is(h, "te"))
+        name_is(h, "proxy-connection") || name_is(h, "te") || trailer_forbidden(h))
         return false;
     lower_copy(h->name, h->name_len, lower);
     return true;

@@ -68,12 +68,13 @@ static size_t sticky_cookie(const tf_conn_t *c, const tf_http_response_t *r, cha
 }
 
 /* A client stream that carries messages (HTTP/2) takes the head parsed:
- * written as text, it would be read back at once. The head's bytes as
- * received count for the access log. */
+ * written as text, it would be read back at once. The access log counts
+ * the head as the text it stands for, as for HTTP/1.1. */
 static bool send_parsed_head(tf_conn_t *c, const tf_http_response_t *r,
                              const tf_http_resp_rewrite_t *how, const char *body, size_t body_len)
 {
-    int rc = c->client.ops->write_head(&c->client, r, how);
+    size_t head_len = 0;
+    int rc = c->client.ops->write_head(&c->client, r, how, &head_len);
     if (rc < 0) {
         if (!tf_conn_closing(c))
             tf_conn_fail(c, rc, "client write");
@@ -81,7 +82,7 @@ static bool send_parsed_head(tf_conn_t *c, const tf_http_response_t *r,
     }
     if (body_len > 0 && tf_hx__client_write(c, body, body_len) < 0)
         return false;
-    c->hx->out_bytes += (uint64_t)r->head_len + body_len;
+    c->hx->out_bytes += (uint64_t)head_len + body_len;
     return true;
 }
 

@@ -59,7 +59,8 @@ typedef struct {
     size_t len, cap;
     tf_h2_field_at_t *at;
     size_t n, ncap;
-    size_t bytes; /* decoded size, as HTTP/1.1 would count it */
+    size_t bytes;   /* decoded size, as HTTP/1.1 would count it */
+    size_t cookies; /* cookie fields among them: joined into one when handed on */
 } tf_h2_fields_t;
 
 /* Where a stream's response stands (what the exchange wrote). */

@@ -47,7 +47,7 @@ void tf_h2__block_begin(tf_worker_t *w)
 {
     tf_h2_fields_t *f = block_of(w);
     if (f != NULL)
-        f->len = f->n = f->bytes = 0;
+        f->len = f->n = f->bytes = f->cookies = 0;
 }
 
 /* Appends name: value (copied) to f. 0 or TF_ENOMEM. */
@@ -93,15 +93,21 @@ bool tf_h2__field(tf_h2_t *h2, tf_h2s_t *st, const uint8_t *name, size_t nlen, c
         st->too_big = true;
         return true;
     }
-    /* Counted as the HTTP/1.1 line it becomes: "name: value\r\n". */
-    f->bytes += nlen + vlen + 4;
+    /* Counted as the HTTP/1.1 line it becomes: "name: value\r\n"; a cookie
+     * crumb after the first as the "; value" it adds to that line, and not
+     * as a field (browsers send one crumb per cookie, RFC 9113 §8.2.3). */
+    bool cookie = nlen == 6 && memcmp(name, "cookie", 6) == 0; /* lower-case: nghttp2 checks */
+    f->bytes += cookie && f->cookies > 0 ? vlen + 2 : nlen + vlen + 4;
     if (f->bytes > (size_t)lim->max_header_bytes * H2_HPACK_ABUSE)
         return false;
     if (st->too_big)
         return true;
-    if (f->bytes > lim->max_header_bytes || f->n >= (size_t)lim->max_header_fields + 8 ||
+    size_t fields = f->n - (f->cookies > 1 ? f->cookies - 1 : 0); /* as handed on */
+    if (f->bytes > lim->max_header_bytes || fields >= (size_t)lim->max_header_fields + 8 ||
         fields_add(f, (const char *)name, nlen, (const char *)value, vlen) != 0)
         st->too_big = true;
+    else
+        f->cookies += cookie;
     return true;
 }
 
@@ -172,9 +178,12 @@ static bool has_protocol(const tf_h2_field_t *v, size_t n)
 static long request_head(tf_h2s_t *st, bool end_stream)
 {
     tf_h2_fields_t *f = block_of(st->h2->c->worker);
-    size_t cap = f->n + 6, scap = f->len + 2 * f->n;
-    if (cap > TF_HTTP_HEADERS_MAX)
-        return -1; /* more than any limits.max_header_fields allows */
+    /* Room for the fields handed on (pseudo-headers and cookie crumbs
+     * fold, Host and up to five added fields come in); past
+     * TF_HTTP_HEADERS_MAX, tf_h2_request_fields() says -1 when the fields
+     * it writes do not fit. */
+    size_t cap = f->n + 6 < TF_HTTP_HEADERS_MAX ? f->n + 6 : TF_HTTP_HEADERS_MAX;
+    size_t scap = f->len + 2 * f->n;
     tf_http_header_t *mem = malloc(cap * sizeof *mem + f->len + scap + 25);
     tf_h2_field_t stackv[32];
     tf_h2_field_t *v = f->n <= 32 ? stackv : malloc(f->n * sizeof *v);
@@ -462,7 +471,20 @@ static int submit_fields(tf_h2s_t *st, const tf_http_response_t *r, const nghttp
 
 /* Submits the HEADERS for a response head, changed as HOW says (NULL:
  * nothing). */
-static int submit_head(tf_h2s_t *st, const tf_http_response_t *r, const tf_http_resp_rewrite_t *how)
+/* The size of the head the fields stand for, as HTTP/1.1 text: the
+ * backend's status line, a "name: value\r\n" per field after :status, the
+ * empty line. */
+static size_t head_text_len(const tf_http_response_t *r, const nghttp2_nv *nv, long n)
+{
+    const char *eol = memchr(r->start, '\n', r->head_len);
+    size_t len = (eol != NULL ? (size_t)(eol - r->start) + 1 : 0) + 2;
+    for (long i = 1; i < n; i++)
+        len += nv[i].namelen + nv[i].valuelen + 4;
+    return len;
+}
+
+static int submit_head(tf_h2s_t *st, const tf_http_response_t *r, const tf_http_resp_rewrite_t *how,
+                       size_t *text_len)
 {
     size_t lowercap, outcap = tf_h2_response_fields_cap(r, how, &lowercap);
     tf_h2_field_t f_stack[TF_HTTP_HEADERS_DEFAULT + 1];
@@ -478,6 +500,7 @@ static int submit_head(tf_h2s_t *st, const tf_http_response_t *r, const tf_http_
         long n = head_fields(st, r, how, status, nv, f, outcap, lower,
                              lowercap > sizeof lower_stack ? lowercap : sizeof lower_stack);
         rc = submit_fields(st, r, nv, n);
+        *text_len = head_text_len(r, nv, n);
     }
     if (!small) {
         free(f);
@@ -508,7 +531,8 @@ static int response_head(tf_h2s_t *st, const char *data, size_t len, size_t *use
     }
     if (rc != 0)
         return UV_EPROTO;
-    rc = submit_head(st, r, NULL);
+    size_t text_len; /* the text is what the exchange counted */
+    rc = submit_head(st, r, NULL, &text_len);
     if (rc != 0)
         return rc;
     if (!buffered) {
@@ -656,12 +680,14 @@ static int h2s_write(tf_stream_t *s, const void *data, size_t len)
  * are, with no HTTP/1.1 text written and read back; the body's framing,
  * which the exchange writes on, is followed from what the head says. */
 static int h2s_write_head(tf_stream_t *s, const tf_http_response_t *r,
-                          const tf_http_resp_rewrite_t *how)
+                          const tf_http_resp_rewrite_t *how, size_t *text_len)
 {
     tf_h2s_t *st = s->transport;
+    *text_len = 0;
     if (st->h2 == NULL || st->end_sent)
         return 0;
-    int rc = st->rstate != H2R_HEAD || st->rhead.len > 0 ? UV_EPROTO : submit_head(st, r, how);
+    int rc =
+        st->rstate != H2R_HEAD || st->rhead.len > 0 ? UV_EPROTO : submit_head(st, r, how, text_len);
     if (rc == 0 && st->rstate == H2R_BODY && tf_http_parser_follow(&st->rp, r, st->info.head) != 0)
         rc = UV_EPROTO;
     return relayed(st, rc);

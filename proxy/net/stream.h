@@ -101,20 +101,22 @@ typedef struct {
      * with what the proxy changes in it (HOW), in place of the text
      * tf_http_rewrite_response_head() would write; the body follows through
      * write() in its HTTP/1.1 framing. NULL on byte streams, which are
-     * written the text. 0, or a negative code (the connection fails). */
+     * written the text. *TEXT_LEN receives the size of the head as that
+     * text (what the access log counts). 0, or a negative code (the
+     * connection fails). */
     int (*write_head)(tf_stream_t *s, const tf_http_response_t *resp,
-                      const tf_http_resp_rewrite_t *how);
+                      const tf_http_resp_rewrite_t *how, size_t *text_len);
 } tf_stream_ops_t;
 
 enum {
-    TF_STREAM_READING = 1 << 0,     /* uv_read_start is active */
-    TF_STREAM_WRITABLE = 1 << 1,    /* connected: queued bytes may be written */
-    TF_STREAM_SHUT_WANTED = 1 << 2, /* shut the write side once drained */
-    TF_STREAM_SHUT_SENT = 1 << 3,   /* FIN or close_notify handed to libuv */
-    TF_STREAM_OPEN = 1 << 4,        /* the uv_tcp_t is initialised, not closing */
-    TF_STREAM_SHUT_DONE = 1 << 5,   /* the sink has been told: shut() ran */
-    TF_STREAM_CORKED = 1 << 6,      /* writes wait for tf_stream_uncork() */
-    TF_STREAM_HANDSHAKE = 1 << 7,   /* TLS: handshaking; ready() has not run */
+    TF_STREAM_READING = 1 << 0,      /* uv_read_start is active */
+    TF_STREAM_WRITABLE = 1 << 1,     /* connected: queued bytes may be written */
+    TF_STREAM_SHUT_WANTED = 1 << 2,  /* shut the write side once drained */
+    TF_STREAM_SHUT_SENT = 1 << 3,    /* FIN or close_notify handed to libuv */
+    TF_STREAM_OPEN = 1 << 4,         /* the uv_tcp_t is initialised, not closing */
+    TF_STREAM_SHUT_DONE = 1 << 5,    /* the sink has been told: shut() ran */
+    TF_STREAM_CORKED = 1 << 6,       /* writes wait for tf_stream_uncork() */
+    TF_STREAM_HANDSHAKE = 1 << 7,    /* TLS: handshaking; ready() has not run */
     TF_STREAM_TLS_BORROWED = 1 << 8, /* `tls` is another stream's (an HTTP/2
                                         stream's connection): not freed here */
 };

@@ -337,7 +337,8 @@ def check_response(st, want_status, sent_body, method):
 
 def one_round(c, args):
     body = body_pattern(args.body_bytes) if args.body_bytes is not None else None
-    headers = parse_headers(args.header)
+    headers = (parse_headers(args.header) + [("x-f", "1")] * args.fields
+               + [("cookie", "c%d=1" % i) for i in range(args.crumbs)])
     trailers = parse_headers(args.trailer) if args.trailer else None
     sids = []
     for path in args.path or ["/"]:
@@ -1029,6 +1030,8 @@ def main():
     g.add_argument("--count", type=int, default=1, help="requests per path, all concurrent")
     g.add_argument("--method", default="GET")
     g.add_argument("--header", action="append", help="'name: value' (repeatable, sent as is)")
+    g.add_argument("--fields", type=int, default=0, help="N more fields 'x-f: 1'")
+    g.add_argument("--crumbs", type=int, default=0, help="N cookie fields 'cookie: cI=1'")
     g.add_argument("--trailer", action="append", help="request trailer 'name: value'")
     g.add_argument("--body-bytes", type=int)
     g.add_argument("--expect-status", type=int, default=200)

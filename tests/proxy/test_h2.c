@@ -31,6 +31,7 @@ typedef struct {
     bool disabled;        /* http2: {enabled: false} */
     const char *other;    /* timeouts.handshake, request_header and response; NULL: 20s, 20s, 60s */
     bool sink;            /* a route /sink/ to tests/proxy/sink_backend.py (never reads) */
+    unsigned max_fields;  /* limits.max_header_fields; 0: the default */
 } h2_opts_t;
 
 typedef struct {
@@ -61,6 +62,9 @@ static void site_start(site_t *s, const h2_opts_t *o)
         snprintf(sink, sizeof sink, "      - path: /sink/\n        backends: [\"127.0.0.1:%u\"]\n",
                  px->echos_port[i]);
     }
+    char fields[64] = "";
+    if (o && o->max_fields)
+        snprintf(fields, sizeof fields, "  max_header_fields: %u\n", o->max_fields);
     char streams[64] = "";
     if (o && o->max_streams)
         snprintf(streams, sizeof streams, "  max_concurrent_streams: %u\n", o->max_streams);
@@ -74,7 +78,7 @@ static void site_start(site_t *s, const h2_opts_t *o)
             "tls:\n  certs: [\"%s/certs\"]\n  default_cert: %s/certs/system.pem\n"
             "timeouts:\n  handshake: %s\n  connect: 2s\n  drain: 20s\n  idle: %s\n"
             "  request_header: %s\n  response: %s\n"
-            "limits:\n  max_header_bytes: 8192\n"
+            "limits:\n  max_header_bytes: 8192\n%s"
             "http2:\n  enabled: %s\n%s"
             "tenants:\n"
             "  acme:\n"
@@ -91,7 +95,7 @@ static void site_start(site_t *s, const h2_opts_t *o)
             "  any:\n    hosts: [\"*\"]\n    backends: [\"127.0.0.1:%u\"]\n",
             s->access, px->demo, px->demo, o && o->other ? o->other : "20s",
             o && o->idle ? o->idle : "60s", o && o->other ? o->other : "20s",
-            o && o->other ? o->other : "60s", o && o->disabled ? "false" : "true", streams,
+            o && o->other ? o->other : "60s", fields, o && o->disabled ? "false" : "true", streams,
             px->echos_port[ECHO_H2], px->echos_port[ECHO_WS], sink, px->echos_port[ECHO_H2],
             px->backend_port, px->echos_port[ECHO_H2]);
     fclose(f);
@@ -295,6 +299,29 @@ Test(h2, responses_get_the_route_rules_and_the_sticky_cookie)
                   "%s: body not whole: %s", paths[i], out);
         free(out);
     }
+    /* The access log counts the head the client got, as the HTTP/1.1 text it
+     * stands for (the backend's "HTTP/1.1 200 OK" line, the fields as curl
+     * shows them, the empty line), not the backend's own head: the rule's
+     * field and the cookie count, the removed Content-Type does not. */
+    int st;
+    char *out = tf_px_sh(&st,
+                         "curl -sS -i --http2 --max-time 60 --cacert '%s' --resolve "
+                         "sticky.tenants.example:%u:127.0.0.1 "
+                         "'https://sticky.tenants.example:%u/plain?counted'",
+                         s.px.ca, s.px.port, s.px.port);
+    cr_assert_eq(st, 0, "%s", out);
+    const char *end = strstr(out, "\r\n\r\n");
+    cr_assert_not_null(end, "%s", out);
+    size_t head = (size_t)(end + 4 - out), body = strlen(end + 4);
+    size_t want = strlen("HTTP/1.1 200 OK\r\n") + head - strlen("HTTP/2 200 \r\n") + body;
+    char *log = tf_px_wait_file(s.access, "/plain?counted", NULL);
+    const char *line = strstr(log, "/plain?counted");
+    const char *o = line != NULL ? strstr(line, " out=") : NULL;
+    cr_assert_not_null(o, "%s", log);
+    cr_expect_eq(strtoul(o + 5, NULL, 10), want, "out= against the head and body curl got: %s%s",
+                 out, line);
+    free(log);
+    free(out);
     tf_px_stop(&s.px);
 }
 
@@ -907,6 +934,44 @@ Test(h2, a_header_block_over_max_header_bytes_is_431_and_the_connection_serves_o
     free(out);
     cr_expect_eq(seen_count(&s, "/big-head"), 0);
     expect_served(&s, "a large header block");
+    tf_px_stop(&s.px);
+}
+
+/* limits.max_header_fields counts the fields of the request handed on (Host
+ * and the regular ones), as over HTTP/1.1: at its largest (1,000), 999
+ * regular fields and Host pass, one more is 431. The four pseudo-header
+ * fields do not count against it. */
+Test(h2, max_header_fields_counts_the_request_handed_on)
+{
+    site_t s;
+    h2_opts_t o = {.max_fields = 1000};
+    site_start(&s, &o);
+    int st;
+    char *out = H2C(&s, &st, "get --path /many --fields 999 --show 0");
+    expect_ok("999 fields and Host against 1000", out, st);
+    free(out);
+    out = H2C(&s, &st, "get --path /many --fields 1000 --expect-status 431 --show 0");
+    expect_ok("1000 fields and Host against 1000", out, st);
+    free(out);
+    expect_served(&s, "many fields");
+    tf_px_stop(&s.px);
+}
+
+/* Browsers send a cookie field per cookie (RFC 9113 §8.2.3): they are
+ * joined into one line and count as one field, as over HTTP/1.1. At the
+ * default 100: 90 fields, 30 crumbs and Host pass. */
+Test(h2, cookie_crumbs_count_as_the_one_field_they_become)
+{
+    site_t s;
+    site_start(&s, NULL);
+    int st;
+    char *out = H2C(&s, &st, "get --path /crumbs --fields 90 --crumbs 30 --show 0");
+    expect_ok("90 fields, 30 crumbs and Host against 100", out, st);
+    free(out);
+    out = H2C(&s, &st, "get --path /crumbs --fields 100 --crumbs 30 --expect-status 431 --show 0");
+    expect_ok("100 fields, 30 crumbs and Host against 100", out, st);
+    free(out);
+    expect_served(&s, "cookie crumbs");
     tf_px_stop(&s.px);
 }
 
