@@ -308,6 +308,67 @@ static void check_duplicates(tf_conf__ctx_t *ctx, const tf_conf_tenant_t *t)
     free(v);
 }
 
+/* ---- one address, one TLS setting -------------------------------------------------- */
+
+static bool same_str(const char *a, const char *b)
+{
+    return a == b || (a != NULL && b != NULL && strcmp(a, b) == 0);
+}
+
+static bool same_tls(const tf_conf_backend_t *a, const tf_conf_backend_t *b)
+{
+    return a->tls == b->tls && a->verify == b->verify && same_str(a->ca_file, b->ca_file) &&
+           same_str(a->sni, b->sni);
+}
+
+/* A tenant's backend is one per address: its health, down marks and drain
+ * (GET and POST /backends) are the address's. Two TLS settings for one
+ * address in one tenant would share them, and a check made with one
+ * setting would decide for the other: refused. Quadratic in the tenant's
+ * backends, which are few, and only for those that set TLS. */
+static bool any_tls(const tf_conf_tenant_t *t)
+{
+    for (size_t r = 0; r < t->nroutes; r++) {
+        for (size_t i = 0; i < t->routes[r].backends.count; i++) {
+            if (t->routes[r].backends.items[i].tls)
+                return true;
+        }
+    }
+    return false;
+}
+
+static void check_tls_per_address(tf_conf__ctx_t *ctx, const tf_conf_tenant_t *t)
+{
+    if (!any_tls(t))
+        return;
+    for (size_t r = 0; r < t->nroutes; r++) {
+        const tf_conf_backend_list_t *l = &t->routes[r].backends;
+        for (size_t i = 0; i < l->count; i++) {
+            const tf_conf_backend_t *b = &l->items[i];
+            bool done = false;
+            for (size_t r2 = 0; r2 <= r && !done; r2++) {
+                const tf_conf_backend_list_t *l2 = &t->routes[r2].backends;
+                size_t end = r2 == r ? i : l2->count;
+                for (size_t j = 0; j < end && !done; j++) {
+                    const tf_conf_backend_t *a = &l2->items[j];
+                    if (strcmp(a->addr.text, b->addr.text) != 0 || (!a->tls && !b->tls))
+                        continue;
+                    done = true;
+                    if (same_tls(a, b))
+                        continue;
+                    yaml_mark_t m = {.line = b->line - 1, .column = b->column - 1};
+                    tf_conf__error(ctx, m,
+                                   "tenants.%s: backend '%s' has other TLS settings (tls, "
+                                   "tls_verify, tls_sni) than at line %u, column %u; one "
+                                   "address is one backend, with one health state: give each "
+                                   "setting its own address (another port or name)",
+                                   t->name, b->addr.text, a->line, a->column);
+                }
+            }
+        }
+    }
+}
+
 /* ---- tenants ------------------------------------------------------------------- */
 
 static void resolve_tenant(tf_conf__ctx_t *ctx, tf_conf_tenant_t *t, const tf_conf__src_t *s)
@@ -331,6 +392,7 @@ static void resolve_tenant(tf_conf__ctx_t *ctx, tf_conf_tenant_t *t, const tf_co
     t->routes = routes;
     t->nroutes = n;
     check_duplicates(ctx, t);
+    check_tls_per_address(ctx, t);
 }
 
 void tf_conf__resolve_tenants(tf_conf__ctx_t *ctx)

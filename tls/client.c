@@ -9,6 +9,7 @@
 #include <wolfssl/error-ssl.h>
 #include <wolfssl/wolfcrypt/sha256.h>
 
+#include <arpa/inet.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -88,7 +89,22 @@ int tf_tls_session_resume_by(tf_tls_session_t *s, const void *id, size_t len)
     resume_slot_t *slot = slot_find(s->cl->ctx, s->cl->resume_id);
     if (slot != NULL && wolfSSL_set_session(s->ssl, slot->sess) != WOLFSSL_SUCCESS)
         return TF_EINVAL; /* a full handshake then */
+    s->cl->offered = slot != NULL;
     return 0;
+}
+
+bool tf_tls_session_forget_offered(tf_tls_session_t *s)
+{
+    if (!s->client || !s->cl->offered)
+        return false;
+    resume_slot_t *slot = slot_find(s->cl->ctx, s->cl->resume_id);
+    if (slot != NULL) {
+        wolfSSL_SESSION_free(slot->sess);
+        slot->sess = NULL;
+    }
+    s->cl->offered = false;
+    s->cl->resume = false;
+    return true;
 }
 
 void tf_tls__client_keep_session(tf_tls_session_t *s)
@@ -104,14 +120,42 @@ void tf_tls__client_keep_session(tf_tls_session_t *s)
         if (c->slots[i].sess == NULL)
             slot = &c->slots[i];
     }
-    for (size_t i = 0; slot == NULL && i < RESUME_SLOTS; i++) {
-        if (i == 0 || c->slots[i].age < slot->age)
-            slot = &c->slots[i];
+    if (slot == NULL) { /* every slot taken: the oldest goes */
+        slot = &c->slots[0];
+        for (size_t i = 1; i < RESUME_SLOTS; i++) {
+            if (c->slots[i].age < slot->age)
+                slot = &c->slots[i];
+        }
     }
     wolfSSL_SESSION_free(slot->sess);
     memcpy(slot->id, s->cl->resume_id, sizeof slot->id);
     slot->sess = sess;
     slot->age = ++c->clock;
+}
+
+/* wolfSSL matches an IPv6 subjectAltName as the text it writes for it:
+ * eight groups of four hex digits (asn.c, GenerateDNSEntryIPString, 5.5.4
+ * and 5.7.2), compared without case; "::1" or "[::1]" never would. Other
+ * names are returned as they are. */
+static const char *ip6_as_wolfssl(const char *name, char out[40])
+{
+    char bare[INET6_ADDRSTRLEN];
+    size_t n = strlen(name);
+    if (n >= 2 && name[0] == '[' && name[n - 1] == ']' && n - 2 < sizeof bare) {
+        memcpy(bare, name + 1, n - 2);
+        bare[n - 2] = '\0';
+    } else if (n < sizeof bare) {
+        memcpy(bare, name, n + 1);
+    } else {
+        return name;
+    }
+    unsigned char a[16];
+    if (inet_pton(AF_INET6, bare, a) != 1)
+        return name;
+    for (int i = 0; i < 8; i++)
+        snprintf(out + 5 * i, 40 - 5 * (size_t)i, "%02X%02X%s", a[2 * i], a[2 * i + 1],
+                 i < 7 ? ":" : "");
+    return out;
 }
 
 /* SNI and the name the certificate must hold. */
@@ -121,7 +165,9 @@ static bool client_names(tf_tls_session_t *s, const tf_tls_client_ctx_t *c, cons
     if (sni != NULL && wolfSSL_UseSNI(s->ssl, WOLFSSL_SNI_HOST_NAME, sni,
                                       (unsigned short)strlen(sni)) != WOLFSSL_SUCCESS)
         return false;
-    if (c->verify && name != NULL && wolfSSL_check_domain_name(s->ssl, name) != WOLFSSL_SUCCESS)
+    char ip6[40];
+    if (c->verify && name != NULL &&
+        wolfSSL_check_domain_name(s->ssl, ip6_as_wolfssl(name, ip6)) != WOLFSSL_SUCCESS)
         return false;
     /* The backend speaks HTTP/1.1 (or whatever mode tcp carries): no ALPN. */
     return true;

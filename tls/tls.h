@@ -310,6 +310,13 @@ tf_tls_session_t *tf_tls_client_session_new(tf_tls_client_ctx_t *c, const char *
  * freed first. 0, or TF_EINVAL (then a full handshake). */
 int tf_tls_session_resume_by(tf_tls_session_t *s, const void *id, size_t len);
 
+/* A client session whose handshake failed: when it offered a kept session,
+ * forgets that one (the peer may have changed: another TLS version, new
+ * keys; wolfSSL would offer it again with the version it fixes) and says
+ * true, so that the caller can try again in full before blaming the peer.
+ * False when nothing was offered. */
+bool tf_tls_session_forget_offered(tf_tls_session_t *s);
+
 /* Bytes that go out before the session's first record (a PROXY protocol
  * header ahead of a ClientHello): call before the first handshake call.
  * 0 or TF_ENOMEM. */

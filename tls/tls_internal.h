@@ -108,6 +108,7 @@ typedef struct {
 typedef struct {
     tf_tls_client_ctx_t *ctx; /* a reference */
     bool resume;              /* kept for resumption under resume_id */
+    bool offered;             /* the handshake offers the session kept under it */
     unsigned char resume_id[32];
 } tf_tls__client_t;
 

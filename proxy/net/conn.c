@@ -540,6 +540,16 @@ static void backend_retry(tf_conn_t *c, int err)
 {
     const tf_backend_t *be =
         tf_upstream_backend(c->gen->upstream, c->tenant, c->route, c->backend_ix);
+    if (err == UV_EAGAIN && be->addr.sa.sa_family == AF_UNIX) {
+        /* A unix socket whose accept backlog is full refuses at once where
+         * TCP would queue the SYN: the backend is busy, not down; the next
+         * one gets its turn, this one stays in service. */
+        TF_CONN_LOG(TF_LOG_WARN, c, "backend %s: its socket's backlog is full", be->text);
+        uv_timer_stop(&c->timer);
+        c->timer_due_ms = 0;
+        tf_conn_connect_backend(c, c->buser);
+        return;
+    }
     if (local_error(err)) {
         in_flight_end(c);
         TF_CONN_LOG(TF_LOG_WARN, c,
@@ -587,18 +597,40 @@ static void backend_tls_on_ready(tf_stream_t *s)
     c->buser->ready(c, false);
 }
 
+/* A handshake that offered a session kept from an earlier one failed: the
+ * backend may have changed since (another TLS version, a restart with new
+ * keys), so the session is forgotten and the backend tried again in full
+ * before it is blamed. True when that retry is under way. */
+static bool backend_tls_retry_in_full(tf_conn_t *c, tf_stream_t *s, const char *reason)
+{
+    if (s->tls == NULL || !tf_tls_session_forget_offered(s->tls))
+        return false;
+    TF_CONN_LOG(TF_LOG_INFO, c, "backend %s: resumed TLS handshake failed: %s; trying in full",
+                tf_upstream_backend(c->gen->upstream, c->tenant, c->route, c->backend_ix)->text,
+                reason);
+    uv_timer_stop(&c->timer); /* re-armed by the next attempt */
+    c->timer_due_ms = 0;
+    c->attempts--; /* the same attempt, made again */
+    tf_conn_connect_backend(c, c->buser);
+    return true;
+}
+
 static void backend_tls_on_error(tf_stream_t *s, int err, const char *what)
 {
     tf_conn_t *c = s->owner;
     /* The stream's what is the session's reason for a TLS failure, the
      * operation ("read") for a socket error. */
-    const char *reason = err == TF_ETLS ? what : uv_strerror(err);
-    backend_down(c, "TLS handshake failed", err == UV_EOF ? "connection closed" : reason);
+    const char *reason = err == UV_EOF    ? "connection closed"
+                         : err == TF_ETLS ? what
+                                          : uv_strerror(err);
+    if (!backend_tls_retry_in_full(c, s, reason))
+        backend_down(c, "TLS handshake failed", reason);
 }
 
 static void backend_tls_on_eof(tf_stream_t *s)
 {
-    backend_down(s->owner, "TLS handshake failed", "connection closed");
+    if (!backend_tls_retry_in_full(s->owner, s, "connection closed"))
+        backend_down(s->owner, "TLS handshake failed", "connection closed");
 }
 
 static void backend_tls_ignore_data(tf_stream_t *s, const char *data, size_t len)
@@ -629,7 +661,9 @@ static void backend_tls_start(tf_conn_t *c, tf_stream_t *s, const tf_backend_t *
         (void)tf_tls_session_resume_by(tls, id, (size_t)n);
     tf_stream_set_sink(s, &backend_tls_sink, c);
     int rc = tf_stream_tls_connect(s, tls);
-    if (rc != 0)
+    if (rc == TF_ENOMEM) /* tlsfront's limit, not the backend's fault */
+        tf_conn_fail(c, rc, "backend TLS");
+    else if (rc != 0)
         backend_down(c, "TLS handshake failed", tf_strerror(rc));
 }
 

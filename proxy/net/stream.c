@@ -452,16 +452,21 @@ static int tls_write_queued(tf_stream_t *s)
     ssize_t n = 0;
     if (s->qlen > head)
         n = tf_tls_session_write(s->tls, s->qbuf + head, s->qlen - head);
-    free(s->qbuf);
-    s->qbuf = NULL;
-    s->qlen = s->qcap = 0;
-    b->raw_head = 0;
+    /* The queue stays until its bytes are out: should the socket fail now,
+     * still under the handshake's sink, the retry on the next backend takes
+     * the queue, PROXY header and all (tf_bstream_move_queue). */
     if (n < 0) {
         tls_fail(s, (int)n);
         return (int)n;
     }
     int rc = tf_stream_flush(s);
-    return rc != 0 ? rc : tf_stream_live(s) ? 0 : UV_ECANCELED;
+    if (rc != 0)
+        return rc;
+    free(s->qbuf);
+    s->qbuf = NULL;
+    s->qlen = s->qcap = 0;
+    b->raw_head = 0;
+    return tf_stream_live(s) ? 0 : UV_ECANCELED;
 }
 
 static void tls_handshake(tf_stream_t *s)

@@ -191,3 +191,30 @@ Test(tls, over_unix_needs_a_name_or_verify_off)
     cr_expect_eq(tf_conf_warning_count(c), 1);
     tf_conf_unref(c);
 }
+
+/* One address is one backend with one health state (GET and POST
+ * /backends name it): two TLS settings for it in one tenant are refused at
+ * the second; the same settings in several routes, or the same address in
+ * another tenant with other settings, are fine. */
+Test(tls, one_address_has_one_tls_setting_per_tenant)
+{
+    t_expect_error(HEAD "    backends: [{address: \"a.test:1\", tls: true, tls_sni: x.test}]\n"
+                        "    routes:\n"
+                        "      - {path: /b/, backends: [{address: \"a.test:1\", tls: true, "
+                        "tls_sni: y.test}]}\n",
+                   8, 32,
+                   "tenants.t: backend 'a.test:1' has other TLS settings (tls, tls_verify, "
+                   "tls_sni) than at line 6, column 16");
+    t_expect_error(HEAD "    backends: [{address: \"a.test:1\", tls: true}]\n"
+                        "    routes:\n      - {path: /b/, backends: [\"a.test:1\"]}\n",
+                   8, 32, "backend 'a.test:1' has other TLS settings");
+    tf_conf_t *c = t_load(HEAD "    backends: [{address: \"a.test:1\", tls: true}]\n"
+                               "    routes:\n"
+                               "      - {path: /b/, backends: [{address: \"a.test:1\", tls: "
+                               "true}]}\n"
+                               "      - {path: /c/, strip_prefix: true}\n"
+                               "  u:\n    hosts: [b.example]\n"
+                               "    backends: [{address: \"a.test:1\", tls: true, tls_sni: "
+                               "z.test}]\n");
+    tf_conf_unref(c);
+}

@@ -22,7 +22,7 @@
 #define TF_PX_WAIT_MS 30000
 
 #define TF_PX_MAX_HTTPS 4
-#define TF_PX_MAX_ECHOS 8
+#define TF_PX_MAX_ECHOS 16
 
 typedef struct {
     char demo[1024];  /* the demo PKI directory (certs/, pki/root.crt) */

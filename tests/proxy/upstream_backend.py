@@ -137,6 +137,8 @@ def main():
         cert, _, key = opts["tls"].partition(":")
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.load_cert_chain(cert, key)
+        if opts.get("maxtls") == "1.2":  # a backend that speaks TLS 1.2 only
+            ctx.maximum_version = ssl.TLSVersion.TLSv1_2
 
         def on_sni(obj, name, _ctx):
             obj.tf_sni = name
@@ -150,8 +152,10 @@ def main():
         srv.bind(opts["unix"])
         port = 0
     else:
-        srv = socket.socket()
-        srv.bind(("127.0.0.1", 0))
+        host = opts.get("host", "127.0.0.1")  # host=::1 or 127.0.0.2: another address
+        srv = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+        srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        srv.bind((host, int(opts.get("port", "0"))))  # port=N: a restart in place
         port = srv.getsockname()[1]
     srv.listen(64)
     print(port, flush=True)

@@ -206,3 +206,78 @@ Test(client, a_second_session_under_the_same_id_resumes)
     tf_tls_ctx_free(sctx);
     tf_tls_tickets_unref(t);
 }
+
+/* One handshake under ID against SCTX, with one record read so that a TLS
+ * 1.3 ticket arrives; whether it resumed. The session is kept (at free). */
+static bool cycle(tf_tls_ctx_t *sctx, tf_tls_client_ctx_t *cc, const char *id)
+{
+    tf_tls_session_t *c = tf_tls_client_session_new(cc, "chat.acme.example", "chat.acme.example");
+    cr_assert_eq(tf_tls_session_resume_by(c, id, strlen(id)), 0);
+    tf_tls_session_t *s = tf_tls_session_new(sctx, hx_snap());
+    cr_assert_eq(handshake(c, s), TF_TLS_OK, "%s: %s", id, tf_tls_session_error(c));
+    cr_expect_eq(tf_tls_session_write(s, "x", 1), 1);
+    move(s, c);
+    char buf[8];
+    size_t n = 0;
+    cr_expect_eq(tf_tls_session_recv(c, buf, sizeof buf, &n), TF_TLS_OK);
+    bool resumed = tf_tls_session_resumed(c);
+    tf_tls_session_free(s);
+    tf_tls_session_free(c);
+    return resumed;
+}
+
+static tf_tls_ctx_t *ticket_server(tf_tls_tickets_t **t)
+{
+    char err[256];
+    cr_assert_eq(tf_tls_tickets_new(NULL, 3600, t, err, sizeof err), 0, "%s", err);
+    return hx_ctx(false, false, *t);
+}
+
+/* A context keeps 16 sessions; the 17th and 18th IDs push out the two
+ * oldest, not whatever sits in the first slot. */
+Test(client, the_oldest_kept_session_goes_first)
+{
+    tf_tls_tickets_t *t = NULL;
+    tf_tls_ctx_t *sctx = ticket_server(&t);
+    tf_tls_client_ctx_t *cc = client_ctx(true, ca_file);
+    char id[16];
+    for (int i = 0; i < 18; i++) {
+        snprintf(id, sizeof id, "be-%d", i);
+        cr_expect_not(cycle(sctx, cc, id), "%s resumed at its first handshake", id);
+    }
+    cr_expect(cycle(sctx, cc, "be-17"), "the newest was pushed out");
+    cr_expect(cycle(sctx, cc, "be-2"), "the third oldest was pushed out");
+    cr_expect_not(cycle(sctx, cc, "be-1"), "the second oldest is still kept");
+    tf_tls_client_ctx_free(cc);
+    tf_tls_ctx_free(sctx);
+    tf_tls_tickets_unref(t);
+}
+
+/* A handshake that offered a kept session failed (the backend changed):
+ * the session is forgotten, so the next handshake is a full one, not the
+ * same offer refused again. A session that offered nothing says so. */
+Test(client, a_failed_resumption_forgets_the_session)
+{
+    tf_tls_tickets_t *t = NULL;
+    tf_tls_ctx_t *sctx = ticket_server(&t);
+    tf_tls_client_ctx_t *cc = client_ctx(true, ca_file);
+    cr_expect_not(cycle(sctx, cc, "be-a"));
+    tf_tls_session_t *c = tf_tls_client_session_new(cc, "chat.acme.example", "chat.acme.example");
+    cr_assert_eq(tf_tls_session_resume_by(c, "be-a", 4), 0);
+    cr_assert_eq(tf_tls_session_handshake(c), TF_TLS_WANT_READ);
+    /* Not a server's answer: the handshake fails. */
+    static const char junk[] = "\x15\x03\x03\x00\x02\x02\x28";
+    cr_assert_eq(tf_tls_session_feed(c, junk, sizeof junk - 1), 0);
+    cr_expect_lt(tf_tls_session_handshake(c), 0);
+    cr_expect(tf_tls_session_forget_offered(c), "it offered the kept session");
+    cr_expect_not(tf_tls_session_forget_offered(c), "forgotten once");
+    tf_tls_session_free(c);
+    cr_expect_not(cycle(sctx, cc, "be-a"), "the forgotten session was offered again");
+    tf_tls_session_t *fresh =
+        tf_tls_client_session_new(cc, "chat.acme.example", "chat.acme.example");
+    cr_expect_not(tf_tls_session_forget_offered(fresh), "nothing was offered");
+    tf_tls_session_free(fresh);
+    tf_tls_client_ctx_free(cc);
+    tf_tls_ctx_free(sctx);
+    tf_tls_tickets_unref(t);
+}
