@@ -44,7 +44,8 @@ static tf_conf__err_t *slot_for(tf_conf__ctx_t *ctx, unsigned line, unsigned col
 }
 
 /* The message as the operator reads it: formatted, made printable. */
-static void format_msg(char buf[MSG_MAX], const char *fmt, va_list ap)
+__attribute__((format(printf, 2, 0))) static void format_msg(char buf[MSG_MAX], const char *fmt,
+                                                             va_list ap)
 {
     vsnprintf(buf, MSG_MAX, fmt, ap);
     sanitize(buf);
