@@ -327,7 +327,6 @@ static void backend_on_connect(uv_connect_t *req, int status);
  * down and try the next one on a new stream, which inherits what the
  * client already sent. */
 static void backend_retry(tf_conn_t *c, int err);
-static void backend_down(tf_conn_t *c, const char *what, const char *reason);
 
 /* Gives back the in-flight count the connection holds, if any, through
  * the table that took it (least_conn's order follows). */
@@ -545,9 +544,7 @@ static void backend_retry(tf_conn_t *c, int err)
          * TCP would queue the SYN: the backend is busy, not down; the next
          * one gets its turn, this one stays in service. */
         TF_CONN_LOG(TF_LOG_WARN, c, "backend %s: its socket's backlog is full", be->text);
-        uv_timer_stop(&c->timer);
-        c->timer_due_ms = 0;
-        tf_conn_connect_backend(c, c->buser);
+        tf_conn__attempt_again(c);
         return;
     }
     if (local_error(err)) {
@@ -561,12 +558,12 @@ static void backend_retry(tf_conn_t *c, int err)
         c->buser->local_error(c);
         return;
     }
-    backend_down(c, "connect failed", uv_strerror(err));
+    tf_conn__backend_down(c, "connect failed", uv_strerror(err));
 }
 
 /* The attempt's backend failed (WHAT: REASON): marked down, the next one
  * tried. */
-static void backend_down(tf_conn_t *c, const char *what, const char *reason)
+void tf_conn__backend_down(tf_conn_t *c, const char *what, const char *reason)
 {
     tf_worker_t *w = c->worker;
     const tf_backend_t *be =
@@ -574,97 +571,14 @@ static void backend_down(tf_conn_t *c, const char *what, const char *reason)
     TF_CONN_LOG(TF_LOG_WARN, c, "backend %s: %s: %s; marked down for %us", be->text, what, reason,
                 TF_BSTATE_DOWN_MS / 1000);
     tf_bstate_failed(be->state, true, uv_now(&w->loop));
+    tf_conn__attempt_again(c);
+}
+
+void tf_conn__attempt_again(tf_conn_t *c)
+{
     uv_timer_stop(&c->timer); /* re-armed by the next attempt */
     c->timer_due_ms = 0;
     tf_conn_connect_backend(c, c->buser);
-}
-
-/* ---- TLS to the backend (SPEC §14) --------------------------------------
- * Between the TCP connect and the user's ready(): the backend stream
- * reports here while its handshake runs, under the connect deadline. A
- * handshake that fails (a certificate that does not verify among others) is
- * a failed backend, like a refused connect. */
-
-static void backend_tls_on_ready(tf_stream_t *s)
-{
-    tf_conn_t *c = s->owner;
-    TF_CONN_LOG(TF_LOG_DEBUG, c, "backend %s: TLS established: %s %s%s",
-                tf_upstream_backend(c->gen->upstream, c->tenant, c->route, c->backend_ix)->text,
-                tf_tls_session_version(s->tls), tf_tls_session_cipher(s->tls),
-                tf_tls_session_resumed(s->tls) ? " resumed" : "");
-    tf_stream_set_sink(s, c->buser->sink, c);
-    c->traffic.active_ms = uv_now(&c->worker->loop);
-    c->buser->ready(c, false);
-}
-
-/* A handshake that offered a session kept from an earlier one failed: the
- * backend may have changed since (another TLS version, a restart with new
- * keys), so the session is forgotten and the backend tried again in full
- * before it is blamed. True when that retry is under way. */
-static bool backend_tls_retry_in_full(tf_conn_t *c, tf_stream_t *s, const char *reason)
-{
-    if (s->tls == NULL || !tf_tls_session_forget_offered(s->tls))
-        return false;
-    TF_CONN_LOG(TF_LOG_INFO, c, "backend %s: resumed TLS handshake failed: %s; trying in full",
-                tf_upstream_backend(c->gen->upstream, c->tenant, c->route, c->backend_ix)->text,
-                reason);
-    uv_timer_stop(&c->timer); /* re-armed by the next attempt */
-    c->timer_due_ms = 0;
-    c->attempts--; /* the same attempt, made again */
-    tf_conn_connect_backend(c, c->buser);
-    return true;
-}
-
-static void backend_tls_on_error(tf_stream_t *s, int err, const char *what)
-{
-    tf_conn_t *c = s->owner;
-    /* The stream's what is the session's reason for a TLS failure, the
-     * operation ("read") for a socket error. */
-    const char *reason = err == UV_EOF    ? "connection closed"
-                         : err == TF_ETLS ? what
-                                          : uv_strerror(err);
-    if (!backend_tls_retry_in_full(c, s, reason))
-        backend_down(c, "TLS handshake failed", reason);
-}
-
-static void backend_tls_on_eof(tf_stream_t *s)
-{
-    if (!backend_tls_retry_in_full(s->owner, s, "connection closed"))
-        backend_down(s->owner, "TLS handshake failed", "connection closed");
-}
-
-static void backend_tls_ignore_data(tf_stream_t *s, const char *data, size_t len)
-{
-}
-
-static const tf_sink_t backend_tls_sink = {
-    .data = backend_tls_ignore_data,
-    .eof = backend_tls_on_eof,
-    .written = conn_ignore,
-    .shut = conn_ignore,
-    .error = backend_tls_on_error,
-    .ready = backend_tls_on_ready,
-};
-
-static void backend_tls_start(tf_conn_t *c, tf_stream_t *s, const tf_backend_t *be)
-{
-    tf_tls_session_t *tls = tf_tls_client_session_new(be->tls, be->conf->sni, be->verify_name);
-    if (tls == NULL) {
-        tf_conn_fail(c, TF_ENOMEM, "backend TLS");
-        return;
-    }
-    /* Resumed where the last handshake with this backend (and SNI) left a
-     * session; the context is the worker's and fixes the trust. */
-    char id[320];
-    int n = snprintf(id, sizeof id, "%s|%s", be->text, be->conf->sni ? be->conf->sni : "");
-    if (n > 0 && (size_t)n < sizeof id)
-        (void)tf_tls_session_resume_by(tls, id, (size_t)n);
-    tf_stream_set_sink(s, &backend_tls_sink, c);
-    int rc = tf_stream_tls_connect(s, tls);
-    if (rc == TF_ENOMEM) /* tlsfront's limit, not the backend's fault */
-        tf_conn_fail(c, rc, "backend TLS");
-    else if (rc != 0)
-        backend_down(c, "TLS handshake failed", tf_strerror(rc));
 }
 
 static void backend_on_connect(uv_connect_t *req, int status)
@@ -686,7 +600,7 @@ static void backend_on_connect(uv_connect_t *req, int status)
         tf_upstream_backend(c->gen->upstream, c->tenant, c->route, c->backend_ix);
     TF_CONN_LOG(TF_LOG_DEBUG, c, "backend %s connected", be->text);
     if (be->tls != NULL) {
-        backend_tls_start(c, &b->s, be);
+        tf_conn__backend_tls_start(c, &b->s);
         return;
     }
     c->traffic.active_ms = uv_now(&c->worker->loop);

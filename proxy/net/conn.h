@@ -99,13 +99,13 @@ typedef struct {
 #define TF_CONN_NO_INDEX UINT32_MAX
 
 struct tf_conn {
-    tf_stream_t client;         /* TLS */
-    tf_stream_t *backend;       /* plain TCP (a tf_bstream_t), or NULL; owned */
-    bool backend_parked;        /* backend: idle between exchanges (tf_conn_park_backend) */
+    tf_stream_t client;   /* TLS */
+    tf_stream_t *backend; /* plain TCP (a tf_bstream_t), or NULL; owned */
+    bool backend_parked;  /* backend: idle between exchanges (tf_conn_park_backend) */
     uint32_t parked_tenant, parked_route, parked_ix; /* where the parked backend goes */
-    const tf_conn_mode_t *mode; /* mode http's (and after a 101), or NULL */
-    tf_hx_t *hx;                /* mode http's state, or NULL; owned by the mode */
-    tf_h2_t *h2;                /* HTTP/2's session (h2.h), or NULL; owned by the mode */
+    const tf_conn_mode_t *mode;                      /* mode http's (and after a 101), or NULL */
+    tf_hx_t *hx; /* mode http's state, or NULL; owned by the mode */
+    tf_h2_t *h2; /* HTTP/2's session (h2.h), or NULL; owned by the mode */
     /* An HTTP/2 stream's connection (a child, tf_conn_init_child): the
      * client connection it belongs to, which closes its children before
      * itself; NULL for a connection that was accepted. Compared, never
@@ -217,6 +217,15 @@ void tf_conn_fail(tf_conn_t *c, int err, const char *what);
  * backend, a pooled connection first where `user` allows) and tells `user`
  * how it went. */
 void tf_conn_connect_backend(tf_conn_t *c, const tf_conn_backend_user_t *user);
+
+/* Steps of a backend attempt shared by conn.c and conn_tls.c. The
+ * attempt's backend failed (WHAT: REASON): marked down, the next one tried. */
+void tf_conn__backend_down(tf_conn_t *c, const char *what, const char *reason);
+/* The attempt's timer stopped, a backend picked again. */
+void tf_conn__attempt_again(tf_conn_t *c);
+/* TLS to the attempt's backend over its connected stream S (conn_tls.c):
+ * the user's ready() at its end, tf_conn__backend_down() on a failure. */
+void tf_conn__backend_tls_start(tf_conn_t *c, tf_stream_t *s);
 
 /* The request the connection's in-flight count was for is over: STATUS
  * (100..599) is counted for the backend, 0 counts nothing (the request
