@@ -556,6 +556,17 @@ Test(manager, renew_days_longer_than_a_third_of_the_lifetime_is_honoured)
     fx_dispose(&f);
 }
 
+/* From now on renewalInfo answers [START, END), its calls counted afresh. */
+static void ari_window(int64_t start, int64_t end)
+{
+    pthread_mutex_lock(&fake.lock);
+    fake.ari_calls = 0;
+    fake.ari_rc = 0;
+    fake.ari_start = start;
+    fake.ari_end = end;
+    pthread_mutex_unlock(&fake.lock);
+}
+
 Test(manager, renews_at_a_time_picked_in_the_renewal_info_window)
 {
     fx_t f;
@@ -567,12 +578,7 @@ Test(manager, renews_at_a_time_picked_in_the_renewal_info_window)
      * from here: whether the manager's own first pass and the kicked one
      * were one pass or two (thread timing), the second may already have
      * asked renewalInfo at t0 and been told there is none. */
-    pthread_mutex_lock(&fake.lock);
-    fake.ari_calls = 0;
-    fake.ari_rc = 0;
-    fake.ari_start = f.t0 + DAY;
-    fake.ari_end = f.t0 + 2 * DAY;
-    pthread_mutex_unlock(&fake.lock);
+    ari_window(f.t0 + DAY, f.t0 + 2 * DAY);
     clock_set(f.t0 + 7 * 3600);
     pass(m);
     cr_expect_eq(fake.ari_calls, 1);
@@ -606,11 +612,7 @@ Test(manager, renewal_info_times_are_spread_over_the_window)
     tf_acme_manager_t *m = manager(&f);
     pass(m);
     cr_assert_eq(calls(), 8);
-    pthread_mutex_lock(&fake.lock);
-    fake.ari_rc = 0;
-    fake.ari_start = f.t0 + DAY;
-    fake.ari_end = f.t0 + 2 * DAY;
-    pthread_mutex_unlock(&fake.lock);
+    ari_window(f.t0 + DAY, f.t0 + 2 * DAY);
     clock_set(f.t0 + 7 * 3600);
     pass(m);
     int64_t first = record_int(&f, names[0], "renewal_info_at");

@@ -162,6 +162,36 @@ Test(ops_acme, on_with_an_unreachable_server_fails_backs_off_and_serves_on)
     tf_ops_stop(&t);
 }
 
+/* A listening socket on loopback, port 0; its port in *PORT. */
+static int loopback_listener(unsigned *port)
+{
+    int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    cr_assert_geq(lfd, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t alen = sizeof a;
+    cr_assert_eq(bind(lfd, (struct sockaddr *)&a, sizeof a), 0);
+    cr_assert_eq(listen(lfd, 16), 0);
+    cr_assert_eq(getsockname(lfd, (struct sockaddr *)&a, &alen), 0);
+    *port = ntohs(a.sin_port);
+    return lfd;
+}
+
+/* tlsfront with one acme: true tenant, site.example, and the ACME server's
+ * directory at http://127.0.0.1:PORT/directory. */
+static void start_site(tf_ops_t *t, unsigned port, const char *token)
+{
+    memset(t, 0, sizeof *t);
+    tf_px_init(&t->px, "tf-ops-acme");
+    static char extra[1600];
+    snprintf(extra, sizeof extra,
+             "  site:\n    hosts: [\"site.example\"]\n"
+             "    backends: [\"127.0.0.1:9\"]\n    mode: tcp\n    acme: true\n"
+             "acme:\n  directory: \"http://127.0.0.1:%u/directory\"\n"
+             "  storage: \"%s/acme-state\"\n",
+             port, t->px.tmp);
+    tf_ops_start_on(t, 1, token, extra);
+}
+
 /* A server that accepts and never answers: the manager's thread is inside
  * an HTTP request (30 s timeout) when SIGTERM comes; the client's wait wakes
  * on the cancel, so tlsfront stops in seconds, not after the timeout. The
@@ -169,24 +199,10 @@ Test(ops_acme, on_with_an_unreachable_server_fails_backs_off_and_serves_on)
  * and keeps the request, and nothing is ever sent back. */
 Test(ops_acme, sigterm_does_not_wait_for_a_server_that_never_answers)
 {
-    int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    cr_assert_geq(lfd, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t alen = sizeof a;
-    cr_assert_eq(bind(lfd, (struct sockaddr *)&a, sizeof a), 0);
-    cr_assert_eq(listen(lfd, 8), 0);
-    cr_assert_eq(getsockname(lfd, (struct sockaddr *)&a, &alen), 0);
+    unsigned port;
+    int lfd = loopback_listener(&port);
     tf_ops_t t;
-    memset(&t, 0, sizeof t);
-    tf_px_init(&t.px, "tf-ops-acme");
-    static char extra[1600];
-    snprintf(extra, sizeof extra,
-             "  site:\n    hosts: [\"site.example\"]\n"
-             "    backends: [\"127.0.0.1:9\"]\n    mode: tcp\n    acme: true\n"
-             "acme:\n  directory: \"http://127.0.0.1:%u/directory\"\n"
-             "  storage: \"%s/acme-state\"\n",
-             ntohs(a.sin_port), t.px.tmp);
-    tf_ops_start_on(&t, 1, NULL, extra);
+    start_site(&t, port, NULL);
     /* The manager's first request is waiting for its answer. */
     struct pollfd pf = {.fd = lfd, .events = POLLIN};
     cr_assert_eq(poll(&pf, 1, TF_PX_WAIT_MS), 1, "the ACME client never connected");
@@ -244,17 +260,12 @@ static void *err_server_run(void *arg)
 
 static unsigned err_server_start(err_server_t *s)
 {
-    s->lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    cr_assert_geq(s->lfd, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t alen = sizeof a;
-    cr_assert_eq(bind(s->lfd, (struct sockaddr *)&a, sizeof a), 0);
-    cr_assert_eq(listen(s->lfd, 16), 0);
-    cr_assert_eq(getsockname(s->lfd, (struct sockaddr *)&a, &alen), 0);
+    unsigned port;
+    s->lfd = loopback_listener(&port);
     atomic_store(&s->stop, false);
     atomic_store(&s->requests, 0);
     cr_assert_eq(pthread_create(&s->thread, NULL, err_server_run, s), 0);
-    return ntohs(a.sin_port);
+    return port;
 }
 
 static void err_server_stop(err_server_t *s)
@@ -272,16 +283,7 @@ Test(ops_acme, a_server_error_is_shown_and_backed_off_and_serving_goes_on)
     err_server_t srv;
     unsigned port = err_server_start(&srv);
     tf_ops_t t;
-    memset(&t, 0, sizeof t);
-    tf_px_init(&t.px, "tf-ops-acme");
-    static char extra[1600];
-    snprintf(extra, sizeof extra,
-             "  site:\n    hosts: [\"site.example\"]\n"
-             "    backends: [\"127.0.0.1:9\"]\n    mode: tcp\n    acme: true\n"
-             "acme:\n  directory: \"http://127.0.0.1:%u/directory\"\n"
-             "  storage: \"%s/acme-state\"\n",
-             port, t.px.tmp);
-    tf_ops_start_on(&t, 1, TOKEN, extra);
+    start_site(&t, port, TOKEN);
     cr_assert(tf_ops_wait_log(&t, "acme: site.example: order failed (error)", 1, 60),
               "no failed order in the log");
     char *log = tf_px_log(&t.px);
