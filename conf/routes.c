@@ -337,6 +337,22 @@ static bool any_tls(const tf_conf_tenant_t *t)
     return false;
 }
 
+/* The first backend of T with ADDRESS, in file order: routes before R, then
+ * route R's items before I; NULL when none comes before. */
+static const tf_conf_backend_t *first_with(const tf_conf_tenant_t *t, size_t r, size_t i,
+                                           const char *address)
+{
+    for (size_t r2 = 0; r2 <= r; r2++) {
+        const tf_conf_backend_list_t *l = &t->routes[r2].backends;
+        size_t end = r2 == r ? i : l->count;
+        for (size_t j = 0; j < end; j++) {
+            if (strcmp(l->items[j].addr.text, address) == 0)
+                return &l->items[j];
+        }
+    }
+    return NULL;
+}
+
 static void check_tls_per_address(tf_conf__ctx_t *ctx, const tf_conf_tenant_t *t)
 {
     if (!any_tls(t))
@@ -345,26 +361,16 @@ static void check_tls_per_address(tf_conf__ctx_t *ctx, const tf_conf_tenant_t *t
         const tf_conf_backend_list_t *l = &t->routes[r].backends;
         for (size_t i = 0; i < l->count; i++) {
             const tf_conf_backend_t *b = &l->items[i];
-            bool done = false;
-            for (size_t r2 = 0; r2 <= r && !done; r2++) {
-                const tf_conf_backend_list_t *l2 = &t->routes[r2].backends;
-                size_t end = r2 == r ? i : l2->count;
-                for (size_t j = 0; j < end && !done; j++) {
-                    const tf_conf_backend_t *a = &l2->items[j];
-                    if (strcmp(a->addr.text, b->addr.text) != 0 || (!a->tls && !b->tls))
-                        continue;
-                    done = true;
-                    if (same_tls(a, b))
-                        continue;
-                    yaml_mark_t m = {.line = b->line - 1, .column = b->column - 1};
-                    tf_conf__error(ctx, m,
-                                   "tenants.%s: backend '%s' has other TLS settings (tls, "
-                                   "tls_verify, tls_sni) than at line %u, column %u; one "
-                                   "address is one backend, with one health state: give each "
-                                   "setting its own address (another port or name)",
-                                   t->name, b->addr.text, a->line, a->column);
-                }
-            }
+            const tf_conf_backend_t *a = first_with(t, r, i, b->addr.text);
+            if (a == NULL || same_tls(a, b))
+                continue;
+            yaml_mark_t m = {.line = b->line - 1, .column = b->column - 1};
+            tf_conf__error(ctx, m,
+                           "tenants.%s: backend '%s' has other TLS settings (tls, tls_verify, "
+                           "tls_sni) than at line %u, column %u; one address is one backend, "
+                           "with one health state: give each setting its own address (another "
+                           "port or name)",
+                           t->name, b->addr.text, a->line, a->column);
         }
     }
 }
